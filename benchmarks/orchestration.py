@@ -1,0 +1,193 @@
+"""Orchestration overheads of the foundation: status, cached re-runs, alias moves, lineage.
+
+    python benchmarks/orchestration.py [--repeats 7]
+
+Figures (issue #2), each the median of several repeats on a SQLite workspace in a temp dir:
+
+- status over a 1,000-component system (fingerprints recomputed from the user's System,
+  every stored version read back and compared part by part): goal <= 200 ms;
+- re-running a 100-component system with everything cached: goal <= 1 s;
+- an alias move with its audit event: goal <= 5 ms;
+- the lineage report of a version 10 parents deep, in a catalog holding 100,000 component
+  versions: goal <= 20 ms.
+
+Prints a table and ends with one JSON line of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sklearn.dummy import DummyClassifier
+from sklearn.preprocessing import StandardScaler
+
+from regrow import Ensemble, Member, System, Transform, Workspace
+from regrow.catalog.models import ComponentVersion
+
+
+def wide_system(n_components: int, n_columns: int = 20) -> System:
+    """A system of transforms and cheap members with an ensemble: ``n_components`` in all."""
+    n_transforms = n_components // 10
+    n_members = n_components - n_transforms - 1
+    comps: list[Transform | Member | Ensemble] = [
+        Transform(f"t{i}", StandardScaler(), inputs=[f"x{i % n_columns}"])
+        for i in range(n_transforms)
+    ]
+    comps += [
+        Member(
+            f"m{i}",
+            DummyClassifier(strategy="prior"),
+            inputs=[f"t{i % n_transforms}", f"x{(i + 1) % n_columns}"],
+        )
+        for i in range(n_members)
+    ]
+    comps.append(Ensemble("ensemble", weights={f"m{i}": 1.0 for i in range(n_members)}))
+    return System("wide", target="y", components=comps)
+
+
+def frame(rows: int = 200, n_columns: int = 20) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    data = {f"x{i}": rng.normal(size=rows) for i in range(n_columns)}
+    data["y"] = rng.integers(0, 2, rows)
+    return pd.DataFrame(data)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def bench_status(ws: Workspace, repeats: int) -> float:
+    system = wide_system(1000)
+    snap = ws.snapshot(frame(), name="wide")
+    version = ws.train(system, snap, workers=1).version
+    rows = ws.status(version.ref, system=system)
+    assert len(rows) == 1000 and all(r.fresh for r in rows)
+    return median_ms(lambda: ws.status(version.ref, system=system), repeats)
+
+
+def bench_cached_rerun(ws: Workspace, repeats: int) -> float:
+    system = wide_system(100)
+    snap = ws.snapshot(frame(rows=150), name="wide100")
+    first = ws.train(system, snap, workers=1)
+    assert len(first.trained) == 100
+
+    def rerun() -> None:
+        result = ws.train(system, snap, workers=1)
+        assert result.trained == [] and len(result.reused) == 100
+
+    return median_ms(rerun, repeats) / 1000
+
+
+def bench_alias_move(ws: Workspace, repeats: int) -> float:
+    a = ws.catalog.list_system_versions("wide100")[0]
+    ws.promote(a.ref, "bench")
+    times = []
+    for i in range(max(50, repeats * 20)):
+        t0 = time.perf_counter()
+        ws.catalog.move_alias("wide100", "bench", a.id, reason=f"move {i}")
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def bench_lineage(ws: Workspace, repeats: int, filler: int = 100_000) -> float:
+    """A chain of 11 versions; filler component versions make the table 100,000 rows."""
+    cat = ws.catalog
+    base = cat.list_system_versions("wide100")[0]
+    manifest = dict(base.manifest)
+    parent = base
+    for i in range(10):
+        parent = cat.add_system_version(
+            system="wide100",
+            manifest=manifest,
+            spec=parent.spec,
+            parent_id=parent.id,
+            run_id=parent.run_id,
+            snapshot_id=parent.snapshot_id,
+            note=f"chain {i}",
+        )
+    now = datetime.now(UTC)
+    with cat._engine.connect() as conn:
+        count = sa.select(sa.func.count()).select_from(ComponentVersion)
+        existing = conn.execute(count).scalar_one()
+    rows = [
+        {
+            "id": f"filler{i:058d}",
+            "system": f"filler{i % 100}",
+            "component": f"c{i % 1000}",
+            "kind": "member",
+            "fingerprint": f"{i:064d}",
+            "parts": {},
+            "artifact": None,
+            "run_id": None,
+            "snapshot_id": None,
+            "seed": 0,
+            "train_seconds": 0.0,
+            "created_at": now,
+            "info": {},
+        }
+        for i in range(filler - int(existing))
+    ]
+    with cat._engine.begin() as conn:
+        conn.execute(sa.insert(ComponentVersion), rows)
+    with cat._engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(ComponentVersion)).scalar_one()
+    assert total >= filler, total
+    report = ws.lineage(parent.ref, depth=10)
+    assert len(report["parents"]) == 10
+    return median_ms(lambda: ws.lineage(parent.ref, depth=10), repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, Workspace.init(Path(tmp) / "ws") as ws:
+        t0 = time.perf_counter()
+        status_ms = bench_status(ws, args.repeats)
+        rerun_s = bench_cached_rerun(ws, args.repeats)
+        alias_ms = bench_alias_move(ws, args.repeats)
+        lineage_ms = bench_lineage(ws, args.repeats)
+        total = time.perf_counter() - t0
+    rows = [
+        ("status, 1,000 components", f"{status_ms:.1f} ms", "<= 200 ms", status_ms <= 200),
+        ("cached re-run, 100 components", f"{rerun_s:.3f} s", "<= 1 s", rerun_s <= 1),
+        ("alias move + audit (SQLite)", f"{alias_ms:.2f} ms", "<= 5 ms", alias_ms <= 5),
+        ("lineage depth 10, 100k versions", f"{lineage_ms:.1f} ms", "<= 20 ms", lineage_ms <= 20),
+    ]
+    print(f"{'figure':<34} {'median':>12} {'goal':>10}  met")
+    for name, value, goal, ok in rows:
+        print(f"{name:<34} {value:>12} {goal:>10}  {'yes' if ok else 'NO'}")
+    print(f"(python {sys.version.split()[0]}, {args.repeats} repeats, {total:.1f}s in all)")
+    print(
+        json.dumps(
+            {
+                "status_1000_ms": round(status_ms, 2),
+                "cached_rerun_100_s": round(rerun_s, 4),
+                "alias_move_ms": round(alias_ms, 3),
+                "lineage_ms": round(lineage_ms, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

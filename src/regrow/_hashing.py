@@ -1,0 +1,68 @@
+"""Canonical JSON and sha256 helpers shared by every layer.
+
+>>> canonical_json({"b": 1, "a": [1.5, None]})
+'{"a":[1.5,null],"b":1}'
+>>> sha256_hex(b"regrow")[:12]
+'0fa08186f447'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import date, datetime
+from typing import Any
+
+__all__ = ["canonical_json", "hash_json", "jsonable", "sha256_hex"]
+
+
+def sha256_hex(data: bytes) -> str:
+    """The lowercase hex sha256 digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Turn ``value`` into plain JSON types, deterministically.
+
+    numpy scalars and arrays become Python numbers and lists, sets become sorted lists,
+    non-finite floats become strings, and unknown objects become ``"<module.Class>"`` plus
+    their ``get_params()`` when they have one (scikit-learn style), else their ``repr``.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(v) for v in value), key=repr)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, type):
+        return f"<{value.__module__}.{value.__qualname__}>"
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalars and arrays
+        return jsonable(value.tolist())
+    cls = type(value)
+    name = f"<{cls.__module__}.{cls.__qualname__}>"
+    get_params = getattr(value, "get_params", None)
+    if callable(get_params):
+        try:
+            return {"class": name, "params": jsonable(get_params(deep=False))}
+        except TypeError:
+            pass
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"<{getattr(value, '__module__', '?')}.{value.__qualname__}>"
+    return {"class": name, "repr": repr(value)}
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: equal values give equal strings."""
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def hash_json(value: Any) -> str:
+    """sha256 of :func:`canonical_json`."""
+    return sha256_hex(canonical_json(value).encode())

@@ -1,0 +1,80 @@
+"""Lineage: the catalog read backwards from one system version.
+
+For a version: its parent chain, the run that made it (environment, seeds, parameters), the
+snapshots it was trained on, and for every component version its fingerprint and whether it
+was trained by this version's run (with the causes) or reused from an earlier one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.records import SystemVersionRecord
+
+__all__ = ["lineage_report"]
+
+
+def lineage_report(
+    catalog: Catalog, version: SystemVersionRecord, *, depth: int | None = None
+) -> dict[str, Any]:
+    """A JSON-friendly lineage report of ``version`` (parents up to ``depth`` levels)."""
+    chain = catalog.lineage(version.id, depth=depth)
+    run = catalog.get_run(version.run_id) if version.run_id else None
+    causes: dict[str, list[str]] = (run.summary.get("causes", {}) if run else {}) or {}
+    records = catalog.get_component_versions(list(version.manifest.values()))
+    runs_by_id = {run.id: run} if run else {}
+    components = []
+    snapshot_ids: set[str] = set()
+    for name, vid in version.manifest.items():
+        rec = records[vid]
+        if rec.snapshot_id:
+            snapshot_ids.add(rec.snapshot_id)
+        trained_here = run is not None and rec.run_id == run.id
+        origin: dict[str, Any] = {"run": rec.run_id}
+        if not trained_here and rec.run_id:
+            if rec.run_id not in runs_by_id:
+                runs_by_id[rec.run_id] = catalog.get_run(rec.run_id)
+            origin["version"] = runs_by_id[rec.run_id].version_id
+        components.append(
+            {
+                "name": name,
+                "kind": rec.kind,
+                "version_id": rec.id,
+                "fingerprint": rec.fingerprint,
+                "action": "trained" if trained_here else "reused",
+                "why": causes.get(name, []) if trained_here else ["fingerprint unchanged"],
+                "snapshot": rec.snapshot_id,
+                "seed": rec.seed,
+                "train_seconds": rec.train_seconds,
+                "origin": origin,
+            }
+        )
+    snapshots = []
+    for sid in sorted(snapshot_ids):
+        snap = catalog.get_snapshot(sid)
+        snapshots.append({"id": snap.id, "name": snap.name, "rows": snap.rows})
+    return {
+        "version": version.ref,
+        "id": version.id,
+        "created_at": version.created_at.isoformat(),
+        "note": version.note,
+        "parents": [
+            {"version": v.ref, "id": v.id, "created_at": v.created_at.isoformat()}
+            for v in chain[1:]
+        ],
+        "run": None
+        if run is None
+        else {
+            "id": run.id,
+            "kind": run.kind,
+            "status": run.status,
+            "seed": run.seed,
+            "params": run.params,
+            "environment": run.environment,
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+        "snapshots": snapshots,
+        "components": components,
+    }

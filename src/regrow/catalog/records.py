@@ -1,0 +1,188 @@
+"""Plain, immutable records the catalog returns.
+
+The catalog never hands out ORM objects: sessions stay short and callers cannot mutate
+stored state by accident. Every record is a frozen dataclass of JSON-friendly values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AliasMoveRecord",
+    "AliasRecord",
+    "AuditEventRecord",
+    "ComponentVersionRecord",
+    "EvaluationRecord",
+    "RunRecord",
+    "SchemaRecord",
+    "SnapshotRecord",
+    "SystemVersionRecord",
+]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SchemaRecord:
+    """A versioned schema: ``name`` is the dataset name, ``version`` counts from 1.
+
+    ``id`` is the sha256 of the canonical JSON of ``spec``; registering the same spec under the
+    same name twice returns the existing record.
+    """
+
+    id: str
+    name: str
+    version: int
+    spec: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """An immutable dataset. ``id`` is its content hash (sha256 over the column hashes).
+
+    ``column_hashes`` maps each column to the sha256 of its values, so a component's
+    fingerprint can depend on only the columns it reads. ``artifact`` is the store key of the
+    Parquet file. ``slices`` maps slice names to row filters (pandas ``query`` expressions).
+    """
+
+    id: str
+    name: str
+    schema_id: str
+    rows: int
+    columns: tuple[str, ...]
+    column_hashes: dict[str, str]
+    artifact: str
+    time_column: str | None
+    slices: dict[str, str]
+    created_at: datetime
+    parent_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentVersionRecord:
+    """An immutable fitted component.
+
+    ``fingerprint`` is unique per (system, component); ``parts`` holds what went into it
+    (recipe, code, deps, data, upstream, seed) so staleness can be explained part by part.
+    ``artifact`` is the store key of the serialized fitted component (None for components with
+    nothing fitted, such as an ensemble with explicit weights).
+    """
+
+    id: str
+    system: str
+    component: str
+    kind: str
+    fingerprint: str
+    parts: JSON
+    artifact: str | None
+    run_id: str | None
+    snapshot_id: str | None
+    seed: int
+    train_seconds: float
+    created_at: datetime
+    info: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SystemVersionRecord:
+    """A manifest: component name -> component version id, plus the system's spec.
+
+    ``number`` counts from 1 within a system; users refer to it as ``"<system>:v<number>"``.
+    """
+
+    id: str
+    system: str
+    number: int
+    parent_id: str | None
+    manifest: dict[str, str]
+    spec: JSON
+    run_id: str | None
+    snapshot_id: str | None
+    created_at: datetime
+    note: str = ""
+
+    @property
+    def ref(self) -> str:
+        """The user-facing reference, e.g. ``churn:v2``."""
+        return f"{self.system}:v{self.number}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One execution of a task graph (a training run, an update, ...)."""
+
+    id: str
+    system: str
+    kind: str
+    status: str  # "running" | "succeeded" | "failed"
+    seed: int
+    environment: JSON
+    params: JSON
+    summary: JSON
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """A candidate compared with a baseline on one snapshot."""
+
+    id: str
+    candidate_id: str
+    baseline_id: str | None
+    snapshot_id: str
+    metric: str
+    results: JSON
+    verdict: str  # "blessed" | "rejected" | "none"
+    reasons: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """A named pointer to a system version; ``revision`` increases on every move."""
+
+    system: str
+    name: str
+    version_id: str
+    revision: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasMoveRecord:
+    """One move of an alias: who moved it, when, why, from where to where."""
+
+    id: int
+    system: str
+    alias: str
+    from_version_id: str | None
+    to_version_id: str
+    revision: int
+    actor: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEventRecord:
+    """One event of the tamper-evident audit log.
+
+    ``hash`` is sha256 over ``prev_hash`` and the canonical JSON of the event's fields, so any
+    edit or deletion breaks the chain from that event on.
+    """
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    payload: JSON
+    prev_hash: str
+    hash: str

@@ -1,0 +1,532 @@
+"""The `regrow` command: a thin layer over :class:`regrow.Workspace`.
+
+Every command takes ``--home`` (default ``$REGROW_HOME`` or ``./.regrow``); every read command
+takes ``--json``. Errors print what is wrong and a hint, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from regrow._hashing import jsonable
+from regrow.errors import ConfigError, RegrowError
+from regrow.run.runner import RunEvent, RunResult
+from regrow.system import System
+from regrow.workspace import Workspace
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="regrow",
+    help="Keep production models fresh by retraining only what needs it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+snapshot_app = typer.Typer(help="Create and inspect snapshots.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+
+out = Console()
+err = Console(stderr=True)
+
+Home = Annotated[
+    Path | None,
+    typer.Option("--home", help="Workspace folder (default: $REGROW_HOME or ./.regrow)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(jsonable(value), indent=None, sort_keys=False))
+
+
+@contextmanager
+def _workspace(home: Path | None) -> Iterator[Workspace]:
+    ws = Workspace.open(home)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[RunEvent], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=0)
+
+        def on_event(event: RunEvent) -> None:
+            if event.kind == "planned":
+                bar.update(task, total=event.total)
+            elif event.kind == "started":
+                bar.update(task, description=f"training {event.component}")
+            elif event.kind == "finished":
+                bar.advance(task)
+
+        yield on_event
+
+
+def load_system(ref: str) -> System:
+    """Load a System from ``path/to/file.py:NAME`` or ``package.module:NAME``.
+
+    ``NAME`` may be a System or a function that returns one.
+    """
+    target, _, attr = ref.partition(":")
+    if not attr:
+        raise ConfigError(
+            f"system reference {ref!r} has no ':NAME'",
+            hint="write FILE.py:NAME or module:NAME, e.g. models.py:system",
+        )
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ConfigError(f"no such file {target!r}", hint="check the path to the module")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import {target!r}: {exc}", hint="check the module") from exc
+    obj = getattr(module, attr, None)
+    if callable(obj) and not isinstance(obj, System):
+        obj = obj()
+    if not isinstance(obj, System):
+        raise ConfigError(
+            f"{ref!r} is not a regrow System (got {type(obj).__name__})",
+            hint="point at a System object or a function returning one",
+        )
+    return obj
+
+
+def _show_run(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            {
+                "version": result.version.ref,
+                "run": result.run.id,
+                "created_version": result.created_version,
+                "trained": result.trained,
+                "reused": result.reused,
+                "causes": {n: list(o.causes) for n, o in result.components.items() if o.causes},
+                "seconds": round(result.seconds, 3),
+            }
+        )
+        return
+    table = Table(title=f"{result.version.ref} (run {result.run.id[:12]})")
+    for col in ("component", "kind", "action", "why", "seconds"):
+        table.add_column(col)
+    for o in result.components.values():
+        style = "green" if o.action == "trained" else "dim"
+        why = ", ".join(o.causes) or "fingerprint unchanged"
+        table.add_row(o.name, o.kind, f"[{style}]{o.action}[/]", why, f"{o.seconds:.2f}")
+    out.print(table)
+    if not result.created_version:
+        out.print("nothing changed: no new version")
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path | None, typer.Argument(help="Workspace folder.")] = None,
+    home: Home = None,
+    catalog_url: Annotated[str | None, typer.Option(help="Catalog database URL.")] = None,
+    store_url: Annotated[str | None, typer.Option(help="Artifact store URL or folder.")] = None,
+) -> None:
+    """Create a workspace (default ./.regrow) with a catalog and an artifact store."""
+    with Workspace.init(directory or home, catalog_url=catalog_url, store_url=store_url) as ws:
+        out.print(f"workspace ready at [bold]{ws.home}[/]")
+        out.print(f"  catalog: {ws.catalog.url}\n  store:   {ws.store.url}")
+
+
+@app.command()
+def demo(
+    home: Home = None,
+    as_json: AsJson = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data and the runs.")] = 0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
+) -> None:
+    """Train, drift, retrain only what drifted, evaluate, promote: in a fresh workspace."""
+    from regrow.demo import run_demo
+
+    folder = home if home is not None else Path(tempfile.mkdtemp(prefix="regrow-demo-"))
+    console = err if as_json else out
+
+    def say(message: str) -> None:
+        console.print(escape(message))
+
+    with Workspace.init(folder) as ws, _progress(True) as progress:
+        result = run_demo(ws, seed=seed, workers=workers, progress=progress, say=say)
+    if not as_json:
+        table = Table(title=f"{result.v1} -> {result.v2}")
+        table.add_column("component")
+        table.add_column("action")
+        table.add_column("why")
+        for o in result.update.components.values():
+            why = ", ".join(o.causes) if o.action == "trained" else "fingerprint unchanged"
+            table.add_row(o.name, o.action, why)
+        out.print(table)
+        for d in result.drifted:
+            out.print(f"  drift: {d.column}: {d.statistic}={d.value:.2f} ({d.detail})")
+        verb = "promoted to champion" if result.promoted else "not promoted"
+        out.print(
+            f"{result.metric} on later data: {result.before:.4f} ({result.v1}) -> "
+            f"{result.after:.4f} ({result.v2}); {result.v2} {verb}"
+        )
+        for reason in result.reasons:
+            out.print(f"  {reason}")
+        out.print(f"done in {result.seconds:.1f}s; see the lineage with:")
+        out.print(f"  regrow lineage {result.v2} --home {result.home}")
+    else:
+        _print_json(result.summary())
+
+
+@snapshot_app.command("create")
+def snapshot_create(
+    path: Annotated[Path, typer.Argument(help="A CSV or Parquet file.")],
+    name: Annotated[str, typer.Option(help="Dataset name (schemas are versioned per name).")],
+    time_column: Annotated[str | None, typer.Option(help="The time column, if any.")] = None,
+    slices: Annotated[
+        list[str] | None, typer.Option("--slice", help="NAME=EXPR (a pandas query), repeatable.")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Store a CSV/Parquet file as an immutable, content-hashed snapshot."""
+    parsed: dict[str, str] = {}
+    for item in slices or []:
+        key, sep, expr = item.partition("=")
+        if not sep or not key.strip() or not expr.strip():
+            raise ConfigError(f"bad --slice {item!r}", hint="write NAME=EXPR, e.g. eu=region=='eu'")
+        parsed[key.strip()] = expr.strip()
+    with _workspace(home) as ws:
+        snap = ws.snapshot(str(path), name=name, time_column=time_column, slices=parsed)
+    if as_json:
+        _print_json(snap.__dict__)
+    else:
+        out.print(f"snapshot [bold]{snap.id[:12]}[/] {snap.name}: {snap.rows:,} rows, "
+                  f"{len(snap.columns)} columns")  # fmt: skip
+
+
+@snapshot_app.command("list")
+def snapshot_list(name: Annotated[str | None, typer.Argument()] = None, home: Home = None,
+                  as_json: AsJson = False) -> None:  # fmt: skip
+    """List snapshots, newest first."""
+    with _workspace(home) as ws:
+        snaps = ws.catalog.list_snapshots(name)
+    if as_json:
+        _print_json([s.__dict__ for s in snaps])
+        return
+    table = Table()
+    for col in ("id", "name", "rows", "columns", "created"):
+        table.add_column(col)
+    for s in snaps:
+        table.add_row(s.id[:12], s.name, f"{s.rows:,}", str(len(s.columns)),
+                      s.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def train(
+    system: Annotated[str, typer.Argument(help="FILE.py:NAME or module:NAME of a System.")],
+    snapshot: Annotated[str, typer.Option(help="Snapshot id, id prefix or name.")],
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Train a system on a snapshot, reusing every component whose fingerprint exists."""
+    sys_obj = load_system(system)
+    with _workspace(home) as ws, _progress(not as_json) as progress:
+        result = ws.train(sys_obj, snapshot, seed=seed, workers=workers, progress=progress)
+    _show_run(result, as_json)
+
+
+@app.command()
+def update(
+    version: Annotated[str, typer.Argument(help="Parent version, e.g. churn@champion.")],
+    snapshot: Annotated[str, typer.Option(help="Snapshot to refit the components on.")],
+    component: Annotated[list[str], typer.Option("--component", "-c", help="Repeatable.")],
+    system: Annotated[str | None, typer.Option(help="FILE.py:NAME of the current System.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Refit only the named components on new data; reuse every other component version."""
+    sys_obj = load_system(system) if system else None
+    with _workspace(home) as ws, _progress(not as_json) as progress:
+        result = ws.update(version, snapshot, components=component, system=sys_obj,
+                           workers=workers, progress=progress)  # fmt: skip
+    _show_run(result, as_json)
+
+
+@app.command()
+def status(
+    version: Annotated[str | None, typer.Argument(help="Version (default: every champion).")] = None,
+    system: Annotated[str | None, typer.Option(help="FILE.py:NAME of the current System.")] = None,
+    snapshot: Annotated[str | None, typer.Option(help="Compare against this data.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show each component as fresh or stale, with the causes (code, parameters, data...)."""
+    sys_obj = load_system(system) if system else None
+    with _workspace(home) as ws:
+        if version is not None:
+            refs = [version]
+        else:
+            refs = [f"{s}@champion" if _has_alias(ws, s, "champion") else s
+                    for s in ws.catalog.list_systems()]  # fmt: skip
+        reports = {}
+        for ref in refs:
+            v = ws.catalog.get_system_version(ref)
+            reports[v.ref] = ws.status(ref, system=sys_obj, snapshot=snapshot)
+    if as_json:
+        _print_json({ref: [s.as_dict() for s in rows] for ref, rows in reports.items()})
+        return
+    if not reports:
+        out.print("no versions yet: train a system first (`regrow train`, or `regrow demo`)")
+    for ref, rows in reports.items():
+        table = Table(title=ref)
+        for col in ("component", "kind", "state", "causes"):
+            table.add_column(col)
+        for s in rows:
+            state = "[green]fresh[/]" if s.fresh else "[yellow]stale[/]"
+            causes = "; ".join(f"{c}: {_short(s.details.get(c))}" for c in s.causes)
+            table.add_row(s.name, s.kind, state, causes)
+        out.print(table)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(jsonable(value)) if value is not None else ""
+    return escape(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _has_alias(ws: Workspace, system: str, alias: str) -> bool:
+    return any(a.name == alias for a in ws.catalog.list_aliases(system))
+
+
+@app.command()
+def versions(
+    system: Annotated[str | None, typer.Argument(help="System name (default: all).")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List system versions, newest first, with their aliases."""
+    with _workspace(home) as ws:
+        rows = ws.catalog.list_system_versions(system)
+        aliases = ws.catalog.list_aliases(system)
+    by_version: dict[str, list[str]] = {}
+    for a in aliases:
+        by_version.setdefault(a.version_id, []).append(a.name)
+    if as_json:
+        _print_json([{"version": v.ref, "id": v.id, "parent": v.parent_id, "note": v.note,
+                      "aliases": by_version.get(v.id, []), "created_at": v.created_at}
+                     for v in rows])  # fmt: skip
+        return
+    table = Table()
+    for col in ("version", "id", "aliases", "created", "note"):
+        table.add_column(col)
+    for v in rows:
+        table.add_row(v.ref, v.id[:12], ", ".join(by_version.get(v.id, [])),
+                      v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.note)  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def evaluate(
+    candidate: Annotated[str, typer.Argument(help="Candidate version.")],
+    snapshot: Annotated[str, typer.Option(help="Labelled snapshot to evaluate on.")],
+    baseline: Annotated[str | None, typer.Option(help="Baseline version.")] = None,
+    metric: Annotated[str | None, typer.Option(help="roc_auc, log_loss, accuracy, rmse, mae")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare a candidate with a baseline on the same snapshot and slices, with intervals."""
+    with _workspace(home) as ws:
+        record, result = ws.evaluate(candidate, snapshot, baseline=baseline, metric=metric)
+    if as_json:
+        _print_json({"id": record.id, "verdict": result.verdict, "reasons": list(result.reasons),
+                     **result.as_dict()})  # fmt: skip
+        return
+    out.print(f"{result.metric}: candidate {result.candidate:.4f}"
+              + (f", baseline {result.baseline:.4f}" if result.baseline is not None else ""))  # fmt: skip
+    for name, s in result.slices.items():
+        out.print(f"  slice {name} ({s['rows']} rows): {s}")
+    out.print(f"verdict: [bold]{result.verdict}[/]")
+    for reason in result.reasons:
+        out.print(f"  {reason}")
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to point the alias at.")],
+    alias: Annotated[str, typer.Option(help="Alias name.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
+    expect_revision: Annotated[
+        int | None, typer.Option(help="Fail unless the alias is at this revision.")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Point an alias at a version (compare-and-set; recorded with who, when, why)."""
+    with _workspace(home) as ws:
+        moved = ws.promote(version, alias, reason=reason, expected_revision=expect_revision)
+        ref = ws.catalog.get_system_version(moved.version_id).ref
+    if as_json:
+        _print_json({**moved.__dict__, "version": ref})
+    else:
+        out.print(f"{moved.system}@{moved.name} -> {ref} (revision {moved.revision})")
+
+
+@app.command()
+def rollback(
+    system: Annotated[str | None, typer.Argument(help="System (default: the only one).")] = None,
+    alias: Annotated[str, typer.Option(help="Alias name.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Move an alias back to the version it pointed at before its latest move."""
+    with _workspace(home) as ws:
+        if system is None:
+            systems = ws.catalog.list_systems()
+            if len(systems) != 1:
+                raise ConfigError(
+                    f"{len(systems)} systems in this workspace: {systems}",
+                    hint="name the system: regrow rollback SYSTEM --alias ...",
+                )
+            system = systems[0]
+        moved = ws.rollback(system, alias, reason=reason)
+        ref = ws.catalog.get_system_version(moved.version_id).ref
+    if as_json:
+        _print_json({**moved.__dict__, "version": ref})
+    else:
+        out.print(f"{moved.system}@{moved.name} rolled back to {ref} (revision {moved.revision})")
+
+
+@app.command()
+def aliases(
+    system: Annotated[str | None, typer.Argument(help="System (default: all).")] = None,
+    history: Annotated[bool, typer.Option(help="Show every move.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List aliases, and with --history every move (who, when, why)."""
+    with _workspace(home) as ws:
+        rows = ws.catalog.list_aliases(system)
+        refs = {a.version_id: ws.catalog.get_system_version(a.version_id).ref for a in rows}
+        moves = {f"{a.system}@{a.name}": ws.catalog.alias_history(a.system, a.name)
+                 for a in rows} if history else {}  # fmt: skip
+    if as_json:
+        _print_json({"aliases": [{**a.__dict__, "version": refs[a.version_id]} for a in rows],
+                     "history": {k: [m.__dict__ for m in v] for k, v in moves.items()}})  # fmt: skip
+        return
+    table = Table()
+    for col in ("alias", "version", "revision", "updated"):
+        table.add_column(col)
+    for a in rows:
+        table.add_row(f"{a.system}@{a.name}", refs[a.version_id], str(a.revision),
+                      a.updated_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    out.print(table)
+    for key, items in moves.items():
+        out.print(f"[bold]{key}[/]")
+        for m in items:
+            out.print(f"  r{m.revision} {m.at:%Y-%m-%d %H:%M:%S} {m.actor}: "
+                      f"{(m.from_version_id or '-')[:12]} -> {m.to_version_id[:12]} {m.reason}")  # fmt: skip
+
+
+@app.command()
+def lineage(
+    version: Annotated[str, typer.Argument(help="Version, e.g. churn:v2 or churn@champion.")],
+    depth: Annotated[int | None, typer.Option(help="Parent levels to show.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Where a version came from: snapshots, components (trained or reused, and why), run."""
+    with _workspace(home) as ws:
+        report = ws.lineage(version, depth=depth)
+    if as_json:
+        _print_json(report)
+        return
+    out.print(f"[bold]{report['version']}[/] ({report['id'][:12]}) {report['note']}")
+    chain = " <- ".join(p["version"] for p in report["parents"])
+    out.print(f"  parents: {chain or '-'}")
+    run = report["run"]
+    if run:
+        env = run["environment"]
+        git = env.get("git") or {}
+        out.print(f"  run {run['id'][:12]} ({run['kind']}, seed {run['seed']}, {run['status']}); "
+                  f"python {env.get('python')}, git {str(git.get('commit', '-'))[:12]}")  # fmt: skip
+    for s in report["snapshots"]:
+        out.print(f"  snapshot {s['id'][:12]} {s['name']} ({s['rows']:,} rows)")
+    table = Table()
+    for col in ("component", "action", "why", "version", "fingerprint", "snapshot", "seed"):
+        table.add_column(col)
+    for c in report["components"]:
+        table.add_row(c["name"], c["action"], ", ".join(c["why"]), c["version_id"][:12],
+                      c["fingerprint"][:12], (c["snapshot"] or "-")[:12], str(c["seed"]))  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(help="Events to show.")] = 20,
+    verify: Annotated[bool, typer.Option(help="Verify the hash chain.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show the audit log; --verify checks its hash chain end to end."""
+    with _workspace(home) as ws:
+        verified = ws.catalog.verify_audit() if verify else None
+        events = ws.catalog.audit_events(limit=limit)
+    if as_json:
+        _print_json({"verified": verified, "events": [e.__dict__ for e in events]})
+        return
+    if verified is not None:
+        out.print(f"[green]audit chain verified[/]: {verified} events")
+    table = Table()
+    for col in ("seq", "at", "actor", "action", "subject"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `regrow` console script."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except RegrowError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), exc.message), highlight=False)
+        if exc.hint:
+            err.print(Text.assemble(("hint: ", "yellow"), exc.hint), highlight=False)
+        raise SystemExit(2) from None

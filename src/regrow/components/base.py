@@ -1,0 +1,214 @@
+"""Component specs: the nodes of a :class:`~regrow.System` graph.
+
+A component is declared, not fitted: it names its inputs and holds an unfitted estimator (its
+*recipe*). Fitting happens in a run, and the result is an immutable component version.
+
+>>> from sklearn.linear_model import LogisticRegression
+>>> from sklearn.preprocessing import StandardScaler
+>>> scale = Transform("usage_scaled", StandardScaler(), inputs=["sessions", "minutes"])
+>>> model = Member("usage_model", LogisticRegression(), inputs=["usage_scaled", "plan"])
+>>> model.kind, model.inputs
+('member', ('usage_scaled', 'plan'))
+>>> Ensemble("ensemble", weights={"usage_model": 1.0}).members
+('usage_model',)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from regrow._hashing import jsonable
+from regrow.errors import SystemSpecError
+
+__all__ = ["Component", "Ensemble", "Member", "Transform"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+EnsembleMethod = Literal["mean", "vote"]
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SystemSpecError(
+            f"invalid {what} name {name!r}",
+            hint="use letters, digits, '_', '-' or '.', starting with a letter or '_'",
+        )
+    return name
+
+
+def _check_inputs(name: str, inputs: object) -> tuple[str, ...]:
+    if isinstance(inputs, str) or not isinstance(inputs, Sequence):
+        raise SystemSpecError(
+            f"inputs of {name!r} must be a list of column or component names "
+            f"(got {inputs!r} that is a {type(inputs).__name__})",
+            hint=f"write inputs=[{inputs!r}]" if isinstance(inputs, str) else None,
+        )
+    items = tuple(inputs)
+    if not items:
+        raise SystemSpecError(f"{name!r} has no inputs", hint="name at least one column")
+    bad = [i for i in items if not isinstance(i, str)]
+    if bad:
+        raise SystemSpecError(f"inputs of {name!r} must be strings (got {bad[0]!r})")
+    dupes = sorted({i for i in items if items.count(i) > 1})
+    if dupes:
+        raise SystemSpecError(f"{name!r} lists inputs {dupes} more than once")
+    return items
+
+
+class Component:
+    """Base of every component: a name, its inputs and an optional code version.
+
+    ``code_version``, when given, replaces the hash of the source code in the fingerprint (as
+    Dagster's ``code_version`` does): bump it by hand to mark a component's code as changed.
+    """
+
+    kind: ClassVar[str] = "component"
+
+    def __init__(
+        self, name: str, inputs: Sequence[str], *, code_version: str | None = None
+    ) -> None:
+        self.name = _check_name(name, self.kind)
+        self.inputs = _check_inputs(name, inputs)
+        self.code_version = code_version
+
+    @property
+    def estimator(self) -> Any:
+        """The unfitted estimator, or None for components with nothing to fit."""
+        return None
+
+    def recipe(self) -> dict[str, Any]:
+        """How the component is built, as JSON: kind, class, parameters and inputs."""
+        est = self.estimator
+        cls = type(est) if est is not None else type(self)
+        params: Any = est.get_params(deep=True) if hasattr(est, "get_params") else {}
+        return {
+            "kind": self.kind,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "params": jsonable(params),
+            "inputs": list(self.inputs),
+        }
+
+    def __repr__(self) -> str:
+        est = self.estimator
+        est_part = f", {est!r}" if est is not None else ""
+        return f"{type(self).__name__}({self.name!r}{est_part}, inputs={list(self.inputs)!r})"
+
+
+class _Fitted(Component):
+    def __init__(
+        self,
+        name: str,
+        estimator: Any,
+        inputs: Sequence[str],
+        *,
+        code_version: str | None = None,
+    ) -> None:
+        super().__init__(name, inputs, code_version=code_version)
+        if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+            raise SystemSpecError(
+                f"{self.kind} {name!r}: {estimator!r} is not a scikit-learn style estimator",
+                hint="pass an object with fit() and get_params(), e.g. a scikit-learn or "
+                "LightGBM estimator",
+            )
+        self._estimator = estimator
+
+    @property
+    def estimator(self) -> Any:
+        return self._estimator
+
+
+class Transform(_Fitted):
+    """Feature processing: a scikit-learn transformer fitted on named input columns.
+
+    Its outputs are columns named ``"<transform>__<feature>"``; a member lists the transform's
+    name among its inputs to read all of them.
+    """
+
+    kind: ClassVar[str] = "transform"
+
+    def __init__(
+        self,
+        name: str,
+        estimator: Any,
+        inputs: Sequence[str],
+        *,
+        code_version: str | None = None,
+    ) -> None:
+        super().__init__(name, estimator, inputs, code_version=code_version)
+        if not hasattr(estimator, "transform"):
+            raise SystemSpecError(
+                f"transform {name!r}: {estimator!r} has no transform() method",
+                hint="use Member(...) for predictors",
+            )
+
+
+class Member(_Fitted):
+    """A predictor: a scikit-learn or LightGBM estimator on columns and transform outputs."""
+
+    kind: ClassVar[str] = "member"
+
+
+class Ensemble(Component):
+    """Combines members: a weighted mean of probabilities (or values), or a weighted vote.
+
+    ``members`` defaults to the keys of ``weights``; weights default to equal. Weights are
+    explicit and part of the recipe: changing one gives the ensemble a new fingerprint.
+    """
+
+    kind: ClassVar[str] = "ensemble"
+
+    def __init__(
+        self,
+        name: str,
+        members: Sequence[str] | None = None,
+        *,
+        weights: Mapping[str, float] | None = None,
+        method: EnsembleMethod = "mean",
+        code_version: str | None = None,
+    ) -> None:
+        if members is None:
+            if not weights:
+                raise SystemSpecError(
+                    f"ensemble {name!r} names no members",
+                    hint="pass members=[...] or weights={member: weight}",
+                )
+            members = list(weights)
+        super().__init__(name, members, code_version=code_version)
+        if method not in ("mean", "vote"):
+            raise SystemSpecError(
+                f"ensemble {name!r}: unknown method {method!r}", hint="use 'mean' or 'vote'"
+            )
+        self.method: EnsembleMethod = method
+        given = dict(weights) if weights is not None else {m: 1.0 for m in self.inputs}
+        unknown = sorted(set(given) - set(self.inputs))
+        if unknown:
+            raise SystemSpecError(
+                f"ensemble {name!r} weights members it does not combine: {unknown}",
+                hint=f"its members are {list(self.inputs)}",
+            )
+        for member, w in given.items():
+            if not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0:
+                raise SystemSpecError(
+                    f"ensemble {name!r}: weight of {member!r} must be a number >= 0 (got {w!r})"
+                )
+        if sum(given.get(m, 0.0) for m in self.inputs) <= 0:
+            raise SystemSpecError(f"ensemble {name!r}: weights sum to 0", hint="give a weight > 0")
+        self.weights: dict[str, float] = {m: float(given.get(m, 0.0)) for m in self.inputs}
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The members this ensemble combines, in order."""
+        return self.inputs
+
+    def recipe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "class": "regrow.Ensemble",
+            "params": {"method": self.method, "weights": self.weights},
+            "inputs": list(self.inputs),
+        }
+
+    def __repr__(self) -> str:
+        return f"Ensemble({self.name!r}, weights={self.weights!r}, method={self.method!r})"

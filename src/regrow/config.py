@@ -1,0 +1,128 @@
+"""Workspace configuration: where the catalog and the artifact store live.
+
+A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
+
+    [catalog]
+    url = "sqlite:///catalog.db"      # relative SQLite paths are inside the workspace
+
+    [store]
+    url = "artifacts"                 # a folder inside the workspace, or any fsspec URL
+
+Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
+``REGROW_CATALOG_URL`` and ``REGROW_STORE_URL``, then the file.
+
+>>> cfg = Config(home=Path("/tmp/ws"), catalog_url="sqlite:///catalog.db", store_url="artifacts")
+>>> cfg.resolved_catalog_url()
+'sqlite:////tmp/ws/catalog.db'
+>>> cfg.resolved_store_url()
+'/tmp/ws/artifacts'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from regrow.errors import ConfigError, WorkspaceNotFound
+
+__all__ = ["CONFIG_FILE", "DEFAULT_HOME", "Config", "resolve_home"]
+
+DEFAULT_HOME = ".regrow"
+CONFIG_FILE = "config.toml"
+DEFAULT_CATALOG_URL = "sqlite:///catalog.db"
+DEFAULT_STORE_URL = "artifacts"
+
+
+def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+    """The workspace folder: ``home``, else ``$REGROW_HOME``, else ``./.regrow``."""
+    chosen = home if home is not None else os.environ.get("REGROW_HOME") or DEFAULT_HOME
+    return Path(chosen).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A workspace's settings, with environment overrides applied by :meth:`load`."""
+
+    home: Path
+    catalog_url: str = DEFAULT_CATALOG_URL
+    store_url: str = DEFAULT_STORE_URL
+
+    def resolved_catalog_url(self) -> str:
+        """The catalog URL with a relative SQLite path made absolute inside the workspace."""
+        url = self.catalog_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not rest.startswith("file:"):
+                return prefix + str(self.home / rest)
+        return url
+
+    def resolved_store_url(self) -> str:
+        """The store URL with a relative folder made absolute inside the workspace."""
+        url = self.store_url
+        if "://" in url or Path(url).is_absolute():
+            return url
+        return str(self.home / url)
+
+    @classmethod
+    def load(cls, home: Path) -> Config:
+        """Read ``home/config.toml`` and apply the environment overrides."""
+        path = home / CONFIG_FILE
+        if not path.is_file():
+            raise WorkspaceNotFound(
+                f"no regrow workspace at {str(home)!r} (no {CONFIG_FILE})",
+                hint=f"create one with `regrow init {home}`, or pass --home / set REGROW_HOME",
+            )
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
+            ) from exc
+        unknown = sorted(set(data) - {"catalog", "store"})
+        if unknown:
+            raise ConfigError(
+                f"unknown section(s) {unknown} in {str(path)!r}",
+                hint="the sections are [catalog] and [store]",
+            )
+        catalog = cls._section(data, "catalog", path)
+        store = cls._section(data, "store", path)
+        return cls(
+            home=home,
+            catalog_url=os.environ.get("REGROW_CATALOG_URL") or catalog or DEFAULT_CATALOG_URL,
+            store_url=os.environ.get("REGROW_STORE_URL") or store or DEFAULT_STORE_URL,
+        )
+
+    @staticmethod
+    def _section(data: dict[str, object], name: str, path: Path) -> str | None:
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{name}] in {str(path)!r} must be a table")
+        unknown = sorted(set(section) - {"url"})
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in [{name}] of {str(path)!r}", hint="the key is 'url'"
+            )
+        url = section.get("url")
+        if url is not None and (not isinstance(url, str) or not url.strip()):
+            raise ConfigError(
+                f"[{name}] url in {str(path)!r} must be a non-empty string (got {url!r})"
+            )
+        return url
+
+    def write(self) -> Path:
+        """Write ``config.toml`` (atomically) and return its path."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        path = self.home / CONFIG_FILE
+        text = (
+            "# regrow workspace configuration\n"
+            f"[catalog]\nurl = {json.dumps(self.catalog_url)}\n\n"
+            f"[store]\nurl = {json.dumps(self.store_url)}\n"
+        )
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,155 @@
+"""The regrow exception tree.
+
+Every error regrow raises on purpose is a :class:`RegrowError`. Each subclass also inherits the
+builtin a caller would naturally catch, so ``except LookupError`` keeps working::
+
+    RegrowError
+    ├── ConfigError (ValueError)                bad configuration file, URL or option
+    │   └── WorkspaceNotFound (FileNotFoundError) no workspace where one was expected
+    ├── DataError (ValueError)                  malformed data
+    │   ├── SchemaError                         a schema violation or a bad schema declaration
+    │   └── SliceError                          a slice filter that does not apply to the data
+    ├── SystemSpecError (ValueError)            an invalid system graph (cycle, unknown column, ...)
+    ├── ComponentError (RuntimeError)           a component failed to fit or predict
+    ├── CatalogError                            the catalog refused an operation
+    │   ├── NotFound (LookupError)              an unknown snapshot, version, run, alias ...
+    │   │   └── VersionNotFound
+    │   ├── AliasConflict (RuntimeError)        a compare-and-set alias move lost a race
+    │   └── AuditChainBroken (RuntimeError)     the audit log's hash chain does not verify
+    ├── StoreError                              the artifact store refused an operation
+    │   ├── ArtifactNotFound (LookupError)
+    │   ├── ArtifactCorrupted (ValueError)      the bytes read do not hash to their key
+    │   └── InvalidKey (ValueError)             a key that is not a sha256 digest
+    ├── RunError (RuntimeError)                 a run failed; names the component and cause
+    └── MissingDependency (ImportError)         an optional extra is not installed
+
+Every message names the offending value and says what to do instead.
+
+>>> from regrow.errors import VersionNotFound
+>>> err = VersionNotFound("churn:v9", hint="list versions with `regrow versions churn`")
+>>> isinstance(err, LookupError)
+True
+>>> print(err)
+unknown version 'churn:v9'; list versions with `regrow versions churn`
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AliasConflict",
+    "ArtifactCorrupted",
+    "ArtifactNotFound",
+    "AuditChainBroken",
+    "CatalogError",
+    "ComponentError",
+    "ConfigError",
+    "DataError",
+    "InvalidKey",
+    "MissingDependency",
+    "NotFound",
+    "RegrowError",
+    "RunError",
+    "SchemaError",
+    "SliceError",
+    "StoreError",
+    "SystemSpecError",
+    "VersionNotFound",
+    "WorkspaceNotFound",
+]
+
+
+class RegrowError(Exception):
+    """Root of every error regrow raises on purpose.
+
+    ``message`` says what is wrong and names the value; ``hint`` says what to do instead.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class ConfigError(RegrowError, ValueError):
+    """A bad configuration file, URL, option or policy value."""
+
+
+class WorkspaceNotFound(ConfigError, FileNotFoundError):
+    """No regrow workspace exists where one was expected."""
+
+
+class DataError(RegrowError, ValueError):
+    """Malformed input data: unreadable files, wrong types, empty frames."""
+
+
+class SchemaError(DataError):
+    """Data that violates its schema, or a schema declaration that makes no sense."""
+
+
+class SliceError(DataError):
+    """A named slice whose filter does not apply to the data."""
+
+
+class SystemSpecError(RegrowError, ValueError):
+    """An invalid system graph: cycles, unknown columns, duplicate names, no target."""
+
+
+class ComponentError(RegrowError, RuntimeError):
+    """A component failed to fit, predict or load."""
+
+
+class CatalogError(RegrowError):
+    """The catalog refused an operation."""
+
+
+class NotFound(CatalogError, LookupError):
+    """An unknown snapshot, version, run, alias or component."""
+
+    def __init__(self, what: str, ref: str, *, hint: str | None = None) -> None:
+        self.ref = ref
+        super().__init__(f"unknown {what} {ref!r}", hint=hint)
+
+
+class VersionNotFound(NotFound):
+    """An unknown system or component version."""
+
+    def __init__(self, ref: str, *, hint: str | None = None) -> None:
+        super().__init__("version", ref, hint=hint)
+
+
+class AliasConflict(CatalogError, RuntimeError):
+    """A compare-and-set alias move found the alias moved by someone else first."""
+
+
+class AuditChainBroken(CatalogError, RuntimeError):
+    """The audit log's hash chain does not verify: an event was altered or removed."""
+
+
+class StoreError(RegrowError):
+    """The artifact store refused an operation."""
+
+
+class ArtifactNotFound(StoreError, LookupError):
+    """No artifact is stored under the key."""
+
+
+class ArtifactCorrupted(StoreError, ValueError):
+    """The bytes read from the store do not hash to their key: the artifact was altered."""
+
+
+class InvalidKey(StoreError, ValueError):
+    """A store key that is not a lowercase sha256 hex digest (and so could escape the root)."""
+
+
+class RunError(RegrowError, RuntimeError):
+    """A run failed; the message names the component and the cause."""
+
+
+class MissingDependency(RegrowError, ImportError):
+    """An optional dependency is not installed; the hint gives the exact pip command."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package!r} is not installed",
+            hint=f"install it with: pip install 'regrow[{extra}]'",
+        )

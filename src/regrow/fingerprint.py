@@ -1,0 +1,263 @@
+"""Fingerprints and staleness: what a component version depends on, and what changed.
+
+A component's fingerprint hashes six parts:
+
+========== ==================================================================================
+part       what it covers
+========== ==================================================================================
+recipe     the estimator's class and parameters, and the component's inputs
+code       the source of the module that builds the system and the local modules it imports
+           (comments and formatting ignored), or the component's explicit ``code_version``
+deps       versions of the libraries that fit and run it (scikit-learn, LightGBM, numpy, ...)
+data       the snapshot it trains on: hashes of only the columns it reads, and the target
+upstream   the fingerprints of the components it reads
+seed       the seed derived from the run's seed and its name
+========== ==================================================================================
+
+Staleness compares the parts recorded with a version with the parts computed now, and names
+each part that differs, the way Dagster explains why an asset is stale.
+
+>>> parts = {"recipe": "r1", "code": "c1", "deps": "d1", "data": "x", "upstream": {}, "seed": 1}
+>>> fingerprint(parts) == fingerprint(dict(parts))
+True
+>>> changed_parts(parts, {**parts, "recipe": "r2", "seed": 2})
+['parameters', 'seed']
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from regrow._hashing import hash_json
+from regrow.components.adapters import adapter_for
+from regrow.components.base import Ensemble
+from regrow.errors import SystemSpecError
+from regrow.system import System
+
+__all__ = [
+    "CAUSE_NAMES",
+    "changed_parts",
+    "code_fingerprint",
+    "component_parts",
+    "derive_seed",
+    "fingerprint",
+    "source_hash",
+]
+
+#: How each fingerprint part is named when it is the cause of staleness.
+CAUSE_NAMES: dict[str, str] = {
+    "recipe": "parameters",
+    "code": "code",
+    "deps": "dependencies",
+    "data": "data",
+    "upstream": "upstream",
+    "seed": "seed",
+}
+
+
+def derive_seed(run_seed: int, name: str) -> int:
+    """A component's seed: stable for a (run seed, component name) pair, in [0, 2**31).
+
+    >>> derive_seed(0, "usage") == derive_seed(0, "usage") != derive_seed(1, "usage")
+    True
+    """
+    digest = hashlib.sha256(f"{run_seed}/{name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    """The sha256 fingerprint of a component from its parts."""
+    return hash_json(dict(parts))
+
+
+def changed_parts(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The causes (``CAUSE_NAMES`` values) for the parts that differ, in a stable order."""
+    return [
+        CAUSE_NAMES[k] for k in CAUSE_NAMES if hash_json(recorded.get(k)) != hash_json(current.get(k))
+    ]
+
+
+# -- code ---------------------------------------------------------------------------------------
+
+_SOURCE_CACHE: dict[str, tuple[int, int, str]] = {}
+
+
+def source_hash(path: str) -> str | None:
+    """sha256 of a Python file's syntax tree (comments and formatting do not count).
+
+    Cached by (mtime, size), so re-hashing unchanged files is free. None if the file is gone.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    hit = _SOURCE_CACHE.get(path)
+    if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+        return hit[2]
+    raw = Path(path).read_bytes()
+    try:
+        tree = ast.parse(raw)
+        normal = ast.dump(_strip_docstrings(tree), annotate_fields=False).encode()
+    except SyntaxError:
+        normal = raw
+    digest = hashlib.sha256(normal).hexdigest()
+    _SOURCE_CACHE[path] = (st.st_mtime_ns, st.st_size, digest)
+    return digest
+
+
+def _strip_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                body[0] = ast.Pass()
+    return tree
+
+
+def _is_third_party(path: Path) -> bool:
+    text = str(path)
+    return "site-packages" in text or "dist-packages" in text or text.startswith(sys.base_prefix)
+
+
+@cache
+def _imported_modules(path: str, mtime_ns: int) -> tuple[str, ...]:
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError):
+        return ()
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names.extend(f"{node.module}.{a.name}" for a in node.names)
+    return tuple(names)
+
+
+def local_sources(definition_file: str) -> list[str]:
+    """The definition file and the local (not installed) modules it imports, recursively.
+
+    Only modules already imported (in ``sys.modules``) are followed: importing is what made
+    them part of the running system. Third-party and standard-library modules are skipped;
+    their versions enter the ``deps`` part instead.
+    """
+    root = Path(definition_file).resolve().parent
+    found: list[str] = []
+    queue = [str(Path(definition_file).resolve())]
+    while queue:
+        path = queue.pop()
+        if path in found:
+            continue
+        found.append(path)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+        for name in _imported_modules(path, mtime):
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            if not file:
+                continue
+            resolved = Path(file).resolve()
+            if resolved.suffix == ".py" and not _is_third_party(resolved):
+                if root in resolved.parents or resolved.parent == root:
+                    queue.append(str(resolved))
+    return sorted(found)
+
+
+def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, Any]:
+    """The ``code`` part: hashes of the system's local source files and the estimator's class.
+
+    An estimator class defined in a local module (a custom transformer, say) adds its file.
+    """
+    files: set[str] = set()
+    if definition_file:
+        files.update(local_sources(definition_file))
+    if estimator is not None:
+        module = sys.modules.get(type(estimator).__module__)
+        file = getattr(module, "__file__", None)
+        if file and not _is_third_party(Path(file).resolve()):
+            files.update(local_sources(file))
+    return {"files": {f: source_hash(f) for f in sorted(files)}}
+
+
+def deps_part(estimator: Any) -> dict[str, str]:
+    """The ``deps`` part: versions of the libraries behind ``estimator``."""
+    if estimator is None:
+        return {"numpy": _dist_version("numpy") or "?"}
+    return adapter_for(estimator).library_versions()
+
+
+def component_parts(
+    system: System,
+    name: str,
+    *,
+    column_hashes: Mapping[str, str] | None,
+    seed: int,
+    upstream: Mapping[str, str],
+) -> dict[str, Any]:
+    """The fingerprint parts of component ``name`` bound to data with ``column_hashes``.
+
+    ``upstream`` maps each component ``name`` reads to its fingerprint.
+    """
+    comp = system[name]
+    est = comp.estimator
+    code: dict[str, Any] = (
+        {"version": comp.code_version}
+        if comp.code_version is not None
+        else code_fingerprint(system.definition_file, est)
+    )
+    data: dict[str, str] | None = None
+    if not isinstance(comp, Ensemble):
+        hashes = column_hashes or {}
+        cols = sorted(system.raw_columns(name) | {system.target})
+        missing = [c for c in cols if c not in hashes]
+        if missing:
+            raise SystemSpecError(
+                f"{name!r} reads columns {missing} that the training data does not have",
+                hint="check the component's inputs against the snapshot's columns",
+            )
+        data = {c: hashes[c] for c in cols}
+    return {
+        "recipe": comp.recipe(),
+        "code": code,
+        "deps": deps_part(est),
+        "data": data,
+        "upstream": {u: upstream[u] for u in system.upstream(name)},
+        "seed": seed,
+    }
+
+
+def recorded_parts_now(recorded: Mapping[str, Any], upstream: Mapping[str, str]) -> dict[str, Any]:
+    """The parts of a recorded version as they would be computed now, without the user's code.
+
+    Code files are re-hashed from disk, library versions re-read, upstream fingerprints
+    replaced by ``upstream``; recipe, data and seed stay as recorded.
+    """
+    code = recorded.get("code") or {}
+    if "files" in code:
+        code = {"files": {f: source_hash(f) for f in code["files"]}}
+    deps = {lib: v for lib in (recorded.get("deps") or {}) if (v := _dist_version(lib))}
+    return {**recorded, "code": code, "deps": deps, "upstream": dict(upstream)}
+
+
+def _dist_version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None

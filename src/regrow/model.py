@@ -1,0 +1,116 @@
+"""A fitted system version, ready to predict on a DataFrame.
+
+Load one with :meth:`regrow.Workspace.load` (``ws.load("churn@champion")``); it holds every
+fitted component of the version's manifest and runs the graph: transforms, then members, then
+the ensemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from regrow.components.base import Ensemble, Member, Transform
+from regrow.components.fitted import FittedComponent, combine
+from regrow.errors import DataError, SystemSpecError
+
+__all__ = ["FittedSystem"]
+
+
+class FittedSystem:
+    """The fitted components of one system version, wired as its graph says."""
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        components: Mapping[str, FittedComponent],
+        *,
+        ref: str | None = None,
+    ) -> None:
+        self.spec = dict(spec)
+        self.name: str = spec["name"]
+        self.target: str = spec["target"]
+        self.task: str = spec["task"]
+        self.ref = ref
+        self.components = dict(components)
+        self._transforms = {
+            n: c for n, c in self.components.items() if isinstance(c.spec, Transform)
+        }
+        members = [c for c in self.components.values() if isinstance(c.spec, Member)]
+        ensembles = [c for c in self.components.values() if isinstance(c.spec, Ensemble)]
+        if not members:
+            raise SystemSpecError(f"version {ref or self.name!r} has no member to predict with")
+        self._members = {c.spec.name: c for c in members}
+        self._ensemble = ensembles[0] if ensembles else None
+        classes: set[Any] = set()
+        for m in members:
+            classes.update(m.info.get("classes", []))
+        self.classes_: list[Any] | None = (
+            sorted(classes) if self.task == "classification" and classes else None
+        )
+
+    def __repr__(self) -> str:
+        return f"FittedSystem({self.ref or self.name!r}, components={list(self.components)})"
+
+    def _check(self, frame: pd.DataFrame) -> None:
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(
+                f"predict takes a pandas DataFrame (got a {type(frame).__name__})",
+                hint="convert it first, e.g. pd.DataFrame(rows)",
+            )
+        needed: set[str] = set()
+        for c in self.components.values():
+            if not isinstance(c.spec, Ensemble):
+                needed.update(i for i in c.spec.inputs if i not in self.components)
+        missing = sorted(needed - set(frame.columns))
+        if missing:
+            raise DataError(
+                f"the data lacks columns {missing} that {self.ref or self.name!r} reads",
+                hint=f"it has {list(frame.columns)}",
+            )
+
+    def _member_output(self, member: FittedComponent, frame: pd.DataFrame) -> np.ndarray:
+        if self.classes_ is None:
+            return member.predict(frame, self._transforms).astype(float)
+        proba = member.predict_proba(frame, self._transforms)
+        own = member.info.get("classes", [])
+        if own == self.classes_:
+            return proba
+        aligned = np.zeros((len(frame), len(self.classes_)))
+        for j, cls in enumerate(own):
+            aligned[:, self.classes_.index(cls)] = proba[:, j]
+        return aligned
+
+    def member_outputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each member's output: class probabilities (classification) or values (regression)."""
+        self._check(frame)
+        return {n: self._member_output(m, frame) for n, m in self._members.items()}
+
+    def _combined(self, frame: pd.DataFrame) -> np.ndarray:
+        outputs = self.member_outputs(frame)
+        if self._ensemble is None:
+            return next(iter(outputs.values()))
+        spec = self._ensemble.spec
+        assert isinstance(spec, Ensemble)
+        return combine(spec, outputs, self.classes_)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order (classification systems)."""
+        if self.classes_ is None:
+            raise SystemSpecError(
+                f"{self.ref or self.name!r} is a {self.task} system: it has no probabilities",
+                hint="use predict()",
+            )
+        out = self._combined(frame)
+        total = out.sum(axis=1, keepdims=True)
+        return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted labels (classification) or values (regression)."""
+        out = self._combined(frame)
+        if self.classes_ is None:
+            return out
+        return np.asarray(self.classes_)[out.argmax(axis=1)]

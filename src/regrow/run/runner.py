@@ -1,0 +1,313 @@
+"""Run a system's task graph: fingerprint every component, reuse what exists, fit the rest.
+
+The runner binds each component to the data it trains on and a seed, computes fingerprints in
+graph order, looks every fingerprint up in the catalog in one query, and sends only the missing
+components to the backend, wave by wave. Each fitted component is recorded as soon as it
+finishes, so a failed or interrupted run resumes where it stopped: re-running it reuses every
+component that finished. The run ends with a system version whose manifest shares every reused
+component version with its parent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.records import (
+    ComponentVersionRecord,
+    RunRecord,
+    SnapshotRecord,
+    SystemVersionRecord,
+)
+from regrow.catalog.store import ArtifactStore
+from regrow.components.base import Transform
+from regrow.errors import RunError, SystemSpecError
+from regrow.fingerprint import changed_parts, component_parts, derive_seed, fingerprint
+from regrow.run.backends import ExecutorBackend, LocalBackend
+from regrow.run.environment import capture_environment
+from regrow.run.tasks import TaskResult, TaskSpec
+from regrow.system import System
+
+__all__ = ["Binding", "ComponentOutcome", "RunEvent", "RunResult", "execute"]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a component trains on in a run: a snapshot (None for an ensemble) and a seed."""
+
+    snapshot: SnapshotRecord | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class ComponentOutcome:
+    """What happened to one component in a run, and why."""
+
+    name: str
+    kind: str
+    action: Literal["trained", "reused"]
+    causes: tuple[str, ...]
+    version_id: str
+    fingerprint: str
+    snapshot_id: str | None
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Progress of a run: ``kind`` is "planned", "reused", "started" or "finished"."""
+
+    kind: str
+    component: str | None = None
+    total: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a run: the run record, the system version, and each component's fate."""
+
+    run: RunRecord
+    version: SystemVersionRecord
+    components: dict[str, ComponentOutcome] = field(default_factory=dict)
+    seconds: float = 0.0
+    created_version: bool = True
+
+    @property
+    def trained(self) -> list[str]:
+        """Components fitted in this run, in graph order."""
+        return [n for n, o in self.components.items() if o.action == "trained"]
+
+    @property
+    def reused(self) -> list[str]:
+        """Components whose existing version was reused, in graph order."""
+        return [n for n, o in self.components.items() if o.action == "reused"]
+
+
+def _causes(
+    name: str, parts: Mapping[str, Any], parent_versions: Mapping[str, ComponentVersionRecord]
+) -> tuple[str, ...]:
+    before = parent_versions.get(name)
+    if before is None:
+        return ("new component",)
+    changed = changed_parts(before.parts, parts)
+    return tuple(changed) or ("not in the catalog",)
+
+
+def execute(
+    catalog: Catalog,
+    store: ArtifactStore,
+    system: System,
+    bindings: Mapping[str, Binding],
+    *,
+    kind: str,
+    run_seed: int,
+    parent: SystemVersionRecord | None,
+    params: Mapping[str, Any] | None = None,
+    backend: ExecutorBackend | None = None,
+    progress: Callable[[RunEvent], None] | None = None,
+    note: str = "",
+) -> RunResult:
+    """Execute ``system`` with each component bound as in ``bindings``.
+
+    Returns the run with its system version; if nothing changed relative to ``parent`` the
+    parent itself is returned (``created_version`` False) and nothing is trained.
+    """
+    started = time.perf_counter()
+    emit = progress or (lambda _event: None)
+    order = system.order()
+    missing = [n for n in order if n not in bindings]
+    if missing:
+        raise SystemSpecError(f"no data bound to components {missing}")
+
+    parts: dict[str, dict[str, Any]] = {}
+    fps: dict[str, str] = {}
+    for name in order:
+        b = bindings[name]
+        parts[name] = component_parts(
+            system,
+            name,
+            column_hashes=b.snapshot.column_hashes if b.snapshot else None,
+            seed=b.seed,
+            upstream=fps,
+        )
+        fps[name] = fingerprint(parts[name])
+    found = catalog.find_component_versions(system.name, fps)
+    parent_versions = (
+        catalog.get_component_versions(list(parent.manifest.values())) if parent else {}
+    )
+    parent_by_name = {v.component: v for v in parent_versions.values()}
+    todo = [n for n in order if n not in found]
+    emit(RunEvent("planned", total=len(todo)))
+
+    run = catalog.start_run(
+        system=system.name,
+        kind=kind,
+        seed=run_seed,
+        environment=capture_environment(system.definition_file),
+        params={**(params or {}), "parent": parent.id if parent else None},
+    )
+    outcomes: dict[str, ComponentOutcome] = {}
+    versions: dict[str, ComponentVersionRecord] = dict(found)
+    for name in order:
+        if name in found:
+            v = found[name]
+            outcomes[name] = ComponentOutcome(
+                name, v.kind, "reused", (), v.id, v.fingerprint, v.snapshot_id
+            )
+            emit(RunEvent("reused", name))
+    owned_backend = backend is None
+    runner = backend if backend is not None else LocalBackend()
+    try:
+        for wave in system.levels():
+            tasks = [
+                _task(system, name, bindings[name], versions, store)
+                for name in wave
+                if name not in versions
+            ]
+            for task in tasks:
+                emit(RunEvent("started", task.name))
+            for task, outcome in runner.run(tasks):
+                if isinstance(outcome, BaseException):
+                    raise RunError(
+                        f"component {task.name!r} failed: {type(outcome).__name__}: {outcome}",
+                        hint="fix the cause and run again: finished components are reused",
+                    ) from outcome
+                versions[task.name] = _record(
+                    catalog, system, task, outcome, parts, fps, bindings, run.id
+                )
+                b = bindings[task.name]
+                outcomes[task.name] = ComponentOutcome(
+                    task.name,
+                    system[task.name].kind,
+                    "trained",
+                    _causes(task.name, parts[task.name], parent_by_name),
+                    versions[task.name].id,
+                    fps[task.name],
+                    b.snapshot.id if b.snapshot else None,
+                    outcome.seconds,
+                    outcome.cpu_seconds,
+                )
+                emit(RunEvent("finished", task.name, seconds=outcome.seconds))
+        manifest = {n: versions[n].id for n in order}
+        spec = system.spec()
+        created = not (parent and parent.manifest == manifest and parent.spec == spec)
+        snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
+        main_snapshot = _main_snapshot(bindings, order)
+        if created:
+            version = catalog.add_system_version(
+                system=system.name,
+                manifest=manifest,
+                spec=spec,
+                parent_id=parent.id if parent else None,
+                run_id=run.id,
+                snapshot_id=main_snapshot,
+                note=note,
+            )
+        else:
+            assert parent is not None
+            version = parent
+        ordered = {n: outcomes[n] for n in order}
+        summary = {
+            "trained": [n for n, o in ordered.items() if o.action == "trained"],
+            "reused": [n for n, o in ordered.items() if o.action == "reused"],
+            "causes": {n: list(o.causes) for n, o in ordered.items() if o.causes},
+            "snapshots": sorted(snapshot_ids),
+            "seeds": {n: bindings[n].seed for n in order},
+            "created_version": created,
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": sum(o.cpu_seconds for o in ordered.values()),
+        }
+        run = catalog.finish_run(run.id, status="succeeded", summary=summary, version_id=version.id)
+    except BaseException as exc:
+        done = [n for n, o in outcomes.items() if o.action == "trained"]
+        catalog.finish_run(
+            run.id,
+            status="failed",
+            summary={"trained": done, "interrupted": type(exc).__name__},
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    finally:
+        if owned_backend:
+            runner.close()
+    return RunResult(run, version, ordered, time.perf_counter() - started, created)
+
+
+def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
+    """The snapshot most recently bound: the one a version was (last) trained on."""
+    snaps = [bindings[n].snapshot for n in order if bindings[n].snapshot is not None]
+    if not snaps:
+        return None
+    return max(snaps, key=lambda s: s.created_at).id if snaps else None
+
+
+def _task(
+    system: System,
+    name: str,
+    binding: Binding,
+    versions: Mapping[str, ComponentVersionRecord],
+    store: ArtifactStore,
+) -> TaskSpec:
+    comp = system[name]
+    transforms = [a for a in system.ancestors(name) if isinstance(system[a], Transform)]
+    upstream: dict[str, str] = {}
+    for t in transforms:
+        artifact = versions[t].artifact
+        assert artifact is not None
+        upstream[t] = artifact
+    columns = (
+        tuple(sorted(system.raw_columns(name) | {system.target}))
+        if binding.snapshot is not None
+        else ()
+    )
+    return TaskSpec(
+        name=name,
+        component=comp,
+        target=system.target,
+        seed=binding.seed,
+        store_url=store.url,
+        snapshot_artifact=binding.snapshot.artifact if binding.snapshot else None,
+        columns=columns,
+        upstream=upstream,
+    )
+
+
+def _record(
+    catalog: Catalog,
+    system: System,
+    task: TaskSpec,
+    outcome: TaskResult,
+    parts: Mapping[str, dict[str, Any]],
+    fps: Mapping[str, str],
+    bindings: Mapping[str, Binding],
+    run_id: str,
+) -> ComponentVersionRecord:
+    b = bindings[task.name]
+    return catalog.add_component_version(
+        system=system.name,
+        component=task.name,
+        kind=system[task.name].kind,
+        fingerprint=fps[task.name],
+        parts=parts[task.name],
+        artifact=outcome.artifact,
+        run_id=run_id,
+        snapshot_id=b.snapshot.id if b.snapshot else None,
+        seed=b.seed,
+        train_seconds=outcome.seconds,
+        info={**outcome.info, "cpu_seconds": outcome.cpu_seconds},
+    )
+
+
+def full_bindings(system: System, snapshot: SnapshotRecord, run_seed: int) -> dict[str, Binding]:
+    """Every component bound to ``snapshot`` with a seed derived from ``run_seed``."""
+    from regrow.components.base import Ensemble
+
+    return {
+        n: Binding(None if isinstance(c, Ensemble) else snapshot, derive_seed(run_seed, n))
+        for n, c in system.components.items()
+    }

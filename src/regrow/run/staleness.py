@@ -1,0 +1,128 @@
+"""Which components of a version are stale, and why.
+
+A component is stale when a fingerprint part computed now differs from the part recorded
+with its version: its code or parameters changed, a library was upgraded, the data it would
+train on changed, or something upstream of it is stale. Each cause is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from regrow.catalog.records import ComponentVersionRecord, SnapshotRecord, SystemVersionRecord
+from regrow.components.base import Ensemble
+from regrow.errors import SystemSpecError
+from regrow.fingerprint import (
+    changed_parts,
+    component_parts,
+    fingerprint,
+    recorded_parts_now,
+)
+from regrow.system import System
+
+__all__ = ["ComponentStatus", "staleness"]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One component of a version: fresh, or stale with its causes."""
+
+    name: str
+    kind: str
+    version_id: str
+    fresh: bool
+    causes: tuple[str, ...]
+    details: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version_id": self.version_id,
+            "fresh": self.fresh,
+            "causes": list(self.causes),
+            "details": self.details,
+        }
+
+
+def _details(recorded: Mapping[str, Any], now: Mapping[str, Any], causes: list[str]) -> dict[str, Any]:
+    """Short, human explanations of what changed in each stale part."""
+    out: dict[str, Any] = {}
+    if "code" in causes:
+        before = recorded.get("code", {}).get("files", {})
+        after = now.get("code", {}).get("files", {})
+        changed = sorted(f for f in set(before) | set(after) if before.get(f) != after.get(f))
+        out["code"] = changed or "code version changed"
+    if "parameters" in causes:
+        b, a = recorded["recipe"].get("params", {}), now["recipe"].get("params", {})
+        out["parameters"] = {k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)}
+        if recorded["recipe"].get("inputs") != now["recipe"].get("inputs"):
+            out["inputs"] = [recorded["recipe"].get("inputs"), now["recipe"].get("inputs")]
+    if "dependencies" in causes:
+        b, a = recorded.get("deps", {}), now.get("deps", {})
+        out["dependencies"] = {k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)}
+    if "data" in causes:
+        b, a = recorded.get("data") or {}, now.get("data") or {}
+        out["data"] = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
+    if "upstream" in causes:
+        b, a = recorded.get("upstream", {}), now.get("upstream", {})
+        out["upstream"] = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
+    return out
+
+
+def staleness(
+    version: SystemVersionRecord,
+    components: Mapping[str, ComponentVersionRecord],
+    *,
+    system: System | None = None,
+    snapshot: SnapshotRecord | None = None,
+) -> list[ComponentStatus]:
+    """The status of every component of ``version``, in graph order.
+
+    ``components`` maps the version's component version ids to their records. With
+    ``system`` (the user's current definition), parameters are compared too; without it, the
+    recorded recipe is kept and only code files, library versions and upstream are checked.
+    With ``snapshot``, each component is compared as if retrained on it (a ``data`` cause).
+    """
+    by_name = {n: components[vid] for n, vid in version.manifest.items()}
+    if system is not None:
+        unknown = sorted(set(system.components) - set(by_name))
+        if unknown:
+            raise SystemSpecError(
+                f"{version.ref} has no components {unknown}",
+                hint="new components are trained by `train`/`update`, not reported by status",
+            )
+        order = [n for n in system.order() if n in by_name]
+    else:
+        order = list(version.manifest)
+    fps_now: dict[str, str] = {}
+    result = []
+    for name in order:
+        rec = by_name[name]
+        upstream = {u: fps_now.get(u, by_name[u].fingerprint) for u in rec.parts.get("upstream", {})}
+        if system is not None and name in system:
+            hashes = rec.parts.get("data") if snapshot is None else snapshot.column_hashes
+            if isinstance(system[name], Ensemble):
+                hashes = None
+            now = component_parts(system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream)
+        else:
+            now = recorded_parts_now(rec.parts, upstream)
+            if snapshot is not None and rec.parts.get("data"):
+                cols = rec.parts["data"]
+                now["data"] = {c: snapshot.column_hashes.get(c) for c in cols}
+        fps_now[name] = fingerprint(now)
+        causes = changed_parts(rec.parts, now)
+        result.append(
+            ComponentStatus(
+                name=name,
+                kind=rec.kind,
+                version_id=rec.id,
+                fresh=not causes,
+                causes=tuple(causes),
+                details=_details(rec.parts, now, causes),
+            )
+        )
+    return result

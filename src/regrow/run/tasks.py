@@ -1,0 +1,85 @@
+"""The unit of work of a run: fit one component, write it to the store, return its key.
+
+A task carries only small things (the component spec, ids, keys, the store's URL): data and
+fitted upstream components move through the content-addressed store, so the same task runs in
+this process, in a worker process, or on another machine.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from regrow.components.base import Component
+from regrow.components.fitted import FittedComponent, fit_component
+
+__all__ = ["TaskResult", "TaskSpec", "load_fitted", "run_task"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Fit ``component`` on ``columns`` of the snapshot stored under ``snapshot_artifact``."""
+
+    name: str
+    component: Component
+    target: str
+    seed: int
+    store_url: str
+    snapshot_artifact: str | None
+    columns: tuple[str, ...]
+    upstream: Mapping[str, str] = field(default_factory=dict)  # transform name -> artifact key
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a finished task returns: the fitted component's key and facts about the fit."""
+
+    name: str
+    artifact: str
+    info: dict[str, Any]
+    seconds: float
+    cpu_seconds: float
+
+
+def dumps_fitted(fitted: FittedComponent) -> bytes:
+    """Serialize a fitted component (spec, estimator and info)."""
+    return pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_fitted(data: bytes) -> FittedComponent:
+    """Load bytes written by :func:`dumps_fitted`, already verified by the store's hash check."""
+    fitted = pickle.loads(data)  # noqa: S301 - hash-verified store artifact
+    if not isinstance(fitted, FittedComponent):
+        raise TypeError(f"artifact holds a {type(fitted).__name__}, not a fitted component")
+    return fitted
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Fit the component of ``spec`` and store it. Runs anywhere the store URL is reachable."""
+    from regrow.catalog.store import open_store
+    from regrow.data.snapshot import read_parquet
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    store = open_store(spec.store_url)
+    upstream = {name: load_fitted(store.get(key)) for name, key in spec.upstream.items()}
+    if spec.snapshot_artifact is not None and spec.columns:
+        table = read_parquet(store.get(spec.snapshot_artifact), columns=list(spec.columns))
+        frame = table.to_pandas()
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame()
+    fitted = fit_component(
+        spec.component, frame, target=spec.target, upstream=upstream, seed=spec.seed
+    )
+    key = store.put(dumps_fitted(fitted))
+    return TaskResult(
+        name=spec.name,
+        artifact=key,
+        info=fitted.info,
+        seconds=time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu_started,
+    )

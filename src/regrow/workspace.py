@@ -1,0 +1,387 @@
+"""The Workspace: regrow's Python API over one catalog and one artifact store.
+
+>>> import tempfile, pandas as pd
+>>> from sklearn.linear_model import LogisticRegression
+>>> from regrow import Member, System, Workspace
+>>> ws = Workspace.init(tempfile.mkdtemp())
+>>> data = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5], "y": [0, 0, 0, 1, 1, 1]})
+>>> snap = ws.snapshot(data, name="toy")
+>>> system = System("toy", target="y", components=[Member("m", LogisticRegression(), inputs=["x"])])
+>>> result = ws.train(system, snap)
+>>> result.version.ref, result.trained
+('toy:v1', ['m'])
+>>> ws.train(system, snap).trained       # nothing changed: nothing trained
+[]
+>>> ws.load("toy:v1").predict(data).tolist()
+[0, 0, 0, 1, 1, 1]
+>>> ws.close()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.records import (
+    AliasRecord,
+    EvaluationRecord,
+    SnapshotRecord,
+    SystemVersionRecord,
+)
+from regrow.catalog.store import ArtifactStore, open_store
+from regrow.components.base import Ensemble
+from regrow.config import Config, resolve_home
+from regrow.data.schema import Schema
+from regrow.data.snapshot import apply_slice, prepare_snapshot, read_parquet
+from regrow.errors import DataError, SystemSpecError, WorkspaceNotFound
+from regrow.evaluate.evaluation import Comparison, Gate, compare
+from regrow.fingerprint import derive_seed
+from regrow.catalog.lineage import lineage_report
+from regrow.model import FittedSystem
+from regrow.run.backends import ExecutorBackend, LocalBackend
+from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
+from regrow.run.staleness import ComponentStatus, staleness
+from regrow.run.tasks import load_fitted
+from regrow.system import System
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """A catalog and an artifact store, and the operations that use both."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.home = config.home
+        self.catalog = Catalog(config.resolved_catalog_url())
+        self.store: ArtifactStore = open_store(config.resolved_store_url())
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        catalog_url: str | None = None,
+        store_url: str | None = None,
+    ) -> Workspace:
+        """Create a workspace (or open the one already there) and upgrade its catalog."""
+        path = resolve_home(home)
+        if (path / "config.toml").is_file():
+            return cls.open(path)
+        if path.exists() and not path.is_dir():
+            raise WorkspaceNotFound(
+                f"{str(path)!r} exists and is not a folder", hint="choose another --home"
+            )
+        config = Config(
+            home=path,
+            catalog_url=catalog_url or os.environ.get("REGROW_CATALOG_URL") or "sqlite:///catalog.db",
+            store_url=store_url or os.environ.get("REGROW_STORE_URL") or "artifacts",
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            ws = cls(config)  # validates both URLs and creates the catalog before we commit
+        except BaseException:
+            if not any(path.iterdir()):
+                path.rmdir()
+            raise
+        config.write()
+        return ws
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
+        """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME`` or ``./.regrow``."""
+        return cls(Config.load(resolve_home(home)))
+
+    def close(self) -> None:
+        """Release the catalog's connections."""
+        self.catalog.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.home)!r})"
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        data: Any,
+        *,
+        name: str,
+        schema: Schema | Mapping[str, Any] | None = None,
+        time_column: str | None = None,
+        slices: Mapping[str, str] | None = None,
+        parents: Iterable[str] = (),
+    ) -> SnapshotRecord:
+        """Store ``data`` (DataFrame, Arrow table, or CSV/Parquet path) as an immutable snapshot.
+
+        Validation happens first; if recording it fails, the Parquet artifact written for it
+        is removed again, so a refused snapshot leaves nothing behind.
+        """
+        prepared = prepare_snapshot(data, schema=schema, time_column=time_column, slices=slices)
+        parent_ids = tuple(self.catalog.get_snapshot(p).id for p in parents)
+        existed = False
+        try:
+            existed = self.catalog.get_snapshot(prepared.id).id == prepared.id
+        except LookupError:
+            pass
+        if existed:
+            return self.catalog.get_snapshot(prepared.id)
+        had_artifact = self.store.exists(_key_of(prepared.parquet))
+        key = self.store.put(prepared.parquet)
+        try:
+            schema_rec = self.catalog.register_schema(name, prepared.schema.to_dict())
+            return self.catalog.add_snapshot(
+                id=prepared.id,
+                name=name,
+                schema_id=schema_rec.id,
+                rows=prepared.rows,
+                columns=tuple(prepared.table.column_names),
+                column_hashes=prepared.column_hashes,
+                artifact=key,
+                time_column=prepared.time_column,
+                slices=prepared.slices,
+                profile=prepared.profile,
+                parent_ids=parent_ids,
+            )
+        except BaseException:
+            if not had_artifact:
+                self.store.delete(key)
+            raise
+
+    def frame(self, ref: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """The rows of snapshot ``ref`` (id, id prefix or name) as a pandas DataFrame."""
+        snap = self.catalog.get_snapshot(ref)
+        cols = list(columns) if columns is not None else None
+        if cols is not None:
+            unknown = sorted(set(cols) - set(snap.columns))
+            if unknown:
+                raise DataError(
+                    f"snapshot {ref!r} has no columns {unknown}", hint=f"it has {list(snap.columns)}"
+                )
+        return read_parquet(self.store.get(snap.artifact), columns=cols).to_pandas()
+
+    # -- training -----------------------------------------------------------------------------
+
+    def _snapshot_for(self, system: System, snapshot: SnapshotRecord | str) -> SnapshotRecord:
+        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        system.validate(columns=snap.columns)
+        return snap
+
+    def train(
+        self,
+        system: System,
+        snapshot: SnapshotRecord | str,
+        *,
+        seed: int | None = None,
+        workers: int | None = None,
+        backend: ExecutorBackend | None = None,
+        progress: Callable[[RunEvent], None] | None = None,
+        note: str = "",
+    ) -> RunResult:
+        """Train every component of ``system`` on ``snapshot``, reusing what already exists.
+
+        The parent of the new version is the system's newest version, if any. If nothing
+        changed, nothing is trained and that version is returned.
+        """
+        snap = self._snapshot_for(system, snapshot)
+        run_seed = system.seed if seed is None else seed
+        parent = self._latest(system.name)
+        return execute(
+            self.catalog,
+            self.store,
+            system,
+            full_bindings(system, snap, run_seed),
+            kind="train",
+            run_seed=run_seed,
+            parent=parent,
+            params={"snapshot": snap.id},
+            backend=backend or LocalBackend(workers),
+            progress=progress,
+            note=note,
+        )
+
+    def update(
+        self,
+        parent: str,
+        snapshot: SnapshotRecord | str,
+        *,
+        components: Iterable[str],
+        system: System | None = None,
+        seed: int | None = None,
+        workers: int | None = None,
+        backend: ExecutorBackend | None = None,
+        progress: Callable[[RunEvent], None] | None = None,
+        note: str = "",
+    ) -> RunResult:
+        """A partial update: refit ``components`` of ``parent`` on ``snapshot``.
+
+        Every other component keeps the data and seed it was trained with, so its fingerprint
+        is unchanged and its version is reused, unless something it depends on changed (its
+        code, its parameters when ``system`` is given, or a refitted upstream transform).
+        """
+        base = self.catalog.get_system_version(parent)
+        system = system if system is not None else self.system(base.ref)
+        if system.name != base.system:
+            raise SystemSpecError(
+                f"system {system.name!r} is not the system of {base.ref}",
+                hint=f"pass the definition of {base.system!r}",
+            )
+        snap = self._snapshot_for(system, snapshot)
+        targets = list(components)
+        for t in targets:
+            system[t]  # raises with a close-match hint for unknown names
+        run_seed = system.seed if seed is None else seed
+        recorded = self.catalog.get_component_versions(list(base.manifest.values()))
+        by_name = {v.component: v for v in recorded.values()}
+        bindings: dict[str, Binding] = {}
+        snaps: dict[str, SnapshotRecord] = {snap.id: snap}
+        for name, comp in system.components.items():
+            old = by_name.get(name)
+            if name in targets or old is None:
+                data = None if isinstance(comp, Ensemble) else snap
+                bindings[name] = Binding(data, derive_seed(run_seed, name))
+                continue
+            data_snap = None
+            if old.snapshot_id is not None and not isinstance(comp, Ensemble):
+                if old.snapshot_id not in snaps:
+                    snaps[old.snapshot_id] = self.catalog.get_snapshot(old.snapshot_id)
+                data_snap = snaps[old.snapshot_id]
+            bindings[name] = Binding(data_snap, old.seed)
+        return execute(
+            self.catalog,
+            self.store,
+            system,
+            bindings,
+            kind="update",
+            run_seed=run_seed,
+            parent=base,
+            params={"snapshot": snap.id, "components": targets},
+            backend=backend or LocalBackend(workers),
+            progress=progress,
+            note=note,
+        )
+
+    def _latest(self, system: str) -> SystemVersionRecord | None:
+        versions = self.catalog.list_system_versions(system)
+        return versions[0] if versions else None
+
+    # -- reading versions ---------------------------------------------------------------------
+
+    def _fitted(self, version: SystemVersionRecord) -> dict[str, Any]:
+        records = self.catalog.get_component_versions(list(version.manifest.values()))
+        fitted = {}
+        for name, vid in version.manifest.items():
+            artifact = records[vid].artifact
+            if artifact is None:
+                raise SystemSpecError(f"component version {vid} of {version.ref} has no artifact")
+            fitted[name] = load_fitted(self.store.get(artifact))
+        return fitted
+
+    def load(self, ref: str) -> FittedSystem:
+        """The fitted system of version ``ref`` (``churn:v2``, ``churn@champion``, ``churn``)."""
+        version = self.catalog.get_system_version(ref)
+        return FittedSystem(version.spec, self._fitted(version), ref=version.ref)
+
+    def system(self, ref: str) -> System:
+        """Rebuild the (unfitted) System definition stored with version ``ref``."""
+        version = self.catalog.get_system_version(ref)
+        fitted = self._fitted(version)
+        spec = version.spec
+        return System(
+            spec["name"],
+            target=spec["target"],
+            task=spec["task"],
+            seed=spec["seed"],
+            definition_file=spec.get("definition_file"),
+            components=[fitted[n].spec for n in spec.get("order", spec["components"])],
+        )
+
+    def status(
+        self,
+        ref: str,
+        *,
+        system: System | None = None,
+        snapshot: SnapshotRecord | str | None = None,
+    ) -> list[ComponentStatus]:
+        """Each component of version ``ref``: fresh, or stale with the causes."""
+        version = self.catalog.get_system_version(ref)
+        records = self.catalog.get_component_versions(list(version.manifest.values()))
+        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        return staleness(version, records, system=system, snapshot=snap)
+
+    def lineage(self, ref: str, *, depth: int | None = None) -> dict[str, Any]:
+        """Where version ``ref`` came from: data, components and why each was trained, runs."""
+        return lineage_report(self.catalog, self.catalog.get_system_version(ref), depth=depth)
+
+    # -- evaluating and promoting -------------------------------------------------------------
+
+    def evaluate(
+        self,
+        candidate: str,
+        snapshot: SnapshotRecord | str,
+        *,
+        baseline: str | None = None,
+        metric: str | None = None,
+        gate: Gate | None = None,
+    ) -> tuple[EvaluationRecord, Comparison]:
+        """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices; record it."""
+        cand_v = self.catalog.get_system_version(candidate)
+        base_v = self.catalog.get_system_version(baseline) if baseline else None
+        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        frame = self.frame(snap.id)
+        cand = FittedSystem(cand_v.spec, self._fitted(cand_v), ref=cand_v.ref)
+        base = FittedSystem(base_v.spec, self._fitted(base_v), ref=base_v.ref) if base_v else None
+        for name, expr in snap.slices.items():
+            apply_slice(frame, name, expr)
+        result = compare(cand, base, frame, metric=metric, slices=snap.slices, gate=gate)
+        record = self.catalog.add_evaluation(
+            candidate_id=cand_v.id,
+            baseline_id=base_v.id if base_v else None,
+            snapshot_id=snap.id,
+            metric=result.metric,
+            results=result.as_dict(),
+            verdict=result.verdict,
+            reasons=list(result.reasons),
+        )
+        return record, result
+
+    def promote(
+        self,
+        ref: str,
+        alias: str = "champion",
+        *,
+        reason: str = "",
+        expected_revision: int | None = None,
+    ) -> AliasRecord:
+        """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited)."""
+        version = self.catalog.get_system_version(ref)
+        return self.catalog.move_alias(
+            version.system, alias, version.id, expected_revision=expected_revision, reason=reason
+        )
+
+    def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
+        """Move ``alias`` back to the version it pointed at before its latest move."""
+        return self.catalog.rollback_alias(system, alias, reason=reason)
+
+
+def _key_of(data: bytes) -> str:
+    from regrow._hashing import sha256_hex
+
+    return sha256_hex(data)
+
+
+def workspace_path(home: str | os.PathLike[str] | None) -> Path:
+    """Where the workspace for ``home`` lives (no check that it exists)."""
+    return resolve_home(home)

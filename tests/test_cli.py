@@ -1,0 +1,152 @@
+"""The `regrow` command: every command through main(), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regrow.cli import app, main
+from regrow.demo import make_window
+
+SYSTEM_MODULE = '''
+from sklearn.linear_model import LogisticRegression
+from regrow import Ensemble, Member, System
+
+def build():
+    return System("churn", target="churned", components=[
+        Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+        Member("geo", LogisticRegression(C={c}), inputs=["distance_km", "network_quality"]),
+        Ensemble("ensemble", weights={{"account": 1, "geo": 1}}),
+    ])
+'''
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "models.py").write_text(SYSTEM_MODULE.format(c=1.0))
+    make_window(1500, start="2026-01-01", days=60, seed=0).to_parquet(tmp_path / "old.parquet")
+    later = make_window(900, start="2026-07-01", days=30, seed=1, expanded=True)
+    later.iloc[:600].to_csv(tmp_path / "recent.csv", index=False)
+    later.iloc[600:].to_parquet(tmp_path / "holdout.parquet")
+    return tmp_path
+
+
+def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    home = str(project / "ws")
+    h = ("--home", home)
+    assert run(capsys, "init", home)[0] == 0
+    code, out, _ = run(capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "old",
+                       "--time-column", "ts", "--slice", "north=region == 'north'", *h, "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["rows"] == 1500
+    for name, file in (("recent", "recent.csv"), ("holdout", "holdout.parquet")):
+        assert run(capsys, "snapshot", "create", str(project / file), "--name", name, *h)[0] == 0
+    code, out, _ = run(capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old",
+                       "--workers", "1", *h, "--json")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["trained"] == ["account", "geo", "ensemble"]
+    assert run(capsys, "promote", "churn:v1", "--reason", "first", *h)[0] == 0
+    code, out, _ = run(capsys, "update", "churn@champion", "--snapshot", "recent", "-c", "geo",
+                       "--workers", "1", *h, "--json")  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["reused"] == ["account"]
+    code, out, _ = run(capsys, "evaluate", "churn:v2", "--snapshot", "holdout", "--baseline",
+                       "churn:v1", *h, "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["verdict"] in {"blessed", "rejected"}
+    assert run(capsys, "promote", "churn:v2", *h)[0] == 0
+    code, out, _ = run(capsys, "status", *h, "--json")
+    assert code == 0 and all(r["fresh"] for r in json.loads(out)["churn:v2"])
+    code, out, _ = run(capsys, "status", "churn:v2", "--snapshot", "holdout", *h, "--json")
+    stale = {r["name"]: r["causes"] for r in json.loads(out)["churn:v2"]}
+    assert stale["account"] == ["data"] and stale["ensemble"] == ["upstream"]
+    code, out, _ = run(capsys, "lineage", "churn:v2", *h, "--json")
+    report = json.loads(out)
+    assert [c["action"] for c in report["components"]] == ["reused", "trained", "trained"]
+    code, out, _ = run(capsys, "rollback", "--reason", "oops", *h, "--json")
+    assert code == 0 and json.loads(out)["version"] == "churn:v1"
+    code, out, _ = run(capsys, "aliases", "--history", *h, "--json")
+    moves = json.loads(out)["history"]["churn@champion"]
+    assert [m["reason"] for m in moves] == ["oops", "", "first"]
+    code, out, _ = run(capsys, "audit", "--verify", *h, "--json")
+    assert code == 0 and json.loads(out)["verified"] > 5
+    code, out, _ = run(capsys, "versions", *h, "--json")
+    assert [v["version"] for v in json.loads(out)] == ["churn:v2", "churn:v1"]
+    # Human output works too.
+    for args in (("status",), ("lineage", "churn:v2"), ("versions",), ("aliases", "--history"),
+                 ("audit",), ("snapshot", "list")):  # fmt: skip
+        code, out, err = run(capsys, *args, *h)
+        assert code == 0 and out.strip(), (args, err)
+
+
+def test_status_with_the_current_system_names_parameter_changes(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    h = ("--home", str(project / "ws"))
+    run(capsys, "init", *h)
+    run(capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "old", *h)
+    run(capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old", "--workers", "1", *h)
+    (project / "models2.py").write_text(SYSTEM_MODULE.format(c=0.25))
+    code, out, _ = run(capsys, "status", "churn:v1", "--system", f"{project / 'models2.py'}:build",
+                       *h, "--json")  # fmt: skip
+    rows = {r["name"]: r for r in json.loads(out)["churn:v1"]}
+    assert "parameters" in rows["geo"]["causes"]
+    assert rows["geo"]["details"]["parameters"]["C"] == [1.0, 0.25]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("status",), "no regrow workspace"),
+        (("lineage", "churn:v9"), "unknown version 'churn:v9'"),
+        (("snapshot", "create", "missing.csv", "--name", "x"), "missing.csv"),
+        (("snapshot", "create", "x.csv", "--name", "x", "--slice", "oops"), "bad --slice 'oops'"),
+        (("train", "nofile.py:build", "--snapshot", "s"), "no such file 'nofile.py'"),
+        (("train", "models", "--snapshot", "s"), "has no ':NAME'"),
+        (("promote", "churn:v1", "--alias", "champion"), "unknown version"),
+    ],
+)
+def test_errors_name_the_value_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    home = tmp_path / "ws"
+    if args[0] != "status":
+        run(capsys, "init", str(home))
+    code, out, err = run(capsys, *args, "--home", str(home))
+    assert code == 2
+    assert message in err
+    assert "hint:" in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_leaves_nothing_behind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    home = str(tmp_path / "ws")
+    run(capsys, "init", home)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    code, _, err = run(capsys, "snapshot", "create", str(tmp_path / "bad.csv"), "--name", "bad",
+                       "--slice", "s=nonexistent > 1", "--home", home)  # fmt: skip
+    assert code == 2 and "'s'" in err
+    code, out, _ = run(capsys, "snapshot", "list", "--home", home, "--json")
+    assert json.loads(out) == []
+    artifacts = [p for p in (tmp_path / "ws" / "artifacts").rglob("*") if p.is_file()]
+    assert artifacts == []
+
+
+def test_every_command_has_help_and_docs() -> None:
+    import typer.main
+
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    group = typer.main.get_group(app)
+    for name, command in group.commands.items():
+        assert command.help, f"`regrow {name}` has no help"
+        assert f"## `regrow {name}`" in docs, f"`regrow {name}` is not documented in docs/cli.md"

@@ -1,0 +1,44 @@
+"""`regrow demo`: the main job, end to end, as the README runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regrow.cli import main
+
+
+def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--json", "--home", str(tmp_path / "demo")])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert summary["retrained"] == ["geo", "ensemble"]
+    assert summary["reused"] == [
+        "contract_onehot", "region_onehot", "usage_scaled", "account", "usage"
+    ]  # fmt: skip
+    assert summary["metric"] == "roc_auc"
+    assert summary["after"] > summary["before"] + 0.02
+    assert summary["promoted"] is True
+    assert summary["seconds"] < 60
+
+
+def test_demo_human_output_explains_the_update(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from regrow import Workspace
+    from regrow.demo import run_demo
+
+    with Workspace.init(tmp_path / "ws") as ws:
+        result = run_demo(ws, rows=4000, new_rows=3000, workers=1)
+        assert {d.column for d in result.drifted} == {"distance_km", "network_quality"}
+        assert result.affected == ["geo"]
+        assert ws.catalog.get_system_version("churn@champion").ref == "churn:v2"
+        lineage = ws.lineage("churn:v2")
+        reused = {c["name"] for c in lineage["components"] if c["action"] == "reused"}
+        assert reused == {"contract_onehot", "region_onehot", "usage_scaled", "account", "usage"}
