@@ -1,0 +1,286 @@
+"""The artifact store contract, run against every implementation.
+
+Each store is built by a factory that also says how to make its final rename fail, so the same
+tests cover atomicity on the local folder, fsspec's ``memory://`` and fsspec's ``file://``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from regrow.catalog.store import (
+    ArtifactStore,
+    FsspecStore,
+    LocalStore,
+    open_store,
+    register_store,
+)
+from regrow.errors import (
+    ArtifactCorrupted,
+    ArtifactNotFound,
+    ConfigError,
+    InvalidKey,
+    StoreError,
+)
+
+
+@dataclass
+class Case:
+    store: ArtifactStore
+    fs: Any  # an fsspec file system that sees the store's files
+    root: str  # the store's root on ``fs``
+    break_rename: Callable[[pytest.MonkeyPatch], None]
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key[:2]}/{key}"
+
+    def temp_files(self) -> list[str]:
+        folder = f"{self.root}/tmp"
+        return list(self.fs.find(folder)) if self.fs.exists(folder) else []
+
+
+def _fail(*args: Any, **kwargs: Any) -> None:
+    raise OSError("simulated crash while moving the artifact into place")
+
+
+def local_case(tmp_path: Path) -> Case:
+    def break_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "replace", _fail)
+
+    fs = fsspec.filesystem("file")
+    return Case(LocalStore(tmp_path / "store"), fs, str(tmp_path / "store"), break_rename)
+
+
+def memory_case(tmp_path: Path) -> Case:
+    root = f"/regrow-test-{uuid.uuid4().hex}"
+    store = FsspecStore(f"memory://{root}")
+
+    def break_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(store.fs, "mv", _fail)
+
+    return Case(store, store.fs, root, break_rename)
+
+
+def fsspec_file_case(tmp_path: Path) -> Case:
+    store = FsspecStore(f"file://{tmp_path}/store")
+
+    def break_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(store.fs, "mv", _fail)
+
+    return Case(store, store.fs, str(tmp_path / "store"), break_rename)
+
+
+FACTORIES = {"local": local_case, "memory": memory_case, "fsspec-file": fsspec_file_case}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
+    made = FACTORIES[request.param](tmp_path)
+    yield made
+    if "memory" in made.fs.protocol and made.fs.exists(made.root):
+        made.fs.rm(made.root, recursive=True)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_put_returns_the_sha256_and_get_returns_the_bytes(case: Case) -> None:
+    key = case.store.put(b"fitted model")
+    assert key == sha(b"fitted model")
+    assert case.store.get(key) == b"fitted model"
+    assert case.store.exists(key)
+    assert case.store.size(key) == len(b"fitted model")
+    assert case.fs.cat_file(case.path(key)) == b"fitted model"  # the documented layout
+
+
+def test_empty_and_bytes_like_payloads(case: Case) -> None:
+    assert case.store.get(case.store.put(b"")) == b""
+    assert case.store.put(bytearray(b"ab")) == case.store.put(memoryview(b"ab")) == sha(b"ab")
+    with pytest.raises(StoreError, match="put\\(\\) stores bytes \\(got a str\\)"):
+        case.store.put("text")  # type: ignore[arg-type]
+
+
+def test_put_is_idempotent_and_does_not_rewrite(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = case.store.put(b"same")
+    modified = case.fs.modified(case.path(key)) if case.fs.protocol != "memory" else None
+
+    def no_write() -> Any:
+        raise AssertionError("an existing artifact was written again")
+
+    monkeypatch.setattr(case.store, "_open_temp", no_write)
+    assert case.store.put(b"same") == key
+    if modified is not None:
+        assert case.fs.modified(case.path(key)) == modified
+
+
+def test_put_file_streams_a_file(case: Case, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    data = os.urandom(3 * (1 << 20) + 5)  # several chunks
+    source.write_bytes(data)
+    key = case.store.put_file(source)
+    assert key == sha(data)
+    assert case.store.get(key) == data
+    assert case.store.put_file(str(source)) == key
+    assert case.temp_files() == []
+
+
+def test_put_file_of_a_missing_file_raises_file_not_found(case: Case, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        case.store.put_file(tmp_path / "missing.bin")
+
+
+def test_a_tampered_artifact_is_detected_on_read(case: Case) -> None:
+    key = case.store.put(b"original")
+    case.fs.pipe_file(case.path(key), b"tampered")
+    with pytest.raises(ArtifactCorrupted) as caught:
+        case.store.get(key)
+    message = str(caught.value)
+    assert key in message
+    assert sha(b"tampered") in message
+    assert "restore it from a backup" in message
+    with pytest.raises(ArtifactCorrupted), case.store.open_local(key):
+        pass
+
+
+def test_a_truncated_artifact_is_replaced_by_the_next_put(case: Case) -> None:
+    key = case.store.put(b"complete payload")
+    case.fs.pipe_file(case.path(key), b"compl")
+    assert case.store.put(b"complete payload") == key
+    assert case.store.get(key) == b"complete payload"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../x", "A" * 64, "ab" * 31, "ab" * 33, "g" * 64, f"../{'a' * 61}", "a" * 63 + "/", 42, None],
+)
+def test_invalid_keys_are_refused_everywhere(case: Case, key: Any) -> None:
+    for operation in (
+        case.store.get,
+        case.store.exists,
+        case.store.size,
+        case.store.delete,
+        case.store.open_local,
+    ):
+        with pytest.raises(InvalidKey, match="invalid artifact key"):
+            operation(key)
+
+
+def test_a_missing_key_raises_artifact_not_found(case: Case) -> None:
+    key = sha(b"never stored")
+    with pytest.raises(ArtifactNotFound, match=f"no artifact {key} in"):
+        case.store.get(key)
+    with pytest.raises(ArtifactNotFound):
+        case.store.size(key)
+    with pytest.raises(LookupError), case.store.open_local(key):
+        pass
+    assert not case.store.exists(key)
+
+
+def test_delete_removes_and_tolerates_missing(case: Case) -> None:
+    key = case.store.put(b"short lived")
+    case.store.delete(key)
+    assert not case.store.exists(key)
+    case.store.delete(key)
+
+
+def test_no_temporary_files_are_left_behind(case: Case) -> None:
+    for i in range(5):
+        case.store.put(f"artifact {i}".encode())
+    case.store.put(b"artifact 0")
+    assert case.temp_files() == []
+
+
+def test_a_failed_rename_leaves_nothing_under_the_key(
+    case: Case, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    case.break_rename(monkeypatch)
+    with pytest.raises(StoreError, match=r"could not store 7 bytes in .*simulated crash"):
+        case.store.put(b"payload")
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"file payload")
+    with pytest.raises(StoreError, match=r"could not store '.*f\.bin'"):
+        case.store.put_file(source)
+    monkeypatch.undo()
+    assert not case.store.exists(sha(b"payload"))
+    assert not case.fs.exists(case.path(sha(b"payload")))
+    assert not case.fs.exists(case.path(sha(b"file payload")))
+    assert case.temp_files() == []
+    assert case.store.put(b"payload") == sha(b"payload")  # and the store still works
+
+
+def test_a_failure_mid_write_leaves_nothing_behind(case: Case) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"first half"
+        raise RuntimeError("the producer died")
+
+    with pytest.raises(RuntimeError, match="the producer died"):
+        case.store._write(chunks(), "a stream")
+    assert case.temp_files() == []
+    assert not case.store.exists(sha(b"first half"))
+
+
+def test_open_local_gives_a_verified_local_file(case: Case) -> None:
+    key = case.store.put(b"weights")
+    with case.store.open_local(key) as path:
+        assert Path(path).read_bytes() == b"weights"
+
+
+def test_the_url_reopens_the_same_store(case: Case) -> None:
+    key = case.store.put(b"shared")
+    assert open_store(case.store.url).get(key) == b"shared"
+    assert repr(case.store) == f"{type(case.store).__name__}({case.store.url!r})"
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=4096))
+def test_any_bytes_round_trip(case: Case, data: bytes) -> None:
+    key = case.store.put(data)
+    assert key == sha(data)
+    assert case.store.get(key) == data
+
+
+# -- opening stores by URL ------------------------------------------------------------------
+
+
+def test_open_store_picks_the_implementation(tmp_path: Path) -> None:
+    assert isinstance(open_store(tmp_path), LocalStore)
+    assert isinstance(open_store(str(tmp_path / "a")), LocalStore)
+    local = open_store(f"file://{tmp_path}/b")
+    assert isinstance(local, LocalStore)
+    assert local.url == str(tmp_path / "b")
+    assert isinstance(open_store("memory://regrow-open-store"), FsspecStore)
+
+
+def test_registered_protocols_use_their_factory(tmp_path: Path) -> None:
+    register_store("regrowtest", lambda url: LocalStore(tmp_path / url.split("://")[1]))
+    store = open_store("regrowtest://x")
+    assert isinstance(store, LocalStore)
+    assert store.url == str(tmp_path / "x")
+
+
+def test_bad_urls_are_refused() -> None:
+    with pytest.raises(ConfigError, match="must be a non-empty string \\(got ''\\)"):
+        open_store("")
+    with pytest.raises(ConfigError, match="cannot open the artifact store 'nosuchproto://x'"):
+        open_store("nosuchproto://x")
+
+
+def test_the_local_store_creates_its_folder_on_first_write(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "deep" / "store", fsync=False)
+    assert not (tmp_path / "deep").exists()
+    key = store.put(b"x")
+    assert (tmp_path / "deep" / "store" / key[:2] / key).read_bytes() == b"x"
