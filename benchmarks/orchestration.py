@@ -36,10 +36,11 @@ from sklearn.dummy import DummyClassifier
 from sklearn.preprocessing import StandardScaler
 
 from regrow import Ensemble, Member, System, Transform, Workspace
-from regrow.catalog.models import ComponentVersion
+from regrow.catalog.models import Component, ComponentVersion
 
 
 def wide_system(n_components: int, n_columns: int = 20) -> System:
+    name = f"wide{n_components}"
     """A system of transforms and cheap members with an ensemble: ``n_components`` in all."""
     n_transforms = n_components // 10
     n_members = n_components - n_transforms - 1
@@ -56,7 +57,7 @@ def wide_system(n_components: int, n_columns: int = 20) -> System:
         for i in range(n_members)
     ]
     comps.append(Ensemble("ensemble", weights={f"m{i}": 1.0 for i in range(n_members)}))
-    return System("wide", target="y", components=comps)
+    return System(name, target="y", components=comps)
 
 
 def frame(rows: int = 200, n_columns: int = 20) -> pd.DataFrame:
@@ -77,10 +78,11 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 def bench_status(ws: Workspace, repeats: int) -> float:
     system = wide_system(1000)
-    snap = ws.snapshot(frame(), name="wide")
+    snap = ws.snapshot(frame(), name="wide1000")
     version = ws.train(system, snap, workers=1).version
     rows = ws.status(version.ref, system=system)
-    assert len(rows) == 1000 and all(r.fresh for r in rows)
+    assert len(rows) == 1000
+    assert all(r.fresh for r in rows)
     return median_ms(lambda: ws.status(version.ref, system=system), repeats)
 
 
@@ -92,7 +94,8 @@ def bench_cached_rerun(ws: Workspace, repeats: int) -> float:
 
     def rerun() -> None:
         result = ws.train(system, snap, workers=1)
-        assert result.trained == [] and len(result.reused) == 100
+        assert result.trained == []
+        assert len(result.reused) == 100
 
     return median_ms(rerun, repeats) / 1000
 
@@ -146,7 +149,12 @@ def bench_lineage(ws: Workspace, repeats: int, filler: int = 100_000) -> float:
         }
         for i in range(filler - int(existing))
     ]
+    owners = {(r["system"], r["component"]) for r in rows}
     with cat._engine.begin() as conn:
+        conn.execute(
+            sa.insert(Component),
+            [{"system": s, "name": c, "kind": "member", "created_at": now} for s, c in owners],
+        )
         conn.execute(sa.insert(ComponentVersion), rows)
     with cat._engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(ComponentVersion)).scalar_one()

@@ -10,7 +10,7 @@ import pytest
 from regrow.cli import app, main
 from regrow.demo import make_window
 
-SYSTEM_MODULE = '''
+SYSTEM_MODULE = """
 from sklearn.linear_model import LogisticRegression
 from regrow import Ensemble, Member, System
 
@@ -20,7 +20,7 @@ def build():
         Member("geo", LogisticRegression(C={c}), inputs=["distance_km", "network_quality"]),
         Ensemble("ensemble", weights={{"account": 1, "geo": 1}}),
     ])
-'''
+"""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -47,46 +47,100 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     home = str(project / "ws")
     h = ("--home", home)
     assert run(capsys, "init", home)[0] == 0
-    code, out, _ = run(capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "old",
-                       "--time-column", "ts", "--slice", "north=region == 'north'", *h, "--json")  # fmt: skip
-    assert code == 0 and json.loads(out)["rows"] == 1500
+    code, out, _ = run(
+        capsys,
+        "snapshot",
+        "create",
+        str(project / "old.parquet"),
+        "--name",
+        "old",
+        "--time-column",
+        "ts",
+        "--slice",
+        "north=region == 'north'",
+        *h,
+        "--json",
+    )
+    assert code == 0
+    assert json.loads(out)["rows"] == 1500
     for name, file in (("recent", "recent.csv"), ("holdout", "holdout.parquet")):
         assert run(capsys, "snapshot", "create", str(project / file), "--name", name, *h)[0] == 0
-    code, out, _ = run(capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old",
-                       "--workers", "1", *h, "--json")  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "train",
+        f"{project / 'models.py'}:build",
+        "--snapshot",
+        "old",
+        "--workers",
+        "1",
+        *h,
+        "--json",
+    )
     assert code == 0, out
     assert json.loads(out)["trained"] == ["account", "geo", "ensemble"]
     assert run(capsys, "promote", "churn:v1", "--reason", "first", *h)[0] == 0
-    code, out, _ = run(capsys, "update", "churn@champion", "--snapshot", "recent", "-c", "geo",
-                       "--workers", "1", *h, "--json")  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "update",
+        "churn@champion",
+        "--snapshot",
+        "recent",
+        "-c",
+        "geo",
+        "--workers",
+        "1",
+        *h,
+        "--json",
+    )
     assert code == 0
     assert json.loads(out)["reused"] == ["account"]
-    code, out, _ = run(capsys, "evaluate", "churn:v2", "--snapshot", "holdout", "--baseline",
-                       "churn:v1", *h, "--json")  # fmt: skip
-    assert code == 0 and json.loads(out)["verdict"] in {"blessed", "rejected"}
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "churn:v2",
+        "--snapshot",
+        "holdout",
+        "--baseline",
+        "churn:v1",
+        *h,
+        "--json",
+    )
+    assert code == 0
+    assert json.loads(out)["verdict"] in {"blessed", "rejected"}
     assert run(capsys, "promote", "churn:v2", *h)[0] == 0
     code, out, _ = run(capsys, "status", *h, "--json")
-    assert code == 0 and all(r["fresh"] for r in json.loads(out)["churn:v2"])
+    assert code == 0
+    assert all(r["fresh"] for r in json.loads(out)["churn:v2"])
     code, out, _ = run(capsys, "status", "churn:v2", "--snapshot", "holdout", *h, "--json")
     stale = {r["name"]: r["causes"] for r in json.loads(out)["churn:v2"]}
-    assert stale["account"] == ["data"] and stale["ensemble"] == ["upstream"]
+    assert stale["account"] == ["data"]
+    assert stale["ensemble"] == ["upstream"]
     code, out, _ = run(capsys, "lineage", "churn:v2", *h, "--json")
     report = json.loads(out)
     assert [c["action"] for c in report["components"]] == ["reused", "trained", "trained"]
     code, out, _ = run(capsys, "rollback", "--reason", "oops", *h, "--json")
-    assert code == 0 and json.loads(out)["version"] == "churn:v1"
+    assert code == 0
+    assert json.loads(out)["version"] == "churn:v1"
     code, out, _ = run(capsys, "aliases", "--history", *h, "--json")
     moves = json.loads(out)["history"]["churn@champion"]
     assert [m["reason"] for m in moves] == ["oops", "", "first"]
     code, out, _ = run(capsys, "audit", "--verify", *h, "--json")
-    assert code == 0 and json.loads(out)["verified"] > 5
+    assert code == 0
+    assert json.loads(out)["verified"] > 5
     code, out, _ = run(capsys, "versions", *h, "--json")
     assert [v["version"] for v in json.loads(out)] == ["churn:v2", "churn:v1"]
     # Human output works too.
-    for args in (("status",), ("lineage", "churn:v2"), ("versions",), ("aliases", "--history"),
-                 ("audit",), ("snapshot", "list")):  # fmt: skip
+    for args in (
+        ("status",),
+        ("lineage", "churn:v2"),
+        ("versions",),
+        ("aliases", "--history"),
+        ("audit",),
+        ("snapshot", "list"),
+    ):
         code, out, err = run(capsys, *args, *h)
-        assert code == 0 and out.strip(), (args, err)
+        assert code == 0, (args, err)
+        assert out.strip(), args
 
 
 def test_status_with_the_current_system_names_parameter_changes(
@@ -95,10 +149,13 @@ def test_status_with_the_current_system_names_parameter_changes(
     h = ("--home", str(project / "ws"))
     run(capsys, "init", *h)
     run(capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "old", *h)
-    run(capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old", "--workers", "1", *h)
+    run(
+        capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old", "--workers", "1", *h
+    )
     (project / "models2.py").write_text(SYSTEM_MODULE.format(c=0.25))
-    code, out, _ = run(capsys, "status", "churn:v1", "--system", f"{project / 'models2.py'}:build",
-                       *h, "--json")  # fmt: skip
+    _code, out, _ = run(
+        capsys, "status", "churn:v1", "--system", f"{project / 'models2.py'}:build", *h, "--json"
+    )
     rows = {r["name"]: r for r in json.loads(out)["churn:v1"]}
     assert "parameters" in rows["geo"]["causes"]
     assert rows["geo"]["details"]["parameters"]["C"] == [1.0, 0.25]
@@ -122,20 +179,33 @@ def test_errors_name_the_value_and_exit_2(
     home = tmp_path / "ws"
     if args[0] != "status":
         run(capsys, "init", str(home))
-    code, out, err = run(capsys, *args, "--home", str(home))
+    code, _out, err = run(capsys, *args, "--home", str(home))
     assert code == 2
     assert message in err
     assert "hint:" in err
     assert "Traceback" not in err
 
 
-def test_bad_input_leaves_nothing_behind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_bad_input_leaves_nothing_behind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     home = str(tmp_path / "ws")
     run(capsys, "init", home)
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    code, _, err = run(capsys, "snapshot", "create", str(tmp_path / "bad.csv"), "--name", "bad",
-                       "--slice", "s=nonexistent > 1", "--home", home)  # fmt: skip
-    assert code == 2 and "'s'" in err
+    code, _, err = run(
+        capsys,
+        "snapshot",
+        "create",
+        str(tmp_path / "bad.csv"),
+        "--name",
+        "bad",
+        "--slice",
+        "s=nonexistent > 1",
+        "--home",
+        home,
+    )
+    assert code == 2
+    assert "'s'" in err
     code, out, _ = run(capsys, "snapshot", "list", "--home", home, "--json")
     assert json.loads(out) == []
     artifacts = [p for p in (tmp_path / "ws" / "artifacts").rglob("*") if p.is_file()]

@@ -20,8 +20,12 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     summary = json.loads(out[-1])
     assert summary["retrained"] == ["geo", "ensemble"]
     assert summary["reused"] == [
-        "contract_onehot", "region_onehot", "usage_scaled", "account", "usage"
-    ]  # fmt: skip
+        "contract_onehot",
+        "region_onehot",
+        "usage_scaled",
+        "account",
+        "usage",
+    ]
     assert summary["metric"] == "roc_auc"
     assert summary["after"] > summary["before"] + 0.02
     assert summary["promoted"] is True

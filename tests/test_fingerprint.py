@@ -63,7 +63,9 @@ def test_upstream_change_is_named() -> None:
 
 
 def test_code_version_replaces_source_hashing() -> None:
-    s = System("s", target="y", components=[Member("m", LogisticRegression(), ["x"], code_version="1")])
+    s = System(
+        "s", target="y", components=[Member("m", LogisticRegression(), ["x"], code_version="1")]
+    )
     assert parts(s)["code"] == {"version": "1"}
 
 

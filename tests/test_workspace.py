@@ -26,11 +26,17 @@ def build(c_geo: float = 1.0) -> System:
         "churn",
         target="churned",
         components=[
-            Transform("usage_scaled", StandardScaler(), inputs=["sessions_per_week", "support_calls"]),
+            Transform(
+                "usage_scaled", StandardScaler(), inputs=["sessions_per_week", "support_calls"]
+            ),
             Transform("region_onehot", OneHotEncoder(sparse_output=False), inputs=["region"]),
             Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
             Member("usage", LogisticRegression(), inputs=["usage_scaled"]),
-            Member("geo", LogisticRegression(C=c_geo), inputs=["distance_km", "network_quality", "region_onehot"]),
+            Member(
+                "geo",
+                LogisticRegression(C=c_geo),
+                inputs=["distance_km", "network_quality", "region_onehot"],
+            ),
             Ensemble("ensemble", weights={"account": 1, "usage": 1, "geo": 1}),
         ],
     )
@@ -117,7 +123,9 @@ def test_status_names_the_causes(ws: Workspace, history: pd.DataFrame) -> None:
     assert stale["geo"].details["parameters"]["C"] == [1.0, 3.0]
     assert stale["ensemble"].causes == ("upstream",)
     assert stale["account"].fresh
-    moved = ws.snapshot(history.assign(support_calls=history["support_calls"] + 1), name="customers")
+    moved = ws.snapshot(
+        history.assign(support_calls=history["support_calls"] + 1), name="customers"
+    )
     by_data = {s.name: s for s in ws.status(v1.ref, snapshot=moved)}
     assert by_data["usage_scaled"].causes == ("data",)
     assert by_data["usage"].causes == ("data", "upstream")
@@ -136,13 +144,16 @@ def test_status_detects_a_code_change(tmp_path: Path, history: pd.DataFrame) -> 
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("my_models", module)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     with Workspace.init(tmp_path / "ws") as ws:
         v = ws.train(mod.build(), ws.snapshot(history, name="c"), workers=1).version
         assert ws.status(v.ref)[0].fresh
-        module.write_text(module.read_text().replace("LogisticRegression()", "LogisticRegression(C=2.0)"))
+        module.write_text(
+            module.read_text().replace("LogisticRegression()", "LogisticRegression(C=2.0)")
+        )
         import os
         import time
 
@@ -159,7 +170,8 @@ def test_lineage_names_snapshots_runs_and_reasons(ws: Workspace, history: pd.Dat
     report = ws.lineage(v2.ref)
     assert [p["version"] for p in report["parents"]] == ["churn:v1"]
     comps = {c["name"]: c for c in report["components"]}
-    assert comps["geo"]["action"] == "trained" and comps["geo"]["snapshot"] == recent.id
+    assert comps["geo"]["action"] == "trained"
+    assert comps["geo"]["snapshot"] == recent.id
     assert comps["account"]["action"] == "reused"
     assert comps["account"]["origin"]["version"] == v1.id
     assert report["run"]["environment"]["python"]
@@ -188,12 +200,15 @@ def test_evaluate_blesses_a_better_candidate(ws: Workspace) -> None:
     old = make_window(3000, start="2026-01-01", days=90, seed=5)
     new = make_window(3000, start="2026-07-01", days=30, seed=6, expanded=True)
     v1 = ws.train(build(), ws.snapshot(old, name="c"), workers=1).version
-    v2 = ws.update(v1.ref, ws.snapshot(new.iloc[:2000], name="recent"), components=["geo"], workers=1).version
+    v2 = ws.update(
+        v1.ref, ws.snapshot(new.iloc[:2000], name="recent"), components=["geo"], workers=1
+    ).version
     holdout = ws.snapshot(new.iloc[2000:], name="holdout", slices={"north": "region == 'north'"})
     record, result = ws.evaluate(v2.ref, holdout, baseline=v1.ref)
     assert result.verdict == "blessed", result.reasons
     assert result.candidate > result.baseline  # type: ignore[operator]
-    assert result.delta_ci is not None and result.delta_ci[0] > 0
+    assert result.delta_ci is not None
+    assert result.delta_ci[0] > 0
     assert "north" in result.slices
     assert ws.catalog.list_evaluations(candidate_id=v2.id)[0].id == record.id
     _, same = ws.evaluate(v1.ref, holdout, baseline=v1.ref)
@@ -204,14 +219,18 @@ def test_failed_component_fails_the_run_and_resume_reuses_finished_work(
     ws: Workspace, history: pd.DataFrame
 ) -> None:
     snap = ws.snapshot(history, name="customers")
-    broken = build().replace(Member("geo", LogisticRegression(solver="nonsense"), inputs=["distance_km"]))
+    broken = build().replace(
+        Member("geo", LogisticRegression(solver="nonsense"), inputs=["distance_km"])
+    )
     with pytest.raises(RunError, match="component 'geo' failed"):
         ws.train(broken, snap, workers=1)
     assert ws.catalog.list_system_versions("churn") == []
     failed = ws.catalog.list_runs("churn")[0]
-    assert failed.status == "failed" and "geo" in (failed.error or "")
+    assert failed.status == "failed"
+    assert "geo" in (failed.error or "")
     fixed = ws.train(build(), snap, workers=1)
-    assert "account" in fixed.reused and "geo" in fixed.trained
+    assert "account" in fixed.reused
+    assert "geo" in fixed.trained
 
 
 def test_parallel_workers_give_the_same_fingerprints(tmp_path: Path, history: pd.DataFrame) -> None:

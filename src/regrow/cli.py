@@ -18,8 +18,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -106,7 +106,8 @@ def load_system(ref: str) -> System:
         if not path.is_file():
             raise ConfigError(f"no such file {target!r}", hint="check the path to the module")
         spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
         spec.loader.exec_module(module)
@@ -233,13 +234,16 @@ def snapshot_create(
     if as_json:
         _print_json(snap.__dict__)
     else:
-        out.print(f"snapshot [bold]{snap.id[:12]}[/] {snap.name}: {snap.rows:,} rows, "
-                  f"{len(snap.columns)} columns")  # fmt: skip
+        out.print(
+            f"snapshot [bold]{snap.id[:12]}[/] {snap.name}: {snap.rows:,} rows, "
+            f"{len(snap.columns)} columns"
+        )
 
 
 @snapshot_app.command("list")
-def snapshot_list(name: Annotated[str | None, typer.Argument()] = None, home: Home = None,
-                  as_json: AsJson = False) -> None:  # fmt: skip
+def snapshot_list(
+    name: Annotated[str | None, typer.Argument()] = None, home: Home = None, as_json: AsJson = False
+) -> None:
     """List snapshots, newest first."""
     with _workspace(home) as ws:
         snaps = ws.catalog.list_snapshots(name)
@@ -250,8 +254,13 @@ def snapshot_list(name: Annotated[str | None, typer.Argument()] = None, home: Ho
     for col in ("id", "name", "rows", "columns", "created"):
         table.add_column(col)
     for s in snaps:
-        table.add_row(s.id[:12], s.name, f"{s.rows:,}", str(len(s.columns)),
-                      s.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+        table.add_row(
+            s.id[:12],
+            s.name,
+            f"{s.rows:,}",
+            str(len(s.columns)),
+            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     out.print(table)
 
 
@@ -284,14 +293,22 @@ def update(
     """Refit only the named components on new data; reuse every other component version."""
     sys_obj = load_system(system) if system else None
     with _workspace(home) as ws, _progress(not as_json) as progress:
-        result = ws.update(version, snapshot, components=component, system=sys_obj,
-                           workers=workers, progress=progress)  # fmt: skip
+        result = ws.update(
+            version,
+            snapshot,
+            components=component,
+            system=sys_obj,
+            workers=workers,
+            progress=progress,
+        )
     _show_run(result, as_json)
 
 
 @app.command()
 def status(
-    version: Annotated[str | None, typer.Argument(help="Version (default: every champion).")] = None,
+    version: Annotated[
+        str | None, typer.Argument(help="Version (default: every champion).")
+    ] = None,
     system: Annotated[str | None, typer.Option(help="FILE.py:NAME of the current System.")] = None,
     snapshot: Annotated[str | None, typer.Option(help="Compare against this data.")] = None,
     home: Home = None,
@@ -303,8 +320,10 @@ def status(
         if version is not None:
             refs = [version]
         else:
-            refs = [f"{s}@champion" if _has_alias(ws, s, "champion") else s
-                    for s in ws.catalog.list_systems()]  # fmt: skip
+            refs = [
+                f"{s}@champion" if _has_alias(ws, s, "champion") else s
+                for s in ws.catalog.list_systems()
+            ]
         reports = {}
         for ref in refs:
             v = ws.catalog.get_system_version(ref)
@@ -348,16 +367,31 @@ def versions(
     for a in aliases:
         by_version.setdefault(a.version_id, []).append(a.name)
     if as_json:
-        _print_json([{"version": v.ref, "id": v.id, "parent": v.parent_id, "note": v.note,
-                      "aliases": by_version.get(v.id, []), "created_at": v.created_at}
-                     for v in rows])  # fmt: skip
+        _print_json(
+            [
+                {
+                    "version": v.ref,
+                    "id": v.id,
+                    "parent": v.parent_id,
+                    "note": v.note,
+                    "aliases": by_version.get(v.id, []),
+                    "created_at": v.created_at,
+                }
+                for v in rows
+            ]
+        )
         return
     table = Table()
     for col in ("version", "id", "aliases", "created", "note"):
         table.add_column(col)
     for v in rows:
-        table.add_row(v.ref, v.id[:12], ", ".join(by_version.get(v.id, [])),
-                      v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.note)  # fmt: skip
+        table.add_row(
+            v.ref,
+            v.id[:12],
+            ", ".join(by_version.get(v.id, [])),
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.note,
+        )
     out.print(table)
 
 
@@ -366,7 +400,9 @@ def evaluate(
     candidate: Annotated[str, typer.Argument(help="Candidate version.")],
     snapshot: Annotated[str, typer.Option(help="Labelled snapshot to evaluate on.")],
     baseline: Annotated[str | None, typer.Option(help="Baseline version.")] = None,
-    metric: Annotated[str | None, typer.Option(help="roc_auc, log_loss, accuracy, rmse, mae")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="roc_auc, log_loss, accuracy, rmse, mae")
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -374,11 +410,19 @@ def evaluate(
     with _workspace(home) as ws:
         record, result = ws.evaluate(candidate, snapshot, baseline=baseline, metric=metric)
     if as_json:
-        _print_json({"id": record.id, "verdict": result.verdict, "reasons": list(result.reasons),
-                     **result.as_dict()})  # fmt: skip
+        _print_json(
+            {
+                "id": record.id,
+                "verdict": result.verdict,
+                "reasons": list(result.reasons),
+                **result.as_dict(),
+            }
+        )
         return
-    out.print(f"{result.metric}: candidate {result.candidate:.4f}"
-              + (f", baseline {result.baseline:.4f}" if result.baseline is not None else ""))  # fmt: skip
+    out.print(
+        f"{result.metric}: candidate {result.candidate:.4f}"
+        + (f", baseline {result.baseline:.4f}" if result.baseline is not None else "")
+    )
     for name, s in result.slices.items():
         out.print(f"  slice {name} ({s['rows']} rows): {s}")
     out.print(f"verdict: [bold]{result.verdict}[/]")
@@ -444,24 +488,37 @@ def aliases(
     with _workspace(home) as ws:
         rows = ws.catalog.list_aliases(system)
         refs = {a.version_id: ws.catalog.get_system_version(a.version_id).ref for a in rows}
-        moves = {f"{a.system}@{a.name}": ws.catalog.alias_history(a.system, a.name)
-                 for a in rows} if history else {}  # fmt: skip
+        moves = (
+            {f"{a.system}@{a.name}": ws.catalog.alias_history(a.system, a.name) for a in rows}
+            if history
+            else {}
+        )
     if as_json:
-        _print_json({"aliases": [{**a.__dict__, "version": refs[a.version_id]} for a in rows],
-                     "history": {k: [m.__dict__ for m in v] for k, v in moves.items()}})  # fmt: skip
+        _print_json(
+            {
+                "aliases": [{**a.__dict__, "version": refs[a.version_id]} for a in rows],
+                "history": {k: [m.__dict__ for m in v] for k, v in moves.items()},
+            }
+        )
         return
     table = Table()
     for col in ("alias", "version", "revision", "updated"):
         table.add_column(col)
     for a in rows:
-        table.add_row(f"{a.system}@{a.name}", refs[a.version_id], str(a.revision),
-                      a.updated_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+        table.add_row(
+            f"{a.system}@{a.name}",
+            refs[a.version_id],
+            str(a.revision),
+            a.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     out.print(table)
     for key, items in moves.items():
         out.print(f"[bold]{key}[/]")
         for m in items:
-            out.print(f"  r{m.revision} {m.at:%Y-%m-%d %H:%M:%S} {m.actor}: "
-                      f"{(m.from_version_id or '-')[:12]} -> {m.to_version_id[:12]} {m.reason}")  # fmt: skip
+            out.print(
+                f"  r{m.revision} {m.at:%Y-%m-%d %H:%M:%S} {m.actor}: "
+                f"{(m.from_version_id or '-')[:12]} -> {m.to_version_id[:12]} {m.reason}"
+            )
 
 
 @app.command()
@@ -484,16 +541,25 @@ def lineage(
     if run:
         env = run["environment"]
         git = env.get("git") or {}
-        out.print(f"  run {run['id'][:12]} ({run['kind']}, seed {run['seed']}, {run['status']}); "
-                  f"python {env.get('python')}, git {str(git.get('commit', '-'))[:12]}")  # fmt: skip
+        out.print(
+            f"  run {run['id'][:12]} ({run['kind']}, seed {run['seed']}, {run['status']}); "
+            f"python {env.get('python')}, git {str(git.get('commit', '-'))[:12]}"
+        )
     for s in report["snapshots"]:
         out.print(f"  snapshot {s['id'][:12]} {s['name']} ({s['rows']:,} rows)")
     table = Table()
     for col in ("component", "action", "why", "version", "fingerprint", "snapshot", "seed"):
         table.add_column(col)
     for c in report["components"]:
-        table.add_row(c["name"], c["action"], ", ".join(c["why"]), c["version_id"][:12],
-                      c["fingerprint"][:12], (c["snapshot"] or "-")[:12], str(c["seed"]))  # fmt: skip
+        table.add_row(
+            c["name"],
+            c["action"],
+            ", ".join(c["why"]),
+            c["version_id"][:12],
+            c["fingerprint"][:12],
+            (c["snapshot"] or "-")[:12],
+            str(c["seed"]),
+        )
     out.print(table)
 
 

@@ -64,9 +64,11 @@ def make_window(
         distance = rng.gamma(2.0, 4.0, rows)
         quality = rng.beta(6, 2, rows)
     account = (
-        1.2 * (tenure < 12) - 0.02 * tenure + 0.015 * (fee - 65)
+        1.2 * (tenure < 12)
+        - 0.02 * tenure
+        + 0.015 * (fee - 65)
         + np.select([contract == "monthly", contract == "two_year"], [0.8, -0.8], 0.0)
-    )  # fmt: skip
+    )
     usage = -0.25 * (sessions - 6) + 0.6 * (calls - 1.2)
     if expanded:
         geo = 2.5 * np.tanh((quality - 0.45) * 6) - 0.03 * (distance - 32)
@@ -176,9 +178,12 @@ def run_demo(
     later = make_window(new_rows, start="2026-07-01", days=61, seed=seed + 1, expanded=True)
     cut = int(len(later) * 2 / 3)
     recent = ws.snapshot(
-        later.iloc[:cut], name="customers-recent", time_column="ts", slices=SLICES,
+        later.iloc[:cut],
+        name="customers-recent",
+        time_column="ts",
+        slices=SLICES,
         parents=[reference.id],
-    )  # fmt: skip
+    )
     holdout = ws.snapshot(
         later.iloc[cut:], name="customers-holdout", time_column="ts", slices=SLICES
     )
@@ -193,9 +198,14 @@ def run_demo(
 
     t0 = time.perf_counter()
     update = ws.update(
-        v1.version.ref, recent, components=affected, system=system, workers=workers,
-        progress=progress, note=f"refit {affected} after drift in {[d.column for d in drifted]}",
-    )  # fmt: skip
+        v1.version.ref,
+        recent,
+        components=affected,
+        system=system,
+        workers=workers,
+        progress=progress,
+        note=f"refit {affected} after drift in {[d.column for d in drifted]}",
+    )
     step("update v2", t0)
     t0 = time.perf_counter()
     _, comparison = ws.evaluate(update.version.ref, holdout, baseline="churn@champion")

@@ -79,9 +79,13 @@ def fingerprint(parts: Mapping[str, Any]) -> str:
 
 def changed_parts(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The causes (``CAUSE_NAMES`` values) for the parts that differ, in a stable order."""
-    return [
-        CAUSE_NAMES[k] for k in CAUSE_NAMES if hash_json(recorded.get(k)) != hash_json(current.get(k))
-    ]
+    causes = []
+    for key, cause in CAUSE_NAMES.items():
+        before, after = recorded.get(key), current.get(key)
+        # Plain equality settles almost every part; hashing settles int/float and tuple/list.
+        if before != after and hash_json(before) != hash_json(after):
+            causes.append(cause)
+    return causes
 
 
 # -- code ---------------------------------------------------------------------------------------
@@ -148,6 +152,20 @@ def _imported_modules(path: str, mtime_ns: int) -> tuple[str, ...]:
 
 
 def local_sources(definition_file: str) -> list[str]:
+    """The definition file and the local modules it imports (see :func:`_local_sources`).
+
+    Memoised on the file's modification time and the number of imported modules, so a
+    thousand components built by one module cost one walk.
+    """
+    try:
+        mtime = os.stat(definition_file).st_mtime_ns
+    except OSError:
+        mtime = -1
+    return list(_local_sources(definition_file, mtime, len(sys.modules)))
+
+
+@cache
+def _local_sources(definition_file: str, _mtime: int, _n_modules: int) -> tuple[str, ...]:
     """The definition file and the local (not installed) modules it imports, recursively.
 
     Only modules already imported (in ``sys.modules``) are followed: importing is what made
@@ -172,10 +190,10 @@ def local_sources(definition_file: str) -> list[str]:
             if not file:
                 continue
             resolved = Path(file).resolve()
-            if resolved.suffix == ".py" and not _is_third_party(resolved):
-                if root in resolved.parents or resolved.parent == root:
-                    queue.append(str(resolved))
-    return sorted(found)
+            local = root in resolved.parents and not _is_third_party(resolved)
+            if resolved.suffix == ".py" and local:
+                queue.append(str(resolved))
+    return tuple(sorted(found))
 
 
 def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, Any]:
@@ -187,11 +205,27 @@ def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, A
     if definition_file:
         files.update(local_sources(definition_file))
     if estimator is not None:
-        module = sys.modules.get(type(estimator).__module__)
-        file = getattr(module, "__file__", None)
-        if file and not _is_third_party(Path(file).resolve()):
+        file = _local_module_file(type(estimator).__module__)
+        if file:
             files.update(local_sources(file))
     return {"files": {f: source_hash(f) for f in sorted(files)}}
+
+
+def _local_module_file(module_name: str) -> str | None:
+    """The source file of an imported module that is not installed (a user's own module)."""
+    hit = _MODULE_FILES.get(module_name, _UNSEEN)
+    if hit is _UNSEEN:
+        file = getattr(sys.modules.get(module_name), "__file__", None)
+        hit = None
+        if file:
+            resolved = Path(file).resolve()
+            hit = None if _is_third_party(resolved) else str(resolved)
+        _MODULE_FILES[module_name] = hit
+    return hit if isinstance(hit, str) else None
+
+
+_UNSEEN = object()
+_MODULE_FILES: dict[str, object] = {}
 
 
 def deps_part(estimator: Any) -> dict[str, str]:

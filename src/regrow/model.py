@@ -106,11 +106,11 @@ class FittedSystem:
             )
         out = self._combined(frame)
         total = out.sum(axis=1, keepdims=True)
-        return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+        return np.asarray(np.divide(out, total, out=np.zeros_like(out), where=total > 0))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted labels (classification) or values (regression)."""
         out = self._combined(frame)
         if self.classes_ is None:
             return out
-        return np.asarray(self.classes_)[out.argmax(axis=1)]
+        return np.asarray(np.asarray(self.classes_)[out.argmax(axis=1)])

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from regrow.components.base import Component, Ensemble, Member, Transform
+from regrow.components.base import Component, Ensemble, Member
 from regrow.errors import SystemSpecError
 
 __all__ = ["System", "Task"]

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from regrow.catalog.catalog import Catalog
+from regrow.catalog.lineage import lineage_report
 from regrow.catalog.records import (
     AliasRecord,
     EvaluationRecord,
@@ -41,7 +43,6 @@ from regrow.data.snapshot import apply_slice, prepare_snapshot, read_parquet
 from regrow.errors import DataError, SystemSpecError, WorkspaceNotFound
 from regrow.evaluate.evaluation import Comparison, Gate, compare
 from regrow.fingerprint import derive_seed
-from regrow.catalog.lineage import lineage_report
 from regrow.model import FittedSystem
 from regrow.run.backends import ExecutorBackend, LocalBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
@@ -81,7 +82,9 @@ class Workspace:
             )
         config = Config(
             home=path,
-            catalog_url=catalog_url or os.environ.get("REGROW_CATALOG_URL") or "sqlite:///catalog.db",
+            catalog_url=catalog_url
+            or os.environ.get("REGROW_CATALOG_URL")
+            or "sqlite:///catalog.db",
             store_url=store_url or os.environ.get("REGROW_STORE_URL") or "artifacts",
         )
         path.mkdir(parents=True, exist_ok=True)
@@ -129,13 +132,13 @@ class Workspace:
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
-        prepared = prepare_snapshot(data, schema=schema, time_column=time_column, slices=slices)
+        prepared = prepare_snapshot(
+            data, schema=schema, time_column=time_column, slices=slices, name=name
+        )
         parent_ids = tuple(self.catalog.get_snapshot(p).id for p in parents)
         existed = False
-        try:
+        with contextlib.suppress(LookupError):
             existed = self.catalog.get_snapshot(prepared.id).id == prepared.id
-        except LookupError:
-            pass
         if existed:
             return self.catalog.get_snapshot(prepared.id)
         had_artifact = self.store.exists(_key_of(prepared.parquet))
@@ -168,9 +171,11 @@ class Workspace:
             unknown = sorted(set(cols) - set(snap.columns))
             if unknown:
                 raise DataError(
-                    f"snapshot {ref!r} has no columns {unknown}", hint=f"it has {list(snap.columns)}"
+                    f"snapshot {ref!r} has no columns {unknown}",
+                    hint=f"it has {list(snap.columns)}",
                 )
-        return read_parquet(self.store.get(snap.artifact), columns=cols).to_pandas()
+        frame: pd.DataFrame = read_parquet(self.store.get(snap.artifact), columns=cols).to_pandas()
+        return frame
 
     # -- training -----------------------------------------------------------------------------
 
@@ -305,7 +310,7 @@ class Workspace:
             task=spec["task"],
             seed=spec["seed"],
             definition_file=spec.get("definition_file"),
-            components=[fitted[n].spec for n in spec.get("order", spec["components"])],
+            components=[fitted[n].spec for n in spec.get("order") or spec["components"]],
         )
 
     def status(

@@ -84,7 +84,7 @@ class FrameworkAdapter:
 
     def loads(self, data: bytes) -> Any:
         """Deserialize bytes written by :meth:`dumps` (and verified by the store)."""
-        return pickle.loads(data)  # noqa: S301 - bytes are hash-verified store artifacts
+        return pickle.loads(data)
 
 
 class SklearnAdapter(FrameworkAdapter):

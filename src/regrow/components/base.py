@@ -181,7 +181,7 @@ class Ensemble(Component):
                 f"ensemble {name!r}: unknown method {method!r}", hint="use 'mean' or 'vote'"
             )
         self.method: EnsembleMethod = method
-        given = dict(weights) if weights is not None else {m: 1.0 for m in self.inputs}
+        given = dict(weights) if weights is not None else dict.fromkeys(self.inputs, 1.0)
         unknown = sorted(set(given) - set(self.inputs))
         if unknown:
             raise SystemSpecError(

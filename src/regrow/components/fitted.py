@@ -41,7 +41,9 @@ class FittedComponent:
     estimator: Any
     info: dict[str, Any] = field(default_factory=dict)
 
-    def outputs(self, frame: pd.DataFrame, upstream: Mapping[str, FittedComponent] | None = None) -> pd.DataFrame:
+    def outputs(
+        self, frame: pd.DataFrame, upstream: Mapping[str, FittedComponent] | None = None
+    ) -> pd.DataFrame:
         """A transform's output columns for ``frame``."""
         X = feature_frame(self.spec, frame, upstream or {})
         out = self.estimator.transform(X)
@@ -149,5 +151,5 @@ def combine(
         rows = np.arange(votes.shape[0])
         for w, proba in zip(weights, stacked, strict=True):
             votes[rows, proba.argmax(axis=1)] += w
-        return votes
-    return np.tensordot(weights, stacked, axes=1)
+        return np.asarray(votes)
+    return np.asarray(np.tensordot(weights, stacked, axes=1))

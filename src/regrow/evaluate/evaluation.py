@@ -113,9 +113,17 @@ def compare(
         slice_results[name] = entry
     if base is None:
         return Comparison(
-            m.name, m.higher_is_better, cand_value, None, None, None, len(frame),
-            slice_results, "none", ("no baseline to compare with",),
-        )  # fmt: skip
+            m.name,
+            m.higher_is_better,
+            cand_value,
+            None,
+            None,
+            None,
+            len(frame),
+            slice_results,
+            "none",
+            ("no baseline to compare with",),
+        )
     base_value = m.fn(y, base)
     lo, hi = paired_bootstrap(m, y, cand, base, n_boot=n_boot, seed=seed, level=gate.level)
     improve_lo = lo if m.higher_is_better else -hi
@@ -135,6 +143,14 @@ def compare(
             f"({gate.level:.0%} interval [{improve_lo:+.4f}, {improve_hi:+.4f}])"
         )
     return Comparison(
-        m.name, m.higher_is_better, cand_value, base_value, delta, (lo, hi), len(frame),
-        slice_results, verdict, tuple(reasons),
-    )  # fmt: skip
+        m.name,
+        m.higher_is_better,
+        cand_value,
+        base_value,
+        delta,
+        (lo, hi),
+        len(frame),
+        slice_results,
+        verdict,
+        tuple(reasons),
+    )

@@ -76,17 +76,23 @@ def column_drift(
                 shift = abs(cur["mean"] - ref["mean"]) / sd
                 if shift > mean_shift:
                     drifted.append(
-                        ColumnDrift(col, "mean_shift_sd", shift, mean_shift,
-                                    f"mean {ref['mean']:.3g} -> {cur['mean']:.3g}")
-                    )  # fmt: skip
+                        ColumnDrift(
+                            col,
+                            "mean_shift_sd",
+                            shift,
+                            mean_shift,
+                            f"mean {ref['mean']:.3g} -> {cur['mean']:.3g}",
+                        )
+                    )
                     continue
                 cur_sd = cur.get("std") or 0.0
                 ratio = max(cur_sd / sd, sd / cur_sd) if cur_sd > 0 else float("inf")
                 if ratio > std_ratio:
                     drifted.append(
-                        ColumnDrift(col, "std_ratio", ratio, std_ratio,
-                                    f"std {sd:.3g} -> {cur_sd:.3g}")
-                    )  # fmt: skip
+                        ColumnDrift(
+                            col, "std_ratio", ratio, std_ratio, f"std {sd:.3g} -> {cur_sd:.3g}"
+                        )
+                    )
         elif ref.get("top") is not None and cur.get("top") is not None:
             a, b = _freqs(ref), _freqs(cur)
             tv = 0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))

@@ -72,8 +72,8 @@ class LocalBackend:
             pool.submit(run_task, task): task for task in tasks
         }
         for future in as_completed(futures):
-            exc = future.exception()
-            yield futures[future], (exc if exc is not None else future.result())
+            error = future.exception()
+            yield futures[future], (error if error is not None else future.result())
 
     def close(self) -> None:
         if self._pool is not None:

@@ -240,10 +240,10 @@ def execute(
 
 def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
     """The snapshot most recently bound: the one a version was (last) trained on."""
-    snaps = [bindings[n].snapshot for n in order if bindings[n].snapshot is not None]
+    snaps = [s for n in order if (s := bindings[n].snapshot) is not None]
     if not snaps:
         return None
-    return max(snaps, key=lambda s: s.created_at).id if snaps else None
+    return max(snaps, key=lambda s: s.created_at).id
 
 
 def _task(

@@ -48,7 +48,9 @@ class ComponentStatus:
         }
 
 
-def _details(recorded: Mapping[str, Any], now: Mapping[str, Any], causes: list[str]) -> dict[str, Any]:
+def _details(
+    recorded: Mapping[str, Any], now: Mapping[str, Any], causes: list[str]
+) -> dict[str, Any]:
     """Short, human explanations of what changed in each stale part."""
     out: dict[str, Any] = {}
     if "code" in causes:
@@ -58,12 +60,16 @@ def _details(recorded: Mapping[str, Any], now: Mapping[str, Any], causes: list[s
         out["code"] = changed or "code version changed"
     if "parameters" in causes:
         b, a = recorded["recipe"].get("params", {}), now["recipe"].get("params", {})
-        out["parameters"] = {k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)}
+        out["parameters"] = {
+            k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)
+        }
         if recorded["recipe"].get("inputs") != now["recipe"].get("inputs"):
             out["inputs"] = [recorded["recipe"].get("inputs"), now["recipe"].get("inputs")]
     if "dependencies" in causes:
         b, a = recorded.get("deps", {}), now.get("deps", {})
-        out["dependencies"] = {k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)}
+        out["dependencies"] = {
+            k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)
+        }
     if "data" in causes:
         b, a = recorded.get("data") or {}, now.get("data") or {}
         out["data"] = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
@@ -102,19 +108,23 @@ def staleness(
     result = []
     for name in order:
         rec = by_name[name]
-        upstream = {u: fps_now.get(u, by_name[u].fingerprint) for u in rec.parts.get("upstream", {})}
+        upstream = {
+            u: fps_now.get(u, by_name[u].fingerprint) for u in rec.parts.get("upstream", {})
+        }
         if system is not None and name in system:
             hashes = rec.parts.get("data") if snapshot is None else snapshot.column_hashes
             if isinstance(system[name], Ensemble):
                 hashes = None
-            now = component_parts(system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream)
+            now = component_parts(
+                system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream
+            )
         else:
             now = recorded_parts_now(rec.parts, upstream)
             if snapshot is not None and rec.parts.get("data"):
                 cols = rec.parts["data"]
                 now["data"] = {c: snapshot.column_hashes.get(c) for c in cols}
-        fps_now[name] = fingerprint(now)
         causes = changed_parts(rec.parts, now)
+        fps_now[name] = fingerprint(now) if causes else rec.fingerprint
         result.append(
             ComponentStatus(
                 name=name,

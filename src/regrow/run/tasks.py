@@ -51,7 +51,7 @@ def dumps_fitted(fitted: FittedComponent) -> bytes:
 
 def load_fitted(data: bytes) -> FittedComponent:
     """Load bytes written by :func:`dumps_fitted`, already verified by the store's hash check."""
-    fitted = pickle.loads(data)  # noqa: S301 - hash-verified store artifact
+    fitted = pickle.loads(data)
     if not isinstance(fitted, FittedComponent):
         raise TypeError(f"artifact holds a {type(fitted).__name__}, not a fitted component")
     return fitted

@@ -1,0 +1,63 @@
+"""Workspace configuration: init, overrides, and clear errors for bad settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regrow import Workspace
+from regrow.config import Config
+from regrow.errors import ConfigError, WorkspaceNotFound
+
+
+def test_init_writes_a_config_naming_catalog_and_store(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "ws") as ws:
+        assert ws.catalog.url == f"sqlite:///{tmp_path / 'ws' / 'catalog.db'}"
+        assert ws.store.url.endswith("artifacts")
+    text = (tmp_path / "ws" / "config.toml").read_text()
+    assert 'url = "sqlite:///catalog.db"' in text
+    assert 'url = "artifacts"' in text
+
+
+def test_init_twice_opens_the_existing_workspace(tmp_path: Path) -> None:
+    Workspace.init(tmp_path / "ws", store_url=str(tmp_path / "blobs")).close()
+    with Workspace.init(tmp_path / "ws") as ws:
+        assert ws.store.url == str(tmp_path / "blobs")
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Workspace.init(tmp_path / "ws").close()
+    monkeypatch.setenv("REGROW_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("REGROW_STORE_URL", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("REGROW_CATALOG_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    with Workspace.open() as ws:
+        assert ws.store.url == str(tmp_path / "elsewhere")
+        assert ws.catalog.url == f"sqlite:///{tmp_path / 'other.db'}"
+    assert (tmp_path / "other.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[catalog\nurl = 1", "cannot parse"),
+        ('[catalgo]\nurl = "x"', r"unknown section\(s\) \['catalgo'\]"),
+        ('[catalog]\npath = "x"', r"unknown key\(s\) \['path'\] in \[catalog\]"),
+        ("[store]\nurl = 3", "must be a non-empty string"),
+    ],
+)
+def test_bad_config_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "config.toml").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path)
+
+
+def test_a_bad_catalog_url_leaves_no_workspace_behind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        Workspace.init(tmp_path / "ws", catalog_url="notadb://nowhere")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_open_a_missing_workspace(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceNotFound, match="regrow init"):
+        Workspace.open(tmp_path)
