@@ -13,6 +13,7 @@ from regrow import Ensemble, Member, System, Transform, Workspace
 from regrow.demo import make_window
 from regrow.errors import (
     AliasConflict,
+    ConfigError,
     DataError,
     RunError,
     SystemSpecError,
@@ -247,12 +248,20 @@ def test_bad_input_is_refused_and_leaves_nothing(ws: Workspace, history: pd.Data
     bad = build().replace(Member("geo", LogisticRegression(), inputs=["distance_kms"]))
     with pytest.raises(SystemSpecError, match="did you mean 'distance_km'"):
         ws.train(bad, snap)
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        ws.train(build(), snap, workers=0)
     with pytest.raises(VersionNotFound):
         ws.update("churn:v7", snap, components=["geo"])
     with pytest.raises(DataError):
         ws.snapshot(pd.DataFrame(), name="empty")
     assert ws.catalog.list_runs("churn") == []
     assert len(ws.catalog.list_snapshots()) == 1
+    v1 = ws.train(build(), snap, workers=1).version
+    with pytest.raises(SystemSpecError, match="names no component"):
+        ws.update(v1.ref, snap, components=[])
+    with pytest.raises(SystemSpecError, match="did you mean 'geo'"):
+        ws.update(v1.ref, snap, components=["gep"])
+    assert [r.status for r in ws.catalog.list_runs("churn")] == ["succeeded"]
 
 
 def test_open_without_a_workspace_says_how_to_create_one(tmp_path: Path) -> None:

@@ -245,6 +245,11 @@ class Workspace:
             )
         snap = self._snapshot_for(system, snapshot)
         targets = list(components)
+        if not targets:
+            raise SystemSpecError(
+                f"update of {base.ref} names no component to refit",
+                hint=f"name one or more of {list(system.components)}",
+            )
         for t in targets:
             system[t]  # raises with a close-match hint for unknown names
         run_seed = system.seed if seed is None else seed

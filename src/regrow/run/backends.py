@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Protocol
 
+from regrow.errors import ConfigError
 from regrow.run.tasks import TaskResult, TaskSpec, run_task
 
 __all__ = ["ExecutorBackend", "LocalBackend", "TaskOutcome"]
@@ -50,7 +51,9 @@ class LocalBackend:
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
         if self.max_workers < 1:
-            raise ValueError(f"max_workers must be >= 1 (got {max_workers})")
+            raise ConfigError(
+                f"workers must be >= 1 (got {max_workers})", hint="use 1 to run in-process"
+            )
         self._pool: ProcessPoolExecutor | None = None
 
     def _get_pool(self) -> ProcessPoolExecutor:
