@@ -1,0 +1,35 @@
+"""The catalog: regrow's metadata database (SQLite or PostgreSQL) and its records.
+
+>>> from regrow.catalog import Catalog
+>>> with Catalog("sqlite://") as catalog:
+...     catalog.list_systems()
+[]
+"""
+
+from __future__ import annotations
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.records import (
+    AliasMoveRecord,
+    AliasRecord,
+    AuditEventRecord,
+    ComponentVersionRecord,
+    EvaluationRecord,
+    RunRecord,
+    SchemaRecord,
+    SnapshotRecord,
+    SystemVersionRecord,
+)
+
+__all__ = [
+    "AliasMoveRecord",
+    "AliasRecord",
+    "AuditEventRecord",
+    "Catalog",
+    "ComponentVersionRecord",
+    "EvaluationRecord",
+    "RunRecord",
+    "SchemaRecord",
+    "SnapshotRecord",
+    "SystemVersionRecord",
+]

@@ -1,0 +1,51 @@
+"""The :class:`Catalog`: regrow's metadata database.
+
+It records schemas, snapshots and their profiles, component versions, system versions
+(manifests), runs, evaluations, aliases with their full move history, and a hash-chained audit
+log, on SQLite (the embedded default) or PostgreSQL (for teams). Each part lives in its own
+module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
+
+=========================  ====================================================
+:mod:`.datasets`           schemas, snapshots, profiles
+:mod:`.components`         component versions (fingerprints)
+:mod:`.versions`           system versions, reference resolution, lineage
+:mod:`.runs`               runs and evaluations
+:mod:`.aliases`            compare-and-set alias moves, rollback, history
+:mod:`.audit`              the hash-chained audit log
+=========================  ====================================================
+
+Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
+short transaction that either fully happens or leaves nothing behind.
+
+>>> catalog = Catalog("sqlite://")
+>>> schema = catalog.register_schema("churn", {"columns": {"age": "int"}}, actor="ana")
+>>> schema.version, catalog.register_schema("churn", {"columns": {"age": "int"}}) == schema
+(1, True)
+>>> [event.action for event in catalog.audit_events()]
+['schema.create']
+>>> catalog.verify_audit()
+1
+>>> catalog.close()
+"""
+
+from __future__ import annotations
+
+from regrow.catalog.aliases import AliasesMixin
+from regrow.catalog.audit import AuditMixin
+from regrow.catalog.components import ComponentsMixin, component_version_id
+from regrow.catalog.datasets import DatasetsMixin
+from regrow.catalog.runs import RunsMixin
+from regrow.catalog.versions import VersionsMixin
+
+__all__ = ["Catalog", "component_version_id"]
+
+
+class Catalog(DatasetsMixin, ComponentsMixin, VersionsMixin, RunsMixin, AliasesMixin, AuditMixin):
+    """The metadata catalog at ``url`` (``sqlite:///path.db`` or ``postgresql://...``).
+
+    Opening it migrates the schema to the newest revision unless ``upgrade=False`` (when it
+    is already there that costs one query). A catalog is safe to share between threads, and
+    separate processes may open the same database; ``sqlite://`` (in memory) is for
+    single-threaded tests only. ``actor`` arguments default to ``$REGROW_ACTOR``, else the
+    login name. Use it as a context manager, or call :meth:`close`.
+    """

@@ -1,0 +1,136 @@
+"""The engine, sessions and shared checks under every part of the :class:`Catalog`.
+
+:class:`CatalogCore` owns the engine. Reads run in a session on a plain (deferred) transaction;
+writes run through :meth:`CatalogCore._write`: one short write transaction (``BEGIN IMMEDIATE``
+on SQLite) that commits everything or nothing, retried when concurrent PostgreSQL writers
+race for the same unique value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from regrow.catalog import db
+from regrow.catalog.models import Component, ComponentVersion, Run, Schema, Snapshot
+from regrow.errors import NotFound
+
+__all__ = ["CatalogCore", "now"]
+
+T = TypeVar("T")
+_RETRIES = 5  # attempts when concurrent PostgreSQL writers race for the same unique value
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class CatalogCore:
+    """The catalog's engine and transactions; the public methods live in the mixins."""
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self.url = url
+        self._engine = db.create_engine_for(url)
+        self._writer = db.writer(self._engine)
+        try:
+            if upgrade:
+                db.upgrade(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str:
+        """The database kind: ``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled database connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- internals ----------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._engine) as session:
+            yield session
+
+    def _write(self, work: Callable[[Session], T], *, retry_on: Sequence[str] = ()) -> T:
+        """Run ``work`` in one write transaction; retry when a named constraint lost a race.
+
+        Only PostgreSQL can lose such races (SQLite's write lock serializes writers), e.g.
+        two writers numbering a new version of the same system at the same time.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except IntegrityError as exc:
+                if attempt + 1 == _RETRIES or not any(name in str(exc.orig) for name in retry_on):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _id_in(
+        self, column: InstrumentedAttribute[str], ids: Sequence[str]
+    ) -> sa.ColumnElement[bool]:
+        """``column IN ids``; on PostgreSQL ``column = ANY(:ids)``, one array parameter.
+
+        Keeps a lookup of thousands of ids one short statement (no thousands of parameters).
+        """
+        if self.dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(None, list(ids), type_=ARRAY(sa.String)))
+        return column.in_(ids)
+
+    def _insert(self, model: type[Component | ComponentVersion]) -> Any:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(model)
+
+    def _schema(self, session: Session, schema_id: str) -> Schema:
+        query = sa.select(Schema).where(Schema.id == schema_id).order_by(Schema.created_at)
+        row = session.scalars(query.limit(1)).first()
+        if row is None:
+            raise NotFound(
+                "schema",
+                schema_id,
+                hint="register it with register_schema(); list a dataset's schemas with "
+                "schema_versions(name)",
+            )
+        return row
+
+    def _run(self, session: Session, run_id: str) -> Run:
+        row = session.get(Run, run_id)
+        if row is None:
+            raise NotFound("run", run_id, hint="list runs with list_runs()")
+        return row
+
+    def _check_refs(self, session: Session, *, run_id: str | None, snapshot_id: str | None) -> None:
+        if run_id is not None:
+            self._run(session, run_id)
+        if snapshot_id is not None and session.get(Snapshot, snapshot_id) is None:
+            raise NotFound("snapshot", snapshot_id, hint="pass the full id of a stored snapshot")

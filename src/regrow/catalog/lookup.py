@@ -1,0 +1,173 @@
+"""Resolving user references to snapshots and system versions, with helpful errors.
+
+Every failed lookup raises a :class:`~regrow.errors.NotFound` (or
+:class:`~regrow.errors.VersionNotFound`) that names the reference and hints at what exists:
+the newest versions of the system, its aliases, the snapshots with a similar name, or the
+candidates an ambiguous id prefix matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from regrow.catalog.models import Alias, Component, Snapshot, SystemVersion
+from regrow.catalog.refs import MIN_PREFIX, is_id_prefix, parse_version_ref
+from regrow.errors import ConfigError, NotFound, VersionNotFound
+
+__all__ = ["known_systems", "snapshot", "system_version", "version_by_id"]
+
+_SHOWN = 5
+
+
+def snapshot(session: Session, ref: str) -> Snapshot:
+    """The snapshot ``ref`` names: its id, a unique id prefix (>= 6 hex), or its name (newest)."""
+    if not isinstance(ref, str) or not ref:
+        raise NotFound("snapshot", repr(ref), hint="pass a snapshot id, id prefix or name")
+    row = session.get(Snapshot, ref)
+    if row is not None:
+        return row
+    row = session.scalars(
+        sa.select(Snapshot)
+        .where(Snapshot.name == ref)
+        .order_by(Snapshot.created_at.desc(), Snapshot.id)
+        .limit(1)
+    ).first()
+    if row is not None:
+        return row
+    if is_id_prefix(ref):
+        rows = session.scalars(
+            sa.select(Snapshot).where(Snapshot.id.startswith(ref)).order_by(Snapshot.id).limit(6)
+        ).all()
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            listed = ", ".join(f"{r.id[:12]} ({r.name})" for r in rows[:_SHOWN])
+            raise NotFound(
+                "snapshot",
+                ref,
+                hint=f"the prefix is ambiguous, it matches {listed}"
+                f"{' and more' if len(rows) > _SHOWN else ''}; give more characters of the id",
+            )
+    names = session.scalars(sa.select(Snapshot.name).distinct()).all()
+    raise NotFound("snapshot", ref, hint=_snapshot_hint(ref, names))
+
+
+def system_version(session: Session, ref: str) -> SystemVersion:
+    """The system version ``ref`` names (forms: :mod:`regrow.catalog.refs`)."""
+    try:
+        parsed = parse_version_ref(ref)
+    except ConfigError as exc:
+        raise VersionNotFound(str(ref), hint=exc.hint) from None
+    if parsed.kind == "number":
+        assert parsed.system is not None
+        row = session.scalars(
+            sa.select(SystemVersion).where(
+                SystemVersion.system == parsed.system, SystemVersion.number == parsed.number
+            )
+        ).first()
+        if row is None:
+            raise VersionNotFound(parsed.text, hint=_system_hint(session, parsed.system))
+        return row
+    if parsed.kind == "alias":
+        assert parsed.system is not None
+        alias = session.get(Alias, (parsed.system, parsed.alias))
+        if alias is None:
+            raise VersionNotFound(parsed.text, hint=_alias_hint(session, parsed.system))
+        return version_by_id(session, alias.version_id)
+    row = session.get(SystemVersion, parsed.text)
+    if row is not None:
+        return row
+    row = session.scalars(
+        sa.select(SystemVersion)
+        .where(SystemVersion.system == parsed.text)
+        .order_by(SystemVersion.number.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        return row
+    if is_id_prefix(parsed.text):
+        rows = session.scalars(
+            sa.select(SystemVersion)
+            .where(SystemVersion.id.startswith(parsed.text))
+            .order_by(SystemVersion.id)
+            .limit(_SHOWN + 1)
+        ).all()
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            listed = ", ".join(f"{r.system}:v{r.number} ({r.id[:12]})" for r in rows[:_SHOWN])
+            raise VersionNotFound(
+                parsed.text,
+                hint=f"the prefix is ambiguous, it matches {listed}; give more characters",
+            )
+    raise VersionNotFound(parsed.text, hint=_system_hint(session, parsed.text))
+
+
+def version_by_id(session: Session, version_id: str) -> SystemVersion:
+    """The system version with exactly this id."""
+    row = session.get(SystemVersion, version_id) if isinstance(version_id, str) else None
+    if row is None:
+        raise VersionNotFound(
+            str(version_id),
+            hint="pass a system version id (SystemVersionRecord.id); resolve references such "
+            "as 'churn:v3' with get_system_version()",
+        )
+    return row
+
+
+def known_systems(session: Session) -> list[str]:
+    """Every system with a version or a component, sorted."""
+    query = sa.union(sa.select(SystemVersion.system), sa.select(Component.system))
+    return sorted(set(session.scalars(query).all()))
+
+
+def _system_hint(session: Session, system: str) -> str:
+    newest = session.scalars(
+        sa.select(SystemVersion.number)
+        .where(SystemVersion.system == system)
+        .order_by(SystemVersion.number.desc())
+        .limit(_SHOWN)
+    ).all()
+    if newest:
+        listed = ", ".join(f"{system}:v{n}" for n in newest)
+        return f"the newest versions of {system!r} are {listed}"
+    systems = known_systems(session)
+    if not systems:
+        return "the catalog holds no system versions yet"
+    close = difflib.get_close_matches(system, systems, n=3)
+    if close:
+        return f"no system is named {system!r}; did you mean {_quoted(close)}?"
+    shown = _quoted(systems[:10]) + (" ..." if len(systems) > 10 else "")
+    return (
+        f"no system is named {system!r} (known systems: {shown}); an id prefix needs at least "
+        f"{MIN_PREFIX} hex characters"
+    )
+
+
+def _alias_hint(session: Session, system: str) -> str:
+    names = session.scalars(
+        sa.select(Alias.name).where(Alias.system == system).order_by(Alias.name)
+    ).all()
+    if names:
+        return f"the aliases of {system!r} are {_quoted(names)}"
+    if session.scalars(sa.select(SystemVersion.id).where(SystemVersion.system == system)).first():
+        return f"{system!r} has no aliases yet; point one at a version with move_alias()"
+    return _system_hint(session, system)
+
+
+def _snapshot_hint(ref: str, names: Sequence[str]) -> str:
+    if not names:
+        return "the catalog holds no snapshots yet"
+    close = difflib.get_close_matches(ref, list(names), n=3)
+    if close:
+        return f"did you mean {_quoted(close)}?"
+    shown = _quoted(sorted(names)[:10]) + (" ..." if len(names) > 10 else "")
+    return f"pass a snapshot id (>= {MIN_PREFIX} hex characters of it) or a name: {shown}"
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values)

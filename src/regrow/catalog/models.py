@@ -1,0 +1,292 @@
+"""SQLAlchemy models of the catalog's tables.
+
+These are the catalog's private storage layout; callers get the frozen records of
+:mod:`regrow.catalog.records`, never these ORM objects. The Alembic migrations under
+``catalog/migrations/versions`` create exactly these tables (a test compares them).
+
+Conventions: string ids are ``String(64)``, names ``String(255)``, every timestamp is a
+timezone-aware UTC ``datetime`` (:class:`UTCDateTime`), and JSON columns use ``sa.JSON`` so
+the same models run on SQLite and PostgreSQL. Constraint and index names follow
+:data:`NAMING_CONVENTION`, so they are identical on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Alias",
+    "AliasMove",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Component",
+    "ComponentVersion",
+    "Evaluation",
+    "Profile",
+    "Run",
+    "Schema",
+    "Snapshot",
+    "SystemVersion",
+    "UTCDateTime",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = sa.String(64)
+NAME = sa.String(255)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (UTC).
+
+    SQLite has no time zones: values are stored as naive UTC text and get ``tzinfo=UTC``
+    attached on the way out. PostgreSQL stores ``timestamptz`` and the value is converted to UTC.
+    Naive datetimes are refused: they are ambiguous.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every catalog table."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
+        datetime: UTCDateTime(),
+        dict[str, Any]: sa.JSON(),
+        list[Any]: sa.JSON(),
+    }
+
+
+class Schema(Base):
+    """A version of a dataset's schema; ``id`` is the hash of ``spec``.
+
+    Keyed by (name, version): two datasets may share an identical spec, and so an id.
+    """
+
+    __tablename__ = "schemas"
+    __table_args__ = (sa.UniqueConstraint("name", "id"), sa.Index(None, "id"))
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(ID)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Snapshot(Base):
+    """An immutable, content-addressed dataset."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (sa.Index(None, "name", "created_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    schema_id: Mapped[str] = mapped_column(ID)  # schemas.id is not unique: checked by the catalog
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    columns: Mapped[list[Any]]
+    column_hashes: Mapped[dict[str, Any]]
+    artifact: Mapped[str] = mapped_column(NAME)
+    time_column: Mapped[str | None] = mapped_column(NAME)
+    slices: Mapped[dict[str, Any]]
+    parent_ids: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+
+
+class Profile(Base):
+    """The statistical profile of a snapshot, or of one of its slices (``slice == ""``: all)."""
+
+    __tablename__ = "profiles"
+
+    snapshot_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    slice: Mapped[str] = mapped_column(NAME, primary_key=True)
+    payload: Mapped[dict[str, Any]]
+
+
+class Component(Base):
+    """One row per component name seen in a system."""
+
+    __tablename__ = "components"
+
+    system: Mapped[str] = mapped_column(NAME, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime]
+
+
+class ComponentVersion(Base):
+    """An immutable fitted component, unique per (system, component, fingerprint)."""
+
+    __tablename__ = "component_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("system", "component", "fingerprint"),
+        sa.Index(None, "system", "component"),
+        sa.ForeignKeyConstraint(
+            ["system", "component"],
+            ["components.system", "components.name"],
+            name="fk_component_versions_component_components",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    component: Mapped[str] = mapped_column(NAME)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    fingerprint: Mapped[str] = mapped_column(ID)
+    parts: Mapped[dict[str, Any]]
+    artifact: Mapped[str | None] = mapped_column(NAME)
+    run_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("runs.id"))
+    snapshot_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("snapshots.id"))
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    train_seconds: Mapped[float] = mapped_column(sa.Float)
+    info: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class SystemVersion(Base):
+    """A manifest (component name -> component version id) with its system spec."""
+
+    __tablename__ = "system_versions"
+    __table_args__ = (sa.UniqueConstraint("system", "number"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    number: Mapped[int] = mapped_column(sa.Integer)
+    parent_id: Mapped[str | None] = mapped_column(
+        ID, sa.ForeignKey("system_versions.id"), index=True
+    )
+    manifest: Mapped[dict[str, Any]]
+    spec: Mapped[dict[str, Any]]
+    run_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("runs.id"))
+    snapshot_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("snapshots.id"))
+    note: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+
+
+class Run(Base):
+    """One execution of a task graph.
+
+    ``version_id`` has no foreign key: runs and system versions point at each other, and a
+    cycle of foreign keys cannot be created table by table. The catalog checks it instead.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (sa.Index(None, "system", "started_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    environment: Mapped[dict[str, Any]]
+    params: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    version_id: Mapped[str | None] = mapped_column(ID)
+
+
+class Evaluation(Base):
+    """A candidate system version compared with a baseline on one snapshot."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    candidate_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"), index=True)
+    baseline_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    snapshot_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("snapshots.id"))
+    metric: Mapped[str] = mapped_column(NAME)
+    results: Mapped[dict[str, Any]]
+    verdict: Mapped[str] = mapped_column(sa.String(16))
+    reasons: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+
+
+class Alias(Base):
+    """A named pointer to a system version, moved by compare-and-set on ``revision``."""
+
+    __tablename__ = "aliases"
+
+    system: Mapped[str] = mapped_column(NAME, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime]
+
+
+class AliasMove(Base):
+    """One move of an alias (the full history is kept)."""
+
+    __tablename__ = "alias_moves"
+    __table_args__ = (sa.Index(None, "system", "alias"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(NAME)
+    alias: Mapped[str] = mapped_column(NAME)
+    from_version_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    to_version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    actor: Mapped[str] = mapped_column(NAME)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """One event of the hash-chained audit log; ``seq`` is assigned from :class:`AuditHead`."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(NAME)
+    action: Mapped[str] = mapped_column(sa.String(64))
+    subject: Mapped[str] = mapped_column(NAME, index=True)
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(ID)
+    hash: Mapped[str] = mapped_column(ID)
+
+
+class AuditHead(Base):
+    """The single row (``id == 1``) holding the chain's last seq and hash.
+
+    Appending locks this row first, so concurrent writers extend the chain one at a time.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    hash: Mapped[str] = mapped_column(ID)
