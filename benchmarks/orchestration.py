@@ -8,8 +8,10 @@ Figures (issue #2), each the median of several repeats on a SQLite workspace in 
   every stored version read back and compared part by part): goal <= 200 ms;
 - re-running a 100-component system with everything cached: goal <= 1 s;
 - an alias move with its audit event: goal <= 5 ms;
-- the lineage report of a version 10 parents deep, in a catalog holding 100,000 component
-  versions: goal <= 20 ms.
+- the lineage query of a version 10 parents deep, in a catalog holding 100,000 component
+  versions: goal <= 20 ms; and, held to the same goal, the full lineage report that
+  `regrow lineage` prints (run, environment, snapshots, and the origin of each of the
+  version's 100 components).
 
 Prints a table and ends with one JSON line of the figures.
 """
@@ -111,7 +113,7 @@ def bench_alias_move(ws: Workspace, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_lineage(ws: Workspace, repeats: int, filler: int = 100_000) -> float:
+def bench_lineage(ws: Workspace, repeats: int, filler: int = 100_000) -> tuple[float, float]:
     """A chain of 11 versions; filler component versions make the table 100,000 rows."""
     cat = ws.catalog
     base = cat.list_system_versions("wide100")[0]
@@ -161,7 +163,10 @@ def bench_lineage(ws: Workspace, repeats: int, filler: int = 100_000) -> float:
     assert total >= filler, total
     report = ws.lineage(parent.ref, depth=10)
     assert len(report["parents"]) == 10
-    return median_ms(lambda: ws.lineage(parent.ref, depth=10), repeats)
+    assert len(cat.lineage(parent.id, depth=10)) == 11
+    query_ms = median_ms(lambda: cat.lineage(parent.id, depth=10), repeats * 3)
+    report_ms = median_ms(lambda: ws.lineage(parent.ref, depth=10), repeats * 3)
+    return query_ms, report_ms
 
 
 def main() -> None:
@@ -173,13 +178,14 @@ def main() -> None:
         status_ms = bench_status(ws, args.repeats)
         rerun_s = bench_cached_rerun(ws, args.repeats)
         alias_ms = bench_alias_move(ws, args.repeats)
-        lineage_ms = bench_lineage(ws, args.repeats)
+        lineage_ms, report_ms = bench_lineage(ws, args.repeats)
         total = time.perf_counter() - t0
     rows = [
         ("status, 1,000 components", f"{status_ms:.1f} ms", "<= 200 ms", status_ms <= 200),
         ("cached re-run, 100 components", f"{rerun_s:.3f} s", "<= 1 s", rerun_s <= 1),
         ("alias move + audit (SQLite)", f"{alias_ms:.2f} ms", "<= 5 ms", alias_ms <= 5),
-        ("lineage depth 10, 100k versions", f"{lineage_ms:.1f} ms", "<= 20 ms", lineage_ms <= 20),
+        ("lineage query depth 10, 100k cvs", f"{lineage_ms:.1f} ms", "<= 20 ms", lineage_ms <= 20),
+        ("lineage report (100 components)", f"{report_ms:.1f} ms", "<= 20 ms", report_ms <= 20),
     ]
     print(f"{'figure':<34} {'median':>12} {'goal':>10}  met")
     for name, value, goal, ok in rows:
@@ -192,6 +198,7 @@ def main() -> None:
                 "cached_rerun_100_s": round(rerun_s, 4),
                 "alias_move_ms": round(alias_ms, 3),
                 "lineage_ms": round(lineage_ms, 2),
+                "lineage_report_ms": round(report_ms, 2),
             }
         )
     )

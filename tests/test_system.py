@@ -127,8 +127,18 @@ def test_spec_is_json_and_names_every_component() -> None:
 
     spec = churn().spec()
     assert list(spec["components"]) == ["scaled", "scaled2", "m1", "m2", "ens"]
-    assert spec["components"]["ens"]["params"]["weights"] == {"m1": 2.0, "m2": 1.0}
+    assert spec["components"]["ens"] == {
+        "kind": "ensemble",
+        "class": "regrow.Ensemble",
+        "inputs": ["m1", "m2"],
+    }
+    assert system_recipe_weights(churn()) == {"m1": 2.0, "m2": 1.0}
     json.dumps(spec)
+
+
+def system_recipe_weights(system: System) -> dict[str, float]:
+    weights: dict[str, float] = system["ens"].recipe()["params"]["weights"]
+    return weights
 
 
 def test_definition_file_is_the_module_that_builds_the_system() -> None:

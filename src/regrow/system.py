@@ -337,7 +337,11 @@ class System:
     # -- description --------------------------------------------------------------------------
 
     def spec(self) -> dict[str, Any]:
-        """The system as JSON: what is stored with every system version."""
+        """The system's shape as JSON, stored with every system version.
+
+        Each component appears with its kind, class and inputs; its parameters are part of
+        its component version's fingerprint (``parts["recipe"]``), not repeated here.
+        """
         return {
             "name": self.name,
             "target": self.target,
@@ -345,7 +349,10 @@ class System:
             "seed": self.seed,
             "definition_file": self.definition_file,
             "order": list(self._components),
-            "components": {n: c.recipe() for n, c in self._components.items()},
+            "components": {
+                n: {k: v for k, v in c.recipe().items() if k != "params"}
+                for n, c in self._components.items()
+            },
         }
 
     def __repr__(self) -> str:

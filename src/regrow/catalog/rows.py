@@ -7,6 +7,10 @@ a session or shares state with one.
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
+
 from regrow.catalog.models import (
     Alias,
     AliasMove,
@@ -64,7 +68,7 @@ def snapshot_record(row: Snapshot) -> SnapshotRecord:
     )
 
 
-def component_version_record(row: ComponentVersion) -> ComponentVersionRecord:
+def component_version_record(row: ComponentVersion | sa.Row[Any]) -> ComponentVersionRecord:
     """The record of a ``component_versions`` row."""
     return ComponentVersionRecord(
         id=row.id,
