@@ -11,7 +11,6 @@ server is unreachable the PostgreSQL tests are skipped on a laptop but fail when
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +19,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Engine
 
 from regrow._hashing import hash_json
 from regrow.catalog import Catalog, SnapshotRecord, SystemVersionRecord
 from regrow.catalog.audit import GENESIS_HASH
 from regrow.catalog.db import create_engine_for
 from regrow.catalog.models import AuditHead, Base
-from regrow.errors import MissingDependency
+from regrow.testing import create_postgres_schema, drop_postgres_schema
 
 PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -38,61 +36,15 @@ def _actor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGROW_ACTOR", "tester")
 
 
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[Engine]:
-    """An engine on the test PostgreSQL database (skips, or fails in CI, if unreachable)."""
-    probe_url = make_url(PG_URL)
-    if "connect_timeout" not in probe_url.query:
-        probe_url = probe_url.update_query_dict({"connect_timeout": "5"})
-    engine: Engine | None = None
-    try:
-        engine = create_engine_for(probe_url.render_as_string(hide_password=False))
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except (OperationalError, MissingDependency) as exc:
-        if engine is not None:
-            engine.dispose()
-        message = f"PostgreSQL is unavailable at {PG_URL} ({exc})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must run the PostgreSQL catalog tests")
-        pytest.skip(f"{message}; set REGROW_TEST_POSTGRES_URL to run these tests")
-    assert engine is not None
-    yield engine
-    engine.dispose()
-
-
-def _fresh_schema(admin: Engine) -> tuple[str, str]:
-    schema = f"regrow_t_{secrets.token_hex(6)}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    # synchronous_commit=off: tests need no durability, and commits stop waiting on fsync
-    options = f"-csearch_path={schema} -csynchronous_commit=off"
-    url = make_url(PG_URL).update_query_dict({"options": options})
-    return schema, url.render_as_string(hide_password=False)
-
-
-def _drop_schema(admin: Engine, schema: str) -> None:
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
-
-@pytest.fixture
-def postgres_url(postgres_admin: Engine) -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL schema, dropped after the test."""
-    schema, url = _fresh_schema(postgres_admin)
-    yield url
-    _drop_schema(postgres_admin, schema)
-
-
 @pytest.fixture(scope="module")
 def postgres_module_catalog(postgres_admin: Engine) -> Iterator[tuple[str, Engine]]:
     """A migrated PostgreSQL schema for one test module: its URL and an engine on it."""
-    schema, url = _fresh_schema(postgres_admin)
+    schema, url = create_postgres_schema(PG_URL)
     Catalog(url).close()
     engine = create_engine_for(url)
     yield url, engine
     engine.dispose()
-    _drop_schema(postgres_admin, schema)
+    drop_postgres_schema(PG_URL, schema)
 
 
 def _empty_postgres_catalog(engine: Engine) -> None:

@@ -1,0 +1,60 @@
+"""Helpers for testing code that uses regrow (and regrow itself).
+
+``postgres_schema`` gives each test its own PostgreSQL schema, so catalog tests can share one
+server without seeing each other's rows.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["create_postgres_schema", "drop_postgres_schema", "postgres_schema"]
+
+
+def create_postgres_schema(admin_url: str, *, prefix: str = "regrow_t_") -> tuple[str, str]:
+    """Create a fresh schema on the server at ``admin_url``; return it and a catalog URL on it.
+
+    The URL sets the connection's ``search_path`` to the schema, and turns off
+    ``synchronous_commit`` (tests need no durability).
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from regrow.catalog.db import create_engine_for
+
+    schema = f"{prefix}{secrets.token_hex(6)}"
+    engine = create_engine_for(admin_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        engine.dispose()
+    options = f"-csearch_path={schema} -csynchronous_commit=off"
+    url = make_url(admin_url).update_query_dict({"options": options})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def drop_postgres_schema(admin_url: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it."""
+    import sqlalchemy as sa
+
+    from regrow.catalog.db import create_engine_for
+
+    engine = create_engine_for(admin_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def postgres_schema(admin_url: str) -> Iterator[str]:
+    """A catalog URL on a fresh schema of ``admin_url``'s database, dropped on exit."""
+    schema, url = create_postgres_schema(admin_url)
+    try:
+        yield url
+    finally:
+        drop_postgres_schema(admin_url, schema)

@@ -1,0 +1,52 @@
+"""Fixtures shared by every test folder: the PostgreSQL server, and a schema per test.
+
+The server is ``REGROW_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
+When it is unreachable the PostgreSQL tests are skipped on a laptop, but fail when ``CI`` is
+set: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+
+from regrow.catalog.db import create_engine_for
+from regrow.errors import MissingDependency
+from regrow.testing import postgres_schema
+
+PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An engine on the test PostgreSQL database (skips, or fails in CI, if unreachable)."""
+    probe_url = make_url(PG_URL)
+    if "connect_timeout" not in probe_url.query:
+        probe_url = probe_url.update_query_dict({"connect_timeout": "5"})
+    engine: Engine | None = None
+    try:
+        engine = create_engine_for(probe_url.render_as_string(hide_password=False))
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except (OperationalError, MissingDependency) as exc:
+        if engine is not None:
+            engine.dispose()
+        message = f"PostgreSQL is unavailable at {PG_URL} ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run the PostgreSQL catalog tests")
+        pytest.skip(f"{message}; set REGROW_TEST_POSTGRES_URL to run these tests")
+    assert engine is not None
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: Engine) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+    with postgres_schema(PG_URL) as url:
+        yield url
