@@ -10,6 +10,7 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.components`         component versions (fingerprints)
 :mod:`.versions`           system versions, reference resolution, lineage
 :mod:`.runs`               runs and evaluations
+:mod:`.monitoring`         monitoring reports (a version checked on a window)
 :mod:`.aliases`            compare-and-set alias moves, rollback, history
 :mod:`.audit`              the hash-chained audit log
 =========================  ====================================================
@@ -34,13 +35,22 @@ from regrow.catalog.aliases import AliasesMixin
 from regrow.catalog.audit import AuditMixin
 from regrow.catalog.components import ComponentsMixin, component_version_id
 from regrow.catalog.datasets import DatasetsMixin
+from regrow.catalog.monitoring import MonitoringMixin
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
 
 __all__ = ["Catalog", "component_version_id"]
 
 
-class Catalog(DatasetsMixin, ComponentsMixin, VersionsMixin, RunsMixin, AliasesMixin, AuditMixin):
+class Catalog(
+    DatasetsMixin,
+    ComponentsMixin,
+    VersionsMixin,
+    RunsMixin,
+    MonitoringMixin,
+    AliasesMixin,
+    AuditMixin,
+):
     """The metadata catalog at ``url`` (``sqlite:///path.db`` or ``postgresql://...``).
 
     Opening it migrates the schema to the newest revision unless ``upgrade=False`` (when it

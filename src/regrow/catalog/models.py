@@ -29,6 +29,7 @@ __all__ = [
     "Component",
     "ComponentVersion",
     "Evaluation",
+    "MonitorReport",
     "Profile",
     "Run",
     "Schema",
@@ -231,6 +232,19 @@ class Evaluation(Base):
     results: Mapped[dict[str, Any]]
     verdict: Mapped[str] = mapped_column(sa.String(16))
     reasons: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+
+
+class MonitorReport(Base):
+    """A monitoring report: a version checked against a window of data."""
+
+    __tablename__ = "monitor_reports"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"), index=True)
+    snapshot_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("snapshots.id"))
+    summary: Mapped[dict[str, Any]]
+    report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "AuditEventRecord",
     "ComponentVersionRecord",
     "EvaluationRecord",
+    "MonitorReportRecord",
     "RunRecord",
     "SchemaRecord",
     "SnapshotRecord",
@@ -141,6 +142,18 @@ class EvaluationRecord:
     results: JSON
     verdict: str  # "blessed" | "rejected" | "none"
     reasons: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MonitorReportRecord:
+    """A version monitored on a window snapshot: the summary and the full report."""
+
+    id: str
+    version_id: str
+    snapshot_id: str
+    summary: JSON
+    report: JSON
     created_at: datetime
 
 

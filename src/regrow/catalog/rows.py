@@ -16,6 +16,7 @@ from regrow.catalog.models import (
     AliasMove,
     ComponentVersion,
     Evaluation,
+    MonitorReport,
     Run,
     Schema,
     Snapshot,
@@ -26,6 +27,7 @@ from regrow.catalog.records import (
     AliasRecord,
     ComponentVersionRecord,
     EvaluationRecord,
+    MonitorReportRecord,
     RunRecord,
     SchemaRecord,
     SnapshotRecord,
@@ -159,4 +161,16 @@ def alias_move_record(row: AliasMove) -> AliasMoveRecord:
         actor=row.actor,
         reason=row.reason,
         at=row.at,
+    )
+
+
+def monitor_report_record(row: MonitorReport) -> MonitorReportRecord:
+    """The record of a ``monitor_reports`` row."""
+    return MonitorReportRecord(
+        id=row.id,
+        version_id=row.version_id,
+        snapshot_id=row.snapshot_id,
+        summary=row.summary,
+        report=row.report,
+        created_at=row.created_at,
     )
