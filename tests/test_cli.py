@@ -171,15 +171,25 @@ def test_status_with_the_current_system_names_parameter_changes(
         (("train", "nofile.py:build", "--snapshot", "s"), "no such file 'nofile.py'"),
         (("train", "models", "--snapshot", "s"), "has no ':NAME'"),
         (("promote", "churn:v1", "--alias", "champion"), "unknown version"),
+        (("train", "{tmp}/broken.py:build", "--snapshot", "s"), "cannot load"),
+        (("train", "{tmp}/broken_call.py:build", "--snapshot", "s"), "calling"),
+        (("train", "{tmp}/broken_call.py:nothing", "--snapshot", "s"), "has no attribute"),
+        (("train", "os.path:join", "--snapshot", "s"), "calling 'os.path:join' failed"),
+        (("train", "no_such_module_xyz:build", "--snapshot", "s"), "cannot import"),
+        (("init", "{tmp}/pg", "--catalog-url", "postgresql://nobody@127.0.0.1:1/x"), "cannot open"),
     ],
 )
 def test_errors_name_the_value_and_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
     home = tmp_path / "ws"
-    if args[0] != "status":
+    (tmp_path / "broken.py").write_text("import no_such_module_xyz\n")
+    (tmp_path / "broken_call.py").write_text("def build():\n    raise RuntimeError('boom')\n")
+    args = tuple(a.format(tmp=tmp_path) for a in args)
+    if args[0] not in ("status", "init"):
         run(capsys, "init", str(home))
-    code, _out, err = run(capsys, *args, "--home", str(home))
+    extra = () if args[0] == "init" else ("--home", str(home))
+    code, _out, err = run(capsys, *args, *extra)
     assert code == 2
     assert message in err
     assert "hint:" in err
@@ -220,3 +230,25 @@ def test_every_command_has_help_and_docs() -> None:
     for name, command in group.commands.items():
         assert command.help, f"`regrow {name}` has no help"
         assert f"## `regrow {name}`" in docs, f"`regrow {name}` is not documented in docs/cli.md"
+
+
+def test_user_text_is_printed_as_is_never_as_markup(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    h = ("--home", str(project / "ws[/x]"))
+    assert run(capsys, "init", *h)[0] == 0
+    code, _, err = run(
+        capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "[/x]", *h
+    )
+    assert code == 2
+    assert "invalid snapshot name '[/x]'" in err
+    run(capsys, "snapshot", "create", str(project / "old.parquet"), "--name", "old", *h)
+    run(
+        capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old", "--workers", "1", *h
+    )
+    assert run(capsys, "promote", "churn:v1", "--reason", "[/oops] [bold]x", *h)[0] == 0
+    code, out, err = run(capsys, "aliases", "--history", *h)
+    assert code == 0, err
+    assert "[/oops] [bold]x" in out
+    for args in (("snapshot", "list"), ("audit",), ("lineage", "churn:v1")):
+        assert run(capsys, *args, *h)[0] == 0

@@ -143,3 +143,39 @@ def system_recipe_weights(system: System) -> dict[str, float]:
 
 def test_definition_file_is_the_module_that_builds_the_system() -> None:
     assert churn().definition_file == __file__
+
+
+def test_classification_members_need_probabilities() -> None:
+    from sklearn.svm import LinearSVC
+
+    system = System("s", target="y", components=[Member("m", LinearSVC(), ["x"])])
+    with pytest.raises(SystemSpecError, match=r"'m' \(LinearSVC\) has no predict_proba"):
+        system.validate(columns=["x", "y"])
+
+
+def test_every_member_is_combined_and_votes_need_classes() -> None:
+    system = System(
+        "s",
+        target="y",
+        task="regression",
+        components=[
+            Member("a", LinearRegression(), ["x"]),
+            Member("b", LinearRegression(), ["x"]),
+            Ensemble("e", weights={"a": 1.0}, method="vote"),
+        ],
+    )
+    with pytest.raises(SystemSpecError) as info:
+        system.validate(columns=["x", "y"])
+    assert "members ['b'] are not combined by ensemble 'e'" in str(info.value)
+    assert "votes, but a regression has no classes" in str(info.value)
+
+
+def test_a_component_cannot_hide_a_column() -> None:
+    system = System("s", target="y", components=[Member("x", LogisticRegression(), ["z"])])
+    with pytest.raises(SystemSpecError, match=r"components \['x'\] have the names of data columns"):
+        system.validate(columns=["x", "z", "y"])
+
+
+def test_partial_weights_are_refused() -> None:
+    with pytest.raises(SystemSpecError, match=r"gives no weight to members \['b'\]"):
+        Ensemble("e", ["a", "b"], weights={"a": 1.0})

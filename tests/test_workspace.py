@@ -161,7 +161,7 @@ def test_status_detects_a_code_change(tmp_path: Path, history: pd.DataFrame) -> 
         os.utime(module, ns=(time.time_ns(), time.time_ns() + 10_000))
         row = ws.status(v.ref)[0]
         assert row.causes == ("code",)
-        assert row.details["code"] == [str(module.resolve())]
+        assert row.details["code"] == ["my_models.py"]
 
 
 def test_lineage_names_snapshots_runs_and_reasons(ws: Workspace, history: pd.DataFrame) -> None:
@@ -267,3 +267,56 @@ def test_bad_input_is_refused_and_leaves_nothing(ws: Workspace, history: pd.Data
 def test_open_without_a_workspace_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceNotFound, match="regrow init"):
         Workspace.open(tmp_path / "nowhere")
+
+
+def test_status_with_changed_inputs_names_the_parameters(
+    ws: Workspace, history: pd.DataFrame
+) -> None:
+    v1 = ws.train(build(), ws.snapshot(history, name="customers"), workers=1).version
+    wider = build().replace(
+        Member(
+            "account",
+            LogisticRegression(),
+            inputs=["tenure_months", "monthly_fee", "region_onehot"],
+        )
+    )
+    rows = {s.name: s for s in ws.status(v1.ref, system=wider)}
+    assert rows["account"].causes == ("parameters", "data", "upstream")
+    assert rows["account"].details["inputs"][1][-1] == "region_onehot"
+    assert rows["geo"].fresh
+
+
+def test_rerunning_an_old_configuration_returns_its_version(
+    ws: Workspace, history: pd.DataFrame
+) -> None:
+    snap = ws.snapshot(history, name="customers")
+    v1 = ws.train(build(), snap, workers=1).version
+    ws.train(build(c_geo=0.2), snap, workers=1)
+    back = ws.train(build(), snap, workers=1)
+    assert back.trained == []
+    assert not back.created_version
+    assert back.version.id == v1.id
+    assert len(ws.catalog.list_system_versions("churn")) == 2
+
+
+def test_update_accepts_a_single_component_name(ws: Workspace, history: pd.DataFrame) -> None:
+    v1 = ws.train(build(), ws.snapshot(history, name="customers"), workers=1).version
+    recent = ws.snapshot(make_window(500, start="2026-07-01", days=5, seed=9), name="recent")
+    assert ws.update(v1.ref, recent, components="geo", workers=1).trained == ["geo", "ensemble"]
+
+
+def test_components_fitted_by_a_failed_run_are_reported_with_their_causes(
+    ws: Workspace, history: pd.DataFrame
+) -> None:
+    old = ws.snapshot(history, name="customers")
+    ws.train(build(), old, workers=1)
+    new = ws.snapshot(make_window(800, start="2026-04-01", days=9, seed=8), name="customers")
+    broken = build().replace(Member("geo", LogisticRegression(C=-1.0), inputs=["distance_km"]))
+    with pytest.raises(RunError):
+        ws.train(broken, new, workers=1)
+    result = ws.train(build(), new, workers=1)
+    report = {c["name"]: c for c in ws.lineage(result.version.ref)["components"]}
+    resumed = [n for n, o in result.components.items() if o.action == "reused"]
+    assert resumed, "the failed run fitted some components first"
+    for name in resumed:
+        assert report[name]["why"] == ["data"]

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -22,12 +24,20 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def jsonable(value: Any) -> Any:
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
     """Turn ``value`` into plain JSON types, deterministically.
 
     numpy scalars and arrays become Python numbers and lists, sets become sorted lists,
     non-finite floats become strings, and unknown objects become ``"<module.Class>"`` plus
-    their ``get_params()`` when they have one (scikit-learn style), else their ``repr``.
+    their ``get_params()`` when they have one (scikit-learn style), else their attributes,
+    else their ``repr`` without memory addresses: the result is the same in every process.
+
+    >>> import functools, operator
+    >>> jsonable(functools.partial(operator.add, 1))
+    {'partial': '<_operator.add>', 'args': [1], 'keywords': {}}
     """
     if value is None or isinstance(value, bool | int | str):
         return value
@@ -53,9 +63,19 @@ def jsonable(value: Any) -> Any:
             return {"class": name, "params": jsonable(get_params(deep=False))}
         except TypeError:
             pass
+    if isinstance(value, functools.partial):
+        return {
+            "partial": jsonable(value.func),
+            "args": jsonable(value.args),
+            "keywords": jsonable(value.keywords),
+        }
     if callable(value) and hasattr(value, "__qualname__"):
         return f"<{getattr(value, '__module__', '?')}.{value.__qualname__}>"
-    return {"class": name, "repr": repr(value)}
+    state = getattr(value, "__dict__", None)
+    if isinstance(state, dict) and _depth < 8:
+        return {"class": name, "state": {str(k): jsonable(v, _depth + 1) for k, v in state.items()}}
+    # A repr may carry a memory address, different in every process: never hash one.
+    return {"class": name, "repr": _ADDRESS.sub("", repr(value))}
 
 
 def canonical_json(value: Any) -> str:

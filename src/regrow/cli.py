@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -41,8 +40,9 @@ app = typer.Typer(
 snapshot_app = typer.Typer(help="Create and inspect snapshots.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
 
-out = Console()
-err = Console(stderr=True)
+# Markup off: names, reasons and paths are user text, printed as they are, never parsed.
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
 
 Home = Annotated[
     Path | None,
@@ -70,7 +70,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[RunEvent], None] | None]:
         yield None
         return
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", markup=False, style="bold"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -110,15 +110,31 @@ def load_system(ref: str) -> System:
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load {target!r}: {type(exc).__name__}: {exc}", hint="fix the module"
+            ) from exc
     else:
         try:
             module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import {target!r}: {exc}", hint="check the module") from exc
-    obj = getattr(module, attr, None)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot import {target!r}: {type(exc).__name__}: {exc}",
+                hint="check the module name and that it imports",
+            ) from exc
+    if not hasattr(module, attr):
+        raise ConfigError(f"{target!r} has no attribute {attr!r}", hint="check the NAME after ':'")
+    obj = getattr(module, attr)
     if callable(obj) and not isinstance(obj, System):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ConfigError(
+                f"calling {ref!r} failed: {type(exc).__name__}: {exc}",
+                hint="NAME must be a System or a function of no arguments returning one",
+            ) from exc
     if not isinstance(obj, System):
         raise ConfigError(
             f"{ref!r} is not a regrow System (got {type(obj).__name__})",
@@ -147,7 +163,7 @@ def _show_run(result: RunResult, as_json: bool) -> None:
     for o in result.components.values():
         style = "green" if o.action == "trained" else "dim"
         why = ", ".join(o.causes) or "fingerprint unchanged"
-        table.add_row(o.name, o.kind, f"[{style}]{o.action}[/]", why, f"{o.seconds:.2f}")
+        table.add_row(o.name, o.kind, Text(o.action, style=style), why, f"{o.seconds:.2f}")
     out.print(table)
     if not result.created_version:
         out.print("nothing changed: no new version")
@@ -165,7 +181,7 @@ def init(
 ) -> None:
     """Create a workspace (default ./.regrow) with a catalog and an artifact store."""
     with Workspace.init(directory or home, catalog_url=catalog_url, store_url=store_url) as ws:
-        out.print(f"workspace ready at [bold]{ws.home}[/]")
+        out.print(Text.assemble("workspace ready at ", (str(ws.home), "bold")))
         out.print(f"  catalog: {ws.catalog.url}\n  store:   {ws.store.url}")
 
 
@@ -173,7 +189,7 @@ def init(
 def demo(
     home: Home = None,
     as_json: AsJson = False,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data and the runs.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the data and the runs.")] = 0,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
 ) -> None:
     """Train, drift, retrain only what drifted, evaluate, promote: in a fresh workspace."""
@@ -183,7 +199,7 @@ def demo(
     console = err if as_json else out
 
     def say(message: str) -> None:
-        console.print(escape(message))
+        console.print(message)
 
     with Workspace.init(folder) as ws, _progress(True) as progress:
         result = run_demo(ws, seed=seed, workers=workers, progress=progress, say=say)
@@ -235,8 +251,7 @@ def snapshot_create(
         _print_json(snap.__dict__)
     else:
         out.print(
-            f"snapshot [bold]{snap.id[:12]}[/] {snap.name}: {snap.rows:,} rows, "
-            f"{len(snap.columns)} columns"
+            f"snapshot {snap.id[:12]} {snap.name}: {snap.rows:,} rows, {len(snap.columns)} columns"
         )
 
 
@@ -338,7 +353,7 @@ def status(
         for col in ("component", "kind", "state", "causes"):
             table.add_column(col)
         for s in rows:
-            state = "[green]fresh[/]" if s.fresh else "[yellow]stale[/]"
+            state = Text("fresh", style="green") if s.fresh else Text("stale", style="yellow")
             causes = "; ".join(f"{c}: {_short(s.details.get(c))}" for c in s.causes)
             table.add_row(s.name, s.kind, state, causes)
         out.print(table)
@@ -346,7 +361,7 @@ def status(
 
 def _short(value: Any) -> str:
     text = json.dumps(jsonable(value)) if value is not None else ""
-    return escape(text if len(text) <= 80 else text[:77] + "...")
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _has_alias(ws: Workspace, system: str, alias: str) -> bool:
@@ -425,7 +440,7 @@ def evaluate(
     )
     for name, s in result.slices.items():
         out.print(f"  slice {name} ({s['rows']} rows): {s}")
-    out.print(f"verdict: [bold]{result.verdict}[/]")
+    out.print(Text.assemble("verdict: ", (result.verdict, "bold")))
     for reason in result.reasons:
         out.print(f"  {reason}")
 
@@ -513,7 +528,7 @@ def aliases(
         )
     out.print(table)
     for key, items in moves.items():
-        out.print(f"[bold]{key}[/]")
+        out.print(Text(key, style="bold"))
         for m in items:
             out.print(
                 f"  r{m.revision} {m.at:%Y-%m-%d %H:%M:%S} {m.actor}: "
@@ -534,7 +549,9 @@ def lineage(
     if as_json:
         _print_json(report)
         return
-    out.print(f"[bold]{report['version']}[/] ({report['id'][:12]}) {report['note']}")
+    out.print(
+        Text.assemble((report["version"], "bold"), f" ({report['id'][:12]}) {report['note']}")
+    )
     chain = " <- ".join(p["version"] for p in report["parents"])
     out.print(f"  parents: {chain or '-'}")
     run = report["run"]
@@ -565,7 +582,7 @@ def lineage(
 
 @app.command()
 def audit(
-    limit: Annotated[int, typer.Option(help="Events to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Events to show.")] = 20,
     verify: Annotated[bool, typer.Option(help="Verify the hash chain.")] = False,
     home: Home = None,
     as_json: AsJson = False,
@@ -578,7 +595,7 @@ def audit(
         _print_json({"verified": verified, "events": [e.__dict__ for e in events]})
         return
     if verified is not None:
-        out.print(f"[green]audit chain verified[/]: {verified} events")
+        out.print(Text.assemble(("audit chain verified", "green"), f": {verified} events"))
     table = Table()
     for col in ("seq", "at", "actor", "action", "subject"):
         table.add_column(col)

@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from regrow.components.base import Ensemble, Member, Transform
+from regrow.errors import ConfigError
 from regrow.monitor.simple import ColumnDrift, affected_members, column_drift
 from regrow.run.runner import RunEvent, RunResult
 from regrow.system import System
@@ -158,6 +159,8 @@ def run_demo(
     say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
     """Run the demo scenario in ``ws`` and return what happened."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"the demo's seed must be an int >= 0 (got {seed!r})")
     started = time.perf_counter()
     steps: list[tuple[str, float]] = []
 

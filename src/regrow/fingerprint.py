@@ -200,15 +200,27 @@ def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, A
     """The ``code`` part: hashes of the system's local source files and the estimator's class.
 
     An estimator class defined in a local module (a custom transformer, say) adds its file.
+    Files are keyed by their path relative to :func:`code_root`, so the same project checked
+    out in two places (a laptop and CI sharing a catalog) gets the same fingerprints.
     """
     files: set[str] = set()
     if definition_file:
         files.update(local_sources(definition_file))
-    if estimator is not None:
-        file = _local_module_file(type(estimator).__module__)
-        if file:
-            files.update(local_sources(file))
-    return {"files": {f: source_hash(f) for f in sorted(files)}}
+    module_file = _local_module_file(type(estimator).__module__) if estimator is not None else None
+    if module_file:
+        files.update(local_sources(module_file))
+    root = code_root(definition_file, estimator)
+    if root is None:
+        return {"files": {}}
+    return {"files": {os.path.relpath(f, root): source_hash(f) for f in sorted(files)}}
+
+
+def code_root(definition_file: str | None, estimator: Any = None) -> str | None:
+    """The folder code paths are relative to: the definition file's, else the estimator's."""
+    if definition_file:
+        return str(Path(definition_file).resolve().parent)
+    module_file = _local_module_file(type(estimator).__module__) if estimator is not None else None
+    return str(Path(module_file).parent) if module_file else None
 
 
 def _local_module_file(module_name: str) -> str | None:
@@ -275,15 +287,18 @@ def component_parts(
     }
 
 
-def recorded_parts_now(recorded: Mapping[str, Any], upstream: Mapping[str, str]) -> dict[str, Any]:
+def recorded_parts_now(
+    recorded: Mapping[str, Any], upstream: Mapping[str, str], *, root: str | None = None
+) -> dict[str, Any]:
     """The parts of a recorded version as they would be computed now, without the user's code.
 
-    Code files are re-hashed from disk, library versions re-read, upstream fingerprints
-    replaced by ``upstream``; recipe, data and seed stay as recorded.
+    Code files are re-hashed from disk (relative paths from ``root``, the recorded code root),
+    library versions re-read, upstream fingerprints replaced by ``upstream``; recipe, data
+    and seed stay as recorded.
     """
     code = recorded.get("code") or {}
-    if "files" in code:
-        code = {"files": {f: source_hash(f) for f in code["files"]}}
+    if "files" in code and root is not None:
+        code = {"files": {f: source_hash(os.path.join(root, f)) for f in code["files"]}}
     deps = {lib: v for lib in (recorded.get("deps") or {}) if (v := _dist_version(lib))}
     return {**recorded, "code": code, "deps": deps, "upstream": dict(upstream)}
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -39,17 +40,25 @@ Task = Literal["classification", "regression"]
 
 
 def _caller_file() -> str | None:
-    """The source file of the first caller outside the regrow package's core modules."""
+    """The source file of the first caller that is user code.
+
+    regrow's own modules, installed packages and the standard library are skipped (regrow's
+    demo builds a system like a user would, so it counts). In a REPL or a notebook there is
+    no such file: None, and code fingerprints then cover only local estimator classes.
+    """
     here = Path(__file__).resolve().parent
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
     for frame_info in inspect.stack(context=0)[2:]:
         path = Path(frame_info.filename)
         if not path.is_file():
             continue
         resolved = path.resolve()
-        # regrow's own demo builds a system like a user would; it counts as user code.
-        if resolved.parent == here and resolved.name != "demo.py":
+        text = str(resolved)
+        if "site-packages" in text or "dist-packages" in text or stdlib in resolved.parents:
             continue
-        return str(resolved)
+        if (here == resolved.parent or here in resolved.parents) and resolved.name != "demo.py":
+            continue
+        return text
     return None
 
 
@@ -307,6 +316,25 @@ class System:
                         )
                     if i == self.target:
                         problems.append(f"{c.name!r} reads the target column {i!r}")
+        ens = self.ensemble
+        if ens is not None:
+            left_out = [m.name for m in self.members if m.name not in ens.members]
+            if left_out:
+                problems.append(
+                    f"members {left_out} are not combined by ensemble {ens.name!r} (give them "
+                    "weight 0 to keep them in the system without effect)"
+                )
+            if ens.method == "vote" and self.task == "regression":
+                problems.append(f"ensemble {ens.name!r} votes, but a regression has no classes")
+        if self.task == "classification":
+            for member in self.members:
+                if not hasattr(member.estimator, "predict_proba"):
+                    kind = type(member.estimator).__name__
+                    problems.append(
+                        f"member {member.name!r} ({kind}) has no predict_proba, "
+                        "which a classification system combines (use e.g. SVC(probability=True) "
+                        "or CalibratedClassifierCV, or task='regression')"
+                    )
         if not self.members:
             problems.append("it has no member")
         else:
@@ -320,6 +348,11 @@ class System:
                 problems.append(
                     f"the target column {self.target!r} is not in the data"
                     + _close_hint_suffix(self.target, available)
+                )
+            shadowed = sorted(set(self._components) & available)
+            if shadowed:
+                problems.append(
+                    f"components {shadowed} have the names of data columns, which they would hide"
                 )
             for c in self._components.values():
                 for col in self.direct_columns(c.name):

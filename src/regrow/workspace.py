@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy
 
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.lineage import lineage_report
@@ -35,16 +36,17 @@ from regrow.catalog.records import (
     SnapshotRecord,
     SystemVersionRecord,
 )
+from regrow.catalog.refs import check_name
 from regrow.catalog.store import ArtifactStore, open_store
 from regrow.components.base import Ensemble
 from regrow.config import Config, resolve_home
 from regrow.data.schema import Schema
 from regrow.data.snapshot import apply_slice, prepare_snapshot, read_parquet
-from regrow.errors import DataError, SystemSpecError, WorkspaceNotFound
+from regrow.errors import ConfigError, DataError, SystemSpecError, WorkspaceNotFound
 from regrow.evaluate.evaluation import Comparison, Gate, compare
 from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
-from regrow.run.backends import ExecutorBackend, LocalBackend
+from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
 from regrow.run.staleness import ComponentStatus, staleness
 from regrow.run.tasks import load_fitted
@@ -59,7 +61,15 @@ class Workspace:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.home = config.home
-        self.catalog = Catalog(config.resolved_catalog_url())
+        url = config.resolved_catalog_url()
+        try:
+            self.catalog = Catalog(url)
+        except sqlalchemy.exc.DBAPIError as exc:
+            shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+            raise ConfigError(
+                f"cannot open the catalog at {shown!r}: {exc.orig}",
+                hint="check the catalog URL and that its database server is running",
+            ) from exc
         self.store: ArtifactStore = open_store(config.resolved_store_url())
 
     # -- opening ------------------------------------------------------------------------------
@@ -132,6 +142,7 @@ class Workspace:
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
+        check_name("snapshot", name)
         prepared = prepare_snapshot(
             data, schema=schema, time_column=time_column, slices=slices, name=name
         )
@@ -212,7 +223,8 @@ class Workspace:
             run_seed=run_seed,
             parent=parent,
             params={"snapshot": snap.id},
-            backend=backend or LocalBackend(workers),
+            backend=backend,
+            workers=workers,
             progress=progress,
             note=note,
         )
@@ -244,7 +256,7 @@ class Workspace:
                 hint=f"pass the definition of {base.system!r}",
             )
         snap = self._snapshot_for(system, snapshot)
-        targets = list(components)
+        targets = [components] if isinstance(components, str) else list(components)
         if not targets:
             raise SystemSpecError(
                 f"update of {base.ref} names no component to refit",
@@ -278,7 +290,8 @@ class Workspace:
             run_seed=run_seed,
             parent=base,
             params={"snapshot": snap.id, "components": targets},
-            backend=backend or LocalBackend(workers),
+            backend=backend,
+            workers=workers,
             progress=progress,
             note=note,
         )
@@ -309,14 +322,16 @@ class Workspace:
         version = self.catalog.get_system_version(ref)
         fitted = self._fitted(version)
         spec = version.spec
-        return System(
+        system = System(
             spec["name"],
             target=spec["target"],
             task=spec["task"],
             seed=spec["seed"],
-            definition_file=spec.get("definition_file"),
             components=[fitted[n].spec for n in spec.get("order") or spec["components"]],
         )
+        # As recorded, even when None (a system built in a notebook): never the caller's file.
+        system.definition_file = spec.get("definition_file")
+        return system
 
     def status(
         self,
@@ -329,7 +344,11 @@ class Workspace:
         version = self.catalog.get_system_version(ref)
         records = self.catalog.get_component_versions(list(version.manifest.values()))
         snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
-        return staleness(version, records, system=system, snapshot=snap)
+        trained_on = {}
+        if system is not None and snap is None:
+            ids = {r.snapshot_id for r in records.values() if r.snapshot_id}
+            trained_on = {i: self.catalog.get_snapshot(i) for i in ids}
+        return staleness(version, records, system=system, snapshot=snap, trained_on=trained_on)
 
     def lineage(self, ref: str, *, depth: int | None = None) -> dict[str, Any]:
         """Where version ``ref`` came from: data, components and why each was trained, runs."""

@@ -43,7 +43,7 @@ def lineage_report(
                 "version_id": rec.id,
                 "fingerprint": rec.fingerprint,
                 "action": "trained" if trained_here else "reused",
-                "why": causes.get(name, []) if trained_here else ["fingerprint unchanged"],
+                "why": causes.get(name) or ["fingerprint unchanged"],
                 "snapshot": rec.snapshot_id,
                 "seed": rec.seed,
                 "train_seconds": rec.train_seconds,

@@ -188,6 +188,12 @@ class Ensemble(Component):
                 f"ensemble {name!r} weights members it does not combine: {unknown}",
                 hint=f"its members are {list(self.inputs)}",
             )
+        unweighted = [m for m in self.inputs if m not in given]
+        if unweighted:
+            raise SystemSpecError(
+                f"ensemble {name!r} gives no weight to members {unweighted}",
+                hint="weigh every member (0 keeps a member without effect)",
+            )
         for member, w in given.items():
             if not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0:
                 raise SystemSpecError(

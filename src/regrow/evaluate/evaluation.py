@@ -52,13 +52,18 @@ class Comparison:
         return {
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
-            "candidate": self.candidate,
-            "baseline": self.baseline,
-            "delta": self.delta,
-            "delta_ci": list(self.delta_ci) if self.delta_ci else None,
+            "candidate": _num(self.candidate),
+            "baseline": None if self.baseline is None else _num(self.baseline),
+            "delta": None if self.delta is None else _num(self.delta),
+            "delta_ci": [_num(v) for v in self.delta_ci] if self.delta_ci else None,
             "rows": self.rows,
             "slices": self.slices,
         }
+
+
+def _num(value: float) -> float | None:
+    """A metric value for JSON: None where it is undefined (NaN)."""
+    return value if np.isfinite(value) else None
 
 
 def _scores(model: FittedSystem, frame: pd.DataFrame) -> np.ndarray:
@@ -95,15 +100,31 @@ def compare(
     y = frame[candidate.target].to_numpy()
     cand = _scores(candidate, frame)
     base = _scores(baseline, frame) if baseline is not None else None
-    cand_value = m.fn(y, cand)
+    classes = candidate.classes_
+    if baseline is not None and baseline.classes_ != classes:
+        raise DataError(
+            f"{candidate.ref} predicts classes {classes} but {baseline.ref} predicts "
+            f"{baseline.classes_}",
+            hint="compare versions of the same system",
+        )
+    cand_value = m.fn(y, cand, classes)
     slice_results: dict[str, dict[str, Any]] = {}
     reasons: list[str] = []
     for name, expr in (slices or {}).items():
         rows = apply_slice(frame, name, expr).index
         pos = frame.index.get_indexer(rows)
-        entry: dict[str, Any] = {"rows": len(pos), "candidate": m.fn(y[pos], cand[pos])}
+        if len(pos) == 0:
+            slice_results[name] = {"rows": 0, "candidate": None, "baseline": None}
+            continue
+        entry: dict[str, Any] = {
+            "rows": len(pos),
+            "candidate": _num(m.fn(y[pos], cand[pos], classes)),
+        }
         if base is not None:
-            entry["baseline"] = m.fn(y[pos], base[pos])
+            entry["baseline"] = _num(m.fn(y[pos], base[pos], classes))
+            if entry["candidate"] is None or entry["baseline"] is None:
+                slice_results[name] = entry
+                continue
             entry["improvement"] = _improvement(m, entry["candidate"], entry["baseline"])
             if entry["improvement"] < -gate.max_slice_regression:
                 reasons.append(
@@ -124,8 +145,10 @@ def compare(
             "none",
             ("no baseline to compare with",),
         )
-    base_value = m.fn(y, base)
-    lo, hi = paired_bootstrap(m, y, cand, base, n_boot=n_boot, seed=seed, level=gate.level)
+    base_value = m.fn(y, base, classes)
+    lo, hi = paired_bootstrap(
+        m, y, cand, base, classes=classes, n_boot=n_boot, seed=seed, level=gate.level
+    )
     improve_lo = lo if m.higher_is_better else -hi
     improve_hi = hi if m.higher_is_better else -lo
     delta = cand_value - base_value

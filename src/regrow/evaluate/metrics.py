@@ -1,11 +1,13 @@
 """Metrics, and paired bootstrap intervals for the difference between two models.
 
-Every metric takes the labels and a model's output (the probability of the positive class,
-class probabilities, or values) and returns a float.
+Every metric takes the labels, a model's output (class probabilities with columns in the
+order of ``classes``, the probability of the last class, or values) and the model's classes
+(None for regression), and returns a float (NaN where it is undefined, e.g. ROC AUC on rows
+of one class).
 
 >>> import numpy as np
 >>> y = np.array([0, 0, 1, 1])
->>> round(METRICS["roc_auc"].fn(y, np.array([0.1, 0.4, 0.35, 0.8])), 3)
+>>> round(METRICS["roc_auc"].fn(y, np.array([0.1, 0.4, 0.35, 0.8]), [0, 1]), 3)
 0.75
 >>> METRICS["rmse"].higher_is_better
 False
@@ -13,11 +15,13 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score
 
 from regrow.errors import ConfigError
 
@@ -26,38 +30,57 @@ __all__ = ["METRICS", "Metric", "default_metric", "paired_bootstrap"]
 Array = np.ndarray
 
 
-def _positive(score: Array) -> Array:
-    return score[:, -1] if score.ndim == 2 else score
+def _label_index(y: Array, classes: Sequence[Any]) -> Array:
+    """Each label's column in the probability matrix; -1 for a label the model never saw."""
+    order = np.asarray(classes)
+    idx = np.searchsorted(order, y)
+    idx = np.clip(idx, 0, len(order) - 1)
+    return np.where(order[idx] == y, idx, -1)
 
 
-def _roc_auc(y: Array, score: Array) -> float:
-    s = _positive(score)
-    pos = y == y.max() if y.dtype != bool else y
+def _proba_matrix(score: Array) -> Array:
+    return score if score.ndim == 2 else np.column_stack([1 - score, score])
+
+
+def _roc_auc(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
+    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    proba = _proba_matrix(score)
+    if proba.shape[1] > 2:
+        present = np.unique(y)
+        if len(present) < 2:
+            return float("nan")
+        try:
+            return float(roc_auc_score(y, proba, multi_class="ovr", labels=np.asarray(classes)))
+        except ValueError:  # a class of the model missing from these labels
+            return float("nan")
+    pos = y == classes[-1]
     n_pos = int(pos.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(s)
+    ranks = rankdata(proba[:, -1])
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _log_loss(y: Array, score: Array) -> float:
-    p = np.clip(_positive(score), 1e-15, 1 - 1e-15)
-    pos = y == y.max()
-    return float(-np.mean(np.where(pos, np.log(p), np.log(1 - p))))
+def _log_loss(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
+    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    proba = _proba_matrix(score)
+    idx = _label_index(y, classes)
+    p = np.where(idx >= 0, proba[np.arange(len(y)), np.maximum(idx, 0)], 0.0)
+    return float(-np.mean(np.log(np.clip(p, 1e-15, 1.0))))
 
 
-def _accuracy(y: Array, score: Array) -> float:
-    if score.ndim == 2:
-        return float(np.mean(score.argmax(axis=1) == np.searchsorted(np.unique(y), y)))
-    return float(np.mean((score >= 0.5) == (y == y.max())))
+def _accuracy(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
+    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    idx = _label_index(y, classes)
+    return float(np.mean(_proba_matrix(score).argmax(axis=1) == idx))
 
 
-def _rmse(y: Array, pred: Array) -> float:
+def _rmse(y: Array, pred: Array, classes: Sequence[Any] | None) -> float:
     return float(np.sqrt(np.mean((y.astype(float) - pred) ** 2)))
 
 
-def _mae(y: Array, pred: Array) -> float:
+def _mae(y: Array, pred: Array, classes: Sequence[Any] | None) -> float:
     return float(np.mean(np.abs(y.astype(float) - pred)))
 
 
@@ -66,7 +89,7 @@ class Metric:
     """A named metric and whether higher values are better."""
 
     name: str
-    fn: Callable[[Array, Array], float]
+    fn: Callable[[Array, Array, Sequence[Any] | None], float]
     higher_is_better: bool
     task: str
 
@@ -107,6 +130,7 @@ def paired_bootstrap(
     candidate: Array,
     baseline: Array,
     *,
+    classes: Sequence[Any] | None = None,
     n_boot: int = 300,
     seed: int = 0,
     level: float = 0.95,
@@ -121,7 +145,9 @@ def paired_bootstrap(
     deltas = np.empty(n_boot)
     for i in range(n_boot):
         idx = rng.integers(0, n, n)
-        deltas[i] = metric.fn(y[idx], candidate[idx]) - metric.fn(y[idx], baseline[idx])
+        deltas[i] = metric.fn(y[idx], candidate[idx], classes) - metric.fn(
+            y[idx], baseline[idx], classes
+        )
     deltas = deltas[np.isfinite(deltas)]
     if deltas.size == 0:
         return float("nan"), float("nan")

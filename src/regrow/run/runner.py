@@ -25,7 +25,13 @@ from regrow.catalog.records import (
 from regrow.catalog.store import ArtifactStore
 from regrow.components.base import Transform
 from regrow.errors import RunError, SystemSpecError
-from regrow.fingerprint import changed_parts, component_parts, derive_seed, fingerprint
+from regrow.fingerprint import (
+    changed_parts,
+    code_root,
+    component_parts,
+    derive_seed,
+    fingerprint,
+)
 from regrow.run.backends import ExecutorBackend, LocalBackend
 from regrow.run.environment import capture_environment
 from regrow.run.tasks import TaskResult, TaskSpec
@@ -109,6 +115,7 @@ def execute(
     parent: SystemVersionRecord | None,
     params: Mapping[str, Any] | None = None,
     backend: ExecutorBackend | None = None,
+    workers: int | None = None,
     progress: Callable[[RunEvent], None] | None = None,
     note: str = "",
 ) -> RunResult:
@@ -143,6 +150,8 @@ def execute(
     parent_by_name = {v.component: v for v in parent_versions.values()}
     todo = [n for n in order if n not in found]
     emit(RunEvent("planned", total=len(todo)))
+    owned_backend = backend is None
+    runner = backend if backend is not None else LocalBackend(workers)
 
     run = catalog.start_run(
         system=system.name,
@@ -156,12 +165,15 @@ def execute(
     for name in order:
         if name in found:
             v = found[name]
+            before = parent_by_name.get(name)
+            # Found but not the parent's: fitted by an earlier (perhaps failed) run, so this
+            # version still changes relative to its parent, and says why.
+            changed = before is None or before.id != v.id
+            causes = _causes(name, parts[name], parent_by_name) if changed else ()
             outcomes[name] = ComponentOutcome(
-                name, v.kind, "reused", (), v.id, v.fingerprint, v.snapshot_id
+                name, v.kind, "reused", causes, v.id, v.fingerprint, v.snapshot_id
             )
             emit(RunEvent("reused", name))
-    owned_backend = backend is None
-    runner = backend if backend is not None else LocalBackend()
     try:
         for wave in system.levels():
             tasks = [
@@ -172,6 +184,10 @@ def execute(
             for task in tasks:
                 emit(RunEvent("started", task.name))
             for task, outcome in runner.run(tasks):
+                if isinstance(outcome, RunError):
+                    raise RunError(
+                        f"component {task.name!r} failed: {outcome.message}", hint=outcome.hint
+                    ) from outcome
                 if isinstance(outcome, BaseException):
                     raise RunError(
                         f"component {task.name!r} failed: {type(outcome).__name__}: {outcome}",
@@ -195,7 +211,8 @@ def execute(
                 emit(RunEvent("finished", task.name, seconds=outcome.seconds))
         manifest = {n: versions[n].id for n in order}
         spec = system.spec()
-        created = not (parent and parent.manifest == manifest and parent.spec == spec)
+        existing = _same_version(catalog, system.name, parent, manifest, spec)
+        created = existing is None
         snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
         main_snapshot = _main_snapshot(bindings, order)
         if created:
@@ -209,8 +226,8 @@ def execute(
                 note=note,
             )
         else:
-            assert parent is not None
-            version = parent
+            assert existing is not None
+            version = existing
         ordered = {n: outcomes[n] for n in order}
         summary = {
             "trained": [n for n, o in ordered.items() if o.action == "trained"],
@@ -236,6 +253,22 @@ def execute(
         if owned_backend:
             runner.close()
     return RunResult(run, version, ordered, time.perf_counter() - started, created)
+
+
+def _same_version(
+    catalog: Catalog,
+    system: str,
+    parent: SystemVersionRecord | None,
+    manifest: Mapping[str, str],
+    spec: Mapping[str, Any],
+) -> SystemVersionRecord | None:
+    """An existing version with exactly this manifest and spec: re-running makes no new one."""
+    if parent is not None and parent.manifest == manifest and parent.spec == spec:
+        return parent
+    for version in catalog.list_system_versions(system):
+        if version.manifest == manifest and version.spec == spec:
+            return version
+    return None
 
 
 def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
@@ -299,7 +332,11 @@ def _record(
         snapshot_id=b.snapshot.id if b.snapshot else None,
         seed=b.seed,
         train_seconds=outcome.seconds,
-        info={**outcome.info, "cpu_seconds": outcome.cpu_seconds},
+        info={
+            **outcome.info,
+            "cpu_seconds": outcome.cpu_seconds,
+            "code_root": code_root(system.definition_file, system[task.name].estimator),
+        },
     )
 
 

@@ -85,6 +85,7 @@ def staleness(
     *,
     system: System | None = None,
     snapshot: SnapshotRecord | None = None,
+    trained_on: Mapping[str, SnapshotRecord] | None = None,
 ) -> list[ComponentStatus]:
     """The status of every component of ``version``, in graph order.
 
@@ -92,6 +93,8 @@ def staleness(
     ``system`` (the user's current definition), parameters are compared too; without it, the
     recorded recipe is kept and only code files, library versions and upstream are checked.
     With ``snapshot``, each component is compared as if retrained on it (a ``data`` cause).
+    ``trained_on`` maps snapshot ids to the snapshots the components were trained on, so a
+    component whose inputs changed is compared on the columns it reads now.
     """
     by_name = {n: components[vid] for n, vid in version.manifest.items()}
     if system is not None:
@@ -108,18 +111,24 @@ def staleness(
     result = []
     for name in order:
         rec = by_name[name]
-        upstream = {
-            u: fps_now.get(u, by_name[u].fingerprint) for u in rec.parts.get("upstream", {})
-        }
+        ups = system.upstream(name) if system is not None else rec.parts.get("upstream", {})
+        upstream = {u: fps_now.get(u, by_name[u].fingerprint) for u in ups}
         if system is not None and name in system:
-            hashes = rec.parts.get("data") if snapshot is None else snapshot.column_hashes
+            own = (trained_on or {}).get(rec.snapshot_id or "")
+            hashes: Mapping[str, str] | None
+            if snapshot is not None:
+                hashes = snapshot.column_hashes
+            elif own is not None:
+                hashes = own.column_hashes
+            else:
+                hashes = rec.parts.get("data")
             if isinstance(system[name], Ensemble):
                 hashes = None
             now = component_parts(
                 system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream
             )
         else:
-            now = recorded_parts_now(rec.parts, upstream)
+            now = recorded_parts_now(rec.parts, upstream, root=rec.info.get("code_root"))
             if snapshot is not None and rec.parts.get("data"):
                 cols = rec.parts["data"]
                 now["data"] = {c: snapshot.column_hashes.get(c) for c in cols}
