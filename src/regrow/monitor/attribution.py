@@ -1,0 +1,343 @@
+"""Attribution: which components of the system graph a drift actually hurts.
+
+Two steps. :func:`readers` maps each drifted feature to the transforms and members that read
+it, directly or through transforms. :func:`attribute` then ranks components by **impact**, the
+estimated change in loss the drift causes, not by how significant the drift is. For every
+member (and the system output) that reads drifted features, it re-estimates the loss on the
+window with those features **resampled back to the reference distribution** (the same
+reference rows for all of them, so their joint distribution is kept; other columns are left as
+they are) and compares with the loss on the window as is:
+
+``impact = loss(window) - loss(window with the drifted features drawn from the reference)``
+
+Row losses come from a loss estimator: for binary classifiers the expected log loss under
+CBPE's calibrated probabilities (:class:`~regrow.monitor.cbpe.CBPE`), for regressors the squared
+error predicted by :class:`~regrow.monitor.dle.DLE`. The estimator is fitted on the window when
+it holds labels (the loss now is then *measured*), otherwise on the reference (*estimated*).
+A component is a candidate only when the lower end of its impact's interval is above zero and
+the impact exceeds ``margin`` times its loss: a feature that drifted but does not move a
+member's loss does not make that member a candidate. A transform's impact is the summed impact,
+on the members downstream of it, of the drifted features it reads.
+
+>>> from sklearn.linear_model import LogisticRegression
+>>> from sklearn.preprocessing import StandardScaler
+>>> from regrow import Ensemble, Member, System, Transform
+>>> system = System("s", target="y", components=[
+...     Transform("scaled", StandardScaler(), inputs=["a", "b"]),
+...     Member("m1", LogisticRegression(), inputs=["scaled"]),
+...     Member("m2", LogisticRegression(), inputs=["c"]),
+...     Ensemble("e", weights={"m1": 1.0, "m2": 1.0})])
+>>> readers(system, ["a", "c", "z"])
+{'a': ['scaled', 'm1'], 'c': ['m2'], 'z': []}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from regrow.errors import ConfigError, DataError
+from regrow.monitor.cbpe import CBPE, Support
+from regrow.monitor.dle import DLE
+from regrow.system import System
+
+if TYPE_CHECKING:
+    from regrow.model import FittedSystem
+
+__all__ = ["ComponentImpact", "attribute", "readers"]
+
+Array = np.ndarray
+RowLoss = Callable[[pd.DataFrame, Array], Array]
+
+
+@dataclass(frozen=True)
+class ComponentImpact:
+    """How much the drift changed one component's loss, and whether that makes it a candidate."""
+
+    component: str
+    kind: str
+    features: tuple[str, ...]
+    loss_now: float
+    loss_counterfactual: float
+    impact: float
+    interval: tuple[float, float]
+    candidate: bool
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The impact as JSON-ready values (NaN becomes None)."""
+        d = asdict(self)
+        d["features"] = list(self.features)
+        d["interval"] = [None if not np.isfinite(v) else v for v in self.interval]
+        for k in ("loss_now", "loss_counterfactual", "impact"):
+            d[k] = None if not np.isfinite(d[k]) else d[k]
+        return d
+
+
+def _graph(system: System | FittedSystem | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    if isinstance(system, System):
+        spec: Mapping[str, Any] = system.spec()
+    elif isinstance(system, Mapping):
+        spec = system
+    else:
+        spec = system.spec
+    components = {str(n): dict(c) for n, c in spec["components"].items()}
+    position = {n: i for i, n in enumerate(spec.get("order", sorted(components)))}
+    depth: dict[str, int] = {}
+
+    def visit(n: str) -> int:
+        if n not in depth:
+            ups = [i for i in components[n]["inputs"] if i in components]
+            depth[n] = 1 + max((visit(u) for u in ups), default=-1)
+        return depth[n]
+
+    ordered = sorted(components, key=lambda n: (visit(n), position.get(n, len(position)), n))
+    return {n: components[n] for n in ordered}
+
+
+def _raw_columns(graph: Mapping[str, Mapping[str, Any]], name: str) -> set[str]:
+    cols: set[str] = set()
+    for i in graph[name]["inputs"]:
+        cols |= _raw_columns(graph, i) if i in graph else {i}
+    return cols
+
+
+def readers(
+    system: System | FittedSystem | Mapping[str, Any], features: Iterable[str]
+) -> dict[str, list[str]]:
+    """For each feature, the transforms and members that read it, directly or through transforms.
+
+    ``system`` is a :class:`~regrow.System`, a fitted version, or a version's stored spec.
+    """
+    graph = _graph(system)
+    reads = {n: _raw_columns(graph, n) for n, c in graph.items() if c["kind"] != "ensemble"}
+    return {f: [n for n, cols in reads.items() if f in cols] for f in features}
+
+
+def _loss_model(
+    task: str, score: Array, labels: Array, features: pd.DataFrame, seed: int
+) -> RowLoss:
+    """A function (features, output) -> row loss, fitted on labelled rows."""
+    if task == "classification":
+        if score.ndim == 2 and score.shape[1] > 2:
+            raise ConfigError(
+                "attribution estimates losses of binary classifiers and regressors only "
+                f"(got {score.shape[1]} classes)"
+            )
+        cbpe = CBPE(metrics=("accuracy",), seed=seed).fit(score[:, -1], labels)
+
+        def class_loss(_: pd.DataFrame, out: Array) -> Array:
+            return cbpe.expected_row_log_loss(out[:, -1])
+
+        return class_loss
+    dle = DLE("rmse", seed=seed).fit(features, score, np.asarray(labels, float))
+    return dle.row_loss
+
+
+def _measured(task: str, out: Array, labels: Array) -> Array:
+    if task == "classification":
+        p = np.clip(out[:, -1], 1e-15, 1 - 1e-15)
+        return np.asarray(-np.where(labels == 1, np.log(p), np.log(1 - p)))
+    return np.asarray((labels - out) ** 2)
+
+
+def _outputs(model: FittedSystem, frame: pd.DataFrame) -> dict[str, Array]:
+    outs = model.member_outputs(frame)
+    outs[model.name] = (
+        model.predict_proba(frame) if model.classes_ is not None else model.predict(frame)
+    )
+    return outs
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every counterfactual of one attribution shares."""
+
+    model: FittedSystem
+    reference: pd.DataFrame
+    window: pd.DataFrame
+    draws: list[Array]
+    loss_fns: dict[str, RowLoss]
+    columns: dict[str, list[str]]
+
+    def counterfactual(self, subset: list[str], names: list[str]) -> dict[str, Array]:
+        """Row losses of ``names`` with ``subset`` drawn from the reference, mean over draws."""
+        losses: dict[str, list[Array]] = {n: [] for n in names}
+        for idx in self.draws:
+            cf = self.window.copy()
+            for col in subset:  # column by column, so each keeps its dtype
+                cf[col] = self.reference[col].to_numpy()[idx]
+            outs = _outputs(self.model, cf)
+            for n in names:
+                losses[n].append(self.loss_fns[n](cf[self.columns[n]], outs[n]))
+        return {n: np.mean(v, axis=0) for n, v in losses.items()}
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """How impacts become candidates and explanations."""
+
+    effects: dict[str, float | None]
+    source: str
+    level: float
+    margin: float
+    outside: dict[str, float]
+
+    def judge(
+        self, name: str, kind: str, feats: list[str], d: Array, loss: float
+    ) -> ComponentImpact:
+        impact = float(d.mean())
+        z = float(norm.ppf(0.5 + self.level / 2))
+        half = z * float(d.std(ddof=1)) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        low, high = impact - half, impact + half
+        candidate = bool(low > 0 and impact > self.margin * abs(loss))
+        shown = ", ".join(
+            f"{f!r}" + (f" (effect {e:.3g})" if (e := self.effects[f]) is not None else "")
+            for f in feats
+        )
+        verdict = (
+            "candidate"
+            if candidate
+            else f"not a candidate: the change is within noise or below {self.margin:.0%} of "
+            "its loss"
+        )
+        why = (
+            f"reads drifted {shown}; drawing them from the reference moves its {self.source} "
+            f"loss {loss:.4g} by {-impact:+.4g} (impact {impact:+.4g}, "
+            f"{self.level:.0%} interval [{low:+.4g}, {high:+.4g}]): {verdict}"
+        )
+        far = {f: self.outside[f] for f in feats if self.outside.get(f, 0.0) > 0.05}
+        if far and self.source == "estimated":
+            why += (
+                "; caution: "
+                + ", ".join(f"{v:.0%} of {f!r}" for f, v in far.items())
+                + " lie outside the reference range, where the estimated loss extrapolates "
+                "and a change in the target relation cannot be seen without labels"
+            )
+        return ComponentImpact(
+            name, kind, tuple(feats), loss, loss - impact, impact, (low, high), candidate, why
+        )
+
+
+def attribute(
+    model: FittedSystem,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    drifted: Iterable[str] | Mapping[str, float],
+    *,
+    n_repeats: int = 5,
+    margin: float = 0.01,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[ComponentImpact]:
+    """Rank the components of ``model`` by the loss the drift of ``drifted`` costs them.
+
+    ``reference`` holds labelled reference rows (the target column); ``window`` the current
+    rows, which count as labelled when every row has the target. ``drifted`` names the
+    drifted columns, optionally with effect sizes (shown in ``why``). Losses are log loss
+    (binary classification) or squared error (regression), per row, averaged. The interval
+    is the normal interval of the mean paired row difference, at ``level``, averaged over
+    ``n_repeats`` reference resamples. Members that read no drifted feature are listed with
+    zero impact; the system output is kind "system".
+    """
+    effects: dict[str, float | None] = (
+        {f: float(v) for f, v in drifted.items()}
+        if isinstance(drifted, Mapping)
+        else dict.fromkeys(drifted)
+    )
+    _check(model, reference, window, effects)
+    graph = _graph(model)
+    labelled = bool(model.target in window.columns and window[model.target].notna().all())
+    fit_frame = window if labelled else reference
+    window = window.reset_index(drop=True)
+    reads = {n: _raw_columns(graph, n) for n, c in graph.items() if c["kind"] == "member"}
+    reads[model.name] = set().union(*reads.values())
+    columns = {n: sorted(cols) for n, cols in reads.items()}
+    outs_fit = _outputs(model, fit_frame)
+    labels_fit = _encode(model, fit_frame[model.target])
+    loss_fns = {
+        n: _loss_model(model.task, outs_fit[n], labels_fit, fit_frame[columns[n]], seed)
+        for n in reads
+    }
+    outs_now = _outputs(model, window)
+    now = {n: loss_fns[n](window[columns[n]], outs_now[n]) for n in reads}
+    if labelled:
+        y_now = _encode(model, window[model.target])
+        loss_now = {n: float(_measured(model.task, outs_now[n], y_now).mean()) for n in reads}
+    else:
+        loss_now = {n: float(now[n].mean()) for n in reads}
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(reference), len(window)) for _ in range(n_repeats)]
+    ctx = _Context(model, reference, window, draws, loss_fns, columns)
+    feats_all = sorted(effects)
+    _, outside = Support.of(reference[feats_all]).outside(window[feats_all])
+    verdict = _Verdict(effects, "measured" if labelled else "estimated", level, margin, outside)
+    results: list[ComponentImpact] = []
+    for name in reads:
+        kind = "system" if name == model.name else "member"
+        feats = [f for f in feats_all if f in reads[name]]
+        if not feats:
+            loss = loss_now[name]
+            why = "reads none of the drifted features"
+            results.append(ComponentImpact(name, kind, (), loss, loss, 0.0, (0.0, 0.0), False, why))
+            continue
+        cf = ctx.counterfactual(feats, [name])[name]
+        results.append(verdict.judge(name, kind, feats, now[name] - cf, loss_now[name]))
+    for name, spec in graph.items():
+        feats = [f for f in feats_all if f in _raw_columns(graph, name)]
+        members = [m for m in reads if m != model.name and _reads_through(graph, m, name)]
+        if spec["kind"] != "transform" or not feats or not members:
+            continue
+        cfs = ctx.counterfactual(feats, members)
+        d = np.sum([now[m] - cfs[m] for m in members], axis=0)
+        loss = float(sum(loss_now[m] for m in members))
+        results.append(verdict.judge(name, "transform", feats, d, loss))
+    return sorted(results, key=lambda r: (not r.candidate, -r.impact, r.component))
+
+
+def _check(
+    model: FittedSystem,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    effects: Mapping[str, float | None],
+) -> None:
+    unknown = sorted(f for f in effects if f not in reference.columns)
+    if unknown:
+        raise DataError(
+            f"drifted features {unknown} are not columns of the reference",
+            hint="resampling back to the reference needs their reference values",
+        )
+    missing = sorted(f for f in effects if f not in window.columns)
+    if missing:
+        raise DataError(f"drifted features {missing} are not columns of the window")
+    if model.target not in reference.columns:
+        raise DataError(
+            f"the reference has no target column {model.target!r}",
+            hint="the loss estimators are fitted on labelled reference rows",
+        )
+    if len(window) == 0:
+        raise DataError("the window is empty: there is nothing to attribute")
+
+
+def _reads_through(graph: Mapping[str, Mapping[str, Any]], name: str, transform: str) -> bool:
+    inputs = graph[name]["inputs"]
+    return transform in inputs or any(
+        i in graph and _reads_through(graph, i, transform) for i in inputs
+    )
+
+
+def _encode(model: FittedSystem, y: pd.Series) -> Array:
+    if model.classes_ is None:
+        return np.asarray(y, float)
+    index = pd.Index(model.classes_).get_indexer(y)
+    if (index < 0).any():
+        raise DataError(
+            f"target {model.target!r} holds classes the model never saw",
+            hint=f"its classes are {model.classes_}",
+        )
+    return np.asarray(index)
