@@ -10,14 +10,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+# The suite runs two pytest workers on two cores: OpenMP/BLAS pools of one thread each keep
+# them from spin-waiting on each other (oversubscribed, boosted-tree fits ran 10-100x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
+from threadpoolctl import threadpool_limits
 
 from regrow.catalog.db import create_engine_for
 from regrow.errors import MissingDependency
 from regrow.testing import postgres_schema
+
+threadpool_limits(1)
 
 PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

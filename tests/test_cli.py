@@ -79,6 +79,16 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     assert code == 0, out
     assert json.loads(out)["trained"] == ["account", "geo", "ensemble"]
     assert run(capsys, "promote", "churn:v1", "--reason", "first", *h)[0] == 0
+    code, out, err = run(capsys, "monitor", "--version", "churn@champion", "--window", "recent",
+                         *h, "--json")  # fmt: skip
+    assert code == 0, err
+    monitored = json.loads(out)
+    assert {"distance_km", "network_quality"} <= set(monitored["summary"]["drifted"])
+    assert monitored["summary"]["candidates"] == ["geo"]
+    code, out, err = run(capsys, "monitor", "--version", "churn:v1", "--window",
+                         str(project / "holdout.parquet"), *h)  # fmt: skip
+    assert code == 0, err
+    assert "members to update" in out
     code, out, _ = run(
         capsys,
         "update",

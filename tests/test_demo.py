@@ -41,6 +41,7 @@ def test_demo_human_output_explains_the_update(
     with Workspace.init(tmp_path / "ws") as ws:
         result = run_demo(ws, rows=4000, new_rows=3000, workers=1)
         assert {d.column for d in result.drifted} == {"distance_km", "network_quality"}
+        assert ws.catalog.list_monitor_reports()[0].summary["candidates"] == ["geo"]
         assert result.affected == ["geo"]
         assert ws.catalog.get_system_version("churn@champion").ref == "churn:v2"
         lineage = ws.lineage("churn:v2")

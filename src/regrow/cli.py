@@ -213,7 +213,9 @@ def demo(
             table.add_row(o.name, o.action, why)
         out.print(table)
         for d in result.drifted:
-            out.print(f"  drift: {d.column}: {d.statistic}={d.value:.2f} ({d.detail})")
+            out.print(f"  drift: {d.column}: {d.why}")
+        for i in result.impacts:
+            out.print(f"  impact: {i.component} ({i.kind}): {i.why}")
         verb = "promoted to champion" if result.promoted else "not promoted"
         out.print(
             f"{result.metric} on later data: {result.before:.4f} ({result.v1}) -> "
@@ -408,6 +410,76 @@ def versions(
             v.note,
         )
     out.print(table)
+
+
+@app.command()
+def monitor(
+    version: Annotated[
+        str, typer.Option("--version", help="Version to check, e.g. churn@champion.")
+    ],
+    window: Annotated[
+        str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")
+    ],
+    slices: Annotated[
+        list[str] | None, typer.Option("--slice", help="Slice NAME of the window, repeatable.")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check a version on a window: drift per feature and slice, impact per component."""
+    with _workspace(home) as ws:
+        path = Path(window)
+        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+            if not path.is_file():
+                raise ConfigError(f"no such file {window!r}", hint="check the window's path")
+            base = ws.catalog.get_system_version(version)
+            reference = ws.catalog.get_snapshot(base.snapshot_id) if base.snapshot_id else None
+            snap = ws.snapshot(
+                str(path),
+                name=f"{base.system}-window",
+                time_column=reference.time_column if reference else None,
+                slices=reference.slices if reference else None,
+            )
+        else:
+            snap = ws.catalog.get_snapshot(window)
+        chosen = None
+        if slices:
+            unknown = [s for s in slices if s not in snap.slices]
+            if unknown:
+                raise ConfigError(
+                    f"the window has no slices {unknown}",
+                    hint=f"its slices are {sorted(snap.slices)}",
+                )
+            chosen = {s: snap.slices[s] for s in slices}
+        result = ws.monitor(version, snap, slices=chosen)
+    if as_json:
+        _print_json({**result.to_dict(), "report_id": result.record.id if result.record else None})
+        return
+    table = Table(title=f"{result.version.ref} on window {snap.id[:12]} ({snap.rows:,} rows)")
+    for col in ("column", "slice", "test", "effect", "p (BH)", "drifted"):
+        table.add_column(col)
+    for report in result.drift:
+        for f in report.features:
+            flag = Text("drifted", style="yellow") if f.drifted else Text("-", style="dim")
+            effect = "" if f.effect != f.effect else f"{f.effect:.3g}"
+            p = "" if f.adjusted_p_value != f.adjusted_p_value else f"{f.adjusted_p_value:.2g}"
+            table.add_row(f.column, f.slice or "all", f.test, effect, p, flag)
+    out.print(table)
+    impacts = Table(title="impact on components (change in loss)")
+    for col in ("component", "kind", "impact", "interval", "candidate"):
+        impacts.add_column(col)
+    for i in result.impacts:
+        lo, hi = i.interval
+        impacts.add_row(
+            i.component, i.kind, f"{i.impact:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]",
+            Text("yes", style="green") if i.candidate else "no",
+        )  # fmt: skip
+    if result.impacts:
+        out.print(impacts)
+    out.print(
+        f"drifted: {result.drifted_columns or 'none'}; "
+        f"members to update: {result.candidates or 'none'}"
+    )
 
 
 @app.command()

@@ -3,9 +3,9 @@
 Customers churn for reasons in three feature groups — account, usage and geography — each read
 by its own member. v1 is trained on six months of history and promoted. Then the company
 expands into a remote area: distances grow, network quality drops, and how geography drives
-churn changes. regrow notices which columns moved, retrains only the member that reads them
-(and the ensemble that combines it), reuses everything else, shows that v2 beats v1 on later
-data, and promotes it.
+churn changes. regrow's monitor finds which columns drifted and which members the drift costs
+loss, retrains only that member (and the ensemble that combines it), reuses everything else,
+shows that v2 beats v1 on later data, and promotes it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from regrow.components.base import Ensemble, Member, Transform
 from regrow.errors import ConfigError
-from regrow.monitor.simple import ColumnDrift, affected_members, column_drift
+from regrow.monitor.attribution import ComponentImpact
+from regrow.monitor.drift_monitor import FeatureDrift
 from regrow.run.runner import RunEvent, RunResult
 from regrow.system import System
 from regrow.workspace import Workspace
@@ -123,8 +125,9 @@ class DemoResult:
     home: str
     v1: str
     v2: str
-    drifted: list[ColumnDrift]
+    drifted: list[FeatureDrift]
     affected: list[str]
+    impacts: list[ComponentImpact]
     update: RunResult
     metric: str
     before: float
@@ -158,9 +161,26 @@ def run_demo(
     progress: Callable[[RunEvent], None] | None = None,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
-    """Run the demo scenario in ``ws`` and return what happened."""
+    """Run the demo scenario in ``ws`` and return what happened.
+
+    Its data is small: OpenMP/BLAS run on one thread, since on a busy two-core machine
+    threads that spin-wait for each other made boosted-tree fits many times slower.
+    """
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"the demo's seed must be an int >= 0 (got {seed!r})")
+    with threadpool_limits(1):
+        return _run_demo(ws, seed, rows, new_rows, workers, progress, say)
+
+
+def _run_demo(
+    ws: Workspace,
+    seed: int,
+    rows: int,
+    new_rows: int,
+    workers: int | None,
+    progress: Callable[[RunEvent], None] | None,
+    say: Callable[[str], None],
+) -> DemoResult:
     started = time.perf_counter()
     steps: list[tuple[str, float]] = []
 
@@ -190,13 +210,13 @@ def run_demo(
     holdout = ws.snapshot(
         later.iloc[cut:], name="customers-holdout", time_column="ts", slices=SLICES
     )
-    drifted = column_drift(
-        ws.catalog.get_profile(reference.id),
-        ws.catalog.get_profile(recent.id),
-        ignore=("ts", system.target),
+    monitored = ws.monitor(v1.version.ref, recent)
+    drifted = [f for r in monitored.drift for f in r.features if f.drifted and f.slice is None]
+    affected = monitored.candidates
+    say(
+        f"drift in {monitored.drifted_columns}; members whose loss it raised: {affected} "
+        f"(report {monitored.record.id[:12] if monitored.record else '-'})"
     )
-    affected = affected_members(system, drifted)
-    say(f"drift in {[d.column for d in drifted]}: members to retrain {affected}")
     step("monitor", t0)
 
     t0 = time.perf_counter()
@@ -207,7 +227,7 @@ def run_demo(
         system=system,
         workers=workers,
         progress=progress,
-        note=f"refit {affected} after drift in {[d.column for d in drifted]}",
+        note=f"refit {affected} after drift in {monitored.drifted_columns}",
     )
     step("update v2", t0)
     t0 = time.perf_counter()
@@ -223,6 +243,7 @@ def run_demo(
         v2=update.version.ref,
         drifted=drifted,
         affected=affected,
+        impacts=[i for i in monitored.impacts if i.kind == "member"],
         update=update,
         metric=comparison.metric,
         before=float(comparison.baseline or 0.0),

@@ -46,6 +46,7 @@ from regrow.errors import ConfigError, DataError, SystemSpecError, WorkspaceNotF
 from regrow.evaluate.evaluation import Comparison, Gate, compare
 from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
+from regrow.monitoring import MonitorResult, monitor_version
 from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
 from regrow.run.staleness import ComponentStatus, staleness
@@ -353,6 +354,20 @@ class Workspace:
     def lineage(self, ref: str, *, depth: int | None = None) -> dict[str, Any]:
         """Where version ``ref`` came from: data, components and why each was trained, runs."""
         return lineage_report(self.catalog, self.catalog.get_system_version(ref), depth=depth)
+
+    def monitor(
+        self,
+        ref: str,
+        window: SnapshotRecord | str,
+        *,
+        slices: Mapping[str, str] | None = None,
+        record: bool = True,
+    ) -> MonitorResult:
+        """Check version ``ref`` on ``window``: drift, performance, impact; stored in the catalog.
+
+        See :mod:`regrow.monitoring`. ``slices`` defaults to the window snapshot's slices.
+        """
+        return monitor_version(self, ref, window, slices=slices, record=record)
 
     # -- evaluating and promoting -------------------------------------------------------------
 
