@@ -42,11 +42,18 @@ from regrow.components.base import Ensemble
 from regrow.config import Config, resolve_home
 from regrow.data.schema import Schema
 from regrow.data.snapshot import apply_slice, prepare_snapshot, read_parquet
-from regrow.errors import ConfigError, DataError, SystemSpecError, WorkspaceNotFound
+from regrow.errors import (
+    CatalogError,
+    ConfigError,
+    DataError,
+    SystemSpecError,
+    WorkspaceNotFound,
+)
 from regrow.evaluate.evaluation import Comparison, Gate, compare
 from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
-from regrow.monitoring import MonitorResult, monitor_version
+from regrow.monitor.profile import Profile
+from regrow.monitoring import MONITOR_PROFILE, MonitorResult, monitor_version
 from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
 from regrow.run.staleness import ComponentStatus, staleness
@@ -153,11 +160,13 @@ class Workspace:
             existed = self.catalog.get_snapshot(prepared.id).id == prepared.id
         if existed:
             return self.catalog.get_snapshot(prepared.id)
+        # The monitoring reference, computed once here (mergeable sketches, every slice).
+        monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
         had_artifact = self.store.exists(_key_of(prepared.parquet))
         key = self.store.put(prepared.parquet)
         try:
             schema_rec = self.catalog.register_schema(name, prepared.schema.to_dict())
-            return self.catalog.add_snapshot(
+            record = self.catalog.add_snapshot(
                 id=prepared.id,
                 name=name,
                 schema_id=schema_rec.id,
@@ -174,6 +183,11 @@ class Workspace:
             if not had_artifact:
                 self.store.delete(key)
             raise
+        # The snapshot is complete without it: if another writer stored a different one
+        # first, monitoring uses that.
+        with contextlib.suppress(CatalogError):
+            self.catalog.put_profile(record.id, MONITOR_PROFILE, monitoring)
+        return record
 
     def frame(self, ref: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
         """The rows of snapshot ``ref`` (id, id prefix or name) as a pandas DataFrame."""

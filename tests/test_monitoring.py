@@ -1,0 +1,69 @@
+"""Workspace.monitor: drift against each member's own reference, impact, stored reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Ensemble, Member, System, Workspace
+from regrow.demo import make_window
+
+
+def build() -> System:
+    return System(
+        "churn",
+        target="churned",
+        components=[
+            Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+            Member("geo", LogisticRegression(), inputs=["distance_km", "network_quality"]),
+            Ensemble("ensemble", weights={"account": 1, "geo": 1}),
+        ],
+    )
+
+
+@pytest.fixture
+def ws(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with Workspace.init(tmp_path / "ws") as workspace:
+        yield workspace
+
+
+def test_twenty_windows_without_drift_name_no_component(ws: Workspace) -> None:
+    reference = ws.snapshot(make_window(4000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    for i in range(20):
+        window = ws.snapshot(
+            make_window(800, start="2026-04-01", days=7, seed=100 + i), name=f"w{i}"
+        )
+        result = ws.monitor(version.ref, window)
+        assert result.candidates == [], (i, result.summary())
+    assert len(ws.catalog.list_monitor_reports(version.id)) == 20
+
+
+def test_drift_in_one_group_names_only_its_member(ws: Workspace) -> None:
+    reference = ws.snapshot(make_window(4000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    window = ws.snapshot(
+        make_window(1500, start="2026-07-01", days=30, seed=1, expanded=True), name="later"
+    )
+    result = ws.monitor(version.ref, window)
+    assert set(result.drifted_columns) == {"distance_km", "network_quality"}
+    assert result.candidates == ["geo"]
+    stored = ws.catalog.get_monitor_report(result.record.id)  # type: ignore[union-attr]
+    assert stored.summary["candidates"] == ["geo"]
+    assert stored.report["impacts"]
+
+
+def test_after_a_partial_update_each_member_is_compared_with_its_own_data(
+    ws: Workspace,
+) -> None:
+    reference = ws.snapshot(make_window(4000, start="2026-01-01", days=90, seed=0), name="ref")
+    v1 = ws.train(build(), reference).version
+    later = make_window(3000, start="2026-07-01", days=30, seed=2, expanded=True)
+    v2 = ws.update(v1.ref, ws.snapshot(later.iloc[:2000], name="recent"), components=["geo"])
+    window = ws.snapshot(later.iloc[2000:], name="window")
+    result = ws.monitor(v2.version.ref, window)
+    # geo now knows the expanded regime, and account never read geography: nothing drifted.
+    assert result.drifted_columns == []
+    assert result.candidates == []
