@@ -212,13 +212,23 @@ def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, A
     root = code_root(definition_file, estimator)
     if root is None:
         return {"files": {}}
-    return {"files": {os.path.relpath(f, root): source_hash(f) for f in sorted(files)}}
+    return {"files": {_relative(f, root): source_hash(f) for f in sorted(files)}}
+
+
+@cache
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(path, root)
+
+
+@cache
+def _folder(path: str) -> str:
+    return str(Path(path).resolve().parent)
 
 
 def code_root(definition_file: str | None, estimator: Any = None) -> str | None:
     """The folder code paths are relative to: the definition file's, else the estimator's."""
     if definition_file:
-        return str(Path(definition_file).resolve().parent)
+        return _folder(definition_file)
     module_file = _local_module_file(type(estimator).__module__) if estimator is not None else None
     return str(Path(module_file).parent) if module_file else None
 
