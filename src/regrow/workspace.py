@@ -41,7 +41,7 @@ from regrow.catalog.store import ArtifactStore, open_store
 from regrow.components.base import Ensemble
 from regrow.config import Config, resolve_home
 from regrow.data.schema import Schema
-from regrow.data.snapshot import apply_slice, prepare_snapshot, read_parquet
+from regrow.data.snapshot import prepare_snapshot, read_parquet
 from regrow.errors import (
     CatalogError,
     ConfigError,
@@ -206,7 +206,7 @@ class Workspace:
     # -- training -----------------------------------------------------------------------------
 
     def _snapshot_for(self, system: System, snapshot: SnapshotRecord | str) -> SnapshotRecord:
-        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        snap = self._snapshot(snapshot)
         system.validate(columns=snap.columns)
         return snap
 
@@ -329,8 +329,13 @@ class Workspace:
 
     def load(self, ref: str) -> FittedSystem:
         """The fitted system of version ``ref`` (``churn:v2``, ``churn@champion``, ``churn``)."""
-        version = self.catalog.get_system_version(ref)
+        return self._model(self.catalog.get_system_version(ref))
+
+    def _model(self, version: SystemVersionRecord) -> FittedSystem:
         return FittedSystem(version.spec, self._fitted(version), ref=version.ref)
+
+    def _snapshot(self, snapshot: SnapshotRecord | str) -> SnapshotRecord:
+        return self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
 
     def system(self, ref: str) -> System:
         """Rebuild the (unfitted) System definition stored with version ``ref``."""
@@ -358,7 +363,7 @@ class Workspace:
         """Each component of version ``ref``: fresh, or stale with the causes."""
         version = self.catalog.get_system_version(ref)
         records = self.catalog.get_component_versions(list(version.manifest.values()))
-        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        snap = self._snapshot(snapshot) if snapshot is not None else None
         trained_on = {}
         if system is not None and snap is None:
             ids = {r.snapshot_id for r in records.values() if r.snapshot_id}
@@ -397,12 +402,10 @@ class Workspace:
         """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices; record it."""
         cand_v = self.catalog.get_system_version(candidate)
         base_v = self.catalog.get_system_version(baseline) if baseline else None
-        snap = self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
+        snap = self._snapshot(snapshot)
         frame = self.frame(snap.id)
-        cand = FittedSystem(cand_v.spec, self._fitted(cand_v), ref=cand_v.ref)
-        base = FittedSystem(base_v.spec, self._fitted(base_v), ref=base_v.ref) if base_v else None
-        for name, expr in snap.slices.items():
-            apply_slice(frame, name, expr)
+        cand = self._model(cand_v)
+        base = self._model(base_v) if base_v else None
         result = compare(cand, base, frame, metric=metric, slices=snap.slices, gate=gate)
         record = self.catalog.add_evaluation(
             candidate_id=cand_v.id,
