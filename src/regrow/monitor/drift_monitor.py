@@ -21,6 +21,7 @@ column not in the reference                 ``FeatureDrift(test="schema", drifte
 numeric vs categorical mismatch             ``FeatureDrift(test="schema", drifted=True)``
 column all null (reference had values)      ``FeatureDrift(test="nulls", drifted=True)``
 reference all null, window has values       ``FeatureDrift(test="nulls", drifted=True)``
+null rate changed (either side has nulls)   ``FeatureDrift(test="null_rate")`` (decided as a test)
 categories never seen in the reference      ``FeatureDrift(test="unseen")`` (decided as a test)
 datetime and other untested kinds           ``FeatureDrift(test="skipped", drifted=False)``
 slice not profiled in the reference         :class:`~regrow.errors.SliceError`
@@ -62,6 +63,7 @@ from regrow.monitor.drift.base import (
     bin_current,
     sorted_values,
 )
+from regrow.monitor.drift.null_rate import NULL_RATE, null_binned, null_count
 from regrow.monitor.profile import ColumnProfile, Kind, Profile, kind_of
 
 __all__ = ["DriftMonitor", "DriftReport", "FeatureDrift"]
@@ -75,6 +77,7 @@ _EFFECT_NAMES = {
     "jensen_shannon": "Jensen-Shannon distance",
     "chi_square": "Cramér's V",
     "unseen": "share of never-seen values",
+    "null_rate": "absolute difference in null rate",
 }
 
 
@@ -231,6 +234,7 @@ class DriftMonitor:
             done.append(_plain(column, slice_name, test, drifted, why))
 
         tested: list[tuple[ColumnProfile, Kind]] = []
+        rates: list[_Pending] = []  # null-rate tests, queued after the distribution tests
         for name, ref in reference.columns.items():
             if name not in table.column_names:
                 skip(name, "schema", True, "column is missing from the window")
@@ -253,24 +257,42 @@ class DriftMonitor:
                 skip(name, "schema", True, why)
             else:
                 tested.append((ref, kind))
+            if table.num_rows and ref.count and values and dtype is not None:
+                self._null_rate(ref, table.column(name), slice_name, rates)
         for name in table.column_names:
             if name not in reference.columns:
                 skip(name, "schema", False, "column is not in the reference profile; not tested")
-        if not tested:
+        if tested:
+            binned = parallel_map(
+                lambda rk: self._bin(rk[0], table.column(rk[0].name), slice_name),
+                tested,
+                cells=table.num_rows * len(tested),
+            )
+            for (ref, _), b in zip(tested, binned, strict=True):
+                tests = [self._choose(ref, b.n)]
+                if ref.kind == "categorical" and ref.complete:
+                    tests.append(registry.get("unseen"))
+                for test in tests:
+                    key = (slice_name, ref.name)
+                    evaluation = self._calibrator.evaluate(test, b, key, level=self.fdr)
+                    pending.append(_Pending(ref.name, slice_name, test, evaluation, b.n))
+        pending.extend(rates)
+
+    def _null_rate(
+        self,
+        ref: ColumnProfile,
+        column: pa.ChunkedArray,
+        slice_name: str | None,
+        pending: list[_Pending],
+    ) -> None:
+        """Queue the null-rate test of a column with values on both sides if either has nulls."""
+        nulls = null_count(column)
+        if ref.nulls == 0 and nulls == 0:
             return
-        binned = parallel_map(
-            lambda rk: self._bin(rk[0], table.column(rk[0].name), slice_name),
-            tested,
-            cells=table.num_rows * len(tested),
-        )
-        for (ref, _), b in zip(tested, binned, strict=True):
-            tests = [self._choose(ref, b.n)]
-            if ref.kind == "categorical" and ref.complete:
-                tests.append(registry.get("unseen"))
-            for test in tests:
-                key = (slice_name, ref.name)
-                evaluation = self._calibrator.evaluate(test, b, key, level=self.fdr)
-                pending.append(_Pending(ref.name, slice_name, test, evaluation, b.n))
+        binned = null_binned(ref, column)
+        key = (slice_name, ref.name)
+        evaluation = self._calibrator.evaluate(NULL_RATE, binned, key, level=self.fdr)
+        pending.append(_Pending(ref.name, slice_name, NULL_RATE, evaluation, binned.n))
 
     def _choose(self, ref: ColumnProfile, n: int) -> DriftTest:
         override = (self.overrides or {}).get(ref.name) or (self.tests or {}).get(ref.kind)
