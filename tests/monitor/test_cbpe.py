@@ -123,3 +123,134 @@ def test_bad_inputs_are_refused() -> None:
         cbpe.estimate(np.array([]))
     with pytest.raises(DataError, match=r"\[0, 1\]"):
         cbpe.estimate(p + 1)
+
+
+# -- multiclass ---------------------------------------------------------------------------------
+
+
+def _draw3(rng: np.random.Generator, n: int, alpha: tuple[float, ...] = (1, 1, 1)) -> tuple:
+    p = rng.dirichlet(alpha, n)
+    y = np.minimum((rng.uniform(size=n)[:, None] > p.cumsum(axis=1)).sum(axis=1), len(alpha) - 1)
+    return p, y
+
+
+def test_multiclass_band_covers_realised_accuracy_and_macro_auc_in_25_of_30_windows() -> None:
+    rng = np.random.default_rng(10)
+    cbpe = CBPE(seed=0).fit(*_draw3(rng, 4000))
+    assert cbpe.classes_ == (0, 1, 2)
+    assert cbpe.calibration_ is not None
+    assert not cbpe.calibration_.calibrated  # calibrated scores are left alone
+    covered = {"roc_auc": 0, "accuracy": 0}
+    for _ in range(30):
+        p, y = _draw3(rng, 500, (2, 1, 1))  # the score distribution shifts; P(y | p) does not
+        result = cbpe.estimate(p)
+        assert result.warnings == ()
+        realised = {
+            "roc_auc": roc_auc_score(y, p, multi_class="ovr", average="macro"),
+            "accuracy": np.mean(p.argmax(axis=1) == y),
+        }
+        for metric, est in result.estimates.items():
+            covered[metric] += est.low <= realised[metric] <= est.high
+            assert abs(est.value - realised[metric]) < 5 * est.sampling_error
+    assert min(covered.values()) >= 25, covered
+    assert cbpe.reference_values_["accuracy"] == pytest.approx(0.6, abs=0.05)
+
+
+def test_multiclass_miscalibrated_reference_is_calibrated_per_class() -> None:
+    rng = np.random.default_rng(11)
+
+    def sharpen(p: np.ndarray) -> np.ndarray:  # over-confident: probabilities squared, renormed
+        return p**2 / (p**2).sum(axis=1, keepdims=True)
+
+    p, y = _draw3(rng, 4000)
+    labels = np.array(["cat", "cow", "dog"])
+    cbpe = CBPE(seed=0).fit(sharpen(p), labels[y])
+    cal = cbpe.calibration_
+    assert cal is not None
+    assert cal.calibrated
+    assert cal.ece_calibrated < cal.ece_raw
+    assert cal.brier_calibrated < cal.brier_raw
+    assert set(cbpe.class_calibration_) == {"cat", "cow", "dog"}
+    assert all(c.calibrated for c in cbpe.class_calibration_.values())
+    q = cbpe.calibrated(sharpen(p[:100]))
+    assert q.sum(axis=1) == pytest.approx(np.ones(100))
+    checks = [
+        cbpe.check_with_labels(sharpen(p_w), labels[y_w])
+        for p_w, y_w in (_draw3(rng, 1000) for _ in range(10))
+    ]
+    assert sum(all(c.within_band.values()) for c in checks) >= 8
+    assert sum(c.calibration_drift for c in checks) <= 2
+    p_w, y_w = _draw3(rng, 1000)
+    raw = CBPE(calibration="never").fit(sharpen(p), labels[y]).estimate(sharpen(p_w))
+    assert raw.estimates["accuracy"].value > np.mean(p_w.argmax(axis=1) == y_w) + 0.05
+    never = CBPE(calibration="never").fit(p, y)
+    assert never.calibration_ is not None
+    assert not never.calibration_.calibrated
+    assert never.calibrated(p[:5]) is not None
+    always = CBPE(calibration="always").fit(p, y).calibration_
+    assert always is not None
+    assert always.calibrated
+
+
+def test_multiclass_check_with_labels_flags_the_drifted_class() -> None:
+    rng = np.random.default_rng(12)
+    p_ref, y_ref = _draw3(rng, 3000)
+    cbpe = CBPE().fit(p_ref, np.array(["a", "b", "c"])[y_ref], classes=np.array(["a", "b", "c"]))
+    assert cbpe.classes_ == ("a", "b", "c")
+    p, _ = _draw3(rng, 1000)
+    y = np.minimum((rng.uniform(size=1000)[:, None] > p.cumsum(axis=1)).sum(axis=1), 2)
+    y[rng.uniform(size=1000) < 0.3] = 2  # class "c" became more common at every score
+    check = cbpe.check_with_labels(p, np.array(["a", "b", "c"])[y])
+    assert check.calibration_drift
+    assert check.calibration_z > 3
+    assert check.observed_positive_rate > check.expected_positive_rate + 0.1
+    assert any("calibration drifted" in w and "'c'" in w for w in check.warnings)
+    assert not check.within_band["accuracy"]
+    assert json.loads(json.dumps(check.to_dict()))["calibration_drift"] is True
+    # per-row expectations agree with the window estimate
+    row = cbpe.expected_row_correct(p)
+    assert row.mean() == pytest.approx(cbpe.estimate(p).estimates["accuracy"].value)
+    loss = cbpe.expected_row_log_loss(p)
+    assert loss.shape == (1000,)
+    assert (loss > 0).all()
+
+
+def test_multiclass_scores_outside_reference_support_warn() -> None:
+    rng = np.random.default_rng(13)
+    cbpe = CBPE().fit(*_draw3(rng, 2000, (5, 5, 5)))
+    p, _ = _draw3(rng, 500, (0.3, 0.3, 0.3))  # far more extreme probabilities
+    result = cbpe.estimate(p)
+    assert result.score_outside_support > 0.2
+    assert any("class probability outside" in w for w in result.warnings)
+
+
+def test_multiclass_bad_inputs_are_refused() -> None:
+    rng = np.random.default_rng(14)
+    p, y = _draw3(rng, 300)
+    with pytest.raises(DataError, match="one score column per class"):
+        CBPE().fit(p, np.minimum(y, 1))
+    with pytest.raises(DataError, match="every class"):
+        CBPE().fit(p[:40], y[:40])
+    with pytest.raises(DataError, match="every class"):
+        CBPE().fit(p, np.where(y == 2, 1, y), classes=[0, 1, 2])
+    with pytest.raises(DataError, match="sum to 1"):
+        CBPE().fit(p * 0.5, y)
+    with pytest.raises(ConfigError, match="multiclass"):
+        CBPE().fit(p[:, 0], (y == 0).astype(int), classes=[0, 1])
+    cbpe = CBPE().fit(p, y)
+    with pytest.raises(DataError, match=r"\(n, 3\)"):
+        cbpe.estimate(p[:, :2])
+    with pytest.raises(DataError, match="not among the reference classes"):
+        cbpe.check_with_labels(p, y + 1)
+    with pytest.raises(DataError, match="expected 300 labels"):
+        cbpe.check_with_labels(p, y[:10])
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        cbpe.estimate(np.full((5, 3), 1.2))
+    # a binary refit forgets the classes
+    b = CBPE().fit(p[:, 0], (y == 0).astype(int))
+    assert b.classes_ is None
+    assert b.class_calibration_ == {}
+    two = np.column_stack([1 - p[:, 0], p[:, 0]])  # a binary (n, 2) matrix is its column 1
+    assert b.estimate(two).estimates["accuracy"] == b.estimate(p[:, 0]).estimates["accuracy"]
+    with pytest.raises(DataError, match="positive-class probability"):
+        b.estimate(p)

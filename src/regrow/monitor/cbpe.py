@@ -1,4 +1,4 @@
-"""Confidence-based performance estimation (CBPE) for binary classifiers, without labels.
+"""Confidence-based performance estimation (CBPE) for classifiers, without labels.
 
 The reference is NannyML's CBPE. On labelled reference data :meth:`CBPE.fit`
 
@@ -13,10 +13,12 @@ For a window without labels :meth:`CBPE.estimate` takes the calibrated probabili
 each row as the chance that it is positive: the expected confusion matrix gives the expected
 accuracy (``q`` where the model predicts positive, ``1 - q`` elsewhere), and the expected ROC AUC
 ranks rows by the model's score with ``q`` as soft labels. The band is the estimate ±
-``z * sampling error``. Assumptions are checked, not assumed: the share of window rows whose
+``z * sampling error``. Multiclass ``(n, k)`` probability matrices are handled one-vs-rest
+(accuracy of the argmax class, macro ROC AUC; see :mod:`regrow.monitor._cbpe_multiclass`).
+Assumptions are checked, not assumed: the share of window rows whose
 score or features fall outside the reference range, and, once labels arrive,
 :meth:`CBPE.check_with_labels` compares estimate and realised value and tests whether the
-observed positive rate still matches the calibrated probabilities.
+observed positive rate (per class, for multiclass) still matches the calibrated probabilities.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
@@ -29,6 +31,11 @@ observed positive rate still matches the calibrated probabilities.
 >>> realised = roc_auc_score(y[2000:], p[2000:])
 >>> bool(auc.low < realised < auc.high), result.warnings
 (True, ())
+>>> p3 = rng.dirichlet([1, 1, 1], 3000)
+>>> y3 = np.array(["a", "b", "c"])[(rng.uniform(size=3000)[:, None] > p3.cumsum(1)).sum(1)]
+>>> acc = CBPE(seed=0).fit(p3[:2000], y3[:2000]).estimate(p3[2000:]).estimates["accuracy"]
+>>> bool(acc.low < np.mean(np.array(["a", "b", "c"])[p3[2000:].argmax(1)] == y3[2000:]) < acc.high)
+True
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from scipy.stats import norm
 from sklearn.isotonic import IsotonicRegression
 
 from regrow.errors import ConfigError, DataError
+from regrow.monitor import _cbpe_multiclass as mc
 from regrow.monitor.performance import weighted_auc, weighted_metric
 
 __all__ = [
@@ -218,7 +226,7 @@ def _binary(scores: Array | Sequence[float], what: str) -> Array:
         raise DataError(
             f"CBPE takes the positive-class probability of a binary classifier as {what} "
             f"(got an array of shape {s.shape})",
-            hint="multiclass CBPE is not implemented; pass proba[:, 1] of a binary model",
+            hint="pass proba[:, 1] of a binary model, or a fitted multiclass CBPE's (n, k) matrix",
         )
     if s.size and (not np.isfinite(s).all() or s.min() < 0 or s.max() > 1):
         raise DataError(f"{what} must be probabilities in [0, 1] (got values outside, or NaN)")
@@ -239,11 +247,12 @@ def _labels(labels: Array | Sequence[Any], n: int) -> Array:
 
 
 class CBPE:
-    """Confidence-based performance estimation for a binary classifier's scores.
+    """Confidence-based performance estimation for a classifier's scores.
 
     Parameters are stored as given: ``metrics`` (any of ``roc_auc``, ``accuracy``);
-    ``calibration`` (``"auto"``: isotonic only if it lowers the held-out Brier score,
-    ``"always"``, ``"never"``); ``threshold`` for predicting positive; ``level`` of the band;
+    ``calibration`` (``"auto"``: isotonic only if it lowers the held-out Brier score, per class
+    for multiclass, ``"always"``, ``"never"``); ``threshold`` for predicting positive (binary
+    only: a multiclass model predicts its argmax class); ``level`` of the band;
     ``n_samples`` reference samples per window size; ``max_outside``, the share of rows outside
     the reference support above which a warning is raised.
     """
@@ -282,6 +291,9 @@ class CBPE:
         self.max_outside = max_outside
         self.seed = seed
         self._iso: IsotonicRegression | None = None
+        self._isos: list[IsotonicRegression | None] = []
+        self.classes_: tuple[Any, ...] | None = None  # None: binary
+        self.class_calibration_: dict[Any, ScoreCalibration] = {}
         self._ref: tuple[Array, Array] | None = None
         self._support: Support | None = None
         self._std_cache: dict[tuple[str, int], float] = {}
@@ -298,9 +310,28 @@ class CBPE:
         scores: Array | Sequence[float],
         labels: Array | Sequence[Any],
         features: pd.DataFrame | None = None,
+        *,
+        classes: Sequence[Any] | None = None,
     ) -> CBPE:
-        """Learn calibration and sampling error from labelled reference predictions."""
-        s = _binary(scores, "reference scores")
+        """Learn calibration and sampling error from labelled reference predictions.
+
+        Scores of shape ``(n, k)``, ``k >= 3``, make a multiclass CBPE; ``classes`` names their
+        columns (default: the sorted reference labels).
+        """
+        raw = np.asarray(scores, float)
+        if mc.is_multiclass(raw):
+            s, y, self.classes_ = mc.reference(raw, labels, classes)
+            cal = mc.fit_calibration(s, y, self.calibration, self.seed, self._column_ece)
+            self.class_calibration_ = dict(
+                zip(self.classes_, (ScoreCalibration(*c) for c in cal.per_class), strict=True)
+            )  # one-vs-rest per class; calibration_ holds the means over classes
+            self.calibration_ = ScoreCalibration(*cal.overall)
+            self._iso, self._isos = None, cal.isos
+            return self._keep(s, y, features)
+        if classes is not None:
+            raise ConfigError("'classes' applies to multiclass (n, k >= 3) scores only")
+        self.classes_, self._isos, self.class_calibration_ = None, [], {}
+        s = _binary(raw, "reference scores")
         y = _labels(labels, len(s))
         if len(s) < 50 or y.min() == y.max():
             raise DataError(
@@ -328,11 +359,17 @@ class CBPE:
             if use
             else None
         )
+        return self._keep(s, y, features)
+
+    def _keep(self, s: Array, y: Array, features: pd.DataFrame | None) -> CBPE:
         self._ref = (s, y)
         self._support = Support.of(features) if features is not None else None
         self._std_cache = {}
         self.reference_values_ = {m: self._realised(m, y, s) for m in self.metrics}
         return self
+
+    def _column_ece(self, prob: Array, y: Array) -> float:
+        return expected_calibration_error(prob, y, self.n_bins)
 
     def _fitted(self) -> tuple[Array, Array]:
         if self._ref is None:
@@ -340,14 +377,29 @@ class CBPE:
         return self._ref
 
     def calibrated(self, scores: Array | Sequence[float]) -> Array:
-        """The calibrated probability that each row is positive."""
+        """The calibrated probability that each row is positive (of each class: ``(n, k)``)."""
         self._fitted()
-        s = _binary(scores, "scores")
+        s = self._scores(scores, "scores")
+        if self.classes_ is not None:
+            return mc.calibrate(self._isos, s)
         return np.asarray(self._iso.predict(s)) if self._iso is not None else s
+
+    def _scores(self, scores: Array | Sequence[float], what: str) -> Array:
+        if self.classes_ is None:
+            return _binary(scores, what)
+        return mc.class_matrix(scores, what, len(self.classes_))
+
+    def _y(self, labels: Array | Sequence[Any], n: int) -> Array:
+        return _labels(labels, n) if self.classes_ is None else mc.encode(labels, n, self.classes_)
+
+    def _correct(self, y: Array, s: Array) -> Array:
+        if s.ndim == 2:
+            return np.asarray(s.argmax(axis=1) == y)
+        return np.asarray((s >= self.threshold) == (y == 1))
 
     def _realised(self, metric: str, y: Array, s: Array) -> float:
         if metric == "accuracy":
-            return float(np.mean((s >= self.threshold) == (y == 1)))
+            return float(np.mean(self._correct(y, s)))
         return float(weighted_metric(metric, y, s))
 
     def _sampling_error(self, metric: str, n: int) -> float:
@@ -355,7 +407,7 @@ class CBPE:
         if key not in self._std_cache:
             s, y = self._fitted()
             if metric == "accuracy":  # row-wise correctness: the spread of its mean is analytic
-                correct = ((s >= self.threshold) == (y == 1)).astype(float)
+                correct = self._correct(y, s).astype(float)
                 self._std_cache[key] = float(correct.std(ddof=1) / np.sqrt(n))
             else:
                 self._std_cache[key] = sampling_std(
@@ -367,14 +419,18 @@ class CBPE:
 
     def expected_row_correct(self, scores: Array | Sequence[float]) -> Array:
         """Per row, the calibrated chance the predicted label is right."""
-        s = _binary(scores, "scores")
-        q = self.calibrated(s)
+        q = self.calibrated(scores)
+        s = self._scores(scores, "scores")
+        if s.ndim == 2:
+            return np.asarray(q[np.arange(len(s)), s.argmax(axis=1)])
         return np.asarray(np.where(s >= self.threshold, q, 1.0 - q))
 
     def expected_row_log_loss(self, scores: Array | Sequence[float]) -> Array:
         """Per row, the expected log loss of the score under the calibrated probability."""
-        s = np.clip(_binary(scores, "scores"), 1e-15, 1 - 1e-15)
-        q = self.calibrated(s)
+        q = self.calibrated(scores)
+        s = np.clip(self._scores(scores, "scores"), 1e-15, 1 - 1e-15)
+        if s.ndim == 2:
+            return np.asarray(-(q * np.log(s)).sum(axis=1))
         return np.asarray(-(q * np.log(s) + (1.0 - q) * np.log(1.0 - s)))
 
     def estimate(
@@ -382,14 +438,18 @@ class CBPE:
     ) -> CBPEResult:
         """Estimated metrics for a window of scores (and, optionally, its features)."""
         ref_s, _ = self._fitted()
-        s = _binary(scores, "window scores")
+        s = self._scores(scores, "window scores")
         if len(s) == 0:
             raise DataError("the window is empty: there is nothing to estimate")
         q = self.calibrated(s)
         z = float(norm.ppf(0.5 + self.level / 2))
         estimates: dict[str, Estimate] = {}
         for metric in self.metrics:
-            if metric == "accuracy":
+            if s.ndim == 2:
+                value = (mc.expected_accuracy if metric == "accuracy" else mc.expected_macro_auc)(
+                    s, q
+                )
+            elif metric == "accuracy":
                 value = float(np.mean(np.where(s >= self.threshold, q, 1.0 - q)))
             else:
                 value = float(weighted_auc(s, q))
@@ -397,14 +457,20 @@ class CBPE:
             estimates[metric] = Estimate(
                 metric, value, value - z * se, value + z * se, se, self.reference_values_[metric]
             )
-        score_out = float(np.mean((s < ref_s.min()) | (s > ref_s.max())))
+        out = (s < ref_s.min(axis=0)) | (s > ref_s.max(axis=0))
+        score_out = float(np.mean(out.any(axis=1) if out.ndim == 2 else out))
         feat_out, by_col = (
             self._support.outside(features)
             if self._support is not None and features is not None
             else (0.0, {})
         )
         warnings = []
-        if score_out > self.max_outside:
+        if score_out > self.max_outside and s.ndim == 2:
+            warnings.append(
+                f"{score_out:.1%} of window rows have a class probability outside that class's "
+                "reference range: the calibration is extrapolated"
+            )
+        elif score_out > self.max_outside:
             warnings.append(
                 f"{score_out:.1%} of window scores fall outside the reference range "
                 f"[{ref_s.min():.3g}, {ref_s.max():.3g}]: the calibration is extrapolated"
@@ -428,23 +494,31 @@ class CBPE:
 
         ``calibration_drift`` is set when the observed positive rate differs from the mean
         calibrated probability by more than the band's z (a binomial z-test), or when a
-        realised metric falls outside its band.
+        realised metric falls outside its band. For multiclass each class's observed frequency
+        is tested against its mean calibrated probability, and the class with the largest
+        ``|z|`` gives ``calibration_z`` and the observed / expected rates.
         """
-        s = _binary(scores, "window scores")
-        y = _labels(labels, len(s))
+        s = self._scores(scores, "window scores")
+        y = self._y(labels, len(s))
         result = self.estimate(s, features)
         q = self.calibrated(s)
         realised = {m: self._realised(m, y, s) for m in self.metrics}
         within = {m: bool(e.low <= realised[m] <= e.high) for m, e in result.estimates.items()}
-        var = float(np.sum(q * (1.0 - q)))
-        z_cal = float((y.sum() - q.sum()) / np.sqrt(var)) if var > 0 else float("nan")
+        if s.ndim == 2 and self.classes_ is not None:
+            c, z_cal = mc.worst_class(y, q)
+            observed, expected = float(np.mean(y == c)), float(q[:, c].mean())
+            what = f"of class {self.classes_[c]!r}"
+        else:
+            var = float(np.sum(q * (1.0 - q)))
+            z_cal = float((y.sum() - q.sum()) / np.sqrt(var)) if var > 0 else float("nan")
+            observed, expected, what = float(y.mean()), float(q.mean()), "positive"
         z = float(norm.ppf(0.5 + self.level / 2))
         drift = bool(abs(z_cal) > z) or not all(within.values())
         warnings = list(result.warnings)
         if abs(z_cal) > z:
             warnings.append(
-                f"calibration drifted: {y.mean():.3f} of the window is positive where the "
-                f"calibrated scores expect {q.mean():.3f} (z = {z_cal:.1f})"
+                f"calibration drifted: {observed:.3f} of the window is {what} where the "
+                f"calibrated scores expect {expected:.3f} (z = {z_cal:.1f})"
             )
         warnings += [
             f"realised {m} {realised[m]:.4f} is outside the estimated band "
@@ -457,10 +531,10 @@ class CBPE:
             estimated=result.estimates,
             realised=realised,
             within_band=within,
-            observed_positive_rate=float(y.mean()),
-            expected_positive_rate=float(q.mean()),
+            observed_positive_rate=observed,
+            expected_positive_rate=expected,
             calibration_z=z_cal,
-            ece=expected_calibration_error(q, y, self.n_bins),
+            ece=self._column_ece(q, y) if q.ndim == 1 else mc.ovr_mean(self._column_ece, q, y),
             calibration_drift=drift,
             warnings=tuple(warnings),
         )
