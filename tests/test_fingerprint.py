@@ -90,3 +90,16 @@ def test_derived_seeds_are_stable_and_in_range(run_seed: int, name: str) -> None
     seed = derive_seed(run_seed, name)
     assert seed == derive_seed(run_seed, name)
     assert 0 <= seed < 2**31
+
+
+def test_relative_imports_are_part_of_the_code(tmp_path: Path) -> None:
+    pkg = tmp_path / "proj" / "pkg"
+    pkg.mkdir(parents=True)
+    (tmp_path / "proj" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "features.py").write_text("X = 1\n")
+    (tmp_path / "proj" / "shared.py").write_text("Y = 2\n")
+    models = pkg / "models.py"
+    models.write_text("from . import features\nfrom ..shared import Y\n")
+    found = {Path(f).name for f in local_sources(str(models))}
+    assert found == {"models.py", "features.py", "shared.py"}

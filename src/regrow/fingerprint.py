@@ -151,6 +151,32 @@ def _imported_modules(path: str, mtime_ns: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+@cache
+def _relative_imports(path: str, mtime_ns: int) -> tuple[str, ...]:
+    """Files named by ``from . import x`` / ``from ..pkg import y`` in ``path`` that exist.
+
+    Relative imports always point into the user's own package, so they are followed on the
+    file system (even above the definition file's folder), not through ``sys.modules``.
+    """
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError):
+        return ()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = Path(path).resolve().parent
+        for _ in range(node.level - 1):
+            base = base.parent
+        target = base.joinpath(*node.module.split(".")) if node.module else base
+        candidates = [target.with_suffix(".py"), target / "__init__.py"] if node.module else []
+        for alias in node.names:
+            candidates += [target / f"{alias.name}.py", target / alias.name / "__init__.py"]
+        found.extend(str(c) for c in candidates if c.is_file())
+    return tuple(found)
+
+
 def local_sources(definition_file: str) -> list[str]:
     """The definition file and the local modules it imports (see :func:`_local_sources`).
 
@@ -193,6 +219,7 @@ def _local_sources(definition_file: str, _mtime: int, _n_modules: int) -> tuple[
             local = root in resolved.parents and not _is_third_party(resolved)
             if resolved.suffix == ".py" and local:
                 queue.append(str(resolved))
+        queue.extend(f for f in _relative_imports(path, mtime) if not _is_third_party(Path(f)))
     return tuple(sorted(found))
 
 
