@@ -39,7 +39,7 @@ from regrow._hashing import hash_json
 from regrow.components.adapters import adapter_for
 from regrow.components.base import Ensemble
 from regrow.errors import SystemSpecError
-from regrow.system import System
+from regrow.system import System, is_installed_code
 
 __all__ = [
     "CAUSE_NAMES",
@@ -130,11 +130,6 @@ def _strip_docstrings(tree: ast.Module) -> ast.Module:
     return tree
 
 
-def _is_third_party(path: Path) -> bool:
-    text = str(path)
-    return "site-packages" in text or "dist-packages" in text or text.startswith(sys.base_prefix)
-
-
 @cache
 def _imported_modules(path: str, mtime_ns: int) -> tuple[str, ...]:
     try:
@@ -216,10 +211,10 @@ def _local_sources(definition_file: str, _mtime: int, _n_modules: int) -> tuple[
             if not file:
                 continue
             resolved = Path(file).resolve()
-            local = root in resolved.parents and not _is_third_party(resolved)
+            local = root in resolved.parents and not is_installed_code(resolved)
             if resolved.suffix == ".py" and local:
                 queue.append(str(resolved))
-        queue.extend(f for f in _relative_imports(path, mtime) if not _is_third_party(Path(f)))
+        queue.extend(f for f in _relative_imports(path, mtime) if not is_installed_code(Path(f)))
     return tuple(sorted(found))
 
 
@@ -268,7 +263,7 @@ def _local_module_file(module_name: str) -> str | None:
         hit = None
         if file:
             resolved = Path(file).resolve()
-            hit = None if _is_third_party(resolved) else str(resolved)
+            hit = None if is_installed_code(resolved) else str(resolved)
         _MODULE_FILES[module_name] = hit
     return hit if isinstance(hit, str) else None
 

@@ -16,6 +16,7 @@ import pandas as pd
 from regrow.components.base import Ensemble, Member, Transform
 from regrow.components.fitted import FittedComponent, combine
 from regrow.errors import DataError, SystemSpecError
+from regrow.system import System
 
 __all__ = ["FittedSystem"]
 
@@ -54,6 +55,20 @@ class FittedSystem:
 
     def __repr__(self) -> str:
         return f"FittedSystem({self.ref or self.name!r}, components={list(self.components)})"
+
+    def definition(self) -> System:
+        """The (unfitted) System this version was trained from, rebuilt from its components."""
+        spec = self.spec
+        system = System(
+            spec["name"],
+            target=spec["target"],
+            task=spec["task"],
+            seed=spec["seed"],
+            components=[self.components[n].spec for n in spec.get("order") or spec["components"]],
+        )
+        # As recorded, even when None (a system built in a notebook): never the caller's file.
+        system.definition_file = spec.get("definition_file")
+        return system
 
     def _check(self, frame: pd.DataFrame) -> None:
         if not isinstance(frame, pd.DataFrame):

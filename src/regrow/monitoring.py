@@ -114,7 +114,7 @@ def monitor_version(
     version = ws.catalog.get_system_version(ref)
     win = ws.catalog.get_snapshot(window) if isinstance(window, str) else window
     model = ws.load(version.ref)
-    system = ws.system(version.ref)
+    system = model.definition()
     frame = ws.frame(win.id)
     chosen = dict(slices) if slices is not None else dict(win.slices)
     records = ws.catalog.get_component_versions(list(version.manifest.values()))

@@ -39,6 +39,18 @@ __all__ = ["System", "Task"]
 Task = Literal["classification", "regression"]
 
 
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def is_installed_code(path: Path) -> bool:
+    """Whether a resolved source path belongs to an installed package or the standard library.
+
+    Such code enters fingerprints through library versions, not through its source.
+    """
+    text = str(path)
+    return "site-packages" in text or "dist-packages" in text or _STDLIB in path.parents
+
+
 def _caller_file() -> str | None:
     """The source file of the first caller that is user code.
 
@@ -47,18 +59,16 @@ def _caller_file() -> str | None:
     no such file: None, and code fingerprints then cover only local estimator classes.
     """
     here = Path(__file__).resolve().parent
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
     for frame_info in inspect.stack(context=0)[2:]:
         path = Path(frame_info.filename)
         if not path.is_file():
             continue
         resolved = path.resolve()
-        text = str(resolved)
-        if "site-packages" in text or "dist-packages" in text or stdlib in resolved.parents:
+        if is_installed_code(resolved):
             continue
         if (here == resolved.parent or here in resolved.parents) and resolved.name != "demo.py":
             continue
-        return text
+        return str(resolved)
     return None
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,7 +38,7 @@ from regrow.catalog.records import (
 from regrow.catalog.refs import check_name
 from regrow.catalog.store import ArtifactStore, open_store
 from regrow.components.base import Ensemble
-from regrow.config import Config, resolve_home
+from regrow.config import DEFAULT_CATALOG_URL, DEFAULT_STORE_URL, Config, resolve_home
 from regrow.data.schema import Schema
 from regrow.data.snapshot import prepare_snapshot, read_parquet
 from regrow.errors import (
@@ -100,10 +99,8 @@ class Workspace:
             )
         config = Config(
             home=path,
-            catalog_url=catalog_url
-            or os.environ.get("REGROW_CATALOG_URL")
-            or "sqlite:///catalog.db",
-            store_url=store_url or os.environ.get("REGROW_STORE_URL") or "artifacts",
+            catalog_url=catalog_url or os.environ.get("REGROW_CATALOG_URL") or DEFAULT_CATALOG_URL,
+            store_url=store_url or os.environ.get("REGROW_STORE_URL") or DEFAULT_STORE_URL,
         )
         path.mkdir(parents=True, exist_ok=True)
         try:
@@ -339,19 +336,7 @@ class Workspace:
 
     def system(self, ref: str) -> System:
         """Rebuild the (unfitted) System definition stored with version ``ref``."""
-        version = self.catalog.get_system_version(ref)
-        fitted = self._fitted(version)
-        spec = version.spec
-        system = System(
-            spec["name"],
-            target=spec["target"],
-            task=spec["task"],
-            seed=spec["seed"],
-            components=[fitted[n].spec for n in spec.get("order") or spec["components"]],
-        )
-        # As recorded, even when None (a system built in a notebook): never the caller's file.
-        system.definition_file = spec.get("definition_file")
-        return system
+        return self.load(ref).definition()
 
     def status(
         self,
@@ -441,8 +426,3 @@ def _key_of(data: bytes) -> str:
     from regrow._hashing import sha256_hex
 
     return sha256_hex(data)
-
-
-def workspace_path(home: str | os.PathLike[str] | None) -> Path:
-    """Where the workspace for ``home`` lives (no check that it exists)."""
-    return resolve_home(home)

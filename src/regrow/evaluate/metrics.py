@@ -38,12 +38,17 @@ def _label_index(y: Array, classes: Sequence[Any]) -> Array:
     return np.where(order[idx] == y, idx, -1)
 
 
+def _classes(y: Array, classes: Sequence[Any] | None) -> Sequence[Any]:
+    """The model's classes, or (when not given) the labels present, sorted."""
+    return classes if classes is not None else sorted(np.unique(y).tolist())
+
+
 def _proba_matrix(score: Array) -> Array:
     return score if score.ndim == 2 else np.column_stack([1 - score, score])
 
 
 def _roc_auc(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
-    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    classes = _classes(y, classes)
     proba = _proba_matrix(score)
     if proba.shape[1] > 2:
         present = np.unique(y)
@@ -63,7 +68,7 @@ def _roc_auc(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
 
 
 def _log_loss(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
-    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    classes = _classes(y, classes)
     proba = _proba_matrix(score)
     idx = _label_index(y, classes)
     p = np.where(idx >= 0, proba[np.arange(len(y)), np.maximum(idx, 0)], 0.0)
@@ -71,7 +76,7 @@ def _log_loss(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
 
 
 def _accuracy(y: Array, score: Array, classes: Sequence[Any] | None) -> float:
-    classes = classes if classes is not None else sorted(np.unique(y).tolist())
+    classes = _classes(y, classes)
     idx = _label_index(y, classes)
     return float(np.mean(_proba_matrix(score).argmax(axis=1) == idx))
 
