@@ -23,7 +23,11 @@ from rich.table import Table
 from rich.text import Text
 
 from regrow._hashing import jsonable
+from regrow.catalog.records import SnapshotRecord
 from regrow.errors import ConfigError, RegrowError
+from regrow.plan.plan import Plan, diff_plans
+from regrow.plan.policy import default_policy_text, load_policy
+from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import RunEvent, RunResult
 from regrow.system import System
 from regrow.workspace import Workspace
@@ -39,6 +43,10 @@ app = typer.Typer(
 )
 snapshot_app = typer.Typer(help="Create and inspect snapshots.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
+plans_app = typer.Typer(help="List, show and diff stored plans.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+policy_app = typer.Typer(help="Check and show policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 # Markup off: names, reasons and paths are user text, printed as they are, never parsed.
 out = Console(markup=False, highlight=False)
@@ -141,6 +149,32 @@ def load_system(ref: str) -> System:
             hint="point at a System object or a function returning one",
         )
     return obj
+
+
+def _window(ws: Workspace, version: str, window: str) -> SnapshotRecord:
+    """A window given as a snapshot reference, or a CSV/Parquet file stored as one."""
+    path = Path(window)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return ws.catalog.get_snapshot(window)
+    if not path.is_file():
+        raise ConfigError(f"no such file {window!r}", hint="check the window's path")
+    base = ws.catalog.get_system_version(version)
+    reference = ws.catalog.get_snapshot(base.snapshot_id) if base.snapshot_id else None
+    return ws.snapshot(
+        str(path),
+        name=f"{base.system}-window",
+        time_column=reference.time_column if reference else None,
+        slices=reference.slices if reference else None,
+    )
+
+
+def _backend(name: str, address: str | None, workers: int | None) -> ExecutorBackend | None:
+    """The executor backend the options name (None: the runner's default local backend)."""
+    if name == "local" and address is None:
+        return None
+    from regrow.run.backends import make_backend
+
+    return make_backend(name, address=address, workers=workers)
 
 
 def _show_run(result: RunResult, as_json: bool) -> None:
@@ -287,13 +321,22 @@ def train(
     snapshot: Annotated[str, typer.Option(help="Snapshot id, id prefix or name.")],
     seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Backend = "local",
+    address: Address = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Train a system on a snapshot, reusing every component whose fingerprint exists."""
     sys_obj = load_system(system)
-    with _workspace(home) as ws, _progress(not as_json) as progress:
-        result = ws.train(sys_obj, snapshot, seed=seed, workers=workers, progress=progress)
+    chosen = _backend(backend, address, workers)
+    try:
+        with _workspace(home) as ws, _progress(not as_json) as progress:
+            result = ws.train(
+                sys_obj, snapshot, seed=seed, workers=workers, backend=chosen, progress=progress
+            )
+    finally:
+        if chosen is not None:
+            chosen.close()
     _show_run(result, as_json)
 
 
@@ -304,20 +347,28 @@ def update(
     component: Annotated[list[str], typer.Option("--component", "-c", help="Repeatable.")],
     system: Annotated[str | None, typer.Option(help="FILE.py:NAME of the current System.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Backend = "local",
+    address: Address = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Refit only the named components on new data; reuse every other component version."""
     sys_obj = load_system(system) if system else None
-    with _workspace(home) as ws, _progress(not as_json) as progress:
-        result = ws.update(
-            version,
-            snapshot,
-            components=component,
-            system=sys_obj,
-            workers=workers,
-            progress=progress,
-        )
+    chosen = _backend(backend, address, workers)
+    try:
+        with _workspace(home) as ws, _progress(not as_json) as progress:
+            result = ws.update(
+                version,
+                snapshot,
+                components=component,
+                system=sys_obj,
+                workers=workers,
+                backend=chosen,
+                progress=progress,
+            )
+    finally:
+        if chosen is not None:
+            chosen.close()
     _show_run(result, as_json)
 
 
@@ -428,20 +479,7 @@ def monitor(
 ) -> None:
     """Check a version on a window: drift per feature and slice, impact per component."""
     with _workspace(home) as ws:
-        path = Path(window)
-        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
-            if not path.is_file():
-                raise ConfigError(f"no such file {window!r}", hint="check the window's path")
-            base = ws.catalog.get_system_version(version)
-            reference = ws.catalog.get_snapshot(base.snapshot_id) if base.snapshot_id else None
-            snap = ws.snapshot(
-                str(path),
-                name=f"{base.system}-window",
-                time_column=reference.time_column if reference else None,
-                slices=reference.slices if reference else None,
-            )
-        else:
-            snap = ws.catalog.get_snapshot(window)
+        snap = _window(ws, version, window)
         chosen = None
         if slices:
             unknown = [s for s in slices if s not in snap.slices]
@@ -480,6 +518,226 @@ def monitor(
         f"drifted: {result.drifted_columns or 'none'}; "
         f"members to update: {result.candidates or 'none'}"
     )
+
+
+Backend = Annotated[
+    str, typer.Option("--backend", help="Executor backend: local (default) or ray.")
+]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")
+]
+
+
+def _show_plan(plan: Plan, plan_id: str) -> None:
+    verdict = (
+        "escalated to a full retrain"
+        if plan.escalated
+        else "nothing to do"
+        if plan.empty
+        else f"{len(plan.actions)} action(s)"
+    )
+    out.print(f"plan {plan_id[:12]} for {plan.version} on window {plan.window[:12]}: {verdict}")
+    sig = plan.signals
+    out.print(
+        f"signals: {len(sig.get('drifted_columns', []))}/{sig.get('columns_read', 0)} features "
+        f"drifted {sig.get('drifted_columns') or ''}; impact candidates "
+        f"{sig.get('impact_candidates') or 'none'}; labelled rows {sig.get('labelled_rows', 0):,}"
+    )
+    if plan.actions:
+        table = Table(title="actions")
+        for col in ("#", "action", "component", "params", "expected gain", "interval",
+                    "est. CPU s", "approval"):  # fmt: skip
+            table.add_column(col)
+        for n, a in enumerate(plan.actions, 1):
+            gain = f"{a.gain.value:+.4g}" if a.gain else ""
+            interval = f"[{a.gain.low:.4g}, {a.gain.high:.4g}]" if a.gain else ""
+            cost = f"{a.cost.cpu_seconds:.2f}" if a.cost else ""
+            params = ", ".join(f"{k}={v}" for k, v in a.params().items())
+            table.add_row(
+                str(n), a.kind, a.component, params, gain, interval, cost,
+                Text("needed", style="yellow") if a.approval else "no",
+            )  # fmt: skip
+        out.print(table)
+        for n, a in enumerate(plan.actions, 1):
+            out.print(f"  {n}. why: {a.reason}" + (f"  (cost: {a.cost.basis})" if a.cost else ""))
+    out.print("rationale:")
+    for line in plan.rationale:
+        out.print(f"  - {line}")
+    if plan.expected:
+        e = plan.expected
+        out.print(
+            f"expected {e.get('loss')}: {e.get('before')} now -> {e.get('after')} after "
+            f"(on {e.get('on_rows')} held-out rows of the window)"
+        )
+    c = plan.cost
+    out.print(
+        f"cost: estimated {c.get('estimated_cpu_seconds', 0):.2f} CPU s (a full retrain: "
+        f"{c.get('full_retrain_cpu_seconds', 0):.2f}); diagnostics spent "
+        f"{c.get('diagnostics_cpu_seconds', 0):.2f} CPU s"
+    )
+    out.print(f"contingency: {plan.contingency}")
+    if plan.needs_approval:
+        out.print(f"needs approval: run it with `regrow run {plan_id[:12]} --approve`")
+    elif not plan.empty:
+        out.print(f"run it with `regrow run {plan_id[:12]}`")
+
+
+@app.command()
+def plan(
+    version: Annotated[
+        str, typer.Option("--version", help="Version to update, e.g. churn@champion.")
+    ],
+    window: Annotated[
+        str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")
+    ],
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Plan the smallest update that fixes what a window shows, and explain it."""
+    chosen = load_policy(policy)
+    with _workspace(home) as ws:
+        snap = _window(ws, version, window)
+        result = ws.plan(version, snap, policy=chosen)
+    if as_json:
+        _print_json({"id": result.id, **result.to_dict()})
+        return
+    _show_plan(result, result.id)
+
+
+@app.command("run")
+def run_command(
+    plan_id: Annotated[str, typer.Argument(metavar="PLAN", help="Plan id or id prefix.")],
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve actions the policy reserves for humans.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Backend = "local",
+    address: Address = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a stored plan: only its actions, every other component reused."""
+    chosen = _backend(backend, address, workers)
+    try:
+        with _workspace(home) as ws, _progress(not as_json) as progress:
+            ran = ws.run_plan(
+                plan_id, approve=approve, seed=seed, workers=workers, backend=chosen,
+                progress=progress,
+            )  # fmt: skip
+    finally:
+        if chosen is not None:
+            chosen.close()
+    if as_json:
+        _print_json(
+            {
+                "plan": ran.record.id,
+                "version": ran.result.version.ref,
+                "trained": ran.result.trained,
+                "reused": ran.result.reused,
+                "estimated_cpu_seconds": round(ran.estimated_cpu_seconds, 4),
+                "actual_cpu_seconds": round(ran.actual_cpu_seconds, 4),
+            }
+        )
+        return
+    _show_run(ran.result, False)
+    out.print(
+        f"plan {ran.record.id[:12]} executed: CPU {ran.actual_cpu_seconds:.2f} s "
+        f"(estimated {ran.estimated_cpu_seconds:.2f} s)"
+    )
+
+
+@plans_app.command("list")
+def plans_list(
+    system: Annotated[str | None, typer.Argument(help="Only this system's plans.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stored plans, newest first, with their status."""
+    with _workspace(home) as ws:
+        records = ws.catalog.list_plans(system, limit=limit)
+        versions = {r.version_id: ws.catalog.get_system_version(r.version_id).ref for r in records}
+    if as_json:
+        _print_json([{"id": r.id, "version": versions[r.version_id], "status": r.status,
+                      "summary": r.body.get("summary"), "created_at": r.created_at.isoformat()}
+                     for r in records])  # fmt: skip
+        return
+    table = Table(title="plans")
+    for col in ("id", "version", "window", "status", "actions", "created"):
+        table.add_column(col)
+    for r in records:
+        actions = ", ".join((r.body.get("summary") or {}).get("actions", [])) or "-"
+        table.add_row(r.id[:12], versions[r.version_id], r.window_id[:12], r.status, actions,
+                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    out.print(table)
+
+
+@plans_app.command("show")
+def plans_show(
+    plan_id: Annotated[str, typer.Argument(metavar="PLAN", help="Plan id or id prefix.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a stored plan with its reasons, and its outcome once run."""
+    with _workspace(home) as ws:
+        record = ws.catalog.get_plan(plan_id)
+    stored = Plan.from_dict(record.body)
+    if as_json:
+        _print_json({"id": record.id, "status": record.status, "outcome": record.outcome,
+                     **stored.to_dict()})  # fmt: skip
+        return
+    _show_plan(stored, record.id)
+    out.print(f"status: {record.status}")
+    if record.outcome:
+        o = record.outcome
+        out.print(
+            f"outcome: {o.get('version', '-')}; CPU {o.get('actual_cpu_seconds', '-')} s "
+            f"(estimated {o.get('estimated_cpu_seconds', '-')} s)"
+            + (f"; error: {o['error']}" if "error" in o else "")
+        )
+
+
+@plans_app.command("diff")
+def plans_diff(
+    old: Annotated[str, typer.Argument(help="Plan id or prefix.")],
+    new: Annotated[str, typer.Argument(help="Plan id or prefix.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """What changed between two plans: actions, escalation, expected loss, cost, policy."""
+    with _workspace(home) as ws:
+        a = Plan.from_dict(ws.catalog.get_plan(old).body)
+        b = Plan.from_dict(ws.catalog.get_plan(new).body)
+    lines = diff_plans(a, b)
+    if as_json:
+        _print_json(lines)
+        return
+    for line in lines or ["the plans do the same"]:
+        out.print(line)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    as_json: AsJson = False,
+) -> None:
+    """Validate a policy file; errors name the key and the value."""
+    checked = load_policy(file)
+    if as_json:
+        _print_json({"ok": True, "id": checked.id, "policy": checked.to_dict()})
+        return
+    allowed = ", ".join(checked.autonomy.allowed)
+    out.print(f"{file}: valid (policy {checked.id}); runs without approval: {allowed}")
+
+
+@policy_app.command("show")
+def policy_show() -> None:
+    """Print the default policy, with the comments that document every key."""
+    typer.echo(default_policy_text(), nl=False)
 
 
 @app.command()

@@ -4,8 +4,9 @@ Customers churn for reasons in three feature groups — account, usage and geogr
 by its own member. v1 is trained on six months of history and promoted. Then the company
 expands into a remote area: distances grow, network quality drops, and how geography drives
 churn changes. regrow's monitor finds which columns drifted and which members the drift costs
-loss, retrains only that member (and the ensemble that combines it), reuses everything else,
-shows that v2 beats v1 on later data, and promotes it.
+loss; the planner probes every member on the labelled recent window and plans the smallest
+update (refit only that member, and the ensemble that combines it); running the plan reuses
+everything else; v2 beats v1 on later data, and is promoted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from regrow.components.base import Ensemble, Member, Transform
 from regrow.errors import ConfigError
 from regrow.monitor.attribution import ComponentImpact
 from regrow.monitor.drift_monitor import FeatureDrift
+from regrow.plan.plan import Plan
 from regrow.run.runner import RunEvent, RunResult
 from regrow.system import System
 from regrow.workspace import Workspace
@@ -129,6 +131,7 @@ class DemoResult:
     affected: list[str]
     impacts: list[ComponentImpact]
     update: RunResult
+    plan: Plan
     metric: str
     before: float
     after: float
@@ -220,15 +223,23 @@ def _run_demo(
     step("monitor", t0)
 
     t0 = time.perf_counter()
-    update = ws.update(
-        v1.version.ref,
-        recent,
-        components=affected,
-        system=system,
-        workers=workers,
-        progress=progress,
-        note=f"refit {affected} after drift in {monitored.drifted_columns}",
+    plan = ws.plan(v1.version.ref, recent)
+    say(
+        f"plan {plan.id[:12]}: {[a.describe() for a in plan.actions] or 'nothing to do'} "
+        f"(estimated {plan.cost.get('estimated_cpu_seconds', 0):.2f} CPU s; a full retrain "
+        f"{plan.cost.get('full_retrain_cpu_seconds', 0):.2f})"
     )
+    for action in plan.actions:
+        say(f"  {action.describe()}: {action.reason}")
+    step("plan", t0)
+    if plan.empty:
+        raise ConfigError(
+            "the demo's planner found nothing to update",
+            hint="this is a bug in the demo scenario: please report it",
+        )
+    t0 = time.perf_counter()
+    ran = ws.run_plan(plan, approve=plan.needs_approval, workers=workers, progress=progress)
+    update = ran.result
     step("update v2", t0)
     t0 = time.perf_counter()
     _, comparison = ws.evaluate(update.version.ref, holdout, baseline="churn@champion")
@@ -245,6 +256,7 @@ def _run_demo(
         affected=affected,
         impacts=[i for i in monitored.impacts if i.kind == "member"],
         update=update,
+        plan=plan,
         metric=comparison.metric,
         before=float(comparison.baseline or 0.0),
         after=comparison.candidate,

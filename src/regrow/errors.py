@@ -5,7 +5,8 @@ builtin a caller would naturally catch, so ``except LookupError`` keeps working:
 
     RegrowError
     ├── ConfigError (ValueError)                bad configuration file, URL or option
-    │   └── WorkspaceNotFound (FileNotFoundError) no workspace where one was expected
+    │   ├── WorkspaceNotFound (FileNotFoundError) no workspace where one was expected
+    │   └── PolicyError                         a policy file that does not validate (names the key)
     ├── DataError (ValueError)                  malformed data
     │   ├── SchemaError                         a schema violation or a bad schema declaration
     │   └── SliceError                          a slice filter that does not apply to the data
@@ -20,6 +21,7 @@ builtin a caller would naturally catch, so ``except LookupError`` keeps working:
     │   ├── ArtifactNotFound (LookupError)
     │   ├── ArtifactCorrupted (ValueError)      the bytes read do not hash to their key
     │   └── InvalidKey (ValueError)             a key that is not a sha256 digest
+    ├── PlanError (ValueError)                  a plan or action that cannot be built or run
     ├── RunError (RuntimeError)                 a run failed; names the component and cause
     └── MissingDependency (ImportError)         an optional extra is not installed
 
@@ -47,6 +49,8 @@ __all__ = [
     "InvalidKey",
     "MissingDependency",
     "NotFound",
+    "PlanError",
+    "PolicyError",
     "RegrowError",
     "RunError",
     "SchemaError",
@@ -139,6 +143,14 @@ class ArtifactCorrupted(StoreError, ValueError):
 
 class InvalidKey(StoreError, ValueError):
     """A store key that is not a lowercase sha256 hex digest (and so could escape the root)."""
+
+
+class PolicyError(ConfigError):
+    """A policy file that does not validate; the message names the key and the value."""
+
+
+class PlanError(RegrowError, ValueError):
+    """A plan or an action that cannot be built or run as asked."""
 
 
 class RunError(RegrowError, RuntimeError):

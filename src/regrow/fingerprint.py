@@ -37,7 +37,6 @@ from typing import Any
 
 from regrow._hashing import hash_json
 from regrow.components.adapters import adapter_for
-from regrow.components.base import Ensemble
 from regrow.errors import SystemSpecError
 from regrow.system import System, is_installed_code
 
@@ -299,7 +298,7 @@ def component_parts(
         else code_fingerprint(system.definition_file, est)
     )
     data: dict[str, str] | None = None
-    if not isinstance(comp, Ensemble):
+    if comp.learns_from_data:
         hashes = column_hashes or {}
         cols = sorted(system.raw_columns(name) | {system.target})
         missing = [c for c in cols if c not in hashes]

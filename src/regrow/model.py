@@ -65,6 +65,7 @@ class FittedSystem:
             task=spec["task"],
             seed=spec["seed"],
             components=[self.components[n].spec for n in spec.get("order") or spec["components"]],
+            definition_file="<stored>",  # skips looking up the caller's file (slow)
         )
         # As recorded, even when None (a system built in a notebook): never the caller's file.
         system.definition_file = spec.get("definition_file")
@@ -110,7 +111,7 @@ class FittedSystem:
             return next(iter(outputs.values()))
         spec = self._ensemble.spec
         assert isinstance(spec, Ensemble)
-        return combine(spec, outputs, self.classes_)
+        return combine(spec, outputs, self.classes_, self._ensemble.estimator)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order (classification systems)."""

@@ -109,6 +109,7 @@ def monitor_version(
     slices: Mapping[str, str] | None = None,
     record: bool = True,
     seed: int = 0,
+    performance: bool = True,
 ) -> MonitorResult:
     """Monitor version ``ref`` on ``window`` (a snapshot or its reference) and record it."""
     version = ws.catalog.get_system_version(ref)
@@ -153,15 +154,15 @@ def monitor_version(
     impacts: list[ComponentImpact] = []
     if drifted and reference_frame is not None:
         impacts = attribute(model, reference_frame, frame, drifted, seed=seed)
-    performance = (
+    perf = (
         performance_report(
             model, frame, slices=chosen or None, time_column=win.time_column
         ).to_dict()
-        if labelled
+        if labelled and performance
         else None
     )
     result = MonitorResult(
-        version, win, reports, impacts, performance, None, tuple(m.name for m in system.members)
+        version, win, reports, impacts, perf, None, tuple(m.name for m in system.members)
     )
     if not record:
         return result
@@ -171,4 +172,4 @@ def monitor_version(
         summary=result.summary(),
         report=result.to_dict(),
     )
-    return MonitorResult(version, win, reports, impacts, performance, stored, result.member_names)
+    return MonitorResult(version, win, reports, impacts, perf, stored, result.member_names)

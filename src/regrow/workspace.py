@@ -37,7 +37,6 @@ from regrow.catalog.records import (
 )
 from regrow.catalog.refs import check_name
 from regrow.catalog.store import ArtifactStore, open_store
-from regrow.components.base import Ensemble
 from regrow.config import DEFAULT_CATALOG_URL, DEFAULT_STORE_URL, Config, resolve_home
 from regrow.data.schema import Schema
 from regrow.data.snapshot import prepare_snapshot, read_parquet
@@ -53,6 +52,9 @@ from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
 from regrow.monitor.profile import Profile
 from regrow.monitoring import MONITOR_PROFILE, MonitorResult, monitor_version
+from regrow.plan.plan import Plan
+from regrow.plan.policy import Policy, load_policy
+from regrow.planning import PlanRun, make_plan, run_plan
 from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
 from regrow.run.staleness import ComponentStatus, staleness
@@ -284,11 +286,11 @@ class Workspace:
         for name, comp in system.components.items():
             old = by_name.get(name)
             if name in targets or old is None:
-                data = None if isinstance(comp, Ensemble) else snap
+                data = snap if comp.learns_from_data else None
                 bindings[name] = Binding(data, derive_seed(run_seed, name))
                 continue
             data_snap = None
-            if old.snapshot_id is not None and not isinstance(comp, Ensemble):
+            if old.snapshot_id is not None and comp.learns_from_data:
                 if old.snapshot_id not in snaps:
                     snaps[old.snapshot_id] = self.catalog.get_snapshot(old.snapshot_id)
                 data_snap = snaps[old.snapshot_id]
@@ -366,12 +368,56 @@ class Workspace:
         *,
         slices: Mapping[str, str] | None = None,
         record: bool = True,
+        performance: bool = True,
     ) -> MonitorResult:
         """Check version ``ref`` on ``window``: drift, performance, impact; stored in the catalog.
 
-        See :mod:`regrow.monitoring`. ``slices`` defaults to the window snapshot's slices.
+        See :mod:`regrow.monitoring`. ``slices`` defaults to the window snapshot's slices;
+        ``performance=False`` skips the labelled performance report.
         """
-        return monitor_version(self, ref, window, slices=slices, record=record)
+        return monitor_version(
+            self, ref, window, slices=slices, record=record, performance=performance
+        )
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def plan(
+        self,
+        ref: str,
+        window: SnapshotRecord | str,
+        *,
+        policy: Policy | str | os.PathLike[str] | None = None,
+        record: bool = True,
+    ) -> Plan:
+        """Plan the smallest update of version ``ref`` that fixes what ``window`` shows.
+
+        ``policy`` is a :class:`~regrow.plan.policy.Policy`, a YAML file's path, or None for
+        the default. See :mod:`regrow.planning`.
+        """
+        if not isinstance(policy, Policy):
+            policy = load_policy(policy)
+        return make_plan(self, ref, window, policy=policy, record=record)
+
+    def run_plan(
+        self,
+        plan: Plan | str,
+        *,
+        approve: bool = False,
+        seed: int | None = None,
+        workers: int | None = None,
+        backend: ExecutorBackend | None = None,
+        progress: Callable[[RunEvent], None] | None = None,
+    ) -> PlanRun:
+        """Run a stored plan (a :class:`~regrow.plan.plan.Plan`, its id or an id prefix)."""
+        return run_plan(
+            self,
+            plan,
+            approve=approve,
+            seed=seed,
+            workers=workers,
+            backend=backend,
+            progress=progress,
+        )
 
     # -- evaluating and promoting -------------------------------------------------------------
 

@@ -11,6 +11,7 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.versions`           system versions, reference resolution, lineage
 :mod:`.runs`               runs and evaluations
 :mod:`.monitoring`         monitoring reports (a version checked on a window)
+:mod:`.plans`              plans and their status (proposed, running, executed)
 :mod:`.aliases`            compare-and-set alias moves, rollback, history
 :mod:`.audit`              the hash-chained audit log
 =========================  ====================================================
@@ -36,6 +37,7 @@ from regrow.catalog.audit import AuditMixin
 from regrow.catalog.components import ComponentsMixin, component_version_id
 from regrow.catalog.datasets import DatasetsMixin
 from regrow.catalog.monitoring import MonitoringMixin
+from regrow.catalog.plans import PlansMixin
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
 
@@ -48,6 +50,7 @@ class Catalog(
     VersionsMixin,
     RunsMixin,
     MonitoringMixin,
+    PlansMixin,
     AliasesMixin,
     AuditMixin,
 ):

@@ -30,6 +30,7 @@ __all__ = [
     "ComponentVersion",
     "Evaluation",
     "MonitorReport",
+    "Plan",
     "Profile",
     "Run",
     "Schema",
@@ -246,6 +247,28 @@ class MonitorReport(Base):
     summary: Mapped[dict[str, Any]]
     report: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class Plan(Base):
+    """A plan: the actions proposed for a version on a window, and what became of it.
+
+    The id is the hash of the plan's content, so planning twice on the same inputs gives the
+    same plan. ``status`` moves by compare-and-set: proposed -> running -> executed / failed.
+    """
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME, index=True)
+    version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    window_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("snapshots.id"))
+    body: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    run_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("runs.id"))
+    result_version_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    outcome: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class Alias(Base):

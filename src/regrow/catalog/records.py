@@ -17,6 +17,7 @@ __all__ = [
     "ComponentVersionRecord",
     "EvaluationRecord",
     "MonitorReportRecord",
+    "PlanRecord",
     "RunRecord",
     "SchemaRecord",
     "SnapshotRecord",
@@ -155,6 +156,23 @@ class MonitorReportRecord:
     summary: JSON
     report: JSON
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """A stored plan: its body (actions, reasons, costs), status and outcome."""
+
+    id: str
+    system: str
+    version_id: str
+    window_id: str
+    body: JSON
+    status: str
+    run_id: str | None
+    result_version_id: str | None
+    outcome: JSON
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

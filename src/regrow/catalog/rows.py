@@ -17,6 +17,7 @@ from regrow.catalog.models import (
     ComponentVersion,
     Evaluation,
     MonitorReport,
+    Plan,
     Run,
     Schema,
     Snapshot,
@@ -28,6 +29,7 @@ from regrow.catalog.records import (
     ComponentVersionRecord,
     EvaluationRecord,
     MonitorReportRecord,
+    PlanRecord,
     RunRecord,
     SchemaRecord,
     SnapshotRecord,
@@ -39,6 +41,8 @@ __all__ = [
     "alias_record",
     "component_version_record",
     "evaluation_record",
+    "monitor_report_record",
+    "plan_record",
     "run_record",
     "schema_record",
     "snapshot_record",
@@ -173,4 +177,21 @@ def monitor_report_record(row: MonitorReport) -> MonitorReportRecord:
         summary=row.summary,
         report=row.report,
         created_at=row.created_at,
+    )
+
+
+def plan_record(row: Plan) -> PlanRecord:
+    """The record of a ``plans`` row."""
+    return PlanRecord(
+        id=row.id,
+        system=row.system,
+        version_id=row.version_id,
+        window_id=row.window_id,
+        body=row.body,
+        status=row.status,
+        run_id=row.run_id,
+        result_version_id=row.result_version_id,
+        outcome=row.outcome,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )

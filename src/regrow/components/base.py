@@ -28,7 +28,7 @@ __all__ = ["Component", "Ensemble", "Member", "Transform"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
-EnsembleMethod = Literal["mean", "vote"]
+EnsembleMethod = Literal["mean", "vote", "stack"]
 
 
 def _check_name(name: object, what: str) -> str:
@@ -109,6 +109,11 @@ class Component:
         """The unfitted estimator, or None for components with nothing to fit."""
         return None
 
+    @property
+    def learns_from_data(self) -> bool:
+        """Whether fitting reads rows of data (a run binds it to a snapshot)."""
+        return True
+
     def recipe(self) -> dict[str, Any]:
         """How the component is built, as JSON: kind, class, parameters and inputs."""
         est = self.estimator
@@ -182,10 +187,17 @@ class Member(_Fitted):
 
 
 class Ensemble(Component):
-    """Combines members: a weighted mean of probabilities (or values), or a weighted vote.
+    """Combines members: a weighted mean of probabilities (or values), a weighted vote, or a stack.
 
     ``members`` defaults to the keys of ``weights``; weights default to equal. Weights are
     explicit and part of the recipe: changing one gives the ensemble a new fingerprint.
+
+    ``method="stack"`` learns the combination from data: a linear regression on the members'
+    values (regression) or a logistic regression on their log-probabilities (classification),
+    fitted on the rows the ensemble is bound to. Members with weight 0 are left out of it. A
+    stack suits members that each model part of the signal (one per feature group), whose
+    outputs add up rather than average. The members' outputs it learns from are in-sample, so
+    members that overfit their training rows get a little too much weight.
     """
 
     kind: ClassVar[str] = "ensemble"
@@ -207,9 +219,10 @@ class Ensemble(Component):
                 )
             members = list(weights)
         super().__init__(name, members, code_version=code_version)
-        if method not in ("mean", "vote"):
+        if method not in ("mean", "vote", "stack"):
             raise SystemSpecError(
-                f"ensemble {name!r}: unknown method {method!r}", hint="use 'mean' or 'vote'"
+                f"ensemble {name!r}: unknown method {method!r}",
+                hint="use 'mean', 'vote' or 'stack'",
             )
         self.method: EnsembleMethod = method
         given = dict(weights) if weights is not None else dict.fromkeys(self.inputs, 1.0)
@@ -238,6 +251,11 @@ class Ensemble(Component):
     def members(self) -> tuple[str, ...]:
         """The members this ensemble combines, in order."""
         return self.inputs
+
+    @property
+    def learns_from_data(self) -> bool:
+        """Only a stack is fitted on rows; a mean or a vote has nothing to learn."""
+        return self.method == "stack"
 
     def recipe(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,7 @@ raw input columns and the fitted upstream transforms, fit it; given fitted compo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,9 +102,18 @@ def fit_component(
     target: str,
     upstream: Mapping[str, FittedComponent],
     seed: int,
+    in_sample: Sequence[str] = (),
 ) -> FittedComponent:
-    """Fit ``spec`` on ``frame`` with the given seed; ensembles have nothing to fit."""
+    """Fit ``spec`` on ``frame`` with the given seed; a mean or vote ensemble has nothing to fit.
+
+    ``in_sample`` names the members of a stacked ensemble that were fitted on ``frame``'s rows
+    (their outputs are cross-fitted, see :func:`_fit_stack`).
+    """
     if isinstance(spec, Ensemble):
+        if spec.method == "stack":
+            return _fit_stack(
+                spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample
+            )
         return FittedComponent(spec, None, {"weights": spec.weights, "method": spec.method})
     if not isinstance(spec, Transform | Member):
         raise ComponentError(f"cannot fit {spec!r}: unknown component kind {spec.kind!r}")
@@ -132,17 +141,146 @@ def fit_component(
     return FittedComponent(spec, estimator, info)
 
 
+_EPS = 1e-6
+
+
+def stack_features(ensemble: Ensemble, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The stacker's inputs: member values, or log-probabilities (logits for two classes)."""
+    cols: list[np.ndarray] = []
+    for m in ensemble.members:
+        if ensemble.weights[m] <= 0:
+            continue
+        out = np.asarray(outputs[m], dtype=float)
+        if out.ndim == 1:
+            cols.append(out[:, None])
+            continue
+        p = np.clip(out, _EPS, 1 - _EPS)
+        if p.shape[1] == 2:
+            cols.append(np.log(p[:, 1:] / p[:, :1]))
+        else:
+            cols.append(np.log(p))
+    return np.hstack(cols)
+
+
+def _aligned(
+    fitted: FittedComponent,
+    frame: pd.DataFrame,
+    upstream: Mapping[str, FittedComponent],
+    classes: list[Any] | None,
+) -> np.ndarray:
+    if classes is None:
+        return fitted.predict(frame, upstream).astype(float)
+    proba = fitted.predict_proba(frame, upstream)
+    aligned = np.zeros((len(frame), len(classes)))
+    for j, cls in enumerate(fitted.info.get("classes", [])):
+        aligned[:, classes.index(cls)] = proba[:, j]
+    return aligned
+
+
+def _cross_fitted(
+    member: FittedComponent,
+    frame: pd.DataFrame,
+    target: str,
+    upstream: Mapping[str, FittedComponent],
+    classes: list[Any] | None,
+    seed: int,
+    folds: int = 2,
+) -> np.ndarray:
+    """Out-of-fold outputs of ``member`` on ``frame``: copies fitted on the other folds."""
+    fold = np.random.default_rng(seed).permutation(len(frame)) % folds
+    out: np.ndarray | None = None
+    for k in range(folds):
+        inside, outside = frame[fold != k], frame[fold == k]
+        copy = fit_component(member.spec, inside, target=target, upstream=upstream, seed=seed)
+        part = _aligned(copy, outside, upstream, classes)
+        if out is None:
+            out = np.zeros((len(frame), *part.shape[1:]))
+        out[fold == k] = part
+    assert out is not None
+    return out
+
+
+def _fit_stack(
+    spec: Ensemble,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    upstream: Mapping[str, FittedComponent],
+    seed: int,
+    in_sample: Sequence[str] = (),
+) -> FittedComponent:
+    """Fit the stacker on the members' outputs for ``frame``.
+
+    Members in ``in_sample`` were fitted on these very rows: their in-sample outputs are too
+    good (a boosted member nearly reproduces its training targets), and a stacker fitted on
+    them trusts them too much. Their outputs are cross-fitted instead: two copies, each fitted
+    on half the rows, predict the other half (as scikit-learn's stacking does with ``cv``).
+    """
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    missing = [m for m in spec.members if m not in upstream]
+    if missing or target not in frame.columns:
+        raise ComponentError(
+            f"stacked ensemble {spec.name!r} needs its fitted members {missing} and the "
+            f"target {target!r} to fit",
+            hint="bind the ensemble to a snapshot that holds the members' inputs and target",
+        )
+    class_lists = [
+        upstream[m].info["classes"] for m in spec.members if "classes" in upstream[m].info
+    ]
+    classes = sorted({c for cl in class_lists for c in cl}) if class_lists else None
+    transforms = {n: f for n, f in upstream.items() if f.spec.kind == "transform"}
+    outputs = {}
+    for m in spec.members:
+        if spec.weights[m] <= 0:
+            continue
+        if m in in_sample:
+            outputs[m] = _cross_fitted(upstream[m], frame, target, transforms, classes, seed)
+        else:
+            outputs[m] = _aligned(upstream[m], frame, upstream, classes)
+    X = stack_features(spec, outputs)
+    y = frame[target].to_numpy()
+    stacker: Any = (
+        LinearRegression() if classes is None else LogisticRegression(C=10.0, max_iter=1000)
+    )
+    stacker.fit(X, y)
+    info: dict[str, Any] = {
+        "method": "stack",
+        "weights": spec.weights,
+        "n_rows": len(frame),
+        "cross_fitted": sorted(m for m in in_sample if m in outputs),
+    }
+    if classes is not None:
+        info["classes"] = np.asarray(stacker.classes_).tolist()
+    info["coef"] = np.asarray(stacker.coef_, dtype=float).round(6).tolist()
+    info["intercept"] = np.asarray(stacker.intercept_, dtype=float).round(6).tolist()
+    return FittedComponent(spec, stacker, info)
+
+
 def combine(
     ensemble: Ensemble,
     outputs: Mapping[str, np.ndarray],
     classes: list[Any] | None,
+    stacker: Any = None,
 ) -> np.ndarray:
-    """Combine member outputs: weighted mean of probabilities/values, or weighted vote.
+    """Combine member outputs: weighted mean of probabilities/values, weighted vote, or stack.
 
     For classification ``outputs`` holds each member's probability matrix (columns in
     ``classes`` order) and the result is the combined probability matrix; for a vote, each
-    member's argmax counts with its weight. For regression, a weighted mean of values.
+    member's argmax counts with its weight. For regression, a weighted mean of values. A stack
+    applies ``stacker``, the fitted linear model of the ensemble's version.
     """
+    if ensemble.method == "stack":
+        if stacker is None:
+            raise ComponentError(f"stacked ensemble {ensemble.name!r} is not fitted")
+        X = stack_features(ensemble, outputs)
+        if classes is None:
+            return np.asarray(stacker.predict(X), dtype=float)
+        proba = np.asarray(stacker.predict_proba(X), dtype=float)
+        aligned = np.zeros((proba.shape[0], len(classes)))
+        for j, cls in enumerate(np.asarray(stacker.classes_).tolist()):
+            aligned[:, classes.index(cls)] = proba[:, j]
+        return aligned
     weights = np.array([ensemble.weights[m] for m in ensemble.members], dtype=float)
     weights = weights / weights.sum()
     stacked = np.stack([np.asarray(outputs[m], dtype=float) for m in ensemble.members])

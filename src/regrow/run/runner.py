@@ -23,7 +23,7 @@ from regrow.catalog.records import (
     SystemVersionRecord,
 )
 from regrow.catalog.store import ArtifactStore
-from regrow.components.base import Transform
+from regrow.components.base import Ensemble, Transform
 from regrow.errors import RunError, SystemSpecError
 from regrow.fingerprint import (
     changed_parts,
@@ -37,15 +37,46 @@ from regrow.run.environment import capture_environment
 from regrow.run.tasks import TaskResult, TaskSpec
 from regrow.system import System
 
-__all__ = ["Binding", "ComponentOutcome", "RunEvent", "RunResult", "execute"]
+__all__ = ["Binding", "ComponentOutcome", "RunEvent", "RunResult", "UpdateSpec", "execute"]
+
+
+@dataclass(frozen=True)
+class UpdateSpec:
+    """Update an existing fitted version instead of fitting from scratch.
+
+    ``action`` names the update (``continue``, ``leaf-refit``, ``finetune``; see
+    :mod:`regrow.plan.updates`), ``params`` its parameters; ``base`` is the component version it
+    starts from. Both enter the fingerprint, so an updated version never collides with a
+    fresh fit on the same data. ``reference`` optionally names a snapshot whose rows the
+    update may replay (fine-tuning's forgetting guard).
+    """
+
+    action: str
+    params: Mapping[str, Any]
+    base: ComponentVersionRecord
+    reference: SnapshotRecord | None = None
+
+    def part(self) -> dict[str, Any]:
+        """The fingerprint part: the action, its parameters, and the base's fingerprint."""
+        return {
+            "action": self.action,
+            "params": dict(self.params),
+            "base": self.base.fingerprint,
+            "reference": self.reference.id if self.reference else None,
+        }
 
 
 @dataclass(frozen=True)
 class Binding:
-    """What a component trains on in a run: a snapshot (None for an ensemble) and a seed."""
+    """What a component trains on in a run: a snapshot (None for an ensemble) and a seed.
+
+    ``update``, when given, starts from an existing fitted version (continue boosting, refit
+    leaves, fine-tune blocks) rather than fitting from scratch.
+    """
 
     snapshot: SnapshotRecord | None
     seed: int
+    update: UpdateSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +173,8 @@ def execute(
             seed=b.seed,
             upstream=fps,
         )
+        if b.update is not None:
+            parts[name]["update"] = b.update.part()
         fps[name] = fingerprint(parts[name])
     found = catalog.find_component_versions(system.name, fps)
     parent_versions = (
@@ -286,10 +319,21 @@ def _task(
     versions: Mapping[str, ComponentVersionRecord],
     store: ArtifactStore,
 ) -> TaskSpec:
+    in_sample: tuple[str, ...] = ()
+    if isinstance(system[name], Ensemble) and binding.snapshot is not None:
+        # Members fitted on the stack's own rows: their outputs there are in-sample.
+        in_sample = tuple(
+            m for m in system[name].inputs if versions[m].snapshot_id == binding.snapshot.id
+        )
     comp = system[name]
-    transforms = [a for a in system.ancestors(name) if isinstance(system[a], Transform)]
+    # A stack learns from its members' outputs: it needs them fitted, not just the transforms.
+    needed = [
+        a
+        for a in system.ancestors(name)
+        if isinstance(system[a], Transform) or (comp.learns_from_data and comp.kind == "ensemble")
+    ]
     upstream: dict[str, str] = {}
-    for t in transforms:
+    for t in needed:
         artifact = versions[t].artifact
         assert artifact is not None
         upstream[t] = artifact
@@ -307,6 +351,18 @@ def _task(
         snapshot_artifact=binding.snapshot.artifact if binding.snapshot else None,
         columns=columns,
         upstream=upstream,
+        in_sample=in_sample,
+        update=(
+            {"action": binding.update.action, "params": dict(binding.update.params)}
+            if binding.update is not None
+            else None
+        ),
+        base_artifact=binding.update.base.artifact if binding.update is not None else None,
+        reference_artifact=(
+            binding.update.reference.artifact
+            if binding.update is not None and binding.update.reference is not None
+            else None
+        ),
     )
 
 
@@ -342,9 +398,8 @@ def _record(
 
 def full_bindings(system: System, snapshot: SnapshotRecord, run_seed: int) -> dict[str, Binding]:
     """Every component bound to ``snapshot`` with a seed derived from ``run_seed``."""
-    from regrow.components.base import Ensemble
 
     return {
-        n: Binding(None if isinstance(c, Ensemble) else snapshot, derive_seed(run_seed, n))
+        n: Binding(snapshot if c.learns_from_data else None, derive_seed(run_seed, n))
         for n, c in system.components.items()
     }

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from regrow.catalog.records import ComponentVersionRecord, SnapshotRecord, SystemVersionRecord
-from regrow.components.base import Ensemble
 from regrow.errors import SystemSpecError
 from regrow.fingerprint import (
     changed_parts,
@@ -122,7 +121,7 @@ def staleness(
                 hashes = own.column_hashes
             else:
                 hashes = rec.parts.get("data")
-            if isinstance(system[name], Ensemble):
+            if not system[name].learns_from_data:
                 hashes = None
             now = component_parts(
                 system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream
@@ -132,6 +131,8 @@ def staleness(
             if snapshot is not None and rec.parts.get("data"):
                 cols = rec.parts["data"]
                 now["data"] = {c: snapshot.column_hashes.get(c) for c in cols}
+        if "update" in rec.parts:  # how it was made (continued, fine-tuned) is history
+            now["update"] = rec.parts["update"]
         causes = changed_parts(rec.parts, now)
         fps_now[name] = fingerprint(now) if causes else rec.fingerprint
         result.append(

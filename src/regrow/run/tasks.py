@@ -31,6 +31,10 @@ class TaskSpec:
     snapshot_artifact: str | None
     columns: tuple[str, ...]
     upstream: Mapping[str, str] = field(default_factory=dict)  # transform name -> artifact key
+    update: Mapping[str, Any] | None = None  # {"action": ..., "params": {...}}
+    base_artifact: str | None = None  # the fitted version an update starts from
+    reference_artifact: str | None = None  # rows an update may replay
+    in_sample: tuple[str, ...] = ()  # a stack's members fitted on these same rows
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,35 @@ def run_task(spec: TaskSpec) -> TaskResult:
         import pandas as pd
 
         frame = pd.DataFrame()
-    fitted = fit_component(
-        spec.component, frame, target=spec.target, upstream=upstream, seed=spec.seed
-    )
+    if spec.update is not None:
+        from regrow.plan.updates import apply_update
+
+        if spec.base_artifact is None:
+            raise ValueError(f"update of {spec.name!r} names no base version")
+        reference = None
+        if spec.reference_artifact is not None:
+            reference = read_parquet(
+                store.get(spec.reference_artifact), columns=list(spec.columns)
+            ).to_pandas()
+        fitted = apply_update(
+            load_fitted(store.get(spec.base_artifact)),
+            frame,
+            target=spec.target,
+            upstream=upstream,
+            seed=spec.seed,
+            action=str(spec.update["action"]),
+            params=spec.update.get("params", {}),
+            reference=reference,
+        )
+    else:
+        fitted = fit_component(
+            spec.component,
+            frame,
+            target=spec.target,
+            upstream=upstream,
+            seed=spec.seed,
+            in_sample=spec.in_sample,
+        )
     key = store.put(dumps_fitted(fitted))
     return TaskResult(
         name=spec.name,

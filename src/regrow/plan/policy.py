@@ -1,0 +1,266 @@
+"""The policy: governance as data. What may run without a human, when to escalate, budgets.
+
+A policy is a YAML file validated by pydantic: every key is known, every value checked, and an
+error names the key path and the value. ``regrow policy check FILE`` validates one; the
+documented default (``regrow/plan/default_policy.yaml``) ships with the package and is what a
+plan uses when no policy is given.
+
+>>> policy = Policy.default()
+>>> policy.escalation.max_drifted_share
+0.5
+>>> "full-retrain" in policy.autonomy.require_approval
+True
+>>> Policy.from_yaml("escalation:\\n  max_drifted_share: 2\\n")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+regrow.errors.PolicyError: policy: escalation.max_drifted_share: Input should be ... (got 2); ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from regrow._hashing import hash_json
+from regrow.errors import PolicyError
+
+__all__ = [
+    "ACTION_NAMES",
+    "Autonomy",
+    "Budgets",
+    "Escalation",
+    "GatePolicy",
+    "Planning",
+    "Policy",
+    "RolloutPolicy",
+    "default_policy_text",
+    "load_policy",
+]
+
+ActionName = Literal[
+    "refit",
+    "continue",
+    "leaf-refit",
+    "reweight",
+    "add-member",
+    "retire-member",
+    "full-retrain",
+    "finetune",
+]
+#: Every action a plan can hold.
+ACTION_NAMES: tuple[str, ...] = ActionName.__args__  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Autonomy(_Strict):
+    """Which actions may run without a human approving the plan."""
+
+    allowed: tuple[ActionName, ...] = ("refit", "continue", "leaf-refit", "reweight", "finetune")
+    require_approval: tuple[ActionName, ...] = ("add-member", "retire-member", "full-retrain")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Autonomy:
+        both = sorted(set(self.allowed) & set(self.require_approval))
+        if both:
+            raise ValueError(f"actions {both} are both allowed and require approval")
+        return self
+
+
+class Escalation(_Strict):
+    """When a partial update is not enough and the plan becomes a full retrain."""
+
+    max_drifted_share: float = Field(0.5, ge=0, le=1)
+    """Escalate when more than this share of the features the system reads drifted."""
+    max_degraded_members: int = Field(3, ge=1)
+    """Escalate when at least this many members need an update (and more than half of them)."""
+    max_degraded_share: float = Field(0.75, ge=0, le=1)
+    """Escalate when more than this share of the members need an update."""
+    max_loss_increase: float = Field(1.0, ge=0)
+    """Escalate when the system's loss rose by more than this share over the reference's."""
+    unexplained_drift: Literal["escalate", "ignore"] = "escalate"
+    """Performance fell but no member's update is expected to win it back."""
+
+
+class Planning(_Strict):
+    """How the planner diagnoses and chooses."""
+
+    data: Literal["recent", "recent+reference"] = "recent"
+    """What refits train on: the recent window, or the window plus retained reference rows."""
+    retained_rows: int = Field(0, ge=0)
+    """Reference rows kept with ``recent+reference`` (0: all of them)."""
+    probe: Literal["residual", "refit"] = "residual"
+    """``residual``: a small boosted model per member of what the system now gets wrong, on
+    the member's inputs (cheap; regression and binary classification). ``refit``: refit each
+    member on the probe rows (costs a member fit each; also weighs adding and retiring)."""
+    probe_fraction: float = Field(0.5, gt=0, lt=1)
+    """Share of the labelled window a probe trains on; it is scored on the rest."""
+    probe_max_rows: int = Field(4000, ge=50)
+    """Probes train on at most this many rows (their cost is part of the plan's)."""
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence of the gain intervals; an action needs its interval's lower end above 0."""
+    min_relative_gain: float = Field(0.1, ge=0)
+    """An action's expected gain must be at least this share of the loss it starts from. Any
+    model leaves some signal unfitted, and a probe finds a few percent of it on any window,
+    drifted or not: below this share a gain is not worth an update."""
+    competitive_share: float = Field(0.5, gt=0, le=1)
+    """A member is updated with the best one only if its gain is at least this share of the
+    best gain (a smaller gain is usually the best member's drift leaking through the target)."""
+    prefer: Literal["refit", "continue", "leaf-refit"] = "refit"
+    """How a boosted member is updated when its refit and the alternative tie."""
+    neural: Literal["finetune", "refit"] = "finetune"
+    """How a torch member chosen for an update is updated: fine-tune the blocks its
+    diagnostic points at, or refit it whole."""
+    continue_extra: int = Field(100, ge=1)
+    """Boosting rounds ``continue`` adds."""
+    leaf_refit_decay: float = Field(0.0, ge=0, lt=1)
+    """LightGBM's ``decay_rate`` for ``leaf-refit`` (its own default, 0.9, keeps 90% of the
+    old leaf values: wrong under concept drift)."""
+    seed: int = Field(0, ge=0)
+
+
+class Budgets(_Strict):
+    """Limits a plan must stay within, or it asks for approval."""
+
+    max_cpu_seconds: float = Field(3600.0, gt=0)
+    max_epochs: int = Field(20, ge=1)
+    max_steps: int = Field(5000, ge=1)
+    lr_min: float = Field(1e-5, gt=0)
+    lr_max: float = Field(0.1, gt=0)
+
+    @model_validator(mode="after")
+    def _lr_bounds(self) -> Budgets:
+        if self.lr_min > self.lr_max:
+            raise ValueError(f"lr_min {self.lr_min} is above lr_max {self.lr_max}")
+        return self
+
+
+class GatePolicy(_Strict):
+    """Defaults for the evaluation gates (`regrow evaluate`)."""
+
+    metric: str | None = None
+    min_improvement: float = 0.0
+    max_slice_regression: float = Field(0.02, ge=0)
+    level: float = Field(0.95, gt=0.5, lt=1)
+
+
+class RolloutPolicy(_Strict):
+    """Defaults for rolling a candidate out (consumed by the rollout layer)."""
+
+    strategy: Literal["canary", "ramp", "shadow", "blue-green"] = "canary"
+    steps: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
+    min_requests: int = Field(500, ge=1)
+
+    @model_validator(mode="after")
+    def _steps(self) -> RolloutPolicy:
+        s = list(self.steps)
+        if not s or any(not 0 < v <= 1 for v in s) or s != sorted(s) or s[-1] != 1.0:
+            raise ValueError(f"steps must rise within (0, 1] and end at 1.0 (got {s})")
+        return self
+
+
+class Policy(_Strict):
+    """A whole policy. Every section has documented defaults; a file overrides what it names."""
+
+    version: Literal[1] = 1
+    autonomy: Autonomy = Autonomy()
+    escalation: Escalation = Escalation()
+    planning: Planning = Planning()
+    budgets: Budgets = Budgets()
+    gates: GatePolicy = GatePolicy()
+    rollout: RolloutPolicy = RolloutPolicy()
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The policy that ships with regrow (``regrow policy show`` prints it)."""
+        return cls.from_yaml(default_policy_text(), source="the default policy")
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "policy") -> Policy:
+        """Parse and validate a policy; errors name the key path and the value."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{source} is not valid YAML: {exc}") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise PolicyError(
+                f"{source} must be a mapping of sections, not a {type(data).__name__}",
+                hint="see the default policy: `regrow policy show`",
+            )
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "policy") -> Policy:
+        """Validate a policy given as a dict."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise PolicyError(
+                f"{source}: " + "; ".join(_describe(e) for e in exc.errors()),
+                hint="see the default policy: `regrow policy show`",
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as plain data (what a plan stores)."""
+        return self.model_dump(mode="json")
+
+    @property
+    def id(self) -> str:
+        """A content hash: two equal policies share it."""
+        return hash_json(self.to_dict())[:16]
+
+    def needs_approval(self, action: str) -> bool:
+        """Whether ``action`` waits for a human under this policy."""
+        return action not in self.autonomy.allowed
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(error["loc"][:-1])
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        did = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+        return f"{loc}: unknown key{did}"
+    if error["type"] in ("missing",):
+        return f"{loc}: {msg}"
+    return f"{loc}: {msg} (got {error.get('input')!r})"
+
+
+def _known_keys(path: tuple[Any, ...]) -> list[str]:
+    model: Any = Policy
+    for part in path:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = field.annotation
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def default_policy_text() -> str:
+    """The text of the default policy file, with its comments."""
+    return resources.files("regrow.plan").joinpath("default_policy.yaml").read_text("utf-8")
+
+
+def load_policy(path: str | os.PathLike[str] | None) -> Policy:
+    """The policy in file ``path``, or the default one when ``path`` is None."""
+    if path is None:
+        return Policy.default()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise PolicyError(
+            f"cannot read policy file {os.fspath(path)!r}: {exc.strerror}",
+            hint="give the path of a YAML policy (`regrow policy show > policy.yaml`)",
+        ) from exc
+    return Policy.from_yaml(text, source=f"policy {os.fspath(path)!r}")

@@ -1,0 +1,231 @@
+"""The planner end to end: signals -> diagnostics -> plan -> run, on a known scenario."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regrow import Workspace
+from regrow.errors import CatalogError, PlanError
+from regrow.plan.actions import AddMember, Continue, Refit, RetireMember, Reweight
+from regrow.plan.costs import CostModel
+from regrow.plan.plan import Plan, diff_plans
+from regrow.plan.policy import Policy
+from regrow.planning import cost_model
+
+from .conftest import build_system, make
+
+
+def _store(ws: Workspace, plan: Plan) -> Plan:
+    ws.catalog.add_plan(id=plan.id, system=plan.system, version_id=plan.version_id,
+                        window_id=plan.window, body=plan.to_dict())  # fmt: skip
+    return plan
+
+
+def _hand_plan(ws: Workspace, ref: str, window: str, *actions: object) -> Plan:
+    v = ws.catalog.get_system_version(ref)
+    return _store(ws, Plan(system=v.system, version=v.ref, version_id=v.id,
+                           window=ws.catalog.get_snapshot(window).id,
+                           actions=tuple(actions)))  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_one_changed_group_refits_that_member_and_restacks(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    plan = ws.plan(v1, "alpha-changed")
+    assert [(a.kind, a.component) for a in plan.actions] == [
+        ("refit", "alpha"),
+        ("reweight", "combine"),
+    ]
+    refit = plan.actions[0]
+    assert refit.gain is not None
+    assert refit.gain.low > 0
+    assert refit.cost is not None
+    assert refit.cost.cpu_seconds > 0
+    assert not plan.escalated
+    assert not plan.needs_approval
+    assert "full retrain" in plan.contingency
+    assert plan.expected["after"] < plan.expected["before"]
+    assert any(line.startswith("chosen: update alpha") for line in plan.rationale)
+    assert any("not chosen" in line and "beta" in line for line in plan.rationale)
+    stored = ws.catalog.get_plan(plan.id[:10])
+    assert stored.status == "proposed"
+    assert Plan.from_dict(stored.body).id == plan.id
+    assert ws.plan(v1, "alpha-changed").id == plan.id  # same inputs: the same plan
+
+    ran = ws.run_plan(plan.id)
+    v1_manifest = ws.catalog.get_system_version(v1).manifest
+    new = ran.result.version.manifest
+    assert ran.result.trained == ["alpha", "combine"]
+    assert {n: new[n] for n in ("beta", "gamma")} == {n: v1_manifest[n] for n in ("beta", "gamma")}
+    assert ws.catalog.get_plan(plan.id).status == "executed"
+    outcome = ws.catalog.get_plan(plan.id).outcome
+    assert outcome["version"] == ran.result.version.ref
+    assert outcome["actual_cpu_seconds"] > 0
+    assert ran.result.run.params["estimated_cpu_seconds"] == pytest.approx(
+        plan.cost["estimated_cpu_seconds"]
+    )
+    test = make(1500, 9, frozenset({"alpha"}))
+    mse = lambda ref: np.mean((ws.load(ref).predict(test) - test.y) ** 2)  # noqa: E731
+    assert mse(ran.result.version.ref) < 0.5 * mse(v1)
+    with pytest.raises(CatalogError, match="is 'executed', not proposed or failed"):
+        ws.run_plan(plan.id)
+
+
+def test_a_quiet_window_gives_an_empty_plan(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    plan = ws.plan(v1, "quiet")
+    assert plan.empty
+    assert not plan.escalated
+    assert plan.rationale[-1].startswith("nothing to update")
+    with pytest.raises(PlanError, match="has no actions"):
+        ws.run_plan(plan.id)
+
+
+def test_every_group_changed_escalates_to_a_full_retrain_awaiting_approval(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    plan = ws.plan(v1, "all-changed")
+    assert plan.escalated
+    assert [a.kind for a in plan.actions] == ["full-retrain"]
+    assert "escalation.max_degraded_members" in plan.actions[0].reason
+    assert plan.needs_approval
+    assert plan.actions[0].approval
+    with pytest.raises(PlanError, match="needs approval for full-retrain"):
+        ws.run_plan(plan.id)
+    ran = ws.run_plan(plan.id, approve=True)
+    assert set(ran.result.trained) == {"alpha", "beta", "gamma", "combine"}
+
+
+def test_broad_feature_drift_escalates_and_names_the_rule(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    shifted = make(1200, 6)
+    for col in ("a1", "b1", "c1", "a2"):
+        shifted[col] = shifted[col] + 1.5
+    window = ws.snapshot(shifted, name="shifted")
+    strict = Policy.from_dict({"escalation": {"max_drifted_share": 0.5}})
+    plan = ws.plan(v1, window, policy=strict)
+    assert plan.signals["drifted_share"] > 0.5
+    assert plan.escalated
+    assert "escalation.max_drifted_share" in plan.actions[0].reason
+    lenient = ws.plan(v1, window, policy=Policy.from_dict(
+        {"escalation": {"max_drifted_share": 1.0}}))  # fmt: skip
+    assert not any("max_drifted_share" in a.reason for a in lenient.actions)
+    assert lenient.id != plan.id
+    assert any("policy sections changed: escalation" in line for line in diff_plans(plan, lenient))
+
+
+def test_an_unlabelled_window_plans_nothing_and_says_labels_are_needed(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    plan = ws.plan(v1, "unlabelled", record=False)
+    assert plan.empty
+    assert plan.diagnosis is None
+    assert any("labelled rows" in line for line in plan.rationale)
+    with pytest.raises(LookupError):
+        ws.catalog.get_plan(plan.id)
+
+
+def test_a_plan_over_budget_needs_approval(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    tight = Policy.from_dict({"budgets": {"max_cpu_seconds": 1e-6}})
+    plan = ws.plan(v1, "alpha-changed", policy=tight, record=False)
+    assert plan.needs_approval
+    assert not any(a.approval for a in plan.actions)
+    assert any("budgets.max_cpu_seconds" in line for line in plan.rationale)
+
+
+def test_hand_written_actions_run_and_never_touch_other_components(
+    tmp_path: Path,
+) -> None:
+    with Workspace.init(tmp_path) as ws:
+        ref = ws.snapshot(make(2000, 1), name="old")
+        v1 = ws.train(build_system("mean"), ref).version.ref
+        ws.snapshot(make(1000, 2, frozenset({"alpha"})), name="new")
+        before = ws.catalog.get_system_version(v1).manifest
+
+        plan = _hand_plan(ws, v1, "new", Continue("alpha", extra=15))
+        ran = ws.run_plan(plan)
+        assert ran.result.trained == ["alpha", "combine"]
+        after = ran.result.version.manifest
+        assert after["beta"] == before["beta"]
+        assert after["gamma"] == before["gamma"]
+        alpha = ws.catalog.get_component_version(after["alpha"])
+        assert alpha.parts["update"]["action"] == "continue"
+        assert (
+            ws.load(ran.result.version.ref).components["alpha"].estimator.booster_.num_trees() == 75
+        )
+        assert all(s.fresh for s in ws.status(ran.result.version.ref))
+
+        plan = _hand_plan(ws, v1, "new", AddMember("alpha", new_name="alpha_2"),
+                          RetireMember("gamma"),
+                          Reweight("combine", weights={"alpha": 1.0, "alpha_2": 2.0,
+                                                       "beta": 1.0}))  # fmt: skip
+        ran = ws.run_plan(plan, approve=True)
+        assert set(ran.result.version.manifest) == {"alpha", "alpha_2", "beta", "combine"}
+        combine = ws.load(ran.result.version.ref).components["combine"].spec
+        assert combine.weights == {"alpha": 1.0, "alpha_2": 2.0, "beta": 1.0}
+        assert ran.result.trained == ["alpha_2", "combine"]
+        assert ran.result.version.manifest["alpha"] == before["alpha"]
+
+        with pytest.raises(PlanError, match="add-member: the system already has"):
+            _hand_plan(ws, v1, "new", AddMember("alpha", new_name="beta")).actions[0].check(
+                Policy.default(), build_system("mean")
+            )
+        with pytest.raises(PlanError, match="cannot retire 'alpha': it is the system's only"):
+            RetireMember("alpha").check(Policy.default(), _only_alpha())
+
+
+def _only_alpha():  # type: ignore[no-untyped-def]
+    from regrow import Member, System
+
+    sys = build_system("mean")
+    return System("x", target="y", task="regression", components=[
+        Member("alpha", sys["alpha"].estimator, inputs=["a1"])])  # fmt: skip
+
+
+def test_a_failed_plan_is_marked_and_can_be_run_again(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path) as ws:
+        ref = ws.snapshot(make(800, 1), name="old")
+        v1 = ws.train(build_system("mean"), ref).version.ref
+        ws.snapshot(make(400, 2).assign(a1=np.nan), name="broken")
+        plan = _hand_plan(ws, v1, "broken", Refit("alpha"), Continue("beta", extra=5))
+        ws.catalog.move_plan(plan.id, expected="proposed", status="failed",
+                             outcome={"error": "simulated"})  # fmt: skip
+        ran = ws.run_plan(plan.id)  # a failed plan may run again
+        assert ws.catalog.get_plan(plan.id).status == "executed"
+        assert ran.result.trained == ["alpha", "beta", "combine"]
+
+
+def test_the_cost_model_learns_from_the_runs_it_records(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    system = ws.system(v1)
+    learned = cost_model(ws, system)
+    cls = system["alpha"].recipe()["class"]
+    est = learned.estimate("alpha", cls, "fit", rows=1000)
+    assert "earlier fit run(s) of alpha" in est.basis
+    assert CostModel().estimate("alpha", cls, "fit", rows=1000).basis == "prior"
+    model = CostModel()
+    for _ in range(5):
+        model.observe("alpha", cls, "fit", rows=1000, cpu_seconds=10.02)
+    # Five observations of 0.01 s/row outweigh the prior (one pseudo-observation).
+    assert model.estimate("alpha", cls, "fit", rows=2000).cpu_seconds == pytest.approx(
+        0.02 + 2000 * (5 * 0.01 + 6e-5) / 6, rel=1e-6
+    )
+    assert model.estimate("beta", cls, "fit", rows=10).basis.endswith("of LGBMRegressor")
+    cont = model.estimate("alpha", cls, "continue", rows=1000)
+    assert cont.basis == "fits of alpha, scaled"
+    assert cont.cpu_seconds < est.cpu_seconds * 1000
+
+
+def test_plans_diff_names_added_removed_and_changed_actions() -> None:
+    base = {"system": "s", "version": "s:v1", "version_id": "a" * 32, "window": "w" * 64}
+    a = Plan(**base, actions=(Refit("x"), Continue("y", extra=10)))  # type: ignore[arg-type]
+    b = Plan(**base, actions=(Continue("y", extra=20), Refit("z")), escalated=True)  # type: ignore[arg-type]
+    assert diff_plans(a, b) == [
+        "~ continue y (extra=10) -> continue y (extra=20)",
+        "+ refit z",
+        "- refit x",
+        "~ escalated: False -> True",
+    ]
+    assert diff_plans(a, replace(a)) == []
