@@ -139,6 +139,16 @@ class Diagnosis:
         }
 
 
+def _verdict(gain: Gain, threshold: float, share: float) -> tuple[bool, str]:
+    """Whether a gain is significant and worth it, and the sentence that says so."""
+    head = f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out rows"
+    if gain.low <= 0:
+        return False, f"{head}: its interval reaches 0"
+    if gain.value < threshold:
+        return False, f"{head}: below the {threshold:.4g} worth an update ({share:.0%} of the loss)"
+    return True, f"{head}: significant, and above the {threshold:.4g} threshold ({share:.0%})"
+
+
 def row_losses(output: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
     """Per-row loss: squared error (values) or log loss (probability matrices)."""
     if classes is None:
@@ -415,12 +425,7 @@ def diagnose(
                 kind, comp, s, losses = inplace
                 gain = Gain.of(current, losses, planning.confidence)
         threshold = planning.min_relative_gain * float(current.mean())
-        ok = gain.low > 0 and gain.value >= threshold
-        why = (
-            f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out "
-            f"rows, {'above' if ok else 'not above'} 0 and the {threshold:.4g} threshold "
-            f"({planning.min_relative_gain:.0%} of the loss)"
-        )
+        ok, why = _verdict(gain, threshold, planning.min_relative_gain)
         move = Move(
             kind,
             comp,
@@ -562,12 +567,7 @@ def _residual_diagnosis(
     def judge(kind: str, comp: str | None, update: str, losses: np.ndarray) -> Move:
         gain = Gain.of(current, losses, planning.confidence)
         threshold = planning.min_relative_gain * float(current.mean())
-        ok = gain.low > 0 and gain.value >= threshold
-        why = (
-            f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out "
-            f"rows, {'above' if ok else 'not above'} 0 and the {threshold:.4g} threshold "
-            f"({planning.min_relative_gain:.0%} of the loss)"
-        )
+        ok, why = _verdict(gain, threshold, planning.min_relative_gain)
         return Move(kind, comp, update, gain, float(losses.mean()), ok, why)
 
     # Round 0 only: the ensemble relearned on the window, or a member retired.

@@ -1,0 +1,74 @@
+"""The planner's finetune action: a torch member chosen for an update is fine-tuned on the
+blocks its diagnostic points at, and the run trains only those blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lightgbm import LGBMClassifier  # noqa: E402
+
+from regrow import Ensemble, Member, System, Workspace  # noqa: E402
+from regrow.components.torch import MLP, TorchClassifier  # noqa: E402
+from regrow.plan.policy import Policy  # noqa: E402
+
+
+def _data(rows: int, seed: int, flipped: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["n1", "n2", "g1", "g2"])
+    net_part = 2.0 * df.n1 - 1.5 * df.n2
+    if flipped:  # the labels' relation to the net's inputs changes sign and shape
+        net_part = 2.5 * df.n2 - 2.0 * np.abs(df.n1) + 1.0
+    logit = net_part + 1.0 * df.g1 * (df.g2 > 0)
+    df["y"] = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def _system() -> System:
+    net = TorchClassifier(MLP(hidden=(16, 8)), epochs=15, lr=0.01, random_state=0)
+    return System(
+        "mixed",
+        target="y",
+        components=[
+            Member("net", net, inputs=["n1", "n2"]),
+            Member(
+                "trees", LGBMClassifier(n_estimators=40, verbose=-1, n_jobs=1), inputs=["g1", "g2"]
+            ),  # fmt: skip
+            Ensemble("combine", weights={"net": 1.0, "trees": 1.0}, method="stack"),
+        ],
+    )
+
+
+def test_the_planner_finetunes_the_torch_member_on_the_blocks_it_chose(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(_system(), ws.snapshot(_data(2000, 0, False), name="old")).version.ref
+        window = ws.snapshot(_data(1200, 1, True), name="flipped")
+        plan = ws.plan(v1, window)
+        kinds = [(a.kind, a.component) for a in plan.actions]
+        assert kinds == [("finetune", "net"), ("reweight", "combine")]
+        finetune = plan.actions[0]
+        blocks = finetune.params()["blocks"]
+        assert blocks
+        assert set(blocks) <= {"layer0", "layer1", "head"}
+        assert "grad_ratio" in finetune.reason
+        ran = ws.run_plan(plan)
+        assert ran.result.trained == ["net", "combine"]
+        old_net = ws.load(v1).components["net"].estimator
+        new_net = ws.load(ran.result.version.ref).components["net"].estimator
+        old_w = dict(old_net.module_.named_parameters())
+        for name, param in new_net.module_.named_parameters():
+            changed = not torch.equal(param, old_w[name])
+            assert changed == (new_net.block_of(name) in blocks), name
+        test = _data(1500, 2, True)
+        acc = lambda ref: float((ws.load(ref).predict(test) == test.y).mean())  # noqa: E731
+        assert acc(ran.result.version.ref) > acc(v1) + 0.15
+
+        refit_policy = Policy.from_dict({"planning": {"neural": "refit"}})
+        refit = ws.plan(v1, window, policy=refit_policy, record=False)
+        assert [a.kind for a in refit.actions][0] == "refit"

@@ -1,0 +1,91 @@
+"""`regrow plan`, `regrow run`, `regrow plans` and `regrow policy`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regrow.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_plan_explains_then_run_executes_it(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, v1, home = trained
+    h = ("--home", str(home))
+    code, out, err = run(capsys, "plan", "--version", v1, "--window", "alpha-changed", *h)
+    assert code == 0, err
+    for text in ("refit", "alpha", "gain", "rationale:", "contingency:", "cost:",
+                 "chosen: update alpha", "not chosen", "run it with `regrow run"):  # fmt: skip
+        assert text in out
+    code, out, _ = run(capsys, "plan", "--version", v1, "--window", "alpha-changed", "--json", *h)
+    plan = json.loads(out)
+    assert [a["kind"] for a in plan["actions"]] == ["refit", "reweight"]
+    assert plan["actions"][0]["gain"]["low"] > 0
+
+    code, out, _ = run(capsys, "plans", "list", "effects", "--json", *h)
+    listed = {p["id"]: p for p in json.loads(out)}
+    assert listed[plan["id"]]["status"] == "proposed"
+    code, out, _ = run(capsys, "plans", "list", *h)
+    assert code == 0
+    assert "proposed" in out
+    code, out, err = run(capsys, "run", plan["id"][:10], "--json", *h)
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["trained"] == ["alpha", "combine"]
+    assert result["reused"] == ["beta", "gamma"]
+    assert result["actual_cpu_seconds"] > 0
+    code, out, _ = run(capsys, "plans", "show", plan["id"][:10], *h)
+    assert "status: executed" in out
+    assert "estimated" in out
+    code, _, err = run(capsys, "run", plan["id"][:10], *h)
+    assert code == 2
+    assert "is 'executed'" in err
+
+
+def test_escalated_plan_needs_approve_and_plans_diff(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, v1, home = trained
+    h = ("--home", str(home))
+    _, out, _ = run(capsys, "plan", "--version", v1, "--window", "all-changed", "--json", *h)
+    broad = json.loads(out)
+    assert broad["escalated"]
+    code, _, err = run(capsys, "run", broad["id"], *h)
+    assert code == 2
+    assert "needs approval" in err
+    assert "--approve" in err
+    _, out, _ = run(capsys, "plan", "--version", v1, "--window", "quiet", "--json", *h)
+    quiet = json.loads(out)
+    assert quiet["actions"] == []
+    code, out, _ = run(capsys, "plans", "diff", quiet["id"], broad["id"], *h)
+    assert code == 0
+    assert "+ full-retrain of every component" in out
+    assert "~ escalated: False -> True" in out
+
+
+def test_policy_check_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(capsys, "policy", "show")
+    assert code == 0
+    good = tmp_path / "policy.yaml"
+    good.write_text(out)
+    code, out, _ = run(capsys, "policy", "check", str(good))
+    assert code == 0
+    assert "valid" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets:\n  max_epoch: 3\n")
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 2
+    assert "budgets.max_epoch: unknown key (did you mean 'max_epochs'?)" in err
+    code, _, err = run(capsys, "plan", "--version", "x", "--window", "y", "--policy", str(bad),
+                       "--home", str(tmp_path / "nope"))  # fmt: skip
+    assert code == 2
+    assert "max_epoch" in err
