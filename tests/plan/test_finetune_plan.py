@@ -71,4 +71,4 @@ def test_the_planner_finetunes_the_torch_member_on_the_blocks_it_chose(tmp_path:
 
         refit_policy = Policy.from_dict({"planning": {"neural": "refit"}})
         refit = ws.plan(v1, window, policy=refit_policy, record=False)
-        assert [a.kind for a in refit.actions][0] == "refit"
+        assert refit.actions[0].kind == "refit"
