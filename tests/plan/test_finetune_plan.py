@@ -38,7 +38,7 @@ def _system() -> System:
             Member("net", net, inputs=["n1", "n2"]),
             Member(
                 "trees", LGBMClassifier(n_estimators=40, verbose=-1, n_jobs=1), inputs=["g1", "g2"]
-            ),  # fmt: skip
+            ),
             Ensemble("combine", weights={"net": 1.0, "trees": 1.0}, method="stack"),
         ],
     )
