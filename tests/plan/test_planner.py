@@ -10,7 +10,7 @@ import pytest
 
 from regrow import Workspace
 from regrow.errors import CatalogError, PlanError
-from regrow.plan.actions import AddMember, Continue, Refit, RetireMember, Reweight
+from regrow.plan.actions import AddMember, Continue, LeafRefit, Refit, RetireMember, Reweight
 from regrow.plan.costs import CostModel
 from regrow.plan.plan import Plan, diff_plans
 from regrow.plan.policy import Policy
@@ -229,3 +229,33 @@ def test_plans_diff_names_added_removed_and_changed_actions() -> None:
         "~ escalated: False -> True",
     ]
     assert diff_plans(a, replace(a)) == []
+
+
+def test_a_large_estimated_loss_increase_escalates(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    shifted = make(1200, 7)
+    shifted["a1"] = shifted["a1"] * 2.5  # alpha's input spreads out: its loss rises
+    window = ws.snapshot(shifted, name="spread")
+    touchy = Policy.from_dict({"escalation": {"max_loss_increase": 0.01}})
+    plan = ws.plan(v1, window, policy=touchy, record=False)
+    assert "a1" in plan.signals["drifted_columns"]
+    assert plan.signals["estimated_loss_increase"] > 0.01
+    assert plan.escalated
+    assert "escalation.max_loss_increase" in plan.actions[0].reason
+    lenient = Policy.from_dict({"escalation": {"max_loss_increase": 100.0}})
+    assert not ws.plan(v1, window, policy=lenient, record=False).escalated
+
+
+def test_leaf_refit_runs_through_a_plan(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(build_system("mean"), ws.snapshot(make(1500, 1), name="old")).version.ref
+        ws.snapshot(make(800, 2, frozenset({"beta"})), name="new")
+        plan = _hand_plan(ws, v1, "new", LeafRefit("beta", decay_rate=0.0))
+        ran = ws.run_plan(plan)
+        assert ran.result.trained == ["beta", "combine"]
+        old = ws.load(v1).components["beta"].estimator.booster_
+        new = ws.load(ran.result.version.ref).components["beta"].estimator.booster_
+        assert new.num_trees() == old.num_trees()
+        assert new.model_to_string() != old.model_to_string()
+        with pytest.raises(PlanError, match="decay_rate must be in"):
+            LeafRefit("beta", decay_rate=0.9999 + 1).check(Policy.default())
