@@ -46,7 +46,7 @@ from regrow.plan.actions import (
     Reweight,
 )
 from regrow.plan.costs import CostModel
-from regrow.plan.diagnostics import Diagnosis, diagnose
+from regrow.plan.diagnostics import Diagnosis, diagnose, domain_check
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy
 from regrow.plan.updates import supports
@@ -145,6 +145,21 @@ def make_plan(
             f"the drift is estimated to raise the loss by {loss_increase:.0%}, above the "
             f"policy's {esc.max_loss_increase:.0%} (escalation.max_loss_increase)"
         )
+
+    if not drifted and esc.unexplained_multivariate == "escalate" and version.snapshot_id:
+        check = domain_check(ws.frame(version.snapshot_id, read), frame, read, seed=planning.seed)
+        signals["multivariate_auc"] = check.to_dict()
+        if check.low > esc.multivariate_auc:
+            escalate.append(
+                f"a classifier tells the window from the reference (AUC {check.auc:.3f}, "
+                f"[{check.low:.3f}, {check.high:.3f}]) though no single feature drifted: the "
+                f"features changed how they go together (escalation.unexplained_multivariate)"
+            )
+        else:
+            rationale.append(
+                f"no multivariate drift either: a classifier of window vs reference rows "
+                f"reaches AUC {check.auc:.3f} [{check.low:.3f}, {check.high:.3f}]"
+            )
 
     diagnosis: Diagnosis | None = None
     actions: list[Action] = []

@@ -259,3 +259,18 @@ def test_leaf_refit_runs_through_a_plan(tmp_path: Path) -> None:
         assert new.model_to_string() != old.model_to_string()
         with pytest.raises(PlanError, match="decay_rate must be in"):
             LeafRefit("beta", decay_rate=0.9999 + 1).check(Policy.default())
+
+
+def test_multivariate_drift_without_a_univariate_explanation_escalates(trained) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, _ = trained
+    tied = make(1600, 8)
+    tied["b2"] = tied["b1"] * 0.98 + 0.2 * np.random.default_rng(0).normal(size=len(tied))
+    tied["c2"] = -tied["c1"]  # every marginal still N(0, 1); only how they go together changed
+    plan = ws.plan(v1, ws.snapshot(tied, name="tied"), record=False)
+    assert plan.signals["drifted_columns"] == []
+    assert plan.signals["multivariate_auc"]["low"] > 0.6
+    assert plan.escalated
+    assert "escalation.unexplained_multivariate" in plan.actions[0].reason
+    quiet = ws.plan(v1, "quiet", record=False)
+    assert quiet.signals["multivariate_auc"]["auc"] < 0.6
+    assert any(line.startswith("no multivariate drift") for line in quiet.rationale)

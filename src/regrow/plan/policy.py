@@ -86,7 +86,12 @@ class Escalation(_Strict):
     max_loss_increase: float = Field(1.0, ge=0)
     """Escalate when the system's loss rose by more than this share over the reference's."""
     unexplained_drift: Literal["escalate", "ignore"] = "escalate"
-    """Performance fell but no member's update is expected to win it back."""
+    """The drift raises members' loss but no member's update is expected to win it back."""
+    unexplained_multivariate: Literal["escalate", "ignore"] = "escalate"
+    """A classifier tells the window from the reference (held-out AUC's lower end above
+    ``multivariate_auc``) while no single feature drifted: the features changed how they go
+    together, which no member-level probe of the drift explains."""
+    multivariate_auc: float = Field(0.6, gt=0.5, le=1)
 
 
 class Planning(_Strict):
