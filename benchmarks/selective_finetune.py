@@ -11,9 +11,11 @@ sparse orthogonal mixing). Labelled target sets of 60 and 150 images are drawn f
 rest is the test set. Cases = 4 shifts x 2 target sizes = 8, accuracies averaged over 3 seeds.
 
 Every option gets the same learning-rate sweep (chosen by validation loss on a 25% split of
-the target set) and the same early stopping. Options: no update, full fine-tuning, each single
+the target set) and the same early stopping (patience 5 epochs, never before 50 optimizer
+steps, best weights restored). Options: no update, full fine-tuning, each single
 block, the head fitted on cached features, Auto-RGN's choice (raw relative gradient norm) and
-regrow's choice (gradient-norm ratio, recent / reference). A case is a *hit* when regrow's
+regrow's choice (gradient-norm ratio, recent / reference; near ties within 10% go to the lowest
+block whose input moved, else to the cheapest). A case is a *hit* when regrow's
 choice scores within 0.5 points of the best single block. Compute is the backward pass's
 FLOPs (estimated) and the CPU seconds of the chosen run.
 """
@@ -42,7 +44,7 @@ SHIFTS = ("gain_offset", "mixing", "pixel_perm", "label_perm")
 LABEL_SHIFTS = ("label_perm",)
 LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BLOCKS = ("layer0", "layer1", "head")
-FT = {"epochs": 100, "patience": 5, "val_fraction": 0.25, "batch_size": 32}
+FT = {"epochs": 100, "patience": 5, "min_steps": 50, "val_fraction": 0.25, "batch_size": 32}
 
 
 def shift(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Any:

@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 from regrow.components.torch import MLP, TorchClassifier, TorchEstimator
 from regrow.errors import ConfigError
 from regrow.plan.finetune import (
+    BlockDiagnostic,
     backward_flops,
     block_diagnostics,
     choose_blocks,
@@ -120,13 +121,28 @@ def test_early_stopping_stops_on_validation_loss_and_restores_the_best_epoch(
 ) -> None:
     X, y = digits
     result = finetune(
-        net, X[800:900], permuted(y[800:900]), blocks="all", lr=0.5, epochs=40, patience=2
-    )
+        net, X[800:900], permuted(y[800:900]), blocks="all", lr=0.5, epochs=40, patience=2,
+        min_steps=0,
+    )  # fmt: skip
     report = result.report
     assert report.early_stop_epoch is not None
     assert report.early_stop_epoch < 40
     assert report.early_stop_epoch - report.best_epoch == 2
     assert report.val_loss[report.best_epoch] == min(report.val_loss)
+
+
+def test_early_stopping_waits_for_min_steps(
+    net: TorchClassifier, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = digits
+    kwargs = {"blocks": "all", "lr": 0.5, "epochs": 40, "patience": 2, "batch_size": 40}
+    quick = finetune(net, X[800:900], permuted(y[800:900]), min_steps=0, **kwargs).report
+    slow = finetune(net, X[800:900], permuted(y[800:900]), min_steps=30, **kwargs).report
+    assert quick.early_stop_epoch is not None
+    assert quick.steps < 30
+    assert slow.early_stop_epoch is not None
+    assert slow.steps >= 30
+    assert slow.val_loss[slow.best_epoch] == min(slow.val_loss)
 
 
 def test_per_block_learning_rates_apply_to_their_block(
@@ -267,6 +283,28 @@ def test_gradient_norm_ratio_picks_the_block_the_shift_hit(
     assert [d.block for d in diags] == ["layer0", "layer1", "head"]
     assert all(d.probe_gain is not None and d.seconds > 0 for d in diags)
     assert rank_blocks(diags)[0].block == expected
+    if shift == "pixels":  # the input of every block moved
+        assert all(d.input_shift_p < 0.01 for d in diags)
+
+
+def _diag(block: str, ratio: float, flops: float, p: float) -> BlockDiagnostic:
+    return BlockDiagnostic(block, ratio, 0.1, ratio, 1.0, ratio, None, flops, 0.0, 10, p)
+
+
+def test_a_near_tie_goes_to_where_the_shift_entered_or_to_the_cheapest_block() -> None:
+    moved = [_diag("layer0", 17.2, 900.0, 0.005), _diag("layer1", 18.4, 300.0, 0.005),
+             _diag("head", 18.1, 100.0, 0.005)]  # fmt: skip
+    choice = choose_blocks(moved)
+    assert choice.blocks == ("layer0",)
+    assert "near tie" in choice.reasons[0]
+    assert "input moved" in choice.reasons[0]
+    assert choose_blocks(moved, tie_margin=0.0).blocks == ("layer1",)
+    still = [_diag("layer0", 7.2, 900.0, 0.4), _diag("layer1", 8.2, 300.0, 0.6),
+             _diag("head", 8.8, 100.0, 0.3)]  # fmt: skip
+    assert choose_blocks(still).blocks == ("head",)
+    still[2] = _diag("head", 7.0, 100.0, 0.3)
+    assert choose_blocks(still).blocks == ("layer1",)  # head is not within 10% of layer1
+    assert choose_blocks(moved, criterion="rgn").blocks == ("head",)  # no rule: the cheapest
 
 
 def test_a_flops_budget_excludes_expensive_blocks_and_says_why(

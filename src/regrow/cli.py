@@ -168,13 +168,26 @@ def _window(ws: Workspace, version: str, window: str) -> SnapshotRecord:
     )
 
 
-def _backend(name: str, address: str | None, workers: int | None) -> ExecutorBackend | None:
-    """The executor backend the options name (None: the runner's default local backend)."""
+@contextmanager
+def _executor(
+    ws: Workspace, name: str | None, address: str | None, workers: int | None
+) -> Iterator[ExecutorBackend | None]:
+    """The backend the options (else the workspace's ``[run]`` settings) name; None: the
+    runner's own local backend. Closed (Ray shut down if it was started here) at the end."""
+    cfg = ws.config
+    name = name or cfg.backend
+    address = address or cfg.address
+    workers = workers if workers is not None else cfg.workers
     if name == "local" and address is None:
-        return None
+        yield None
+        return
     from regrow.run.backends import make_backend
 
-    return make_backend(name, address=address, workers=workers)
+    backend = make_backend(name, address=address, workers=workers)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def _show_run(result: RunResult, as_json: bool) -> None:
@@ -321,22 +334,21 @@ def train(
     snapshot: Annotated[str, typer.Option(help="Snapshot id, id prefix or name.")],
     seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    backend: Backend = "local",
+    backend: Backend = None,
     address: Address = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Train a system on a snapshot, reusing every component whose fingerprint exists."""
     sys_obj = load_system(system)
-    chosen = _backend(backend, address, workers)
-    try:
-        with _workspace(home) as ws, _progress(not as_json) as progress:
-            result = ws.train(
-                sys_obj, snapshot, seed=seed, workers=workers, backend=chosen, progress=progress
-            )
-    finally:
-        if chosen is not None:
-            chosen.close()
+    with (
+        _workspace(home) as ws,
+        _executor(ws, backend, address, workers) as chosen,
+        _progress(not as_json) as progress,
+    ):
+        result = ws.train(
+            sys_obj, snapshot, seed=seed, workers=workers, backend=chosen, progress=progress
+        )
     _show_run(result, as_json)
 
 
@@ -347,28 +359,27 @@ def update(
     component: Annotated[list[str], typer.Option("--component", "-c", help="Repeatable.")],
     system: Annotated[str | None, typer.Option(help="FILE.py:NAME of the current System.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    backend: Backend = "local",
+    backend: Backend = None,
     address: Address = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Refit only the named components on new data; reuse every other component version."""
     sys_obj = load_system(system) if system else None
-    chosen = _backend(backend, address, workers)
-    try:
-        with _workspace(home) as ws, _progress(not as_json) as progress:
-            result = ws.update(
-                version,
-                snapshot,
-                components=component,
-                system=sys_obj,
-                workers=workers,
-                backend=chosen,
-                progress=progress,
-            )
-    finally:
-        if chosen is not None:
-            chosen.close()
+    with (
+        _workspace(home) as ws,
+        _executor(ws, backend, address, workers) as chosen,
+        _progress(not as_json) as progress,
+    ):
+        result = ws.update(
+            version,
+            snapshot,
+            components=component,
+            system=sys_obj,
+            workers=workers,
+            backend=chosen,
+            progress=progress,
+        )
     _show_run(result, as_json)
 
 
@@ -521,7 +532,8 @@ def monitor(
 
 
 Backend = Annotated[
-    str, typer.Option("--backend", help="Executor backend: local (default) or ray.")
+    str | None,
+    typer.Option("--backend", help="Executor backend: local or ray (default: config, else local)."),
 ]
 Address = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")
@@ -615,22 +627,21 @@ def run_command(
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    backend: Backend = "local",
+    backend: Backend = None,
     address: Address = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Run a stored plan: only its actions, every other component reused."""
-    chosen = _backend(backend, address, workers)
-    try:
-        with _workspace(home) as ws, _progress(not as_json) as progress:
-            ran = ws.run_plan(
-                plan_id, approve=approve, seed=seed, workers=workers, backend=chosen,
-                progress=progress,
-            )  # fmt: skip
-    finally:
-        if chosen is not None:
-            chosen.close()
+    with (
+        _workspace(home) as ws,
+        _executor(ws, backend, address, workers) as chosen,
+        _progress(not as_json) as progress,
+    ):
+        ran = ws.run_plan(
+            plan_id, approve=approve, seed=seed, workers=workers, backend=chosen,
+            progress=progress,
+        )  # fmt: skip
     if as_json:
         _print_json(
             {

@@ -8,8 +8,14 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     [store]
     url = "artifacts"                 # a folder inside the workspace, or any fsspec URL
 
+    [run]                             # optional: where runs execute (default: local)
+    backend = "ray"                   # "local" or "ray"
+    address = "10.0.0.5:6379"         # ray only: the cluster's head; omit to start one
+    workers = 4                       # local: worker processes; ray without address: CPUs
+
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
-``REGROW_CATALOG_URL`` and ``REGROW_STORE_URL``, then the file.
+``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
+then the file.
 
 >>> cfg = Config(home=Path("/tmp/ws"), catalog_url="sqlite:///catalog.db", store_url="artifacts")
 >>> cfg.resolved_catalog_url()
@@ -25,6 +31,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from regrow.errors import ConfigError, WorkspaceNotFound
 
@@ -34,6 +41,8 @@ DEFAULT_HOME = ".regrow"
 CONFIG_FILE = "config.toml"
 DEFAULT_CATALOG_URL = "sqlite:///catalog.db"
 DEFAULT_STORE_URL = "artifacts"
+DEFAULT_BACKEND = "local"
+_RUN_KEYS = ("address", "backend", "workers")
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
@@ -49,6 +58,9 @@ class Config:
     home: Path
     catalog_url: str = DEFAULT_CATALOG_URL
     store_url: str = DEFAULT_STORE_URL
+    backend: str = DEFAULT_BACKEND
+    address: str | None = None
+    workers: int | None = None
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -67,6 +79,15 @@ class Config:
             return url
         return str(self.home / url)
 
+    def backend_options(self) -> dict[str, Any]:
+        """The ``[run]`` settings as keyword arguments of
+        :func:`regrow.run.backends.make_backend`, e.g. ``make_backend(**cfg.backend_options())``.
+
+        >>> Config(home=Path("/tmp/ws"), backend="ray", address="10.0.0.5:6379").backend_options()
+        {'name': 'ray', 'address': '10.0.0.5:6379', 'workers': None}
+        """
+        return {"name": self.backend, "address": self.address, "workers": self.workers}
+
     @classmethod
     def load(cls, home: Path) -> Config:
         """Read ``home/config.toml`` and apply the environment overrides."""
@@ -82,19 +103,54 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        unknown = sorted(set(data) - {"catalog", "store"})
+        unknown = sorted(set(data) - {"catalog", "store", "run"})
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",
-                hint="the sections are [catalog] and [store]",
+                hint="the sections are [catalog], [store] and [run]",
             )
         catalog = cls._section(data, "catalog", path)
         store = cls._section(data, "store", path)
+        run = cls._run_section(data, path)
+        backend = os.environ.get("REGROW_BACKEND") or run.get("backend") or DEFAULT_BACKEND
+        address = os.environ.get("REGROW_RAY_ADDRESS") or run.get("address")
+        workers = run.get("workers")
         return cls(
             home=home,
             catalog_url=os.environ.get("REGROW_CATALOG_URL") or catalog or DEFAULT_CATALOG_URL,
             store_url=os.environ.get("REGROW_STORE_URL") or store or DEFAULT_STORE_URL,
+            backend=str(backend),
+            address=None if address is None else str(address),
+            workers=workers if isinstance(workers, int) else None,
         )
+
+    @staticmethod
+    def _run_section(data: dict[str, object], path: Path) -> dict[str, object]:
+        section = data.get("run", {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[run] in {str(path)!r} must be a table")
+        unknown = sorted(set(section) - set(_RUN_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in [run] of {str(path)!r}",
+                hint="the keys are 'backend', 'address' and 'workers'",
+            )
+        for key in ("backend", "address"):
+            value = section.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(
+                    f"[run] {key} in {str(path)!r} must be a non-empty string (got {value!r})",
+                    hint='for example backend = "ray" and address = "10.0.0.5:6379"',
+                )
+        workers = section.get("workers")
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise ConfigError(
+                f"[run] workers in {str(path)!r} must be an integer >= 1 (got {workers!r})",
+                hint="for example workers = 4",
+            )
+        return section
 
     @staticmethod
     def _section(data: dict[str, object], name: str, path: Path) -> str | None:
@@ -122,6 +178,14 @@ class Config:
             f"[catalog]\nurl = {json.dumps(self.catalog_url)}\n\n"
             f"[store]\nurl = {json.dumps(self.store_url)}\n"
         )
+        run: dict[str, str | int | None] = {
+            "backend": self.backend if self.backend != DEFAULT_BACKEND else None,
+            "address": self.address,
+            "workers": self.workers,
+        }
+        lines = [f"{k} = {json.dumps(v)}" for k, v in run.items() if v is not None]
+        if lines:
+            text += "\n[run]\n" + "\n".join(lines) + "\n"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)

@@ -34,12 +34,19 @@ class VersionsMixin(CatalogCore):
         snapshot_id: str | None,
         note: str = "",
         actor: str | None = None,
+        reuse_identical: bool = False,
     ) -> SystemVersionRecord:
         """Record a new version of ``system``: number = the system's highest number + 1.
 
         Every manifest entry must name a stored component version of that component of
         ``system``, and the parent must be a version of ``system``; otherwise it raises and
         writes nothing. Audit event ``version.create``.
+
+        With ``reuse_identical``, an existing version of ``system`` with the same manifest and
+        spec is returned instead (its ``run_id`` tells it apart), checked in the same
+        transaction as the insert: two runs that finish at once with the same result make one
+        version. On PostgreSQL the check holds a transaction-scoped advisory lock on the
+        system; SQLite serialises writers already.
         """
         check_name("system", system)
         entries = checks.mapping("manifest", manifest)
@@ -52,6 +59,20 @@ class VersionsMixin(CatalogCore):
         who = checks.actor(actor)
 
         def write(session: Session) -> SystemVersionRecord:
+            if reuse_identical:
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": f"regrow.version:{system}"},
+                    )
+                same = session.scalars(
+                    sa.select(SystemVersion)
+                    .where(SystemVersion.system == system)
+                    .order_by(SystemVersion.number.desc())
+                )
+                for existing in same:
+                    if existing.manifest == entries and existing.spec == data:
+                        return system_version_record(existing)
             self._check_refs(session, run_id=run_id, snapshot_id=snapshot_id)
             if parent_id is not None:
                 parent = lookup.version_by_id(session, parent_id)

@@ -37,6 +37,7 @@ from torch import nn
 
 from regrow.components.torch import TorchEstimator
 from regrow.errors import ComponentError, ConfigError
+from regrow.plan._finetune_shift import SHIFT_ALPHA, block_input_shift
 
 __all__ = [
     "BlockChoice",
@@ -113,6 +114,7 @@ _SPEC: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": _int(1, optional=True),
     "val_fraction": _num(0, 1),
     "patience": _int(1),
+    "min_steps": _int(0),
     "reinit": (_names, "a list of block names"),
     "shrink_perturb": (_pair, "None or a pair (shrink, perturb) of numbers >= 0"),
     "replay_share": _num(0, 1),
@@ -126,6 +128,7 @@ _SPEC: dict[str, tuple[Callable[[Any], bool], str]] = {
         "'grad_ratio', 'mean_grad_ratio', 'rgn' or 'probe_gain'",
     ),
     "probe_steps": _int(0),
+    "tie_margin": _num(0, 1),
 }
 
 
@@ -306,6 +309,7 @@ def finetune(
     batch_size: int | None = None,
     val_fraction: float = 0.2,
     patience: int = 3,
+    min_steps: int = 50,
     reinit: Sequence[str] = (),
     shrink_perturb: tuple[float, float] | None = None,
     replay: tuple[Any, Any] | None = None,
@@ -319,7 +323,10 @@ def finetune(
 
     ``lr`` applies to every trained block unless ``block_lr`` names it. Training stops after
     ``epochs`` epochs, ``max_steps`` optimizer steps, or ``patience`` epochs without a better
-    loss on the validation split (``val_fraction`` of the rows; 0 disables early stopping).
+    loss on the validation split (``val_fraction`` of the rows; 0 disables early stopping), but
+    early stopping never stops before ``min_steps`` optimizer steps (on a few dozen rows an
+    epoch is two steps, and an update whose validation loss first rises would be discarded).
+    The weights of the best epoch are restored.
     ``reinit`` blocks restart from a fresh initialisation; ``shrink_perturb=(s, p)`` sets trained
     weights to ``s * w + p * w_fresh``. ``replay=(X_ref, y_ref)`` with ``replay_share`` mixes
     reference rows into each batch; ``l2sp`` adds ``l2sp / 2 * ||w - w_before||^2``.
@@ -330,9 +337,9 @@ def finetune(
         {
             "blocks": blocks, "lr": lr, "block_lr": block_lr, "epochs": epochs,
             "max_steps": max_steps, "batch_size": batch_size, "val_fraction": val_fraction,
-            "patience": patience, "reinit": reinit, "shrink_perturb": shrink_perturb,
-            "replay_share": replay_share, "l2sp": l2sp, "weight_decay": weight_decay,
-            "head_cache": head_cache,
+            "patience": patience, "min_steps": min_steps, "reinit": reinit,
+            "shrink_perturb": shrink_perturb, "replay_share": replay_share, "l2sp": l2sp,
+            "weight_decay": weight_decay, "head_cache": head_cache,
         },
     )  # fmt: skip
     cpu_started = time.process_time()
@@ -479,7 +486,7 @@ def finetune(
             if v < best - 1e-7:
                 best, best_epoch = v, epoch
                 best_state = snapshot()
-            elif epoch - best_epoch >= patience:
+            elif epoch - best_epoch >= patience and steps >= min_steps:
                 early = epoch
                 break
     if n_val > 0:
@@ -572,6 +579,8 @@ class BlockDiagnostic:
     validation loss after a short probe fine-tune of this block alone (None without probes).
     ``backward_flops``: backward FLOPs per sample to update it (down to this block);
     ``seconds``: measured time of one forward and backward pass over a batch doing so.
+    ``input_shift_p``: permutation p-value that the block's *input* activations differ between
+    recent and reference rows (small: the shift entered at or below this block).
     """
 
     block: str
@@ -584,6 +593,7 @@ class BlockDiagnostic:
     backward_flops: float
     seconds: float
     n_params: int
+    input_shift_p: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -663,6 +673,7 @@ def block_diagnostics(
     blocks = _resolve(est, "all")
     rows_recent = _sample_norms(est, X_recent, y_recent, blocks)
     rows_ref = _sample_norms(est, X_ref, y_ref, blocks)
+    shifted = block_input_shift(est, X_recent, X_ref, blocks, seed=seed)
     xt = est.to_tensor(np.asarray(X_recent, dtype=np.float32)[:256])
     yt = est.encode_targets(np.asarray(y_recent)[:256])
     out: list[BlockDiagnostic] = []
@@ -698,6 +709,7 @@ def block_diagnostics(
                 backward_flops=backward_flops(est, [block], X_recent),
                 seconds=_timed_pass(est, block, xt, yt),
                 n_params=sum(p.numel() for _, p in params),
+                input_shift_p=shifted[block],
             )
         )
     return out
@@ -746,8 +758,13 @@ def choose_blocks(
     *,
     budget_flops: float | None = None,
     criterion: Criterion = "grad_ratio",
+    tie_margin: float = 0.1,
 ) -> BlockChoice:
     """The best block by ``criterion`` whose backward FLOPs per sample fit ``budget_flops``.
+
+    With ``criterion="grad_ratio"``, blocks scoring within ``tie_margin`` (relative) of the best
+    are a near tie, broken by where the shift entered: the lowest of them whose input moved
+    (``input_shift_p`` below 0.01), else the cheapest of them. ``tie_margin=0`` disables it.
 
     >>> d = [BlockDiagnostic("input", 1.2, 0.1, 1.2, 1.0, 1.1, None, 900.0, 0.0, 10),
     ...      BlockDiagnostic("head", 6.0, 0.3, 6.0, 1.0, 5.0, None, 100.0, 0.0, 10)]
@@ -755,34 +772,54 @@ def choose_blocks(
     ('head',)
     """
     _check("choose_blocks", {"criterion": criterion, "budget_flops": budget_flops})
+    _check("choose_blocks", {"tie_margin": tie_margin})
     if not diagnostics:
         raise ConfigError("no block diagnostics to choose from")
     ranked = rank_blocks(diagnostics, criterion=criterion)
     scores = {d.block: _score(d, criterion) for d in diagnostics}
     reasons: list[str] = []
-    chosen: BlockDiagnostic | None = None
+    fits: list[BlockDiagnostic] = []
     for d in ranked:
         if budget_flops is not None and d.backward_flops > budget_flops:
             reasons.append(
                 f"{d.block}: {criterion} {scores[d.block]:.3g} but its backward pass costs "
                 f"{d.backward_flops:.3g} FLOPs/sample, over the budget {budget_flops:.3g}"
             )
-            continue
-        if chosen is None:
-            chosen = d
-            runner_up = [scores[o.block] for o in ranked if o is not d]
-            margin = f", next best {max(runner_up):.3g}" if runner_up else ""
-            reasons.insert(
-                0,
-                f"{d.block}: highest {criterion} {scores[d.block]:.3g}{margin}; backward cost "
-                f"{d.backward_flops:.3g} FLOPs/sample",
-            )
-    if chosen is None:
+        else:
+            fits.append(d)
+    if not fits:
         cheapest = min(diagnostics, key=lambda d: d.backward_flops)
         raise ConfigError(
             f"no block fits the budget of {budget_flops:.3g} backward FLOPs/sample",
             hint=f"the cheapest, {cheapest.block!r}, needs {cheapest.backward_flops:.3g}",
         )
+    chosen = fits[0]
+    runner_up = [scores[o.block] for o in ranked if o is not chosen]
+    margin = f", next best {max(runner_up):.3g}" if runner_up else ""
+    reason = (
+        f"{chosen.block}: highest {criterion} {scores[chosen.block]:.3g}{margin}; backward cost "
+        f"{chosen.backward_flops:.3g} FLOPs/sample"
+    )
+    top = scores[chosen.block]
+    close = [d for d in fits if scores[d.block] >= top * (1 - tie_margin)]
+    if criterion == "grad_ratio" and len(close) > 1:
+        order = {d.block: i for i, d in enumerate(diagnostics)}
+        moved = [d for d in close if d.input_shift_p < SHIFT_ALPHA]
+        names = ", ".join(f"{d.block} {scores[d.block]:.3g}" for d in close)
+        if moved:
+            chosen = min(moved, key=lambda d: order[d.block])
+            why = (
+                f"its input moved (p={chosen.input_shift_p:.2g}): the lowest such block, "
+                "where the shift entered"
+            )
+        else:
+            chosen = min(close, key=lambda d: d.backward_flops)
+            why = "no block input moved (an output-level shift): the cheapest of them"
+        reason = (
+            f"{chosen.block}: {criterion} near tie within {tie_margin:.0%} ({names}); {why}; "
+            f"backward cost {chosen.backward_flops:.3g} FLOPs/sample"
+        )
+    reasons.insert(0, reason)
     return BlockChoice((chosen.block,), criterion, scores, tuple(reasons))
 
 
@@ -790,9 +827,9 @@ def choose_blocks(
 
 _FINETUNE_KEYS = (
     "blocks", "lr", "block_lr", "epochs", "max_steps", "batch_size", "val_fraction", "patience",
-    "reinit", "shrink_perturb", "replay_share", "l2sp", "weight_decay", "head_cache",
+    "min_steps", "reinit", "shrink_perturb", "replay_share", "l2sp", "weight_decay", "head_cache",
 )  # fmt: skip
-_EXTRA_KEYS = ("stable_tolerance", "budget_flops", "criterion", "probe_steps")
+_EXTRA_KEYS = ("stable_tolerance", "budget_flops", "criterion", "probe_steps", "tie_margin")
 
 
 def _split_reference(
@@ -846,6 +883,7 @@ def finetune_fitted(
             diags,
             budget_flops=extra.get("budget_flops"),
             criterion=extra.get("criterion", "grad_ratio"),
+            tie_margin=float(extra.get("tie_margin", 0.1)),
         )
         blocks = list(choice.blocks)
         info["choice"] = choice.to_dict()

@@ -218,6 +218,8 @@ def execute(
                 emit(RunEvent("started", task.name))
             for task, outcome in runner.run(tasks):
                 if isinstance(outcome, RunError):
+                    if outcome.message.startswith(f"component {task.name!r}"):
+                        raise outcome  # the backend named the component already
                     raise RunError(
                         f"component {task.name!r} failed: {outcome.message}", hint=outcome.hint
                     ) from outcome
@@ -245,10 +247,11 @@ def execute(
         manifest = {n: versions[n].id for n in order}
         spec = system.spec()
         existing = _same_version(catalog, system.name, parent, manifest, spec)
-        created = existing is None
         snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
         main_snapshot = _main_snapshot(bindings, order)
-        if created:
+        if existing is None:
+            # Checked again inside the insert's transaction: a concurrent run with the same
+            # result may have recorded it since.
             version = catalog.add_system_version(
                 system=system.name,
                 manifest=manifest,
@@ -257,10 +260,11 @@ def execute(
                 run_id=run.id,
                 snapshot_id=main_snapshot,
                 note=note,
+                reuse_identical=True,
             )
         else:
-            assert existing is not None
             version = existing
+        created = version.run_id == run.id
         ordered = {n: outcomes[n] for n in order}
         summary = {
             "trained": [n for n, o in ordered.items() if o.action == "trained"],
