@@ -14,6 +14,8 @@ from regrow.data.schema import Schema
 from regrow.errors import RegrowError
 from regrow.evaluate.evaluation import Comparison, Gate
 from regrow.model import FittedSystem
+from regrow.plan.plan import Plan
+from regrow.plan.policy import Policy
 from regrow.run.backends import LocalBackend
 from regrow.run.runner import RunResult
 from regrow.run.staleness import ComponentStatus
@@ -31,6 +33,8 @@ __all__ = [
     "Gate",
     "LocalBackend",
     "Member",
+    "Plan",
+    "Policy",
     "RegrowError",
     "RunResult",
     "Schema",

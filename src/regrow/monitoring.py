@@ -50,6 +50,7 @@ class MonitorResult:
     performance: dict[str, Any] | None
     record: MonitorReportRecord | None = None
     member_names: tuple[str, ...] = field(default=())
+    labelled: bool | None = None  # None: whether a performance report was made
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -74,7 +75,9 @@ class MonitorResult:
             "window": self.window.id,
             "drifted": self.drifted_columns,
             "candidates": self.candidates,
-            "labelled": self.performance is not None,
+            "labelled": (
+                self.labelled if self.labelled is not None else self.performance is not None
+            ),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,7 +165,7 @@ def monitor_version(
         else None
     )
     result = MonitorResult(
-        version, win, reports, impacts, perf, None, tuple(m.name for m in system.members)
+        version, win, reports, impacts, perf, None, tuple(m.name for m in system.members), labelled
     )
     if not record:
         return result
@@ -172,4 +175,6 @@ def monitor_version(
         summary=result.summary(),
         report=result.to_dict(),
     )
-    return MonitorResult(version, win, reports, impacts, perf, stored, result.member_names)
+    return MonitorResult(
+        version, win, reports, impacts, perf, stored, result.member_names, labelled
+    )
