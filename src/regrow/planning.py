@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from regrow.run.backends import ExecutorBackend
     from regrow.workspace import Workspace
 
-__all__ = ["PlanRun", "cost_model", "make_plan", "run_plan"]
+__all__ = ["PlanRun", "cost_model", "make_plan", "manual_plan", "run_plan"]
 
 #: Fewer labelled rows than this and the diagnostics do not run (intervals would be useless).
 MIN_LABELLED_ROWS = 100
@@ -408,6 +408,53 @@ def _diagnosis_lines(d: Diagnosis) -> list[str]:
             f"expected {d.loss} after the update: {d.loss_after:.4g} (from {d.loss_before:.4g})"
         )
     return lines
+
+
+def manual_plan(
+    ws: Workspace,
+    ref: str,
+    window: SnapshotRecord | str,
+    actions: Sequence[Action],
+    *,
+    policy: Policy | None = None,
+    note: str = "written by hand",
+) -> Plan:
+    """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored.
+
+    The way to fine-tune chosen blocks of a torch member by hand, continue a GBDT, or retire a
+    member, with the same records and approvals as a planned update.
+    """
+    policy = policy or Policy.default()
+    version = ws.catalog.get_system_version(ref)
+    win = ws.catalog.get_snapshot(window) if isinstance(window, str) else window
+    system = ws.system(version.ref)
+    if not actions:
+        raise PlanError("a plan by hand needs at least one action", hint="e.g. [Refit('geo')]")
+    costs = cost_model(ws, system)
+    checked: list[Action] = []
+    for a in actions:
+        a.check(policy, system)
+        cost = a.estimate(costs, _after(system, checked), win.rows)
+        checked.append(replace(a, cost=cost, approval=policy.needs_approval(a.kind),
+                               reason=a.reason or note))  # fmt: skip
+    estimated = sum(a.cost.cpu_seconds for a in checked if a.cost)
+    plan = Plan(
+        system=system.name,
+        version=version.ref,
+        version_id=version.id,
+        window=win.id,
+        actions=tuple(checked),
+        rationale=(note,),
+        contingency="if the candidate fails its gates: keep the champion",
+        cost={"estimated_cpu_seconds": round(estimated, 4)},
+        data={"mode": "recent", "window_rows": win.rows, "retained_rows": 0},
+        policy=policy.to_dict(),
+        needs_approval=any(a.approval for a in checked)
+        or estimated > policy.budgets.max_cpu_seconds,
+    )
+    ws.catalog.add_plan(id=plan.id, system=plan.system, version_id=version.id, window_id=win.id,
+                        body={**plan.to_dict(), "summary": plan.summary()})  # fmt: skip
+    return plan
 
 
 def run_plan(

@@ -52,9 +52,10 @@ from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
 from regrow.monitor.profile import Profile
 from regrow.monitoring import MONITOR_PROFILE, MonitorResult, monitor_version
+from regrow.plan.actions import Action
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy, load_policy
-from regrow.planning import PlanRun, make_plan, run_plan
+from regrow.planning import PlanRun, make_plan, manual_plan, run_plan
 from regrow.run.backends import ExecutorBackend
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
 from regrow.run.staleness import ComponentStatus, staleness
@@ -397,6 +398,37 @@ class Workspace:
         if not isinstance(policy, Policy):
             policy = load_policy(policy)
         return make_plan(self, ref, window, policy=policy, record=record)
+
+    def apply(
+        self,
+        ref: str,
+        window: SnapshotRecord | str,
+        actions: Iterable[Action],
+        *,
+        approve: bool = False,
+        policy: Policy | str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        workers: int | None = None,
+        backend: ExecutorBackend | None = None,
+        progress: Callable[[RunEvent], None] | None = None,
+    ) -> PlanRun:
+        """Run actions chosen by hand on version ``ref`` with ``window``'s rows.
+
+        For example fine-tune chosen blocks of a torch member::
+
+            ws.apply("digits:v1", "recent", [Finetune("net", blocks=("head",),
+                                                      options={"lr": 1e-3, "epochs": 10})])
+
+        The actions are checked against the policy, costed, stored as a plan and run like
+        any plan (approval rules included).
+        """
+        if not isinstance(policy, Policy):
+            policy = load_policy(policy)
+        plan = manual_plan(self, ref, window, list(actions), policy=policy)
+        return self.run_plan(
+            plan, approve=approve, seed=seed, workers=workers, backend=backend,
+            progress=progress,
+        )  # fmt: skip
 
     def run_plan(
         self,

@@ -72,3 +72,28 @@ def test_the_planner_finetunes_the_torch_member_on_the_blocks_it_chose(tmp_path:
         refit_policy = Policy.from_dict({"planning": {"neural": "refit"}})
         refit = ws.plan(v1, window, policy=refit_policy, record=False)
         assert refit.actions[0].kind == "refit"
+
+
+def test_a_user_fine_tunes_chosen_blocks_by_hand(tmp_path: Path) -> None:
+    from regrow.errors import PlanError
+    from regrow.plan.actions import Finetune
+
+    torch.set_num_threads(1)
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(_system(), ws.snapshot(_data(1000, 0, False), name="old")).version.ref
+        ws.snapshot(_data(600, 1, True), name="new")
+        ran = ws.apply(
+            v1, "new", [Finetune("net", blocks=("head",), options={"lr": 0.01, "epochs": 5})]
+        )
+        assert ran.result.trained == ["net", "combine"]
+        record = ws.catalog.get_plan(ran.record.id)
+        assert record.status == "executed"
+        assert record.body["rationale"] == ["written by hand"]
+        new_net = ws.load(ran.result.version.ref).components["net"].estimator
+        old = dict(ws.load(v1).components["net"].estimator.module_.named_parameters())
+        for name, param in new_net.module_.named_parameters():
+            assert torch.equal(param, old[name]) == (new_net.block_of(name) != "head"), name
+        with pytest.raises(PlanError, match="outside the policy's bounds"):
+            ws.apply(v1, "new", [Finetune("net", blocks=("head",), options={"lr": 5.0})])
+        with pytest.raises(PlanError, match="not a torch member"):
+            ws.apply(v1, "new", [Finetune("trees", blocks=("head",))])
