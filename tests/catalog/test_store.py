@@ -1,7 +1,8 @@
 """The artifact store contract, run against every implementation.
 
 Each store is built by a factory that also says how to make its final rename fail, so the same
-tests cover atomicity on the local folder, fsspec's ``memory://`` and fsspec's ``file://``.
+tests cover atomicity on the local folder, fsspec's ``memory://`` and ``file://``, and S3
+(``s3fs`` against moto's local S3 server).
 """
 
 from __future__ import annotations
@@ -81,12 +82,52 @@ def fsspec_file_case(tmp_path: Path) -> Case:
     return Case(store, store.fs, str(tmp_path / "store"), break_rename)
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3 (moto's server) on a free port, with one bucket, for the whole session."""
+    moto_server = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="regrow-test")  # fmt: skip
+    # As a user configures s3fs for every process (or FSSPEC_S3_ENDPOINT_URL etc.): a store's
+    # URL alone then reopens it anywhere, as workers do.
+    saved = fsspec.config.conf.get("s3")
+    fsspec.config.conf["s3"] = {"endpoint_url": endpoint, "key": "test", "secret": "test"}
+    yield endpoint
+    if saved is None:
+        fsspec.config.conf.pop("s3", None)
+    else:
+        fsspec.config.conf["s3"] = saved
+    server.stop()
+
+
+def s3_case(tmp_path: Path, endpoint: str) -> Case:
+    root = f"regrow-test/{uuid.uuid4().hex}"
+    store = FsspecStore(f"s3://{root}")
+
+    def break_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(store.fs, "mv", _fail)
+
+    return Case(store, store.fs, root, break_rename)
+
+
 FACTORIES = {"local": local_case, "memory": memory_case, "fsspec-file": fsspec_file_case}
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=[*sorted(FACTORIES), "s3"])
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
-    made = FACTORIES[request.param](tmp_path)
+    if request.param == "s3":
+        made = s3_case(tmp_path, request.getfixturevalue("s3_endpoint"))
+    else:
+        made = FACTORIES[request.param](tmp_path)
     yield made
     if "memory" in made.fs.protocol and made.fs.exists(made.root):
         made.fs.rm(made.root, recursive=True)
@@ -284,3 +325,24 @@ def test_the_local_store_creates_its_folder_on_first_write(tmp_path: Path) -> No
     assert not (tmp_path / "deep").exists()
     key = store.put(b"x")
     assert (tmp_path / "deep" / "store" / key[:2] / key).read_bytes() == b"x"
+
+
+def test_a_workspace_trains_and_loads_with_its_artifacts_on_s3(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from regrow import Member, System, Workspace
+    from regrow.demo import make_window
+
+    url = f"s3://regrow-test/ws-{uuid.uuid4().hex}"
+    with Workspace.init(tmp_path / "ws", store_url=url) as ws:
+        assert ws.store.url == url
+        snap = ws.snapshot(make_window(300, start="2026-01-01", days=10, seed=0), name="w")
+        member = Member("m", LogisticRegression(), inputs=["tenure_months", "monthly_fee"])
+        system = System("s3", target="churned", components=[member])
+        result = ws.train(system, snap)
+        assert result.trained == ["m"]
+        assert ws.load(result.version.ref).predict(ws.frame(snap.id)).shape == (300,)
+        keys = ws.store.fs.find(url.removeprefix("s3://"))
+    assert len(keys) == 2  # the snapshot's Parquet and the fitted member
