@@ -57,6 +57,7 @@ Home = Annotated[
     typer.Option("--home", help="Workspace folder (default: $REGROW_HOME or ./.regrow)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Window = Annotated[str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")]
 
 
 def _print_json(value: Any) -> None:
@@ -479,9 +480,7 @@ def monitor(
     version: Annotated[
         str, typer.Option("--version", help="Version to check, e.g. churn@champion.")
     ],
-    window: Annotated[
-        str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")
-    ],
+    window: Window,
     slices: Annotated[
         list[str] | None, typer.Option("--slice", help="Slice NAME of the window, repeatable.")
     ] = None,
@@ -599,9 +598,7 @@ def plan(
     version: Annotated[
         str, typer.Option("--version", help="Version to update, e.g. churn@champion.")
     ],
-    window: Annotated[
-        str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")
-    ],
+    window: Window,
     policy: Annotated[
         Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
     ] = None,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from regrow.components.base import Ensemble, Member, Transform
-from regrow.components.fitted import FittedComponent, combine
+from regrow.components.fitted import FittedComponent, combine, member_output
 from regrow.errors import DataError, SystemSpecError
 from regrow.system import System
 
@@ -89,16 +89,7 @@ class FittedSystem:
             )
 
     def _member_output(self, member: FittedComponent, frame: pd.DataFrame) -> np.ndarray:
-        if self.classes_ is None:
-            return member.predict(frame, self._transforms).astype(float)
-        proba = member.predict_proba(frame, self._transforms)
-        own = member.info.get("classes", [])
-        if own == self.classes_:
-            return proba
-        aligned = np.zeros((len(frame), len(self.classes_)))
-        for j, cls in enumerate(own):
-            aligned[:, self.classes_.index(cls)] = proba[:, j]
-        return aligned
+        return member_output(member, frame, self._transforms, self.classes_)
 
     def member_outputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's output: class probabilities (classification) or values (regression)."""

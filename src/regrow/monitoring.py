@@ -31,6 +31,7 @@ from regrow.monitor.performance import performance_report
 from regrow.monitor.profile import Profile
 
 if TYPE_CHECKING:
+    from regrow.model import FittedSystem
     from regrow.workspace import Workspace
 
 __all__ = ["MONITOR_PROFILE", "MonitorResult", "monitor_profile", "monitor_version"]
@@ -113,13 +114,19 @@ def monitor_version(
     record: bool = True,
     seed: int = 0,
     performance: bool = True,
+    model: FittedSystem | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> MonitorResult:
-    """Monitor version ``ref`` on ``window`` (a snapshot or its reference) and record it."""
+    """Monitor version ``ref`` on ``window`` (a snapshot or its reference) and record it.
+
+    ``model`` and ``frame``, when the caller has them already (the planner), are the loaded
+    version and the window's rows; otherwise they are read here.
+    """
     version = ws.catalog.get_system_version(ref)
     win = ws.catalog.get_snapshot(window) if isinstance(window, str) else window
-    model = ws.load(version.ref)
+    model = model if model is not None else ws.load(version.ref)
     system = model.definition()
-    frame = ws.frame(win.id)
+    frame = frame if frame is not None else ws.frame(win.id)
     chosen = dict(slices) if slices is not None else dict(win.slices)
     records = ws.catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from regrow.catalog.records import PlanRecord, SnapshotRecord
-from regrow.components.base import Ensemble
+from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
 from regrow.errors import PlanError
-from regrow.fingerprint import derive_seed
+from regrow.monitoring import monitor_version
 from regrow.plan.actions import (
     Action,
     AddMember,
@@ -50,7 +49,7 @@ from regrow.plan.diagnostics import Diagnosis, diagnose, domain_check
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy
 from regrow.plan.updates import supports
-from regrow.run.runner import Binding, RunEvent, RunResult, UpdateSpec, execute
+from regrow.run.runner import Binding, RunEvent, RunResult, execute, partial_bindings
 from regrow.system import System
 
 if TYPE_CHECKING:
@@ -102,8 +101,10 @@ def make_plan(
     system = model.definition()
     # The diagnostics measure the loss on held-out rows: the monitor's performance report
     # would predict the whole window once more.
-    monitored = ws.monitor(version.ref, win, record=record, performance=False)
     frame = ws.frame(win.id)
+    monitored = monitor_version(
+        ws, version.ref, win, record=record, performance=False, model=model, frame=frame
+    )
     esc = policy.escalation
     planning = policy.planning
 
@@ -567,48 +568,28 @@ def _training_snapshot(
 
 def _bindings(
     ws: Workspace,
-    base: Any,
+    base: SystemVersionRecord,
     old_system: System,
     system: System,
     plan: Plan,
     data: SnapshotRecord,
     run_seed: int,
 ) -> dict[str, Binding]:
-    recorded = ws.catalog.get_component_versions(list(base.manifest.values()))
-    by_name = {v.component: v for v in recorded.values()}
-    full = any(a.kind == "full-retrain" for a in plan.actions)
-    fresh: set[str] = set()
-    updates: dict[str, Action] = {}
-    for a in plan.actions:
-        if a.update_spec() is not None:
-            updates[a.component] = a
-        else:
-            fresh.update(a.refits(old_system if a.kind != "add-member" else system))
-    structural = {a.component for a in plan.actions if a.kind in ("add-member", "retire-member")}
-    ens = system.ensemble
-    if ens is not None and ens.method == "stack" and (updates or fresh or structural):
-        fresh.add(ens.name)
-    bindings: dict[str, Binding] = {}
-    snaps: dict[str, SnapshotRecord] = {data.id: data}
-    for name, comp in system.components.items():
-        old = by_name.get(name)
-        if full or name in fresh or old is None:
-            snap = data if comp.learns_from_data else None
-            bindings[name] = Binding(snap, derive_seed(run_seed, name))
-            continue
-        if name in updates:
-            spec = updates[name].update_spec()
-            assert spec is not None
-            bindings[name] = Binding(
-                data, derive_seed(run_seed, name), UpdateSpec(spec[0], spec[1], old)
-            )
-            continue
-        snap_rec = None
-        if old.snapshot_id is not None and comp.learns_from_data:
-            if old.snapshot_id not in snaps:
-                snaps[old.snapshot_id] = ws.catalog.get_snapshot(old.snapshot_id)
-            snap_rec = snaps[old.snapshot_id]
-        bindings[name] = Binding(snap_rec, old.seed)
-    if isinstance(ens, Ensemble) and ens.name not in bindings:  # pragma: no cover - defensive
-        raise PlanError(f"the plan lost ensemble {ens.name!r}")
-    return bindings
+    if any(a.kind == "full-retrain" for a in plan.actions):
+        fresh: set[str] = set(system.components)
+        updates: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    else:
+        fresh, updates = set(), {}
+        for a in plan.actions:
+            spec = a.update_spec()
+            if spec is not None:
+                updates[a.component] = spec
+            else:
+                fresh.update(a.refits(old_system if a.kind != "add-member" else system))
+        ens = system.ensemble
+        changed = (
+            updates or fresh or any(a.kind in ("add-member", "retire-member") for a in plan.actions)
+        )
+        if ens is not None and ens.method == "stack" and changed:
+            fresh.add(ens.name)  # a stack learns from its members: refit it on the window
+    return partial_bindings(ws.catalog, system, base, data, run_seed, fresh=fresh, updates=updates)

@@ -48,7 +48,6 @@ from regrow.errors import (
     WorkspaceNotFound,
 )
 from regrow.evaluate.evaluation import Comparison, Gate, compare
-from regrow.fingerprint import derive_seed
 from regrow.model import FittedSystem
 from regrow.monitor.profile import Profile
 from regrow.monitoring import MONITOR_PROFILE, MonitorResult, monitor_version
@@ -57,7 +56,7 @@ from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy, load_policy
 from regrow.planning import PlanRun, make_plan, manual_plan, run_plan
 from regrow.run.backends import ExecutorBackend
-from regrow.run.runner import Binding, RunEvent, RunResult, execute, full_bindings
+from regrow.run.runner import RunEvent, RunResult, execute, full_bindings, partial_bindings
 from regrow.run.staleness import ComponentStatus, staleness
 from regrow.run.tasks import load_fitted
 from regrow.system import System
@@ -280,27 +279,11 @@ class Workspace:
         for t in targets:
             system[t]  # raises with a close-match hint for unknown names
         run_seed = system.seed if seed is None else seed
-        recorded = self.catalog.get_component_versions(list(base.manifest.values()))
-        by_name = {v.component: v for v in recorded.values()}
-        bindings: dict[str, Binding] = {}
-        snaps: dict[str, SnapshotRecord] = {snap.id: snap}
-        for name, comp in system.components.items():
-            old = by_name.get(name)
-            if name in targets or old is None:
-                data = snap if comp.learns_from_data else None
-                bindings[name] = Binding(data, derive_seed(run_seed, name))
-                continue
-            data_snap = None
-            if old.snapshot_id is not None and comp.learns_from_data:
-                if old.snapshot_id not in snaps:
-                    snaps[old.snapshot_id] = self.catalog.get_snapshot(old.snapshot_id)
-                data_snap = snaps[old.snapshot_id]
-            bindings[name] = Binding(data_snap, old.seed)
         return execute(
             self.catalog,
             self.store,
             system,
-            bindings,
+            partial_bindings(self.catalog, system, base, snap, run_seed, fresh=targets),
             kind="update",
             run_seed=run_seed,
             parent=base,

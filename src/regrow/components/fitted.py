@@ -26,7 +26,15 @@ from regrow.components.adapters import adapter_for
 from regrow.components.base import Component, Ensemble, Member, Transform
 from regrow.errors import ComponentError, DataError
 
-__all__ = ["FittedComponent", "combine", "feature_frame", "fit_component"]
+__all__ = [
+    "FittedComponent",
+    "combine",
+    "feature_frame",
+    "fit_component",
+    "fit_stacker",
+    "member_output",
+    "stack_output",
+]
 
 
 @dataclass
@@ -162,19 +170,44 @@ def stack_features(ensemble: Ensemble, outputs: Mapping[str, np.ndarray]) -> np.
     return np.hstack(cols)
 
 
-def _aligned(
+def _align(proba: np.ndarray, own: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
+    """Probability columns in ``own`` order, moved to ``classes`` order (absent classes: 0)."""
+    if list(own) == list(classes):
+        return proba
+    aligned = np.zeros((proba.shape[0], len(classes)))
+    for j, cls in enumerate(own):
+        aligned[:, list(classes).index(cls)] = proba[:, j]
+    return aligned
+
+
+def member_output(
     fitted: FittedComponent,
     frame: pd.DataFrame,
     upstream: Mapping[str, FittedComponent],
-    classes: list[Any] | None,
+    classes: Sequence[Any] | None,
 ) -> np.ndarray:
+    """A member's values (regression), or its probabilities in ``classes`` order."""
     if classes is None:
         return fitted.predict(frame, upstream).astype(float)
-    proba = fitted.predict_proba(frame, upstream)
-    aligned = np.zeros((len(frame), len(classes)))
-    for j, cls in enumerate(fitted.info.get("classes", [])):
-        aligned[:, classes.index(cls)] = proba[:, j]
-    return aligned
+    return _align(fitted.predict_proba(frame, upstream), fitted.info.get("classes", []), classes)
+
+
+def fit_stacker(X: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> Any:
+    """A stack's combiner fitted on member features ``X``: linear, or logistic for classes."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    stacker: Any = (
+        LinearRegression() if classes is None else LogisticRegression(C=10.0, max_iter=1000)
+    )
+    return stacker.fit(X, y)
+
+
+def stack_output(stacker: Any, X: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
+    """A fitted stacker's values, or its probabilities in ``classes`` order."""
+    if classes is None:
+        return np.asarray(stacker.predict(X), dtype=float)
+    proba = np.asarray(stacker.predict_proba(X), dtype=float)
+    return _align(proba, np.asarray(stacker.classes_).tolist(), classes)
 
 
 def _cross_fitted(
@@ -192,7 +225,7 @@ def _cross_fitted(
     for k in range(folds):
         inside, outside = frame[fold != k], frame[fold == k]
         copy = fit_component(member.spec, inside, target=target, upstream=upstream, seed=seed)
-        part = _aligned(copy, outside, upstream, classes)
+        part = member_output(copy, outside, upstream, classes)
         if out is None:
             out = np.zeros((len(frame), *part.shape[1:]))
         out[fold == k] = part
@@ -216,8 +249,6 @@ def _fit_stack(
     them trusts them too much. Their outputs are cross-fitted instead: two copies, each fitted
     on half the rows, predict the other half (as scikit-learn's stacking does with ``cv``).
     """
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-
     missing = [m for m in spec.members if m not in upstream]
     if missing or target not in frame.columns:
         raise ComponentError(
@@ -237,13 +268,8 @@ def _fit_stack(
         if m in in_sample:
             outputs[m] = _cross_fitted(upstream[m], frame, target, transforms, classes, seed)
         else:
-            outputs[m] = _aligned(upstream[m], frame, upstream, classes)
-    X = stack_features(spec, outputs)
-    y = frame[target].to_numpy()
-    stacker: Any = (
-        LinearRegression() if classes is None else LogisticRegression(C=10.0, max_iter=1000)
-    )
-    stacker.fit(X, y)
+            outputs[m] = member_output(upstream[m], frame, upstream, classes)
+    stacker = fit_stacker(stack_features(spec, outputs), frame[target].to_numpy(), classes)
     info: dict[str, Any] = {
         "method": "stack",
         "weights": spec.weights,
@@ -273,14 +299,7 @@ def combine(
     if ensemble.method == "stack":
         if stacker is None:
             raise ComponentError(f"stacked ensemble {ensemble.name!r} is not fitted")
-        X = stack_features(ensemble, outputs)
-        if classes is None:
-            return np.asarray(stacker.predict(X), dtype=float)
-        proba = np.asarray(stacker.predict_proba(X), dtype=float)
-        aligned = np.zeros((proba.shape[0], len(classes)))
-        for j, cls in enumerate(np.asarray(stacker.classes_).tolist()):
-            aligned[:, classes.index(cls)] = proba[:, j]
-        return aligned
+        return stack_output(stacker, stack_features(ensemble, outputs), classes)
     weights = np.array([ensemble.weights[m] for m in ensemble.members], dtype=float)
     weights = weights / weights.sum()
     stacked = np.stack([np.asarray(outputs[m], dtype=float) for m in ensemble.members])

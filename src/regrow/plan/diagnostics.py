@@ -33,7 +33,9 @@ from regrow.components.fitted import (
     combine,
     feature_frame,
     fit_component,
+    fit_stacker,
     stack_features,
+    stack_output,
 )
 from regrow.model import FittedSystem
 from regrow.plan.policy import Planning
@@ -107,7 +109,6 @@ class Diagnosis:
     test_rows: int
     loss_before: float
     loss_after: float
-    reference_loss: float | None
     chosen: tuple[Move, ...]
     considered: tuple[Move, ...]
     member_loss: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -129,7 +130,6 @@ class Diagnosis:
             "test_rows": self.test_rows,
             "loss_before": self.loss_before,
             "loss_after": self.loss_after,
-            "reference_loss": self.reference_loss,
             "chosen": [m.to_dict() for m in self.chosen],
             "considered": [m.to_dict() for m in self.considered],
             "member_loss": self.member_loss,
@@ -226,9 +226,9 @@ class _Search:
             stacker = self.model.components[ens.name].estimator
             if refit or X_test.shape[1] != _n_features(stacker):
                 X_train = stack_features(view, {n: cols[n][0] for n in names})
-                stacker = _fit_stacker(X_train, self.y_train, self.classes)
+                stacker = fit_stacker(X_train, self.y_train, self.classes)
             return row_losses(
-                _stack_output(stacker, X_test, self.classes), self.y_test, self.classes
+                stack_output(stacker, X_test, self.classes), self.y_test, self.classes
             )
         if state.reweight:
             w = _mean_weights([cols[n][0] for n in names], self.y_train, self.classes)
@@ -247,25 +247,6 @@ class _Search:
 
 def _n_features(stacker: Any) -> int:
     return int(getattr(stacker, "n_features_in_", -1))
-
-
-def _fit_stacker(X: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> Any:
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-
-    stacker: Any = (
-        LinearRegression() if classes is None else LogisticRegression(C=10.0, max_iter=1000)
-    )
-    return stacker.fit(X, y)
-
-
-def _stack_output(stacker: Any, X: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
-    if classes is None:
-        return np.asarray(stacker.predict(X), dtype=float)
-    proba = np.asarray(stacker.predict_proba(X), dtype=float)
-    out = np.zeros((len(X), len(classes)))
-    for j, c in enumerate(np.asarray(stacker.classes_).tolist()):
-        out[:, list(classes).index(c)] = proba[:, j]
-    return out
 
 
 def _mean_weights(
@@ -287,10 +268,6 @@ def _mean_weights(
     res = minimize(loss, np.zeros(len(outputs)), method="Nelder-Mead", options={"maxiter": 400})
     w = np.exp(res.x - res.x.max())
     return np.asarray(w / w.sum())
-
-
-def _member_output(model: FittedSystem, member: FittedComponent, frame: pd.DataFrame) -> np.ndarray:
-    return model._member_output(member, frame)
 
 
 def diagnose(
@@ -330,7 +307,7 @@ def diagnose(
 
     stale: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, fc in member_fcs.items():
-        stale[name] = (_member_output(model, fc, train), _member_output(model, fc, test))
+        stale[name] = (model._member_output(fc, train), model._member_output(fc, test))
     probes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     probe_kind: dict[str, str] = {}
     for name in probe_names:
@@ -356,7 +333,7 @@ def diagnose(
                 params=params,
             )
         probe_kind[name] = how
-        probes[name] = (_member_output(model, probe, train), _member_output(model, probe, test))
+        probes[name] = (model._member_output(probe, train), model._member_output(probe, test))
 
     member_loss: dict[str, dict[str, float]] = {}
     for name in member_fcs:
@@ -364,7 +341,6 @@ def diagnose(
         if name in probes:
             entry["probe"] = float(row_losses(probes[name][1], y_test, classes).mean())
         member_loss[name] = entry
-    reference_loss = None
 
     search = _Search(model, ensemble, stale, probes, y_train, y_test)
     state = _State()
@@ -448,7 +424,6 @@ def diagnose(
         test_rows=len(test),
         loss_before=loss_before,
         loss_after=float(current.mean()),
-        reference_loss=reference_loss,
         chosen=tuple(chosen),
         considered=tuple(considered),
         member_loss=member_loss,
@@ -472,7 +447,7 @@ def _system_output(
         return next(iter(outputs.values()))
     if ensemble.method == "stack":
         X = stack_features(ensemble, outputs)
-        return _stack_output(stacker, X, model.classes_)
+        return stack_output(stacker, X, model.classes_)
     return np.asarray(combine(ensemble, outputs, model.classes_))
 
 
@@ -577,8 +552,8 @@ def _residual_diagnosis(
         if ensemble.method == "stack":
             view = Ensemble(ensemble.name, names, weights=dict.fromkeys(names, 1.0), method="stack")
             X_all = stack_features(view, {n: outputs[n] for n in names})
-            restacked = _fit_stacker(X_all[tr], y_train, classes)
-            new = _stack_output(restacked, X_all, classes)
+            restacked = fit_stacker(X_all[tr], y_train, classes)
+            new = stack_output(restacked, X_all, classes)
         else:
             w = _mean_weights([outputs[n][tr] for n in names], y_train, classes)
             new = np.tensordot(w / w.sum(), np.stack([outputs[n] for n in names]), axes=1)
@@ -624,7 +599,6 @@ def _residual_diagnosis(
         test_rows=len(test),
         loss_before=loss_before,
         loss_after=float(current.mean()),
-        reference_loss=None,
         chosen=tuple(chosen),
         considered=tuple(considered),
         member_loss=member_loss,

@@ -11,7 +11,7 @@ component version with its parent.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +37,16 @@ from regrow.run.environment import capture_environment
 from regrow.run.tasks import TaskResult, TaskSpec
 from regrow.system import System
 
-__all__ = ["Binding", "ComponentOutcome", "RunEvent", "RunResult", "UpdateSpec", "execute"]
+__all__ = [
+    "Binding",
+    "ComponentOutcome",
+    "RunEvent",
+    "RunResult",
+    "UpdateSpec",
+    "execute",
+    "full_bindings",
+    "partial_bindings",
+]
 
 
 @dataclass(frozen=True)
@@ -246,12 +255,14 @@ def execute(
                 emit(RunEvent("finished", task.name, seconds=outcome.seconds))
         manifest = {n: versions[n].id for n in order}
         spec = system.spec()
-        existing = _same_version(catalog, system.name, parent, manifest, spec)
         snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
         main_snapshot = _main_snapshot(bindings, order)
-        if existing is None:
-            # Checked again inside the insert's transaction: a concurrent run with the same
-            # result may have recorded it since.
+        if parent is not None and parent.manifest == manifest and parent.spec == spec:
+            version = parent  # nothing changed: re-running makes no new version
+        else:
+            # Any existing version with this manifest and spec (an older configuration, or
+            # a concurrent run's result) is returned instead of a new one, inside the
+            # insert's own transaction.
             version = catalog.add_system_version(
                 system=system.name,
                 manifest=manifest,
@@ -262,8 +273,6 @@ def execute(
                 note=note,
                 reuse_identical=True,
             )
-        else:
-            version = existing
         created = version.run_id == run.id
         ordered = {n: outcomes[n] for n in order}
         summary = {
@@ -290,22 +299,6 @@ def execute(
         if owned_backend:
             runner.close()
     return RunResult(run, version, ordered, time.perf_counter() - started, created)
-
-
-def _same_version(
-    catalog: Catalog,
-    system: str,
-    parent: SystemVersionRecord | None,
-    manifest: Mapping[str, str],
-    spec: Mapping[str, Any],
-) -> SystemVersionRecord | None:
-    """An existing version with exactly this manifest and spec: re-running makes no new one."""
-    if parent is not None and parent.manifest == manifest and parent.spec == spec:
-        return parent
-    for version in catalog.list_system_versions(system):
-        if version.manifest == manifest and version.spec == spec:
-            return version
-    return None
 
 
 def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
@@ -398,6 +391,48 @@ def _record(
             "code_root": code_root(system.definition_file, system[task.name].estimator),
         },
     )
+
+
+def partial_bindings(
+    catalog: Catalog,
+    system: System,
+    parent: SystemVersionRecord,
+    data: SnapshotRecord,
+    run_seed: int,
+    *,
+    fresh: Collection[str],
+    updates: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+) -> dict[str, Binding]:
+    """The bindings of a partial update of ``parent``.
+
+    Components in ``fresh`` (and components ``parent`` lacks) are fitted on ``data`` with a seed
+    derived from ``run_seed``; those in ``updates`` (name -> (update, params)) update their
+    version in ``parent`` on ``data``. Every other component keeps the snapshot and seed its
+    version was trained with, so its fingerprint, and so its version, is unchanged unless
+    something it depends on changed.
+    """
+    recorded = catalog.get_component_versions(list(parent.manifest.values()))
+    by_name = {v.component: v for v in recorded.values()}
+    snaps: dict[str, SnapshotRecord] = {data.id: data}
+    bindings: dict[str, Binding] = {}
+    for name, comp in system.components.items():
+        old = by_name.get(name)
+        if name in fresh or old is None:
+            bindings[name] = Binding(
+                data if comp.learns_from_data else None, derive_seed(run_seed, name)
+            )
+        elif updates and name in updates:
+            action, params = updates[name]
+            bindings[name] = Binding(
+                data, derive_seed(run_seed, name), UpdateSpec(action, params, old)
+            )
+        elif old.snapshot_id is not None and comp.learns_from_data:
+            if old.snapshot_id not in snaps:
+                snaps[old.snapshot_id] = catalog.get_snapshot(old.snapshot_id)
+            bindings[name] = Binding(snaps[old.snapshot_id], old.seed)
+        else:
+            bindings[name] = Binding(None, old.seed)
+    return bindings
 
 
 def full_bindings(system: System, snapshot: SnapshotRecord, run_seed: int) -> dict[str, Binding]:
