@@ -1,10 +1,6 @@
-"""Fingerprints: each part moves the fingerprint; code hashing ignores comments."""
+"""Fingerprints: each part moves the fingerprint (code: tests/test_code_fingerprint.py)."""
 
 from __future__ import annotations
-
-import os
-import time
-from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,8 +12,6 @@ from regrow.fingerprint import (
     component_parts,
     derive_seed,
     fingerprint,
-    local_sources,
-    source_hash,
 )
 
 HASHES = {"x": "h-x", "z": "h-z", "y": "h-y"}
@@ -69,37 +63,8 @@ def test_code_version_replaces_source_hashing() -> None:
     assert parts(s)["code"] == {"version": "1"}
 
 
-def test_source_hash_ignores_comments_and_docstrings(tmp_path: Path) -> None:
-    f = tmp_path / "mod.py"
-    f.write_text('"""doc"""\nx = 1  # a comment\n')
-    first = source_hash(str(f))
-    f.write_text('"""other doc"""\n# new comment\nx = 1\n')
-    os.utime(f, ns=(time.time_ns(), time.time_ns() + 1000))
-    assert source_hash(str(f)) == first
-    f.write_text("x = 2\n")
-    os.utime(f, ns=(time.time_ns(), time.time_ns() + 2000))
-    assert source_hash(str(f)) != first
-
-
-def test_local_sources_include_this_module() -> None:
-    assert __file__ in local_sources(__file__)
-
-
 @given(st.integers(min_value=0, max_value=2**40), st.text(min_size=1, max_size=20))
 def test_derived_seeds_are_stable_and_in_range(run_seed: int, name: str) -> None:
     seed = derive_seed(run_seed, name)
     assert seed == derive_seed(run_seed, name)
     assert 0 <= seed < 2**31
-
-
-def test_relative_imports_are_part_of_the_code(tmp_path: Path) -> None:
-    pkg = tmp_path / "proj" / "pkg"
-    pkg.mkdir(parents=True)
-    (tmp_path / "proj" / "__init__.py").write_text("")
-    (pkg / "__init__.py").write_text("")
-    (pkg / "features.py").write_text("X = 1\n")
-    (tmp_path / "proj" / "shared.py").write_text("Y = 2\n")
-    models = pkg / "models.py"
-    models.write_text("from . import features\nfrom ..shared import Y\n")
-    found = {Path(f).name for f in local_sources(str(models))}
-    assert found == {"models.py", "features.py", "shared.py"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -133,35 +134,39 @@ def test_status_names_the_causes(ws: Workspace, history: pd.DataFrame) -> None:
     assert by_data["geo"].fresh
 
 
-def test_status_detects_a_code_change(tmp_path: Path, history: pd.DataFrame) -> None:
+def test_an_edited_system_file_is_a_parameter_change_not_code(
+    tmp_path: Path, history: pd.DataFrame
+) -> None:
     module = tmp_path / "my_models.py"
-    module.write_text(
+    source = (
         "from sklearn.linear_model import LogisticRegression\n"
-        "from regrow import Member, System\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "from regrow import Member, System, Transform\n"
         "def build():\n"
         "    return System('m', target='churned', components=[\n"
-        "        Member('only', LogisticRegression(), inputs=['tenure_months'])])\n"
+        "        Transform('other', StandardScaler(), inputs=['monthly_fee']),\n"
+        "        Member('only', LogisticRegression(), inputs=['tenure_months', 'other'])])\n"
     )
-    import importlib.util
+    module.write_text(source)
 
-    spec = importlib.util.spec_from_file_location("my_models", module)
-    assert spec
-    assert spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    def load() -> Any:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("my_models", module)
+        assert spec
+        assert spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod.build()
+
     with Workspace.init(tmp_path / "ws") as ws:
-        v = ws.train(mod.build(), ws.snapshot(history, name="c"), workers=1).version
-        assert ws.status(v.ref)[0].fresh
-        module.write_text(
-            module.read_text().replace("LogisticRegression()", "LogisticRegression(C=2.0)")
-        )
-        import os
-        import time
-
-        os.utime(module, ns=(time.time_ns(), time.time_ns() + 10_000))
-        row = ws.status(v.ref)[0]
-        assert row.causes == ("code",)
-        assert row.details["code"] == ["my_models.py"]
+        v = ws.train(load(), ws.snapshot(history, name="c"), workers=1).version
+        module.write_text(source.replace("LogisticRegression()", "LogisticRegression(C=2.0)", 1))
+        rows = {s.name: s for s in ws.status(v.ref, system=load())}
+        assert rows["only"].causes == ("parameters",)
+        assert rows["only"].details["parameters"]["C"] == [1.0, 2.0]
+        assert rows["other"].fresh  # the file changed; what `other` runs did not
+        assert all(s.fresh for s in ws.status(v.ref))  # no code of the user's is reached
 
 
 def test_lineage_names_snapshots_runs_and_reasons(ws: Workspace, history: pd.DataFrame) -> None:

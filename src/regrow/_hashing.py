@@ -16,6 +16,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from regrow._modules import code_label
+
 __all__ = ["canonical_json", "hash_json", "jsonable", "sha256_hex"]
 
 
@@ -52,11 +54,11 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, type):
-        return f"<{value.__module__}.{value.__qualname__}>"
+        return f"<{code_label(value)}>"
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalars and arrays
         return jsonable(value.tolist())
     cls = type(value)
-    name = f"<{cls.__module__}.{cls.__qualname__}>"
+    name = f"<{code_label(cls)}>"
     get_params = getattr(value, "get_params", None)
     if callable(get_params):
         try:
@@ -70,7 +72,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
             "keywords": jsonable(value.keywords),
         }
     if callable(value) and hasattr(value, "__qualname__"):
-        return f"<{getattr(value, '__module__', '?')}.{value.__qualname__}>"
+        return f"<{code_label(value)}>"
     state = getattr(value, "__dict__", None)
     if isinstance(state, dict) and _depth < 8:
         return {"class": name, "state": {str(k): jsonable(v, _depth + 1) for k, v in state.items()}}

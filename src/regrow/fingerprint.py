@@ -6,8 +6,8 @@ A component's fingerprint hashes six parts:
 part       what it covers
 ========== ==================================================================================
 recipe     the estimator's class and parameters, and the component's inputs
-code       the source of the module that builds the system and the local modules it imports
-           (comments and formatting ignored), or the component's explicit ``code_version``
+code       the user's own functions, classes and module-level names the component reaches from
+           its estimator, as syntax trees (see :mod:`regrow._code`), or its ``code_version``
 deps       versions of the libraries that fit and run it (scikit-learn, LightGBM, numpy, ...)
 data       the snapshot it trains on: hashes of only the columns it reads, and the target
 upstream   the fingerprints of the components it reads
@@ -26,28 +26,24 @@ True
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import os
-import sys
 from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
 from typing import Any
 
+from regrow._code import code_objects, rehash
 from regrow._hashing import hash_json
 from regrow.components.adapters import adapter_for
 from regrow.errors import SystemSpecError
-from regrow.system import System, is_installed_code
+from regrow.system import System
 
 __all__ = [
     "CAUSE_NAMES",
     "changed_parts",
-    "code_fingerprint",
+    "code_locations",
+    "code_part",
     "component_parts",
     "derive_seed",
     "fingerprint",
-    "source_hash",
 ]
 
 #: How each fingerprint part is named when it is the cause of staleness.
@@ -89,186 +85,28 @@ def changed_parts(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> li
 
 # -- code ---------------------------------------------------------------------------------------
 
-_SOURCE_CACHE: dict[str, tuple[int, int, str]] = {}
 
+def code_part(estimator: Any) -> dict[str, Any]:
+    """The ``code`` part: the user's own code the component runs, by qualified name.
 
-def source_hash(path: str) -> str | None:
-    """sha256 of a Python file's syntax tree (comments and formatting do not count).
+    See :mod:`regrow._code` for what is reached and how it is hashed. Only syntax trees count,
+    so a comment, a docstring, reformatting or moving the file changes nothing; an edit to a
+    helper that one transform uses changes that transform's part alone.
 
-    Cached by (mtime, size), so re-hashing unchanged files is free. None if the file is gone.
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> code_part(LogisticRegression(C=2.0))  # library code enters through ``deps``
+    {'objects': {}}
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    hit = _SOURCE_CACHE.get(path)
-    if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
-        return hit[2]
-    raw = Path(path).read_bytes()
-    try:
-        tree = ast.parse(raw)
-        normal = ast.dump(_strip_docstrings(tree), annotate_fields=False).encode()
-    except SyntaxError:
-        normal = raw
-    digest = hashlib.sha256(normal).hexdigest()
-    _SOURCE_CACHE[path] = (st.st_mtime_ns, st.st_size, digest)
-    return digest
+    return {"objects": {k: o.digest for k, o in code_objects(estimator).items()}}
 
 
-def _strip_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                body[0] = ast.Pass()
-    return tree
+def code_locations(estimator: Any) -> dict[str, list[str | None]]:
+    """Where each object of the ``code`` part was found: ``[file, kind, qualname]``.
 
-
-@cache
-def _imported_modules(path: str, mtime_ns: int) -> tuple[str, ...]:
-    try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (OSError, SyntaxError):
-        return ()
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-            names.extend(f"{node.module}.{a.name}" for a in node.names)
-    return tuple(names)
-
-
-@cache
-def _relative_imports(path: str, mtime_ns: int) -> tuple[str, ...]:
-    """Files named by ``from . import x`` / ``from ..pkg import y`` in ``path`` that exist.
-
-    Relative imports always point into the user's own package, so they are followed on the
-    file system (even above the definition file's folder), not through ``sys.modules``.
+    Kept with a component version's info (not its fingerprint), so ``status`` without the
+    user's system can re-hash the recorded objects from disk.
     """
-    try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (OSError, SyntaxError):
-        return ()
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom) or node.level == 0:
-            continue
-        base = Path(path).resolve().parent
-        for _ in range(node.level - 1):
-            base = base.parent
-        target = base.joinpath(*node.module.split(".")) if node.module else base
-        candidates = [target.with_suffix(".py"), target / "__init__.py"] if node.module else []
-        for alias in node.names:
-            candidates += [target / f"{alias.name}.py", target / alias.name / "__init__.py"]
-        found.extend(str(c) for c in candidates if c.is_file())
-    return tuple(found)
-
-
-def local_sources(definition_file: str) -> list[str]:
-    """The definition file and the local modules it imports (see :func:`_local_sources`).
-
-    Memoised on the file's modification time and the number of imported modules, so a
-    thousand components built by one module cost one walk.
-    """
-    try:
-        mtime = os.stat(definition_file).st_mtime_ns
-    except OSError:
-        mtime = -1
-    return list(_local_sources(definition_file, mtime, len(sys.modules)))
-
-
-@cache
-def _local_sources(definition_file: str, _mtime: int, _n_modules: int) -> tuple[str, ...]:
-    """The definition file and the local (not installed) modules it imports, recursively.
-
-    Only modules already imported (in ``sys.modules``) are followed: importing is what made
-    them part of the running system. Third-party and standard-library modules are skipped;
-    their versions enter the ``deps`` part instead.
-    """
-    root = Path(definition_file).resolve().parent
-    found: list[str] = []
-    queue = [str(Path(definition_file).resolve())]
-    while queue:
-        path = queue.pop()
-        if path in found:
-            continue
-        found.append(path)
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except OSError:
-            continue
-        for name in _imported_modules(path, mtime):
-            module = sys.modules.get(name)
-            file = getattr(module, "__file__", None)
-            if not file:
-                continue
-            resolved = Path(file).resolve()
-            local = root in resolved.parents and not is_installed_code(resolved)
-            if resolved.suffix == ".py" and local:
-                queue.append(str(resolved))
-        queue.extend(f for f in _relative_imports(path, mtime) if not is_installed_code(Path(f)))
-    return tuple(sorted(found))
-
-
-def code_fingerprint(definition_file: str | None, estimator: Any) -> dict[str, Any]:
-    """The ``code`` part: hashes of the system's local source files and the estimator's class.
-
-    An estimator class defined in a local module (a custom transformer, say) adds its file.
-    Files are keyed by their path relative to :func:`code_root`, so the same project checked
-    out in two places (a laptop and CI sharing a catalog) gets the same fingerprints.
-    """
-    files: set[str] = set()
-    if definition_file:
-        files.update(local_sources(definition_file))
-    module_file = _local_module_file(type(estimator).__module__) if estimator is not None else None
-    if module_file:
-        files.update(local_sources(module_file))
-    root = code_root(definition_file, estimator)
-    if root is None:
-        return {"files": {}}
-    return {"files": {_relative(f, root): source_hash(f) for f in sorted(files)}}
-
-
-@cache
-def _relative(path: str, root: str) -> str:
-    return os.path.relpath(path, root)
-
-
-@cache
-def _folder(path: str) -> str:
-    return str(Path(path).resolve().parent)
-
-
-def code_root(definition_file: str | None, estimator: Any = None) -> str | None:
-    """The folder code paths are relative to: the definition file's, else the estimator's."""
-    if definition_file:
-        return _folder(definition_file)
-    module_file = _local_module_file(type(estimator).__module__) if estimator is not None else None
-    return str(Path(module_file).parent) if module_file else None
-
-
-def _local_module_file(module_name: str) -> str | None:
-    """The source file of an imported module that is not installed (a user's own module)."""
-    hit = _MODULE_FILES.get(module_name, _UNSEEN)
-    if hit is _UNSEEN:
-        file = getattr(sys.modules.get(module_name), "__file__", None)
-        hit = None
-        if file:
-            resolved = Path(file).resolve()
-            hit = None if is_installed_code(resolved) else str(resolved)
-        _MODULE_FILES[module_name] = hit
-    return hit if isinstance(hit, str) else None
-
-
-_UNSEEN = object()
-_MODULE_FILES: dict[str, object] = {}
+    return {k: [o.file, o.kind, o.qualname] for k, o in code_objects(estimator).items()}
 
 
 def deps_part(estimator: Any) -> dict[str, str]:
@@ -293,9 +131,7 @@ def component_parts(
     comp = system[name]
     est = comp.estimator
     code: dict[str, Any] = (
-        {"version": comp.code_version}
-        if comp.code_version is not None
-        else code_fingerprint(system.definition_file, est)
+        {"version": comp.code_version} if comp.code_version is not None else code_part(est)
     )
     data: dict[str, str] | None = None
     if comp.learns_from_data:
@@ -319,17 +155,26 @@ def component_parts(
 
 
 def recorded_parts_now(
-    recorded: Mapping[str, Any], upstream: Mapping[str, str], *, root: str | None = None
+    recorded: Mapping[str, Any],
+    upstream: Mapping[str, str],
+    *,
+    locations: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The parts of a recorded version as they would be computed now, without the user's code.
 
-    Code files are re-hashed from disk (relative paths from ``root``, the recorded code root),
-    library versions re-read, upstream fingerprints replaced by ``upstream``; recipe, data
-    and seed stay as recorded.
+    Each recorded code object is re-hashed from the file ``locations`` (the version's
+    ``info["code"]``) names; one that cannot be re-hashed without importing it (hashed from
+    bytecode, or its file moved) keeps its recorded hash. Library versions are re-read and
+    upstream fingerprints replaced by ``upstream``; recipe, data and seed stay as recorded.
     """
     code = recorded.get("code") or {}
-    if "files" in code and root is not None:
-        code = {"files": {f: source_hash(os.path.join(root, f)) for f in code["files"]}}
+    if "objects" in code and locations:
+        objects = dict(code["objects"])
+        for key, (file, kind, qualname) in locations.items():
+            if key in objects and file:
+                now = rehash(file, kind, qualname)
+                objects[key] = now if now is not None else objects[key]
+        code = {"objects": objects}
     deps = {lib: v for lib in (recorded.get("deps") or {}) if (v := _dist_version(lib))}
     return {**recorded, "code": code, "deps": deps, "upstream": dict(upstream)}
 

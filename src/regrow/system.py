@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from regrow._modules import is_installed_code
 from regrow.components.base import Component, Ensemble, Member
 from regrow.errors import SystemSpecError
 
@@ -39,24 +39,12 @@ __all__ = ["System", "Task"]
 Task = Literal["classification", "regression"]
 
 
-_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
-
-
-def is_installed_code(path: Path) -> bool:
-    """Whether a resolved source path belongs to an installed package or the standard library.
-
-    Such code enters fingerprints through library versions, not through its source.
-    """
-    text = str(path)
-    return "site-packages" in text or "dist-packages" in text or _STDLIB in path.parents
-
-
 def _caller_file() -> str | None:
     """The source file of the first caller that is user code.
 
     regrow's own modules, installed packages and the standard library are skipped (regrow's
     demo builds a system like a user would, so it counts). In a REPL or a notebook there is
-    no such file: None, and code fingerprints then cover only local estimator classes.
+    no such file: None.
     """
     here = Path(__file__).resolve().parent
     for frame_info in inspect.stack(context=0)[2:]:
@@ -76,8 +64,9 @@ class System:
     """A named DAG of transforms, members and at most one ensemble.
 
     Parameters are stored as given. ``definition_file`` is the module that builds the system
-    (found automatically): its source, and the local modules it imports, enter every
-    component's code fingerprint.
+    (found automatically), recorded for lineage and the run's environment (its git commit).
+    Its source is not part of any fingerprint: each component's code part covers only the
+    user code that component reaches (see :mod:`regrow.fingerprint`).
     """
 
     def __init__(

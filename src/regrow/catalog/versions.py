@@ -17,7 +17,18 @@ from regrow.catalog.refs import check_name
 from regrow.catalog.rows import system_version_record
 from regrow.errors import CatalogError, ConfigError, VersionNotFound
 
-__all__ = ["VersionsMixin"]
+__all__ = ["VersionsMixin", "same_spec"]
+
+
+def same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two system specs describe the same system: where its file lives does not count.
+
+    >>> same_spec({"name": "s", "definition_file": "/a.py"}, {"name": "s", "definition_file": None})
+    True
+    """
+    return {k: v for k, v in a.items() if k != "definition_file"} == {
+        k: v for k, v in b.items() if k != "definition_file"
+    }
 
 
 class VersionsMixin(CatalogCore):
@@ -43,7 +54,8 @@ class VersionsMixin(CatalogCore):
         writes nothing. Audit event ``version.create``.
 
         With ``reuse_identical``, an existing version of ``system`` with the same manifest and
-        spec is returned instead (its ``run_id`` tells it apart), checked in the same
+        spec (:func:`same_spec`: where the system was defined does not count) is returned
+        instead (its ``run_id`` tells it apart), checked in the same
         transaction as the insert: two runs that finish at once with the same result make one
         version. On PostgreSQL the check holds a transaction-scoped advisory lock on the
         system; SQLite serialises writers already.
@@ -71,7 +83,7 @@ class VersionsMixin(CatalogCore):
                     .order_by(SystemVersion.number.desc())
                 )
                 for existing in same:
-                    if existing.manifest == entries and existing.spec == data:
+                    if existing.manifest == entries and same_spec(existing.spec, data):
                         return system_version_record(existing)
             self._check_refs(session, run_id=run_id, snapshot_id=snapshot_id)
             if parent_id is not None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from sklearn.base import BaseEstimator
 
 from regrow._hashing import jsonable
+from regrow._modules import code_label
 from regrow.errors import SystemSpecError
 
 __all__ = ["Component", "Ensemble", "Member", "Transform"]
@@ -121,7 +122,7 @@ class Component:
         params: Any = _params(est) if hasattr(est, "get_params") else {}
         return {
             "kind": self.kind,
-            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "class": code_label(cls),
             "params": jsonable(params),
             "inputs": list(self.inputs),
         }

@@ -23,11 +23,12 @@ from regrow.catalog.records import (
     SystemVersionRecord,
 )
 from regrow.catalog.store import ArtifactStore
+from regrow.catalog.versions import same_spec
 from regrow.components.base import Ensemble, Transform
 from regrow.errors import RunError, SystemSpecError
 from regrow.fingerprint import (
     changed_parts,
-    code_root,
+    code_locations,
     component_parts,
     derive_seed,
     fingerprint,
@@ -257,7 +258,7 @@ def execute(
         spec = system.spec()
         snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
         main_snapshot = _main_snapshot(bindings, order)
-        if parent is not None and parent.manifest == manifest and parent.spec == spec:
+        if parent is not None and parent.manifest == manifest and same_spec(parent.spec, spec):
             version = parent  # nothing changed: re-running makes no new version
         else:
             # Any existing version with this manifest and spec (an older configuration, or
@@ -388,7 +389,7 @@ def _record(
         info={
             **outcome.info,
             "cpu_seconds": outcome.cpu_seconds,
-            "code_root": code_root(system.definition_file, system[task.name].estimator),
+            "code": code_locations(system[task.name].estimator),
         },
     )
 

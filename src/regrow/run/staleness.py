@@ -53,10 +53,7 @@ def _details(
     """Short, human explanations of what changed in each stale part."""
     out: dict[str, Any] = {}
     if "code" in causes:
-        before = recorded.get("code", {}).get("files", {})
-        after = now.get("code", {}).get("files", {})
-        changed = sorted(f for f in set(before) | set(after) if before.get(f) != after.get(f))
-        out["code"] = changed or "code version changed"
+        out["code"] = _code_details(recorded.get("code") or {}, now.get("code") or {})
     if "parameters" in causes:
         b, a = recorded["recipe"].get("params", {}), now["recipe"].get("params", {})
         out["parameters"] = {
@@ -76,6 +73,23 @@ def _details(
         b, a = recorded.get("upstream", {}), now.get("upstream", {})
         out["upstream"] = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
     return out
+
+
+def _code_details(before: Mapping[str, Any], after: Mapping[str, Any]) -> Any:
+    """What changed in the code part: the functions and classes, by qualified name.
+
+    ``{"changed": [...], "added": [...], "removed": [...]}`` (empty lists left out), or the
+    code versions when ``code_version`` is set on either side.
+    """
+    if "version" in before or "version" in after:
+        return {"code_version": [before.get("version"), after.get("version")]}
+    b, a = before.get("objects") or {}, after.get("objects") or {}
+    groups = {
+        "changed": sorted(k for k in set(b) & set(a) if b[k] != a[k]),
+        "added": sorted(set(a) - set(b)),
+        "removed": sorted(set(b) - set(a)),
+    }
+    return {k: v for k, v in groups.items() if v} or "code hashed differently"
 
 
 def staleness(
@@ -127,7 +141,7 @@ def staleness(
                 system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream
             )
         else:
-            now = recorded_parts_now(rec.parts, upstream, root=rec.info.get("code_root"))
+            now = recorded_parts_now(rec.parts, upstream, locations=rec.info.get("code"))
             if snapshot is not None and rec.parts.get("data"):
                 cols = rec.parts["data"]
                 now["data"] = {c: snapshot.column_hashes.get(c) for c in cols}
