@@ -9,6 +9,7 @@ builtin a caller would naturally catch, so ``except LookupError`` keeps working:
     │   └── PolicyError                         a policy file that does not validate (names the key)
     ├── DataError (ValueError)                  malformed data
     │   ├── SchemaError                         a schema violation or a bad schema declaration
+    │   │   └── IncompatibleSchema              a snapshot refused: its name's schema would break
     │   └── SliceError                          a slice filter that does not apply to the data
     ├── SystemSpecError (ValueError)            an invalid system graph (cycle, unknown column, ...)
     ├── ComponentError (RuntimeError)           a component failed to fit or predict
@@ -23,7 +24,11 @@ builtin a caller would naturally catch, so ``except LookupError`` keeps working:
     │   └── InvalidKey (ValueError)             a key that is not a sha256 digest
     ├── PlanError (ValueError)                  a plan or action that cannot be built or run
     ├── RunError (RuntimeError)                 a run failed; names the component and cause
+    │   └── CannotRebuild                       a lost artifact cannot be refitted from its record
     └── MissingDependency (ImportError)         an optional extra is not installed
+
+    RegrowWarning (UserWarning)                 root of the warnings regrow emits
+    └── DataQualityWarning                      nulls, values read as another type, infinities
 
 Every message names the offending value and says what to do instead.
 
@@ -42,16 +47,20 @@ __all__ = [
     "ArtifactCorrupted",
     "ArtifactNotFound",
     "AuditChainBroken",
+    "CannotRebuild",
     "CatalogError",
     "ComponentError",
     "ConfigError",
     "DataError",
+    "DataQualityWarning",
+    "IncompatibleSchema",
     "InvalidKey",
     "MissingDependency",
     "NotFound",
     "PlanError",
     "PolicyError",
     "RegrowError",
+    "RegrowWarning",
     "RunError",
     "SchemaError",
     "SliceError",
@@ -88,6 +97,23 @@ class DataError(RegrowError, ValueError):
 
 class SchemaError(DataError):
     """Data that violates its schema, or a schema declaration that makes no sense."""
+
+
+class IncompatibleSchema(SchemaError):
+    """A snapshot refused because it would break its name's schema: a removed column, a
+    changed type, or nulls in the target. ``problems`` lists them, ``changes`` is the diff."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        problems: tuple[str, ...] = (),
+        changes: tuple[str, ...] = (),
+    ) -> None:
+        self.problems = problems
+        self.changes = changes
+        super().__init__(message, hint=hint)
 
 
 class SliceError(DataError):
@@ -157,6 +183,11 @@ class RunError(RegrowError, RuntimeError):
     """A run failed; the message names the component and the cause."""
 
 
+class CannotRebuild(RunError):
+    """A component version whose artifact was lost cannot be refitted from its record (its
+    data, an upstream artifact or its estimator's definition is gone too)."""
+
+
 class MissingDependency(RegrowError, ImportError):
     """An optional dependency is not installed; the hint gives the exact pip command."""
 
@@ -165,3 +196,16 @@ class MissingDependency(RegrowError, ImportError):
             f"{package!r} is not installed",
             hint=f"install it with: pip install 'regrow[{extra}]'",
         )
+
+
+class RegrowWarning(UserWarning):
+    """Root of the warnings regrow emits; filter them with ``warnings.simplefilter``."""
+
+
+class DataQualityWarning(RegrowWarning):
+    """Data was stored, but some of it deserves a look: nulls, values read as another type,
+    infinities stored as nulls. ``notes`` holds one line per finding."""
+
+    def __init__(self, message: str, notes: tuple[str, ...] = ()) -> None:
+        self.notes = notes
+        super().__init__(message)

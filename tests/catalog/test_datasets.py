@@ -152,3 +152,92 @@ def test_json_values_are_normalized(catalog: Catalog, build: Any) -> None:
         "sales", profile={"bins": (1, 2), "tags": {"b", "a"}, "nan": float("nan")}
     )
     assert catalog.get_profile(snap.id) == {"bins": [1, 2], "tags": ["a", "b"], "nan": "nan"}
+
+
+# -- what snapshot safety reads: the name's latest schema, its target, a schema change -------
+
+
+def test_latest_schema_is_that_of_the_newest_snapshot_of_the_name(
+    catalog: Catalog, build: Any
+) -> None:
+    assert catalog.latest_schema("sales") is None
+    v1 = catalog.register_schema("sales", {"columns": {"x": "float"}})
+    assert catalog.latest_schema("sales") == v1  # no snapshot yet: the highest version
+    v2 = catalog.register_schema("sales", {"columns": {"x": "int"}})
+    snap = build.snapshot("sales", schema_id=v1.id)  # the newest snapshot uses v1 again
+    assert catalog.latest_schema("sales") == v1
+    assert catalog.snapshot_schema(snap.id) == v1
+    assert catalog.latest_schema("other") is None
+    assert v2.version == 2
+
+
+def test_trained_target_comes_from_the_newest_version_trained_on_the_name(
+    catalog: Catalog, build: Any
+) -> None:
+    snap = build.snapshot("sales")
+    assert catalog.trained_target("sales") is None
+    build.version(snapshot_id=snap.id, spec={"components": [], "target": "churned"})
+    build.version(snapshot_id=snap.id, spec={"components": [], "target": "label"})
+    assert catalog.trained_target("sales") == "label"
+    assert catalog.trained_target("other") is None
+
+
+def test_an_allowed_schema_change_is_audited_with_the_version(catalog: Catalog) -> None:
+    catalog.register_schema("sales", {"columns": {"x": "float"}})
+    change = {"problems": ["column 'y' (int) is missing"], "from_version": 1}
+    v2 = catalog.register_schema("sales", {"columns": {"z": "float"}}, change=change)
+    events = catalog.audit_events(subject="schema:sales")
+    assert [e.action for e in events] == ["schema.change", "schema.create", "schema.create"]
+    assert events[0].payload == {**change, "id": v2.id, "version": 2}
+    # Back to an older spec: no new version, but the allowed change is still recorded.
+    catalog.register_schema("sales", {"columns": {"x": "float"}}, change=change)
+    assert catalog.audit_events(subject="schema:sales")[0].payload["version"] == 1
+    assert catalog.verify_audit() == 4
+
+
+def test_describe_snapshot_joins_record_schema_version_and_profile(
+    catalog: Catalog, build: Any
+) -> None:
+    catalog.register_schema("sales", {"columns": [{"name": "x", "dtype": "float"}]})
+    schema = catalog.register_schema(
+        "sales",
+        {
+            "columns": [
+                {"name": "x", "dtype": "float", "nullable": True},
+                {"name": "c", "dtype": "category", "nullable": False},
+            ]
+        },
+    )
+    profile = {
+        "rows": 4,
+        "columns": {
+            "x": {"dtype": "float", "nulls": 1, "null_rate": 0.25, "min": 1.0, "max": 3.0},
+            "c": {"dtype": "category", "nulls": 0, "null_rate": 0.0, "distinct": 2,
+                  "top": [{"value": "a", "count": 3}, {"value": "b", "count": 1}]},
+        },
+        "slice_rows": {"big": 1},
+        "notes": [{"column": "x", "kind": "nulls", "count": 1, "message": "column 'x': 1 null"}],
+        "source": "/data/sales.csv",
+    }  # fmt: skip
+    snap = build.snapshot("sales", schema_id=schema.id, columns=("x", "c"), profile=profile)
+    info = catalog.describe_snapshot("sales")
+    assert info["id"] == snap.id
+    assert info["schema"] == {"id": schema.id, "version": 2}
+    assert info["source"] == "/data/sales.csv"
+    assert info["slices"] == [{"name": "big", "expr": "x > 10", "rows": 1}]
+    assert info["notes"] == ["column 'x': 1 null"]
+    x, c = info["columns"]
+    assert (x["name"], x["nullable"], x["nulls"], x["min"], x["max"]) == ("x", True, 1, 1.0, 3.0)
+    assert (c["nullable"], c["distinct"], c["top"][0]) == (False, 2, {"value": "a", "count": 3})
+
+
+def test_describe_snapshot_of_an_older_snapshot_says_what_was_not_kept(
+    catalog: Catalog, build: Any
+) -> None:
+    build.snapshot("sales")  # a profile without slice rows, notes or source
+    info = catalog.describe_snapshot("sales")
+    assert info["source"] is None
+    assert info["notes"] is None
+    assert info["slices"] == [{"name": "big", "expr": "x > 10", "rows": None}]
+    with pytest.raises(NotFound, match="unknown snapshot 'nope'"):
+        catalog.describe_snapshot("nope")

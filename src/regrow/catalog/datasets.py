@@ -11,30 +11,53 @@ from sqlalchemy.orm import Session
 from regrow._hashing import hash_json
 from regrow.catalog import audit, checks, lookup
 from regrow.catalog.core import CatalogCore, now
-from regrow.catalog.models import Profile, Schema, Snapshot
+from regrow.catalog.models import Profile, Schema, Snapshot, SystemVersion
 from regrow.catalog.records import SchemaRecord, SnapshotRecord
 from regrow.catalog.rows import schema_record, snapshot_record
 from regrow.errors import CatalogError, ConfigError, NotFound
 
 __all__ = ["DatasetsMixin"]
 
+_TOP_SHOWN = 5
+
 
 class DatasetsMixin(CatalogCore):
     """Catalog methods for schemas, snapshots and profiles."""
 
     def register_schema(
-        self, name: str, spec: Mapping[str, Any], *, actor: str | None = None
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        change: Mapping[str, Any] | None = None,
     ) -> SchemaRecord:
         """Record ``spec`` as a version of the schema ``name``; its id is ``hash_json(spec)``.
 
         Registering a spec already stored under ``name`` returns the existing record; a new
         spec becomes the next version. Audit event ``schema.create`` for a new version.
+        ``change`` describes an incompatible change someone allowed (its problems, the diff):
+        it is recorded, in the same transaction, as audit event ``schema.change`` with the
+        version the spec has, new or not.
         """
         name = checks.text("name", name)
         data = audit.normalize(checks.mapping("spec", spec))
         schema_id, who = hash_json(data), checks.actor(actor)
+        allowed = audit.normalize(checks.mapping("change", change)) if change is not None else None
 
         def write(session: Session) -> SchemaRecord:
+            record = register(session)
+            if allowed is not None:
+                audit.append(
+                    session,
+                    actor=who,
+                    action="schema.change",
+                    subject=f"schema:{name}",
+                    payload={**allowed, "id": schema_id, "version": record.version},
+                )
+            return record
+
+        def register(session: Session) -> SchemaRecord:
             row = session.scalars(
                 sa.select(Schema).where(Schema.name == name, Schema.id == schema_id)
             ).first()
@@ -75,6 +98,48 @@ class DatasetsMixin(CatalogCore):
                 sa.select(Schema).where(Schema.name == name).order_by(Schema.version)
             )
             return [schema_record(row) for row in rows]
+
+    def latest_schema(self, name: str) -> SchemaRecord | None:
+        """The schema a new snapshot named ``name`` is compared with: that of the newest
+        snapshot with the name, else the name's highest schema version; None for a new name."""
+        newest = (
+            sa.select(Snapshot.schema_id)
+            .where(Snapshot.name == name)
+            .order_by(Snapshot.created_at.desc(), Snapshot.id)
+            .limit(1)
+        )
+        with self._read() as session:
+            schema_id = session.scalar(newest)
+            query = sa.select(Schema).where(Schema.name == name)
+            if schema_id is not None:
+                query = query.where(Schema.id == schema_id)
+            row = session.scalars(query.order_by(Schema.version.desc()).limit(1)).first()
+            return schema_record(row) if row is not None else None
+
+    def snapshot_schema(self, ref: str) -> SchemaRecord:
+        """The schema of snapshot ``ref`` (id, id prefix or name), with its version under the
+        snapshot's name."""
+        with self._read() as session:
+            snap = lookup.snapshot(session, ref)
+            row = session.scalars(
+                sa.select(Schema).where(Schema.name == snap.name, Schema.id == snap.schema_id)
+            ).first()
+            return schema_record(row if row is not None else self._schema(session, snap.schema_id))
+
+    def trained_target(self, name: str) -> str | None:
+        """The target of the newest system version trained on a snapshot named ``name``
+        (None if none was): what a new snapshot under the name must label."""
+        query = (
+            sa.select(SystemVersion.spec)
+            .join(Snapshot, Snapshot.id == SystemVersion.snapshot_id)
+            .where(Snapshot.name == name)
+            .order_by(SystemVersion.created_at.desc())
+            .limit(1)
+        )
+        with self._read() as session:
+            spec = session.scalar(query)
+        target = spec.get("target") if isinstance(spec, Mapping) else None
+        return target if isinstance(target, str) else None
 
     def add_snapshot(
         self,
@@ -151,6 +216,44 @@ class DatasetsMixin(CatalogCore):
         with self._read() as session:
             return snapshot_record(lookup.snapshot(session, ref))
 
+    def describe_snapshot(self, ref: str) -> dict[str, Any]:
+        """Snapshot ``ref`` (id, id prefix or name) for people: its record, schema version,
+        source, one row per column (dtype, nullability, nulls, range or top values), its
+        slices with their rows, and the data-quality notes made when it was stored.
+
+        Snapshots stored before slice row counts, notes and sources were kept show ``None``
+        for them.
+        """
+        with self._read() as session:
+            snap = lookup.snapshot(session, ref)
+            record = snapshot_record(snap)
+            schema = session.scalars(
+                sa.select(Schema).where(Schema.name == snap.name, Schema.id == snap.schema_id)
+            ).first() or self._schema(session, snap.schema_id)
+            row = session.get(Profile, (snap.id, ""))
+            profile = dict(row.payload) if row is not None else {}
+        stats = profile.get("columns") or {}
+        slice_rows = profile.get("slice_rows") or {}
+        notes = profile.get("notes")
+        return {
+            "id": record.id,
+            "name": record.name,
+            "rows": record.rows,
+            "created_at": record.created_at,
+            "source": profile.get("source"),
+            "time_column": record.time_column,
+            "parent_ids": list(record.parent_ids),
+            "schema": {"id": schema.id, "version": schema.version},
+            "columns": [
+                _column_summary(spec, stats.get(spec.get("name")) or {})
+                for spec in _column_specs(schema.spec, record.columns)
+            ],
+            "slices": [
+                {"name": n, "expr": e, "rows": slice_rows.get(n)} for n, e in record.slices.items()
+            ],
+            "notes": [n["message"] for n in notes] if isinstance(notes, list) else None,
+        }
+
     def list_snapshots(self, name: str | None = None) -> list[SnapshotRecord]:
         """Every snapshot (or those named ``name``), newest first."""
         query = sa.select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id)
@@ -201,3 +304,32 @@ class DatasetsMixin(CatalogCore):
                 slice,
                 hint=f"snapshot {snapshot_id[:12]} has profiles for {listed}",
             )
+
+
+def _column_specs(spec: Mapping[str, Any], names: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The column entries of a stored schema spec (regrow's list form, or a name → dtype map)."""
+    columns = spec.get("columns")
+    if isinstance(columns, Mapping):
+        return [{"name": n, "dtype": d} for n, d in columns.items()]
+    if isinstance(columns, list):
+        return [c for c in columns if isinstance(c, Mapping)]
+    return [{"name": n} for n in names]
+
+
+def _column_summary(spec: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """One column of :meth:`DatasetsMixin.describe_snapshot`: schema and profile side by side."""
+    summary = {
+        "name": spec.get("name"),
+        "dtype": spec.get("dtype"),
+        "nullable": spec.get("nullable", True),
+        "nulls": stats.get("nulls"),
+        "null_rate": stats.get("null_rate"),
+    }
+    if "top" in stats:
+        summary["distinct"] = stats.get("distinct")
+        summary["top"] = list(stats["top"][:_TOP_SHOWN])
+    else:
+        summary["min"], summary["max"] = stats.get("min"), stats.get("max")
+        if "mean" in stats:
+            summary["mean"] = stats["mean"]
+    return summary

@@ -18,10 +18,10 @@ from regrow.data.frames import logical_dtype
 if TYPE_CHECKING:
     from regrow.data.schema import ColumnSchema
 
-__all__ = ["column_problems"]
+__all__ = ["ACCEPTS", "column_problems"]
 
 # data dtype (None: an all-null column of unknown type) accepted for each declared dtype
-_ACCEPTS = {
+ACCEPTS = {
     "bool": ("bool",),
     "category": ("category", "string"),
     "datetime": ("datetime",),
@@ -42,7 +42,7 @@ def column_problems(spec: ColumnSchema, array: pa.Array) -> list[str]:
     """
     label = f"column {spec.name!r}"
     found = logical_dtype(array.type)
-    if found is not None and found not in _ACCEPTS[spec.dtype]:
+    if found is not None and found not in ACCEPTS[spec.dtype]:
         return [f"{label}: expected dtype {spec.dtype!r}, found {found!r} (Arrow {array.type})"]
     problems = []
     if not spec.nullable and array.null_count:

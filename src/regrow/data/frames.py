@@ -15,7 +15,8 @@ logical dtype  accepted Arrow types                              canonical Arrow
 ``datetime``   timestamp (any unit, any time zone), date32/64    ``timestamp[us]`` (UTC if aware)
 =============  ================================================  ============================
 
-CSV files are read with pyarrow's type inference; an empty field is a null, as in pandas.
+CSV files are read with pyarrow's type inference; an empty field is a null, as in pandas, and
+the delimiter (``,`` ``;`` tab ``|``) is found from the first lines.
 Timestamps keep nanoseconds (``timestamp[ns]``) only when a value has sub-microsecond digits;
 time zone aware timestamps are converted to UTC. An all-null column of unknown type (pandas
 ``object`` full of ``None``, an empty CSV column) stays Arrow's ``null`` type until a schema
@@ -43,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regrow.data._compute import as_array
+from regrow.data.csv_files import read_csv
 from regrow.errors import DataError
 
 __all__ = ["logical_dtype", "normalize_column", "to_arrow", "to_pandas"]
@@ -59,8 +61,11 @@ _SUPPORTED_HINT = (
 )
 
 
-def to_arrow(data: Any) -> pa.Table:
+def to_arrow(data: Any, *, delimiter: str | None = None) -> pa.Table:
     """Convert ``data`` to a canonical, single-chunk :class:`pyarrow.Table`.
+
+    CSV files are read by :func:`~regrow.data.csv_files.read_csv`: ``delimiter`` (CSV only)
+    defaults to the one the file's first lines show.
 
     The pandas index is dropped, except named index levels (``df.set_index("id")``), which
     become ordinary columns again. Schema and field metadata (pandas, polars) are removed.
@@ -71,7 +76,7 @@ def to_arrow(data: Any) -> pa.Table:
     >>> to_arrow(pa.table({"n": pa.array([1, 2], pa.int8())})).schema
     n: int64
     """
-    table = _read(data)
+    table = _read(data, delimiter)
     names = table.column_names
     if not names:
         raise DataError(
@@ -158,7 +163,13 @@ def logical_dtype(kind: pa.DataType) -> str | None:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _read(data: Any) -> pa.Table:
+def _read(data: Any, delimiter: str | None) -> pa.Table:
+    if delimiter is not None and not isinstance(data, str | os.PathLike):
+        raise DataError(
+            f"a delimiter ({delimiter!r}) applies to CSV files, not to a "
+            f"{type(data).__module__}.{type(data).__qualname__}",
+            hint="leave the delimiter out",
+        )
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pd.DataFrame):
@@ -166,7 +177,7 @@ def _read(data: Any) -> pa.Table:
     if type(data).__module__.split(".")[0] == "polars":
         return _from_polars(data)
     if isinstance(data, str | os.PathLike):
-        return _read_file(Path(data))
+        return _read_file(Path(data), delimiter)
     raise DataError(
         f"cannot turn a {type(data).__module__}.{type(data).__qualname__} into a table",
         hint=f"pass {_ACCEPTED}",
@@ -208,7 +219,7 @@ def _from_polars(frame: Any) -> pa.Table:
     return table
 
 
-def _read_file(path: Path) -> pa.Table:
+def _read_file(path: Path, delimiter: str | None) -> pa.Table:
     suffix = path.suffix.lower()
     if suffix not in _FILE_SUFFIXES:
         raise DataError(
@@ -219,13 +230,14 @@ def _read_file(path: Path) -> pa.Table:
         raise DataError(
             f"no such file: {str(path)!r}", hint="check the path (relative paths start at the cwd)"
         )
+    if delimiter is not None and suffix != ".csv":
+        raise DataError(
+            f"a delimiter ({delimiter!r}) applies to CSV files, not to {str(path)!r}",
+            hint="leave the delimiter out",
+        )
     try:
         if suffix == ".csv":
-            import pyarrow.csv
-
-            # An empty field is missing, as pandas reads it (CSV cannot tell null from "").
-            options = pyarrow.csv.ConvertOptions(strings_can_be_null=True)
-            return pyarrow.csv.read_csv(path, convert_options=options)
+            return read_csv(path, delimiter=delimiter)
         import pyarrow.parquet
 
         table: pa.Table = pyarrow.parquet.read_table(path)

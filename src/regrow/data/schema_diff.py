@@ -17,10 +17,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from regrow.data._schema_checks import ACCEPTS
+
 if TYPE_CHECKING:
     from regrow.data.schema import ColumnSchema
 
-__all__ = ["SchemaDiff", "describe_change"]
+__all__ = ["SchemaDiff", "describe_change", "dtype_accepts"]
+
+_RANGED = ("datetime", "float", "int")
+
+
+def dtype_accepts(old: str, new: str) -> bool:
+    """Whether a column declared ``old`` accepts data of dtype ``new``, as
+    :meth:`Schema.validate` does: ``float`` takes ``int``, ``category`` and ``string`` take
+    each other.
+
+    >>> dtype_accepts("float", "int"), dtype_accepts("int", "float")
+    (True, False)
+    """
+    return old == new or new in ACCEPTS.get(old, ())
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,8 @@ class SchemaDiff:
 
     ``added`` and ``removed`` hold whole columns; ``changed`` maps a column name to its
     ``(old, new)`` :class:`ColumnSchema`. The diff is ``compatible`` when no column was removed
-    and no dtype changed: code written for the old schema can read data of the new one.
+    and every dtype change is one the old dtype accepts (see :func:`dtype_accepts`): code
+    written for the old schema can read data of the new one.
     """
 
     added: tuple[ColumnSchema, ...] = ()
@@ -38,9 +54,9 @@ class SchemaDiff:
 
     @property
     def compatible(self) -> bool:
-        """No removed columns and no dtype changes."""
+        """No removed columns, and no dtype change the old dtype does not accept."""
         return not self.removed and all(
-            old.dtype == new.dtype for old, new in self.changed.values()
+            dtype_accepts(old.dtype, new.dtype) for old, new in self.changed.values()
         )
 
     @property
@@ -72,7 +88,7 @@ def describe_change(old: ColumnSchema, new: ColumnSchema) -> str:
         parts.append(f"dtype {old.dtype} → {new.dtype}")
     if old.nullable != new.nullable:
         parts.append("now nullable" if new.nullable else "no longer nullable")
-    if (old.min, old.max) != (new.min, new.max):
+    if (old.min, old.max) != (new.min, new.max) and new.dtype in _RANGED:
         parts.append(f"range {_range(old)} → {_range(new)}")
     if old.categories != new.categories:
         parts.append(_categories(old.categories, new.categories))

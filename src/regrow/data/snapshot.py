@@ -22,9 +22,11 @@ gives the same id whether it came from pandas, polars, Arrow or a file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,7 +38,9 @@ from regrow.data._compute import as_array, parallel_map
 from regrow.data.column_hash import column_hash, hash_canonical_column
 from regrow.data.frames import to_arrow, to_pandas
 from regrow.data.profile import profile_table
+from regrow.data.quality import Note, quality_notes, replace_infinities
 from regrow.data.schema import Schema
+from regrow.data.snapshot_safety import align_to
 from regrow.errors import DataError, SliceError
 
 __all__ = ["PreparedSnapshot", "apply_slice", "column_hash", "prepare_snapshot", "read_parquet"]
@@ -56,7 +60,9 @@ class PreparedSnapshot:
     ``parquet`` is the same table as zstd-compressed Parquet bytes, written deterministically
     for a given pyarrow version; ``profile`` is :func:`~regrow.data.profile_table` of it, with
     each column's ``dtype`` as the schema says. ``column_hashes[c]`` equals
-    ``column_hash(table.column(c), dtype=schema[c].dtype)``.
+    ``column_hash(table.column(c), dtype=schema[c].dtype)``. ``notes`` are the
+    :mod:`~regrow.data.quality` findings (nulls, stray text, infinities made null),
+    ``slice_rows`` the rows each slice selects, ``source`` the file path or the kind of table.
     """
 
     id: str
@@ -68,11 +74,24 @@ class PreparedSnapshot:
     time_column: str | None
     slices: dict[str, str]
     rows: int
+    notes: tuple[Note, ...] = ()
+    slice_rows: dict[str, int] = field(default_factory=dict)
+    source: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The column names, in order."""
         return tuple(self.table.column_names)
+
+    def stored_profile(self) -> dict[str, Any]:
+        """The profile as the catalog keeps it: ``profile`` plus ``slice_rows``, ``notes``
+        (their dicts) and ``source``."""
+        return {
+            **self.profile,
+            "slice_rows": dict(self.slice_rows),
+            "notes": [n.to_dict() for n in self.notes],
+            "source": self.source,
+        }
 
 
 def prepare_snapshot(
@@ -82,6 +101,8 @@ def prepare_snapshot(
     time_column: str | None = None,
     slices: Mapping[str, str] | None = None,
     name: str | None = None,
+    delimiter: str | None = None,
+    like: Schema | None = None,
 ) -> PreparedSnapshot:
     """Validate ``data`` (anything :func:`~regrow.data.to_arrow` accepts) and encode it.
 
@@ -91,6 +112,12 @@ def prepare_snapshot(
       than guessed at: convert them with ``pd.to_datetime(values, unit="s")`` first.
     * ``slices``: named pandas ``query`` expressions; each is evaluated on the data, so an
       expression that does not apply raises :class:`~regrow.errors.SliceError` now.
+    * ``delimiter``: a CSV file's delimiter (default: found from its first lines).
+    * ``like``: the schema of the name's previous snapshot; without a declared ``schema``,
+      columns are read as it says where no value changes (see
+      :func:`~regrow.data.snapshot_safety.align_to`).
+
+    ``inf`` and ``-inf`` become nulls, as NaN does, and each column that had some gets a note.
 
     The id hashes the column hashes with everything that defines the snapshot: column
     order, time column, slices and ``name``. The same data under another name or with other
@@ -99,17 +126,21 @@ def prepare_snapshot(
 
     Raises :class:`~regrow.errors.DataError` (or its subclasses) and writes nothing.
     """
-    table = to_arrow(data)
+    table, notes = replace_infinities(to_arrow(data, delimiter=delimiter))
     if table.num_rows == 0:
         raise DataError(
             f"the data has no rows (columns: {', '.join(map(repr, table.column_names))})",
             hint="a snapshot needs at least one row; check the query or file that produced it",
         )
+    if schema is None and like is not None:
+        table = align_to(table, like)
     schema = Schema.infer(table) if schema is None else Schema.coerce(schema)
     table = schema.conform(table)
     if time_column is not None:
         _check_time_column(table, schema, time_column)
-    checked_slices = _check_slices(table, slices or {})
+    slice_rows = _check_slices(table, slices or {})
+    checked_slices = {n: slices[n] for n in slice_rows} if slices else {}
+    notes += quality_notes(table)
     cells = table.num_rows * table.num_columns
     # Parquet encoding releases the GIL: on big tables it runs beside hashing and profiling.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="regrow-parquet") as pool:
@@ -143,6 +174,9 @@ def prepare_snapshot(
             time_column=time_column,
             slices=checked_slices,
             rows=table.num_rows,
+            notes=tuple(sorted(notes, key=lambda n: table.column_names.index(n.column))),
+            slice_rows=slice_rows,
+            source=_source(data),
         )
 
 
@@ -218,13 +252,14 @@ def _check_time_column(table: pa.Table, schema: Schema, time_column: str) -> Non
         )
 
 
-def _check_slices(table: pa.Table, slices: Mapping[str, str]) -> dict[str, str]:
+def _check_slices(table: pa.Table, slices: Mapping[str, str]) -> dict[str, int]:
+    """Check every slice on the data; return the rows each selects."""
     if not isinstance(slices, Mapping):
         raise SliceError(
             f"slices must be a mapping of name to expression (got a {type(slices).__name__})",
             hint='pass e.g. {"adults": "age >= 18"}',
         )
-    checked: dict[str, str] = {}
+    checked: dict[str, int] = {}
     frame = None
     for name, expr in slices.items():
         if not isinstance(name, str) or not name:
@@ -233,9 +268,15 @@ def _check_slices(table: pa.Table, slices: Mapping[str, str]) -> dict[str, str]:
             )
         if frame is None:
             frame = to_pandas(table)
-        apply_slice(frame, name, expr)
-        checked[name] = expr
+        checked[name] = len(apply_slice(frame, name, expr))
     return checked
+
+
+def _source(data: Any) -> str:
+    if isinstance(data, str | os.PathLike):
+        return str(Path(data).resolve())
+    kind = type(data)
+    return f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
 
 
 def _to_parquet(table: pa.Table) -> bytes:
