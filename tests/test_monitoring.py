@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from regrow import Ensemble, Member, System, Workspace
 from regrow.demo import make_window
+from regrow.errors import PlanError
 
 
 def build() -> System:
@@ -67,3 +69,37 @@ def test_after_a_partial_update_each_member_is_compared_with_its_own_data(
     # geo now knows the expanded regime, and account never read geography: nothing drifted.
     assert result.drifted_columns == []
     assert result.candidates == []
+
+
+def test_a_window_of_rows_is_stored_only_once_the_check_succeeded(ws: Workspace) -> None:
+    reference = ws.snapshot(make_window(2000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    later = make_window(1000, start="2026-07-01", days=30, seed=1, expanded=True)
+    with pytest.raises(PlanError, match="'monthly_fee'"):
+        ws.plan(version.ref, later.drop(columns=["monthly_fee"]))
+    assert ws.catalog.list_snapshots("churn-window") == []
+    assert ws.catalog.list_monitor_reports() == []
+    result = ws.monitor(version.ref, later.drop(columns=["monthly_fee"]))
+    assert [f.kind for f in result.quality.findings] == ["missing"]  # type: ignore[union-attr]
+    (stored,) = ws.catalog.list_snapshots("churn-window")
+    assert result.window == stored
+    assert result.record is not None
+    assert result.record.snapshot_id == stored.id
+
+
+def test_a_plan_that_set_rows_aside_trains_on_the_usable_labelled_rows(ws: Workspace) -> None:
+    reference = ws.snapshot(make_window(2000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    later = make_window(1200, start="2026-07-01", days=30, seed=1, expanded=True)
+    later.loc[[3, 30, 300], "distance_km"] = np.nan  # geo, a LogisticRegression, cannot take them
+    later["churned"] = later["churned"].astype(float)
+    later.loc[[7], "churned"] = np.nan  # nor can any update learn from a row without a label
+    plan = ws.plan(version.ref, later)
+    assert plan.data["set_aside_rows"] == 3
+    assert plan.rationale[0].startswith("set aside 3 of 1,200 rows")
+    assert "geo" in plan.components
+    ran = ws.run_plan(plan)
+    trained_on = ws.catalog.get_snapshot(ran.result.run.params["snapshot"])
+    assert trained_on.name == "churn-window-usable"
+    assert trained_on.rows == 1196
+    assert trained_on.parent_ids == (plan.window,)

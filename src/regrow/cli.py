@@ -26,6 +26,7 @@ from rich.text import Text
 from regrow._hashing import jsonable
 from regrow.catalog.records import SnapshotRecord
 from regrow.errors import ConfigError, DataQualityWarning, RegrowError
+from regrow.monitoring import MonitorResult
 from regrow.plan.plan import Plan, diff_plans
 from regrow.plan.policy import default_policy_text, load_policy
 from regrow.run.backends import ExecutorBackend
@@ -50,8 +51,8 @@ policy_app = typer.Typer(help="Check and show policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 # Markup off: names, reasons and paths are user text, printed as they are, never parsed.
-out = Console(markup=False, highlight=False)
-err = Console(stderr=True, markup=False, highlight=False)
+out = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 Home = Annotated[
     Path | None,
@@ -158,21 +159,18 @@ def load_system(ref: str) -> System:
     return obj
 
 
-def _window(ws: Workspace, version: str, window: str) -> SnapshotRecord:
-    """A window given as a snapshot reference, or a CSV/Parquet file stored as one."""
+def _window(ws: Workspace, window: str) -> SnapshotRecord | Path:
+    """A window given as a snapshot reference, or a CSV/Parquet file.
+
+    A file is read by the command and stored as snapshot ``<system>-window`` only once the
+    command on it succeeded (see :func:`regrow.monitoring.open_window`).
+    """
     path = Path(window)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         return ws.catalog.get_snapshot(window)
     if not path.is_file():
         raise ConfigError(f"no such file {window!r}", hint="check the window's path")
-    base = ws.catalog.get_system_version(version)
-    reference = ws.catalog.get_snapshot(base.snapshot_id) if base.snapshot_id else None
-    return ws.snapshot(
-        str(path),
-        name=f"{base.system}-window",
-        time_column=reference.time_column if reference else None,
-        slices=reference.slices if reference else None,
-    )
+    return path
 
 
 @contextmanager
@@ -428,7 +426,8 @@ def _values(column: dict[str, Any]) -> str:
     low, high = (
         f"{v:.6g}" if isinstance(v, float) else str(v) for v in (column["min"], column["max"])
     )
-    return f"{low} .. {high}" + (f", mean {column['mean']:.6g}" if column.get("mean") else "")
+    mean = column.get("mean")
+    return f"{low} .. {high}" + (f", mean {mean:.6g}" if mean is not None else "")
 
 
 @app.command()
@@ -499,12 +498,19 @@ def status(
     """Show each component as fresh or stale, with the causes (code, parameters, data...)."""
     sys_obj = load_system(system) if system else None
     with _workspace(home) as ws:
+        unversioned: list[str] = []
         if version is not None:
             refs = [version]
         else:
+            with_versions = {v.system for v in ws.catalog.list_system_versions()}
+            systems = ws.catalog.list_systems()
+            # A system whose first run failed has components but no version: say so, and
+            # report the others.
+            unversioned = [s for s in systems if s not in with_versions]
             refs = [
                 f"{s}@champion" if _has_alias(ws, s, "champion") else s
-                for s in ws.catalog.list_systems()
+                for s in systems
+                if s in with_versions
             ]
         reports = {}
         for ref in refs:
@@ -513,7 +519,12 @@ def status(
     if as_json:
         _print_json({ref: [s.as_dict() for s in rows] for ref, rows in reports.items()})
         return
-    if not reports:
+    for name in unversioned:
+        out.print(
+            f"{name}: no version yet (a run started but did not finish); "
+            f"run `regrow train` again: finished components are reused"
+        )
+    if not reports and not unversioned:
         out.print("no versions yet: train a system first (`regrow train`, or `regrow demo`)")
     for ref, rows in reports.items():
         table = Table(title=ref)
@@ -591,20 +602,11 @@ def monitor(
 ) -> None:
     """Check a version on a window: drift per feature and slice, impact per component."""
     with _workspace(home) as ws:
-        snap = _window(ws, version, window)
-        chosen = None
-        if slices:
-            unknown = [s for s in slices if s not in snap.slices]
-            if unknown:
-                raise ConfigError(
-                    f"the window has no slices {unknown}",
-                    hint=f"its slices are {sorted(snap.slices)}",
-                )
-            chosen = {s: snap.slices[s] for s in slices}
-        result = ws.monitor(version, snap, slices=chosen)
+        result = ws.monitor(version, _window(ws, window), slices=slices or None)
     if as_json:
         _print_json({**result.to_dict(), "report_id": result.record.id if result.record else None})
         return
+    snap = result.window
     table = Table(title=f"{result.version.ref} on window {snap.id[:12]} ({snap.rows:,} rows)")
     for col in ("column", "slice", "test", "effect", "p (BH)", "drifted"):
         table.add_column(col)
@@ -626,10 +628,31 @@ def monitor(
         )  # fmt: skip
     if result.impacts:
         out.print(impacts)
+    _show_quality(result)
     out.print(
         f"drifted: {result.drifted_columns or 'none'}; "
         f"members to update: {result.candidates or 'none'}"
     )
+
+
+def _show_quality(result: MonitorResult) -> None:
+    """The window's data-quality findings: what the version cannot take, and who reads it."""
+    findings = result.quality.findings if result.quality else ()
+    if findings:
+        table = Table(title="data quality (rows count from 0)")
+        for col in ("column", "finding", "rows", "read by", "cannot take", "rows set aside"):
+            table.add_column(col)
+        for f in findings:
+            table.add_row(
+                f.column, f.kind, f"{f.rows:,}", ", ".join(f.readers) or "-",
+                Text(", ".join(f.blocked), style="red") if f.blocked else "-",
+                Text("yes", style="yellow") if f.unusable else "no",
+            )  # fmt: skip
+        out.print(table)
+        for f in findings:
+            out.print(f"  {f.column}: {f.why}")
+    for note in result.notes:
+        out.print(f"note: {note}")
 
 
 Backend = Annotated[
@@ -655,6 +678,12 @@ def _show_plan(plan: Plan, plan_id: str) -> None:
         f"signals: {len(sig.get('drifted_columns', []))}/{sig.get('columns_read', 0)} features "
         f"drifted {sig.get('drifted_columns') or ''}; impact candidates "
         f"{sig.get('impact_candidates') or 'none'}; labelled rows {sig.get('labelled_rows', 0):,}"
+        + (
+            f"; data quality: {len(sig['data_quality'])} finding(s), "
+            f"{sig.get('set_aside_rows', 0):,} row(s) set aside"
+            if sig.get("data_quality")
+            else ""
+        )
     )
     if plan.actions:
         table = Table(title="actions")
@@ -710,8 +739,7 @@ def plan(
     """Plan the smallest update that fixes what a window shows, and explain it."""
     chosen = load_policy(policy)
     with _workspace(home) as ws:
-        snap = _window(ws, version, window)
-        result = ws.plan(version, snap, policy=chosen)
+        result = ws.plan(version, _window(ws, window), policy=chosen)
     if as_json:
         _print_json({"id": result.id, **result.to_dict()})
         return
@@ -833,9 +861,15 @@ def plans_diff(
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Validate a policy file; errors name the key and the value."""
+    """Validate a policy file; errors name the key and the value.
+
+    A policy is a file of its own, so ``--home`` is accepted (every command takes it) and
+    not needed.
+    """
+    del home
     checked = load_policy(file)
     if as_json:
         _print_json({"ok": True, "id": checked.id, "policy": checked.to_dict()})
@@ -845,8 +879,9 @@ def policy_check(
 
 
 @policy_app.command("show")
-def policy_show() -> None:
+def policy_show(home: Home = None) -> None:
     """Print the default policy, with the comments that document every key."""
+    del home  # accepted like every command's; the default policy is the same everywhere
     typer.echo(default_policy_text(), nl=False)
 
 
@@ -1042,6 +1077,52 @@ def audit(
     for e in events:
         table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
     out.print(table)
+
+
+@app.command()
+def doctor(
+    quick: Annotated[bool, typer.Option(help="Check existence and size only; no hashing.")] = False,
+    repair: Annotated[bool, typer.Option(help="Rebuild, delete, abandon what can be.")] = False,
+    grace: Annotated[str, typer.Option(help="Leave unreferenced files younger than this.")] = "1h",
+    stuck_after: Annotated[str, typer.Option(help="A run running longer is stuck.")] = "12h",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check every artifact, run, alias and the audit chain; --repair fixes what it can."""
+    with _workspace(home) as ws:
+        report = ws.doctor(quick=quick, repair=repair, grace=grace, stuck_after=stuck_after)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        c = report.checked
+        out.print(
+            f"checked: artifacts {c['artifacts']} ({c['hashed']} hashed), component versions "
+            f"{c['component_versions']}, snapshots {c['snapshots']}, store files "
+            f"{c['store_files']}, audit events {c['audit_events']}"
+        )
+        repairs = {r.subject: r for r in report.repairs}
+        if report.problems:
+            table = Table()
+            for col in ("problem", "subject", "what", "repair"):
+                table.add_column(col)
+            for p in report.problems:
+                r = repairs.get(p.subject)
+                style = "green" if r is not None and r.ok else "red"
+                done = Text(f"{r.action}: {r.detail}", style=style) if r is not None else ""
+                kind, _, ident = p.subject.partition(":")
+                shown = f"{kind}:{ident[:12]}" if kind != "alias" and len(ident) > 12 else p.subject
+                table.add_row(Text(p.kind, style="yellow"), shown, p.message, done)
+            out.print(table)
+        for hint in dict.fromkeys(p.hint for p in report.remaining):
+            out.print(Text.assemble(("hint: ", "yellow"), hint))
+        left = len(report.remaining)
+        out.print(
+            Text("no problems found", style="green")
+            if not report.problems
+            else Text(f"problems: {len(report.problems)} found, {left} remaining", style="bold")
+        )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,39 +2,62 @@
 
 This is what ``Workspace.monitor`` and ``regrow monitor`` run:
 
+0. the **window**: a stored snapshot, or rows (a DataFrame, a CSV or Parquet file) that are
+   validated now but stored as ``<system>-window`` only with the report, once the check
+   succeeded: a failed check leaves no snapshot, artifact or report behind
+   (:mod:`regrow.windows`);
 1. each member's **reference** is the snapshot it was trained on (after a partial update,
    members have different ones); its monitoring profile is computed once, when the snapshot
    is created (or on first use for older snapshots), and stored in the catalog;
-2. the **drift** monitor compares the window with each reference on the columns its members
+2. the window's **data quality** against what the version was trained on: nulls, values of the wrong
+   type, missing or extra columns, unseen categories; which components read each affected
+   column and which members cannot take it (:mod:`regrow.monitor.data_quality`). Rows the
+   version cannot score are set aside from impact and performance, and the report says so;
+3. the **drift** monitor compares the window with each reference on the columns its members
    read (calibrated thresholds, false-discovery control across columns and slices);
-3. with labels in the window, **performance** per member, slice and system, with intervals;
-4. **attribution** ranks components by the change in (measured or estimated) loss when the
+4. with labels in the window, **performance** per member, slice and system, with intervals;
+5. **attribution** ranks components by the change in (measured or estimated) loss when the
    drifted columns are drawn back from the reference: a member is a candidate for an update
    only if the drift costs it loss;
-5. the report is stored in the catalog, linked to the version and the window snapshot.
+6. the report is stored in the catalog, linked to the version and the window snapshot.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from regrow.catalog.records import MonitorReportRecord, SnapshotRecord, SystemVersionRecord
-from regrow.errors import CatalogError
+from regrow.data.snapshot import apply_slice
+from regrow.errors import CatalogError, ConfigError
 from regrow.monitor.attribution import ComponentImpact, attribute
+from regrow.monitor.data_quality import WindowCheck, check_window
 from regrow.monitor.drift_monitor import DriftMonitor, DriftReport
 from regrow.monitor.performance import performance_report
-from regrow.monitor.profile import Profile
+from regrow.monitor.profile import ColumnProfile, Profile
+from regrow.windows import Window, open_window, store_window
 
 if TYPE_CHECKING:
     from regrow.model import FittedSystem
+    from regrow.system import System
     from regrow.workspace import Workspace
 
-__all__ = ["MONITOR_PROFILE", "MonitorResult", "monitor_profile", "monitor_version"]
+__all__ = [
+    "MONITOR_PROFILE",
+    "MonitorResult",
+    "check_version",
+    "monitor_profile",
+    "monitor_version",
+    "record_report",
+    "window_quality",
+]
+
+#: Fewer usable rows than this and impact is not estimated (its intervals would be useless).
+MIN_IMPACT_ROWS = 20
 
 #: The catalog profile key under which a snapshot's monitoring profile is stored.
 MONITOR_PROFILE = "@monitor"
@@ -52,6 +75,8 @@ class MonitorResult:
     record: MonitorReportRecord | None = None
     member_names: tuple[str, ...] = field(default=())
     labelled: bool | None = None  # None: whether a performance report was made
+    quality: WindowCheck | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -79,6 +104,10 @@ class MonitorResult:
             "labelled": (
                 self.labelled if self.labelled is not None else self.performance is not None
             ),
+            "usable_rows": self.quality.usable_rows if self.quality else self.window.rows,
+            "findings": [
+                f"{f.column}: {f.kind}" for f in (self.quality.findings if self.quality else ())
+            ],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +117,10 @@ class MonitorResult:
             "drift": [r.to_dict() for r in self.drift],
             "impacts": [i.to_dict() for i in self.impacts],
             "performance": self.performance,
+            "quality": {
+                **(self.quality.to_dict() if self.quality else {}),
+                "notes": list(self.notes),
+            },
         }
 
 
@@ -105,40 +138,115 @@ def monitor_profile(ws: Workspace, snapshot: SnapshotRecord) -> Profile:
     return profile
 
 
+def _chosen_slices(
+    win: SnapshotRecord, slices: Mapping[str, str] | Sequence[str] | None
+) -> dict[str, str]:
+    if slices is None:
+        return dict(win.slices)
+    if isinstance(slices, Mapping):
+        return dict(slices)
+    names = [slices] if isinstance(slices, str) else list(slices)
+    unknown = [s for s in names if s not in win.slices]
+    if unknown:
+        raise ConfigError(
+            f"the window has no slices {unknown}", hint=f"its slices are {sorted(win.slices)}"
+        )
+    return {s: win.slices[s] for s in names}
+
+
 def monitor_version(
     ws: Workspace,
     ref: str,
-    window: SnapshotRecord | str,
+    window: Any,
     *,
-    slices: Mapping[str, str] | None = None,
+    slices: Mapping[str, str] | Sequence[str] | None = None,
     record: bool = True,
     seed: int = 0,
     performance: bool = True,
-    model: FittedSystem | None = None,
-    frame: pd.DataFrame | None = None,
 ) -> MonitorResult:
-    """Monitor version ``ref`` on ``window`` (a snapshot or its reference) and record it.
+    """Monitor version ``ref`` on ``window`` and record it (see :func:`open_window`).
 
-    ``model`` and ``frame``, when the caller has them already (the planner), are the loaded
-    version and the window's rows; otherwise they are read here.
+    A window given as rows is stored only once the check succeeded, with the report.
+    ``slices`` maps names to expressions, or names slices of the window.
     """
     version = ws.catalog.get_system_version(ref)
-    win = ws.catalog.get_snapshot(window) if isinstance(window, str) else window
-    model = model if model is not None else ws.load(version.ref)
-    system = model.definition()
-    frame = frame if frame is not None else ws.frame(win.id)
-    chosen = dict(slices) if slices is not None else dict(win.slices)
+    win = open_window(ws, version, window)
+    result = check_version(ws, version, win, slices=slices, seed=seed, performance=performance)
+    return record_report(ws, result, win) if record else result
+
+
+def record_report(ws: Workspace, result: MonitorResult, window: Window) -> MonitorResult:
+    """Store the window (if it was not yet) and the report; the result with its record."""
+    stored = store_window(ws, window)
+    result = replace(result, window=stored)
+    record = ws.catalog.add_monitor_report(
+        version_id=result.version.id,
+        snapshot_id=stored.id,
+        summary=result.summary(),
+        report=result.to_dict(),
+    )
+    return replace(result, record=record)
+
+
+def _references(
+    ws: Workspace, version: SystemVersionRecord, system: System
+) -> tuple[dict[str, set[str]], dict[str, Profile]]:
+    """The snapshots the members were trained on, with the columns each is the reference
+    for, and their monitoring profiles."""
     records = ws.catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}
     for member in system.members:
         snap_id = records[version.manifest[member.name]].snapshot_id
         if snap_id is not None:
             by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
+    profiles = {s: monitor_profile(ws, ws.catalog.get_snapshot(s)) for s in by_snapshot}
+    return by_snapshot, profiles
+
+
+def _trained(
+    profiles: Mapping[str, Profile], version: SystemVersionRecord
+) -> dict[str, ColumnProfile]:
+    """Each column's profile in the data it was trained on (the version's own snapshot first)."""
+    trained: dict[str, ColumnProfile] = {}
+    for snap_id in sorted(profiles, key=lambda s: s != version.snapshot_id):
+        for col, prof in profiles[snap_id].columns.items():
+            trained.setdefault(col, prof)
+    return trained
+
+
+def window_quality(
+    ws: Workspace, version: SystemVersionRecord, frame: pd.DataFrame, model: FittedSystem
+) -> WindowCheck:
+    """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
+    _, profiles = _references(ws, version, model.definition())
+    return check_window(model, frame, _trained(profiles, version))
+
+
+def check_version(
+    ws: Workspace,
+    version: SystemVersionRecord,
+    window: Window,
+    *,
+    slices: Mapping[str, str] | Sequence[str] | None = None,
+    seed: int = 0,
+    performance: bool = True,
+    model: FittedSystem | None = None,
+) -> MonitorResult:
+    """Check ``version`` on ``window`` and record nothing: data quality, drift, impact,
+    performance. ``model``, when the caller has it (the planner), is the loaded version."""
+    win = window.record
+    model = model if model is not None else ws.load(version.ref)
+    system = model.definition()
+    chosen = _chosen_slices(win, slices)
+    by_snapshot, profiles = _references(ws, version, system)
+    quality = check_window(model, window.frame, _trained(profiles, version))
+    missing = [f.column for f in quality.of_kind("missing")]
+    # Drift sees every row, as the version reads it (a missing column stays missing).
+    frame = quality.frame.drop(columns=missing)
     reports: list[DriftReport] = []
     reference_frame: pd.DataFrame | None = None
     for snap_id, columns in by_snapshot.items():
-        snap = ws.catalog.get_snapshot(snap_id)
-        profile = monitor_profile(ws, snap)
+        profile = profiles[snap_id]
         usable = {n: s for n, s in chosen.items() if n in profile.slices}
         cols = sorted(c for c in columns if c in profile.columns)
         sub = Profile(
@@ -160,28 +268,42 @@ def monitor_version(
         for f in r.features
         if f.drifted and f.slice is None
     }
-    labelled = model.target in frame.columns and bool(frame[model.target].notna().all())
+    rows = quality.usable
+    notes = list(window.notes)
+    for name, expr in chosen.items():
+        if apply_slice(frame, name, expr).empty:
+            notes.append(f"slice {name!r} ({expr}) selects no rows of the window: not checked")
+    if quality.usable_rows < quality.rows:
+        notes.append(
+            f"{quality.rows - quality.usable_rows:,} of {quality.rows:,} rows are set aside "
+            "(the version cannot score them): impact and performance use the other "
+            f"{quality.usable_rows:,}"
+        )
+    target = model.target
+    if target not in window.frame.columns:
+        notes.append(
+            f"the window has no target column {target!r}: impact is estimated without labels "
+            "and there is no performance report"
+        )
+    labelled = target in rows.columns and len(rows) > 0 and bool(rows[target].notna().all())
     impacts: list[ComponentImpact] = []
     if drifted and reference_frame is not None:
-        impacts = attribute(model, reference_frame, frame, drifted, seed=seed)
+        if len(rows) >= MIN_IMPACT_ROWS:
+            impacts = attribute(model, reference_frame, rows, drifted, seed=seed)
+        else:
+            notes.append(
+                f"impact is not estimated: {len(rows):,} usable rows (at least "
+                f"{MIN_IMPACT_ROWS} are needed)"
+            )
+    has_labels = target in rows.columns and bool(rows[target].notna().any())
     perf = (
         performance_report(
-            model, frame, slices=chosen or None, time_column=win.time_column
+            model, rows, slices=chosen or None, time_column=win.time_column
         ).to_dict()
-        if labelled and performance
+        if has_labels and performance
         else None
     )
-    result = MonitorResult(
-        version, win, reports, impacts, perf, None, tuple(m.name for m in system.members), labelled
-    )
-    if not record:
-        return result
-    stored = ws.catalog.add_monitor_report(
-        version_id=version.id,
-        snapshot_id=win.id,
-        summary=result.summary(),
-        report=result.to_dict(),
-    )
     return MonitorResult(
-        version, win, reports, impacts, perf, stored, result.member_names, labelled
-    )
+        version, win, reports, impacts, perf, None, tuple(m.name for m in system.members),
+        labelled, quality, tuple(notes),
+    )  # fmt: skip

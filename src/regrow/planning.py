@@ -32,25 +32,18 @@ import pandas as pd
 
 from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
 from regrow.errors import PlanError
-from regrow.monitoring import monitor_version
-from regrow.plan.actions import (
-    Action,
-    AddMember,
-    Continue,
-    Finetune,
-    FullRetrain,
-    LeafRefit,
-    Refit,
-    RetireMember,
-    Reweight,
-)
+from regrow.monitoring import check_version, record_report, window_quality
+from regrow.plan.actions import Action, Finetune, FullRetrain
 from regrow.plan.costs import CostModel
 from regrow.plan.diagnostics import Diagnosis, diagnose, domain_check
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy
+from regrow.plan.proposals import diagnosis_lines, proposed_actions
+from regrow.plan.screen import screen
 from regrow.plan.updates import supports
 from regrow.run.runner import Binding, RunEvent, RunResult, execute, partial_bindings
 from regrow.system import System
+from regrow.windows import open_window
 
 if TYPE_CHECKING:
     from regrow.run.backends import ExecutorBackend
@@ -96,17 +89,18 @@ def make_plan(
     """Plan the update of version ``ref`` for ``window``; stored in the catalog if ``record``."""
     policy = policy or Policy.default()
     version = ws.catalog.get_system_version(ref)
-    win = ws.catalog.get_snapshot(window) if isinstance(window, str) else window
+    window_rows = open_window(ws, version, window)
+    win = window_rows.record
     model = ws.load(version.ref)
     system = model.definition()
     # The diagnostics measure the loss on held-out rows: the monitor's performance report
     # would predict the whole window once more.
-    frame = ws.frame(win.id)
-    monitored = monitor_version(
-        ws, version.ref, win, record=record, performance=False, model=model, frame=frame
-    )
+    monitored = check_version(ws, version, window_rows, performance=False, model=model)
     esc = policy.escalation
     planning = policy.planning
+    assert monitored.quality is not None
+    screened = screen(monitored.quality, planning, target=system.target)
+    frame = screened.rows
 
     read = sorted(system.columns() - {system.target})
     drifted = [c for c in monitored.drifted_columns if c in read]
@@ -128,7 +122,12 @@ def make_plan(
         "estimated_loss_increase": round(loss_increase, 4),
         "labelled_rows": labelled,
     }
+    if monitored.quality is not None and monitored.quality.findings:
+        signals["data_quality"] = [f.to_dict() for f in monitored.quality.findings]
+        signals["set_aside_rows"] = screened.set_aside
     rationale: list[str] = [
+        *screened.lines,
+        *window_rows.notes,
         f"{len(drifted)} of the {len(read)} features the system reads drifted"
         + (f" ({', '.join(drifted)})" if drifted else ""),
     ]
@@ -147,7 +146,13 @@ def make_plan(
             f"policy's {esc.max_loss_increase:.0%} (escalation.max_loss_increase)"
         )
 
-    if not drifted and esc.unexplained_multivariate == "escalate" and version.snapshot_id:
+    multivariate = esc.unexplained_multivariate == "escalate" and version.snapshot_id
+    if not drifted and multivariate and len(frame) < MIN_LABELLED_ROWS:
+        rationale.append(
+            f"no multivariate check: the window has {len(frame):,} usable rows (at least "
+            f"{MIN_LABELLED_ROWS} are needed)"
+        )
+    elif not drifted and multivariate and version.snapshot_id:
         check = domain_check(ws.frame(version.snapshot_id, read), frame, read, seed=planning.seed)
         signals["multivariate_auc"] = check.to_dict()
         if check.low > esc.multivariate_auc:
@@ -166,7 +171,7 @@ def make_plan(
     actions: list[Action] = []
     if not escalate and labelled >= MIN_LABELLED_ROWS:
         diagnosis = diagnose(model, frame, planning=planning)
-        actions = _actions(system, diagnosis, policy)
+        actions = proposed_actions(system, diagnosis, policy)
         actions = [_neural(ws, model, version, a, frame, policy) for a in actions]
         members = len(system.members)
         degraded = len(
@@ -187,11 +192,16 @@ def make_plan(
                 f"the drift raises the loss of {', '.join(monitored.candidates)} but no "
                 "member's update wins it back (escalation.unexplained_drift)"
             )
-        rationale.extend(_diagnosis_lines(diagnosis))
+        rationale.extend(diagnosis_lines(diagnosis))
     elif not escalate:
         rationale.append(
-            f"the window has {labelled} labelled rows (at least {MIN_LABELLED_ROWS} are "
-            "needed to fit and check an update): nothing is planned until labels arrive"
+            (
+                f"the window has no target column {system.target!r}: the probes cannot run"
+                if system.target not in frame.columns
+                else f"the window has {labelled:,} labelled usable row(s): the probes cannot run"
+            )
+            + f" (they need at least {MIN_LABELLED_ROWS} labelled rows to fit and check an "
+            "update): nothing is planned until labels arrive"
         )
 
     data_rows = len(frame)
@@ -261,17 +271,25 @@ def make_plan(
             "full_retrain_cpu_seconds": round(full_est.cpu_seconds, 4),
             "diagnostics_cpu_seconds": round(diagnosis.cpu_seconds, 4) if diagnosis else 0.0,
         },
-        data={"mode": planning.data, "window_rows": len(frame), "retained_rows": retained},
+        data={
+            "mode": planning.data,
+            "window_rows": len(frame),
+            "retained_rows": retained,
+            **screened.data(),
+        },
         policy=policy.to_dict(),
         needs_approval=needs_approval,
-        monitor_report=monitored.record.id if monitored.record else None,
     )
     if record:
+        # Only now is a window given as rows stored, with the report and the plan.
+        monitored = record_report(ws, monitored, window_rows)
+        assert monitored.record is not None
+        plan = replace(plan, window=monitored.window.id, monitor_report=monitored.record.id)
         ws.catalog.add_plan(
             id=plan.id,
             system=plan.system,
             version_id=version.id,
-            window_id=win.id,
+            window_id=monitored.window.id,
             body={**plan.to_dict(), "summary": plan.summary()},
         )
     return plan
@@ -279,61 +297,6 @@ def make_plan(
 
 def _after(system: System, actions: list[Action]) -> System:
     return functools.reduce(lambda s, a: a.apply(s), actions, system)
-
-
-def _actions(system: System, diagnosis: Diagnosis, policy: Policy) -> list[Action]:
-    """The diagnosis's chosen moves as actions, with their reasons."""
-    planning = policy.planning
-    out: list[Action] = []
-    ens = system.ensemble
-    for move in diagnosis.chosen:
-        probe = "a residual probe" if diagnosis.probe == "residual" else f"a {move.update} probe"
-        what = "the ensemble relearned" if move.kind == "reweight" else f"{probe} on its inputs"
-        if move.kind == "retire-member":
-            what = "leaving it out"
-        reason = (
-            f"{what} cuts the {diagnosis.loss} by {move.gain.value:.4g} "
-            f"[{move.gain.low:.4g}, {move.gain.high:.4g}] on {move.gain.rows} held-out rows of "
-            f"the window"
-        )
-        gain = move.gain
-        comp = move.component or ""
-        if move.kind == "update":
-            if move.update == "continue":
-                out.append(Continue(comp, reason=reason, gain=gain, extra=planning.continue_extra))
-            elif move.update == "leaf-refit":
-                out.append(
-                    LeafRefit(comp, reason=reason, gain=gain, decay_rate=planning.leaf_refit_decay)
-                )
-            else:
-                out.append(Refit(comp, reason=reason, gain=gain))
-        elif move.kind == "add-member":
-            name, n = f"{comp}_2", 2
-            while name in system:
-                n += 1
-                name = f"{comp}_{n}"
-            out.append(AddMember(comp, reason=reason, gain=gain, new_name=name))
-        elif move.kind == "retire-member":
-            out.append(RetireMember(comp, reason=reason, gain=gain))
-        elif move.kind == "reweight" and ens is not None:
-            weights = None
-            if diagnosis.weights:
-                weights = {
-                    k.removesuffix("+new"): v
-                    for k, v in diagnosis.weights.items()
-                    if not k.endswith("+new")
-                }
-            out.append(Reweight(ens.name, reason=reason, gain=gain, weights=weights))
-    if (
-        ens is not None
-        and ens.method == "stack"
-        and out
-        and not any(a.kind == "reweight" for a in out)
-    ):
-        out.append(
-            Reweight(ens.name, reason="a stack is refitted on the window when its members change")
-        )
-    return out
 
 
 def _neural(
@@ -384,31 +347,6 @@ def _neural(
         blocks=choice.blocks,
         options={"lr": lr, "epochs": min(20, budgets.max_epochs), "max_steps": budgets.max_steps},
     )
-
-
-def _diagnosis_lines(d: Diagnosis) -> list[str]:
-    how = (
-        "a small boosted model of what the system gets wrong, on each member's inputs"
-        if d.probe == "residual"
-        else "each member refitted"
-    )
-    lines = [
-        f"probes: {how}, fitted on {d.train_rows} labelled rows of the window and scored on "
-        f"the other {d.test_rows}; {d.loss} of the current version there: {d.loss_before:.4g}"
-    ]
-    for m in d.chosen:
-        lines.append(f"chosen: {m.kind} {m.component} — {m.why}")
-    last: dict[str, Any] = {}
-    for m in d.considered:
-        if not m.accepted and m.component not in {c.component for c in d.chosen}:
-            last[f"{m.kind} {m.component}"] = m
-    for label, m in sorted(last.items(), key=lambda kv: -kv[1].gain.value)[:6]:
-        lines.append(f"not chosen: {label} — {m.why}")
-    if d.chosen:
-        lines.append(
-            f"expected {d.loss} after the update: {d.loss_after:.4g} (from {d.loss_before:.4g})"
-        )
-    return lines
 
 
 def manual_plan(
@@ -488,7 +426,7 @@ def run_plan(
     system = ws.system(base.ref)
     run_seed = system.seed if seed is None else seed
     window = ws.catalog.get_snapshot(plan.window)
-    data = _training_snapshot(ws, window, base.snapshot_id, plan)
+    data = _training_snapshot(ws, window, base, plan)
     new_system = _after(system, list(plan.actions))
     bindings = _bindings(ws, base, system, new_system, plan, data, run_seed)
     estimated = float(plan.cost.get("estimated_cpu_seconds") or 0.0)
@@ -546,23 +484,41 @@ def run_plan(
 
 
 def _training_snapshot(
-    ws: Workspace, window: SnapshotRecord, reference_id: str | None, plan: Plan
+    ws: Workspace, window: SnapshotRecord, base: SystemVersionRecord, plan: Plan
 ) -> SnapshotRecord:
-    """The window, or the window with the retained reference rows (``recent+reference``)."""
-    if plan.data.get("mode") != "recent+reference" or reference_id is None:
+    """The window, or the window with the retained reference rows (``recent+reference``).
+
+    When planning set rows aside or read columns as the version was trained on them
+    (``plan.data["as_trained"]``), the rows are those again: the same check on the same
+    version and window gives the same rows, stored as ``<window>-usable``; rows without a
+    label are left out too, since no update can learn from them.
+    """
+    reference_id = base.snapshot_id
+    recent = plan.data.get("mode") == "recent+reference" and reference_id is not None
+    if not plan.data.get("as_trained") and not recent:
         return window
-    retained = int(plan.data.get("retained_rows") or 0)
-    ref = ws.catalog.get_snapshot(reference_id)
-    ref_frame = ws.frame(ref.id)
-    if 0 < retained < len(ref_frame):
-        ref_frame = ref_frame.iloc[len(ref_frame) - retained :]
-    combined = pd.concat([ref_frame, ws.frame(window.id)], ignore_index=True)
+    frame = ws.frame(window.id)
+    name, parents = window.name, [window.id]
+    if plan.data.get("as_trained"):
+        model = ws.load(base.ref)
+        frame = window_quality(ws, base, frame, model).usable
+        frame = frame[frame[model.target].notna()].reset_index(drop=True)
+        name = f"{name}-usable"
+    if recent and reference_id is not None:
+        retained = int(plan.data.get("retained_rows") or 0)
+        ref_frame = ws.frame(reference_id)
+        if 0 < retained < len(ref_frame):
+            ref_frame = ref_frame.iloc[len(ref_frame) - retained :]
+        frame = pd.concat([ref_frame, frame], ignore_index=True)
+        name, parents = f"{name}-retained", [reference_id, *parents]
+    # Rows derived from snapshots already stored: nothing to review again.
     return ws.snapshot(
-        combined,
-        name=f"{window.name}-retained",
+        frame,
+        name=name,
         time_column=window.time_column,
         slices=window.slices or None,
-        parents=[ref.id, window.id],
+        parents=parents,
+        check_schema=False,
     )
 
 

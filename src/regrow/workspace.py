@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import sqlalchemy
 
 from regrow.catalog.catalog import Catalog
+from regrow.catalog.health import DEFAULT_GRACE, DEFAULT_STUCK_AFTER, DoctorReport
+from regrow.catalog.health import restore_snapshot_artifact as _restore_snapshot_artifact
 from regrow.catalog.lineage import lineage_report
 from regrow.catalog.records import (
     AliasRecord,
@@ -40,10 +44,17 @@ from regrow.catalog.store import ArtifactStore, open_store
 from regrow.config import DEFAULT_CATALOG_URL, DEFAULT_STORE_URL, Config, resolve_home
 from regrow.data.schema import Schema
 from regrow.data.snapshot import prepare_snapshot, read_parquet
+from regrow.data.snapshot_safety import review_snapshot
+from regrow.doctor import doctor as _doctor
+from regrow.doctor import lost_artifact_error
 from regrow.errors import (
+    ArtifactCorrupted,
+    ArtifactNotFound,
     CatalogError,
     ConfigError,
     DataError,
+    DataQualityWarning,
+    SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
 )
@@ -143,28 +154,72 @@ class Workspace:
         time_column: str | None = None,
         slices: Mapping[str, str] | None = None,
         parents: Iterable[str] = (),
+        target: str | None = None,
+        allow_schema_change: bool = False,
+        check_schema: bool = True,
+        delimiter: str | None = None,
     ) -> SnapshotRecord:
         """Store ``data`` (DataFrame, Arrow table, or CSV/Parquet path) as an immutable snapshot.
 
+        Under a name that has snapshots, the data is compared with the schema of the newest
+        one: a removed column, a dtype the old schema does not accept, or nulls in the
+        ``target`` raise :class:`~regrow.errors.IncompatibleSchema` with the diff, unless
+        ``allow_schema_change``, which records the new schema version and audit event
+        ``schema.change``. ``target`` defaults to the target of the newest system version
+        trained on a snapshot of this name, if any. Nulls, values read as text in a mostly
+        numeric column, infinities (stored as nulls) and added columns are reported as one
+        :class:`~regrow.errors.DataQualityWarning` (before anything is written).
+
+        ``check_schema=False`` stores the data as it is: no comparison, no target check, no
+        warning (the notes are still kept with the snapshot's profile). Monitoring windows use
+        it: dirty data there is a signal to report, not a reason to refuse.
+
+        ``delimiter`` is a CSV file's delimiter (default: found from its first lines).
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
         check_name("snapshot", name)
+        previous = self.catalog.latest_schema(name) if check_schema else None
+        like = _schema_of(previous.spec) if previous is not None else None
         prepared = prepare_snapshot(
-            data, schema=schema, time_column=time_column, slices=slices, name=name
+            data,
+            schema=schema,
+            time_column=time_column,
+            slices=slices,
+            name=name,
+            delimiter=delimiter,
+            like=like,
         )
         parent_ids = tuple(self.catalog.get_snapshot(p).id for p in parents)
         existed = False
         with contextlib.suppress(LookupError):
             existed = self.catalog.get_snapshot(prepared.id).id == prepared.id
         if existed:
-            return self.catalog.get_snapshot(prepared.id)
+            # The same rows stored again write their artifact back if the store lost it.
+            return _restore_snapshot_artifact(
+                self.catalog, self.store, self.catalog.get_snapshot(prepared.id), prepared.parquet
+            )
+        change = None
+        if check_schema:
+            review = review_snapshot(
+                prepared,
+                like,
+                previous.version if previous is not None and like is not None else None,
+                name=name,
+                target=target if target is not None else self.catalog.trained_target(name),
+                allow=allow_schema_change,
+            )
+            change = review.change
+            if review.warnings:
+                warnings.warn(_quality_warning(name, review.warnings), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
         monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
         had_artifact = self.store.exists(_key_of(prepared.parquet))
         key = self.store.put(prepared.parquet)
         try:
-            schema_rec = self.catalog.register_schema(name, prepared.schema.to_dict())
+            schema_rec = self.catalog.register_schema(
+                name, prepared.schema.to_dict(), change=change
+            )
             record = self.catalog.add_snapshot(
                 id=prepared.id,
                 name=name,
@@ -175,7 +230,7 @@ class Workspace:
                 artifact=key,
                 time_column=prepared.time_column,
                 slices=prepared.slices,
-                profile=prepared.profile,
+                profile=prepared.stored_profile(),
                 parent_ids=parent_ids,
             )
         except BaseException:
@@ -199,7 +254,12 @@ class Workspace:
                     f"snapshot {ref!r} has no columns {unknown}",
                     hint=f"it has {list(snap.columns)}",
                 )
-        frame: pd.DataFrame = read_parquet(self.store.get(snap.artifact), columns=cols).to_pandas()
+        try:
+            data = self.store.get(snap.artifact)
+        except (ArtifactCorrupted, ArtifactNotFound) as exc:
+            what = f"snapshot {snap.id[:12]} ({snap.name})"
+            raise lost_artifact_error(exc, what, home=str(self.home), snapshot=snap.name) from exc
+        frame: pd.DataFrame = read_parquet(data, columns=cols).to_pandas()
         return frame
 
     # -- training -----------------------------------------------------------------------------
@@ -307,7 +367,12 @@ class Workspace:
             artifact = records[vid].artifact
             if artifact is None:
                 raise SystemSpecError(f"component version {vid} of {version.ref} has no artifact")
-            fitted[name] = load_fitted(self.store.get(artifact))
+            try:
+                data = self.store.get(artifact)
+            except (ArtifactCorrupted, ArtifactNotFound) as exc:
+                what = f"component {name!r} of {version.ref} (component version {vid})"
+                raise lost_artifact_error(exc, what, home=str(self.home)) from exc
+            fitted[name] = load_fitted(data)
         return fitted
 
     def load(self, ref: str) -> FittedSystem:
@@ -348,19 +413,24 @@ class Workspace:
     def monitor(
         self,
         ref: str,
-        window: SnapshotRecord | str,
+        window: Any,
         *,
-        slices: Mapping[str, str] | None = None,
+        slices: Mapping[str, str] | Iterable[str] | None = None,
         record: bool = True,
         performance: bool = True,
     ) -> MonitorResult:
-        """Check version ``ref`` on ``window``: drift, performance, impact; stored in the catalog.
+        """Check version ``ref`` on ``window``: data quality, drift, performance, impact; stored
+        in the catalog.
 
-        See :mod:`regrow.monitoring`. ``slices`` defaults to the window snapshot's slices;
+        ``window`` is a snapshot (record, id or name), or rows: a DataFrame, an Arrow table or
+        a ``.csv`` / ``.parquet`` path, stored as snapshot ``<system>-window`` with the report
+        only once the check succeeded. See :mod:`regrow.monitoring`. ``slices`` (names of
+        the window's slices, or names to expressions) defaults to the window's slices;
         ``performance=False`` skips the labelled performance report.
         """
+        chosen = slices if slices is None or isinstance(slices, Mapping | str) else list(slices)
         return monitor_version(
-            self, ref, window, slices=slices, record=record, performance=performance
+            self, ref, window, slices=chosen, record=record, performance=performance
         )
 
     # -- planning ---------------------------------------------------------------------------
@@ -368,15 +438,17 @@ class Workspace:
     def plan(
         self,
         ref: str,
-        window: SnapshotRecord | str,
+        window: Any,
         *,
         policy: Policy | str | os.PathLike[str] | None = None,
         record: bool = True,
     ) -> Plan:
         """Plan the smallest update of version ``ref`` that fixes what ``window`` shows.
 
-        ``policy`` is a :class:`~regrow.plan.policy.Policy`, a YAML file's path, or None for
-        the default. See :mod:`regrow.planning`.
+        ``window`` is a snapshot or rows, as for :meth:`monitor` (rows are stored as
+        ``<system>-window`` with the plan, once it is made). ``policy`` is a
+        :class:`~regrow.plan.policy.Policy`, a YAML file's path, or None for the default.
+        See :mod:`regrow.planning`.
         """
         if not isinstance(policy, Policy):
             policy = load_policy(policy)
@@ -481,6 +553,44 @@ class Workspace:
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
         """Move ``alias`` back to the version it pointed at before its latest move."""
         return self.catalog.rollback_alias(system, alias, reason=reason)
+
+    # -- upkeep -------------------------------------------------------------------------------
+
+    def doctor(
+        self,
+        *,
+        quick: bool = False,
+        repair: bool = False,
+        grace: str | float | timedelta = DEFAULT_GRACE,
+        stuck_after: str | float | timedelta = DEFAULT_STUCK_AFTER,
+    ) -> DoctorReport:
+        """Check every artifact, run, alias and the audit chain; ``repair`` fixes what it can.
+
+        Lost component artifacts are refitted under their own fingerprint, unreferenced files
+        older than ``grace`` deleted, runs ``running`` for longer than ``stuck_after`` marked
+        abandoned; each repair is audited. See :mod:`regrow.doctor`.
+        """
+        return _doctor(
+            self.catalog,
+            self.store,
+            quick=quick,
+            repair=repair,
+            grace=grace,
+            stuck_after=stuck_after,
+        )
+
+
+def _schema_of(spec: Mapping[str, Any]) -> Schema | None:
+    """The schema a stored spec describes; None for one regrow did not write."""
+    try:
+        return Schema.from_dict(spec)
+    except SchemaError:
+        return None
+
+
+def _quality_warning(name: str, lines: tuple[str, ...]) -> DataQualityWarning:
+    shown = "".join(f"\n  - {line}" for line in lines)
+    return DataQualityWarning(f"snapshot {name!r}:{shown}", notes=lines)
 
 
 def _key_of(data: bytes) -> str:

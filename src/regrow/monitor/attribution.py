@@ -139,6 +139,17 @@ def _loss_model(
     return dle.row_loss
 
 
+def _loss_models(
+    model: FittedSystem, frame: pd.DataFrame, columns: Mapping[str, list[str]], seed: int
+) -> dict[str, RowLoss]:
+    outs = _outputs(model, frame)
+    labels = _encode(model, frame[model.target])
+    return {
+        n: _loss_model(model.task, outs[n], labels, frame[cols], seed)
+        for n, cols in columns.items()
+    }
+
+
 def _measured(task: str, out: Array, labels: Array) -> Array:
     if task == "classification":
         p = np.clip(out[:, -1], 1e-15, 1 - 1e-15)
@@ -258,12 +269,14 @@ def attribute(
     reads = {n: _raw_columns(graph, n) for n, c in graph.items() if c["kind"] == "member"}
     reads[model.name] = set().union(*reads.values())
     columns = {n: sorted(cols) for n, cols in reads.items()}
-    outs_fit = _outputs(model, fit_frame)
-    labels_fit = _encode(model, fit_frame[model.target])
-    loss_fns = {
-        n: _loss_model(model.task, outs_fit[n], labels_fit, fit_frame[columns[n]], seed)
-        for n in reads
-    }
+    try:
+        loss_fns = _loss_models(model, fit_frame, columns, seed)
+    except DataError:
+        if fit_frame is reference:
+            raise
+        # Too few labelled window rows (or one class) to fit on: the loss now is still
+        # measured, the counterfactual's is estimated from the reference.
+        loss_fns = _loss_models(model, reference, columns, seed)
     outs_now = _outputs(model, window)
     now = {n: loss_fns[n](window[columns[n]], outs_now[n]) for n in reads}
     if labelled:

@@ -60,6 +60,8 @@ def weighted_auc(score: Array, positive: Array, weights: Array | None = None) ->
     s = np.asarray(score, float)
     p = np.asarray(positive, float)
     w = np.ones_like(s) if weights is None else np.asarray(weights, float)
+    if s.size == 0:  # no rows (an empty slice): no pairs to rank
+        return np.full(w.shape[:-1], np.nan)
     order = np.argsort(s, kind="stable")
     sorted_s = s[order]
     starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])

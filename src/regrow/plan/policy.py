@@ -128,6 +128,13 @@ class Planning(_Strict):
     leaf_refit_decay: float = Field(0.0, ge=0, lt=1)
     """LightGBM's ``decay_rate`` for ``leaf-refit`` (its own default, 0.9, keeps 90% of the
     old leaf values: wrong under concept drift)."""
+    unusable_rows: Literal["drop", "stop"] = "drop"
+    """Rows of the window the version cannot score (nulls or categories a member cannot
+    take, values of the wrong type): ``drop`` sets them aside, so probes and updates use the
+    other rows, and the plan says so; ``stop`` refuses to plan, naming the column and rows."""
+    max_unusable_share: float = Field(0.05, ge=0, le=1)
+    """With ``drop``, planning still stops when more than this share of the rows is unusable:
+    then the data, not the model, needs fixing."""
     seed: int = Field(0, ge=0)
 
 

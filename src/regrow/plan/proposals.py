@@ -1,0 +1,107 @@
+"""From a diagnosis to a plan's actions and sentences.
+
+:func:`proposed_actions` turns the moves the diagnostics chose (:mod:`regrow.plan.diagnostics`)
+into actions, each with its reason and gain: an update becomes ``refit``, or ``continue`` /
+``leaf-refit`` when the probe used it; a stacked ensemble is refitted whenever a member changes.
+:func:`diagnosis_lines` says what the probes found, for the plan's rationale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from regrow.plan.actions import (
+    Action,
+    AddMember,
+    Continue,
+    LeafRefit,
+    Refit,
+    RetireMember,
+    Reweight,
+)
+from regrow.plan.diagnostics import Diagnosis
+from regrow.plan.policy import Policy
+from regrow.system import System
+
+__all__ = ["diagnosis_lines", "proposed_actions"]
+
+
+def proposed_actions(system: System, diagnosis: Diagnosis, policy: Policy) -> list[Action]:
+    """The diagnosis's chosen moves as actions, with their reasons."""
+    planning = policy.planning
+    out: list[Action] = []
+    ens = system.ensemble
+    for move in diagnosis.chosen:
+        probe = "a residual probe" if diagnosis.probe == "residual" else f"a {move.update} probe"
+        what = "the ensemble relearned" if move.kind == "reweight" else f"{probe} on its inputs"
+        if move.kind == "retire-member":
+            what = "leaving it out"
+        reason = (
+            f"{what} cuts the {diagnosis.loss} by {move.gain.value:.4g} "
+            f"[{move.gain.low:.4g}, {move.gain.high:.4g}] on {move.gain.rows} held-out rows of "
+            f"the window"
+        )
+        gain = move.gain
+        comp = move.component or ""
+        if move.kind == "update":
+            if move.update == "continue":
+                out.append(Continue(comp, reason=reason, gain=gain, extra=planning.continue_extra))
+            elif move.update == "leaf-refit":
+                out.append(
+                    LeafRefit(comp, reason=reason, gain=gain, decay_rate=planning.leaf_refit_decay)
+                )
+            else:
+                out.append(Refit(comp, reason=reason, gain=gain))
+        elif move.kind == "add-member":
+            name, n = f"{comp}_2", 2
+            while name in system:
+                n += 1
+                name = f"{comp}_{n}"
+            out.append(AddMember(comp, reason=reason, gain=gain, new_name=name))
+        elif move.kind == "retire-member":
+            out.append(RetireMember(comp, reason=reason, gain=gain))
+        elif move.kind == "reweight" and ens is not None:
+            weights = None
+            if diagnosis.weights:
+                weights = {
+                    k.removesuffix("+new"): v
+                    for k, v in diagnosis.weights.items()
+                    if not k.endswith("+new")
+                }
+            out.append(Reweight(ens.name, reason=reason, gain=gain, weights=weights))
+    if (
+        ens is not None
+        and ens.method == "stack"
+        and out
+        and not any(a.kind == "reweight" for a in out)
+    ):
+        out.append(
+            Reweight(ens.name, reason="a stack is refitted on the window when its members change")
+        )
+    return out
+
+
+def diagnosis_lines(d: Diagnosis) -> list[str]:
+    """The diagnosis in sentences: the probes, the moves chosen and the best not chosen."""
+    how = (
+        "a small boosted model of what the system gets wrong, on each member's inputs"
+        if d.probe == "residual"
+        else "each member refitted"
+    )
+    lines = [
+        f"probes: {how}, fitted on {d.train_rows} labelled rows of the window and scored on "
+        f"the other {d.test_rows}; {d.loss} of the current version there: {d.loss_before:.4g}"
+    ]
+    for m in d.chosen:
+        lines.append(f"chosen: {m.kind} {m.component} — {m.why}")
+    last: dict[str, Any] = {}
+    for m in d.considered:
+        if not m.accepted and m.component not in {c.component for c in d.chosen}:
+            last[f"{m.kind} {m.component}"] = m
+    for label, m in sorted(last.items(), key=lambda kv: -kv[1].gain.value)[:6]:
+        lines.append(f"not chosen: {label} — {m.why}")
+    if d.chosen:
+        lines.append(
+            f"expected {d.loss} after the update: {d.loss_after:.4g} (from {d.loss_before:.4g})"
+        )
+    return lines

@@ -1,0 +1,132 @@
+"""The window a version is checked on: a stored snapshot, or rows stored once checked.
+
+``regrow monitor --window recent.csv`` and ``regrow plan`` take a window as a snapshot (its
+id, an id prefix or its name) or as rows: a DataFrame, an Arrow table, the path of a CSV or
+Parquet file. Rows are read and validated first (:func:`open_window`) and stored as snapshot
+``<system>-window`` only by :func:`store_window`, which the services call once the command
+on them succeeded: a failed command leaves no snapshot, artifact or report behind.
+
+A window does not have to be clean: nulls, values of another type, missing or extra columns
+are what monitoring reports (:mod:`regrow.monitor.data_quality`), so the snapshot is stored
+without the schema review that other snapshots get. Only what no snapshot can hold (no rows,
+duplicated column names) is refused, with a :class:`~regrow.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+
+from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
+from regrow.data.frames import logical_dtype, to_arrow
+from regrow.data.snapshot import apply_slice, prepare_snapshot
+from regrow.errors import SliceError
+
+if TYPE_CHECKING:
+    from regrow.workspace import Workspace
+
+__all__ = ["WINDOW_SUFFIXES", "Window", "open_window", "store_window"]
+
+#: File suffixes a window given as a string is read from (otherwise it names a snapshot).
+WINDOW_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows a version is checked on, with the snapshot that holds them or will.
+
+    ``pending`` is the table to store when the window came as rows (see :func:`open_window`);
+    ``record`` is then what the snapshot will be, and ``notes`` say what was left out of it.
+    """
+
+    record: SnapshotRecord
+    frame: pd.DataFrame = field(repr=False)
+    notes: tuple[str, ...] = ()
+    pending: pa.Table | None = field(default=None, repr=False)
+
+
+def _window_name(version: SystemVersionRecord) -> str:
+    return f"{version.system}-window"
+
+
+def open_window(ws: Workspace, version: SystemVersionRecord, window: Any) -> Window:
+    """The rows of ``window``: a snapshot (a record or its reference), or rows not stored yet.
+
+    Rows (a DataFrame, an Arrow table, a ``.csv`` / ``.parquet`` path) are validated as a
+    snapshot named ``<system>-window`` with the time column and slices of the snapshot the
+    version was trained on, but stored only by :func:`store_window`. A time column the window
+    lacks or holds other values in, and slices that do not apply to it, are left out, each
+    with a note; what no snapshot may hold (no rows, duplicated names) raises
+    :class:`~regrow.errors.DataError` and nothing is written.
+    """
+    if isinstance(window, SnapshotRecord):
+        return Window(window, ws.frame(window.id))
+    if isinstance(window, str) and not window.lower().endswith(WINDOW_SUFFIXES):
+        snap = ws.catalog.get_snapshot(window)
+        return Window(snap, ws.frame(snap.id))
+    reference = ws.catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
+    table = to_arrow(window)
+    notes: list[str] = []
+    time_column = reference.time_column if reference is not None else None
+    if time_column is not None:
+        why = ""
+        if time_column not in table.column_names:
+            why = "is not in the window"
+        elif (dtype := logical_dtype(table.schema.field(time_column).type)) != "datetime":
+            why = f"holds {dtype or 'only null'} values, not datetimes"
+        elif table.column(time_column).null_count:
+            why = f"has {table.column(time_column).null_count:,} nulls"
+        if why:
+            notes.append(
+                f"time column {time_column!r} {why}: the window is kept without a time column "
+                "(performance is not split by time)"
+            )
+            time_column = None
+    slices: dict[str, str] = {}
+    if reference is not None and reference.slices and table.num_rows:
+        rows = table.to_pandas()
+        for name, expr in reference.slices.items():
+            try:
+                apply_slice(rows, name, expr)
+            except SliceError as exc:
+                cause = exc.__cause__ or exc
+                notes.append(
+                    f"slice {name!r} ({expr}) does not apply to the window "
+                    f"({type(cause).__name__}: {cause}): not checked"
+                )
+                continue
+            slices[name] = expr
+    name = _window_name(version)
+    prepared = prepare_snapshot(table, time_column=time_column, slices=slices, name=name)
+    record = SnapshotRecord(
+        id=prepared.id,
+        name=name,
+        schema_id="",
+        rows=prepared.rows,
+        columns=prepared.columns,
+        column_hashes=prepared.column_hashes,
+        artifact="",
+        time_column=time_column,
+        slices=dict(prepared.slices),
+        created_at=datetime.now(UTC),
+    )
+    return Window(record, prepared.table.to_pandas(), tuple(notes), prepared.table)
+
+
+def store_window(ws: Workspace, window: Window) -> SnapshotRecord:
+    """The window's snapshot, stored now if it was not yet."""
+    if window.pending is None:
+        return window.record
+    rec = window.record
+    # Dirty data in a window is a signal to report, not a reason to refuse it.
+    return ws.snapshot(
+        window.pending,
+        name=rec.name,
+        time_column=rec.time_column,
+        slices=rec.slices or None,
+        check_schema=False,
+    )
