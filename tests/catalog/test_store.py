@@ -204,6 +204,93 @@ def test_a_truncated_artifact_is_replaced_by_the_next_put(case: Case) -> None:
     assert case.store.get(key) == b"complete payload"
 
 
+def flip_byte(data: bytes, at: int = 0) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def test_put_replaces_an_altered_artifact_of_the_same_size(case: Case) -> None:
+    key = case.store.put(b"fitted weights")
+    case.fs.pipe_file(case.path(key), flip_byte(b"fitted weights", 3))  # same size
+    assert case.store.put(b"fitted weights") == key
+    assert case.store.get(key) == b"fitted weights"
+    assert case.temp_files() == []
+
+
+def test_put_file_replaces_an_altered_artifact_of_the_same_size(case: Case, tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"a fitted model")
+    key = case.store.put_file(source)
+    case.fs.pipe_file(case.path(key), flip_byte(b"a fitted model", 0))
+    assert case.store.put_file(source) == key
+    assert case.store.digest(key) == key
+
+
+def test_every_write_is_read_back_and_refused_when_it_differs(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = case.store._commit
+
+    def commit_and_damage(temp: str, key: str) -> None:
+        commit(temp, key)
+        case.fs.pipe_file(case.path(key), b"not what was written")
+
+    monkeypatch.setattr(case.store, "_commit", commit_and_damage)
+    with pytest.raises(StoreError, match=r"could not store 7 bytes .* reads back as"):
+        case.store.put(b"payload")
+    monkeypatch.undo()
+    assert not case.store.exists(sha(b"payload"))  # the bad file is not left under the key
+    assert case.temp_files() == []
+
+
+def test_sizes_answers_for_many_keys_in_one_batched_call(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [case.store.put(f"artifact {i}".encode()) for i in range(6)]
+    absent = sha(b"never stored")
+    case.fs.rm_file(case.path(keys[0]))  # removed behind the store's back
+    if isinstance(case.store, FsspecStore):  # one listing per key prefix, no request per key
+
+        def no_single_lookups(*args: Any) -> Any:
+            raise AssertionError("sizes() asked for one key at a time")
+
+        monkeypatch.setattr(case.store, "_size", no_single_lookups)
+    sizes = case.store.sizes([*keys, absent, keys[1]])
+    assert sizes == {keys[0]: None, **{k: len(b"artifact 0") for k in keys[1:]}, absent: None}
+    assert case.store.exists_many([keys[0], keys[1]]) == {keys[0]: False, keys[1]: True}
+    assert case.store.sizes([]) == {}
+    with pytest.raises(InvalidKey):
+        case.store.sizes(["../x"])
+
+
+def test_digest_hashes_what_is_stored(case: Case) -> None:
+    key = case.store.put(b"original")
+    assert case.store.digest(key) == key
+    case.fs.pipe_file(case.path(key), b"tampered")
+    assert case.store.digest(key) == sha(b"tampered")
+    with pytest.raises(ArtifactNotFound):
+        case.store.digest(sha(b"absent"))
+
+
+def test_list_files_finds_every_artifact_and_leftover_temporary_file(case: Case) -> None:
+    keys = {case.store.put(b"one"), case.store.put(b"two")}
+    _, handle = case.store._open_temp()  # a write that crashed before its rename
+    with handle:
+        handle.write(b"half")
+    case.fs.pipe_file(f"{case.root}/README", b"someone else's file")
+    files = list(case.store.list_files())
+    assert {f.key for f in files if f.key} == keys
+    assert {f.path for f in files if f.key} == {f"{k[:2]}/{k}" for k in keys}
+    (leftover,) = [f for f in files if f.key is None]
+    assert leftover.path.startswith("tmp/")
+    assert leftover.path.endswith(".part")
+    assert leftover.size == 4
+    assert all(f.modified is not None for f in files)
+    case.store.remove_temp(leftover.path)
+    assert case.temp_files() == []
+    with pytest.raises(InvalidKey, match="invalid temporary file"):
+        case.store.remove_temp("README")
+
+
 @pytest.mark.parametrize(
     "key",
     ["../x", "A" * 64, "ab" * 31, "ab" * 33, "g" * 64, f"../{'a' * 61}", "a" * 63 + "/", 42, None],

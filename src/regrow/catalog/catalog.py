@@ -14,6 +14,8 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.plans`              plans and their status (proposed, running, executed)
 :mod:`.aliases`            compare-and-set alias moves, rollback, history
 :mod:`.audit`              the hash-chained audit log
+:mod:`.integrity`          ``catalog.integrity``: what ``regrow doctor`` checks and repairs
+:mod:`.leases`             ``catalog.leases``: run heartbeats, fit leases on fingerprints
 =========================  ====================================================
 
 Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
@@ -36,6 +38,8 @@ from regrow.catalog.aliases import AliasesMixin
 from regrow.catalog.audit import AuditMixin
 from regrow.catalog.components import ComponentsMixin, component_version_id
 from regrow.catalog.datasets import DatasetsMixin
+from regrow.catalog.integrity import Integrity
+from regrow.catalog.leases import Leases
 from regrow.catalog.monitoring import MonitoringMixin
 from regrow.catalog.plans import PlansMixin
 from regrow.catalog.runs import RunsMixin
@@ -62,3 +66,13 @@ class Catalog(
     single-threaded tests only. ``actor`` arguments default to ``$REGROW_ACTOR``, else the
     login name. Use it as a context manager, or call :meth:`close`.
     """
+
+    @property
+    def integrity(self) -> Integrity:
+        """Checks and repairs of artifact references, runs and aliases (``regrow doctor``)."""
+        return Integrity(self)
+
+    @property
+    def leases(self) -> Leases:
+        """Run heartbeats and fit leases on component fingerprints (see :mod:`.leases`)."""
+        return Leases(self)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from regrow.catalog import db
-from regrow.catalog.models import Component, ComponentVersion, Run, Schema, Snapshot
+from regrow.catalog.models import Base, Run, Schema, Snapshot
 from regrow.errors import NotFound
 
 __all__ = ["CatalogCore", "now"]
@@ -107,7 +107,7 @@ class CatalogCore:
             return column == sa.any_(sa.bindparam(None, list(ids), type_=ARRAY(sa.String)))
         return column.in_(ids)
 
-    def _insert(self, model: type[Component | ComponentVersion]) -> Any:
+    def _insert(self, model: type[Base]) -> Any:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(model)
 

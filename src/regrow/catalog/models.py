@@ -29,6 +29,7 @@ __all__ = [
     "Component",
     "ComponentVersion",
     "Evaluation",
+    "FitLease",
     "MonitorReport",
     "Plan",
     "Profile",
@@ -218,6 +219,26 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
     version_id: Mapped[str | None] = mapped_column(ID)
+    heartbeat_at: Mapped[datetime | None]
+    lease_seconds: Mapped[int | None]
+    holder: Mapped[dict[str, Any] | None]
+
+
+class FitLease(Base):
+    """A component fingerprint being fitted by a live run: others wait instead of fitting it.
+
+    The lease lasts until ``expires_at``; the holding run's heartbeat moves it forward, and a
+    run that died stops moving it, so the lease lapses and another run may take it over.
+    """
+
+    __tablename__ = "fit_leases"
+
+    fingerprint: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    component: Mapped[str] = mapped_column(NAME)
+    run_id: Mapped[str] = mapped_column(ID, index=True)
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Evaluation(Base):

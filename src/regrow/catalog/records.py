@@ -7,7 +7,7 @@ stored state by accident. Every record is a frozen dataclass of JSON-friendly va
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "AuditEventRecord",
     "ComponentVersionRecord",
     "EvaluationRecord",
+    "FitLeaseRecord",
     "MonitorReportRecord",
     "PlanRecord",
     "RunRecord",
@@ -120,7 +121,7 @@ class RunRecord:
     id: str
     system: str
     kind: str
-    status: str  # "running" | "succeeded" | "failed"
+    status: str  # "running" | "succeeded" | "failed" | "abandoned"
     seed: int
     environment: JSON
     params: JSON
@@ -129,6 +130,33 @@ class RunRecord:
     finished_at: datetime | None
     error: str | None
     version_id: str | None
+    heartbeat_at: datetime | None = None
+    lease_seconds: int | None = None
+    holder: JSON | None = None  # where it runs: host, pid, user
+
+    def state(self, at: datetime | None = None) -> str:
+        """``status``, except that a ``running`` run whose lease lapsed is ``abandoned``.
+
+        A live run renews its lease (a heartbeat) every third of ``lease_seconds``; a run whose
+        process died stops renewing it. Runs recorded before leases existed stay ``running``.
+        """
+        if self.status != "running" or self.heartbeat_at is None or not self.lease_seconds:
+            return self.status
+        at = at or datetime.now(UTC)
+        lapsed = (at - self.heartbeat_at).total_seconds() > self.lease_seconds
+        return "abandoned" if lapsed else "running"
+
+
+@dataclass(frozen=True)
+class FitLeaseRecord:
+    """A component fingerprint that a run is fitting now; see :mod:`regrow.catalog.leases`."""
+
+    fingerprint: str
+    system: str
+    component: str
+    run_id: str
+    acquired_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,9 @@ def run_record(row: Run) -> RunRecord:
         finished_at=row.finished_at,
         error=row.error,
         version_id=row.version_id,
+        heartbeat_at=row.heartbeat_at,
+        lease_seconds=row.lease_seconds,
+        holder=row.holder,
     )
 
 

@@ -2,10 +2,12 @@
 
 The runner binds each component to the data it trains on and a seed, computes fingerprints in
 graph order, looks every fingerprint up in the catalog in one query, and sends only the missing
-components to the backend, wave by wave. Each fitted component is recorded as soon as it
-finishes, so a failed or interrupted run resumes where it stopped: re-running it reuses every
-component that finished. The run ends with a system version whose manifest shares every reused
-component version with its parent.
+components to the backend, wave by wave. A version is reused only if the store still holds its
+artifact (one batched metadata call; a missing one, or one whose size differs from the size
+recorded, is refitted under the same fingerprint and the rebuild audited). Each fitted
+component is recorded as soon as it finishes, so a failed or interrupted run resumes where it
+stopped: re-running it reuses every component that finished. The run ends with a system
+version whose manifest shares every reused component version with its parent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from regrow.catalog.catalog import Catalog
+from regrow.catalog.health import lost_artifacts
+from regrow.catalog.integrity import ARTIFACT_BYTES
 from regrow.catalog.records import (
     ComponentVersionRecord,
     RunRecord,
@@ -35,6 +39,7 @@ from regrow.fingerprint import (
 )
 from regrow.run.backends import ExecutorBackend, LocalBackend
 from regrow.run.environment import capture_environment
+from regrow.run.leasing import RunLease, lease_seconds
 from regrow.run.tasks import TaskResult, TaskSpec
 from regrow.system import System
 
@@ -167,6 +172,7 @@ def execute(
     """
     started = time.perf_counter()
     emit = progress or (lambda _event: None)
+    seconds = lease_seconds()  # a bad setting fails here, before a run is recorded
     order = system.order()
     missing = [n for n in order if n not in bindings]
     if missing:
@@ -187,6 +193,10 @@ def execute(
             parts[name]["update"] = b.update.part()
         fps[name] = fingerprint(parts[name])
     found = catalog.find_component_versions(system.name, fps)
+    # Reuse only what the store still holds (one batched metadata call): a version whose
+    # artifact is missing, or not its recorded size, is refitted under its own fingerprint.
+    lost = lost_artifacts(store, found.values())
+    rebuilding = {n: found.pop(n) for n in [n for n, v in found.items() if v.id in lost]}
     parent_versions = (
         catalog.get_component_versions(list(parent.manifest.values())) if parent else {}
     )
@@ -205,55 +215,96 @@ def execute(
     )
     outcomes: dict[str, ComponentOutcome] = {}
     versions: dict[str, ComponentVersionRecord] = dict(found)
+
+    def reuse(name: str, v: ComponentVersionRecord) -> None:
+        versions[name] = v
+        before = parent_by_name.get(name)
+        # Found but not the parent's: fitted by an earlier (perhaps failed) run, or by a
+        # concurrent one, so this version still changes relative to its parent, and says why.
+        changed = before is None or before.id != v.id
+        causes = _causes(name, parts[name], parent_by_name) if changed else ()
+        outcomes[name] = ComponentOutcome(
+            name, v.kind, "reused", causes, v.id, v.fingerprint, v.snapshot_id
+        )
+        emit(RunEvent("reused", name))
+
+    def fit(names: Sequence[str]) -> None:
+        tasks = [_task(system, name, bindings[name], versions, store) for name in names]
+        for task in tasks:
+            emit(RunEvent("started", task.name))
+        for task, outcome in runner.run(tasks):
+            if isinstance(outcome, RunError):
+                if outcome.message.startswith(f"component {task.name!r}"):
+                    raise outcome  # the backend named the component already
+                raise RunError(
+                    f"component {task.name!r} failed: {outcome.message}", hint=outcome.hint
+                ) from outcome
+            if isinstance(outcome, BaseException):
+                raise RunError(
+                    f"component {task.name!r} failed: {type(outcome).__name__}: {outcome}",
+                    hint="fix the cause and run again: finished components are reused",
+                ) from outcome
+            versions[task.name] = _record(
+                catalog, system, task, outcome, parts, fps, bindings, run.id, store
+            )
+            lost_version = rebuilding.get(task.name)
+            if lost_version is not None and lost_version.artifact is not None:
+                versions[task.name] = catalog.integrity.record_rebuild(
+                    lost_version.id,
+                    expected=lost_version.artifact,
+                    artifact=outcome.artifact,
+                    size=store.size(outcome.artifact),
+                    reason=lost[lost_version.id],
+                    by="run",
+                    run_id=run.id,
+                )
+            lease.release([fps[task.name]])
+            b = bindings[task.name]
+            outcomes[task.name] = ComponentOutcome(
+                task.name,
+                system[task.name].kind,
+                "trained",
+                (f"artifact {lost[lost_version.id]}",)
+                if lost_version is not None
+                else _causes(task.name, parts[task.name], parent_by_name),
+                versions[task.name].id,
+                fps[task.name],
+                b.snapshot.id if b.snapshot else None,
+                outcome.seconds,
+                outcome.cpu_seconds,
+            )
+            emit(RunEvent("finished", task.name, seconds=outcome.seconds))
+
+    def settled(meanwhile: Mapping[str, ComponentVersionRecord]) -> dict[str, Any]:
+        """Versions another run recorded meanwhile that can be reused (artifact in store)."""
+        usable = {n: v for n, v in meanwhile.items() if n not in rebuilding}
+        bad = lost_artifacts(store, usable.values())
+        return {n: v for n, v in usable.items() if v.id not in bad}
+
     for name in order:
         if name in found:
-            v = found[name]
-            before = parent_by_name.get(name)
-            # Found but not the parent's: fitted by an earlier (perhaps failed) run, so this
-            # version still changes relative to its parent, and says why.
-            changed = before is None or before.id != v.id
-            causes = _causes(name, parts[name], parent_by_name) if changed else ()
-            outcomes[name] = ComponentOutcome(
-                name, v.kind, "reused", causes, v.id, v.fingerprint, v.snapshot_id
-            )
-            emit(RunEvent("reused", name))
+            reuse(name, found[name])
+    lease = RunLease(catalog, run.id, system.name, seconds)
     try:
-        for wave in system.levels():
-            tasks = [
-                _task(system, name, bindings[name], versions, store)
-                for name in wave
-                if name not in versions
-            ]
-            for task in tasks:
-                emit(RunEvent("started", task.name))
-            for task, outcome in runner.run(tasks):
-                if isinstance(outcome, RunError):
-                    if outcome.message.startswith(f"component {task.name!r}"):
-                        raise outcome  # the backend named the component already
-                    raise RunError(
-                        f"component {task.name!r} failed: {outcome.message}", hint=outcome.hint
-                    ) from outcome
-                if isinstance(outcome, BaseException):
-                    raise RunError(
-                        f"component {task.name!r} failed: {type(outcome).__name__}: {outcome}",
-                        hint="fix the cause and run again: finished components are reused",
-                    ) from outcome
-                versions[task.name] = _record(
-                    catalog, system, task, outcome, parts, fps, bindings, run.id
-                )
-                b = bindings[task.name]
-                outcomes[task.name] = ComponentOutcome(
-                    task.name,
-                    system[task.name].kind,
-                    "trained",
-                    _causes(task.name, parts[task.name], parent_by_name),
-                    versions[task.name].id,
-                    fps[task.name],
-                    b.snapshot.id if b.snapshot else None,
-                    outcome.seconds,
-                    outcome.cpu_seconds,
-                )
-                emit(RunEvent("finished", task.name, seconds=outcome.seconds))
+        with lease:
+            for wave in system.levels():
+                pending = [n for n in wave if n not in versions]
+                while pending:
+                    # One fit per fingerprint across runs: what another live run is fitting
+                    # is waited for and reused, not fitted again.
+                    mine, held = lease.claim({n: fps[n] for n in pending})
+                    meanwhile = settled(
+                        catalog.find_component_versions(system.name, {n: fps[n] for n in mine})
+                    )
+                    for name, v in meanwhile.items():
+                        reuse(name, v)
+                    lease.release([fps[n] for n in meanwhile])
+                    fit([n for n in mine if n not in meanwhile])
+                    if held:
+                        recorded, _free = lease.wait({n: fps[n] for n in held})
+                        for name, v in settled(recorded).items():
+                            reuse(name, v)
+                    pending = [n for n in wave if n not in versions]
         manifest = {n: versions[n].id for n in order}
         spec = system.spec()
         snapshot_ids = {b.snapshot.id for b in bindings.values() if b.snapshot}
@@ -279,6 +330,7 @@ def execute(
         summary = {
             "trained": [n for n, o in ordered.items() if o.action == "trained"],
             "reused": [n for n, o in ordered.items() if o.action == "reused"],
+            "rebuilt": [n for n in order if n in rebuilding],
             "causes": {n: list(o.causes) for n, o in ordered.items() if o.causes},
             "snapshots": sorted(snapshot_ids),
             "seeds": {n: bindings[n].seed for n in order},
@@ -373,6 +425,7 @@ def _record(
     fps: Mapping[str, str],
     bindings: Mapping[str, Binding],
     run_id: str,
+    store: ArtifactStore,
 ) -> ComponentVersionRecord:
     b = bindings[task.name]
     return catalog.add_component_version(
@@ -389,6 +442,7 @@ def _record(
         info={
             **outcome.info,
             "cpu_seconds": outcome.cpu_seconds,
+            ARTIFACT_BYTES: store.size(outcome.artifact),  # the runner's cheap check reads it
             "code": code_locations(system[task.name].estimator),
         },
     )

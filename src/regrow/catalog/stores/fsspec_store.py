@@ -12,7 +12,10 @@ False
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,10 +33,13 @@ class FsspecStore(ArtifactStore):
     Writes go to ``<root>/tmp/`` and are moved into place with ``fs.mv``: a rename on local
     and most POSIX-like file systems; on object stores a server-side copy of an object that
     was uploaded whole, so no reader ever sees a partial object under its key either way.
+    Each write is then read back and hashed; ``verify_writes=False`` skips that (on an
+    object store it downloads what was just uploaded).
     """
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, url: str, *, verify_writes: bool = True, **storage_options: Any) -> None:
         self.url = url
+        self.verify_writes = verify_writes
         self.storage_options = storage_options
         try:
             fs, root = fsspec.core.url_to_fs(url, **storage_options)
@@ -91,7 +97,58 @@ class FsspecStore(ArtifactStore):
         with suppress(FileNotFoundError):
             self._fs.rm_file(self._path(key))
 
+    def _sizes(self, keys: list[str]) -> dict[str, int | None]:
+        # One listing per key prefix (``ab/``) instead of one request per key.
+        by_folder: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            by_folder[f"{self._root}/{key[:2]}"].append(key)
+        found: dict[str, int | None] = dict.fromkeys(keys)
+        for folder, wanted in by_folder.items():
+            self._fs.invalidate_cache(folder)  # see files removed by others since
+            try:
+                listing = self._fs.ls(folder, detail=True)
+            except FileNotFoundError:
+                continue
+            sizes = {
+                str(info["name"]).rstrip("/").rpartition("/")[2]: int(info.get("size") or 0)
+                for info in listing
+                if info.get("type") == "file"
+            }
+            found.update((key, sizes[key]) for key in wanted if key in sizes)
+        return found
+
+    def _list(self) -> Iterator[tuple[str, int, datetime | None]]:
+        self._fs.invalidate_cache(self._root)
+        try:
+            files = self._fs.find(self._root, detail=True)
+        except FileNotFoundError:
+            return
+        prefix = self._root.rstrip("/") + "/"
+        for name, info in files.items():
+            path = str(name)
+            if info.get("type") == "file" and path.startswith(prefix):
+                yield path[len(prefix) :], int(info.get("size") or 0), _modified(info)
+
+    def _temp_name(self, path: str) -> str:
+        return f"{self._root}/{path}"
+
     def _local_path(self, key: str) -> Path | None:
         if isinstance(self._fs, fsspec.implementations.local.LocalFileSystem):
             return Path(self._path(key))
         return None
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    """When a file was last written, from an fsspec ``info`` dict (the key varies by backend:
+    ``mtime`` on local disks, ``LastModified`` on S3, ``created`` in memory)."""
+    for field in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(field)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            with suppress(ValueError):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -26,13 +28,16 @@ class LocalStore(ArtifactStore):
     """Artifacts under the folder ``root`` (created on the first write).
 
     Each artifact is written to ``<root>/tmp/``, flushed to disk (``fsync``, unless
-    ``fsync=False``) and moved into place with :func:`os.replace`, which is atomic.
-    ``url`` is the absolute path of ``root``.
+    ``fsync=False``), moved into place with :func:`os.replace`, which is atomic, and read
+    back and hashed (unless ``verify_writes=False``). ``url`` is the absolute path of ``root``.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, verify_writes: bool = True
+    ) -> None:
         self.root = root
         self.fsync = fsync
+        self.verify_writes = verify_writes
         self._root = Path(root).expanduser().absolute()
         self.url = str(self._root)
 
@@ -73,3 +78,20 @@ class LocalStore(ArtifactStore):
 
     def _local_path(self, key: str) -> Path:
         return self._path(key)
+
+    def _list(self) -> Iterator[tuple[str, int, datetime | None]]:
+        if not self._root.is_dir():
+            return
+        for folder in os.scandir(self._root):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            with suppress(FileNotFoundError), os.scandir(folder.path) as entries:
+                for entry in entries:
+                    with suppress(FileNotFoundError):  # removed while we walk: not there
+                        if entry.is_file(follow_symlinks=False):
+                            stat = entry.stat(follow_symlinks=False)
+                            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                            yield f"{folder.name}/{entry.name}", stat.st_size, modified
+
+    def _temp_name(self, path: str) -> str:
+        return str(self._root / path)

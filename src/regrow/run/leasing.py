@@ -1,0 +1,131 @@
+"""A run's leases while it executes: a heartbeat, and one fit per fingerprint across runs.
+
+:class:`RunLease` wraps :mod:`regrow.catalog.leases` for the runner. Entering it starts the
+run's lease (with this host, pid and user) and a heartbeat thread that renews it every third
+of the lease; leaving it stops the thread and gives back every fit lease the run still holds.
+A process killed with ``kill -9`` leaves neither: its lease simply lapses, the run reads as
+``abandoned``, and its fit leases become free to take over.
+
+Before fitting a wave, the runner :meth:`~RunLease.claim`\\ s the fingerprints it needs. Those
+another live run holds are not fitted again: :meth:`~RunLease.wait` polls until each has a
+recorded version (reused) or its lease was given back or lapsed (then claimed again). Four
+runs of one system started at once so fit each component once, not four times.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.leases import DEFAULT_LEASE_SECONDS, this_process
+from regrow.catalog.records import ComponentVersionRecord
+from regrow.errors import ConfigError
+
+__all__ = ["RunLease", "lease_seconds"]
+
+_POLL_FIRST, _POLL_MAX = 0.1, 1.0
+
+
+def lease_seconds() -> int:
+    """The lease length: ``$REGROW_LEASE_SECONDS``, else 30 seconds.
+
+    >>> lease_seconds() >= 1
+    True
+    """
+    raw = os.environ.get("REGROW_LEASE_SECONDS")
+    if raw is None or raw == "":
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"REGROW_LEASE_SECONDS must be a whole number of seconds >= 1 (got {raw!r})",
+            hint=f"unset it for the default of {DEFAULT_LEASE_SECONDS} s",
+        )
+    return value
+
+
+class RunLease:
+    """The leases of run ``run_id`` of ``system`` while it executes (a context manager)."""
+
+    def __init__(self, catalog: Catalog, run_id: str, system: str, seconds: int) -> None:
+        self.catalog = catalog
+        self.run_id = run_id
+        self.system = system
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RunLease:
+        self.catalog.leases.hold_run(self.run_id, lease_seconds=self.seconds, holder=this_process())
+        if self.catalog.url != "sqlite://":  # an in-memory catalog has one connection, one user
+            self._thread = threading.Thread(
+                target=self._beat, name=f"regrow-heartbeat-{self.run_id[:8]}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.catalog.leases.release(self.run_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.catalog.leases.heartbeat(self.run_id):
+                    return  # the run was finished or marked abandoned: nothing to keep alive
+            except Exception:  # a database hiccup: the next beat tries again
+                continue
+
+    def claim(self, wanted: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """Take fit leases on ``wanted`` (component → fingerprint).
+
+        Returns (components this run may fit now, components another live run is fitting).
+        """
+        taken = self.catalog.leases.acquire(
+            self.run_id,
+            {fp: (self.system, name) for name, fp in wanted.items()},
+            lease_seconds=self.seconds,
+        )
+        mine = [n for n, fp in wanted.items() if fp in taken]
+        return mine, [n for n in wanted if n not in mine]
+
+    def release(self, fingerprints: Sequence[str]) -> None:
+        """Give back fit leases once their versions are recorded."""
+        self.catalog.leases.release(self.run_id, fingerprints)
+
+    def wait(self, held: Mapping[str, str]) -> tuple[dict[str, ComponentVersionRecord], list[str]]:
+        """Wait until some of ``held`` (component → fingerprint) is settled by its holder.
+
+        Returns (components whose version was recorded meanwhile, components whose lease was
+        given back or lapsed without a version: the caller claims those again). At least one
+        of the two is non-empty.
+        """
+        delay = _POLL_FIRST
+        while True:
+            found = self.catalog.find_component_versions(self.system, dict(held))
+            holders = self.catalog.leases.holders(held.values())
+            now = time.time()
+            free = [
+                n
+                for n, fp in held.items()
+                if n not in found
+                and (fp not in holders or holders[fp].expires_at.timestamp() < now)
+            ]
+            if found or free:
+                return dict(found), free
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
