@@ -7,12 +7,12 @@ this process, in a worker process, or on another machine.
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from regrow import _pickling
 from regrow.components.base import Component
 from regrow.components.fitted import FittedComponent, fit_component
 
@@ -49,13 +49,13 @@ class TaskResult:
 
 
 def dumps_fitted(fitted: FittedComponent) -> bytes:
-    """Serialize a fitted component (spec, estimator and info)."""
-    return pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL)
+    """Serialize a fitted component (spec, estimator and info), the user's code by value."""
+    return _pickling.dumps(fitted)
 
 
 def load_fitted(data: bytes) -> FittedComponent:
     """Load bytes written by :func:`dumps_fitted`, already verified by the store's hash check."""
-    fitted = pickle.loads(data)
+    fitted = _pickling.loads(data, what="a fitted component")
     if not isinstance(fitted, FittedComponent):
         raise TypeError(f"artifact holds a {type(fitted).__name__}, not a fitted component")
     return fitted
