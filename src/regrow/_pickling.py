@@ -62,6 +62,6 @@ def loads(data: bytes, *, what: str) -> Any:
         raise ComponentError(
             f"{what} refers to your module {exc.name!r}, which is not importable here",
             hint=f"run regrow from the folder that holds {exc.name}.py, or add that folder to "
-            "PYTHONPATH (components fitted by regrow 0.1 and later carry their own code; "
-            "this one was fitted before)",
+            "PYTHONPATH (components fitted now carry their own code; this one was fitted "
+            "before they did)",
         ) from exc
