@@ -25,16 +25,15 @@ regrow.errors.ConfigError: unknown executor backend 'dask'; use one of 'local', 
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from regrow.errors import ConfigError, MissingDependency, RunError
+from regrow.run.pool import WorkerPool, WorkerReply, outcome_of
 from regrow.run.tasks import TaskResult, TaskSpec, run_task
 
 __all__ = [
@@ -215,19 +214,6 @@ def fill_upstream(task: TaskSpec, results: Mapping[str, TaskResult]) -> TaskSpec
     return replace(task, upstream=filled) if filled != dict(task.upstream) else task
 
 
-def _limit_threads(threads: int) -> None:
-    """Pool initializer: each worker uses its share of the CPUs, not all of them.
-
-    Without it, every worker's OpenMP/BLAS pool (LightGBM, XGBoost, numpy) starts one
-    thread per CPU, and two workers on two cores ran boosted-tree fits 10-75x slower.
-    """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-
-
 class _LocalSubmission:
     """A task graph on a :class:`LocalBackend`; ``results()`` drives it."""
 
@@ -235,7 +221,7 @@ class _LocalSubmission:
         self,
         tasks: Sequence[TaskSpec],
         depends: Mapping[str, Sequence[str]] | None,
-        pool: Callable[[], ProcessPoolExecutor] | None,
+        pool: Callable[[], WorkerPool] | None,
         on_broken: Callable[[], None],
         on_kill: Callable[[], None],
     ) -> None:
@@ -246,7 +232,7 @@ class _LocalSubmission:
         self._on_kill = on_kill
         self._lock = threading.Lock()
         self._outcomes: dict[str, TaskResult | BaseException] = {}
-        self._running: dict[Future[TaskResult], TaskSpec] = {}
+        self._running: dict[Future[WorkerReply], TaskSpec] = {}
         self._in_process: str | None = None
         self._cancelled = False
         self._cancelled_names: set[str] = set()
@@ -322,7 +308,7 @@ class _LocalSubmission:
                 self._in_process = None
             yield self._finish(task, outcome)
 
-    def _run_in_pool(self, get_pool: Callable[[], ProcessPoolExecutor]) -> Iterator[TaskOutcome]:
+    def _run_in_pool(self, get_pool: Callable[[], WorkerPool]) -> Iterator[TaskOutcome]:
         pool = get_pool()
         while len(self._outcomes) < len(self.tasks):
             if self._cancelled:
@@ -334,7 +320,7 @@ class _LocalSubmission:
                 elif (blocker := self._blocked_by(task)) is not None:
                     yield self._finish(task, upstream_failed_error(task.name, blocker))
                 elif self._ready(task):
-                    future = pool.submit(run_task, fill_upstream(task, self._results()))
+                    future = pool.submit(fill_upstream(task, self._results()))
                     with self._lock:
                         self._running[future] = task
             if not self._running:
@@ -348,15 +334,16 @@ class _LocalSubmission:
                 if future.cancelled():
                     yield self._cancel_one(task)
                     continue
-                error = future.exception()
-                if isinstance(error, BrokenProcessPool):
+                if isinstance(future.exception(), BrokenProcessPool):
                     self._on_broken()
-                    error = self._broken = RunError(
+                    self._broken = RunError(
                         f"the worker processes died while running {task.name!r}",
                         hint="a script that trains with workers > 1 must guard its entry point "
                         "with `if __name__ == '__main__':` (or use workers=1)",
                     )
-                yield self._finish(task, error if error is not None else future.result())
+                    yield self._finish(task, self._broken)
+                    continue
+                yield self._finish(task, outcome_of(future, task.name))
 
     def _drain_cancelled(self) -> Iterator[TaskOutcome]:
         """After cancel(): tasks that finished keep their result, every other is cancelled."""
@@ -364,8 +351,10 @@ class _LocalSubmission:
             running = dict(self._running)
             self._running.clear()
         for future, task in running.items():
-            finished = future.done() and not future.cancelled() and future.exception() is None
-            yield self._finish(task, future.result()) if finished else self._cancel_one(task)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield self._finish(task, outcome_of(future, task.name))
+            else:
+                yield self._cancel_one(task)
         for task in self.tasks:
             if task.name not in self._outcomes:
                 yield self._cancel_one(task)
@@ -384,9 +373,11 @@ class LocalBackend:
 
     With ``max_workers=1`` (the default) everything runs in-process: no start-up cost, and
     nothing asks the calling script for an ``if __name__ == "__main__":`` guard. With more
-    workers, tasks run in a process pool started with ``forkserver`` (OpenMP libraries never
-    inherit a forked lock), each worker limited to its share of the CPUs. Scripts that use
-    workers must guard their entry point, as for any process pool.
+    workers, tasks run in a :class:`~regrow.run.pool.WorkerPool` (``forkserver`` processes,
+    each limited to its share of the CPUs). The workers die with this process, even when it is
+    killed, and never hold its stdin, stdout or stderr: what a task prints is written to this
+    process's stderr when it finishes, and a failed task's error quotes its last lines.
+    Scripts that use workers must guard their entry point, as for any process pool.
 
     Cancelling stops every task not yet started; tasks already running in worker processes
     are stopped by terminating those processes (a new pool starts on the next submission).
@@ -406,22 +397,15 @@ class LocalBackend:
                 f"workers must be an integer >= 1 (got {max_workers!r})",
                 hint="use 1 to run in-process",
             )
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._submissions: list[_LocalSubmission] = []
 
     def __repr__(self) -> str:
         return f"LocalBackend(max_workers={self.max_workers})"
 
-    def _get_pool(self) -> ProcessPoolExecutor:
+    def _get_pool(self) -> WorkerPool:
         if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            threads = max(1, (os.cpu_count() or 1) // self.max_workers)
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.max_workers,
-                mp_context=ctx,
-                initializer=_limit_threads,
-                initargs=(threads,),
-            )
+            self._pool = WorkerPool(self.max_workers)
         return self._pool
 
     def submit(
@@ -442,23 +426,15 @@ class LocalBackend:
 
     def _broken(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=False)
             self._pool = None
 
     def _terminate(self) -> None:
         """Stop the worker processes now (cancelling tasks they are running); a new pool
         starts on the next submission."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-        if terminate is not None:
-            terminate()
-            return
-        # Before 3.14 the pool has no public way to stop a running task: end its processes.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            pool.terminate()
 
     def close(self) -> None:
         """Cancel outstanding submissions and shut the worker pool down."""
@@ -466,7 +442,7 @@ class LocalBackend:
             submission.cancel()
         self._submissions.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
             self._pool = None
 
 
