@@ -121,3 +121,45 @@ def test_a_bad_lease_setting_is_a_clear_error(
         with pytest.raises(ConfigError, match="REGROW_LEASE_SECONDS"):
             ws.train(twelve(), snap, workers=1)
         assert ws.catalog.list_runs() == []  # refused before a run was recorded
+
+
+def test_a_run_killed_on_this_host_is_taken_over_without_waiting_for_its_lease(
+    tmp_path: Path, data: pd.DataFrame
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(gone.stdout)
+    with Workspace.init(tmp_path / "ws") as ws:
+        snap = ws.snapshot(data, name="d")
+        system = twelve()
+        first = system.order()[0]
+        parts = component_parts(
+            system,
+            first,
+            column_hashes=snap.column_hashes,
+            seed=derive_seed(system.seed, first),
+            upstream={},
+        )
+        dead = ws.catalog.start_run(
+            system="twelve", kind="train", seed=0, environment={}, params={}
+        )
+        holder = {"host": socket.gethostname(), "pid": dead_pid, "user": "x"}
+        ws.catalog.leases.hold_run(dead.id, lease_seconds=300, holder=holder)
+        ws.catalog.leases.acquire(
+            dead.id, {fingerprint(parts): ("twelve", first)}, lease_seconds=300
+        )
+        started = time.perf_counter()
+        result = ws.train(system, snap, workers=1)
+        assert time.perf_counter() - started < 60  # not the 300 s lease
+        assert first in result.trained
+        record = ws.catalog.get_run(dead.id)
+        assert record.status == "abandoned"
+        assert f"pid {dead_pid}" in (record.error or "")

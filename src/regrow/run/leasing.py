@@ -9,23 +9,28 @@ A process killed with ``kill -9`` leaves neither: its lease simply lapses, the r
 Before fitting a wave, the runner :meth:`~RunLease.claim`\\ s the fingerprints it needs. Those
 another live run holds are not fitted again: :meth:`~RunLease.wait` polls until each has a
 recorded version (reused) or its lease was given back or lapsed (then claimed again). Four
-runs of one system started at once so fit each component once, not four times.
+runs of one system started at once so fit each component once, not four times. A holder that
+ran on this host and whose process is gone is marked abandoned at once, so a run started again
+right after a ``kill -9`` does not wait for the lease to lapse.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.leases import DEFAULT_LEASE_SECONDS, this_process
 from regrow.catalog.records import ComponentVersionRecord
-from regrow.errors import ConfigError
+from regrow.errors import CatalogError, ConfigError
 
-__all__ = ["RunLease", "lease_seconds"]
+__all__ = ["RunLease", "lease_seconds", "process_gone"]
 
 _POLL_FIRST, _POLL_MAX = 0.1, 1.0
 
@@ -115,8 +120,13 @@ class RunLease:
         of the two is non-empty.
         """
         delay = _POLL_FIRST
+        checked: set[str] = set()
         while True:
             found = self.catalog.find_component_versions(self.system, dict(held))
+            holders = self.catalog.leases.holders(held.values())
+            for run_id in {h.run_id for h in holders.values()} - checked:
+                checked.add(run_id)
+                self._abandon_if_gone(run_id)
             holders = self.catalog.leases.holders(held.values())
             now = time.time()
             free = [
@@ -129,3 +139,41 @@ class RunLease:
                 return dict(found), free
             time.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
+
+    def _abandon_if_gone(self, run_id: str) -> None:
+        """Mark ``run_id`` abandoned now if it ran on this host and its process is gone.
+
+        Its lease would lapse on its own; a run re-started right after a ``kill -9`` need
+        not wait for that. On another host only the lease can tell.
+        """
+        try:
+            run = self.catalog.get_run(run_id)
+        except LookupError:
+            return
+        if run.status != "running" or not process_gone(run.holder):
+            return
+        pid = (run.holder or {}).get("pid")
+        with contextlib.suppress(CatalogError):  # it finished, or another run got there first
+            self.catalog.leases.abandon(run_id, reason=f"its process (pid {pid}) is gone")
+
+
+def process_gone(holder: Mapping[str, Any] | None) -> bool:
+    """Whether ``holder`` (a run's host, pid, user) names a process of this host that is gone.
+
+    >>> process_gone({"host": socket.gethostname(), "pid": os.getpid()})
+    False
+    >>> process_gone({"host": "elsewhere", "pid": 1})
+    False
+    """
+    if not holder or holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by someone else
+        return False
+    return False
