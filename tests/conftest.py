@@ -17,6 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from threadpoolctl import threadpool_limits
@@ -26,6 +27,13 @@ from regrow.errors import MissingDependency
 from regrow.testing import postgres_schema
 
 threadpool_limits(1)
+
+# Property tests check behaviour, not speed: on a loaded machine (two pytest workers on two
+# busy cores) one example can take far longer than Hypothesis' default 200 ms deadline, and
+# its too-slow health check fails on the same grounds. Both are off for every property test
+# (a test's own @settings inherit this); speed is measured by the scripts in benchmarks/.
+settings.register_profile("regrow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("regrow")
 
 PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

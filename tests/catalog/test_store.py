@@ -373,7 +373,13 @@ def test_the_url_reopens_the_same_store(case: Case) -> None:
     assert repr(case.store) == f"{type(case.store).__name__}({case.store.url!r})"
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No deadline: each example is a store round trip (on S3, two HTTP requests to the moto
+# server), whose time depends on how busy the machine is, not on the code under test.
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.binary(max_size=4096))
 def test_any_bytes_round_trip(case: Case, data: bytes) -> None:
     key = case.store.put(data)

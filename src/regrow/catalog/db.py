@@ -12,8 +12,10 @@
   of 5 (+10 overflow) connections.
 
 :func:`upgrade` brings the schema to the newest migration. It first reads the current
-revision (one query) and returns at once when the database is already there, so opening a
-workspace stays fast.
+revision (one query, without importing Alembic) and returns at once when the database is
+already there, so opening a workspace stays fast. On PostgreSQL, a schema that the URL selects
+(``?options=-csearch_path%3Dteam``) but that does not exist yet is created first; if the
+user may not create it, the error says so and how to fix it.
 
 >>> engine = create_engine_for("sqlite://")
 >>> upgrade(engine)
@@ -24,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 import zlib
@@ -33,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from regrow.catalog.migrations import HEAD_REVISION
@@ -45,6 +48,7 @@ __all__ = ["HEAD_REVISION", "create_engine_for", "current_revision", "upgrade", 
 IMMEDIATE = "regrow_begin_immediate"
 
 BUSY_TIMEOUT_S = 30.0
+VERSION_TABLE = "alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 URL_HINT = "use e.g. 'sqlite:///.regrow/catalog.db' or 'postgresql://user:password@host:5432/db'"
 
@@ -72,11 +76,15 @@ def writer(engine: Engine) -> Engine:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The Alembic revision the database is at, or None for an empty database."""
-    from alembic.runtime.migration import MigrationContext
+    """The Alembic revision the database is at, or None for an empty database.
 
+    Read from Alembic's version table directly: importing Alembic to ask it would cost more
+    than the query.
+    """
     with engine.connect() as conn:
-        heads = MigrationContext.configure(conn).get_current_heads()
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        heads = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     return heads[0] if len(heads) == 1 else None
 
 
@@ -92,6 +100,8 @@ def upgrade(engine: Engine) -> None:
     current = current_revision(engine)
     if current == HEAD_REVISION:
         return
+    if current is None and engine.dialect.name == "postgresql":
+        _create_selected_schema(engine)
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -201,3 +211,56 @@ def _postgres_engine(url: URL) -> Engine:
         except ImportError as exc:
             raise MissingDependency("psycopg", "postgres") from exc
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _create_selected_schema(engine: Engine) -> None:
+    """Create the schema a PostgreSQL URL's ``search_path`` selects, if it does not exist.
+
+    PostgreSQL creates tables in the first schema of the ``search_path`` that exists; when
+    none does, the first migration would fail with "no schema has been selected to create
+    in". The first schema named (other than ``$user``) is created instead, or a
+    :class:`~regrow.errors.ConfigError` says why it cannot be.
+    """
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT current_schema()")).scalar() is not None:
+            return
+        path = str(conn.execute(sa.text("SHOW search_path")).scalar() or "")
+    names = [n for n in _search_path(path) if n != "$user"]
+    shown = engine.url.render_as_string(hide_password=True)
+    if not names:
+        raise ConfigError(
+            f"the catalog URL {shown!r} selects no schema (search_path {path!r})",
+            hint="name one in the URL, e.g. ?options=-csearch_path%3Dregrow",
+        )
+    schema = names[0]
+    try:
+        with writer(engine).begin() as conn:
+            quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
+    except IntegrityError:  # created by a concurrent opener meanwhile
+        return
+    except DBAPIError as exc:
+        raise ConfigError(
+            f"the schema {schema!r} that the catalog URL {shown!r} selects does not exist, "
+            f"and creating it failed: {exc.orig}",
+            hint=f'create it as a user who may (CREATE SCHEMA "{schema}"), or name an existing '
+            "schema in the URL: ?options=-csearch_path%3DNAME",
+        ) from exc
+
+
+def _search_path(text: str) -> list[str]:
+    """The schema names of a ``SHOW search_path`` value, as PostgreSQL reads them.
+
+    >>> _search_path('"$user", public')
+    ['$user', 'public']
+    >>> _search_path('Team,"My ""x"" schema"')
+    ['team', 'My "x" schema']
+    """
+    names = []
+    for match in re.finditer(r'\s*("(?:[^"]|"")*"|[^,]+?)\s*(?:,|$)', text):
+        item = match.group(1)
+        if item.startswith('"'):
+            names.append(item[1:-1].replace('""', '"'))
+        elif item:
+            names.append(item.lower())
+    return names

@@ -130,7 +130,7 @@ class PlansMixin(CatalogCore):
             if getattr(result, "rowcount", 0) != 1:
                 raise CatalogError(
                     f"plan {row.id[:12]} is {row.status!r}, not {' or '.join(allowed)}",
-                    hint="another run may have taken it; see `regrow plans`",
+                    hint=f"another run may have taken it; see `regrow plans show {row.id[:12]}`",
                 )
             audit.append(
                 session,
@@ -156,4 +156,4 @@ def _plan(session: Session, ref: str) -> Plan:
             return rows[0]
         if len(rows) > 1:
             raise NotFound("plan", ref, hint="the prefix is ambiguous: give more characters")
-    raise NotFound("plan", ref, hint="list plans with `regrow plans`")
+    raise NotFound("plan", ref, hint="list plans with `regrow plans list`")

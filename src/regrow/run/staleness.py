@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regrow.catalog.records import ComponentVersionRecord, SnapshotRecord, SystemVersionRecord
 from regrow.errors import SystemSpecError
@@ -19,7 +19,9 @@ from regrow.fingerprint import (
     fingerprint,
     recorded_parts_now,
 )
-from regrow.system import System
+
+if TYPE_CHECKING:
+    from regrow.system import System
 
 __all__ = ["ComponentStatus", "staleness"]
 

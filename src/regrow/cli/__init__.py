@@ -1,0 +1,36 @@
+"""The `regrow` command: a thin layer over :class:`regrow.Workspace`, one module per group.
+
+Every command takes ``--home`` (default ``$REGROW_HOME`` or ``./.regrow``); every read command
+takes ``--json``. Errors print what is wrong and a hint, and exit with status 2; Ctrl-C exits
+with 130 and says that finished work is kept.
+
+================== ==========================================================================
+module             commands
+================== ==========================================================================
+``_app``           the Typer app, consoles, common options, :func:`main` and its errors
+``demo``           ``init``, ``demo``
+``train``          ``train``, ``update``, ``status``, ``versions``
+``monitor``        ``monitor``
+``plans``          ``plan``, ``run``, ``plans list|show|diff``, ``policy check|show``
+``evaluate``       ``evaluate``, ``promote``, ``rollback``, ``aliases``
+``lineage``        ``lineage``, ``audit``, ``doctor``
+``data``           ``snapshot create|list|show``
+================== ==========================================================================
+
+Modules import only Typer, Rich and light parts of regrow at the top; the workspace, pandas,
+scikit-learn and SQLAlchemy load inside the commands, so ``regrow --help`` starts at once (a
+test checks that ``import regrow.cli`` loads none of them).
+"""
+
+from __future__ import annotations
+
+from regrow.cli._app import app, main
+from regrow.cli._systems import load_system
+
+# Importing a command module registers its commands; the order here is the order of
+# `regrow --help`.
+# isort: off
+from regrow.cli import demo, train, monitor, data, plans, evaluate, lineage  # noqa: F401
+# isort: on
+
+__all__ = ["app", "load_system", "main"]

@@ -1,0 +1,5 @@
+"""``python -m regrow.cli``: the `regrow` command."""
+
+from regrow.cli import main
+
+main()

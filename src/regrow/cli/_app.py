@@ -1,0 +1,153 @@
+"""The Typer app, its consoles and common options, and how the command reports errors.
+
+Nothing heavy is imported here: the workspace, pandas, scikit-learn and SQLAlchemy load inside
+the commands that need them, so ``regrow --help`` starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from regrow.errors import ConfigError, RegrowError
+
+if TYPE_CHECKING:
+    from regrow.catalog.records import SnapshotRecord
+    from regrow.run.backends import ExecutorBackend
+    from regrow.workspace import Workspace
+
+__all__ = [
+    "INTERRUPTED",
+    "Address",
+    "AsJson",
+    "Backend",
+    "Home",
+    "Window",
+    "app",
+    "err",
+    "executor",
+    "main",
+    "out",
+    "print_json",
+    "window_of",
+    "workspace",
+]
+
+app = typer.Typer(
+    name="regrow",
+    help="Keep production models fresh by retraining only what needs it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Markup off: names, reasons and paths are user text, printed as they are, never parsed.
+out = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+#: What Ctrl-C prints: fitted components are in the catalog, so a rerun picks up from there.
+INTERRUPTED = "interrupted; finished components are kept: run again to resume"
+
+Home = Annotated[
+    Path | None,
+    typer.Option("--home", help="Workspace folder (default: $REGROW_HOME or ./.regrow)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Window = Annotated[str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")]
+Backend = Annotated[
+    str | None,
+    typer.Option("--backend", help="Executor backend: local or ray (default: config, else local)."),
+]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")
+]
+
+
+def print_json(value: Any) -> None:
+    """One line of JSON on standard output (records, dates and numpy values made plain)."""
+    from regrow._hashing import jsonable
+
+    typer.echo(json.dumps(jsonable(value), indent=None, sort_keys=False))
+
+
+@contextmanager
+def workspace(home: Path | None) -> Iterator[Workspace]:
+    """The workspace at ``home`` (default ``$REGROW_HOME`` or ``./.regrow``), closed after."""
+    from regrow.workspace import Workspace
+
+    ws = Workspace.open(home)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def window_of(ws: Workspace, window: str) -> SnapshotRecord | Path:
+    """A window given as a snapshot reference, or a CSV/Parquet file.
+
+    A file is read by the command and stored as snapshot ``<system>-window`` only once the
+    command on it succeeded (see :func:`regrow.monitoring.open_window`).
+    """
+    path = Path(window)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return ws.catalog.get_snapshot(window)
+    if not path.is_file():
+        raise ConfigError(f"no such file {window!r}", hint="check the window's path")
+    return path
+
+
+@contextmanager
+def executor(
+    ws: Workspace, name: str | None, address: str | None, workers: int | None
+) -> Iterator[ExecutorBackend | None]:
+    """The backend the options (else the workspace's ``[run]`` settings) name; None: the
+    runner's own local backend. Closed (Ray shut down if it was started here) at the end."""
+    cfg = ws.config
+    name = name or cfg.backend
+    address = address or cfg.address
+    workers = workers if workers is not None else cfg.workers
+    if name == "local" and address is None:
+        yield None
+        return
+    from regrow.run.backends import make_backend
+
+    backend = make_backend(name, address=address, workers=workers)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _interrupted() -> None:
+    err.print(Text.assemble(("interrupted", "bold yellow"), INTERRUPTED[len("interrupted") :]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `regrow` console script.
+
+    A :class:`~regrow.errors.RegrowError` prints ``error:`` and ``hint:`` lines and exits 2;
+    Ctrl-C prints one line saying that finished work is kept, and exits 130. Neither shows a
+    traceback.
+    """
+    try:
+        app(args=argv, standalone_mode=True)
+    except RegrowError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), exc.message), highlight=False)
+        if exc.hint:
+            err.print(Text.assemble(("hint: ", "yellow"), exc.hint), highlight=False)
+        raise SystemExit(2) from None
+    except SystemExit as exc:
+        # Typer turns Ctrl-C inside a command into a silent exit 130.
+        if exc.code == 130:
+            _interrupted()
+        raise
+    except KeyboardInterrupt:  # before or after the command (while importing, say)
+        _interrupted()
+        raise SystemExit(130) from None

@@ -1,0 +1,76 @@
+"""Loading a user's System from ``FILE.py:NAME`` or ``package.module:NAME``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.system import System
+
+__all__ = ["load_system"]
+
+
+def load_system(ref: str) -> System:
+    """Load a System from ``path/to/file.py:NAME`` or ``package.module:NAME``.
+
+    ``NAME`` may be a System or a function that returns one.
+    """
+    from regrow.system import System
+
+    target, _, attr = ref.partition(":")
+    if not attr:
+        raise ConfigError(
+            f"system reference {ref!r} has no ':NAME'",
+            hint="write FILE.py:NAME or module:NAME, e.g. models.py:system",
+        )
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ConfigError(f"no such file {target!r}", hint="check the path to the module")
+        # As `python FILE.py` does: the file's folder is importable, so a system file can
+        # `import helpers` from beside it.
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load {target!r}: {type(exc).__name__}: {exc}", hint="fix the module"
+            ) from exc
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot import {target!r}: {type(exc).__name__}: {exc}",
+                hint="check the module name and that it imports",
+            ) from exc
+    if not hasattr(module, attr):
+        raise ConfigError(f"{target!r} has no attribute {attr!r}", hint="check the NAME after ':'")
+    obj = getattr(module, attr)
+    if callable(obj) and not isinstance(obj, System):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ConfigError(
+                f"calling {ref!r} failed: {type(exc).__name__}: {exc}",
+                hint="NAME must be a System or a function of no arguments returning one",
+            ) from exc
+    if not isinstance(obj, System):
+        raise ConfigError(
+            f"{ref!r} is not a regrow System (got {type(obj).__name__})",
+            hint="point at a System object or a function returning one",
+        )
+    return obj

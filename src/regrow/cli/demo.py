@@ -1,0 +1,92 @@
+"""`regrow init` and `regrow demo`: the commands that make a workspace."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from regrow.cli._app import AsJson, Home, app, err, out, print_json
+from regrow.cli._progress import progress_line
+from regrow.cli._render import run_table
+
+__all__ = ["demo", "init"]
+
+
+@app.command()
+def init(
+    directory: Annotated[Path | None, typer.Argument(help="Workspace folder.")] = None,
+    home: Home = None,
+    catalog_url: Annotated[str | None, typer.Option(help="Catalog database URL.")] = None,
+    store_url: Annotated[str | None, typer.Option(help="Artifact store URL or folder.")] = None,
+) -> None:
+    """Create a workspace (default ./.regrow) with a catalog and an artifact store."""
+    from regrow.workspace import Workspace
+
+    with Workspace.init(directory or home, catalog_url=catalog_url, store_url=store_url) as ws:
+        out.print(Text.assemble("workspace ready at ", (str(ws.home), "bold")))
+        out.print(f"  catalog: {ws.catalog.url}\n  store:   {ws.store.url}")
+
+
+@app.command()
+def demo(
+    home: Home = None,
+    as_json: AsJson = False,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the data and the runs.")] = 0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the temporary workspace (removed at the end otherwise)."),
+    ] = False,
+) -> None:
+    """Train, drift, retrain only what drifted, evaluate, promote: in a fresh workspace.
+
+    Without --home it runs in a temporary folder, removed at the end unless --keep.
+    """
+    from regrow.demo import run_demo
+    from regrow.workspace import Workspace
+
+    temporary = home is None
+    folder = Path(tempfile.mkdtemp(prefix="regrow-demo-")) if home is None else home
+    kept = keep or not temporary
+    console = err if as_json else out
+    try:
+        with Workspace.init(folder) as ws, progress_line(True) as progress:
+            result = run_demo(ws, seed=seed, workers=workers, progress=progress, say=console.print)
+    except BaseException:  # an error or Ctrl-C: say where what was done is
+        if temporary and keep:
+            err.print(f"the workspace is kept at {folder}")
+        raise
+    finally:
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
+    if as_json:
+        if temporary and keep:
+            err.print(f"workspace kept at {folder}")
+        print_json({**result.summary(), **({"home": str(folder)} if temporary and keep else {})})
+        return
+    out.print(run_table(result.update, title=f"{result.v1} -> {result.v2}", seconds=False))
+    for d in result.drifted:
+        out.print(f"  drift: {d.column}: {d.why}")
+    for i in result.impacts:
+        out.print(f"  impact: {i.component} ({i.kind}): {i.why}")
+    verb = "promoted to champion" if result.promoted else "not promoted"
+    out.print(
+        f"{result.metric} on later data: {result.before:.4f} ({result.v1}) -> "
+        f"{result.after:.4f} ({result.v2}); {result.v2} {verb}"
+    )
+    for reason in result.reasons:
+        out.print(f"  {reason}")
+    if kept:
+        where = "kept at" if temporary else "at"
+        out.print(f"done in {result.seconds:.1f}s; the workspace is {where} {folder}")
+        out.print(f"see the lineage with: regrow lineage {result.v2} --home {folder}")
+    else:
+        out.print(
+            f"done in {result.seconds:.1f}s; its temporary workspace is removed "
+            "(`regrow demo --keep` keeps it to explore)"
+        )

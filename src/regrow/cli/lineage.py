@@ -1,0 +1,128 @@
+"""`regrow lineage | audit | doctor`: where versions came from, what happened, what is wrong."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._render import why_text
+
+__all__ = ["audit", "doctor", "lineage"]
+
+
+@app.command()
+def lineage(
+    version: Annotated[str, typer.Argument(help="Version, e.g. churn:v2 or churn@champion.")],
+    depth: Annotated[int | None, typer.Option(help="Parent levels to show.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Where a version came from: snapshots, components (trained or reused, and why), run."""
+    with workspace(home) as ws:
+        report = ws.lineage(version, depth=depth)
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        Text.assemble((report["version"], "bold"), f" ({report['id'][:12]}) {report['note']}")
+    )
+    chain = " <- ".join(p["version"] for p in report["parents"])
+    out.print(f"  parents: {chain or '-'}")
+    run = report["run"]
+    if run:
+        env = run["environment"]
+        git = env.get("git") or {}
+        out.print(
+            f"  run {run['id'][:12]} ({run['kind']}, seed {run['seed']}, {run['status']}); "
+            f"python {env.get('python')}, git {str(git.get('commit', '-'))[:12]}"
+        )
+    for s in report["snapshots"]:
+        out.print(f"  snapshot {s['id'][:12]} {s['name']} ({s['rows']:,} rows)")
+    table = Table()
+    for col in ("component", "action", "why", "version", "fingerprint", "snapshot", "seed"):
+        table.add_column(col)
+    for c in report["components"]:
+        table.add_row(
+            c["name"],
+            c["action"],
+            why_text(c["action"], c["why"]),
+            c["version_id"][:12],
+            c["fingerprint"][:12],
+            (c["snapshot"] or "-")[:12],
+            str(c["seed"]),
+        )
+    out.print(table)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(min=1, help="Events to show.")] = 20,
+    verify: Annotated[bool, typer.Option(help="Verify the hash chain.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show the audit log; --verify checks its hash chain end to end."""
+    with workspace(home) as ws:
+        verified = ws.catalog.verify_audit() if verify else None
+        events = ws.catalog.audit_events(limit=limit)
+    if as_json:
+        print_json({"verified": verified, "events": [e.__dict__ for e in events]})
+        return
+    if verified is not None:
+        out.print(Text.assemble(("audit chain verified", "green"), f": {verified} events"))
+    table = Table()
+    for col in ("seq", "at", "actor", "action", "subject"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
+    out.print(table)
+
+
+@app.command()
+def doctor(
+    quick: Annotated[bool, typer.Option(help="Check existence and size only; no hashing.")] = False,
+    repair: Annotated[bool, typer.Option(help="Rebuild, delete, abandon what can be.")] = False,
+    grace: Annotated[str, typer.Option(help="Leave unreferenced files younger than this.")] = "1h",
+    stuck_after: Annotated[str, typer.Option(help="A run running longer is stuck.")] = "12h",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check every artifact, run, alias and the audit chain; --repair fixes what it can."""
+    with workspace(home) as ws:
+        report = ws.doctor(quick=quick, repair=repair, grace=grace, stuck_after=stuck_after)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        c = report.checked
+        out.print(
+            f"checked: artifacts {c['artifacts']} ({c['hashed']} hashed), component versions "
+            f"{c['component_versions']}, snapshots {c['snapshots']}, store files "
+            f"{c['store_files']}, audit events {c['audit_events']}"
+        )
+        repairs = {r.subject: r for r in report.repairs}
+        if report.problems:
+            table = Table()
+            for col in ("problem", "subject", "what", "repair"):
+                table.add_column(col)
+            for p in report.problems:
+                r = repairs.get(p.subject)
+                style = "green" if r is not None and r.ok else "red"
+                done = Text(f"{r.action}: {r.detail}", style=style) if r is not None else ""
+                kind, _, ident = p.subject.partition(":")
+                shown = f"{kind}:{ident[:12]}" if kind != "alias" and len(ident) > 12 else p.subject
+                table.add_row(Text(p.kind, style="yellow"), shown, p.message, done)
+            out.print(table)
+        for hint in dict.fromkeys(p.hint for p in report.remaining):
+            out.print(Text.assemble(("hint: ", "yellow"), hint))
+        left = len(report.remaining)
+        out.print(
+            Text("no problems found", style="green")
+            if not report.problems
+            else Text(f"problems: {len(report.problems)} found, {left} remaining", style="bold")
+        )
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,268 @@
+"""`regrow plan | run | plans | policy`: planning updates, running them, and the policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from regrow.cli._app import (
+    Address,
+    AsJson,
+    Backend,
+    Home,
+    Window,
+    app,
+    executor,
+    out,
+    print_json,
+    window_of,
+    workspace,
+)
+from regrow.cli._progress import print_timings, progress_line, with_progress
+from regrow.cli._render import show_run
+
+if TYPE_CHECKING:
+    from regrow.plan.plan import Plan
+
+__all__ = ["plans_app", "policy_app"]
+
+plans_app = typer.Typer(help="List, show and diff stored plans.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+policy_app = typer.Typer(help="Check and show policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def _show_plan(plan: Plan, plan_id: str) -> None:
+    verdict = (
+        "escalated to a full retrain"
+        if plan.escalated
+        else "nothing to do"
+        if plan.empty
+        else f"{len(plan.actions)} action(s)"
+    )
+    out.print(f"plan {plan_id[:12]} for {plan.version} on window {plan.window[:12]}: {verdict}")
+    sig = plan.signals
+    out.print(
+        f"signals: {len(sig.get('drifted_columns', []))}/{sig.get('columns_read', 0)} features "
+        f"drifted {sig.get('drifted_columns') or ''}; impact candidates "
+        f"{sig.get('impact_candidates') or 'none'}; labelled rows {sig.get('labelled_rows', 0):,}"
+        + (
+            f"; data quality: {len(sig['data_quality'])} finding(s), "
+            f"{sig.get('set_aside_rows', 0):,} row(s) set aside"
+            if sig.get("data_quality")
+            else ""
+        )
+    )
+    if plan.actions:
+        table = Table(title="actions")
+        for col in ("#", "action", "component", "params", "expected gain", "interval",
+                    "est. CPU s", "approval"):  # fmt: skip
+            table.add_column(col)
+        for n, a in enumerate(plan.actions, 1):
+            gain = f"{a.gain.value:+.4g}" if a.gain else ""
+            interval = f"[{a.gain.low:.4g}, {a.gain.high:.4g}]" if a.gain else ""
+            cost = f"{a.cost.cpu_seconds:.2f}" if a.cost else ""
+            params = ", ".join(f"{k}={v}" for k, v in a.params().items())
+            table.add_row(
+                str(n), a.kind, a.component, params, gain, interval, cost,
+                Text("needed", style="yellow") if a.approval else "no",
+            )  # fmt: skip
+        out.print(table)
+        for n, a in enumerate(plan.actions, 1):
+            out.print(f"  {n}. why: {a.reason}" + (f"  (cost: {a.cost.basis})" if a.cost else ""))
+    out.print("rationale:")
+    for line in plan.rationale:
+        out.print(f"  - {line}")
+    if plan.expected:
+        e = plan.expected
+        out.print(
+            f"expected {e.get('loss')}: {e.get('before')} now -> {e.get('after')} after "
+            f"(on {e.get('on_rows')} held-out rows of the window)"
+        )
+    c = plan.cost
+    out.print(
+        f"cost: estimated {c.get('estimated_cpu_seconds', 0):.2f} CPU s (a full retrain: "
+        f"{c.get('full_retrain_cpu_seconds', 0):.2f}); diagnostics spent "
+        f"{c.get('diagnostics_cpu_seconds', 0):.2f} CPU s"
+    )
+    out.print(f"contingency: {plan.contingency}")
+    if plan.needs_approval:
+        out.print(f"needs approval: run it with `regrow run {plan_id[:12]} --approve`")
+    elif not plan.empty:
+        out.print(f"run it with `regrow run {plan_id[:12]}`")
+
+
+@app.command()
+def plan(
+    version: Annotated[
+        str, typer.Option("--version", help="Version to update, e.g. churn@champion.")
+    ],
+    window: Window,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Plan the smallest update that fixes what a window shows, and explain it."""
+    from regrow.plan.policy import load_policy
+
+    chosen = load_policy(policy)
+    with workspace(home) as ws, progress_line(not as_json) as progress:
+        result = with_progress(ws.plan, progress)(version, window_of(ws, window), policy=chosen)
+    if as_json:
+        print_json({"id": result.id, **result.to_dict()})
+    else:
+        _show_plan(result, result.id)
+    print_timings(result)
+
+
+@app.command("run")
+def run_command(
+    plan_id: Annotated[str, typer.Argument(metavar="PLAN", help="Plan id or id prefix.")],
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve actions the policy reserves for humans.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: the system's).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    backend: Backend = None,
+    address: Address = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a stored plan: only its actions, every other component reused."""
+    with (
+        workspace(home) as ws,
+        executor(ws, backend, address, workers) as chosen,
+        progress_line(not as_json) as progress,
+    ):
+        ran = with_progress(ws.run_plan, progress)(
+            plan_id, approve=approve, seed=seed, workers=workers, backend=chosen
+        )
+    if as_json:
+        print_json(
+            {
+                "plan": ran.record.id,
+                "version": ran.result.version.ref,
+                "trained": ran.result.trained,
+                "reused": ran.result.reused,
+                "estimated_cpu_seconds": round(ran.estimated_cpu_seconds, 4),
+                "actual_cpu_seconds": round(ran.actual_cpu_seconds, 4),
+            }
+        )
+    else:
+        show_run(ran.result, False)
+        out.print(
+            f"plan {ran.record.id[:12]} executed: CPU {ran.actual_cpu_seconds:.2f} s "
+            f"(estimated {ran.estimated_cpu_seconds:.2f} s)"
+        )
+    print_timings(ran, ran.result)
+
+
+@plans_app.command("list")
+def plans_list(
+    system: Annotated[str | None, typer.Argument(help="Only this system's plans.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stored plans, newest first, with their status."""
+    with workspace(home) as ws:
+        records = ws.catalog.list_plans(system, limit=limit)
+        versions = {r.version_id: ws.catalog.get_system_version(r.version_id).ref for r in records}
+    if as_json:
+        print_json([{"id": r.id, "version": versions[r.version_id], "status": r.status,
+                      "summary": r.body.get("summary"), "created_at": r.created_at.isoformat()}
+                     for r in records])  # fmt: skip
+        return
+    table = Table(title="plans")
+    for col in ("id", "version", "window", "status", "actions", "created"):
+        table.add_column(col)
+    for r in records:
+        actions = ", ".join((r.body.get("summary") or {}).get("actions", [])) or "-"
+        table.add_row(r.id[:12], versions[r.version_id], r.window_id[:12], r.status, actions,
+                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    out.print(table)
+
+
+@plans_app.command("show")
+def plans_show(
+    plan_id: Annotated[str, typer.Argument(metavar="PLAN", help="Plan id or id prefix.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a stored plan with its reasons, and its outcome once run."""
+    from regrow.plan.plan import Plan
+
+    with workspace(home) as ws:
+        record = ws.catalog.get_plan(plan_id)
+    stored = Plan.from_dict(record.body)
+    if as_json:
+        print_json({"id": record.id, "status": record.status, "outcome": record.outcome,
+                     **stored.to_dict()})  # fmt: skip
+        return
+    _show_plan(stored, record.id)
+    out.print(f"status: {record.status}")
+    if record.outcome:
+        o = record.outcome
+        out.print(
+            f"outcome: {o.get('version', '-')}; CPU {o.get('actual_cpu_seconds', '-')} s "
+            f"(estimated {o.get('estimated_cpu_seconds', '-')} s)"
+            + (f"; error: {o['error']}" if "error" in o else "")
+        )
+
+
+@plans_app.command("diff")
+def plans_diff(
+    old: Annotated[str, typer.Argument(help="Plan id or prefix.")],
+    new: Annotated[str, typer.Argument(help="Plan id or prefix.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """What changed between two plans: actions, escalation, expected loss, cost, policy."""
+    from regrow.plan.plan import Plan, diff_plans
+
+    with workspace(home) as ws:
+        a = Plan.from_dict(ws.catalog.get_plan(old).body)
+        b = Plan.from_dict(ws.catalog.get_plan(new).body)
+    lines = diff_plans(a, b)
+    if as_json:
+        print_json(lines)
+        return
+    for line in lines or ["the plans do the same"]:
+        out.print(line)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Validate a policy file; errors name the key and the value.
+
+    A policy is a file of its own, so ``--home`` is accepted (every command takes it) and
+    not needed.
+    """
+    from regrow.plan.policy import load_policy
+
+    del home
+    checked = load_policy(file)
+    if as_json:
+        print_json({"ok": True, "id": checked.id, "policy": checked.to_dict()})
+        return
+    allowed = ", ".join(checked.autonomy.allowed)
+    out.print(f"{file}: valid (policy {checked.id}); runs without approval: {allowed}")
+
+
+@policy_app.command("show")
+def policy_show(home: Home = None) -> None:
+    """Print the default policy, with the comments that document every key."""
+    from regrow.plan.policy import default_policy_text
+
+    del home  # accepted like every command's; the default policy is the same everywhere
+    typer.echo(default_policy_text(), nl=False)

@@ -1,0 +1,102 @@
+"""The `regrow` command starts at once: heavy libraries load only in the commands that need them.
+
+Wall times are measured by ``benchmarks/orchestration.py`` (``cli_help_s``, ``cli_status_s``);
+these tests check what the times rest on, which does not depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Member, System, Workspace
+from regrow.demo import make_window
+
+HEAVY = ("sklearn", "pandas", "sqlalchemy", "numpy", "scipy", "pyarrow", "regrow.workspace")
+
+PROBE = """
+import json, sys
+from regrow.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+def probe(*args: str) -> tuple[dict[str, object], str]:
+    """Run the command in a new interpreter; what it printed, and which heavy modules loaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    return report, done.stdout
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = f"import sys, regrow.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_loads_no_heavy_library() -> None:
+    report, out = probe("--help")
+    assert report == {"code": 0, "heavy": []}
+    assert "status" in out
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "regrow.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> Path:
+    home = tmp_path / "ws"
+    system = System(
+        "churn",
+        target="churned",
+        components=[Member("m", LogisticRegression(), inputs=["tenure_months", "monthly_fee"])],
+    )
+    with Workspace.init(home) as ws:
+        snap = ws.snapshot(make_window(300, start="2026-01-01", days=30, seed=0), name="d")
+        ws.promote(ws.train(system, snap, workers=1).version.ref, "champion")
+    return home
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status", "--json"),
+        ("versions", "--json"),
+        ("aliases", "--history"),
+        ("audit",),
+        ("lineage", "churn:v1"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_reading_the_catalog_loads_neither_scikit_learn_nor_pandas(
+    trained: Path, command: tuple[str, ...]
+) -> None:
+    report, out = probe(*command, "--home", str(trained))
+    assert report["code"] == 0, out
+    assert out.strip()
+    # SQLAlchemy is the catalog's; nothing of the models or the data is needed to read it.
+    assert set(report["heavy"]) <= {"sqlalchemy", "regrow.workspace"}  # type: ignore[arg-type]
+    if command[0] == "status":
+        assert [r["fresh"] for r in json.loads(out)["churn:v1"]] == [True]
