@@ -41,6 +41,9 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("autonomy: {allowed: [refit], require_approval: [refit]}\n", ["both allowed"]),
         ("rollout: {steps: [0.5, 0.2]}\n", ["rollout", "end at 1.0"]),
         ("planning: {probe_fraction: two}\n", ["planning.probe_fraction", "'two'"]),
+        ("planning: {min_drift_share: 0}\n", ["planning.min_drift_share", "(got 0)"]),
+        ("escalation: {unexplained_drift: sometimes}\n", ["escalation.unexplained_drift",
+                                                          "'probe'", "sometimes"]),
         ("version: 2\n", ["version", "2"]),
         ("- just\n- a list\n", ["mapping of sections"]),
         ("a: [\n", ["not valid YAML"]),
@@ -57,3 +60,18 @@ def test_bad_policies_name_the_key_and_the_value(text: str, names: list[str]) ->
 def test_a_missing_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read policy file"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_the_default_thresholds_and_a_policy_from_before_probes() -> None:
+    policy = Policy.default()
+    assert policy.planning.min_relative_gain == 0.1
+    assert policy.planning.min_drift_share == 0.25
+    assert policy.escalation.unexplained_drift == "probe"
+    text = default_policy_text()
+    for key in ("min_drift_share:", "unexplained_drift: probe", "competitive_share:"):
+        assert key in text
+    # A file written for the policy before probes still loads, and still means what it said.
+    old = Policy.from_yaml(
+        "planning: {competitive_share: 0.5}\nescalation: {unexplained_drift: escalate}\n"
+    )
+    assert old.escalation.unexplained_drift == "escalate"

@@ -85,8 +85,14 @@ class Escalation(_Strict):
     """Escalate when more than this share of the members need an update."""
     max_loss_increase: float = Field(1.0, ge=0)
     """Escalate when the system's loss rose by more than this share over the reference's."""
-    unexplained_drift: Literal["escalate", "ignore"] = "escalate"
-    """The drift raises members' loss but no member's update is expected to win it back."""
+    unexplained_drift: Literal["probe", "escalate", "ignore"] = "probe"
+    """Loss the partial plan leaves that a full retrain might win back. ``probe``: escalate when
+    a full retrain is expected to beat the plan significantly, by ``min_relative_gain`` of the
+    loss for every member it refits that the plan keeps (the bar each of those refits would
+    pass on its own); in a mean or vote ensemble a probe estimates both plans alike
+    (:mod:`regrow.plan.escalation`). Drift that neither wins back leaves the plan empty, saying
+    so. ``escalate``: the rule before the probe (drift that raises members' loss with no
+    update chosen always escalates). ``ignore``: never escalate on this ground."""
     unexplained_multivariate: Literal["escalate", "ignore"] = "escalate"
     """A classifier tells the window from the reference (held-out AUC's lower end above
     ``multivariate_auc``) while no single feature drifted: the features changed how they go
@@ -112,12 +118,21 @@ class Planning(_Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     """Confidence of the gain intervals; an action needs its interval's lower end above 0."""
     min_relative_gain: float = Field(0.1, ge=0)
-    """An action's expected gain must be at least this share of the loss it starts from. Any
-    model leaves some signal unfitted, and a probe finds a few percent of it on any window,
-    drifted or not: below this share a gain is not worth an update."""
+    """A gain no measured drift explains must be at least this share of the loss it starts
+    from. Any model leaves some signal unfitted, and a probe finds it on any window, drifted
+    or not (up to 10% of the loss, with an interval clear of 0, on windows with no drift);
+    refitting the member does not win that back. See :mod:`regrow.plan.thresholds`."""
+    min_drift_share: float = Field(0.25, gt=0, le=1)
+    """Or, for an update of a member that reads a drifted feature, at least this share of the
+    loss the drift added (the monitor's impact on the system, when its interval is clear of
+    0): the gain is explained by the drift, and on a noisy target that cost is a small share
+    of the loss. A quarter: a member that carries less of the drift is not worth its refit."""
     competitive_share: float = Field(0.5, gt=0, le=1)
-    """A member is updated with the best one only if its gain is at least this share of the
-    best gain (a smaller gain is usually the best member's drift leaking through the target)."""
+    """No longer applied (kept so that policy files that set it still load). It left alone a
+    member whose gain was under this share of the best one's, against the best member's drift
+    leaking through the shared target; the search now probes the others again after each
+    move it takes, so a leaked gain is gone by then, while a second drifted member may gain a
+    fifth of the first's and must not be left alone."""
     prefer: Literal["refit", "continue", "leaf-refit"] = "refit"
     """How a boosted member is updated when its refit and the alternative tie."""
     neural: Literal["finetune", "refit"] = "finetune"

@@ -81,8 +81,9 @@ def proposed_actions(system: System, diagnosis: Diagnosis, policy: Policy) -> li
     return out
 
 
-def diagnosis_lines(d: Diagnosis) -> list[str]:
-    """The diagnosis in sentences: the probes, the moves chosen and the best not chosen."""
+def diagnosis_lines(d: Diagnosis, *, expected: bool = True) -> list[str]:
+    """The diagnosis in sentences: the probes, the moves chosen and the best not chosen, and
+    (with ``expected``) the loss the residual probes expect after the chosen moves."""
     how = (
         "a small boosted model of what the system gets wrong, on each member's inputs"
         if d.probe == "residual"
@@ -100,7 +101,7 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
             last[f"{m.kind} {m.component}"] = m
     for label, m in sorted(last.items(), key=lambda kv: -kv[1].gain.value)[:6]:
         lines.append(f"not chosen: {label} — {m.why}")
-    if d.chosen:
+    if d.chosen and expected:
         lines.append(
             f"expected {d.loss} after the update: {d.loss_after:.4g} (from {d.loss_before:.4g})"
         )

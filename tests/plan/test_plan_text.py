@@ -1,0 +1,90 @@
+"""A plan never shows None or nan where a number belongs, whatever kind of plan it is."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+import pytest
+
+from regrow.cli import main
+from regrow.plan.actions import Refit
+from regrow.plan.plan import Plan, diff_plans
+from regrow.plan.policy import Policy
+
+from .conftest import make
+
+#: Python's None, and nan or inf in any case (a plan may say "none" in words).
+MISSING = re.compile(r"\bNone\b|(?i:\bnan\b|\binf\b)")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def plan_text(plan: Plan) -> list[str]:
+    """Everything a plan says in words: actions, reasons, rationale, contingency, expected."""
+    return [
+        *(a.describe() for a in plan.actions),
+        *(a.reason for a in plan.actions),
+        *plan.rationale,
+        plan.contingency,
+        *(f"{k}: {v}" for k, v in plan.expected.items()),
+    ]
+
+
+def assert_no_missing_numbers(text: str) -> None:
+    found = [line for line in text.splitlines() if MISSING.search(line)]
+    assert not found, found
+
+
+def test_plans_of_every_kind_render_without_none_or_nan(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+    ws, v1, home = trained
+    h = ("--home", str(home))
+    shifted = make(1200, 6)
+    for col in ("a1", "b1", "c1", "a2"):
+        shifted[col] = shifted[col] + 1.5
+    early = Policy.from_dict({"escalation": {"max_drifted_share": 0.5}})
+    plans = {
+        "empty": ws.plan(v1, "quiet"),
+        "partial": ws.plan(v1, "alpha-changed"),
+        "escalated": ws.plan(v1, "all-changed"),
+        "escalated early": ws.plan(v1, ws.snapshot(shifted, name="shifted-text"), policy=early),
+        "unlabelled": ws.plan(v1, "unlabelled"),
+        "by hand": ws.apply(v1, "alpha-changed", [Refit("alpha")]).plan,
+    }
+    assert plans["empty"].empty
+    assert plans["escalated"].escalated
+    assert plans["escalated early"].escalated
+    assert plans["escalated early"].diagnosis is None
+    assert plans["unlabelled"].diagnosis is None
+    assert plans["partial"].actions
+    for kind, plan in plans.items():
+        assert_no_missing_numbers("\n".join(plan_text(plan)))
+        shown = cli(capsys, "plans", "show", plan.id, *h)
+        assert "rationale:" in shown, kind
+        assert_no_missing_numbers(shown)
+    for a, b in pairwise(plans.values()):
+        assert_no_missing_numbers("\n".join(diff_plans(a, b)))
+        assert_no_missing_numbers(cli(capsys, "plans", "diff", a.id, b.id, *h))
+    # The command that plans prints the same way.
+    out = cli(capsys, "plan", "--version", v1, "--window", "all-changed", *h)
+    assert "expected squared_error:" in out
+    assert_no_missing_numbers(out)
+
+
+def test_a_diff_names_a_missing_number_plainly() -> None:
+    base = {"system": "s", "version": "s:v1", "version_id": "a" * 32, "window": "w" * 64}
+    a = Plan(**base, expected={"after": None, "before": float("nan")})  # type: ignore[arg-type]
+    b = Plan(**base, expected={"after": 0.5, "before": 1.0})  # type: ignore[arg-type]
+    assert diff_plans(a, b) == [
+        "~ expected after: (none) -> 0.5",
+        "~ expected before: (none) -> 1",
+    ]
