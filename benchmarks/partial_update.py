@@ -15,8 +15,11 @@ time measured with ``time.process_time``:
 Plus two control windows: new rows from the OLD regime (the plan must be empty), and new rows
 in which every group changed (the plan must escalate to a full retrain).
 
+Each seed also prints where regrow's time went: the plan's and the run's ``timings`` (wall
+seconds per step, from :mod:`regrow.progress`).
+
 Run: ``python benchmarks/partial_update.py [--seeds 3] [--old 20000] [--new 4000]``. Ends with
-one JSON line.
+one JSON line (medians over the seeds; ``plan_cpu_s`` and ``run_cpu_s`` split regrow's CPU).
 """
 
 from __future__ import annotations
@@ -120,6 +123,10 @@ def one_seed(seed: int, old_rows: int, new_rows: int) -> dict[str, Any]:
         out["plan_cpu"], out["run_cpu"] = plan_cpu, run_cpu
         out["estimated_cpu"] = ran.estimated_cpu_seconds
         out["actual_fit_cpu"] = ran.actual_cpu_seconds
+        out["timings"] = {
+            **{f"plan {k}": v for k, v in getattr(plan, "timings", {}).items()},
+            **{f"run {k}": v for k, v in getattr(ran, "timings", {}).items()},
+        }
         refit = {a.component for a in plan.actions if a.kind in ("refit", "continue", "leaf-refit")}
         out["right_member"] = refit == {changed}
 
@@ -163,6 +170,7 @@ def main() -> None:
                 f"{r['run_cpu']:.2f}; fits estimated {r['estimated_cpu']:.2f}, measured "
                 f"{r['actual_fit_cpu']:.2f})  full {r['full_cpu']:.2f}s  ratio "
                 f"{r['cost_ratio']:.3f}\n"
+                f"  time: {', '.join(f'{k} {v:.2f}' for k, v in r['timings'].items())}\n"
                 f"  no-drift plan {r['no_drift_actions']}  broad plan {r['broad_actions']} "
                 f"({r['broad_why'][:90]})",
                 flush=True,
@@ -170,6 +178,9 @@ def main() -> None:
     summary = {
         "recovery_ratio": round(statistics.median(r["recovery"] for r in results), 3),
         "cost_ratio": round(statistics.median(r["cost_ratio"] for r in results), 3),
+        "plan_cpu_s": round(statistics.median(r["plan_cpu"] for r in results), 3),
+        "run_cpu_s": round(statistics.median(r["run_cpu"] for r in results), 3),
+        "full_cpu_s": round(statistics.median(r["full_cpu"] for r in results), 3),
         "right_member": f"{sum(r['right_member'] for r in results)}/{len(results)}",
         "no_drift_empty": all(not r["no_drift_actions"] for r in results),
         "broad_escalates": all(r["broad_escalated"] for r in results),

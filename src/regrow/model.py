@@ -30,8 +30,12 @@ class FittedSystem:
         components: Mapping[str, FittedComponent],
         *,
         ref: str | None = None,
+        artifacts: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = dict(spec)
+        #: Component name -> the artifact key it was loaded from (empty when fitted in memory):
+        #: what lets members' outputs be cached (:mod:`regrow.components.outputs`).
+        self.artifacts: dict[str, str] = dict(artifacts or {})
         self.name: str = spec["name"]
         self.target: str = spec["target"]
         self.task: str = spec["task"]
@@ -103,6 +107,20 @@ class FittedSystem:
         spec = self._ensemble.spec
         assert isinstance(spec, Ensemble)
         return combine(spec, outputs, self.classes_, self._ensemble.estimator)
+
+    def output_of(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The system's output from its members' ``outputs``: what :meth:`predict_proba`
+        (classification) or :meth:`predict` (regression) returns, without predicting again."""
+        if self._ensemble is None:
+            out = np.asarray(outputs[next(iter(self._members))])
+        else:
+            spec = self._ensemble.spec
+            assert isinstance(spec, Ensemble)
+            out = combine(spec, outputs, self.classes_, self._ensemble.estimator)
+        if self.classes_ is None:
+            return out
+        total = out.sum(axis=1, keepdims=True)
+        return np.asarray(np.divide(out, total, out=np.zeros_like(out), where=total > 0))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order (classification systems)."""

@@ -18,8 +18,16 @@ This is what ``Workspace.monitor`` and ``regrow monitor`` run:
 4. with labels in the window, **performance** per member, slice and system, with intervals;
 5. **attribution** ranks components by the change in (measured or estimated) loss when the
    drifted columns are drawn back from the reference: a member is a candidate for an update
-   only if the drift costs it loss;
-6. the report is stored in the catalog, linked to the version and the window snapshot.
+   only if the drift costs it loss. On a window of more than
+   :data:`~regrow.monitor.sample.SAMPLE_ROWS` usable rows it runs on a seeded sample
+   (stratified by label for classifiers), and the report's notes say so;
+6. the report is stored in the catalog, linked to the version and the window snapshot, with
+   the time each step took (``timings``).
+
+Every member is predicted once per row (:class:`~regrow.cache.OutputCache`, shared by the
+performance report and attribution), and the rows predicted are stored with the report, so a
+plan on the same window reads them back. Each step that can take a while is reported to
+``progress`` as :class:`~regrow.progress.Step` events.
 """
 
 from __future__ import annotations
@@ -39,12 +47,14 @@ from regrow.monitor.data_quality import WindowCheck, check_window
 from regrow.monitor.drift_monitor import DriftMonitor, DriftReport
 from regrow.monitor.performance import performance_report
 from regrow.monitor.profile import ColumnProfile, Profile
+from regrow.monitor.sample import IMPACT_ROWS, describe_sample, sample_rows
+from regrow.progress import ProgressFn, Timer
 from regrow.windows import Window, open_window, store_window
 
 if TYPE_CHECKING:
     from regrow.model import FittedSystem
+    from regrow.services import Services
     from regrow.system import System
-    from regrow.workspace import Workspace
 
 __all__ = [
     "MONITOR_PROFILE",
@@ -77,6 +87,7 @@ class MonitorResult:
     labelled: bool | None = None  # None: whether a performance report was made
     quality: WindowCheck | None = None
     notes: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -121,20 +132,22 @@ class MonitorResult:
                 **(self.quality.to_dict() if self.quality else {}),
                 "notes": list(self.notes),
             },
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
 
-def monitor_profile(ws: Workspace, snapshot: SnapshotRecord) -> Profile:
+def monitor_profile(services: Services, snapshot: SnapshotRecord) -> Profile:
     """The monitoring profile of ``snapshot`` (with its slices), computed once and stored."""
+    catalog = services.catalog
     try:
-        return Profile.from_dict(ws.catalog.get_profile(snapshot.id, MONITOR_PROFILE))
+        return Profile.from_dict(catalog.get_profile(snapshot.id, MONITOR_PROFILE))
     except LookupError:
         pass
-    profile = Profile.of(ws.frame(snapshot.id), slices=snapshot.slices or None)
+    profile = Profile.of(services.frame(snapshot.id), slices=snapshot.slices or None)
     try:
-        ws.catalog.put_profile(snapshot.id, MONITOR_PROFILE, profile.to_dict())
+        catalog.put_profile(snapshot.id, MONITOR_PROFILE, profile.to_dict())
     except CatalogError:  # another process stored its own first: use that one
-        return Profile.from_dict(ws.catalog.get_profile(snapshot.id, MONITOR_PROFILE))
+        return Profile.from_dict(catalog.get_profile(snapshot.id, MONITOR_PROFILE))
     return profile
 
 
@@ -155,7 +168,7 @@ def _chosen_slices(
 
 
 def monitor_version(
-    ws: Workspace,
+    services: Services,
     ref: str,
     window: Any,
     *,
@@ -163,23 +176,36 @@ def monitor_version(
     record: bool = True,
     seed: int = 0,
     performance: bool = True,
+    progress: ProgressFn | None = None,
 ) -> MonitorResult:
     """Monitor version ``ref`` on ``window`` and record it (see :func:`open_window`).
 
     A window given as rows is stored only once the check succeeded, with the report.
-    ``slices`` maps names to expressions, or names slices of the window.
+    ``slices`` maps names to expressions, or names slices of the window. ``progress``
+    receives a :class:`~regrow.progress.Step` event as each step starts, advances and ends.
     """
-    version = ws.catalog.get_system_version(ref)
-    win = open_window(ws, version, window)
-    result = check_version(ws, version, win, slices=slices, seed=seed, performance=performance)
-    return record_report(ws, result, win) if record else result
+    timer = Timer(progress)
+    with timer.step("load"):
+        version = services.version(ref)
+        win = open_window(services, version, window)
+        model = services.load(version)
+    result = check_version(
+        services, version, win, slices=slices, seed=seed, performance=performance,
+        model=model, timer=timer,
+    )  # fmt: skip
+    if record:
+        with timer.step("record"):
+            result = record_report(services, replace(result, timings=dict(timer.seconds)), win)
+    return replace(result, timings=dict(timer.seconds))
 
 
-def record_report(ws: Workspace, result: MonitorResult, window: Window) -> MonitorResult:
-    """Store the window (if it was not yet) and the report; the result with its record."""
-    stored = store_window(ws, window)
+def record_report(services: Services, result: MonitorResult, window: Window) -> MonitorResult:
+    """Store the window (if it was not yet), the members' outputs predicted on it, and the
+    report; the result with its record."""
+    stored = store_window(services, window)
+    services.outputs.save({window.record.id: stored.id})
     result = replace(result, window=stored)
-    record = ws.catalog.add_monitor_report(
+    record = services.catalog.add_monitor_report(
         version_id=result.version.id,
         snapshot_id=stored.id,
         summary=result.summary(),
@@ -189,17 +215,18 @@ def record_report(ws: Workspace, result: MonitorResult, window: Window) -> Monit
 
 
 def _references(
-    ws: Workspace, version: SystemVersionRecord, system: System
+    services: Services, version: SystemVersionRecord, system: System
 ) -> tuple[dict[str, set[str]], dict[str, Profile]]:
     """The snapshots the members were trained on, with the columns each is the reference
     for, and their monitoring profiles."""
-    records = ws.catalog.get_component_versions(list(version.manifest.values()))
+    catalog = services.catalog
+    records = catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}
     for member in system.members:
         snap_id = records[version.manifest[member.name]].snapshot_id
         if snap_id is not None:
             by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
-    profiles = {s: monitor_profile(ws, ws.catalog.get_snapshot(s)) for s in by_snapshot}
+    profiles = {s: monitor_profile(services, catalog.get_snapshot(s)) for s in by_snapshot}
     return by_snapshot, profiles
 
 
@@ -215,15 +242,15 @@ def _trained(
 
 
 def window_quality(
-    ws: Workspace, version: SystemVersionRecord, frame: pd.DataFrame, model: FittedSystem
+    services: Services, version: SystemVersionRecord, frame: pd.DataFrame, model: FittedSystem
 ) -> WindowCheck:
     """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
-    _, profiles = _references(ws, version, model.definition())
+    _, profiles = _references(services, version, model.definition())
     return check_window(model, frame, _trained(profiles, version))
 
 
 def check_version(
-    ws: Workspace,
+    services: Services,
     version: SystemVersionRecord,
     window: Window,
     *,
@@ -231,37 +258,46 @@ def check_version(
     seed: int = 0,
     performance: bool = True,
     model: FittedSystem | None = None,
+    timer: Timer | None = None,
+    sample: int = IMPACT_ROWS,
 ) -> MonitorResult:
     """Check ``version`` on ``window`` and record nothing: data quality, drift, impact,
-    performance. ``model``, when the caller has it (the planner), is the loaded version."""
+    performance. ``model``, when the caller has it (the planner), is the loaded version;
+    ``timer`` times the steps (the planner's, so that its breakdown holds them); impact is
+    estimated on at most ``sample`` usable rows."""
+    timer = timer if timer is not None else Timer()
     win = window.record
-    model = model if model is not None else ws.load(version.ref)
+    model = model if model is not None else services.load(version)
     system = model.definition()
     chosen = _chosen_slices(win, slices)
-    by_snapshot, profiles = _references(ws, version, system)
-    quality = check_window(model, window.frame, _trained(profiles, version))
+    with timer.step("data quality"):
+        by_snapshot, profiles = _references(services, version, system)
+        quality = check_window(model, window.frame, _trained(profiles, version))
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
     frame = quality.frame.drop(columns=missing)
     reports: list[DriftReport] = []
-    reference_frame: pd.DataFrame | None = None
-    for snap_id, columns in by_snapshot.items():
-        profile = profiles[snap_id]
-        usable = {n: s for n, s in chosen.items() if n in profile.slices}
-        cols = sorted(c for c in columns if c in profile.columns)
-        sub = Profile(
-            profile.rows,
-            {c: profile.columns[c] for c in cols},
-            {n: Profile(p.rows, {c: p.columns[c] for c in cols if c in p.columns})
-             for n, p in profile.slices.items() if n in usable},
-        )  # fmt: skip
-        # The whole window goes in (slices may filter on columns no member reads); only the
-        # columns these members read are reported.
-        full = DriftMonitor(sub, seed=seed).check(frame, slices=usable)
-        kept = tuple(f for f in full.features if f.column in cols)
-        reports.append(replace(full, features=kept))
-        if snap_id == version.snapshot_id or reference_frame is None:
-            reference_frame = ws.frame(snap_id)
+    with timer.step("drift", total=len(by_snapshot)) as step:
+        for snap_id, columns in by_snapshot.items():
+            profile = profiles[snap_id]
+            usable = {n: s for n, s in chosen.items() if n in profile.slices}
+            cols = sorted(c for c in columns if c in profile.columns)
+            sub = Profile(
+                profile.rows,
+                {c: profile.columns[c] for c in cols},
+                {n: Profile(p.rows, {c: p.columns[c] for c in cols if c in p.columns})
+                 for n, p in profile.slices.items() if n in usable},
+            )  # fmt: skip
+            # The whole window goes in (slices may filter on columns no member reads); only
+            # the columns these members read are reported.
+            full = DriftMonitor(sub, seed=seed).check(frame, slices=usable)
+            kept = tuple(f for f in full.features if f.column in cols)
+            reports.append(replace(full, features=kept))
+            step.advance()
+    # Impact draws from the version's own training snapshot (else the first member's).
+    reference_id = next(
+        (s for s in by_snapshot if s == version.snapshot_id), next(iter(by_snapshot), None)
+    )
     drifted = {
         f.column: abs(f.effect) if math.isfinite(f.effect) else 1.0
         for r in reports
@@ -286,24 +322,49 @@ def check_version(
             "and there is no performance report"
         )
     labelled = target in rows.columns and len(rows) > 0 and bool(rows[target].notna().all())
+    outputs = services.outputs
     impacts: list[ComponentImpact] = []
-    if drifted and reference_frame is not None:
+    if drifted and reference_id is not None:
         if len(rows) >= MIN_IMPACT_ROWS:
-            impacts = attribute(model, reference_frame, rows, drifted, seed=seed)
+            by = target if model.task == "classification" else None
+            part = sample_rows(rows, sample, by=by, seed=seed)
+            if len(part) < len(rows):
+                notes.append(
+                    "impact is estimated on "
+                    + describe_sample(
+                        len(part), len(rows), "usable rows", stratified=by is not None, seed=seed
+                    )
+                    + ": its intervals are those of the sample"
+                )
+            # Labelled rows draw only the drifted columns back; without labels the loss
+            # estimators are fitted on reference rows, which need every column read.
+            needed = set(drifted) | {target}
+            if not labelled:
+                needed |= set().union(*by_snapshot.values())
+            available = services.record(reference_id).columns
+            with timer.step("impact") as step:
+                reference = services.frame(reference_id, [c for c in available if c in needed])
+                impacts = attribute(
+                    model, reference, part, drifted, seed=seed,
+                    outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
+                    reference_outputs=lambda f: outputs.member_outputs(
+                        model, f, snapshot=reference_id),
+                    fit_rows=sample, step=step,
+                )  # fmt: skip
         else:
             notes.append(
                 f"impact is not estimated: {len(rows):,} usable rows (at least "
                 f"{MIN_IMPACT_ROWS} are needed)"
             )
     has_labels = target in rows.columns and bool(rows[target].notna().any())
-    perf = (
-        performance_report(
-            model, rows, slices=chosen or None, time_column=win.time_column
-        ).to_dict()
-        if has_labels and performance
-        else None
-    )
+    perf = None
+    if has_labels and performance:
+        with timer.step("performance"):
+            perf = performance_report(
+                model, rows, slices=chosen or None, time_column=win.time_column,
+                outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
+            ).to_dict()  # fmt: skip
     return MonitorResult(
         version, win, reports, impacts, perf, None, tuple(m.name for m in system.members),
-        labelled, quality, tuple(notes),
+        labelled, quality, tuple(notes), dict(timer.seconds),
     )  # fmt: skip

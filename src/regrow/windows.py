@@ -27,7 +27,7 @@ from regrow.data.snapshot import apply_slice, prepare_snapshot
 from regrow.errors import SliceError
 
 if TYPE_CHECKING:
-    from regrow.workspace import Workspace
+    from regrow.services import Services
 
 __all__ = ["WINDOW_SUFFIXES", "Window", "open_window", "store_window"]
 
@@ -53,7 +53,7 @@ def _window_name(version: SystemVersionRecord) -> str:
     return f"{version.system}-window"
 
 
-def open_window(ws: Workspace, version: SystemVersionRecord, window: Any) -> Window:
+def open_window(services: Services, version: SystemVersionRecord, window: Any) -> Window:
     """The rows of ``window``: a snapshot (a record or its reference), or rows not stored yet.
 
     Rows (a DataFrame, an Arrow table, a ``.csv`` / ``.parquet`` path) are validated as a
@@ -64,11 +64,12 @@ def open_window(ws: Workspace, version: SystemVersionRecord, window: Any) -> Win
     :class:`~regrow.errors.DataError` and nothing is written.
     """
     if isinstance(window, SnapshotRecord):
-        return Window(window, ws.frame(window.id))
+        return Window(window, services.frame(window.id))
     if isinstance(window, str) and not window.lower().endswith(WINDOW_SUFFIXES):
-        snap = ws.catalog.get_snapshot(window)
-        return Window(snap, ws.frame(snap.id))
-    reference = ws.catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
+        snap = services.catalog.get_snapshot(window)
+        return Window(snap, services.frame(snap.id))
+    catalog = services.catalog
+    reference = catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
     table = to_arrow(window)
     notes: list[str] = []
     time_column = reference.time_column if reference is not None else None
@@ -117,13 +118,13 @@ def open_window(ws: Workspace, version: SystemVersionRecord, window: Any) -> Win
     return Window(record, prepared.table.to_pandas(), tuple(notes), prepared.table)
 
 
-def store_window(ws: Workspace, window: Window) -> SnapshotRecord:
+def store_window(services: Services, window: Window) -> SnapshotRecord:
     """The window's snapshot, stored now if it was not yet."""
     if window.pending is None:
         return window.record
     rec = window.record
     # Dirty data in a window is a signal to report, not a reason to refuse it.
-    return ws.snapshot(
+    return services.snapshot(
         window.pending,
         name=rec.name,
         time_column=rec.time_column,

@@ -24,9 +24,8 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy
 
 from regrow.catalog.catalog import Catalog
@@ -42,35 +41,34 @@ from regrow.catalog.records import (
 from regrow.catalog.refs import check_name
 from regrow.catalog.store import ArtifactStore, open_store
 from regrow.config import DEFAULT_CATALOG_URL, DEFAULT_STORE_URL, Config, resolve_home
-from regrow.data.schema import Schema
-from regrow.data.snapshot import prepare_snapshot, read_parquet
-from regrow.data.snapshot_safety import review_snapshot
-from regrow.doctor import doctor as _doctor
-from regrow.doctor import lost_artifact_error
 from regrow.errors import (
-    ArtifactCorrupted,
-    ArtifactNotFound,
     CatalogError,
     ConfigError,
-    DataError,
     DataQualityWarning,
     SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
 )
-from regrow.evaluate.evaluation import Comparison, Gate, compare
-from regrow.model import FittedSystem
-from regrow.monitor.profile import Profile
-from regrow.monitoring import MONITOR_PROFILE, MonitorResult, monitor_version
-from regrow.plan.actions import Action
-from regrow.plan.plan import Plan
-from regrow.plan.policy import Policy, load_policy
-from regrow.planning import PlanRun, make_plan, manual_plan, run_plan
-from regrow.run.backends import ExecutorBackend
-from regrow.run.runner import RunEvent, RunResult, execute, full_bindings, partial_bindings
-from regrow.run.staleness import ComponentStatus, staleness
-from regrow.run.tasks import load_fitted
-from regrow.system import System
+
+# The rest loads when a method needs it, so that opening a workspace and reading the catalog
+# (`regrow status`, `regrow versions`) starts without pandas or scikit-learn.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from regrow.data.schema import Schema
+    from regrow.evaluate.evaluation import Comparison, Gate
+    from regrow.model import FittedSystem
+    from regrow.monitoring import MonitorResult
+    from regrow.plan.actions import Action
+    from regrow.plan.plan import Plan
+    from regrow.plan.policy import Policy
+    from regrow.plan_runs import PlanRun
+    from regrow.progress import ProgressFn
+    from regrow.run.backends import ExecutorBackend
+    from regrow.run.runner import RunEvent, RunResult
+    from regrow.run.staleness import ComponentStatus
+    from regrow.services import Services
+    from regrow.system import System
 
 __all__ = ["Workspace"]
 
@@ -178,6 +176,11 @@ class Workspace:
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
+        from regrow.data.snapshot import prepare_snapshot
+        from regrow.data.snapshot_safety import review_snapshot
+        from regrow.monitor.profile import Profile
+        from regrow.monitoring import MONITOR_PROFILE
+
         check_name("snapshot", name)
         previous = self.catalog.latest_schema(name) if check_schema else None
         like = _schema_of(previous.spec) if previous is not None else None
@@ -245,22 +248,9 @@ class Workspace:
 
     def frame(self, ref: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
         """The rows of snapshot ``ref`` (id, id prefix or name) as a pandas DataFrame."""
-        snap = self.catalog.get_snapshot(ref)
-        cols = list(columns) if columns is not None else None
-        if cols is not None:
-            unknown = sorted(set(cols) - set(snap.columns))
-            if unknown:
-                raise DataError(
-                    f"snapshot {ref!r} has no columns {unknown}",
-                    hint=f"it has {list(snap.columns)}",
-                )
-        try:
-            data = self.store.get(snap.artifact)
-        except (ArtifactCorrupted, ArtifactNotFound) as exc:
-            what = f"snapshot {snap.id[:12]} ({snap.name})"
-            raise lost_artifact_error(exc, what, home=str(self.home), snapshot=snap.name) from exc
-        frame: pd.DataFrame = read_parquet(data, columns=cols).to_pandas()
-        return frame
+        from regrow.services import read_frame
+
+        return read_frame(self.catalog, self.store, ref, columns, home=str(self.home))
 
     # -- training -----------------------------------------------------------------------------
 
@@ -285,6 +275,8 @@ class Workspace:
         The parent of the new version is the system's newest version, if any. If nothing
         changed, nothing is trained and that version is returned.
         """
+        from regrow.run.runner import execute, full_bindings
+
         snap = self._snapshot_for(system, snapshot)
         run_seed = system.seed if seed is None else seed
         parent = self._latest(system.name)
@@ -322,6 +314,8 @@ class Workspace:
         is unchanged and its version is reused, unless something it depends on changed (its
         code, its parameters when ``system`` is given, or a refitted upstream transform).
         """
+        from regrow.run.runner import execute, partial_bindings
+
         base = self.catalog.get_system_version(parent)
         system = system if system is not None else self.system(base.ref)
         if system.name != base.system:
@@ -360,27 +354,15 @@ class Workspace:
 
     # -- reading versions ---------------------------------------------------------------------
 
-    def _fitted(self, version: SystemVersionRecord) -> dict[str, Any]:
-        records = self.catalog.get_component_versions(list(version.manifest.values()))
-        fitted = {}
-        for name, vid in version.manifest.items():
-            artifact = records[vid].artifact
-            if artifact is None:
-                raise SystemSpecError(f"component version {vid} of {version.ref} has no artifact")
-            try:
-                data = self.store.get(artifact)
-            except (ArtifactCorrupted, ArtifactNotFound) as exc:
-                what = f"component {name!r} of {version.ref} (component version {vid})"
-                raise lost_artifact_error(exc, what, home=str(self.home)) from exc
-            fitted[name] = load_fitted(data)
-        return fitted
-
     def load(self, ref: str) -> FittedSystem:
         """The fitted system of version ``ref`` (``churn:v2``, ``churn@champion``, ``churn``)."""
-        return self._model(self.catalog.get_system_version(ref))
+        return self._services().load(ref)
 
-    def _model(self, version: SystemVersionRecord) -> FittedSystem:
-        return FittedSystem(version.spec, self._fitted(version), ref=version.ref)
+    def _services(self) -> Services:
+        """The catalog, the store and loaders for one command (see :mod:`regrow.services`)."""
+        from regrow.services import Services
+
+        return Services(self.catalog, self.store, self.snapshot, home=str(self.home))
 
     def _snapshot(self, snapshot: SnapshotRecord | str) -> SnapshotRecord:
         return self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
@@ -397,6 +379,8 @@ class Workspace:
         snapshot: SnapshotRecord | str | None = None,
     ) -> list[ComponentStatus]:
         """Each component of version ``ref``: fresh, or stale with the causes."""
+        from regrow.run.staleness import staleness
+
         version = self.catalog.get_system_version(ref)
         records = self.catalog.get_component_versions(list(version.manifest.values()))
         snap = self._snapshot(snapshot) if snapshot is not None else None
@@ -418,6 +402,7 @@ class Workspace:
         slices: Mapping[str, str] | Iterable[str] | None = None,
         record: bool = True,
         performance: bool = True,
+        progress: ProgressFn | None = None,
     ) -> MonitorResult:
         """Check version ``ref`` on ``window``: data quality, drift, performance, impact; stored
         in the catalog.
@@ -426,12 +411,16 @@ class Workspace:
         a ``.csv`` / ``.parquet`` path, stored as snapshot ``<system>-window`` with the report
         only once the check succeeded. See :mod:`regrow.monitoring`. ``slices`` (names of
         the window's slices, or names to expressions) defaults to the window's slices;
-        ``performance=False`` skips the labelled performance report.
+        ``performance=False`` skips the labelled performance report. ``progress`` receives
+        :class:`~regrow.progress.Step` events; the result's ``timings`` say where the time went.
         """
+        from regrow.monitoring import monitor_version
+
         chosen = slices if slices is None or isinstance(slices, Mapping | str) else list(slices)
         return monitor_version(
-            self, ref, window, slices=chosen, record=record, performance=performance
-        )
+            self._services(), ref, window, slices=chosen, record=record,
+            performance=performance, progress=progress,
+        )  # fmt: skip
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -442,17 +431,24 @@ class Workspace:
         *,
         policy: Policy | str | os.PathLike[str] | None = None,
         record: bool = True,
+        progress: ProgressFn | None = None,
     ) -> Plan:
         """Plan the smallest update of version ``ref`` that fixes what ``window`` shows.
 
         ``window`` is a snapshot or rows, as for :meth:`monitor` (rows are stored as
         ``<system>-window`` with the plan, once it is made). ``policy`` is a
         :class:`~regrow.plan.policy.Policy`, a YAML file's path, or None for the default.
-        See :mod:`regrow.planning`.
+        ``progress`` receives :class:`~regrow.progress.Step` events; the plan's ``timings``
+        say where the time went. See :mod:`regrow.planning`.
         """
+        from regrow.plan.policy import Policy, load_policy
+        from regrow.planning import make_plan
+
         if not isinstance(policy, Policy):
             policy = load_policy(policy)
-        return make_plan(self, ref, window, policy=policy, record=record)
+        return make_plan(
+            self._services(), ref, window, policy=policy, record=record, progress=progress
+        )
 
     def apply(
         self,
@@ -465,7 +461,7 @@ class Workspace:
         seed: int | None = None,
         workers: int | None = None,
         backend: ExecutorBackend | None = None,
-        progress: Callable[[RunEvent], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
     ) -> PlanRun:
         """Run actions chosen by hand on version ``ref`` with ``window``'s rows.
 
@@ -477,9 +473,12 @@ class Workspace:
         The actions are checked against the policy, costed, stored as a plan and run like
         any plan (approval rules included).
         """
+        from regrow.plan.policy import Policy, load_policy
+        from regrow.plan_runs import manual_plan
+
         if not isinstance(policy, Policy):
             policy = load_policy(policy)
-        plan = manual_plan(self, ref, window, list(actions), policy=policy)
+        plan = manual_plan(self._services(), ref, window, list(actions), policy=policy)
         return self.run_plan(
             plan, approve=approve, seed=seed, workers=workers, backend=backend,
             progress=progress,
@@ -493,11 +492,18 @@ class Workspace:
         seed: int | None = None,
         workers: int | None = None,
         backend: ExecutorBackend | None = None,
-        progress: Callable[[RunEvent], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
     ) -> PlanRun:
-        """Run a stored plan (a :class:`~regrow.plan.plan.Plan`, its id or an id prefix)."""
+        """Run a stored plan (a :class:`~regrow.plan.plan.Plan`, its id or an id prefix).
+
+        ``progress`` receives :class:`~regrow.progress.Step` events for the steps before the
+        run and the run's :class:`~regrow.run.runner.RunEvent` s; the result's ``timings``
+        say where the time went.
+        """
+        from regrow.plan_runs import run_plan
+
         return run_plan(
-            self,
+            self._services(),
             plan,
             approve=approve,
             seed=seed,
@@ -516,25 +522,19 @@ class Workspace:
         baseline: str | None = None,
         metric: str | None = None,
         gate: Gate | None = None,
+        progress: ProgressFn | None = None,
     ) -> tuple[EvaluationRecord, Comparison]:
-        """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices; record it."""
-        cand_v = self.catalog.get_system_version(candidate)
-        base_v = self.catalog.get_system_version(baseline) if baseline else None
-        snap = self._snapshot(snapshot)
-        frame = self.frame(snap.id)
-        cand = self._model(cand_v)
-        base = self._model(base_v) if base_v else None
-        result = compare(cand, base, frame, metric=metric, slices=snap.slices, gate=gate)
-        record = self.catalog.add_evaluation(
-            candidate_id=cand_v.id,
-            baseline_id=base_v.id if base_v else None,
-            snapshot_id=snap.id,
-            metric=result.metric,
-            results=result.as_dict(),
-            verdict=result.verdict,
-            reasons=list(result.reasons),
-        )
-        return record, result
+        """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices; record it.
+
+        ``progress`` receives :class:`~regrow.progress.Step` events; the comparison's
+        ``timings`` say where the time went. See :mod:`regrow.evaluating`.
+        """
+        from regrow.evaluating import evaluate
+
+        return evaluate(
+            self._services(), candidate, snapshot, baseline=baseline, metric=metric, gate=gate,
+            progress=progress,
+        )  # fmt: skip
 
     def promote(
         self,
@@ -570,7 +570,9 @@ class Workspace:
         older than ``grace`` deleted, runs ``running`` for longer than ``stuck_after`` marked
         abandoned; each repair is audited. See :mod:`regrow.doctor`.
         """
-        return _doctor(
+        from regrow.doctor import doctor
+
+        return doctor(
             self.catalog,
             self.store,
             quick=quick,
@@ -582,6 +584,8 @@ class Workspace:
 
 def _schema_of(spec: Mapping[str, Any]) -> Schema | None:
     """The schema a stored spec describes; None for one regrow did not write."""
+    from regrow.data.schema import Schema
+
     try:
         return Schema.from_dict(spec)
     except SchemaError:

@@ -112,3 +112,21 @@ def test_runs_from_before_leases_stay_running(catalog: Catalog) -> None:
     run = catalog.start_run(system="s", kind="train", seed=0, environment={}, params={})
     assert run.state() == "running"
     assert catalog.leases.abandoned() == []
+
+
+def test_a_run_leased_from_its_first_write_is_abandoned_if_killed_at_once(
+    catalog: Catalog, raw: Engine
+) -> None:
+    # A kill between recording the run and starting its heartbeat thread: the lease is
+    # already in the row, so the run still lapses to abandoned (it used to stay running).
+    run = catalog.start_run(
+        system="s", kind="train", seed=0, environment={}, params={},
+        lease_seconds=5, holder={"host": "h", "pid": 9},
+    )  # fmt: skip
+    assert (run.heartbeat_at, run.lease_seconds, run.holder) == (
+        run.started_at,
+        5,
+        {"host": "h", "pid": 9},
+    )
+    _age(raw, run.id, 60)
+    assert [r.id for r in catalog.leases.abandoned()] == [run.id]

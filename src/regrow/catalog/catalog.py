@@ -16,6 +16,7 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.audit`              the hash-chained audit log
 :mod:`.integrity`          ``catalog.integrity``: what ``regrow doctor`` checks and repairs
 :mod:`.leases`             ``catalog.leases``: run heartbeats, fit leases on fingerprints
+:mod:`.outputs`            ``catalog.outputs``: stored member outputs (a cache of predictions)
 =========================  ====================================================
 
 Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
@@ -41,6 +42,7 @@ from regrow.catalog.datasets import DatasetsMixin
 from regrow.catalog.integrity import Integrity
 from regrow.catalog.leases import Leases
 from regrow.catalog.monitoring import MonitoringMixin
+from regrow.catalog.outputs import Outputs
 from regrow.catalog.plans import PlansMixin
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
@@ -76,3 +78,8 @@ class Catalog(
     def leases(self) -> Leases:
         """Run heartbeats and fit leases on component fingerprints (see :mod:`.leases`)."""
         return Leases(self)
+
+    @property
+    def outputs(self) -> Outputs:
+        """Stored tables of members' outputs on snapshot rows (see :mod:`.outputs`)."""
+        return Outputs(self)

@@ -9,7 +9,8 @@ kind              what
 ``corrupt``       the artifact's bytes no longer hash to its key (``quick``: its size differs
                   from the size recorded with the version)
 ``orphan``        a store file no row references (an artifact, or a temporary file a crashed
-                  write left), older than the grace period
+                  write left), older than the grace period (tables of members' outputs
+                  listed in ``catalog.outputs``, a cache, are not checked)
 ``stuck-run``     a run still marked ``running`` whose lease lapsed (its process is gone), or,
                   for a run from before leases, long after it started
 ``audit-chain``   the audit log's hash chain does not verify
@@ -163,9 +164,10 @@ def examine(
         if problem is not None:
             problems.append(problem)
     files = list(store.list_files())
+    cached = catalog.outputs.artifacts()  # tables of members' outputs: a cache, kept
     recent = 0
     for f in files:
-        if f.key is not None and f.key in sizes:
+        if f.key is not None and (f.key in sizes or f.key in cached):
             continue
         if f.modified is not None and at - f.modified < grace:
             recent += 1

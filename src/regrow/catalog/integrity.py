@@ -112,13 +112,14 @@ class Integrity:
         return refs
 
     def referenced(self, key: str) -> bool:
-        """Whether any component version or snapshot references the artifact ``key``."""
+        """Whether any component version or snapshot references the artifact ``key``, or a
+        stored table of members' outputs is in it (``catalog.outputs``)."""
         with self._catalog._read() as session:
             for model in (ComponentVersion, Snapshot):
                 query = sa.select(model.id).where(model.artifact == key).limit(1)
                 if session.execute(query).first() is not None:
                     return True
-        return False
+        return self._catalog.outputs.holds(key)
 
     def running_since(self, before: datetime) -> list[RunRecord]:
         """Runs still marked ``running`` that started before ``before``, oldest first."""

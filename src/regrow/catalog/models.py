@@ -30,6 +30,7 @@ __all__ = [
     "ComponentVersion",
     "Evaluation",
     "FitLease",
+    "MemberOutput",
     "MonitorReport",
     "Plan",
     "Profile",
@@ -239,6 +240,26 @@ class FitLease(Base):
     run_id: Mapped[str] = mapped_column(ID, index=True)
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class MemberOutput(Base):
+    """A stored table of a member's outputs on rows of a snapshot: a cache, never a record.
+
+    ``key`` names what the outputs depend on besides the rows (the member's artifact, the
+    transforms it reads through, the classes; see :mod:`regrow.components.outputs`);
+    ``artifact`` holds the table (rows keyed by their content). Several tables may hold rows
+    of one member on one snapshot, each written by the command that predicted them.
+    """
+
+    __tablename__ = "member_outputs"
+
+    key: Mapped[str] = mapped_column(ID, primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    artifact: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+    rows: Mapped[int]
+    created_at: Mapped[datetime]
 
 
 class Evaluation(Base):

@@ -35,8 +35,20 @@ class RunsMixin(CatalogCore):
         environment: Mapping[str, Any],
         params: Mapping[str, Any],
         actor: str | None = None,
+        lease_seconds: int | None = None,
+        holder: Mapping[str, Any] | None = None,
     ) -> RunRecord:
-        """Record the start of a run (status ``"running"``). Audit event ``run.start``."""
+        """Record the start of a run (status ``"running"``). Audit event ``run.start``.
+
+        With ``lease_seconds``, the run's lease starts in the same insert (heartbeat now,
+        ``holder`` where it runs; see :mod:`regrow.catalog.leases`): a process killed at any
+        point after this reads as ``abandoned`` once the lease lapses.
+        """
+        if lease_seconds is not None:
+            checks.integer("lease_seconds", lease_seconds)
+            if lease_seconds < 1:
+                raise CatalogError(f"'lease_seconds' must be >= 1 (got {lease_seconds!r})")
+        started = now()
         row = Run(
             id=uuid.uuid4().hex,
             system=check_name("system", system),
@@ -46,10 +58,13 @@ class RunsMixin(CatalogCore):
             environment=audit.normalize(checks.mapping("environment", environment)),
             params=audit.normalize(checks.mapping("params", params)),
             summary={},
-            started_at=now(),
+            started_at=started,
             finished_at=None,
             error=None,
             version_id=None,
+            heartbeat_at=started if lease_seconds is not None else None,
+            lease_seconds=lease_seconds,
+            holder=audit.normalize(dict(holder)) if holder is not None else None,
         )
         who = checks.actor(actor)
 

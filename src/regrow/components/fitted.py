@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ import pandas as pd
 from regrow.components.adapters import adapter_for
 from regrow.components.base import Component, Ensemble, Member, Transform
 from regrow.errors import ComponentError, DataError
+
+if TYPE_CHECKING:
+    from regrow.components.outputs import KnownOutputs
 
 __all__ = [
     "FittedComponent",
@@ -111,17 +114,20 @@ def fit_component(
     upstream: Mapping[str, FittedComponent],
     seed: int,
     in_sample: Sequence[str] = (),
+    known: KnownOutputs | None = None,
 ) -> FittedComponent:
     """Fit ``spec`` on ``frame`` with the given seed; a mean or vote ensemble has nothing to fit.
 
     ``in_sample`` names the members of a stacked ensemble that were fitted on ``frame``'s rows
-    (their outputs are cross-fitted, see :func:`_fit_stack`).
+    (their outputs are cross-fitted, see :func:`_fit_stack`); ``known`` holds stored outputs
+    of the other members on these rows (:mod:`regrow.components.outputs`).
     """
     if isinstance(spec, Ensemble):
         if spec.method == "stack":
             return _fit_stack(
-                spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample
-            )
+                spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample,
+                known=known,
+            )  # fmt: skip
         return FittedComponent(spec, None, {"weights": spec.weights, "method": spec.method})
     if not isinstance(spec, Transform | Member):
         raise ComponentError(f"cannot fit {spec!r}: unknown component kind {spec.kind!r}")
@@ -241,6 +247,7 @@ def _fit_stack(
     upstream: Mapping[str, FittedComponent],
     seed: int,
     in_sample: Sequence[str] = (),
+    known: KnownOutputs | None = None,
 ) -> FittedComponent:
     """Fit the stacker on the members' outputs for ``frame``.
 
@@ -248,7 +255,11 @@ def _fit_stack(
     good (a boosted member nearly reproduces its training targets), and a stacker fitted on
     them trusts them too much. Their outputs are cross-fitted instead: two copies, each fitted
     on half the rows, predict the other half (as scikit-learn's stacking does with ``cv``).
+    The other members' outputs are read as float32 keeps them (from ``known`` when it holds
+    the rows, else predicted), so the stack is the same whether or not they were stored.
     """
+    from regrow.components.outputs import KnownOutputs
+
     missing = [m for m in spec.members if m not in upstream]
     if missing or target not in frame.columns:
         raise ComponentError(
@@ -261,6 +272,7 @@ def _fit_stack(
     ]
     classes = sorted({c for cl in class_lists for c in cl}) if class_lists else None
     transforms = {n: f for n, f in upstream.items() if f.spec.kind == "transform"}
+    stored = known if known is not None else KnownOutputs({}, {})
     outputs = {}
     for m in spec.members:
         if spec.weights[m] <= 0:
@@ -268,7 +280,7 @@ def _fit_stack(
         if m in in_sample:
             outputs[m] = _cross_fitted(upstream[m], frame, target, transforms, classes, seed)
         else:
-            outputs[m] = member_output(upstream[m], frame, upstream, classes)
+            outputs[m] = stored.output(m, frame, upstream, classes)
     stacker = fit_stacker(stack_features(spec, outputs), frame[target].to_numpy(), classes)
     info: dict[str, Any] = {
         "method": "stack",

@@ -8,7 +8,7 @@ than ``max_slice_regression``. With no baseline there is nothing to beat: the ve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,11 @@ from regrow.errors import DataError
 from regrow.evaluate.metrics import Metric, default_metric, get_metric, paired_bootstrap
 from regrow.model import FittedSystem
 
-__all__ = ["Comparison", "Gate", "compare"]
+__all__ = ["Comparison", "Gate", "MemberOutputs", "compare"]
+
+#: Members' outputs of a version on the rows of a frame, when the caller keeps them (members a
+#: candidate shares with its baseline are then predicted once; :class:`regrow.cache.OutputCache`).
+MemberOutputs = Callable[[FittedSystem, pd.DataFrame], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,12 @@ class Gate:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Metric values, the improvement's interval, per-slice results, and the verdict."""
+    """Metric values, the improvement's interval, per-slice results, and the verdict.
+
+    Each slice maps to ``rows``, ``candidate`` and ``baseline`` values and, with a baseline,
+    ``improvement`` (positive: better), ``delta`` (candidate minus baseline) and ``delta_ci``
+    (the paired bootstrap interval of ``delta``, as for the whole data).
+    """
 
     metric: str
     higher_is_better: bool
@@ -46,6 +55,7 @@ class Comparison:
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)
     verdict: str = "none"
     reasons: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds (evaluate)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, as stored in the catalog."""
@@ -66,10 +76,10 @@ def _num(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _scores(model: FittedSystem, frame: pd.DataFrame) -> np.ndarray:
-    if model.classes_ is not None:
-        return model.predict_proba(frame)
-    return np.asarray(model.predict(frame), dtype=float)
+def _scores(model: FittedSystem, frame: pd.DataFrame, outputs: MemberOutputs | None) -> np.ndarray:
+    """Probabilities (classification) or values, combined from the members' outputs."""
+    members = outputs(model, frame) if outputs is not None else model.member_outputs(frame)
+    return np.asarray(model.output_of(members), dtype=float)
 
 
 def _improvement(metric: Metric, cand: float, base: float) -> float:
@@ -86,8 +96,13 @@ def compare(
     gate: Gate | None = None,
     n_boot: int = 300,
     seed: int = 0,
+    outputs: MemberOutputs | None = None,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` on ``frame`` and apply ``gate``."""
+    """Compare ``candidate`` with ``baseline`` on ``frame`` and apply ``gate``.
+
+    ``outputs`` gives a version's members' outputs on the frame when the caller keeps them
+    (by default they are predicted).
+    """
     if candidate.target not in frame.columns:
         raise DataError(
             f"the evaluation data has no target column {candidate.target!r}",
@@ -98,8 +113,8 @@ def compare(
     m = get_metric(metric or default_metric(candidate.task), candidate.task)
     gate = gate or Gate()
     y = frame[candidate.target].to_numpy()
-    cand = _scores(candidate, frame)
-    base = _scores(baseline, frame) if baseline is not None else None
+    cand = _scores(candidate, frame, outputs)
+    base = _scores(baseline, frame, outputs) if baseline is not None else None
     classes = candidate.classes_
     if baseline is not None and baseline.classes_ != classes:
         raise DataError(
@@ -126,6 +141,12 @@ def compare(
                 slice_results[name] = entry
                 continue
             entry["improvement"] = _improvement(m, entry["candidate"], entry["baseline"])
+            entry["delta"] = entry["candidate"] - entry["baseline"]
+            lo_s, hi_s = paired_bootstrap(
+                m, y[pos], cand[pos], base[pos], classes=classes, n_boot=n_boot, seed=seed,
+                level=gate.level,
+            )  # fmt: skip
+            entry["delta_ci"] = [_num(lo_s), _num(hi_s)]
             if entry["improvement"] < -gate.max_slice_regression:
                 reasons.append(
                     f"slice {name!r} is worse by {-entry['improvement']:.4f} {m.name} "

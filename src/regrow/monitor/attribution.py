@@ -34,22 +34,26 @@ on the members downstream of it, of the drifted features it reads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from regrow.components.fitted import member_output
+from regrow.components.outputs import OutputsFn, rounded
 from regrow.errors import ConfigError, DataError
 from regrow.monitor.cbpe import CBPE, Support
 from regrow.monitor.dle import DLE
+from regrow.monitor.sample import sample_rows
 from regrow.system import System
 
 if TYPE_CHECKING:
     from regrow.model import FittedSystem
+    from regrow.progress import StepHandle
 
-__all__ = ["ComponentImpact", "attribute", "readers"]
+__all__ = ["ComponentImpact", "OutputsFn", "attribute", "readers"]
 
 Array = np.ndarray
 RowLoss = Callable[[pd.DataFrame, Array], Array]
@@ -140,9 +144,13 @@ def _loss_model(
 
 
 def _loss_models(
-    model: FittedSystem, frame: pd.DataFrame, columns: Mapping[str, list[str]], seed: int
+    model: FittedSystem,
+    frame: pd.DataFrame,
+    columns: Mapping[str, list[str]],
+    seed: int,
+    outputs: OutputsFn,
 ) -> dict[str, RowLoss]:
-    outs = _outputs(model, frame)
+    outs = _outputs(model, frame, outputs)
     labels = _encode(model, frame[model.target])
     return {
         n: _loss_model(model.task, outs[n], labels, frame[cols], seed)
@@ -157,17 +165,27 @@ def _measured(task: str, out: Array, labels: Array) -> Array:
     return np.asarray((labels - out) ** 2)
 
 
-def _outputs(model: FittedSystem, frame: pd.DataFrame) -> dict[str, Array]:
-    outs = model.member_outputs(frame)
-    outs[model.name] = (
-        model.predict_proba(frame) if model.classes_ is not None else model.predict(frame)
-    )
+def _outputs(model: FittedSystem, frame: pd.DataFrame, outputs: OutputsFn) -> dict[str, Array]:
+    """Each member's output and the system's (combined from them, not predicted again)."""
+    outs = dict(outputs(frame))
+    outs[model.name] = model.output_of(outs)
     return outs
 
 
-@dataclass(frozen=True)
+def _predicted(model: FittedSystem) -> OutputsFn:
+    """Members' outputs predicted now (no caller keeps them)."""
+    return model.member_outputs
+
+
+@dataclass
 class _Context:
-    """What every counterfactual of one attribution shares."""
+    """What every counterfactual of one attribution shares.
+
+    Each set of features drawn back from the reference is drawn once (``n_repeats`` times)
+    for every component that reads it; only the members that read one of those features are
+    predicted again on a draw, the others keep their output on the window, and the system's
+    output is combined from the members'.
+    """
 
     model: FittedSystem
     reference: pd.DataFrame
@@ -175,15 +193,39 @@ class _Context:
     draws: list[Array]
     loss_fns: dict[str, RowLoss]
     columns: dict[str, list[str]]
+    now: dict[str, Array]
+    reads: dict[str, set[str]]
+    step: StepHandle | None = None
+    _done: dict[tuple[str, ...], list[tuple[pd.DataFrame, dict[str, Array]]]] = field(
+        default_factory=dict
+    )
+
+    def _drawn(self, subset: tuple[str, ...]) -> list[tuple[pd.DataFrame, dict[str, Array]]]:
+        if subset not in self._done:
+            model = self.model
+            members = [n for n in self.reads if n != model.name]
+            moved = [m for m in members if self.reads[m] & set(subset)]
+            transforms = {n: c for n, c in model.components.items() if c.spec.kind == "transform"}
+            runs = []
+            for idx in self.draws:
+                cf = self.window.copy()
+                for col in subset:  # column by column, so each keeps its dtype
+                    cf[col] = self.reference[col].to_numpy()[idx]
+                outs = {m: self.now[m] for m in members}
+                for m in moved:
+                    fc = model.components[m]
+                    outs[m] = rounded(member_output(fc, cf, transforms, model.classes_))
+                outs[model.name] = model.output_of(outs)
+                runs.append((cf, outs))
+                if self.step is not None:
+                    self.step.advance()
+            self._done[subset] = runs
+        return self._done[subset]
 
     def counterfactual(self, subset: list[str], names: list[str]) -> dict[str, Array]:
         """Row losses of ``names`` with ``subset`` drawn from the reference, mean over draws."""
         losses: dict[str, list[Array]] = {n: [] for n in names}
-        for idx in self.draws:
-            cf = self.window.copy()
-            for col in subset:  # column by column, so each keeps its dtype
-                cf[col] = self.reference[col].to_numpy()[idx]
-            outs = _outputs(self.model, cf)
+        for cf, outs in self._drawn(tuple(sorted(subset))):
             for n in names:
                 losses[n].append(self.loss_fns[n](cf[self.columns[n]], outs[n]))
         return {n: np.mean(v, axis=0) for n, v in losses.items()}
@@ -245,6 +287,10 @@ def attribute(
     margin: float = 0.01,
     level: float = 0.95,
     seed: int = 0,
+    outputs: OutputsFn | None = None,
+    reference_outputs: OutputsFn | None = None,
+    fit_rows: int | None = None,
+    step: StepHandle | None = None,
 ) -> list[ComponentImpact]:
     """Rank the components of ``model`` by the loss the drift of ``drifted`` costs them.
 
@@ -255,6 +301,12 @@ def attribute(
     is the normal interval of the mean paired row difference, at ``level``, averaged over
     ``n_repeats`` reference resamples. Members that read no drifted feature are listed with
     zero impact; the system output is kind "system".
+
+    ``outputs`` and ``reference_outputs`` give the members' outputs on rows of the window
+    and of the reference when the caller keeps them (:class:`regrow.cache.OutputCache`);
+    by default they are predicted. Loss estimators fitted on the reference use at most
+    ``fit_rows`` of its rows (a seeded sample, stratified by label). ``step`` is advanced
+    once per draw.
     """
     effects: dict[str, float | None] = (
         {f: float(v) for f, v in drifted.items()}
@@ -264,21 +316,33 @@ def attribute(
     _check(model, reference, window, effects)
     graph = _graph(model)
     labelled = bool(model.target in window.columns and window[model.target].notna().all())
-    fit_frame = window if labelled else reference
     window = window.reset_index(drop=True)
+    on_window = outputs or _predicted(model)
+    on_reference = reference_outputs or _predicted(model)
+    by = model.target if model.task == "classification" else None
+    reference_fit = (
+        sample_rows(reference, fit_rows, by=by, seed=seed) if fit_rows is not None else reference
+    )
     reads = {n: _raw_columns(graph, n) for n, c in graph.items() if c["kind"] == "member"}
     reads[model.name] = set().union(*reads.values())
     columns = {n: sorted(cols) for n, cols in reads.items()}
+    # With labels the loss now is measured: a loss estimator is needed only where a drifted
+    # feature is drawn back, by the components that read one.
+    estimated = {n: cols for n, cols in columns.items() if not labelled or reads[n] & set(effects)}
     try:
-        loss_fns = _loss_models(model, fit_frame, columns, seed)
+        loss_fns = (
+            _loss_models(model, window, estimated, seed, on_window)
+            if labelled
+            else _loss_models(model, reference_fit, estimated, seed, on_reference)
+        )
     except DataError:
-        if fit_frame is reference:
+        if not labelled:
             raise
         # Too few labelled window rows (or one class) to fit on: the loss now is still
         # measured, the counterfactual's is estimated from the reference.
-        loss_fns = _loss_models(model, reference, columns, seed)
-    outs_now = _outputs(model, window)
-    now = {n: loss_fns[n](window[columns[n]], outs_now[n]) for n in reads}
+        loss_fns = _loss_models(model, reference_fit, estimated, seed, on_reference)
+    outs_now = _outputs(model, window, on_window)
+    now = {n: loss_fns[n](window[columns[n]], outs_now[n]) for n in estimated}
     if labelled:
         y_now = _encode(model, window[model.target])
         loss_now = {n: float(_measured(model.task, outs_now[n], y_now).mean()) for n in reads}
@@ -286,8 +350,16 @@ def attribute(
         loss_now = {n: float(now[n].mean()) for n in reads}
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(reference), len(window)) for _ in range(n_repeats)]
-    ctx = _Context(model, reference, window, draws, loss_fns, columns)
+    ctx = _Context(model, reference, window, draws, loss_fns, columns, outs_now, reads, step)
     feats_all = sorted(effects)
+    if step is not None:
+        subsets = {tuple(f for f in feats_all if f in cols) for cols in reads.values()}
+        subsets |= {
+            tuple(f for f in feats_all if f in _raw_columns(graph, n))
+            for n, c in graph.items()
+            if c["kind"] == "transform"
+        }
+        step.total = n_repeats * len([s for s in subsets if s])
     _, outside = Support.of(reference[feats_all]).outside(window[feats_all])
     verdict = _Verdict(effects, "measured" if labelled else "estimated", level, margin, outside)
     results: list[ComponentImpact] = []

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from regrow.components.outputs import OutputsFn
 from regrow.data.snapshot import apply_slice
 from regrow.errors import ConfigError, DataError
 from regrow.evaluate.metrics import METRICS, default_metric, get_metric
@@ -252,12 +253,15 @@ def performance_report(
     level: float = 0.95,
     n_boot: int = 200,
     seed: int = 0,
+    outputs: OutputsFn | None = None,
 ) -> PerformanceReport:
     """Score every member and the system output on ``frame`` (which holds the target).
 
     ``slices`` maps names to pandas query expressions; with ``time_column`` the rows are also
     grouped into windows of ``freq`` (a pandas offset alias). Rows without a label are left
-    out and counted in ``n_unlabelled``. Groups of one class have NaN ROC AUC.
+    out and counted in ``n_unlabelled``. Groups of one class have NaN ROC AUC. ``outputs``
+    gives the members' outputs on rows when the caller keeps them (by default they are
+    predicted); the system's output is combined from them.
     """
     name = metric or default_metric(model.task)
     spec = get_metric(name, model.task)
@@ -270,16 +274,12 @@ def performance_report(
         )
     labelled = frame[frame[model.target].notna()].reset_index(drop=True)
     y = _labels(model, labelled[model.target])
-    outputs: dict[str, tuple[str, Array]] = {
-        m: ("member", out) for m, out in model.member_outputs(labelled).items()
-    }
-    system_out = (
-        model.predict_proba(labelled) if model.classes_ is not None else model.predict(labelled)
-    )
-    outputs[model.name] = ("system", system_out)
+    members = dict(outputs(labelled)) if outputs is not None else model.member_outputs(labelled)
+    scored: dict[str, tuple[str, Array]] = {m: ("member", out) for m, out in members.items()}
+    scored[model.name] = ("system", model.output_of(members))
     rows: list[PerformanceRow] = []
     for scope, group, idx in _groups(labelled, slices or {}, time_column, freq):
-        for i, (component, (kind, out)) in enumerate(outputs.items()):
+        for i, (component, (kind, out)) in enumerate(scored.items()):
             value, low, high = metric_interval(
                 name, y[idx], out[idx], level=level, n_boot=n_boot, seed=seed + i
             )

@@ -22,10 +22,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from regrow.catalog.records import ComponentVersionRecord
 
-__all__ = ["CostEstimate", "CostModel", "prior_rate"]
+if TYPE_CHECKING:
+    from regrow.catalog.catalog import Catalog
+    from regrow.system import System
+
+__all__ = ["CostEstimate", "CostModel", "learned_costs", "prior_rate"]
 
 #: CPU seconds per row for a fit from scratch, by estimator family, on one modern core.
 _PRIOR_RATES = {
@@ -133,3 +138,11 @@ class CostModel:
         n = len(rates)
         rate = (statistics.median(rates) * n + prior * self.prior_weight) / (n + self.prior_weight)
         return CostEstimate(_OVERHEAD + rate * rows, rate, rows, basis)
+
+
+def learned_costs(catalog: Catalog, system: System) -> CostModel:
+    """The cost model learned from every stored version of ``system``'s components."""
+    records: list[ComponentVersionRecord] = []
+    for name in system.components:
+        records.extend(catalog.component_history(system.name, name))
+    return CostModel.from_history(records)

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class Plan:
     policy: Mapping[str, Any] = field(default_factory=dict)
     needs_approval: bool = False
     monitor_report: str | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)  # step -> seconds planning took
 
     @property
     def empty(self) -> bool:
@@ -57,11 +59,13 @@ class Plan:
     def id(self) -> str:
         """The content hash: equal plans share it.
 
-        Measured CPU seconds of the diagnostics and the id of the monitoring report vary from
-        one planning to the next on the same inputs, so they are left out.
+        Measured CPU seconds of the diagnostics, the time each step took and the id of the
+        monitoring report vary from one planning to the next on the same inputs, so they are
+        left out.
         """
         body = self.to_dict()
         body.pop("monitor_report")
+        body.pop("timings")
         body["cost"] = {k: v for k, v in body["cost"].items() if k != "diagnostics_cpu_seconds"}
         if body["diagnosis"] is not None:
             body["diagnosis"] = {k: v for k, v in body["diagnosis"].items() if k != "cpu_seconds"}
@@ -101,6 +105,7 @@ class Plan:
             "policy": dict(self.policy),
             "needs_approval": self.needs_approval,
             "monitor_report": self.monitor_report,
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
         }
 
     @classmethod
@@ -123,10 +128,14 @@ class Plan:
             policy=dict(data.get("policy") or {}),
             needs_approval=bool(data.get("needs_approval", False)),
             monitor_report=data.get("monitor_report"),
+            timings=dict(data.get("timings") or {}),
         )
 
 
 def _fmt(value: Any) -> str:
+    """A value for a diff line; a missing or non-finite number reads "(none)", never None."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "(none)"
     return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 

@@ -68,7 +68,11 @@ class RunLease:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunLease:
-        self.catalog.leases.hold_run(self.run_id, lease_seconds=self.seconds, holder=this_process())
+        run = self.catalog.get_run(self.run_id)
+        if run.heartbeat_at is None:  # a run recorded without its lease: start it now
+            self.catalog.leases.hold_run(
+                self.run_id, lease_seconds=self.seconds, holder=this_process()
+            )
         if self.catalog.url != "sqlite://":  # an in-memory catalog has one connection, one user
             self._thread = threading.Thread(
                 target=self._beat, name=f"regrow-heartbeat-{self.run_id[:8]}", daemon=True

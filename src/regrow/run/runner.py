@@ -20,6 +20,7 @@ from typing import Any, Literal
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.health import lost_artifacts
 from regrow.catalog.integrity import ARTIFACT_BYTES
+from regrow.catalog.leases import this_process
 from regrow.catalog.records import (
     ComponentVersionRecord,
     RunRecord,
@@ -92,6 +93,10 @@ class Binding:
     snapshot: SnapshotRecord | None
     seed: int
     update: UpdateSpec | None = None
+    #: Stored tables of members' outputs on the snapshot's rows, by output key (a stack
+    #: reads them instead of predicting; see :mod:`regrow.components.outputs`). Not part of
+    #: the fingerprint: it changes how fast the fit is, not what it fits.
+    outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,18 @@ class ComponentOutcome:
 
 @dataclass(frozen=True)
 class RunEvent:
-    """Progress of a run: ``kind`` is "planned", "reused", "started" or "finished"."""
+    """Progress of a run: ``kind`` is "planned", "reused", "started" or "finished".
+
+    ``total`` is how many components the run has to settle (those not found in the catalog
+    when it planned); ``done`` how many of them are settled so far: fitted, or reused once
+    another run fitted them. ``done`` never exceeds ``total``.
+    """
 
     kind: str
     component: str | None = None
     total: int = 0
     seconds: float = 0.0
+    done: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,7 @@ def execute(
     )
     parent_by_name = {v.component: v for v in parent_versions.values()}
     todo = [n for n in order if n not in found]
+    settled_todo: set[str] = set()  # planned components fitted or reused so far
     emit(RunEvent("planned", total=len(todo)))
     owned_backend = backend is None
     runner = backend if backend is not None else LocalBackend(workers)
@@ -212,6 +224,8 @@ def execute(
         seed=run_seed,
         environment=capture_environment(system.definition_file),
         params={**(params or {}), "parent": parent.id if parent else None},
+        lease_seconds=seconds,  # leased from its first write: a kill at any point is seen
+        holder=this_process(),
     )
     outcomes: dict[str, ComponentOutcome] = {}
     versions: dict[str, ComponentVersionRecord] = dict(found)
@@ -220,18 +234,24 @@ def execute(
         versions[name] = v
         before = parent_by_name.get(name)
         # Found but not the parent's: fitted by an earlier (perhaps failed) run, or by a
-        # concurrent one, so this version still changes relative to its parent, and says why.
-        changed = before is None or before.id != v.id
-        causes = _causes(name, parts[name], parent_by_name) if changed else ()
+        # concurrent one, so this version still changes relative to its parent, and says why
+        # (the parts that differ; never "not in the catalog": it was found there).
+        causes: tuple[str, ...] = ()
+        if before is None:
+            causes = ("new component",)
+        elif before.id != v.id:
+            causes = tuple(changed_parts(before.parts, parts[name]))
         outcomes[name] = ComponentOutcome(
             name, v.kind, "reused", causes, v.id, v.fingerprint, v.snapshot_id
         )
-        emit(RunEvent("reused", name))
+        if name in todo:  # planned for fitting, then fitted by another run meanwhile
+            settled_todo.add(name)
+        emit(RunEvent("reused", name, total=len(todo), done=len(settled_todo)))
 
     def fit(names: Sequence[str]) -> None:
         tasks = [_task(system, name, bindings[name], versions, store) for name in names]
         for task in tasks:
-            emit(RunEvent("started", task.name))
+            emit(RunEvent("started", task.name, total=len(todo), done=len(settled_todo)))
         for task, outcome in runner.run(tasks):
             if isinstance(outcome, RunError):
                 if outcome.message.startswith(f"component {task.name!r}"):
@@ -273,7 +293,11 @@ def execute(
                 outcome.seconds,
                 outcome.cpu_seconds,
             )
-            emit(RunEvent("finished", task.name, seconds=outcome.seconds))
+            settled_todo.add(task.name)
+            done = len(settled_todo)
+            emit(
+                RunEvent("finished", task.name, total=len(todo), seconds=outcome.seconds, done=done)
+            )
 
     def settled(meanwhile: Mapping[str, ComponentVersionRecord]) -> dict[str, Any]:
         """Versions another run recorded meanwhile that can be reused (artifact in store)."""
@@ -402,6 +426,7 @@ def _task(
         columns=columns,
         upstream=upstream,
         in_sample=in_sample,
+        outputs=dict(binding.outputs),
         update=(
             {"action": binding.update.action, "params": dict(binding.update.params)}
             if binding.update is not None

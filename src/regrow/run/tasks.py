@@ -15,6 +15,7 @@ from typing import Any
 from regrow import _pickling
 from regrow.components.base import Component
 from regrow.components.fitted import FittedComponent, fit_component
+from regrow.components.outputs import KnownOutputs
 
 __all__ = ["TaskResult", "TaskSpec", "load_fitted", "run_task"]
 
@@ -35,6 +36,7 @@ class TaskSpec:
     base_artifact: str | None = None  # the fitted version an update starts from
     reference_artifact: str | None = None  # rows an update may replay
     in_sample: tuple[str, ...] = ()  # a stack's members fitted on these same rows
+    outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # stored member outputs
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
             upstream=upstream,
             seed=spec.seed,
             in_sample=spec.in_sample,
+            known=_known_outputs(store, spec),
         )
     key = store.put(dumps_fitted(fitted))
     return TaskResult(
@@ -113,3 +116,23 @@ def run_task(spec: TaskSpec) -> TaskResult:
         seconds=time.perf_counter() - started,
         cpu_seconds=time.process_time() - cpu_started,
     )
+
+
+def _known_outputs(store: Any, spec: TaskSpec) -> KnownOutputs | None:
+    """The members' outputs stored for a stack's rows (``spec.outputs``), if any: tables by
+    output key, with the artifact of each upstream component to name the members by."""
+    if not spec.outputs:
+        return None
+    from regrow.components.outputs import OutputTable
+
+    tables: dict[str, OutputTable] = {}
+    for key, artifacts in spec.outputs.items():
+        table = OutputTable.empty()
+        for artifact in artifacts:
+            try:
+                part = OutputTable.from_bytes(store.get(artifact))
+            except (LookupError, ValueError, OSError):
+                continue  # lost or damaged: those rows are predicted
+            table = table.merge(part.keys, part.checks, part.values)
+        tables[key] = table
+    return KnownOutputs(tables, dict(spec.upstream))

@@ -1,0 +1,163 @@
+"""What the diagnostics measure: gains on held-out rows, the moves they judge, the diagnosis.
+
+A :class:`Gain` is a loss reduction with a normal interval over paired row differences;
+a :class:`Move` is one step the search considered (update a member, add a refitted copy,
+retire a member, relearn the ensemble) with its gain and verdict; a :class:`Diagnosis` is
+what the probes found (:mod:`regrow.plan.diagnostics`). Losses per row are squared error
+(values) or log loss (probability matrices): :func:`row_losses`.
+
+>>> import numpy as np
+>>> g = Gain.of(np.array([1.0, 2.0, 3.0, 2.0]), np.array([0.5, 1.5, 2.0, 1.0]), 0.95)
+>>> round(g.value, 3), g.rows
+(0.75, 4)
+>>> row_losses(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]), [0, 1]).round(3).tolist()
+[0.105, 0.223]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize, nnls
+from scipy.stats import norm
+
+__all__ = ["Diagnosis", "Gain", "Move", "mean_weights", "row_losses", "verdict"]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Gain:
+    """A loss reduction on held-out rows, with its interval (positive is better)."""
+
+    value: float
+    low: float
+    high: float
+    rows: int
+
+    @classmethod
+    def of(cls, before: np.ndarray, after: np.ndarray, confidence: float) -> Gain:
+        """The mean paired difference ``before - after`` with a normal interval."""
+        diff = np.asarray(before, dtype=float) - np.asarray(after, dtype=float)
+        mean = float(diff.mean())
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+        z = float(norm.ppf(0.5 + confidence / 2))
+        return cls(mean, mean - z * se, mean + z * se, len(diff))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class Move:
+    """One step of the search: what changes, its marginal gain, and the loss after it."""
+
+    kind: str  # "update", "add-member", "retire-member", "reweight"
+    component: str | None
+    update: str  # the update the probe used: "refit", "continue", "leaf-refit", ""
+    gain: Gain
+    loss_after: float
+    accepted: bool
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "kind": self.kind,
+            "component": self.component,
+            "update": self.update,
+            "gain": self.gain.to_dict(),
+            "loss_after": self.loss_after,
+            "accepted": self.accepted,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the probes found: the moves chosen, every move considered, and what it cost."""
+
+    loss: str
+    labelled_rows: int
+    train_rows: int
+    test_rows: int
+    loss_before: float
+    loss_after: float
+    chosen: tuple[Move, ...]
+    considered: tuple[Move, ...]
+    member_loss: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+    probe: str = "refit"
+    weights: dict[str, float] | None = None  # a reweighted mean ensemble's new weights
+
+    @property
+    def updated(self) -> list[str]:
+        """Members the chosen moves refit (in place or as an added copy)."""
+        return [m.component for m in self.chosen if m.component and m.kind != "retire-member"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "loss": self.loss,
+            "labelled_rows": self.labelled_rows,
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+            "loss_before": self.loss_before,
+            "loss_after": self.loss_after,
+            "chosen": [m.to_dict() for m in self.chosen],
+            "considered": [m.to_dict() for m in self.considered],
+            "member_loss": self.member_loss,
+            "cpu_seconds": self.cpu_seconds,
+            "weights": self.weights,
+            "probe": self.probe,
+        }
+
+
+def verdict(gain: Gain, threshold: float, share: float) -> tuple[bool, str]:
+    """Whether a gain is significant and worth it, and the sentence that says so."""
+    head = f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out rows"
+    if gain.low <= 0:
+        return False, f"{head}: its interval reaches 0"
+    if gain.value < threshold:
+        return False, f"{head}: below the {threshold:.4g} worth an update ({share:.0%} of the loss)"
+    return True, f"{head}: significant, and above the {threshold:.4g} threshold ({share:.0%})"
+
+
+def row_losses(output: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
+    """Per-row loss: squared error (values) or log loss (probability matrices)."""
+    if classes is None:
+        return np.asarray((np.asarray(y, dtype=float) - output) ** 2, dtype=float)
+    cols = pd.Index(list(classes)).get_indexer(np.asarray(y))  # -1: a class never seen
+    p = np.where(cols >= 0, output[np.arange(len(y)), np.clip(cols, 0, None)], 0.0)
+    return np.asarray(-np.log(np.clip(p, _EPS, 1.0)), dtype=float)
+
+
+def mean_weights(
+    outputs: Sequence[np.ndarray], y: np.ndarray, classes: Sequence[Any] | None
+) -> np.ndarray:
+    """Non-negative weights of a weighted mean that minimise the loss on ``y``."""
+    if classes is None:
+        A = np.column_stack(outputs)
+        w, _ = nnls(A, np.asarray(y, dtype=float))
+        return w if w.sum() > 0 else np.ones(len(outputs))
+    stacked = np.stack(outputs)
+
+    def loss(theta: np.ndarray) -> float:
+        w = np.exp(theta - theta.max())
+        w = w / w.sum()
+        p = np.tensordot(w, stacked, axes=1)
+        return float(row_losses(p, y, classes).mean())
+
+    res = minimize(loss, np.zeros(len(outputs)), method="Nelder-Mead", options={"maxiter": 400})
+    w = np.exp(res.x - res.x.max())
+    return np.asarray(w / w.sum())

@@ -1,0 +1,208 @@
+"""Residual probes: what refitting a member could win back, for one prediction per member.
+
+``planning.probe: residual`` (the default; regression and binary classification): per member,
+a small boosted model (60 rounds of 15-leaf trees) on the **member's inputs**, fitted on the
+probe rows to what the whole system now gets wrong (residuals; for classification one Newton
+step on the logit), and scored with the system on the held-out rows. A greedy search then
+takes the best significant move at a time and probes the others again against the improved
+system (see :mod:`regrow.plan.diagnostics`). It costs one prediction per member (shared with
+the monitor through the caller's ``outputs``) and a few small fits, not a member refit each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from regrow.components.base import Ensemble
+from regrow.components.fitted import (
+    FittedComponent,
+    combine,
+    feature_frame,
+    fit_stacker,
+    stack_features,
+    stack_output,
+)
+from regrow.model import FittedSystem
+from regrow.plan.gains import Diagnosis, Gain, Move, mean_weights, row_losses, verdict
+from regrow.plan.policy import Planning
+from regrow.plan.updates import supports
+
+__all__ = ["residual_diagnosis"]
+
+_EPS = 1e-12
+
+
+def _system_output(
+    model: FittedSystem,
+    ensemble: Ensemble | None,
+    outputs: Mapping[str, np.ndarray],
+    stacker: Any = None,
+) -> np.ndarray:
+    """The system's output (values, or probability matrices) from its members' outputs."""
+    if ensemble is None:
+        return next(iter(outputs.values()))
+    if ensemble.method == "stack":
+        X = stack_features(ensemble, outputs)
+        return stack_output(stacker, X, model.classes_)
+    return np.asarray(combine(ensemble, outputs, model.classes_))
+
+
+def _score(output: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
+    """The scale corrections add on: the value, or the positive class's logit."""
+    if classes is None:
+        return np.asarray(output, dtype=float)
+    p = np.clip(output[:, 1] / np.clip(output.sum(axis=1), _EPS, None), 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def _score_losses(score: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
+    if classes is None:
+        return row_losses(score, y, None)
+    p = 1 / (1 + np.exp(-score))
+    return row_losses(np.column_stack([1 - p, p]), y, classes)
+
+
+def _probe_model(seed: int) -> Any:
+    """60 rounds of small trees: LightGBM when installed (several times faster on small data)."""
+    try:
+        from lightgbm import LGBMRegressor
+    except ImportError:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(
+            max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
+            early_stopping=False, random_state=seed,
+        )  # fmt: skip
+    return LGBMRegressor(
+        n_estimators=60, learning_rate=0.1, num_leaves=15, min_child_samples=40,
+        n_jobs=1, verbose=-1, random_state=seed,
+    )  # fmt: skip
+
+
+def _residual_probe(
+    X_train: pd.DataFrame,
+    X_test: pd.DataFrame,
+    score_train: np.ndarray,
+    y_train: np.ndarray,
+    classes: Sequence[Any] | None,
+    seed: int,
+) -> np.ndarray:
+    """A small boosted model of what the current score gets wrong; its correction on test.
+
+    Regression: fitted to the residuals. Binary classification: one Newton step on the
+    logit (working response ``(y - p) / (p (1 - p))``, weights ``p (1 - p)``), as LogitBoost.
+    """
+    probe = _probe_model(seed)
+    if classes is None:
+        probe.fit(X_train, y_train - score_train)
+        return np.asarray(probe.predict(X_test), dtype=float)
+    p = 1 / (1 + np.exp(-score_train))
+    positive = (np.asarray(y_train) == classes[1]).astype(float)
+    w = np.clip(p * (1 - p), 1e-3, None)
+    probe.fit(X_train, np.clip((positive - p) / w, -4, 4), sample_weight=w)
+    return np.asarray(probe.predict(X_test), dtype=float)
+
+
+def residual_diagnosis(
+    model: FittedSystem,
+    labelled: pd.DataFrame,
+    split: tuple[np.ndarray, np.ndarray],
+    outputs: Mapping[str, np.ndarray],
+    planning: Planning,
+    member_fcs: Mapping[str, FittedComponent],
+    transforms: Mapping[str, FittedComponent],
+    probe_names: Sequence[str],
+    ensemble: Ensemble | None,
+    cpu0: float,
+) -> Diagnosis:
+    """The residual probes' diagnosis of ``labelled`` (probe rows ``split[0]``, held-out
+    rows ``split[1]``, positions), from the members' current ``outputs`` on its rows."""
+    target = model.target
+    classes = model.classes_
+    tr, te = split
+    y = labelled[target].to_numpy()
+    y_train, y_test = y[tr], y[te]
+    stacker = model.components[ensemble.name].estimator if ensemble is not None else None
+    out = _system_output(model, ensemble, outputs, stacker)
+    score_tr, score_te = _score(out[tr], classes), _score(out[te], classes)
+    current = _score_losses(score_te, y_test, classes)
+    loss_before = float(current.mean())
+    inputs = {n: feature_frame(member_fcs[n].spec, labelled, transforms) for n in probe_names}
+    member_loss = {
+        n: {"window": float(row_losses(o[te], y_test, classes).mean())} for n, o in outputs.items()
+    }
+    chosen: list[Move] = []
+    considered: list[Move] = []
+
+    def judge(kind: str, comp: str | None, update: str, losses: np.ndarray) -> Move:
+        gain = Gain.of(current, losses, planning.confidence)
+        threshold = planning.min_relative_gain * float(current.mean())
+        ok, why = verdict(gain, threshold, planning.min_relative_gain)
+        return Move(kind, comp, update, gain, float(losses.mean()), ok, why)
+
+    # Round 0 only: the ensemble relearned on the window, or a member retired.
+    combos: list[tuple[Move, np.ndarray, np.ndarray]] = []
+    if ensemble is not None:
+        names = [m for m in ensemble.members if ensemble.weights[m] > 0]
+        if ensemble.method == "stack":
+            view = Ensemble(ensemble.name, names, weights=dict.fromkeys(names, 1.0), method="stack")
+            X_all = stack_features(view, {n: outputs[n] for n in names})
+            restacked = fit_stacker(X_all[tr], y_train, classes)
+            new = stack_output(restacked, X_all, classes)
+        else:
+            w = mean_weights([outputs[n][tr] for n in names], y_train, classes)
+            new = np.tensordot(w / w.sum(), np.stack([outputs[n] for n in names]), axes=1)
+        s_tr, s_te = _score(new[tr], classes), _score(new[te], classes)
+        combos.append((judge("reweight", ensemble.name, "", _score_losses(s_te, y_test, classes)),
+                       s_tr, s_te))  # fmt: skip
+    weights_after: dict[str, float] | None = None
+    update_kind = planning.prefer
+    remaining = list(probe_names)
+    while remaining:
+        round_moves = []
+        for name in remaining:
+            corr = _residual_probe(
+                inputs[name].iloc[tr], inputs[name], score_tr, y_train, classes, planning.seed
+            )
+            s_tr, s_te = score_tr + corr[tr], score_te + corr[te]
+            how = update_kind if supports(member_fcs[name].estimator, update_kind) else "refit"
+            move = judge("update", name, how, _score_losses(s_te, y_test, classes))
+            round_moves.append((move, s_tr, s_te))
+        if not chosen:
+            round_moves.extend(combos)
+        round_moves.sort(key=lambda m: -m[0].gain.value)
+        best, s_tr, s_te = round_moves[0]
+        considered.extend(m for m, _, _ in round_moves)
+        if not best.accepted:
+            break
+        chosen.append(best)
+        score_tr, score_te = s_tr, s_te
+        current = _score_losses(score_te, y_test, classes)
+        if best.kind == "update" and best.component in remaining:
+            remaining.remove(best.component)
+        elif best.kind == "reweight":
+            combos = []
+            if ensemble is not None and ensemble.method != "stack":
+                weights_after = {n: round(float(v), 6) for n, v in zip(
+                    names, w / w.sum(), strict=True)}  # fmt: skip
+        else:
+            break
+    return Diagnosis(
+        loss="squared_error" if classes is None else "log_loss",
+        labelled_rows=len(labelled),
+        train_rows=len(tr),
+        test_rows=len(te),
+        loss_before=loss_before,
+        loss_after=float(current.mean()),
+        chosen=tuple(chosen),
+        considered=tuple(considered),
+        member_loss=member_loss,
+        cpu_seconds=time.process_time() - cpu0,
+        weights=weights_after,
+        probe="residual",
+    )

@@ -1,0 +1,316 @@
+"""Run a plan, and plans written by hand.
+
+:func:`run_plan` (``Workspace.run_plan``, ``regrow run PLAN``) executes exactly the planned
+actions: every component no action names keeps its data and seed, so its version is reused in
+the new manifest. The run and the plan record the actual CPU seconds next to the estimate.
+
+A stacked ensemble refitted by the run learns from its members' outputs on the run's rows;
+the outputs of the members the run keeps were predicted on those rows when the plan was made,
+and stored (``catalog.outputs``): the run reads them instead of predicting again.
+
+:func:`manual_plan` (``Workspace.apply``) makes a plan of actions given by hand, with the same
+checks, costs, records and approvals as a planned update.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
+from regrow.components.base import Ensemble
+from regrow.components.outputs import output_key
+from regrow.errors import PlanError
+from regrow.monitoring import window_quality
+from regrow.plan.actions import Action
+from regrow.plan.costs import learned_costs
+from regrow.plan.plan import Plan
+from regrow.plan.policy import Policy
+from regrow.progress import Timer
+from regrow.run.runner import Binding, RunResult, execute, partial_bindings
+
+if TYPE_CHECKING:
+    from regrow.model import FittedSystem
+    from regrow.run.backends import ExecutorBackend
+    from regrow.services import Services
+    from regrow.system import System
+
+__all__ = ["PlanRun", "after_actions", "manual_plan", "run_plan"]
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """A plan that ran: its stored record (now executed), the run's result, and the seconds
+    each step took (``run`` is the runner's, reported by its own events)."""
+
+    plan: Plan
+    record: PlanRecord
+    result: RunResult
+    estimated_cpu_seconds: float
+    actual_cpu_seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def after_actions(system: System, actions: Sequence[Action]) -> System:
+    """``system`` once ``actions`` are applied to its definition, in order."""
+    return functools.reduce(lambda s, a: a.apply(s), actions, system)
+
+
+def manual_plan(
+    services: Services,
+    ref: str,
+    window: SnapshotRecord | str,
+    actions: Sequence[Action],
+    *,
+    policy: Policy | None = None,
+    note: str = "written by hand",
+) -> Plan:
+    """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored.
+
+    The way to fine-tune chosen blocks of a torch member by hand, continue a GBDT, or retire a
+    member, with the same records and approvals as a planned update.
+    """
+    policy = policy or Policy.default()
+    version = services.version(ref)
+    win = services.record(window)
+    system = services.system(version)
+    if not actions:
+        raise PlanError("a plan by hand needs at least one action", hint="e.g. [Refit('geo')]")
+    costs = learned_costs(services.catalog, system)
+    checked: list[Action] = []
+    for a in actions:
+        a.check(policy, system)
+        cost = a.estimate(costs, after_actions(system, checked), win.rows)
+        checked.append(replace(a, cost=cost, approval=policy.needs_approval(a.kind),
+                               reason=a.reason or note))  # fmt: skip
+    estimated = sum(a.cost.cpu_seconds for a in checked if a.cost)
+    plan = Plan(
+        system=system.name,
+        version=version.ref,
+        version_id=version.id,
+        window=win.id,
+        actions=tuple(checked),
+        rationale=(note,),
+        contingency="if the candidate fails its gates: keep the champion",
+        cost={"estimated_cpu_seconds": round(estimated, 4)},
+        data={"mode": "recent", "window_rows": win.rows, "retained_rows": 0},
+        policy=policy.to_dict(),
+        needs_approval=any(a.approval for a in checked)
+        or estimated > policy.budgets.max_cpu_seconds,
+    )
+    services.catalog.add_plan(id=plan.id, system=plan.system, version_id=version.id,
+                              window_id=win.id,
+                              body={**plan.to_dict(), "summary": plan.summary()})  # fmt: skip
+    return plan
+
+
+def run_plan(
+    services: Services,
+    ref: str | Plan,
+    *,
+    approve: bool = False,
+    seed: int | None = None,
+    workers: int | None = None,
+    backend: ExecutorBackend | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> PlanRun:
+    """Execute plan ``ref`` (its id, an id prefix, or a :class:`Plan`) and record the outcome.
+
+    ``progress`` receives :class:`~regrow.progress.Step` events for the steps before the run
+    (``load``, ``training data``) and the runner's :class:`~regrow.run.runner.RunEvent` s.
+    """
+    timer = Timer(progress)
+    catalog = services.catalog
+    plan_id = ref.id if isinstance(ref, Plan) else ref
+    stored = catalog.get_plan(plan_id)
+    plan = Plan.from_dict(stored.body)
+    if plan.empty:
+        raise PlanError(
+            f"plan {stored.id[:12]} has no actions: there is nothing to run",
+            hint="plan again on a newer window",
+        )
+    if plan.needs_approval and not approve:
+        waiting = [a.describe() for a in plan.actions if a.approval]
+        raise PlanError(
+            f"plan {stored.id[:12]} needs approval"
+            + (f" for {', '.join(waiting)}" if waiting else " (over the CPU budget)"),
+            hint=f"review it with `regrow plans show {stored.id[:12]}`, then run it with --approve",
+        )
+    with timer.step("load"):
+        base = catalog.get_system_version(plan.version_id)
+        model = services.load(base)
+        system = model.definition()
+    run_seed = system.seed if seed is None else seed
+    window = catalog.get_snapshot(plan.window)
+    with timer.step("training data"):
+        data = _training_snapshot(services, window, base, plan, model)
+    new_system = after_actions(system, plan.actions)
+    bindings = _bindings(services, base, system, new_system, plan, data, run_seed)
+    bindings = _with_outputs(services, model, new_system, bindings, data)
+    estimated = float(plan.cost.get("estimated_cpu_seconds") or 0.0)
+    catalog.move_plan(stored.id, expected=("proposed", "failed"), status="running")
+    started = time.perf_counter()
+    try:
+        result = execute(
+            catalog,
+            services.store,
+            new_system,
+            bindings,
+            kind="plan",
+            run_seed=run_seed,
+            parent=base,
+            params={
+                "plan": stored.id,
+                "snapshot": data.id,
+                "actions": [a.describe() for a in plan.actions],
+                "estimated_cpu_seconds": estimated,
+            },
+            backend=backend,
+            workers=workers,
+            progress=progress,
+            note=f"plan {stored.id[:12]}: " + "; ".join(a.describe() for a in plan.actions),
+        )
+    except BaseException as exc:
+        catalog.move_plan(
+            stored.id,
+            expected="running",
+            status="failed",
+            outcome={"error": f"{type(exc).__name__}: {exc}"},
+        )
+        raise
+    timer.seconds["run"] = time.perf_counter() - started
+    actual = sum(o.cpu_seconds for o in result.components.values())
+    touched = [n for n, o in result.components.items() if o.action == "trained"]
+    record = catalog.move_plan(
+        stored.id,
+        expected="running",
+        status="executed",
+        run_id=result.run.id,
+        result_version_id=result.version.id,
+        outcome={
+            "version": result.version.ref,
+            "trained": touched,
+            "reused": result.reused,
+            "estimated_cpu_seconds": estimated,
+            "actual_cpu_seconds": round(actual, 4),
+            "per_component_cpu_seconds": {
+                n: round(o.cpu_seconds, 4)
+                for n, o in result.components.items()
+                if o.action == "trained"
+            },
+            "timings": {k: round(v, 4) for k, v in timer.seconds.items()},
+        },
+    )
+    return PlanRun(plan, record, result, estimated, actual, dict(timer.seconds))
+
+
+def _training_snapshot(
+    services: Services,
+    window: SnapshotRecord,
+    base: SystemVersionRecord,
+    plan: Plan,
+    model: FittedSystem,
+) -> SnapshotRecord:
+    """The window, or the window with the retained reference rows (``recent+reference``).
+
+    When planning set rows aside or read columns as the version was trained on them
+    (``plan.data["as_trained"]``), the rows are those again: the same check on the same
+    version and window gives the same rows, stored as ``<window>-usable``; rows without a
+    label are left out too, since no update can learn from them.
+    """
+    import pandas as pd
+
+    reference_id = base.snapshot_id
+    recent = plan.data.get("mode") == "recent+reference" and reference_id is not None
+    if not plan.data.get("as_trained") and not recent:
+        return window
+    frame = services.frame(window.id)
+    name, parents = window.name, [window.id]
+    if plan.data.get("as_trained"):
+        frame = window_quality(services, base, frame, model).usable
+        frame = frame[frame[model.target].notna()].reset_index(drop=True)
+        name = f"{name}-usable"
+    if recent and reference_id is not None:
+        retained = int(plan.data.get("retained_rows") or 0)
+        ref_frame = services.frame(reference_id)
+        if 0 < retained < len(ref_frame):
+            ref_frame = ref_frame.iloc[len(ref_frame) - retained :]
+        frame = pd.concat([ref_frame, frame], ignore_index=True)
+        name, parents = f"{name}-retained", [reference_id, *parents]
+    # Rows derived from snapshots already stored: nothing to review again.
+    return services.snapshot(
+        frame,
+        name=name,
+        time_column=window.time_column,
+        slices=window.slices or None,
+        parents=parents,
+        check_schema=False,
+    )
+
+
+def _bindings(
+    services: Services,
+    base: SystemVersionRecord,
+    old_system: System,
+    system: System,
+    plan: Plan,
+    data: SnapshotRecord,
+    run_seed: int,
+) -> dict[str, Binding]:
+    if any(a.kind == "full-retrain" for a in plan.actions):
+        fresh: set[str] = set(system.components)
+        updates: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    else:
+        fresh, updates = set(), {}
+        for a in plan.actions:
+            spec = a.update_spec()
+            if spec is not None:
+                updates[a.component] = spec
+            else:
+                fresh.update(a.refits(old_system if a.kind != "add-member" else system))
+        ens = system.ensemble
+        changed = (
+            updates or fresh or any(a.kind in ("add-member", "retire-member") for a in plan.actions)
+        )
+        if ens is not None and ens.method == "stack" and changed:
+            fresh.add(ens.name)  # a stack learns from its members: refit it on the window
+    return partial_bindings(
+        services.catalog, system, base, data, run_seed, fresh=fresh, updates=updates
+    )
+
+
+def _with_outputs(
+    services: Services,
+    model: FittedSystem,
+    system: System,
+    bindings: dict[str, Binding],
+    data: SnapshotRecord,
+) -> dict[str, Binding]:
+    """A stack fitted on ``data`` gets the stored outputs of the members it keeps on its rows
+    (those the plan predicted): the run reads them instead of predicting them again.
+
+    The tables are named by output key (member artifact, transforms, classes); the task uses
+    one only when the member it fits on has that key, so a member refitted meanwhile is
+    predicted, never read from another version's table.
+    """
+    ens = system.ensemble
+    binding = bindings.get(ens.name) if ens is not None else None
+    if not isinstance(ens, Ensemble) or ens.method != "stack" or binding is None:
+        return bindings
+    if binding.snapshot is None or binding.snapshot.id != data.id:
+        return bindings
+    keys = [
+        key
+        for m in ens.members
+        if m in model.components
+        and (b := bindings[m]).update is None
+        and b.snapshot is not None
+        and b.snapshot.id != data.id  # fitted on other rows: its outputs are predicted
+        and (key := output_key(m, model.components, model.artifacts, model.classes_))
+    ]
+    stored = services.outputs.stored(keys, [data.id, *data.parent_ids])
+    hints = {key: tuple(found) for key, found in stored.items() if found}
+    return {**bindings, ens.name: replace(binding, outputs=hints)} if hints else bindings
