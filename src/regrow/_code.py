@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import linecache
 import os
 import sys
 import types
@@ -34,6 +33,9 @@ from typing import Any
 
 from regrow._hashing import hash_json, sha256_hex
 from regrow._modules import is_user_module
+from regrow._source import bindings, find, used_names
+from regrow._source import digest as tree_digest
+from regrow._source import tree as source_tree
 
 __all__ = ["CodeObject", "code_objects", "rehash"]
 
@@ -153,146 +155,7 @@ def _walk(value: Any, seen: set[int], out: list[Any], depth: int) -> None:
             _walk(item, seen, out, depth + 1)
 
 
-# -- source -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _parse(path: str, stamp: tuple[int, int] | str) -> ast.Module | None:
-    del stamp  # part of the cache key only
-    if os.path.isfile(path):
-        try:
-            with open(path, "rb") as fh:
-                text: str | bytes = fh.read()
-        except OSError:
-            return None
-    else:  # a notebook cell or an exec'd string that linecache still holds
-        text = "".join(linecache.getlines(path))
-        if not text:
-            return None
-    try:
-        return _strip_docstrings(ast.parse(text))
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _tree(path: str | None) -> ast.Module | None:
-    if not path:
-        return None
-    try:
-        st = os.stat(path)
-        stamp: tuple[int, int] | str = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        lines = linecache.getlines(path)
-        if not lines:
-            return None
-        stamp = sha256_hex("".join(lines).encode())
-    return _parse(path, stamp)
-
-
-def _strip_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):  # dropped, not replaced: a function with a docstring dumps as one without
-                node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def _digest(*nodes: ast.AST) -> str:
-    return sha256_hex("\n".join(ast.dump(n, annotate_fields=False) for n in nodes).encode())
-
-
-_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-
-
-def _find(tree: ast.Module, qualname: str, line: int | None = None) -> ast.AST | None:
-    """The definition called ``qualname`` (``f``, ``A.m``, ``build.<locals>.helper``).
-
-    Conditional definitions (under ``if``/``try``) are found too; when a name is defined more
-    than once, the one starting at ``line`` wins, else the last (the one Python binds).
-    """
-    scopes: list[list[ast.stmt]] = [tree.body]
-    parts = qualname.split(".")
-    node: ast.AST | None = None
-    for i, part in enumerate(parts):
-        if part == "<locals>":
-            continue
-        last = i == len(parts) - 1
-        matches = [d for body in scopes for d in _defs_in(body) if d.name == part]
-        if not matches:
-            return None
-        node = matches[-1]
-        if last and line is not None:
-            node = next((m for m in matches if _first_line(m) == line), node)
-        assert isinstance(node, _DEFS)
-        scopes = [node.body]
-    return node
-
-
-def _defs_in(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
-    out: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef] = []
-    for stmt in body:
-        if isinstance(stmt, _DEFS):
-            out.append(stmt)
-        elif isinstance(stmt, ast.If | ast.Try | ast.With | ast.For | ast.While):
-            for block in ("body", "orelse", "finalbody"):
-                out.extend(_defs_in(getattr(stmt, block, []) or []))
-            for handler in getattr(stmt, "handlers", []) or []:
-                out.extend(_defs_in(handler.body))
-    return out
-
-
-def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
-    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
-
-
-def _bindings(tree: ast.Module, name: str) -> list[ast.stmt]:
-    """Module-level statements that assign ``name``: ``X = ...``, ``X: int = ...``, ``X += ...``."""
-    out: list[ast.stmt] = []
-    for stmt in tree.body:
-        targets: list[ast.expr] = []
-        if isinstance(stmt, ast.Assign):
-            targets = stmt.targets
-        elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
-            targets = [stmt.target]
-        names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-        if name in names:
-            out.append(stmt)
-    return out
-
-
 # -- references -----------------------------------------------------------------------------------
-
-
-def _used_names(node: ast.AST) -> list[list[str]]:
-    """Names the code reads, as attribute chains (``helpers.ratio`` -> ``["helpers", "ratio"]``),
-    without the function's own parameters and local assignments."""
-    local: set[str] = set()
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-        a = node.args
-        local |= {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs]}
-        local |= {x.arg for x in (a.vararg, a.kwarg) if x is not None}
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                local.add(sub.id)
-    chains: list[list[str]] = []
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Load):
-            chain: list[str] = []
-            cur: ast.expr = sub
-            while isinstance(cur, ast.Attribute):
-                chain.append(cur.attr)
-                cur = cur.value
-            if isinstance(cur, ast.Name) and cur.id not in local:
-                chains.append([cur.id, *reversed(chain)])
-        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in local:
-            chains.append([sub.id])
-    return chains
 
 
 def _resolve(chains: list[list[str]], namespace: dict[str, Any], module: str) -> list[Any]:
@@ -336,12 +199,12 @@ def _function_object(func: Any) -> _Found | None:
         return None
     qualname = func.__qualname__
     file = code.co_filename
-    tree = _tree(file) if func.__name__ != "<lambda>" else None
-    node = _find(tree, qualname, code.co_firstlineno) if tree is not None else None
+    tree = source_tree(file) if func.__name__ != "<lambda>" else None
+    node = find(tree, qualname, code.co_firstlineno) if tree is not None else None
     refs: list[tuple[str, Any, Any]] = []
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        kind, digest = "function", _digest(node)
-        refs += _resolve(_used_names(node), func.__globals__, func.__module__)
+        kind, digest = "function", tree_digest(node)
+        refs += _resolve(used_names(node), func.__globals__, func.__module__)
     else:
         kind, digest = "bytecode", _bytecode_digest(code)
         refs += _resolve([[n] for n in code.co_names], func.__globals__, func.__module__)
@@ -362,15 +225,15 @@ def _function_object(func: Any) -> _Found | None:
 def _class_object(cls: type) -> _Found | None:
     module = sys.modules.get(cls.__module__)
     file = getattr(module, "__file__", None)
-    tree = _tree(file)
-    node = _find(tree, cls.__qualname__) if tree is not None else None
+    tree = source_tree(file)
+    node = find(tree, cls.__qualname__) if tree is not None else None
     refs: list[tuple[str, Any, Any]] = [
         ("obj", base, None) for base in cls.__mro__[1:] if is_user_module(base.__module__)
     ]
     namespace = vars(module) if module is not None else {}
     if isinstance(node, ast.ClassDef):
-        kind, digest = "class", _digest(node)
-        refs += _resolve(_used_names(node), namespace, cls.__module__)
+        kind, digest = "class", tree_digest(node)
+        refs += _resolve(used_names(node), namespace, cls.__module__)
     else:
         kind = "bytecode"
         methods = sorted(
@@ -387,13 +250,13 @@ def _class_object(cls: type) -> _Found | None:
 
 def _name_object(module: types.ModuleType, name: str) -> _Found | None:
     file = getattr(module, "__file__", None)
-    tree = _tree(file)
-    stmts = _bindings(tree, name) if tree is not None else []
+    tree = source_tree(file)
+    stmts = bindings(tree, name) if tree is not None else []
     if stmts:
         refs: list[tuple[str, Any, Any]] = []
         for stmt in stmts:
-            refs += _resolve(_used_names(stmt), vars(module), module.__name__)
-        return CodeObject(name, "name", name, _digest(*stmts), _real_file(file)), refs
+            refs += _resolve(used_names(stmt), vars(module), module.__name__)
+        return CodeObject(name, "name", name, tree_digest(*stmts), _real_file(file)), refs
     if tree is not None:
         origin = _import_origin(tree, name, module)
         if origin is not None:  # `from .settings import FLOOR`: follow it to where it is set
@@ -458,11 +321,11 @@ def rehash(file: str, kind: str, qualname: str) -> str | None:
     """
     if kind not in ("function", "class", "name"):
         return None
-    tree = _tree(file)
+    tree = source_tree(file)
     if tree is None:
         return None
     if kind == "name":
-        stmts = _bindings(tree, qualname)
-        return _digest(*stmts) if stmts else None
-    node = _find(tree, qualname)
-    return _digest(node) if node is not None else None
+        stmts = bindings(tree, qualname)
+        return tree_digest(*stmts) if stmts else None
+    node = find(tree, qualname)
+    return tree_digest(node) if node is not None else None
