@@ -23,6 +23,7 @@ from regrow.cli._app import (
 from regrow.cli._progress import progress_line
 from regrow.cli._render import show_run
 from regrow.cli._systems import load_system
+from regrow.errors import VersionNotFound
 
 if TYPE_CHECKING:
     from regrow.workspace import Workspace
@@ -99,23 +100,18 @@ def status(
     sys_obj = load_system(system) if system else None
     with workspace(home) as ws:
         unversioned: list[str] = []
+        found = []
         if version is not None:
-            refs = [version]
+            found.append(ws.catalog.get_system_version(version))
         else:
-            with_versions = {v.system for v in ws.catalog.list_system_versions()}
-            systems = ws.catalog.list_systems()
-            # A system whose first run failed has components but no version: say so, and
-            # report the others.
-            unversioned = [s for s in systems if s not in with_versions]
-            refs = [
-                f"{s}@champion" if _has_alias(ws, s, "champion") else s
-                for s in systems
-                if s in with_versions
-            ]
-        reports = {}
-        for ref in refs:
-            v = ws.catalog.get_system_version(ref)
-            reports[v.ref] = ws.status(ref, system=sys_obj, snapshot=snapshot)
+            for name in ws.catalog.list_systems():
+                ref = f"{name}@champion" if _has_alias(ws, name, "champion") else name
+                try:
+                    found.append(ws.catalog.get_system_version(ref))
+                except VersionNotFound:
+                    # Its first run failed: components but no version. Say so, report the rest.
+                    unversioned.append(name)
+        reports = {v.ref: ws.status(v.ref, system=sys_obj, snapshot=snapshot) for v in found}
     if as_json:
         print_json({ref: [s.as_dict() for s in rows] for ref, rows in reports.items()})
         return
