@@ -1,8 +1,10 @@
 """A run's leases while it executes: a heartbeat, and one fit per fingerprint across runs.
 
-:class:`RunLease` wraps :mod:`regrow.catalog.leases` for the runner. Entering it starts the
-run's lease (with this host, pid and user) and a heartbeat thread that renews it every third
-of the lease; leaving it stops the thread and gives back every fit lease the run still holds.
+:class:`RunLease` wraps :mod:`regrow.catalog.leases` for the runner. The run's lease starts
+with the run itself (``start_run(lease_seconds=..., holder=...)`` writes it in the run's own
+insert, so a kill at any later point is seen); entering a ``RunLease`` starts a heartbeat
+thread that renews it every third of the lease, and leaving it stops the thread and gives
+back every fit lease the run still holds.
 A process killed with ``kill -9`` leaves neither: its lease simply lapses, the run reads as
 ``abandoned``, and its fit leases become free to take over.
 
@@ -26,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from regrow.catalog.catalog import Catalog
-from regrow.catalog.leases import DEFAULT_LEASE_SECONDS, this_process
+from regrow.catalog.leases import DEFAULT_LEASE_SECONDS
 from regrow.catalog.records import ComponentVersionRecord
 from regrow.errors import CatalogError, ConfigError
 
@@ -57,7 +59,10 @@ def lease_seconds() -> int:
 
 
 class RunLease:
-    """The leases of run ``run_id`` of ``system`` while it executes (a context manager)."""
+    """The leases of run ``run_id`` of ``system`` while it executes (a context manager).
+
+    The run must have been started with its lease (``start_run(lease_seconds=seconds)``).
+    """
 
     def __init__(self, catalog: Catalog, run_id: str, system: str, seconds: int) -> None:
         self.catalog = catalog
@@ -68,11 +73,6 @@ class RunLease:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunLease:
-        run = self.catalog.get_run(self.run_id)
-        if run.heartbeat_at is None:  # a run recorded without its lease: start it now
-            self.catalog.leases.hold_run(
-                self.run_id, lease_seconds=self.seconds, holder=this_process()
-            )
         if self.catalog.url != "sqlite://":  # an in-memory catalog has one connection, one user
             self._thread = threading.Thread(
                 target=self._beat, name=f"regrow-heartbeat-{self.run_id[:8]}", daemon=True
