@@ -51,6 +51,7 @@ from regrow.catalog.core import now
 from regrow.catalog.models import FitLease, Run
 from regrow.catalog.records import FitLeaseRecord, RunRecord
 from regrow.catalog.rows import run_record
+from regrow.catalog.runs import end_running_run
 from regrow.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:
@@ -216,13 +217,7 @@ class Leases:
 
         def write(session: Session) -> RunRecord:
             run = self._catalog._run(session, run_id)
-            result = session.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == "running")
-                .values(status="abandoned", finished_at=now(), error=text)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) != 1:
+            if not end_running_run(session, run_id, status="abandoned", error=text):
                 raise CatalogError(
                     f"run {run_id} is not running (status {run.status!r})",
                     hint="only a run still marked running can be abandoned",

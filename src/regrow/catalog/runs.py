@@ -17,10 +17,25 @@ from regrow.catalog.refs import check_name
 from regrow.catalog.rows import evaluation_record, run_record
 from regrow.errors import CatalogError
 
-__all__ = ["RUN_STATUSES", "VERDICTS", "RunsMixin"]
+__all__ = ["RUN_STATUSES", "VERDICTS", "RunsMixin", "end_running_run"]
 
 RUN_STATUSES = ("succeeded", "failed")
 VERDICTS = ("blessed", "rejected", "none")
+
+
+def end_running_run(session: Session, run_id: str, **values: Any) -> bool:
+    """End ``run_id`` with ``values`` (its status, ...) if it is still ``running``.
+
+    One compare-and-set update: of two writers ending the same run, one wins. False if the
+    run had ended already (the caller says how).
+    """
+    result = session.execute(
+        sa.update(Run)
+        .where(Run.id == run_id, Run.status == "running")
+        .values(finished_at=now(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 class RunsMixin(CatalogCore):
@@ -112,20 +127,10 @@ class RunsMixin(CatalogCore):
                         f"system {run.system!r}",
                         hint="pass the version this run produced",
                     )
-            stamp = now()
-            result = session.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == "running")
-                .values(
-                    status=status,
-                    summary=data,
-                    error=error,
-                    version_id=version_id,
-                    finished_at=stamp,
-                )
-                .execution_options(synchronize_session=False)
+            ended = end_running_run(
+                session, run_id, status=status, summary=data, error=error, version_id=version_id
             )
-            if getattr(result, "rowcount", 0) != 1:
+            if not ended:
                 raise CatalogError(
                     f"run {run_id} already finished with status {run.status!r}",
                     hint="a run finishes once; start a new run to try again",
