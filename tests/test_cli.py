@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from regrow.cli import app, main
+from regrow.cli import app
 from regrow.demo import make_window
+from regrow.testing import run_cli as run
 
 SYSTEM_MODULE = """
 from sklearn.linear_model import LogisticRegression
@@ -21,16 +22,6 @@ def build():
         Ensemble("ensemble", weights={{"account": 1, "geo": 1}}),
     ])
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

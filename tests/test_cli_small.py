@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import typer.main
 
-from regrow.cli import app, main
+from regrow.cli import app
 from regrow.demo import make_window
+from regrow.testing import run_cli as _run
 
 FAILING = """
 from sklearn.linear_model import LogisticRegression
@@ -22,16 +23,6 @@ def build():
         Member("m", LogisticRegression(C=-1.0), inputs=["scaled"]),
     ])
 """
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_status_reports_the_workspace_after_a_systems_first_run_failed(

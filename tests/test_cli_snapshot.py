@@ -10,7 +10,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from regrow.cli import app, main
+from regrow.cli import app
+from regrow.testing import run_cli as run
 
 BASE = pd.DataFrame(
     {
@@ -19,16 +20,6 @@ BASE = pd.DataFrame(
         "churned": [0, 1, 0, 1, 0, 1],
     }
 )
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from regrow import Workspace
-from regrow.cli import main
 from regrow.demo import build_system, make_window
+from regrow.testing import run_cli as _run
 
 
 class Kind(NamedTuple):
@@ -121,16 +121,6 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, pd.DataFram
         ws.promote(ws.train(system, ref).version.ref, "champion")
     window = make_window(1200, start="2026-07-01", days=61, seed=1, expanded=True)
     return str(home), window
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _stored(home: str) -> tuple[int, int, int]:

@@ -1,7 +1,8 @@
 """Helpers for testing code that uses regrow (and regrow itself).
 
 ``postgres_schema`` gives each test its own PostgreSQL schema, so catalog tests can share one
-server without seeing each other's rows.
+server without seeing each other's rows. ``run_cli`` runs the ``regrow`` command in-process,
+as a user types it, and returns its exit status and output.
 """
 
 from __future__ import annotations
@@ -9,8 +10,34 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
-__all__ = ["create_postgres_schema", "drop_postgres_schema", "postgres_schema"]
+__all__ = ["create_postgres_schema", "drop_postgres_schema", "postgres_schema", "run_cli"]
+
+
+class _Captured(Protocol):
+    out: str
+    err: str
+
+
+class _Capture(Protocol):
+    def readouterr(self) -> _Captured: ...
+
+
+def run_cli(capsys: _Capture, *args: str) -> tuple[int, str, str]:
+    """Run ``regrow ARGS`` in this process; return (exit status, stdout, stderr).
+
+    ``capsys`` is pytest's fixture of that name: what the command printed is read from it.
+    """
+    from regrow.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def create_postgres_schema(admin_url: str, *, prefix: str = "regrow_t_") -> tuple[str, str]:
