@@ -22,9 +22,6 @@ SRC = Path(__file__).parents[1] / "src" / "regrow"
 COMMAND = re.compile(r"`regrow ([^`]*)`")
 PLACEHOLDER = "{}"  # an f-string's replacement field: its text is not known here
 
-#: Hints known to be wrong, with the reason; each entry is a bug to fix (none now).
-KNOWN_WRONG: dict[str, str] = {}
-
 
 def _text(node: ast.AST) -> str | None:
     """A string literal's text, with each f-string replacement field as ``{}``."""
@@ -110,16 +107,7 @@ def test_the_source_names_commands_in_hints() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [
-        pytest.param(
-            c,
-            id=f"{where} {c}",
-            marks=[pytest.mark.xfail(reason=KNOWN_WRONG[c], strict=False)]
-            if c in KNOWN_WRONG
-            else [],
-        )
-        for where, c in MENTIONED
-    ],
+    [pytest.param(c, id=f"{where} {c}") for where, c in MENTIONED],
 )
 def test_every_command_a_hint_names_exists(command: str) -> None:
     check(command)
