@@ -191,7 +191,7 @@ def _abandon_runs(
             continue
         run_id = p.subject.removeprefix("run:")
         try:
-            catalog.integrity.abandon_run(
+            catalog.leases.abandon(
                 run_id, reason="its process is gone (regrow doctor)", actor=actor
             )
         except CatalogError:  # it finished meanwhile

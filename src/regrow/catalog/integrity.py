@@ -10,8 +10,9 @@ writes a repair needs, each in one transaction with its audit event:
                                bytes differ; audit ``component.rebuild``
 ``restore_snapshot_artifact``  a snapshot's Parquet written again from its source; audit
                                ``snapshot.restore``
-``abandon_run``                a run stuck in ``running`` marked abandoned; audit ``run.abandon``
 =============================  ===============================================================
+
+An abandoned run is marked by :meth:`regrow.catalog.leases.Leases.abandon`.
 
 Versions stay immutable in everything that defines them (fingerprint, parts, data, seed): a
 repair only ever points a row at a rebuilt copy of the artifact it lost.
@@ -275,14 +276,6 @@ class Integrity:
             return snapshot_record(session.get_one(Snapshot, snapshot_id))
 
         return self._catalog._write(write)
-
-    def abandon_run(self, run_id: str, *, reason: str, actor: str | None = None) -> RunRecord:
-        """Mark a run stuck in ``running`` as ``abandoned`` and drop its fit leases.
-
-        The same write as :meth:`regrow.catalog.leases.Leases.abandon` (audit ``run.abandon``);
-        a run that finished meanwhile raises :class:`~regrow.errors.CatalogError`.
-        """
-        return self._catalog.leases.abandon(run_id, reason=reason, actor=actor)
 
 
 def _split_alias(subject: str) -> tuple[str, str]:
