@@ -28,6 +28,8 @@ import functools
 import os
 import sys
 import types
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,19 +82,14 @@ def code_objects(estimator: Any) -> dict[str, CodeObject]:
     return _keyed(found.values())
 
 
-def _keyed(objects: Any) -> dict[str, CodeObject]:
+def _keyed(objects: Iterable[CodeObject]) -> dict[str, CodeObject]:
     """Key by qualified name; the same name in two modules gets the file's stem in front."""
     items = sorted(objects, key=lambda o: (o.key, o.file or "", o.kind))
-    counts: dict[str, int] = {}
-    for o in items:
-        counts[o.key] = counts.get(o.key, 0) + 1
+    counts = Counter(o.key for o in items)
     out: dict[str, CodeObject] = {}
     for o in items:
-        key = o.key
-        if counts[key] > 1:
-            stem = os.path.splitext(os.path.basename(o.file or "?"))[0]
-            key = f"{stem}:{key}"
-        out[key] = o
+        stem = os.path.splitext(os.path.basename(o.file or "?"))[0]
+        out[f"{stem}:{o.key}" if counts[o.key] > 1 else o.key] = o
     return out
 
 
