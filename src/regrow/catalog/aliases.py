@@ -72,7 +72,7 @@ class AliasesMixin(CatalogCore):
             and checks.integer("expected_revision", expected_revision) < 0
         ):
             raise ConfigError(f"'expected_revision' must be >= 0 (got {expected_revision!r})")
-        who = checks.actor(actor)
+        who = self._who(actor)
         return self._write(
             lambda session: move(
                 session,
@@ -94,7 +94,7 @@ class AliasesMixin(CatalogCore):
         An alias with no previous version raises :class:`~regrow.errors.CatalogError`.
         """
         self._check_move(system, alias, reason)
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> AliasRecord:
             previous, revision = previous_holder(session, system, alias)

@@ -56,7 +56,7 @@ class AuditMixin(CatalogCore):
         action = checks.text("action", action, max_length=64)
         subject = checks.text("subject", subject)
         data = checks.mapping("payload", payload)
-        who = checks.actor(actor)
+        who = self._who(actor)
         return self._write(
             lambda session: append(session, actor=who, action=action, subject=subject, payload=data)
         )

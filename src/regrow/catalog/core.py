@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from regrow.catalog import db
+from regrow.catalog import checks, db
 from regrow.catalog.models import Base, Run, Schema, Snapshot
 from regrow.errors import NotFound
 
@@ -40,6 +40,9 @@ class CatalogCore:
 
     def __init__(self, url: str, *, upgrade: bool = True) -> None:
         self.url = url
+        #: Who acts when a method is given no ``actor``: set by the :class:`~regrow.Workspace`
+        #: to the identity it resolved; None falls back to ``$REGROW_ACTOR``, then the login.
+        self.actor: str | None = None
         self._engine = db.create_engine_for(url)
         self._writer = db.writer(self._engine)
         try:
@@ -75,6 +78,11 @@ class CatalogCore:
         return f"Catalog({self._engine.url.render_as_string(hide_password=True)!r})"
 
     # -- internals ----------------------------------------------------------------------
+
+    def _who(self, actor: str | None) -> str:
+        """The actor of a write: ``actor``, else this catalog's :attr:`actor`, else the
+        environment's (see :func:`regrow.catalog.checks.actor`)."""
+        return checks.actor(actor if actor is not None else self.actor)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

@@ -42,7 +42,7 @@ class DatasetsMixin(CatalogCore):
         """
         name = checks.text("name", name)
         data = audit.normalize(checks.mapping("spec", spec))
-        schema_id, who = hash_json(data), checks.actor(actor)
+        schema_id, who = hash_json(data), self._who(actor)
         allowed = audit.normalize(checks.mapping("change", change)) if change is not None else None
 
         def write(session: Session) -> SchemaRecord:
@@ -180,7 +180,7 @@ class DatasetsMixin(CatalogCore):
                 hint="pass None or the name of a column",
             )
         payload = audit.normalize(checks.mapping("profile", profile))
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> SnapshotRecord:
             existing = session.get(Snapshot, values["id"])

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from regrow.catalog import audit, checks, db
+from regrow.catalog import audit, db
 from regrow.catalog.models import Alias, AliasMove, AuditEvent, ComponentVersion, Run, Snapshot
 from regrow.catalog.records import ComponentVersionRecord, RunRecord, SnapshotRecord
 from regrow.catalog.rows import component_version_record, run_record, snapshot_record
@@ -197,7 +197,7 @@ class Integrity:
         written. Audit ``component.rebuild`` naming the version, the old and new artifact,
         the reason (``missing``, ``corrupted``) and who rebuilt it (``by``: run or doctor).
         """
-        who = checks.actor(actor)
+        who = self._catalog._who(actor)
 
         def write(session: Session) -> ComponentVersionRecord:
             row = session.get(ComponentVersion, version_id)
@@ -250,7 +250,7 @@ class Integrity:
 
         Compare-and-set on ``expected`` like :meth:`record_rebuild`; audit ``snapshot.restore``.
         """
-        who = checks.actor(actor)
+        who = self._catalog._who(actor)
 
         def write(session: Session) -> SnapshotRecord:
             row = session.get(Snapshot, snapshot_id)

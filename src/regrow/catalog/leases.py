@@ -213,7 +213,7 @@ class Leases:
         Audit ``run.abandon``. A run that already finished raises :class:`CatalogError`.
         """
         text = checks.text("reason", reason, max_length=10_000)
-        who = checks.actor(actor)
+        who = self._catalog._who(actor)
 
         def write(session: Session) -> RunRecord:
             run = self._catalog._run(session, run_id)

@@ -23,21 +23,26 @@ __all__ = [
     "NAMING_CONVENTION",
     "Alias",
     "AliasMove",
+    "Approval",
     "AuditEvent",
     "AuditHead",
     "Base",
     "Component",
     "ComponentVersion",
     "Evaluation",
+    "Experiment",
     "FitLease",
+    "Identity",
     "MemberOutput",
     "MonitorReport",
     "Plan",
+    "PolicyRecord",
     "Profile",
     "Run",
     "Schema",
     "Snapshot",
     "SystemVersion",
+    "Token",
     "UTCDateTime",
 ]
 
@@ -369,3 +374,79 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(sa.BigInteger)
     hash: Mapped[str] = mapped_column(ID)
+
+
+class Identity(Base):
+    """Someone (or something) that acts on the catalog, with a role; never deleted, revoked."""
+
+    __tablename__ = "identities"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(NAME)
+    revoked_at: Mapped[datetime | None]
+
+
+class Token(Base):
+    """An API token of an identity: only a salted hash of its secret is kept."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    identity: Mapped[str] = mapped_column(NAME, sa.ForeignKey("identities.name"), index=True)
+    hash: Mapped[str] = mapped_column(NAME)
+    label: Mapped[str] = mapped_column(NAME)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(NAME)
+    revoked_at: Mapped[datetime | None]
+
+
+class Approval(Base):
+    """An identity's approval of a version for an alias (one per identity, version, alias)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (sa.UniqueConstraint("system", "alias", "version_id", "approver"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(NAME)
+    alias: Mapped[str] = mapped_column(NAME)
+    version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    approver: Mapped[str] = mapped_column(NAME)
+    note: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[datetime]
+
+
+class PolicyRecord(Base):
+    """A policy as used by a command; ``id`` is its content hash (``Policy.id``)."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    body: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(NAME)
+    actor: Mapped[str] = mapped_column(NAME)
+    created_at: Mapped[datetime]
+
+
+class Experiment(Base):
+    """An experiment record: a plan, manual change or rollout with its rationale, the metrics
+    it expected, its contingency and tags, and (after evaluation) what actually happened."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    system: Mapped[str] = mapped_column(NAME, index=True)
+    subject_id: Mapped[str] = mapped_column(ID, index=True)
+    version_id: Mapped[str | None] = mapped_column(ID)
+    candidate_id: Mapped[str | None] = mapped_column(ID)
+    evaluation_id: Mapped[str | None] = mapped_column(ID)
+    actor: Mapped[str] = mapped_column(NAME)
+    rationale: Mapped[list[Any]]
+    expected: Mapped[dict[str, Any]]
+    contingency: Mapped[str] = mapped_column(sa.Text)
+    tags: Mapped[list[Any]]
+    actual: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

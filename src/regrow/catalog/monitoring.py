@@ -44,7 +44,7 @@ class MonitoringMixin(CatalogCore):
             report=audit.normalize(checks.mapping("report", report)),
             created_at=now(),
         )
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> MonitorReportRecord:
             version = lookup.version_by_id(session, version_id)

@@ -39,7 +39,7 @@ class PlansMixin(CatalogCore):
         Audit event ``plan.create``.
         """
         data = audit.normalize(checks.mapping("body", body))
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> PlanRecord:
             existing = session.get(Plan, id)
@@ -110,7 +110,7 @@ class PlansMixin(CatalogCore):
         checks.choice("status", status, PLAN_STATUSES)
         allowed = (expected,) if isinstance(expected, str) else tuple(expected)
         data = audit.normalize(checks.mapping("outcome", outcome or {}))
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> PlanRecord:
             row = _plan(session, plan_id)

@@ -81,7 +81,7 @@ class RunsMixin(CatalogCore):
             lease_seconds=lease_seconds,
             holder=audit.normalize(dict(holder)) if holder is not None else None,
         )
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> RunRecord:
             session.add(row)
@@ -115,7 +115,7 @@ class RunsMixin(CatalogCore):
         data = audit.normalize(checks.mapping("summary", summary))
         if error is not None:
             checks.text("error", error, max_length=1_000_000, empty=True)
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> RunRecord:
             run = self._run(session, run_id)
@@ -191,7 +191,7 @@ class RunsMixin(CatalogCore):
             reasons=list(checks.texts("reasons", reasons)),
             created_at=now(),
         )
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> EvaluationRecord:
             candidate = lookup.version_by_id(session, candidate_id)

@@ -68,7 +68,7 @@ class VersionsMixin(CatalogCore):
             checks.identifier(f"manifest[{component!r}]", cid)
         data = audit.normalize(checks.mapping("spec", spec))
         note = checks.text("note", note, max_length=100_000, empty=True)
-        who = checks.actor(actor)
+        who = self._who(actor)
 
         def write(session: Session) -> SystemVersionRecord:
             if reuse_identical:

@@ -37,6 +37,7 @@ __all__ = [
     "GatePolicy",
     "Planning",
     "Policy",
+    "PromotionPolicy",
     "RolloutPolicy",
     "default_policy_text",
     "load_policy",
@@ -193,6 +194,20 @@ class RolloutPolicy(_Strict):
         return self
 
 
+class PromotionPolicy(_Strict):
+    """What moving a protected alias takes (``Workspace.promote``, `regrow promote`)."""
+
+    protected: tuple[str, ...] = ("champion",)
+    """Aliases a version reaches only through a blessed evaluation and approvals."""
+    require_blessed: bool = True
+    """A blessed evaluation of the version against the alias's current holder."""
+    approvals: int = Field(1, ge=0, le=10)
+    """Approvals by identities other than the version's author (`regrow approve`)."""
+    evaluation_snapshots: tuple[str, ...] = ()
+    """Snapshot names an evaluation must use; empty: any labelled snapshot the version did
+    not train on."""
+
+
 class Policy(_Strict):
     """A whole policy. Every section has documented defaults; a file overrides what it names."""
 
@@ -203,6 +218,7 @@ class Policy(_Strict):
     budgets: Budgets = Budgets()
     gates: GatePolicy = GatePolicy()
     rollout: RolloutPolicy = RolloutPolicy()
+    promotion: PromotionPolicy = PromotionPolicy()
 
     @classmethod
     def default(cls) -> Policy:
