@@ -12,7 +12,8 @@ module             commands
 ``train``          ``train``, ``update``, ``status``, ``versions``
 ``monitor``        ``monitor``
 ``plans``          ``plan``, ``run``, ``plans list|show|diff``, ``policy check|show``
-``evaluate``       ``evaluate``, ``promote``, ``rollback``, ``aliases``
+``evaluate``       ``evaluate``
+``governance``     ``promote``, ``rollback``, ``aliases``
 ``lineage``        ``lineage``, ``audit``, ``doctor``
 ``data``           ``snapshot create|list|show``
 ================== ==========================================================================
@@ -30,7 +31,7 @@ from regrow.cli._systems import load_system
 # Importing a command module registers its commands; the order here is the order of
 # `regrow --help`.
 # isort: off
-from regrow.cli import demo, train, monitor, data, plans, evaluate, lineage  # noqa: F401
+from regrow.cli import demo, train, monitor, data, plans, evaluate, governance, lineage  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

@@ -1,0 +1,123 @@
+"""`regrow promote | rollback | aliases`: moving aliases, under the policy's promotion rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.errors import ConfigError
+
+__all__ = ["aliases", "promote", "rollback"]
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to point the alias at.")],
+    alias: Annotated[str, typer.Option(help="Alias name.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
+    expect_revision: Annotated[
+        int | None, typer.Option(help="Fail unless the alias is at this revision.")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Point an alias at a version (compare-and-set; recorded with who, when, why)."""
+    with workspace(home) as ws:
+        moved = ws.promote(version, alias, reason=reason, expected_revision=expect_revision)
+        ref = ws.catalog.get_system_version(moved.version_id).ref
+    if as_json:
+        print_json({**moved.__dict__, "version": ref})
+    else:
+        out.print(f"{moved.system}@{moved.name} -> {ref} (revision {moved.revision})")
+
+
+@app.command()
+def rollback(
+    system: Annotated[str | None, typer.Argument(help="System (default: the only one).")] = None,
+    alias: Annotated[str, typer.Option(help="Alias name.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Move an alias back to the version it pointed at before its latest move."""
+    with workspace(home) as ws:
+        if system is None:
+            systems = ws.catalog.list_systems()
+            if len(systems) != 1:
+                raise ConfigError(
+                    f"{len(systems)} systems in this workspace: {systems}",
+                    hint="name the system: regrow rollback SYSTEM --alias ...",
+                )
+            system = systems[0]
+        moved = ws.rollback(system, alias, reason=reason)
+        ref = ws.catalog.get_system_version(moved.version_id).ref
+    if as_json:
+        print_json({**moved.__dict__, "version": ref})
+    else:
+        out.print(f"{moved.system}@{moved.name} rolled back to {ref} (revision {moved.revision})")
+
+
+@app.command()
+def aliases(
+    system: Annotated[str | None, typer.Argument(help="System (default: all).")] = None,
+    history: Annotated[bool, typer.Option(help="Show every move.")] = False,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List aliases, and with --history every move (who, when, why)."""
+    with workspace(home) as ws:
+        rows = ws.catalog.list_aliases(system)
+        refs = {v.id: v.ref for v in ws.catalog.list_system_versions(system)}
+        moves = (
+            {f"{a.system}@{a.name}": ws.catalog.alias_history(a.system, a.name) for a in rows}
+            if history
+            else {}
+        )
+    if as_json:
+        print_json(
+            {
+                "aliases": [{**a.__dict__, "version": refs[a.version_id]} for a in rows],
+                "history": {
+                    k: [
+                        {
+                            **m.__dict__,
+                            "from_version": refs.get(m.from_version_id or ""),
+                            "to_version": refs.get(m.to_version_id),
+                        }
+                        for m in v
+                    ]
+                    for k, v in moves.items()
+                },
+            }
+        )
+        return
+    table = Table()
+    for col in ("alias", "version", "revision", "updated"):
+        table.add_column(col)
+    for a in rows:
+        table.add_row(
+            f"{a.system}@{a.name}",
+            refs[a.version_id],
+            str(a.revision),
+            a.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(table)
+    for key, items in moves.items():
+        moved = Table(title=f"moves of {key}, newest on top")
+        for col in ("revision", "at", "actor", "from", "to", "reason"):
+            moved.add_column(col, no_wrap=col in ("at", "from", "to"))
+        for m in items:
+            before = "-" if m.from_version_id is None else _ref(refs, m.from_version_id)
+            moved.add_row(
+                str(m.revision), f"{m.at:%Y-%m-%d %H:%M:%S}", m.actor, before,
+                _ref(refs, m.to_version_id), m.reason,
+            )  # fmt: skip
+        out.print(moved)
+
+
+def _ref(refs: dict[str, str], version_id: str) -> str:
+    """``churn:v2`` for a version id (its id prefix if the version is not in ``refs``)."""
+    return refs.get(version_id) or version_id[:12]
