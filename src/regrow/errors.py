@@ -17,7 +17,12 @@ builtin a caller would naturally catch, so ``except LookupError`` keeps working:
     │   ├── NotFound (LookupError)              an unknown snapshot, version, run, alias ...
     │   │   └── VersionNotFound
     │   ├── AliasConflict (RuntimeError)        a compare-and-set alias move lost a race
-    │   └── AuditChainBroken (RuntimeError)     the audit log's hash chain does not verify
+    │   ├── AuditChainBroken (RuntimeError)     the audit log's hash chain does not verify
+    │   └── PromotionRefused                    a promotion the policy does not allow (names
+    │                                           every missing gate or approval)
+    ├── AuthError (PermissionError)             who is acting is unknown: a malformed, unknown or
+    │   │                                       revoked token, an unknown or revoked identity
+    │   └── PermissionDenied                    the identity's role does not allow the operation
     ├── StoreError                              the artifact store refused an operation
     │   ├── ArtifactNotFound (LookupError)
     │   ├── ArtifactCorrupted (ValueError)      the bytes read do not hash to their key
@@ -47,6 +52,7 @@ __all__ = [
     "ArtifactCorrupted",
     "ArtifactNotFound",
     "AuditChainBroken",
+    "AuthError",
     "CannotRebuild",
     "CatalogError",
     "ComponentError",
@@ -57,8 +63,10 @@ __all__ = [
     "InvalidKey",
     "MissingDependency",
     "NotFound",
+    "PermissionDenied",
     "PlanError",
     "PolicyError",
+    "PromotionRefused",
     "RegrowError",
     "RegrowWarning",
     "RunError",
@@ -153,6 +161,20 @@ class AliasConflict(CatalogError, RuntimeError):
 
 class AuditChainBroken(CatalogError, RuntimeError):
     """The audit log's hash chain does not verify: an event was altered or removed."""
+
+
+class PromotionRefused(CatalogError):
+    """A promotion the policy does not allow: the message names every missing gate or
+    approval (the refusal is itself audited, and nothing moves)."""
+
+
+class AuthError(RegrowError, PermissionError):
+    """Who is acting cannot be established: a malformed, unknown or revoked token, or an
+    unknown or revoked identity."""
+
+
+class PermissionDenied(AuthError):
+    """The acting identity's role does not allow the operation (names the role it needs)."""
 
 
 class StoreError(RegrowError):
