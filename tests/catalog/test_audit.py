@@ -181,10 +181,12 @@ def test_writes_of_every_kind_are_audited_in_one_chain(catalog: Catalog, build: 
     assert actions == [
         "schema.create",
         "snapshot.create",
+        "component.create",
+        "component.create",
         "version.create",
         "run.start",
         "run.finish",
         "evaluation.create",
         "alias.move",
     ]
-    assert catalog.verify_audit() == 7
+    assert catalog.verify_audit() == 9

@@ -188,7 +188,8 @@ def test_an_allowed_schema_change_is_audited_with_the_version(catalog: Catalog) 
     v2 = catalog.register_schema("sales", {"columns": {"z": "float"}}, change=change)
     events = catalog.audit_events(subject="schema:sales")
     assert [e.action for e in events] == ["schema.change", "schema.create", "schema.create"]
-    assert events[0].payload == {**change, "id": v2.id, "version": 2}
+    payload = {k: v for k, v in events[0].payload.items() if k != "covers"}
+    assert payload == {**change, "id": v2.id, "version": 2}
     # Back to an older spec: no new version, but the allowed change is still recorded.
     catalog.register_schema("sales", {"columns": {"x": "float"}}, change=change)
     assert catalog.audit_events(subject="schema:sales")[0].payload["version"] == 1

@@ -82,11 +82,26 @@ class ComponentsMixin(CatalogCore):
                 .values(system=system, name=component, kind=kind, created_at=stamp)
                 .on_conflict_do_nothing()
             )
-            session.execute(
+            inserted = session.execute(
                 self._insert(ComponentVersion)
                 .values(**values, created_at=stamp)
                 .on_conflict_do_nothing()
-            )
+                .returning(ComponentVersion.id)
+            ).first()
+            if inserted is not None:  # not when another writer stored it first
+                audit.append(
+                    session,
+                    actor=self._who(None),
+                    action="component.create",
+                    subject=f"component-version:{values['id']}",
+                    rows=[("component_versions", values["id"])],
+                    payload={
+                        "system": system,
+                        "component": component,
+                        "fingerprint": fingerprint,
+                        "run_id": run_id,
+                    },
+                )
             return component_version_record(session.get_one(ComponentVersion, values["id"]))
 
         return self._write(write)

@@ -24,10 +24,15 @@ from regrow.catalog import checks, db
 from regrow.catalog.models import Base, Run, Schema, Snapshot
 from regrow.errors import NotFound
 
-__all__ = ["CatalogCore", "now"]
+__all__ = ["ROWS_COVERED_SINCE", "CatalogCore", "now"]
 
 T = TypeVar("T")
 _RETRIES = 5  # attempts when concurrent PostgreSQL writers race for the same unique value
+#: The schema revision from which audit events cover the rows they record as
+#: :mod:`regrow.catalog.coverage` hashes them: a catalog upgraded from an older revision gets
+#: one ``audit.baseline`` event covering its existing rows. A migration that changes the
+#: columns of a covered table sets this to its own revision (their rows hash differently).
+ROWS_COVERED_SINCE = "0006"
 
 
 def now() -> datetime:
@@ -47,7 +52,10 @@ class CatalogCore:
         self._writer = db.writer(self._engine)
         try:
             if upgrade:
+                before = db.current_revision(self._engine)
                 db.upgrade(self._engine)
+                if before is not None and before < ROWS_COVERED_SINCE:
+                    self._baseline_audit()
         except BaseException:
             self._engine.dispose()
             raise
@@ -78,6 +86,16 @@ class CatalogCore:
         return f"Catalog({self._engine.url.render_as_string(hide_password=True)!r})"
 
     # -- internals ----------------------------------------------------------------------
+
+    def _baseline_audit(self) -> None:
+        """Cover the rows of a catalog written before the audit chain covered rows.
+
+        Runs once, right after the upgrade from such a catalog (see
+        :func:`regrow.catalog.audit.baseline`, which is idempotent and race-safe).
+        """
+        from regrow.catalog import audit  # audit builds on this module
+
+        self._write(lambda session: audit.baseline(session))
 
     def _who(self, actor: str | None) -> str:
         """The actor of a write: ``actor``, else this catalog's :attr:`actor`, else the

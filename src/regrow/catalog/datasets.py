@@ -53,6 +53,7 @@ class DatasetsMixin(CatalogCore):
                     actor=who,
                     action="schema.change",
                     subject=f"schema:{name}",
+                    rows=[("schemas", (name, record.version))],
                     payload={**allowed, "id": schema_id, "version": record.version},
                 )
             return record
@@ -76,6 +77,7 @@ class DatasetsMixin(CatalogCore):
                 actor=who,
                 action="schema.create",
                 subject=f"schema:{name}",
+                rows=[("schemas", (name, row.version))],
                 payload={"id": schema_id, "version": row.version},
             )
             return schema_record(row)
@@ -202,6 +204,7 @@ class DatasetsMixin(CatalogCore):
                 actor=who,
                 action="snapshot.create",
                 subject=f"snapshot:{row.id}",
+                rows=[("snapshots", row.id)],
                 payload={"name": row.name, "rows": row.rows, "schema_id": row.schema_id},
             )
             return snapshot_record(row)

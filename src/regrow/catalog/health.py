@@ -164,7 +164,8 @@ def examine(
         if problem is not None:
             problems.append(problem)
     files = list(store.list_files())
-    cached = catalog.outputs.artifacts()  # tables of members' outputs: a cache, kept
+    # tables of members' outputs (a cache) and evaluations' reports: kept
+    cached = catalog.outputs.artifacts() | catalog.integrity.report_artifacts()
     recent = 0
     for f in files:
         if f.key is not None and (f.key in sizes or f.key in cached):

@@ -38,7 +38,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from regrow.catalog import audit, db
-from regrow.catalog.models import Alias, AliasMove, AuditEvent, ComponentVersion, Run, Snapshot
+from regrow.catalog.models import (
+    Alias,
+    AliasMove,
+    AuditEvent,
+    ComponentVersion,
+    Evaluation,
+    Run,
+    Snapshot,
+)
 from regrow.catalog.records import ComponentVersionRecord, RunRecord, SnapshotRecord
 from regrow.catalog.rows import component_version_record, run_record, snapshot_record
 from regrow.errors import NotFound, VersionNotFound
@@ -113,14 +121,25 @@ class Integrity:
         return refs
 
     def referenced(self, key: str) -> bool:
-        """Whether any component version or snapshot references the artifact ``key``, or a
-        stored table of members' outputs is in it (``catalog.outputs``)."""
+        """Whether any component version or snapshot references the artifact ``key``, a
+        stored table of members' outputs is in it (``catalog.outputs``), or it is an
+        evaluation's HTML report."""
         with self._catalog._read() as session:
             for model in (ComponentVersion, Snapshot):
                 query = sa.select(model.id).where(model.artifact == key).limit(1)
                 if session.execute(query).first() is not None:
                     return True
-        return self._catalog.outputs.holds(key)
+        return self._catalog.outputs.holds(key) or key in self.report_artifacts()
+
+    def report_artifacts(self) -> set[str]:
+        """The store keys of evaluations' HTML reports (``results["report"]``)."""
+        with self._catalog._read() as session:
+            rows = session.execute(sa.select(Evaluation.results))
+            return {
+                str(r.results["report"])
+                for r in rows
+                if isinstance(r.results, dict) and isinstance(r.results.get("report"), str)
+            }
 
     def running_since(self, before: datetime) -> list[RunRecord]:
         """Runs still marked ``running`` that started before ``before``, oldest first."""
@@ -220,6 +239,7 @@ class Integrity:
                 actor=who,
                 action="component.rebuild",
                 subject=f"component-version:{version_id}",
+                rows=[("component_versions", version_id)],
                 payload={
                     "system": row.system,
                     "component": row.component,
@@ -270,6 +290,7 @@ class Integrity:
                 actor=who,
                 action="snapshot.restore",
                 subject=f"snapshot:{snapshot_id}",
+                rows=[("snapshots", snapshot_id)],
                 payload={"name": row.name, "from": expected, "to": artifact, "reason": reason},
             )
             session.expire(row)

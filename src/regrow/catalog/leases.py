@@ -232,6 +232,7 @@ class Leases:
                 actor=who,
                 action="run.abandon",
                 subject=f"run:{run_id}",
+                rows=[("runs", run_id)],
                 payload={
                     "reason": text,
                     "holder": run.holder,

@@ -56,6 +56,7 @@ class MonitoringMixin(CatalogCore):
                 actor=who,
                 action="monitor.report",
                 subject=f"version:{version.system}:v{version.number}",
+                rows=[("monitor_reports", row.id)],
                 payload={"id": row.id, "snapshot_id": snapshot_id, "summary": row.summary},
             )
             return monitor_report_record(row)

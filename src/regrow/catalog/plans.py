@@ -68,6 +68,7 @@ class PlansMixin(CatalogCore):
                 actor=who,
                 action="plan.create",
                 subject=f"version:{version.system}:v{version.number}",
+                rows=[("plans", id)],
                 payload={"plan": id, "window": window_id, "actions": data.get("summary", {})},
             )
             return plan_record(row)
@@ -137,6 +138,7 @@ class PlansMixin(CatalogCore):
                 actor=who,
                 action=f"plan.{status}",
                 subject=f"plan:{row.id}",
+                rows=[("plans", row.id)],
                 payload={"run_id": run_id, "result_version_id": result_version_id},
             )
             session.refresh(row)

@@ -91,6 +91,7 @@ class RunsMixin(CatalogCore):
                 actor=who,
                 action="run.start",
                 subject=f"run:{row.id}",
+                rows=[("runs", row.id)],
                 payload={"system": system, "kind": kind, "seed": seed},
             )
             return run_record(row)
@@ -140,6 +141,7 @@ class RunsMixin(CatalogCore):
                 actor=who,
                 action="run.finish",
                 subject=f"run:{run_id}",
+                rows=[("runs", run_id)],
                 payload={"status": status, "version_id": version_id, "error": error},
             )
             session.refresh(run)
@@ -205,6 +207,7 @@ class RunsMixin(CatalogCore):
                 actor=who,
                 action="evaluation.create",
                 subject=f"version:{candidate.system}:v{candidate.number}",
+                rows=[("evaluations", row.id)],
                 payload={
                     "id": row.id,
                     "baseline_id": baseline_id,

@@ -117,6 +117,7 @@ class VersionsMixin(CatalogCore):
                 actor=who,
                 action="version.create",
                 subject=f"version:{system}:v{row.number}",
+                rows=[("system_versions", row.id)],
                 payload={
                     "id": row.id,
                     "parent_id": parent_id,

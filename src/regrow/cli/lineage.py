@@ -61,25 +61,52 @@ def lineage(
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option(min=1, help="Events to show.")] = 20,
-    verify: Annotated[bool, typer.Option(help="Verify the hash chain.")] = False,
+    verify: Annotated[
+        bool, typer.Option(help="Verify the hash chain and every row it covers.")
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show the audit log; --verify checks its hash chain end to end."""
+    """Show the audit log; --verify checks its hash chain end to end, and that every covered
+    record (alias moves, runs, plans, evaluations, approvals, users, tokens, ...) still
+    matches the event that recorded it. A broken chain names the table, row and event, and
+    exits 1."""
+    from regrow.errors import AuditChainBroken
+
+    broken: AuditChainBroken | None = None
     with workspace(home) as ws:
-        verified = ws.catalog.verify_audit() if verify else None
+        try:
+            verified = ws.catalog.verify_audit() if verify else None
+        except AuditChainBroken as exc:
+            verified, broken = None, exc
         events = ws.catalog.audit_events(limit=limit)
     if as_json:
-        print_json({"verified": verified, "events": [e.__dict__ for e in events]})
-        return
-    if verified is not None:
-        out.print(Text.assemble(("audit chain verified", "green"), f": {verified} events"))
-    table = Table()
-    for col in ("seq", "at", "actor", "action", "subject"):
-        table.add_column(col)
-    for e in events:
-        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
-    out.print(table)
+        print_json(
+            {
+                "verified": False if broken is not None else verified,
+                **({"broken": broken.message, "hint": broken.hint} if broken else {}),
+                "events": [e.__dict__ for e in events],
+            }
+        )
+    else:
+        if broken is not None:
+            out.print(Text.assemble(("audit chain BROKEN", "bold red"), f": {broken.message}"))
+            out.print(Text.assemble(("hint: ", "yellow"), broken.hint or ""))
+        elif verified is not None:
+            out.print(
+                Text.assemble(
+                    ("audit chain verified", "green"),
+                    f": {verified} events, every covered record matches",
+                )
+            )
+        table = Table()
+        for col in ("seq", "at", "actor", "action", "subject"):
+            table.add_column(col)
+        for e in events:
+            table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
+        out.print(table)
+    if broken is not None:
+        raise typer.Exit(1)
 
 
 @app.command()
