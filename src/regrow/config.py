@@ -13,9 +13,17 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     address = "10.0.0.5:6379"         # ray only: the cluster's head; omit to start one
     workers = 4                       # local: worker processes; ray without address: CPUs
 
+    [auth]                            # optional: who may act (see regrow.auth)
+    os_user = true                    # false: only API tokens (REGROW_TOKEN) identify
+
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
-``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
-then the file.
+``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND``, ``REGROW_RAY_ADDRESS`` and
+``REGROW_ALLOW_OS_USER`` (``0`` or ``1``), then the file.
+
+With ``os_user = true`` (the default) a command without a token acts as the identity named
+like ``$REGROW_ACTOR`` or the OS login; with ``false`` only a token does. This is the
+workspace's convention, not a security boundary: whoever can write the catalog's database can
+act as anyone, and ``REGROW_ALLOW_OS_USER=1`` turns the mapping back on.
 
 >>> cfg = Config(home=Path("/tmp/ws"), catalog_url="sqlite:///catalog.db", store_url="artifacts")
 >>> cfg.resolved_catalog_url()
@@ -43,6 +51,7 @@ DEFAULT_CATALOG_URL = "sqlite:///catalog.db"
 DEFAULT_STORE_URL = "artifacts"
 DEFAULT_BACKEND = "local"
 _RUN_KEYS = ("address", "backend", "workers")
+_FLAGS = {"0": False, "1": True, "false": False, "true": True}
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
@@ -61,6 +70,7 @@ class Config:
     backend: str = DEFAULT_BACKEND
     address: str | None = None
     workers: int | None = None
+    allow_os_user: bool = True
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -103,11 +113,11 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        unknown = sorted(set(data) - {"catalog", "store", "run"})
+        unknown = sorted(set(data) - {"catalog", "store", "run", "auth"})
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",
-                hint="the sections are [catalog], [store] and [run]",
+                hint="the sections are [catalog], [store], [run] and [auth]",
             )
         catalog = cls._section(data, "catalog", path)
         store = cls._section(data, "store", path)
@@ -122,7 +132,35 @@ class Config:
             backend=str(backend),
             address=None if address is None else str(address),
             workers=workers if isinstance(workers, int) else None,
+            allow_os_user=cls._allow_os_user(data, path),
         )
+
+    @staticmethod
+    def _allow_os_user(data: dict[str, object], path: Path) -> bool:
+        """``$REGROW_ALLOW_OS_USER`` (0/1), else ``[auth] os_user``, else True."""
+        env = os.environ.get("REGROW_ALLOW_OS_USER", "").strip().lower()
+        if env:
+            if env not in _FLAGS:
+                raise ConfigError(
+                    f"REGROW_ALLOW_OS_USER must be 0 or 1 (got {env!r})",
+                    hint="unset it to use [auth] os_user of config.toml",
+                )
+            return _FLAGS[env]
+        section = data.get("auth", {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[auth] in {str(path)!r} must be a table")
+        unknown = sorted(set(section) - {"os_user"})
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in [auth] of {str(path)!r}", hint="the key is 'os_user'"
+            )
+        value = section.get("os_user", True)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"[auth] os_user in {str(path)!r} must be true or false (got {value!r})",
+                hint="os_user = false lets only API tokens identify who acts",
+            )
+        return value
 
     @staticmethod
     def _run_section(data: dict[str, object], path: Path) -> dict[str, object]:
@@ -186,6 +224,8 @@ class Config:
         lines = [f"{k} = {json.dumps(v)}" for k, v in run.items() if v is not None]
         if lines:
             text += "\n[run]\n" + "\n".join(lines) + "\n"
+        if not self.allow_os_user:
+            text += "\n[auth]\nos_user = false\n"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
