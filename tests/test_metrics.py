@@ -73,3 +73,31 @@ def test_paired_bootstrap_interval_covers_a_real_improvement_only() -> None:
     assert 0 < lo < hi
     lo, hi = paired_bootstrap(METRICS["roc_auc"], y, good, good, classes=[0, 1], n_boot=50)
     assert lo == hi == 0.0
+
+
+def test_resampled_metrics_are_the_metrics_under_each_resamples_weights() -> None:
+    from regrow.evaluate.metrics import resampled_values
+    from regrow.evaluate.resample import Resamples
+
+    y, proba = multiclass()
+    resamples = Resamples(len(y), 20, seed=1)
+    weights = np.vstack(list(resamples))
+    auc = resampled_values(METRICS["roc_auc"], y, [proba], resamples, classes=[0, 1, 2])
+    for b in range(0, 20, 5):
+        expected = skm.roc_auc_score(y, proba, multi_class="ovr", sample_weight=weights[b])
+        assert auc[0, b, 0] == pytest.approx(expected)
+    target = RNG.normal(size=300)
+    pred = target + RNG.normal(scale=0.3, size=300)
+    rmse = resampled_values(METRICS["rmse"], target, [pred], Resamples(300, 10, seed=2))
+    w = np.vstack(list(Resamples(300, 10, seed=2)))
+    for b in range(10):
+        expected = np.sqrt(skm.mean_squared_error(target, pred, sample_weight=w[b]))
+        assert rmse[0, b, 0] == pytest.approx(expected)
+
+
+def test_the_paired_interval_is_deterministic_for_a_seed() -> None:
+    y, good = binary()
+    noise = np.clip(good + RNG.normal(scale=0.2, size=good.shape), 0.01, 0.99)
+    first = paired_bootstrap(METRICS["log_loss"], y, good, noise, classes=[0, 1], seed=3)
+    assert first == paired_bootstrap(METRICS["log_loss"], y, good, noise, classes=[0, 1], seed=3)
+    assert first != paired_bootstrap(METRICS["log_loss"], y, good, noise, classes=[0, 1], seed=4)

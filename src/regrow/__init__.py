@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from regrow.components.base import Component, Ensemble, Member, Transform
     from regrow.data.schema import Schema
     from regrow.errors import RegrowError
-    from regrow.evaluate.evaluation import Comparison, Gate
+    from regrow.evaluate.evaluation import Comparison
+    from regrow.evaluate.gates import Gate, GateResult
     from regrow.model import FittedSystem
     from regrow.plan.plan import Plan
     from regrow.plan.policy import Policy
@@ -36,7 +37,8 @@ _HOMES = {
     "ComponentStatus": "regrow.run.staleness",
     "Ensemble": "regrow.components.base",
     "FittedSystem": "regrow.model",
-    "Gate": "regrow.evaluate.evaluation",
+    "Gate": "regrow.evaluate.gates",
+    "GateResult": "regrow.evaluate.gates",
     "LocalBackend": "regrow.run.backends",
     "Member": "regrow.components.base",
     "Plan": "regrow.plan.plan",
@@ -56,6 +58,7 @@ __all__ = [
     "Ensemble",
     "FittedSystem",
     "Gate",
+    "GateResult",
     "LocalBackend",
     "Member",
     "Plan",

@@ -1,7 +1,8 @@
-"""`regrow evaluate`: judging a candidate against a baseline on the same rows."""
+"""`regrow evaluate`: judging a candidate against a baseline on the same rows, through gates."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,11 +11,13 @@ from rich.text import Text
 
 from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
 from regrow.cli._progress import print_timings, progress_line, with_progress
+from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
     from regrow.evaluate.evaluation import Comparison
+    from regrow.evaluate.gates import GateResult
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "gate_table"]
 
 
 @app.command()
@@ -25,14 +28,32 @@ def evaluate(
     metric: Annotated[
         str | None, typer.Option(help="roc_auc, log_loss, accuracy, rmse, mae")
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy file whose gates section decides (default: the default policy)."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the self-contained HTML report to this file."),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Compare a candidate with a baseline on the same snapshot and slices, with intervals."""
+    """Compare a candidate with a baseline on the same snapshot and slices, with intervals, and
+    run the policy's gates: blessed only when every gate passes."""
+    if report is not None and not report.parent.is_dir():
+        raise ConfigError(
+            f"cannot write the report to {str(report)!r}: folder {str(report.parent)!r} does "
+            "not exist",
+            hint="give a path in an existing folder",
+        )
     with workspace(home) as ws, progress_line(not as_json) as progress:
         record, result = with_progress(ws.evaluate, progress)(
-            candidate, snapshot, baseline=baseline, metric=metric
+            candidate, snapshot, baseline=baseline, metric=metric, policy=policy
         )
+        html = ws.store.get(record.results["report"]) if report is not None else b""
+    if report is not None:
+        report.write_bytes(html)
     if as_json:
         print_json(
             {
@@ -40,13 +61,18 @@ def evaluate(
                 "verdict": result.verdict,
                 "reasons": list(result.reasons),
                 **result.as_dict(),
+                "policy": record.results.get("policy"),
+                "report": record.results.get("report"),
             }
         )
     else:
         out.print(_comparison_table(result))
+        out.print(gate_table(result.gates))
         out.print(Text.assemble("verdict: ", (result.verdict, "bold")))
         for reason in result.reasons:
             out.print(f"  {reason}")
+        if report is not None:
+            out.print(f"report: {report}")
     print_timings(result, record)
 
 
@@ -82,3 +108,37 @@ def _comparison_table(result: Comparison) -> Table:
             _num(s.get("delta"), sign=True), _interval(s.get("delta_ci")),
         )  # fmt: skip
     return table
+
+
+_STYLES = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+
+
+def gate_table(results: tuple[GateResult, ...]) -> Table | Text:
+    """One row per gate: value, interval, threshold, status and why."""
+    if not results:
+        return Text("gates: none configured, so nothing is blessed")
+    table = Table(title="gates")
+    for col in ("gate", "value", "interval", "threshold", "status"):
+        right = col not in ("gate", "status")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
+    table.add_column("why", overflow="fold", min_width=30, ratio=1)
+    for g in results:
+        table.add_row(
+            g.name, _value(g.value), _span(g.interval), _value(g.threshold),
+            Text(g.status, style=_STYLES.get(g.status, "")), g.why,
+        )  # fmt: skip
+    return table
+
+
+def _value(value: float | None) -> str:
+    if value is None or value != value:  # NaN
+        return "-"
+    if float(value).is_integer():  # a count, a byte size, a threshold of 0
+        return f"{int(value):,}"
+    return f"{value:.4g}" if abs(value) >= 1e4 else f"{value:.4f}"
+
+
+def _span(interval: tuple[float, float] | None) -> str:
+    if interval is None or any(v is None or v != v for v in interval):
+        return "-"
+    return f"[{_value(interval[0])}, {_value(interval[1])}]"

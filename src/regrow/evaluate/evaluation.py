@@ -1,48 +1,58 @@
-"""Candidate versus baseline on the same rows and every slice, with intervals, then a gate.
+"""Candidate versus baseline on the same rows and every slice, with intervals, then the gates.
 
-The built-in gate blesses a candidate only when the paired bootstrap interval of its
-improvement lies above ``min_improvement`` on the whole data, and no slice gets worse by more
-than ``max_slice_regression``. With no baseline there is nothing to beat: the verdict is
-"none" (DESIGN.md: an evaluation with no gate does not bless).
+:func:`judge` tabulates the evaluation metric for both versions on the whole data and every
+slice, with the paired bootstrap interval of each difference, runs the gates
+(:mod:`regrow.evaluate.gates`) on the same resamples, and turns their results into the
+verdict: ``blessed`` only when every gate passed, ``rejected`` when one failed, ``none``
+otherwise (no baseline, an inconclusive gate, no gate at all: DESIGN.md, an evaluation with
+no gate does not bless). :func:`compare` does it for two fitted systems and a frame, with
+today's default gates (``improvement`` above 0, no slice worse by more than 0.02).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from regrow.data.snapshot import apply_slice
-from regrow.errors import DataError
-from regrow.evaluate.metrics import Metric, default_metric, get_metric, paired_bootstrap
-from regrow.model import FittedSystem
+from regrow.evaluate.gates import (
+    Gate,
+    GateContext,
+    GateResult,
+    Improvement,
+    Inconclusive,
+    SliceRegression,
+    verdict,
+)
+from regrow.evaluate.resample import percentile_interval
 
-__all__ = ["Comparison", "Gate", "MemberOutputs", "compare"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from regrow.model import FittedSystem
+
+__all__ = ["DEFAULT_GATES", "Comparison", "Gate", "MemberOutputs", "compare", "judge"]
 
 #: Members' outputs of a version on the rows of a frame, when the caller keeps them (members a
 #: candidate shares with its baseline are then predicted once; :class:`regrow.cache.OutputCache`).
-MemberOutputs = Callable[[FittedSystem, pd.DataFrame], Mapping[str, np.ndarray]]
+MemberOutputs = Callable[["FittedSystem", "pd.DataFrame"], Mapping[str, np.ndarray]]
 
-
-@dataclass(frozen=True)
-class Gate:
-    """When a candidate is blessed: a significant improvement and no slice much worse."""
-
-    min_improvement: float = 0.0
-    max_slice_regression: float = 0.02
-    level: float = 0.95
+#: The gates of the default policy: an improvement whose interval lies above 0, and no slice
+#: worse by more than 0.02.
+DEFAULT_GATES: tuple[Gate, ...] = (Improvement(), SliceRegression())
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Metric values, the improvement's interval, per-slice results, and the verdict.
+    """Metric values, the difference's interval, per-slice results, the gates and the verdict.
 
     Each slice maps to ``rows``, ``candidate`` and ``baseline`` values and, with a baseline,
     ``improvement`` (positive: better), ``delta`` (candidate minus baseline) and ``delta_ci``
-    (the paired bootstrap interval of ``delta``, as for the whole data).
+    (the paired bootstrap interval of ``delta``, as for the whole data). ``gates`` holds each
+    gate's result, in the order the policy lists them.
     """
 
     metric: str
@@ -56,6 +66,9 @@ class Comparison:
     verdict: str = "none"
     reasons: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds (evaluate)
+    gates: tuple[GateResult, ...] = ()
+    level: float = 0.95
+    resamples: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, as stored in the catalog."""
@@ -68,22 +81,15 @@ class Comparison:
             "delta_ci": [_num(v) for v in self.delta_ci] if self.delta_ci else None,
             "rows": self.rows,
             "slices": self.slices,
+            "level": self.level,
+            "resamples": self.resamples,
+            "gates": [g.to_dict() for g in self.gates],
         }
 
 
 def _num(value: float) -> float | None:
     """A metric value for JSON: None where it is undefined (NaN)."""
-    return value if np.isfinite(value) else None
-
-
-def _scores(model: FittedSystem, frame: pd.DataFrame, outputs: MemberOutputs | None) -> np.ndarray:
-    """Probabilities (classification) or values, combined from the members' outputs."""
-    members = outputs(model, frame) if outputs is not None else model.member_outputs(frame)
-    return np.asarray(model.output_of(members), dtype=float)
-
-
-def _improvement(metric: Metric, cand: float, base: float) -> float:
-    return cand - base if metric.higher_is_better else base - cand
+    return value if math.isfinite(value) else None
 
 
 def compare(
@@ -93,108 +99,82 @@ def compare(
     *,
     metric: str | None = None,
     slices: Mapping[str, str] | None = None,
-    gate: Gate | None = None,
-    n_boot: int = 300,
+    gates: Sequence[Gate] | None = None,
+    n_boot: int = 1000,
     seed: int = 0,
+    level: float = 0.95,
+    inconclusive: Inconclusive = "none",
     outputs: MemberOutputs | None = None,
+    **context: Any,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` on ``frame`` and apply ``gate``.
+    """Compare ``candidate`` with ``baseline`` on ``frame`` and run ``gates`` (default:
+    :data:`DEFAULT_GATES`; an empty list blesses nothing).
 
     ``outputs`` gives a version's members' outputs on the frame when the caller keeps them
-    (by default they are predicted).
+    (by default they are predicted); other keywords are fields of the
+    :class:`~regrow.evaluate.gates.GateContext` (profiles, the store, version records ...).
     """
-    if candidate.target not in frame.columns:
-        raise DataError(
-            f"the evaluation data has no target column {candidate.target!r}",
-            hint="evaluate on a labelled snapshot",
-        )
-    if len(frame) == 0:
-        raise DataError("the evaluation data is empty", hint="evaluate on a snapshot with rows")
-    m = get_metric(metric or default_metric(candidate.task), candidate.task)
-    gate = gate or Gate()
-    y = frame[candidate.target].to_numpy()
-    cand = _scores(candidate, frame, outputs)
-    base = _scores(baseline, frame, outputs) if baseline is not None else None
-    classes = candidate.classes_
-    if baseline is not None and baseline.classes_ != classes:
-        raise DataError(
-            f"{candidate.ref} predicts classes {classes} but {baseline.ref} predicts "
-            f"{baseline.classes_}",
-            hint="compare versions of the same system",
-        )
-    cand_value = m.fn(y, cand, classes)
-    slice_results: dict[str, dict[str, Any]] = {}
-    reasons: list[str] = []
-    for name, expr in (slices or {}).items():
-        rows = apply_slice(frame, name, expr).index
-        pos = frame.index.get_indexer(rows)
-        if len(pos) == 0:
-            slice_results[name] = {"rows": 0, "candidate": None, "baseline": None}
-            continue
-        entry: dict[str, Any] = {
-            "rows": len(pos),
-            "candidate": _num(m.fn(y[pos], cand[pos], classes)),
-        }
-        if base is not None:
-            entry["baseline"] = _num(m.fn(y[pos], base[pos], classes))
-            if entry["candidate"] is None or entry["baseline"] is None:
-                slice_results[name] = entry
-                continue
-            entry["improvement"] = _improvement(m, entry["candidate"], entry["baseline"])
-            entry["delta"] = entry["candidate"] - entry["baseline"]
-            lo_s, hi_s = paired_bootstrap(
-                m, y[pos], cand[pos], base[pos], classes=classes, n_boot=n_boot, seed=seed,
-                level=gate.level,
-            )  # fmt: skip
-            entry["delta_ci"] = [_num(lo_s), _num(hi_s)]
-            if entry["improvement"] < -gate.max_slice_regression:
-                reasons.append(
-                    f"slice {name!r} is worse by {-entry['improvement']:.4f} {m.name} "
-                    f"(limit {gate.max_slice_regression})"
-                )
-        slice_results[name] = entry
-    if base is None:
-        return Comparison(
-            m.name,
-            m.higher_is_better,
-            cand_value,
-            None,
-            None,
-            None,
-            len(frame),
-            slice_results,
-            "none",
-            ("no baseline to compare with",),
-        )
-    base_value = m.fn(y, base, classes)
-    lo, hi = paired_bootstrap(
-        m, y, cand, base, classes=classes, n_boot=n_boot, seed=seed, level=gate.level
-    )
-    improve_lo = lo if m.higher_is_better else -hi
-    improve_hi = hi if m.higher_is_better else -lo
-    delta = cand_value - base_value
-    if not improve_lo > gate.min_improvement:
-        reasons.insert(
-            0,
-            f"{m.name} improvement {_improvement(m, cand_value, base_value):+.4f} has a "
-            f"{gate.level:.0%} interval [{improve_lo:+.4f}, {improve_hi:+.4f}] that does not "
-            f"lie above {gate.min_improvement}",
-        )
-    verdict = "rejected" if reasons else "blessed"
-    if verdict == "blessed":
-        reasons.append(
-            f"{m.name} improved by {_improvement(m, cand_value, base_value):+.4f} "
-            f"({gate.level:.0%} interval [{improve_lo:+.4f}, {improve_hi:+.4f}])"
-        )
+
+    def predict(model: FittedSystem, rows: pd.DataFrame) -> np.ndarray:
+        members = outputs(model, rows) if outputs is not None and rows is frame else None
+        if members is None:
+            members = model.member_outputs(rows)
+        return np.asarray(model.output_of(members), dtype=float)
+
+    ctx = GateContext.of(
+        candidate, baseline, frame, metric=metric, slices=dict(slices or {}), n_boot=n_boot,
+        seed=seed, level=level, predict=predict, **context,
+    )  # fmt: skip
+    return judge(ctx, DEFAULT_GATES if gates is None else gates, inconclusive=inconclusive)
+
+
+def judge(
+    context: GateContext, gates: Sequence[Gate], *, inconclusive: Inconclusive = "none"
+) -> Comparison:
+    """The metric table of ``context``, every gate's result, and the verdict."""
+    results = tuple(gate.check(context) for gate in gates)
+    decided, reasons = verdict(results, inconclusive=inconclusive)
+    table = _table(context)
+    whole = table.pop("all")
     return Comparison(
-        m.name,
-        m.higher_is_better,
-        cand_value,
-        base_value,
-        delta,
-        (lo, hi),
-        len(frame),
-        slice_results,
-        verdict,
-        tuple(reasons),
+        metric=context.metric.name,
+        higher_is_better=context.metric.higher_is_better,
+        candidate=whole["candidate"] if whole["candidate"] is not None else math.nan,
+        baseline=None if context.baseline_scores is None else _nan(whole["baseline"]),
+        delta=whole.get("delta"),
+        delta_ci=tuple(whole["delta_ci"]) if whole.get("delta_ci") else None,
+        rows=context.rows,
+        slices=table,
+        verdict=decided,
+        reasons=reasons,
+        gates=results,
+        level=context.level,
+        resamples=context.n_boot,
     )
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _table(context: GateContext) -> dict[str, dict[str, Any]]:
+    """Per group ("all", then each slice): rows, both values, improvement, delta, interval."""
+    out: dict[str, dict[str, Any]] = {}
+    paired = context.baseline_scores is not None
+    for j, (name, rows) in enumerate(context.groups.items()):
+        n = context.rows if rows is None else len(rows)
+        if n == 0:
+            out[name] = {"rows": 0, "candidate": None, "baseline": None}
+            continue
+        entry: dict[str, Any] = {"rows": n, "candidate": _num(context.value("candidate", name))}
+        if paired:
+            entry["baseline"] = _num(context.value("baseline", name))
+            if entry["candidate"] is not None and entry["baseline"] is not None:
+                entry["improvement"] = context.improvement(entry["candidate"], entry["baseline"])
+                entry["delta"] = entry["candidate"] - entry["baseline"]
+                low, high = percentile_interval(
+                    context.draws[0, :, j] - context.draws[1, :, j], context.level
+                )
+                entry["delta_ci"] = [_num(low), _num(high)]
+        out[name] = entry
+    return out

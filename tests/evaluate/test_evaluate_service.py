@@ -1,0 +1,175 @@
+"""`Workspace.evaluate` and `regrow evaluate` under a policy: what is recorded, what is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from regrow import Ensemble, Member, System, Transform, Workspace
+from regrow.cli import _app
+from regrow.demo import make_window
+from regrow.errors import DataError, PolicyError
+from regrow.plan.policy import load_policy
+from regrow.testing import run_cli
+
+ALL_GATES = """
+gates:
+  resamples: 200
+  checks:
+    improvement: {min: 0.0}
+    slice_regression: {max: 0.05}
+    fairness: {sensitive: contract, max_difference: 0.5, max_increase: null}
+    data_quality: {max_out_of_range: 0.5}
+    stability: {margin: 0.5}
+    calibration: {max_ece: 0.5}
+    latency: {max_seconds: 60}
+    size: {max_bytes: 100000000}
+    coverage: {}
+    signature: {}
+"""
+
+
+def build() -> System:
+    return System("churn", target="churned", components=[
+        Transform("fee_scaled", StandardScaler(), inputs=["monthly_fee"]),
+        Member("account", LogisticRegression(), inputs=["tenure_months", "fee_scaled"]),
+        Member("geo", LogisticRegression(), inputs=["distance_km", "network_quality"]),
+        Ensemble("ensemble", weights={"account": 1, "geo": 1}),
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, dict[str, Any]]]:
+    """churn:v1 on old rows, churn:v2 with geo refitted on recent rows, a holdout with slices."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    later = make_window(1400, start="2026-07-01", days=30, seed=1, expanded=True)
+    with Workspace.init(tmp / "ws") as ws:
+        old = ws.snapshot(make_window(1200, start="2026-01-01", days=60, seed=0), name="old")
+        v1 = ws.train(build(), old, workers=1).version
+        v2 = ws.update(v1.ref, ws.snapshot(later.iloc[:700], name="recent"), components=["geo"],
+                       workers=1).version  # fmt: skip
+        ws.snapshot(later.iloc[700:], name="holdout", slices={"north": "region == 'north'"})
+        (tmp / "all.yaml").write_text(ALL_GATES)
+        yield ws, {"v1": v1, "v2": v2, "tmp": tmp}
+
+
+def test_an_evaluation_records_every_gate_the_policy_and_a_report(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    ws, f = flow
+    record, result = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref,
+                                 policy=f["tmp"] / "all.yaml")  # fmt: skip
+    names = [g.name for g in result.gates]
+    assert names == ["improvement", "slice_regression", "fairness", "data_quality", "stability",
+                     "calibration", "latency", "size", "coverage", "signature"]  # fmt: skip
+    stored = ws.catalog.list_evaluations(candidate_id=f["v2"].id)[0]
+    assert stored.id == record.id
+    assert [g["name"] for g in stored.results["gates"]] == names
+    assert stored.results["policy"] == load_policy(f["tmp"] / "all.yaml").id
+    html = ws.store.get(stored.results["report"]).decode()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<svg" in html
+    assert "http" not in html
+    assert "<script" not in html  # self-contained, nothing to fetch
+    for name in names:
+        assert name in html
+    assert (result.verdict == "blessed") == all(g.status == "pass" for g in result.gates)
+    stability = next(g for g in result.gates if g.name == "stability")
+    assert "training snapshot 'old'" in stability.why  # says which reference rows
+
+
+def test_with_no_gate_configured_nothing_is_blessed(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    ws, f = flow
+    (f["tmp"] / "none.yaml").write_text("gates: {checks: {}}\n")
+    _, result = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref,
+                            policy=f["tmp"] / "none.yaml")  # fmt: skip
+    assert result.verdict == "none"
+    assert result.gates == ()
+    assert "no gate is configured" in result.reasons[0]
+
+
+def test_a_missing_sensitive_column_is_refused_audited_and_records_nothing(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    ws, f = flow
+    (f["tmp"] / "fair.yaml").write_text("gates: {checks: {fairness: {sensitive: gender}}}\n")
+    before = len(ws.catalog.list_evaluations())
+    with pytest.raises(DataError, match="no sensitive column 'gender'"):
+        ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref, policy=f["tmp"] / "fair.yaml")
+    assert len(ws.catalog.list_evaluations()) == before
+    event = ws.catalog.audit_events(limit=1)[0]
+    assert event.action == "evaluation.refused"
+    assert event.subject == f"version:{f['v2'].ref}"
+    assert "gender" in event.payload["refused"]
+    ws.catalog.verify_audit()
+
+
+def test_an_unknown_gate_in_the_policy_is_refused_and_audited(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    ws, f = flow
+    (f["tmp"] / "typo.yaml").write_text("gates: {checks: {fairnes: {sensitive: region}}}\n")
+    before = len(ws.catalog.list_evaluations())
+    with pytest.raises(PolicyError, match="did you mean 'fairness'"):
+        ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref, policy=f["tmp"] / "typo.yaml")
+    assert len(ws.catalog.list_evaluations()) == before
+    assert ws.catalog.audit_events(limit=1)[0].action == "evaluation.refused"
+
+
+def test_the_cli_prints_the_gate_table_and_writes_the_report(
+    flow: tuple[Workspace, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws, f = flow
+    monkeypatch.setattr(_app.out, "width", 200)
+    home = str(ws.home)
+    out_file = f["tmp"] / "report.html"
+    code, out, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", "holdout",
+                             "--baseline", f["v1"].ref, "--policy", str(f["tmp"] / "all.yaml"),
+                             "--report", str(out_file), "--home", home)  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    table = lines.index(next(line for line in lines if "gate" in line and "threshold" in line))
+    assert table > lines.index(next(line for line in lines if "slice" in line and "rows" in line))
+    for name in ("improvement", "fairness", "latency", "signature"):
+        assert any(line.lstrip("│ ").startswith(name) for line in lines[table:]), name
+    assert "verdict:" in out
+    assert out_file.read_text().startswith("<!DOCTYPE html>")
+    code, out, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", "holdout",
+                             "--baseline", f["v1"].ref, "--home", home, "--json")  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert [g["name"] for g in data["gates"]] == ["improvement", "slice_regression"]
+    assert {"value", "interval", "threshold", "status", "why"} <= set(data["gates"][0])
+    assert data["policy"]
+    assert data["report"]
+
+
+def test_the_cli_refuses_a_report_path_in_a_missing_folder_before_evaluating(
+    flow: tuple[Workspace, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, f = flow
+    before = len(ws.catalog.list_evaluations())
+    missing = str(f["tmp"] / "nope" / "r.html")
+    code, _, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", "holdout",
+                           "--report", missing, "--home", str(ws.home))  # fmt: skip
+    assert code != 0
+    assert "does not exist" in err
+    assert len(ws.catalog.list_evaluations()) == before
+
+
+def test_explicit_gates_replace_the_policys(flow: tuple[Workspace, dict[str, Any]]) -> None:
+    from regrow.evaluate.gates import Coverage
+
+    ws, f = flow
+    _, result = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref, gates=[Coverage()])
+    assert [g.name for g in result.gates] == ["coverage"]
+    assert result.verdict == "blessed"
