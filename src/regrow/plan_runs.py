@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
 from regrow.components.base import Ensemble
 from regrow.components.outputs import output_key
 from regrow.errors import PlanError
+from regrow.experiments import record_candidate, record_plan
 from regrow.monitoring import window_quality
 from regrow.plan.actions import Action
 from regrow.plan.costs import learned_costs
@@ -67,12 +69,18 @@ def manual_plan(
     *,
     policy: Policy | None = None,
     note: str = "written by hand",
+    tags: Iterable[str] = (),
+    contingency: str | None = None,
 ) -> Plan:
     """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored.
 
     The way to fine-tune chosen blocks of a torch member by hand, continue a GBDT, or retire a
-    member, with the same records and approvals as a planned update.
+    member, with the same records and approvals as a planned update. It is recorded as a
+    ``manual`` experiment with ``tags`` and ``contingency`` (see :mod:`regrow.experiments`).
     """
+    tags = check_tags(tags)
+    if contingency is not None:
+        contingency = check_contingency(contingency)
     policy = policy or Policy.default()
     version = services.version(ref)
     win = services.record(window)
@@ -104,6 +112,7 @@ def manual_plan(
     services.catalog.add_plan(id=plan.id, system=plan.system, version_id=version.id,
                               window_id=win.id,
                               body={**plan.to_dict(), "summary": plan.summary()})  # fmt: skip
+    record_plan(services.catalog, plan, kind="manual", tags=tags, contingency=contingency)
     return plan
 
 
@@ -204,6 +213,7 @@ def run_plan(
             "timings": {k: round(v, 4) for k, v in timer.seconds.items()},
         },
     )
+    record_candidate(catalog, stored.id, result.version.id)
     return PlanRun(plan, record, result, estimated, actual, dict(timer.seconds))
 
 

@@ -30,12 +30,15 @@ Running a plan, and plans written by hand: :mod:`regrow.plan_runs` (:func:`run_p
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
+from regrow.experiments import record_plan
 from regrow.monitor.sample import SAMPLE_ROWS, describe_sample, sample_rows
 from regrow.monitoring import check_version, record_report
 from regrow.plan.actions import Action, Finetune, FullRetrain
@@ -86,12 +89,19 @@ def make_plan(
     policy: Policy | None = None,
     record: bool = True,
     progress: ProgressFn | None = None,
+    tags: Iterable[str] = (),
+    contingency: str | None = None,
 ) -> Plan:
     """Plan the update of version ``ref`` for ``window``; stored in the catalog if ``record``.
 
+    A stored plan with actions is recorded as an experiment with ``tags`` and
+    ``contingency`` (default: keep the version; see :func:`regrow.experiments.record_plan`).
     ``progress`` receives a :class:`~regrow.progress.Step` event as each step starts,
     advances and ends; the plan's ``timings`` say how long each took.
     """
+    # Bad tags or contingency are refused before any work.
+    tags = check_tags(tags)
+    chosen_contingency = check_contingency(contingency) if contingency is not None else None
     timer = Timer(progress)
     policy = policy or Policy.default()
     esc = policy.escalation
@@ -272,6 +282,7 @@ def make_plan(
     if record:
         with timer.step("record"):
             plan = _record(services, plan, monitored, window_rows, timer)
+            record_plan(services.catalog, plan, tags=tags, contingency=chosen_contingency)
     return replace(plan, timings=dict(timer.seconds))
 
 

@@ -105,19 +105,48 @@ def plan(
     policy: Annotated[
         Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
     ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Tag the plan's experiment record (repeatable)."),
+    ] = None,
+    contingency: Annotated[
+        str | None,
+        typer.Option(help="What happens if it fails (default: keep or roll back to VERSION)."),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Plan the smallest update that fixes what a window shows, and explain it."""
+    """Plan the smallest update that fixes what a window shows, and explain it.
+
+    A plan with actions is recorded as an experiment (see `regrow experiments`).
+    """
+    from regrow.catalog.experiments import check_contingency, check_tags
     from regrow.plan.policy import load_policy
 
+    tags = check_tags(tag or ())  # refused before the workspace opens
+    if contingency is not None:
+        check_contingency(contingency)
     chosen = load_policy(policy)
     with workspace(home) as ws, progress_line(not as_json) as progress:
-        result = with_progress(ws.plan, progress)(version, window_of(ws, window), policy=chosen)
+        result = with_progress(ws.plan, progress)(
+            version, window_of(ws, window), policy=chosen, tags=tags, contingency=contingency
+        )
+        experiment = next(iter(ws.catalog.experiments.list(subject_id=result.id)), None)
     if as_json:
-        print_json({"id": result.id, **result.to_dict()})
+        print_json(
+            {"id": result.id, **result.to_dict(),
+             "experiment": experiment.id if experiment is not None else None}
+        )  # fmt: skip
     else:
         _show_plan(result, result.id)
+        if experiment is not None:
+            out.print(
+                f"experiment {experiment.id[:12]}"
+                + (f" tagged {', '.join(experiment.tags)}" if experiment.tags else "")
+                + f": `regrow experiments show {experiment.id[:12]}`"
+            )
+            if contingency is not None:
+                out.print(f"the experiment's contingency: {experiment.contingency}")
     print_timings(result)
 
 
