@@ -112,11 +112,16 @@ def bench_cached_rerun(ws: Workspace, repeats: int) -> float:
 
 def bench_alias_move(ws: Workspace, repeats: int) -> float:
     a = ws.catalog.list_system_versions("wide100")[0]
+    b = ws.catalog.add_system_version(
+        system="wide100", manifest=a.manifest, spec=a.spec, parent_id=a.id, run_id=a.run_id,
+        snapshot_id=a.snapshot_id, note="a second holder: a move to the holder is refused",
+    )  # fmt: skip
     ws.promote(a.ref, "bench")
     times = []
     for i in range(max(50, repeats * 20)):
         t0 = time.perf_counter()
-        ws.catalog.move_alias("wide100", "bench", a.id, reason=f"move {i}")
+        target = b if i % 2 == 0 else a
+        ws.catalog.move_alias("wide100", "bench", target.id, reason=f"move {i}")
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 

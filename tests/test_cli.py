@@ -69,7 +69,7 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     )
     assert code == 0, out
     assert json.loads(out)["trained"] == ["account", "geo", "ensemble"]
-    assert run(capsys, "promote", "churn:v1", "--reason", "first", *h)[0] == 0
+    assert run(capsys, "promote", "churn:v1", "--reason", "first", "--force", *h)[0] == 0
     code, out, err = run(capsys, "monitor", "--version", "churn@champion", "--window", "recent",
                          *h, "--json")  # fmt: skip
     assert code == 0, err
@@ -108,7 +108,7 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     )
     assert code == 0
     assert json.loads(out)["verdict"] in {"blessed", "rejected"}
-    assert run(capsys, "promote", "churn:v2", *h)[0] == 0
+    assert run(capsys, "promote", "churn:v2", "--reason", "newer", "--force", *h)[0] == 0
     code, out, _ = run(capsys, "status", *h, "--json")
     assert code == 0
     assert all(r["fresh"] for r in json.loads(out)["churn:v2"])
@@ -124,7 +124,7 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     assert json.loads(out)["version"] == "churn:v1"
     code, out, _ = run(capsys, "aliases", "--history", *h, "--json")
     moves = json.loads(out)["history"]["churn@champion"]
-    assert [m["reason"] for m in moves] == ["oops", "", "first"]
+    assert [m["reason"] for m in moves] == ["oops", "newer", "first"]
     code, out, _ = run(capsys, "audit", "--verify", *h, "--json")
     assert code == 0
     assert json.loads(out)["verified"] > 5
@@ -247,7 +247,7 @@ def test_user_text_is_printed_as_is_never_as_markup(
     run(
         capsys, "train", f"{project / 'models.py'}:build", "--snapshot", "old", "--workers", "1", *h
     )
-    assert run(capsys, "promote", "churn:v1", "--reason", "[/oops] [bold]x", *h)[0] == 0
+    assert run(capsys, "promote", "churn:v1", "--reason", "[/oops] [bold]x", "--force", *h)[0] == 0
     code, out, err = run(capsys, "aliases", "--history", *h)
     assert code == 0, err
     assert "[/oops] [bold]x" in out

@@ -82,14 +82,14 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     code, outputs["train"], err = run("train", f"{tmp / 'models.py'}:build", "--snapshot", "old",
                                       "--workers", "1", *h)  # fmt: skip
     assert code == 0, err
-    assert run("promote", "churn:v1", "--reason", "first", *h)[0] == 0
+    assert run("promote", "churn:v1", "--reason", "first", "--force", *h)[0] == 0
     code, outputs["update"], err = run("update", "churn@champion", "--snapshot", "recent",
                                        "-c", "geo", "--workers", "1", *h)  # fmt: skip
     assert code == 0, err
     code, outputs["evaluate"], err = run("evaluate", "churn:v2", "--snapshot", "holdout",
                                          "--baseline", "churn:v1", *h)  # fmt: skip
     assert code == 0, err
-    assert run("promote", "churn:v2", "--reason", "better", *h)[0] == 0
+    assert run("promote", "churn:v2", "--reason", "better", "--force", *h)[0] == 0
     return tmp, outputs
 
 
@@ -375,7 +375,7 @@ def quick_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         return SimpleNamespace(
             v1="churn:v1", v2="churn:v2", update=SimpleNamespace(components={}), drifted=[],
             impacts=[], metric="roc_auc", before=0.7, after=0.8, promoted=True, reasons=[],
-            seconds=1.0, summary=lambda: summary,
+            seconds=1.0, summary=lambda: summary, gates=(), approvals=["reviewer"],
         )  # fmt: skip
 
     monkeypatch.setattr("regrow.cli.demo.tempfile.mkdtemp", mkdtemp)

@@ -75,7 +75,8 @@ def trained(tmp_path: Path) -> Path:
     )
     with Workspace.init(home) as ws:
         snap = ws.snapshot(make_window(300, start="2026-01-01", days=30, seed=0), name="d")
-        ws.promote(ws.train(system, snap, workers=1).version.ref, "champion")
+        v1 = ws.train(system, snap, workers=1).version.ref
+        ws.promote(v1, "champion", force=True, reason="setup")
     return home
 
 

@@ -118,7 +118,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, pd.DataFram
         history = make_window(2000, start="2026-01-01", days=181, seed=0)
         slices = {"monthly_contracts": "contract == 'monthly'"}
         ref = ws.snapshot(history, name="customers", time_column="ts", slices=slices)
-        ws.promote(ws.train(system, ref).version.ref, "champion")
+        ws.promote(ws.train(system, ref).version.ref, "champion", force=True, reason="setup")
     window = make_window(1200, start="2026-07-01", days=61, seed=1, expanded=True)
     return str(home), window
 

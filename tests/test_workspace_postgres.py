@@ -30,7 +30,7 @@ def test_partial_update_on_a_postgres_catalog(tmp_path: Path, postgres_url: str)
         assert ws.catalog.dialect == "postgresql"
         old = ws.snapshot(make_window(1200, start="2026-01-01", days=30, seed=0), name="old")
         v1 = ws.train(build(), old, workers=1).version
-        ws.promote(v1.ref, reason="first")
+        ws.promote(v1.ref, reason="first", force=True)
         assert ws.train(build(), old, workers=1).trained == []
         new = ws.snapshot(
             make_window(600, start="2026-07-01", days=10, seed=1, expanded=True), name="new"
@@ -38,7 +38,7 @@ def test_partial_update_on_a_postgres_catalog(tmp_path: Path, postgres_url: str)
         update = ws.update("churn@champion", new, components=["geo"], workers=1)
         assert update.trained == ["geo", "ensemble"]
         assert update.reused == ["account"]
-        ws.promote(update.version.ref, reason="drift")
+        ws.promote(update.version.ref, reason="drift", force=True)
         assert ws.rollback("churn", reason="check").version_id == v1.id
         report = ws.lineage(update.version.ref)
         assert report["parents"][0]["version"] == "churn:v1"

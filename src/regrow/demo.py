@@ -23,8 +23,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from regrow.catalog.records import SnapshotRecord
 from regrow.components.base import Ensemble, Member, Transform
 from regrow.errors import ConfigError
+from regrow.evaluate.gates import GateResult
 from regrow.monitor.attribution import ComponentImpact
 from regrow.monitor.drift_monitor import FeatureDrift
 from regrow.plan.plan import Plan
@@ -140,6 +142,8 @@ class DemoResult:
     promoted: bool
     seconds: float
     steps: list[tuple[str, float]] = field(default_factory=list)
+    gates: tuple[GateResult, ...] = ()
+    approvals: list[str] = field(default_factory=list)  # who approved v2 for champion
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary `regrow demo --json` ends with."""
@@ -150,8 +154,26 @@ class DemoResult:
             "before": round(self.before, 4),
             "after": round(self.after, 4),
             "promoted": self.promoted,
+            "gates": {g.name: g.status for g in self.gates},
+            "approved_by": self.approvals,
             "seconds": round(self.seconds, 2),
         }
+
+
+REVIEWER = "reviewer"
+
+
+def _reviewer(ws: Workspace) -> tuple[Workspace, str]:
+    """The workspace as a second identity, ``reviewer`` (approver), through a new token, and
+    the token's id: the champion alias is protected, and a version's author cannot approve it."""
+    from regrow.errors import NotFound
+
+    try:
+        ws.catalog.identities.get(REVIEWER)
+    except NotFound:
+        ws.add_identity(REVIEWER, "approver")
+    record, token = ws.create_token(REVIEWER, label="regrow demo")
+    return Workspace(ws.config, token=token), record.id
 
 
 def run_demo(
@@ -197,8 +219,39 @@ def _run_demo(
     system = build_system(seed)
     v1 = ws.train(system, reference, workers=workers, progress=progress, note="initial model")
     step("train v1", t0)
+    reviewer, token_id = _reviewer(ws)
+    try:
+        return _scenario(
+            ws, reviewer, v1, reference, seed, new_rows, workers, progress, say, started, steps
+        )
+    finally:
+        reviewer.revoke_token(token_id)  # the demo's token is not left lying around
+        reviewer.close()
+
+
+def _scenario(
+    ws: Workspace,
+    reviewer: Workspace,
+    v1: RunResult,
+    reference: SnapshotRecord,
+    seed: int,
+    new_rows: int,
+    workers: int | None,
+    progress: Callable[[RunEvent], None] | None,
+    say: Callable[[str], None],
+    started: float,
+    steps: list[tuple[str, float]],
+) -> DemoResult:
+    def step(name: str, t0: float) -> None:
+        steps.append((name, time.perf_counter() - t0))
+
+    say(
+        f"trained {v1.version.ref} ({len(v1.trained)} components) as {ws.identity.name!r}; "
+        f"champion is protected: {REVIEWER!r} (approver) reviews it"
+    )
+    reviewer.approve(v1.version.ref, "champion", note="demo: first model reviewed")
     ws.promote(v1.version.ref, "champion", reason="demo: first model")
-    say(f"trained {v1.version.ref} ({len(v1.trained)} components) and promoted it to champion")
+    say(f"{REVIEWER!r} approved {v1.version.ref}; promoted it to champion")
 
     t0 = time.perf_counter()
     later = make_window(new_rows, start="2026-07-01", days=61, seed=seed + 1, expanded=True)
@@ -245,7 +298,11 @@ def _run_demo(
     _, comparison = ws.evaluate(update.version.ref, holdout, baseline="churn@champion")
     step("evaluate", t0)
     promoted = False
+    approvals: list[str] = []
     if comparison.verdict == "blessed":
+        approval = reviewer.approve(update.version.ref, "champion", note="demo: gates passed")
+        approvals.append(approval.approver)
+        say(f"{REVIEWER!r} approved {update.version.ref}")
         ws.promote(update.version.ref, "champion", reason="; ".join(comparison.reasons))
         promoted = True
     return DemoResult(
@@ -265,4 +322,6 @@ def _run_demo(
         promoted=promoted,
         seconds=time.perf_counter() - started,
         steps=steps,
+        gates=comparison.gates,
+        approvals=approvals,
     )

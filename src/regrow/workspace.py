@@ -24,6 +24,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
@@ -55,6 +56,9 @@ from regrow.errors import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from regrow.catalog.experiments import ExperimentRecord
+    from regrow.catalog.identities import IdentityRecord, TokenRecord
+    from regrow.catalog.promotion import ApprovalRecord
     from regrow.data.schema import Schema
     from regrow.evaluate.evaluation import Comparison, Gate
     from regrow.model import FittedSystem
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
     from regrow.plan.policy import Policy
     from regrow.plan_runs import PlanRun
     from regrow.progress import ProgressFn
+    from regrow.reproduce import ReproduceReport
     from regrow.run.backends import ExecutorBackend
     from regrow.run.runner import RunEvent, RunResult
     from regrow.run.staleness import ComponentStatus
@@ -76,8 +81,9 @@ __all__ = ["Workspace"]
 class Workspace:
     """A catalog and an artifact store, and the operations that use both."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, token: str | None = None) -> None:
         self.config = config
+        self._token = token
         self.home = config.home
         url = config.resolved_catalog_url()
         try:
@@ -89,6 +95,69 @@ class Workspace:
                 hint="check the catalog URL and that its database server is running",
             ) from exc
         self.store: ArtifactStore = open_store(config.resolved_store_url())
+        self._identity: IdentityRecord | None = None
+
+    # -- who acts -----------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> IdentityRecord:
+        """Who acts through this workspace: the identity of the token it was opened with (or
+        ``$REGROW_TOKEN``), else (when the
+        workspace allows it) the OS user's; resolved once, on first use (see :mod:`regrow.auth`).
+        Every write is recorded under its name."""
+        if self._identity is None:
+            from regrow.auth import resolve_identity
+
+            self._identity = resolve_identity(
+                self.catalog, token=self._token, allow_os_user=self.config.allow_os_user
+            )
+            self.catalog.actor = self._identity.name
+        return self._identity
+
+    def _require(self, role: str, what: str) -> None:
+        """Raise :class:`~regrow.errors.PermissionDenied` (audited) unless the acting
+        identity's role is at least ``role``."""
+        from regrow.auth import require
+
+        require(self.catalog, self.identity, role, what)
+
+    def add_identity(self, name: str, role: str) -> IdentityRecord:
+        """Add an identity with ``role`` (viewer, operator, approver, admin); admin only."""
+        self._require("admin", "add identities")
+        return self.catalog.identities.add(name, role)
+
+    def set_role(self, name: str, role: str) -> IdentityRecord:
+        """Change an identity's role; admin only."""
+        self._require("admin", "change roles")
+        return self.catalog.identities.set_role(name, role)
+
+    def revoke_identity(self, name: str) -> IdentityRecord:
+        """Revoke an identity and its tokens (it can no longer act); admin only."""
+        self._require("admin", "revoke identities")
+        return self.catalog.identities.revoke(name)
+
+    def create_token(self, name: str, *, label: str = "") -> tuple[TokenRecord, str]:
+        """A new API token for identity ``name``: its record and the token itself, shown only
+        now (only a salted hash is kept); admin only."""
+        self._require("admin", "create tokens")
+        return self.catalog.identities.create_token(name, label=label)
+
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        """Revoke an API token: an admin, or the identity it belongs to."""
+        token = self.catalog.identities.get_token(token_id)
+        if token.identity != self.identity.name:
+            self._require("admin", "revoke another identity's token")
+        return self.catalog.identities.revoke_token(token_id)
+
+    def _policy(self, policy: Policy | str | os.PathLike[str] | None) -> Policy:
+        """``policy`` loaded (a path, or None for the default) and registered in the catalog on
+        first use (``catalog.policies``, audited ``policy.register``)."""
+        from regrow.plan.policy import Policy, load_policy
+
+        source = "a Policy object" if isinstance(policy, Policy) else str(policy or "")
+        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.catalog.policies.register(loaded.id, loaded.to_dict(), source=source[:255])
+        return loaded
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -124,9 +193,14 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
-        """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME`` or ``./.regrow``."""
-        return cls(Config.load(resolve_home(home)))
+    def open(
+        cls, home: str | os.PathLike[str] | None = None, *, token: str | None = None
+    ) -> Workspace:
+        """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME`` or ``./.regrow``.
+
+        ``token`` (default ``$REGROW_TOKEN``) says who acts: see :attr:`identity`.
+        """
+        return cls(Config.load(resolve_home(home)), token=token)
 
     def close(self) -> None:
         """Release the catalog's connections."""
@@ -176,6 +250,7 @@ class Workspace:
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
+        self._require("operator", "snapshot")
         from regrow.data.snapshot import prepare_snapshot
         from regrow.data.snapshot_safety import review_snapshot
         from regrow.monitor.profile import Profile
@@ -275,6 +350,7 @@ class Workspace:
         The parent of the new version is the system's newest version, if any. If nothing
         changed, nothing is trained and that version is returned.
         """
+        self._require("operator", "train")
         from regrow.run.runner import execute, full_bindings
 
         snap = self._snapshot_for(system, snapshot)
@@ -314,6 +390,7 @@ class Workspace:
         is unchanged and its version is reused, unless something it depends on changed (its
         code, its parameters when ``system`` is given, or a refitted upstream transform).
         """
+        self._require("operator", "update")
         from regrow.run.runner import execute, partial_bindings
 
         base = self.catalog.get_system_version(parent)
@@ -333,7 +410,7 @@ class Workspace:
         for t in targets:
             system[t]  # raises with a close-match hint for unknown names
         run_seed = system.seed if seed is None else seed
-        return execute(
+        result = execute(
             self.catalog,
             self.store,
             system,
@@ -347,6 +424,10 @@ class Workspace:
             progress=progress,
             note=note,
         )
+        from regrow.experiments import record_update
+
+        record_update(self.catalog, result, components=targets, note=note)
+        return result
 
     def _latest(self, system: str) -> SystemVersionRecord | None:
         versions = self.catalog.list_system_versions(system)
@@ -414,6 +495,7 @@ class Workspace:
         ``performance=False`` skips the labelled performance report. ``progress`` receives
         :class:`~regrow.progress.Step` events; the result's ``timings`` say where the time went.
         """
+        self._require("operator", "monitor")
         from regrow.monitoring import monitor_version
 
         chosen = slices if slices is None or isinstance(slices, Mapping | str) else list(slices)
@@ -432,6 +514,8 @@ class Workspace:
         policy: Policy | str | os.PathLike[str] | None = None,
         record: bool = True,
         progress: ProgressFn | None = None,
+        tags: Iterable[str] = (),
+        contingency: str | None = None,
     ) -> Plan:
         """Plan the smallest update of version ``ref`` that fixes what ``window`` shows.
 
@@ -440,15 +524,19 @@ class Workspace:
         :class:`~regrow.plan.policy.Policy`, a YAML file's path, or None for the default.
         ``progress`` receives :class:`~regrow.progress.Step` events; the plan's ``timings``
         say where the time went. See :mod:`regrow.planning`.
+
+        A stored plan with actions is recorded as an experiment (``catalog.experiments``)
+        with its rationale, expected gain and cost, ``tags`` and ``contingency`` (default:
+        keep, or roll back to, ``ref``); see :mod:`regrow.experiments`.
         """
-        from regrow.plan.policy import Policy, load_policy
         from regrow.planning import make_plan
 
-        if not isinstance(policy, Policy):
-            policy = load_policy(policy)
+        self._require("operator", "plan")
+        policy = self._policy(policy)
         return make_plan(
-            self._services(), ref, window, policy=policy, record=record, progress=progress
-        )
+            self._services(), ref, window, policy=policy, record=record, progress=progress,
+            tags=tags, contingency=contingency,
+        )  # fmt: skip
 
     def apply(
         self,
@@ -462,6 +550,8 @@ class Workspace:
         workers: int | None = None,
         backend: ExecutorBackend | None = None,
         progress: Callable[[Any], None] | None = None,
+        tags: Iterable[str] = (),
+        contingency: str | None = None,
     ) -> PlanRun:
         """Run actions chosen by hand on version ``ref`` with ``window``'s rows.
 
@@ -471,14 +561,17 @@ class Workspace:
                                                       options={"lr": 1e-3, "epochs": 10})])
 
         The actions are checked against the policy, costed, stored as a plan and run like
-        any plan (approval rules included).
+        any plan (approval rules included). The plan is recorded as a ``manual`` experiment
+        with ``tags`` and ``contingency``; the run records its candidate there.
         """
-        from regrow.plan.policy import Policy, load_policy
         from regrow.plan_runs import manual_plan
 
-        if not isinstance(policy, Policy):
-            policy = load_policy(policy)
-        plan = manual_plan(self._services(), ref, window, list(actions), policy=policy)
+        self._require("operator", "apply actions")
+        policy = self._policy(policy)
+        plan = manual_plan(
+            self._services(), ref, window, list(actions), policy=policy, tags=tags,
+            contingency=contingency,
+        )  # fmt: skip
         return self.run_plan(
             plan, approve=approve, seed=seed, workers=workers, backend=backend,
             progress=progress,
@@ -500,8 +593,16 @@ class Workspace:
         run and the run's :class:`~regrow.run.runner.RunEvent` s; the result's ``timings``
         say where the time went.
         """
+        from regrow.plan.plan import Plan
         from regrow.plan_runs import run_plan
 
+        self._require("operator", "run a plan")
+        if approve:
+            stored = (
+                plan if isinstance(plan, Plan) else Plan.from_dict(self.catalog.get_plan(plan).body)
+            )
+            if stored.needs_approval:
+                self._require("approver", "approve a plan's actions (--approve)")
         return run_plan(
             self._services(),
             plan,
@@ -521,19 +622,27 @@ class Workspace:
         *,
         baseline: str | None = None,
         metric: str | None = None,
-        gate: Gate | None = None,
+        policy: Policy | str | os.PathLike[str] | None = None,
+        gates: Iterable[Gate] | None = None,
         progress: ProgressFn | None = None,
     ) -> tuple[EvaluationRecord, Comparison]:
-        """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices; record it.
+        """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices, run the
+        gates of ``policy`` (a :class:`~regrow.Policy`, a policy file, or None: the default
+        policy) and record the evaluation with every gate's result and an HTML report.
 
-        ``progress`` receives :class:`~regrow.progress.Step` events; the comparison's
-        ``timings`` say where the time went. See :mod:`regrow.evaluating`.
+        ``gates`` runs these gate objects instead of the policy's ``gates.checks`` (the rest
+        of the section still applies); ``metric`` overrides ``gates.metric``. The verdict is
+        ``blessed`` only when every gate passed. Recording needs the operator role; a refused
+        evaluation is audited (``evaluation.refused``) and records nothing. ``progress``
+        receives :class:`~regrow.progress.Step` events; the comparison's ``timings`` say
+        where the time went. See :mod:`regrow.evaluating` and :mod:`regrow.evaluate.gates`.
         """
         from regrow.evaluating import evaluate
 
+        self._require("operator", "record an evaluation")
         return evaluate(
-            self._services(), candidate, snapshot, baseline=baseline, metric=metric, gate=gate,
-            progress=progress,
+            self._services(), candidate, snapshot, baseline=baseline, metric=metric,
+            policy=policy, gates=None if gates is None else list(gates), progress=progress,
         )  # fmt: skip
 
     def promote(
@@ -543,16 +652,71 @@ class Workspace:
         *,
         reason: str = "",
         expected_revision: int | None = None,
+        policy: Policy | str | os.PathLike[str] | None = None,
+        force: bool = False,
     ) -> AliasRecord:
-        """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited)."""
+        """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited).
+
+        An alias the policy protects (``promotion.protected``; default ``champion``) moves only
+        when the version has a blessed evaluation against the alias's holder on a snapshot the
+        policy accepts, and the policy's number of approvals by identities other than its
+        author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused` names
+        everything missing, the attempt is audited and nothing moves. ``force`` needs the
+        admin role and a ``reason``. A move to the version the alias holds is refused.
+        See :mod:`regrow.catalog.promotion`.
+        """
+        from regrow.catalog.promotion import PromotionRules
+
+        self._require("operator", f"promote to {alias!r}")
+        if force:
+            self._require("admin", f"force a promotion to {alias!r}")
+        policy = self._policy(policy)
+        section = policy.promotion
+        rules = PromotionRules(
+            protected=tuple(section.protected),
+            require_blessed=section.require_blessed,
+            approvals=section.approvals,
+            evaluation_snapshots=tuple(section.evaluation_snapshots),
+        )
         version = self.catalog.get_system_version(ref)
         return self.catalog.move_alias(
-            version.system, alias, version.id, expected_revision=expected_revision, reason=reason
-        )
+            version.system, alias, version.id, expected_revision=expected_revision,
+            reason=reason, rules=rules, force=force,
+        )  # fmt: skip
+
+    def approve(self, ref: str, alias: str = "champion", *, note: str = "") -> ApprovalRecord:
+        """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;
+        never the version's author). Audited ``approval.add``."""
+        self._require("approver", f"approve a version for {alias!r}")
+        version = self.catalog.get_system_version(ref)
+        return self.catalog.approvals.add(version.id, alias, note=note)
 
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
-        """Move ``alias`` back to the version it pointed at before its latest move."""
+        """Move ``alias`` back one step in its history of holders (never toggles)."""
+        self._require("operator", f"roll back {alias!r}")
         return self.catalog.rollback_alias(system, alias, reason=reason)
+
+    def tag_experiment(self, ref: str, tags: Iterable[str]) -> ExperimentRecord:
+        """Add ``tags`` to experiment ``ref`` (an id or a prefix of at least 6 characters)."""
+        self._require("operator", "tag an experiment")
+        return self.catalog.experiments.tag(ref, list(tags))
+
+    def reproduce(
+        self,
+        ref: str,
+        *,
+        tolerance: float = 1e-6,
+        keep: str | os.PathLike[str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ReproduceReport:
+        """Rebuild version ``ref`` from its record in a scratch workspace (kept in ``keep`` when
+        given) and compare it component by component: fingerprint, artifact bytes, outputs
+        within ``tolerance`` (see :func:`regrow.reproduce.reproduce`). Writes one audit event."""
+        from regrow.reproduce import reproduce
+
+        self._require("operator", "reproduce a version")
+        scratch = None if keep is None else Path(keep)
+        return reproduce(self, ref, tolerance=tolerance, scratch=scratch, progress=progress)
 
     # -- upkeep -------------------------------------------------------------------------------
 
@@ -572,6 +736,7 @@ class Workspace:
         """
         from regrow.doctor import doctor
 
+        self._require("admin" if repair else "viewer", "repair" if repair else "check")
         return doctor(
             self.catalog,
             self.store,

@@ -16,13 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from regrow.catalog import audit, checks, lookup
+from regrow.catalog import audit, checks, lookup, promotion
 from regrow.catalog.core import CatalogCore
 from regrow.catalog.models import Alias, AliasMove, SystemVersion
+from regrow.catalog.promotion import PromotionRules
 from regrow.catalog.records import AliasMoveRecord, AliasRecord
 from regrow.catalog.refs import check_name
 from regrow.catalog.rows import alias_move_record, alias_record
-from regrow.errors import AliasConflict, CatalogError, ConfigError, NotFound
+from regrow.errors import AliasConflict, CatalogError, ConfigError, NotFound, PromotionRefused
 
 __all__ = ["AliasesMixin", "current", "missing", "move", "previous_holder"]
 
@@ -36,6 +37,7 @@ _HELD = sa.select(_ALIASES.c.version_id, _ALIASES.c.revision).where(
 _REFS = sa.select(_VERSIONS.c.id, _VERSIONS.c.system, _VERSIONS.c.number).where(
     _VERSIONS.c.id.in_(sa.bindparam("ids", expanding=True))
 )
+_LOCK = _HELD.with_for_update()
 _CREATE = sa.insert(_ALIASES)
 _CAS = sa.update(_ALIASES).where(
     _ALIASES.c.system == sa.bindparam("b_system"),
@@ -43,6 +45,9 @@ _CAS = sa.update(_ALIASES).where(
     _ALIASES.c.revision == sa.bindparam("b_revision"),
 )
 _RECORD_MOVE = sa.insert(cast(sa.Table, AliasMove.__table__))
+_NEWEST_MOVE = sa.select(sa.func.max(AliasMove.id)).where(
+    AliasMove.system == sa.bindparam("s"), AliasMove.alias == sa.bindparam("a")
+)
 
 
 class AliasesMixin(CatalogCore):
@@ -57,6 +62,8 @@ class AliasesMixin(CatalogCore):
         expected_revision: int | None = None,
         actor: str | None = None,
         reason: str = "",
+        rules: PromotionRules | None = None,
+        force: bool = False,
     ) -> AliasRecord:
         """Point ``system@alias`` at a version of ``system``, by compare-and-set.
 
@@ -64,7 +71,14 @@ class AliasesMixin(CatalogCore):
         happens only if the alias is still at that revision. Without it, the move is still
         guarded by the revision read in the same transaction. Losing a race raises
         :class:`~regrow.errors.AliasConflict`. The move, its history row and its audit event
-        (``alias.move``) are written together.
+        (``alias.move``) are written together. A move to the version the alias already holds
+        is refused.
+
+        With ``rules`` a protected alias moves only when nothing is :func:`.promotion.missing`
+        (checked in the move's transaction); otherwise
+        :class:`~regrow.errors.PromotionRefused` names everything missing, the attempt is
+        audited (``promotion.refused``) and nothing moves. ``force`` (for an admin: the
+        caller checks the role) moves it anyway, with a ``reason``, audited ``alias.force``.
         """
         self._check_move(system, alias, reason)
         if (
@@ -72,26 +86,76 @@ class AliasesMixin(CatalogCore):
             and checks.integer("expected_revision", expected_revision) < 0
         ):
             raise ConfigError(f"'expected_revision' must be >= 0 (got {expected_revision!r})")
+        if force and not reason.strip():
+            raise ConfigError(
+                "a forced promotion needs a reason (got an empty one)",
+                hint="say why the gates and approvals are bypassed: --reason '...'",
+            )
         who = self._who(actor)
-        return self._write(
-            lambda session: move(
+        forced: list[str] = []
+
+        def write(session: Session) -> AliasRecord:
+            # Lock the alias row (PostgreSQL; SQLite's write transaction holds the database):
+            # the rules are checked against the holder this move then replaces.
+            held = session.execute(_LOCK, {"system": system, "alias": alias}).one_or_none()
+            revision = held.revision if held is not None else 0
+            if expected_revision is not None and revision != expected_revision:
+                _conflict(system, alias, revision, expected_revision)  # a lost race, not a refusal
+            lacks = (
+                promotion.missing(session, rules, system=system, alias=alias, version_id=version_id)
+                if rules is not None
+                else []
+            )
+            if lacks and not (force and not lacks[0].endswith("would change nothing")):
+                raise PromotionRefused(
+                    f"{system}@{alias} cannot move to {_ref_of(session, version_id)}: it lacks "
+                    + "; ".join(lacks),
+                    hint="fix what is listed, or (an admin) --force with a --reason",
+                )
+            forced.extend(lacks)
+            return move(
                 session,
                 system=system,
                 alias=alias,
                 version_id=version_id,
-                expected_revision=expected_revision,
+                expected_revision=revision,
                 actor=who,
                 reason=reason,
+                action="alias.force" if force else "alias.move",
+                kind="force" if force else "move",
+                bypassed=forced,
             )
-        )
+
+        try:
+            record: AliasRecord = self._write(write)
+        except PromotionRefused as refused:
+            text = str(refused)
+            self._write(
+                lambda session: audit.append(
+                    session,
+                    actor=who,
+                    action="promotion.refused",
+                    subject=f"alias:{system}@{alias}",
+                    payload={
+                        "to": version_id,
+                        "reason": reason,
+                        "refused": text,
+                        "rules": rules.as_dict() if rules is not None else None,
+                    },
+                )
+            )
+            raise
+        return record
 
     def rollback_alias(
         self, system: str, alias: str, *, actor: str | None = None, reason: str = ""
     ) -> AliasRecord:
-        """Move ``system@alias`` back to the version it pointed to before its latest move.
+        """Move ``system@alias`` back one step in its history of holders.
 
-        A move like any other (compare-and-set, history, audit action ``alias.rollback``).
-        An alias with no previous version raises :class:`~regrow.errors.CatalogError`.
+        The first rollback goes to the holder before the current one, the next to the one
+        before that (:func:`.promotion.holders`): it never toggles between two versions. A
+        move like any other (compare-and-set, history, audit action ``alias.rollback``). An
+        alias with no earlier holder raises :class:`~regrow.errors.CatalogError`.
         """
         self._check_move(system, alias, reason)
         who = self._who(actor)
@@ -107,9 +171,15 @@ class AliasesMixin(CatalogCore):
                 actor=who,
                 reason=reason,
                 action="alias.rollback",
+                kind="rollback",
             )
 
         return self._write(write)
+
+    @property
+    def approvals(self) -> promotion.Approvals:
+        """Approvals of versions for aliases (see :mod:`.promotion`)."""
+        return promotion.Approvals(self)
 
     def get_alias(self, system: str, alias: str) -> AliasRecord:
         """The alias ``system@alias``; :class:`~regrow.errors.NotFound` if it does not exist."""
@@ -158,8 +228,14 @@ def move(
     actor: str,
     reason: str,
     action: str = "alias.move",
+    kind: str = "move",
+    bypassed: list[str] | None = None,
 ) -> AliasRecord:
-    """Point ``system@alias`` at ``version_id`` by compare-and-set (see the module docstring)."""
+    """Point ``system@alias`` at ``version_id`` by compare-and-set (see the module docstring).
+
+    ``kind`` is kept in the history (``move``, ``rollback``, ``force``); ``bypassed`` lists
+    what a forced move lacked (kept in its audit event).
+    """
     conn = session.connection()
     held = conn.execute(_HELD, {"system": system, "alias": alias}).one_or_none()
     from_id, revision = (held.version_id, held.revision) if held is not None else (None, 0)
@@ -168,14 +244,20 @@ def move(
     if version_id not in refs:
         lookup.version_by_id(session, version_id)  # raises VersionNotFound with a hint
     target_system, number = refs[version_id]
+    if expected_revision is not None and expected_revision != revision:
+        _conflict(system, alias, revision, expected_revision)
+    if from_id == version_id:
+        raise CatalogError(
+            f"{target_system}:v{number} already holds {system}@{alias}: the move would change "
+            "nothing",
+            hint="promote another version, or roll back with `regrow rollback`",
+        )
     if target_system != system:
         raise CatalogError(
             f"version {target_system}:v{number} ({version_id}) belongs to system "
             f"{target_system!r}, not {system!r}",
             hint=f"aliases of {system!r} can only point at versions of {system!r}",
         )
-    if expected_revision is not None and expected_revision != revision:
-        _conflict(system, alias, revision, expected_revision)
     now = datetime.now(UTC)
     values = {"version_id": version_id, "revision": revision + 1, "updated_at": now}
     if held is None:
@@ -199,6 +281,7 @@ def move(
             "actor": actor,
             "reason": reason,
             "at": now,
+            "kind": kind,
         },
     )
     from_ref = f"{refs[from_id][0]}:v{refs[from_id][1]}" if from_id in refs else None
@@ -207,6 +290,11 @@ def move(
         actor=actor,
         action=action,
         subject=f"alias:{system}@{alias}",
+        rows=[
+            ("aliases", (system, alias)),
+            # the alias row is locked (or serialized) by this move: its newest move is ours
+            ("alias_moves", conn.execute(_NEWEST_MOVE, {"s": system, "a": alias}).scalar_one()),
+        ],
         payload={
             "from": from_id,
             "from_ref": from_ref,
@@ -214,6 +302,7 @@ def move(
             "to_ref": f"{system}:v{number}",
             "revision": revision + 1,
             "reason": reason,
+            **({"bypassed": bypassed} if bypassed else {}),
         },
     )
     return AliasRecord(
@@ -222,23 +311,23 @@ def move(
 
 
 def previous_holder(session: Session, system: str, alias: str) -> tuple[str, int]:
-    """The version ``system@alias`` pointed to before its latest move, and its revision now."""
+    """The holder a rollback of ``system@alias`` goes back to, and the alias's revision now."""
     row = current(session, system, alias)
     if row is None:
         raise missing(session, system, alias)
-    last = session.scalars(
-        sa.select(AliasMove)
-        .where(AliasMove.system == system, AliasMove.alias == alias)
-        .order_by(AliasMove.id.desc())
-        .limit(1)
-    ).first()
-    if last is None or last.from_version_id is None:
+    stack = promotion.holders(session, system, alias)
+    if len(stack) < 2 or stack[-1] != row.version_id:
         raise CatalogError(
-            f"alias {system}@{alias} has no previous version to roll back to",
-            hint=f"it was only ever moved once; point it explicitly with "
-            f"move_alias({system!r}, {alias!r}, <version id>)",
+            f"alias {system}@{alias} has no earlier holder to roll back to",
+            hint=f"its history holds no version before the current one; point it explicitly "
+            f"with `regrow promote <version> --alias {alias}`",
         )
-    return last.from_version_id, row.revision
+    return stack[-2], row.revision
+
+
+def _ref_of(session: Session, version_id: str) -> str:
+    version = lookup.version_by_id(session, version_id)
+    return f"{version.system}:v{version.number}"
 
 
 def missing(session: Session, system: str, alias: str) -> NotFound:

@@ -17,6 +17,10 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.integrity`          ``catalog.integrity``: what ``regrow doctor`` checks and repairs
 :mod:`.leases`             ``catalog.leases``: run heartbeats, fit leases on fingerprints
 :mod:`.outputs`            ``catalog.outputs``: stored member outputs (a cache of predictions)
+:mod:`.policies`           ``catalog.policies``: the policies commands used, registered on first use
+:mod:`.identities`         ``catalog.identities``: identities with roles, API tokens
+:mod:`.experiments`        ``catalog.experiments``: plans, manual changes and rollouts as
+                           experiments (rationale, expected vs actual, contingency, tags)
 =========================  ====================================================
 
 Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
@@ -39,11 +43,14 @@ from regrow.catalog.aliases import AliasesMixin
 from regrow.catalog.audit import AuditMixin
 from regrow.catalog.components import ComponentsMixin, component_version_id
 from regrow.catalog.datasets import DatasetsMixin
+from regrow.catalog.experiments import Experiments
+from regrow.catalog.identities import Identities
 from regrow.catalog.integrity import Integrity
 from regrow.catalog.leases import Leases
 from regrow.catalog.monitoring import MonitoringMixin
 from regrow.catalog.outputs import Outputs
 from regrow.catalog.plans import PlansMixin
+from regrow.catalog.policies import Policies
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
 
@@ -80,6 +87,22 @@ class Catalog(
         return Leases(self)
 
     @property
+    def identities(self) -> Identities:
+        """Identities with roles, and their API tokens (see :mod:`.identities`)."""
+        return Identities(self)
+
+    @property
+    def policies(self) -> Policies:
+        """The policies commands have used, registered on first use (see :mod:`.policies`)."""
+        return Policies(self)
+
+    @property
     def outputs(self) -> Outputs:
         """Stored tables of members' outputs on snapshot rows (see :mod:`.outputs`)."""
         return Outputs(self)
+
+    @property
+    def experiments(self) -> Experiments:
+        """Experiment records: rationale, expected vs actual, contingency, tags (see
+        :mod:`.experiments`)."""
+        return Experiments(self)

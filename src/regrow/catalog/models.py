@@ -345,6 +345,9 @@ class AliasMove(Base):
     actor: Mapped[str] = mapped_column(NAME)
     reason: Mapped[str] = mapped_column(sa.Text)
     at: Mapped[datetime]
+    #: "move" (a promotion), "rollback" (back one step in the alias's history) or "force"
+    #: (an admin's promotion past the policy's gates and approvals)
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="move")
 
 
 class AuditEvent(Base):

@@ -227,6 +227,7 @@ class AliasMoveRecord:
     actor: str
     reason: str
     at: datetime
+    kind: str = "move"  # "move", "rollback" or "force"
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def alias_move_record(row: AliasMove) -> AliasMoveRecord:
         actor=row.actor,
         reason=row.reason,
         at=row.at,
+        kind=row.kind,
     )
 
 

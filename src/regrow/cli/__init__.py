@@ -13,7 +13,10 @@ module             commands
 ``monitor``        ``monitor``
 ``plans``          ``plan``, ``run``, ``plans list|show|diff``, ``policy check|show``
 ``evaluate``       ``evaluate``
-``governance``     ``promote``, ``rollback``, ``aliases``
+``governance``     ``promote``, ``approve``, ``approvals``, ``rollback``, ``aliases``
+``users``          ``users add|list|role|revoke``, ``tokens create|list|revoke``, ``whoami``
+``experiments``    ``experiments list|show|tag``
+``reproduce``      ``reproduce``
 ``lineage``        ``lineage``, ``audit``, ``doctor``
 ``data``           ``snapshot create|list|show``
 ================== ==========================================================================
@@ -31,7 +34,8 @@ from regrow.cli._systems import load_system
 # Importing a command module registers its commands; the order here is the order of
 # `regrow --help`.
 # isort: off
-from regrow.cli import demo, train, monitor, data, plans, evaluate, governance, lineage  # noqa: F401
+from regrow.cli import demo, train, monitor, data, plans, evaluate  # noqa: F401
+from regrow.cli import governance, users, experiments, reproduce, lineage  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

@@ -74,7 +74,11 @@ def demo(
         out.print(f"  drift: {d.column}: {d.why}")
     for i in result.impacts:
         out.print(f"  impact: {i.component} ({i.kind}): {i.why}")
-    verb = "promoted to champion" if result.promoted else "not promoted"
+    from regrow.cli.evaluate import gate_table
+
+    out.print(gate_table(result.gates))
+    approved = f" (approved by {', '.join(result.approvals)})" if result.approvals else ""
+    verb = f"promoted to champion{approved}" if result.promoted else "not promoted"
     out.print(
         f"{result.metric} on later data: {result.before:.4f} ({result.v1}) -> "
         f"{result.after:.4f} ({result.v2}); {result.v2} {verb}"

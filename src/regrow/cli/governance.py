@@ -1,7 +1,13 @@
-"""`regrow promote | rollback | aliases`: moving aliases, under the policy's promotion rules."""
+"""`regrow promote | approve | approvals | rollback | aliases`: moving aliases under the policy.
+
+A protected alias (the policy's ``promotion.protected``, default ``champion``) moves only with a
+blessed evaluation against its holder and the policy's approvals (see
+:mod:`regrow.catalog.promotion`); the rest of the commands show and walk the history.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +16,7 @@ from rich.table import Table
 from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
 from regrow.errors import ConfigError
 
-__all__ = ["aliases", "promote", "rollback"]
+__all__ = ["aliases", "approvals", "approve", "promote", "rollback"]
 
 
 @app.command()
@@ -21,17 +27,77 @@ def promote(
     expect_revision: Annotated[
         int | None, typer.Option(help="Fail unless the alias is at this revision.")
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy YAML whose `promotion` section applies (default: shipped)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Admin only: move past missing gates/approvals (needs --reason).")
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Point an alias at a version (compare-and-set; recorded with who, when, why)."""
+    """Point an alias at a version: a protected one needs a blessed evaluation and approvals."""
     with workspace(home) as ws:
-        moved = ws.promote(version, alias, reason=reason, expected_revision=expect_revision)
+        moved = ws.promote(
+            version, alias, reason=reason, expected_revision=expect_revision, policy=policy,
+            force=force,
+        )  # fmt: skip
         ref = ws.catalog.get_system_version(moved.version_id).ref
     if as_json:
         print_json({**moved.__dict__, "version": ref})
     else:
         out.print(f"{moved.system}@{moved.name} -> {ref} (revision {moved.revision})")
+
+
+@app.command()
+def approve(
+    version: Annotated[str, typer.Argument(help="Version to approve (e.g. churn:v2).")],
+    alias: Annotated[str, typer.Option(help="The alias it is approved for.")] = "champion",
+    note: Annotated[str, typer.Option(help="A note kept with the approval.")] = "",
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Approve a version for an alias, as yourself (approver role; not the version's author)."""
+    with workspace(home) as ws:
+        record = ws.approve(version, alias, note=note)
+        ref = ws.catalog.get_system_version(record.version_id).ref
+        count = len(
+            ws.catalog.approvals.list(record.system, alias=alias, version_id=record.version_id)
+        )
+    if as_json:
+        print_json({**record.__dict__, "version": ref, "approvals": count})
+    else:
+        out.print(
+            f"{record.approver} approved {ref} for {record.system}@{alias} "
+            f"({count} approval{'s' if count != 1 else ''} so far)"
+        )
+
+
+@app.command()
+def approvals(
+    version: Annotated[str | None, typer.Argument(help="Version (default: every one).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Only approvals for this alias.")] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List approvals: who approved which version for which alias, and when."""
+    with workspace(home) as ws:
+        version_id = ws.catalog.get_system_version(version).id if version else None
+        rows = ws.catalog.approvals.list(alias=alias, version_id=version_id)
+        refs = {v.id: v.ref for v in ws.catalog.list_system_versions()}
+    if as_json:
+        print_json([{**r.__dict__, "version": refs.get(r.version_id)} for r in rows])
+        return
+    table = Table()
+    for col in ("version", "alias", "approver", "at", "note"):
+        table.add_column(col, no_wrap=col in ("version", "at"))
+    for r in rows:
+        table.add_row(
+            _ref(refs, r.version_id), f"{r.system}@{r.alias}", r.approver,
+            f"{r.at:%Y-%m-%d %H:%M:%S}", r.note,
+        )  # fmt: skip
+    out.print(table if rows else "no approvals")
 
 
 @app.command()
@@ -42,7 +108,7 @@ def rollback(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Move an alias back to the version it pointed at before its latest move."""
+    """Move an alias back one step in its history (again: one more step back; never toggles)."""
     with workspace(home) as ws:
         if system is None:
             systems = ws.catalog.list_systems()
@@ -112,7 +178,8 @@ def aliases(
         for m in items:
             before = "-" if m.from_version_id is None else _ref(refs, m.from_version_id)
             moved.add_row(
-                str(m.revision), f"{m.at:%Y-%m-%d %H:%M:%S}", m.actor, before,
+                str(m.revision) + ("" if m.kind == "move" else f" {m.kind}"),
+                f"{m.at:%Y-%m-%d %H:%M:%S}", m.actor, before,
                 _ref(refs, m.to_version_id), m.reason,
             )  # fmt: skip
         out.print(moved)

@@ -19,12 +19,20 @@ regrow.errors.PolicyError: policy: escalation.max_drifted_share: Input should be
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from regrow._hashing import hash_json
 from regrow.errors import PolicyError
@@ -170,13 +178,110 @@ class Budgets(_Strict):
         return self
 
 
+#: The gates a policy runs unless it names its own: today's improvement and slice gates.
+_DEFAULT_CHECKS: dict[str, dict[str, Any]] = {"improvement": {}, "slice_regression": {}}
+
+
 class GatePolicy(_Strict):
-    """Defaults for the evaluation gates (`regrow evaluate`)."""
+    """Which gates `regrow evaluate` runs, their thresholds, and how they make a verdict.
+
+    ``checks`` maps gate names (:func:`regrow.evaluate.gates.gate_names`) to their thresholds;
+    each gate's are validated by the gate itself, completed with its defaults. No gate
+    configured: nothing is blessed. A file that names ``checks`` replaces the default list.
+    The flat keys of older policies (``min_improvement``, ``max_slice_regression``) still
+    mean what they meant: the ``improvement`` and ``slice_regression`` gates.
+    """
 
     metric: str | None = None
-    min_improvement: float = 0.0
-    max_slice_regression: float = Field(0.02, ge=0)
+    """The metric of the improvement, slice and stability gates (None: roc_auc for
+    classifiers, rmse for regressors)."""
     level: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence of every interval."""
+    resamples: int = Field(1000, ge=20, le=100_000)
+    """Paired bootstrap resamples, shared by every gate."""
+    seed: int = Field(0, ge=0)
+    inconclusive: Literal["none", "ignore", "reject"] = "none"
+    """What an inconclusive gate makes of the verdict: ``none`` (not blessed), ``reject``, or
+    ``ignore`` (blessed when every gate that could tell passed)."""
+    checks: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: dict(_DEFAULT_CHECKS), validate_default=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not {"min_improvement", "max_slice_regression"} & set(
+            data
+        ):
+            return data
+        data = dict(data)
+        given = "checks" in data
+        checks = dict(data.get("checks") or {}) if given else {
+            "improvement": {}, "slice_regression": {}
+        }  # fmt: skip
+        for flat, gate, key in (
+            ("min_improvement", "improvement", "min"),
+            ("max_slice_regression", "slice_regression", "max"),
+        ):
+            if flat not in data:
+                continue
+            value = data.pop(flat)
+            if given and gate in checks:
+                raise ValueError(
+                    f"{flat} and checks.{gate} both set the {gate} gate: keep checks.{gate}"
+                )
+            checks[gate] = {**dict(checks.get(gate) or {}), key: value}
+        data["checks"] = checks
+        return data
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _checks(cls, value: Any) -> dict[str, dict[str, Any]]:
+        from regrow.evaluate.gates import validate_checks
+
+        return validate_checks({} if value is None else value)
+
+    @model_validator(mode="after")
+    def _possible(self) -> GatePolicy:
+        from regrow.evaluate.gates.registry import invalid
+        from regrow.evaluate.metrics import BOUNDED, METRICS
+
+        if self.metric is not None and self.metric not in METRICS:
+            close = difflib.get_close_matches(self.metric, list(METRICS), n=1)
+            did = f"did you mean {close[0]!r}? " if close else ""
+            raise invalid(("metric",), f"unknown metric; {did}known: {sorted(METRICS)}",
+                          self.metric)  # fmt: skip
+        improvement = self.checks.get("improvement")
+        if improvement is None or self.metric is None:
+            return self
+        least = float(improvement.get("min", 0.0))
+        relative = bool(improvement.get("relative", False))
+        lower_is_better = not METRICS[self.metric].higher_is_better
+        if (not relative and self.metric in BOUNDED and least >= 1) or (
+            relative and lower_is_better and least >= 1
+        ):
+            what = "a relative drop of the error" if relative else f"a gain in {self.metric}"
+            raise invalid(
+                ("checks", "improvement", "min"),
+                f"impossible: {what} of 1 or more cannot happen",
+                least,
+            )
+        return self
+
+    def gates(self) -> list[Any]:
+        """The configured gates, in order (:class:`regrow.evaluate.gates.Gate` objects)."""
+        from regrow.evaluate.gates import build
+
+        return build(self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as plain data."""
+        return self.model_dump(mode="json")
+
+    @property
+    def id(self) -> str:
+        """A content hash of the section."""
+        return hash_json(self.to_dict())[:16]
 
 
 class RolloutPolicy(_Strict):
@@ -222,8 +327,11 @@ class Policy(_Strict):
 
     @classmethod
     def default(cls) -> Policy:
-        """The policy that ships with regrow (``regrow policy show`` prints it)."""
-        return cls.from_yaml(default_policy_text(), source="the default policy")
+        """The policy that ships with regrow (``regrow policy show`` prints it).
+
+        Parsed once per process: a policy is immutable.
+        """
+        return _default_policy()
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "policy") -> Policy:
@@ -287,6 +395,11 @@ def _known_keys(path: tuple[Any, ...]) -> list[str]:
             return []
         model = field.annotation
     return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+@functools.cache
+def _default_policy() -> Policy:
+    return Policy.from_yaml(default_policy_text(), source="the default policy")
 
 
 def default_policy_text() -> str:

@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("alias_moves") as batch:
+        batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="move"))
     op.create_table(
         "identities",
         sa.Column("name", sa.String(255), nullable=False),
@@ -104,3 +106,5 @@ def downgrade() -> None:
     op.drop_index("ix_tokens_identity", table_name="tokens")
     op.drop_table("tokens")
     op.drop_table("identities")
+    with op.batch_alter_table("alias_moves") as batch:
+        batch.drop_column("kind")

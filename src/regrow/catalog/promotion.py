@@ -1,0 +1,345 @@
+"""What moving a protected alias takes: a blessed evaluation and approvals, checked in the move.
+
+:class:`PromotionRules` is the policy's ``promotion`` section as plain data (the catalog does not
+read policies). :func:`missing` lists, inside the alias move's own transaction, everything a
+promotion still lacks, so the holder the evaluation was judged against is the holder the move
+replaces (the move's compare-and-set on the alias's revision guarantees it):
+
+- a version already holding the alias cannot be promoted to it again (a no-op move);
+- for a protected alias with a holder, the newest evaluation of the version against that holder
+  on a snapshot the rules accept must be ``blessed``; the snapshot is accepted when the rules
+  name it, or (when they name none) when the version did not train on it;
+- approvals (:class:`Approvals`) by as many active identities with the approver role or above as
+  the rules ask, never by the version's author (who recorded it: the actor of its
+  ``version.create`` audit event).
+
+:func:`holders` replays an alias's moves into the stack of holders a rollback walks back
+through: a promotion pushes, a rollback pops, so rolling back twice goes back two holders and
+never toggles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from regrow.catalog import audit, checks, lookup
+from regrow.catalog.models import (
+    Alias,
+    AliasMove,
+    Approval,
+    AuditEvent,
+    ComponentVersion,
+    Evaluation,
+    Identity,
+    Snapshot,
+    SystemVersion,
+)
+from regrow.catalog.refs import check_name
+from regrow.errors import CatalogError, ConfigError
+
+__all__ = [
+    "APPROVER_ROLES",
+    "ApprovalRecord",
+    "Approvals",
+    "PromotionRules",
+    "author",
+    "holders",
+    "missing",
+]
+
+#: Roles whose approvals count (see :mod:`regrow.auth`).
+APPROVER_ROLES = ("approver", "admin")
+
+
+@dataclass(frozen=True)
+class PromotionRules:
+    """The policy's ``promotion`` section (see :class:`regrow.plan.policy.PromotionPolicy`).
+
+    >>> PromotionRules().protects("champion"), PromotionRules().protects("staging")
+    (True, False)
+    """
+
+    protected: tuple[str, ...] = ("champion",)
+    require_blessed: bool = True
+    approvals: int = 1
+    evaluation_snapshots: tuple[str, ...] = ()
+
+    def protects(self, alias: str) -> bool:
+        """Whether moving ``alias`` needs the evaluation and approvals."""
+        return alias in self.protected
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (kept in audit events)."""
+        return {
+            "protected": list(self.protected),
+            "require_blessed": self.require_blessed,
+            "approvals": self.approvals,
+            "evaluation_snapshots": list(self.evaluation_snapshots),
+        }
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One identity's approval of a version for an alias."""
+
+    id: int
+    system: str
+    alias: str
+    version_id: str
+    approver: str
+    note: str
+    at: datetime
+
+
+def author(session: Session, version: SystemVersion) -> str | None:
+    """Who recorded ``version`` (the actor of its ``version.create`` event), if known."""
+    return session.scalar(
+        sa.select(AuditEvent.actor)
+        .where(
+            AuditEvent.subject == f"version:{version.system}:v{version.number}",
+            AuditEvent.action == "version.create",
+        )
+        .order_by(AuditEvent.seq)
+        .limit(1)
+    )
+
+
+def holders(session: Session, system: str, alias: str) -> list[str]:
+    """The stack of versions ``system@alias`` has held, oldest first; the last holds it now.
+
+    A promotion (or forced move) pushes its version, a rollback pops the current one; a move
+    to the version already on top (possible before no-op moves were refused) pushes nothing.
+    """
+    stack: list[str] = []
+    rows = session.execute(
+        sa.select(AliasMove.kind, AliasMove.to_version_id)
+        .where(AliasMove.system == system, AliasMove.alias == alias)
+        .order_by(AliasMove.id)
+    )
+    for kind, to in rows:
+        if kind == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != to:  # a history that does not replay: trust the move
+                stack.append(to)
+        elif not stack or stack[-1] != to:
+            stack.append(to)
+    return stack
+
+
+def missing(
+    session: Session,
+    rules: PromotionRules,
+    *,
+    system: str,
+    alias: str,
+    version_id: str,
+) -> list[str]:
+    """Everything the promotion of ``version_id`` to ``system@alias`` lacks (empty: allowed)."""
+    held = session.get(Alias, (system, alias), populate_existing=True)
+    holder = held.version_id if held is not None else None
+    version = lookup.version_by_id(session, version_id)
+    ref = f"{system}:v{version.number}"
+    if holder == version_id:
+        return [f"{ref} already holds {system}@{alias}: the move would change nothing"]
+    if not rules.protects(alias):
+        return []
+    lacks: list[str] = []
+    if rules.require_blessed and holder is not None:
+        lacks.extend(_evaluation_lacks(session, rules, version, ref, holder))
+    if rules.approvals:
+        who = author(session, version)
+        valid = [a for a in approvers(session, system, alias, version_id) if a != who]
+        if len(valid) < rules.approvals:
+            lacks.append(
+                f"{rules.approvals} approval(s) by an approver other than the version's author"
+                f" ({who or 'unknown'}); it has {len(valid)}"
+                + (f" ({', '.join(valid)})" if valid else "")
+                + f": `regrow approve {ref} --alias {alias}`"
+            )
+    return lacks
+
+
+def _evaluation_lacks(
+    session: Session, rules: PromotionRules, version: SystemVersion, ref: str, holder: str
+) -> list[str]:
+    """Why no evaluation of ``version`` against ``holder`` lets it through (empty: one does)."""
+    holder_row = lookup.version_by_id(session, holder)
+    holder_ref = f"{holder_row.system}:v{holder_row.number}"
+    trained = set(
+        session.scalars(
+            sa.select(ComponentVersion.snapshot_id).where(
+                ComponentVersion.id.in_(list(version.manifest.values()))
+            )
+        )
+    )
+    trained.discard(None)
+    rows = session.execute(
+        sa.select(Evaluation.id, Evaluation.verdict, Evaluation.reasons, Snapshot.id, Snapshot.name)
+        .join(Snapshot, Snapshot.id == Evaluation.snapshot_id)
+        .where(Evaluation.candidate_id == version.id, Evaluation.baseline_id == holder)
+        .order_by(Evaluation.created_at.desc(), Evaluation.id)
+    ).all()
+    evaluate = (
+        f"`regrow evaluate {ref} --baseline {holder_ref} --snapshot <labelled snapshot> "
+        f"--policy <policy>`"
+    )
+    if not rows:
+        return [
+            f"a blessed evaluation of {ref} against the holder {holder_ref}: none yet; {evaluate}"
+        ]
+    accepted = [
+        r
+        for r in rows
+        if (
+            r[4] in rules.evaluation_snapshots
+            if rules.evaluation_snapshots
+            else r[3] not in trained
+        )
+    ]
+    if not accepted:
+        which = (
+            f"on one of the snapshots {list(rules.evaluation_snapshots)}"
+            if rules.evaluation_snapshots
+            else "on a snapshot it did not train on"
+        )
+        return [
+            f"a blessed evaluation of {ref} against {holder_ref} {which}: its "
+            f"{len(rows)} evaluation(s) use other snapshots; {evaluate}"
+        ]
+    newest = accepted[0]
+    if newest[1] != "blessed":
+        why = "; ".join(str(r) for r in (newest[2] or [])[:3])
+        return [
+            f"a blessed evaluation of {ref} against {holder_ref}: the newest one "
+            f"({newest[0][:12]}, snapshot {newest[4]!r}) is {newest[1]}"
+            + (f" ({why})" if why else "")
+        ]
+    return []
+
+
+def approvers(session: Session, system: str, alias: str, version_id: str) -> list[str]:
+    """Active identities with an approving role that approved ``version_id`` for the alias."""
+    return list(
+        session.scalars(
+            sa.select(Approval.approver)
+            .join(Identity, Identity.name == Approval.approver)
+            .where(
+                Approval.system == system,
+                Approval.alias == alias,
+                Approval.version_id == version_id,
+                Identity.revoked_at.is_(None),
+                Identity.role.in_(APPROVER_ROLES),
+            )
+            .order_by(Approval.id)
+        )
+    )
+
+
+class Approvals:
+    """Approvals of versions for aliases (``catalog.approvals``)."""
+
+    def __init__(self, catalog: Any) -> None:
+        self._catalog = catalog
+
+    def add(
+        self,
+        version_id: str,
+        alias: str,
+        *,
+        actor: str | None = None,
+        note: str = "",
+    ) -> ApprovalRecord:
+        """Record that ``actor`` approves ``version_id`` for ``alias`` (audited ``approval.add``).
+
+        Refused, naming why and writing nothing: the actor is not an active identity with the
+        approver role or above, is the version's author, or already approved it.
+        """
+        check_name("alias", alias)
+        checks.text("note", note, max_length=10_000, empty=True)
+        who = self._catalog._who(actor)
+
+        def write(session: Session) -> ApprovalRecord:
+            version = lookup.version_by_id(session, version_id)
+            ref = f"{version.system}:v{version.number}"
+            identity = session.get(Identity, who)
+            if identity is None or identity.revoked_at is not None:
+                state = "unknown" if identity is None else "revoked"
+                raise ConfigError(
+                    f"cannot approve {ref}: {who!r} is a {state} identity",
+                    hint="approvals come from identities with the approver role: "
+                    "`regrow users add NAME --role approver`",
+                )
+            if identity.role not in APPROVER_ROLES:
+                raise ConfigError(
+                    f"cannot approve {ref}: {who!r} has the role {identity.role!r}, and "
+                    f"approving needs one of {list(APPROVER_ROLES)}",
+                    hint=f"an admin can grant it: `regrow users role {who} approver`",
+                )
+            if author(session, version) == who:
+                raise ConfigError(
+                    f"cannot approve {ref}: {who!r} recorded it, and the author of a version "
+                    "cannot approve it (four eyes)",
+                    hint="ask another approver to run `regrow approve`",
+                )
+            row = Approval(
+                system=version.system,
+                alias=alias,
+                version_id=version.id,
+                approver=who,
+                note=note,
+                at=datetime.now(UTC),
+            )
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:
+                raise CatalogError(
+                    f"{who!r} already approved {ref} for {version.system}@{alias}",
+                    hint="one approval per identity counts; ask another approver",
+                ) from None
+            audit.append(
+                session,
+                actor=who,
+                action="approval.add",
+                subject=f"alias:{version.system}@{alias}",
+                payload={"version": version.id, "version_ref": ref, "note": note},
+                rows=[("approvals", row.id)],
+            )
+            return _record(row)
+
+        record: ApprovalRecord = self._catalog._write(write)
+        return record
+
+    def list(
+        self, system: str | None = None, *, alias: str | None = None, version_id: str | None = None
+    ) -> list[ApprovalRecord]:
+        """Approvals (of ``system``, ``alias``, ``version_id`` when given), oldest first."""
+        query = sa.select(Approval).order_by(Approval.id)
+        if system is not None:
+            query = query.where(Approval.system == system)
+        if alias is not None:
+            query = query.where(Approval.alias == alias)
+        if version_id is not None:
+            query = query.where(Approval.version_id == version_id)
+        with self._catalog._read() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+
+def _record(row: Approval) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row.id,
+        system=row.system,
+        alias=row.alias,
+        version_id=row.version_id,
+        approver=row.approver,
+        note=row.note,
+        at=row.at,
+    )

@@ -1,0 +1,193 @@
+"""Enforced promotion: protected aliases need a blessed evaluation and approvals by others.
+
+Every refusal names what is missing, is audited, and moves nothing; a forced move needs an
+admin and a reason; rollback walks back through the alias's history and never toggles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Member, System, Workspace
+from regrow.errors import AuthError, CatalogError, ConfigError, PermissionDenied, PromotionRefused
+from regrow.testing import run_cli
+
+
+def _data(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 2))
+    y = (x[:, 0] + 2 * x[:, 1] + 0.3 * rng.normal(size=rows) > 0).astype(int)
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": y})
+
+
+def _system(inputs: list[str]) -> System:
+    return System("toy", target="y", components=[Member("m", LogisticRegression(), inputs=inputs)])
+
+
+@pytest.fixture
+def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """ana (admin, bootstrapped) trains weak v1 and strong v2; bob approves; carl operates."""
+    monkeypatch.setenv("REGROW_ACTOR", "ana")
+    monkeypatch.delenv("REGROW_TOKEN", raising=False)
+    home = tmp_path / "ws"
+    ws = Workspace.init(home)
+    train = ws.snapshot(_data(600, 0), name="train")
+    holdout = ws.snapshot(_data(600, 1), name="holdout")
+    v1 = ws.train(_system(["x1"]), train).version.ref
+    v2 = ws.train(_system(["x1", "x2"]), train).version.ref
+    assert ws.identity.name == "ana"
+    assert ws.identity.role == "admin"
+    ws.catalog.identities.add("bob", "approver")
+    ws.catalog.identities.add("carl", "operator")
+    _, bob_token = ws.catalog.identities.create_token("bob")
+    _, carl_token = ws.catalog.identities.create_token("carl")
+    yield {
+        "ws": ws, "home": home, "v1": v1, "v2": v2, "train": train.id, "holdout": holdout.id,
+        "bob": bob_token, "carl": carl_token,
+    }  # fmt: skip
+    ws.close()
+
+
+def _as(g: dict[str, object], who: str) -> Workspace:
+    return Workspace.open(g["home"], token=str(g[who]))  # type: ignore[arg-type]
+
+
+def _refusals(ws: Workspace) -> list[dict[str, object]]:
+    return [e.payload for e in ws.catalog.audit_events(limit=50) if e.action == "promotion.refused"]
+
+
+def test_first_promotion_needs_an_approval_by_someone_else(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    with pytest.raises(PromotionRefused, match=r"1 approval\(s\).*author \(ana\).*regrow approve"):
+        ws.promote(v1)
+    assert ws.catalog.list_aliases() == []
+    assert len(_refusals(ws)) == 1
+    with pytest.raises(ConfigError, match="author of a version cannot approve"):
+        ws.approve(v1)  # ana is admin, but she recorded v1
+    with _as(governed, "bob") as bob:
+        bob.approve(v1, note="looks fine")
+        with pytest.raises(CatalogError, match="already approved"):
+            bob.approve(v1)
+    moved = ws.promote(v1, reason="first model")
+    assert moved.revision == 1
+    assert ws.catalog.verify_audit() > 0
+
+
+def test_a_later_promotion_needs_a_blessed_evaluation_against_the_holder(
+    governed: dict[str, object],
+) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+        bob.approve(v2)
+    ws.promote(v1)
+    with pytest.raises(
+        PromotionRefused, match=r"blessed evaluation of toy:v2 against the holder toy:v1: none"
+    ):
+        ws.promote(v2)
+    # on the snapshot v2 trained on: does not count
+    ws.evaluate(v2, str(governed["train"]), baseline=v1)
+    with pytest.raises(PromotionRefused, match="did not train on"):
+        ws.promote(v2)
+    _, comparison = ws.evaluate(v2, str(governed["holdout"]), baseline=v1)
+    assert comparison.verdict == "blessed"
+    moved = ws.promote(v2, reason="better on holdout")
+    assert ws.catalog.get_system_version(moved.version_id).ref == v2
+    # and back: the weak v1 evaluated against v2 is rejected, and the refusal says so
+    ws.evaluate(v1, str(governed["holdout"]), baseline=v2)
+    with pytest.raises(PromotionRefused, match="is rejected"):
+        ws.promote(v1)
+    assert ws.catalog.get_alias("toy", "champion").version_id == moved.version_id
+    assert len(_refusals(ws)) == 3
+
+
+def test_an_unprotected_alias_moves_freely_but_never_to_its_own_holder(
+    governed: dict[str, object],
+) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    with _as(governed, "carl") as carl:
+        carl.promote(v1, "staging")
+        with pytest.raises(CatalogError, match="already holds toy@staging"):
+            carl.promote(v1, "staging")
+    assert ws.catalog.get_alias("toy", "staging").revision == 1
+
+
+def test_force_needs_an_admin_and_a_reason(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    with _as(governed, "carl") as carl, pytest.raises(PermissionDenied, match="admin"):
+        carl.promote(v1, force=True, reason="hotfix")
+    with pytest.raises(ConfigError, match="needs a reason"):
+        ws.promote(v1, force=True)
+    moved = ws.promote(v1, force=True, reason="incident 42: restore the known-good model")
+    assert moved.revision == 1
+    (move,) = ws.catalog.alias_history("toy", "champion")
+    assert move.kind == "force"
+    assert move.actor == "ana"
+    forced = next(e for e in ws.catalog.audit_events() if e.action == "alias.force")
+    assert any("approval" in str(b) for b in forced.payload["bypassed"])
+    assert any(e.action == "auth.denied" for e in ws.catalog.audit_events())
+
+
+def test_approvals_come_from_active_approvers(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    with _as(governed, "carl") as carl, pytest.raises(PermissionDenied, match="approver"):
+        carl.approve(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    ws.catalog.identities.revoke("bob")
+    with pytest.raises(PromotionRefused, match="it has 0"):
+        ws.promote(v1)
+    with pytest.raises(AuthError):
+        _as(governed, "bob").approve(v1)
+
+
+def test_rollback_walks_back_through_the_history(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    v3 = ws.train(_system(["x2"]), str(governed["train"])).version.ref
+    for v in (v1, v2, v3):
+        ws.promote(v, "staging")
+    ref = lambda record: ws.catalog.get_system_version(record.version_id).ref  # noqa: E731
+    assert ref(ws.rollback("toy", "staging")) == v2
+    assert ref(ws.rollback("toy", "staging")) == v1
+    with pytest.raises(CatalogError, match="no earlier holder"):
+        ws.rollback("toy", "staging")
+    ws.promote(v3, "staging")
+    assert ref(ws.rollback("toy", "staging")) == v1
+    kinds = [m.kind for m in ws.catalog.alias_history("toy", "staging")]
+    assert kinds == ["rollback", "move", "rollback", "rollback", "move", "move", "move"]
+
+
+def test_the_cli_refuses_with_what_is_missing_and_no_traceback(
+    governed: dict[str, object], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(governed["home"])
+    v1 = str(governed["v1"])
+    code, out, err = run_cli(capsys, "promote", v1, "--home", home)
+    assert code == 2
+    assert "approval" in out + err
+    assert "Traceback" not in out + err
+    monkeypatch.setenv("REGROW_TOKEN", str(governed["bob"]))
+    code, out, err = run_cli(capsys, "approve", v1, "--home", home, "--note", "ok")
+    assert code == 0, out + err
+    assert "bob approved toy:v1" in out
+    monkeypatch.delenv("REGROW_TOKEN")
+    assert run_cli(capsys, "promote", v1, "--home", home)[0] == 0
+    code, out, _ = run_cli(capsys, "approvals", "--home", home)
+    assert "bob" in out
+    assert "toy:v1" in out
+    code, out, _ = run_cli(capsys, "aliases", "--history", "--home", home)
+    assert "move" in out
+    code, out, err = run_cli(capsys, "promote", v1, "--home", home)
+    assert code == 2
+    assert "already holds" in out + err
