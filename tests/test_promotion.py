@@ -14,7 +14,15 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from regrow import Member, System, Workspace
-from regrow.errors import AuthError, CatalogError, ConfigError, PermissionDenied, PromotionRefused
+from regrow.errors import (
+    AuthError,
+    CatalogError,
+    ConfigError,
+    NotFound,
+    PermissionDenied,
+    PolicyError,
+    PromotionRefused,
+)
 from regrow.testing import run_cli
 
 
@@ -191,3 +199,27 @@ def test_the_cli_refuses_with_what_is_missing_and_no_traceback(
     code, out, err = run_cli(capsys, "promote", v1, "--home", home)
     assert code == 2
     assert "already holds" in out + err
+
+
+def test_every_refusal_is_audited_and_changes_nothing(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    before = ws.catalog.verify_audit()
+    with pytest.raises(ConfigError, match="author of a version"):
+        ws.approve(v1)
+    with _as(governed, "bob") as bob, pytest.raises(NotFound):
+        bob.approve("toy:v9")
+    with pytest.raises(PromotionRefused):
+        ws.promote(v1)
+    with pytest.raises(NotFound):
+        ws.promote("toy:v9")
+    bad = Path(str(governed["home"])) / "bad.yaml"
+    bad.write_text("promotion:\n  approvals: -1\n")
+    with pytest.raises(PolicyError, match=r"promotion\.approvals"):
+        ws.promote(v1, policy=bad)
+    events = [e.action for e in ws.catalog.audit_events(limit=10)]
+    refusals = [a for a in events if a != "policy.register"]  # the default policy, first used
+    assert refusals[:5] == ["promotion.refused"] * 3 + ["approval.refused"] * 2
+    assert ws.catalog.approvals.list() == []
+    assert ws.catalog.list_aliases() == []
+    assert ws.catalog.verify_audit() == before + 5 + events[:6].count("policy.register")

@@ -46,6 +46,7 @@ from regrow.errors import (
     CatalogError,
     ConfigError,
     DataQualityWarning,
+    RegrowError,
     SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
@@ -670,7 +671,14 @@ class Workspace:
         self._require("operator", f"promote to {alias!r}")
         if force:
             self._require("admin", f"force a promotion to {alias!r}")
-        policy = self._policy(policy)
+        try:
+            policy = self._policy(policy)
+            version = self.catalog.get_system_version(ref)
+        except RegrowError as refused:  # a bad policy or version: the attempt is audited
+            self.catalog.audit(
+                "promotion.refused", f"alias:{alias}", {"to": ref, "refused": str(refused)}
+            )
+            raise
         section = policy.promotion
         rules = PromotionRules(
             protected=tuple(section.protected),
@@ -678,7 +686,6 @@ class Workspace:
             approvals=section.approvals,
             evaluation_snapshots=tuple(section.evaluation_snapshots),
         )
-        version = self.catalog.get_system_version(ref)
         return self.catalog.move_alias(
             version.system, alias, version.id, expected_revision=expected_revision,
             reason=reason, rules=rules, force=force,
@@ -688,7 +695,13 @@ class Workspace:
         """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;
         never the version's author). Audited ``approval.add``."""
         self._require("approver", f"approve a version for {alias!r}")
-        version = self.catalog.get_system_version(ref)
+        try:
+            version = self.catalog.get_system_version(ref)
+        except RegrowError as refused:  # the attempt is audited
+            self.catalog.audit(
+                "approval.refused", f"alias:{alias}", {"version": ref, "refused": str(refused)}
+            )
+            raise
         return self.catalog.approvals.add(version.id, alias, note=note)
 
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:

@@ -258,8 +258,9 @@ class Approvals:
     ) -> ApprovalRecord:
         """Record that ``actor`` approves ``version_id`` for ``alias`` (audited ``approval.add``).
 
-        Refused, naming why and writing nothing: the actor is not an active identity with the
-        approver role or above, is the version's author, or already approved it.
+        Refused, naming why, with an audit event for the attempt (``approval.refused``) and
+        nothing else written: the actor is not an active identity with the approver role or
+        above, is the version's author, or already approved it; or the version is unknown.
         """
         check_name("alias", alias)
         checks.text("note", note, max_length=10_000, empty=True)
@@ -315,7 +316,20 @@ class Approvals:
             )
             return _record(row)
 
-        record: ApprovalRecord = self._catalog._write(write)
+        try:
+            record: ApprovalRecord = self._catalog._write(write)
+        except (ConfigError, CatalogError) as refused:  # the attempt is audited; nothing else
+            text = str(refused)
+            self._catalog._write(
+                lambda session: audit.append(
+                    session,
+                    actor=who,
+                    action="approval.refused",
+                    subject=f"alias:{alias}",
+                    payload={"version": version_id, "alias": alias, "refused": text},
+                )
+            )
+            raise
         return record
 
     def list(
