@@ -24,17 +24,16 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 
+from regrow._governance import GovernanceMixin
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.health import DEFAULT_GRACE, DEFAULT_STUCK_AFTER, DoctorReport
 from regrow.catalog.health import restore_snapshot_artifact as _restore_snapshot_artifact
 from regrow.catalog.lineage import lineage_report
 from regrow.catalog.records import (
-    AliasRecord,
     EvaluationRecord,
     SnapshotRecord,
     SystemVersionRecord,
@@ -46,7 +45,6 @@ from regrow.errors import (
     CatalogError,
     ConfigError,
     DataQualityWarning,
-    RegrowError,
     SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
@@ -57,9 +55,7 @@ from regrow.errors import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from regrow.catalog.experiments import ExperimentRecord
-    from regrow.catalog.identities import IdentityRecord, TokenRecord
-    from regrow.catalog.promotion import ApprovalRecord
+    from regrow.catalog.identities import IdentityRecord
     from regrow.data.schema import Schema
     from regrow.evaluate.evaluation import Comparison, Gate
     from regrow.model import FittedSystem
@@ -69,7 +65,6 @@ if TYPE_CHECKING:
     from regrow.plan.policy import Policy
     from regrow.plan_runs import PlanRun
     from regrow.progress import ProgressFn
-    from regrow.reproduce import ReproduceReport
     from regrow.run.backends import ExecutorBackend
     from regrow.run.runner import RunEvent, RunResult
     from regrow.run.staleness import ComponentStatus
@@ -79,7 +74,7 @@ if TYPE_CHECKING:
 __all__ = ["Workspace"]
 
 
-class Workspace:
+class Workspace(GovernanceMixin):
     """A catalog and an artifact store, and the operations that use both."""
 
     def __init__(self, config: Config, *, token: str | None = None) -> None:
@@ -97,68 +92,6 @@ class Workspace:
             ) from exc
         self.store: ArtifactStore = open_store(config.resolved_store_url())
         self._identity: IdentityRecord | None = None
-
-    # -- who acts -----------------------------------------------------------------------------
-
-    @property
-    def identity(self) -> IdentityRecord:
-        """Who acts through this workspace: the identity of the token it was opened with (or
-        ``$REGROW_TOKEN``), else (when the
-        workspace allows it) the OS user's; resolved once, on first use (see :mod:`regrow.auth`).
-        Every write is recorded under its name."""
-        if self._identity is None:
-            from regrow.auth import resolve_identity
-
-            self._identity = resolve_identity(
-                self.catalog, token=self._token, allow_os_user=self.config.allow_os_user
-            )
-            self.catalog.actor = self._identity.name
-        return self._identity
-
-    def _require(self, role: str, what: str) -> None:
-        """Raise :class:`~regrow.errors.PermissionDenied` (audited) unless the acting
-        identity's role is at least ``role``."""
-        from regrow.auth import require
-
-        require(self.catalog, self.identity, role, what)
-
-    def add_identity(self, name: str, role: str) -> IdentityRecord:
-        """Add an identity with ``role`` (viewer, operator, approver, admin); admin only."""
-        self._require("admin", "add identities")
-        return self.catalog.identities.add(name, role)
-
-    def set_role(self, name: str, role: str) -> IdentityRecord:
-        """Change an identity's role; admin only."""
-        self._require("admin", "change roles")
-        return self.catalog.identities.set_role(name, role)
-
-    def revoke_identity(self, name: str) -> IdentityRecord:
-        """Revoke an identity and its tokens (it can no longer act); admin only."""
-        self._require("admin", "revoke identities")
-        return self.catalog.identities.revoke(name)
-
-    def create_token(self, name: str, *, label: str = "") -> tuple[TokenRecord, str]:
-        """A new API token for identity ``name``: its record and the token itself, shown only
-        now (only a salted hash is kept); admin only."""
-        self._require("admin", "create tokens")
-        return self.catalog.identities.create_token(name, label=label)
-
-    def revoke_token(self, token_id: str) -> TokenRecord:
-        """Revoke an API token: an admin, or the identity it belongs to."""
-        token = self.catalog.identities.get_token(token_id)
-        if token.identity != self.identity.name:
-            self._require("admin", "revoke another identity's token")
-        return self.catalog.identities.revoke_token(token_id)
-
-    def _policy(self, policy: Policy | str | os.PathLike[str] | None) -> Policy:
-        """``policy`` loaded (a path, or None for the default) and registered in the catalog on
-        first use (``catalog.policies``, audited ``policy.register``)."""
-        from regrow.plan.policy import Policy, load_policy
-
-        source = "a Policy object" if isinstance(policy, Policy) else str(policy or "")
-        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
-        self.catalog.policies.register(loaded.id, loaded.to_dict(), source=source[:255])
-        return loaded
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -645,91 +578,6 @@ class Workspace:
             self._services(), candidate, snapshot, baseline=baseline, metric=metric,
             policy=policy, gates=None if gates is None else list(gates), progress=progress,
         )  # fmt: skip
-
-    def promote(
-        self,
-        ref: str,
-        alias: str = "champion",
-        *,
-        reason: str = "",
-        expected_revision: int | None = None,
-        policy: Policy | str | os.PathLike[str] | None = None,
-        force: bool = False,
-    ) -> AliasRecord:
-        """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited).
-
-        An alias the policy protects (``promotion.protected``; default ``champion``) moves only
-        when the version has a blessed evaluation against the alias's holder on a snapshot the
-        policy accepts, and the policy's number of approvals by identities other than its
-        author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused` names
-        everything missing, the attempt is audited and nothing moves. ``force`` needs the
-        admin role and a ``reason``. A move to the version the alias holds is refused.
-        See :mod:`regrow.catalog.promotion`.
-        """
-        from regrow.catalog.promotion import PromotionRules
-
-        self._require("operator", f"promote to {alias!r}")
-        if force:
-            self._require("admin", f"force a promotion to {alias!r}")
-        try:
-            policy = self._policy(policy)
-            version = self.catalog.get_system_version(ref)
-        except RegrowError as refused:  # a bad policy or version: the attempt is audited
-            self.catalog.audit(
-                "promotion.refused", f"alias:{alias}", {"to": ref, "refused": str(refused)}
-            )
-            raise
-        section = policy.promotion
-        rules = PromotionRules(
-            protected=tuple(section.protected),
-            require_blessed=section.require_blessed,
-            approvals=section.approvals,
-            evaluation_snapshots=tuple(section.evaluation_snapshots),
-        )
-        return self.catalog.move_alias(
-            version.system, alias, version.id, expected_revision=expected_revision,
-            reason=reason, rules=rules, force=force,
-        )  # fmt: skip
-
-    def approve(self, ref: str, alias: str = "champion", *, note: str = "") -> ApprovalRecord:
-        """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;
-        never the version's author). Audited ``approval.add``."""
-        self._require("approver", f"approve a version for {alias!r}")
-        try:
-            version = self.catalog.get_system_version(ref)
-        except RegrowError as refused:  # the attempt is audited
-            self.catalog.audit(
-                "approval.refused", f"alias:{alias}", {"version": ref, "refused": str(refused)}
-            )
-            raise
-        return self.catalog.approvals.add(version.id, alias, note=note)
-
-    def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
-        """Move ``alias`` back one step in its history of holders (never toggles)."""
-        self._require("operator", f"roll back {alias!r}")
-        return self.catalog.rollback_alias(system, alias, reason=reason)
-
-    def tag_experiment(self, ref: str, tags: Iterable[str]) -> ExperimentRecord:
-        """Add ``tags`` to experiment ``ref`` (an id or a prefix of at least 6 characters)."""
-        self._require("operator", "tag an experiment")
-        return self.catalog.experiments.tag(ref, list(tags))
-
-    def reproduce(
-        self,
-        ref: str,
-        *,
-        tolerance: float = 1e-6,
-        keep: str | os.PathLike[str] | None = None,
-        progress: ProgressFn | None = None,
-    ) -> ReproduceReport:
-        """Rebuild version ``ref`` from its record in a scratch workspace (kept in ``keep`` when
-        given) and compare it component by component: fingerprint, artifact bytes, outputs
-        within ``tolerance`` (see :func:`regrow.reproduce.reproduce`). Writes one audit event."""
-        from regrow.reproduce import reproduce
-
-        self._require("operator", "reproduce a version")
-        scratch = None if keep is None else Path(keep)
-        return reproduce(self, ref, tolerance=tolerance, scratch=scratch, progress=progress)
 
     # -- upkeep -------------------------------------------------------------------------------
 

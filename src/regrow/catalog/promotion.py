@@ -215,11 +215,15 @@ def _evaluation_lacks(
         ]
     newest = accepted[0]
     if newest[1] != "blessed":
-        why = "; ".join(str(r) for r in (newest[2] or [])[:3])
+        reasons = [str(r) for r in (newest[2] or [])]
+        why = ""
+        if reasons:
+            first = reasons[0] if len(reasons[0]) <= 160 else reasons[0][:157] + "..."
+            more = f", and {len(reasons) - 1} more reason(s)" if len(reasons) > 1 else ""
+            why = f" ({first}{more})"
         return [
             f"a blessed evaluation of {ref} against {holder_ref}: the newest one "
-            f"({newest[0][:12]}, snapshot {newest[4]!r}) is {newest[1]}"
-            + (f" ({why})" if why else "")
+            f"({newest[0][:12]}, snapshot {newest[4]!r}) is {newest[1]}{why}"
         ]
     return []
 

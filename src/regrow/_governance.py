@@ -1,0 +1,189 @@
+"""The Workspace's governance: who acts, the roles operations need, and moving aliases.
+
+:class:`GovernanceMixin` is part of :class:`regrow.Workspace`: it resolves the acting
+identity (:mod:`regrow.auth`), checks roles (every mutating Workspace method calls
+:meth:`~GovernanceMixin._require` first), manages identities and tokens (admin), registers the
+policies commands use, and promotes, approves and rolls back under the policy's
+``promotion`` section (:mod:`regrow.catalog.promotion`). Reproducing a version and tagging
+experiments live here too. See docs/governance.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from regrow.catalog.catalog import Catalog
+from regrow.catalog.records import AliasRecord
+from regrow.catalog.store import ArtifactStore
+from regrow.config import Config
+from regrow.errors import RegrowError
+
+if TYPE_CHECKING:
+    from regrow.catalog.experiments import ExperimentRecord
+    from regrow.catalog.identities import IdentityRecord, TokenRecord
+    from regrow.catalog.promotion import ApprovalRecord
+    from regrow.plan.policy import Policy
+    from regrow.progress import ProgressFn
+    from regrow.reproduce import ReproduceReport
+
+__all__ = ["GovernanceMixin"]
+
+
+class GovernanceMixin:
+    """Identity, roles, policies, promotion, approval, rollback (part of the Workspace)."""
+
+    catalog: Catalog
+    config: Config
+    store: ArtifactStore
+    _token: str | None
+    _identity: IdentityRecord | None
+
+    @property
+    def identity(self) -> IdentityRecord:
+        """Who acts through this workspace: the identity of the token it was opened with (or
+        ``$REGROW_TOKEN``), else (when the
+        workspace allows it) the OS user's; resolved once, on first use (see :mod:`regrow.auth`).
+        Every write is recorded under its name."""
+        if self._identity is None:
+            from regrow.auth import resolve_identity
+
+            self._identity = resolve_identity(
+                self.catalog, token=self._token, allow_os_user=self.config.allow_os_user
+            )
+            self.catalog.actor = self._identity.name
+        return self._identity
+
+    def _require(self, role: str, what: str) -> None:
+        """Raise :class:`~regrow.errors.PermissionDenied` (audited) unless the acting
+        identity's role is at least ``role``."""
+        from regrow.auth import require
+
+        require(self.catalog, self.identity, role, what)
+
+    def add_identity(self, name: str, role: str) -> IdentityRecord:
+        """Add an identity with ``role`` (viewer, operator, approver, admin); admin only."""
+        self._require("admin", "add identities")
+        return self.catalog.identities.add(name, role)
+
+    def set_role(self, name: str, role: str) -> IdentityRecord:
+        """Change an identity's role; admin only."""
+        self._require("admin", "change roles")
+        return self.catalog.identities.set_role(name, role)
+
+    def revoke_identity(self, name: str) -> IdentityRecord:
+        """Revoke an identity and its tokens (it can no longer act); admin only."""
+        self._require("admin", "revoke identities")
+        return self.catalog.identities.revoke(name)
+
+    def create_token(self, name: str, *, label: str = "") -> tuple[TokenRecord, str]:
+        """A new API token for identity ``name``: its record and the token itself, shown only
+        now (only a salted hash is kept); admin only."""
+        self._require("admin", "create tokens")
+        return self.catalog.identities.create_token(name, label=label)
+
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        """Revoke an API token: an admin, or the identity it belongs to."""
+        token = self.catalog.identities.get_token(token_id)
+        if token.identity != self.identity.name:
+            self._require("admin", "revoke another identity's token")
+        return self.catalog.identities.revoke_token(token_id)
+
+    def _policy(self, policy: Policy | str | os.PathLike[str] | None) -> Policy:
+        """``policy`` loaded (a path, or None for the default) and registered in the catalog on
+        first use (``catalog.policies``, audited ``policy.register``)."""
+        from regrow.plan.policy import Policy, load_policy
+
+        source = "a Policy object" if isinstance(policy, Policy) else str(policy or "")
+        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.catalog.policies.register(loaded.id, loaded.to_dict(), source=source[:255])
+        return loaded
+
+    # -- promoting ----------------------------------------------------------------------------
+
+    def promote(
+        self,
+        ref: str,
+        alias: str = "champion",
+        *,
+        reason: str = "",
+        expected_revision: int | None = None,
+        policy: Policy | str | os.PathLike[str] | None = None,
+        force: bool = False,
+    ) -> AliasRecord:
+        """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited).
+
+        An alias the policy protects (``promotion.protected``; default ``champion``) moves only
+        when the version has a blessed evaluation against the alias's holder on a snapshot the
+        policy accepts, and the policy's number of approvals by identities other than its
+        author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused` names
+        everything missing, the attempt is audited and nothing moves. ``force`` needs the
+        admin role and a ``reason``. A move to the version the alias holds is refused.
+        See :mod:`regrow.catalog.promotion`.
+        """
+        from regrow.catalog.promotion import PromotionRules
+
+        self._require("operator", f"promote to {alias!r}")
+        if force:
+            self._require("admin", f"force a promotion to {alias!r}")
+        try:
+            policy = self._policy(policy)
+            version = self.catalog.get_system_version(ref)
+        except RegrowError as refused:  # a bad policy or version: the attempt is audited
+            self.catalog.audit(
+                "promotion.refused", f"alias:{alias}", {"to": ref, "refused": str(refused)}
+            )
+            raise
+        section = policy.promotion
+        rules = PromotionRules(
+            protected=tuple(section.protected),
+            require_blessed=section.require_blessed,
+            approvals=section.approvals,
+            evaluation_snapshots=tuple(section.evaluation_snapshots),
+        )
+        return self.catalog.move_alias(
+            version.system, alias, version.id, expected_revision=expected_revision,
+            reason=reason, rules=rules, force=force,
+        )  # fmt: skip
+
+    def approve(self, ref: str, alias: str = "champion", *, note: str = "") -> ApprovalRecord:
+        """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;
+        never the version's author). Audited ``approval.add``."""
+        self._require("approver", f"approve a version for {alias!r}")
+        try:
+            version = self.catalog.get_system_version(ref)
+        except RegrowError as refused:  # the attempt is audited
+            self.catalog.audit(
+                "approval.refused", f"alias:{alias}", {"version": ref, "refused": str(refused)}
+            )
+            raise
+        return self.catalog.approvals.add(version.id, alias, note=note)
+
+    def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
+        """Move ``alias`` back one step in its history of holders (never toggles)."""
+        self._require("operator", f"roll back {alias!r}")
+        return self.catalog.rollback_alias(system, alias, reason=reason)
+
+    def tag_experiment(self, ref: str, tags: Iterable[str]) -> ExperimentRecord:
+        """Add ``tags`` to experiment ``ref`` (an id or a prefix of at least 6 characters)."""
+        self._require("operator", "tag an experiment")
+        return self.catalog.experiments.tag(ref, list(tags))
+
+    def reproduce(
+        self,
+        ref: str,
+        *,
+        tolerance: float = 1e-6,
+        keep: str | os.PathLike[str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ReproduceReport:
+        """Rebuild version ``ref`` from its record in a scratch workspace (kept in ``keep`` when
+        given) and compare it component by component: fingerprint, artifact bytes, outputs
+        within ``tolerance`` (see :func:`regrow.reproduce.reproduce`). Writes one audit event."""
+        from regrow.reproduce import reproduce
+
+        self._require("operator", "reproduce a version")
+        scratch = None if keep is None else Path(keep)
+        return reproduce(self, ref, tolerance=tolerance, scratch=scratch, progress=progress)
