@@ -234,6 +234,20 @@ def test_unknown_and_ambiguous_ids_and_bad_input_are_refused(tmp_path: Path) -> 
         assert len(exp.list()) == 2
 
 
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_cli_list_refuses_a_limit_below_one(
+    trained: tuple[Workspace, str, Path], capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    _, _, home = trained
+    code, out, err = run_cli(capsys, "experiments", "list", "--limit", limit, "--home", str(home))
+    assert code == 2, out + err
+    flat = " ".join(err.replace("│", " ").split())  # the message as one line, unboxed
+    assert "Invalid value for '--limit': Input should be greater than or equal to 1" in flat
+    assert "Traceback" not in out + err
+    code, out, err = run_cli(capsys, "experiments", "list", "--limit", "1", "--home", str(home))
+    assert code == 0, err
+
+
 def test_bad_tags_are_refused_before_planning(trained: tuple[Workspace, str, Path]) -> None:
     ws, v1, _ = trained
     plans = len(ws.catalog.list_plans())

@@ -4,6 +4,7 @@ PostgreSQL; and the workspace's ``[auth] os_user`` setting."""
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import threading
@@ -14,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from regrow.auth import require, requires, resolve_identity
+from regrow import Workspace
+from regrow.auth import os_user, require, requires, resolve_identity
 from regrow.catalog import Catalog
 from regrow.catalog.audit import GENESIS_HASH
 from regrow.catalog.db import create_engine_for
@@ -36,9 +38,24 @@ PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0
 
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REGROW_ACTOR", "root")
+    # The catalog layer's default actor; it never chooses who acts (see the OS user tests).
+    monkeypatch.setenv("REGROW_ACTOR", "scripted")
     monkeypatch.delenv("REGROW_TOKEN", raising=False)
     monkeypatch.delenv("REGROW_ALLOW_OS_USER", raising=False)
+
+
+@pytest.fixture
+def login() -> str:
+    """The OS login of this process: the name of its user id's account."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+@pytest.fixture
+def spoofed(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every environment variable that could name a user says ``ana``; returns ``ana``."""
+    for variable in ("REGROW_ACTOR", "USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, "ana")
+    return "ana"
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +124,7 @@ def test_an_identity_is_added_listed_and_audited_with_the_row_it_wrote(catalog: 
     ana = catalog.identities.add("ana", "admin", actor="setup")
     bob = catalog.identities.add("bob@example.com", "viewer")
     assert (ana.name, ana.role, ana.created_by, ana.revoked_at) == ("ana", "admin", "setup", None)
-    assert bob.created_by == "root"  # $REGROW_ACTOR
+    assert bob.created_by == "scripted"  # the catalog layer's default: $REGROW_ACTOR
     assert catalog.identities.get("bob@example.com") == bob
     assert [i.name for i in catalog.identities.list()] == ["ana", "bob@example.com"]
     assert catalog.identities.count() == 2
@@ -243,6 +260,7 @@ def test_a_token_round_trips_and_only_a_salted_hash_is_stored(catalog: Catalog, 
     assert (record.identity, record.label, record.created_by) == ("ana", "ci", "ana")
     assert catalog.identities.authenticate(token).name == "ana"
     assert catalog.identities.authenticate(f"  {token}\n").name == "ana"  # pasted with a newline
+    assert catalog.identities.authenticate(token).via_token == record.id
     secret = token.split("_", 2)[2]
     stored = _everything(url)
     assert secret not in stored
@@ -288,16 +306,37 @@ def test_a_malformed_token_is_refused_without_echoing_it(
     assert payload == {"token_id": token_id, "reason": "malformed"}
 
 
-def test_an_unknown_token_and_a_wrong_secret_are_refused(catalog: Catalog) -> None:
+def test_an_unknown_token_and_a_wrong_secret_get_one_message_and_the_audit_tells_which(
+    catalog: Catalog,
+) -> None:
     catalog.identities.add("ana", "admin")
     record, token = catalog.identities.create_token("ana")
     unknown = "rgw_" + "0" * 12 + token[16:]
-    assert _refused(catalog, unknown, r"token '000000000000' is unknown")["reason"] == (
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    messages = []
+    for bad in (unknown, wrong):
+        with pytest.raises(AuthError) as caught:
+            catalog.identities.authenticate(bad)
+        messages.append(str(caught.value).replace(bad[4:16], "<id>"))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("token '<id>' is unknown or its secret is wrong; ")
+    events = catalog.audit_events(limit=2)[::-1]
+    assert [e.payload for e in events] == [
+        {"token_id": "000000000000", "reason": "unknown token"},
+        {"token_id": record.id, "reason": "wrong secret"},
+    ]
+    assert _refused(catalog, unknown, "is unknown or its secret is wrong")["reason"] == (
         "unknown token"
     )
-    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    payload = _refused(catalog, wrong, rf"token '{record.id}' has a wrong secret")
-    assert payload == {"token_id": record.id, "reason": "wrong secret"}
+
+
+def test_a_failed_authentication_is_recorded_under_the_actor_given(catalog: Catalog) -> None:
+    catalog.identities.add("ana", "admin")
+    with pytest.raises(AuthError, match="malformed"):
+        catalog.identities.authenticate("hunter2", actor="someone")
+    with pytest.raises(AuthError, match="malformed"):
+        catalog.identities.authenticate("hunter2")
+    assert [e.actor for e in catalog.audit_events(limit=2)] == ["scripted", "someone"]
 
 
 def test_a_revoked_token_and_a_revoked_identity_are_refused(catalog: Catalog) -> None:
@@ -334,56 +373,153 @@ def test_listing_the_tokens_of_an_unknown_identity_is_refused(catalog: Catalog) 
 # -- who acts -------------------------------------------------------------------------------
 
 
-def test_the_first_user_of_an_empty_catalog_becomes_admin(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+def _last_event(catalog: Catalog) -> tuple[str, str, str, dict[str, object]]:
+    event = catalog.audit_events(limit=1)[0]
+    return event.actor, event.action, event.subject, event.payload
+
+
+def test_the_os_login_comes_from_the_user_id_and_not_the_environment(
+    spoofed: str, login: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REGROW_ACTOR", "ana")
+    assert os_user() == login != spoofed
+    other = next((p for p in pwd.getpwall() if p.pw_name != login), None)
+    if other is not None:  # another account's user id: its name, whatever the environment says
+        monkeypatch.setattr(os, "getuid", lambda: other.pw_uid)
+        assert os_user() == other.pw_name
+
+
+def test_a_user_id_without_an_account_has_no_login_and_is_refused_audited(
+    catalog: Catalog, spoofed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = {p.pw_uid for p in pwd.getpwall()}
+    orphan = next(uid for uid in range(2**31 - 2, 0, -1) if uid not in taken)
+    monkeypatch.setattr(os, "getuid", lambda: orphan)
+    with pytest.raises(AuthError, match=rf"runs as user id {orphan}, which has no account"):
+        os_user()
+    with pytest.raises(AuthError, match="which has no account") as caught:
+        resolve_identity(catalog)  # not even the bootstrap acts for it
+    assert "REGROW_TOKEN" in str(caught.value)
+    assert catalog.identities.count() == 0
+    assert _last_event(catalog) == (
+        "unknown",
+        "auth.failed",
+        "identity:?",
+        {"reason": "no login name"},
+    )
+
+
+def test_the_first_user_of_an_empty_catalog_becomes_admin_under_its_os_login(
+    catalog: Catalog, spoofed: str, login: str
+) -> None:
     me = resolve_identity(catalog)
-    assert (me.name, me.role, me.created_by) == ("ana", "admin", "ana")
+    assert (me.name, me.role, me.created_by, me.via_token) == (login, "admin", login, None)
     assert _actions(catalog) == ["identity.bootstrap"]
     assert resolve_identity(catalog) == me  # once only
-    monkeypatch.setenv("REGROW_ACTOR", "zed")
-    with pytest.raises(AuthError, match="the OS user 'zed' has no identity") as caught:
-        resolve_identity(catalog)
-    assert "regrow users add zed --role operator" in str(caught.value)
     assert catalog.identities.count() == 1
 
 
-def test_a_token_wins_over_the_os_user_and_is_read_from_regrow_token(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+def test_the_environment_cannot_choose_the_identity_of_an_os_user(
+    catalog: Catalog, spoofed: str, login: str
 ) -> None:
-    catalog.identities.add("ana", "admin")
+    catalog.identities.add(spoofed, "admin")
+    catalog.identities.add(login, "viewer")
+    me = resolve_identity(catalog)
+    assert (me.name, me.role) == (login, "viewer")
+    with pytest.raises(PermissionDenied, match=rf"'{login}' \(role viewer\) may not add"):
+        require(catalog, me, "admin", "add identities")
+
+
+def test_an_os_user_without_an_identity_is_refused_and_audited(
+    catalog: Catalog, spoofed: str, login: str
+) -> None:
+    catalog.identities.add(spoofed, "admin")
+    with pytest.raises(AuthError, match=f"the OS user '{login}' has no identity") as caught:
+        resolve_identity(catalog)
+    assert f"regrow users add {login} --role operator" in str(caught.value)
+    assert catalog.identities.count() == 1
+    assert _last_event(catalog) == (
+        login,
+        "auth.failed",
+        f"identity:{login}",
+        {"reason": "unknown OS user"},
+    )
+    assert catalog.verify_audit() == 2
+
+
+def test_a_token_wins_over_the_os_user_and_is_read_from_regrow_token(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, login: str
+) -> None:
+    catalog.identities.add(login, "admin")
     catalog.identities.add("bob", "viewer")
-    _, token = catalog.identities.create_token("bob")
-    monkeypatch.setenv("REGROW_ACTOR", "ana")
-    assert resolve_identity(catalog, token=token).name == "bob"
+    record, token = catalog.identities.create_token("bob")
+    bob = resolve_identity(catalog, token=token)
+    assert (bob.name, bob.via_token) == ("bob", record.id)
     monkeypatch.setenv("REGROW_TOKEN", token)
     assert resolve_identity(catalog).name == "bob"
     assert resolve_identity(catalog, allow_os_user=False).name == "bob"
-    assert resolve_identity(catalog, token="").name == "ana"  # an empty token: none
+    assert resolve_identity(catalog, token="").name == login  # an empty token: none
     monkeypatch.setenv("REGROW_TOKEN", token[:20])
     with pytest.raises(AuthError, match="is malformed"):
         resolve_identity(catalog)
+    assert _last_event(catalog)[:3] == (login, "auth.failed", f"token:{record.id}")
 
 
-def test_without_os_users_only_a_token_identifies(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+def test_without_os_users_only_a_token_identifies_and_a_missing_one_is_audited(
+    catalog: Catalog, spoofed: str, login: str
 ) -> None:
-    monkeypatch.setenv("REGROW_ACTOR", "ana")
-    assert resolve_identity(catalog, allow_os_user=False).role == "admin"  # bootstrap
+    assert resolve_identity(catalog, allow_os_user=False).name == login  # bootstrap
     with pytest.raises(AuthError, match=r"only API tokens .*\[auth\] os_user = false"):
         resolve_identity(catalog, allow_os_user=False)
-    _, token = catalog.identities.create_token("ana")
-    assert resolve_identity(catalog, token=token, allow_os_user=False).name == "ana"
+    assert _last_event(catalog) == (login, "auth.failed", "token:?", {"reason": "no token"})
+    _, token = catalog.identities.create_token(login)
+    assert resolve_identity(catalog, token=token, allow_os_user=False).name == login
 
 
-def test_a_revoked_os_user_cannot_act(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_revoked_os_user_cannot_act(catalog: Catalog, login: str) -> None:
     catalog.identities.add("ana", "admin")
-    catalog.identities.add("bob", "operator")
-    catalog.identities.revoke("bob")
-    monkeypatch.setenv("REGROW_ACTOR", "bob")
-    with pytest.raises(AuthError, match="identity 'bob' was revoked"):
+    catalog.identities.add(login, "operator")
+    catalog.identities.revoke(login)
+    with pytest.raises(AuthError, match=f"identity '{login}' was revoked"):
         resolve_identity(catalog)
+    assert _last_event(catalog) == (
+        login,
+        "auth.failed",
+        f"identity:{login}",
+        {"reason": "revoked identity"},
+    )
+
+
+def test_an_open_workspace_stops_acting_once_its_token_is_revoked(
+    tmp_path: Path, login: str
+) -> None:
+    with Workspace.init(tmp_path / "ws") as admin:
+        assert admin.identity.name == login  # bootstrapped
+        admin.add_identity("bob", "admin")
+        record, token = admin.create_token("bob")
+        with Workspace.open(tmp_path / "ws", token=token) as bob:
+            assert bob.identity.via_token == record.id
+            bob.add_identity("carl", "viewer")
+            admin.revoke_token(record.id)
+            with pytest.raises(AuthError, match=rf"token '{record.id}' was revoked .* after 'bob'"):
+                bob.add_identity("dan", "viewer")
+            assert [i.name for i in admin.catalog.identities.list()] == ["bob", "carl", login]
+            assert _last_event(admin.catalog) == (
+                "bob",
+                "auth.failed",
+                f"token:{record.id}",
+                {"reason": "revoked token"},
+            )
+            _, other = admin.create_token("bob")  # bob's other token still acts
+            with Workspace.open(tmp_path / "ws", token=other) as again:
+                assert again.add_identity("dan", "viewer").created_by == "bob"
+            admin.revoke_identity("bob")
+            with pytest.raises(AuthError, match="identity 'bob' was revoked"):
+                bob.add_identity("erin", "viewer")
+            assert _last_event(admin.catalog)[1:] == (
+                "auth.failed",
+                "identity:bob",
+                {"reason": "revoked identity"},
+            )
 
 
 def test_concurrent_first_users_make_exactly_one_admin(url: str) -> None:
@@ -464,6 +600,10 @@ def test_a_role_below_the_one_needed_is_denied_and_the_attempt_audited(
     catalog.identities.revoke("viv")
     with pytest.raises(AuthError, match="identity 'viv' was revoked"):
         require(catalog, viv, "viewer", "read")
+    assert (catalog.audit_events(limit=1)[0].action, catalog.audit_events(limit=1)[0].actor) == (
+        "auth.failed",
+        "viv",
+    )
 
 
 class _Desk:
@@ -507,10 +647,14 @@ def test_the_decorator_guards_a_method_and_keeps_its_signature(catalog: Catalog)
         ("", None, True),
         ("[auth]\nos_user = false\n", None, False),
         ("[auth]\nos_user = true\n", "0", False),
-        ("[auth]\nos_user = false\n", "1", True),
+        ("", "0", False),
+        ("", "1", True),
+        ("[auth]\nos_user = true\n", "1", True),
+        ("[auth]\nos_user = false\n", "1", False),  # the environment only tightens
+        ("[auth]\nos_user = false\n", "0", False),
     ],
 )
-def test_os_users_are_mapped_unless_the_workspace_says_otherwise(
+def test_os_users_are_mapped_unless_the_workspace_or_environment_says_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: str | None, allowed: bool
 ) -> None:
     (tmp_path / "config.toml").write_text(text)

@@ -39,8 +39,8 @@ def _system(inputs: list[str]) -> System:
 
 @pytest.fixture
 def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """ana (admin, bootstrapped) trains weak v1 and strong v2; bob approves; carl operates."""
-    monkeypatch.setenv("REGROW_ACTOR", "ana")
+    """The OS user (the bootstrapped admin) trains weak v1 and strong v2; bob approves; carl
+    operates."""
     monkeypatch.delenv("REGROW_TOKEN", raising=False)
     home = tmp_path / "ws"
     ws = Workspace.init(home)
@@ -48,7 +48,7 @@ def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, objec
     holdout = ws.snapshot(_data(600, 1), name="holdout")
     v1 = ws.train(_system(["x1"]), train).version.ref
     v2 = ws.train(_system(["x1", "x2"]), train).version.ref
-    assert ws.identity.name == "ana"
+    assert ws.identity.role == "admin"
     assert ws.identity.role == "admin"
     ws.catalog.identities.add("bob", "approver")
     ws.catalog.identities.add("carl", "operator")
@@ -72,12 +72,15 @@ def _refusals(ws: Workspace) -> list[dict[str, object]]:
 def test_first_promotion_needs_an_approval_by_someone_else(governed: dict[str, object]) -> None:
     ws: Workspace = governed["ws"]  # type: ignore[assignment]
     v1 = str(governed["v1"])
-    with pytest.raises(PromotionRefused, match=r"1 approval\(s\).*author \(ana\).*regrow approve"):
+    me = ws.identity.name
+    with pytest.raises(
+        PromotionRefused, match=rf"1 approval\(s\).*author \({me}\).*regrow approve"
+    ):
         ws.promote(v1)
     assert ws.catalog.list_aliases() == []
     assert len(_refusals(ws)) == 1
     with pytest.raises(ConfigError, match="author of a version cannot approve"):
-        ws.approve(v1)  # ana is admin, but she recorded v1
+        ws.approve(v1)  # the admin, but the one who recorded v1
     with _as(governed, "bob") as bob:
         bob.approve(v1, note="looks fine")
         with pytest.raises(CatalogError, match="already approved"):
@@ -94,8 +97,9 @@ def test_a_later_promotion_needs_a_blessed_evaluation_against_the_holder(
     v1, v2 = str(governed["v1"]), str(governed["v2"])
     with _as(governed, "bob") as bob:
         bob.approve(v1)
-        bob.approve(v2)
     ws.promote(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v2)  # to replace v1, which holds the alias now
     with pytest.raises(
         PromotionRefused, match=r"blessed evaluation of toy:v2 against the holder toy:v1: none"
     ):
@@ -139,7 +143,7 @@ def test_force_needs_an_admin_and_a_reason(governed: dict[str, object]) -> None:
     assert moved.revision == 1
     (move,) = ws.catalog.alias_history("toy", "champion")
     assert move.kind == "force"
-    assert move.actor == "ana"
+    assert move.actor == ws.identity.name
     forced = next(e for e in ws.catalog.audit_events() if e.action == "alias.force")
     assert any("approval" in str(b) for b in forced.payload["bypassed"])
     assert any(e.action == "auth.denied" for e in ws.catalog.audit_events())
@@ -223,3 +227,60 @@ def test_every_refusal_is_audited_and_changes_nothing(governed: dict[str, object
     assert ws.catalog.approvals.list() == []
     assert ws.catalog.list_aliases() == []
     assert ws.catalog.verify_audit() == before + 5 + events[:6].count("policy.register")
+
+
+def test_the_workspace_policy_decides_not_the_callers(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    home = Path(str(governed["home"]))
+    lax = home / "lax.yaml"
+    lax.write_text("promotion:\n  protected: []\ngates:\n  checks:\n    improvement: {min: -1}\n")
+    with _as(governed, "carl") as carl:
+        with pytest.raises(PermissionDenied, match="other than the workspace's"):
+            carl.promote(v1, policy=lax)  # an operator cannot bring laxer rules
+        with pytest.raises(PermissionDenied, match="admin"):
+            carl.set_policy(lax)
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    ws.promote(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v2)
+    # blessed under a laxer policy's gates: does not count
+    _, lax_eval = ws.evaluate(v2, str(governed["holdout"]), baseline=v1, policy=lax)
+    assert lax_eval.verdict == "blessed"
+    with pytest.raises(PromotionRefused, match="under the workspace's policy"):
+        ws.promote(v2)
+    # an admin pins a policy: it governs from then on
+    strict = home / "strict.yaml"
+    strict.write_text("promotion:\n  approvals: 2\n")
+    pinned = ws.set_policy(strict)
+    assert ws.policy().id == pinned.id
+    ws.evaluate(v2, str(governed["holdout"]), baseline=v1)  # under the pinned policy
+    with pytest.raises(PromotionRefused, match=r"2 approval\(s\).*it has 1"):
+        ws.promote(v2)
+    moved = ws.promote(v2, force=True, reason="two approvers are away")
+    events = [e for e in ws.catalog.audit_events(limit=100) if e.action == "policy.pin"]
+    assert events[0].payload["id"] == pinned.id
+    forced = next(e for e in ws.catalog.audit_events() if e.action == "alias.force")
+    assert forced.payload["policy"] == pinned.id
+    assert moved.revision == 2
+
+
+def test_an_approval_is_for_replacing_one_holder(governed: dict[str, object]) -> None:
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)  # to replace no version: the first promotion
+    ws.promote(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v2)  # to replace v1
+    ws.evaluate(v2, str(governed["holdout"]), baseline=v1)
+    ws.promote(v2)
+    ws.evaluate(v1, str(governed["holdout"]), baseline=v2, policy=None)
+    # v1 back over v2: its first approval was for replacing no version, so it does not count
+    ws.rollback("toy")  # back to v1 by rollback (operators may)
+    ws.promote(v2, force=True, reason="reset")
+    with pytest.raises(PromotionRefused, match=r"to replace toy:v2; it has 0"):
+        ws.promote(v1)
+    with _as(governed, "bob") as bob, pytest.raises(CatalogError, match="nothing to approve"):
+        bob.approve(v2)  # v2 holds the alias

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regrow.catalog.catalog import Catalog
-from regrow.catalog.records import AliasRecord
+from regrow.catalog.records import AliasRecord, SystemVersionRecord
 from regrow.catalog.store import ArtifactStore
 from regrow.config import Config
 from regrow.errors import RegrowError
@@ -44,9 +44,10 @@ class GovernanceMixin:
     @property
     def identity(self) -> IdentityRecord:
         """Who acts through this workspace: the identity of the token it was opened with (or
-        ``$REGROW_TOKEN``), else (when the
-        workspace allows it) the OS user's; resolved once, on first use (see :mod:`regrow.auth`).
-        Every write is recorded under its name."""
+        ``$REGROW_TOKEN``), else (when the workspace allows it) the identity of the OS login of
+        this process; resolved once, on first use (see :mod:`regrow.auth`). Every write is
+        recorded under its name. An identity from a token keeps the token's id
+        (``via_token``), so that :meth:`_require` refuses once the token is revoked."""
         if self._identity is None:
             from regrow.auth import resolve_identity
 
@@ -57,8 +58,10 @@ class GovernanceMixin:
         return self._identity
 
     def _require(self, role: str, what: str) -> None:
-        """Raise :class:`~regrow.errors.PermissionDenied` (audited) unless the acting
-        identity's role is at least ``role``."""
+        """Raise :class:`~regrow.errors.PermissionDenied` (audited ``auth.denied``) unless the
+        acting identity's role is at least ``role``, and :class:`~regrow.errors.AuthError`
+        (audited ``auth.failed``) if the identity, or the token it was resolved from, was
+        revoked since it was resolved (:func:`regrow.auth.require` reads both again)."""
         from regrow.auth import require
 
         require(self.catalog, self.identity, role, what)
@@ -86,19 +89,50 @@ class GovernanceMixin:
 
     def revoke_token(self, token_id: str) -> TokenRecord:
         """Revoke an API token: an admin, or the identity it belongs to."""
-        token = self.catalog.identities.get_token(token_id)
-        if token.identity != self.identity.name:
-            self._require("admin", "revoke another identity's token")
+        from regrow.errors import NotFound
+
+        try:
+            owner: str | None = self.catalog.identities.get_token(token_id).identity
+        except NotFound:
+            owner = None
+        if owner != self.identity.name:  # a non-admin learns nothing of others' tokens
+            self._require("admin", "revoke a token that is not yours")
         return self.catalog.identities.revoke_token(token_id)
 
     def _policy(self, policy: Policy | str | os.PathLike[str] | None) -> Policy:
-        """``policy`` loaded (a path, or None for the default) and registered in the catalog on
-        first use (``catalog.policies``, audited ``policy.register``)."""
+        """``policy`` loaded (a path; None: the workspace's policy, see :meth:`policy`) and
+        registered in the catalog on first use (``catalog.policies``, audited
+        ``policy.register``)."""
         from regrow.plan.policy import Policy, load_policy
 
-        source = "a Policy object" if isinstance(policy, Policy) else str(policy or "")
+        if policy is None:
+            return self.policy()
+        source = "a Policy object" if isinstance(policy, Policy) else str(policy)
         loaded = policy if isinstance(policy, Policy) else load_policy(policy)
         self.catalog.policies.register(loaded.id, loaded.to_dict(), source=source[:255])
+        return loaded
+
+    def policy(self) -> Policy:
+        """The workspace's policy: the one an admin pinned (:meth:`set_policy`), else the
+        shipped default. Promotions follow its ``promotion`` section; evaluations, plans and
+        runs use it when given no other."""
+        from regrow.plan.policy import Policy
+
+        pinned = self.catalog.policies.pinned()
+        if pinned is None:
+            default = Policy.default()
+            self.catalog.policies.register(
+                default.id, default.to_dict(), source="the default policy"
+            )
+            return default
+        return Policy.from_dict(pinned.body, source=f"the workspace's policy {pinned.id}")
+
+    def set_policy(self, policy: Policy | str | os.PathLike[str]) -> Policy:
+        """Pin ``policy`` (a file or a Policy) as the workspace's policy; admin only. Audited
+        (``policy.register`` when new, then ``policy.pin``)."""
+        self._require("admin", "set the workspace's policy")
+        loaded = self._policy(policy)
+        self.catalog.policies.pin(loaded.id)
         return loaded
 
     # -- promoting ----------------------------------------------------------------------------
@@ -115,12 +149,14 @@ class GovernanceMixin:
     ) -> AliasRecord:
         """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited).
 
-        An alias the policy protects (``promotion.protected``; default ``champion``) moves only
-        when the version has a blessed evaluation against the alias's holder on a snapshot the
-        policy accepts, and the policy's number of approvals by identities other than its
-        author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused` names
-        everything missing, the attempt is audited and nothing moves. ``force`` needs the
-        admin role and a ``reason``. A move to the version the alias holds is refused.
+        The rules are the ``promotion`` section of the workspace's policy (:meth:`policy`); a
+        ``policy`` other than that one needs the admin role. An alias the rules protect
+        (default ``champion``) moves only when the version has a blessed evaluation against
+        the alias's holder, under that policy's gates, on a snapshot it accepts, and the
+        policy's number of approvals, given for replacing that holder, by identities other
+        than its author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused`
+        names everything missing, the attempt is audited and nothing moves. ``force`` needs
+        the admin role and a ``reason``. A move to the version the alias holds is refused.
         See :mod:`regrow.catalog.promotion`.
         """
         from regrow.catalog.promotion import PromotionRules
@@ -128,20 +164,30 @@ class GovernanceMixin:
         self._require("operator", f"promote to {alias!r}")
         if force:
             self._require("admin", f"force a promotion to {alias!r}")
+        version: SystemVersionRecord | None = None
         try:
-            policy = self._policy(policy)
             version = self.catalog.get_system_version(ref)
-        except RegrowError as refused:  # a bad policy or version: the attempt is audited
+            governing = self.policy()
+            chosen = self._policy(policy) if policy is not None else governing
+            if chosen.id != governing.id:
+                self._require(
+                    "admin", f"promote under a policy other than the workspace's ({governing.id})"
+                )
+        except RegrowError as refused:  # a bad policy, version or role: the attempt is audited
+            system = version.system if version is not None else "?"
             self.catalog.audit(
-                "promotion.refused", f"alias:{alias}", {"to": ref, "refused": str(refused)}
+                "promotion.refused",
+                f"alias:{system}@{alias}",
+                {"to": ref, "refused": str(refused)},
             )
             raise
-        section = policy.promotion
+        section = chosen.promotion
         rules = PromotionRules(
             protected=tuple(section.protected),
             require_blessed=section.require_blessed,
             approvals=section.approvals,
             evaluation_snapshots=tuple(section.evaluation_snapshots),
+            policy_id=chosen.id,
         )
         return self.catalog.move_alias(
             version.system, alias, version.id, expected_revision=expected_revision,
@@ -156,7 +202,7 @@ class GovernanceMixin:
             version = self.catalog.get_system_version(ref)
         except RegrowError as refused:  # the attempt is audited
             self.catalog.audit(
-                "approval.refused", f"alias:{alias}", {"version": ref, "refused": str(refused)}
+                "approval.refused", f"alias:?@{alias}", {"version": ref, "refused": str(refused)}
             )
             raise
         return self.catalog.approvals.add(version.id, alias, note=note)

@@ -17,13 +17,17 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     os_user = true                    # false: only API tokens (REGROW_TOKEN) identify
 
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
-``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND``, ``REGROW_RAY_ADDRESS`` and
-``REGROW_ALLOW_OS_USER`` (``0`` or ``1``), then the file.
+``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
+then the file. ``REGROW_ALLOW_OS_USER`` may only tighten ``[auth] os_user``: ``0`` turns the
+mapping off, ``1`` leaves the file's setting as it is (it cannot turn on what the file turned
+off).
 
 With ``os_user = true`` (the default) a command without a token acts as the identity named
-like ``$REGROW_ACTOR`` or the OS login; with ``false`` only a token does. This is the
-workspace's convention, not a security boundary: whoever can write the catalog's database can
-act as anyone, and ``REGROW_ALLOW_OS_USER=1`` turns the mapping back on.
+like the OS login of its process (the account of its user id; environment variables such as
+``$USER`` or ``$REGROW_ACTOR`` do not change it): the OS login is trusted. People who share
+an OS account share its identity, so for enforced four-eyes across people sharing an OS
+account, give each a token and set ``os_user = false``: then only a token identifies. Either
+way, whoever can write the catalog's database can act as anyone (the audit chain shows it).
 
 >>> cfg = Config(home=Path("/tmp/ws"), catalog_url="sqlite:///catalog.db", store_url="artifacts")
 >>> cfg.resolved_catalog_url()
@@ -137,15 +141,18 @@ class Config:
 
     @staticmethod
     def _allow_os_user(data: dict[str, object], path: Path) -> bool:
-        """``$REGROW_ALLOW_OS_USER`` (0/1), else ``[auth] os_user``, else True."""
+        """``[auth] os_user`` (default True), turned off by ``$REGROW_ALLOW_OS_USER=0``.
+
+        The environment only tightens: ``1`` cannot turn on what the file turned off, so that
+        a workspace's "tokens only" holds whatever a shell exports.
+        """
         env = os.environ.get("REGROW_ALLOW_OS_USER", "").strip().lower()
-        if env:
-            if env not in _FLAGS:
-                raise ConfigError(
-                    f"REGROW_ALLOW_OS_USER must be 0 or 1 (got {env!r})",
-                    hint="unset it to use [auth] os_user of config.toml",
-                )
-            return _FLAGS[env]
+        if env and env not in _FLAGS:
+            raise ConfigError(
+                f"REGROW_ALLOW_OS_USER must be 0 or 1 (got {env!r})",
+                hint="0 lets only API tokens identify; unset it to use [auth] os_user of "
+                "config.toml",
+            )
         section = data.get("auth", {})
         if not isinstance(section, dict):
             raise ConfigError(f"[auth] in {str(path)!r} must be a table")
@@ -160,7 +167,7 @@ class Config:
                 f"[auth] os_user in {str(path)!r} must be true or false (got {value!r})",
                 hint="os_user = false lets only API tokens identify who acts",
             )
-        return value
+        return value and _FLAGS.get(env, True)
 
     @staticmethod
     def _run_section(data: dict[str, object], path: Path) -> dict[str, object]:

@@ -45,6 +45,7 @@ from regrow.errors import (
     CatalogError,
     ConfigError,
     DataQualityWarning,
+    PlanError,
     SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
@@ -531,12 +532,29 @@ class Workspace(GovernanceMixin):
         from regrow.plan_runs import run_plan
 
         self._require("operator", "run a plan")
-        if approve:
-            stored = (
-                plan if isinstance(plan, Plan) else Plan.from_dict(self.catalog.get_plan(plan).body)
-            )
-            if stored.needs_approval:
-                self._require("approver", "approve a plan's actions (--approve)")
+        stored = (
+            plan if isinstance(plan, Plan) else Plan.from_dict(self.catalog.get_plan(plan).body)
+        )
+        # Whatever policy the plan was made under, running it follows the workspace's.
+        governing = self.policy()
+        gated = [a.describe() for a in stored.actions if governing.needs_approval(a.kind)]
+        cpu = float(stored.cost.get("estimated_cpu_seconds") or 0.0)
+        over = cpu > governing.budgets.max_cpu_seconds
+        if stored.needs_approval or gated or over:
+            if not approve:
+                why = (
+                    f"for {', '.join(gated)} (the workspace's policy {governing.id})"
+                    if gated
+                    else f"(estimated at {cpu:.0f} CPU s, over the budget)"
+                    if over
+                    else "(under the policy it was made with)"
+                )
+                raise PlanError(
+                    f"plan {stored.id[:12]} needs approval {why}",
+                    hint=f"review it with `regrow plans show {stored.id[:12]}`, then run it "
+                    "with --approve (approver role)",
+                )
+            self._require("approver", "approve a plan's actions (--approve)")
         return run_plan(
             self._services(),
             plan,
@@ -561,8 +579,9 @@ class Workspace(GovernanceMixin):
         progress: ProgressFn | None = None,
     ) -> tuple[EvaluationRecord, Comparison]:
         """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices, run the
-        gates of ``policy`` (a :class:`~regrow.Policy`, a policy file, or None: the default
-        policy) and record the evaluation with every gate's result and an HTML report.
+        gates of ``policy`` (a :class:`~regrow.Policy`, a policy file, or None: the workspace's
+        policy, :meth:`policy`) and record the evaluation with every gate's result and an HTML
+        report. Only an evaluation under the workspace's policy counts for a promotion.
 
         ``gates`` runs these gate objects instead of the policy's ``gates.checks`` (the rest
         of the section still applies); ``metric`` overrides ``gates.metric``. The verdict is
@@ -576,7 +595,8 @@ class Workspace(GovernanceMixin):
         self._require("operator", "record an evaluation")
         return evaluate(
             self._services(), candidate, snapshot, baseline=baseline, metric=metric,
-            policy=policy, gates=None if gates is None else list(gates), progress=progress,
+            policy=self.policy() if policy is None else policy,
+            gates=None if gates is None else list(gates), progress=progress,
         )  # fmt: skip
 
     # -- upkeep -------------------------------------------------------------------------------

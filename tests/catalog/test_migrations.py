@@ -70,3 +70,42 @@ def test_downgrade_removes_everything_and_upgrade_restores_it(empty_url: str) ->
         assert diffs(engine, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_upgrading_to_0006_marks_the_moves_old_rollbacks_made(empty_url: str) -> None:
+    """Rollbacks made before alias moves had a kind replay as rollbacks, not as pushes."""
+    from regrow.catalog import Catalog
+
+    from .conftest import Builder
+
+    with Catalog(empty_url) as catalog:
+        version = Builder(catalog).version("churn").id
+    engine = create_engine_for(empty_url)
+    try:
+        with writer(engine).begin() as conn:  # a 0005 catalog: alias moves without a kind
+            command.downgrade(alembic_config(conn), "0005")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_events (seq, at, actor, action, subject, payload, "
+                    "prev_hash, hash) VALUES (900, :at, 'ana', 'alias.rollback', "
+                    "'alias:churn@champion', :payload, '', '')"
+                ),
+                {"at": "2026-01-01 00:00:00+00:00", "payload": '{"revision": 3}'},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO alias_moves (system, alias, from_version_id, to_version_id, "
+                    "revision, actor, reason, at) VALUES ('churn', 'champion', NULL, :v, :r, "
+                    "'ana', '', '2026-01-01 00:00:00+00:00')"
+                ),
+                [{"r": r, "v": version} for r in (1, 2, 3)],
+            )
+        with writer(engine).begin() as conn:
+            command.upgrade(alembic_config(conn), "0006")
+        with engine.connect() as conn:
+            kinds = conn.execute(
+                sa.text("SELECT revision, kind FROM alias_moves ORDER BY revision")
+            ).all()
+        assert [tuple(k) for k in kinds] == [(1, "move"), (2, "move"), (3, "rollback")]
+    finally:
+        engine.dispose()

@@ -123,6 +123,26 @@ def test_an_unknown_gate_in_the_policy_is_refused_and_audited(
     assert ws.catalog.audit_events(limit=1)[0].action == "evaluation.refused"
 
 
+def test_a_policy_file_that_is_not_utf8_is_refused_naming_it(
+    flow: tuple[Workspace, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, f = flow
+    binary = f["tmp"] / "binary.yaml"
+    binary.write_bytes(b"gates:\n  resamples: 200\n\xff\xfe")
+    with pytest.raises(
+        PolicyError, match=r"binary\.yaml'.*not UTF-8 text \(byte 0xff at offset 24"
+    ):
+        load_policy(binary)
+    before = len(ws.catalog.list_evaluations())
+    code, out, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", "holdout",
+                             "--policy", str(binary), "--home", str(ws.home))  # fmt: skip
+    assert code == 2, out + err
+    assert err.startswith(f"error: cannot read policy file {str(binary)!r}: it is not UTF-8")
+    assert "hint: a policy is a YAML file saved as UTF-8" in err
+    assert "Traceback" not in out + err
+    assert len(ws.catalog.list_evaluations()) == before
+
+
 def test_the_cli_prints_the_gate_table_and_writes_the_report(
     flow: tuple[Workspace, dict[str, Any]],
     capsys: pytest.CaptureFixture[str],

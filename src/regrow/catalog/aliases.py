@@ -80,17 +80,6 @@ class AliasesMixin(CatalogCore):
         audited (``promotion.refused``) and nothing moves. ``force`` (for an admin: the
         caller checks the role) moves it anyway, with a ``reason``, audited ``alias.force``.
         """
-        self._check_move(system, alias, reason)
-        if (
-            expected_revision is not None
-            and checks.integer("expected_revision", expected_revision) < 0
-        ):
-            raise ConfigError(f"'expected_revision' must be >= 0 (got {expected_revision!r})")
-        if force and not reason.strip():
-            raise ConfigError(
-                "a forced promotion needs a reason (got an empty one)",
-                hint="say why the gates and approvals are bypassed: --reason '...'",
-            )
         who = self._who(actor)
         forced: list[str] = []
 
@@ -124,11 +113,23 @@ class AliasesMixin(CatalogCore):
                 action="alias.force" if force else "alias.move",
                 kind="force" if force else "move",
                 bypassed=forced,
+                policy=rules.policy_id if rules is not None else None,
             )
 
         try:
+            self._check_move(system, alias, reason)
+            if (
+                expected_revision is not None
+                and checks.integer("expected_revision", expected_revision) < 0
+            ):
+                raise ConfigError(f"'expected_revision' must be >= 0 (got {expected_revision!r})")
+            if force and not reason.strip():
+                raise ConfigError(
+                    "a forced promotion needs a reason (got an empty one)",
+                    hint="say why the gates and approvals are bypassed: --reason '...'",
+                )
             record: AliasRecord = self._write(write)
-        except PromotionRefused as refused:
+        except (PromotionRefused, ConfigError) as refused:  # the attempt is audited
             text = str(refused)
             self._write(
                 lambda session: audit.append(
@@ -230,6 +231,7 @@ def move(
     action: str = "alias.move",
     kind: str = "move",
     bypassed: list[str] | None = None,
+    policy: str | None = None,
 ) -> AliasRecord:
     """Point ``system@alias`` at ``version_id`` by compare-and-set (see the module docstring).
 
@@ -303,6 +305,7 @@ def move(
             "revision": revision + 1,
             "reason": reason,
             **({"bypassed": bypassed} if bypassed else {}),
+            **({"policy": policy} if policy else {}),
         },
     )
     return AliasRecord(
@@ -341,7 +344,7 @@ def _missing_hint(session: Session, system: str) -> str:
     ).all()
     if names:
         return f"the aliases of {system!r} are " + ", ".join(repr(n) for n in names)
-    return f"{system!r} has no aliases; create one with move_alias()"
+    return f"{system!r} has no aliases; create one with `regrow promote VERSION --alias NAME`"
 
 
 def _revision_now(session: Session, system: str, alias: str) -> int:

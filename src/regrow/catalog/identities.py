@@ -9,8 +9,10 @@ A **token** is ``rgw_<id>_<secret>``: ``id`` is 12 hex characters, the row's key
 listings; ``secret`` is ``secrets.token_urlsafe(32)`` (256 random bits). The secret is returned
 once by :meth:`Identities.create_token` and never stored: the catalog keeps an Argon2id hash of
 it with a random salt (argon2-cffi). :meth:`Identities.authenticate` turns a token back into
-its identity, or raises :class:`~regrow.errors.AuthError` saying what is wrong, after appending
-an ``auth.failed`` event (with the token's id when it has one, never its secret).
+its identity, or raises :class:`~regrow.errors.AuthError` saying what is wrong (an unknown id
+and a wrong secret alike, so that a guess does not learn which ids exist), after appending an
+``auth.failed`` event (with the token's id when it has one and the precise reason, never its
+secret).
 
 Every write is one transaction with its audit event, which covers the rows it wrote:
 
@@ -45,7 +47,7 @@ import functools
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -148,6 +150,10 @@ class IdentityRecord:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    #: The id of the token this identity was authenticated with (:meth:`Identities.authenticate`),
+    #: else None. Not stored: :func:`regrow.auth.require` reads the token again through it, so
+    #: that revoking the token stops a workspace that is already open.
+    via_token: str | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:
@@ -176,7 +182,7 @@ R = TypeVar("R", IdentityRecord, TokenRecord)
 
 
 def _record(cls: type[R], row: Identity | Token) -> R:
-    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls) if f.name != "via_token"})
 
 
 class Identities:
@@ -378,11 +384,15 @@ class Identities:
 
         return self._catalog._write(write)
 
-    def authenticate(self, token: str) -> IdentityRecord:
-        """The identity of ``token``; :class:`~regrow.errors.AuthError` if it does not hold.
+    def authenticate(self, token: str, *, actor: str | None = None) -> IdentityRecord:
+        """The identity of ``token``, with the token's id as ``via_token``;
+        :class:`~regrow.errors.AuthError` if it does not hold.
 
-        Refused, each with an ``auth.failed`` event: a malformed token, an unknown id, a wrong
-        secret, a revoked token, a revoked identity. Messages name at most the token's id.
+        Refused, each with an ``auth.failed`` event under ``actor`` (default: the catalog's
+        actor): a malformed token, an unknown id, a wrong secret, a revoked token, a revoked
+        identity. Messages name at most the token's id. An unknown id and a wrong secret get
+        the same message and take as long (a decoy hash is verified), so that neither tells
+        which ids exist; the event records which it was.
         """
         text = token.strip() if isinstance(token, str) else ""
         parsed = _TOKEN.fullmatch(text)
@@ -390,6 +400,7 @@ class Identities:
             known_id = token_id(text)
             shown = f"token rgw_{known_id}_..." if known_id else "the token given"
             self._refuse(
+                actor,
                 known_id,
                 "malformed",
                 f"{shown} is malformed",
@@ -397,35 +408,38 @@ class Identities:
                 "`regrow tokens create` printed it",
             )
         key, secret = parsed.group(1), parsed.group(2)
+        query = sa.select(Token, Identity).join(Identity, Identity.name == Token.identity)
         with self._catalog._read() as session:
-            row = session.get(Token, key)
-            owner = None if row is None else session.get(Identity, row.identity)
-            stored = _decoy() if row is None else row.hash
-            revoked = None if row is None else row.revoked_at
-        if not _verifies(stored, secret) or row is None or owner is None:
-            known = row is not None
+            found = session.execute(query.where(Token.id == key)).first()
+        row, owner = (None, None) if found is None else found
+        verified = _verifies(_decoy() if row is None else row.hash, secret)
+        if not verified or row is None or owner is None:
             self._refuse(
+                actor,
                 key,
-                "wrong secret" if known else "unknown token",
-                f"token {key!r} " + ("has a wrong secret" if known else "is unknown"),
+                "unknown token" if row is None else "wrong secret",
+                f"token {key!r} is unknown or its secret is wrong",
                 "check that REGROW_TOKEN holds the whole token; an admin can create a new "
                 "one with `regrow tokens create NAME`",
             )
+        # The secret matched: the holder may learn what else is wrong with the token.
         if owner.revoked_at is not None:
             self._refuse(
+                actor,
                 key,
                 "revoked identity",
                 f"the identity {owner.name!r} of token {key!r} was revoked",
                 "a revoked identity cannot act; ask an admin",
             )
-        if revoked is not None:
+        if row.revoked_at is not None:
             self._refuse(
+                actor,
                 key,
                 "revoked token",
-                f"token {key!r} was revoked ({revoked:%Y-%m-%d %H:%M})",
+                f"token {key!r} was revoked ({row.revoked_at:%Y-%m-%d %H:%M})",
                 "ask an admin for a new one: regrow tokens create NAME",
             )
-        return _record(IdentityRecord, owner)
+        return replace(_record(IdentityRecord, owner), via_token=key)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -490,9 +504,11 @@ class Identities:
             rows=[("identities", row.name), *more],
         )
 
-    def _refuse(self, token_id: str | None, reason: str, message: str, hint: str) -> NoReturn:
-        """Append ``auth.failed`` (the OS-level actor, the token id, the reason) and raise."""
-        who = checks.actor(None)
+    def _refuse(
+        self, actor: str | None, token_id: str | None, reason: str, message: str, hint: str
+    ) -> NoReturn:
+        """Append ``auth.failed`` (``actor``, the token id, the reason) and raise."""
+        who = self._catalog._who(actor)
         subject = f"token:{token_id}" if token_id else "token:?"
         payload = {"token_id": token_id, "reason": reason}
         self._catalog._write(

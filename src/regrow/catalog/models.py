@@ -409,13 +409,14 @@ class Approval(Base):
     """An identity's approval of a version for an alias (one per identity, version, alias)."""
 
     __tablename__ = "approvals"
-    __table_args__ = (sa.UniqueConstraint("system", "alias", "version_id", "approver"),)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     system: Mapped[str] = mapped_column(NAME)
     alias: Mapped[str] = mapped_column(NAME)
     version_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
     approver: Mapped[str] = mapped_column(NAME)
+    #: the alias's holder when approved: the approval is for replacing that version
+    holder_id: Mapped[str | None] = mapped_column(ID)
     note: Mapped[str] = mapped_column(sa.Text)
     at: Mapped[datetime]
 

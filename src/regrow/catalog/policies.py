@@ -7,6 +7,10 @@ that covers the row. A changed policy file is a new id, and so a new row and eve
 log shows when each policy came into use, and editing a registered policy in the database
 breaks the chain (``regrow audit --verify``).
 
+An admin **pins** one of them as the workspace's policy (``regrow policy set FILE``): the one
+promotions follow (its ``promotion`` section) and whose gates an evaluation must have run to
+count for a promotion; evaluations, plans and runs use it when given no other.
+
 >>> from regrow.catalog import Catalog
 >>> catalog = Catalog("sqlite://")
 >>> first = catalog.policies.register("p1", {"gates": {}}, source="policy.yaml", actor="ana")
@@ -29,13 +33,16 @@ from sqlalchemy.orm import Session
 
 from regrow.catalog import audit, checks
 from regrow.catalog.core import now
-from regrow.catalog.models import PolicyRecord
+from regrow.catalog.models import AuditEvent, PolicyRecord
 from regrow.errors import NotFound
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
 
-__all__ = ["Policies", "RegisteredPolicy"]
+__all__ = ["PINNED", "Policies", "RegisteredPolicy"]
+
+#: The audit subject of ``policy.pin`` events: which policy governs the workspace.
+PINNED = "policy:workspace"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,39 @@ class Policies:
 
         record: RegisteredPolicy = self._catalog._write(write)
         return record
+
+    def pin(self, policy_id: str, *, actor: str | None = None) -> RegisteredPolicy:
+        """Make registered policy ``policy_id`` the workspace's policy (audited ``policy.pin``):
+        the one promotions, evaluations, plans and runs follow unless told otherwise (the
+        caller checks that the actor may: an admin)."""
+        found = self.get(policy_id)
+        who = self._catalog._who(actor)
+        self._catalog._write(
+            lambda session: audit.append(
+                session,
+                actor=who,
+                action="policy.pin",
+                subject=PINNED,
+                payload={"id": policy_id, "source": found.source},
+                rows=[("policies", policy_id)],
+            )
+        )
+        return found
+
+    def pinned(self) -> RegisteredPolicy | None:
+        """The workspace's policy: the newest one pinned (None: none was, the default holds).
+        The pin is an audit event, so the chain covers which policy governs."""
+        with self._catalog._read() as session:
+            event = session.scalars(
+                sa.select(AuditEvent)
+                .where(AuditEvent.subject == PINNED, AuditEvent.action == "policy.pin")
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            ).first()
+            if event is None:
+                return None
+            row = session.get(PolicyRecord, str(event.payload.get("id")))
+            return _record(row) if row is not None else None
 
     def get(self, policy_id: str) -> RegisteredPolicy:
         """A registered policy; :class:`~regrow.errors.NotFound` if none has that id."""

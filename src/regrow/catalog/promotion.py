@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from regrow.catalog import audit, checks, lookup
@@ -69,6 +68,9 @@ class PromotionRules:
     require_blessed: bool = True
     approvals: int = 1
     evaluation_snapshots: tuple[str, ...] = ()
+    policy_id: str | None = None
+    """The policy these rules come from: a blessed evaluation counts only when it ran that
+    policy's gates (None: any policy's)."""
 
     def protects(self, alias: str) -> bool:
         """Whether moving ``alias`` needs the evaluation and approvals."""
@@ -81,6 +83,7 @@ class PromotionRules:
             "require_blessed": self.require_blessed,
             "approvals": self.approvals,
             "evaluation_snapshots": list(self.evaluation_snapshots),
+            "policy": self.policy_id,
         }
 
 
@@ -93,6 +96,7 @@ class ApprovalRecord:
     alias: str
     version_id: str
     approver: str
+    holder_id: str | None  # the alias's holder when approved: it approves replacing that one
     note: str
     at: datetime
 
@@ -155,11 +159,12 @@ def missing(
         lacks.extend(_evaluation_lacks(session, rules, version, ref, holder))
     if rules.approvals:
         who = author(session, version)
-        valid = [a for a in approvers(session, system, alias, version_id) if a != who]
+        valid = [a for a in approvers(session, system, alias, version_id, holder) if a != who]
         if len(valid) < rules.approvals:
+            held_ref = _ref(session, holder) if holder is not None else "no version"
             lacks.append(
                 f"{rules.approvals} approval(s) by an approver other than the version's author"
-                f" ({who or 'unknown'}); it has {len(valid)}"
+                f" ({who or 'unknown'}) to replace {held_ref}; it has {len(valid)}"
                 + (f" ({', '.join(valid)})" if valid else "")
                 + f": `regrow approve {ref} --alias {alias}`"
             )
@@ -181,7 +186,14 @@ def _evaluation_lacks(
     )
     trained.discard(None)
     rows = session.execute(
-        sa.select(Evaluation.id, Evaluation.verdict, Evaluation.reasons, Snapshot.id, Snapshot.name)
+        sa.select(
+            Evaluation.id,
+            Evaluation.verdict,
+            Evaluation.reasons,
+            Snapshot.id,
+            Snapshot.name,
+            Evaluation.results,
+        )
         .join(Snapshot, Snapshot.id == Evaluation.snapshot_id)
         .where(Evaluation.candidate_id == version.id, Evaluation.baseline_id == holder)
         .order_by(Evaluation.created_at.desc(), Evaluation.id)
@@ -194,6 +206,15 @@ def _evaluation_lacks(
         return [
             f"a blessed evaluation of {ref} against the holder {holder_ref}: none yet; {evaluate}"
         ]
+    if rules.policy_id is not None:  # evaluated under the gates of the rules' own policy
+        under = [r for r in rows if _under(r[5], rules.policy_id)]
+        if not under:
+            return [
+                f"a blessed evaluation of {ref} against {holder_ref} under the workspace's policy "
+                f"{rules.policy_id}: its {len(rows)} evaluation(s) ran other gates (another "
+                f"policy, or gates given by the caller); {evaluate}"
+            ]
+        rows = under
     accepted = [
         r
         for r in rows
@@ -228,8 +249,26 @@ def _evaluation_lacks(
     return []
 
 
-def approvers(session: Session, system: str, alias: str, version_id: str) -> list[str]:
-    """Active identities with an approving role that approved ``version_id`` for the alias."""
+def _under(results: Any, policy_id: str) -> bool:
+    """Whether an evaluation's ``results`` ran the gates of policy ``policy_id``."""
+    return (
+        isinstance(results, dict)
+        and results.get("policy") == policy_id
+        and results.get("gate_source", "policy") == "policy"
+    )
+
+
+def _ref(session: Session, version_id: str) -> str:
+    row = lookup.version_by_id(session, version_id)
+    return f"{row.system}:v{row.number}"
+
+
+def approvers(
+    session: Session, system: str, alias: str, version_id: str, holder: str | None
+) -> list[str]:
+    """Active identities with an approving role that approved ``version_id`` for the alias
+    while ``holder`` held it (an approval is for replacing that version: it does not carry
+    over to a later promotion over another holder)."""
     return list(
         session.scalars(
             sa.select(Approval.approver)
@@ -238,10 +277,12 @@ def approvers(session: Session, system: str, alias: str, version_id: str) -> lis
                 Approval.system == system,
                 Approval.alias == alias,
                 Approval.version_id == version_id,
+                Approval.holder_id.is_(None) if holder is None else Approval.holder_id == holder,
                 Identity.revoked_at.is_(None),
                 Identity.role.in_(APPROVER_ROLES),
             )
-            .order_by(Approval.id)
+            .group_by(Approval.approver)  # each identity counts once
+            .order_by(sa.func.min(Approval.id))
         )
     )
 
@@ -293,29 +334,41 @@ class Approvals:
                     "cannot approve it (four eyes)",
                     hint="ask another approver to run `regrow approve`",
                 )
+            held = session.get(Alias, (version.system, alias), populate_existing=True)
+            holder = held.version_id if held is not None else None
+            if holder == version.id:
+                raise CatalogError(
+                    f"{ref} already holds {version.system}@{alias}: there is nothing to approve",
+                    hint="approve the version that should replace it",
+                )
             row = Approval(
                 system=version.system,
                 alias=alias,
                 version_id=version.id,
                 approver=who,
+                holder_id=holder,
                 note=note,
                 at=datetime.now(UTC),
             )
-            try:
-                with session.begin_nested():
-                    session.add(row)
-                    session.flush()
-            except IntegrityError:
+            if who in approvers(session, version.system, alias, version.id, holder):
                 raise CatalogError(
-                    f"{who!r} already approved {ref} for {version.system}@{alias}",
+                    f"{who!r} already approved {ref} for {version.system}@{alias} (to replace "
+                    f"{_ref(session, holder) if holder else 'no version'})",
                     hint="one approval per identity counts; ask another approver",
-                ) from None
+                )
+            session.add(row)
+            session.flush()
             audit.append(
                 session,
                 actor=who,
                 action="approval.add",
                 subject=f"alias:{version.system}@{alias}",
-                payload={"version": version.id, "version_ref": ref, "note": note},
+                payload={
+                    "version": version.id,
+                    "version_ref": ref,
+                    "holder": holder,
+                    "note": note,
+                },
                 rows=[("approvals", row.id)],
             )
             return _record(row)
@@ -358,6 +411,7 @@ def _record(row: Approval) -> ApprovalRecord:
         alias=row.alias,
         version_id=row.version_id,
         approver=row.approver,
+        holder_id=row.holder_id,
         note=row.note,
         at=row.at,
     )

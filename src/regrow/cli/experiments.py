@@ -32,7 +32,7 @@ def experiments_list(
     tag: Annotated[str | None, typer.Option(help="Only experiments with this tag.")] = None,
     system: Annotated[str | None, typer.Option(help="Only this system's experiments.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only plan, manual or rollout.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

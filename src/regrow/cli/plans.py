@@ -295,3 +295,49 @@ def policy_show(home: Home = None) -> None:
 
     del home  # accepted like every command's; the default policy is the same everywhere
     typer.echo(default_policy_text(), nl=False)
+
+
+@policy_app.command("set")
+def policy_set(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Pin a policy as the workspace's (admin): promotions follow its `promotion` section,
+    only evaluations under its gates count, plans and runs use it by default."""
+    with workspace(home) as ws:
+        pinned = ws.set_policy(file)
+    if as_json:
+        print_json({"id": pinned.id, "source": str(file), "policy": pinned.to_dict()})
+        return
+    out.print(f"the workspace's policy is now {pinned.id} (from {file})")
+
+
+@policy_app.command("current")
+def policy_current(home: Home = None, as_json: AsJson = False) -> None:
+    """Show the workspace's policy: its id, where it came from, who pinned it and when."""
+    with workspace(home) as ws:
+        pinned = ws.catalog.policies.pinned()
+        current = ws.policy()
+    if as_json:
+        print_json(
+            {
+                "id": current.id,
+                "pinned": pinned is not None,
+                "source": pinned.source if pinned else "the default policy",
+                "policy": current.to_dict(),
+            }
+        )
+        return
+    if pinned is None:
+        out.print(f"the default policy ({current.id}): `regrow policy set FILE` pins another")
+    else:
+        out.print(
+            f"policy {pinned.id} from {pinned.source}, registered by {pinned.actor} at "
+            f"{pinned.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+    gates = ", ".join(current.gates.to_dict().get("checks", {})) or "none"
+    protected = ", ".join(current.promotion.protected) or "none"
+    out.print(
+        f"protected aliases: {protected}; approvals: {current.promotion.approvals}; gates: {gates}"
+    )

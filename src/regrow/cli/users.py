@@ -7,13 +7,15 @@ its own tokens and revoke one of them (a token that leaked). A command acts as t
 
 from __future__ import annotations
 
-import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
+
+if TYPE_CHECKING:
+    from regrow.catalog.identities import IdentityRecord
 
 __all__ = ["tokens_app", "users_app", "whoami"]
 
@@ -31,6 +33,13 @@ def _when(value: object) -> str:
     return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
 
 
+def _fields(identity: IdentityRecord) -> dict[str, object]:
+    """An identity as JSON shows it: its stored fields (``via`` says how it was recognized)."""
+    shown = dict(identity.__dict__)
+    del shown["via_token"]
+    return shown
+
+
 @users_app.command("add")
 def users_add(
     name: Name,
@@ -42,7 +51,7 @@ def users_add(
     with workspace(home) as ws:
         added = ws.add_identity(name, role)
     if as_json:
-        print_json(added.__dict__)
+        print_json(_fields(added))
     else:
         out.print(f"added {added.name} ({added.role})")
 
@@ -54,7 +63,7 @@ def users_list(include_revoked: All = False, home: Home = None, as_json: AsJson 
         ws.identity  # noqa: B018 -- an unknown or revoked caller is refused
         rows = ws.catalog.identities.list(include_revoked=include_revoked)
     if as_json:
-        print_json([r.__dict__ for r in rows])
+        print_json([_fields(r) for r in rows])
         return
     table = Table()
     for col in ("name", "role", "created", "by", "revoked"):
@@ -68,10 +77,11 @@ def users_list(include_revoked: All = False, home: Home = None, as_json: AsJson 
 def users_role(name: Name, role: Role, home: Home = None, as_json: AsJson = False) -> None:
     """Change an identity's role (admin only; the last admin keeps its role)."""
     with workspace(home) as ws:
+        ws._require("admin", "change roles")  # before reading: names are not for everyone
         before = ws.catalog.identities.get(name).role
         changed = ws.set_role(name, role)
     if as_json:
-        print_json(changed.__dict__)
+        print_json(_fields(changed))
     else:
         out.print(f"{changed.name}: {before} -> {changed.role}")
 
@@ -80,10 +90,11 @@ def users_role(name: Name, role: Role, home: Home = None, as_json: AsJson = Fals
 def users_revoke(name: Name, home: Home = None, as_json: AsJson = False) -> None:
     """Revoke an identity and all its tokens (admin only; kept in the history)."""
     with workspace(home) as ws:
+        ws._require("admin", "revoke identities")  # before reading: names are not for everyone
         tokens = ws.catalog.identities.list_tokens(name)
         revoked = ws.revoke_identity(name)
     if as_json:
-        print_json({**revoked.__dict__, "tokens": [t.id for t in tokens]})
+        print_json({**_fields(revoked), "tokens": [t.id for t in tokens]})
     else:
         out.print(f"revoked {revoked.name} and its {len(tokens)} active token(s)")
 
@@ -159,13 +170,10 @@ def tokens_revoke(
 @app.command()
 def whoami(home: Home = None, as_json: AsJson = False) -> None:
     """Show the identity this shell acts as, its role, and how it was recognized."""
-    from regrow.catalog.identities import token_id
-
-    token = os.environ.get("REGROW_TOKEN", "").strip()
     with workspace(home) as ws:
         me = ws.identity
-    via = f"token {token_id(token)}" if token else "OS user"
+    via = "OS user" if me.via_token is None else f"token {me.via_token}"
     if as_json:
-        print_json({**me.__dict__, "via": via})
+        print_json({**_fields(me), "via": via})
     else:
         out.print(f"{me.name} ({me.role}) via {via}")

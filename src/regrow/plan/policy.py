@@ -419,4 +419,11 @@ def load_policy(path: str | os.PathLike[str] | None) -> Policy:
             f"cannot read policy file {os.fspath(path)!r}: {exc.strerror}",
             hint="give the path of a YAML policy (`regrow policy show > policy.yaml`)",
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            f"cannot read policy file {os.fspath(path)!r}: it is not UTF-8 text (byte "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start})",
+            hint="a policy is a YAML file saved as UTF-8; check that the path names the policy "
+            "and not another file (`regrow policy show > policy.yaml` writes the default)",
+        ) from exc
     return Policy.from_yaml(text, source=f"policy {os.fspath(path)!r}")

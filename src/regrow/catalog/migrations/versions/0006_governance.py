@@ -20,6 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("alias_moves") as batch:
         batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="move"))
+    _mark_rollbacks()
     op.create_table(
         "identities",
         sa.Column("name", sa.String(255), nullable=False),
@@ -51,18 +52,12 @@ def upgrade() -> None:
         sa.Column("alias", sa.String(255), nullable=False),
         sa.Column("version_id", sa.String(64), nullable=False),
         sa.Column("approver", sa.String(255), nullable=False),
+        sa.Column("holder_id", sa.String(64), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_approvals"),
         sa.ForeignKeyConstraint(
             ["version_id"], ["system_versions.id"], name="fk_approvals_version_id_system_versions"
-        ),
-        sa.UniqueConstraint(
-            "system",
-            "alias",
-            "version_id",
-            "approver",
-            name="uq_approvals_system_alias_version_id_approver",
         ),
     )
     op.create_table(
@@ -95,6 +90,35 @@ def upgrade() -> None:
     )
     op.create_index("ix_experiments_system", "experiments", ["system"])
     op.create_index("ix_experiments_subject_id", "experiments", ["subject_id"])
+
+
+def _mark_rollbacks() -> None:
+    """Moves made by a rollback before this revision: their ``alias.rollback`` audit events
+    name the alias and the revision they moved it to (a rollback pops the alias's history of
+    holders; replayed as a move, it would push)."""
+    conn = op.get_bind()
+    events = sa.table(
+        "audit_events", sa.column("action", sa.String), sa.column("subject", sa.String),
+        sa.column("payload", sa.JSON),
+    )  # fmt: skip
+    moves = sa.table(
+        "alias_moves", sa.column("system", sa.String), sa.column("alias", sa.String),
+        sa.column("revision", sa.Integer), sa.column("kind", sa.String),
+    )  # fmt: skip
+    query = sa.select(events.c.subject, events.c.payload).where(events.c.action == "alias.rollback")
+    for subject, payload in conn.execute(query).all():
+        system, _, alias = str(subject).removeprefix("alias:").partition("@")
+        revision = (payload or {}).get("revision")
+        if alias and isinstance(revision, int):
+            conn.execute(
+                moves.update()
+                .where(
+                    moves.c.system == system,
+                    moves.c.alias == alias,
+                    moves.c.revision == revision,
+                )
+                .values(kind="rollback")
+            )
 
 
 def downgrade() -> None:
