@@ -284,3 +284,19 @@ def test_an_approval_is_for_replacing_one_holder(governed: dict[str, object]) ->
         ws.promote(v1)
     with _as(governed, "bob") as bob, pytest.raises(CatalogError, match="nothing to approve"):
         bob.approve(v2)  # v2 holds the alias
+
+
+def test_reading_needs_an_identity_too(
+    governed: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = Path(str(governed["home"]))
+    v1 = str(governed["v1"])
+    with (home / "config.toml").open("a") as fh:  # only tokens identify from now on
+        fh.write("\n[auth]\nos_user = false\n")
+    code, _, err = run_cli(capsys, "aliases", "--home", str(home))
+    assert code == 2
+    assert "only API tokens" in err
+    with pytest.raises(AuthError):
+        Workspace.open(home, token="").load(v1)
+    with _as(governed, "carl") as carl:
+        assert carl.load(v1).predict(pd.DataFrame({"x1": [0.0], "x2": [0.0]})).shape == (1,)

@@ -2,7 +2,7 @@
 
 :class:`GovernanceMixin` is part of :class:`regrow.Workspace`: it resolves the acting
 identity (:mod:`regrow.auth`), checks roles (every mutating Workspace method calls
-:meth:`~GovernanceMixin._require` first), manages identities and tokens (admin), registers the
+:meth:`~GovernanceMixin.require` first), manages identities and tokens (admin), registers the
 policies commands use, and promotes, approves and rolls back under the policy's
 ``promotion`` section (:mod:`regrow.catalog.promotion`). Reproducing a version and tagging
 experiments live here too. See docs/governance.md.
@@ -47,7 +47,7 @@ class GovernanceMixin:
         ``$REGROW_TOKEN``), else (when the workspace allows it) the identity of the OS login of
         this process; resolved once, on first use (see :mod:`regrow.auth`). Every write is
         recorded under its name. An identity from a token keeps the token's id
-        (``via_token``), so that :meth:`_require` refuses once the token is revoked."""
+        (``via_token``), so that :meth:`require` refuses once the token is revoked."""
         if self._identity is None:
             from regrow.auth import resolve_identity
 
@@ -57,34 +57,34 @@ class GovernanceMixin:
             self.catalog.actor = self._identity.name
         return self._identity
 
-    def _require(self, role: str, what: str) -> None:
+    def require(self, role: str, what: str) -> None:
         """Raise :class:`~regrow.errors.PermissionDenied` (audited ``auth.denied``) unless the
         acting identity's role is at least ``role``, and :class:`~regrow.errors.AuthError`
         (audited ``auth.failed``) if the identity, or the token it was resolved from, was
         revoked since it was resolved (:func:`regrow.auth.require` reads both again)."""
-        from regrow.auth import require
+        from regrow.auth import require as check
 
-        require(self.catalog, self.identity, role, what)
+        check(self.catalog, self.identity, role, what)
 
     def add_identity(self, name: str, role: str) -> IdentityRecord:
         """Add an identity with ``role`` (viewer, operator, approver, admin); admin only."""
-        self._require("admin", "add identities")
+        self.require("admin", "add identities")
         return self.catalog.identities.add(name, role)
 
     def set_role(self, name: str, role: str) -> IdentityRecord:
         """Change an identity's role; admin only."""
-        self._require("admin", "change roles")
+        self.require("admin", "change roles")
         return self.catalog.identities.set_role(name, role)
 
     def revoke_identity(self, name: str) -> IdentityRecord:
         """Revoke an identity and its tokens (it can no longer act); admin only."""
-        self._require("admin", "revoke identities")
+        self.require("admin", "revoke identities")
         return self.catalog.identities.revoke(name)
 
     def create_token(self, name: str, *, label: str = "") -> tuple[TokenRecord, str]:
         """A new API token for identity ``name``: its record and the token itself, shown only
         now (only a salted hash is kept); admin only."""
-        self._require("admin", "create tokens")
+        self.require("admin", "create tokens")
         return self.catalog.identities.create_token(name, label=label)
 
     def revoke_token(self, token_id: str) -> TokenRecord:
@@ -96,7 +96,7 @@ class GovernanceMixin:
         except NotFound:
             owner = None
         if owner != self.identity.name:  # a non-admin learns nothing of others' tokens
-            self._require("admin", "revoke a token that is not yours")
+            self.require("admin", "revoke a token that is not yours")
         return self.catalog.identities.revoke_token(token_id)
 
     def _policy(self, policy: Policy | str | os.PathLike[str] | None) -> Policy:
@@ -130,7 +130,7 @@ class GovernanceMixin:
     def set_policy(self, policy: Policy | str | os.PathLike[str]) -> Policy:
         """Pin ``policy`` (a file or a Policy) as the workspace's policy; admin only. Audited
         (``policy.register`` when new, then ``policy.pin``)."""
-        self._require("admin", "set the workspace's policy")
+        self.require("admin", "set the workspace's policy")
         loaded = self._policy(policy)
         self.catalog.policies.pin(loaded.id)
         return loaded
@@ -161,16 +161,16 @@ class GovernanceMixin:
         """
         from regrow.catalog.promotion import PromotionRules
 
-        self._require("operator", f"promote to {alias!r}")
+        self.require("operator", f"promote to {alias!r}")
         if force:
-            self._require("admin", f"force a promotion to {alias!r}")
+            self.require("admin", f"force a promotion to {alias!r}")
         version: SystemVersionRecord | None = None
         try:
             version = self.catalog.get_system_version(ref)
             governing = self.policy()
             chosen = self._policy(policy) if policy is not None else governing
             if chosen.id != governing.id:
-                self._require(
+                self.require(
                     "admin", f"promote under a policy other than the workspace's ({governing.id})"
                 )
         except RegrowError as refused:  # a bad policy, version or role: the attempt is audited
@@ -197,7 +197,7 @@ class GovernanceMixin:
     def approve(self, ref: str, alias: str = "champion", *, note: str = "") -> ApprovalRecord:
         """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;
         never the version's author). Audited ``approval.add``."""
-        self._require("approver", f"approve a version for {alias!r}")
+        self.require("approver", f"approve a version for {alias!r}")
         try:
             version = self.catalog.get_system_version(ref)
         except RegrowError as refused:  # the attempt is audited
@@ -209,12 +209,12 @@ class GovernanceMixin:
 
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
         """Move ``alias`` back one step in its history of holders (never toggles)."""
-        self._require("operator", f"roll back {alias!r}")
+        self.require("operator", f"roll back {alias!r}")
         return self.catalog.rollback_alias(system, alias, reason=reason)
 
     def tag_experiment(self, ref: str, tags: Iterable[str]) -> ExperimentRecord:
         """Add ``tags`` to experiment ``ref`` (an id or a prefix of at least 6 characters)."""
-        self._require("operator", "tag an experiment")
+        self.require("operator", "tag an experiment")
         return self.catalog.experiments.tag(ref, list(tags))
 
     def reproduce(
@@ -230,6 +230,6 @@ class GovernanceMixin:
         within ``tolerance`` (see :func:`regrow.reproduce.reproduce`). Writes one audit event."""
         from regrow.reproduce import reproduce
 
-        self._require("operator", "reproduce a version")
+        self.require("operator", "reproduce a version")
         scratch = None if keep is None else Path(keep)
         return reproduce(self, ref, tolerance=tolerance, scratch=scratch, progress=progress)

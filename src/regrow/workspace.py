@@ -185,7 +185,7 @@ class Workspace(GovernanceMixin):
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
-        self._require("operator", "snapshot")
+        self.require("operator", "snapshot")
         from regrow.data.snapshot import prepare_snapshot
         from regrow.data.snapshot_safety import review_snapshot
         from regrow.monitor.profile import Profile
@@ -258,6 +258,7 @@ class Workspace(GovernanceMixin):
 
     def frame(self, ref: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
         """The rows of snapshot ``ref`` (id, id prefix or name) as a pandas DataFrame."""
+        self.require("viewer", "read a snapshot")
         from regrow.services import read_frame
 
         return read_frame(self.catalog, self.store, ref, columns, home=str(self.home))
@@ -285,7 +286,7 @@ class Workspace(GovernanceMixin):
         The parent of the new version is the system's newest version, if any. If nothing
         changed, nothing is trained and that version is returned.
         """
-        self._require("operator", "train")
+        self.require("operator", "train")
         from regrow.run.runner import execute, full_bindings
 
         snap = self._snapshot_for(system, snapshot)
@@ -325,7 +326,7 @@ class Workspace(GovernanceMixin):
         is unchanged and its version is reused, unless something it depends on changed (its
         code, its parameters when ``system`` is given, or a refitted upstream transform).
         """
-        self._require("operator", "update")
+        self.require("operator", "update")
         from regrow.run.runner import execute, partial_bindings
 
         base = self.catalog.get_system_version(parent)
@@ -372,6 +373,7 @@ class Workspace(GovernanceMixin):
 
     def load(self, ref: str) -> FittedSystem:
         """The fitted system of version ``ref`` (``churn:v2``, ``churn@champion``, ``churn``)."""
+        self.require("viewer", "load a version")
         return self._services().load(ref)
 
     def _services(self) -> Services:
@@ -385,6 +387,7 @@ class Workspace(GovernanceMixin):
 
     def system(self, ref: str) -> System:
         """Rebuild the (unfitted) System definition stored with version ``ref``."""
+        self.require("viewer", "read a version's system")
         return self.load(ref).definition()
 
     def status(
@@ -395,6 +398,7 @@ class Workspace(GovernanceMixin):
         snapshot: SnapshotRecord | str | None = None,
     ) -> list[ComponentStatus]:
         """Each component of version ``ref``: fresh, or stale with the causes."""
+        self.require("viewer", "read a version's status")
         from regrow.run.staleness import staleness
 
         version = self.catalog.get_system_version(ref)
@@ -408,6 +412,7 @@ class Workspace(GovernanceMixin):
 
     def lineage(self, ref: str, *, depth: int | None = None) -> dict[str, Any]:
         """Where version ``ref`` came from: data, components and why each was trained, runs."""
+        self.require("viewer", "read a version's lineage")
         return lineage_report(self.catalog, self.catalog.get_system_version(ref), depth=depth)
 
     def monitor(
@@ -430,7 +435,7 @@ class Workspace(GovernanceMixin):
         ``performance=False`` skips the labelled performance report. ``progress`` receives
         :class:`~regrow.progress.Step` events; the result's ``timings`` say where the time went.
         """
-        self._require("operator", "monitor")
+        self.require("operator", "monitor")
         from regrow.monitoring import monitor_version
 
         chosen = slices if slices is None or isinstance(slices, Mapping | str) else list(slices)
@@ -466,7 +471,7 @@ class Workspace(GovernanceMixin):
         """
         from regrow.planning import make_plan
 
-        self._require("operator", "plan")
+        self.require("operator", "plan")
         policy = self._policy(policy)
         return make_plan(
             self._services(), ref, window, policy=policy, record=record, progress=progress,
@@ -501,7 +506,7 @@ class Workspace(GovernanceMixin):
         """
         from regrow.plan_runs import manual_plan
 
-        self._require("operator", "apply actions")
+        self.require("operator", "apply actions")
         policy = self._policy(policy)
         plan = manual_plan(
             self._services(), ref, window, list(actions), policy=policy, tags=tags,
@@ -531,7 +536,7 @@ class Workspace(GovernanceMixin):
         from regrow.plan.plan import Plan
         from regrow.plan_runs import run_plan
 
-        self._require("operator", "run a plan")
+        self.require("operator", "run a plan")
         stored = (
             plan if isinstance(plan, Plan) else Plan.from_dict(self.catalog.get_plan(plan).body)
         )
@@ -554,7 +559,7 @@ class Workspace(GovernanceMixin):
                     hint=f"review it with `regrow plans show {stored.id[:12]}`, then run it "
                     "with --approve (approver role)",
                 )
-            self._require("approver", "approve a plan's actions (--approve)")
+            self.require("approver", "approve a plan's actions (--approve)")
         return run_plan(
             self._services(),
             plan,
@@ -592,7 +597,7 @@ class Workspace(GovernanceMixin):
         """
         from regrow.evaluating import evaluate
 
-        self._require("operator", "record an evaluation")
+        self.require("operator", "record an evaluation")
         return evaluate(
             self._services(), candidate, snapshot, baseline=baseline, metric=metric,
             policy=self.policy() if policy is None else policy,
@@ -617,7 +622,7 @@ class Workspace(GovernanceMixin):
         """
         from regrow.doctor import doctor
 
-        self._require("admin" if repair else "viewer", "repair" if repair else "check")
+        self.require("admin" if repair else "viewer", "repair" if repair else "check")
         return doctor(
             self.catalog,
             self.store,

@@ -79,11 +79,16 @@ def print_json(value: Any) -> None:
 
 @contextmanager
 def workspace(home: Path | None) -> Iterator[Workspace]:
-    """The workspace at ``home`` (default ``$REGROW_HOME`` or ``./.regrow``), closed after."""
+    """The workspace at ``home`` (default ``$REGROW_HOME`` or ``./.regrow``), closed after.
+
+    Every command acts as an identity: opening checks that it may read the workspace (the
+    viewer role); each operation that writes checks its own role too.
+    """
     from regrow.workspace import Workspace
 
     ws = Workspace.open(home)
     try:
+        ws.require("viewer", "read the workspace")
         yield ws
     finally:
         ws.close()

@@ -77,7 +77,7 @@ def users_list(include_revoked: All = False, home: Home = None, as_json: AsJson 
 def users_role(name: Name, role: Role, home: Home = None, as_json: AsJson = False) -> None:
     """Change an identity's role (admin only; the last admin keeps its role)."""
     with workspace(home) as ws:
-        ws._require("admin", "change roles")  # before reading: names are not for everyone
+        ws.require("admin", "change roles")  # before reading: names are not for everyone
         before = ws.catalog.identities.get(name).role
         changed = ws.set_role(name, role)
     if as_json:
@@ -90,7 +90,7 @@ def users_role(name: Name, role: Role, home: Home = None, as_json: AsJson = Fals
 def users_revoke(name: Name, home: Home = None, as_json: AsJson = False) -> None:
     """Revoke an identity and all its tokens (admin only; kept in the history)."""
     with workspace(home) as ws:
-        ws._require("admin", "revoke identities")  # before reading: names are not for everyone
+        ws.require("admin", "revoke identities")  # before reading: names are not for everyone
         tokens = ws.catalog.identities.list_tokens(name)
         revoked = ws.revoke_identity(name)
     if as_json:
@@ -136,7 +136,7 @@ def tokens_list(
         me = ws.identity
         if role_rank(me.role) < role_rank("admin"):
             if identity not in (None, me.name):
-                ws._require("admin", "list the tokens of another identity")
+                ws.require("admin", "list the tokens of another identity")
             identity = me.name
         rows = ws.catalog.identities.list_tokens(identity, include_revoked=include_revoked)
     if as_json:
