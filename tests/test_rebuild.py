@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from regrow import Ensemble, Member, System, Workspace
+from regrow import Ensemble, Member, System, Transform, Workspace
 from regrow.catalog.integrity import ARTIFACT_BYTES
 from regrow.cli import main
 from regrow.demo import build_system, make_window
@@ -322,3 +322,31 @@ def test_the_doctor_report_is_typed_and_serializable(tmp_path: Path, history: An
         assert data["quick"] is True
         assert data["remaining"] == [f"component-version:{v1.manifest['geo']}"]
         assert data["checked"]["component_versions"] == 7
+
+
+def test_a_recipe_that_names_a_function_is_not_rebuilt_from_its_label(
+    tmp_path: Path, history: pd.DataFrame, later: pd.DataFrame
+) -> None:
+    """A recipe records a function parameter by name (``'<numpy.log1p>'``): set back as that
+    string it would make a transform that cannot run. Doctor says it cannot rebuild it."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    system = System(
+        "churn",
+        target="churned",
+        components=[
+            Transform("fee_log", FunctionTransformer(np.log1p), inputs=["monthly_fee"]),
+            Member("m", LogisticRegression(), inputs=["fee_log", "tenure_months"]),
+        ],
+    )
+    with Workspace.init(tmp_path / "ws") as ws:
+        snap = ws.snapshot(history, name="history")
+        v1 = ws.train(system, snap).version
+        before = ws.load(v1.ref).predict_proba(later)
+        stored(ws, artifact_of(ws, v1.ref, "fee_log")).unlink()
+        report = ws.doctor(repair=True)
+        [repair] = [r for r in report.repairs if "fee_log" in r.detail or not r.ok]
+        assert not repair.ok
+        assert "cannot be rebuilt from its recorded parameters" in repair.detail
+        assert ws.train(system, snap).trained == ["fee_log"]  # rerunning the training does
+        np.testing.assert_array_equal(ws.load(v1.ref).predict_proba(later), before)

@@ -241,14 +241,30 @@ def _from_recipe(name: str, recipe: Mapping[str, Any], code_version: Any) -> Com
             defaults = normalize(component.recipe()["params"])
             # Only what differs from the defaults is set (the recorded values are JSON: a
             # default such as dtype=np.float64 reads back as a string).
-            estimator.set_params(
-                **{k: v for k, v in params.items() if "__" not in k and defaults.get(k) != v}
-            )
+            changed = {k: v for k, v in params.items() if "__" not in k and defaults.get(k) != v}
+            if _names_objects(changed):  # a function, class or estimator recorded by name only
+                return None
+            estimator.set_params(**changed)
         else:
             return None
     except Exception:  # not importable, not constructible without arguments, refused params
         return None
     return component if normalize(component.recipe()) == normalize(recipe) else None
+
+
+def _names_objects(value: Any) -> bool:
+    """Whether recorded parameters describe an object by name or by parts (``'<numpy.log1p>'``,
+    ``{"class": ...}``, ``{"partial": ...}``): set back as they read, they would not be that
+    object, so the recipe cannot rebuild it."""
+    if isinstance(value, str):
+        return value.startswith("<") and value.endswith(">")
+    if isinstance(value, dict):
+        return bool({"class", "partial"} & set(value)) or any(
+            _names_objects(v) for v in value.values()
+        )
+    if isinstance(value, list):
+        return any(_names_objects(v) for v in value)
+    return False
 
 
 def _import(path: str) -> Any:
