@@ -503,6 +503,7 @@ def test_regrow_audit_verify_names_the_tampered_row(
 
     home = str(tmp_path / "ws")
     with Workspace.init(home) as ws:
+        ws.identity  # noqa: B018 -- the OS user, its first identity, may read it from the CLI
         ws.catalog.actor = "tester"
         fill(ws.catalog)
     code, out, _ = run_cli(capsys, "audit", "--verify", "--home", home)
