@@ -18,6 +18,10 @@ regrow's choice (gradient-norm ratio, recent / reference; near ties within 10% g
 block whose input moved, else to the cheapest). A case is a *hit* when regrow's
 choice scores within 0.5 points of the best single block. Compute is the backward pass's
 FLOPs (estimated) and the CPU seconds of the chosen run.
+
+This benchmark measures the ranking alone (``choose_blocks``). The planner confirms it with
+probes or decides on no update (``regrow.plan.finetune_confirm``); that choice is measured on
+more architectures and held-out shift families by ``selective_finetune_heldout.py``.
 """
 
 from __future__ import annotations

@@ -373,3 +373,94 @@ def test_a_last_batch_of_one_row_is_skipped_when_batchnorm_trains(
         net, X[800:817], y[800:817], blocks=["layer1"], batch_size=16, epochs=2, val_fraction=0.0
     )
     assert result.report.steps == 2
+
+
+# -- confirmed choice: probes on held-out target rows, or no update --------------------------
+
+
+def test_no_update_when_no_probe_gains_significantly(
+    plain: TorchClassifier, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from regrow.plan.finetune_confirm import confirm_blocks
+
+    X, y = digits
+    Xr, yr = X[1000:1100], y[1000:1100]  # the training distribution: nothing to gain
+    diags = block_diagnostics(plain, Xr, yr, X[1300:1600], y[1300:1600])
+    choice = confirm_blocks(plain, Xr, yr, diags, lrs=(1e-3, 1e-2), probe_steps=10)
+    assert not choice.update
+    assert choice.blocks == ()
+    assert choice.lr is None
+    assert choice.reasons[0].startswith("no fine-tuning: expected gain not significant")
+    assert choice.holdout_rows == 30
+    best = max(choice.probes, key=lambda p: p.gain)
+    assert best.low <= choice.threshold == pytest.approx(max(0.1 * choice.base_loss, 0.02))
+    relative = confirm_blocks(
+        plain, Xr, yr, diags, lrs=(1e-2,), probe_steps=10, min_gain=0.0, min_relative_gain=0.5
+    )
+    assert relative.threshold == pytest.approx(0.5 * relative.base_loss)
+    est, info = finetune_fitted(
+        plain, Xr, yr, params={"blocks": "auto", "probe_steps": 10},
+        reference=(X[1300:1600], y[1300:1600]), seed=0,
+    )  # fmt: skip
+    assert est is plain
+    assert info["blocks"] == []
+    assert info["choice"]["reasons"][0].startswith("no fine-tuning")
+
+
+def test_probes_confirm_a_block_and_the_report_shows_ranking_and_probes(
+    plain: TorchClassifier, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from regrow.plan.finetune_confirm import confirm_blocks
+
+    X, y = digits
+    Xr, yr = X[1000:1150], permuted(y[1000:1150])
+    diags = block_diagnostics(plain, Xr, yr, X[1300:1600], y[1300:1600])
+    choice = confirm_blocks(plain, Xr, yr, diags, lrs=(1e-2, 1e-1), probe_steps=15, top=1)
+    picked = choose_blocks(diags).blocks[0]
+    assert choice.update
+    assert choice.ranking[0] == "head" == rank_blocks(diags)[0].block
+    # top 1 of the ranking, the diagnostic's choice, the head and the penultimate block
+    probed = {"head", "layer1", picked}
+    assert {p.block for p in choice.probes} == probed
+    assert choice.blocks[0] in probed
+    assert len(choice.probes) == 2 * len(probed)
+    assert all(p.steps == 15 and p.flops > 0 for p in choice.probes)
+    best = max(choice.probes, key=lambda p: p.gain)
+    assert best.low > choice.threshold
+    assert choice.lr in (1e-2, 1e-1)
+    assert "probes" in choice.reasons[0]
+    assert "grad_ratio" in choice.reasons[1]
+    assert choice.reasons[0].startswith(choice.blocks[0])
+    report = json.loads(json.dumps(choice.to_dict(), allow_nan=False))
+    assert report["ranking"] == list(choice.ranking)
+    assert len(report["probes"]) == len(probed) * 2
+    assert report["probe_flops"] == pytest.approx(sum(p.flops for p in choice.probes))
+    layer1 = next(d for d in diags if d.block == "layer1").backward_flops
+    capped = confirm_blocks(
+        plain, Xr, yr, diags, lrs=(1e-1,), probe_steps=5, budget_flops=layer1 / 2
+    )
+    assert {p.block for p in capped.probes} == {"head"}
+    assert any("over the budget" in r and r.startswith("layer1") for r in capped.reasons)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rows", "message"),
+    [
+        ({"lrs": ()}, 60, "lrs must be"),
+        ({"probe_steps": 0}, 60, "probe_steps"),
+        ({"holdout": 1.0}, 60, "holdout"),
+        ({}, 4, "too few to hold out"),
+        ({"budget_flops": 1.0}, 60, "no candidate block fits"),
+    ],
+)
+def test_confirm_blocks_names_what_is_wrong(
+    plain: TorchClassifier, digits: tuple[np.ndarray, np.ndarray], kwargs: dict, rows: int,
+    message: str,
+) -> None:  # fmt: skip
+    from regrow.plan.finetune_confirm import confirm_blocks
+
+    X, y = digits
+    diags = [_diag("layer0", 2.0, 900.0, 0.5), _diag("layer1", 1.5, 300.0, 0.5),
+             _diag("head", 1.2, 100.0, 0.5)]  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        confirm_blocks(plain, X[:rows], y[:rows], diags, **kwargs)

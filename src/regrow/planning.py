@@ -185,7 +185,11 @@ def make_plan(
                 outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
             ))  # fmt: skip
             actions = proposed_actions(system, diagnosis, policy)
-            actions = [_neural(services, model, version, a, frame, policy) for a in actions]
+            actions = [
+                kept
+                for a in actions
+                if (kept := _neural(services, model, version, a, frame, policy, rationale))
+            ]
             review = review_plan(
                 model, rows, system, diagnosis, actions, policy,
                 candidates=monitored.candidates, drifted=drifted,
@@ -377,16 +381,19 @@ def _neural(
     action: Action,
     window: pd.DataFrame,
     policy: Policy,
-) -> Action:
+    rationale: list[str],
+) -> Action | None:
     """A torch member chosen for a refit is fine-tuned instead, on the blocks its diagnostic
-    (gradient-norm ratio, recent vs reference data) points at."""
+    (gradient-norm ratio, recent vs reference data) ranks and short probes confirm; None (the
+    member is left alone, and the rationale says why) when no probe's gain is significant."""
     if action.kind != "refit" or policy.planning.neural != "finetune":
         return action
     fitted = model.components.get(action.component)
     if fitted is None or not supports(fitted.estimator, "finetune"):
         return action
     from regrow.components.fitted import feature_frame
-    from regrow.plan.finetune import block_diagnostics, choose_blocks
+    from regrow.plan.finetune import block_diagnostics
+    from regrow.plan.finetune_confirm import confirm_blocks
 
     records = services.catalog.get_component_versions([version.manifest[action.component]])
     trained_on = next(iter(records.values())).snapshot_id
@@ -398,22 +405,29 @@ def _neural(
     recent = window[window[model.target].notna()]
     recent = recent.sample(min(len(recent), 2000), random_state=seed)
     transforms = {n: c for n, c in model.components.items() if c.spec.kind == "transform"}
+    X_recent = feature_frame(fitted.spec, recent, transforms)
+    y_recent = recent[model.target].to_numpy()
     diags = block_diagnostics(
         fitted.estimator,
-        feature_frame(fitted.spec, recent, transforms),
-        recent[model.target].to_numpy(),
+        X_recent,
+        y_recent,
         feature_frame(fitted.spec, reference, transforms),
         reference[model.target].to_numpy(),
         seed=seed,
     )
-    choice = choose_blocks(diags)
+    planning = policy.planning
+    choice = confirm_blocks(
+        fitted.estimator, X_recent, y_recent, diags, seed=seed,
+        confidence=planning.confidence, min_relative_gain=planning.min_relative_gain,
+    )  # fmt: skip
+    if not choice.update:
+        rationale.append(f"{action.component}: " + "; ".join(choice.reasons))
+        return None
     budgets = policy.budgets
-    lr = min(max(float(getattr(fitted.estimator, "lr", 1e-3)), budgets.lr_min), budgets.lr_max)
-    scores = ", ".join(f"{b} {s:.3g}" for b, s in choice.scores.items())
+    lr = min(max(float(choice.lr or 1e-3), budgets.lr_min), budgets.lr_max)
     return Finetune(
         action.component,
-        reason=f"{action.reason}; blocks by {choice.criterion} ({scores}): "
-        + "; ".join(choice.reasons),
+        reason=f"{action.reason}; " + "; ".join(choice.reasons),
         gain=action.gain,
         blocks=choice.blocks,
         options={"lr": lr, "epochs": min(20, budgets.max_epochs), "max_steps": budgets.max_steps},
