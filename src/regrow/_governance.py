@@ -106,9 +106,11 @@ class GovernanceMixin:
         from regrow.plan.policy import Policy, load_policy
 
         if policy is None:
-            return self.policy()
-        source = "a Policy object" if isinstance(policy, Policy) else str(policy)
-        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
+            loaded, source = self.policy(), "the workspace's policy"
+        elif isinstance(policy, Policy):
+            loaded, source = policy, "a Policy object"
+        else:
+            loaded, source = load_policy(policy), str(policy)
         self.catalog.policies.register(loaded.id, loaded.to_dict(), source=source[:255])
         return loaded
 
@@ -120,11 +122,7 @@ class GovernanceMixin:
 
         pinned = self.catalog.policies.pinned()
         if pinned is None:
-            default = Policy.default()
-            self.catalog.policies.register(
-                default.id, default.to_dict(), source="the default policy"
-            )
-            return default
+            return Policy.default()
         return Policy.from_dict(pinned.body, source=f"the workspace's policy {pinned.id}")
 
     def set_policy(self, policy: Policy | str | os.PathLike[str]) -> Policy:
@@ -167,7 +165,7 @@ class GovernanceMixin:
         version: SystemVersionRecord | None = None
         try:
             version = self.catalog.get_system_version(ref)
-            governing = self.policy()
+            governing = self._policy(None)  # registered on first use, like any policy used
             chosen = self._policy(policy) if policy is not None else governing
             if chosen.id != governing.id:
                 self.require(
