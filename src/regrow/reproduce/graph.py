@@ -25,6 +25,7 @@ from regrow.errors import (
     ComponentError,
     VersionNotFound,
 )
+from regrow.run.rebuild import dependency_order
 from regrow.run.tasks import load_fitted
 
 __all__ = ["RecordedGraph", "recorded_graph"]
@@ -100,7 +101,7 @@ def recorded_graph(
             ) from exc
         records.update(found)
         frontier = list(found.values())
-    order = _ordered(
+    order = dependency_order(
         {cid: {*upstream[cid].values(), *([bases[cid]] if cid in bases else [])} for cid in records}
     )
     snapshot_ids = {r.snapshot_id for r in records.values() if r.snapshot_id}
@@ -163,21 +164,3 @@ def _unloadable(graph: RecordedGraph, cid: str, exc: BaseException) -> Component
 
 def _home(home: Any) -> str | None:
     return str(home) if home is not None else None
-
-
-def _ordered(deps: Mapping[str, set[str]]) -> list[str]:
-    """The ids, each after the ids it depends on (ties keep their order)."""
-    done: list[str] = []
-    seen: set[str] = set()
-
-    def visit(cid: str) -> None:
-        if cid in seen:
-            return
-        seen.add(cid)
-        for dep in sorted(deps.get(cid, ())):
-            visit(dep)
-        done.append(cid)
-
-    for cid in deps:
-        visit(cid)
-    return done

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from regrow.components.base import Component, Ensemble, Member, Transform
 from regrow.errors import CannotRebuild, RegrowError, StoreError
 from regrow.run.tasks import TaskSpec, load_fitted, run_task
 
-__all__ = ["Rebuilt", "rebuild", "recover_component"]
+__all__ = ["Rebuilt", "dependency_order", "rebuild", "recover_component"]
 
 _SIBLINGS = 3  # other stored versions tried for the component's spec
 
@@ -75,7 +75,7 @@ def rebuild(
         except RegrowError:  # an upstream row is gone: its rebuild fails below, and says so
             deps[cid] = set()
     outcomes: dict[str, Rebuilt | CannotRebuild] = {}
-    for cid in _ordered(deps):
+    for cid in dependency_order(deps):
         failed = sorted(d for d in deps[cid] if isinstance(outcomes.get(d), CannotRebuild))
         record = records[cid]
         if failed:
@@ -326,8 +326,13 @@ def _dependencies(catalog: Catalog, record: ComponentVersionRecord) -> set[str]:
     return ids
 
 
-def _ordered(deps: Mapping[str, set[str]]) -> Sequence[str]:
-    """The ids with each after the ids it depends on (ties keep their order)."""
+def dependency_order(deps: Mapping[str, set[str]]) -> list[str]:
+    """The ids of ``deps`` (id -> the ids it depends on), each after the ids it depends on
+    (ties keep their order).
+
+    >>> dependency_order({"ens": {"a", "b"}, "a": {"t"}, "b": set(), "t": set()})
+    ['t', 'a', 'b', 'ens']
+    """
     done: list[str] = []
     seen: set[str] = set()
 
