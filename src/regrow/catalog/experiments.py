@@ -286,16 +286,8 @@ class Experiments:
                     f"{row.system!r}",
                     hint="an experiment records versions of one system",
                 )
-            row.candidate_id, row.updated_at = candidate_id, now()
-            audit.append(
-                session,
-                actor=who,
-                action="experiment.update",
-                subject=f"experiment:{row.id}",
-                payload={"candidate_id": candidate_id},
-                rows=[("experiments", row.id)],
-            )
-            return _record(row)
+            row.candidate_id = candidate_id
+            return _updated(session, row, who, {"candidate_id": candidate_id})
 
         return self._catalog._write(write)
 
@@ -328,16 +320,10 @@ class Experiments:
                 )
             if row.evaluation_id == evaluation_id and row.actual == body:
                 return _record(row)
-            row.evaluation_id, row.actual, row.updated_at = evaluation_id, body, now()
-            audit.append(
-                session,
-                actor=who,
-                action="experiment.update",
-                subject=f"experiment:{row.id}",
-                payload={"evaluation_id": evaluation_id, "verdict": body.get("verdict")},
-                rows=[("experiments", row.id)],
+            row.evaluation_id, row.actual = evaluation_id, body
+            return _updated(
+                session, row, who, {"evaluation_id": evaluation_id, "verdict": body.get("verdict")}
             )
-            return _record(row)
 
         return self._catalog._write(write)
 
@@ -362,16 +348,8 @@ class Experiments:
                     f"contingency ({row.contingency!r}) is kept as it was",
                     hint="record what you will do now as a new experiment, or add a tag",
                 )
-            row.contingency, row.updated_at = text, now()
-            audit.append(
-                session,
-                actor=who,
-                action="experiment.update",
-                subject=f"experiment:{row.id}",
-                payload={"contingency": text},
-                rows=[("experiments", row.id)],
-            )
-            return _record(row)
+            row.contingency = text
+            return _updated(session, row, who, {"contingency": text})
 
         return self._catalog._write(write)
 
@@ -392,16 +370,8 @@ class Experiments:
             added = [t for t in labels if t not in row.tags]
             if not added:
                 return _record(row)
-            row.tags, row.updated_at = [*row.tags, *added], now()
-            audit.append(
-                session,
-                actor=who,
-                action="experiment.update",
-                subject=f"experiment:{row.id}",
-                payload={"tags_added": added},
-                rows=[("experiments", row.id)],
-            )
-            return _record(row)
+            row.tags = [*row.tags, *added]
+            return _updated(session, row, who, {"tags_added": added})
 
         return self._catalog._write(write)
 
@@ -465,6 +435,22 @@ def _row(session: Session, ref: str) -> Experiment:
         hint="give an id or a prefix of at least 6 characters; list them with "
         "`regrow experiments list`",
     )
+
+
+def _updated(
+    session: Session, row: Experiment, who: str, change: dict[str, Any]
+) -> ExperimentRecord:
+    """Stamp ``row`` as updated and audit ``change`` (``experiment.update``, covering the row)."""
+    row.updated_at = now()
+    audit.append(
+        session,
+        actor=who,
+        action="experiment.update",
+        subject=f"experiment:{row.id}",
+        payload=change,
+        rows=[("experiments", row.id)],
+    )
+    return _record(row)
 
 
 def _record(row: Experiment) -> ExperimentRecord:
