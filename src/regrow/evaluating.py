@@ -47,17 +47,18 @@ __all__ = ["evaluate", "gate_policy"]
 
 def gate_policy(
     policy: Policy | GatePolicy | str | os.PathLike[str] | None,
-) -> tuple[GatePolicy, str]:
+) -> tuple[GatePolicy, str, Policy | None]:
     """The ``gates`` section of ``policy`` (a Policy, the section itself, a file, or None for
-    the default policy) and the id an evaluation records: the whole policy's (what promotion
-    rules name), or the section's when only the section was given."""
+    the default policy), the id an evaluation records (the whole policy's, what promotion
+    rules name, or the section's when only the section was given), and the whole policy
+    (None when only the section was given)."""
     from regrow.plan.policy import GatePolicy, Policy, load_policy
 
     if isinstance(policy, GatePolicy):
-        return policy, policy.id
+        return policy, policy.id, None
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
-    return policy.gates, policy.id
+    return policy.gates, policy.id, policy
 
 
 def evaluate(
@@ -103,14 +104,13 @@ def _evaluate(
     from regrow.evaluate.gates import GateContext
     from regrow.evaluate.gates.context import check_frame
     from regrow.evaluate.metrics import default_metric, get_metric
-    from regrow.plan.policy import GatePolicy, Policy, load_policy
+    from regrow.plan.policy import Policy
 
     timer = Timer(progress)
     catalog = services.catalog
     with timer.step("load"):
-        section, policy_id = gate_policy(policy)
-        if not isinstance(policy, GatePolicy):  # a whole policy: registered on first use
-            whole = policy if isinstance(policy, Policy) else load_policy(policy)
+        section, policy_id, whole = gate_policy(policy)
+        if whole is not None:  # a whole policy: registered on first use
             source = "a Policy object" if isinstance(policy, Policy) else str(policy or "")
             catalog.policies.register(whole.id, whole.to_dict(), source=source[:255])
         gates = section.gates() if chosen is None else list(chosen)
