@@ -16,6 +16,10 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     [auth]                            # optional: who may act (see regrow.auth)
     os_user = true                    # false: only API tokens (REGROW_TOKEN) identify
 
+    [serve]                           # optional: what `regrow serve` serves (ServeSettings)
+    models = ["churn@champion"]       # default: every system with a "champion" alias
+    inference = "open"                # "token": inference needs a token (viewer or above)
+
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
 ``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
 then the file. ``REGROW_ALLOW_OS_USER`` may only tighten ``[auth] os_user``: ``0`` turns the
@@ -47,7 +51,7 @@ from typing import Any
 
 from regrow.errors import ConfigError, WorkspaceNotFound
 
-__all__ = ["CONFIG_FILE", "DEFAULT_HOME", "Config", "resolve_home"]
+__all__ = ["CONFIG_FILE", "DEFAULT_HOME", "Config", "ServeSettings", "resolve_home"]
 
 DEFAULT_HOME = ".regrow"
 CONFIG_FILE = "config.toml"
@@ -56,6 +60,115 @@ DEFAULT_STORE_URL = "artifacts"
 DEFAULT_BACKEND = "local"
 _RUN_KEYS = ("address", "backend", "workers")
 _FLAGS = {"0": False, "1": True, "false": False, "true": True}
+_INFERENCE = ("open", "token")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``[serve]`` section: what ``regrow serve`` serves and how (see :mod:`regrow.serve`).
+
+    ``models`` names ``SYSTEM@ALIAS`` (followed as the alias moves) or ``SYSTEM:vN`` (pinned);
+    None serves every system that has a ``champion`` alias. ``inference`` is ``"open"`` or
+    ``"token"`` (then inference needs an API token of role viewer or above; feedback always
+    needs operator). Each replica looks for alias moves every ``poll_seconds``. A body over
+    ``max_request_bytes`` or a request over ``max_batch_rows`` rows gets a 413. Logged
+    predictions are written to the store every ``log_flush_seconds`` (one Parquet file per
+    system, hour and flush: shorter means fresher windows and more, smaller files).
+
+    >>> ServeSettings.parse({"models": ["churn@champion"], "poll_seconds": 0.5}).poll_seconds
+    0.5
+    >>> ServeSettings.parse({"inference": "closed"})
+    Traceback (most recent call last):
+    ...
+    regrow.errors.ConfigError: [serve] inference must be one of 'open', 'token' (got 'closed'); ...
+    """
+
+    models: tuple[str, ...] | None = None
+    inference: str = "open"
+    poll_seconds: float = 2.0
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch_rows: int = 10_000
+    log_predictions: bool = True
+    log_flush_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, list):  # as TOML and JSON give it
+            object.__setattr__(self, "models", tuple(self.models))
+        self._check("inference", self.inference in _INFERENCE, f"one of {_quoted(_INFERENCE)}")
+        self._check(
+            "poll_seconds",
+            _number(self.poll_seconds) and 0 < self.poll_seconds <= 3600,
+            "a number of seconds in (0, 3600]",
+        )
+        for key in ("max_request_bytes", "max_batch_rows"):
+            value = getattr(self, key)
+            self._check(key, _integer(value) and value >= 1, "an integer >= 1")
+        self._check("log_predictions", isinstance(self.log_predictions, bool), "true or false")
+        self._check(
+            "log_flush_seconds",
+            _number(self.log_flush_seconds) and 0 < self.log_flush_seconds <= 3600,
+            "a number of seconds in (0, 3600]",
+        )
+        models = self.models
+        ok = models is None or (
+            isinstance(models, tuple)
+            and len(models) > 0
+            and all(isinstance(m, str) and _model_ref(m) for m in models)
+        )
+        self._check("models", ok, 'a non-empty list of "SYSTEM@ALIAS" or "SYSTEM:vN"')
+
+    def _check(self, key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            value = getattr(self, key)
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(
+                f"[serve] {key} must be {expected} (got {shown!r})",
+                hint=f"fix {key} in [serve] of config.toml, or leave it out for the default",
+            )
+
+    @classmethod
+    def parse(cls, section: object, where: str = "config.toml") -> ServeSettings:
+        """The settings of a ``[serve]`` table read from TOML (``where`` names the file)."""
+        if not isinstance(section, dict):
+            raise ConfigError(f"[serve] in {where!r} must be a table")
+        known = list(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in [serve] of {where!r}",
+                hint=f"the keys are {', '.join(repr(k) for k in known)}",
+            )
+        return cls(**section)
+
+    def lines(self) -> list[str]:
+        """The TOML lines of the settings that differ from the defaults."""
+        default = ServeSettings()
+        return [
+            f"{key} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
+            for key in self.__dataclass_fields__
+            if (v := getattr(self, key)) != getattr(default, key)
+        ]
+
+
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _model_ref(ref: str) -> bool:
+    """Whether ``ref`` looks like ``SYSTEM@ALIAS`` or ``SYSTEM:vN`` (names checked later)."""
+    if "@" in ref:
+        system, _, alias = ref.partition("@")
+        return bool(system.strip()) and bool(alias.strip()) and "@" not in alias
+    system, _, number = ref.rpartition(":v")
+    return bool(system.strip()) and number.isdigit()
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
@@ -75,6 +188,7 @@ class Config:
     address: str | None = None
     workers: int | None = None
     allow_os_user: bool = True
+    serve: ServeSettings = ServeSettings()
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -117,11 +231,11 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        unknown = sorted(set(data) - {"catalog", "store", "run", "auth"})
+        unknown = sorted(set(data) - {"catalog", "store", "run", "auth", "serve"})
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",
-                hint="the sections are [catalog], [store], [run] and [auth]",
+                hint="the sections are [catalog], [store], [run], [auth] and [serve]",
             )
         catalog = cls._section(data, "catalog", path)
         store = cls._section(data, "store", path)
@@ -137,6 +251,7 @@ class Config:
             address=None if address is None else str(address),
             workers=workers if isinstance(workers, int) else None,
             allow_os_user=cls._allow_os_user(data, path),
+            serve=ServeSettings.parse(data.get("serve", {}), str(path)),
         )
 
     @staticmethod
@@ -233,6 +348,8 @@ class Config:
             text += "\n[run]\n" + "\n".join(lines) + "\n"
         if not self.allow_os_user:
             text += "\n[auth]\nos_user = false\n"
+        if serve := self.serve.lines():
+            text += "\n[serve]\n" + "\n".join(serve) + "\n"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)

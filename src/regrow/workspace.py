@@ -604,6 +604,29 @@ class Workspace(GovernanceMixin):
             gates=None if gates is None else list(gates), progress=progress,
         )  # fmt: skip
 
+    # -- served predictions ---------------------------------------------------------------------
+
+    def window(
+        self, system: str, *, since: Any, until: Any = None, labelled: bool = False
+    ) -> SnapshotRecord:
+        """Store what ``system`` served in ``[since, until)`` (from the prediction log) as
+        snapshot ``<system>-served``, a window for :meth:`monitor`, :meth:`plan` and
+        :meth:`evaluate`; ``labelled``: only rows with a label, in the target column. Times
+        are datetimes, ISO strings or spans ago (``24h``, ``7d``). See :mod:`regrow.logged`.
+        """
+        self.require("operator", "store a window of served predictions")
+        from regrow.logged import logged_window
+
+        return logged_window(self._services(), system, since, until, labelled)
+
+    def feedback(self, system: str, labels: Any) -> int:
+        """Store labels of rows ``system`` served, by request id (``{"r1": 1}``, ``[("r1",
+        0, 1)]``...; see :func:`regrow.logged.feedback`); one audit event per call."""
+        self.require("operator", "send feedback labels")
+        from regrow.logged import feedback
+
+        return feedback(self.catalog, system, labels)
+
     # -- upkeep -------------------------------------------------------------------------------
 
     def doctor(

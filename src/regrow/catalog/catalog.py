@@ -17,6 +17,7 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.integrity`          ``catalog.integrity``: what ``regrow doctor`` checks and repairs
 :mod:`.leases`             ``catalog.leases``: run heartbeats, fit leases on fingerprints
 :mod:`.outputs`            ``catalog.outputs``: stored member outputs (a cache of predictions)
+:mod:`.predictions`        ``catalog.predictions``: the prediction log's files, feedback labels
 :mod:`.policies`           ``catalog.policies``: the policies commands used, registered on first use
 :mod:`.identities`         ``catalog.identities``: identities with roles, API tokens
 :mod:`.experiments`        ``catalog.experiments``: plans, manual changes and rollouts as
@@ -51,6 +52,7 @@ from regrow.catalog.monitoring import MonitoringMixin
 from regrow.catalog.outputs import Outputs
 from regrow.catalog.plans import PlansMixin
 from regrow.catalog.policies import Policies
+from regrow.catalog.predictions import Predictions
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
 
@@ -100,6 +102,11 @@ class Catalog(
     def outputs(self) -> Outputs:
         """Stored tables of members' outputs on snapshot rows (see :mod:`.outputs`)."""
         return Outputs(self)
+
+    @property
+    def predictions(self) -> Predictions:
+        """The prediction log's index and served rows' labels (see :mod:`.predictions`)."""
+        return Predictions(self)
 
     @property
     def experiments(self) -> Experiments:

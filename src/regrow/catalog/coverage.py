@@ -17,7 +17,9 @@ Columns left out, because they change without an audited write:
 Tables not covered: ``audit_events`` and ``audit_head`` (the chain itself), ``fit_leases``
 (short-lived locks), ``member_outputs`` (a cache, never a record), ``profiles`` (derived
 statistics, rewritten by ``put_profile``), ``components`` (one row per name, implied by its
-component versions), ``alembic_version``.
+component versions), ``prediction_files`` (the prediction log's index, written at serving
+rates), ``prediction_feedback`` (labels of served rows, replaced when a later label comes;
+each call is audited as ``feedback.add`` with a digest of its labels), ``alembic_version``.
 
 A migration that changes a covered table's columns changes its rows' hashes: it sets
 ``regrow.catalog.core.ROWS_COVERED_SINCE`` to its revision, so that catalogs upgraded past it

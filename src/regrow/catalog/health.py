@@ -10,7 +10,8 @@ kind              what
                   from the size recorded with the version)
 ``orphan``        a store file no row references (an artifact, or a temporary file a crashed
                   write left), older than the grace period (tables of members' outputs
-                  listed in ``catalog.outputs``, a cache, are not checked)
+                  listed in ``catalog.outputs``, a cache, and the prediction log's files
+                  listed in ``catalog.predictions`` are not checked)
 ``stuck-run``     a run still marked ``running`` whose lease lapsed (its process is gone), or,
                   for a run from before leases, long after it started
 ``audit-chain``   the audit log's hash chain does not verify
@@ -164,8 +165,12 @@ def examine(
         if problem is not None:
             problems.append(problem)
     files = list(store.list_files())
-    # tables of members' outputs (a cache) and evaluations' reports: kept
-    cached = catalog.outputs.artifacts() | catalog.integrity.report_artifacts()
+    # tables of members' outputs (a cache), the prediction log's files, evaluations' reports
+    cached = (
+        catalog.outputs.artifacts()
+        | catalog.predictions.artifacts()
+        | catalog.integrity.report_artifacts()
+    )
     recent = 0
     for f in files:
         if f.key is not None and (f.key in sizes or f.key in cached):

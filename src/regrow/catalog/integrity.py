@@ -122,14 +122,18 @@ class Integrity:
 
     def referenced(self, key: str) -> bool:
         """Whether any component version or snapshot references the artifact ``key``, a
-        stored table of members' outputs is in it (``catalog.outputs``), or it is an
-        evaluation's HTML report."""
+        stored table of members' outputs is in it (``catalog.outputs``), it is a file of the
+        prediction log (``catalog.predictions``) or an evaluation's HTML report."""
         with self._catalog._read() as session:
             for model in (ComponentVersion, Snapshot):
                 query = sa.select(model.id).where(model.artifact == key).limit(1)
                 if session.execute(query).first() is not None:
                     return True
-        return self._catalog.outputs.holds(key) or key in self.report_artifacts()
+        return (
+            self._catalog.outputs.holds(key)
+            or self._catalog.predictions.holds(key)
+            or key in self.report_artifacts()
+        )
 
     def report_artifacts(self) -> set[str]:
         """The store keys of evaluations' HTML reports (``results["report"]``)."""

@@ -37,6 +37,8 @@ __all__ = [
     "MonitorReport",
     "Plan",
     "PolicyRecord",
+    "PredictionFeedback",
+    "PredictionFile",
     "Profile",
     "Run",
     "Schema",
@@ -454,3 +456,44 @@ class Experiment(Base):
     actual: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class PredictionFile(Base):
+    """One Parquet file of the prediction log: rows one server logged for one system in one
+    hour (``hour`` is the start of that hour, UTC), written by one flush.
+
+    ``artifact`` holds the rows (see :mod:`regrow.serve.predlog` for its columns); ``first_at``
+    and ``last_at`` are the first and last prediction time in it, ``versions`` counts its rows
+    per system version (``{"churn:v2": 812}``). The file's key is its content hash, so
+    indexing the same file twice is a no-op.
+    """
+
+    __tablename__ = "prediction_files"
+    __table_args__ = (sa.Index(None, "system", "hour"),)
+
+    artifact: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    hour: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    versions: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class PredictionFeedback(Base):
+    """The label of one served row, by the request's id and the row's number in it.
+
+    A later label for the same row replaces the earlier one (``received_at`` and ``actor``
+    then say who sent the one kept). ``label`` is the JSON value as sent (``1``, ``"yes"``,
+    ``0.5``); it is coerced to the target's dtype when a window is built from the log.
+    """
+
+    __tablename__ = "prediction_feedback"
+
+    system: Mapped[str] = mapped_column(NAME, primary_key=True)
+    request_id: Mapped[str] = mapped_column(NAME, primary_key=True)
+    row: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    label: Mapped[Any] = mapped_column(sa.JSON)
+    received_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(NAME)

@@ -19,6 +19,7 @@ __all__ = [
     "FitLeaseRecord",
     "MonitorReportRecord",
     "PlanRecord",
+    "PredictionFileRecord",
     "RunRecord",
     "SchemaRecord",
     "SnapshotRecord",
@@ -246,3 +247,19 @@ class AuditEventRecord:
     payload: JSON
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True)
+class PredictionFileRecord:
+    """One indexed file of the prediction log: ``rows`` rows of ``system`` served in the hour
+    starting at ``hour`` (UTC), from ``first_at`` to ``last_at``; ``versions`` counts them per
+    system version. ``artifact`` is the store key of the Parquet file."""
+
+    artifact: str
+    system: str
+    hour: datetime
+    rows: int
+    first_at: datetime
+    last_at: datetime
+    versions: dict[str, int]
+    created_at: datetime

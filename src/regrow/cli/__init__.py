@@ -19,6 +19,8 @@ module             commands
 ``reproduce``      ``reproduce``
 ``lineage``        ``lineage``, ``audit``, ``doctor``
 ``data``           ``snapshot create|list|show``
+``window``         ``window`` (a window from the prediction log and its labels)
+``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
 ================== ==========================================================================
 
 Modules import only Typer, Rich and light parts of regrow at the top; the workspace, pandas,
@@ -36,6 +38,8 @@ from regrow.cli._systems import load_system
 # isort: off
 from regrow.cli import demo, train, monitor, data, plans, evaluate  # noqa: F401
 from regrow.cli import governance, users, experiments, reproduce, lineage  # noqa: F401
+from regrow.cli import window  # noqa: F401
+from regrow.cli import serve  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

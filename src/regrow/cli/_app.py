@@ -29,6 +29,7 @@ __all__ = [
     "AsJson",
     "Backend",
     "Home",
+    "Stopped",
     "Window",
     "app",
     "err",
@@ -130,6 +131,11 @@ def executor(
         backend.close()
 
 
+class Stopped(SystemExit):
+    """A command that stopped cleanly on Ctrl-C (``regrow serve``): exit 130 without the
+    "finished components are kept" line, which is about runs."""
+
+
 def _interrupted() -> None:
     err.print(Text.assemble(("interrupted", "bold yellow"), INTERRUPTED[len("interrupted") :]))
 
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except SystemExit as exc:
         # Typer turns Ctrl-C inside a command into a silent exit 130.
-        if exc.code == 130:
+        if exc.code == 130 and not isinstance(exc, Stopped):
             _interrupted()
         raise
     except KeyboardInterrupt:  # before or after the command (while importing, say)

@@ -1,0 +1,141 @@
+"""Batch scoring of a file (``regrow predict``), on the serving path.
+
+A file's rows are coerced to the version's signature as a request's are
+(:func:`~regrow.serve.oip.frame_columns`, :func:`~regrow.serve.oip.decode`) and scored by
+:meth:`~regrow.serve.served.Served.score`, the one scoring path of the HTTP app, so that a
+file scored here and the same rows sent to ``regrow serve`` get the same outputs.
+
+=============================  ===============================================================
+file                           read as
+=============================  ===============================================================
+``.csv``                       a table with a header row (one column per input; others kept)
+``.parquet``, ``.pq``          a table
+``.json``                      an Open Inference Protocol infer request body
+=============================  ===============================================================
+
+The output's suffix picks its format: a table (``.csv``, ``.parquet``) holds the file's
+columns followed by ``predict`` and, for classification, ``proba__<class>`` per class (as in
+the prediction log); ``.json`` is the infer response body.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from regrow.errors import ConfigError, DataError
+from regrow.serve.batching import predicting
+from regrow.serve.oip import decode, encode, frame_columns, json_ready
+
+if TYPE_CHECKING:
+    from regrow.serve.served import Served
+    from regrow.workspace import Workspace
+
+__all__ = ["Scored", "score_file"]
+
+_TABLES = (".csv", ".parquet", ".pq")
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What :func:`score_file` did: rows scored, by which version, written where."""
+
+    rows: int
+    version: str
+    output: Path
+
+
+def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
+    """Score the rows of ``source`` with version ``ref`` (``churn:v2``, ``churn@champion``)
+    and write them to ``output`` (see the module docs)."""
+    from regrow.serve.served import load_served
+
+    for path, role in ((source, "input"), (output, "output")):
+        if path.suffix.lower() not in (*_TABLES, ".json"):
+            raise ConfigError(
+                f"cannot tell the format of the {role} file {str(path)!r} from its suffix",
+                hint="use .csv, .parquet or .json (an infer request or response body)",
+            )
+    if not source.is_file():
+        raise ConfigError(f"no such file {str(source)!r}", hint="check the path")
+    version = ws.catalog.get_system_version(ref)
+    served = load_served(ws.catalog, ws.store, version, golden_rows=0, home=str(ws.home))
+    request_id = None
+    if source.suffix.lower() == ".json":
+        decoded = decode(_read_json(source), served.signature)
+        request_id = decoded.id
+        frame = pd.DataFrame(decoded.columns)
+        with predicting():
+            outputs = served.score(decoded.columns)
+    else:
+        frame = _read_table(source)
+        outputs = _score_frame(served, frame)
+    rows = len(frame)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".json":
+        body = encode(
+            model_name=version.system, model_version=version.ref.split(":")[1],
+            request_id=request_id or source.stem, outputs=outputs, signature=served.signature,
+            parameters={"system_version": version.ref},
+        )  # fmt: skip
+        output.write_text(json.dumps(json_ready(body)))
+    else:
+        _write_table(_with_outputs(frame, outputs, served), output)
+    return Scored(rows, version.ref, output)
+
+
+def _score_frame(served: Served, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    if frame.empty:
+        raise DataError("the file has no rows", hint="score a file with at least one row")
+    with predicting():
+        parts = [
+            served.score(frame_columns(frame.iloc[i : i + _CHUNK], served.signature))
+            for i in range(0, len(frame), _CHUNK)
+        ]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _with_outputs(
+    frame: pd.DataFrame, outputs: dict[str, np.ndarray], served: Served
+) -> pd.DataFrame:
+    result = frame.reset_index(drop=True).copy()
+    result["predict"] = outputs["predict"]
+    classes = served.signature.classes
+    if classes is not None:
+        for j, cls in enumerate(classes):
+            result[f"proba__{cls}"] = outputs["probabilities"][:, j]
+    return result
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"cannot read {str(path)!r} as JSON: {exc}",
+            hint="a .json input is an infer request body",
+        ) from exc
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc}", hint="check the file") from exc
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
