@@ -29,6 +29,8 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     assert summary["metric"] == "roc_auc"
     assert summary["after"] > summary["before"] + 0.02
     assert summary["promoted"] is True
+    # the window it planned on came from serving v1: logged predictions joined with labels
+    assert summary["served"]["rows"] == summary["served"]["labels"] == 4000
     assert summary["seconds"] > 0  # how fast is for benchmarks/, not a test on a busy machine
 
 
@@ -43,6 +45,10 @@ def test_demo_human_output_explains_the_update(
         assert {d.column for d in result.drifted} == {"distance_km", "network_quality"}
         assert ws.catalog.list_monitor_reports()[0].summary["candidates"] == ["geo"]
         assert result.affected == ["geo"]
+        window = ws.catalog.get_snapshot(result.plan.window)
+        assert (window.name, window.rows) == ("churn-served", 2000)  # 2/3 of 3000, all labelled
+        served = [e for e in ws.catalog.audit_events() if e.action == "feedback.add"]
+        assert [e.actor for e in served] == ["labeller"] * 2  # 1000 labels per call
         assert ws.catalog.get_system_version("churn@champion").ref == "churn:v2"
         lineage = ws.lineage("churn:v2")
         reused = {c["name"] for c in lineage["components"] if c["action"] == "reused"}

@@ -7,13 +7,21 @@ churn changes. regrow's monitor finds which columns drifted and which members th
 loss; the planner probes every member on the labelled recent window and plans the smallest
 update (refit only that member, and the ensemble that combines it); running the plan reuses
 everything else; v2 beats v1 on later data, and is promoted.
+
+The recent window comes the way it does in production: v1 is served over the Open Inference
+Protocol (:mod:`regrow.serve`, on a loopback port), the later customers are sent to it, a
+labelling job sends their outcomes back by request id, and the prediction log joined with
+those labels becomes the window that is monitored and planned on. When v2 is promoted the
+server follows the alias and swaps to it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,8 +31,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from regrow._demo_serving import send_labels, send_rows, served_version
 from regrow.catalog.records import SnapshotRecord
 from regrow.components.base import Ensemble, Member, Transform
+from regrow.config import ServeSettings
 from regrow.errors import ConfigError
 from regrow.evaluate.gates import GateResult
 from regrow.monitor.attribution import ComponentImpact
@@ -144,6 +154,7 @@ class DemoResult:
     steps: list[tuple[str, float]] = field(default_factory=list)
     gates: tuple[GateResult, ...] = ()
     approvals: list[str] = field(default_factory=list)  # who approved v2 for champion
+    served: dict[str, Any] = field(default_factory=dict)  # the traffic the window came from
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary `regrow demo --json` ends with."""
@@ -156,11 +167,13 @@ class DemoResult:
             "promoted": self.promoted,
             "gates": {g.name: g.status for g in self.gates},
             "approved_by": self.approvals,
+            "served": self.served,
             "seconds": round(self.seconds, 2),
         }
 
 
 REVIEWER = "reviewer"
+LABELLER = "labeller"
 
 
 def _reviewer(ws: Workspace) -> tuple[Workspace, str]:
@@ -174,6 +187,23 @@ def _reviewer(ws: Workspace) -> tuple[Workspace, str]:
         ws.add_identity(REVIEWER, "approver")
     record, token = ws.create_token(REVIEWER, label="regrow demo")
     return Workspace(ws.config, token=token), record.id
+
+
+@contextmanager
+def _labeller(ws: Workspace) -> Iterator[str]:
+    """A token of ``labeller`` (operator), the job that sends outcomes back to the server;
+    revoked at the end."""
+    from regrow.errors import NotFound
+
+    try:
+        ws.catalog.identities.get(LABELLER)
+    except NotFound:
+        ws.add_identity(LABELLER, "operator")
+    record, token = ws.create_token(LABELLER, label="regrow demo")
+    try:
+        yield token
+    finally:
+        ws.revoke_token(record.id)
 
 
 def run_demo(
@@ -221,9 +251,11 @@ def _run_demo(
     step("train v1", t0)
     reviewer, token_id = _reviewer(ws)
     try:
-        return _scenario(
-            ws, reviewer, v1, reference, seed, new_rows, workers, progress, say, started, steps
-        )
+        with _labeller(ws) as labeller:
+            return _scenario(
+                ws, reviewer, labeller, v1, seed, new_rows, workers, progress, say,
+                started, steps,
+            )  # fmt: skip
     finally:
         reviewer.revoke_token(token_id)  # the demo's token is not left lying around
         reviewer.close()
@@ -232,8 +264,8 @@ def _run_demo(
 def _scenario(
     ws: Workspace,
     reviewer: Workspace,
+    labeller: str,
     v1: RunResult,
-    reference: SnapshotRecord,
     seed: int,
     new_rows: int,
     workers: int | None,
@@ -253,19 +285,60 @@ def _scenario(
     ws.promote(v1.version.ref, "champion", reason="demo: first model")
     say(f"{REVIEWER!r} approved {v1.version.ref}; promoted it to champion")
 
+    from regrow.serve.app import create_app
+    from regrow.serve.local import running
+
     t0 = time.perf_counter()
     later = make_window(new_rows, start="2026-07-01", days=61, seed=seed + 1, expanded=True)
     cut = int(len(later) * 2 / 3)
-    recent = ws.snapshot(
-        later.iloc[:cut],
-        name="customers-recent",
-        time_column="ts",
-        slices=SLICES,
-        parents=[reference.id],
-    )
-    holdout = ws.snapshot(
-        later.iloc[cut:], name="customers-holdout", time_column="ts", slices=SLICES
-    )
+    settings = ServeSettings(poll_seconds=0.5, log_flush_seconds=1.0)
+    server = create_app(ws, settings, models=["churn@champion"])
+    with running(server) as url:
+        since = datetime.now(UTC)
+        traffic = later.iloc[:cut]
+        ids = send_rows(url, "churn", traffic.drop(columns=["ts", "churned"]))
+        say(
+            f"served {len(ids):,} rows of July-August customers from churn@champion "
+            f"({v1.version.ref}) at {url} (Open Inference Protocol v2), in "
+            f"{len(dict.fromkeys(ids))} requests"
+        )
+        received = send_labels(url, "churn", labeller, ids, traffic["churned"].tolist())
+        server.state.regrow.predictions.flush()
+        recent = ws.window("churn", since=since, labelled=True)
+        say(
+            f"{LABELLER!r} sent {received:,} outcomes back by request id; window "
+            f"{recent.id[:12]}: {recent.rows:,} logged predictions joined with their labels"
+        )
+        step("serve", t0)
+        result = _update(
+            ws, reviewer, v1, recent, later.iloc[cut:], workers, progress, say,
+            started, steps,
+        )  # fmt: skip
+        if result.promoted:
+            seconds = served_version(url, "churn", result.v2)
+            say(f"the server followed champion to {result.v2} {seconds:.1f} s after the promotion")
+        result.served = {"rows": len(ids), "labels": received, "window": recent.id[:12]}
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def _update(
+    ws: Workspace,
+    reviewer: Workspace,
+    v1: RunResult,
+    recent: SnapshotRecord,
+    later: pd.DataFrame,
+    workers: int | None,
+    progress: Callable[[RunEvent], None] | None,
+    say: Callable[[str], None],
+    started: float,
+    steps: list[tuple[str, float]],
+) -> DemoResult:
+    def step(name: str, t0: float) -> None:
+        steps.append((name, time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    holdout = ws.snapshot(later, name="customers-holdout", time_column="ts", slices=SLICES)
     monitored = ws.monitor(v1.version.ref, recent)
     drifted = [f for r in monitored.drift for f in r.features if f.drifted and f.slice is None]
     affected = monitored.candidates
