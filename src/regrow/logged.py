@@ -81,8 +81,14 @@ def parse_time(name: str, value: Any, *, now: datetime | None = None) -> datetim
             return now or datetime.now(UTC)
         match = _RELATIVE.fullmatch(text)
         if match:
-            ago = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-            return (now or datetime.now(UTC)) - ago
+            try:
+                ago = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+                return (now or datetime.now(UTC)) - ago
+            except OverflowError:
+                raise ConfigError(
+                    f"--{name} {value!r} is further back than a date can go",
+                    hint="give a span of at most a few thousand years, or an ISO date",
+                ) from None
         try:
             return parse_time(name, datetime.fromisoformat(text.replace("Z", "+00:00")))
         except ValueError:
@@ -285,10 +291,14 @@ def _labelled(
     ids = served.column("request_id").to_pylist()
     rows = served.column("row").to_pylist()
     found = catalog.predictions.labels(system, dict.fromkeys(ids))
+    # A client may reuse a request id: a label then belongs to the latest prediction under it.
+    latest: dict[tuple[str, int], int] = {}
+    for i in pc.sort_indices(served.column("served_at")).to_pylist():
+        latest[(ids[i], rows[i])] = i
     keep, values, keys = [], [], []
     for i, key in enumerate(zip(ids, rows, strict=True)):
         label = found.get(key)
-        if label is not None:
+        if label is not None and latest[key] == i:
             keep.append(i)
             values.append(label)
             keys.append(key)
@@ -335,8 +345,10 @@ def _as_int(value: Any) -> int:
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError(value)
-        return int(value)
+        value = int(value)
     if isinstance(value, int):  # bool included: True is 1
+        if not -(2**63) <= value < 2**63:  # what an int64 target holds
+            raise OverflowError(value)
         return int(value)
     raise TypeError(value)
 

@@ -64,10 +64,10 @@ def test_a_moved_alias_is_swapped_and_audited_and_the_old_version_kept(
     assert swap["golden_rows"] == 8
     assert 0.0 <= swap["golden_agreement"] <= 1.0
     move(ws, trained.versions["v1"])
-    assert h.poll() == ["shop@champion: shop:v2 -> shop:v1 (rolled_back)"]
+    assert h.poll() == ["shop@champion: shop:v2 -> shop:v1 (swapped_back)"]
     assert slot.current is first  # back at once: nothing loaded
     text = h.metrics.render().decode() if h.metrics else ""
-    assert 'outcome="rolled_back"' in text
+    assert 'outcome="swapped_back"' in text
 
 
 def test_an_incompatible_version_is_refused_audited_once_and_not_served(
@@ -101,6 +101,7 @@ def test_a_version_that_cannot_be_loaded_is_refused_and_the_old_one_keeps_servin
     ].artifact
     assert artifact is not None
     path = next(Path(ws.store.url).rglob(artifact))
+    good = path.read_bytes()
     path.write_bytes(b"damaged")
     move(ws, v2.id)
     events = h.poll()
@@ -112,6 +113,43 @@ def test_a_version_that_cannot_be_loaded_is_refused_and_the_old_one_keeps_servin
     assert failed[0]["from"] == "shop:v1"
     assert h.slots[0].current is not None
     assert h.slots[0].current.ref == "shop:v1"
+    assert h.poll() == []  # not tried again at once
+    path.unlink()  # the store is repaired: the artifact is back
+    ws.store.put(good)
+    h.slots[0].retry_at = dict.fromkeys(h.slots[0].retry_at, 0.0)  # the retry delay is over
+    assert h.poll() == ["shop@champion: shop:v1 -> shop:v2 (swapped)"]
+
+
+def test_a_refused_version_is_tried_again_once_the_alias_moved_elsewhere(
+    host: tuple[ModelHost, Workspace], trained: Any
+) -> None:
+    h, ws = host
+    move(ws, trained.versions["v3"])
+    assert "refused shop:v3" in h.poll()[0]
+    move(ws, trained.versions["v1"])  # back where the server is
+    assert h.poll() == []
+    move(ws, trained.versions["v3"])
+    assert "refused shop:v3" in h.poll()[0]  # looked at again, and refused again
+    assert len(audited(ws, "serve.swap_refused")) == 2
+
+
+def test_a_rollback_during_the_load_is_followed_not_the_loaded_version(
+    host: tuple[ModelHost, Workspace], trained: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h, ws = host
+    load = h._load
+
+    def slow_load(record: Any) -> Any:
+        loaded = load(record)
+        move(ws, trained.versions["v1"])  # rolled back while v2 was loading
+        return loaded
+
+    monkeypatch.setattr(h, "_load", slow_load)
+    move(ws, trained.versions["v2"])
+    assert h.poll() == []
+    assert h.slots[0].current is not None
+    assert h.slots[0].current.ref == "shop:v1"
+    assert audited(ws, "serve.swap") == []
 
 
 def test_requests_queued_on_the_old_version_finish_on_it(
@@ -192,5 +230,5 @@ def test_a_live_server_follows_alias_moves_under_concurrent_requests_without_fai
         ("shop:v1", "shop:v2"), ("shop:v2", "shop:v1"), ("shop:v1", "shop:v2"),
         ("shop:v2", "shop:v1"), ("shop:v1", "shop:v2"),
     ]  # fmt: skip
-    assert [s["outcome"] for s in swaps] == ["swapped"] + ["rolled_back"] * 4
+    assert [s["outcome"] for s in swaps] == ["swapped"] + ["swapped_back"] * 4
     assert server.stop() == 0

@@ -115,6 +115,7 @@ def test_a_2d_tensor_mixes_with_per_feature_tensors() -> None:
         (lambda b: b["inputs"][0].update(parameters={"binary_data_size": 8}), "binary tensor"),
         (lambda b: b.update(parameters={"binary_data_output": True}), "binary tensor"),
         (lambda b: b.update(outputs=[{"name": "score"}]), "unknown output 'score'"),
+        (lambda b: b.update(outputs=[{"name": "predict"}] * 2), "asked for twice"),
         (lambda b: b.update(outputs=[{"name": "predict", "parameters": BINARY}]), "binary tensor"),
         (lambda b: b["inputs"][1].update(shape=[1, 3], data=[1.0, 2, 3]), "no 'columns' parameter"),
     ],

@@ -149,7 +149,16 @@ def test_labels_are_coerced_to_the_targets_dtype(
 
 
 @pytest.mark.parametrize(
-    ("dtype", "label"), [("int", 1.5), ("int", "one"), ("float", "nan"), ("bool", 2)]
+    ("dtype", "label"),
+    [
+        ("int", 1.5),
+        ("int", "one"),
+        ("int", 2**64 - 1),
+        ("int", 1e308),
+        ("int", "1e308"),
+        ("float", "nan"),
+        ("bool", 2),
+    ],
 )
 def test_labels_that_cannot_be_coerced_are_refused(dtype: str, label: Any) -> None:
     with pytest.raises(DataError, match=f"cannot be read as its target 'y' \\({dtype}\\)"):
@@ -198,6 +207,17 @@ def test_times_are_iso_dates_and_times_or_spans_ago() -> None:
     for bad in ("", "3 parsecs", "-1d", "2026-13-01", 5):
         with pytest.raises(ConfigError, match="cannot read --since"):
             parse_time("since", bad, now=now)
+    with pytest.raises(ConfigError, match="further back than a date can go"):
+        parse_time("since", "99999999999d", now=now)
+
+
+def test_a_reused_request_id_labels_only_its_latest_prediction(ws: Workspace) -> None:
+    serve(ws, 2)  # r0 at 10:00, r1 at 10:10
+    serve(ws, 1, start=T0 + timedelta(minutes=30))  # r0 again, at 10:30
+    ws.feedback("toy", [("r0", 0, 1)])
+    snap = ws.window("toy", since="2026-03-01", until="2026-03-02", labelled=True)
+    frame = ws.frame(snap.id)
+    assert frame["ts"].tolist() == [pd.Timestamp("2026-03-01 10:30")]
 
 
 def test_the_cli_stores_a_window_and_reports_errors_without_a_traceback(

@@ -19,8 +19,11 @@ the time to load). When an alias holds a new version, the thread, off the reques
    already queued on the old one finish on it (each version has its own batcher). Audited
    ``serve.swap`` (from, to, the golden set's agreement between the two, and this replica).
 
-An alias moved back to the previous version swaps back at once, without loading. A version
-that was refused or failed to load is not tried again until the alias moves elsewhere.
+An alias moved back to the previous version swaps back at once, without loading (outcome
+``swapped_back``). A version that was refused is not tried again until the alias moves
+elsewhere; one that failed to load (a store that could not be read, say) is tried again every
+:data:`RETRY_FAILED_SECONDS`. If the alias moved again while a version loaded (a rollback
+during the load), the loaded version is not swapped in: the next poll follows the alias.
 
 **Lanes.** Requests go through a :class:`Router`: ``lane_for(request_key) -> lane``. Until
 rollouts exist there is one lane, ``"main"`` (:class:`OneLane`); a rollout router (#15) will
@@ -33,6 +36,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -50,12 +54,24 @@ if TYPE_CHECKING:
     from regrow.components.fitted import FittedComponent
     from regrow.serve.metrics import Metrics
 
-__all__ = ["MAIN", "ModelHost", "OneLane", "Router", "Slot", "Target", "default_targets"]
+__all__ = [
+    "MAIN",
+    "RETRY_FAILED_SECONDS",
+    "ModelHost",
+    "OneLane",
+    "Router",
+    "Slot",
+    "Target",
+    "default_targets",
+]
 
 log = logging.getLogger("regrow.serve")
 
 #: The one lane there is until rollouts route requests to several.
 MAIN = "main"
+
+#: Seconds before a version that failed to load is tried again.
+RETRY_FAILED_SECONDS = 30.0
 
 
 class Router(Protocol):
@@ -113,6 +129,8 @@ class Slot:
         self.previous: Served | None = None
         #: Version ids not to try again (refused or failed), with the reason.
         self.refused: dict[str, str] = {}
+        #: Of those, the ones that failed to load: when they may be tried again (monotonic).
+        self.retry_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"Slot({self.target.label!r}, current={self.current!r})"
@@ -302,10 +320,20 @@ class ModelHost:
         except NotFound:
             return None  # the alias is gone: keep serving what it held
         current = slot.current
-        if vid == current.version.id or vid in slot.refused:
+        for failed, when in list(slot.retry_at.items()):
+            if time.monotonic() >= when:  # a load that failed: try it again
+                del slot.retry_at[failed]
+                slot.refused.pop(failed, None)
+        if vid == current.version.id:
+            slot.refused.clear()  # the alias moved elsewhere: a refused version may come back
+            slot.retry_at.clear()
             return None
+        if vid in slot.refused:
+            return None
+        slot.refused.clear()
+        slot.retry_at.clear()
         if slot.previous is not None and vid == slot.previous.version.id:
-            return self._swap(slot, slot.previous, "rolled_back")
+            return self._swap(slot, slot.previous, "swapped_back")
         record = self.catalog.get_system_version(vid)
         try:
             new = self._load(record)
@@ -318,6 +346,13 @@ class ModelHost:
         problems += [f"on the golden set, {p}" for p in new.check()]
         if problems:
             return self._refuse(slot, vid, "refused", problems, new.ref)
+        try:
+            still = self.catalog.get_alias(t.system, t.alias).version_id
+        except NotFound:
+            return None
+        if still != vid:  # moved again while it loaded (a rollback): follow that next time
+            self._forget_unused()
+            return None
         return self._swap(slot, new, "swapped")
 
     def _swap(self, slot: Slot, new: Served, outcome: str) -> str:
@@ -350,6 +385,8 @@ class ModelHost:
         assert slot.current is not None
         assert t.alias is not None
         slot.refused[vid] = "; ".join(problems)
+        if outcome == "failed":
+            slot.retry_at[vid] = time.monotonic() + RETRY_FAILED_SECONDS
         self._forget_unused()
         action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
         payload = {

@@ -12,7 +12,7 @@ metric                                 type       labels
 ``regrow_batch_rows``                  histogram  model (rows per ``predict`` call)
 ``regrow_feedback_labels_total``       counter    model
 ``regrow_rollout_weight``              gauge      model, lane (1.0 for the one lane, ``main``)
-``regrow_swaps_total``                 counter    model, alias, outcome (swapped, rolled_back,
+``regrow_swaps_total``                 counter    model, alias, outcome (swapped, swapped_back,
                                                   refused, failed)
 ``regrow_served_version``              gauge      model, alias, system_version (1: serving)
 =====================================  =========  =============================================

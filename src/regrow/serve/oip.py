@@ -69,7 +69,7 @@ DATATYPES = frozenset(
 )  # fmt: skip
 #: Parameters of the binary tensor extension: any but ``false`` asks for binary data.
 _BINARY = ("binary_data_size", "binary_data_output", "binary_data")
-_MAX_ID = 256
+_MAX_ID = 255  # the catalog keeps feedback ids of up to 255 characters
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,11 @@ def _outputs(value: object, signature: Signature) -> tuple[str, ...] | None:
         if item["name"] not in signature.output_names:
             raise BadRequest(
                 f"unknown output {item['name']!r}", hint=f"the outputs are {signature.output_names}"
+            )
+        if item["name"] in names:
+            raise BadRequest(
+                f"output {item['name']!r} is asked for twice in 'outputs'",
+                hint="name each output once",
             )
         names.append(item["name"])
     return tuple(names)

@@ -247,7 +247,7 @@ def _labels(body: Any, limit: int) -> tuple[str, list[tuple[str, int, Any]]]:
             row = int(row)
         if (
             not isinstance(rid, str)
-            or not 0 < len(rid) <= 256
+            or not 0 < len(rid) <= 255
             or type(row) is not int
             or row < 0
             or label is None
