@@ -30,7 +30,7 @@ def value(text: str, name: str, **labels: str) -> float:
 def test_requests_rows_predictions_and_errors_are_counted(
     serve_home: Path, serve_client: Callable[..., TestClient], infer_body: Body
 ) -> None:
-    client = serve_client(serve_home)
+    client = serve_client(serve_home, log_predictions=True)
     for rows in (1, 3):
         assert client.post("/v2/models/shop/infer", json=infer_body(rows)).status_code == 200
     client.post("/v2/models/shop/infer", content=b"nope")
@@ -56,6 +56,9 @@ def test_requests_rows_predictions_and_errors_are_counted(
     assert value(text, "regrow_rollout_weight", model="shop", lane="main") == 1.0
     assert value(text, "regrow_served_version", model="shop", alias="champion",
                  system_version="shop:v1") == 1.0  # fmt: skip
+    logged = sum(value(text, "regrow_prediction_log_rows", state=s) for s in ("logged", "pending"))
+    assert logged == 4  # written or waiting: the 4 rows scored
+    assert value(text, "regrow_prediction_log_rows", state="dropped") == 0
     assert "no-such-model" not in text
 
 

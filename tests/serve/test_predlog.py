@@ -149,9 +149,12 @@ def test_rows_are_grouped_by_system_and_hour(log: PredictionLog, catalog: Catalo
     assert log.stats()["files_written"] == 3
 
 
-def test_rows_past_the_bound_are_dropped_and_counted_never_blocking(log: PredictionLog) -> None:
+def test_rows_past_the_bound_are_dropped_and_counted_never_blocking(
+    log: PredictionLog, caplog: pytest.LogCaptureFixture
+) -> None:
     assert record(log, 60)
     assert not record(log, 50)  # 110 > max_pending_rows=100: dropped
+    assert "prediction log: 50 rows dropped so far" in caplog.text  # said, not only counted
     assert record(log, 40)
     started = time.perf_counter()
     assert not record(log, 1)

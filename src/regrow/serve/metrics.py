@@ -15,6 +15,7 @@ metric                                 type       labels
 ``regrow_swaps_total``                 counter    model, alias, outcome (swapped, swapped_back,
                                                   refused, failed)
 ``regrow_served_version``              gauge      model, alias, system_version (1: serving)
+``regrow_prediction_log_rows``         gauge      state (logged, dropped, unwritable, pending)
 =====================================  =========  =============================================
 
 Every label value comes from a bounded set: models are the ones served (any other name is
@@ -31,7 +32,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -87,6 +88,13 @@ class Metrics:
         )  # fmt: skip
         self._swaps = Counter(
             "regrow_swaps", "Hot swaps, by outcome.", ["model", "alias", "outcome"], registry=r
+        )
+        self._log_rows = Gauge(
+            "regrow_prediction_log_rows",
+            "Rows of the prediction log by state: logged (written), dropped (the queue was "
+            "full), unwritable, pending (waiting to be written).",
+            ["state"],
+            registry=r,
         )
         self._served = Gauge(
             "regrow_served_version",
@@ -145,6 +153,13 @@ class Metrics:
         if before is not None and before != system_version:
             self._child(self._served, name, alias, before).set(0)
         self._child(self._served, name, alias, system_version).set(1)
+
+    def prediction_log(self, stats: Mapping[str, Any]) -> None:
+        """Set the prediction log's row counts from :meth:`PredictionLog.stats
+        <regrow.serve.predlog.PredictionLog.stats>` (called before each scrape)."""
+        for state in ("logged", "dropped", "unwritable"):
+            self._log_rows.labels(state).set(float(stats.get(f"rows_{state}", 0)))
+        self._log_rows.labels("pending").set(float(stats.get("pending_rows", 0)))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -174,7 +174,14 @@ class PredictionLog:
         )  # fmt: skip
         with self._lock:
             if self._closed or self._pending() + n > self.max_pending_rows:
+                before = self._counts["rows_dropped"]
                 self._counts["rows_dropped"] += n
+                if before // 10_000 != (before + n) // 10_000 or not before:
+                    logger.warning(
+                        "prediction log: %d rows dropped so far (%d rows wait to be written, "
+                        "the limit is %d): the store or the catalog is slower than the traffic",
+                        before + n, self._pending(), self.max_pending_rows,
+                    )  # fmt: skip
                 return False
             self._queue.append(batch)
             self._queued += n

@@ -214,6 +214,8 @@ def add(app: FastAPI, state: ServeState, version: str) -> None:
         responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
     )
     async def prometheus() -> Response:
+        if state.predictions is not None:
+            metrics.prediction_log(state.predictions.stats())
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     _handlers(app)
