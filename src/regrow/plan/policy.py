@@ -41,6 +41,7 @@ __all__ = [
     "ACTION_NAMES",
     "Autonomy",
     "Budgets",
+    "EnsemblePolicy",
     "Escalation",
     "GatePolicy",
     "Planning",
@@ -299,6 +300,35 @@ class RolloutPolicy(_Strict):
         return self
 
 
+class EnsemblePolicy(_Strict):
+    """How an ensemble's members are refreshed window after window (consumed by
+    :mod:`regrow.rollout.refresh`, whose ``RefreshPolicy`` takes these fields as they are)."""
+
+    eta: float = Field(8.0, ge=0)
+    """Hedge's learning rate on per-member losses in [0, 1]."""
+    alpha: float = Field(0.05, ge=0, lt=1)
+    """Fixed share: every weight ends at least alpha / members, so none decays for ever."""
+    max_members: int = Field(6, ge=1)
+    reserved: float = Field(0.8, ge=0, le=1)
+    """The most total weight experimental members (in probation) may hold."""
+    probation: int = Field(1, ge=0)
+    """Windows a new member is scored on before it leaves the reserved slots."""
+    retire_weight: float = Field(0.02, ge=0, lt=1)
+    retire_loss: float = Field(1.0, ge=0, le=1)
+    retire_after: int = Field(3, ge=1)
+    """Windows in a row under retire_weight (or over retire_loss) before a member retires."""
+    pool_size: int = Field(24, ge=0)
+    """Retired members kept, so a recurring concept can bring one back."""
+    readmit_margin: float = Field(0.02, ge=0)
+    """How much better than the best member a pooled one must be on a window to come back."""
+
+    @model_validator(mode="after")
+    def _reserved(self) -> EnsemblePolicy:
+        if self.reserved < self.alpha:
+            raise ValueError(f"reserved ({self.reserved}) must be at least alpha ({self.alpha})")
+        return self
+
+
 class PromotionPolicy(_Strict):
     """What moving a protected alias takes (``Workspace.promote``, `regrow promote`)."""
 
@@ -323,6 +353,7 @@ class Policy(_Strict):
     budgets: Budgets = Budgets()
     gates: GatePolicy = GatePolicy()
     rollout: RolloutPolicy = RolloutPolicy()
+    ensemble: EnsemblePolicy = EnsemblePolicy()
     promotion: PromotionPolicy = PromotionPolicy()
 
     @classmethod
