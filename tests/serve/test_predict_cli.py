@@ -106,3 +106,29 @@ def test_bad_arguments_are_errors_with_a_hint(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_text_inputs_that_look_like_numbers_stay_text_in_a_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    from regrow import Member, System, Transform
+
+    rows = pd.DataFrame({"code": ["01", "02", "03"] * 20, "y": [0, 1, 1] * 20})
+    with Workspace.init(tmp_path / "ws") as ws:
+        system = System("codes", target="y", components=[
+            Transform("onehot", OneHotEncoder(), inputs=["code"]),
+            Member("m", LogisticRegression(), inputs=["onehot"]),
+        ])  # fmt: skip
+        ws.train(system, ws.snapshot(rows, name="codes"))
+        want = ws.load("codes:v1").predict(rows[["code"]].head(3)).tolist()
+    rows.head(3).to_csv(tmp_path / "codes.csv", index=False)  # 01, 02, 03 as written
+    out, home = str(tmp_path / "out.csv"), str(tmp_path / "ws")
+    code, _, err = run_cli(capsys, "predict", "codes:v1", str(tmp_path / "codes.csv"),
+                           "-o", out, "--home", home)  # fmt: skip
+    assert code == 0, err
+    scored = pd.read_csv(tmp_path / "out.csv", dtype={"code": str})
+    assert scored["code"].tolist() == ["01", "02", "03"]
+    assert scored["predict"].tolist() == want

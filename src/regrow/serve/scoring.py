@@ -74,7 +74,8 @@ def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
         with predicting():
             outputs = served.score(decoded.columns)
     else:
-        frame = _read_table(source)
+        text = [t.name for t in served.signature.inputs if t.dtype in ("string", "category")]
+        frame = _read_table(source, text)
         outputs = _score_frame(served, frame)
     rows = len(frame)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -123,10 +124,12 @@ def _read_json(path: Path) -> Any:
         ) from exc
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, text: list[str]) -> pd.DataFrame:
+    """The rows of a table file; in a CSV, the ``text`` columns are read as strings (a plan
+    code ``01`` stays ``"01"``, as the server takes it)."""
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=True)
         return pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc}", hint="check the file") from exc
