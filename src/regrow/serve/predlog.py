@@ -385,7 +385,14 @@ def _parts(batches: list[_Batch], permissive: bool) -> tuple[pa.Table, pa.Table]
         for b in batches
     ]  # fmt: skip
     names = list(dict.fromkeys(chain.from_iterable(outputs)))
-    if permissive or not all(isinstance(f, pd.DataFrame) for f in frames):
+    keys = list(frames[0]) if isinstance(frames[0], Mapping) else None
+    if (
+        not permissive
+        and keys is not None
+        and all(isinstance(f, Mapping) and list(f) == keys for f in frames)
+    ):  # columns of arrays, as the server hands them over: one concatenation per column
+        inputs = pa.table({k: np.concatenate([np.asarray(f[k]) for f in frames]) for k in keys})
+    elif permissive or not all(isinstance(f, pd.DataFrame) for f in frames):
         inputs = pa.concat_tables([_part(f) for f in frames], promote_options="permissive")
     else:
         inputs = _part(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))

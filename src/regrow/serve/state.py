@@ -104,10 +104,10 @@ class ServeState:
                 take = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in mine])
                 part = {k: v[take] for k, v in columns.items()}
                 outs = {k: v[take] for k, v in outputs.items()}
-            # A frame costs ~20 us here and saves the log's writer ~100 us per batch.
+            # The columns as they are: the log's writer concatenates them column by column.
             self.predictions.record(
                 system=model, version=served.ref, lane=lane, request_ids=ids, rows=numbers,
-                inputs=served.frame(part), outputs=outs, at=at,
+                inputs=part, outputs=outs, at=at,
                 classes=served.signature.classes,
             )  # fmt: skip
 
