@@ -41,6 +41,7 @@ from regrow.catalog.models import (
     Experiment,
     Identity,
     PolicyRecord,
+    Rollout,
     Token,
 )
 from regrow.errors import AuditChainBroken
@@ -156,6 +157,14 @@ def fill(catalog: Catalog) -> None:
             tags=["t", str(n)], actual={"auc": 0.91} if n else None,
             created_at=stamp, updated_at=stamp,
         ), "experiment.create")  # fmt: skip
+        record(catalog, Rollout(
+            id=f"roll{n}", system="churn", alias="champion", mode="split",
+            stable_id=versions[0].id, candidate_id=versions[1].id,
+            state=("progressing", "rolled_back")[n], step=n, steps=[0.05, 0.5, 1.0],
+            min_requests=100, params={"tolerance": 0.02}, evidence={"n": n} if n else None,
+            holds=n, revision=1 + n, reason=f"why {n}", actor=who, created_at=stamp,
+            step_started_at=stamp, updated_at=stamp,
+        ), "rollout.start")  # fmt: skip
 
 
 @pytest.fixture(

@@ -22,6 +22,8 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
 :mod:`.identities`         ``catalog.identities``: identities with roles, API tokens
 :mod:`.experiments`        ``catalog.experiments``: plans, manual changes and rollouts as
                            experiments (rationale, expected vs actual, contingency, tags)
+:mod:`.rollouts`           ``catalog.rollouts``: rollouts as persisted state machines (every
+                           move compare-and-set on a revision, and audited)
 =========================  ====================================================
 
 Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
@@ -53,6 +55,7 @@ from regrow.catalog.outputs import Outputs
 from regrow.catalog.plans import PlansMixin
 from regrow.catalog.policies import Policies
 from regrow.catalog.predictions import Predictions
+from regrow.catalog.rollouts import Rollouts
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
 
@@ -113,3 +116,8 @@ class Catalog(
         """Experiment records: rationale, expected vs actual, contingency, tags (see
         :mod:`.experiments`)."""
         return Experiments(self)
+
+    @property
+    def rollouts(self) -> Rollouts:
+        """Rollouts as persisted state machines (see :mod:`.rollouts`)."""
+        return Rollouts(self)

@@ -115,6 +115,7 @@ COVERED: dict[str, Coverage] = {
         _cover(models.Approval),
         _cover(models.PolicyRecord),
         _cover(models.Experiment),
+        _cover(models.Rollout),
     )
 }
 

@@ -40,6 +40,7 @@ __all__ = [
     "PredictionFeedback",
     "PredictionFile",
     "Profile",
+    "Rollout",
     "Run",
     "Schema",
     "Snapshot",
@@ -497,3 +498,38 @@ class PredictionFeedback(Base):
     label: Mapped[Any] = mapped_column(sa.JSON)
     received_at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(NAME)
+
+
+class Rollout(Base):
+    """A rollout: the progressive exposure of ``candidate_id`` against ``stable_id`` (the
+    holder of ``system@alias`` when it started), a persisted state machine.
+
+    ``state`` is one of :data:`regrow.catalog.rollouts.STATES`; ``step`` indexes ``steps`` (the
+    candidate's share at each step); ``revision`` is bumped by every transition, which moves by
+    compare-and-set on it. ``params`` holds the analysis settings (tolerance, alpha, limits),
+    ``evidence`` the last analysis, ``holds`` the analyses in a row that lacked data. The
+    transitions themselves are audit events (``rollout.*``, subject ``rollout:<id>``).
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (sa.Index(None, "system", "state"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    alias: Mapped[str] = mapped_column(NAME)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    stable_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    candidate_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("system_versions.id"))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    step: Mapped[int] = mapped_column(sa.Integer)
+    steps: Mapped[list[Any]]
+    min_requests: Mapped[int] = mapped_column(sa.Integer)
+    params: Mapped[dict[str, Any]]
+    evidence: Mapped[dict[str, Any] | None]
+    holds: Mapped[int] = mapped_column(sa.Integer)
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(NAME)
+    created_at: Mapped[datetime]
+    step_started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -21,6 +21,7 @@ module             commands
 ``data``           ``snapshot create|list|show``
 ``window``         ``window`` (a window from the prediction log and its labels)
 ``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
+``rollout``        ``rollout start|status|step|pause|resume|promote|abort|history``
 ================== ==========================================================================
 
 Modules import only Typer, Rich and light parts of regrow at the top; the workspace, pandas,
@@ -40,6 +41,7 @@ from regrow.cli import demo, train, monitor, data, plans, evaluate  # noqa: F401
 from regrow.cli import governance, users, experiments, reproduce, lineage  # noqa: F401
 from regrow.cli import window  # noqa: F401
 from regrow.cli import serve  # noqa: F401
+from regrow.cli import rollout  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

@@ -1,0 +1,333 @@
+"""The rollout state machine: start, analyse each step, advance, hold, promote or roll back.
+
+The state lives in the catalog (:mod:`regrow.catalog.rollouts`: the states, the allowed moves,
+compare-and-set, one audit event per move); this module decides the moves. Every function
+takes a workspace (anything with ``catalog``, ``store``, ``require``, ``promote`` and
+``policy``: :class:`regrow.Workspace`), checks the role the move needs, and returns the
+rollout's record after it.
+
+:func:`step` is the analysis (its rule is :func:`regrow.rollout.decide.decide`), run by hand
+(``regrow rollout step``) or by a server on a timer:
+
+1. ``pending`` begins: ``shadow`` for a shadow rollout, else ``progressing`` at step 0;
+2. ``paused`` and finished rollouts are left alone;
+3. the evidence (:func:`regrow.rollout.evidence.read_evidence`) is compared by an always-valid
+   confidence sequence (:mod:`regrow.rollout.sequential`), so analysing after every batch does
+   not inflate false rollbacks;
+4. ``fail`` (the candidate's loss is proven higher than the stable's by more than
+   ``tolerance``) rolls back at once, whatever the step;
+5. fewer than ``min_requests`` fresh labelled candidate requests in this step (or too few
+   in a lane) **holds**; ``inconclusive_after`` holds in a row make the rollout
+   ``inconclusive`` (traffic stays as it is; it is never a failure; analysis goes on, and
+   evidence brings it back to ``progressing``);
+6. with enough fresh evidence, no failure and an estimated loss increase within
+   ``tolerance`` (a candidate that looks worse waits at its share until the interval decides),
+   a split or blue-green rollout advances to the next step; at the last step (and in
+   shadow) it is **promoted** once the comparison *passes* (the loss is proven not higher
+   by ``tolerance``), through the workspace's governance (:meth:`regrow.Workspace.promote`:
+   a protected alias still needs its blessed evaluation and approvals). A refused
+   promotion pauses the rollout, naming what is missing.
+
+:func:`abort` makes the last known good the desired state: the candidate's share drops to 0
+and, should the alias hold the candidate by then, it moves back to the stable version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from regrow.catalog.rollouts import Rollouts
+from regrow.errors import AliasConflict, CatalogError, ConfigError, PromotionRefused
+from regrow.rollout.decide import decide
+from regrow.rollout.sequential import Comparison, Sample, compare
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from regrow.catalog.catalog import Catalog
+    from regrow.catalog.records import AliasRecord, AuditEventRecord
+    from regrow.catalog.rollouts import RolloutRecord
+    from regrow.catalog.store import ArtifactStore
+    from regrow.plan.policy import Policy
+    from regrow.rollout.evidence import Evidence
+
+__all__ = [
+    "Governed",
+    "StepResult",
+    "abort",
+    "history",
+    "parse_steps",
+    "pause",
+    "promote",
+    "resume",
+    "start",
+    "status",
+    "step",
+]
+
+_MODES = {"canary": "split", "ramp": "split", "shadow": "shadow", "blue-green": "blue-green"}
+
+
+class Governed(Protocol):
+    """What the rollout functions need of a workspace (:class:`regrow.Workspace` has it)."""
+
+    catalog: Catalog
+    store: ArtifactStore
+
+    def require(self, role: str, what: str) -> None: ...
+
+    def promote(self, ref: str, alias: str = ..., *, reason: str = ...) -> AliasRecord: ...
+
+    def policy(self) -> Policy: ...
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one analysis did: ``action`` (begin, hold, inconclusive, advance, promote,
+    promotion-refused, fail, idle, raced), the rollout after it, and the comparison it
+    used."""
+
+    action: str
+    rollout: RolloutRecord
+    comparison: Comparison | None = None
+
+
+def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
+    """Shares from ``"5,25,50,100"`` (percent, when any is above 1) or ``"0.05,0.5,1"``.
+
+    >>> parse_steps("5,25,50,100")
+    (0.05, 0.25, 0.5, 1.0)
+    """
+    try:
+        values = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise ConfigError(
+            f"rollout steps {text!r} are not numbers", hint="write shares such as 5,25,50,100"
+        ) from None
+    if any(v > 1 for v in values):
+        values = [v / 100 for v in values]
+    return tuple(values)
+
+
+def start(
+    ws: Governed,
+    candidate: str,
+    *,
+    alias: str = "champion",
+    mode: str | None = None,
+    steps: str | Sequence[float] | None = None,
+    min_requests: int | None = None,
+    tolerance: float = 0.02,
+    alpha: float = 0.05,
+    inconclusive_after: int = 20,
+    loss_cap: float | None = None,
+    reason: str = "",
+    begin: bool = True,
+) -> RolloutRecord:
+    """Start rolling ``candidate`` (a version reference) out against the holder of its
+    system's ``alias``. Defaults come from the policy's ``rollout`` section (strategy
+    ``canary``/``ramp`` is mode ``split``); a blue-green rollout has one step, 100%.
+    With ``begin`` the rollout leaves ``pending`` at once (shadow or step 0)."""
+    ws.require("operator", "start a rollout")
+    section = ws.policy().rollout
+    chosen = mode or _MODES[section.strategy]
+    shares = (1.0,) if chosen == "blue-green" else parse_steps(steps or section.steps)
+    version = ws.catalog.get_system_version(candidate)
+    stable = ws.catalog.get_alias(version.system, alias)
+    params: dict[str, Any] = {"tolerance": tolerance, "alpha": alpha,
+                              "inconclusive_after": inconclusive_after}  # fmt: skip
+    if inconclusive_after < 1:
+        raise ConfigError(
+            f"inconclusive_after must be >= 1 (got {inconclusive_after!r})",
+            hint="the analyses in a row without enough data before a rollout is inconclusive",
+        )
+    if loss_cap is not None:
+        if not loss_cap > 0:
+            raise ConfigError(
+                f"loss_cap must be > 0 (got {loss_cap!r})",
+                hint="the absolute error a regressor's prediction counts as a total miss",
+            )
+        params["loss_cap"] = loss_cap
+    compare(Sample(1, 0.0), Sample(1, 0.0), tolerance=tolerance, alpha=alpha)  # checks them
+    record = _rollouts(ws).start(
+        system=version.system, alias=alias, stable_id=stable.version_id,
+        candidate_id=version.id, mode=chosen, steps=shares,
+        min_requests=min_requests or section.min_requests, params=params, reason=reason,
+    )  # fmt: skip
+    if begin:
+        record = _begin(ws, record)
+    return record
+
+
+def _rollouts(ws: Governed) -> Rollouts:
+    return ws.catalog.rollouts
+
+
+def _begin(ws: Governed, record: RolloutRecord) -> RolloutRecord:
+    to = "shadow" if record.mode == "shadow" else "progressing"
+    return _rollouts(ws).transition(
+        record.id, to, action="begin", expected_revision=record.revision, step=0, holds=0,
+        reason="started",
+    )  # fmt: skip
+
+
+def status(
+    ws: Governed, ref: str | None = None, *, system: str | None = None
+) -> list[RolloutRecord]:
+    """Rollout ``ref``; else those under way (of ``system``)."""
+    if ref is not None:
+        return [_rollouts(ws).get(ref)]
+    return _rollouts(ws).list(system=system, active=True)
+
+
+def history(ws: Governed, ref: str) -> list[AuditEventRecord]:
+    """The transitions of rollout ``ref`` (audit events), oldest first."""
+    return _rollouts(ws).history(ref)
+
+
+def pause(ws: Governed, ref: str, *, reason: str = "") -> RolloutRecord:
+    """Hold the rollout where it is: traffic stays as it is, :func:`step` does nothing."""
+    ws.require("operator", "pause a rollout")
+    record = _rollouts(ws).get(ref)
+    return _rollouts(ws).transition(
+        record.id, "paused", action="pause", expected_revision=record.revision,
+        reason=reason or "paused by hand",
+    )  # fmt: skip
+
+
+def resume(ws: Governed, ref: str, *, reason: str = "") -> RolloutRecord:
+    """Resume a paused or inconclusive rollout where it stood (same step, same share)."""
+    ws.require("operator", "resume a rollout")
+    record = _rollouts(ws).get(ref)
+    if record.state not in ("paused", "inconclusive"):
+        raise CatalogError(
+            f"rollout {record.id[:12]} is {record.state}, not paused or inconclusive",
+            hint="only a paused or inconclusive rollout resumes",
+        )
+    to = "shadow" if record.mode == "shadow" else "progressing"
+    return _rollouts(ws).transition(
+        record.id, to, action="resume", expected_revision=record.revision, holds=0,
+        reason=reason or "resumed by hand",
+    )  # fmt: skip
+
+
+def promote(
+    ws: Governed,
+    ref: str | RolloutRecord,
+    *,
+    reason: str = "",
+    evidence: dict[str, Any] | None = None,
+) -> RolloutRecord:
+    """Move the alias to the candidate through the governance path, then mark the rollout
+    ``promoted``. A refused promotion raises :class:`~regrow.errors.PromotionRefused` and
+    leaves the rollout as it was. (A record for ``ref`` moves only if the rollout is still
+    at its revision, as in :func:`step`.)"""
+    ws.require("operator", "promote a rollout")
+    record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
+    if not record.active:
+        raise CatalogError(
+            f"rollout {record.id[:12]} is {record.state}", hint="start a new rollout"
+        )
+    now = _rollouts(ws).get(record.id)
+    if now.revision != record.revision:  # moved since the record was read: move no alias
+        raise AliasConflict(
+            f"rollout {record.id[:12]} moved on (revision {now.revision}, expected "
+            f"{record.revision})",
+            hint="read its status again",
+        )
+    why = reason or f"rollout {record.id[:12]} promoted"
+    held = ws.catalog.get_alias(record.system, record.alias).version_id
+    if held != record.candidate_id:
+        ws.promote(record.candidate_id, record.alias, reason=why)
+    return _rollouts(ws).transition(
+        record.id, "promoted", action="promote", expected_revision=record.revision,
+        evidence=evidence, reason=why,
+    )  # fmt: skip
+
+
+def abort(
+    ws: Governed,
+    ref: str | RolloutRecord,
+    *,
+    reason: str = "",
+    evidence: dict[str, Any] | None = None,
+    action: str = "abort",
+) -> RolloutRecord:
+    """Roll back to the last known good: the candidate gets no more traffic and the alias
+    holds (or moves back to) the stable version."""
+    ws.require("operator", "abort a rollout")
+    record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
+    why = reason or f"rollout {record.id[:12]} aborted by hand"
+    done = _rollouts(ws).transition(
+        record.id, "rolled_back", action=action, expected_revision=record.revision,
+        evidence=evidence, reason=why,
+    )  # fmt: skip
+    if ws.catalog.get_alias(record.system, record.alias).version_id != record.stable_id:
+        ws.catalog.move_alias(record.system, record.alias, record.stable_id, reason=why)
+    return done
+
+
+def step(
+    ws: Governed,
+    ref: str | RolloutRecord,
+    *,
+    evidence: Evidence | None = None,
+    until: datetime | None = None,
+) -> StepResult:
+    """Analyse rollout ``ref`` once and move it (see the module docs). ``evidence`` replaces
+    what the prediction log holds (the simulator passes its own).
+
+    ``ref`` may be a record read earlier (a server's poller holds one): when the rollout has
+    moved since (another replica stepped it first), nothing moves and the action is
+    ``raced``, with the rollout as it is now. Replicas may therefore all step a rollout.
+    """
+    ws.require("operator", "step a rollout")
+    record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
+    try:
+        return _step(ws, record, evidence, until)
+    except AliasConflict:
+        return StepResult("raced", _rollouts(ws).get(record.id))
+
+
+def _step(
+    ws: Governed, record: RolloutRecord, evidence: Evidence | None, until: datetime | None
+) -> StepResult:
+    from regrow.rollout.evidence import read_evidence
+
+    if record.state == "pending":
+        return StepResult("begin", _begin(ws, record))
+    if record.state not in ("shadow", "progressing", "inconclusive"):
+        return StepResult("idle", record)
+    ev = (
+        evidence
+        if evidence is not None
+        else read_evidence(ws.catalog, ws.store, record, until=until)
+    )
+    move = decide(
+        state=record.state, mode=record.mode, step=record.step, steps=record.steps,
+        holds=record.holds, min_requests=record.min_requests, params=record.params,
+        evidence=ev,
+    )  # fmt: skip
+    cmp = move.comparison
+    proof = {**ev.summary(), **(cmp.as_dict() if cmp is not None else {})}
+    if move.action == "fail":
+        done = abort(ws, record, reason=move.reason, evidence=proof, action="fail")
+        return StepResult("fail", done, cmp)
+    if move.action == "promote":
+        try:
+            done = promote(ws, record, reason=move.reason, evidence=proof)
+            return StepResult("promote", done, cmp)
+        except PromotionRefused as refused:
+            paused = _rollouts(ws).transition(
+                record.id, "paused", action="promotion_refused",
+                expected_revision=record.revision, evidence=proof,
+                reason=f"promotion refused: {refused.message}",
+            )  # fmt: skip
+            return StepResult("promotion-refused", paused, cmp)
+    moved = _rollouts(ws).transition(
+        record.id, move.state, action=move.action, expected_revision=record.revision,
+        step=move.step, evidence=proof, holds=move.holds, reason=move.reason,
+    )  # fmt: skip
+    return StepResult(move.action, moved, cmp)

@@ -1,0 +1,111 @@
+"""`regrow rollout`: start, status, step, pause, resume, promote, abort and history from the
+command line, on a real workspace; errors print a hint, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Member, System, Workspace
+from regrow.testing import run_cli
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("REGROW_TOKEN", raising=False)
+    home = tmp_path / "ws"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": (x[:, 0] > 0).astype(int)})
+    with Workspace.init(home) as ws:
+        train = ws.snapshot(frame, name="train")
+        for inputs in (["x1"], ["x1", "x2"]):
+            ws.train(System("toy", target="y", components=[
+                Member("m", LogisticRegression(), inputs=inputs)]), train)  # fmt: skip
+        v1 = ws.catalog.get_system_version("toy:v1").id
+        ws.catalog.move_alias("toy", "champion", v1)
+        ws.catalog.move_alias("toy", "live", v1)
+    return home
+
+
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_rollout_from_start_to_abort(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h = ("--home", str(home))
+    started = _json(capsys, "rollout", "start", "toy:v2", "--steps", "5,25,50,100",
+                    "--min-requests", "50", "--reason", "new feature", *h)  # fmt: skip
+    assert isinstance(started, dict)
+    rid = started["id"][:8]
+    assert (started["state"], started["share"], started["candidate"]) == (
+        "progressing",
+        0.05,
+        "toy:v2",
+    )
+    code, out, _ = run_cli(capsys, "rollout", "status", *h)
+    assert code == 0
+    assert "rollouts" in out
+    assert "5%" in out
+    status = _json(capsys, "rollout", "status", rid, *h)
+    assert isinstance(status, list)
+    assert status[0]["state"] == "progressing"
+    stepped = _json(capsys, "rollout", "step", rid, *h)
+    assert isinstance(stepped, list)
+    assert stepped[0]["action"] == "hold"  # nothing logged yet
+    code, out, _ = run_cli(capsys, "rollout", "step", *h)  # every rollout under way
+    assert code == 0
+    assert "0 of 50 labelled candidate requests" in out
+    for command in ("pause", "resume"):
+        code, out, err = run_cli(capsys, "rollout", command, rid, "--reason", "drill", *h)
+        assert code == 0, err
+    code, out, _ = run_cli(capsys, "rollout", "abort", rid, "--reason", "pager", *h)
+    assert code == 0
+    assert "rolled_back" in out
+    code, out, _ = run_cli(capsys, "rollout", "history", rid, *h)
+    for action in ("start", "begin", "hold", "pause", "resume", "abort"):
+        assert action in out
+    history = _json(capsys, "rollout", "history", rid, *h)
+    assert isinstance(history, list)
+    assert history[-1]["reason"] == "pager"
+    assert _json(capsys, "rollout", "status", *h) == []
+    code, out, _ = run_cli(capsys, "rollout", "step", *h)
+    assert "no rollout under way" in out
+
+
+def test_promote_by_hand_moves_an_unprotected_alias(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    started = _json(capsys, "rollout", "start", "toy:v2", "--alias", "live", "--mode", "shadow",
+                    *h)  # fmt: skip
+    assert isinstance(started, dict)
+    assert started["state"] == "shadow"
+    code, out, err = run_cli(capsys, "rollout", "promote", started["id"], *h)
+    assert code == 0, err
+    assert "promoted" in out
+    with Workspace.open(home) as ws:
+        assert ws.catalog.get_alias("toy", "live").version_id == started["candidate_id"]
+
+
+def test_errors_print_a_hint_not_a_traceback(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    code, _, err = run_cli(capsys, "rollout", "start", "toy:v2", "--steps", "5,x", *h)
+    assert code == 2
+    assert "not numbers" in err
+    assert "Traceback" not in err
+    code, _, err = run_cli(capsys, "rollout", "start", "toy:v1", *h)
+    assert code == 2
+    assert "already holds" in err
+    code, _, err = run_cli(capsys, "rollout", "abort", "abcdef12", *h)
+    assert code == 2
+    assert "unknown rollout" in err
