@@ -310,9 +310,37 @@ def _labelled(
         )
     dtype = _target_dtype(catalog, reference, target)
     column = _coerce(values, keys, dtype, target, system)
+    _check_classes(catalog, version, column, keys, system)
     if target in table.column_names:
         table = table.drop_columns([target])
     return table.take(pa.array(keep, pa.int64())).append_column(target, column)
+
+
+def _check_classes(
+    catalog: Catalog,
+    version: SystemVersionRecord,
+    column: pa.Array,
+    keys: list[tuple[str, int]],
+    system: str,
+) -> None:
+    """Refuse labels of a classifier that are none of the classes its members know."""
+    if version.spec.get("task") != "classification":
+        return
+    records = catalog.get_component_versions(list(version.manifest.values()))
+    known: set[Any] = set()
+    for record in records.values():
+        known.update(record.info.get("classes", []))
+    if not known:
+        return
+    bad = [(k, v) for k, v in zip(keys, column.to_pylist(), strict=True) if v not in known]
+    if bad:
+        shown = ", ".join(f"request {k[0]!r} row {k[1]}: {v!r:.30}" for k, v in bad[:3])
+        raise DataError(
+            f"{len(bad):,} labels of {system!r} are none of the classes {sorted(known, key=str)} "
+            f"that {version.ref} predicts: {shown}{', ...' if len(bad) > 3 else ''}",
+            hint="send labels of those classes (a later label for the same request and row "
+            "replaces a wrong one); a new class needs a version trained on it",
+        )
 
 
 def _coerce(

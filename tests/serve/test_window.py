@@ -268,3 +268,16 @@ def test_served_rows_and_their_labels_become_a_window_the_planner_plans_on(
     assert plan.signals["labelled_rows"] == 60  # the planner read the labels
     evaluation, _ = ws.evaluate("toy:v1", snap.id)
     assert evaluation.snapshot_id == snap.id
+
+
+def test_labels_that_are_none_of_a_classifiers_classes_are_named(ws: Workspace) -> None:
+    serve(ws, 2)
+    ws.feedback("toy", [("r0", 0, 1), ("r1", 1, 7)])
+    with pytest.raises(DataError) as caught:
+        ws.window("toy", since="2026-03-01", until="2026-03-02", labelled=True)
+    assert "1 labels of 'toy' are none of the classes [0, 1] that toy:v1 predicts" in str(
+        caught.value
+    )
+    assert "request 'r1' row 1: 7" in str(caught.value)
+    ws.feedback("toy", [("r1", 1, 0)])  # a later label replaces the wrong one
+    assert ws.window("toy", since="2026-03-01", until="2026-03-02", labelled=True).rows == 2
