@@ -206,6 +206,11 @@ def _labeller(ws: Workspace) -> Iterator[str]:
         ws.revoke_token(record.id)
 
 
+def _step(steps: list[tuple[str, float]], name: str, t0: float) -> None:
+    """Record how long step ``name`` took since ``t0`` (a ``time.perf_counter()``)."""
+    steps.append((name, time.perf_counter() - t0))
+
+
 def run_demo(
     ws: Workspace,
     *,
@@ -239,16 +244,13 @@ def _run_demo(
     started = time.perf_counter()
     steps: list[tuple[str, float]] = []
 
-    def step(name: str, t0: float) -> None:
-        steps.append((name, time.perf_counter() - t0))
-
     t0 = time.perf_counter()
     history = make_window(rows, start="2026-01-01", days=181, seed=seed)
     reference = ws.snapshot(history, name="customers", time_column="ts", slices=SLICES)
     say(f"snapshot {reference.id[:12]}: {reference.rows:,} rows of history (Jan-Jun)")
     system = build_system(seed)
     v1 = ws.train(system, reference, workers=workers, progress=progress, note="initial model")
-    step("train v1", t0)
+    _step(steps, "train v1", t0)
     reviewer, token_id = _reviewer(ws)
     try:
         with _labeller(ws) as labeller:
@@ -274,9 +276,6 @@ def _scenario(
     started: float,
     steps: list[tuple[str, float]],
 ) -> DemoResult:
-    def step(name: str, t0: float) -> None:
-        steps.append((name, time.perf_counter() - t0))
-
     say(
         f"trained {v1.version.ref} ({len(v1.trained)} components) as {ws.identity.name!r}; "
         f"champion is protected: {REVIEWER!r} (approver) reviews it"
@@ -309,7 +308,7 @@ def _scenario(
             f"{LABELLER!r} sent {received:,} outcomes back by request id; window "
             f"{recent.id[:12]}: {recent.rows:,} logged predictions joined with their labels"
         )
-        step("serve", t0)
+        _step(steps, "serve", t0)
         result = _update(
             ws, reviewer, v1, recent, later.iloc[cut:], workers, progress, say,
             started, steps,
@@ -334,9 +333,6 @@ def _update(
     started: float,
     steps: list[tuple[str, float]],
 ) -> DemoResult:
-    def step(name: str, t0: float) -> None:
-        steps.append((name, time.perf_counter() - t0))
-
     t0 = time.perf_counter()
     holdout = ws.snapshot(later, name="customers-holdout", time_column="ts", slices=SLICES)
     monitored = ws.monitor(v1.version.ref, recent)
@@ -346,7 +342,7 @@ def _update(
         f"drift in {monitored.drifted_columns}; members whose loss it raised: {affected} "
         f"(report {monitored.record.id[:12] if monitored.record else '-'})"
     )
-    step("monitor", t0)
+    _step(steps, "monitor", t0)
 
     t0 = time.perf_counter()
     plan = ws.plan(v1.version.ref, recent)
@@ -357,7 +353,7 @@ def _update(
     )
     for action in plan.actions:
         say(f"  {action.describe()}: {action.reason}")
-    step("plan", t0)
+    _step(steps, "plan", t0)
     if plan.empty:
         raise ConfigError(
             "the demo's planner found nothing to update",
@@ -366,10 +362,10 @@ def _update(
     t0 = time.perf_counter()
     ran = ws.run_plan(plan, approve=plan.needs_approval, workers=workers, progress=progress)
     update = ran.result
-    step("update v2", t0)
+    _step(steps, "update v2", t0)
     t0 = time.perf_counter()
     _, comparison = ws.evaluate(update.version.ref, holdout, baseline="churn@champion")
-    step("evaluate", t0)
+    _step(steps, "evaluate", t0)
     promoted = False
     approvals: list[str] = []
     if comparison.verdict == "blessed":

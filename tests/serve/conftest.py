@@ -164,6 +164,18 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the server answers ready (fail with its output if it exits first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"regrow serve exited with {self.process.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        pytest.fail(f"regrow serve was not ready within {timeout} s:\n{self.output()}")
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -205,26 +217,13 @@ class ServerFactory:
         server = LiveServer(f"http://127.0.0.1:{port}", port, process, log)
         self.servers.append(server)
         if wait:
-            wait_ready(server, timeout)
+            server.wait_ready(timeout)
         return server
 
     def close(self) -> None:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 server.stop(signal.SIGTERM, 10)
-
-
-def wait_ready(server: LiveServer, timeout: float = 60.0) -> None:
-    """Wait until ``server`` answers ready (fail with its output if it exits first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"regrow serve exited with {server.process.returncode}:\n{server.output()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"regrow serve was not ready within {timeout} s:\n{server.output()}")
 
 
 @pytest.fixture

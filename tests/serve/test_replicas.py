@@ -17,7 +17,6 @@ in CI).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -128,19 +127,6 @@ def shared(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Workspace, Path,
         yield ws, homes[0], homes[1]
 
 
-def wait_ready(server: Any, timeout: float = 60) -> None:
-    """Wait until ``server`` answers ready (fail with its output if it exits first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"regrow serve exited {server.process.returncode}:\n{server.output()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"regrow serve was not ready within {timeout} s:\n{server.output()}")
-
-
 def wait_for_version(replica: Replica, ref: str, moved: float) -> float:
     """Seconds from ``moved`` (a ``time.monotonic()``) until ``replica`` answers with version
     ``ref``; fails after :data:`SWAP_DEADLINE_S`."""
@@ -165,7 +151,7 @@ def test_two_replicas_share_aliases_and_their_logs_become_one_window(
     # Started together: each waits for its own readiness after both are on their way.
     servers = [live_server(home, wait=False) for home in (home_a, home_b)]
     for server in servers:
-        wait_ready(server)
+        server.wait_ready()
     a, b = Replica("a", servers[0]), Replica("b", servers[1])
 
     # Both serve the champion, with the workspace's own predictions.
