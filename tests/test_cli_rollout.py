@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from regrow import Member, System, Workspace
 from regrow.testing import run_cli
@@ -109,3 +109,69 @@ def test_errors_print_a_hint_not_a_traceback(
     code, _, err = run_cli(capsys, "rollout", "abort", "abcdef12", *h)
     assert code == 2
     assert "unknown rollout" in err
+
+
+@pytest.fixture
+def more(home: Path) -> Path:
+    """``home`` with toy:v3 (a regressor of the same target) and other:v1 (another system)."""
+    with Workspace.open(home) as ws:
+        train = ws.catalog.get_snapshot("train").id
+        ws.train(System("toy", target="y", task="regression", components=[
+            Member("m", LinearRegression(), inputs=["x1"])]), train)  # fmt: skip
+        ws.train(System("other", target="y", components=[
+            Member("m", LogisticRegression(), inputs=["x2"])]), train)  # fmt: skip
+    return home
+
+
+def test_an_ab_rollout_shows_its_lanes_and_a_blend_its_weight(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    with Workspace.open(home) as ws:  # a third classifier
+        train = ws.catalog.get_snapshot("train").id
+        ws.train(System("toy", target="y", components=[
+            Member("m", LogisticRegression(C=0.1), inputs=["x1", "x2"])]), train)  # fmt: skip
+    started = _json(capsys, "rollout", "start", "toy:v2", "toy:v3", "--mode", "ab", "--steps",
+                    "10,50", "--slice", "pos=x1 > 0", "--slice", "neg=x1 <= 0", *h)  # fmt: skip
+    assert isinstance(started, dict)
+    assert [(x["lane"], x["version"], x["share"]) for x in started["lanes"]] == [
+        ("candidate", "toy:v2", 0.1),
+        ("candidate-2", "toy:v3", 0.1),
+    ]
+    assert started["params"]["slices"] == {"pos": "x1 > 0", "neg": "x1 <= 0"}
+    code, out, err = run_cli(capsys, "rollout", "status", *h)
+    assert code == 0, err
+    assert "lane candidate-2: toy:v3, 10%" in out
+    assert "10% x 2" in out
+    code, out, _ = run_cli(capsys, "rollout", "step", *h)
+    assert "lane candidate" in out
+    assert "inconclusive" in out  # nothing logged: each lane's analysis is inconclusive
+    run_cli(capsys, "rollout", "abort", started["id"], *h)
+    code, out, err = run_cli(capsys, "rollout", "start", "toy:v2", "--mode", "blend",
+                             "--steps", "20,100", *h)  # fmt: skip
+    assert code == 0, err
+    assert "(blend)" in out
+    assert "candidate blend weight 20%" in out
+    status = _json(capsys, "rollout", "status", *h)
+    assert isinstance(status, list)
+    assert (status[0]["mode"], status[0]["share"]) == ("blend", 0.2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("toy:v2", "other:v1", "--mode", "ab"), "not of 'toy'"),
+        (("toy:v3", "--mode", "blend"), "cannot be blended"),
+        (("toy:v2", "--mode", "bandit"), "unknown rollout mode"),
+        (("toy:v2", "--slice", "old=age > 65"), "slice 'old'"),
+        (("toy:v2", "--slice", "no-expression"), "NAME=EXPR"),
+        (("toy:v2", "toy:v3"), "takes one candidate"),
+    ],
+)
+def test_bad_rollouts_are_refused_with_a_hint(
+    more: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run_cli(capsys, "rollout", "start", *args, "--home", str(more))
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err

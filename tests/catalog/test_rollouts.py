@@ -131,7 +131,7 @@ def test_one_rollout_per_alias_at_a_time(catalog: Catalog, build: Builder) -> No
 @pytest.mark.parametrize(
     ("kw", "error", "words"),
     [
-        ({"mode": "ab"}, ConfigError, "'mode' must be one of"),
+        ({"mode": "bandit"}, ConfigError, "'mode' must be one of"),
         ({"steps": (0.5, 0.2)}, ConfigError, "do not rise"),
         ({"steps": ()}, ConfigError, "do not rise"),
         ({"min_requests": 0}, ConfigError, "min_requests"),

@@ -4,56 +4,19 @@ audited with its evidence; evidence read from a real prediction log joined with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from regrow import Member, System, Workspace
+from regrow import Workspace
 from regrow.catalog.rollouts import Rollouts
 from regrow.errors import CatalogError, ConfigError
 from regrow.rollout import machine
 from regrow.rollout.evidence import CANDIDATE, SHADOW, Evidence, read_evidence
 from regrow.rollout.router import RolloutRouter, router_for
-from regrow.serve.predlog import PredictionLog
 
-
-def _data(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 2))
-    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": (x[:, 0] + x[:, 1] > 0).astype(int)})
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace template with toy:v1 and toy:v2 (trained once per module)."""
-    home = tmp_path_factory.mktemp("rollout") / "ws"
-    with Workspace.init(home) as ws:
-        train = ws.snapshot(_data(300, 0), name="train")
-        for inputs in (["x1"], ["x1", "x2"]):
-            system = System("toy", target="y", components=[
-                Member("m", LogisticRegression(), inputs=inputs)])  # fmt: skip
-            ws.train(system, train)
-    return home
-
-
-@pytest.fixture
-def ws(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    import shutil
-
-    monkeypatch.delenv("REGROW_TOKEN", raising=False)
-    home = tmp_path / "ws"
-    shutil.copytree(trained, home)
-    with Workspace.open(home) as workspace:
-        for alias in ("champion", "live"):
-            workspace.catalog.move_alias(
-                "toy", alias, workspace.catalog.get_system_version("toy:v1").id
-            )
-        yield workspace
+Log = Callable[..., None]
 
 
 def _ev(cand: float, stable: float, n: int, fresh: int | None = None) -> Evidence:
@@ -170,32 +133,7 @@ def test_bad_inputs_are_refused(ws: Workspace) -> None:
     assert Rollouts(ws.catalog).list() == []
 
 
-def _log(
-    ws: Workspace,
-    at: datetime,
-    lane: str,
-    version: str,
-    ids: list[str],
-    wrong: set[str],
-    *,
-    labels: bool = True,
-) -> None:
-    """Log ``ids`` served by ``version`` in ``lane``, predicting 1 (0 for ``wrong``); their
-    labels (1) with ``labels``."""
-    log = PredictionLog(ws.catalog, ws.store, flush_seconds=60)
-    n = len(ids)
-    predicted = [0 if i in wrong else 1 for i in ids]
-    log.record(system="toy", version=version, lane=lane, request_ids=ids, rows=[0] * n,
-               inputs=pd.DataFrame({"x1": [0.0] * n, "x2": [0.0] * n}),
-               outputs={"predict": predicted,
-                        "probabilities": [[1.0 - p, float(p)] for p in predicted]},
-               classes=[0, 1], at=at)  # fmt: skip
-    log.close()
-    if labels:
-        ws.feedback("toy", [(i, 0, 1) for i in ids])
-
-
-def test_evidence_is_read_from_the_prediction_log_and_feedback(ws: Workspace) -> None:
+def test_evidence_is_read_from_the_prediction_log_and_feedback(ws: Workspace, log: Log) -> None:
     r = machine.start(ws, "toy:v2", steps="50,100", min_requests=100)
     router = router_for(ws.catalog, "toy")
     assert isinstance(router, RolloutRouter)
@@ -205,9 +143,9 @@ def test_evidence_is_read_from_the_prediction_log_and_feedback(ws: Workspace) ->
     at = datetime.now(UTC) + timedelta(seconds=1)
     stable = [i for i in ids if lanes[i] == "main"]
     cand = [i for i in ids if lanes[i] == CANDIDATE]
-    _log(ws, at, "main", "toy:v1", stable, set(stable[: len(stable) // 5]))  # 20% wrong
-    _log(ws, at, CANDIDATE, "toy:v2", cand, set(cand[: len(cand) // 2]))  # 50% wrong
-    _log(ws, at, "main", "toy:v2", ["other"], set())  # another version's rows are not read
+    log(at, "main", "toy:v1", stable, set(stable[: len(stable) // 5]))  # 20% wrong
+    log(at, CANDIDATE, "toy:v2", cand, set(cand[: len(cand) // 2]))  # 50% wrong
+    log(at, "main", "toy:v2", ["other"], set())  # another version's rows are not read
     ev = read_evidence(ws.catalog, ws.store, Rollouts(ws.catalog).get(r.id))
     assert (len(ev.candidate), len(ev.stable), ev.step_requests) == (
         len(cand),
@@ -222,7 +160,7 @@ def test_evidence_is_read_from_the_prediction_log_and_feedback(ws: Workspace) ->
     assert router_for(ws.catalog, "toy") is None
 
 
-def test_shadow_evidence_is_paired_by_request(ws: Workspace) -> None:
+def test_shadow_evidence_is_paired_by_request(ws: Workspace, log: Log) -> None:
     r = machine.start(ws, "toy:v2", alias="live", mode="shadow", min_requests=50)
     router = router_for(ws.catalog, "toy", "live")
     assert router is not None
@@ -231,25 +169,25 @@ def test_shadow_evidence_is_paired_by_request(ws: Workspace) -> None:
     assert router.version_for(SHADOW) == r.candidate_id
     ids = [f"s{i}" for i in range(300)]
     at = datetime.now(UTC) + timedelta(seconds=1)
-    _log(ws, at, "main", "toy:v1", ids, set(ids[:90]))
-    _log(ws, at, SHADOW, "toy:v2", ids[:200], set(), labels=False)  # right on all 200
+    log(at, "main", "toy:v1", ids, set(ids[:90]))
+    log(at, SHADOW, "toy:v2", ids[:200], set(), labels=False)  # right on all 200
     ev = read_evidence(ws.catalog, ws.store, Rollouts(ws.catalog).get(r.id))
     assert ev.paired is not None
     assert len(ev.paired) == 200
     assert sum(ev.paired) == -90
 
 
-def test_blue_green_compares_with_the_stable_before_the_switch(ws: Workspace) -> None:
+def test_blue_green_compares_with_the_stable_before_the_switch(ws: Workspace, log: Log) -> None:
     r = machine.start(ws, "toy:v2", alias="live", mode="blue-green", min_requests=50)
     router = router_for(ws.catalog, "toy", "live")
     assert router is not None
     assert router.lanes == {"main": 0.0, CANDIDATE: 1.0}
     before = r.created_at - timedelta(hours=2)
     old = [f"b{i}" for i in range(200)]
-    _log(ws, before, "main", "toy:v1", old, set(old[:20]))  # 10% wrong before the switch
-    _log(ws, r.created_at - timedelta(hours=30), "main", "toy:v1", ["ancient"], set())
+    log(before, "main", "toy:v1", old, set(old[:20]))  # 10% wrong before the switch
+    log(r.created_at - timedelta(hours=30), "main", "toy:v1", ["ancient"], set())
     new = [f"g{i}" for i in range(200)]
-    _log(ws, datetime.now(UTC) + timedelta(seconds=1), CANDIDATE, "toy:v2", new, set(new[:10]))
+    log(datetime.now(UTC) + timedelta(seconds=1), CANDIDATE, "toy:v2", new, set(new[:10]))
     ev = read_evidence(ws.catalog, ws.store, Rollouts(ws.catalog).get(r.id))
     assert (len(ev.stable), sum(ev.stable), len(ev.candidate), sum(ev.candidate)) == (
         200,

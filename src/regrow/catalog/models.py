@@ -507,8 +507,11 @@ class Rollout(Base):
     ``state`` is one of :data:`regrow.catalog.rollouts.STATES`; ``step`` indexes ``steps`` (the
     candidate's share at each step); ``revision`` is bumped by every transition, which moves by
     compare-and-set on it. ``params`` holds the analysis settings (tolerance, alpha, limits),
-    ``evidence`` the last analysis, ``holds`` the analyses in a row that lacked data. The
-    transitions themselves are audit events (``rollout.*``, subject ``rollout:<id>``).
+    ``evidence`` the last analysis, ``holds`` the analyses in a row that lacked data. ``lanes``
+    lists an A/B rollout's candidate lanes in their fixed order, ``{"lane", "version_id",
+    "dropped"}`` each (empty for the other modes, whose one candidate is ``candidate_id``; an
+    A/B rollout's ``candidate_id`` is its first lane's). The transitions themselves are audit
+    events (``rollout.*``, subject ``rollout:<id>``).
     """
 
     __tablename__ = "rollouts"
@@ -533,3 +536,4 @@ class Rollout(Base):
     created_at: Mapped[datetime]
     step_started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    lanes: Mapped[list[Any]] = mapped_column(sa.JSON, server_default="[]")

@@ -17,10 +17,13 @@ step and share, the reason and the evidence (the analysis that justified it).
                   │                          │
                   └──────────▶ rolled_back ◀─┘   (from any state not final)
 
-The catalog keeps the state; deciding (the analysis) and moving the alias (the governance
-path) belong to :mod:`regrow.rollout.machine`. At most one rollout per ``system@alias`` is
-active (not ``promoted`` nor ``rolled_back``) at a time. Starting one records an experiment
-of kind ``rollout`` (:mod:`.experiments`) whose subject is the rollout's id.
+An A/B rollout (mode ``ab``) stores its candidate lanes (:class:`RolloutLane`, column
+``lanes``); the move ``drop_lane`` (:meth:`Rollouts.transition` with ``drop``) takes a lane out
+without changing state or step. The catalog keeps the state; deciding (the analysis) and
+moving the alias (the governance path) belong to :mod:`regrow.rollout.machine`. At most one
+rollout per ``system@alias`` is active (not ``promoted`` nor ``rolled_back``) at a time.
+Starting one records an experiment of kind ``rollout`` (:mod:`.experiments`) whose subject is
+the rollout's id.
 
 >>> from regrow.catalog import Catalog
 >>> catalog = Catalog("sqlite://")
@@ -36,7 +39,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,20 +51,33 @@ from regrow.catalog.core import now
 from regrow.catalog.models import AuditEvent, Rollout
 from regrow.catalog.records import AuditEventRecord
 from regrow.catalog.refs import MIN_PREFIX
+from regrow.catalog.rollout_lanes import RolloutLane, dropped_lanes, lane_name, stored_lanes
 from regrow.errors import AliasConflict, CatalogError, ConfigError, NotFound
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
 
-__all__ = ["ACTIVE", "MODES", "STATES", "TRANSITIONS", "RolloutRecord", "Rollouts"]
+__all__ = [
+    "ACTIVE",
+    "MODES",
+    "STATES",
+    "TRANSITIONS",
+    "RolloutLane",
+    "RolloutRecord",
+    "Rollouts",
+    "lane_name",
+]
 
 #: Every state a rollout can be in; the last two are final.
 STATES = ("pending", "shadow", "progressing", "paused", "inconclusive", "promoted", "rolled_back")
 #: The states of a rollout still under way.
 ACTIVE = STATES[:5]
-#: How a candidate meets traffic: a share of requests (split), scored beside the stable
-#: version and not served (shadow), or all requests at once with an instant switch back.
-MODES = ("split", "shadow", "blue-green")
+#: How a candidate meets traffic: a share of requests (split), a share for each of several
+#: candidates (ab), a growing weight in a blend served to every request (blend), scored beside
+#: the stable version and not served (shadow), or all requests at once with an instant switch
+#: back (blue-green).
+MODES = ("split", "ab", "blend", "shadow", "blue-green")
+_HOLDING = ("progressing", "paused", "inconclusive")
 _ALL_BUT_FINAL = {"shadow", "progressing", "paused", "inconclusive", "promoted", "rolled_back"}
 #: The moves a state allows (``progressing -> progressing`` is the next step).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -98,6 +114,8 @@ class RolloutRecord:
     created_at: datetime
     step_started_at: datetime
     updated_at: datetime
+    #: An A/B rollout's candidate lanes, in their fixed order (empty for the other modes).
+    lanes: tuple[RolloutLane, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -107,11 +125,20 @@ class RolloutRecord:
     @property
     def share(self) -> float:
         """The share of requests the candidate serves now: its step's share while
-        progressing, paused or inconclusive in a split or blue-green rollout; else 0 (the
-        stable version serves everything, a shadow candidate is scored but never served)."""
-        if self.mode == "shadow" or self.state not in ("progressing", "paused", "inconclusive"):
+        progressing, paused or inconclusive in a split or blue-green rollout (in an A/B one,
+        the share of each candidate lane, capped at ``1/K``; in a blend one, the candidate's
+        weight in the blend every request gets); else 0 (the stable version serves
+        everything, a shadow candidate is scored but never served)."""
+        if self.mode == "shadow" or self.state not in _HOLDING:
             return 0.0
+        if self.mode == "ab":
+            return min(self.steps[self.step], 1.0 / max(len(self.lanes), 1))
         return self.steps[self.step]
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The id of every candidate version (an A/B rollout's in lane order)."""
+        return tuple(lane.version_id for lane in self.lanes) or (self.candidate_id,)
 
     @property
     def subject(self) -> str:
@@ -138,10 +165,12 @@ class Rollouts:
         params: Mapping[str, Any] | None = None,
         reason: str = "",
         actor: str | None = None,
+        lanes: Sequence[str] = (),
     ) -> RolloutRecord:
         """Record a new rollout in state ``pending`` (audit event ``rollout.start``) and its
-        experiment. Another active rollout of ``system@alias`` raises
-        :class:`~regrow.errors.CatalogError` naming it."""
+        experiment. An A/B rollout (``mode="ab"``) names the version of each candidate lane in
+        ``lanes`` (``candidate_id`` first); the other modes have none. Another active rollout
+        of ``system@alias`` raises :class:`~regrow.errors.CatalogError` naming it."""
         checks.text("system", system)
         checks.text("alias", alias)
         checks.choice("mode", mode, MODES)
@@ -154,19 +183,21 @@ class Rollouts:
         if checks.integer("min_requests", min_requests) < 1:
             raise ConfigError(f"min_requests must be >= 1 (got {min_requests})", hint="e.g. 500")
         body = audit.normalize(checks.mapping("params", dict(params or {})))
+        listed = stored_lanes(mode, candidate_id, lanes)
         who = self._catalog._who(actor)
         rollout_id = uuid.uuid4().hex
 
         def write(session: Session) -> RolloutRecord:
-            for name, ref in (("stable", stable_id), ("candidate", candidate_id)):
+            named = [(x["lane"], x["version_id"]) for x in listed] or [("candidate", candidate_id)]
+            for name, ref in [("stable", stable_id), *named]:
                 if lookup.version_by_id(session, ref).system != system:
                     raise CatalogError(
                         f"the {name} version {ref[:12]} is not a version of {system!r}",
                         hint="roll out a version of the system the alias belongs to",
                     )
-            if stable_id == candidate_id:
+            if stable_id == candidate_id or stable_id in lanes:
                 raise CatalogError(
-                    f"the candidate {candidate_id[:12]} already holds {system}@{alias}",
+                    f"the candidate {stable_id[:12]} already holds {system}@{alias}",
                     hint="roll out a version the alias does not hold",
                 )
             busy = session.scalars(
@@ -185,6 +216,7 @@ class Rollouts:
                 candidate_id=candidate_id, state="pending", step=0, steps=shares,
                 min_requests=min_requests, params=body, evidence=None, holds=0, revision=1,
                 reason=reason, actor=who, created_at=at, step_started_at=at, updated_at=at,
+                lanes=listed,
             )  # fmt: skip
             session.add(row)
             session.flush()
@@ -215,13 +247,15 @@ class Rollouts:
         step: int | None = None,
         evidence: Mapping[str, Any] | None = None,
         holds: int | None = None,
+        drop: Sequence[str] = (),
         reason: str = "",
         actor: str | None = None,
     ) -> RolloutRecord:
         """Move rollout ``ref`` to state ``to`` (audit event ``rollout.<action>``), if it is
         still at ``expected_revision`` (else :class:`~regrow.errors.AliasConflict`: another
         replica moved it first) and :data:`TRANSITIONS` allow it. ``step`` changes the step
-        (its clock restarts); ``holds`` sets the count of analyses that lacked data."""
+        (its clock restarts); ``holds`` sets the count of analyses that lacked data; ``drop``
+        names A/B lanes that get no more traffic (a move that may keep state and step)."""
         checks.choice("state", to, STATES)
         who = self._catalog._who(actor)
         proof = audit.normalize(dict(evidence)) if evidence is not None else None
@@ -236,7 +270,8 @@ class Rollouts:
                 )
             before = _record(row)
             same_step = to == row.state and (step is None or step == row.step)
-            held = same_step and holds is not None and row.state in ACTIVE  # a hold: no move
+            kept = holds is not None or bool(drop)  # a hold or a dropped lane: no state move
+            held = same_step and kept and row.state in ACTIVE
             if not held and (to not in TRANSITIONS[row.state] or same_step):
                 raise CatalogError(
                     f"rollout {row.id[:12]} is {row.state}: it cannot go to {to}",
@@ -253,6 +288,8 @@ class Rollouts:
                 row.evidence = proof
             if holds is not None:
                 row.holds = holds
+            if drop:
+                row.lanes = dropped_lanes(row, drop)
             session.flush()
             record = _record(row)
             audit.append(
@@ -306,11 +343,15 @@ def _hint(state: str) -> str:
 
 
 def _state(record: RolloutRecord) -> dict[str, Any]:
-    return {
+    out = {
         "system": record.system, "alias": record.alias, "mode": record.mode,
         "stable": record.stable_id, "candidate": record.candidate_id, "state": record.state,
         "step": record.step, "share": record.share, "revision": record.revision,
     }  # fmt: skip
+    if record.lanes:
+        out["lanes"] = [{"lane": x.name, "version_id": x.version_id, "dropped": x.dropped,
+                         "share": x.share} for x in record.lanes]  # fmt: skip
+    return out
 
 
 def _row(session: Session, ref: str) -> Rollout:
@@ -330,6 +371,18 @@ def _row(session: Session, ref: str) -> Rollout:
 
 
 def _record(row: Rollout) -> RolloutRecord:
+    record = _bare(row)
+    if not row.lanes:
+        return record
+    lanes = tuple(
+        RolloutLane(str(x["lane"]), str(x["version_id"]), bool(x["dropped"]),
+                    0.0 if x["dropped"] else record.share)
+        for x in row.lanes
+    )  # fmt: skip
+    return replace(record, lanes=lanes)
+
+
+def _bare(row: Rollout) -> RolloutRecord:
     return RolloutRecord(
         id=row.id, system=row.system, alias=row.alias, mode=row.mode, stable_id=row.stable_id,
         candidate_id=row.candidate_id, state=row.state, step=row.step,
@@ -338,4 +391,6 @@ def _record(row: Rollout) -> RolloutRecord:
         holds=row.holds, revision=row.revision, reason=row.reason, actor=row.actor,
         created_at=row.created_at, step_started_at=row.step_started_at,
         updated_at=row.updated_at,
+        lanes=tuple(RolloutLane(str(x["lane"]), str(x["version_id"]), bool(x["dropped"]), 0.0)
+                    for x in row.lanes or ()),
     )  # fmt: skip

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["rollout_app"]
 
 rollout_app = typer.Typer(
-    help="Roll a candidate out on live traffic: split, shadow or blue-green, promoted or "
-    "rolled back on always-valid evidence.",
+    help="Roll a candidate out on live traffic: split, ab, blend, shadow or blue-green, "
+    "promoted or rolled back on always-valid evidence.",
     no_args_is_help=True,
 )
 app.add_typer(rollout_app, name="rollout")
@@ -28,9 +28,13 @@ Reason = Annotated[str, typer.Option(help="Why (kept in the audit log).")]
 
 @rollout_app.command("start")
 def rollout_start(
-    candidate: Annotated[str, typer.Argument(metavar="CANDIDATE", help="Version, e.g. churn:v2.")],
+    candidates: Annotated[
+        list[str],
+        typer.Argument(metavar="CANDIDATE...", help="Version(s), e.g. churn:v2 (ab: several)."),
+    ],
     mode: Annotated[
-        str | None, typer.Option(help="split, shadow or blue-green (default: the policy's).")
+        str | None,
+        typer.Option(help="split, ab, blend, shadow or blue-green (default: the policy's)."),
     ] = None,
     steps: Annotated[
         str | None, typer.Option(help="Candidate shares, e.g. 5,25,50,100 (default: policy).")
@@ -47,19 +51,46 @@ def rollout_start(
     loss_cap: Annotated[
         float | None, typer.Option(help="A regressor's absolute error counted as a total miss.")
     ] = None,
+    slice_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slice",
+            metavar="NAME=EXPR",
+            help="Analyse a slice on its own (a pandas query over the inputs); repeatable.",
+        ),
+    ] = None,
     reason: Reason = "",
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Start rolling CANDIDATE out against the holder of its system's ALIAS."""
+    """Start rolling CANDIDATE out against the holder of its system's ALIAS (mode ab: one
+    lane per CANDIDATE; blend: the steps are the candidate's weight in the blend)."""
     from regrow.rollout import machine
 
+    slices = _slices(slice_ or [])
     with workspace(home) as ws:
         record = machine.start(
-            ws, candidate, alias=alias, mode=mode, steps=steps, min_requests=min_requests,
-            tolerance=tolerance, alpha=alpha, loss_cap=loss_cap, reason=reason,
+            ws, candidates[0] if len(candidates) == 1 else candidates, alias=alias, mode=mode,
+            steps=steps, min_requests=min_requests, tolerance=tolerance, alpha=alpha,
+            loss_cap=loss_cap, reason=reason, slices=slices,
         )  # fmt: skip
         _show(ws, record, as_json)
+
+
+def _slices(items: list[str]) -> dict[str, str]:
+    """``NAME=EXPR`` options as ``{name: expression}``."""
+    from regrow.errors import ConfigError
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, expression = item.partition("=")
+        if not sep or not name.strip() or not expression.strip() or name.strip() in out:
+            raise ConfigError(
+                f"--slice {item!r} is not NAME=EXPR (or names a slice twice)",
+                hint="e.g. --slice seniors='age >= 65' --slice young='age < 30'",
+            )
+        out[name.strip()] = expression.strip()
+    return out
 
 
 @rollout_app.command("status")
@@ -87,10 +118,12 @@ def rollout_status(
         for r in records:
             j = _as_json(ws, r)
             table.add_row(
-                r.id[:12], f"{r.system}@{r.alias}", r.mode, f"{j['stable']} -> {j['candidate']}",
-                r.state, f"{r.step + 1}/{len(r.steps)}", f"{r.share:.0%}", _evidence(r),
+                r.id[:12], f"{r.system}@{r.alias}", r.mode, f"{j['stable']} -> {_versions(j)}",
+                r.state, f"{r.step + 1}/{len(r.steps)}", _share(r), _evidence(r),
             )  # fmt: skip
         out.print(table)
+        for r in records:
+            _details(ws, r)
 
 
 @rollout_app.command("step")
@@ -178,10 +211,48 @@ def rollout_history(rollout: Rollout, home: Home = None, as_json: AsJson = False
     out.print(table)
 
 
+def _versions(j: dict[str, Any]) -> str:
+    return ", ".join(x["version"] for x in j["lanes"]) or str(j["candidate"])
+
+
+def _share(r: RolloutRecord) -> str:
+    if r.mode == "blend":
+        return f"weight {r.share:.0%}"
+    if r.lanes:
+        live = sum(1 for x in r.lanes if not x.dropped)
+        return f"{r.share:.0%} x {live}"
+    return f"{r.share:.0%}"
+
+
+def _details(ws: Workspace, r: RolloutRecord) -> None:
+    """An A/B rollout's lanes and the last analysis of each lane and slice."""
+    e = r.evidence or {}
+    verdicts = e.get("verdicts") or {}
+    for x in r.lanes:
+        ref = ws.catalog.get_system_version(x.version_id).ref
+        state = "dropped" if x.dropped else f"{x.share:.0%}"
+        out.print(f"  lane {x.name}: {ref}, {state}" + _line(verdicts.get(x.name)))
+    slices = e.get("slices") or {}
+    for name, v in slices.items() if not verdicts else ():
+        out.print(f"  slice {name}: " + _line(v).removeprefix(", "))
+    for lane, v in verdicts.items():
+        for name, cut in (v.get("slices") or {}).items():
+            out.print(f"  lane {lane}, slice {name}: " + _line(cut).removeprefix(", "))
+
+
+def _line(v: dict[str, Any] | None) -> str:
+    if not v:
+        return ""
+    return (f", {v.get('decision')}: diff {v.get('difference', 0.0):+.3f}, "
+            f"n={v.get('n_candidate')}/{v.get('n_stable')}")  # fmt: skip
+
+
 def _evidence(r: RolloutRecord) -> str:
     e = r.evidence
     if not e:
         return "-"
+    if r.lanes:
+        return "per lane, below"
     low, high = e.get("lower"), e.get("upper")
     interval = f" [{low:+.3f}, {high:+.3f}]" if isinstance(low, float | int) else ""
     diff = e.get("difference", 0.0)
@@ -189,11 +260,22 @@ def _evidence(r: RolloutRecord) -> str:
 
 
 def _as_json(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
+    ref = {v: ws.catalog.get_system_version(v).ref for v in (r.stable_id, *r.candidates)}
     return {
         **r.__dict__,
-        "stable": ws.catalog.get_system_version(r.stable_id).ref,
-        "candidate": ws.catalog.get_system_version(r.candidate_id).ref,
+        "stable": ref[r.stable_id],
+        "candidate": ref[r.candidate_id],
         "share": r.share,
+        "lanes": [
+            {
+                "lane": x.name,
+                "version": ref[x.version_id],
+                "version_id": x.version_id,
+                "dropped": x.dropped,
+                "share": x.share,
+            }
+            for x in r.lanes
+        ],
     }
 
 
@@ -202,8 +284,11 @@ def _show(ws: Workspace, r: RolloutRecord, as_json: bool) -> None:
         print_json(_as_json(ws, r))
         return
     j = _as_json(ws, r)
+    what = "blend weight" if r.mode == "blend" else "share per lane" if r.lanes else "share"
+    cands = _versions(j)
     out.print(
         f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode}): {j['stable']} -> "
-        f"{j['candidate']}, {r.state}, step {r.step + 1}/{len(r.steps)}, candidate share "
+        f"{cands}, {r.state}, step {r.step + 1}/{len(r.steps)}, candidate {what} "
         f"{r.share:.0%}"
     )
+    _details(ws, r)

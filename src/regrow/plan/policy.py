@@ -288,7 +288,7 @@ class GatePolicy(_Strict):
 class RolloutPolicy(_Strict):
     """Defaults for rolling a candidate out (consumed by the rollout layer)."""
 
-    strategy: Literal["canary", "ramp", "shadow", "blue-green"] = "canary"
+    strategy: Literal["canary", "ramp", "ab", "blend", "shadow", "blue-green"] = "canary"
     steps: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
     min_requests: int = Field(500, ge=1)
 

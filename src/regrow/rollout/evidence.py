@@ -15,25 +15,37 @@ request are not independent. The lanes read, by mode:
 
 ==============  ========================================================================
 split           ``candidate`` (rows of the candidate) against ``main`` (rows of the stable)
+ab              each candidate lane (``candidate``, ``candidate-2``, ...) against ``main``:
+                :attr:`Evidence.lanes` holds one evidence per lane (a dropped one empty)
 blue-green      ``candidate`` against the stable version's rows of the ``baseline_hours``
                 before the rollout started (no stable lane runs beside it)
-shadow          ``shadow`` against ``main``, paired by request: per-request differences
+shadow, blend   ``shadow`` (the candidate, scored on every request) against ``main`` (the
+                stable version, on the same requests), paired by request: per-request
+                differences
 ==============  ========================================================================
 
 ``step_requests`` counts the candidate's labelled requests served since the current step
 began: the fresh evidence a step needs before it moves on.
+
+**Slices.** A rollout started with ``slices={"name": "pandas query"}`` gets, beside the
+evidence over all traffic, one evidence per slice (:attr:`Evidence.slices`), built the same way
+from the rows whose logged inputs the expression selects (a request's loss in a slice is the
+mean over its rows in the slice). The log is read through :mod:`regrow.rollout.logcache`, which
+parses each immutable prediction file once; labels are read afresh each time.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import ArtifactCorrupted, ArtifactNotFound, ConfigError, DataError
+from regrow.errors import ConfigError, DataError
 from regrow.rollout.assign import STABLE
+from regrow.rollout.logcache import FileCache, logged_rows
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
@@ -46,7 +58,8 @@ __all__ = ["CANDIDATE", "SHADOW", "Evidence", "read_evidence", "request_losses"]
 CANDIDATE = "candidate"
 #: The lane a shadow candidate's outputs are logged under (scored, never served).
 SHADOW = "shadow"
-_COLUMNS = ["request_id", "row", "served_at", "lane", "system_version", "output"]
+_PAIRED = ("shadow", "blend")
+Rows = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -55,12 +68,20 @@ class Evidence:
 
     candidate: list[float] = field(default_factory=list)
     stable: list[float] = field(default_factory=list)
-    #: Shadow mode: per-request ``candidate - stable`` on the same requests.
+    #: Shadow and blend modes: per-request ``candidate - stable`` on the same requests.
     paired: list[float] | None = None
     step_requests: int = 0
+    #: An A/B rollout's evidence per candidate lane (then ``candidate`` is empty).
+    lanes: dict[str, Evidence] = field(default_factory=dict)
+    #: The evidence of each slice of the traffic (see the module docs).
+    slices: dict[str, Evidence] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """Counts and means, for an audit event."""
+        """Counts and means, for an audit event.
+
+        >>> Evidence([1.0, 0.0], [0.0, 0.0], None, 2).summary()["candidate_loss"]
+        0.5
+        """
 
         def mean(xs: list[float]) -> float | None:
             return round(math.fsum(xs) / len(xs), 6) if xs else None
@@ -72,6 +93,10 @@ class Evidence:
         }  # fmt: skip
         if self.paired is not None:
             out["paired_requests"] = len(self.paired)
+        if self.lanes:
+            out["lanes"] = {name: ev.summary() for name, ev in self.lanes.items()}
+        if self.slices:
+            out["slices"] = {name: ev.summary() for name, ev in self.slices.items()}
         return out
 
 
@@ -81,13 +106,19 @@ def request_losses(
     """``request_id -> (mean loss of its labelled rows, when it was served)``."""
     sums: dict[str, list[float]] = defaultdict(list)
     when: dict[str, datetime] = {}
+    missing = object()
     for r in rows:
-        key = (r["request_id"], r["row"])
-        if key not in labels:
+        rid = r["request_id"]
+        label = labels.get((rid, r["row"]), missing)
+        if label is missing:
             continue
-        sums[r["request_id"]].append(_loss(r, labels[key], loss_cap))
-        when[r["request_id"]] = r["served_at"]
-    return {k: (math.fsum(v) / len(v), when[k]) for k, v in sums.items()}
+        predicted = r["prediction"]
+        if r["classifier"] and type(predicted) is type(label):  # the fast, common case
+            sums[rid].append(0.0 if predicted == label else 1.0)
+        else:
+            sums[rid].append(_loss(r, label, loss_cap))
+        when[rid] = r["served_at"]
+    return {k: (math.fsum(v) / len(v) if len(v) > 1 else v[0], when[k]) for k, v in sums.items()}
 
 
 def _loss(row: dict[str, Any], label: Any, loss_cap: float | None) -> float:
@@ -109,6 +140,8 @@ def _loss(row: dict[str, Any], label: Any, loss_cap: float | None) -> float:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is type(b):  # the common case, and the fast one
+        return bool(a == b)
     if isinstance(a, int | float) and isinstance(b, int | float | str):
         try:
             return float(a) == float(b)
@@ -117,75 +150,86 @@ def _same(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-def _rows(
+def read_evidence(
     catalog: Catalog,
     store: ArtifactStore,
-    system: str,
-    since: datetime,
-    until: datetime | None,
-    versions: set[str],
-) -> list[dict[str, Any]]:
-    """The logged rows of ``versions`` of ``system`` served in ``[since, until)``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    out: list[dict[str, Any]] = []
-    for f in catalog.predictions.files(system, since=since, until=until):
-        if not versions & set(f.versions):
-            continue
-        try:
-            data = store.get(f.artifact)
-        except (ArtifactNotFound, ArtifactCorrupted) as exc:
-            raise DataError(
-                f"the log file {f.artifact[:12]} of {system!r} is lost: {exc.message}",
-                hint="restore the artifact store, or abort the rollout and start it again",
-            ) from exc
-        table = pq.read_table(pa.BufferReader(data), columns=_COLUMNS)
-        outputs = table.column("output").type
-        classifier = any(
-            outputs.field(i).name.startswith("proba__") for i in range(outputs.num_fields)
-        )
-        at = table.column("served_at")
-        keep = pc.and_(
-            pc.is_in(table.column("system_version"), pa.array(sorted(versions), pa.string())),
-            pc.greater_equal(at, pa.scalar(since, at.type)),
-        )
-        if until is not None:
-            keep = pc.and_(keep, pc.less(at, pa.scalar(until, at.type)))
-        flat = table.filter(keep).flatten()
-        for r in flat.select([*_COLUMNS[:5], "output.prediction"]).to_pylist():
-            r["prediction"] = r.pop("output.prediction")
-            r["classifier"] = classifier
-            out.append(r)
-    return out
-
-
-def read_evidence(
-    catalog: Catalog, store: ArtifactStore, rollout: RolloutRecord, *, until: datetime | None = None
+    rollout: RolloutRecord,
+    *,
+    until: datetime | None = None,
+    cache: FileCache | None = None,
 ) -> Evidence:
     """The evidence of ``rollout`` logged up to ``until`` (default: everything)."""
-    stable = catalog.get_system_version(rollout.stable_id).ref
-    candidate = catalog.get_system_version(rollout.candidate_id).ref
-    cap = rollout.params.get("loss_cap")
-    rows = _rows(catalog, store, rollout.system, rollout.created_at, until, {stable, candidate})
-    cand_lane = SHADOW if rollout.mode == "shadow" else CANDIDATE
-    mine = [r for r in rows if r["lane"] == cand_lane and r["system_version"] == candidate]
+    ref = _refs(catalog)
+    stable = ref(rollout.stable_id)
+    arms = _arms(rollout, ref)
+    slices = tuple(sorted(dict(rollout.params.get("slices") or {}).items()))
+    versions = {stable, *(v for v in arms.values() if v is not None)}
+    rows = logged_rows(catalog, store, rollout.system, rollout.created_at, until, versions,
+                       slices=slices, cache=cache)  # fmt: skip
     if rollout.mode == "blue-green":
         hours = float(rollout.params.get("baseline_hours", 24.0))
         start = rollout.created_at - timedelta(hours=hours)
-        before = _rows(catalog, store, rollout.system, start, rollout.created_at, {stable})
+        before = logged_rows(catalog, store, rollout.system, start, rollout.created_at,
+                             {stable}, slices=slices, cache=cache)  # fmt: skip
         theirs = [r for r in before if r["system_version"] == stable]
     else:
         theirs = [r for r in rows if r["lane"] == STABLE and r["system_version"] == stable]
-    ids = {r["request_id"] for r in mine} | {r["request_id"] for r in theirs}
+    mine = {lane: [r for r in rows if r["lane"] == lane and r["system_version"] == v]
+            for lane, v in arms.items() if v is not None}  # fmt: skip
+    ids = {r["request_id"] for r in theirs}.union(*({r["request_id"] for r in m}
+                                                   for m in mine.values()))  # fmt: skip
     labels = catalog.predictions.labels(rollout.system, sorted(ids))
+    cap = rollout.params.get("loss_cap")
+    paired = rollout.mode in _PAIRED
+
+    def arm(lane_rows: Rows) -> Evidence:
+        ev = _evidence(lane_rows, theirs, labels, cap, paired, rollout.step_started_at)
+        cut = {name: _evidence(_in(lane_rows, name), _in(theirs, name), labels, cap, paired,
+                               rollout.step_started_at) for name, _ in slices}  # fmt: skip
+        return replace(ev, slices=cut)
+
+    if rollout.mode != "ab":
+        return arm(next(iter(mine.values())))
+    lanes = {lane: arm(mine[lane]) if lane in mine else Evidence() for lane in arms}
+    s = request_losses(theirs, labels, cap)
+    fresh = sum(ev.step_requests for ev in lanes.values())
+    return Evidence([], [v for v, _ in s.values()], None, fresh, lanes=lanes)
+
+
+def _refs(catalog: Catalog) -> Callable[[str], str]:
+    def ref(version_id: str) -> str:
+        return catalog.get_system_version(version_id).ref
+
+    return ref
+
+
+def _arms(rollout: RolloutRecord, ref: Callable[[str], str]) -> dict[str, str | None]:
+    """``lane -> version ref`` of each candidate lane read (None: a dropped ab lane)."""
+    if rollout.mode == "ab":
+        return {x.name: None if x.dropped else ref(x.version_id) for x in rollout.lanes}
+    lane = SHADOW if rollout.mode in _PAIRED else CANDIDATE
+    return {lane: ref(rollout.candidate_id)}
+
+
+def _in(rows: Rows, name: str) -> Rows:
+    return [r for r in rows if name in r["slices"]]
+
+
+def _evidence(
+    mine: Rows,
+    theirs: Rows,
+    labels: dict[tuple[str, int], Any],
+    cap: float | None,
+    paired: bool,
+    step_started_at: datetime,
+) -> Evidence:
+    """One candidate lane's rows against the stable lane's (paired by request or not)."""
     c = request_losses(mine, labels, cap)
     s = request_losses(theirs, labels, cap)
-    fresh = sum(1 for _, at in c.values() if at >= rollout.step_started_at)
-    if rollout.mode != "shadow":
+    if not paired:
+        fresh = sum(1 for _, at in c.values() if at >= step_started_at)
         return Evidence([v for v, _ in c.values()], [v for v, _ in s.values()], None, fresh)
     both = sorted(set(c) & set(s))
-    paired = [c[k][0] - s[k][0] for k in both]
-    fresh = sum(1 for k in both if c[k][1] >= rollout.step_started_at)
-    return Evidence([c[k][0] for k in both], [s[k][0] for k in both], paired, fresh)
+    diffs = [c[k][0] - s[k][0] for k in both]
+    fresh = sum(1 for k in both if c[k][1] >= step_started_at)
+    return Evidence([c[k][0] for k in both], [s[k][0] for k in both], diffs, fresh)

@@ -10,23 +10,28 @@ rollout's record after it.
 (``regrow rollout step``) or by a server on a timer:
 
 1. ``pending`` begins: ``shadow`` for a shadow rollout, else ``progressing`` at step 0;
+   (the modes: ``split``, ``ab`` with several candidate lanes, ``blend`` ramping the
+   candidate's weight in a blend every request gets, ``shadow``, ``blue-green``);
 2. ``paused`` and finished rollouts are left alone;
 3. the evidence (:func:`regrow.rollout.evidence.read_evidence`) is compared by an always-valid
    confidence sequence (:mod:`regrow.rollout.sequential`), so analysing after every batch does
    not inflate false rollbacks;
 4. ``fail`` (the candidate's loss is proven higher than the stable's by more than
-   ``tolerance``) rolls back at once, whatever the step;
+   ``tolerance``, over all traffic or in one of the rollout's slices) rolls back at once,
+   whatever the step; in an A/B rollout such a lane is **dropped** (``drop_lane``: its share
+   goes to 0, the others go on) and only the last live lane's failure rolls back;
 5. fewer than ``min_requests`` fresh labelled candidate requests in this step (or too few
    in a lane) **holds**; ``inconclusive_after`` holds in a row make the rollout
    ``inconclusive`` (traffic stays as it is; it is never a failure; analysis goes on, and
    evidence brings it back to ``progressing``);
 6. with enough fresh evidence, no failure and an estimated loss increase within
    ``tolerance`` (a candidate that looks worse waits at its share until the interval decides),
-   a split or blue-green rollout advances to the next step; at the last step (and in
-   shadow) it is **promoted** once the comparison *passes* (the loss is proven not higher
-   by ``tolerance``), through the workspace's governance (:meth:`regrow.Workspace.promote`:
-   a protected alias still needs its blessed evaluation and approvals). A refused
-   promotion pauses the rollout, naming what is missing.
+   a split, ab, blend or blue-green rollout advances to the next step (every live A/B lane
+   needs its fresh evidence); at the last step (and in shadow) it is **promoted** once the
+   comparison *passes* (the loss is proven not higher by ``tolerance``; in an A/B rollout,
+   the passing lane with the lowest mean loss), through the workspace's governance
+   (:meth:`regrow.Workspace.promote`: a protected alias still needs its blessed evaluation
+   and approvals). A refused promotion pauses the rollout, naming what is missing.
 
 :func:`abort` makes the last known good the desired state: the candidate's share drops to 0
 and, should the alias hold the candidate by then, it moves back to the stable version.
@@ -34,7 +39,7 @@ and, should the alias hold the candidate by then, it moves back to the stable ve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +47,7 @@ from regrow.catalog.rollouts import Rollouts
 from regrow.errors import AliasConflict, CatalogError, ConfigError, PromotionRefused
 from regrow.rollout.decide import decide
 from regrow.rollout.sequential import Comparison, Sample, compare
+from regrow.rollout.validate import MODES, candidates, check_blend, check_slices
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -67,7 +73,8 @@ __all__ = [
     "step",
 ]
 
-_MODES = {"canary": "split", "ramp": "split", "shadow": "shadow", "blue-green": "blue-green"}
+_MODES = {"canary": "split", "ramp": "split", "shadow": "shadow", "blue-green": "blue-green",
+          "ab": "ab", "blend": "blend"}  # fmt: skip
 
 
 class Governed(Protocol):
@@ -85,9 +92,9 @@ class Governed(Protocol):
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one analysis did: ``action`` (begin, hold, inconclusive, advance, promote,
-    promotion-refused, fail, idle, raced), the rollout after it, and the comparison it
-    used."""
+    """What one analysis did: ``action`` (begin, hold, inconclusive, advance, drop_lane,
+    promote, promotion-refused, fail, idle, raced), the rollout after it, and the comparison
+    it used."""
 
     action: str
     rollout: RolloutRecord
@@ -113,7 +120,7 @@ def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
 
 def start(
     ws: Governed,
-    candidate: str,
+    candidate: str | Sequence[str],
     *,
     alias: str = "champion",
     mode: str | None = None,
@@ -125,19 +132,29 @@ def start(
     loss_cap: float | None = None,
     reason: str = "",
     begin: bool = True,
+    slices: Mapping[str, str] | None = None,
 ) -> RolloutRecord:
-    """Start rolling ``candidate`` (a version reference) out against the holder of its
-    system's ``alias``. Defaults come from the policy's ``rollout`` section (strategy
-    ``canary``/``ramp`` is mode ``split``); a blue-green rollout has one step, 100%.
-    With ``begin`` the rollout leaves ``pending`` at once (shadow or step 0)."""
+    """Start rolling ``candidate`` (a version reference; for mode ``ab``, one or more)
+    out against the holder of its system's ``alias``. Defaults come from the policy's
+    ``rollout`` section (strategy ``canary``/``ramp`` is mode ``split``); a blue-green
+    rollout has one step, 100%; a blend rollout's steps are the candidate's weights.
+    ``slices`` (``{"name": "pandas query over the input columns"}``) are analysed each on
+    its own. With ``begin`` the rollout leaves ``pending`` at once (shadow or step 0)."""
     ws.require("operator", "start a rollout")
     section = ws.policy().rollout
     chosen = mode or _MODES[section.strategy]
+    if chosen not in MODES:
+        raise ConfigError(f"unknown rollout mode {chosen!r}", hint=f"use one of {', '.join(MODES)}")
     shares = (1.0,) if chosen == "blue-green" else parse_steps(steps or section.steps)
-    version = ws.catalog.get_system_version(candidate)
+    versions = candidates(ws.catalog, candidate, chosen)
+    version = versions[0]
     stable = ws.catalog.get_alias(version.system, alias)
+    if chosen == "blend":
+        check_blend(ws.catalog, stable.version_id, version)
     params: dict[str, Any] = {"tolerance": tolerance, "alpha": alpha,
                               "inconclusive_after": inconclusive_after}  # fmt: skip
+    if slices:
+        params["slices"] = check_slices(ws.catalog, version, slices)
     if inconclusive_after < 1:
         raise ConfigError(
             f"inconclusive_after must be >= 1 (got {inconclusive_after!r})",
@@ -155,6 +172,7 @@ def start(
         system=version.system, alias=alias, stable_id=stable.version_id,
         candidate_id=version.id, mode=chosen, steps=shares,
         min_requests=min_requests or section.min_requests, params=params, reason=reason,
+        lanes=[v.id for v in versions] if chosen == "ab" else (),
     )  # fmt: skip
     if begin:
         record = _begin(ws, record)
@@ -219,11 +237,13 @@ def promote(
     *,
     reason: str = "",
     evidence: dict[str, Any] | None = None,
+    lane: str | None = None,
 ) -> RolloutRecord:
-    """Move the alias to the candidate through the governance path, then mark the rollout
-    ``promoted``. A refused promotion raises :class:`~regrow.errors.PromotionRefused` and
-    leaves the rollout as it was. (A record for ``ref`` moves only if the rollout is still
-    at its revision, as in :func:`step`.)"""
+    """Move the alias to the candidate (an A/B rollout's ``lane``, default its first live
+    one) through the governance path, then mark the rollout ``promoted``. A refused
+    promotion raises :class:`~regrow.errors.PromotionRefused` and leaves the rollout as it
+    was. (A record for ``ref`` moves only if the rollout is still at its revision, as in
+    :func:`step`.)"""
     ws.require("operator", "promote a rollout")
     record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
     if not record.active:
@@ -237,14 +257,43 @@ def promote(
             f"{record.revision})",
             hint="read its status again",
         )
+    winner = _winner(record, lane)
     why = reason or f"rollout {record.id[:12]} promoted"
+    if record.lanes:
+        name = lane or _lane_of(record, winner)
+        why = why if f"lane {name}" in why else f"{why} (lane {name})"
+        evidence = {**(evidence or {}), "promoted_version": winner, "promoted_lane": name}
     held = ws.catalog.get_alias(record.system, record.alias).version_id
-    if held != record.candidate_id:
-        ws.promote(record.candidate_id, record.alias, reason=why)
+    if held != winner:
+        ws.promote(winner, record.alias, reason=why)
     return _rollouts(ws).transition(
         record.id, "promoted", action="promote", expected_revision=record.revision,
         evidence=evidence, reason=why,
     )  # fmt: skip
+
+
+def _winner(record: RolloutRecord, lane: str | None) -> str:
+    """The version a promotion moves the alias to."""
+    if not record.lanes:
+        return record.candidate_id
+    live = [x for x in record.lanes if not x.dropped]
+    if lane is None:
+        if not live:
+            raise CatalogError(
+                f"every lane of rollout {record.id[:12]} was dropped", hint="abort it"
+            )
+        return live[0].version_id
+    for x in live:
+        if x.name == lane:
+            return x.version_id
+    raise ConfigError(
+        f"rollout {record.id[:12]} has no live lane {lane!r}",
+        hint=f"its live lanes are {', '.join(x.name for x in live) or 'none'}",
+    )
+
+
+def _lane_of(record: RolloutRecord, version_id: str) -> str:
+    return next(x.name for x in record.lanes if x.version_id == version_id)
 
 
 def abort(
@@ -308,16 +357,22 @@ def _step(
     move = decide(
         state=record.state, mode=record.mode, step=record.step, steps=record.steps,
         holds=record.holds, min_requests=record.min_requests, params=record.params,
-        evidence=ev,
+        evidence=ev, dropped={x.name for x in record.lanes if x.dropped},
     )  # fmt: skip
     cmp = move.comparison
-    proof = {**ev.summary(), **(cmp.as_dict() if cmp is not None else {})}
+    proof = {**ev.summary(), **(cmp.as_dict() if cmp is not None else {}), **move.details()}
+    if move.action == "drop_lane":
+        moved = _rollouts(ws).transition(
+            record.id, record.state, action="drop_lane", expected_revision=record.revision,
+            evidence={**proof, "dropped": list(move.drop)}, drop=move.drop, reason=move.reason,
+        )  # fmt: skip
+        return StepResult("drop_lane", moved, cmp)
     if move.action == "fail":
         done = abort(ws, record, reason=move.reason, evidence=proof, action="fail")
         return StepResult("fail", done, cmp)
     if move.action == "promote":
         try:
-            done = promote(ws, record, reason=move.reason, evidence=proof)
+            done = promote(ws, record, reason=move.reason, evidence=proof, lane=move.lane)
             return StepResult("promote", done, cmp)
         except PromotionRefused as refused:
             paused = _rollouts(ws).transition(
