@@ -73,7 +73,10 @@ class ServeSettings:
     needs operator). Each replica looks for alias moves every ``poll_seconds``. A body over
     ``max_request_bytes`` or a request over ``max_batch_rows`` rows gets a 413. Logged
     predictions are written to the store every ``log_flush_seconds`` (one Parquet file per
-    system, hour and flush: shorter means fresher windows and more, smaller files).
+    system, hour and flush: shorter means fresher windows and more, smaller files). Every
+    ``rollout_step_seconds`` the server analyses and steps each rollout under way of an alias it
+    follows (:func:`regrow.rollout.machine.step`; 0: never, leave it to ``regrow rollout
+    step``).
 
     >>> ServeSettings.parse({"models": ["churn@champion"], "poll_seconds": 0.5}).poll_seconds
     0.5
@@ -90,6 +93,7 @@ class ServeSettings:
     max_batch_rows: int = 10_000
     log_predictions: bool = True
     log_flush_seconds: float = 10.0
+    rollout_step_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if isinstance(self.models, list):  # as TOML and JSON give it
@@ -108,6 +112,11 @@ class ServeSettings:
             "log_flush_seconds",
             _number(self.log_flush_seconds) and 0 < self.log_flush_seconds <= 3600,
             "a number of seconds in (0, 3600]",
+        )
+        self._check(
+            "rollout_step_seconds",
+            _number(self.rollout_step_seconds) and 0 <= self.rollout_step_seconds <= 86400,
+            "a number of seconds in [0, 86400] (0: the server never steps rollouts)",
         )
         models = self.models
         ok = models is None or (

@@ -15,6 +15,9 @@ turns the rows served in a time range into a snapshot named ``<system>-served`` 
   as JSON: ``1``, ``"1"`` and ``1.0`` are the same integer class; ``"yes"`` is no integer,
   and is refused naming the request and row); an input of the target's name gives way to it.
 
+Rows logged under lane ``shadow`` (a rollout's candidate scored beside the version that
+served the request, :mod:`regrow.serve.routing`) are left out: each request counts once.
+
 The slices of that training snapshot that apply to the window are kept. Like monitoring
 windows, the snapshot is stored without the schema review (dirty served data is a signal,
 not a reason to refuse it). Times are ISO dates or times (``2026-03-01``,
@@ -56,6 +59,9 @@ __all__ = ["SERVED_AT", "feedback", "logged_window", "parse_time", "time_range",
 
 #: The time column of a window whose version's training snapshot has none.
 SERVED_AT = "served_at"
+#: The lane of rows scored beside the served ones (a rollout's shadow or blend candidate):
+#: not served traffic, so not in windows.
+SHADOW_LANE = "shadow"
 _RELATIVE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TIME_HINT = (
@@ -217,6 +223,8 @@ def _read(services: Services, system: str, start: datetime, end: datetime) -> pa
         at = table.column("served_at")
         keep = pc.and_(pc.greater_equal(at, pa.scalar(start, at.type)),
                        pc.less(at, pa.scalar(end, at.type)))  # fmt: skip
+        if "lane" in table.column_names:  # a shadow's rows scored requests main served
+            keep = pc.and_(keep, pc.not_equal(table.column("lane"), pa.scalar(SHADOW_LANE)))
         parts.append(table.filter(keep))
     rows = sum(p.num_rows for p in parts)
     if not rows:

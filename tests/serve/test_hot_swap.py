@@ -137,14 +137,14 @@ def test_a_rollback_during_the_load_is_followed_not_the_loaded_version(
     host: tuple[ModelHost, Workspace], trained: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ws = host
-    load = h._load
+    load = h.load_version
 
     def slow_load(record: Any) -> Any:
         loaded = load(record)
         move(ws, trained.versions["v1"])  # rolled back while v2 was loading
         return loaded
 
-    monkeypatch.setattr(h, "_load", slow_load)
+    monkeypatch.setattr(h, "load_version", slow_load)
     move(ws, trained.versions["v2"])
     assert h.poll() == []
     assert h.slots[0].current is not None

@@ -45,7 +45,9 @@ def serve(
     """Serve models over the Open Inference Protocol v2 (REST), with feedback and metrics.
 
     Every replica (worker, or server on another machine over the same catalog) follows its
-    aliases: a promotion or rollback is served within [serve] poll_seconds. Ctrl-C or
+    aliases: a promotion or rollback is served within [serve] poll_seconds. Rollouts under
+    way of the aliases served are routed, and stepped every [serve] rollout_step_seconds
+    (the serving identity needs the operator role to step; 0 turns it off). Ctrl-C or
     SIGTERM stops it cleanly, flushing the prediction log.
     """
     from regrow.config import resolve_home

@@ -15,7 +15,10 @@ module                 what
 :mod:`.signature`      a version's inputs and outputs as protocol tensors; compatibility
 :mod:`.batching`       adaptive micro-batching of concurrent requests into one predict call
 :mod:`.served`         one loaded, warmed version, its golden set, the one scoring path
-:mod:`.host`           the versions served, model name resolution, hot swap, the lane seam
+:mod:`.targets`        what a server serves: ``SYSTEM@ALIAS`` or ``SYSTEM:vN``
+:mod:`.host`           the versions served, model name resolution, hot swap, the poller
+:mod:`.follow`         the poller's rollout work: routing each alias through it, stepping it
+:mod:`.routing`        a request's way through a rollout: routing key, lanes, shadow, blend
 :mod:`.guard`          bearer tokens and roles, with a short cache
 :mod:`.metrics`        Prometheus metrics on a registry per app
 :mod:`.errors`         the app's errors and their HTTP statuses

@@ -126,6 +126,7 @@ def _state(
         max_rows=settings.max_batch_rows, home=str(ws.home), actor=ws.identity.name,
         metrics=metrics, on_scored=state.scored,
         golden_rows=GOLDEN_ROWS if golden_rows is None else golden_rows,
+        workspace=ws, step_seconds=settings.rollout_step_seconds,
     )  # fmt: skip
     if settings.log_predictions:
         from regrow.serve.predlog import PredictionLog

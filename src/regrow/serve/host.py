@@ -25,9 +25,12 @@ elsewhere; one that failed to load (a store that could not be read, say) is trie
 :data:`RETRY_FAILED_SECONDS`. If the alias moved again while a version loaded (a rollback
 during the load), the loaded version is not swapped in: the next poll follows the alias.
 
-**Lanes.** Requests go through a :class:`Router`: ``lane_for(request_key) -> lane``. Until
-rollouts exist there is one lane, ``"main"`` (:class:`OneLane`); a rollout router (#15) will
-map a request's key to a lane and each lane to a version.
+**Lanes.** Without a rollout, every request takes one lane, ``"main"`` (:class:`OneLane`).
+While a rollout of a followed alias is under way, the poller also publishes the slot's
+:attr:`Slot.routing` (the rollout's router and each version it names, loaded and checked as
+for a hot swap) and steps the rollout every ``step_seconds`` (:mod:`.follow`); requests go
+through it (:mod:`.routing`). When the rollout moves the alias (promoted, rolled back), the
+hot swap takes the version from the routing instead of loading it again.
 """
 
 from __future__ import annotations
@@ -38,21 +41,23 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from regrow.catalog.refs import check_name
 from regrow.errors import ConfigError, NotFound, RegrowError
 from regrow.serve.errors import ModelNotFound, NotReady
+from regrow.serve.follow import RolloutFollower
 from regrow.serve.served import GOLDEN_ROWS, OnScored, Served, load_served
 from regrow.serve.signature import differences
+from regrow.serve.targets import Target, default_targets
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
     from regrow.catalog.records import SystemVersionRecord
     from regrow.catalog.store import ArtifactStore
     from regrow.components.fitted import FittedComponent
+    from regrow.rollout.machine import Governed
     from regrow.serve.metrics import Metrics
+    from regrow.serve.routing import Routing
 
 __all__ = [
     "MAIN",
@@ -75,7 +80,8 @@ RETRY_FAILED_SECONDS = 30.0
 
 
 class Router(Protocol):
-    """Chooses the lane of a request from its key (the seam for rollouts, #15)."""
+    """Chooses the lane of a request from its key (outside a rollout; a rollout's own
+    :class:`~regrow.rollout.router.RolloutRouter` keeps the same contract)."""
 
     def lane_for(self, request_key: str) -> str: ...
 
@@ -87,39 +93,6 @@ class OneLane:
         return MAIN
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a slot serves: ``system@alias``, or version ``number`` of ``system`` (pinned).
-
-    >>> Target.parse("churn@champion").alias, Target.parse("churn:v2").number
-    ('champion', 2)
-    """
-
-    system: str
-    alias: str | None = None
-    number: int | None = None
-
-    @classmethod
-    def parse(cls, ref: str) -> Target:
-        """``SYSTEM@ALIAS`` or ``SYSTEM:vN`` (``SYSTEM:N``)."""
-        if "@" in ref:
-            system, _, alias = ref.partition("@")
-            return cls(check_name("system", system), alias=check_name("alias", alias))
-        system, _, number = ref.rpartition(":")
-        number = number.removeprefix("v")
-        if not system or not number.isdigit():
-            raise ConfigError(
-                f"cannot serve {ref!r}: name a SYSTEM@ALIAS or a SYSTEM:vN",
-                hint='for example "churn@champion" or "churn:v2"',
-            )
-        return cls(check_name("system", system), number=int(number))
-
-    @property
-    def label(self) -> str:
-        """``churn@champion`` or ``churn:v2``."""
-        return f"{self.system}@{self.alias}" if self.alias else f"{self.system}:v{self.number}"
-
-
 class Slot:
     """One target, and the versions of it in memory."""
 
@@ -127,6 +100,8 @@ class Slot:
         self.target = target
         self.current: Served | None = None
         self.previous: Served | None = None
+        #: While a rollout of the alias is under way: its router and versions (else None).
+        self.routing: Routing | None = None
         #: Version ids not to try again (refused or failed), with the reason.
         self.refused: dict[str, str] = {}
         #: Of those, the ones that failed to load: when they may be tried again (monotonic).
@@ -146,13 +121,13 @@ class Slot:
         return names
 
 
-def default_targets(catalog: Catalog) -> list[Target]:
-    """``SYSTEM@champion`` for every system that has a ``champion`` alias."""
-    return [Target(a.system, alias=a.name) for a in catalog.list_aliases() if a.name == "champion"]
-
-
 class ModelHost:
-    """The slots of a server, resolution of model names, and the hot-swap poller."""
+    """The slots of a server, resolution of model names, and the hot-swap poller.
+
+    ``router`` chooses the lane of requests outside a rollout (default: :class:`OneLane`).
+    ``workspace`` is what the poller aborts a rollout with (a refused candidate) and steps
+    rollouts with, every ``step_seconds`` (0: never); see :mod:`.follow`.
+    """
 
     def __init__(
         self,
@@ -168,6 +143,8 @@ class ModelHost:
         metrics: Metrics | None = None,
         on_scored: OnScored | None = None,
         router: Router | None = None,
+        workspace: Governed | None = None,
+        step_seconds: float = 0.0,
     ) -> None:
         if not targets:
             raise ConfigError(
@@ -187,6 +164,8 @@ class ModelHost:
         self.on_scored = on_scored
         self.router: Router = router or OneLane()
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        #: Routes the followed slots through their rollouts, and steps those (:mod:`.follow`).
+        self.rollouts = RolloutFollower(self, workspace, step_seconds)
         self._memo: dict[str, FittedComponent] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -249,28 +228,30 @@ class ModelHost:
         for slot in self.slots:
             if slot.current is None:
                 record = self._holder(slot)
-                slot.current = self._load(record)
+                slot.current = self.load_version(record)
                 if self.metrics is not None and slot.target.alias:
                     self.metrics.serving(slot.target.system, slot.target.alias, record.ref, None)
+                self.rollouts.route(slot)
 
     def _holder(self, slot: Slot) -> SystemVersionRecord:
         t = slot.target
         ref = t.label if t.alias is None else self.catalog.get_alias(t.system, t.alias).version_id
         return self.catalog.get_system_version(ref)
 
-    def _load(self, record: SystemVersionRecord) -> Served:
+    def load_version(self, record: SystemVersionRecord) -> Served:
+        """Load and warm version ``record`` (sharing fitted components with those loaded)."""
         with self._lock:
             return load_served(
                 self.catalog, self.store, record, memo=self._memo, home=self.home,
                 golden_rows=self.golden_rows, max_rows=self.max_rows, on_scored=self.on_scored,
             )  # fmt: skip
 
-    def _forget_unused(self) -> None:
+    def forget_unused(self) -> None:
         """Drop fitted components that no version in memory uses any more."""
         keep = {
             a
             for s in self.slots
-            for v in (s.current, s.previous)
+            for v in (s.current, s.previous, *(s.routing.served.values() if s.routing else ()))
             if v is not None
             for a in v.model.artifacts.values()
         }
@@ -295,20 +276,28 @@ class ModelHost:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        every = self.rollouts.step_seconds
+        wait = min(self.poll_seconds, every) if every > 0 else self.poll_seconds
+        step_at = time.monotonic() + every
+        while not self._stop.wait(wait):
+            if every > 0 and time.monotonic() >= step_at:
+                step_at = time.monotonic() + every
+                try:
+                    self.rollouts.step()
+                except Exception:  # as for a poll: try again next time
+                    log.exception("stepping the rollouts failed")
             try:
                 self.poll()
             except Exception:  # a catalog that cannot be reached now: try again next time
                 log.exception("looking for alias moves failed")
 
     def poll(self) -> list[str]:
-        """Look at every followed alias once, swapping what moved; what happened, in words."""
+        """Look at every followed alias once, swapping what moved and routing it through its
+        rollout; what happened, in words."""
         events = []
         for slot in self.slots:
             if slot.target.alias is not None and slot.current is not None:
-                event = self._follow(slot)
-                if event:
-                    events.append(event)
+                events += [e for e in (self._follow(slot), self.rollouts.route(slot)) if e]
         return events
 
     def _follow(self, slot: Slot) -> str | None:
@@ -334,9 +323,12 @@ class ModelHost:
         slot.retry_at.clear()
         if slot.previous is not None and vid == slot.previous.version.id:
             return self._swap(slot, slot.previous, "swapped_back")
+        routed = slot.routing.served.get(vid) if slot.routing is not None else None
+        if routed is not None:  # a rollout's version, loaded and checked: no need to load it
+            return self._swap(slot, routed, "swapped")
         record = self.catalog.get_system_version(vid)
         try:
-            new = self._load(record)
+            new = self.load_version(record)
         except RegrowError as exc:
             return self._refuse(slot, vid, "failed", [str(exc)], record.ref)
         except Exception as exc:  # a broken artifact's own error: refuse, keep serving
@@ -351,7 +343,7 @@ class ModelHost:
         except NotFound:
             return None
         if still != vid:  # moved again while it loaded (a rollback): follow that next time
-            self._forget_unused()
+            self.forget_unused()
             return None
         return self._swap(slot, new, "swapped")
 
@@ -361,7 +353,7 @@ class ModelHost:
         assert slot.target.alias is not None
         agreement = new.agreement(old)
         slot.previous, slot.current = old, new  # requests read slot.current once
-        self._forget_unused()
+        self.forget_unused()
         t = slot.target
         payload = {
             "from": old.ref,
@@ -387,7 +379,7 @@ class ModelHost:
         slot.refused[vid] = "; ".join(problems)
         if outcome == "failed":
             slot.retry_at[vid] = time.monotonic() + RETRY_FAILED_SECONDS
-        self._forget_unused()
+        self.forget_unused()
         action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
         payload = {
             "from": slot.current.ref,

@@ -8,6 +8,9 @@ requests itself, from the raw ASGI messages, with :func:`answer_infer`, and hand
 other request (and lifespan events) to FastAPI. The routes FastAPI has for infer describe it
 in the OpenAPI document and answer with the same function.
 
+A request for an alias under a rollout goes through the slot's routing (read once; the lanes,
+shadow and blend scoring are :mod:`.routing`'s); without a rollout it takes the one-lane path.
+
 :func:`error_body` turns an exception into the status, JSON body and headers every endpoint
 answers with (a 500 names no internals and is logged with its traceback).
 """
@@ -16,16 +19,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI
 
 from regrow.errors import RegrowError
 from regrow.serve.errors import status_of
 from regrow.serve.oip import decode, encode
+from regrow.serve.routing import route, routing_key
 from regrow.serve.served import Ticket
 
 if TYPE_CHECKING:
@@ -59,18 +64,27 @@ async def answer_infer(
     try:
         if not state.guard.inference_open:
             await state.caller(headers.get("authorization"), "viewer", "use inference")
-        _slot, served, name = state.host.resolve(model, wanted)
+        slot, served, name = state.host.resolve(model, wanted)
+        routing = slot.routing  # read once: a rollout's routing, or None
         with served.batcher.arriving():
             body = await state.read_json(headers, chunks)
             decoded = decode(body, served.signature, max_rows=state.settings.max_batch_rows)
-            lane = state.host.router.lane_for(decoded.id)
-            ticket = Ticket(decoded.id, decoded.rows, lane)
-            scored = served.batcher.enqueue(decoded.columns, decoded.rows, ticket)
+            scored: Awaitable[dict[str, np.ndarray]]
+            if routing is None:
+                lane = state.host.router.lane_for(decoded.id)
+                ticket = Ticket(decoded.id, decoded.rows, lane)
+                scored = served.batcher.enqueue(decoded.columns, decoded.rows, ticket)
+                parameters: dict[str, Any] = {"lane": lane, "system_version": served.ref}
+            else:
+                key = routing_key(decoded.parameters, headers, decoded.id)
+                routed = route(routing, decoded, key)
+                scored = routed.outputs
+                parameters = {"lane": routed.lane, "system_version": routed.version,
+                              **routed.parameters}  # fmt: skip
         outputs = await scored
         response = encode(
             model_name=model, model_version=name, request_id=decoded.id, outputs=outputs,
-            signature=served.signature, wanted=decoded.outputs,
-            parameters={"lane": lane, "system_version": served.ref},
+            signature=served.signature, wanted=decoded.outputs, parameters=parameters,
         )  # fmt: skip
         return 200, orjson.dumps(response, option=_NUMPY), {}
     except ClientGone:

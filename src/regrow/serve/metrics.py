@@ -11,7 +11,9 @@ metric                                 type       labels
                                                   member_version (rows each member scored)
 ``regrow_batch_rows``                  histogram  model (rows per ``predict`` call)
 ``regrow_feedback_labels_total``       counter    model
-``regrow_rollout_weight``              gauge      model, lane (1.0 for the one lane, ``main``)
+``regrow_rollout_weight``              gauge      model, lane (each lane's share of requests;
+                                                  blend: ``blend``, the candidate's weight;
+                                                  no rollout: 1.0 for ``main``)
 ``regrow_swaps_total``                 counter    model, alias, outcome (swapped, swapped_back,
                                                   refused, failed)
 ``regrow_served_version``              gauge      model, alias, system_version (1: serving)
@@ -103,8 +105,9 @@ class Metrics:
             registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._lanes: dict[str, frozenset[str]] = {}
         for model in self.models:
-            self._weight.labels(model, "main").set(1.0)
+            self.rollout_weights(model, {"main": 1.0})
 
     def model(self, name: str) -> str:
         """``name`` if it is served here, else ``"unknown"`` (bounded label values)."""
@@ -146,6 +149,22 @@ class Metrics:
     def swap(self, model: str, alias: str, outcome: str) -> None:
         """Count a hot swap's ``outcome``."""
         self._child(self._swaps, self.model(model), alias, outcome).inc()
+
+    def rollout_weights(self, model: str, weights: Mapping[str, float]) -> None:
+        """Set ``model``'s lanes' weights (a lane set before and not named now goes to 0).
+
+        >>> m = Metrics(["churn"])
+        >>> m.rollout_weights("churn", {"main": 0.75, "candidate": 0.25})
+        >>> m.rollout_weights("churn", {"main": 1.0})
+        >>> 'regrow_rollout_weight{lane="candidate",model="churn"} 0.0' in m.render().decode()
+        True
+        """
+        name = self.model(model)
+        for lane in self._lanes.get(name, frozenset()) - weights.keys():
+            self._child(self._weight, name, lane).set(0.0)
+        for lane, weight in weights.items():
+            self._child(self._weight, name, lane).set(float(weight))
+        self._lanes[name] = self._lanes.get(name, frozenset()) | weights.keys()
 
     def serving(self, model: str, alias: str, system_version: str, before: str | None) -> None:
         """Mark ``system_version`` as what ``model@alias`` serves (and ``before`` not)."""

@@ -1,0 +1,218 @@
+"""What a server's poller does for rollouts: route each followed alias through its rollout,
+and step the rollouts on a timer.
+
+**Routing.** Each poll, for every slot that follows an alias, :meth:`RolloutFollower.route`
+reads the rollout under way (:func:`regrow.rollout.router.router_for`). When its routing
+changed, the follower gathers a :class:`~regrow.serve.served.Served` for every version the
+router names (those already in memory: the slot's current and previous versions and the
+routing's own; any other is loaded and checked as a hot swap checks a version: the same
+signature as the current one, right outputs on its golden set) and publishes a new
+:class:`~regrow.serve.routing.Routing` in one assignment. A candidate refused or failing to
+load is audited as a refused swap (``serve.swap_refused`` / ``serve.swap_failed``, naming the
+rollout) and aborts the rollout (:func:`regrow.rollout.machine.abort`, action
+``serve_refused`` / ``serve_failed``); the stable version keeps serving everything. A rollout
+that ends (promoted, rolled back) drops the routing; the hot swap that follows the alias
+takes the version it moves to from the routing, without loading it again.
+
+**Stepping.** Every ``step_seconds`` (``[serve] rollout_step_seconds``; 0: never),
+:meth:`RolloutFollower.step` analyses each rollout of a followed alias once
+(:func:`regrow.rollout.machine.step`, with the record it read: a replica that stepped it first
+makes it ``raced``, harmlessly). Actions other than ``hold`` are logged at INFO. A server whose
+identity may not step rollouts (it needs the operator role) says so once, as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from regrow.errors import AliasConflict, PermissionDenied, RegrowError
+from regrow.rollout.router import RolloutRouter, router_for
+from regrow.serve.routing import Routing
+from regrow.serve.signature import differences
+
+if TYPE_CHECKING:
+    from regrow.rollout.machine import Governed
+    from regrow.serve.host import ModelHost, Slot
+    from regrow.serve.served import Served
+
+__all__ = ["QUIET_ACTIONS", "RolloutFollower"]
+
+log = logging.getLogger("regrow.serve")
+
+#: Step actions not worth a log line (nothing moved).
+QUIET_ACTIONS = frozenset({"hold", "idle"})
+_FIX = (
+    "give the server's identity the operator role (regrow users role NAME operator), or "
+    "set [serve] rollout_step_seconds = 0 and step rollouts with regrow rollout step"
+)
+
+
+class RolloutFollower:
+    """Routes ``host``'s followed slots through their rollouts, and steps the rollouts (see
+    the module docs). ``workspace`` is what aborts and steps them (None: neither)."""
+
+    def __init__(
+        self, host: ModelHost, workspace: Governed | None = None, step_seconds: float = 0.0
+    ) -> None:
+        self.host = host
+        self.workspace = workspace
+        self.step_seconds = step_seconds
+        #: Rollouts whose candidate this server refused: not routed again.
+        self.refused: set[str] = set()
+        self._denied = False
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def route(self, slot: Slot) -> str | None:
+        """Publish ``slot``'s routing for the rollout of its alias, if it changed; what
+        happened, in words (None: nothing)."""
+        t = slot.target
+        if t.alias is None or slot.current is None:
+            return None
+        router = router_for(self.host.catalog, t.system, t.alias)
+        old = slot.routing
+        if router is None or router.rollout_id in self.refused:
+            if old is None:
+                return None
+            slot.routing = None
+            self._weights(slot, None)
+            event = f"{t.label}: rollout {old.router.rollout_id[:12]} over, all to main"
+            log.info(event)
+            return event
+        if old is not None and old.same(router):
+            return None
+        served: dict[str, Served] = {}
+        for vid in router.versions:
+            held = self._held(slot, vid)
+            if held is None:
+                held, refusal = self._load(slot, router, vid)
+                if held is None:
+                    slot.routing = None
+                    self._weights(slot, None)
+                    return refusal
+            served[vid] = held
+        slot.routing = routing = Routing(router, served)  # requests read it once
+        self.host.forget_unused()
+        self._weights(slot, routing)
+        lanes = ", ".join(f"{lane} {w:g}" for lane, w in routing.weights.items())
+        shadow = f", shadow {routing.of(router.shadow).ref}" if router.shadow else ""
+        event = f"{t.label}: rollout {router.rollout_id[:12]} ({router.mode}): {lanes}{shadow}"
+        log.info(event)
+        return event
+
+    @staticmethod
+    def _held(slot: Slot, vid: str) -> Served | None:
+        """The version ``vid`` if ``slot`` has it in memory."""
+        held: list[Served | None] = [slot.current, slot.previous]
+        if slot.routing is not None:
+            held += slot.routing.served.values()
+        for served in held:
+            if served is not None and served.version.id == vid:
+                return served
+        return None
+
+    def _load(
+        self, slot: Slot, router: RolloutRouter, vid: str
+    ) -> tuple[Served | None, str | None]:
+        """Load ``vid`` and check it as a hot swap would; else refuse it (and abort)."""
+        current = slot.current
+        assert current is not None
+        record = self.host.catalog.get_system_version(vid)
+        try:
+            new = self.host.load_version(record)
+        except RegrowError as exc:
+            return None, self._refuse(slot, router, record.ref, "failed", [str(exc)])
+        except Exception as exc:  # a broken artifact's own error: refuse, keep serving
+            problem = f"{type(exc).__name__}: {exc}"
+            return None, self._refuse(slot, router, record.ref, "failed", [problem])
+        problems = differences(current.signature, new.signature)
+        problems += [f"on the golden set, {p}" for p in new.check()]
+        if problems:
+            return None, self._refuse(slot, router, new.ref, "refused", problems)
+        return new, None
+
+    def _refuse(
+        self, slot: Slot, router: RolloutRouter, ref: str, outcome: str, problems: list[str]
+    ) -> str:
+        t, host = slot.target, self.host
+        assert slot.current is not None
+        assert t.alias is not None
+        self.refused.add(router.rollout_id)
+        host.forget_unused()
+        said = "; ".join(problems)
+        payload = {
+            "from": slot.current.ref, "to": ref, "problems": problems,
+            "replica": host.replica, "rollout": router.rollout_id,
+        }  # fmt: skip
+        action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
+        host.catalog.audit(action, f"alias:{t.label}", payload, actor=host.actor)
+        if host.metrics is not None:
+            host.metrics.swap(t.system, t.alias, outcome)
+        log.warning("%s: not routing to %s (rollout %s): %s", t.label, ref,
+                    router.rollout_id[:12], said)  # fmt: skip
+        self._abort(slot, router, f"the server {host.replica} {outcome} {ref}: {said}", outcome)
+        return f"{t.label}: {outcome} {ref} (rollout {router.rollout_id[:12]}): {said}"
+
+    def _abort(self, slot: Slot, router: RolloutRouter, reason: str, outcome: str) -> None:
+        from regrow.rollout.machine import abort
+
+        t = slot.target
+        assert t.alias is not None
+        if self.workspace is None:
+            log.warning("%s: rollout %s goes on: this host has no workspace to abort it with",
+                        t.label, router.rollout_id[:12])  # fmt: skip
+            return
+        record = self.host.catalog.rollouts.active(t.system, t.alias)
+        if record is None or record.id != router.rollout_id:
+            return  # it ended meanwhile
+        try:
+            abort(self.workspace, record, reason=reason, action=f"serve_{outcome}")
+        except PermissionDenied as exc:
+            log.warning("%s: cannot abort rollout %s: %s (%s); serving %s only",
+                        t.label, record.id[:12], exc.message, exc.hint,
+                        record.stable_id)  # fmt: skip
+        except AliasConflict:
+            log.info("%s: rollout %s moved on before this server aborted it",
+                     t.label, record.id[:12])  # fmt: skip
+        else:
+            log.warning("%s: rollout %s aborted: %s", t.label, record.id[:12], reason)
+
+    def _weights(self, slot: Slot, routing: Routing | None) -> None:
+        if self.host.metrics is not None:
+            weights = routing.weights if routing is not None else {"main": 1.0}
+            self.host.metrics.rollout_weights(slot.target.system, weights)
+
+    # -- stepping ---------------------------------------------------------------------------
+
+    def step(self) -> list[str]:
+        """Analyse each rollout under way of a followed alias once; the actions other than
+        ``hold`` (and ``idle``), in words."""
+        from regrow.rollout.machine import step
+
+        if self.workspace is None:
+            return []
+        events: list[str] = []
+        targets = dict.fromkeys((s.target.system, s.target.alias) for s in self.host.slots)
+        for system, alias in targets:
+            if alias is None:
+                continue
+            record = self.host.catalog.rollouts.active(system, alias)
+            if record is None:
+                continue
+            try:
+                result = step(self.workspace, record)
+            except PermissionDenied as exc:
+                if not self._denied:
+                    self._denied = True
+                    log.warning("not stepping rollouts: %s; %s", exc.message, _FIX)
+                return events
+            if result.action not in QUIET_ACTIONS:
+                now = result.rollout
+                event = (
+                    f"{system}@{alias}: rollout {now.id[:12]} {result.action} "
+                    f"({now.state}, share {now.share:g}): {now.reason}"
+                )
+                log.info(event)
+                events.append(event)
+        return events
