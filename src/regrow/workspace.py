@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from regrow.plan.policy import Policy
     from regrow.plan_runs import PlanRun
     from regrow.progress import ProgressFn
+    from regrow.refreshing import EnsembleRefresh
     from regrow.run.backends import ExecutorBackend
     from regrow.run.runner import RunEvent, RunResult
     from regrow.run.staleness import ComponentStatus
@@ -626,6 +627,26 @@ class Workspace(GovernanceMixin):
         from regrow.logged import feedback
 
         return feedback(self.catalog, system, labels)
+
+    def refresh(
+        self,
+        ref: str,
+        window: Any,
+        *,
+        add_member: str | None = None,
+        dry_run: bool = False,
+        reason: str = "",
+        policy: Policy | str | os.PathLike[str] | None = None,
+    ) -> EnsembleRefresh:
+        """Refresh the weights of ``ref``'s ensemble on labelled ``window`` (Hedge, fixed share,
+        retirement and re-admission), as a plan to run; see :mod:`regrow.refreshing`."""
+        from regrow.refreshing import refresh_ensemble
+
+        chosen = None if policy is None or dry_run else self._policy(policy)
+        return refresh_ensemble(
+            self, ref, window, add_member=add_member, dry_run=dry_run, reason=reason,
+            policy=chosen,
+        )  # fmt: skip
 
     # -- upkeep -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ module             commands
 ``window``         ``window`` (a window from the prediction log and its labels)
 ``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
 ``rollout``        ``rollout start|status|step|pause|resume|promote|abort|history``
+``refresh``        ``refresh`` (an ensemble's weights from its members' losses on a window)
 ================== ==========================================================================
 
 Modules import only Typer, Rich and light parts of regrow at the top; the workspace, pandas,
@@ -42,6 +43,7 @@ from regrow.cli import governance, users, experiments, reproduce, lineage  # noq
 from regrow.cli import window  # noqa: F401
 from regrow.cli import serve  # noqa: F401
 from regrow.cli import rollout  # noqa: F401
+from regrow.cli import refresh  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

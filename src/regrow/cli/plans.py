@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -36,16 +37,7 @@ policy_app = typer.Typer(help="Check and show policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 
-def _show_plan(plan: Plan, plan_id: str) -> None:
-    verdict = (
-        "escalated to a full retrain"
-        if plan.escalated
-        else "nothing to do"
-        if plan.empty
-        else f"{len(plan.actions)} action(s)"
-    )
-    out.print(f"plan {plan_id[:12]} for {plan.version} on window {plan.window[:12]}: {verdict}")
-    sig = plan.signals
+def _show_signals(sig: Mapping[str, Any]) -> None:
     out.print(
         f"signals: {len(sig.get('drifted_columns', []))}/{sig.get('columns_read', 0)} features "
         f"drifted {sig.get('drifted_columns') or ''}; impact candidates "
@@ -57,6 +49,36 @@ def _show_plan(plan: Plan, plan_id: str) -> None:
             else ""
         )
     )
+
+
+def _show_refresh(record: Mapping[str, Any]) -> None:
+    """A refresh plan's signals: each member's loss and weight before -> after."""
+    losses, before, after = record["losses"], record["before"], record["after"]
+    moves = ", ".join(
+        f"{m} {losses.get(m, float('nan')):.3f}: {before.get(m, 0.0):.3f} -> {w:.3f}"
+        for m, w in after.items()
+    )
+    events = "; ".join(f"{e['member']} {e['kind']}" for e in record.get("events", []))
+    out.print(
+        f"ensemble refresh of {record['ensemble']} ({record['loss']}, weight before -> after): "
+        f"{moves}" + (f"; events: {events}" if events else "")
+    )
+
+
+def _show_plan(plan: Plan, plan_id: str) -> None:
+    verdict = (
+        "escalated to a full retrain"
+        if plan.escalated
+        else "nothing to do"
+        if plan.empty
+        else f"{len(plan.actions)} action(s)"
+    )
+    out.print(f"plan {plan_id[:12]} for {plan.version} on window {plan.window[:12]}: {verdict}")
+    sig = plan.signals
+    if "refresh" in sig:
+        _show_refresh(sig["refresh"])
+    else:
+        _show_signals(sig)
     if plan.actions:
         table = Table(title="actions")
         for col in ("#", "action", "component", "params", "expected gain", "interval",
@@ -204,16 +226,18 @@ def plans_list(
         records = ws.catalog.list_plans(system, limit=limit)
         versions = {r.version_id: ws.catalog.get_system_version(r.version_id).ref for r in records}
     if as_json:
-        print_json([{"id": r.id, "version": versions[r.version_id], "status": r.status,
+        print_json([{"id": r.id, "kind": r.body.get("kind", "plan"),
+                      "version": versions[r.version_id], "status": r.status,
                       "summary": r.body.get("summary"), "created_at": r.created_at.isoformat()}
                      for r in records])  # fmt: skip
         return
     table = Table(title="plans")
-    for col in ("id", "version", "window", "status", "actions", "created"):
+    for col in ("id", "kind", "version", "window", "status", "actions", "created"):
         table.add_column(col)
     for r in records:
         actions = ", ".join((r.body.get("summary") or {}).get("actions", [])) or "-"
-        table.add_row(r.id[:12], versions[r.version_id], r.window_id[:12], r.status, actions,
+        table.add_row(r.id[:12], r.body.get("kind", "plan"), versions[r.version_id],
+                      r.window_id[:12], r.status, actions,
                       r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
     out.print(table)
 

@@ -137,9 +137,10 @@ class Entrant:
 
 @dataclass(frozen=True)
 class RefreshEvent:
-    """One membership change, for the audit log."""
+    """One membership change, or the reserved cap applied to a member (``capped``), for the
+    audit log."""
 
-    kind: Literal["admitted", "readmitted", "retired", "dropped"]
+    kind: Literal["admitted", "readmitted", "retired", "dropped", "capped"]
     member: str
     reason: str
 
@@ -221,12 +222,15 @@ def cross_val_loss(
     *,
     folds: int = 3,
     seed: int = 0,
+    loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, list[C]]:
     """The k-fold error rate of ``fit`` on ``(x, y)``, and the ``folds`` models it fitted.
 
     Rows are shuffled with ``seed`` and split in ``folds`` parts; each model is fitted on the
     other parts and scored on its own. The fold models together can serve as the member (a
-    cross-fitted bag), so the entry weight costs no extra fit.
+    cross-fitted bag), so the entry weight costs no extra fit. ``loss(y_true, y_pred)`` gives
+    each row's loss in [0, 1] (default: 1 for a wrong label), so a regressor's newcomer is
+    scored as :mod:`regrow.refreshing` scores its members.
 
     >>> class Majority:
     ...     def __init__(self, y): self.label = np.bincount(y).argmax()
@@ -244,11 +248,13 @@ def cross_val_loss(
         )
     order = np.random.default_rng(seed).permutation(len(y))
     parts = np.array_split(order, folds)
-    wrong, models = 0, list[C]()
+    wrong, models = 0.0, list[C]()
     for k, test in enumerate(parts):
         train = np.concatenate([p for j, p in enumerate(parts) if j != k])
         model = fit(x[train], y[train])
-        wrong += int(np.sum(model.predict(x[test]) != y[test]))
+        predicted = model.predict(x[test])
+        rows = predicted != y[test] if loss is None else loss(y[test], predicted)
+        wrong += float(np.sum(rows))
         models.append(model)
     return wrong / len(y), models
 
@@ -339,7 +345,16 @@ def refresh(
     experimental = [ages[k] < policy.probation for k in names]
     k = len(names)
     cap = (policy.reserved - policy.alpha * sum(experimental) / k) / (1 - policy.alpha)
-    w = fixed_share(cap_reserved(w, experimental, cap), policy.alpha)
+    capped = cap_reserved(w, experimental, cap)
+    if capped != w:
+        held_exp = sum(x for x, e in zip(w, experimental, strict=True) if e)
+        events.extend(
+            RefreshEvent("capped", name, f"experimental members held {held_exp:.3f}, "
+                         f"over the reserved {policy.reserved:g}")
+            for name, e in zip(names, experimental, strict=True)
+            if e
+        )  # fmt: skip
+    w = fixed_share(capped, policy.alpha)
     members = tuple(
         Member(name, weight, age=ages[name], low=lows[name])
         for name, weight in zip(names, w, strict=True)

@@ -1,0 +1,120 @@
+"""`regrow refresh`: the table, the plan, --run and --dry-run on a real workspace; bad input
+prints an error and a hint, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Ensemble, Member, System, Workspace
+from regrow.testing import run_cli
+
+
+def rows(n: int, seed: int, concept: str) -> pd.DataFrame:
+    x = np.random.default_rng(seed).normal(size=(n, 2))
+    score = {"both": x[:, 0] + x[:, 1], "a": x[:, 0]}[concept]
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": (score > 0).astype(int)})
+
+
+def members(method: str) -> list[Member | Ensemble]:
+    return [
+        Member("a", LogisticRegression(), inputs=["x1"]),
+        Member("b", LogisticRegression(), inputs=["x2"]),
+        Ensemble("ens", weights={"a": 1.0, "b": 1.0}, method=method),  # type: ignore[arg-type]
+    ]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("REGROW_TOKEN", raising=False)
+    home = tmp_path / "ws"
+    with Workspace.init(home) as ws:
+        train = ws.snapshot(rows(300, 0, "both"), name="train")
+        v1 = ws.train(System("toy", target="y", components=members("mean")), train).version
+        ws.catalog.move_alias("toy", "champion", v1.id)
+        ws.train(System("stacked", target="y", components=members("stack")), train)
+        ws.snapshot(rows(200, 1, "a"), name="wa")
+        ws.snapshot(rows(200, 1, "a").drop(columns=["y"]), name="unlabelled")
+        ws.snapshot(rows(200, 1, "a").rename(columns={"x1": "first"}), name="renamed")
+    return home
+
+
+def test_refresh_prints_the_weights_and_the_plan_then_runs_it(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    code, out, err = run_cli(capsys, "refresh", "toy", "--window", "wa", *h)
+    assert code == 0, err
+    assert "ensemble ens of toy:v1" in out
+    assert "0.500 -> 0.95" in out  # member a, the better one on the window
+    assert "0.500 -> 0.04" in out
+    plan_id = out.split("plan ")[1][:12]
+    assert f"regrow run {plan_id}" in out
+    code, out, err = run_cli(capsys, "refresh", "toy:v1", "--window", "wa", "--run", *h)
+    assert code == 0, err
+    assert "new version toy:v2" in out
+    assert "regrow rollout start toy:v2 --mode blend" in out
+    code, out, err = run_cli(capsys, "refresh", "toy:v1", "--window", "wa", "--run", *h)
+    assert code == 0, err
+    assert "the same refresh ran before: version toy:v2" in out
+    code, out, _ = run_cli(capsys, "plans", "show", plan_id, *h)
+    assert "ensemble refresh of 'ens'" in out
+    assert "status: executed" in out
+
+
+def test_a_newcomer_waits_for_approval_and_is_audited(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    code, out, err = run_cli(capsys, "refresh", "toy", "--window", "wa", "--add-member", "a",
+                             "--run", *h)  # fmt: skip
+    assert code == 2
+    assert "needs approval" in err
+    assert "Traceback" not in err
+    code, out, err = run_cli(capsys, "refresh", "toy", "--window", "wa", "--add-member", "a",
+                             "--run", "--approve", "--json", *h)  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["new_version"] == "toy:v2"
+    newcomer = next(m for m in result["members"] if m["member"] == "a_r1")
+    assert newcomer["events"] == ["admitted"]
+    assert 0 < newcomer["after"] <= 0.8  # the policy's reserved share
+    code, out, _ = run_cli(capsys, "audit", *h, "--json")
+    assert code == 0
+    assert "ensemble.admitted" in out
+    assert "ensemble.weights" in out
+
+
+def test_a_dry_run_stores_no_plan(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h = ("--home", str(home))
+    code, out, err = run_cli(capsys, "refresh", "toy", "--window", "wa", "--dry-run", *h)
+    assert code == 0, err
+    assert "dry run: nothing stored" in out
+    code, out, _ = run_cli(capsys, "plans", "list", "--json", *h)
+    assert json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", "--window", "wa"), "unknown version 'nope@champion'"),
+        (("toy", "--window", "unlabelled"), "no target column 'y'"),
+        (("stacked:v1", "--window", "wa"), "is a stack"),
+        (("toy", "--window", "renamed"), "lacks columns ['x1']"),
+        (("toy", "--window", "wa", "--add-member", "ens"), "copies a member"),
+        (("toy", "--window", "wa", "--dry-run", "--run"), "no plan to --run"),
+    ],
+)
+def test_bad_input_prints_an_error_and_a_hint(
+    home: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run_cli(capsys, "refresh", *args, "--home", str(home))
+    assert code == 2
+    assert message in err
+    assert "hint:" in err
+    assert "Traceback" not in err
