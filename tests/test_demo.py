@@ -31,6 +31,10 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     assert summary["promoted"] is True
     # the window it planned on came from serving v1: logged predictions joined with labels
     assert summary["served"]["rows"] == summary["served"]["labels"] == 4000
+    # v2 went live through a canary that the server analysed and promoted by itself
+    assert summary["rollout"]["state"] == "promoted"
+    assert summary["rollout"]["moves"][:2] == ["start", "begin"]
+    assert {"advance", "promote"} <= set(summary["rollout"]["moves"])
     assert summary["seconds"] > 0  # how fast is for benchmarks/, not a test on a busy machine
 
 
@@ -48,7 +52,11 @@ def test_demo_human_output_explains_the_update(
         window = ws.catalog.get_snapshot(result.plan.window)
         assert (window.name, window.rows) == ("churn-served", 2000)  # 2/3 of 3000, all labelled
         served = [e for e in ws.catalog.audit_events() if e.action == "feedback.add"]
-        assert [e.actor for e in served] == ["labeller"] * 2  # 1000 labels per call
+        # 1000 labels per call: two for the window, one per round of the canary
+        assert [e.actor for e in served] == ["labeller"] * (2 + result.rollout["rows"] // 1000)
+        assert result.rollout["state"] == "promoted"
+        promoted = [e for e in ws.catalog.audit_events() if e.action == "rollout.promote"]
+        assert [e.actor for e in promoted] == [ws.identity.name]  # the server's stepper
         assert ws.catalog.get_system_version("churn@champion").ref == "churn:v2"
         lineage = ws.lineage("churn:v2")
         reused = {c["name"] for c in lineage["components"] if c["action"] == "reused"}

@@ -6,13 +6,15 @@ expands into a remote area: distances grow, network quality drops, and how geogr
 churn changes. regrow's monitor finds which columns drifted and which members the drift costs
 loss; the planner probes every member on the labelled recent window and plans the smallest
 update (refit only that member, and the ensemble that combines it); running the plan reuses
-everything else; v2 beats v1 on later data, and is promoted.
+everything else; v2 beats v1 on later data, its reviewer approves it, and a short canary on
+live traffic promotes it.
 
 The recent window comes the way it does in production: v1 is served over the Open Inference
 Protocol (:mod:`regrow.serve`, on a loopback port), the later customers are sent to it, a
 labelling job sends their outcomes back by request id, and the prediction log joined with
-those labels becomes the window that is monitored and planned on. When v2 is promoted the
-server follows the alias and swaps to it.
+those labels becomes the window that is monitored and planned on. The canary
+(:mod:`regrow._demo_canary`) runs on the same server: it routes a share of requests to v2,
+analyses the labelled outcomes itself and promotes v2; the server then serves v2 to everyone.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from regrow._demo_canary import canary
 from regrow._demo_serving import send_labels, send_rows, served_version
 from regrow.catalog.records import SnapshotRecord
 from regrow.components.base import Ensemble, Member, Transform
@@ -155,6 +158,7 @@ class DemoResult:
     gates: tuple[GateResult, ...] = ()
     approvals: list[str] = field(default_factory=list)  # who approved v2 for champion
     served: dict[str, Any] = field(default_factory=dict)  # the traffic the window came from
+    rollout: dict[str, Any] = field(default_factory=dict)  # the canary that promoted v2
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary `regrow demo --json` ends with."""
@@ -168,6 +172,7 @@ class DemoResult:
             "gates": {g.name: g.status for g in self.gates},
             "approved_by": self.approvals,
             "served": self.served,
+            "rollout": self.rollout,
             "seconds": round(self.seconds, 2),
         }
 
@@ -217,6 +222,7 @@ def run_demo(
     seed: int = 0,
     rows: int = 20_000,
     new_rows: int = 6_000,
+    canary_rows: int = 6_000,
     workers: int | None = None,
     progress: Callable[[RunEvent], None] | None = None,
     say: Callable[[str], None] = lambda _msg: None,
@@ -229,7 +235,7 @@ def run_demo(
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"the demo's seed must be an int >= 0 (got {seed!r})")
     with threadpool_limits(1):
-        return _run_demo(ws, seed, rows, new_rows, workers, progress, say)
+        return _run_demo(ws, seed, rows, new_rows, canary_rows, workers, progress, say)
 
 
 def _run_demo(
@@ -237,6 +243,7 @@ def _run_demo(
     seed: int,
     rows: int,
     new_rows: int,
+    canary_rows: int,
     workers: int | None,
     progress: Callable[[RunEvent], None] | None,
     say: Callable[[str], None],
@@ -255,8 +262,8 @@ def _run_demo(
     try:
         with _labeller(ws) as labeller:
             return _scenario(
-                ws, reviewer, labeller, v1, seed, new_rows, workers, progress, say,
-                started, steps,
+                ws, reviewer, labeller, v1, seed, (new_rows, canary_rows), workers, progress,
+                say, started, steps,
             )  # fmt: skip
     finally:
         reviewer.revoke_token(token_id)  # the demo's token is not left lying around
@@ -269,13 +276,14 @@ def _scenario(
     labeller: str,
     v1: RunResult,
     seed: int,
-    new_rows: int,
+    sizes: tuple[int, int],
     workers: int | None,
     progress: Callable[[RunEvent], None] | None,
     say: Callable[[str], None],
     started: float,
     steps: list[tuple[str, float]],
 ) -> DemoResult:
+    new_rows, canary_rows = sizes
     say(
         f"trained {v1.version.ref} ({len(v1.trained)} components) as {ws.identity.name!r}; "
         f"champion is protected: {REVIEWER!r} (approver) reviews it"
@@ -290,7 +298,7 @@ def _scenario(
     t0 = time.perf_counter()
     later = make_window(new_rows, start="2026-07-01", days=61, seed=seed + 1, expanded=True)
     cut = int(len(later) * 2 / 3)
-    settings = ServeSettings(poll_seconds=0.5, log_flush_seconds=1.0)
+    settings = ServeSettings(poll_seconds=0.5, log_flush_seconds=1.0, rollout_step_seconds=0.5)
     server = create_app(ws, settings, models=["churn@champion"])
     with running(server) as url:
         since = datetime.now(UTC)
@@ -313,9 +321,18 @@ def _scenario(
             ws, reviewer, v1, recent, later.iloc[cut:], workers, progress, say,
             started, steps,
         )  # fmt: skip
+        if result.verdict == "blessed":
+            t0 = time.perf_counter()
+            live = make_window(canary_rows, start="2026-09-01", days=30, seed=seed + 2,
+                               expanded=True)  # fmt: skip
+            flush = server.state.regrow.predictions.flush
+            result.rollout = canary(ws, url, labeller, result.v2, live, flush, say)
+            result.promoted = result.rollout["state"] == "promoted"
+            _step(steps, "canary", t0)
         if result.promoted:
             seconds = served_version(url, "churn", result.v2)
-            say(f"the server followed champion to {result.v2} {seconds:.1f} s after the promotion")
+            say(f"the rollout promoted {result.v2}; the server serves it to every request "
+                f"{seconds:.1f} s later")  # fmt: skip
         result.served = {"rows": len(ids), "labels": received, "window": recent.id[:12]}
         result.seconds = time.perf_counter() - started
         return result
@@ -371,9 +388,7 @@ def _update(
     if comparison.verdict == "blessed":
         approval = reviewer.approve(update.version.ref, "champion", note="demo: gates passed")
         approvals.append(approval.approver)
-        say(f"{REVIEWER!r} approved {update.version.ref}")
-        ws.promote(update.version.ref, "champion", reason="; ".join(comparison.reasons))
-        promoted = True
+        say(f"{REVIEWER!r} approved {update.version.ref} for champion, once live traffic agrees")
     return DemoResult(
         home=str(ws.home),
         v1=v1.version.ref,
