@@ -130,7 +130,7 @@ def _evaluate(
             members = outputs.member_outputs(model, rows, snapshot=snap.id)
         else:
             members = model.member_outputs(rows)
-        return np.asarray(model.output_of(members), dtype=float)
+        return np.asarray(model.output_of(members, rows), dtype=float)
 
     with timer.step("predict", total=1 + (base is not None)) as step:
         scores = []

@@ -50,6 +50,7 @@ class FittedSystem:
             raise SystemSpecError(f"version {ref or self.name!r} has no member to predict with")
         self._members = {c.spec.name: c for c in members}
         self._ensemble = ensembles[0] if ensembles else None
+        self._check_gate()
         classes: set[Any] = set()
         for m in members:
             classes.update(m.info.get("classes", []))
@@ -75,17 +76,33 @@ class FittedSystem:
         system.definition_file = spec.get("definition_file")
         return system
 
+    def _read_columns(self) -> set[str]:
+        """The raw columns the members and transforms read."""
+        read: set[str] = set()
+        for c in self.components.values():
+            if not isinstance(c.spec, Ensemble):
+                read.update(i for i in c.spec.inputs if i not in self.components)
+        return read
+
+    def _check_gate(self) -> None:
+        spec = self._ensemble.spec if self._ensemble is not None else None
+        if not isinstance(spec, Ensemble) or spec.method != "gate":
+            return
+        unread = [c for c in spec.gate_columns if c not in self._read_columns()]
+        if unread:
+            raise SystemSpecError(
+                f"the gate rules of {spec.name!r} read columns {unread} that no member reads",
+                hint="rules route by the system's inputs: add the column to a member's inputs "
+                f"(the members read {sorted(self._read_columns())})",
+            )
+
     def _check(self, frame: pd.DataFrame) -> None:
         if not isinstance(frame, pd.DataFrame):
             raise DataError(
                 f"predict takes a pandas DataFrame (got a {type(frame).__name__})",
                 hint="convert it first, e.g. pd.DataFrame(rows)",
             )
-        needed: set[str] = set()
-        for c in self.components.values():
-            if not isinstance(c.spec, Ensemble):
-                needed.update(i for i in c.spec.inputs if i not in self.components)
-        missing = sorted(needed - set(frame.columns))
+        missing = sorted(self._read_columns() - set(frame.columns))
         if missing:
             raise DataError(
                 f"the data lacks columns {missing} that {self.ref or self.name!r} reads",
@@ -104,19 +121,32 @@ class FittedSystem:
         outputs = self.member_outputs(frame)
         if self._ensemble is None:
             return next(iter(outputs.values()))
+        return self._combine(outputs, frame)
+
+    def _combine(self, outputs: Mapping[str, np.ndarray], frame: pd.DataFrame | None) -> np.ndarray:
+        assert self._ensemble is not None
         spec = self._ensemble.spec
         assert isinstance(spec, Ensemble)
-        return combine(spec, outputs, self.classes_, self._ensemble.estimator)
+        return combine(spec, outputs, self.classes_, self._ensemble.estimator, frame=frame,
+                       upstream=self.components)  # fmt: skip
 
-    def output_of(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    @property
+    def gated(self) -> bool:
+        """Whether the ensemble is a gate: it needs the rows, not only the members' outputs."""
+        spec = self._ensemble.spec if self._ensemble is not None else None
+        return isinstance(spec, Ensemble) and spec.method == "gate"
+
+    def output_of(
+        self, outputs: Mapping[str, np.ndarray], frame: pd.DataFrame | None = None
+    ) -> np.ndarray:
         """The system's output from its members' ``outputs``: what :meth:`predict_proba`
-        (classification) or :meth:`predict` (regression) returns, without predicting again."""
+        (classification) or :meth:`predict` (regression) returns, without predicting again.
+
+        A gated ensemble also needs the rows' input columns, ``frame`` (see :attr:`gated`)."""
         if self._ensemble is None:
             out = np.asarray(outputs[next(iter(self._members))])
         else:
-            spec = self._ensemble.spec
-            assert isinstance(spec, Ensemble)
-            out = combine(spec, outputs, self.classes_, self._ensemble.estimator)
+            out = self._combine(outputs, frame)
         if self.classes_ is None:
             return out
         total = out.sum(axis=1, keepdims=True)

@@ -285,8 +285,8 @@ def _bindings(
         changed = (
             updates or fresh or any(a.kind in ("add-member", "retire-member") for a in plan.actions)
         )
-        if ens is not None and ens.method == "stack" and changed:
-            fresh.add(ens.name)  # a stack learns from its members: refit it on the window
+        if ens is not None and ens.learns_from_data and changed:
+            fresh.add(ens.name)  # a stack (or learned gate) learns from its members: refit it
     return partial_bindings(
         services.catalog, system, base, data, run_seed, fresh=fresh, updates=updates
     )

@@ -213,12 +213,14 @@ def _mean_ensemble(ens: Ensemble | None, ref: str) -> Ensemble:
             f"{ref} has no ensemble: there are no members' weights to refresh",
             hint="add an Ensemble of two or more members (method 'mean' or 'vote') to the system",
         )
-    if ens.method == "stack":
+    if ens.method in ("stack", "gate"):
+        what = "learns its combination" if ens.method == "stack" else "routes rows by its gate"
         raise PlanError(
-            f"the ensemble {ens.name!r} of {ref} is a stack: it learns its combination, it "
-            "has no weights to refresh",
-            hint=f"plan an update with `regrow plan --version {ref} --window ...` (it refits "
-            "the stack), or define the ensemble with method='mean' or 'vote'",
+            f"the ensemble {ens.name!r} of {ref} is a {ens.method}: it {what}, it has no "
+            "weights to refresh",
+            hint=f"plan an update with `regrow plan --version {ref} --window ...`"
+            if ens.method == "stack"
+            else f"refit its members with `regrow update {ref} --snapshot WINDOW -c MEMBER`",
         )
     return ens
 

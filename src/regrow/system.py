@@ -101,6 +101,7 @@ class System:
         self._components: dict[str, Component] = {}
         for component in components:
             self.add(component)
+        self._check_gate()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -128,6 +129,21 @@ class System:
             )
         self._components[component.name] = component
         return self
+
+    def _check_gate(self) -> None:
+        """A gate's rules read columns the members read: requests carry only those."""
+        ens = self.ensemble
+        if ens is None or not ens.gate_columns:
+            return
+        read = {c for comp in self._components.values() for c in self.direct_columns(comp.name)}
+        unread = [c for c in ens.gate_columns if c not in read or c == self.target]
+        if unread:
+            raise SystemSpecError(
+                f"the gate of ensemble {ens.name!r} reads {unread}, which no member or "
+                "transform reads",
+                hint="gate on columns the members read (requests carry only those), or add "
+                "the column to a member's inputs",
+            )
 
     def replace(self, component: Component) -> System:
         """A copy of the system with ``component`` replacing the one of the same name."""

@@ -29,7 +29,8 @@ __all__ = ["Component", "Ensemble", "Member", "Transform"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
-EnsembleMethod = Literal["mean", "vote", "stack"]
+EnsembleMethod = Literal["mean", "vote", "stack", "gate"]
+GateKind = Literal["rules", "learned"]
 
 
 def _check_name(name: object, what: str) -> str:
@@ -188,7 +189,8 @@ class Member(_Fitted):
 
 
 class Ensemble(Component):
-    """Combines members: a weighted mean of probabilities (or values), a weighted vote, or a stack.
+    """Combines members: a weighted mean of probabilities (or values), a weighted vote, a stack,
+    or a gate.
 
     ``members`` defaults to the keys of ``weights``; weights default to equal. Weights are
     explicit and part of the recipe: changing one gives the ensemble a new fingerprint.
@@ -197,8 +199,21 @@ class Ensemble(Component):
     values (regression) or a logistic regression on their log-probabilities (classification),
     fitted on the rows the ensemble is bound to. Members with weight 0 are left out of it. A
     stack suits members that each model part of the signal (one per feature group), whose
-    outputs add up rather than average. The members' outputs it learns from are in-sample, so
-    members that overfit their training rows get a little too much weight.
+    outputs add up rather than average. The members' outputs it learns from are cross-fitted
+    when the members were fitted on the same rows.
+
+    ``method="gate"`` gives each row the output of one member (see docs/gating.md; weights do
+    not apply). With ``gates={member: expression}`` (pandas query expressions over the columns
+    the system reads, tried in order) a row goes to the first member whose rule holds, else to
+    ``default``. With ``gate="learned"`` a small classifier fitted on cross-fitted member
+    outputs weighs the members row by row (a mixture of experts).
+
+    >>> e = Ensemble("e", ["young", "adult"], method="gate", gates={"young": "age < 18"},
+    ...              default="adult")
+    >>> e.gate, e.gates, e.gate_columns
+    ('rules', (('young', 'age < 18'),), ['age'])
+    >>> Ensemble("e", ["a", "b"], method="gate", gate="learned").learns_from_data
+    True
     """
 
     kind: ClassVar[str] = "ensemble"
@@ -210,43 +225,39 @@ class Ensemble(Component):
         *,
         weights: Mapping[str, float] | None = None,
         method: EnsembleMethod = "mean",
+        gates: Mapping[str, str] | None = None,
+        default: str | None = None,
+        gate: GateKind | None = None,
         code_version: str | None = None,
     ) -> None:
         if members is None:
-            if not weights:
-                raise SystemSpecError(
-                    f"ensemble {name!r} names no members",
-                    hint="pass members=[...] or weights={member: weight}",
-                )
-            members = list(weights)
+            members = _implied_members(name, weights, gates, default)
         super().__init__(name, members, code_version=code_version)
-        if method not in ("mean", "vote", "stack"):
+        if method not in ("mean", "vote", "stack", "gate"):
             raise SystemSpecError(
                 f"ensemble {name!r}: unknown method {method!r}",
-                hint="use 'mean', 'vote' or 'stack'",
+                hint="use 'mean', 'vote', 'stack' or 'gate'",
             )
         self.method: EnsembleMethod = method
-        given = dict(weights) if weights is not None else dict.fromkeys(self.inputs, 1.0)
-        unknown = sorted(set(given) - set(self.inputs))
-        if unknown:
-            raise SystemSpecError(
-                f"ensemble {name!r} weights members it does not combine: {unknown}",
-                hint=f"its members are {list(self.inputs)}",
-            )
-        unweighted = [m for m in self.inputs if m not in given]
-        if unweighted:
-            raise SystemSpecError(
-                f"ensemble {name!r} gives no weight to members {unweighted}",
-                hint="weigh every member (0 keeps a member without effect)",
-            )
-        for member, w in given.items():
-            if not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0:
+        self.gate: GateKind | None = None
+        self.gates: tuple[tuple[str, str], ...] = ()
+        self.default: str | None = None
+        if method == "gate":
+            if weights is not None:
                 raise SystemSpecError(
-                    f"ensemble {name!r}: weight of {member!r} must be a number >= 0 (got {w!r})"
+                    f"gated ensemble {name!r} takes no weights (got {dict(weights)!r})",
+                    hint="a gate gives each row to a member; leave weights out",
                 )
-        if sum(given.get(m, 0.0) for m in self.inputs) <= 0:
-            raise SystemSpecError(f"ensemble {name!r}: weights sum to 0", hint="give a weight > 0")
-        self.weights: dict[str, float] = {m: float(given.get(m, 0.0)) for m in self.inputs}
+            self.gate, self.gates, self.default = _check_gate(
+                name, self.inputs, gate, gates, default
+            )
+        elif gates is not None or default is not None or gate is not None:
+            raise SystemSpecError(
+                f"ensemble {name!r}: gates, default and gate apply to method='gate' only "
+                f"(method is {method!r})",
+                hint="pass method='gate'",
+            )
+        self.weights: dict[str, float] = _check_weights(name, self.inputs, weights)
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -255,16 +266,124 @@ class Ensemble(Component):
 
     @property
     def learns_from_data(self) -> bool:
-        """Only a stack is fitted on rows; a mean or a vote has nothing to learn."""
-        return self.method == "stack"
+        """A stack and a learned gate are fitted on rows; a mean, a vote or rules are not."""
+        return self.method == "stack" or self.gate == "learned"
+
+    @property
+    def gate_columns(self) -> list[str]:
+        """The columns the gate rules read (none for other methods)."""
+        from regrow.components.gating import rule_columns
+
+        cols: list[str] = []
+        for member, expression in self.gates:
+            cols += [c for c in rule_columns(expression, member=member) if c not in cols]
+        return cols
 
     def recipe(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"method": self.method, "weights": self.weights}
+        if self.method == "gate":
+            # Rules as a list: their order decides which member takes a row.
+            params = {"method": "gate", "gate": self.gate, "gates": [list(g) for g in self.gates],
+                      "default": self.default}  # fmt: skip
         return {
             "kind": self.kind,
             "class": "regrow.Ensemble",
-            "params": {"method": self.method, "weights": self.weights},
+            "params": params,
             "inputs": list(self.inputs),
         }
 
     def __repr__(self) -> str:
+        if self.gate == "learned":
+            return f"Ensemble({self.name!r}, {list(self.inputs)!r}, method='gate', gate='learned')"
+        if self.method == "gate":
+            return (
+                f"Ensemble({self.name!r}, {list(self.inputs)!r}, method='gate', "
+                f"gates={dict(self.gates)!r}, default={self.default!r})"
+            )
         return f"Ensemble({self.name!r}, weights={self.weights!r}, method={self.method!r})"
+
+
+def _implied_members(
+    name: str,
+    weights: Mapping[str, float] | None,
+    gates: Mapping[str, str] | None,
+    default: str | None,
+) -> list[str]:
+    """The members an ensemble names through its weights, or its gates and default."""
+    if weights:
+        return list(weights)
+    if gates:
+        return [*gates, *([default] if default is not None and default not in gates else [])]
+    raise SystemSpecError(
+        f"ensemble {name!r} names no members",
+        hint="pass members=[...] or weights={member: weight}",
+    )
+
+
+def _check_weights(
+    name: str, members: tuple[str, ...], weights: Mapping[str, float] | None
+) -> dict[str, float]:
+    given = dict(weights) if weights is not None else dict.fromkeys(members, 1.0)
+    unknown = sorted(set(given) - set(members))
+    if unknown:
+        raise SystemSpecError(
+            f"ensemble {name!r} weights members it does not combine: {unknown}",
+            hint=f"its members are {list(members)}",
+        )
+    unweighted = [m for m in members if m not in given]
+    if unweighted:
+        raise SystemSpecError(
+            f"ensemble {name!r} gives no weight to members {unweighted}",
+            hint="weigh every member (0 keeps a member without effect)",
+        )
+    for member, w in given.items():
+        if not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0:
+            raise SystemSpecError(
+                f"ensemble {name!r}: weight of {member!r} must be a number >= 0 (got {w!r})"
+            )
+    if sum(given.get(m, 0.0) for m in members) <= 0:
+        raise SystemSpecError(f"ensemble {name!r}: weights sum to 0", hint="give a weight > 0")
+    return {m: float(given.get(m, 0.0)) for m in members}
+
+
+def _check_gate(
+    name: str,
+    members: tuple[str, ...],
+    gate: object,
+    gates: Mapping[str, str] | None,
+    default: str | None,
+) -> tuple[GateKind, tuple[tuple[str, str], ...], str | None]:
+    """Validate a gate's settings: ``gate="learned"``, or rules and a default member."""
+    from regrow.components.gating import rule_columns
+
+    if gate == "learned":
+        if gates is not None or default is not None:
+            raise SystemSpecError(
+                f"gated ensemble {name!r}: a learned gate takes no gates or default",
+                hint="pass gate='learned' alone, or rules: gates={member: expression}",
+            )
+        return "learned", (), None
+    if gate not in (None, "rules"):
+        raise SystemSpecError(
+            f"gated ensemble {name!r}: unknown gate {gate!r}", hint="use 'rules' or 'learned'"
+        )
+    if not isinstance(gates, Mapping) or not gates:
+        raise SystemSpecError(
+            f"gated ensemble {name!r} has no rules (got gates={gates!r})",
+            hint="pass gates={member: pandas expression} and default=<member>, or gate='learned'",
+        )
+    for member in [*gates, *([default] if default is not None else [])]:
+        if member not in members:
+            raise SystemSpecError(
+                f"gated ensemble {name!r} routes rows to {member!r}, which it does not combine",
+                hint=f"its members are {list(members)}",
+            )
+    unused = [m for m in members if m not in gates and m != default]
+    if unused:
+        raise SystemSpecError(
+            f"gated ensemble {name!r} sends no rows to members {unused}",
+            hint="give each member a rule, or make one the default",
+        )
+    for member, expression in gates.items():
+        rule_columns(expression, member=member)
+    return "rules", tuple((m, e) for m, e in gates.items()), default

@@ -24,6 +24,7 @@ import pandas as pd
 
 from regrow.components.adapters import adapter_for
 from regrow.components.base import Component, Ensemble, Member, Transform
+from regrow.components.gating import fit_gate, gated, numeric_columns
 from regrow.errors import ComponentError, DataError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "feature_frame",
     "fit_component",
     "fit_stacker",
+    "gate_features",
     "member_output",
     "stack_output",
 ]
@@ -123,11 +125,15 @@ def fit_component(
     of the other members on these rows (:mod:`regrow.components.outputs`).
     """
     if isinstance(spec, Ensemble):
-        if spec.method == "stack":
-            return _fit_stack(
+        if spec.learns_from_data:
+            fit = _fit_stack if spec.method == "stack" else _fit_gate
+            return fit(
                 spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample,
                 known=known,
             )  # fmt: skip
+        if spec.method == "gate":
+            info: dict[str, Any] = {"method": "gate", "gate": "rules", "default": spec.default}
+            return FittedComponent(spec, None, {**info, "gates": [list(g) for g in spec.gates]})
         return FittedComponent(spec, None, {"weights": spec.weights, "method": spec.method})
     if not isinstance(spec, Transform | Member):
         raise ComponentError(f"cannot fit {spec!r}: unknown component kind {spec.kind!r}")
@@ -142,7 +148,7 @@ def fit_component(
             f"{spec.kind} {spec.name!r} failed to fit: {type(exc).__name__}: {exc}",
             hint="check its inputs and parameters",
         ) from exc
-    info: dict[str, Any] = {"adapter": adapter.name, "n_rows": len(frame)}
+    info = {"adapter": adapter.name, "n_rows": len(frame)}
     if isinstance(spec, Transform):
         if hasattr(estimator, "get_feature_names_out"):
             names = [str(n) for n in estimator.get_feature_names_out()]
@@ -239,31 +245,32 @@ def _cross_fitted(
     return out
 
 
-def _fit_stack(
+def _training_outputs(
     spec: Ensemble,
     frame: pd.DataFrame,
     *,
     target: str,
     upstream: Mapping[str, FittedComponent],
     seed: int,
-    in_sample: Sequence[str] = (),
-    known: KnownOutputs | None = None,
-) -> FittedComponent:
-    """Fit the stacker on the members' outputs for ``frame``.
+    in_sample: Sequence[str],
+    known: KnownOutputs | None,
+) -> tuple[dict[str, np.ndarray], list[Any] | None]:
+    """The members' outputs on ``frame`` to fit a stack or a learned gate on, and the classes.
 
     Members in ``in_sample`` were fitted on these very rows: their in-sample outputs are too
-    good (a boosted member nearly reproduces its training targets), and a stacker fitted on
+    good (a boosted member nearly reproduces its training targets), and a combiner fitted on
     them trusts them too much. Their outputs are cross-fitted instead: two copies, each fitted
     on half the rows, predict the other half (as scikit-learn's stacking does with ``cv``).
     The other members' outputs are read as float32 keeps them (from ``known`` when it holds
-    the rows, else predicted), so the stack is the same whether or not they were stored.
+    the rows, else predicted), so the fit is the same whether or not they were stored.
+    Members with weight 0 are left out.
     """
     from regrow.components.outputs import KnownOutputs
 
     missing = [m for m in spec.members if m not in upstream]
     if missing or target not in frame.columns:
         raise ComponentError(
-            f"stacked ensemble {spec.name!r} needs its fitted members {missing} and the "
+            f"{spec.method} ensemble {spec.name!r} needs its fitted members {missing} and the "
             f"target {target!r} to fit",
             hint="bind the ensemble to a snapshot that holds the members' inputs and target",
         )
@@ -281,6 +288,23 @@ def _fit_stack(
             outputs[m] = _cross_fitted(upstream[m], frame, target, transforms, classes, seed)
         else:
             outputs[m] = stored.output(m, frame, upstream, classes)
+    return outputs, classes
+
+
+def _fit_stack(
+    spec: Ensemble,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    upstream: Mapping[str, FittedComponent],
+    seed: int,
+    in_sample: Sequence[str] = (),
+    known: KnownOutputs | None = None,
+) -> FittedComponent:
+    """Fit the stacker on the members' (cross-fitted) outputs for ``frame``."""
+    outputs, classes = _training_outputs(
+        spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample, known=known
+    )
     stacker = fit_stacker(stack_features(spec, outputs), frame[target].to_numpy(), classes)
     info: dict[str, Any] = {
         "method": "stack",
@@ -295,23 +319,79 @@ def _fit_stack(
     return FittedComponent(spec, stacker, info)
 
 
+def gate_features(
+    ensemble: Ensemble, frame: pd.DataFrame, upstream: Mapping[str, FittedComponent]
+) -> pd.DataFrame:
+    """A learned gate's inputs: the numeric columns of the members' feature frames, each once.
+
+    ``upstream`` holds the fitted members and the transforms they read.
+    """
+    transforms = {n: f for n, f in upstream.items() if f.spec.kind == "transform"}
+    frames = [feature_frame(upstream[m].spec, frame, transforms) for m in ensemble.members]
+    return numeric_columns(frames)
+
+
+def _fit_gate(
+    spec: Ensemble,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    upstream: Mapping[str, FittedComponent],
+    seed: int,
+    in_sample: Sequence[str] = (),
+    known: KnownOutputs | None = None,
+) -> FittedComponent:
+    """Fit a learned gate on the members' (cross-fitted) outputs for ``frame``."""
+    outputs, classes = _training_outputs(
+        spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample, known=known
+    )
+    features = gate_features(spec, frame, upstream)
+    gate = fit_gate(
+        spec.members, outputs, features, frame[target].to_numpy(), classes, seed=seed,
+        ensemble=spec.name,
+    )  # fmt: skip
+    info: dict[str, Any] = {
+        "method": "gate",
+        "gate": "learned",
+        "n_rows": len(frame),
+        "cross_fitted": sorted(m for m in in_sample if m in outputs),
+        "columns": gate.columns,
+        "share": gate.weights(features).mean(axis=0).round(6).tolist() if len(frame) else [],
+    }
+    if classes is not None:
+        info["classes"] = classes
+    return FittedComponent(spec, gate, info)
+
+
 def combine(
     ensemble: Ensemble,
     outputs: Mapping[str, np.ndarray],
     classes: list[Any] | None,
     stacker: Any = None,
+    *,
+    frame: pd.DataFrame | None = None,
+    upstream: Mapping[str, FittedComponent] | None = None,
 ) -> np.ndarray:
-    """Combine member outputs: weighted mean of probabilities/values, weighted vote, or stack.
+    """Combine member outputs: weighted mean of probabilities/values, weighted vote, stack or
+    gate.
 
     For classification ``outputs`` holds each member's probability matrix (columns in
     ``classes`` order) and the result is the combined probability matrix; for a vote, each
     member's argmax counts with its weight. For regression, a weighted mean of values. A stack
-    applies ``stacker``, the fitted linear model of the ensemble's version.
+    applies ``stacker``, the fitted linear model of the ensemble's version. A gate reads the
+    rows themselves: ``frame`` (the raw input columns) and, for a learned gate (``stacker``
+    is then its :class:`~regrow.components.gating.LearnedGate`), ``upstream``, the fitted
+    members and transforms.
     """
     if ensemble.method == "stack":
         if stacker is None:
             raise ComponentError(f"stacked ensemble {ensemble.name!r} is not fitted")
         return stack_output(stacker, stack_features(ensemble, outputs), classes)
+    if ensemble.method == "gate":
+        features = None
+        if ensemble.gate == "learned" and frame is not None and upstream is not None:
+            features = gate_features(ensemble, frame, upstream)
+        return gated(ensemble, outputs, stacker, frame, features)
     weights = np.array([ensemble.weights[m] for m in ensemble.members], dtype=float)
     weights = weights / weights.sum()
     stacked = np.stack([np.asarray(outputs[m], dtype=float) for m in ensemble.members])

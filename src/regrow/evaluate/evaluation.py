@@ -119,7 +119,7 @@ def compare(
         members = outputs(model, rows) if outputs is not None and rows is frame else None
         if members is None:
             members = model.member_outputs(rows)
-        return np.asarray(model.output_of(members), dtype=float)
+        return np.asarray(model.output_of(members, rows), dtype=float)
 
     ctx = GateContext.of(
         candidate, baseline, frame, metric=metric, slices=dict(slices or {}), n_boot=n_boot,

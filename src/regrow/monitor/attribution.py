@@ -168,7 +168,7 @@ def _measured(task: str, out: Array, labels: Array) -> Array:
 def _outputs(model: FittedSystem, frame: pd.DataFrame, outputs: OutputsFn) -> dict[str, Array]:
     """Each member's output and the system's (combined from them, not predicted again)."""
     outs = dict(outputs(frame))
-    outs[model.name] = model.output_of(outs)
+    outs[model.name] = model.output_of(outs, frame)
     return outs
 
 
@@ -215,7 +215,7 @@ class _Context:
                 for m in moved:
                     fc = model.components[m]
                     outs[m] = rounded(member_output(fc, cf, transforms, model.classes_))
-                outs[model.name] = model.output_of(outs)
+                outs[model.name] = model.output_of(outs, cf)
                 runs.append((cf, outs))
                 if self.step is not None:
                     self.step.advance()

@@ -276,7 +276,7 @@ def performance_report(
     y = _labels(model, labelled[model.target])
     members = dict(outputs(labelled)) if outputs is not None else model.member_outputs(labelled)
     scored: dict[str, tuple[str, Array]] = {m: ("member", out) for m, out in members.items()}
-    scored[model.name] = ("system", model.output_of(members))
+    scored[model.name] = ("system", model.output_of(members, labelled))
     rows: list[PerformanceRow] = []
     for scope, group, idx in _groups(labelled, slices or {}, time_column, freq):
         for i, (component, (kind, out)) in enumerate(scored.items()):

@@ -219,7 +219,7 @@ class Reweight(Action):
 
     def apply(self, system: System) -> System:
         ens = system[self.component]
-        if not isinstance(ens, Ensemble) or ens.method == "stack" or not self.weights:
+        if not isinstance(ens, Ensemble) or ens.method not in ("mean", "vote") or not self.weights:
             return system
         new = Ensemble(
             ens.name,
@@ -286,6 +286,7 @@ class AddMember(Action):
         if system is not None:
             if not isinstance(system[self.component], Member):
                 raise PlanError(f"add-member copies a member; {self.component!r} is not one")
+            _not_gated(system, self.kind)
             if self.new_name in system:
                 raise PlanError(
                     f"add-member: the system already has a component {self.new_name!r}",
@@ -326,11 +327,22 @@ class RetireMember(Action):
         if system is not None:
             if not isinstance(system[self.component], Member):
                 raise PlanError(f"retire-member: {self.component!r} is not a member")
+            _not_gated(system, self.kind)
             if len(system.members) < 2:
                 raise PlanError(
                     f"cannot retire {self.component!r}: it is the system's only member",
                     hint="refit it, or retrain the system",
                 )
+
+
+def _not_gated(system: System, kind: str) -> None:
+    """A gated ensemble's rules name its members: adding or removing one is a design change."""
+    ens = system.ensemble
+    if ens is not None and ens.method == "gate":
+        raise PlanError(
+            f"{kind} cannot change the gated ensemble {ens.name!r}: its rules name its members",
+            hint="edit the system's gate (its members and rules) and train it again",
+        )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import pandas as pd
 from regrow.components.base import Ensemble
 from regrow.components.fitted import fit_component, fit_stacker, stack_features, stack_output
 from regrow.components.outputs import OutputsFn
+from regrow.errors import PlanError
 from regrow.model import FittedSystem
 from regrow.plan.domain import DomainCheck, domain_check
 from regrow.plan.gains import Diagnosis, Gain, Move, mean_weights, row_losses, verdict
@@ -158,6 +159,14 @@ def diagnose(
     ensemble_fc = next((c for c in model.components.values() if isinstance(c.spec, Ensemble)), None)
     ensemble = ensemble_fc.spec if ensemble_fc is not None else None
     assert ensemble is None or isinstance(ensemble, Ensemble)
+    if ensemble is not None and ensemble.method == "gate":
+        # The probes score member outputs alone; a gate also reads the rows it routes.
+        raise PlanError(
+            f"the probes cannot yet weigh updates under the gated ensemble {ensemble.name!r}",
+            hint="refit the members that drifted on the window (`regrow update VERSION "
+            "--snapshot WINDOW -c MEMBER`; a learned gate is refitted with them), or retrain "
+            "(`regrow train FILE.py:NAME --snapshot WINDOW`)",
+        )
     member_fcs = {n: c for n, c in model.components.items() if c.spec.kind == "member"}
     transforms = {n: c for n, c in model.components.items() if c.spec.kind == "transform"}
     probe_names = [m for m in (members or list(member_fcs)) if m in member_fcs]
@@ -290,7 +299,7 @@ def diagnose(
         cpu_seconds=time.process_time() - cpu0,
         weights=(
             search.mean_weights(state)
-            if ensemble is not None and ensemble.method != "stack" and state.reweight
+            if ensemble is not None and ensemble.method in ("mean", "vote") and state.reweight
             else None
         ),
     )

@@ -50,7 +50,8 @@ def component_output(
         return member_output(fitted, frame, transforms, classes)
     members = fitted.spec.members
     outputs = {m: member_output(chain[m], frame, transforms, classes) for m in members}
-    return np.asarray(combine(fitted.spec, outputs, classes, fitted.estimator), dtype=float)
+    combined = combine(fitted.spec, outputs, classes, fitted.estimator, frame=frame, upstream=chain)
+    return np.asarray(combined, dtype=float)
 
 
 def _classes(chain: Mapping[str, FittedComponent]) -> list[Any] | None:

@@ -229,8 +229,15 @@ def _from_recipe(name: str, recipe: Mapping[str, Any], code_version: Any) -> Com
     kind, params, inputs = recipe.get("kind"), recipe.get("params") or {}, recipe.get("inputs")
     cv = code_version if isinstance(code_version, str) else None
     try:
-        if kind == "ensemble":
+        if kind == "ensemble" and params.get("method") == "gate":
+            gates = params.get("gates")
             component: Component = Ensemble(
+                name, inputs, method="gate", gate=params.get("gate"),
+                gates=dict(gates) if gates else None, default=params.get("default"),
+                code_version=cv,
+            )  # fmt: skip
+        elif kind == "ensemble":
+            component = Ensemble(
                 name, inputs, weights=params.get("weights"), method=params.get("method", "mean"),
                 code_version=cv,
             )  # fmt: skip

@@ -13,7 +13,9 @@ The estimators are shallow copies without ``feature_names_in_`` (the fitted stat
 not copied): the columns are put in the order those names say, so the check is done once,
 here, instead of on every call. :func:`direct_path` builds one only if it gives the system's
 own outputs on the golden set (to 1e-9), without a warning (a pipeline whose steps want their
-feature names does not qualify); otherwise the version is scored through the system.
+feature names does not qualify); otherwise the version is scored through the system. A gated
+ensemble routes by the rows themselves, not by its members' outputs alone: it is scored through
+the system too.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def direct_path(
     outputs on ``golden`` (see the module docs); else None."""
     from regrow.components.base import Member
 
+    if model.gated:
+        return None
     numeric = {t.name for t in signature.inputs if t.dtype in _NUMERIC}
     plan = []
     for name, fitted in model.components.items():

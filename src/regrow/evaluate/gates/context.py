@@ -43,7 +43,7 @@ ReferenceRows = Callable[[str | None], "HeldOut | None"]
 
 def scores_of(model: FittedSystem, frame: pd.DataFrame) -> Array:
     """``model``'s output on ``frame``: probabilities (classification) or values."""
-    return np.asarray(model.output_of(model.member_outputs(frame)), dtype=float)
+    return np.asarray(model.output_of(model.member_outputs(frame), frame), dtype=float)
 
 
 @dataclass(frozen=True)
