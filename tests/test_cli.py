@@ -175,6 +175,7 @@ def test_status_with_the_current_system_names_parameter_changes(
         (("train", "{tmp}/broken.py:build", "--snapshot", "s"), "cannot load"),
         (("train", "{tmp}/broken_call.py:build", "--snapshot", "s"), "calling"),
         (("train", "{tmp}/broken_call.py:nothing", "--snapshot", "s"), "has no attribute"),
+        (("train", "{tmp}/sys.py:build", "--snapshot", "s"), "has the name of the module 'sys'"),
         (("train", "os.path:join", "--snapshot", "s"), "calling 'os.path:join' failed"),
         (("train", "no_such_module_xyz:build", "--snapshot", "s"), "cannot import"),
         (("init", "{tmp}/pg", "--catalog-url", "postgresql://nobody@127.0.0.1:1/x"), "cannot open"),
@@ -186,6 +187,7 @@ def test_errors_name_the_value_and_exit_2(
     home = tmp_path / "ws"
     (tmp_path / "broken.py").write_text("import no_such_module_xyz\n")
     (tmp_path / "broken_call.py").write_text("def build():\n    raise RuntimeError('boom')\n")
+    (tmp_path / "sys.py").write_text("def build():\n    raise RuntimeError('boom')\n")
     args = tuple(a.format(tmp=tmp_path) for a in args)
     if args[0] not in ("status", "init"):
         run(capsys, "init", str(home))

@@ -155,7 +155,10 @@ def _alias_hint(session: Session, system: str) -> str:
     if names:
         return f"the aliases of {system!r} are {_quoted(names)}"
     if session.scalars(sa.select(SystemVersion.id).where(SystemVersion.system == system)).first():
-        return f"{system!r} has no aliases yet; point one at a version with move_alias()"
+        return (
+            f"{system!r} has no aliases yet; point one at a version with `regrow promote "
+            "VERSION --alias ALIAS`"
+        )
     return _system_hint(session, system)
 
 

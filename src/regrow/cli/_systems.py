@@ -38,10 +38,12 @@ def load_system(ref: str) -> System:
         folder = str(path.resolve().parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)
+        _check_module_name(path)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        module.__regrow_system_file__ = True  # type: ignore[attr-defined]
         sys.modules[path.stem] = module
         try:
             spec.loader.exec_module(module)
@@ -74,3 +76,19 @@ def load_system(ref: str) -> System:
             hint="point at a System object or a function returning one",
         )
     return obj
+
+
+def _check_module_name(path: Path) -> None:
+    """A system file is imported as a module named after it: a name another module already
+    has (``sys.py``, ``pandas.py``) would replace that module for the whole process."""
+    name = path.stem
+    known = sys.modules.get(name)
+    if name not in sys.stdlib_module_names and (
+        known is None or getattr(known, "__regrow_system_file__", False)
+    ):
+        return  # a free name, or a system file loaded before (the same or another)
+    raise ConfigError(
+        f"the system file {str(path)!r} has the name of the module {name!r}, which regrow or "
+        "Python already uses",
+        hint=f"rename the file (e.g. {name}_system.py)",
+    )
