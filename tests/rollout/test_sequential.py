@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from regrow.errors import ConfigError
-from regrow.rollout.sequential import Sample, compare, compare_paired, radius
+from regrow.rollout.sequential import Sample, bernoulli_bounds, compare, compare_paired, radius
 
 LOOKS = 40
 BATCH = 50
@@ -102,3 +102,39 @@ def test_the_evidence_is_plain_json() -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, float], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         compare(Sample(1, 0.0), Sample(1, 0.0), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("draw", ["bernoulli", "beta"])
+def test_the_beta_binomial_sequence_covers_the_mean_at_every_look(draw: str) -> None:
+    """Time-uniform: over 200 paths of 2,000 losses in [0, 1] (0/1 errors, or continuous), the
+    mean leaves the sequence at *any* of 40 looks in at most alpha of the paths."""
+    rng = np.random.default_rng(7)
+    alpha, misses = 0.05, 0
+    for _ in range(200):
+        x = rng.binomial(1, 0.05, 2000) if draw == "bernoulli" else rng.beta(1.0, 9.0, 2000)
+        mean, sums = 0.05 if draw == "bernoulli" else 0.1, np.cumsum(x)
+        looks = range(50, 2001, 50)
+        missed = False
+        for n in looks:
+            lo, hi = bernoulli_bounds(n, sums[n - 1] / n, alpha=alpha)
+            missed = missed or not lo <= mean <= hi
+        misses += missed
+    assert misses / 200 <= alpha
+
+
+def test_the_beta_binomial_sequence_adapts_to_low_error_rates() -> None:
+    lo, hi = bernoulli_bounds(1000, 0.04, alpha=0.05)
+    assert lo < 0.04 < hi
+    assert hi - lo < 2 * radius(1000, alpha=0.05, sigma=0.5, n_opt=100)  # about half as wide
+    assert bernoulli_bounds(0, 0.0, alpha=0.05) == (0.0, 1.0)
+    assert bernoulli_bounds(500, 0.0, alpha=0.05)[0] == 0.0
+
+
+def test_paired_differences_that_are_mostly_zero_get_a_tight_interval() -> None:
+    """Two versions that agree on most requests: the gains and losses are bounded apart."""
+    diffs = [0.0] * 1900 + [1.0] * 40 + [-1.0] * 60
+    with_parts = compare_paired(Sample.of(diffs), tolerance=0.02, min_samples=100)
+    mean_only = compare_paired(Sample(len(diffs), float(np.mean(diffs))), tolerance=0.02)
+    assert with_parts.upper - with_parts.lower < (mean_only.upper - mean_only.lower) / 2
+    assert with_parts.decision == "pass"
+    assert mean_only.decision == "continue"

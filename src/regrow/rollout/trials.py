@@ -186,17 +186,21 @@ class Trial:
 
 
 class _Lane:
-    """Running count and loss sum of one lane's labelled requests."""
+    """Running count, loss sum and absolute sum of one lane's labelled requests (for paired
+    differences, the absolute sum splits them into gains and losses)."""
 
     def __init__(self) -> None:
-        self.n, self.total = 0, 0.0
+        self.n, self.total, self.absolute = 0, 0.0, 0.0
 
     def add(self, losses: np.ndarray) -> None:
         self.n, self.total = self.n + len(losses), self.total + float(losses.sum())
+        self.absolute += float(np.abs(losses).sum())
 
     @property
     def sample(self) -> Sample:
-        return Sample(self.n, self.total / self.n if self.n else 0.0)
+        if not self.n:
+            return Sample(0, 0.0, 0.0)
+        return Sample(self.n, self.total / self.n, self.absolute / self.n)
 
 
 def _seed(seed: int, *path: int) -> int:
