@@ -29,8 +29,8 @@ __all__ = ["CANARY_STEPS", "canary"]
 
 #: The canary's shares of requests: a quarter, then everything.
 CANARY_STEPS = (0.25, 1.0)
-_ROWS_PER_REQUEST = 10
-_REQUESTS_PER_ROUND = 100
+_ROWS_PER_REQUEST = 5
+_REQUESTS_PER_ROUND = 200
 
 
 def canary(

@@ -222,7 +222,7 @@ def run_demo(
     seed: int = 0,
     rows: int = 20_000,
     new_rows: int = 6_000,
-    canary_rows: int = 6_000,
+    canary_rows: int = 8_000,
     workers: int | None = None,
     progress: Callable[[RunEvent], None] | None = None,
     say: Callable[[str], None] = lambda _msg: None,
