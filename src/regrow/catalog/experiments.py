@@ -409,32 +409,10 @@ def _check_subject(session: Session, kind: str, subject_id: str) -> None:
 
 def _row(session: Session, ref: str) -> Experiment:
     ref = checks.text("experiment", ref, max_length=64)
-    row = session.get(Experiment, ref)
-    if row is not None:
-        return row
-    if len(ref) >= 6:
-        rows = session.scalars(
-            sa.select(Experiment)
-            .where(Experiment.id.startswith(ref))
-            .order_by(Experiment.id)
-            .limit(_SHOWN + 1)
-        ).all()
-        if len(rows) == 1:
-            return rows[0]
-        if rows:
-            listed = ", ".join(f"{r.id[:12]} ({r.kind} of {r.system})" for r in rows[:_SHOWN])
-            raise NotFound(
-                "experiment",
-                ref,
-                hint=f"the prefix is ambiguous, it matches {listed}"
-                f"{' and more' if len(rows) > _SHOWN else ''}; give more characters",
-            )
-    raise NotFound(
-        "experiment",
-        ref,
-        hint="give an id or a prefix of at least 6 characters; list them with "
-        "`regrow experiments list`",
-    )
+    return lookup.by_id(
+        session, Experiment, "experiment", ref, listed="`regrow experiments list`",
+        describe=lambda r: f"{r.id[:12]} ({r.kind} of {r.system})",
+    )  # fmt: skip
 
 
 def _updated(

@@ -9,7 +9,8 @@ candidates an ambiguous id prefix matches.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,9 +19,47 @@ from regrow.catalog.models import Alias, Component, Snapshot, SystemVersion
 from regrow.catalog.refs import MIN_PREFIX, is_id_prefix, parse_version_ref
 from regrow.errors import ConfigError, NotFound, VersionNotFound
 
-__all__ = ["known_systems", "snapshot", "system_version", "version_by_id"]
+__all__ = ["by_id", "known_systems", "snapshot", "system_version", "version_by_id"]
 
 _SHOWN = 5
+_Row = TypeVar("_Row")
+
+
+def by_id(
+    session: Session,
+    model: type[_Row],
+    what: str,
+    ref: Any,
+    *,
+    listed: str,
+    describe: Callable[[Any], str] = lambda row: row.id[:12],
+) -> _Row:
+    """The row of ``model`` (a table keyed by ``id``) whose id is ``ref`` or starts with it
+    (at least :data:`MIN_PREFIX` characters). :class:`~regrow.errors.NotFound` names ``what``
+    and hints where the ids are ``listed`` (a command), or lists an ambiguous prefix's matches
+    (each by ``describe``)."""
+    if not isinstance(ref, str) or not ref:
+        raise NotFound(what, repr(ref), hint=f"pass a {what} id or id prefix")
+    row = session.get(model, ref)
+    if row is not None:
+        return row
+    if len(ref) >= MIN_PREFIX:
+        column = model.id  # type: ignore[attr-defined]
+        query = sa.select(model).where(column.startswith(ref, autoescape=True))
+        rows = list(session.scalars(query.order_by(column).limit(_SHOWN + 1)))
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            more = " and more" if len(rows) > _SHOWN else ""
+            matches = ", ".join(describe(r) for r in rows[:_SHOWN])
+            raise NotFound(
+                what, ref, hint=f"the prefix is ambiguous, it matches {matches}{more}; give "
+                "more characters",
+            )  # fmt: skip
+    raise NotFound(
+        what, ref, hint=f"give an id or a prefix of at least {MIN_PREFIX} characters; list them "
+        f"with {listed}",
+    )  # fmt: skip
 
 
 def snapshot(session: Session, ref: str) -> Snapshot:

@@ -13,7 +13,7 @@ from regrow.catalog.core import CatalogCore, now
 from regrow.catalog.models import Plan
 from regrow.catalog.records import PlanRecord
 from regrow.catalog.rows import plan_record
-from regrow.errors import CatalogError, NotFound
+from regrow.errors import CatalogError
 
 __all__ = ["PLAN_STATUSES", "PlansMixin"]
 
@@ -149,13 +149,4 @@ class PlansMixin(CatalogCore):
 
 def _plan(session: Session, ref: str) -> Plan:
     ref = checks.text("plan", ref, max_length=64)
-    row = session.get(Plan, ref)
-    if row is not None:
-        return row
-    if len(ref) >= 6:
-        rows = list(session.scalars(sa.select(Plan).where(Plan.id.startswith(ref)).limit(2)))
-        if len(rows) == 1:
-            return rows[0]
-        if len(rows) > 1:
-            raise NotFound("plan", ref, hint="the prefix is ambiguous: give more characters")
-    raise NotFound("plan", ref, hint="list plans with `regrow plans list`")
+    return lookup.by_id(session, Plan, "plan", ref, listed="`regrow plans list`")

@@ -50,9 +50,8 @@ from regrow.catalog import audit, checks, lookup
 from regrow.catalog.core import now
 from regrow.catalog.models import AuditEvent, Rollout
 from regrow.catalog.records import AuditEventRecord
-from regrow.catalog.refs import MIN_PREFIX
 from regrow.catalog.rollout_lanes import RolloutLane, dropped_lanes, lane_name, stored_lanes
-from regrow.errors import AliasConflict, CatalogError, ConfigError, NotFound
+from regrow.errors import AliasConflict, CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
@@ -355,19 +354,7 @@ def _state(record: RolloutRecord) -> dict[str, Any]:
 
 
 def _row(session: Session, ref: str) -> Rollout:
-    if not isinstance(ref, str) or not ref:
-        raise NotFound("rollout", repr(ref), hint="pass a rollout id or id prefix")
-    row = session.get(Rollout, ref)
-    if row is not None:
-        return row
-    if len(ref) >= MIN_PREFIX:
-        found = session.scalars(sa.select(Rollout).where(Rollout.id.like(f"{ref}%")).limit(2))
-        rows = builtins.list(found)
-        if len(rows) == 1:
-            return rows[0]
-        if rows:
-            raise NotFound("rollout", ref, hint="the prefix is ambiguous: give more characters")
-    raise NotFound("rollout", ref, hint="list rollouts with `regrow rollout status`")
+    return lookup.by_id(session, Rollout, "rollout", ref, listed="`regrow rollout status`")
 
 
 def _record(row: Rollout) -> RolloutRecord:
