@@ -41,6 +41,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ws.snapshot(rows(200, 1, "a"), name="wa")
         ws.snapshot(rows(200, 1, "a").drop(columns=["y"]), name="unlabelled")
         ws.snapshot(rows(200, 1, "a").rename(columns={"x1": "first"}), name="renamed")
+        ws.snapshot(rows(200, 1, "a").assign(x1="abc"), name="text")
+        ws.snapshot(rows(200, 1, "a").assign(y=lambda f: f.y.map({0: "no", 1: "yes"})),
+                    name="yesno")  # fmt: skip
     return home
 
 
@@ -90,6 +93,43 @@ def test_a_newcomer_waits_for_approval_and_is_audited(
     assert "ensemble.weights" in out
 
 
+def test_the_same_refresh_with_a_newcomer_again_names_the_version_it_made(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("refresh", "toy:v1", "--window", "wa", "--add-member", "a", "--run", "--approve",
+            "--home", str(home))  # fmt: skip
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert "new version toy:v2" in out
+    assert "after: not scored in sample" in out
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert "the same refresh ran before: version toy:v2" in out
+    assert "new version" not in out
+    code, out, _ = run_cli(capsys, "audit", "--json", "--home", str(home))
+    assert out.count('"ensemble.admitted"') == 1
+
+
+def test_a_run_that_makes_no_new_version_says_so(
+    home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "policy.yaml"
+    rules.write_text("ensemble:\n  eta: 50\n  alpha: 0.1\n")
+    h = ("--window", "wa", "--run", "--policy", str(rules), "--home", str(home))
+    code, out, err = run_cli(capsys, "refresh", "toy:v1", *h)
+    assert code == 0, err
+    assert "new version toy:v2" in out
+    code, out, err = run_cli(capsys, "refresh", "toy:v2", *h)
+    assert code == 0, err  # a fixed point: the weights do not move
+    assert "no new version: toy:v2, which exists already, has these weights" in out
+    assert "rollout start" not in out  # nothing new to roll out
+    code, out, err = run_cli(capsys, "refresh", "toy:v2", *h, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ran_before"]
+    assert (result["new_version"], result["result_version"]) == (None, "toy:v2")
+
+
 def test_a_dry_run_stores_no_plan(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     h = ("--home", str(home))
     code, out, err = run_cli(capsys, "refresh", "toy", "--window", "wa", "--dry-run", *h)
@@ -105,7 +145,9 @@ def test_a_dry_run_stores_no_plan(home: Path, capsys: pytest.CaptureFixture[str]
         (("nope", "--window", "wa"), "unknown version 'nope@champion'"),
         (("toy", "--window", "unlabelled"), "no target column 'y'"),
         (("stacked:v1", "--window", "wa"), "is a stack"),
-        (("toy", "--window", "renamed"), "lacks columns ['x1']"),
+        (("toy", "--window", "renamed"), "'x1': the column is missing from the window"),
+        (("toy", "--window", "text"), "'x1': 200 of 200 values are not of the column's trained"),
+        (("toy", "--window", "yesno"), "its classes: [0, 1]"),
         (("toy", "--window", "wa", "--add-member", "ens"), "copies a member"),
         (("toy", "--window", "wa", "--dry-run", "--run"), "no plan to --run"),
     ],

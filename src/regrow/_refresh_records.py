@@ -1,9 +1,10 @@
 """The records an ensemble refresh keeps in the catalog (see :mod:`regrow.refreshing`).
 
 =================== =======================================================================
+``member_rows``     a row per member: its loss, its weight before and after, its events
 ``current_state``   the version's ensemble as a refresh state, with the stored ages, streaks
 ``stored_state``    the state the newest executed refresh plan that resulted in a version
-                    (or its nearest ancestor) stored
+                    (or its nearest ancestor) stored, not counting the same window twice
 ``store_plan``      the refresh plan (body ``"kind": "refresh"``) and its experiment
 ``audit_refresh``   one ``ensemble.<event>`` per membership change, then ``ensemble.weights``
 =================== =======================================================================
@@ -19,7 +20,7 @@ from regrow.components.base import Ensemble
 from regrow.errors import NotFound
 from regrow.experiments import record_plan
 from regrow.plan.plan import Plan
-from regrow.rollout.refresh import EnsembleState, RefreshPolicy
+from regrow.rollout.refresh import EnsembleState, Entrant, Refreshed, RefreshPolicy
 from regrow.rollout.refresh import Member as Weighted
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "MemberRow",
     "audit_refresh",
     "current_state",
+    "member_rows",
     "state_dict",
     "store_plan",
     "stored_state",
@@ -50,6 +52,30 @@ class MemberRow:
     before: float
     after: float
     events: tuple[str, ...] = ()
+
+
+def member_rows(
+    ens: Ensemble,
+    before: EnsembleState,
+    out: Refreshed,
+    losses: Mapping[str, float],
+    newcomer: Entrant | None,
+) -> tuple[MemberRow, ...]:
+    """A row per member of the version's ensemble, and one for the newcomer."""
+    scored = dict(losses)
+    names = list(ens.members)
+    if newcomer is not None:
+        scored[newcomer.name] = newcomer.loss
+        names.append(newcomer.name)
+    was, now = before.weights(), out.state.weights()
+    kept = set(now) | set(out.state.pool)
+    rows = []
+    for n in names:
+        events: tuple[str, ...] = tuple(e.kind for e in out.events if e.member == n)
+        if n in ens.members and n not in kept:
+            events += ("removed",)
+        rows.append(MemberRow(n, scored.get(n), was.get(n, 0.0), now.get(n, 0.0), events))
+    return tuple(rows)
 
 
 def current_state(
@@ -88,18 +114,21 @@ def state_dict(state: EnsembleState) -> dict[str, Any]:
 
 
 def stored_state(
-    catalog: Catalog, version: SystemVersionRecord
+    catalog: Catalog, version: SystemVersionRecord, window_id: str
 ) -> tuple[Mapping[str, Any] | None, str | None]:
     """The state stored by the newest executed refresh plan that resulted in ``version`` (or
     in its nearest ancestor that one resulted in), and that version's reference.
 
     A refresh whose weights did not move makes no new version: its run resulted in the
-    version it started from, so its state (ages, streaks) is still found.
+    version it started from, so its state (ages, streaks) is still found. A refresh of this
+    version on this window (snapshot ``window_id``) is the refresh being made again, so its
+    state is not: a window counts once, and the same refresh made again is the same plan.
     """
     found: dict[str, Mapping[str, Any]] = {}
     for p in catalog.list_plans(version.system, limit=_PLANS):  # newest first
         refresh = (p.body.get("signals") or {}).get("refresh")
-        if p.status == "executed" and p.result_version_id and refresh:
+        again = p.version_id == version.id and p.window_id == window_id
+        if p.status == "executed" and p.result_version_id and refresh and not again:
             found.setdefault(p.result_version_id, refresh["state"])
     current: SystemVersionRecord | None = version
     for _ in range(_DEPTH):

@@ -3,7 +3,12 @@
 :func:`refresh_ensemble` takes a version (``churn@champion`` by default) with a ``mean`` or
 ``vote`` ensemble and a labelled window, and
 
-1. scores every member on the window's labelled rows, a **loss in [0, 1]**: a classifier's
+1. checks the window as ``regrow plan`` does (:mod:`regrow._refresh_window`): columns the
+   version cannot read (missing, of another type, categories a member cannot take) in more
+   than ``planning.max_unusable_share`` of the rows, or labels that are not its classes (not
+   numbers, for a regressor) in more than that share of the labels, are refused with a
+   :class:`~regrow.errors.DataError`; fewer are set aside. Then it scores every member on the
+   labelled rows left, a **loss in [0, 1]**: a classifier's
    error rate (its own predicted label); a regressor's mean of ``min(1, |y - y_hat| / s)``
    with ``s`` the window's mean absolute deviation of ``y`` around its median (the error of
    the best constant guess), so a member that is off by more than that on a row loses that
@@ -31,7 +36,8 @@ still advances the ages and streaks. The records: :mod:`regrow._refresh_records`
 **Audit.** Every event (``admitted``, ``readmitted``, ``retired``, ``dropped``, ``capped``,
 ``removed`` from the pool) and the new weights are audited as ``ensemble.<event>`` on subject
 ``ensemble:<system>``, with the losses and the weights before and after; the same refresh
-made again is the same plan, audited once.
+made again is the same plan, audited once: its costs are learned from the runs up to the
+version, and the state of a refresh of the same version on the same window is not read back.
 """
 
 from __future__ import annotations
@@ -49,15 +55,17 @@ from regrow._refresh_records import (
     MemberRow,
     audit_refresh,
     current_state,
+    member_rows,
     state_dict,
     store_plan,
     stored_state,
 )
+from regrow._refresh_window import MIN_LABELLED_ROWS, Labelled, labelled_rows
 from regrow.components.base import Ensemble, Member
 from regrow.components.fitted import combine, feature_frame
 from regrow.errors import PlanError
 from regrow.plan.actions import Action, AddMember, FullRetrain, RetireMember, Reweight
-from regrow.plan.costs import learned_costs
+from regrow.plan.costs import CostModel
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy
 from regrow.plan_runs import after_actions
@@ -86,9 +94,6 @@ __all__ = [
     "current_state",
     "refresh_ensemble",
 ]
-
-#: Fewer labelled rows than this and a window cannot weigh members (nor cross-validate one).
-MIN_LABELLED_ROWS = 30
 
 
 class RowLoss(Protocol):
@@ -124,7 +129,8 @@ class Refreshable(Protocol):
 @dataclass(frozen=True)
 class EnsembleRefresh:
     """What :func:`refresh_ensemble` decided: the plan (stored unless ``dry_run``), a row per
-    member, the new state and where the old one came from (``None``: no earlier refresh)."""
+    member, the new state, where the old one came from (``None``: no earlier refresh) and what
+    the window's check said (rows set aside, labels left out)."""
 
     plan: Plan
     rows: tuple[MemberRow, ...]
@@ -132,6 +138,7 @@ class EnsembleRefresh:
     loss: str
     stored: bool
     state_from: str | None
+    notes: tuple[str, ...] = ()  # what the window's screening set aside or left unlabelled
 
 
 def refresh_ensemble(
@@ -163,10 +170,12 @@ def refresh_ensemble(
     system = model.definition()
     ens = _mean_ensemble(system.ensemble, version.ref)
     rows = open_window(services, version, window)
-    frame = _labelled(rows.frame, model.target, rows.record.name)
+    shown = str(window) if isinstance(window, str | Path) else rows.record.name
+    labelled = labelled_rows(services, version, model, rows, policy.planning, name=shown)
+    frame = labelled.frame
     loss_of, loss_name = _row_loss(model, frame[model.target].to_numpy())
     outputs = model.member_outputs(frame)
-    stored, state_from = stored_state(ws.catalog, version)
+    stored, state_from = stored_state(ws.catalog, version, rows.record.id)
     before = current_state(ens, stored, rules)
     losses = {m: float(np.mean(loss_of(outputs[m]))) for m in ens.members}
     newcomer = None
@@ -194,17 +203,19 @@ def refresh_ensemble(
         "state": state_dict(out.state),
         "state_from": state_from,
     }
-    plan = _plan(services, version, rows.record, system, actions, record, policy, reason)
+    plan = _plan(services, version, rows.record, system, actions, record, policy, reason,
+                 labelled)  # fmt: skip
     plan = replace(plan, signals={**plan.signals, "labelled_rows": len(frame)})
-    table = _table(ens, before, out, losses, newcomer)
+    table = member_rows(ens, before, out, losses, newcomer)
+    notes = (*rows.notes, *labelled.lines)
     if dry_run:
-        return EnsembleRefresh(plan, table, out.state, loss_name, False, state_from)
+        return EnsembleRefresh(plan, table, out.state, loss_name, False, state_from, notes)
     win = store_window(services, rows)
     plan = replace(plan, window=win.id)
     new = store_plan(ws.catalog, plan)
     if new:
         audit_refresh(ws.catalog, plan, record, table)
-    return EnsembleRefresh(plan, table, out.state, loss_name, True, state_from)
+    return EnsembleRefresh(plan, table, out.state, loss_name, True, state_from, notes)
 
 
 def _mean_ensemble(ens: Ensemble | None, ref: str) -> Ensemble:
@@ -223,23 +234,6 @@ def _mean_ensemble(ens: Ensemble | None, ref: str) -> Ensemble:
             else f"refit its members with `regrow update {ref} --snapshot WINDOW -c MEMBER`",
         )
     return ens
-
-
-def _labelled(frame: pd.DataFrame, target: str, window: str) -> pd.DataFrame:
-    if target not in frame.columns:
-        raise PlanError(
-            f"window {window!r} has no target column {target!r}: refresh weighs members by "
-            "their loss on labelled rows",
-            hint="use a labelled snapshot, e.g. `regrow window SYSTEM --since 7d --labelled`",
-        )
-    labelled = frame[frame[target].notna()].reset_index(drop=True)
-    if len(labelled) < MIN_LABELLED_ROWS:
-        raise PlanError(
-            f"window {window!r} has {len(labelled)} labelled row(s) in {target!r}; a refresh "
-            f"needs at least {MIN_LABELLED_ROWS}",
-            hint="wait for more labels, or use a longer window",
-        )
-    return labelled
 
 
 def _row_loss(model: FittedSystem, y: np.ndarray) -> tuple[RowLoss, str]:
@@ -344,30 +338,6 @@ def _blend_loss(
     return round(float(np.mean(loss_of(combine(blend, outputs, model.classes_)))), 6)
 
 
-def _table(
-    ens: Ensemble,
-    before: EnsembleState,
-    out: Refreshed,
-    losses: Mapping[str, float],
-    newcomer: Entrant | None,
-) -> tuple[MemberRow, ...]:
-    """A row per member of the version's ensemble, and one for the newcomer."""
-    scored = dict(losses)
-    names = list(ens.members)
-    if newcomer is not None:
-        scored[newcomer.name] = newcomer.loss
-        names.append(newcomer.name)
-    was, now = before.weights(), out.state.weights()
-    kept = set(now) | set(out.state.pool)
-    rows = []
-    for n in names:
-        events: tuple[str, ...] = tuple(e.kind for e in out.events if e.member == n)
-        if n in ens.members and n not in kept:
-            events += ("removed",)
-        rows.append(MemberRow(n, scored.get(n), was.get(n, 0.0), now.get(n, 0.0), events))
-    return tuple(rows)
-
-
 def _plan(
     services: Services,
     version: SystemVersionRecord,
@@ -377,9 +347,19 @@ def _plan(
     record: Mapping[str, Any],
     policy: Policy,
     reason: str,
+    labelled: Labelled,
 ) -> Plan:
-    """The refresh as a plan: checked, costed and with its approvals, as a planned update."""
-    costs = learned_costs(services.catalog, system)
+    """The refresh as a plan: checked, costed and with its approvals, as a planned update.
+
+    The costs are learned from the component versions fitted up to ``version``, so that the
+    same refresh made again, after runs measured more, is the same plan.
+    """
+    costs = CostModel.from_history(
+        r
+        for name in system.components
+        for r in services.catalog.component_history(system.name, name)
+        if r.created_at <= version.created_at
+    )
     checked: list[Action] = []
     for a in actions:
         now = after_actions(system, checked)
@@ -398,6 +378,7 @@ def _plan(
         if record["state_from"]
         else "no earlier refresh: every weighted member counts as established",
         *(f"{ev['member']}: {ev['kind']} ({ev['reason']})" for ev in record["events"]),
+        *labelled.lines,
         *([reason] if reason else []),
     ]
     return Plan(
@@ -413,7 +394,12 @@ def _plan(
             "estimated_cpu_seconds": round(estimated, 4),
             "full_retrain_cpu_seconds": round(full.cpu_seconds, 4),
         },
-        data={"mode": "recent", "window_rows": window.rows, "retained_rows": 0},
+        data={
+            "mode": "recent",
+            "window_rows": window.rows,
+            "retained_rows": 0,
+            **labelled.data,
+        },
         policy=policy.to_dict(),
         needs_approval=any(a.approval for a in checked)
         or estimated > policy.budgets.max_cpu_seconds,

@@ -640,9 +640,13 @@ class Workspace(GovernanceMixin):
     ) -> EnsembleRefresh:
         """Refresh the weights of ``ref``'s ensemble on labelled ``window`` (Hedge, fixed share,
         retirement and re-admission), as a plan to run; see :mod:`regrow.refreshing`."""
+        from regrow.plan.policy import Policy, load_policy
         from regrow.refreshing import refresh_ensemble
 
-        chosen = None if policy is None or dry_run else self._policy(policy)
+        if policy is None or not dry_run:
+            chosen = None if policy is None else self._policy(policy)
+        else:  # a dry run writes nothing: the policy is read, not registered
+            chosen = policy if isinstance(policy, Policy) else load_policy(policy)
         return refresh_ensemble(
             self, ref, window, add_member=add_member, dry_run=dry_run, reason=reason,
             policy=chosen,

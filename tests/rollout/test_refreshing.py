@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.preprocessing import OneHotEncoder
 
-from regrow import Ensemble, Member, System, Workspace
-from regrow.errors import PlanError, VersionNotFound
+from regrow import Ensemble, Member, System, Transform, Workspace
+from regrow.errors import DataError, PlanError, VersionNotFound
 from regrow.plan.policy import Policy
 from regrow.refreshing import EnsembleRefresh, refresh_ensemble
 
@@ -98,8 +99,8 @@ def test_a_system_name_means_its_champion(toy_ws: Workspace) -> None:
 def test_fixed_share_keeps_every_weight_at_alpha_over_n(toy_ws: Workspace) -> None:
     rules = policy(eta=50.0, alpha=0.1, retire_after=50)
     ref, ages, refs = "toy:v1", [], []
-    for _ in range(3):
-        done, ref = step(toy_ws, ref, "wa", policy=rules)
+    for seed in (11, 12, 13):  # three windows of the same concept
+        done, ref = step(toy_ws, ref, rows(200, seed, "a"), policy=rules)
         assert min(r.after for r in done.rows) >= 0.1 / 2 - 1e-9
         ages.append({m.name: m.age for m in done.state.members}["a"])
         refs.append(ref)
@@ -107,6 +108,19 @@ def test_fixed_share_keeps_every_weight_at_alpha_over_n(toy_ws: Workspace) -> No
     # the weights reach a fixed point: no new version, yet the state still advances
     assert refs == ["toy:v2", "toy:v2", "toy:v2"]
     assert ages == [2, 3, 4]
+
+
+def test_the_same_refresh_at_a_fixed_point_is_the_same_plan(toy_ws: Workspace) -> None:
+    rules = policy(eta=50.0, alpha=0.1, retire_after=50)
+    _, v2 = step(toy_ws, "toy:v1", "wa", policy=rules)
+    first, ref = step(toy_ws, v2, "wa", policy=rules)
+    assert ref == v2  # a fixed point: the run made no new version, its plan resulted in v2
+    # made again on the same version and window: its own state is not counted twice
+    again = refresh_ensemble(toy_ws, v2, "wa", policy=rules)
+    assert again.plan.id == first.plan.id
+    assert again.state == first.state
+    audited = [e.action for e in toy_ws.catalog.audit_events(subject="ensemble:toy", limit=100)]
+    assert audited.count("ensemble.weights") == 2
 
 
 def test_a_member_retires_to_the_pool_and_returns_when_it_wins_a_window(toy_ws: Workspace) -> None:
@@ -210,6 +224,10 @@ def test_a_regressor_is_weighed_by_its_normalised_absolute_error(tmp_path: Path)
     assert 0 <= by["one"].loss < by["two"].loss <= 1  # type: ignore[operator]
     assert done.loss.startswith("absolute error / ")
     assert by["one"].after > by["two"].after
+    words = frame.iloc[200:].assign(y="high")
+    bad = r"100 of 100 labels in 'y' .* are not numbers \(e\.g\. 'high'\) and reg:v1 is a regressor"
+    with Workspace.open(tmp_path / "ws") as ws, pytest.raises(DataError, match=bad):
+        refresh_ensemble(ws, "reg:v1", words, dry_run=True)
 
 
 def test_a_stack_or_a_system_without_ensemble_is_refused(tmp_path: Path) -> None:
@@ -234,6 +252,91 @@ def test_a_window_without_enough_labels_is_refused(toy_ws: Workspace) -> None:
     unlabelled.loc[10:, "y"] = None
     with pytest.raises(PlanError, match="10 labelled row"):
         refresh_ensemble(toy_ws, "toy:v1", unlabelled)
+
+
+def coloured(n: int, seed: int) -> pd.DataFrame:
+    """``rows`` of concept "a" with a category column ``c`` that member ``a`` reads."""
+    frame = rows(n, seed, "a")
+    frame["c"] = np.random.default_rng(seed).choice(["red", "green", "blue"], size=n)
+    return frame
+
+
+@pytest.fixture
+def cat_ws(tmp_path: Path) -> Iterator[Workspace]:
+    """``cat:v1``: member ``a`` reads ``x1`` and ``c`` one-hot encoded (unknown values refused)."""
+    system = System("cat", target="y", components=[
+        Transform("oh", OneHotEncoder(sparse_output=False), inputs=["c"]),
+        Member("a", LogisticRegression(), inputs=["x1", "oh"]),
+        Member("b", LogisticRegression(), inputs=["x2"]),
+        Ensemble("ens", weights={"a": 1.0, "b": 1.0}),
+    ])  # fmt: skip
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.train(system, ws.snapshot(coloured(300, 0), name="train"))
+        yield ws
+
+
+def test_a_category_column_of_numbers_is_refused_naming_the_column(
+    cat_ws: Workspace, tmp_path: Path
+) -> None:
+    window = tmp_path / "numcat.csv"
+    coloured(200, 1).assign(c=123).to_csv(window, index=False)  # numbers where colours were
+    with pytest.raises(
+        DataError, match=re.escape(f"cannot refresh cat:v1 on window {str(window)!r}")
+    ) as err:
+        refresh_ensemble(cat_ws, "cat:v1", str(window))
+    assert "'c': 200 of 200 values are categories never seen in training ('123'" in str(err.value)
+    assert "member 'a' cannot take them" in str(err.value)
+    assert "handle_unknown='ignore'" in (err.value.hint or "")
+    assert cat_ws.catalog.list_plans(limit=10) == []
+    with pytest.raises(
+        DataError, match="'x1': 200 of 200 values are not of the column's trained type"
+    ):
+        refresh_ensemble(cat_ws, "cat:v1", coloured(200, 1).assign(x1="abc"), dry_run=True)
+
+
+def test_a_few_rows_the_version_cannot_score_are_set_aside_and_run_on(cat_ws: Workspace) -> None:
+    window = coloured(200, 1)
+    window.loc[:4, "c"] = "purple"  # 2.5%: under planning.max_unusable_share (5%)
+    done = refresh_ensemble(cat_ws, "cat:v1", window, add_member="a")
+    assert done.plan.signals["labelled_rows"] == 195
+    assert done.plan.data["set_aside_rows"] == 5
+    assert any(n.startswith("set aside 5 of 200 rows") for n in done.notes)
+    assert any(line.startswith("set aside 5 of 200") for line in done.plan.rationale)
+    ran = cat_ws.run_plan(done.plan.id, approve=True)  # the newcomer fits on the same rows
+    assert sorted(ran.result.trained) == ["a_r1", "ens"]
+
+
+def test_labels_that_are_not_classes_are_refused_naming_one_and_the_classes(
+    toy_ws: Workspace,
+) -> None:
+    window = rows(200, 1, "a")
+    window["y"] = window["y"].map({0: "no", 1: "yes"})
+    with pytest.raises(DataError, match=r"200 of 200 labels in 'y'") as err:
+        refresh_ensemble(toy_ws, "toy:v1", window)
+    assert re.search(r"not classes of toy:v1 \(e\.g\. '(no|yes)'; its classes: \[0, 1\]\)",
+                     str(err.value))  # fmt: skip
+    assert "map the labels" in (err.value.hint or "")
+    # a few such labels count as unlabelled, and the plan says so
+    window = rows(200, 1, "a").astype({"y": str})  # "0" and "1" read as 0 and 1
+    window.loc[:2, "y"] = "maybe"
+    done = refresh_ensemble(toy_ws, "toy:v1", window, dry_run=True)
+    assert done.plan.signals["labelled_rows"] == 197
+    assert any("3 of 200 labels are classes never seen" in n for n in done.notes)
+
+
+def test_the_same_refresh_after_later_runs_measured_more_is_the_same_plan(
+    toy_ws: Workspace,
+) -> None:
+    rules = policy(reserved=0.3)
+    first = refresh_ensemble(toy_ws, "toy:v1", "wa", add_member="a", policy=rules)
+    toy_ws.run_plan(first.plan.id, approve=True)
+    # another run fits member a again, on many rows: its measured CPU time joins the history
+    toy_ws.train(toy(), toy_ws.snapshot(rows(100_000, 5, "both"), name="big"))
+    again = refresh_ensemble(toy_ws, "toy:v1", "wa", add_member="a", policy=rules)
+    assert again.plan.id == first.plan.id
+    assert again.plan.cost == first.plan.cost
+    audited = [e.action for e in toy_ws.catalog.audit_events(subject="ensemble:toy", limit=100)]
+    assert audited.count("ensemble.admitted") == 1
 
 
 def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,31 +54,39 @@ def refresh(
     a window; --add-member LIKE lets a newcomer in within the policy's reserved share.
     Every event is audited (`regrow audit`).
     """
-    from regrow.plan.policy import load_policy
-    from regrow.refreshing import refresh_ensemble
-
     if dry_run and run:
         raise PlanError("--dry-run stores nothing, so there is no plan to --run",
                         hint="drop one of the two options")  # fmt: skip
-    chosen = load_policy(policy) if policy is not None else None
-    with workspace(home) as ws:
-        done = refresh_ensemble(
-            ws, system, window_of(ws, window), add_member=add_member, dry_run=dry_run,
-            reason=reason, policy=chosen,
+    with workspace(home) as ws:  # a policy file given is registered, as `regrow plan` does
+        done = ws.refresh(
+            system, window_of(ws, window), add_member=add_member, dry_run=dry_run,
+            reason=reason, policy=policy,
         )  # fmt: skip
-        version, ran_before = None, False
+        version, ran_before, created = None, False, False
         if run:
             stored = ws.catalog.get_plan(done.plan.id)
             ran_before = stored.status == "executed"  # the same refresh: not run again
-            version = (
-                str(stored.outcome["version"])
-                if ran_before
-                else ws.run_plan(done.plan.id, approve=approve).result.version.ref
-            )
+            if ran_before:
+                version = str(stored.outcome["version"])
+            else:
+                result = ws.run_plan(done.plan.id, approve=approve).result
+                version, created = result.version.ref, result.created_version
     if as_json:
-        print_json({**_as_json(done, version), "ran_before": ran_before})
+        print_json({**_as_json(done, version if created else None),
+                    "result_version": version, "ran_before": ran_before})  # fmt: skip
         return
-    _show(done, version, ran_before)
+    _show(done, version, _outcome(version, ran_before, created))
+
+
+def _outcome(version: str | None, ran_before: bool, created: bool) -> str:
+    """What --run did: made a version, found the refresh already run, or the weights held."""
+    if version is None:
+        return ""
+    if ran_before:
+        return f"the same refresh ran before: version {version}"
+    if not created:
+        return f"no new version: {version}, which exists already, has these weights"
+    return f"new version {version}"
 
 
 def _as_json(done: EnsembleRefresh, version: str | None) -> dict[str, object]:
@@ -99,12 +107,13 @@ def _as_json(done: EnsembleRefresh, version: str | None) -> dict[str, object]:
         ],
         "ensemble_loss": done.plan.signals["refresh"]["ensemble_loss"],
         "state_from": done.state_from,
+        "notes": list(done.notes),
         "needs_approval": done.plan.needs_approval,
         "new_version": version,
     }
 
 
-def _show(done: EnsembleRefresh, version: str | None, ran_before: bool) -> None:
+def _show(done: EnsembleRefresh, version: str | None, outcome: str) -> None:
     plan = done.plan
     record = plan.signals["refresh"]
     table = Table(title=f"ensemble {record['ensemble']} of {plan.version}")
@@ -116,10 +125,13 @@ def _show(done: EnsembleRefresh, version: str | None, ran_before: bool) -> None:
                       ", ".join(r.events) or "-")  # fmt: skip
     out.print(table)
     blend = record["ensemble_loss"]
-    after = (
-        f"{blend['after']:.3f}" if blend["after"] is not None else "(with the newcomer: once run)"
-    )
-    out.print(f"ensemble {done.loss} on the window: {blend['before']:.3f} -> {after} (in sample)")
+    if blend["after"] is not None:
+        after = f"-> {blend['after']:.3f} (in sample)"
+    else:  # the newcomer is scored by cross-validation only
+        after = "before (after: not scored in sample, the newcomer is fitted on this window)"
+    out.print(f"ensemble {done.loss} on the window: {blend['before']:.3f} {after}")
+    for note in done.notes:
+        out.print(f"note: {note}")
     out.print(
         f"state from the refresh that made {done.state_from}"
         if done.state_from
@@ -130,12 +142,9 @@ def _show(done: EnsembleRefresh, version: str | None, ran_before: bool) -> None:
         return
     out.print(f"plan {plan.id[:12]}: " + "; ".join(a.describe() for a in plan.actions))
     if version is not None:
-        out.print(
-            f"the same refresh ran before: version {version}"
-            if ran_before
-            else f"new version {version}"
-        )
-        out.print(f"next: `regrow rollout start {version} --mode blend`")
+        out.print(outcome)
+        if version != plan.version:
+            out.print(f"next: `regrow rollout start {version} --mode blend`")
     elif plan.needs_approval:
         out.print(f"needs approval: `regrow run {plan.id[:12]} --approve`")
     else:
