@@ -41,8 +41,8 @@ def _json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
 
 def test_a_rollout_from_start_to_abort(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     h = ("--home", str(home))
-    started = _json(capsys, "rollout", "start", "toy:v2", "--steps", "5,25,50,100",
-                    "--min-requests", "50", "--reason", "new feature", *h)  # fmt: skip
+    started = _json(capsys, "rollout", "start", "toy:v2", "--steps", "5,25,50,100", "--alias",
+                    "live", "--min-requests", "50", "--reason", "new feature", *h)  # fmt: skip
     assert isinstance(started, dict)
     rid = started["id"][:8]
     assert (started["state"], started["share"], started["candidate"]) == (
@@ -132,7 +132,8 @@ def test_an_ab_rollout_shows_its_lanes_and_a_blend_its_weight(
         ws.train(System("toy", target="y", components=[
             Member("m", LogisticRegression(C=0.1), inputs=["x1", "x2"])]), train)  # fmt: skip
     started = _json(capsys, "rollout", "start", "toy:v2", "toy:v3", "--mode", "ab", "--steps",
-                    "10,50", "--slice", "pos=x1 > 0", "--slice", "neg=x1 <= 0", *h)  # fmt: skip
+                    "10,50", "--slice", "pos=x1 > 0", "--slice", "neg=x1 <= 0", "--alias", "live",
+                    *h)  # fmt: skip
     assert isinstance(started, dict)
     assert [(x["lane"], x["version"], x["share"]) for x in started["lanes"]] == [
         ("candidate", "toy:v2", 0.1),
@@ -148,7 +149,7 @@ def test_an_ab_rollout_shows_its_lanes_and_a_blend_its_weight(
     assert "inconclusive" in out  # nothing logged: each lane's analysis is inconclusive
     run_cli(capsys, "rollout", "abort", started["id"], *h)
     code, out, err = run_cli(capsys, "rollout", "start", "toy:v2", "--mode", "blend",
-                             "--steps", "20,100", *h)  # fmt: skip
+                             "--steps", "20,100", "--alias", "live", *h)  # fmt: skip
     assert code == 0, err
     assert "(blend)" in out
     assert "candidate blend weight 20%" in out
@@ -175,3 +176,96 @@ def test_bad_rollouts_are_refused_with_a_hint(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_step_without_an_id_goes_on_after_a_rollout_whose_analysis_fails(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    good = _json(capsys, "rollout", "start", "toy:v2", "--steps", "50", "--min-requests", "5",
+                 *h)  # fmt: skip
+    assert isinstance(good, dict)
+    with Workspace.open(home) as ws:  # a slice an older regrow accepted: ts is never served
+        v1, v2 = (ws.catalog.get_system_version(f"toy:{v}").id for v in ("v1", "v2"))
+        bad = ws.catalog.rollouts.start(
+            system="toy", alias="live", stable_id=v1, candidate_id=v2, mode="split",
+            steps=(0.5, 1.0), min_requests=5, params={"slices": {"late": "ts > 0"}},
+        )  # fmt: skip
+    code, _, err = run_cli(capsys, "rollout", "step", *h)  # begins both
+    assert code == 0, err
+    _log_labelled(home, ["r1", "r2"])
+    code, out, err = run_cli(capsys, "rollout", "step", *h)
+    assert code == 0, err
+    assert "analysis_failed: analysis failed: slice 'late'" in out
+    assert "hold:" in out  # the other rollout was stepped after it
+    status = _json(capsys, "rollout", "status", bad.id[:8], *h)
+    assert isinstance(status, list)
+    assert status[0]["state"] == "paused"
+    code, out, _ = run_cli(capsys, "rollout", "status", bad.id[:8], *h)
+    assert "paused: analysis failed: slice 'late'" in out
+    assert good["id"] != bad.id
+
+
+def _log_labelled(home: Path, ids: list[str]) -> None:
+    """Rows of toy served by toy:v2 in lane candidate, with their labels."""
+    from datetime import UTC, datetime, timedelta
+
+    from regrow.serve.predlog import PredictionLog
+
+    with Workspace.open(home) as ws:
+        log = PredictionLog(ws.catalog, ws.store, flush_seconds=60)
+        n = len(ids)
+        log.record(system="toy", version="toy:v2", lane="candidate", request_ids=ids,
+                   rows=[0] * n, inputs=pd.DataFrame({"x1": [0.0] * n, "x2": [0.0] * n}),
+                   outputs={"predict": [1] * n, "probabilities": [[0.0, 1.0]] * n},
+                   classes=[0, 1], at=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+        log.close()
+        ws.feedback("toy", dict.fromkeys(ids, 1))
+
+
+def test_history_collapses_holds_and_takes_a_limit(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    started = _json(capsys, "rollout", "start", "toy:v2", "--alias", "live", "--steps", "50,100",
+                    *h)  # fmt: skip
+    assert isinstance(started, dict)
+    rid = started["id"][:8]
+    for _ in range(3):
+        assert run_cli(capsys, "rollout", "step", rid, *h)[0] == 0
+    code, out, err = run_cli(capsys, "rollout", "history", rid, *h)
+    assert code == 0, err
+    assert "3 holds" in out
+    assert out.count("hold") == 1
+    everything = _json(capsys, "rollout", "history", rid, *h)
+    assert isinstance(everything, list)
+    assert [e["action"] for e in everything].count("rollout.hold") == 3  # JSON unchanged
+    newest = _json(capsys, "rollout", "history", rid, "--limit", "2", *h)
+    assert newest == everything[-2:]
+    code, _, err = run_cli(capsys, "rollout", "history", rid, "--limit", "0", *h)
+    assert code == 2
+
+
+def test_promote_takes_an_ab_lane_and_a_refusal_suggests_no_missing_option(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = ("--home", str(home))
+    with Workspace.open(home) as ws:  # a third classifier
+        train = ws.catalog.get_snapshot("train").id
+        ws.train(System("toy", target="y", components=[
+            Member("m", LogisticRegression(C=0.1), inputs=["x1", "x2"])]), train)  # fmt: skip
+    started = _json(capsys, "rollout", "start", "toy:v2", "toy:v3", "--mode", "ab", "--alias",
+                    "live", "--steps", "10,50", *h)  # fmt: skip
+    assert isinstance(started, dict)
+    code, _, err = run_cli(capsys, "rollout", "promote", started["id"], "--lane", "candidate-2",
+                           *h)  # fmt: skip
+    assert code == 0, err
+    with Workspace.open(home) as ws:
+        held = ws.catalog.get_alias("toy", "live").version_id
+        assert ws.catalog.get_system_version(held).ref == "toy:v3"
+    refused = _json(capsys, "rollout", "start", "toy:v2", "--steps", "50", *h)  # champion
+    assert isinstance(refused, dict)
+    code, _, err = run_cli(capsys, "rollout", "promote", refused["id"], *h)
+    assert code == 2
+    assert "lacks" in err
+    assert "--force" not in err

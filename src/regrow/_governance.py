@@ -24,12 +24,26 @@ from regrow.errors import RegrowError
 if TYPE_CHECKING:
     from regrow.catalog.experiments import ExperimentRecord
     from regrow.catalog.identities import IdentityRecord, TokenRecord
-    from regrow.catalog.promotion import ApprovalRecord
+    from regrow.catalog.promotion import ApprovalRecord, PromotionRules
     from regrow.plan.policy import Policy
     from regrow.progress import ProgressFn
     from regrow.reproduce import ReproduceReport
 
-__all__ = ["GovernanceMixin"]
+__all__ = ["GovernanceMixin", "promotion_rules"]
+
+
+def promotion_rules(policy: Policy) -> PromotionRules:
+    """The rules of ``policy``'s ``promotion`` section, as the catalog checks them."""
+    from regrow.catalog.promotion import PromotionRules
+
+    section = policy.promotion
+    return PromotionRules(
+        protected=tuple(section.protected),
+        require_blessed=section.require_blessed,
+        approvals=section.approvals,
+        evaluation_snapshots=tuple(section.evaluation_snapshots),
+        policy_id=policy.id,
+    )
 
 
 class GovernanceMixin:
@@ -157,8 +171,6 @@ class GovernanceMixin:
         the admin role and a ``reason``. A move to the version the alias holds is refused.
         See :mod:`regrow.catalog.promotion`.
         """
-        from regrow.catalog.promotion import PromotionRules
-
         self.require("operator", f"promote to {alias!r}")
         if force:
             self.require("admin", f"force a promotion to {alias!r}")
@@ -179,18 +191,20 @@ class GovernanceMixin:
                 {"to": ref, "refused": str(refused)},
             )
             raise
-        section = chosen.promotion
-        rules = PromotionRules(
-            protected=tuple(section.protected),
-            require_blessed=section.require_blessed,
-            approvals=section.approvals,
-            evaluation_snapshots=tuple(section.evaluation_snapshots),
-            policy_id=chosen.id,
-        )
+        rules = promotion_rules(chosen)
         return self.catalog.move_alias(
             version.system, alias, version.id, expected_revision=expected_revision,
             reason=reason, rules=rules, force=force,
         )  # fmt: skip
+
+    def promotion_lacks(self, ref: str, alias: str = "champion") -> list[str]:
+        """What :meth:`promote` of ``ref`` to ``alias`` would lack now under the workspace's
+        policy (empty: it would be allowed), checked by the code a promotion runs
+        (:func:`regrow.catalog.promotion.missing`); nothing moves and nothing is audited."""
+        version = self.catalog.get_system_version(ref)
+        return self.catalog.promotion_lacks(
+            version.system, alias, version.id, rules=promotion_rules(self.policy())
+        )
 
     def approve(self, ref: str, alias: str = "champion", *, note: str = "") -> ApprovalRecord:
         """Approve version ``ref`` for ``alias`` as the acting identity (approver role or above;

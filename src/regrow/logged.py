@@ -163,14 +163,23 @@ def logged_window(
     )  # fmt: skip
 
 
-def feedback(catalog: Catalog, system: str, labels: Any) -> int:
-    """Store ``labels`` of ``system``'s served rows; return how many were received.
+def feedback(catalog: Catalog, system: str, labels: Any, *, actor: str | None = None) -> int:
+    """Store ``labels`` of ``system``'s served rows (as ``actor``, default the catalog's);
+    return how many were received.
 
     ``labels`` is a mapping ``{request_id: label}`` (row 0), an iterable of ``(request_id,
     label)`` pairs, ``(request_id, row, label)`` triples or ``{"id", "row", "label"}`` dicts,
     or a DataFrame with columns ``id`` (or ``request_id``), ``label`` and optionally ``row``.
+    Labels no version of the system could compare with its predictions (a regressor's that
+    is no number, a classifier's that is none of its classes: :func:`regrow.labels.check_labels`)
+    raise :class:`~regrow.errors.DataError` naming request, row and label; nothing of the call
+    is stored then.
     """
-    return catalog.predictions.add_feedback(system, list(_triples(labels)))
+    from regrow.labels import check_labels
+
+    items = list(_triples(labels))
+    check_labels(catalog, system, items)
+    return catalog.predictions.add_feedback(system, items, actor=actor)
 
 
 def _triples(labels: Any) -> Iterable[tuple[Any, Any, Any]]:
@@ -332,12 +341,9 @@ def _check_classes(
     system: str,
 ) -> None:
     """Refuse labels of a classifier that are none of the classes its members know."""
-    if version.spec.get("task") != "classification":
-        return
-    records = catalog.get_component_versions(list(version.manifest.values()))
-    known: set[Any] = set()
-    for record in records.values():
-        known.update(record.info.get("classes", []))
+    from regrow.labels import classes_of
+
+    known = classes_of(catalog, version)
     if not known:
         return
     bad = [(k, v) for k, v in zip(keys, column.to_pylist(), strict=True) if v not in known]

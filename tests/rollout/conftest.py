@@ -1,5 +1,8 @@
 """A real workspace for rollout tests: toy:v1 (x1), toy:v2 and toy:v3 (x1, x2), with
-``champion`` and ``live`` on toy:v1, and a helper that logs predictions with their labels."""
+``champion``, ``live`` and ``prod`` on toy:v1, and a helper that logs predictions with their
+labels. Its policy protects only ``prod`` (a rollout serving a candidate to every request of a
+protected alias needs the promotion rules at its start): the analysis tests roll out on
+``champion`` and ``live``, the governance tests on ``prod``."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from regrow import Member, System, Workspace
+from regrow.plan.policy import Policy
 from regrow.serve.predlog import PredictionLog
 
 Log = Callable[..., None]
@@ -44,7 +48,8 @@ def ws(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     home = tmp_path / "ws"
     shutil.copytree(trained, home)
     with Workspace.open(home) as workspace:
-        for alias in ("champion", "live"):
+        workspace.set_policy(Policy.from_dict({"promotion": {"protected": ["prod"]}}))
+        for alias in ("champion", "live", "prod"):
             workspace.catalog.move_alias(
                 "toy", alias, workspace.catalog.get_system_version("toy:v1").id
             )

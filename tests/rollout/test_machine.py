@@ -85,12 +85,13 @@ def test_no_data_holds_then_is_inconclusive_never_failed(ws: Workspace) -> None:
 
 
 def test_an_undecided_last_step_holds_and_a_refused_promotion_pauses(ws: Workspace) -> None:
-    r = machine.start(ws, "toy:v2", steps="100", min_requests=50)
+    # a last step of 50% never serves the candidate to every request: no rules at start
+    r = machine.start(ws, "toy:v2", alias="prod", steps="50", min_requests=50)
     assert machine.step(ws, r.id, evidence=_ev(0.2, 0.2, 60)).action == "hold"  # continue
     result = machine.step(ws, r.id, evidence=_ev(0.0, 0.3, 2000))
     assert (result.action, result.rollout.state) == ("promotion-refused", "paused")
     assert "blessed evaluation" in result.rollout.reason or "approval" in result.rollout.reason
-    assert ws.catalog.get_alias("toy", "champion").version_id == r.stable_id  # governance held
+    assert ws.catalog.get_alias("toy", "prod").version_id == r.stable_id  # governance held
 
 
 def test_pause_resume_and_abort_to_the_last_known_good(ws: Workspace) -> None:

@@ -182,6 +182,16 @@ class AliasesMixin(CatalogCore):
         """Approvals of versions for aliases (see :mod:`.promotion`)."""
         return promotion.Approvals(self)
 
+    def promotion_lacks(
+        self, system: str, alias: str, version_id: str, *, rules: PromotionRules
+    ) -> list[str]:
+        """What moving ``system@alias`` to ``version_id`` under ``rules`` lacks now (empty:
+        allowed): :func:`.promotion.missing`, the check :meth:`move_alias` runs, read only."""
+        with self._read() as session:
+            return promotion.missing(
+                session, rules, system=system, alias=alias, version_id=version_id
+            )
+
     def get_alias(self, system: str, alias: str) -> AliasRecord:
         """The alias ``system@alias``; :class:`~regrow.errors.NotFound` if it does not exist."""
         with self._read() as session:

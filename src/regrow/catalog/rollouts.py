@@ -326,13 +326,19 @@ class Rollouts:
         found = [r for r in self.list(system=system, active=True) if r.alias == alias]
         return found[0] if found else None
 
-    def history(self, ref: str) -> builtins.list[AuditEventRecord]:
-        """The audit events of rollout ``ref``, oldest first (its transitions)."""
+    def history(self, ref: str, *, limit: int | None = None) -> builtins.list[AuditEventRecord]:
+        """The audit events of rollout ``ref``, oldest first (its transitions); with ``limit``
+        only the newest ``limit`` of them."""
         subject = f"rollout:{self.get(ref).id}"
         query = sa.select(AuditEvent).where(AuditEvent.subject == subject)
+        if limit is not None:
+            if checks.integer("limit", limit) < 1:
+                raise ConfigError(f"'limit' must be >= 1 (got {limit})", hint="or None: all")
+            query = query.order_by(AuditEvent.seq.desc()).limit(limit)
         with self._catalog._read() as session:
-            rows = session.scalars(query.order_by(AuditEvent.seq))
-            return [audit.to_record(row) for row in rows]
+            rows = list(session.scalars(query if limit is not None else
+                                        query.order_by(AuditEvent.seq)))  # fmt: skip
+            return [audit.to_record(row) for row in sorted(rows, key=lambda r: r.seq)]
 
 
 def _hint(state: str) -> str:

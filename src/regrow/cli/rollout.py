@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
 
 if TYPE_CHECKING:
+    from regrow.catalog.records import AuditEventRecord
     from regrow.catalog.rollouts import RolloutRecord
     from regrow.workspace import Workspace
 
@@ -135,20 +136,36 @@ def rollout_step(
     as_json: AsJson = False,
 ) -> None:
     """Analyse the evidence (prediction log + feedback per lane) and advance, hold, promote
-    or roll back; without ID, every rollout under way (what a scheduler runs)."""
+    or roll back; without ID, every rollout under way (what a scheduler runs): one that
+    fails does not stop the others, each is reported, and the exit code is 2 if any failed."""
+    from regrow.errors import RegrowError
     from regrow.rollout import machine
 
     with workspace(home) as ws:
         records = machine.status(ws, rollout)
-        results = [machine.step(ws, r) for r in records]
+        results: list[dict[str, Any]] = []
+        for r in records:
+            try:
+                x = machine.step(ws, r)
+            except RegrowError as exc:
+                if rollout is not None:
+                    raise
+                results.append({"id": r.id, "action": "error", "error": exc.message,
+                                "hint": exc.hint})  # fmt: skip
+                if not as_json:
+                    err.print(f"error: rollout {r.id[:12]}: {exc.message}")
+                    err.print(f"hint: {exc.hint}" if exc.hint else "")
+                continue
+            results.append({"action": x.action, **_as_json(ws, x.rollout)})
+            if not as_json:
+                out.print(f"{x.action}: {x.rollout.reason or x.rollout.state}")
+                _show(ws, x.rollout, False)
         if as_json:
-            print_json([{"action": x.action, **_as_json(ws, x.rollout)} for x in results])
-            return
-        if not results:
+            print_json(results)
+        elif not results:
             out.print("no rollout under way")
-        for result in results:
-            out.print(f"{result.action}: {result.rollout.reason or result.rollout.state}")
-            _show(ws, result.rollout, False)
+        if any(x["action"] == "error" for x in results):
+            raise typer.Exit(2)
 
 
 @rollout_app.command("pause")
@@ -170,12 +187,20 @@ def rollout_resume(rollout: Rollout, reason: Reason = "", home: Home = None) -> 
 
 
 @rollout_app.command("promote")
-def rollout_promote(rollout: Rollout, reason: Reason = "", home: Home = None) -> None:
+def rollout_promote(
+    rollout: Rollout,
+    lane: Annotated[
+        str | None,
+        typer.Option(help="An A/B rollout's lane (default: the live lane of lowest mean loss)."),
+    ] = None,
+    reason: Reason = "",
+    home: Home = None,
+) -> None:
     """Promote the candidate now, through the policy's promotion rules."""
     from regrow.rollout import machine
 
     with workspace(home) as ws:
-        _show(ws, machine.promote(ws, rollout, reason=reason), False)
+        _show(ws, machine.promote(ws, rollout, reason=reason, lane=lane), False)
 
 
 @rollout_app.command("abort")
@@ -188,12 +213,20 @@ def rollout_abort(rollout: Rollout, reason: Reason = "", home: Home = None) -> N
 
 
 @rollout_app.command("history")
-def rollout_history(rollout: Rollout, home: Home = None, as_json: AsJson = False) -> None:
-    """Every transition of a rollout, oldest first, with who, why and the evidence."""
+def rollout_history(
+    rollout: Rollout,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the newest N transitions (default: all).")
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every transition of a rollout, oldest first, with who, why and the evidence (holds in
+    a row are one line: "37 holds")."""
     from regrow.rollout import machine
 
     with workspace(home) as ws:
-        events = machine.history(ws, rollout)
+        events = machine.history(ws, rollout, limit=limit)
     if as_json:
         print_json([{"at": e.at, "actor": e.actor, "action": e.action, **e.payload}
                     for e in events])  # fmt: skip
@@ -201,14 +234,27 @@ def rollout_history(rollout: Rollout, home: Home = None, as_json: AsJson = False
     table = Table(title=f"rollout {rollout}")
     for col in ("at", "actor", "action", "state", "step", "share", "reason"):
         table.add_column(col)
-    for e in events:
-        p = e.payload
+    for run in _runs(events):
+        e, p = run[-1], run[-1].payload
+        action = f"{len(run)} holds" if len(run) > 1 else e.action.removeprefix("rollout.")
+        at = f"{run[0].at:%Y-%m-%d %H:%M:%S}" + (f" .. {e.at:%H:%M:%S}" if len(run) > 1 else "")
         table.add_row(
-            f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action.removeprefix("rollout."),
-            f"{p.get('from') or '-'} -> {p.get('state')}", str(p.get("step", 0) + 1),
-            f"{p.get('share', 0):.0%}", str(p.get("reason") or ""),
+            at, ", ".join(dict.fromkeys(x.actor for x in run)), action,
+            f"{run[0].payload.get('from') or '-'} -> {p.get('state')}",
+            str(p.get("step", 0) + 1), f"{p.get('share', 0):.0%}", str(p.get("reason") or ""),
         )  # fmt: skip
     out.print(table)
+
+
+def _runs(events: list[AuditEventRecord]) -> list[list[AuditEventRecord]]:
+    """The events with each run of holds in a row as one group (the last one's reason)."""
+    runs: list[list[AuditEventRecord]] = []
+    for e in events:
+        if e.action == "rollout.hold" and runs and runs[-1][-1].action == "rollout.hold":
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    return runs
 
 
 def _versions(j: dict[str, Any]) -> str:
@@ -225,7 +271,10 @@ def _share(r: RolloutRecord) -> str:
 
 
 def _details(ws: Workspace, r: RolloutRecord) -> None:
-    """An A/B rollout's lanes and the last analysis of each lane and slice."""
+    """Why a rollout is paused, an A/B rollout's lanes and the last analysis of each lane and
+    slice."""
+    if r.state == "paused" and r.reason:
+        out.print(f"  paused: {r.reason}")
     e = r.evidence or {}
     verdicts = e.get("verdicts") or {}
     for x in r.lanes:
@@ -251,6 +300,8 @@ def _evidence(r: RolloutRecord) -> str:
     e = r.evidence
     if not e:
         return "-"
+    if "error" in e:
+        return f"analysis failed: {str(e['error'])[:80]}"
     if r.lanes:
         return "per lane, below"
     low, high = e.get("lower"), e.get("upper")

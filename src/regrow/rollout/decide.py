@@ -19,14 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from regrow.errors import CatalogError, ConfigError
 from regrow.rollout.evidence import Evidence
 from regrow.rollout.sequential import Comparison, Sample, compare, compare_paired
 
-__all__ = ["Move", "Replayed", "Tally", "Verdict", "decide", "replay"]
+if TYPE_CHECKING:
+    from regrow.catalog.rollouts import RolloutRecord
+
+__all__ = ["Move", "Replayed", "Tally", "Verdict", "decide", "lane_of", "replay", "winner"]
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,39 @@ class Replayed:
     step: int
     batches: int
     actions: tuple[str, ...]
+
+
+def winner(record: RolloutRecord, lane: str | None) -> str:
+    """The version a promotion of ``record`` moves the alias to: its candidate, or an A/B
+    rollout's live ``lane`` (default: the live lane with the lowest mean loss in the last
+    analysis; ties and lanes without evidence: the first)."""
+    if not record.lanes:
+        return record.candidate_id
+    live = [x for x in record.lanes if not x.dropped]
+    if lane is None:
+        if not live:
+            raise CatalogError(
+                f"every lane of rollout {record.id[:12]} was dropped", hint="abort it"
+            )
+        losses = dict((record.evidence or {}).get("lanes") or {})
+
+        def loss(name: str) -> float:
+            value = dict(losses.get(name) or {}).get("candidate_loss")
+            return float(value) if isinstance(value, int | float) else float("inf")
+
+        return min(live, key=lambda x: loss(x.name)).version_id  # ties: the first
+    for x in live:
+        if x.name == lane:
+            return x.version_id
+    raise ConfigError(
+        f"rollout {record.id[:12]} has no live lane {lane!r}",
+        hint=f"its live lanes are {', '.join(x.name for x in live) or 'none'}",
+    )
+
+
+def lane_of(record: RolloutRecord, version_id: str) -> str:
+    """The name of the lane of ``record`` serving ``version_id``."""
+    return next(x.name for x in record.lanes if x.version_id == version_id)
 
 
 def replay(

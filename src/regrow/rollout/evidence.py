@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import ConfigError, DataError
+from regrow.errors import ConfigError
 from regrow.rollout.assign import STABLE
 from regrow.rollout.logcache import FileCache, logged_rows
 
@@ -75,6 +75,8 @@ class Evidence:
     lanes: dict[str, Evidence] = field(default_factory=dict)
     #: The evidence of each slice of the traffic (see the module docs).
     slices: dict[str, Evidence] = field(default_factory=dict)
+    #: Labelled rows skipped because their label cannot be compared with the prediction.
+    unusable_labels: int = 0
 
     def summary(self) -> dict[str, Any]:
         """Counts and means, for an audit event.
@@ -97,13 +99,31 @@ class Evidence:
             out["lanes"] = {name: ev.summary() for name, ev in self.lanes.items()}
         if self.slices:
             out["slices"] = {name: ev.summary() for name, ev in self.slices.items()}
+        if self.unusable_labels:
+            out["unusable_labels"] = self.unusable_labels
         return out
 
 
 def request_losses(
-    rows: list[dict[str, Any]], labels: dict[tuple[str, int], Any], loss_cap: float | None
+    rows: list[dict[str, Any]],
+    labels: dict[tuple[str, int], Any],
+    loss_cap: float | None,
+    unusable: set[tuple[str, int]] | None = None,
 ) -> dict[str, tuple[float, datetime]]:
-    """``request_id -> (mean loss of its labelled rows, when it was served)``."""
+    """``request_id -> (mean loss of its labelled rows, when it was served)``.
+
+    A label that cannot be compared with the prediction (a regressor's label that is no
+    number, a classifier's that is no plain value) is skipped; its ``(request_id, row)`` is
+    added to ``unusable``.
+
+    >>> from datetime import datetime, UTC
+    >>> at = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> rows = [{"request_id": r, "row": 0, "prediction": 2.0, "classifier": False,
+    ...          "served_at": at} for r in ("a", "b")]
+    >>> skipped: set[tuple[str, int]] = set()
+    >>> request_losses(rows, {("a", 0): 1.0, ("b", 0): "n/a"}, 4.0, skipped), skipped
+    ({'a': (0.25, datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))}, {('b', 0)})
+    """
     sums: dict[str, list[float]] = defaultdict(list)
     when: dict[str, datetime] = {}
     missing = object()
@@ -115,28 +135,36 @@ def request_losses(
         predicted = r["prediction"]
         if r["classifier"] and type(predicted) is type(label):  # the fast, common case
             sums[rid].append(0.0 if predicted == label else 1.0)
+        elif (loss := _loss(r, label, loss_cap)) is not None:
+            sums[rid].append(loss)
         else:
-            sums[rid].append(_loss(r, label, loss_cap))
+            if unusable is not None:
+                unusable.add((rid, r["row"]))
+            continue
         when[rid] = r["served_at"]
     return {k: (math.fsum(v) / len(v) if len(v) > 1 else v[0], when[k]) for k, v in sums.items()}
 
 
-def _loss(row: dict[str, Any], label: Any, loss_cap: float | None) -> float:
+def _loss(row: dict[str, Any], label: Any, loss_cap: float | None) -> float | None:
+    """The row's loss, None for a label that cannot be compared with the prediction."""
     predicted = row["prediction"]
     if row["classifier"]:
+        if label is None or not isinstance(label, str | int | float | bool):
+            return None
         return 0.0 if _same(predicted, label) else 1.0
     if loss_cap is None:
         raise ConfigError(
             "the rollout of a regressor has no loss_cap",
-            hint="start it with --loss-cap ERROR: the absolute error counted as a total miss",
+            hint="abort it and start it again with --loss-cap ERROR: the absolute error "
+            "counted as a total miss",
         )
+    if isinstance(label, bool):
+        return None
     try:
-        return min(abs(float(predicted) - float(label)) / loss_cap, 1.0)
+        error = abs(float(predicted) - float(label))
     except (TypeError, ValueError):
-        raise DataError(
-            f"label {label!r} of request {row['request_id']!r} is not a number",
-            hint="send numeric labels for a regressor's predictions",
-        ) from None
+        return None
+    return min(error / loss_cap, 1.0) if math.isfinite(error) else None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -181,19 +209,24 @@ def read_evidence(
     labels = catalog.predictions.labels(rollout.system, sorted(ids))
     cap = rollout.params.get("loss_cap")
     paired = rollout.mode in _PAIRED
+    bad: set[tuple[str, int]] = set()
+
+    def losses(lane_rows: Rows) -> dict[str, tuple[float, datetime]]:
+        return request_losses(lane_rows, labels, cap, bad)
 
     def arm(lane_rows: Rows) -> Evidence:
-        ev = _evidence(lane_rows, theirs, labels, cap, paired, rollout.step_started_at)
-        cut = {name: _evidence(_in(lane_rows, name), _in(theirs, name), labels, cap, paired,
+        ev = _evidence(losses(lane_rows), losses(theirs), paired, rollout.step_started_at)
+        cut = {name: _evidence(losses(_in(lane_rows, name)), losses(_in(theirs, name)), paired,
                                rollout.step_started_at) for name, _ in slices}  # fmt: skip
         return replace(ev, slices=cut)
 
     if rollout.mode != "ab":
-        return arm(next(iter(mine.values())))
+        return replace(arm(next(iter(mine.values()))), unusable_labels=len(bad))
     lanes = {lane: arm(mine[lane]) if lane in mine else Evidence() for lane in arms}
-    s = request_losses(theirs, labels, cap)
+    s = losses(theirs)
     fresh = sum(ev.step_requests for ev in lanes.values())
-    return Evidence([], [v for v, _ in s.values()], None, fresh, lanes=lanes)
+    return Evidence([], [v for v, _ in s.values()], None, fresh, lanes=lanes,
+                    unusable_labels=len(bad))  # fmt: skip
 
 
 def _refs(catalog: Catalog) -> Callable[[str], str]:
@@ -216,16 +249,13 @@ def _in(rows: Rows, name: str) -> Rows:
 
 
 def _evidence(
-    mine: Rows,
-    theirs: Rows,
-    labels: dict[tuple[str, int], Any],
-    cap: float | None,
+    c: dict[str, tuple[float, datetime]],
+    s: dict[str, tuple[float, datetime]],
     paired: bool,
     step_started_at: datetime,
 ) -> Evidence:
-    """One candidate lane's rows against the stable lane's (paired by request or not)."""
-    c = request_losses(mine, labels, cap)
-    s = request_losses(theirs, labels, cap)
+    """One candidate lane's request losses against the stable lane's (paired by request or
+    not)."""
     if not paired:
         fresh = sum(1 for _, at in c.values() if at >= step_started_at)
         return Evidence([v for v, _ in c.values()], [v for v, _ in s.values()], None, fresh)

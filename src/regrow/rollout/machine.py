@@ -34,7 +34,11 @@ rollout's record after it.
    and approvals). A refused promotion pauses the rollout, naming what is missing.
 
 :func:`abort` makes the last known good the desired state: the candidate's share drops to 0
-and, should the alias hold the candidate by then, it moves back to the stable version.
+and, should the alias hold a candidate by then, it moves back to the stable version. A step
+never raises on bad data, and ends a rollout whose alias was moved by hand (see :func:`step`).
+:func:`start` refuses what can never be analysed (:mod:`regrow.rollout.validate`) and, on a
+protected alias, a rollout that would serve a candidate to every request before the promotion
+rules allow it.
 """
 
 from __future__ import annotations
@@ -44,10 +48,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from regrow.catalog.rollouts import Rollouts
-from regrow.errors import AliasConflict, CatalogError, ConfigError, PromotionRefused
-from regrow.rollout.decide import decide
+from regrow.errors import AliasConflict, CatalogError, ConfigError, DataError, PromotionRefused
+from regrow.rollout.decide import decide, lane_of, winner
 from regrow.rollout.sequential import Comparison, Sample, compare
-from regrow.rollout.validate import MODES, candidates, check_blend, check_slices
+from regrow.rollout.validate import (
+    MODES,
+    candidates,
+    check_blend,
+    check_exposure,
+    check_loss_cap,
+    check_slices,
+    parse_steps,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -73,6 +85,7 @@ __all__ = [
     "step",
 ]
 
+_HOLDS = ("hold", "inconclusive")
 _MODES = {"canary": "split", "ramp": "split", "shadow": "shadow", "blue-green": "blue-green",
           "ab": "ab", "blend": "blend"}  # fmt: skip
 
@@ -87,35 +100,20 @@ class Governed(Protocol):
 
     def promote(self, ref: str, alias: str = ..., *, reason: str = ...) -> AliasRecord: ...
 
+    def promotion_lacks(self, ref: str, alias: str = ...) -> list[str]: ...
+
     def policy(self) -> Policy: ...
 
 
 @dataclass(frozen=True)
 class StepResult:
     """What one analysis did: ``action`` (begin, hold, inconclusive, advance, drop_lane,
-    promote, promotion-refused, fail, idle, raced), the rollout after it, and the comparison
-    it used."""
+    promote, promotion-refused, fail, idle, raced, skip, analysis_failed, superseded), the
+    rollout after it, and the comparison it used."""
 
     action: str
     rollout: RolloutRecord
     comparison: Comparison | None = None
-
-
-def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
-    """Shares from ``"5,25,50,100"`` (percent, when any is above 1) or ``"0.05,0.5,1"``.
-
-    >>> parse_steps("5,25,50,100")
-    (0.05, 0.25, 0.5, 1.0)
-    """
-    try:
-        values = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
-    except ValueError:
-        raise ConfigError(
-            f"rollout steps {text!r} are not numbers", hint="write shares such as 5,25,50,100"
-        ) from None
-    if any(v > 1 for v in values):
-        values = [v / 100 for v in values]
-    return tuple(values)
 
 
 def start(
@@ -160,6 +158,8 @@ def start(
             f"inconclusive_after must be >= 1 (got {inconclusive_after!r})",
             hint="the analyses in a row without enough data before a rollout is inconclusive",
         )
+    for v in versions:
+        check_loss_cap(v, loss_cap)
     if loss_cap is not None:
         if not loss_cap > 0:
             raise ConfigError(
@@ -168,6 +168,7 @@ def start(
             )
         params["loss_cap"] = loss_cap
     compare(Sample(1, 0.0), Sample(1, 0.0), tolerance=tolerance, alpha=alpha)  # checks them
+    check_exposure(ws.promotion_lacks, versions, alias, chosen, shares)
     record = _rollouts(ws).start(
         system=version.system, alias=alias, stable_id=stable.version_id,
         candidate_id=version.id, mode=chosen, steps=shares,
@@ -181,6 +182,28 @@ def start(
 
 def _rollouts(ws: Governed) -> Rollouts:
     return ws.catalog.rollouts
+
+
+def _due(record: RolloutRecord, min_interval: float) -> bool:
+    """Whether the rollout's last move is at least ``min_interval`` seconds old."""
+    from regrow.catalog.core import now
+
+    return min_interval <= 0 or (now() - record.updated_at).total_seconds() >= min_interval
+
+
+def _superseded(ws: Governed, record: RolloutRecord) -> RolloutRecord | None:
+    """End the rollout if its alias was moved by hand to neither the stable version nor a
+    candidate; the alias stays where it was put."""
+    held = ws.catalog.get_alias(record.system, record.alias).version_id
+    if held == record.stable_id or held in record.candidates:
+        return None
+    ref = ws.catalog.get_system_version(held).ref
+    return _rollouts(ws).transition(
+        record.id, "rolled_back", action="superseded", expected_revision=record.revision,
+        evidence={"alias_holds": ref},
+        reason=f"{record.system}@{record.alias} was moved to {ref}, neither the stable version "
+        "nor a candidate: the rollout ends and the alias stays there",
+    )  # fmt: skip
 
 
 def _begin(ws: Governed, record: RolloutRecord) -> RolloutRecord:
@@ -200,9 +223,9 @@ def status(
     return _rollouts(ws).list(system=system, active=True)
 
 
-def history(ws: Governed, ref: str) -> list[AuditEventRecord]:
-    """The transitions of rollout ``ref`` (audit events), oldest first."""
-    return _rollouts(ws).history(ref)
+def history(ws: Governed, ref: str, *, limit: int | None = None) -> list[AuditEventRecord]:
+    """The transitions of rollout ``ref`` (audit events), oldest first (the newest ``limit``)."""
+    return _rollouts(ws).history(ref, limit=limit)
 
 
 def pause(ws: Governed, ref: str, *, reason: str = "") -> RolloutRecord:
@@ -239,11 +262,11 @@ def promote(
     evidence: dict[str, Any] | None = None,
     lane: str | None = None,
 ) -> RolloutRecord:
-    """Move the alias to the candidate (an A/B rollout's ``lane``, default its first live
-    one) through the governance path, then mark the rollout ``promoted``. A refused
-    promotion raises :class:`~regrow.errors.PromotionRefused` and leaves the rollout as it
-    was. (A record for ``ref`` moves only if the rollout is still at its revision, as in
-    :func:`step`.)"""
+    """Move the alias to the candidate (an A/B rollout's ``lane``, default its live lane with
+    the lowest mean loss in the last analysis) through the governance path, then mark the
+    rollout ``promoted``. A refused promotion raises :class:`~regrow.errors.PromotionRefused`
+    and leaves the rollout as it was. (A record for ``ref`` moves only if the rollout is
+    still at its revision, as in :func:`step`.)"""
     ws.require("operator", "promote a rollout")
     record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
     if not record.active:
@@ -257,43 +280,26 @@ def promote(
             f"{record.revision})",
             hint="read its status again",
         )
-    winner = _winner(record, lane)
+    chosen = winner(record, lane)
     why = reason or f"rollout {record.id[:12]} promoted"
     if record.lanes:
-        name = lane or _lane_of(record, winner)
+        name = lane or lane_of(record, chosen)
         why = why if f"lane {name}" in why else f"{why} (lane {name})"
-        evidence = {**(evidence or {}), "promoted_version": winner, "promoted_lane": name}
+        evidence = {**(evidence or {}), "promoted_version": chosen, "promoted_lane": name}
     held = ws.catalog.get_alias(record.system, record.alias).version_id
-    if held != winner:
-        ws.promote(winner, record.alias, reason=why)
+    if held != chosen:
+        try:
+            ws.promote(chosen, record.alias, reason=why)
+        except PromotionRefused as refused:
+            raise PromotionRefused(
+                refused.message,
+                hint=f"fix what is listed, then promote rollout {record.id[:12]} again (or "
+                "abort it)",
+            ) from None
     return _rollouts(ws).transition(
         record.id, "promoted", action="promote", expected_revision=record.revision,
         evidence=evidence, reason=why,
     )  # fmt: skip
-
-
-def _winner(record: RolloutRecord, lane: str | None) -> str:
-    """The version a promotion moves the alias to."""
-    if not record.lanes:
-        return record.candidate_id
-    live = [x for x in record.lanes if not x.dropped]
-    if lane is None:
-        if not live:
-            raise CatalogError(
-                f"every lane of rollout {record.id[:12]} was dropped", hint="abort it"
-            )
-        return live[0].version_id
-    for x in live:
-        if x.name == lane:
-            return x.version_id
-    raise ConfigError(
-        f"rollout {record.id[:12]} has no live lane {lane!r}",
-        hint=f"its live lanes are {', '.join(x.name for x in live) or 'none'}",
-    )
-
-
-def _lane_of(record: RolloutRecord, version_id: str) -> str:
-    return next(x.name for x in record.lanes if x.version_id == version_id)
 
 
 def abort(
@@ -304,8 +310,9 @@ def abort(
     evidence: dict[str, Any] | None = None,
     action: str = "abort",
 ) -> RolloutRecord:
-    """Roll back to the last known good: the candidate gets no more traffic and the alias
-    holds (or moves back to) the stable version."""
+    """Roll back to the last known good: the candidate gets no more traffic and, should the
+    alias hold a candidate of the rollout, it moves back to the stable version (an alias
+    someone moved by hand to another version stays where it is)."""
     ws.require("operator", "abort a rollout")
     record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
     why = reason or f"rollout {record.id[:12]} aborted by hand"
@@ -313,7 +320,7 @@ def abort(
         record.id, "rolled_back", action=action, expected_revision=record.revision,
         evidence=evidence, reason=why,
     )  # fmt: skip
-    if ws.catalog.get_alias(record.system, record.alias).version_id != record.stable_id:
+    if ws.catalog.get_alias(record.system, record.alias).version_id in record.candidates:
         ws.catalog.move_alias(record.system, record.alias, record.stable_id, reason=why)
     return done
 
@@ -324,42 +331,67 @@ def step(
     *,
     evidence: Evidence | None = None,
     until: datetime | None = None,
+    min_interval: float = 0.0,
 ) -> StepResult:
     """Analyse rollout ``ref`` once and move it (see the module docs). ``evidence`` replaces
     what the prediction log holds (the simulator passes its own).
 
     ``ref`` may be a record read earlier (a server's poller holds one): when the rollout has
     moved since (another replica stepped it first), nothing moves and the action is
-    ``raced``, with the rollout as it is now. Replicas may therefore all step a rollout.
+    ``raced``, with the rollout as it is now. Replicas may therefore all step a rollout;
+    with ``min_interval`` (seconds, a server's step period) a hold is written only when the
+    rollout's last move is at least that old (else the action is ``skip`` and nothing is
+    written), so N replicas hold once a period, not N times.
+
+    A step never raises on bad data: evidence that cannot be read (a slice the logged
+    requests cannot answer, a regressor's rollout without ``loss_cap``) **pauses** the
+    rollout (action ``analysis_failed``, the reason names the error); an alias moved by hand
+    to a version that is neither the stable one nor a candidate ends the rollout
+    ``rolled_back`` (action ``superseded``), leaving the alias where it was put.
     """
     ws.require("operator", "step a rollout")
     record = _rollouts(ws).get(ref) if isinstance(ref, str) else ref
     try:
-        return _step(ws, record, evidence, until)
+        return _step(ws, record, evidence, until, min_interval)
     except AliasConflict:
         return StepResult("raced", _rollouts(ws).get(record.id))
 
 
 def _step(
-    ws: Governed, record: RolloutRecord, evidence: Evidence | None, until: datetime | None
+    ws: Governed,
+    record: RolloutRecord,
+    evidence: Evidence | None,
+    until: datetime | None,
+    min_interval: float,
 ) -> StepResult:
     from regrow.rollout.evidence import read_evidence
 
+    if record.active and (moved := _superseded(ws, record)) is not None:
+        return StepResult("superseded", moved)
     if record.state == "pending":
         return StepResult("begin", _begin(ws, record))
     if record.state not in ("shadow", "progressing", "inconclusive"):
         return StepResult("idle", record)
-    ev = (
-        evidence
-        if evidence is not None
-        else read_evidence(ws.catalog, ws.store, record, until=until)
-    )
-    move = decide(
-        state=record.state, mode=record.mode, step=record.step, steps=record.steps,
-        holds=record.holds, min_requests=record.min_requests, params=record.params,
-        evidence=ev, dropped={x.name for x in record.lanes if x.dropped},
-    )  # fmt: skip
+    try:
+        ev = (
+            evidence
+            if evidence is not None
+            else read_evidence(ws.catalog, ws.store, record, until=until)
+        )
+        move = decide(
+            state=record.state, mode=record.mode, step=record.step, steps=record.steps,
+            holds=record.holds, min_requests=record.min_requests, params=record.params,
+            evidence=ev, dropped={x.name for x in record.lanes if x.dropped},
+        )  # fmt: skip
+    except (DataError, ConfigError) as failed:
+        paused = _rollouts(ws).transition(
+            record.id, "paused", action="analysis_failed", expected_revision=record.revision,
+            evidence={"error": str(failed)}, reason=f"analysis failed: {failed.message}",
+        )  # fmt: skip
+        return StepResult("analysis_failed", paused)
     cmp = move.comparison
+    if move.action in _HOLDS and not _due(record, min_interval):
+        return StepResult("skip", record, cmp)
     proof = {**ev.summary(), **(cmp.as_dict() if cmp is not None else {}), **move.details()}
     if move.action == "drop_lane":
         moved = _rollouts(ws).transition(

@@ -2,8 +2,12 @@
 
 :func:`candidates` resolves the candidate versions (one; several of one system for mode
 ``ab``), :func:`check_blend` refuses a blend of versions that do not predict the same thing,
-:func:`check_slices` refuses a slice that is no pandas expression over the candidate's training
-columns. Each raises :class:`~regrow.errors.ConfigError` naming the value, with a hint.
+:func:`check_slices` refuses a slice that is no boolean pandas expression over the columns a
+served request carries (:func:`served_columns`), :func:`check_loss_cap` a regressor's rollout
+without ``loss_cap``: each raises :class:`~regrow.errors.ConfigError` naming the value, with a
+hint. :func:`check_exposure` raises :class:`~regrow.errors.PromotionRefused` when a rollout
+would serve a candidate to every request of a protected alias that its promotion rules do not
+yet allow.
 
 >>> MODES
 ('split', 'ab', 'blend', 'shadow', 'blue-green')
@@ -11,16 +15,25 @@ columns. Each raises :class:`~regrow.errors.ConfigError` naming the value, with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import ConfigError
+from regrow.errors import ConfigError, PromotionRefused
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
     from regrow.catalog.records import SystemVersionRecord
 
-__all__ = ["MODES", "candidates", "check_blend", "check_slices"]
+__all__ = [
+    "MODES",
+    "candidates",
+    "check_blend",
+    "check_exposure",
+    "check_loss_cap",
+    "check_slices",
+    "parse_steps",
+    "served_columns",
+]
 
 #: The rollout modes :func:`regrow.rollout.machine.start` takes.
 MODES = ("split", "ab", "blend", "shadow", "blue-green")
@@ -48,6 +61,23 @@ def candidates(
     return versions
 
 
+def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
+    """Shares from ``"5,25,50,100"`` (percent, when any is above 1) or ``"0.05,0.5,1"``.
+
+    >>> parse_steps("5,25,50,100")
+    (0.05, 0.25, 0.5, 1.0)
+    """
+    try:
+        values = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise ConfigError(
+            f"rollout steps {text!r} are not numbers", hint="write shares such as 5,25,50,100"
+        ) from None
+    if any(v > 1 for v in values):
+        values = [v / 100 for v in values]
+    return tuple(values)
+
+
 def check_blend(catalog: Catalog, stable_id: str, candidate: SystemVersionRecord) -> None:
     """A blend averages the two versions' outputs: same task, same target."""
     stable = catalog.get_system_version(stable_id)
@@ -69,11 +99,12 @@ def check_blend(catalog: Catalog, stable_id: str, candidate: SystemVersionRecord
 def check_slices(
     catalog: Catalog, version: SystemVersionRecord, slices: Mapping[str, str]
 ) -> dict[str, str]:
-    """Refuse a slice that is no pandas expression over the candidate's training columns."""
-    import pandas as pd
-
-    columns = _columns(catalog, version)
-    frame = pd.DataFrame({c: pd.Series([], dtype="float64") for c in columns})
+    """Refuse a slice that is no boolean pandas expression over the columns a served request
+    of the candidate carries (:func:`served_columns`: not the target, not a time column the
+    model does not read)."""
+    columns = served_columns(catalog, version)
+    frame = _sample(columns, _dtypes(catalog, version))
+    known = ", ".join(columns) or "unknown"
     out: dict[str, str] = {}
     for name, expression in slices.items():
         if not isinstance(name, str) or not name.strip() or not isinstance(expression, str):
@@ -82,31 +113,93 @@ def check_slices(
                 hint="write --slice NAME=EXPR, e.g. --slice seniors='age >= 65'",
             )
         try:
-            if columns:
-                frame.eval(expression)
-            else:
-                compile(expression, "<slice>", "eval")
+            picked = frame.eval(expression) if columns else compile(expression, "<slice>", "eval")
         except Exception as exc:  # pandas raises many kinds for a bad expression
-            known = ", ".join(columns) or "unknown"
             raise ConfigError(
                 f"slice {name!r} has a bad expression {expression!r}: {exc}",
-                hint=f"a pandas query over the input columns ({known})",
+                hint=f"a pandas query over the columns a request carries ({known})",
             ) from None
+        dtype = getattr(picked, "dtype", None)
+        if columns and (dtype is None or dtype.kind != "b"):
+            raise ConfigError(
+                f"slice {name!r} ({expression!r}) gives {dtype or type(picked).__name__} "
+                "values, not True/False for each row",
+                hint=f"a slice selects rows: write a comparison, e.g. '{expression} > 0'",
+            )
         out[name] = expression
     return out
 
 
-def _columns(catalog: Catalog, version: SystemVersionRecord) -> list[str]:
-    """The input columns of the candidate's training snapshot: its columns but the target,
-    which a request does not send (empty if it has no snapshot)."""
-    if version.snapshot_id is None:
+def check_loss_cap(version: SystemVersionRecord, loss_cap: float | None) -> None:
+    """A regressor's loss is its absolute error over ``loss_cap``: a rollout of one needs it."""
+    task = version.spec.get("task") if isinstance(version.spec, dict) else None
+    if loss_cap is None and task == "regression":
+        raise ConfigError(
+            f"{version.ref} is a regressor: its rollout needs a loss_cap",
+            hint="start it with --loss-cap ERROR (loss_cap=ERROR): the absolute error counted "
+            "as a total miss",
+        )
+
+
+def check_exposure(
+    lacks: Callable[[str, str], list[str]],
+    versions: Sequence[SystemVersionRecord],
+    alias: str,
+    mode: str,
+    shares: Sequence[float],
+) -> None:
+    """A rollout that would serve a candidate to every request of ``alias`` before it is
+    promoted (any mode but shadow whose steps reach 1.0) needs, at its start, what promoting
+    each candidate needs (``lacks(ref, alias)``: :meth:`regrow.Workspace.promotion_lacks`,
+    the check a promotion runs). A shadow rollout serves nothing and needs nothing."""
+    if mode == "shadow" or max(shares, default=0.0) < 1.0:
+        return
+    for v in versions:
+        missing = [x for x in lacks(v.ref, alias) if not x.endswith("would change nothing")]
+        if missing:
+            raise PromotionRefused(
+                f"a {mode} rollout would serve {v.ref} to every request of {v.system}@{alias} "
+                "before its promotion, and promoting it lacks " + "; ".join(missing),
+                hint="meet the promotion rules first (`regrow approve`, a blessed `regrow "
+                "evaluate`), or compare it in --mode shadow, which serves nothing",
+            )
+
+
+def served_columns(catalog: Catalog, version: SystemVersionRecord) -> list[str]:
+    """The columns a request served by ``version`` carries: those its members and transforms
+    read (the served signature's inputs), never the target.
+
+    Empty when the version's spec does not name its components.
+    """
+    from regrow.evaluate.gates.coverage import member_columns
+
+    spec = version.spec if isinstance(version.spec, dict) else {}
+    if not isinstance(spec.get("components"), dict):
         return []
+    return sorted(set().union(*member_columns(spec).values()))
+
+
+def _dtypes(catalog: Catalog, version: SystemVersionRecord) -> dict[str, str]:
+    """``column -> logical dtype`` of the candidate's training snapshot (empty without one)."""
+    if version.snapshot_id is None:
+        return {}
     spec = catalog.snapshot_schema(version.snapshot_id).spec
     cols = spec.get("columns") if isinstance(spec, dict) else None
-    names: list[str] = []
-    if isinstance(cols, dict):
-        names = [str(c) for c in cols]
-    elif isinstance(cols, list):
-        names = [str(c.get("name")) if isinstance(c, dict) else str(c) for c in cols]
-    target = version.spec.get("target") if isinstance(version.spec, dict) else None
-    return [c for c in names if c != target]
+    if isinstance(cols, list):
+        cols = {c.get("name"): c for c in cols if isinstance(c, dict)}
+    out: dict[str, str] = {}
+    for name, info in (cols or {}).items():
+        dtype = info.get("dtype") if isinstance(info, dict) else info
+        if isinstance(dtype, str):
+            out[str(name)] = dtype
+    return out
+
+
+def _sample(columns: list[str], dtypes: Mapping[str, str] | None = None) -> Any:
+    """One row with a value of each column's kind, to evaluate a slice on."""
+    import pandas as pd
+
+    values = {"int": 0, "bool": False, "string": "", "category": "",
+              "datetime": pd.Timestamp("2026-01-01")}  # fmt: skip
+    kinds = dtypes or {}
+    return pd.DataFrame({c: [values.get(kinds.get(c, "float"), 0.0)] for c in columns})
