@@ -110,6 +110,15 @@ def test_feedback_needs_an_operator_and_is_stored_and_audited(
     client.post("/regrow/v1/feedback", json=later, headers=bearer(secrets["otto"]))
     with Workspace.open(serve_home) as ws:
         assert ws.catalog.predictions.labels("shop", ["fb-1"])[("fb-1", 1)] == 0  # replaced
+    bad = {
+        "model_name": "shop",
+        "labels": [{"id": "fb-1", "label": 1}, {"id": "fb-2", "row": 3, "label": "yes"}],
+    }
+    refused = client.post("/regrow/v1/feedback", json=bad, headers=bearer(secrets["otto"]))
+    assert refused.status_code == 400
+    assert "request 'fb-2' row 3: 'yes'" in refused.json()["error"]
+    with Workspace.open(serve_home) as ws:
+        assert ws.catalog.predictions.labels("shop", ["fb-1"])[("fb-1", 0)] == 0  # all or nothing
 
 
 @pytest.mark.parametrize(

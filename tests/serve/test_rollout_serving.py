@@ -19,6 +19,7 @@ import pytest
 
 from regrow import Workspace
 from regrow.config import ServeSettings
+from regrow.plan.policy import Policy
 from regrow.rollout import machine
 from regrow.rollout.router import RolloutRouter
 from regrow.serve.host import ModelHost
@@ -33,8 +34,11 @@ Body = Callable[..., dict[str, Any]]
 
 @pytest.fixture
 def ws(serve_home: Path) -> Iterator[Workspace]:
-    """The workspace the tests move rollouts in (the server opens its own)."""
+    """The workspace the tests move rollouts in (the server opens its own). Its policy
+    protects ``prod`` only, so rollouts of ``champion`` may reach 100% before a promotion
+    (these tests are about serving, not governance)."""
     with Workspace.open(serve_home) as workspace:
+        workspace.set_policy(Policy.from_dict({"promotion": {"protected": ["prod"]}}))
         yield workspace
 
 

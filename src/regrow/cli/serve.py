@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import logging.config
 import os
 import signal
 import socket
@@ -15,7 +17,9 @@ from regrow.cli._app import Home, Stopped, app, err, out, workspace
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
+    from regrow.catalog.catalog import Catalog
     from regrow.config import Config
+    from regrow.serve.targets import Target
 
 __all__ = ["predict", "serve"]
 
@@ -24,7 +28,7 @@ Model = Annotated[
     typer.Option(
         "--model",
         help="SYSTEM@ALIAS (followed as it moves) or SYSTEM:vN to serve, repeatable "
-        "(default: [serve] models, else every system's champion).",
+        "(default: \\[serve] models, else every system's champion).",
     ),
 ]
 
@@ -39,16 +43,21 @@ def serve(
     ] = 1,
     model: Model = None,
     log_level: Annotated[
-        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug.")
+        str,
+        typer.Option(
+            help="Log level of the server's lines (uvicorn's and regrow's, on stderr): "
+            "critical, error, warning, info (adds the rollouts' moves, the hot swaps, and an "
+            "access line per request on stdout), debug."
+        ),
     ] = "warning",
 ) -> None:
-    """Serve models over the Open Inference Protocol v2 (REST), with feedback and metrics.
+    r"""Serve models over the Open Inference Protocol v2 (REST), with feedback and metrics.
 
     Every replica (worker, or server on another machine over the same catalog) follows its
-    aliases: a promotion or rollback is served within [serve] poll_seconds. Rollouts under
-    way of the aliases served are routed, and stepped every [serve] rollout_step_seconds
-    (the serving identity needs the operator role to step; 0 turns it off). Ctrl-C or
-    SIGTERM stops it cleanly, flushing the prediction log.
+    aliases: a promotion or rollback is served within \[serve] poll_seconds. Rollouts under
+    way of the aliases served are routed, and stepped every \[serve] rollout_step_seconds
+    (the serving identity needs the operator role to step; 0 turns it off); --log-level info
+    shows their moves. Ctrl-C or SIGTERM stops it cleanly, flushing the prediction log.
     """
     from regrow.config import resolve_home
 
@@ -98,12 +107,14 @@ def _serve_one(
 
     from regrow.serve.app import create_app, freeze_heap
 
+    logging.config.dictConfig(_log_config(log_level))  # what loading the models says, too
     application = create_app(config, models=models)
     freeze_heap()
     state = application.state.regrow
     try:
         for slot in state.host.slots:
-            out.print(f"serving {slot.target.label} ({slot.current.ref}) on {url}")
+            note = _rollout_note(state.host.catalog, slot.target)
+            out.print(f"serving {slot.target.label} ({slot.current.ref}{note}) on {url}")
         server = uvicorn.Server(_uvicorn_config(application, log_level))
         _run_stopping_cleanly(lambda: server.run(sockets=[sock]))
     finally:
@@ -126,7 +137,10 @@ def _serve_many(
     with workspace(config.home) as ws:
         refs = models or ws.config.serve.models
         targets = [Target.parse(m) for m in refs] if refs else default_targets(ws.catalog)
-        held = {t.label: ws.catalog.get_system_version(t.label).ref for t in targets}
+        held = {
+            t.label: ws.catalog.get_system_version(t.label).ref + _rollout_note(ws.catalog, t)
+            for t in targets
+        }
     if not targets:
         raise ConfigError(
             "nothing to serve: no system has a 'champion' alias",
@@ -151,6 +165,44 @@ def _serve_many(
         raise Stopped(130)
 
 
+def _rollout_note(catalog: Catalog, target: Target) -> str:
+    """``"; rollout ID (MODE, STATE, ...)"`` for a rollout under way of ``target``'s alias."""
+    if target.alias is None:
+        return ""
+    record = catalog.rollouts.active(target.system, target.alias)
+    if record is None:
+        return ""
+    candidate = catalog.get_system_version(record.candidate_id).ref
+    note = f"; rollout {record.id[:12]} ({record.mode}, {record.state}) to {candidate}"
+    if record.state == "pending":
+        return note
+    return f"{note}, step {record.step + 1}/{len(record.steps)}, share {record.share:.0%}"
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, plus a handler for regrow's own loggers at
+    ``log_level`` (on stderr, as uvicorn's lines): uvicorn configures only its own loggers,
+    and every worker applies this.
+
+    >>> _log_config("info")["loggers"]["regrow"]
+    {'handlers': ['regrow'], 'level': 'INFO', 'propagate': False}
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["regrow"] = {
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["regrow"] = {
+        "handlers": ["regrow"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 def _uvicorn_config(application: Any, log_level: str, *, workers: int = 1) -> Any:
     import uvicorn
 
@@ -158,6 +210,7 @@ def _uvicorn_config(application: Any, log_level: str, *, workers: int = 1) -> An
         application,
         factory=isinstance(application, str),
         workers=workers,
+        log_config=_log_config(log_level),
         log_level=log_level,
         access_log=log_level in ("info", "debug"),
         lifespan="on",

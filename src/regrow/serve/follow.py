@@ -17,8 +17,15 @@ takes the version it moves to from the routing, without loading it again.
 **Stepping.** Every ``step_seconds`` (``[serve] rollout_step_seconds``; 0: never),
 :meth:`RolloutFollower.step` analyses each rollout of a followed alias once
 (:func:`regrow.rollout.machine.step`, with the record it read: a replica that stepped it first
-makes it ``raced``, harmlessly). Actions other than ``hold`` are logged at INFO. A server whose
-identity may not step rollouts (it needs the operator role) says so once, as a warning.
+makes it ``raced``, harmlessly), passing the period as ``min_interval`` so that replicas do
+not write a ``hold`` each (action ``skip``). Actions other than ``hold`` and ``skip`` are
+logged at INFO, those an operator must see (:data:`WARNED_ACTIONS`: a failed candidate, a
+pause on an analysis that failed or a refused promotion, a rollout superseded by a move by
+hand) as warnings. A server whose identity may not step rollouts (it needs the operator role)
+says so once, as a warning. Each rollout is stepped on its own: one that cannot be analysed (a
+slice the log cannot evaluate, a label that is not a number) is logged as one warning naming
+its alias and the error, again only when the error changes, and the other rollouts go on; an
+error that is not a :class:`~regrow.errors.RegrowError` is logged with its traceback, once.
 """
 
 from __future__ import annotations
@@ -32,16 +39,19 @@ from regrow.serve.routing import Routing
 from regrow.serve.signature import differences
 
 if TYPE_CHECKING:
-    from regrow.rollout.machine import Governed
+    from regrow.catalog.rollouts import RolloutRecord
+    from regrow.rollout.machine import Governed, StepResult
     from regrow.serve.host import ModelHost, Slot
     from regrow.serve.served import Served
 
-__all__ = ["QUIET_ACTIONS", "RolloutFollower"]
+__all__ = ["QUIET_ACTIONS", "WARNED_ACTIONS", "RolloutFollower"]
 
 log = logging.getLogger("regrow.serve")
 
 #: Step actions not worth a log line (nothing moved).
-QUIET_ACTIONS = frozenset({"hold", "idle"})
+QUIET_ACTIONS = frozenset({"hold", "idle", "skip"})
+#: Step actions an operator should see at the default log level (the others are INFO).
+WARNED_ACTIONS = frozenset({"fail", "analysis_failed", "promotion-refused", "superseded"})
 _FIX = (
     "give the server's identity the operator role (regrow users role NAME operator), or "
     "set [serve] rollout_step_seconds = 0 and step rollouts with regrow rollout step"
@@ -61,6 +71,8 @@ class RolloutFollower:
         #: Rollouts whose candidate this server refused: not routed again.
         self.refused: set[str] = set()
         self._denied = False
+        #: The error each alias's rollout last failed to step with (logged once until it changes).
+        self._said: dict[str, str] = {}
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -169,9 +181,9 @@ class RolloutFollower:
         try:
             abort(self.workspace, record, reason=reason, action=f"serve_{outcome}")
         except PermissionDenied as exc:
+            stable = self.host.catalog.get_system_version(record.stable_id).ref
             log.warning("%s: cannot abort rollout %s: %s (%s); serving %s only",
-                        t.label, record.id[:12], exc.message, exc.hint,
-                        record.stable_id)  # fmt: skip
+                        t.label, record.id[:12], exc.message, exc.hint, stable)  # fmt: skip
         except AliasConflict:
             log.info("%s: rollout %s moved on before this server aborted it",
                      t.label, record.id[:12])  # fmt: skip
@@ -187,9 +199,8 @@ class RolloutFollower:
 
     def step(self) -> list[str]:
         """Analyse each rollout under way of a followed alias once; the actions other than
-        ``hold`` (and ``idle``), in words."""
-        from regrow.rollout.machine import step
-
+        ``hold`` (and ``idle``, ``skip``), in words. One rollout's error does not stop the
+        others (see the module docs)."""
         if self.workspace is None:
             return []
         events: list[str] = []
@@ -197,22 +208,56 @@ class RolloutFollower:
         for system, alias in targets:
             if alias is None:
                 continue
-            record = self.host.catalog.rollouts.active(system, alias)
-            if record is None:
-                continue
             try:
-                result = step(self.workspace, record)
+                event = self._step_one(system, alias)
             except PermissionDenied as exc:
                 if not self._denied:
                     self._denied = True
                     log.warning("not stepping rollouts: %s; %s", exc.message, _FIX)
                 return events
-            if result.action not in QUIET_ACTIONS:
-                now = result.rollout
-                event = (
-                    f"{system}@{alias}: rollout {now.id[:12]} {result.action} "
-                    f"({now.state}, share {now.share:g}): {now.reason}"
-                )
-                log.info(event)
-                events.append(event)
+            except RegrowError as exc:  # a rollout that cannot be analysed now: the next goes on
+                self._failed(f"{system}@{alias}", str(exc), None)
+            except Exception as exc:  # not ours: the traceback, once
+                self._failed(f"{system}@{alias}", f"{type(exc).__name__}: {exc}", exc)
+            else:
+                self._said.pop(f"{system}@{alias}", None)
+                if event is not None:
+                    events.append(event)
         return events
+
+    def _step_one(self, system: str, alias: str) -> str | None:
+        """Step the rollout of ``system@alias``, if one is under way; its action in words
+        (None: none, or a quiet one)."""
+        record = self.host.catalog.rollouts.active(system, alias)
+        if record is None:
+            return None
+        result = _step(self.workspace, record, self.step_seconds)
+        if result.action in QUIET_ACTIONS:
+            return None
+        now = result.rollout
+        event = (
+            f"{system}@{alias}: rollout {now.id[:12]} {result.action} "
+            f"({now.state}, share {now.share:g}): {now.reason}"
+        )
+        log.log(logging.WARNING if result.action in WARNED_ACTIONS else logging.INFO, event)
+        return event
+
+    def _failed(self, label: str, said: str, exc: Exception | None) -> None:
+        """Log that stepping ``label``'s rollout failed, unless the last step said the same."""
+        if self._said.get(label) == said:
+            return
+        self._said[label] = said
+        text = "%s: stepping its rollout failed (trying again every %gs): %s"
+        if exc is None:
+            log.warning(text, label, self.step_seconds, said)
+        else:
+            log.error(text, label, self.step_seconds, said, exc_info=exc)
+
+
+def _step(ws: Governed | None, record: RolloutRecord, period: float) -> StepResult:
+    """:func:`regrow.rollout.machine.step` of ``record``, writing no hold when the rollout
+    last moved less than ``period`` seconds ago (so replicas hold once a period)."""
+    from regrow.rollout.machine import step
+
+    assert ws is not None
+    return step(ws, record, min_interval=max(period, 0.0))

@@ -9,7 +9,9 @@ other request (and lifespan events) to FastAPI. The routes FastAPI has for infer
 in the OpenAPI document and answer with the same function.
 
 A request for an alias under a rollout goes through the slot's routing (read once; the lanes,
-shadow and blend scoring are :mod:`.routing`'s); without a rollout it takes the one-lane path.
+shadow and blend scoring are :mod:`.routing`'s), and a candidate's failures to score are
+counted (``regrow_rollout_candidate_errors_total``); without a rollout, or for a version asked
+for by number (``/versions/v3``: pinned, never routed), it takes the one-lane path.
 
 :func:`error_body` turns an exception into the status, JSON body and headers every endpoint
 answers with (a 500 names no internals and is logged with its traceback).
@@ -19,18 +21,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 from fastapi import FastAPI
 
 from regrow.errors import RegrowError
 from regrow.serve.errors import status_of
 from regrow.serve.oip import decode, encode
-from regrow.serve.routing import route, routing_key
+from regrow.serve.routing import CandidateFailed, route, routing_key
 from regrow.serve.served import Ticket
 
 if TYPE_CHECKING:
@@ -65,23 +66,26 @@ async def answer_infer(
         if not state.guard.inference_open:
             await state.caller(headers.get("authorization"), "viewer", "use inference")
         slot, served, name = state.host.resolve(model, wanted)
-        routing = slot.routing  # read once: a rollout's routing, or None
+        # read once: a rollout's routing, or None; a version asked for by number is pinned
+        routing = slot.routing if name == slot.target.alias else None
         with served.batcher.arriving():
             body = await state.read_json(headers, chunks)
             decoded = decode(body, served.signature, max_rows=state.settings.max_batch_rows)
-            scored: Awaitable[dict[str, np.ndarray]]
             if routing is None:
                 lane = state.host.router.lane_for(decoded.id)
                 ticket = Ticket(decoded.id, decoded.rows, lane)
                 scored = served.batcher.enqueue(decoded.columns, decoded.rows, ticket)
-                parameters: dict[str, Any] = {"lane": lane, "system_version": served.ref}
             else:
                 key = routing_key(decoded.parameters, headers, decoded.id)
-                routed = route(routing, decoded, key)
-                scored = routed.outputs
-                parameters = {"lane": routed.lane, "system_version": routed.version,
-                              **routed.parameters}  # fmt: skip
-        outputs = await scored
+                routed = route(routing, decoded, key, _counted(state, model))
+        if routing is None:
+            outputs = await scored
+            parameters: dict[str, Any] = {"lane": lane, "system_version": served.ref}
+        else:
+            answer = await routed
+            outputs = answer.outputs
+            parameters = {"lane": answer.lane, "system_version": answer.version,
+                          **answer.parameters}  # fmt: skip
         response = encode(
             model_name=model, model_version=name, request_id=decoded.id, outputs=outputs,
             signature=served.signature, wanted=decoded.outputs, parameters=parameters,
@@ -95,6 +99,15 @@ async def answer_infer(
         return code, content, extra
     finally:
         state.metrics.request(model, "infer", code, perf_counter() - start)
+
+
+def _counted(state: ServeState, model: str) -> CandidateFailed:
+    """Counts a rollout candidate's failures to score ``model``'s requests, by lane."""
+
+    def failed(lane: str, error: BaseException) -> None:
+        state.metrics.candidate_error(model, lane)
+
+    return failed
 
 
 def error_body(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:

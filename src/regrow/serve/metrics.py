@@ -1,24 +1,27 @@
 """Prometheus metrics of one app, on its own registry (``GET /metrics``).
 
-=====================================  =========  =============================================
-metric                                 type       labels
-=====================================  =========  =============================================
-``regrow_requests_total``              counter    model, endpoint, code
-``regrow_request_duration_seconds``    histogram  model, endpoint
-``regrow_errors_total``                counter    model, endpoint, code (every 4xx and 5xx)
-``regrow_rows_total``                  counter    model, lane (rows scored)
-``regrow_predictions_total``           counter    model, lane, system_version, member,
-                                                  member_version (rows each member scored)
-``regrow_batch_rows``                  histogram  model (rows per ``predict`` call)
-``regrow_feedback_labels_total``       counter    model
-``regrow_rollout_weight``              gauge      model, lane (each lane's share of requests;
-                                                  blend: ``blend``, the candidate's weight;
-                                                  no rollout: 1.0 for ``main``)
-``regrow_swaps_total``                 counter    model, alias, outcome (swapped, swapped_back,
-                                                  refused, failed)
-``regrow_served_version``              gauge      model, alias, system_version (1: serving)
-``regrow_prediction_log_rows``         gauge      state (logged, dropped, unwritable, pending)
-=====================================  =========  =============================================
+=========================================  =========  =========================================
+metric                                     type       labels
+=========================================  =========  =========================================
+``regrow_requests_total``                  counter    model, endpoint, code
+``regrow_request_duration_seconds``        histogram  model, endpoint
+``regrow_errors_total``                    counter    model, endpoint, code (every 4xx and 5xx)
+``regrow_rows_total``                      counter    model, lane (rows scored)
+``regrow_predictions_total``               counter    model, lane, system_version, member,
+                                                      member_version (rows each member scored)
+``regrow_batch_rows``                      histogram  model (rows per ``predict`` call)
+``regrow_feedback_labels_total``           counter    model
+``regrow_rollout_weight``                  gauge      model, lane (each lane's share of requests;
+                                                      blend: ``blend``, the candidate's weight;
+                                                      no rollout: 1.0 for ``main``)
+``regrow_rollout_candidate_errors_total``  counter    model, lane (requests a rollout's candidate
+                                                      failed to score: ``candidate``..., ``blend``
+                                                      (answered by the stable version), ``shadow``)
+``regrow_swaps_total``                     counter    model, alias, outcome (swapped, swapped_back,
+                                                      refused, failed)
+``regrow_served_version``                  gauge      model, alias, system_version (1: serving)
+``regrow_prediction_log_rows``             gauge      state (logged, dropped, unwritable, pending)
+=========================================  =========  =========================================
 
 Every label value comes from a bounded set: models are the ones served (any other name is
 ``"unknown"``), endpoints and codes are the app's own, versions those loaded in this process.
@@ -88,6 +91,12 @@ class Metrics:
             "regrow_rollout_weight", "Share of traffic each lane gets.", ["model", "lane"],
             registry=r,
         )  # fmt: skip
+        self._candidate_errors = Counter(
+            "regrow_rollout_candidate_errors",
+            "Requests a rollout's candidate failed to score, by lane.",
+            ["model", "lane"],
+            registry=r,
+        )
         self._swaps = Counter(
             "regrow_swaps", "Hot swaps, by outcome.", ["model", "alias", "outcome"], registry=r
         )
@@ -145,6 +154,17 @@ class Metrics:
     def feedback(self, model: str, labels: int) -> None:
         """Count ``labels`` feedback labels received."""
         self._child(self._feedback, self.model(model)).inc(labels)
+
+    def candidate_error(self, model: str, lane: str) -> None:
+        """Count a request that a rollout's candidate failed to score in ``lane``.
+
+        >>> m = Metrics(["churn"])
+        >>> m.candidate_error("churn", "blend")
+        >>> 'regrow_rollout_candidate_errors_total{lane="blend",model="churn"} 1.0' in (
+        ...     m.render().decode())
+        True
+        """
+        self._child(self._candidate_errors, self.model(model), lane).inc()
 
     def swap(self, model: str, alias: str, outcome: str) -> None:
         """Count a hot swap's ``outcome``."""

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 
+from regrow.logged import feedback as feedback_labels
 from regrow.serve.errors import BadRequest, NotReady, PayloadTooLarge
 from regrow.serve.inference import answer_infer, error_body
 from regrow.serve.metrics import CONTENT_TYPE
@@ -198,7 +199,7 @@ def add(app: FastAPI, state: ServeState, version: str) -> None:
             body = await state.read_json(request.headers, request.stream())
             model, labels = _labels(body, settings.max_batch_rows)
             received = await run_in_threadpool(
-                state.workspace.catalog.predictions.add_feedback, model, labels, actor=caller.name
+                feedback_labels, state.workspace.catalog, model, labels, actor=caller.name
             )
             metrics.feedback(model, received)
             return _json({"received": received})

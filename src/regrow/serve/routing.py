@@ -23,6 +23,12 @@ blend                   ``(1 - w) * stable + w * candidate`` (:func:`blend`), la
                         ``shadow``
 ======================  =======================================================================
 
+A candidate that cannot score a request never fails it in blend mode: the stable version's
+outputs answer it alone (lane ``main``, its version), with a warning. In split and ab modes a
+candidate lane's error goes to the client (it is what the canary measures). Either way, and
+for shadow scoring, the caller's ``failed`` callback is told (the server counts
+``regrow_rollout_candidate_errors_total{model,lane}``).
+
 >>> routing_key({"routing_key": "user-7"}, {}, "request-1")
 'user-7'
 >>> routing_key({}, {"x-regrow-routing-key": "user-8"}, "request-1")
@@ -35,7 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +55,17 @@ from regrow.serve.errors import BadRequest
 from regrow.serve.oip import Decoded
 from regrow.serve.served import Served, Ticket
 
-__all__ = ["ROUTING_HEADER", "ROUTING_PARAMETER", "Routed", "Routing", "blend", "route"]
+__all__ = [
+    "QUIET_SECONDS",
+    "ROUTING_HEADER",
+    "ROUTING_PARAMETER",
+    "Answer",
+    "CandidateFailed",
+    "Routing",
+    "blend",
+    "route",
+    "routing_key",
+]
 
 log = logging.getLogger("regrow.serve")
 
@@ -58,6 +75,10 @@ ROUTING_PARAMETER = "routing_key"
 ROUTING_HEADER = "x-regrow-routing-key"
 
 Outputs = dict[str, np.ndarray]
+
+#: Seconds between two warnings about one candidate's failures to score.
+QUIET_SECONDS = 10.0
+_warned_at: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -100,14 +121,18 @@ class Routing:
 
 
 @dataclass(frozen=True)
-class Routed:
-    """Where a request went: its lane, the version reference the response names, the
-    outputs to wait for, and extra response parameters."""
+class Answer:
+    """What a routed request is answered with: its lane, the version reference the response
+    names, the outputs, and extra response parameters."""
 
     lane: str
     version: str
-    outputs: Awaitable[Outputs]
+    outputs: Outputs
     parameters: Mapping[str, Any]
+
+
+#: Told when a candidate fails to score a request: the lane it scored for, and the error.
+CandidateFailed = Callable[[str, BaseException], None]
 
 
 def routing_key(parameters: Mapping[str, Any], headers: Mapping[str, str], request_id: str) -> str:
@@ -121,46 +146,78 @@ def routing_key(parameters: Mapping[str, Any], headers: Mapping[str, str], reque
             f"the request parameter {ROUTING_PARAMETER!r} must be a non-empty string or an "
             f"integer (got {key!r})",
             hint="send the id of the user the request is for, e.g. "
-            '"parameters": {"routing_key": "user-42"}',
+            '"parameters": {"routing_key": "user-42"}; an integer beyond 64 bits arrives as a '
+            "float: send it as a string",
         )
     return str(key)
 
 
-def route(routing: Routing, decoded: Decoded, key: str) -> Routed:
+def route(
+    routing: Routing, decoded: Decoded, key: str, failed: CandidateFailed | None = None
+) -> Awaitable[Answer]:
     """Queue ``decoded``'s rows on the lane ``key`` falls in (see the module docs): call it
-    while the request is announced, await :attr:`Routed.outputs` after."""
+    while the request is announced, await the :class:`Answer` after. ``failed`` is told of
+    each candidate's failure (a blend's, a candidate lane's, a shadow's)."""
     router = routing.router
     columns, rows, rid = decoded.columns, decoded.rows, decoded.id
+    told = failed or _ignore
     if router.blend is not None:
         stable, candidate = routing.stable, routing.of(BLEND)
         mine = stable.batcher.enqueue(columns, rows, Ticket(rid, rows, STABLE))
         theirs = candidate.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW))
-        weight = router.blend
-        mixed = _blended(mine, theirs, weight, stable.signature.classes)
-        extra = {"blend_weight": weight}
-        return Routed(BLEND, candidate.ref, mixed, extra)
+        return _blended(mine, theirs, router.blend, (stable, candidate), rid, told)
     lane = router.lane_for(key)
     served = routing.of(lane)
     outputs = served.batcher.enqueue(columns, rows, Ticket(rid, rows, lane))
     if router.shadow is not None:
         shadow = routing.of(SHADOW)
         scored = shadow.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW))
-        scored.add_done_callback(_shadow_done(shadow.ref, rid))
-    return Routed(lane, served.ref, outputs, {})
+        scored.add_done_callback(_shadow_done(shadow.ref, rid, told))
+    return _laned(outputs, lane, served.ref, told)
+
+
+def _ignore(lane: str, error: BaseException) -> None:
+    return None
+
+
+async def _laned(
+    outputs: asyncio.Future[Outputs], lane: str, ref: str, failed: CandidateFailed
+) -> Answer:
+    """The answer of one lane; a candidate lane's error is told, and goes to the client."""
+    try:
+        done = await outputs
+    except Exception as exc:
+        if lane != STABLE:
+            failed(lane, exc)
+        raise
+    return Answer(lane, ref, done, {})
 
 
 async def _blended(
     stable: asyncio.Future[Outputs],
     candidate: asyncio.Future[Outputs],
     weight: float,
-    classes: tuple[Any, ...] | None,
-) -> Outputs:
+    versions: tuple[Served, Served],
+    request_id: str,
+    failed: CandidateFailed,
+) -> Answer:
+    """The blend of the two outputs; the stable version's alone (lane ``main``) when the
+    candidate could not score the request."""
     mine, theirs = await asyncio.gather(stable, candidate, return_exceptions=True)
+    if isinstance(theirs, BaseException):
+        failed(BLEND, theirs)
     if isinstance(mine, BaseException):  # both errors retrieved; the stable's is told
         raise mine
+    old, new = versions
     if isinstance(theirs, BaseException):
-        raise theirs
-    return blend(mine, theirs, weight, classes)
+        _warn_once_in_a_while(
+            new.ref, "blend: %s could not score request %s (%s); answered by %s alone "
+            "(each such request counts in regrow_rollout_candidate_errors_total; this "
+            "warning comes at most every %gs)", new.ref, request_id, theirs, old.ref, QUIET_SECONDS,
+        )  # fmt: skip
+        return Answer(STABLE, old.ref, mine, {})
+    mixed = blend(mine, theirs, weight, old.signature.classes)
+    return Answer(BLEND, new.ref, mixed, {"blend_weight": weight})
 
 
 def blend(
@@ -184,12 +241,26 @@ def blend(
     return {"predict": labels[proba.argmax(axis=1)], "probabilities": proba}
 
 
-def _shadow_done(ref: str, request_id: str) -> Any:
+def _warn_once_in_a_while(ref: str, message: str, *args: Any) -> None:
+    """Log a warning about version ``ref``, unless one about it came in the last
+    :data:`QUIET_SECONDS` (a failing candidate would fill the log, request by request)."""
+    now = time.monotonic()
+    if now - _warned_at.get(ref, -QUIET_SECONDS) >= QUIET_SECONDS:
+        _warned_at[ref] = now
+        log.warning(message, *args)
+
+
+def _shadow_done(ref: str, request_id: str, failed: CandidateFailed) -> Any:
     def done(future: asyncio.Future[Outputs]) -> None:
         if future.cancelled():
             return
         error = future.exception()
         if error is not None:
-            log.warning("shadow scoring of request %s by %s failed: %s", request_id, ref, error)
+            failed(SHADOW, error)
+            _warn_once_in_a_while(
+                ref, "shadow scoring of request %s by %s failed: %s (counted in "
+                "regrow_rollout_candidate_errors_total; this warning comes at most every %gs)",
+                request_id, ref, error, QUIET_SECONDS,
+            )  # fmt: skip
 
     return done

@@ -66,8 +66,8 @@ class ServeState:
         size = 0
         async for chunk in chunks:
             size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit)
+            if size > limit:  # the rest is not read: the size is a lower bound
+                raise _too_large(size, limit, read=True)
             parts.append(chunk)
         try:
             return orjson.loads(b"".join(parts))
@@ -125,8 +125,10 @@ class ServeState:
                 self.workspace.close()
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLarge:
+def _too_large(size: int, limit: int, *, read: bool = False) -> PayloadTooLarge:
+    """The error for a body of ``size`` bytes (``read``: the bytes read before stopping)."""
+    has = f"at least {size:,}" if read else f"{size:,}"
     return PayloadTooLarge(
-        f"the request body has {size:,} bytes, over the limit of {limit:,}",
+        f"the request body has {has} bytes, over the limit of {limit:,}",
         hint="send fewer rows per request, or raise [serve] max_request_bytes",
     )
