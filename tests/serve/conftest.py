@@ -73,7 +73,7 @@ def shop_frame(rows: int, seed: int, *, visits: bool = False) -> pd.DataFrame:
     return frame
 
 
-def shop_system(*, visits: bool = False) -> System:
+def shop_system(*, visits: bool = False, handle_unknown: str = "ignore") -> System:
     inputs = ["age", "income", "plan_onehot"] + (["visits"] if visits else [])
     return System(
         "shop",
@@ -82,7 +82,7 @@ def shop_system(*, visits: bool = False) -> System:
         components=[
             Transform(
                 "plan_onehot",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                OneHotEncoder(handle_unknown=handle_unknown, sparse_output=False),
                 inputs=["plan"],
             ),
             Member("buyer", LogisticRegression(max_iter=200), inputs=inputs),

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import OneHotEncoder
 
-from regrow import Member, System, Transform, Workspace
+from regrow import Workspace
 from regrow.catalog.rollouts import RolloutRecord
 from regrow.errors import StoreError
 from regrow.rollout import machine
 from regrow.serve.host import ModelHost
 from regrow.serve.state import ServeState
+
+from .conftest import shop_system
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -47,23 +47,7 @@ def ws(serve_home: Path) -> Iterator[Workspace]:
 @pytest.fixture
 def strict(ws: Workspace, shop_rows: Callable[..., Any]) -> str:
     """``shop:v4``: shop's graph, but its encoder refuses a plan it has not seen."""
-    system = System(
-        "shop",
-        target="bought",
-        task="classification",
-        components=[
-            Transform(
-                "plan_onehot",
-                OneHotEncoder(handle_unknown="error", sparse_output=False),
-                inputs=["plan"],
-            ),
-            Member(
-                "buyer",
-                LogisticRegression(max_iter=200),
-                inputs=["age", "income", "plan_onehot"],
-            ),
-        ],
-    )
+    system = shop_system(handle_unknown="error")
     version = ws.train(system, ws.snapshot(shop_rows(300, 4), name="shop")).version
     assert version.ref == "shop:v4"
     live(ws)

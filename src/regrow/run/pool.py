@@ -42,6 +42,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.connection import Connection
@@ -59,6 +60,7 @@ OUTPUT_LIMIT = 64 * 1024
 _ERROR_LINES = 30  # lines of a failed task's output quoted in its error
 _NOTE = "output of the task (stdout and stderr):\n"
 _PARENT_GONE = 70  # a worker's exit status when its parent died (nobody reads it)
+_STOP_SECONDS = 5.0  # how long a terminated worker may take to exit before it is killed
 
 WorkerReply = tuple[TaskResult, str]
 """What a worker sends back for a finished task: its result and what it printed."""
@@ -113,10 +115,39 @@ class WorkerPool:
         if terminate is not None:
             terminate()
         else:  # before 3.14 the pool has no public way to stop a running task
-            for process in list(getattr(self._executor, "_processes", {}).values()):
-                process.terminate()
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._stop_workers()
         self._release()
+
+    def _stop_workers(self) -> None:
+        """Stop the pool and kill its workers, leaving no thread of it behind.
+
+        In this order, because of two races in Python 3.11's pool: its manager thread first
+        drops the cancelled tasks (else, on seeing its workers die, it sets an error on a
+        future the caller cancelled and prints a traceback); and it is joined before this
+        returns (else it may close its wake-up pipe while the interpreter's exit hook writes
+        to it: "Exception ignored ... Bad file descriptor" after a Ctrl-C).
+        """
+        executor = self._executor
+        manager = getattr(executor, "_executor_manager_thread", None)
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + _STOP_SECONDS
+        while (
+            manager is not None
+            and manager.is_alive()
+            and getattr(executor, "_cancel_pending_futures", False)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)  # until the manager has dropped the cancelled tasks
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(_STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(_STOP_SECONDS)
+        if manager is not None:
+            manager.join(_STOP_SECONDS)
 
     def _name_to_guard(self) -> None:
         """Name the fork server (restarted if it died) and new workers to the guard."""
