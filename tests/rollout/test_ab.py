@@ -50,11 +50,14 @@ def test_ab_lanes_are_persisted_and_routed_at_the_steps_share(ws: Workspace) -> 
     assert router.lanes == pytest.approx({"main": 0.8, "candidate": 0.1, "candidate-2": 0.1})
     assert router.version_for("candidate-2") == v3
     assert router.versions == (r.stable_id, v2, v3)
-    # a step's share above 1/K is capped at 1/K
+    # a step's share above 1/(K+1) is capped there: the stable lane keeps an equal part
     moved = machine.step(ws, r.id, evidence=_fill(_ab(0.1, 400, candidate=_lane(0.1, 400),
                                                       candidate_2=_lane(0.1, 400))))  # fmt: skip
     assert moved.action == "advance"
-    assert [x.share for x in moved.rollout.lanes] == [0.5, 0.5]
+    assert [x.share for x in moved.rollout.lanes] == pytest.approx([1 / 3, 1 / 3])
+    router = router_for(ws.catalog, "toy")
+    assert router is not None
+    assert router.lanes == pytest.approx({"main": 1 / 3, "candidate": 1 / 3, "candidate-2": 1 / 3})
 
 
 def test_a_worse_lane_is_dropped_and_the_best_passing_lane_promoted(ws: Workspace) -> None:

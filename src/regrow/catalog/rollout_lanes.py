@@ -39,7 +39,8 @@ def lane_name(k: int) -> str:
 class RolloutLane:
     """A candidate lane of an A/B rollout: its ``name``, the version it serves, whether the
     analysis ``dropped`` it, and the ``share`` of requests it serves now (the step's share,
-    capped at ``1/K`` for ``K`` lanes, while the rollout holds traffic; 0 once dropped)."""
+    capped at ``1/(K+1)`` for ``K`` lanes so that the stable lane keeps an equal part, while
+    the rollout holds traffic; 0 once dropped)."""
 
     name: str
     version_id: str

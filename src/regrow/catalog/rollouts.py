@@ -367,9 +367,12 @@ def _record(row: Rollout) -> RolloutRecord:
     record = _bare(row)
     if not row.lanes:
         return record
+    # Each lane gets the step's share, at most an equal part with the stable lane: the
+    # comparison needs stable traffic at every step, the last one an even split.
+    share = min(record.share, 1.0 / (len(row.lanes) + 1))
     lanes = tuple(
         RolloutLane(str(x["lane"]), str(x["version_id"]), bool(x["dropped"]),
-                    0.0 if x["dropped"] else record.share)
+                    0.0 if x["dropped"] else share)
         for x in row.lanes
     )  # fmt: skip
     return replace(record, lanes=lanes)
