@@ -72,7 +72,7 @@ __all__ = [
 
 log = logging.getLogger("regrow.serve")
 
-#: The one lane there is until rollouts route requests to several.
+#: The lane of every request when no rollout is under way (the stable lane of a rollout).
 MAIN = "main"
 
 #: Seconds before a version that failed to load is tried again.

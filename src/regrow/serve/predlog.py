@@ -14,7 +14,7 @@ Each file has these columns, one row per served row:
 ``request_id``      the request's id (the key feedback labels arrive by), string
 ``row``             the row's number in its request, from 0, int64
 ``served_at``       when it was predicted, ``timestamp[us, tz=UTC]``
-``lane``            the lane that served it (``"main"`` until rollouts route lanes), string
+``lane``            the lane that served it (``"main"`` without a rollout), string
 ``system_version``  the version that predicted it (``churn:v2``), string
 ``input``           a struct of the input columns, as given (their names as the request named them)
 ``output``          a struct: ``prediction`` (the predicted label or value) and, for a classifier,
