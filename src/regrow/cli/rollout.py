@@ -112,6 +112,16 @@ def rollout_status(
         if not records:
             out.print("no rollout under way")
             return
+        if len(records) == 1:  # one rollout: lines, readable in any terminal's width
+            r = records[0]
+            j = _as_json(ws, r)
+            out.print(f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode})")
+            out.print(f"  versions  {j['stable']} (stable) -> {_versions(j)}")
+            share = _share(r) if r.mode == "blend" else f"share {_share(r)}"
+            out.print(f"  state     {r.state}, step {r.step + 1}/{len(r.steps)}, {share}")
+            out.print(f"  evidence  {_evidence(r)}")
+            _details(ws, r)
+            return
         table = Table(title="rollouts")
         for col in ("id", "system@alias", "mode", "stable -> candidate", "state", "step",
                     "share", "evidence"):  # fmt: skip
