@@ -19,6 +19,7 @@ module             commands
 ``reproduce``      ``reproduce``
 ``lineage``        ``lineage``, ``audit``, ``doctor``
 ``data``           ``snapshot create|list|show``
+``schema``         ``schema diff|check`` (schema changes under a compatibility mode)
 ``window``         ``window`` (a window from the prediction log and its labels)
 ``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
 ``rollout``        ``rollout start|status|step|pause|resume|promote|abort|history``
@@ -44,6 +45,7 @@ from regrow.cli import window  # noqa: F401
 from regrow.cli import serve  # noqa: F401
 from regrow.cli import rollout  # noqa: F401
 from regrow.cli import refresh  # noqa: F401
+from regrow.cli import schema  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

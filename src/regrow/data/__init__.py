@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from regrow.data.column_hash import column_hash
+from regrow.data.compat import Change, Compatibility, classify, classify_history
 from regrow.data.frames import to_arrow, to_pandas
 from regrow.data.profile import profile_table
 from regrow.data.schema import ColumnSchema, Schema
@@ -17,11 +18,15 @@ from regrow.data.schema_diff import SchemaDiff
 from regrow.data.snapshot import PreparedSnapshot, apply_slice, prepare_snapshot, read_parquet
 
 __all__ = [
+    "Change",
     "ColumnSchema",
+    "Compatibility",
     "PreparedSnapshot",
     "Schema",
     "SchemaDiff",
     "apply_slice",
+    "classify",
+    "classify_history",
     "column_hash",
     "prepare_snapshot",
     "profile_table",

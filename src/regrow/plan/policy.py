@@ -41,6 +41,7 @@ __all__ = [
     "ACTION_NAMES",
     "Autonomy",
     "Budgets",
+    "ContractsPolicy",
     "EnsemblePolicy",
     "Escalation",
     "GatePolicy",
@@ -343,6 +344,17 @@ class PromotionPolicy(_Strict):
     not train on."""
 
 
+class ContractsPolicy(_Strict):
+    """How a new snapshot's schema must relate to the schemas models were trained on
+    (:mod:`regrow.data.compat`, `regrow schema diff|check`)."""
+
+    compatibility: Literal["backward", "forward", "full", "none"] = "backward"
+    """backward: a model trained on the old schema scores rows of the new one; forward: the
+    reverse; full: both; none: no check."""
+    transitive: bool = False
+    """Check against every registered schema of the dataset name, not only the newest."""
+
+
 class Policy(_Strict):
     """A whole policy. Every section has documented defaults; a file overrides what it names."""
 
@@ -355,6 +367,7 @@ class Policy(_Strict):
     rollout: RolloutPolicy = RolloutPolicy()
     ensemble: EnsemblePolicy = EnsemblePolicy()
     promotion: PromotionPolicy = PromotionPolicy()
+    contracts: ContractsPolicy = ContractsPolicy()
 
     @classmethod
     def default(cls) -> Policy:

@@ -1,0 +1,220 @@
+"""`regrow schema diff | check`: schema changes and their class under a compatibility mode.
+
+The mode comes from the policy's ``contracts`` section (``--policy``, default: the shipped
+policy) unless ``--mode`` overrides it; see :mod:`regrow.data.compat` for what each mode means.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
+from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.catalog.records import SchemaRecord, SystemVersionRecord
+    from regrow.data.compat import Compatibility
+    from regrow.workspace import Workspace
+
+__all__ = ["schema_app"]
+
+schema_app = typer.Typer(help="Compare schemas under a compatibility mode.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+_SCHEMA_VERSION = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
+_CLASS_STYLE = {"safe": "green", "adaptable": "yellow", "breaking": "red"}
+
+ModeOption = Annotated[
+    str | None,
+    typer.Option("--mode", help="backward, forward, full or none (default: the policy's)."),
+]
+PolicyOption = Annotated[
+    Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
+]
+TransitiveOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--transitive/--no-transitive",
+        help="Check every schema of the name up to the trained one (default: the policy's).",
+    ),
+]
+
+
+@schema_app.command("diff")
+def schema_diff(
+    old: Annotated[str, typer.Argument(help="Snapshot (id, prefix, name) or NAME:vN schema.")],
+    new: Annotated[str, typer.Argument(help="Snapshot (id, prefix, name) or NAME:vN schema.")],
+    mode: ModeOption = None,
+    policy: PolicyOption = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every change from schema OLD to schema NEW and its class (safe, adaptable, breaking).
+
+    A NAME:vN argument names version N of dataset NAME's schema; anything else a snapshot.
+    Prints the verdict under the mode; exits 0 either way (`regrow schema check` gates).
+    """
+    from regrow.data import Schema
+    from regrow.data.compat import classify
+
+    chosen = _mode(mode, policy)
+    with workspace(home) as ws:
+        before, after = _schema_record(ws, old), _schema_record(ws, new)
+    result = classify(Schema.from_dict(before.spec), Schema.from_dict(after.spec), chosen)
+    if as_json:
+        print_json({"old": _label(before), "new": _label(after), **result.to_dict()})
+        return
+    out.print(f"{_label(before)} → {_label(after)}")
+    _print(result)
+
+
+@schema_app.command("check")
+def schema_check(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, id prefix or name (newest).")],
+    system: Annotated[str, typer.Option(help="The system whose training schema to check.")],
+    version: Annotated[
+        str | None,
+        typer.Option(help="The system version, e.g. v3 or churn:v3 (default: its champion)."),
+    ] = None,
+    mode: ModeOption = None,
+    transitive: TransitiveOption = None,
+    policy: PolicyOption = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check SNAPSHOT against the schema the system's champion (or --version) trained on.
+
+    Only the columns the system reads can break it. Exits 0 when compatible; 1 with each
+    breaking change and a hint naming the column, the mode and the fix.
+    """
+    from regrow.data import Schema
+    from regrow.data.compat import classify_history
+
+    chosen = _mode(mode, policy)
+    every = _transitive(transitive, policy)
+    with workspace(home) as ws:
+        trained = _trained_on(ws, system, version)
+        reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
+        history = [reference]
+        if every:
+            versions = ws.catalog.schema_versions(reference.name)
+            history = [r for r in versions if r.version <= reference.version]
+        candidate = ws.catalog.snapshot_schema(snapshot)
+    results = classify_history(
+        [Schema.from_dict(r.spec) for r in history],
+        Schema.from_dict(candidate.spec),
+        chosen,
+        transitive=every,
+        target=_read_columns(trained),
+    )
+    compatible = all(r.compatible for r in results)
+    if as_json:
+        print_json(
+            {
+                "snapshot": snapshot,
+                "version": trained.ref,
+                "compatible": compatible,
+                "checks": [
+                    {"against": _label(r), **c.to_dict()}
+                    for r, c in zip(history, results, strict=True)
+                ],
+            }
+        )
+    else:
+        for record, result in zip(history, results, strict=True):
+            out.print(f"{snapshot} against {_label(record)} ({trained.ref} trained on it)")
+            _print(result)
+            for change in result.breaking:
+                err.print(Text.assemble(("hint: ", "yellow"), change.hint(chosen)))
+    if not compatible:
+        raise typer.Exit(1)
+
+
+def _mode(mode: str | None, policy: Path | None) -> str:
+    from regrow.data.compat import MODES
+    from regrow.plan.policy import load_policy
+
+    if mode is None:
+        return load_policy(policy).contracts.compatibility
+    if mode not in MODES:
+        raise ConfigError(f"unknown --mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+    return mode
+
+
+def _transitive(transitive: bool | None, policy: Path | None) -> bool:
+    from regrow.plan.policy import load_policy
+
+    return load_policy(policy).contracts.transitive if transitive is None else transitive
+
+
+def _schema_record(ws: Workspace, ref: str) -> SchemaRecord:
+    """Version N of a name's schema for ``NAME:vN``, else the schema of snapshot ``ref``."""
+    match = _SCHEMA_VERSION.match(ref)
+    if match is not None:
+        versions = ws.catalog.schema_versions(match["name"])
+        if versions:
+            number = int(match["version"])
+            for record in versions:
+                if record.version == number:
+                    return record
+            raise ConfigError(
+                f"dataset {match['name']!r} has no schema v{number}",
+                hint=f"its schema versions are v1 to v{versions[-1].version}",
+            )
+    return ws.catalog.snapshot_schema(ref)
+
+
+def _trained_on(ws: Workspace, system: str, version: str | None) -> SystemVersionRecord:
+    if version is None:
+        ref = f"{system}@champion"
+    elif ":" in version or "@" in version:
+        ref = version
+    else:
+        ref = f"{system}:{version}"
+    record = ws.catalog.get_system_version(ref)
+    if record.system != system:
+        raise ConfigError(
+            f"--version {version!r} is a version of {record.system!r}, not of {system!r}",
+            hint=f"give a version of {system!r}, e.g. --version v1",
+        )
+    if record.snapshot_id is None:
+        raise ConfigError(
+            f"{record.ref} records no training snapshot, so no schema to check against",
+            hint="check against a version trained from a snapshot (--version)",
+        )
+    return record
+
+
+def _read_columns(version: SystemVersionRecord) -> list[str]:
+    """The data columns the version's components read (component outputs left out)."""
+    components: dict[str, Any] = version.spec.get("components") or {}
+    return sorted(
+        {
+            str(i)
+            for c in components.values()
+            for i in (c.get("inputs") or [])
+            if i not in components
+        }
+    )
+
+
+def _label(record: SchemaRecord) -> str:
+    return f"{record.name}:v{record.version}"
+
+
+def _print(result: Compatibility) -> None:
+    style = "green" if result.compatible else "red"
+    verdict = "compatible" if result.compatible else "incompatible"
+    out.print(Text.assemble(f"  {result.mode}: ", (verdict, style)))
+    if not result.changes:
+        out.print("  no change")
+    for change in result.changes:
+        via = f" ({change.adapter})" if change.adapter and change.cls == "adaptable" else ""
+        out.print(
+            Text.assemble("  ", (f"{change.cls:<10}", _CLASS_STYLE[change.cls]), change.detail, via)
+        )
