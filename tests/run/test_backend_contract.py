@@ -153,7 +153,9 @@ def test_closing_a_run_early_cancels_what_is_left(
     started = time.perf_counter()
     again = collect(backend.run([spec(store, data, member("after"), ("a", "b"))]))
     assert isinstance(again["after"], TaskResult)
-    assert time.perf_counter() - started < 20
+    # Well under the minute the slow tasks would hold the workers; Ray restarting a killed
+    # worker took over 20 s on a loaded two-core machine.
+    assert time.perf_counter() - started < 40
 
 
 def test_a_task_graph_fills_upstream_artifacts_and_skips_dependents_of_failures(
