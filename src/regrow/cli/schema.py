@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
-from regrow.errors import ConfigError
+from regrow.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
     from regrow.catalog.records import SchemaRecord, SystemVersionRecord
@@ -176,7 +176,17 @@ def _trained_on(ws: Workspace, system: str, version: str | None) -> SystemVersio
         ref = version
     else:
         ref = f"{system}:{version}"
-    record = ws.catalog.get_system_version(ref)
+    try:
+        record = ws.catalog.get_system_version(ref)
+    except NotFound as exc:
+        if version is not None:
+            raise
+        raise ConfigError(
+            f"{system!r} has no champion to check against ({exc.message})",
+            hint=f"name the version with --version (e.g. --version v1); {exc.hint or ''}".rstrip(
+                "; "
+            ),
+        ) from None
     if record.system != system:
         raise ConfigError(
             f"--version {version!r} is a version of {record.system!r}, not of {system!r}",
