@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from regrow.errors import ConfigError
+from regrow.labels import is_class
 from regrow.rollout.assign import STABLE
 from regrow.rollout.logcache import FileCache, logged_rows
 
@@ -167,15 +168,12 @@ def _loss(row: dict[str, Any], label: Any, loss_cap: float | None) -> float | No
     return min(error / loss_cap, 1.0) if math.isfinite(error) else None
 
 
-def _same(a: Any, b: Any) -> bool:
-    if type(a) is type(b):  # the common case, and the fast one
-        return bool(a == b)
-    if isinstance(a, int | float) and isinstance(b, int | float | str):
-        try:
-            return float(a) == float(b)
-        except ValueError:
-            return False
-    return str(a) == str(b)
+def _same(predicted: Any, label: Any) -> bool:
+    """Whether ``label`` names the ``predicted`` class, by the rule feedback is checked with
+    (:func:`regrow.labels.is_class`: ``1``, ``"1"``, ``1.0`` and ``true`` alike)."""
+    if type(predicted) is type(label):  # the common case, and the fast one
+        return bool(predicted == label)
+    return is_class(label, (predicted,))
 
 
 def read_evidence(
