@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 from regrow.errors import AliasConflict, PermissionDenied, RegrowError
 from regrow.rollout.router import RolloutRouter, router_for
 from regrow.serve.routing import Routing
-from regrow.serve.signature import differences
 
 if TYPE_CHECKING:
     from regrow.catalog.rollouts import RolloutRecord
@@ -131,36 +130,19 @@ class RolloutFollower:
         current = slot.current
         assert current is not None
         record = self.host.catalog.get_system_version(vid)
-        try:
-            new = self.host.load_version(record)
-        except RegrowError as exc:
-            return None, self._refuse(slot, router, record.ref, "failed", [str(exc)])
-        except Exception as exc:  # a broken artifact's own error: refuse, keep serving
-            problem = f"{type(exc).__name__}: {exc}"
-            return None, self._refuse(slot, router, record.ref, "failed", [problem])
-        problems = differences(current.signature, new.signature)
-        problems += [f"on the golden set, {p}" for p in new.check()]
-        if problems:
-            return None, self._refuse(slot, router, new.ref, "refused", problems)
+        new, outcome, problems = self.host.checked_load(current, record)
+        if new is None:
+            return None, self._refuse(slot, router, record.ref, outcome, problems)
         return new, None
 
     def _refuse(
         self, slot: Slot, router: RolloutRouter, ref: str, outcome: str, problems: list[str]
     ) -> str:
         t, host = slot.target, self.host
-        assert slot.current is not None
-        assert t.alias is not None
         self.refused.add(router.rollout_id)
         host.forget_unused()
         said = "; ".join(problems)
-        payload = {
-            "from": slot.current.ref, "to": ref, "problems": problems,
-            "replica": host.replica, "rollout": router.rollout_id,
-        }  # fmt: skip
-        action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
-        host.catalog.audit(action, f"alias:{t.label}", payload, actor=host.actor)
-        if host.metrics is not None:
-            host.metrics.swap(t.system, t.alias, outcome)
+        host.audit_refusal(slot, ref, outcome, problems, rollout=router.rollout_id)
         log.warning("%s: not routing to %s (rollout %s): %s", t.label, ref,
                     router.rollout_id[:12], said)  # fmt: skip
         self._abort(slot, router, f"the server {host.replica} {outcome} {ref}: {said}", outcome)

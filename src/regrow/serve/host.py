@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from regrow.errors import ConfigError, NotFound, RegrowError
 from regrow.serve.errors import ModelNotFound, NotReady
@@ -238,6 +238,24 @@ class ModelHost:
         ref = t.label if t.alias is None else self.catalog.get_alias(t.system, t.alias).version_id
         return self.catalog.get_system_version(ref)
 
+    def checked_load(
+        self, current: Served, record: SystemVersionRecord
+    ) -> tuple[Served | None, str, list[str]]:
+        """Load ``record`` and check it against ``current`` as a hot swap does (signature,
+        golden set): ``(version, "", [])``, or ``(None, outcome, problems)`` with outcome
+        ``failed`` (it did not load) or ``refused`` (it loaded and differs)."""
+        try:
+            new = self.load_version(record)
+        except RegrowError as exc:
+            return None, "failed", [str(exc)]
+        except Exception as exc:  # a broken artifact's own error: refuse, keep serving
+            return None, "failed", [f"{type(exc).__name__}: {exc}"]
+        problems = differences(current.signature, new.signature)
+        problems += [f"on the golden set, {p}" for p in new.check()]
+        if problems:
+            return None, "refused", problems
+        return new, "", []
+
     def load_version(self, record: SystemVersionRecord) -> Served:
         """Load and warm version ``record`` (sharing fitted components with those loaded)."""
         with self._lock:
@@ -327,17 +345,9 @@ class ModelHost:
         if routed is not None:  # a rollout's version, loaded and checked: no need to load it
             return self._swap(slot, routed, "swapped")
         record = self.catalog.get_system_version(vid)
-        try:
-            new = self.load_version(record)
-        except RegrowError as exc:
-            return self._refuse(slot, vid, "failed", [str(exc)], record.ref)
-        except Exception as exc:  # a broken artifact's own error: refuse, keep serving
-            problem = f"{type(exc).__name__}: {exc}"
-            return self._refuse(slot, vid, "failed", [problem], record.ref)
-        problems = differences(current.signature, new.signature)
-        problems += [f"on the golden set, {p}" for p in new.check()]
-        if problems:
-            return self._refuse(slot, vid, "refused", problems, new.ref)
+        new, outcome, problems = self.checked_load(current, record)
+        if new is None:
+            return self._refuse(slot, vid, outcome, problems, record.ref)
         try:
             still = self.catalog.get_alias(t.system, t.alias).version_id
         except NotFound:
@@ -370,6 +380,23 @@ class ModelHost:
         log.info("%s: %s -> %s (%s)", t.label, old.ref, new.ref, outcome)
         return f"{t.label}: {old.ref} -> {new.ref} ({outcome})"
 
+    def audit_refusal(
+        self, slot: Slot, ref: str, outcome: str, problems: list[str], **extra: Any
+    ) -> None:
+        """Audit (``serve.swap_refused`` or ``serve.swap_failed``) and count a version of
+        ``slot`` this replica would not serve."""
+        t = slot.target
+        assert slot.current is not None
+        assert t.alias is not None
+        action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
+        payload = {
+            "from": slot.current.ref, "to": ref, "problems": problems, "replica": self.replica,
+            **extra,
+        }  # fmt: skip
+        self.catalog.audit(action, f"alias:{t.label}", payload, actor=self.actor)
+        if self.metrics is not None:
+            self.metrics.swap(t.system, t.alias, outcome)
+
     def _refuse(
         self, slot: Slot, vid: str, outcome: str, problems: list[str], ref: str | None = None
     ) -> str:
@@ -380,15 +407,6 @@ class ModelHost:
         if outcome == "failed":
             slot.retry_at[vid] = time.monotonic() + RETRY_FAILED_SECONDS
         self.forget_unused()
-        action = "serve.swap_refused" if outcome == "refused" else "serve.swap_failed"
-        payload = {
-            "from": slot.current.ref,
-            "to": ref or vid,
-            "problems": problems,
-            "replica": self.replica,
-        }
-        self.catalog.audit(action, f"alias:{t.label}", payload, actor=self.actor)
-        if self.metrics is not None:
-            self.metrics.swap(t.system, t.alias, outcome)
+        self.audit_refusal(slot, ref or vid, outcome, problems)
         log.warning("%s: not swapping to %s: %s", t.label, ref or vid, "; ".join(problems))
         return f"{t.label}: {outcome} {ref or vid}: " + "; ".join(problems)
