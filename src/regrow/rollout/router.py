@@ -141,9 +141,8 @@ class RolloutRouter:
 def _lanes(record: RolloutRecord) -> list[tuple[str, str, float]]:
     """``(lane, version id, share)`` of each candidate lane of a split, ab or blue-green
     rollout. A record with ``lanes`` (ab) lists them; else one lane, ``candidate``."""
-    listed = getattr(record, "lanes", None)
-    if listed:
-        return [(lane.name, lane.version_id, lane.share) for lane in listed]
+    if record.lanes:
+        return [(lane.name, lane.version_id, lane.share) for lane in record.lanes]
     return [(CANDIDATE, record.candidate_id, record.share)]
 
 
