@@ -87,7 +87,7 @@ class WorkerPool:
         )
         self._guard = Guard()
         # Start the fork server now, so that the guard knows it before it forks a worker.
-        multiprocessing.forkserver.ensure_running()
+        _start_forkserver()
         self._name_to_guard()
 
     def __repr__(self) -> str:
@@ -193,6 +193,23 @@ def outcome_of(future: Future[WorkerReply], name: str) -> TaskResult | BaseExcep
 
 
 # -- in the worker ---------------------------------------------------------------------------
+
+
+def _start_forkserver() -> None:
+    """Start the fork server with SIGINT ignored, so that the workers it forks ignore a
+    terminal's Ctrl-C from birth: a process that starts with SIGINT ignored keeps it so, and
+    the fork server gives its children the handlers it started with. (Set only in the
+    initializer, a worker still importing when Ctrl-C came printed a KeyboardInterrupt
+    traceback to the terminal.) The parent alone stops its workers, as :meth:`terminate`
+    does."""
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()  # signal handlers are the main thread's
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_worker(threads: int, lifeline: Connection, parent: int) -> None:
