@@ -82,7 +82,8 @@ def test_on_a_fitted_regression_system(tmp_path: Path) -> None:
     pred = model.predict(window)
     est = dle.estimate(window[["x", "z", "c"]], pred).estimate
     realised = float(np.sqrt(np.mean((window["y"] - pred) ** 2)))
-    assert est.low <= realised <= est.high
+    # one window: its 95% band may miss; three sampling errors may not
+    assert abs(realised - est.value) < 3 * est.sampling_error
 
 
 def test_bad_inputs_are_refused() -> None:

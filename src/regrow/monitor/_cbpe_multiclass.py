@@ -3,13 +3,10 @@
 Scores are an ``(n, k)`` probability matrix, ``k >= 3``, its columns in the sorted order of
 the classes; labels are encoded as column indices. Each class is calibrated one-vs-rest with
 isotonic regression where that helps, then every row is renormalised to sum to one. The
-expected accuracy is the mean calibrated probability of the predicted (argmax) class; the
-expected macro ROC AUC is the mean over classes of the expected one-vs-rest AUC of the class's
-score, with its calibrated probability as the soft label.
+metrics estimated from the calibrated probabilities are in :mod:`regrow.monitor._cbpe_metrics`
+(the expected accuracy is the mean calibrated probability of the predicted, argmax, class).
 
 >>> q = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
->>> round(expected_accuracy(q, q), 2)
-0.65
 >>> renormalise(np.array([[0.2, 0.2, 0.0], [0.0, 0.0, 0.0]]), q).round(2).tolist()
 [[0.5, 0.5, 0.0], [0.1, 0.3, 0.6]]
 """
@@ -23,7 +20,6 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from regrow.errors import DataError
-from regrow.monitor.performance import weighted_auc
 
 Array = np.ndarray
 _ROW_SUM_TOLERANCE = 1e-3
@@ -183,17 +179,6 @@ def calibrate(isos: Sequence[IsotonicRegression | None], s: Array) -> Array:
         [s[:, c] if iso is None else iso.predict(s[:, c]) for c, iso in enumerate(isos)]
     )
     return renormalise(q, s)
-
-
-def expected_accuracy(s: Array, q: Array) -> float:
-    """Mean calibrated probability of each row's predicted (argmax) class."""
-    return float(np.mean(q[np.arange(len(s)), s.argmax(axis=1)]))
-
-
-def expected_macro_auc(s: Array, q: Array) -> float:
-    """Mean over classes of the expected one-vs-rest AUC (soft labels ``q``)."""
-    aucs = np.array([float(weighted_auc(s[:, c], q[:, c])) for c in range(s.shape[1])])
-    return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
 
 
 def worst_class(y: Array, q: Array) -> tuple[int, float]:

@@ -4,21 +4,30 @@ The reference is NannyML's CBPE. On labelled reference data :meth:`CBPE.fit`
 
 1. checks calibration (expected calibration error and Brier score), and fits an isotonic
    calibration only if it helps on held-out reference rows (2-fold cross-fitting, Brier score);
-2. keeps the labelled reference to give the **sampling error** of a window of ``n`` rows:
-   for ROC AUC the standard deviation of the realised AUC over 200 reference samples of ``n``
-   rows (drawn with replacement, computed once per size); for accuracy the analytic
-   ``std(correct) / sqrt(n)`` of the reference rows' correctness.
+2. keeps the labelled reference to give the **sampling error** of a window of ``n`` rows: the
+   standard deviation of the realised metric over windows of ``n`` reference rows, analytic
+   for means of row terms (accuracy, confusion cells, business value), else over
+   ``n_samples`` reference samples drawn with replacement; computed once per window size
+   (see :mod:`regrow.monitor._cbpe_sampling`).
 
-For a window without labels :meth:`CBPE.estimate` takes the calibrated probability ``q`` of
-each row as the chance that it is positive: the expected confusion matrix gives the expected
-accuracy (``q`` where the model predicts positive, ``1 - q`` elsewhere), and the expected ROC AUC
-ranks rows by the model's score with ``q`` as soft labels. The band is the estimate ±
-``z * sampling error``. Multiclass ``(n, k)`` probability matrices are handled one-vs-rest
-(accuracy of the argmax class, macro ROC AUC; see :mod:`regrow.monitor._cbpe_multiclass`).
+It estimates any of :data:`CBPE_METRICS`: ``roc_auc``, ``f1``, ``precision``, ``recall``,
+``specificity``, ``accuracy``, ``confusion_matrix``, ``business_value`` and
+``average_precision``. For a window without labels :meth:`CBPE.estimate` takes the calibrated
+probability ``q`` of each row as the chance that it is positive: the expected confusion matrix
+(``E[TP] = mean(q * yhat)``, ``E[FP] = mean((1 - q) * yhat)``, ...) gives accuracy,
+precision, recall, specificity, F1, the confusion cells (as **shares of the rows**) and the
+business value (the **mean value per row** under ``cost_matrix``); ROC AUC and average
+precision rank rows by the model's score with ``q`` as soft labels
+(:mod:`regrow.monitor._cbpe_metrics` has the formulas). The band is the estimate ±
+``z * sampling error``. Multiclass ``(n, k)`` probability matrices are handled one-vs-rest:
+accuracy of the argmax class, the others macro-averaged over classes, and a ``k x k``
+confusion matrix named ``confusion_matrix[<true>,<pred>]``
+(see :mod:`regrow.monitor._cbpe_multiclass`).
 Assumptions are checked, not assumed: the share of window rows whose
 score or features fall outside the reference range, and, once labels arrive,
-:meth:`CBPE.check_with_labels` compares estimate and realised value and tests whether the
-observed positive rate (per class, for multiclass) still matches the calibrated probabilities.
+:meth:`CBPE.check_with_labels` compares estimates and realised values (scikit-learn's) and
+tests whether the observed positive rate (per class, for multiclass) still matches the
+calibrated probabilities.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
@@ -36,12 +45,17 @@ observed positive rate (per class, for multiclass) still matches the calibrated 
 >>> acc = CBPE(seed=0).fit(p3[:2000], y3[:2000]).estimate(p3[2000:]).estimates["accuracy"]
 >>> bool(acc.low < np.mean(np.array(["a", "b", "c"])[p3[2000:].argmax(1)] == y3[2000:]) < acc.high)
 True
+>>> every = CBPE(CBPE_METRICS, cost_matrix=[[0, -1], [-5, 10]], seed=0).fit(p[:2000], y[:2000])
+>>> check = every.check_with_labels(p[2000:], y[2000:])
+>>> len(check.estimated), sum(check.within_band.values()) >= 11
+(12, True)
+>>> round(check.estimated["true_positive"].value, 2), round(check.realised["true_positive"], 2)
+(0.34, 0.33)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,11 +64,25 @@ from scipy.stats import norm
 from sklearn.isotonic import IsotonicRegression
 
 from regrow.errors import ConfigError, DataError
+from regrow.monitor import _cbpe_metrics as metrics_
 from regrow.monitor import _cbpe_multiclass as mc
-from regrow.monitor.performance import weighted_auc, weighted_metric
+from regrow.monitor._cbpe_common import (
+    CBPEResult,
+    Estimate,
+    LabelCheck,
+    ScoreCalibration,
+    Support,
+    binary_labels,
+    binary_scores,
+    expected_calibration_error,
+    sampling_std,
+)
+from regrow.monitor._cbpe_metrics import CBPE_METRICS
+from regrow.monitor._cbpe_sampling import sampling_errors
 
 __all__ = [
     "CBPE",
+    "CBPE_METRICS",
     "CBPEResult",
     "Estimate",
     "LabelCheck",
@@ -65,191 +93,17 @@ __all__ = [
 ]
 
 Array = np.ndarray
-_CELLS_PER_BLOCK = 4_000_000
-
-
-def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, float) and not np.isfinite(v):
-            out[k] = None
-        elif isinstance(v, Mapping):
-            out[k] = _clean(v)
-        elif isinstance(v, tuple):
-            out[k] = list(v)
-        else:
-            out[k] = v
-    return out
-
-
-def expected_calibration_error(prob: Array, y: Array, n_bins: int = 10) -> float:
-    """Expected calibration error on ``n_bins`` equal-width bins of the probability.
-
-    >>> round(expected_calibration_error(np.array([0.1, 0.9]), np.array([0, 1])), 2)
-    0.1
-    """
-    prob = np.asarray(prob, float)
-    bins = np.minimum((prob * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    gap = np.abs(np.bincount(bins, prob, n_bins) - np.bincount(bins, np.asarray(y, float), n_bins))
-    return float(gap.sum() / max(count.sum(), 1))
-
-
-def sampling_std(
-    metric: str, y: Array, score: Array, size: int, *, n_samples: int = 200, seed: int = 0
-) -> float:
-    """Standard deviation of ``metric`` over ``n_samples`` random samples of ``size`` rows.
-
-    Samples are drawn with replacement from the labelled rows ``(y, score)``, so this is the
-    spread of the realised metric of a window of ``size`` rows drawn like them.
-    """
-    n_ref = len(y)
-    rng = np.random.default_rng(seed)
-    block = max(1, _CELLS_PER_BLOCK // max(size, n_ref))
-    values = []
-    for start in range(0, n_samples, block):
-        b = min(block, n_samples - start)
-        idx = rng.integers(0, n_ref, (b, size)) + (np.arange(b) * n_ref)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=b * n_ref).reshape(b, n_ref)
-        values.append(weighted_metric(metric, y, score, counts.astype(float)))
-    draws = np.concatenate(values)
-    draws = draws[np.isfinite(draws)]
-    return float(draws.std(ddof=1)) if draws.size > 1 else float("nan")
-
-
-@dataclass(frozen=True)
-class Support:
-    """The reference range of each feature: min/max for numbers, the categories seen otherwise."""
-
-    numeric: dict[str, tuple[float, float]] = field(default_factory=dict)
-    categories: dict[str, frozenset[Any]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> Support:
-        """The support of every column of ``frame``."""
-        numeric: dict[str, tuple[float, float]] = {}
-        categories: dict[str, frozenset[Any]] = {}
-        for col in frame.columns:
-            s = frame[col]
-            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-                numeric[str(col)] = (float(s.min()), float(s.max()))
-            else:
-                categories[str(col)] = frozenset(s.dropna().unique())
-        return cls(numeric, categories)
-
-    def outside(self, frame: pd.DataFrame) -> tuple[float, dict[str, float]]:
-        """Share of rows with any feature outside the support, and the share per column.
-
-        Missing values are not counted as outside; columns the reference lacks are ignored.
-        """
-        flags = np.zeros(len(frame), bool)
-        per_column: dict[str, float] = {}
-        for col, (lo, hi) in self.numeric.items():
-            if col in frame.columns:
-                v = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
-                out = (v < lo) | (v > hi)
-                per_column[col] = float(out.mean()) if len(v) else 0.0
-                flags |= out
-        for col, seen in self.categories.items():
-            if col in frame.columns:
-                s = frame[col]
-                out = (~s.isin(list(seen)) & s.notna()).to_numpy(bool)
-                per_column[col] = float(out.mean()) if len(s) else 0.0
-                flags |= out
-        return (float(flags.mean()) if len(frame) else 0.0), per_column
-
-
-@dataclass(frozen=True)
-class ScoreCalibration:
-    """How well the reference scores were calibrated, and whether CBPE recalibrates them."""
-
-    ece_raw: float
-    ece_calibrated: float
-    brier_raw: float
-    brier_calibrated: float
-    calibrated: bool
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """An estimated metric with its band (estimate ± z · sampling error)."""
-
-    metric: str
-    value: float
-    low: float
-    high: float
-    sampling_error: float
-    reference_value: float
-
-
-@dataclass(frozen=True)
-class CBPEResult:
-    """CBPE's estimates for one window, and the checks of its assumptions."""
-
-    n: int
-    estimates: dict[str, Estimate]
-    score_outside_support: float
-    feature_outside_support: float
-    outside_by_column: dict[str, float]
-    warnings: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready values."""
-        return _clean(asdict(self))
-
-
-@dataclass(frozen=True)
-class LabelCheck:
-    """Estimated against realised performance once a window's labels arrive."""
-
-    n: int
-    estimated: dict[str, Estimate]
-    realised: dict[str, float]
-    within_band: dict[str, bool]
-    observed_positive_rate: float
-    expected_positive_rate: float
-    calibration_z: float
-    ece: float
-    calibration_drift: bool
-    warnings: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The check as JSON-ready values."""
-        return _clean(asdict(self))
-
-
-def _binary(scores: Array | Sequence[float], what: str) -> Array:
-    s = np.asarray(scores, float)
-    if s.ndim == 2 and s.shape[1] == 2:
-        s = s[:, 1]
-    if s.ndim != 1:
-        raise DataError(
-            f"CBPE takes the positive-class probability of a binary classifier as {what} "
-            f"(got an array of shape {s.shape})",
-            hint="pass proba[:, 1] of a binary model, or a fitted multiclass CBPE's (n, k) matrix",
-        )
-    if s.size and (not np.isfinite(s).all() or s.min() < 0 or s.max() > 1):
-        raise DataError(f"{what} must be probabilities in [0, 1] (got values outside, or NaN)")
-    return s
-
-
-def _labels(labels: Array | Sequence[Any], n: int) -> Array:
-    y = np.asarray(labels)
-    if y.shape != (n,):
-        raise DataError(f"expected {n} labels (got shape {y.shape})")
-    values = set(np.unique(y).tolist())
-    if not values <= {0, 1}:  # True and False compare equal to 1 and 0
-        raise DataError(
-            f"CBPE takes 0/1 labels (got values {sorted(values, key=str)[:5]})",
-            hint="encode the positive class as 1",
-        )
-    return y.astype(int)
 
 
 class CBPE:
     """Confidence-based performance estimation for a classifier's scores.
 
-    Parameters are stored as given: ``metrics`` (any of ``roc_auc``, ``accuracy``);
+    Parameters are stored as given: ``metrics`` (any of :data:`CBPE_METRICS`: ``roc_auc``,
+    ``f1``, ``precision``, ``recall``, ``specificity``, ``accuracy``, ``confusion_matrix``,
+    ``business_value``, ``average_precision``; see :mod:`regrow.monitor._cbpe_metrics` for
+    what each estimates); ``cost_matrix``, the value of each confusion cell for
+    ``business_value``, true x predicted (binary: ``[[value_TN, value_FP], [value_FN,
+    value_TP]]``, NannyML's ``business_value_matrix``; its estimate is the mean value per row);
     ``calibration`` (``"auto"``: isotonic only if it lowers the held-out Brier score, per class
     for multiclass, ``"always"``, ``"never"``); ``threshold`` for predicting positive (binary
     only: a multiclass model predicts its argmax class); ``level`` of the band;
@@ -261,6 +115,7 @@ class CBPE:
         self,
         metrics: Sequence[str] = ("roc_auc", "accuracy"),
         *,
+        cost_matrix: Sequence[Sequence[float]] | Array | None = None,
         calibration: str = "auto",
         threshold: float = 0.5,
         level: float = 0.95,
@@ -269,12 +124,15 @@ class CBPE:
         max_outside: float = 0.05,
         seed: int = 0,
     ) -> None:
-        unknown = sorted(set(metrics) - {"roc_auc", "accuracy"})
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        unknown = sorted(set(metrics) - set(CBPE_METRICS))
         if unknown or not metrics:
             raise ConfigError(
                 f"CBPE cannot estimate metrics {unknown or list(metrics)}",
-                hint="use 'roc_auc' and/or 'accuracy'",
+                hint=f"use any of {list(CBPE_METRICS)}",
             )
+        self._cost = metrics_.check_cost_matrix(cost_matrix, metrics)
         if calibration not in ("auto", "always", "never"):
             raise ConfigError(
                 f"the 'calibration' parameter of CBPE must be 'auto', 'always' or 'never'; "
@@ -282,7 +140,8 @@ class CBPE:
             )
         if not 0 < level < 1:
             raise ConfigError(f"the 'level' parameter of CBPE must be in (0, 1); got {level!r}")
-        self.metrics = tuple(metrics)
+        self.metrics = tuple(dict.fromkeys(metrics))
+        self.cost_matrix = cost_matrix
         self.calibration = calibration
         self.threshold = threshold
         self.level = level
@@ -296,7 +155,7 @@ class CBPE:
         self.class_calibration_: dict[Any, ScoreCalibration] = {}
         self._ref: tuple[Array, Array] | None = None
         self._support: Support | None = None
-        self._std_cache: dict[tuple[str, int], float] = {}
+        self._se_cache: dict[int, dict[str, float]] = {}
         self.calibration_: ScoreCalibration | None = None
         self.reference_values_: dict[str, float] = {}
 
@@ -331,8 +190,8 @@ class CBPE:
         if classes is not None:
             raise ConfigError("'classes' applies to multiclass (n, k >= 3) scores only")
         self.classes_, self._isos, self.class_calibration_ = None, [], {}
-        s = _binary(raw, "reference scores")
-        y = _labels(labels, len(s))
+        s = binary_scores(raw, "reference scores")
+        y = binary_labels(labels, len(s))
         if len(s) < 50 or y.min() == y.max():
             raise DataError(
                 f"CBPE needs at least 50 reference rows with both classes (got {len(s)} rows, "
@@ -362,10 +221,26 @@ class CBPE:
         return self._keep(s, y, features)
 
     def _keep(self, s: Array, y: Array, features: pd.DataFrame | None) -> CBPE:
+        k = 2 if s.ndim == 1 else s.shape[1]
+        if self._cost is not None and self._cost.shape != (k, k):
+            raise ConfigError(
+                f"the 'cost_matrix' of CBPE must be {k} x {k} for a model of {k} classes; "
+                f"got shape {self._cost.shape}",
+                hint="one row per true class, one column per predicted class"
+                + (", [[value_TN, value_FP], [value_FN, value_TP]]" if k == 2 else ""),
+            )
         self._ref = (s, y)
         self._support = Support.of(features) if features is not None else None
-        self._std_cache = {}
-        self.reference_values_ = {m: self._realised(m, y, s) for m in self.metrics}
+        self._se_cache = {}
+        # the reference's realised values: the estimators' arithmetic on one-hot labels (fast)
+        self.reference_values_ = metrics_.estimated(
+            self.metrics,
+            self._matrix(s),
+            np.eye(k)[y],
+            self._pred(s),
+            self.classes_,
+            self._cost,
+        )
         return self
 
     def _column_ece(self, prob: Array, y: Array) -> float:
@@ -386,34 +261,46 @@ class CBPE:
 
     def _scores(self, scores: Array | Sequence[float], what: str) -> Array:
         if self.classes_ is None:
-            return _binary(scores, what)
+            return binary_scores(scores, what)
         return mc.class_matrix(scores, what, len(self.classes_))
 
     def _y(self, labels: Array | Sequence[Any], n: int) -> Array:
-        return _labels(labels, n) if self.classes_ is None else mc.encode(labels, n, self.classes_)
+        return (
+            binary_labels(labels, n)
+            if self.classes_ is None
+            else mc.encode(labels, n, self.classes_)
+        )
 
-    def _correct(self, y: Array, s: Array) -> Array:
-        if s.ndim == 2:
-            return np.asarray(s.argmax(axis=1) == y)
-        return np.asarray((s >= self.threshold) == (y == 1))
+    def _pred(self, s: Array) -> Array:
+        """The predicted class of each row: the argmax, or ``score >= threshold`` if binary."""
+        return np.asarray(s.argmax(axis=1) if s.ndim == 2 else (s >= self.threshold).astype(int))
 
-    def _realised(self, metric: str, y: Array, s: Array) -> float:
-        if metric == "accuracy":
-            return float(np.mean(self._correct(y, s)))
-        return float(weighted_metric(metric, y, s))
+    @staticmethod
+    def _matrix(p: Array) -> Array:
+        """Per-class columns ``(n, k)``: a binary probability ``p`` becomes ``[1 - p, p]``."""
+        return p if p.ndim == 2 else np.column_stack([1.0 - p, p])
 
-    def _sampling_error(self, metric: str, n: int) -> float:
-        key = (metric, n)
-        if key not in self._std_cache:
+    def _realised(self, y: Array, s: Array) -> dict[str, float]:
+        return metrics_.realised(
+            self.metrics, y, self._matrix(s), self._pred(s), self.classes_, self._cost
+        )
+
+    def _sampling_errors(self, n: int) -> dict[str, float]:
+        """The sampling error of every estimate at window size ``n`` (computed once per n)."""
+        if n not in self._se_cache:
             s, y = self._fitted()
-            if metric == "accuracy":  # row-wise correctness: the spread of its mean is analytic
-                correct = self._correct(y, s).astype(float)
-                self._std_cache[key] = float(correct.std(ddof=1) / np.sqrt(n))
-            else:
-                self._std_cache[key] = sampling_std(
-                    metric, y, s, n, n_samples=self.n_samples, seed=self.seed
-                )
-        return self._std_cache[key]
+            self._se_cache[n] = sampling_errors(
+                self.metrics,
+                y,
+                self._matrix(s),
+                self._pred(s),
+                self.classes_,
+                self._cost,
+                n,
+                n_samples=self.n_samples,
+                seed=self.seed,
+            )
+        return self._se_cache[n]
 
     # -- estimating ---------------------------------------------------------------------------
 
@@ -443,20 +330,21 @@ class CBPE:
             raise DataError("the window is empty: there is nothing to estimate")
         q = self.calibrated(s)
         z = float(norm.ppf(0.5 + self.level / 2))
-        estimates: dict[str, Estimate] = {}
-        for metric in self.metrics:
-            if s.ndim == 2:
-                value = (mc.expected_accuracy if metric == "accuracy" else mc.expected_macro_auc)(
-                    s, q
-                )
-            elif metric == "accuracy":
-                value = float(np.mean(np.where(s >= self.threshold, q, 1.0 - q)))
-            else:
-                value = float(weighted_auc(s, q))
-            se = self._sampling_error(metric, len(s))
-            estimates[metric] = Estimate(
-                metric, value, value - z * se, value + z * se, se, self.reference_values_[metric]
+        values = metrics_.estimated(
+            self.metrics, self._matrix(s), self._matrix(q), self._pred(s), self.classes_, self._cost
+        )
+        errors = self._sampling_errors(len(s))
+        estimates = {
+            name: Estimate(
+                name,
+                value,
+                value - z * errors[name],
+                value + z * errors[name],
+                errors[name],
+                self.reference_values_[name],
             )
+            for name, value in values.items()
+        }
         out = (s < ref_s.min(axis=0)) | (s > ref_s.max(axis=0))
         score_out = float(np.mean(out.any(axis=1) if out.ndim == 2 else out))
         feat_out, by_col = (
@@ -502,8 +390,11 @@ class CBPE:
         y = self._y(labels, len(s))
         result = self.estimate(s, features)
         q = self.calibrated(s)
-        realised = {m: self._realised(m, y, s) for m in self.metrics}
-        within = {m: bool(e.low <= realised[m] <= e.high) for m, e in result.estimates.items()}
+        realised = self._realised(y, s)
+        within = {  # a metric undefined on the window's labels (NaN) is not contradicted
+            m: bool(e.low <= realised[m] <= e.high or np.isnan(realised[m]))
+            for m, e in result.estimates.items()
+        }
         if s.ndim == 2 and self.classes_ is not None:
             c, z_cal = mc.worst_class(y, q)
             observed, expected = float(np.mean(y == c)), float(q[:, c].mean())

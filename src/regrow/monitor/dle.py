@@ -1,13 +1,17 @@
 """Direct loss estimation (DLE) for regressors, without labels.
 
-The reference is NannyML's DLE. On labelled reference rows, :meth:`DLE.fit` trains a model
-of the **row-level loss** (the squared error for RMSE, the absolute error for MAE) from the
-features and the prediction: by default a scikit-learn ``HistGradientBoostingRegressor``.
-For a window without labels, :meth:`DLE.estimate` averages the predicted row losses (and
-takes the root for RMSE). The band is the estimate ± ``z`` times the sampling error, the
-standard deviation of the realised metric over reference samples of the window's size. As
-for CBPE, the share of window rows outside the reference support is reported and warned
-about: there the loss model extrapolates.
+The reference is NannyML's DLE. It estimates any of :data:`DLE_METRICS` (``mae``, ``mape``,
+``mse``, ``msle``, ``rmse``, ``rmsle``). On labelled reference rows, :meth:`DLE.fit` trains one
+model of the **row-level loss** per distinct loss (the squared error for MSE and RMSE, the
+absolute error for MAE, ...; see :mod:`regrow.monitor._dle_losses`) from the features and the
+prediction: by default LightGBM with its default parameters, as NannyML, or scikit-learn's
+``HistGradientBoostingRegressor`` of the same shape when LightGBM is not installed. For a
+window without labels, :meth:`DLE.estimate` averages the predicted row losses (and takes the
+root for RMSE and RMSLE). The band is the estimate ± ``z`` times the sampling error, the
+standard deviation of the realised metric over windows of the window's size drawn from the
+reference: ``std(row loss) / sqrt(n)`` for the means, over ``n_samples`` reference samples
+for the roots. As for CBPE, the share of window rows outside the reference support is
+reported and warned about: there the loss model extrapolates.
 
 >>> import numpy as np, pandas as pd
 >>> rng = np.random.default_rng(0)
@@ -19,6 +23,9 @@ about: there the loss model extrapolates.
 >>> realised = float(np.sqrt(np.mean((y[1000:] - x[1000:]) ** 2)))
 >>> bool(est.low < realised < est.high)
 True
+>>> both = DLE(metrics=("mae", "mse"), seed=0).fit(frame[:1000], x[:1000], y[:1000])
+>>> sorted(both.estimate(frame[1000:], x[1000:]).estimates)
+['mae', 'mse']
 """
 
 from __future__ import annotations
@@ -31,17 +38,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits  # no type info
 
 from regrow.errors import ConfigError, DataError
-from regrow.monitor.cbpe import Estimate, Support, _clean, sampling_std
+from regrow.monitor._cbpe_common import Estimate, Support, clean
+from regrow.monitor._dle_losses import (
+    DLE_METRICS,
+    LOSS_OF,
+    check_log_domain,
+    default_model,
+    from_mean,
+    predict,
+    row_loss,
+)
 
-__all__ = ["DLE", "DLEResult"]
+__all__ = ["DLE", "DLE_METRICS", "DLEResult"]
 
 Array = np.ndarray
 _MAX_CATEGORIES = 250  # HistGradientBoosting's native categorical limit (255 bins) less margin
 _ONE_THREAD_BELOW = 50_000  # rows
+_CELLS_PER_BLOCK = 1_000_000  # resampled rows held at once
 
 
 def _threads(n_rows: int) -> Any:
@@ -57,60 +74,85 @@ def _threads(n_rows: int) -> Any:
 
 @dataclass(frozen=True)
 class DLEResult:
-    """DLE's estimate for one window, and the check of its support assumption."""
+    """DLE's estimates for one window, and the check of its support assumption.
+
+    ``estimate`` is the first metric's, ``estimates`` holds every metric's.
+    """
 
     n: int
     estimate: Estimate
+    estimates: dict[str, Estimate]
     feature_outside_support: float
     outside_by_column: dict[str, float]
     warnings: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values."""
-        return _clean(asdict(self))
+        return clean(asdict(self))
 
 
 class DLE:
-    """Direct loss estimation of a regressor's RMSE or MAE.
+    """Direct loss estimation of a regressor's error metrics.
 
-    Parameters are stored as given: ``metric`` (``"rmse"`` or ``"mae"``), ``estimator`` (a
-    scikit-learn regressor for the row loss; ``None`` uses a small gradient-boosted model),
-    ``level`` of the band, ``n_samples`` reference samples per window size, ``max_outside``
-    (share of rows outside the reference support above which a warning is raised), ``seed``.
+    Parameters are stored as given: ``metric`` (one of :data:`DLE_METRICS`) or ``metrics``
+    (several; give one or the other, default ``"rmse"``), ``estimator`` (a scikit-learn
+    regressor for the row loss, cloned per distinct loss; ``None`` uses LightGBM, or
+    scikit-learn's gradient boosting without it), ``level`` of the band, ``n_samples``
+    reference samples per window size, ``max_outside`` (share of rows outside the reference
+    support above which a warning is raised), ``seed``.
     """
 
     def __init__(
         self,
-        metric: str = "rmse",
+        metric: str | None = None,
         *,
+        metrics: Sequence[str] | None = None,
         estimator: Any = None,
         level: float = 0.95,
         n_samples: int = 200,
         max_outside: float = 0.05,
         seed: int = 0,
     ) -> None:
-        if metric not in ("rmse", "mae"):
+        if metric is not None and metrics is not None:
             raise ConfigError(
-                f"the 'metric' parameter of DLE must be 'rmse' or 'mae'; got {metric!r}"
+                f"DLE takes 'metric' or 'metrics', not both (got {metric!r} and {metrics!r})",
+                hint="pass metrics=(...) alone to estimate several",
+            )
+        chosen = (metric or "rmse",) if metrics is None else tuple(dict.fromkeys(metrics))
+        unknown = [m for m in chosen if m not in DLE_METRICS]
+        if unknown or not chosen:
+            name = "metric" if metrics is None else "metrics"
+            raise ConfigError(
+                f"the {name!r} parameter of DLE must name metrics among {list(DLE_METRICS)}; "
+                f"got {unknown or list(chosen)}",
+                hint="e.g. DLE('rmse') or DLE(metrics=('mae', 'rmse'))",
             )
         if not 0 < level < 1:
             raise ConfigError(f"the 'level' parameter of DLE must be in (0, 1); got {level!r}")
-        self.metric = metric
+        self.metrics = chosen
+        self.metric = chosen[0]
         self.estimator = estimator
         self.level = level
         self.n_samples = n_samples
         self.max_outside = max_outside
         self.seed = seed
-        self._model: Any = None
+        self._models: dict[str, Any] = {}
         self._columns: list[str] = []
         self._categories: dict[str, pd.Index] = {}
         self._support: Support | None = None
         self._ref: tuple[Array, Array] | None = None
-        self._std_cache: dict[int, float] = {}
-        self.reference_value_: float = float("nan")
+        self._se_cache: dict[int, dict[str, float]] = {}
+        self.reference_values_: dict[str, float] = {}
 
     def __repr__(self) -> str:
-        return f"DLE(metric={self.metric!r})"
+        if len(self.metrics) == 1:
+            return f"DLE(metric={self.metric!r})"
+        return f"DLE(metrics={self.metrics!r})"
+
+    @property
+    def reference_value_(self) -> float:
+        """The first metric's value on the reference rows."""
+        return self.reference_values_.get(self.metric, float("nan"))
 
     def _matrix(self, features: pd.DataFrame, predictions: Array) -> Array:
         missing = [c for c in self._columns if c not in features.columns]
@@ -128,9 +170,12 @@ class DLE:
                 cols.append(pd.to_numeric(features[c], errors="coerce").to_numpy(float))
         return np.column_stack([*cols, predictions])
 
-    def _row_target(self, y: Array, pred: Array) -> Array:
-        err = y - pred
-        return np.asarray(err**2 if self.metric == "rmse" else np.abs(err))
+    def _losses(self) -> dict[str, str]:
+        """Each distinct row loss, and the first metric that names it."""
+        out: dict[str, str] = {}
+        for m in self.metrics:
+            out.setdefault(LOSS_OF[m], m)
+        return out
 
     def fit(
         self,
@@ -138,7 +183,7 @@ class DLE:
         predictions: Array | Sequence[float],
         targets: Array | Sequence[float],
     ) -> DLE:
-        """Train the loss model on labelled reference rows."""
+        """Train one loss model per distinct row loss on labelled reference rows."""
         pred = np.asarray(predictions, float)
         y = np.asarray(targets, float)
         if not (len(features) == len(pred) == len(y)):
@@ -151,6 +196,8 @@ class DLE:
                 f"DLE needs at least 50 reference rows with finite targets and predictions "
                 f"(got {len(y)} rows)"
             )
+        check_log_domain(self.metrics, y, "reference targets")
+        check_log_domain(self.metrics, pred, "reference predictions")
         self._columns = [str(c) for c in features.columns]
         self._categories = {}
         categorical = []
@@ -162,57 +209,92 @@ class DLE:
                 cats = pd.Index(pd.unique(s.dropna()))
                 self._categories[c] = cats
                 categorical.append(len(cats) <= _MAX_CATEGORIES)
-        model = self.estimator
-        if model is None:
-            model = HistGradientBoostingRegressor(
-                max_iter=100,
-                learning_rate=0.08,
-                max_leaf_nodes=15,
-                min_samples_leaf=40,
-                categorical_features=np.asarray([*categorical, False]),
-                random_state=self.seed,
-            )
-        with _threads(len(y)):
-            self._model = model.fit(self._matrix(features, pred), self._row_target(y, pred))
+        x = self._matrix(features, pred)
+        threads = 1 if len(y) < _ONE_THREAD_BELOW else None
+        self._models = {}
+        for kind, metric in self._losses().items():
+            if self.estimator is None:
+                model, fit_kwargs = default_model(categorical, self.seed, threads)
+            else:
+                model, fit_kwargs = clone(self.estimator), {}
+            with _threads(len(y)):
+                self._models[kind] = model.fit(x, row_loss(metric, y, pred), **fit_kwargs)
         self._support = Support.of(features)
         self._ref = (y, pred)
-        self._std_cache = {}
-        self.reference_value_ = float(
-            np.sqrt(np.mean((y - pred) ** 2))
-            if self.metric == "rmse"
-            else np.mean(np.abs(y - pred))
-        )
+        self._se_cache = {}
+        self.reference_values_ = {
+            m: float(from_mean(m, row_loss(m, y, pred).mean())) for m in self.metrics
+        }
         return self
 
-    def row_loss(self, features: pd.DataFrame, predictions: Array | Sequence[float]) -> Array:
-        """The estimated squared (RMSE) or absolute (MAE) error of each row."""
-        if self._model is None:
+    def row_loss(
+        self,
+        features: pd.DataFrame,
+        predictions: Array | Sequence[float],
+        metric: str | None = None,
+    ) -> Array:
+        """The estimated row loss of ``metric`` (default: the first) for each row.
+
+        The squared error for RMSE and MSE, the absolute error for MAE, and so on.
+        """
+        if not self._models:
             raise ConfigError("this DLE is not fitted yet", hint="call fit(...) first")
+        metric = metric or self.metric
+        if metric not in self.metrics:
+            raise ConfigError(
+                f"this DLE was not fitted for metric {metric!r}",
+                hint=f"it estimates {list(self.metrics)}",
+            )
         pred = np.asarray(predictions, float)
         if len(pred) != len(features):
             raise DataError(f"{len(features)} rows of features but {len(pred)} predictions")
+        check_log_domain([metric], pred, "window predictions")
+        threads = 1 if len(pred) < _ONE_THREAD_BELOW else None
         with _threads(len(pred)):
-            loss = np.asarray(self._model.predict(self._matrix(features, pred)), float)
+            loss = predict(self._models[LOSS_OF[metric]], self._matrix(features, pred), threads)
         return np.asarray(np.clip(loss, 0.0, None))
 
+    def _sampling_errors(self, n: int) -> dict[str, float]:
+        """Per metric, the spread of its realised value over reference windows of ``n`` rows."""
+        if n in self._se_cache:
+            return self._se_cache[n]
+        assert self._ref is not None
+        y, pred = self._ref
+        out: dict[str, float] = {}
+        roots = [m for m in self.metrics if m in ("rmse", "rmsle")]
+        for m in self.metrics:
+            if m not in roots:  # a mean of row losses: its spread is analytic
+                out[m] = float(row_loss(m, y, pred).std(ddof=1) / np.sqrt(n))
+        if roots:
+            rng = np.random.default_rng(self.seed)
+            block = max(1, _CELLS_PER_BLOCK // n)
+            idx = [
+                rng.integers(0, len(y), (min(block, self.n_samples - b), n))
+                for b in range(0, self.n_samples, block)
+            ]
+            for m in roots:
+                terms = row_loss(m, y, pred)
+                draws = np.concatenate([np.sqrt(terms[i].mean(axis=1)) for i in idx])
+                out[m] = float(draws.std(ddof=1)) if draws.size > 1 else float("nan")
+        self._se_cache[n] = out
+        return out
+
     def estimate(self, features: pd.DataFrame, predictions: Array | Sequence[float]) -> DLEResult:
-        """The estimated metric for a window, with its band and support warnings."""
+        """The estimated metrics for a window, with their bands and support warnings."""
         if len(features) == 0:
             raise DataError("the window is empty: there is nothing to estimate")
-        loss = self.row_loss(features, predictions)
-        value = float(np.sqrt(loss.mean()) if self.metric == "rmse" else loss.mean())
-        n = len(loss)
-        if n not in self._std_cache:
-            assert self._ref is not None
-            y, pred = self._ref
-            self._std_cache[n] = sampling_std(
-                self.metric, y, pred, n, n_samples=self.n_samples, seed=self.seed
-            )
-        se = self._std_cache[n]
+        n = len(features)
+        errors = self._sampling_errors(n) if self._ref is not None else {}
         z = float(norm.ppf(0.5 + self.level / 2))
-        est = Estimate(
-            self.metric, value, value - z * se, value + z * se, se, self.reference_value_
-        )
+        estimates: dict[str, Estimate] = {}
+        for kind, first in self._losses().items():
+            mean_loss = float(self.row_loss(features, predictions, first).mean())
+            for m in (m for m in self.metrics if LOSS_OF[m] == kind):
+                value, se = float(from_mean(m, mean_loss)), errors[m]
+                estimates[m] = Estimate(
+                    m, value, value - z * se, value + z * se, se, self.reference_values_[m]
+                )
+        estimates = {m: estimates[m] for m in self.metrics}
         assert self._support is not None
         share, by_col = self._support.outside(features)
         warnings = []
@@ -222,4 +304,4 @@ class DLE:
                 f"{share:.1%} of window rows have features outside the reference support "
                 f"(worst: {worst!r}, {by_col[worst]:.1%}): the loss model extrapolates there"
             )
-        return DLEResult(n, est, share, by_col, tuple(warnings))
+        return DLEResult(n, estimates[self.metric], estimates, share, by_col, tuple(warnings))
