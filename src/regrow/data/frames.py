@@ -289,7 +289,9 @@ def _cast(array: pa.Array, kind: pa.DataType, name: str) -> pa.Array:
 
 def _nan_to_null(array: pa.Array) -> pa.Array:
     if array.null_count == 0:
-        has_nan = bool(np.isnan(array.to_numpy(zero_copy_only=True)).any())
+        values = array.to_numpy(zero_copy_only=True)
+        # min() carries a NaN through without the temporary boolean array isnan() makes.
+        has_nan = len(values) > 0 and bool(np.isnan(values.min()))
     else:
         has_nan = bool(pc.any(pc.is_nan(array)).as_py())
     if not has_nan:

@@ -13,7 +13,9 @@ each pair through the same :class:`~regrow.monitor.drift.base.Binned` view as th
   the *reference* is part of the null (a one-sample null would flag unshifted columns at
   ``n = m``), and the sketch's rank error ``e`` is added as extra reference noise
   (``1/m_eff = 1/m + (2 e / 2.576)^2``). Grids of continuous columns are all alike, so their
-  simulated draws are shared across columns.
+  simulated draws are shared across columns. The window's own counts at the edges are exact
+  whether they come from the one-pass lattice or from a sort
+  (:mod:`regrow.monitor.drift.lattice`), so the simulated statistic is the observed one's.
 * Categorical columns: multinomial draws over the reference's bins.
 * ``unseen`` has an analytic null (see :mod:`regrow.monitor.drift.unseen`).
 
@@ -25,7 +27,8 @@ errs on the conservative side. The reported **threshold** is that fit's ``1 - le
 Effect intervals: KS uses the DKW inequality (rigorous, 95 %); ``unseen`` a Wilson interval; the
 others ``effect +/- q95`` with ``q95`` the 95 % quantile of the effect under no drift (an
 approximate noise band). :func:`benjamini_hochberg` controls the false discovery rate across
-features x slices. Null distributions are cached per (column key, test, window size,
+features x slices (x chunks, for a chunked check). Each window or chunk is simulated at its own
+size. Null distributions are cached per (column key, test, window size,
 reference).
 
 >>> benjamini_hochberg([0.001, 0.02, 0.03, 0.5], 0.05).tolist()
@@ -35,6 +38,7 @@ reference).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +132,7 @@ class Calibrator:
         self.seed = seed
         self._samples: dict[Hashable, tuple[Floats, Floats, Floats | None]] = {}
         self._nulls: dict[Hashable, NullDistribution] = {}
+        self._lock = threading.Lock()  # columns are evaluated on threads; simulate each key once
 
     def null(self, test: DriftTest, binned: Binned, key: Hashable) -> NullDistribution:
         """The null distribution of ``test`` for ``binned``'s sizes (cached under ``key``)."""
@@ -168,6 +173,10 @@ class Calibrator:
         )
 
     def _simulate(self, binned: Binned) -> tuple[Floats, Floats, Floats | None]:
+        with self._lock:
+            return self._simulate_once(binned)
+
+    def _simulate_once(self, binned: Binned) -> tuple[Floats, Floats, Floats | None]:
         if binned.kind == "numeric":
             grid = binned.numeric_grid
             m_eff = 1.0 / (1.0 / grid.count + (2 * grid.rank_error / _Z99) ** 2)

@@ -7,8 +7,10 @@ test's p-value survives Benjamini-Hochberg at ``fdr`` across every feature x sli
 effect size exceeds the test's practically-irrelevant margin (for example a Wasserstein distance
 of 0.05 reference standard deviations); see :mod:`regrow.monitor.calibration`.
 
-The window is read once: each numeric column's values are sorted once (columns on parallel
-threads; numpy releases the GIL), categorical columns are counted by Arrow.
+The window is read once: each numeric column is counted onto its reference grid in one pass
+(:mod:`regrow.monitor.drift.lattice`; columns on parallel threads, numpy releases the GIL),
+categorical columns are counted by Arrow. :meth:`DriftMonitor.check_chunks` checks each chunk
+of a window apart and decides every chunk's tests in one Benjamini-Hochberg family.
 
 Bad input, decided per case:
 
@@ -42,11 +44,12 @@ slice that selects no rows of the window    ``FeatureDrift(test="skipped")`` per
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from regrow.data._compute import parallel_map
@@ -54,6 +57,8 @@ from regrow.data.frames import logical_dtype, to_arrow
 from regrow.data.snapshot import apply_slice
 from regrow.errors import DataError, SliceError
 from regrow.monitor.calibration import Calibrator, Evaluation, adjusted_p_values
+from regrow.monitor.chunks import Chunk
+from regrow.monitor.drift import base as drift_base
 from regrow.monitor.drift import registry
 from regrow.monitor.drift.base import (
     Binned,
@@ -61,82 +66,14 @@ from regrow.monitor.drift.base import (
     DriftTest,
     NumericGrid,
     bin_current,
+    numeric_values,
     sorted_values,
 )
-from regrow.monitor.drift.null_rate import NULL_RATE, null_binned, null_count
+from regrow.monitor.drift.null_rate import NULL_RATE, null_binned
+from regrow.monitor.drift.report import EFFECT_NAMES, DriftReport, FeatureDrift
 from regrow.monitor.profile import ColumnProfile, Kind, Profile, kind_of
 
 __all__ = ["DriftMonitor", "DriftReport", "FeatureDrift"]
-
-_SINGLE_FROM = 100_000  # float columns of this many rows are sorted in float32 (see sorted_values)
-
-_EFFECT_NAMES = {
-    "ks": "KS distance",
-    "wasserstein": "Wasserstein distance / reference std",
-    "psi": "PSI",
-    "jensen_shannon": "Jensen-Shannon distance",
-    "chi_square": "Cramér's V",
-    "unseen": "share of never-seen values",
-    "null_rate": "absolute difference in null rate",
-}
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    """The decision for one column in one slice (``slice`` is None for the whole window)."""
-
-    column: str
-    slice: str | None
-    test: str
-    statistic: float
-    threshold: float
-    p_value: float
-    effect: float
-    effect_interval: tuple[float, float]
-    drifted: bool
-    why: str
-    adjusted_p_value: float = math.nan
-    error_bound: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON types only (NaN becomes None)."""
-        out = asdict(self)
-        out["effect_interval"] = [_json(v) for v in self.effect_interval]
-        return {k: _json(v) if isinstance(v, float) else v for k, v in out.items()}
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """Every :class:`FeatureDrift` of one window, in reference column order per slice."""
-
-    features: tuple[FeatureDrift, ...]
-    rows: int
-    fdr: float
-    slices: tuple[str, ...] = field(default=())
-
-    @property
-    def drifted(self) -> tuple[FeatureDrift, ...]:
-        """The drifted features."""
-        return tuple(f for f in self.features if f.drifted)
-
-    @property
-    def drifted_columns(self) -> list[str]:
-        """Columns drifted in the whole window or in any slice, in report order."""
-        return list(dict.fromkeys(f.column for f in self.features if f.drifted))
-
-    def table(self) -> list[dict[str, Any]]:
-        """One row per feature, for display (JSON types)."""
-        return [f.to_dict() for f in self.features]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The whole report as JSON types."""
-        return {
-            "rows": self.rows,
-            "fdr": self.fdr,
-            "slices": list(self.slices),
-            "drifted_columns": self.drifted_columns,
-            "features": self.table(),
-        }
 
 
 @dataclass
@@ -187,7 +124,7 @@ class DriftMonitor:
         for name in list((tests or {}).values()) + list((overrides or {}).values()):
             registry.get(name)  # fail early on unknown names
         self._calibrator = calibrator or Calibrator(draws, seed)
-        self._grids: dict[tuple[str | None, str], NumericGrid | CategoricalBins] = {}
+        self._grids: dict[tuple[str | None, str, bool], NumericGrid | CategoricalBins] = {}
         self._exact = to_arrow(reference_data) if reference_data is not None else None
 
     def __repr__(self) -> str:
@@ -207,18 +144,86 @@ class DriftMonitor:
         pending: list[_Pending] = []
         self._check_table(table, self.reference, None, done, pending)
         if slices:
-            frame = table.to_pandas()
-            for name, expr in slices.items():
-                if name not in self.reference.slices:
-                    raise SliceError(
-                        f"slice {name!r} is not profiled in the reference",
-                        hint=f"profile the reference with slices={{{name!r}: {expr!r}}}",
-                    )
-                part = to_arrow(apply_slice(frame, name, expr))
-                self._check_table(part, self.reference.slices[name], name, done, pending)
+            self._check_slices(table.to_pandas(), slices, done, pending)
         return DriftReport(
-            tuple(done + self._decide(pending)), table.num_rows, self.fdr, tuple(slices or ())
+            tuple(done + self._decide(pending)),
+            table.num_rows,
+            self.fdr,
+            tuple(slices or ()),
+            family=len(pending),
         )
+
+    def check_chunks(
+        self,
+        window: Any,
+        chunks: Sequence[Chunk],
+        *,
+        slices: Mapping[str, str] | None = None,
+    ) -> list[DriftReport]:
+        """One :class:`DriftReport` per chunk of ``window`` (see :mod:`regrow.monitor.chunks`).
+
+        Each chunk is checked as a window of its own (each test calibrated for the chunk's
+        size), and Benjamini-Hochberg runs once over every chunk x column x slice test, so the
+        false discovery rate holds across chunks; each report's ``family`` is that total. The
+        window is converted to Arrow (and, with ``slices``, to pandas) once; a chunk with no
+        rows gets a report of skipped columns.
+
+        >>> import numpy as np, pandas as pd
+        >>> from regrow.monitor.chunks import Chunking
+        >>> rng = np.random.default_rng(0)
+        >>> ref = Profile.of(pd.DataFrame({"a": rng.normal(size=4000)}))
+        >>> window = pd.DataFrame({"a": np.r_[rng.normal(size=2000), rng.normal(1, size=2000)]})
+        >>> reports = DriftMonitor(ref).check_chunks(window, Chunking(count=2).split(window))
+        >>> [(r.chunk, r.drifted_columns, r.family) for r in reports]
+        [('rows 0-1999', [], 2), ('rows 2000-3999', ['a'], 2)]
+        """
+        table = to_arrow(window)
+        frame = table.to_pandas() if slices else None
+        parts: list[tuple[Chunk, pa.Table, list[FeatureDrift], list[_Pending]]] = []
+        for chunk in chunks:
+            index = np.asarray(chunk.index, dtype=np.int64)
+            if index.size and (int(index.min()) < 0 or int(index.max()) >= table.num_rows):
+                raise DataError(
+                    f"chunk {chunk.label!r} has row positions outside the window "
+                    f"(0-{table.num_rows - 1})",
+                    hint="split the same window the chunks are checked on",
+                )
+            part = table.take(pa.array(index))
+            done: list[FeatureDrift] = []
+            pending: list[_Pending] = []
+            self._check_table(part, self.reference, None, done, pending)
+            if slices and frame is not None:
+                self._check_slices(frame.iloc[index], slices, done, pending)
+            parts.append((chunk, part, done, pending))
+        decided = iter(self._decide([p for *_, pending in parts for p in pending]))
+        family = sum(len(pending) for *_, pending in parts)
+        return [
+            DriftReport(
+                tuple(done + [next(decided) for _ in pending]),
+                part.num_rows,
+                self.fdr,
+                tuple(slices or ()),
+                chunk=chunk.label,
+                family=family,
+            )
+            for chunk, part, done, pending in parts
+        ]
+
+    def _check_slices(
+        self,
+        frame: pd.DataFrame,
+        slices: Mapping[str, str],
+        done: list[FeatureDrift],
+        pending: list[_Pending],
+    ) -> None:
+        for name, expr in slices.items():
+            if name not in self.reference.slices:
+                raise SliceError(
+                    f"slice {name!r} is not profiled in the reference",
+                    hint=f"profile the reference with slices={{{name!r}: {expr!r}}}",
+                )
+            part = to_arrow(apply_slice(frame, name, expr))
+            self._check_table(part, self.reference.slices[name], name, done, pending)
 
     # -- one table -----------------------------------------------------------------------
 
@@ -245,7 +250,7 @@ class DriftMonitor:
             if ref.kind == "other":
                 skip(name, "skipped", False, f"{ref.dtype} columns are not tested for drift")
             elif table.num_rows == 0:
-                skip(name, "skipped", False, "the slice selects no rows of the window")
+                skip(name, "skipped", False, "the slice or chunk selects no rows of the window")
             elif ref.count == 0 and values:
                 skip(name, "nulls", True, "column was all null in the reference, has values now")
             elif ref.count == 0:
@@ -263,19 +268,17 @@ class DriftMonitor:
             if name not in reference.columns:
                 skip(name, "schema", False, "column is not in the reference profile; not tested")
         if tested:
+            # The sketch work and the calibration hold the GIL, so they run here; only the
+            # binning, which is numpy over whole columns, goes to threads.
+            for ref, _ in tested:
+                self._reference_grid(ref, slice_name, table.num_rows)
             binned = parallel_map(
                 lambda rk: self._bin(rk[0], table.column(rk[0].name), slice_name),
                 tested,
                 cells=table.num_rows * len(tested),
             )
             for (ref, _), b in zip(tested, binned, strict=True):
-                tests = [self._choose(ref, b.n)]
-                if ref.kind == "categorical" and ref.complete:
-                    tests.append(registry.get("unseen"))
-                for test in tests:
-                    key = (slice_name, ref.name)
-                    evaluation = self._calibrator.evaluate(test, b, key, level=self.fdr)
-                    pending.append(_Pending(ref.name, slice_name, test, evaluation, b.n))
+                pending.extend(self._evaluate(ref, b, slice_name))
         pending.extend(rates)
 
     def _null_rate(
@@ -285,40 +288,73 @@ class DriftMonitor:
         slice_name: str | None,
         pending: list[_Pending],
     ) -> None:
-        """Queue the null-rate test of a column with values on both sides if either has nulls."""
-        nulls = null_count(column)
+        """Queue the null-rate test of a column with values on both sides if either has nulls.
+
+        The table comes from :func:`~regrow.data.frames.to_arrow`, which turns NaN into null,
+        so Arrow's null count is the column's.
+        """
+        nulls = column.null_count
         if ref.nulls == 0 and nulls == 0:
             return
-        binned = null_binned(ref, column)
+        binned = null_binned(ref, column, nulls=nulls)
         key = (slice_name, ref.name)
         evaluation = self._calibrator.evaluate(NULL_RATE, binned, key, level=self.fdr)
         pending.append(_Pending(ref.name, slice_name, NULL_RATE, evaluation, binned.n))
+
+    def _evaluate(
+        self, ref: ColumnProfile, binned: Binned, slice_name: str | None
+    ) -> list[_Pending]:
+        """The column's tests on its binned window, waiting for the FDR step."""
+        tests = [self._choose(ref, binned.n)]
+        if ref.kind == "categorical" and ref.complete:
+            tests.append(registry.get("unseen"))
+        key = (slice_name, ref.name)
+        return [
+            _Pending(
+                ref.name,
+                slice_name,
+                test,
+                self._calibrator.evaluate(test, binned, key, level=self.fdr),
+                binned.n,
+            )
+            for test in tests
+        ]
 
     def _choose(self, ref: ColumnProfile, n: int) -> DriftTest:
         override = (self.overrides or {}).get(ref.name) or (self.tests or {}).get(ref.kind)
         return registry.choose(ref.kind, n, override=override, column=ref.name)
 
-    def _bin(self, ref: ColumnProfile, column: pa.ChunkedArray, slice_name: str | None) -> Binned:
-        key = (slice_name, ref.name)
+    def _reference_grid(
+        self, ref: ColumnProfile, slice_name: str | None, rows: int
+    ) -> NumericGrid | CategoricalBins:
+        """The column's reference bins; aligned for a lattice when windows are that large."""
+        key = (slice_name, ref.name, rows >= drift_base.LATTICE_FROM)
         if key not in self._grids:
-            self._grids[key] = self._reference_bins(ref, slice_name)
-        bins = self._grids[key]
+            self._grids[key] = self._reference_bins(ref, slice_name, align=key[2])
+        return self._grids[key]
+
+    def _bin(self, ref: ColumnProfile, column: pa.ChunkedArray, slice_name: str | None) -> Binned:
+        bins = self._reference_grid(ref, slice_name, len(column))
         if isinstance(bins, NumericGrid):
-            single = pa.types.is_floating(column.type) and len(column) >= _SINGLE_FROM
-            values = sorted_values(column, single=single)
-            return bin_current(ref, values, grid=bins, presorted=True)
+            values = numeric_values(column, nan_free=True)  # to_arrow made NaN null
+            return bin_current(ref, values, grid=bins, clean=True)
         return bin_current(ref, column, bins=bins)
 
     def _reference_bins(
-        self, ref: ColumnProfile, slice_name: str | None
+        self, ref: ColumnProfile, slice_name: str | None, *, align: bool
     ) -> NumericGrid | CategoricalBins:
         if ref.kind == "categorical":
             return CategoricalBins.of(ref)
-        grid = NumericGrid.of(ref)
+        grid = NumericGrid.of(ref, align=align)
         if self._exact is not None and slice_name is None and ref.name in self._exact.column_names:
             values = sorted_values(self._exact.column(ref.name))
-            cdf = np.searchsorted(values, grid.edges, side="right") / max(values.size, 1)
-            grid = NumericGrid(grid.edges, cdf, values.size, grid.scale, 0.0)
+
+            def exact(g: NumericGrid) -> NumericGrid:
+                cdf = np.searchsorted(values, g.edges, side="right") / max(values.size, 1)
+                return replace(g, ref_cdf=cdf, count=values.size, rank_error=0.0, aligned=None)
+
+            aligned = None if grid.aligned is None else exact(grid.aligned)
+            grid = replace(exact(grid), aligned=aligned)
         return grid
 
     # -- decisions -----------------------------------------------------------------------
@@ -336,7 +372,7 @@ class DriftMonitor:
 
 def _feature(p: _Pending, adjusted: float, fdr: float, margin: float) -> FeatureDrift:
     e = p.evaluation
-    name = _EFFECT_NAMES.get(p.test.name, p.test.name)
+    name = EFFECT_NAMES.get(p.test.name, p.test.name)
     significant = adjusted <= fdr
     relevant = e.effect > margin
     drifted = significant and relevant
@@ -371,7 +407,3 @@ def _feature(p: _Pending, adjusted: float, fdr: float, margin: float) -> Feature
 def _plain(column: str, slice_name: str | None, test: str, drifted: bool, why: str) -> FeatureDrift:
     nan = math.nan
     return FeatureDrift(column, slice_name, test, nan, nan, nan, nan, (nan, nan), drifted, why)
-
-
-def _json(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -7,8 +7,14 @@ simulated no-drift draws as on the observed window.
 
 Numeric columns use a :class:`NumericGrid`: the reference's minimum, its quantiles at
 ``1/B, 2/B, ..., (B-1)/B`` (``B = 1000``, from the KLL sketch) and its maximum, deduplicated,
-with the reference CDF ``F_ref`` at those edges. The current window's values are sorted once
-and its CDF ``F_cur`` is read at the same edges with a binary search (no per-row Python).
+with the reference CDF ``F_ref`` at those edges. The current window's CDF ``F_cur`` is its
+exact share of values at or below each edge. Small windows are sorted and read at the edges
+with a binary search. Windows of at least :data:`LATTICE_FROM` values are counted in one pass,
+with no sort, on the grid's ``aligned`` twin (:mod:`regrow.monitor.drift.lattice`): the same
+quantile edges, each moved by less than ``1/K`` of the range (``K >= 1024`` equal cells) to the
+end of its cell, with ``F_ref`` read from the sketch at the moved edges. Every statistic, and
+the null the calibration simulates for it, is computed on whichever grid the window was binned
+on; grids that cannot be aligned (far outliers in the reference) keep sorting.
 
 Categorical columns use :class:`CategoricalBins`: the values the reference counted, plus one
 ``other`` bin that also receives current values the reference never counted.
@@ -35,17 +41,20 @@ import pyarrow.compute as pc
 
 from regrow.data._compute import as_array
 from regrow.errors import DataError
+from regrow.monitor.drift.lattice import Lattice
 from regrow.monitor.profile import ColumnProfile, Kind
 
 __all__ = [
     "GRID_BINS",
     "GRID_RANKS",
+    "LATTICE_FROM",
     "Binned",
     "BinnedTest",
     "CategoricalBins",
     "DriftTest",
     "NumericGrid",
     "bin_current",
+    "numeric_values",
     "sorted_values",
 ]
 
@@ -57,6 +66,10 @@ GRID_BINS = 1000
 GRID_RANKS = np.arange(1, GRID_BINS) / GRID_BINS
 """The reference ranks of the grid's inner edges."""
 
+LATTICE_FROM = 200_000
+"""Windows with at least this many values are binned on the lattice; smaller ones are sorted
+(aligning a grid costs about as much as sorting this many values)."""
+
 
 @dataclass(frozen=True, eq=False)
 class NumericGrid:
@@ -67,10 +80,15 @@ class NumericGrid:
     count: int
     scale: float  # reference standard deviation; 1.0 when it is 0 or undefined
     rank_error: float  # the sketch's rank error bound (0 while exact)
+    lattice: Lattice | None = None  # set on an aligned grid: bins a window in one pass
+    aligned: NumericGrid | None = None  # the aligned twin large windows are binned on
 
     @classmethod
-    def of(cls, ref: ColumnProfile, bins: int = GRID_BINS) -> NumericGrid:
-        """The grid of a numeric reference profile with at least one value."""
+    def of(cls, ref: ColumnProfile, bins: int = GRID_BINS, *, align: bool = True) -> NumericGrid:
+        """The grid of a numeric reference profile with at least one value.
+
+        ``align`` also builds the ``aligned`` twin that large windows are binned on.
+        """
         kll = ref.kll()
         if kll is None or ref.kind != "numeric":
             raise DataError(
@@ -80,11 +98,15 @@ class NumericGrid:
         ranks = GRID_RANKS if bins == GRID_BINS else np.arange(1, bins) / bins
         inner = np.asarray(kll.get_quantiles(ranks), dtype=np.float64)
         edges = np.unique(np.concatenate(([ref.min], inner, [ref.max])))
-        ref_cdf = np.asarray(kll.get_cdf(edges, inclusive=True), dtype=np.float64)[:-1]
-        ref_cdf[-1] = 1.0
+        ref_cdf = _cdf(kll, edges)
         std = ref.std
         scale = std if math.isfinite(std) and std > 0 else 1.0
-        return cls(edges, ref_cdf, ref.count, scale, ref.rank_error)
+        lattice = Lattice.align(edges) if align else None
+        aligned = None
+        if lattice is not None:
+            cdf = _cdf(kll, lattice.edges)
+            aligned = cls(lattice.edges, cdf, ref.count, scale, ref.rank_error, lattice=lattice)
+        return cls(edges, ref_cdf, ref.count, scale, ref.rank_error, aligned=aligned)
 
     @property
     def probs(self) -> Floats:
@@ -205,15 +227,15 @@ class BinnedTest:
         return f"{type(self).__name__}()"
 
 
-def sorted_values(values: Any, *, single: bool = False) -> npt.NDArray[np.floating[Any]]:
-    """The non-null values of an array-like, sorted, as float64 (``single``: float32).
+def numeric_values(values: Any, *, nan_free: bool = False) -> npt.NDArray[Any]:
+    """The non-null, non-NaN values of an array-like as numpy, unsorted (integers stay integers).
 
-    Single precision halves the sort's time on large windows; a value then only moves across a
-    grid edge when it lies within one float32 step (relative ``6e-8``) of it, since rounding is
-    monotone.
+    ``nan_free`` skips the NaN scan when the caller knows there is none (tables from
+    :func:`~regrow.data.frames.to_arrow` hold NaN as null). No copy for an Arrow array without
+    nulls.
 
-    >>> sorted_values(pa.array([3, None, 1])).tolist()
-    [1.0, 3.0]
+    >>> numeric_values(pa.array([3.0, None, float("nan"), 1.0])).tolist()
+    [3.0, 1.0]
     """
     if isinstance(values, pa.ChunkedArray):
         values = as_array(values)  # no copy for a single chunk
@@ -221,10 +243,26 @@ def sorted_values(values: Any, *, single: bool = False) -> npt.NDArray[np.floati
         if values.null_count:
             values = pc.drop_null(values)
         values = values.to_numpy(zero_copy_only=False)
-    out = np.sort(np.asarray(values, dtype=np.float32 if single else np.float64))
-    if out.size and np.isnan(out[-1]):  # NaN sorts last
-        out = out[: np.searchsorted(out, np.nan, side="left")]
+    out = np.asarray(values)
+    if out.dtype.kind not in "fiu":
+        out = out.astype(np.float64)
+    if out.dtype.kind == "f" and not nan_free:
+        nan = np.isnan(out)
+        if nan.any():
+            out = out[~nan]
     return out
+
+
+def sorted_values(values: Any, *, single: bool = False) -> npt.NDArray[np.floating[Any]]:
+    """The non-null values of an array-like, sorted, as float64 (``single``: float32).
+
+    Single precision halves the sort's time; a value then only moves across a grid edge when it
+    lies within one float32 step (relative ``6e-8``) of it, since rounding is monotone.
+
+    >>> sorted_values(pa.array([3, None, 1])).tolist()
+    [1.0, 3.0]
+    """
+    return np.sort(numeric_values(values).astype(np.float32 if single else np.float64))
 
 
 def bin_current(
@@ -234,24 +272,21 @@ def bin_current(
     grid: NumericGrid | None = None,
     bins: CategoricalBins | None = None,
     presorted: bool = False,
+    clean: bool = False,
 ) -> Binned:
-    """The :class:`Binned` view of ``current`` (raw values or a profile) against ``ref``."""
+    """The :class:`Binned` view of ``current`` (raw values or a profile) against ``ref``.
+
+    ``clean``: ``current`` is already a numpy array of non-null, non-NaN values (as from
+    :func:`numeric_values`); ``presorted``: and sorted as well.
+    """
     if ref.kind == "numeric":
-        grid = grid or NumericGrid.of(ref)
         if isinstance(current, ColumnProfile):
-            return _numeric_from_profile(grid, current)
-        values = current if presorted else sorted_values(current)
-        n = values.size
-        if n == 0:
+            return _numeric_from_profile(grid or NumericGrid.of(ref, align=False), current)
+        values = current if presorted or clean else numeric_values(current)
+        if values.size == 0:
             raise DataError(f"column {ref.name!r} has no values in the window", hint=_EMPTY)
-        edges = grid.edges.astype(values.dtype, copy=False)
-        cur = np.searchsorted(values, edges, side="right") / n
-        lo = int(np.searchsorted(values, edges[0], side="left"))
-        hi = int(np.searchsorted(values, edges[-1], side="right"))
-        below = lo * grid.edges[0] - values[:lo].sum(dtype=np.float64)
-        above = values[hi:].sum(dtype=np.float64) - (n - hi) * grid.edges[-1]
-        tails = (below + above) / n
-        return Binned("numeric", grid.ref_cdf, cur, grid.count, n, grid=grid, tails=float(tails))
+        large = not presorted and values.size >= LATTICE_FROM
+        return _numeric_binned(grid or NumericGrid.of(ref, align=large), values, presorted)
     if ref.kind == "categorical":
         bins = bins or CategoricalBins.of(ref)
         counts = current.counts if isinstance(current, ColumnProfile) else _value_counts(current)
@@ -274,7 +309,35 @@ def bin_current(
     )
 
 
+def _numeric_binned(grid: NumericGrid, values: npt.NDArray[Any], presorted: bool) -> Binned:
+    """``F_cur`` at the edges and the tails outside them, from a lattice pass or a sort."""
+    n = values.size
+    target = grid if grid.lattice is not None else grid.aligned
+    if not presorted and n >= LATTICE_FROM and target is not None and target.lattice is not None:
+        at, tails = target.lattice.counts_and_tails(values)
+        return Binned(
+            "numeric", target.ref_cdf, at / n, grid.count, n, grid=target, tails=tails / n
+        )
+    if not presorted:
+        values = np.sort(values if values.dtype.kind == "f" else values.astype(np.float64))
+    first, last = grid.edges[0], grid.edges[-1]
+    at = np.searchsorted(values, grid.edges.astype(values.dtype, copy=False), side="right")
+    lo = int(np.searchsorted(values, first, side="left"))
+    hi = int(np.searchsorted(values, last, side="right"))
+    below = lo * first - values[:lo].sum(dtype=np.float64)
+    above = values[hi:].sum(dtype=np.float64) - (n - hi) * last
+    tails = float((below + above) / n)
+    return Binned("numeric", grid.ref_cdf, at / n, grid.count, n, grid=grid, tails=tails)
+
+
 _EMPTY = "drop the column from the comparison or check why every value is null"
+
+
+def _cdf(kll: Any, edges: Floats) -> Floats:
+    """The sketch's CDF at ``edges`` (1 at the last, which is at or above the maximum)."""
+    cdf = np.asarray(kll.get_cdf(edges, inclusive=True), dtype=np.float64)[:-1]
+    cdf[-1] = 1.0
+    return cdf
 
 
 def _numeric_from_profile(grid: NumericGrid, current: ColumnProfile) -> Binned:

@@ -122,13 +122,16 @@ def null_count(values: Any) -> int:
     return int(nulls)
 
 
-def null_binned(ref: ColumnProfile, current: Any) -> Binned:
-    """The two-bin (values, nulls) view of ``current`` (raw values or a profile) against ``ref``."""
+def null_binned(ref: ColumnProfile, current: Any, *, nulls: int | None = None) -> Binned:
+    """The two-bin (values, nulls) view of ``current`` (raw values or a profile) against ``ref``.
+
+    ``nulls``: the count of nulls (NaN included) in ``current`` when the caller already knows it.
+    """
     m = ref.count + ref.nulls
     if isinstance(current, ColumnProfile):
         n, nulls = current.count + current.nulls, current.nulls
     else:
-        n, nulls = len(current), null_count(current)
+        n, nulls = len(current), null_count(current) if nulls is None else nulls
     if m == 0 or n == 0:
         hint = "a null rate needs rows on both sides"
         raise DataError(f"column {ref.name!r} has no rows on one side", hint=hint)
