@@ -69,6 +69,10 @@ def check(command: str) -> None:
     cmd: Any = typer.main.get_command(app)  # Typer's own (vendored) click classes
     path = ["regrow"]
     while hasattr(cmd, "commands"):  # a group
+        if getattr(cmd, "invoke_without_command", False) and (
+            not words or words[0].startswith("-")
+        ):
+            break  # a group that runs on its own (`regrow monitor --version ...`)
         assert words, f"`{command}`: `{' '.join(path)}` needs a subcommand"
         name = words.pop(0)
         assert name in cmd.commands, f"`{command}`: `{' '.join(path)}` has no command {name!r}"

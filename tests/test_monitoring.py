@@ -103,3 +103,31 @@ def test_a_plan_that_set_rows_aside_trains_on_the_usable_labelled_rows(ws: Works
     assert trained_on.name == "churn-window-usable"
     assert trained_on.rows == 1196
     assert trained_on.parent_ids == (plan.window,)
+
+
+def test_the_monitor_result_holds_every_signal_and_estimates_on_held_out_rows(
+    ws: Workspace,
+) -> None:
+    from regrow.monitor.chunks import Chunking
+
+    reference = ws.snapshot(make_window(3000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    later = make_window(1200, start="2026-07-01", days=30, seed=1, expanded=True)
+    result = ws.monitor(version.ref, later.drop(columns="churned"), chunking=Chunking(count=3))
+    assert any("in-sample" in n for n in result.notes)
+    assert result.signals is not None
+    assert result.signals.estimates is not None
+    assert {r.chunk for r in result.signals.estimates.rows} == {
+        None, "rows 0-399", "rows 400-799", "rows 800-1199"}  # fmt: skip
+    assert result.multivariate_drifted
+    assert len(result.chunk_drift) == 3
+    assert result.to_dict()["fdr"]
+    stored = ws.catalog.get_monitor_report(result.record.id)  # type: ignore[union-attr]
+    assert stored.summary["alerts"] == len(stored.report["alerts"]) > 0
+    holdout = ws.snapshot(make_window(1500, start="2026-04-01", days=30, seed=5), name="holdout")
+    ws.evaluate(version.ref, holdout)
+    again = ws.monitor(version.ref, later.drop(columns="churned"))
+    assert any("held-out rows of snapshot holdout" in n for n in again.notes)
+    assert again.signals is not None
+    assert again.signals.estimates is not None
+    assert again.signals.estimates.reference_rows == 1500

@@ -34,6 +34,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from regrow._demo_canary import canary
+from regrow._demo_monitor import monitor_summary
 from regrow._demo_serving import send_labels, send_rows, served_version
 from regrow.catalog.records import SnapshotRecord
 from regrow.components.base import Ensemble, Member, Transform
@@ -41,6 +42,7 @@ from regrow.config import ServeSettings
 from regrow.errors import ConfigError
 from regrow.evaluate.gates import GateResult
 from regrow.monitor.attribution import ComponentImpact
+from regrow.monitor.chunks import Chunking
 from regrow.monitor.drift_monitor import FeatureDrift
 from regrow.plan.plan import Plan
 from regrow.run.runner import RunEvent, RunResult
@@ -159,6 +161,7 @@ class DemoResult:
     approvals: list[str] = field(default_factory=list)  # who approved v2 for champion
     served: dict[str, Any] = field(default_factory=dict)  # the traffic the window came from
     rollout: dict[str, Any] = field(default_factory=dict)  # the canary that promoted v2
+    monitor: dict[str, Any] = field(default_factory=dict)  # estimates, multivariate, alerts
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary `regrow demo --json` ends with."""
@@ -173,6 +176,7 @@ class DemoResult:
             "approved_by": self.approvals,
             "served": self.served,
             "rollout": self.rollout,
+            "monitor": self.monitor,
             "seconds": round(self.seconds, 2),
         }
 
@@ -352,13 +356,16 @@ def _update(
 ) -> DemoResult:
     t0 = time.perf_counter()
     holdout = ws.snapshot(later, name="customers-holdout", time_column="ts", slices=SLICES)
-    monitored = ws.monitor(v1.version.ref, recent)
+    monitored = ws.monitor(v1.version.ref, recent, chunking=Chunking(count=4))
     drifted = [f for r in monitored.drift for f in r.features if f.drifted and f.slice is None]
     affected = monitored.candidates
+    seen = monitor_summary(ws, monitored)
     say(
         f"drift in {monitored.drifted_columns}; members whose loss it raised: {affected} "
         f"(report {monitored.record.id[:12] if monitored.record else '-'})"
     )
+    for line in seen.pop("lines"):
+        say(f"  {line}")
     _step(steps, "monitor", t0)
 
     t0 = time.perf_counter()
@@ -408,4 +415,5 @@ def _update(
         steps=steps,
         gates=comparison.gates,
         approvals=approvals,
+        monitor=seen,
     )

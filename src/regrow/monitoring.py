@@ -42,7 +42,9 @@ import pandas as pd
 from regrow.catalog.records import MonitorReportRecord, SnapshotRecord, SystemVersionRecord
 from regrow.data.snapshot import apply_slice
 from regrow.errors import CatalogError, ConfigError
+from regrow.monitor.assemble import drift_alerts, fdr_statement
 from regrow.monitor.attribution import ComponentImpact, attribute
+from regrow.monitor.chunks import Chunk, Chunking
 from regrow.monitor.data_quality import WindowCheck, check_window
 from regrow.monitor.drift_monitor import DriftMonitor, DriftReport
 from regrow.monitor.performance import performance_report
@@ -52,7 +54,9 @@ from regrow.progress import ProgressFn, Timer
 from regrow.windows import Window, open_window, store_window
 
 if TYPE_CHECKING:
+    from regrow._monitor_signals import SystemSignals
     from regrow.model import FittedSystem
+    from regrow.plan.policy import MonitoringPolicy
     from regrow.services import Services
     from regrow.system import System
 
@@ -88,6 +92,24 @@ class MonitorResult:
     quality: WindowCheck | None = None
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    chunking: Chunking = field(default_factory=Chunking)
+    chunks: tuple[Chunk, ...] = ()
+    chunk_drift: list[DriftReport] = field(default_factory=list)
+    signals: SystemSignals | None = None  # multivariate, estimates, distributions, alerts
+    task: str = ""  # classification | regression
+
+    @property
+    def alerts(self) -> list[Any]:
+        """Every alert: estimated and realised performance, multivariate and per-feature drift
+        (:class:`~regrow.monitor.signals.Alert`), whole window and chunks."""
+        found = list(self.signals.alerts) if self.signals else []
+        return found + drift_alerts([*self.drift, *self.chunk_drift])
+
+    @property
+    def multivariate_drifted(self) -> bool:
+        """Whether a multivariate check found drift on the whole window."""
+        found = self.signals.multivariate if self.signals else []
+        return any(m.drifted for m in found if m.chunk is None)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -109,8 +131,13 @@ class MonitorResult:
         """The short form stored with the report and printed last by ``--json``."""
         return {
             "version": self.version.ref,
+            "model": self.version.ref,
             "window": self.window.id,
+            "rows": self.window.rows,
+            "task": self.task,
             "drifted": self.drifted_columns,
+            "multivariate_drifted": self.multivariate_drifted,
+            "alerts": len(self.alerts),
             "candidates": self.candidates,
             "labelled": (
                 self.labelled if self.labelled is not None else self.performance is not None
@@ -122,9 +149,24 @@ class MonitorResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The full report as JSON."""
+        """The full report as JSON (the schema the HTML report reads; docs/monitoring.md)."""
+        signals = self.signals
+        estimates = signals.estimates if signals else None
+        columns = {f.column for r in self.drift for f in r.features}
         return {
             "summary": self.summary(),
+            "chunking": {
+                **self.chunking.to_dict(),
+                "describe": self.chunking.describe(),
+                "chunks": [c.to_dict() for c in self.chunks],
+            },
+            "chunk_drift": [r.to_dict() for r in self.chunk_drift],
+            "fdr": fdr_statement(self.chunk_drift or self.drift, len(columns)),
+            "multivariate": [m.to_dict() for m in (signals.multivariate if signals else [])],
+            "estimates": estimates.to_dict() if estimates else None,
+            "calibration": estimates.calibration if estimates else None,
+            "alerts": [a.to_dict() for a in self.alerts],
+            "distributions": signals.distributions if signals else {},
             "drift": [r.to_dict() for r in self.drift],
             "impacts": [i.to_dict() for i in self.impacts],
             "performance": self.performance,
@@ -177,6 +219,8 @@ def monitor_version(
     seed: int = 0,
     performance: bool = True,
     progress: ProgressFn | None = None,
+    chunking: Chunking | None = None,
+    settings: MonitoringPolicy | None = None,
 ) -> MonitorResult:
     """Monitor version ``ref`` on ``window`` and record it (see :func:`open_window`).
 
@@ -191,7 +235,7 @@ def monitor_version(
         model = services.load(version)
     result = check_version(
         services, version, win, slices=slices, seed=seed, performance=performance,
-        model=model, timer=timer,
+        model=model, timer=timer, chunking=chunking, settings=settings,
     )  # fmt: skip
     if record:
         with timer.step("record"):
@@ -260,12 +304,18 @@ def check_version(
     model: FittedSystem | None = None,
     timer: Timer | None = None,
     sample: int = IMPACT_ROWS,
+    chunking: Chunking | None = None,
+    settings: MonitoringPolicy | None = None,
 ) -> MonitorResult:
     """Check ``version`` on ``window`` and record nothing: data quality, drift, impact,
     performance. ``model``, when the caller has it (the planner), is the loaded version;
     ``timer`` times the steps (the planner's, so that its breakdown holds them); impact is
-    estimated on at most ``sample`` usable rows."""
+    estimated on at most ``sample`` usable rows. ``chunking`` splits the window: drift is
+    reported per chunk too. With ``settings`` (the policy's ``monitoring`` section) the
+    result also holds multivariate drift, estimated and realised performance per chunk,
+    distributions and alerts (:mod:`regrow._monitor_signals`)."""
     timer = timer if timer is not None else Timer()
+    chunking = chunking or Chunking()
     win = window.record
     model = model if model is not None else services.load(version)
     system = model.definition()
@@ -276,7 +326,9 @@ def check_version(
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
     frame = quality.frame.drop(columns=missing)
+    chunks = chunking.split(frame, win.time_column) if chunking.active else []
     reports: list[DriftReport] = []
+    chunk_drift: list[DriftReport] = []
     with timer.step("drift", total=len(by_snapshot)) as step:
         for snap_id, columns in by_snapshot.items():
             profile = profiles[snap_id]
@@ -293,6 +345,12 @@ def check_version(
             full = DriftMonitor(sub, seed=seed).check(frame, slices=usable)
             kept = tuple(f for f in full.features if f.column in cols)
             reports.append(replace(full, features=kept))
+            if chunks:
+                for report in DriftMonitor(sub, seed=seed).check_chunks(
+                    frame, chunks, slices=usable
+                ):
+                    kept = tuple(f for f in report.features if f.column in cols)
+                    chunk_drift.append(replace(report, features=kept))
             step.advance()
     # Impact draws from the version's own training snapshot (else the first member's).
     reference_id = next(
@@ -364,7 +422,19 @@ def check_version(
                 model, rows, slices=chosen or None, time_column=win.time_column,
                 outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
             ).to_dict()  # fmt: skip
+    signals = None
+    if settings is not None and reference_id is not None:
+        from regrow._monitor_signals import system_signals
+
+        signals = system_signals(
+            services, model, win, frame, rows, reference_id,
+            sorted(set().union(*by_snapshot.values())), chunks, settings, version=version,
+            trained_on=set(by_snapshot), seed=seed, timer=timer,
+        )  # fmt: skip
+        notes += signals.notes
+    notes += chunking.notes(frame, chunks)
     return MonitorResult(
         version, win, reports, impacts, perf, None, tuple(m.name for m in system.members),
-        labelled, quality, tuple(notes), dict(timer.seconds),
+        labelled, quality, tuple(notes), dict(timer.seconds), chunking, tuple(chunks),
+        chunk_drift, signals, model.task,
     )  # fmt: skip

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from regrow.data.schema import Schema
     from regrow.evaluate.evaluation import Comparison, Gate
     from regrow.model import FittedSystem
+    from regrow.monitor.chunks import Chunking
     from regrow.monitoring import MonitorResult
     from regrow.plan.actions import Action
     from regrow.plan.plan import Plan
@@ -425,15 +426,21 @@ class Workspace(GovernanceMixin):
         record: bool = True,
         performance: bool = True,
         progress: ProgressFn | None = None,
+        chunking: Chunking | None = None,
+        alerts: Mapping[str, Mapping[str, float]] | None = None,
     ) -> MonitorResult:
-        """Check version ``ref`` on ``window``: data quality, drift, performance, impact; stored
-        in the catalog.
+        """Check version ``ref`` on ``window``: data quality, drift per feature and chunk,
+        multivariate drift, estimated and realised performance, alerts, impact; stored in the
+        catalog.
 
         ``window`` is a snapshot (record, id or name), or rows: a DataFrame, an Arrow table or
         a ``.csv`` / ``.parquet`` path, stored as snapshot ``<system>-window`` with the report
         only once the check succeeded. See :mod:`regrow.monitoring`. ``slices`` (names of
         the window's slices, or names to expressions) defaults to the window's slices;
-        ``performance=False`` skips the labelled performance report. ``progress`` receives
+        ``performance=False`` skips the labelled performance report. ``chunking``
+        (:class:`~regrow.monitor.chunks.Chunking`) splits the window by size, count or period;
+        alert thresholds come from the policy's ``monitoring`` section, extended by ``alerts``
+        (``{"roc_auc": {"min": 0.8}}``). ``progress`` receives
         :class:`~regrow.progress.Step` events; the result's ``timings`` say where the time went.
         """
         self.require("operator", "monitor")
@@ -442,7 +449,8 @@ class Workspace(GovernanceMixin):
         chosen = slices if slices is None or isinstance(slices, Mapping | str) else list(slices)
         return monitor_version(
             self._services(), ref, window, slices=chosen, record=record,
-            performance=performance, progress=progress,
+            performance=performance, progress=progress, chunking=chunking,
+            settings=self.policy().monitoring_with(alerts),
         )  # fmt: skip
 
     # -- planning ---------------------------------------------------------------------------

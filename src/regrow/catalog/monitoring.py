@@ -14,7 +14,6 @@ from regrow.catalog.core import CatalogCore, now
 from regrow.catalog.models import MonitorReport
 from regrow.catalog.records import MonitorReportRecord
 from regrow.catalog.rows import monitor_report_record
-from regrow.errors import NotFound
 
 __all__ = ["MonitoringMixin"]
 
@@ -64,13 +63,12 @@ class MonitoringMixin(CatalogCore):
         return self._write(write)
 
     def get_monitor_report(self, id: str) -> MonitorReportRecord:
-        """The monitoring report with this id; :class:`~regrow.errors.NotFound` if none."""
+        """The monitoring report with this id (or an unambiguous prefix of it);
+        :class:`~regrow.errors.NotFound` if none."""
         with self._read() as session:
-            row = session.get(MonitorReport, id)
-            if row is None:
-                raise NotFound(
-                    "monitoring report", id, hint="list them with list_monitor_reports()"
-                )
+            row = lookup.by_id(
+                session, MonitorReport, "monitoring report", id, listed="regrow monitor list"
+            )
             return monitor_report_record(row)
 
     def list_monitor_reports(

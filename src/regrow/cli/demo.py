@@ -74,6 +74,9 @@ def demo(
         out.print(f"  drift: {d.column}: {d.why}")
     for i in result.impacts:
         out.print(f"  impact: {i.component} ({i.kind}): {i.why}")
+    if result.monitor.get("report") and not kept:
+        out.print("  (the monitor's HTML report goes with the temporary workspace: "
+                  "`regrow demo --keep` keeps it)")  # fmt: skip
     from regrow.cli.evaluate import gate_table
 
     out.print(gate_table(result.gates))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Literal
 
@@ -39,12 +40,14 @@ from regrow.errors import PolicyError
 
 __all__ = [
     "ACTION_NAMES",
+    "AlertRule",
     "Autonomy",
     "Budgets",
     "ContractsPolicy",
     "EnsemblePolicy",
     "Escalation",
     "GatePolicy",
+    "MonitoringPolicy",
     "Planning",
     "Policy",
     "PromotionPolicy",
@@ -355,6 +358,44 @@ class ContractsPolicy(_Strict):
     """Check against every registered schema of the dataset name, not only the newest."""
 
 
+class AlertRule(_Strict):
+    """An absolute alert threshold on one metric (estimated or realised)."""
+
+    min: float | None = None
+    """Alert when the metric falls below this (metrics where higher is better)."""
+    max: float | None = None
+    """Alert when the metric rises above this (error metrics)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> AlertRule:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min and max")
+        return self
+
+
+class MonitoringPolicy(_Strict):
+    """What `regrow monitor` reports and when it alerts (:mod:`regrow.monitor.signals`)."""
+
+    alerts: dict[str, AlertRule] = {}
+    """Absolute thresholds per metric, e.g. ``roc_auc: {min: 0.8}``, ``rmse: {max: 3}``."""
+    alert_sigmas: float = Field(3.0, gt=0)
+    """A metric without a threshold alerts when its estimate moves this many sampling
+    standard deviations (at the chunk's size) the wrong way from the reference's value ..."""
+    alert_margin: float = Field(0.02, ge=0)
+    """... and by more than this share of the reference's value."""
+    cost_matrix: tuple[tuple[float, ...], ...] | None = None
+    """Values of [[TN, FP], [FN, TP]] (k × k, true × predicted, for multiclass): with it,
+    CBPE estimates ``business_value``, the mean value per row."""
+    reference_rows: int = Field(20_000, ge=100)
+    """Reference rows the estimators and the multivariate checks are fitted on (a seeded
+    sample of the version's training snapshot when it has more)."""
+    multivariate: tuple[Literal["domain_classifier", "pca_reconstruction"], ...] = (
+        "domain_classifier",
+        "pca_reconstruction",
+    )
+    """Multivariate drift checks to run (empty: none)."""
+
+
 class Policy(_Strict):
     """A whole policy. Every section has documented defaults; a file overrides what it names."""
 
@@ -368,6 +409,7 @@ class Policy(_Strict):
     ensemble: EnsemblePolicy = EnsemblePolicy()
     promotion: PromotionPolicy = PromotionPolicy()
     contracts: ContractsPolicy = ContractsPolicy()
+    monitoring: MonitoringPolicy = MonitoringPolicy()
 
     @classmethod
     def default(cls) -> Policy:
@@ -412,6 +454,22 @@ class Policy(_Strict):
     def id(self) -> str:
         """A content hash: two equal policies share it."""
         return hash_json(self.to_dict())[:16]
+
+    def monitoring_with(
+        self, alerts: Mapping[str, Mapping[str, float]] | None = None
+    ) -> MonitoringPolicy:
+        """The ``monitoring`` section, its alert thresholds extended by ``alerts``."""
+        if not alerts:
+            return self.monitoring
+        merged = self.monitoring.model_dump(mode="json")
+        merged["alerts"] = {**merged["alerts"], **{k: dict(v) for k, v in alerts.items()}}
+        try:
+            return MonitoringPolicy.model_validate(merged)
+        except ValidationError as exc:
+            raise PolicyError(
+                "alert thresholds: " + "; ".join(_describe(e) for e in exc.errors()),
+                hint="give one of min or max per metric, e.g. {'roc_auc': {'min': 0.8}}",
+            ) from None
 
     def needs_approval(self, action: str) -> bool:
         """Whether ``action`` waits for a human under this policy."""

@@ -1,0 +1,185 @@
+"""The monitor's signals beyond per-feature drift, for a regrow system version: multivariate
+drift, estimated and realised performance per chunk, distributions, alerts.
+
+:func:`regrow.monitoring.check_version` calls :func:`system_signals` when the monitor runs as a
+product (``Workspace.monitor``, ``regrow monitor``); the planner, which needs none of it,
+does not. The multivariate checks and the distributions compare the window with a seeded
+sample of the version's training snapshot (at most ``monitoring.reference_rows`` rows,
+stratified by label). The estimators (CBPE, DLE) are fitted on held-out labelled rows when
+the version has them: the snapshot of its newest evaluation that it did not train on (a
+model's scores on its own training rows are overconfident); else on the training sample,
+and a note says the estimates lean optimistic. The system's outputs on the reference rows are
+predicted once and stored, like the window's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from regrow.errors import DataError
+from regrow.monitor.assemble import distributions, multivariate_alerts
+from regrow.monitor.chunks import Chunk
+from regrow.monitor.sample import sample_rows
+from regrow.monitor.signals import Alert, PerformanceSignals, Scored, Task, performance_signals
+from regrow.progress import Timer
+
+if TYPE_CHECKING:
+    from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
+    from regrow.model import FittedSystem
+    from regrow.plan.policy import MonitoringPolicy
+    from regrow.services import Services
+
+__all__ = ["SystemSignals", "system_signals"]
+
+
+@dataclass(frozen=True)
+class SystemSignals:
+    """Multivariate drift, performance estimates, distributions and their alerts."""
+
+    multivariate: list[Any] = field(default_factory=list)
+    estimates: PerformanceSignals | None = None
+    distributions: dict[str, Any] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+
+def system_signals(
+    services: Services,
+    model: FittedSystem,
+    window: SnapshotRecord,
+    frame: pd.DataFrame,
+    usable: pd.DataFrame,
+    reference_id: str,
+    columns: Sequence[str],
+    chunks: Sequence[Chunk],
+    settings: MonitoringPolicy,
+    *,
+    version: SystemVersionRecord,
+    trained_on: Collection[str],
+    seed: int,
+    timer: Timer,
+) -> SystemSignals:
+    """The signals of ``model`` on the window (``frame``: every row as read; ``usable``: the
+    rows the version can score, indexed by their position in ``frame``)."""
+    target = model.target
+    cols = [c for c in columns if c != target]
+    available = services.record(reference_id).columns
+    wanted = [c for c in available if c in set(cols) | {target}]
+    reference = services.frame(reference_id, wanted)
+    by = target if model.task == "classification" and target in reference.columns else None
+    reference = sample_rows(reference, settings.reference_rows, by=by, seed=seed)
+    notes: list[str] = []
+    multi: list[Any] = []
+    if settings.multivariate and cols:
+        from regrow.monitor.multivariate import multivariate_drift
+
+        with timer.step("multivariate"):
+            try:
+                multi = multivariate_drift(
+                    reference.reindex(columns=cols), frame[[c for c in cols if c in frame]], cols,
+                    chunks=chunks, methods=tuple(settings.multivariate), seed=seed,
+                )  # fmt: skip
+            except DataError as exc:  # a reference too small to fit and calibrate on
+                notes.append(f"multivariate drift is not checked: {exc.message}")
+    estimates = None
+    if not len(usable):
+        notes.append("performance is not estimated: no row of the window can be scored")
+    elif target not in reference.columns:
+        notes.append(
+            f"performance is not estimated: the training snapshot has no target {target!r}"
+        )
+    else:
+        held_out = _held_out(services, version, trained_on, window.id, target)
+        fit_on, fit_id = reference, reference_id
+        if held_out is not None:
+            fit_id = held_out.id
+            fit_on = services.frame(fit_id, [c for c in held_out.columns if c in wanted])
+            fit_on = sample_rows(fit_on, settings.reference_rows, by=by, seed=seed)
+        with timer.step("estimates"):
+            estimates = _estimates(
+                services, model, window, usable, fit_on, fit_id, chunks, settings,
+                seed, len(frame),
+            )  # fmt: skip
+        if estimates.method is not None:
+            method = estimates.method.upper()
+            notes.append(
+                f"performance is estimated ({method}) from {estimates.reference_rows:,} held-out "
+                f"rows of snapshot {held_out.name or held_out.id[:12]} (the version's newest "
+                "evaluation)"
+                if held_out is not None
+                else f"performance is estimated ({method}) from "
+                f"{estimates.reference_rows:,} rows of the training snapshot: in-sample, so an "
+                "overfit model's estimates lean optimistic (an evaluation on held-out rows, "
+                "`regrow evaluate`, gives them a better reference)"
+            )
+    dist = distributions(reference, frame, cols)
+    alerts = [*(estimates.alerts if estimates else []), *multivariate_alerts(multi)]
+    return SystemSignals(multi, estimates, dist, alerts, tuple(notes))
+
+
+def _held_out(
+    services: Services,
+    version: SystemVersionRecord,
+    trained_on: Collection[str],
+    window: str,
+    target: str,
+) -> SnapshotRecord | None:
+    """The labelled snapshot of the version's newest evaluation that none of its members
+    trained on (and that is not the window itself), if any."""
+    for evaluation in services.catalog.list_evaluations(version.id):
+        snap = evaluation.snapshot_id
+        if snap not in trained_on and snap != window:
+            record = services.record(snap)
+            if target in record.columns:
+                return record
+    return None
+
+
+def _estimates(
+    services: Services,
+    model: FittedSystem,
+    window: SnapshotRecord,
+    usable: pd.DataFrame,
+    reference: pd.DataFrame,
+    reference_id: str,
+    chunks: Sequence[Chunk],
+    settings: MonitoringPolicy,
+    seed: int,
+    rows: int,
+) -> PerformanceSignals:
+    outputs = services.outputs
+    target = model.target
+    ref_out = model.output_of(
+        outputs.member_outputs(model, reference, snapshot=reference_id), reference
+    )
+    win_out = model.output_of(outputs.member_outputs(model, usable, snapshot=window.id), usable)
+    classes = model.classes_
+    if classes is not None and len(classes) == 2:
+        task = Task("classification", tuple(classes), 0.5)
+        ref_out, win_out = ref_out[:, 1], win_out[:, 1]
+    elif classes is not None:
+        task = Task("classification", tuple(classes))
+    else:
+        task = Task("regression")
+    # Chunks hold positions in the whole window; the usable rows are a subset of them.
+    at = np.full(rows, -1)
+    at[np.asarray(usable.index, int)] = np.arange(len(usable))
+    usable_chunks = [Chunk(c.label, at[c.index][at[c.index] >= 0], c.start, c.end) for c in chunks]
+    win_labels = usable[target].to_numpy(object) if target in usable.columns else None
+    cols = [c for c in reference.columns if c != target]
+    return performance_signals(
+        task,
+        Scored(reference[cols], np.asarray(ref_out), reference[target].to_numpy(object)),
+        Scored(usable.reindex(columns=cols), np.asarray(win_out), win_labels),
+        usable_chunks,
+        cost_matrix=[list(r) for r in settings.cost_matrix] if settings.cost_matrix else None,
+        rules={k: r.model_dump(exclude_none=True) for k, r in settings.alerts.items()},
+        sigmas=settings.alert_sigmas,
+        margin=settings.alert_margin,
+        seed=seed,
+    )

@@ -1,0 +1,203 @@
+"""Print a monitor result from its JSON form: the live result and a stored report alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from regrow.cli._app import out
+
+__all__ = ["show_report"]
+
+_CHUNK_METRICS = 3  # metrics shown per chunk in the chunk table
+_MAX_ROWS = 60
+
+
+def show_report(report: Mapping[str, Any]) -> None:
+    """Every section a person reads first: drift, chunks, multivariate drift, estimated and
+    realised performance, impact, data quality, alerts, and the verdict."""
+    summary = report.get("summary", {})
+    _drift(report, summary)
+    _chunks(report)
+    _multivariate(report)
+    _estimates(report)
+    _impacts(report.get("impacts") or [])
+    _quality(report.get("quality") or {})
+    _alerts(report.get("alerts") or [])
+    if report.get("fdr"):
+        out.print(f"false discoveries: {report['fdr']}")
+    drifted = summary.get("drifted") or "none"
+    line = f"drifted: {drifted}; multivariate drift: "
+    line += "yes" if summary.get("multivariate_drifted") else "no"
+    line += f"; alerts: {summary.get('alerts', 0)}"
+    if "candidates" in summary:
+        line += f"; members to update: {summary.get('candidates') or 'none'}"
+    out.print(line)
+
+
+def _num(value: Any, fmt: str = ".3g") -> str:
+    return "" if value is None else format(float(value), fmt)
+
+
+def _drift(report: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+    title = f"{summary.get('model') or 'model'}"
+    if summary.get("window"):
+        title += f" on window {str(summary['window'])[:12]}"
+    title += f" ({int(summary.get('rows') or 0):,} rows)"
+    table = Table(title=title)
+    for col in ("column", "slice", "test", "effect", "p (BH)", "drifted"):
+        table.add_column(col)
+    for drift in report.get("drift") or []:
+        for f in drift.get("features", []):
+            flag = Text("drifted", style="yellow") if f.get("drifted") else Text("-", style="dim")
+            table.add_row(
+                str(f["column"]), f.get("slice") or "all", str(f["test"]),
+                _num(f.get("effect")), _num(f.get("adjusted_p_value"), ".2g"), flag,
+            )  # fmt: skip
+    out.print(table)
+
+
+def _chunks(report: Mapping[str, Any]) -> None:
+    chunking = report.get("chunking") or {}
+    chunks = chunking.get("chunks") or []
+    if not chunks:
+        return
+    by_chunk: dict[str, list[str]] = {}
+    for drift in report.get("chunk_drift") or []:
+        cols = [f["column"] for f in drift.get("features", []) if f.get("drifted")
+                and f.get("slice") is None]  # fmt: skip
+        by_chunk.setdefault(str(drift.get("chunk")), []).extend(cols)
+    multi: dict[str, list[str]] = {}
+    for m in report.get("multivariate") or []:
+        if m.get("chunk") is not None:
+            mark = "!" if m.get("drifted") else ""
+            multi.setdefault(str(m["chunk"]), []).append(f"{_num(m.get('value'))}{mark}")
+    estimates = (report.get("estimates") or {}).get("rows") or []
+    metrics = _chunk_metrics(estimates)
+    cells: dict[tuple[str, str], str] = {}
+    for r in estimates:
+        if r.get("chunk") is not None and r["metric"] in metrics:
+            text = f"{_num(r.get('value'))} [{_num(r.get('low'))}, {_num(r.get('high'))}]"
+            if r.get("realised") is not None:
+                text += f" ({_num(r['realised'])})"
+            cells[(str(r["chunk"]), r["metric"])] = text + (" !" if r.get("alert") else "")
+    table = Table(title=f"chunks: {chunking.get('describe', '')}")
+    for col in ("chunk", "rows", "drifted columns", "multivariate", *metrics):
+        table.add_column(col)
+    for c in chunks[:_MAX_ROWS]:
+        label = str(c["label"])
+        drifted = ", ".join(dict.fromkeys(by_chunk.get(label, []))) or "-"
+        table.add_row(
+            label, f"{int(c['rows']):,}", drifted, " / ".join(multi.get(label, [])) or "-",
+            *(cells.get((label, m), "") for m in metrics),
+        )  # fmt: skip
+    out.print(table)
+    if len(chunks) > _MAX_ROWS:
+        out.print(f"({len(chunks) - _MAX_ROWS} more chunks in --json and the HTML report)")
+    if metrics:
+        out.print("estimate [band] (realised); ! an alert; multivariate: " + " / ".join(
+            dict.fromkeys(str(m["method"]) for m in report.get("multivariate") or [])
+        ))  # fmt: skip
+
+
+def _chunk_metrics(estimates: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metrics the chunk table shows: those that alerted in a chunk first, then the
+    headline ones (AUC, accuracy, F1; RMSE, MAE), at most three."""
+    alerted = [r["metric"] for r in estimates if r.get("alert") and r.get("chunk") is not None]
+    known = {r["metric"] for r in estimates}
+    headline = [m for m in ("roc_auc", "accuracy", "f1", "rmse", "mae", "mape") if m in known]
+    rest = [r["metric"] for r in estimates]
+    return list(dict.fromkeys([*alerted, *headline, *rest]))[:_CHUNK_METRICS]
+
+
+def _multivariate(report: Mapping[str, Any]) -> None:
+    rows = [m for m in report.get("multivariate") or [] if m.get("chunk") is None]
+    if not rows:
+        return
+    table = Table(title="multivariate drift (whole window)")
+    for col in ("method", "value", "interval", "threshold", "drifted"):
+        table.add_column(col)
+    for m in rows:
+        table.add_row(
+            str(m["method"]), _num(m.get("value"), ".4g"),
+            f"[{_num(m.get('low'), '.4g')}, {_num(m.get('high'), '.4g')}]",
+            _num(m.get("threshold"), ".4g"),
+            Text("drifted", style="yellow") if m.get("drifted") else Text("-", style="dim"),
+        )  # fmt: skip
+    out.print(table)
+
+
+def _estimates(report: Mapping[str, Any]) -> None:
+    estimates = report.get("estimates") or {}
+    rows = [r for r in estimates.get("rows") or [] if r.get("chunk") is None]
+    for warning in estimates.get("warnings") or []:
+        out.print(f"note: {warning}")
+    if not rows:
+        return
+    method = str(estimates.get("method") or "").upper()
+    table = Table(title=f"performance, whole window (estimated by {method}; realised with labels)")
+    for col in ("metric", "estimate", "band", "reference", "realised", "alert at", "alert"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["metric"]), _num(r.get("value"), ".4f"),
+            f"[{_num(r.get('low'), '.4f')}, {_num(r.get('high'), '.4f')}]",
+            _num(r.get("reference"), ".4f"), _num(r.get("realised"), ".4f"),
+            _num(r.get("threshold"), ".4f"),
+            Text("alert", style="red") if r.get("alert") else Text("-", style="dim"),
+        )  # fmt: skip
+    out.print(table)
+    calibration = report.get("calibration")
+    if calibration and calibration.get("calibration_drift"):
+        for warning in calibration.get("warnings") or []:
+            out.print(f"calibration: {warning}")
+
+
+def _impacts(impacts: Sequence[Mapping[str, Any]]) -> None:
+    if not impacts:
+        return
+    table = Table(title="impact on components (change in loss)")
+    for col in ("component", "kind", "impact", "interval", "candidate"):
+        table.add_column(col)
+    for i in impacts:
+        lo, hi = (i.get("interval") or [None, None])[:2]
+        table.add_row(
+            str(i["component"]), str(i.get("kind", "")), _num(i.get("impact"), "+.4f"),
+            f"[{_num(lo, '+.4f')}, {_num(hi, '+.4f')}]",
+            Text("yes", style="green") if i.get("candidate") else "no",
+        )  # fmt: skip
+    out.print(table)
+
+
+def _quality(quality: Mapping[str, Any]) -> None:
+    findings = quality.get("findings") or []
+    if findings:
+        table = Table(title="data quality (rows count from 0)")
+        for col in ("column", "finding", "rows", "read by", "cannot take", "rows set aside"):
+            table.add_column(col)
+        for f in findings:
+            blocked = f.get("blocked") or []
+            table.add_row(
+                str(f["column"]), str(f["kind"]), f"{int(f['rows']):,}",
+                ", ".join(f.get("readers") or []) or "-",
+                Text(", ".join(blocked), style="red") if blocked else "-",
+                Text("yes", style="yellow") if f.get("unusable") else "no",
+            )  # fmt: skip
+        out.print(table)
+        for f in findings:
+            out.print(f"  {f['column']}: {f.get('why', '')}")
+    for note in quality.get("notes") or []:
+        out.print(f"note: {note}")
+
+
+def _alerts(alerts: Sequence[Mapping[str, Any]]) -> None:
+    if not alerts:
+        return
+    out.print(Text(f"alerts ({len(alerts)}):", style="bold red"))
+    for a in alerts[:_MAX_ROWS]:
+        out.print(f"  {a['signal']} [{a.get('chunk') or 'whole window'}]: {a.get('why', '')}")
+    if len(alerts) > _MAX_ROWS:
+        out.print(f"  ... {len(alerts) - _MAX_ROWS} more in --json and the HTML report")

@@ -1,0 +1,124 @@
+"""Pieces of a monitor result shared by the system monitor and the external-model monitor:
+reference-vs-window distributions, alerts from drift and multivariate signals, and the
+statement of the false-discovery control across chunks.
+
+>>> import pandas as pd
+>>> ref = pd.DataFrame({"x": range(100), "c": ["a", "b"] * 50})
+>>> dist = distributions(ref, ref, ["x", "c"], bins=4)
+>>> dist["x"]["kind"], len(dist["x"]["edges"]), dist["c"]["categories"]
+('numeric', 5, ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from regrow.monitor.drift_monitor import DriftReport
+from regrow.monitor.signals import Alert
+
+__all__ = ["distributions", "drift_alerts", "fdr_statement", "multivariate_alerts"]
+
+_TOP = 10
+
+
+def distributions(
+    reference: pd.DataFrame, window: pd.DataFrame, columns: Iterable[str], *, bins: int = 20
+) -> dict[str, dict[str, Any]]:
+    """Per column, the share of reference and window values per bin: numeric columns on the
+    reference's quantile edges (values beyond them count in the end bins), categorical ones
+    on the reference's top categories and ``other``. Nulls are left out; a column missing on
+    either side is skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    for col in columns:
+        if col not in reference.columns or col not in window.columns:
+            continue
+        ref, win = reference[col], window[col]
+        numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
+        if numeric:
+            r = pd.to_numeric(ref, errors="coerce").to_numpy(float)
+            w = pd.to_numeric(win, errors="coerce").to_numpy(float)
+            r, w = r[np.isfinite(r)], w[np.isfinite(w)]
+            if len(r) == 0:
+                continue
+            edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)))
+            if len(edges) < 2:
+                edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+            out[col] = {
+                "kind": "numeric",
+                "edges": [float(e) for e in edges],
+                "reference": _shares(r, edges),
+                "window": _shares(w, edges),
+            }
+            continue
+        r_s = ref.dropna().astype(str)
+        w_s = win.dropna().astype(str)
+        top = r_s.value_counts().index[:_TOP].tolist()
+        cats = [*top, "other"] if r_s.nunique() > len(top) or (~w_s.isin(top)).any() else top
+        out[col] = {
+            "kind": "categorical",
+            "categories": cats,
+            "reference": _category_shares(r_s, top, cats),
+            "window": _category_shares(w_s, top, cats),
+        }
+    return out
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> list[float]:
+    if len(values) == 0:
+        return [0.0] * (len(edges) - 1)
+    clipped = np.clip(values, edges[0], edges[-1])
+    counts, _ = np.histogram(clipped, bins=edges)
+    return [float(c) / len(values) for c in counts]
+
+
+def _category_shares(values: pd.Series, top: Sequence[str], cats: Sequence[str]) -> list[float]:
+    if len(values) == 0:
+        return [0.0] * len(cats)
+    counts = values.value_counts()
+    shares = [float(counts.get(c, 0)) / len(values) for c in top]
+    if len(cats) > len(top):
+        shares.append(float((~values.isin(top)).sum()) / len(values))
+    return shares
+
+
+def drift_alerts(reports: Iterable[DriftReport]) -> list[Alert]:
+    """One alert per column drifted on the whole window (not a slice), per report's chunk."""
+    alerts = []
+    for report in reports:
+        chunk = report.chunk
+        for f in report.features:
+            if f.drifted and f.slice is None:
+                effect = f.effect if math.isfinite(f.effect) else f.statistic
+                alerts.append(
+                    Alert(f"drift {f.column}", chunk, float(effect), float(f.threshold),
+                          "above", f.why)
+                )  # fmt: skip
+    return alerts
+
+
+def multivariate_alerts(results: Iterable[Any]) -> list[Alert]:
+    """One alert per multivariate check that found drift."""
+    return [
+        Alert(f"multivariate {r.method}", r.chunk, float(r.value), float(r.threshold), "above",
+              r.why)
+        for r in results
+        if r.drifted
+    ]  # fmt: skip
+
+
+def fdr_statement(reports: Sequence[DriftReport], columns: int) -> str:
+    """How the false discovery rate is controlled across the reports' tests, in words."""
+    if not reports:
+        return ""
+    family = max(r.family or len(r.features) for r in reports)
+    chunks = len({r.chunk for r in reports})
+    return (
+        f"Benjamini-Hochberg at q={reports[0].fdr:g} across {family:,} tests "
+        f"({columns} columns × slices × {chunks} chunk{'s' if chunks != 1 else ''}, one "
+        "family): at most that share of the drifted flags are expected to be false"
+    )

@@ -1,0 +1,176 @@
+"""`regrow monitor` as a product: chunks, estimates, multivariate drift, alerts, reports,
+stored reports re-read, and any model's predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Ensemble, Member, System, Workspace
+from regrow.demo import make_window
+from regrow.testing import run_cli as run
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("monitor") / "ws"
+    system = System("churn", target="churned", components=[
+        Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+        Member("geo", LogisticRegression(), inputs=["distance_km", "network_quality"]),
+        Ensemble("ensemble", weights={"account": 1, "geo": 1}),
+    ])  # fmt: skip
+    with Workspace.init(path) as ws:
+        reference = ws.snapshot(make_window(3000, start="2026-01-01", days=90, seed=0),
+                                name="customers", time_column="ts")  # fmt: skip
+        ws.train(system, reference)
+    later = pd.concat([
+        make_window(1000, start="2026-04-01", days=14, seed=1),
+        make_window(1000, start="2026-04-15", days=14, seed=2, expanded=True),
+    ], ignore_index=True)  # fmt: skip
+    later.to_csv(path.parent / "later.csv", index=False)
+    return path
+
+
+def test_chunks_estimates_multivariate_and_a_report(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    html = home.parent / "report.html"
+    code, out, err = run(capsys, "monitor", "--version", "churn:v1", "--window",
+                         str(home.parent / "later.csv"), "--period", "1w", "--report",
+                         str(html), "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert [c["rows"] for c in report["chunking"]["chunks"]]
+    assert report["chunk_drift"]
+    late = [r for r in report["chunk_drift"] if "distance_km" in r["drifted_columns"]]
+    assert late
+    assert all(r["chunk"] >= "2026-04-13" for r in late)
+    assert {m["method"] for m in report["multivariate"]} == {
+        "domain_classifier", "pca_reconstruction"}  # fmt: skip
+    metrics = {r["metric"] for r in report["estimates"]["rows"]}
+    assert {"roc_auc", "accuracy", "f1"} <= metrics
+    assert any(r["realised"] is not None for r in report["estimates"]["rows"])
+    assert report["summary"]["alerts"] == len(report["alerts"]) > 0
+    text = html.read_text()
+    assert "<svg" in text
+    assert "https://" not in text
+    assert "HTML report" in err
+
+    code, out, err = run(capsys, "monitor", "list", "--home", str(home))
+    assert code == 0, err
+    assert report["report_id"][:12] in out
+    code, out, err = run(capsys, "monitor", "show", report["report_id"][:10], "--home",
+                         str(home), "--report", str(home.parent / "again.html"))  # fmt: skip
+    assert code == 0, err
+    assert "multivariate drift" in out
+    assert "performance, whole window" in out
+    assert (home.parent / "again.html").stat().st_size > 1000
+
+
+def test_an_alert_threshold_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    code, out, err = run(capsys, "monitor", "--version", "churn:v1", "--window",
+                         str(home.parent / "later.csv"), "--alert", "roc_auc<0.999",
+                         "--home", str(home))  # fmt: skip
+    assert code == 0, err
+    assert "estimated roc_auc" in out
+    assert "policy monitoring.alerts.roc_auc.min" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "x.csv"], "needs --version and --window"),
+        (
+            ["--version", "churn:v1", "--window", "later", "--chunks", "2", "--chunk-size", "5"],
+            "one rule",
+        ),
+        (
+            ["--version", "churn:v1", "--window", "later", "--prediction", "p"],
+            "--prediction apply to --reference",
+        ),
+        (["--version", "churn:v1", "--window", "later", "--alert", "auc=0.8"], "METRIC<VALUE"),
+        (
+            [
+                "--version",
+                "churn:v1",
+                "--window",
+                "later",
+                "--alert",
+                "auc<0.8",
+                "--alert",
+                "roc_auc>x",
+            ],
+            "METRIC<VALUE",
+        ),
+    ],
+)
+def test_bad_options_exit_2_with_the_value(
+    capsys: pytest.CaptureFixture[str], home: Path, args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "monitor", *args, "--home", str(home))
+    assert code == 2, (out, err)
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_show_of_an_unknown_report_names_it(capsys: pytest.CaptureFixture[str], home: Path) -> None:
+    code, _, err = run(capsys, "monitor", "show", "nosuchreport", "--home", str(home))
+    assert code == 2
+    assert "'nosuchreport'" in err
+    assert "regrow monitor list" in err
+
+
+def test_any_models_predictions_from_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+
+    def frame(n: int, shift: float) -> pd.DataFrame:
+        x = rng.normal(shift, 1, n)
+        p = 1 / (1 + np.exp(-x))
+        return pd.DataFrame({"x": x, "p": p, "pred": (p >= 0.5).astype(int),
+                             "y": (rng.uniform(size=n) < p).astype(int)})  # fmt: skip
+
+    frame(3000, 0).to_parquet(tmp_path / "ref.parquet")
+    window = pd.concat([frame(1000, 0), frame(1000, 1)], ignore_index=True)
+    window.drop(columns="y").to_csv(tmp_path / "win.csv", index=False)
+    code, out, err = run(capsys, "monitor", "--reference", str(tmp_path / "ref.parquet"),
+                         "--window", str(tmp_path / "win.csv"), "--prediction", "pred",
+                         "--score", "p", "--target", "y", "--chunks", "4", "--positive", "1",
+                         "--report", str(tmp_path / "ext.html"))  # fmt: skip
+    assert code == 0, err
+    assert "chunks: 4 chunks" in out
+    assert "performance, whole window" in out
+    assert (tmp_path / "ext.html").is_file()
+    code, _, err = run(
+        capsys,
+        "monitor",
+        "--reference",
+        str(tmp_path / "ref.parquet"),
+        "--window",
+        str(tmp_path / "win.csv"),
+        "--prediction",
+        "prd",
+    )
+    assert code == 2
+    assert "did you mean 'pred'" in err
+    code, _, err = run(
+        capsys,
+        "monitor",
+        "--reference",
+        str(tmp_path / "nope.parquet"),
+        "--window",
+        str(tmp_path / "win.csv"),
+        "--prediction",
+        "pred",
+    )
+    assert code == 2
+    assert "no such file" in err
+    assert not (tmp_path / "ext2.html").exists()
