@@ -401,6 +401,7 @@ def _feature(p: _Pending, adjusted: float, fdr: float, margin: float) -> Feature
         why,
         adjusted,
         e.error_bound,
+        margin,
     )
 
 

@@ -52,6 +52,7 @@ class FeatureDrift:
     why: str
     adjusted_p_value: float = math.nan
     error_bound: float | None = None
+    margin: float | None = None  # the effect never flagged ("practically irrelevant")
 
     @property
     def tested(self) -> bool:
