@@ -32,6 +32,13 @@ def monitor_summary(ws: Workspace, monitored: MonitorResult) -> dict[str, Any]:
                 f"{row['value']:.3f} [{row['low']:.3f}, {row['high']:.3f}]{realised} "
                 f"(reference {row['reference']:.3f})"
             )
+    calibration = report.get("calibration") or {}
+    if calibration.get("calibration_drift"):
+        first = next(iter(calibration.get("warnings") or []), "")
+        lines.append(
+            f"the labels disagree with the estimates ({first}): how geography drives churn "
+            "changed too, which no estimate without labels can see"
+        )
     chunks = report["chunking"]["chunks"]
     alerts = report["alerts"]
     path = None

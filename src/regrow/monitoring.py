@@ -106,10 +106,12 @@ class MonitorResult:
         return found + drift_alerts([*self.drift, *self.chunk_drift])
 
     @property
-    def multivariate_drifted(self) -> bool:
-        """Whether a multivariate check found drift on the whole window."""
-        found = self.signals.multivariate if self.signals else []
-        return any(m.drifted for m in found if m.chunk is None)
+    def multivariate_drifted(self) -> bool | None:
+        """Whether a multivariate check found drift on the whole window (None: not checked,
+        as when the planner monitors)."""
+        if self.signals is None or not self.signals.multivariate:
+            return None
+        return any(m.drifted for m in self.signals.multivariate if m.chunk is None)
 
     @property
     def drifted_columns(self) -> list[str]:

@@ -58,7 +58,7 @@ def test_aligned_edges_move_less_than_one_cell_and_keep_the_reference_cdf(name: 
     assert moved.min() >= 0
     assert moved.max() <= 1.0 / lattice.scale
     assert np.all(lattice.cell(aligned.edges) == lattice.edge_cell)
-    assert np.all(lattice.cell(np.nextafter(aligned.edges, np.inf)) < lattice.edge_cell)
+    assert np.all(lattice.cell(np.nextafter(aligned.edges, np.inf)) > lattice.edge_cell)
     exact = _sorted_counts(aligned.edges, ref) / ref.size  # the sketch is exact up to its error
     assert np.abs(aligned.ref_cdf - exact).max() <= 3 * grid.rank_error + 1e-12
 
@@ -107,6 +107,47 @@ def test_far_outliers_in_the_reference_make_windows_sorted_instead() -> None:
     binned = bin_current(profile, cur, grid=grid)
     assert binned.grid is grid
     assert binned.cur.tolist() == (_sorted_counts(grid.edges, cur) / cur.size).tolist()
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_values_on_and_next_to_every_aligned_edge_are_counted_like_a_sort(name: str) -> None:
+    ref, _ = GRIDS[name]
+    grid, aligned, lattice = _aligned(ref)
+    e = aligned.edges
+    around = [e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), grid.edges]
+    values = RNG.permutation(np.concatenate([*around, (e[:-1] + e[1:]) / 2]))
+    counts, _ = lattice.counts_and_tails(values)
+    assert counts.tolist() == _sorted_counts(e, values).tolist()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_single_precision_and_integer_windows_are_binned_in_double(dtype: type) -> None:
+    ref = 1e5 + RNG.normal(size=20_000)  # far from 0, where float32 bounds would round off
+    _, aligned, lattice = _aligned(ref)
+    cur = np.r_[1e5 + 3 * RNG.normal(size=20_000), 1e5 - 60, 1e5 + 60].astype(dtype)
+    counts, _ = lattice.counts_and_tails(cur)
+    assert counts.tolist() == _sorted_counts(aligned.edges, cur.astype(np.float64)).tolist()
+
+
+def test_edges_end_their_cells_whichever_way_the_tie_at_a_cell_boundary_rounds() -> None:
+    lattice = Lattice.align(np.linspace(-3.0, 3.0, 41))
+    assert lattice is not None
+    cells = lattice.edge_cell
+    assert {int(c) % 2 for c in cells} == {0, 1}  # both tie directions are exercised
+    midpoints = (cells + lattice.offset + 0.5) / lattice.scale  # exactly half way
+    assert np.all(lattice.cell(midpoints) == np.where(cells % 2 == 0, cells, cells + 1))
+    assert np.all(
+        lattice.edges == np.where(cells % 2 == 0, midpoints, np.nextafter(midpoints, -np.inf))
+    )
+
+
+def test_the_grid_is_built_once_per_profile_and_shared_by_monitors() -> None:
+    profile = profile_column("x", pa.array(RNG.normal(size=5000)))
+    grid = NumericGrid.of(profile)
+    assert NumericGrid.of(profile) is grid
+    assert NumericGrid.of(profile, align=False) is not grid  # its own key
+    with pytest.raises(ValueError, match="read-only"):
+        grid.edges[0] = 0.0
 
 
 def test_huge_and_infinite_values_land_in_the_outer_cells() -> None:

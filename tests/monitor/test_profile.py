@@ -166,3 +166,22 @@ def test_categorical_merge_is_profile_of_union(a: list[str | None], b: list[str 
         profile_column("c", pa.array(a, pa.string())), profile_column("c", pa.array(b, pa.string()))
     )
     assert merged == whole
+
+
+def test_derived_values_are_built_once_per_profile_object_and_never_travel() -> None:
+    import pickle
+    from dataclasses import replace
+
+    p = profile_column("x", pa.array([1.0, 2.0, 3.0]))
+    calls: list[str] = []
+
+    def build(c: object) -> list[str]:
+        calls.append("built")
+        return calls
+
+    assert p.derived("k", build) is p.derived("k", build)
+    assert calls == ["built"]
+    assert "_derived" not in pickle.loads(pickle.dumps(p)).__dict__
+    assert "_derived" not in replace(p, name="y").__dict__
+    assert p == profile_column("x", pa.array([1.0, 2.0, 3.0]))  # the memo is not compared
+    assert "_derived" not in json.dumps(p.to_dict())

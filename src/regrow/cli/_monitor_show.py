@@ -31,7 +31,7 @@ def show_report(report: Mapping[str, Any]) -> None:
         out.print(f"false discoveries: {report['fdr']}")
     drifted = summary.get("drifted") or "none"
     line = f"drifted: {drifted}; multivariate drift: "
-    line += "yes" if summary.get("multivariate_drifted") else "no"
+    line += {True: "yes", False: "no"}.get(summary.get("multivariate_drifted"), "not checked")
     line += f"; alerts: {summary.get('alerts', 0)}"
     if "candidates" in summary:
         line += f"; members to update: {summary.get('candidates') or 'none'}"
@@ -152,8 +152,17 @@ def _estimates(report: Mapping[str, Any]) -> None:
     out.print(table)
     calibration = report.get("calibration")
     if calibration and calibration.get("calibration_drift"):
-        for warning in calibration.get("warnings") or []:
-            out.print(f"calibration: {warning}")
+        warnings = list(calibration.get("warnings") or [])
+        outside = [w.split()[1] for w in warnings if w.startswith("realised ")]
+        for warning in warnings:
+            if not warning.startswith("realised "):
+                out.print(f"calibration: {warning}")
+        if outside:
+            out.print(
+                f"calibration: the realised {', '.join(outside)} fall outside their estimated "
+                "bands: the labels no longer follow the scores as on the reference (a concept "
+                "shift, which estimates without labels cannot see)"
+            )
 
 
 def _impacts(impacts: Sequence[Mapping[str, Any]]) -> None:
@@ -194,10 +203,15 @@ def _quality(quality: Mapping[str, Any]) -> None:
 
 
 def _alerts(alerts: Sequence[Mapping[str, Any]]) -> None:
+    """One line per signal: where it crossed (whole window, chunks) and the first why."""
     if not alerts:
         return
-    out.print(Text(f"alerts ({len(alerts)}):", style="bold red"))
-    for a in alerts[:_MAX_ROWS]:
-        out.print(f"  {a['signal']} [{a.get('chunk') or 'whole window'}]: {a.get('why', '')}")
-    if len(alerts) > _MAX_ROWS:
-        out.print(f"  ... {len(alerts) - _MAX_ROWS} more in --json and the HTML report")
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for a in alerts:
+        grouped.setdefault(str(a["signal"]), []).append(a)
+    out.print(Text(f"alerts ({len(alerts)}, by signal):", style="bold red"))
+    for signal, found in grouped.items():
+        where = [str(a.get("chunk") or "whole window") for a in found]
+        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        out.print(f"  {signal} [{shown}]: {found[0].get('why', '')}")
+    out.print("  (every alert: --json or the HTML report)")

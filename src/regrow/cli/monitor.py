@@ -259,7 +259,7 @@ def list_reports(
     table = Table(title="monitoring reports")
     for col in ("id", "version", "created", "rows"):
         table.add_column(col, no_wrap=True)
-    table.add_column("drifted", overflow="fold")
+    table.add_column("drifted", overflow="fold", min_width=12)
     for col in ("multivariate", "alerts"):
         table.add_column(col, no_wrap=True)
     for r in records:
@@ -267,7 +267,9 @@ def list_reports(
         table.add_row(
             r.id[:12], refs[r.version_id], str(r.created_at)[:19], f"{s.get('rows', '')}",
             ", ".join(s.get("drifted") or []) or "-",
-            "yes" if s.get("multivariate_drifted") else "no" if "alerts" in s else "-",
+            {True: "yes", False: "no"}.get(bool(s["multivariate_drifted"]), "-")
+            if s.get("multivariate_drifted") is not None
+            else "-",
             str(s.get("alerts", "-")),
         )  # fmt: skip
     out.print(table)

@@ -11,7 +11,10 @@ estimate's band. It is computed once per window size, for every metric at once:
   replacement, share one draw of row indices. Ratios (precision, recall, specificity, F1)
   come from each sample's confusion counts (one ``bincount``); ranked metrics (ROC AUC,
   average precision) sort each sample's positions in the reference's score order, so the
-  cost is ``O(n_samples * n log n)`` whatever the reference size.
+  cost is ``O(n_samples * n log n)`` whatever the reference size. Above
+  :data:`RESAMPLED_ROWS` rows the samples hold that many rows and the spread is scaled by
+  ``sqrt(RESAMPLED_ROWS / n)``: these metrics are smooth functions of means, whose spread
+  falls as ``1 / sqrt(n)`` (a 50,000-row window then costs what a 5,000-row one does).
 
 >>> rng = np.random.default_rng(0)
 >>> y = (rng.uniform(size=2000) < 0.5).astype(int)
@@ -33,9 +36,11 @@ import numpy as np
 from regrow.monitor._cbpe_metrics import RANKED_METRICS, cell_names, from_confusion
 from regrow.monitor._cbpe_ranked import ranked_sorted, sort_plan
 
-__all__ = ["sampling_errors"]
+__all__ = ["RESAMPLED_ROWS", "sampling_errors"]
 
 Array = np.ndarray
+RESAMPLED_ROWS = 5_000
+"""The most rows a resample holds; larger windows scale its spread by ``sqrt(rows / n)``."""
 _CELLS_PER_BLOCK = 500_000  # sampled row indices held at once (a few float copies each)
 _RATIOS = frozenset({"precision", "recall", "specificity", "f1"})
 
@@ -103,14 +108,16 @@ def sampling_errors(
         plans.append((rank, y[order] == j, group))
     rng = np.random.default_rng(seed)
     cell = y * k + pred
-    block = max(1, _CELLS_PER_BLOCK // max(n, 1))
+    size = min(n, RESAMPLED_ROWS)
+    scale = float(np.sqrt(size / n))
+    block = max(1, _CELLS_PER_BLOCK // max(size, 1))
     draws: dict[str, list[Array]] = {m: [] for m in (*ratios, *ranks)}
     for start in range(0, n_samples, block):
         b = min(block, n_samples - start)
-        idx = rng.integers(0, len(y), (b, n))
+        idx = rng.integers(0, len(y), (b, size))
         if ratios:
             flat = (cell[idx] + (np.arange(b) * k * k)[:, None]).ravel()
-            c = np.bincount(flat, minlength=b * k * k).reshape(b, k, k) / n
+            c = np.bincount(flat, minlength=b * k * k).reshape(b, k, k) / size
             for m in ratios:
                 draws[m].append(from_confusion(c, m, classes is None))
         if ranks:
@@ -121,5 +128,5 @@ def sampling_errors(
             for m in ranks:
                 which = 1 if m == "average_precision" else 0
                 draws[m].append(_nan_mean(np.stack([p[which] for p in per_class])))
-    out.update({m: _std(d) for m, d in draws.items()})
+    out.update({m: _std(d) * scale for m, d in draws.items()})
     return out

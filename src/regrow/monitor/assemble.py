@@ -93,11 +93,13 @@ def drift_alerts(reports: Iterable[DriftReport]) -> list[Alert]:
         chunk = report.chunk
         for f in report.features:
             if f.drifted and f.slice is None:
+                # In effect units: the effect and the margin it had to exceed (the p-value
+                # had to pass the FDR step too; the why says both).
                 effect = f.effect if math.isfinite(f.effect) else f.statistic
+                bar = f.margin if f.margin is not None else f.threshold
                 alerts.append(
-                    Alert(f"drift {f.column}", chunk, float(effect), float(f.threshold),
-                          "above", f.why)
-                )  # fmt: skip
+                    Alert(f"drift {f.column}", chunk, float(effect), float(bar), "above", f.why)
+                )
     return alerts
 
 

@@ -9,7 +9,9 @@ of 0.05 reference standard deviations); see :mod:`regrow.monitor.calibration`.
 
 The window is read once: each numeric column is counted onto its reference grid in one pass
 (:mod:`regrow.monitor.drift.lattice`; columns on parallel threads, numpy releases the GIL),
-categorical columns are counted by Arrow. :meth:`DriftMonitor.check_chunks` checks each chunk
+categorical columns are counted by Arrow. The reference grids are built once per profile object
+and kept with it (:meth:`~regrow.monitor.profile.ColumnProfile.derived`), so a second monitor
+on the same profile starts with them. :meth:`DriftMonitor.check_chunks` checks each chunk
 of a window apart and decides every chunk's tests in one Benjamini-Hochberg family.
 
 Bad input, decided per case:
@@ -268,17 +270,18 @@ class DriftMonitor:
             if name not in reference.columns:
                 skip(name, "schema", False, "column is not in the reference profile; not tested")
         if tested:
-            # The sketch work and the calibration hold the GIL, so they run here; only the
-            # binning, which is numpy over whole columns, goes to threads.
-            for ref, _ in tested:
-                self._reference_grid(ref, slice_name, table.num_rows)
-            binned = parallel_map(
-                lambda rk: self._bin(rk[0], table.column(rk[0].name), slice_name),
+            # Each column's whole path (reference grid, binning, calibration) runs on a thread:
+            # the binning releases the GIL for most of its time, and the sketch calls and the
+            # calibration, which hold it, run meanwhile for another column.
+            evaluated = parallel_map(
+                lambda rk: self._evaluate(
+                    rk[0], self._bin(rk[0], table.column(rk[0].name), slice_name), slice_name
+                ),
                 tested,
                 cells=table.num_rows * len(tested),
             )
-            for (ref, _), b in zip(tested, binned, strict=True):
-                pending.extend(self._evaluate(ref, b, slice_name))
+            for found in evaluated:
+                pending.extend(found)
         pending.extend(rates)
 
     def _null_rate(

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import datasketches  # type: ignore[import-untyped]  # ships no type information
 import numpy as np
@@ -71,6 +71,7 @@ DISTINCT_CAP = 1000
 """Up to this many distinct values, categorical profiles count every value exactly."""
 
 Kind = Literal["numeric", "categorical", "other"]
+T = TypeVar("T")
 _NUMERIC = {"int", "float"}
 _CATEGORICAL = {"string", "category", "bool"}
 
@@ -135,6 +136,27 @@ class ColumnProfile:
     def top(self, k: int = TOP_K) -> tuple[tuple[str, int], ...]:
         """The ``k`` most frequent values with their counts."""
         return self.counts[:k]
+
+    def derived(self, key: Hashable, build: Callable[[ColumnProfile], T]) -> T:
+        """``build(self)``, computed once per profile object and kept with it under ``key``.
+
+        For what follows from the profile alone and costs to compute, such as a drift test's
+        reference grid: every monitor on this profile object reuses it. It is not serialized,
+        compared, pickled or carried over by :func:`dataclasses.replace`.
+
+        >>> import pyarrow as pa
+        >>> p = profile_column("x", pa.array([1.0, 2.0]))
+        >>> p.derived("span", lambda c: c.max - c.min), p.derived("span", lambda c: -1.0)
+        (1.0, 1.0)
+        """
+        memo: dict[Hashable, Any] = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = build(self)
+        found: T = memo[key]
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:  # pickles without what derived() kept
+        return {k: v for k, v in self.__dict__.items() if k != "_derived"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types only: NaN becomes None, the sketch base64."""

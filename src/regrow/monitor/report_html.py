@@ -83,7 +83,7 @@ def _header(report: Row, title: str) -> str:
         f"{len(drifted)} drifted column{'' if len(drifted) == 1 else 's'}"
         + (f" ({listed})" if drifted else ""),
     ]
-    if "multivariate_drifted" in s:
+    if s.get("multivariate_drifted") is not None:
         parts.append(f"multivariate drift: {'yes' if s['multivariate_drifted'] else 'no'}")
     if "candidates" in s:
         parts.append(f"members to update: {', '.join(map(str, s['candidates'] or ())) or 'none'}")

@@ -214,7 +214,8 @@ def performance_signals(
         assert calibration is not None
         alerts.append(
             Alert("calibration", None, float(calibration["calibration_z"]), 0.0, "above",
-                  "; ".join(calibration["warnings"]) or "the calibration drifted")
+                  next((w for w in calibration["warnings"] if w.startswith("calibration")),
+                       "the calibration drifted"))
         )  # fmt: skip
     return PerformanceSignals(method, n_ref, rows, calibration, tuple(warnings), alerts)
 

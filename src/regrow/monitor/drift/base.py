@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -87,8 +88,14 @@ class NumericGrid:
     def of(cls, ref: ColumnProfile, bins: int = GRID_BINS, *, align: bool = True) -> NumericGrid:
         """The grid of a numeric reference profile with at least one value.
 
-        ``align`` also builds the ``aligned`` twin that large windows are binned on.
+        ``align`` also builds the ``aligned`` twin that large windows are binned on. Built once
+        per profile object and kept with it (:meth:`ColumnProfile.derived`), so every monitor
+        on the same profile shares it; its arrays are read-only.
         """
+        return ref.derived(("numeric grid", bins, align), lambda r: cls._build(r, bins, align))
+
+    @classmethod
+    def _build(cls, ref: ColumnProfile, bins: int, align: bool) -> NumericGrid:
         kll = ref.kll()
         if kll is None or ref.kind != "numeric":
             raise DataError(
@@ -97,29 +104,30 @@ class NumericGrid:
             )
         ranks = GRID_RANKS if bins == GRID_BINS else np.arange(1, bins) / bins
         inner = np.asarray(kll.get_quantiles(ranks), dtype=np.float64)
-        edges = np.unique(np.concatenate(([ref.min], inner, [ref.max])))
-        ref_cdf = _cdf(kll, edges)
+        edges = _frozen(np.unique(np.concatenate(([ref.min], inner, [ref.max]))))
         std = ref.std
         scale = std if math.isfinite(std) and std > 0 else 1.0
+        error = float(kll.normalized_rank_error(False)) if kll.is_estimation_mode() else 0.0
         lattice = Lattice.align(edges) if align else None
         aligned = None
         if lattice is not None:
+            _frozen(lattice.edges, lattice.edge_cell)
             cdf = _cdf(kll, lattice.edges)
-            aligned = cls(lattice.edges, cdf, ref.count, scale, ref.rank_error, lattice=lattice)
-        return cls(edges, ref_cdf, ref.count, scale, ref.rank_error, aligned=aligned)
+            aligned = cls(lattice.edges, cdf, ref.count, scale, error, lattice=lattice)
+        return cls(edges, _cdf(kll, edges), ref.count, scale, error, aligned=aligned)
 
-    @property
+    @cached_property
     def probs(self) -> Floats:
         """Reference probability of each bin ``(edges[i-1], edges[i]]`` (the first: ``<= min``)."""
-        return np.diff(self.ref_cdf, prepend=0.0)
+        return _frozen(np.diff(self.ref_cdf, prepend=0.0))
 
-    @property
+    @cached_property
     def node_weights(self) -> Floats:
         """Left Riemann weights of the edges, so ``sum(|F_ref - F_cur| * w)`` integrates over x.
 
         Exact for step CDFs that jump only at edges (such as discrete data).
         """
-        return np.diff(self.edges, append=self.edges[-1])
+        return _frozen(np.diff(self.edges, append=self.edges[-1]))
 
     def coarse(self, bins: int) -> npt.NDArray[np.intp]:
         """Indices of the edges nearest the reference quantiles ``1/bins, ..., (bins-1)/bins``."""
@@ -141,7 +149,11 @@ class CategoricalBins:
 
     @classmethod
     def of(cls, ref: ColumnProfile) -> CategoricalBins:
-        """The bins of a categorical reference profile."""
+        """The bins of a categorical reference profile (built once per profile object)."""
+        return ref.derived("categorical bins", cls._build)
+
+    @classmethod
+    def _build(cls, ref: ColumnProfile) -> CategoricalBins:
         values = tuple(v for v, _ in ref.counts)
         counts = np.array([c for _, c in ref.counts] + [ref.other], dtype=np.float64)
         singles = sum(1 for _, c in ref.counts if c == 1)
@@ -337,7 +349,14 @@ def _cdf(kll: Any, edges: Floats) -> Floats:
     """The sketch's CDF at ``edges`` (1 at the last, which is at or above the maximum)."""
     cdf = np.asarray(kll.get_cdf(edges, inclusive=True), dtype=np.float64)[:-1]
     cdf[-1] = 1.0
-    return cdf
+    return _frozen(cdf)
+
+
+def _frozen(array: npt.NDArray[Any], *more: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``array`` (and ``more``) made read-only: grids are shared by every monitor of a profile."""
+    for a in (array, *more):
+        a.flags.writeable = False
+    return array
 
 
 def _numeric_from_profile(grid: NumericGrid, current: ColumnProfile) -> Binned:
