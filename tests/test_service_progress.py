@@ -56,7 +56,10 @@ def test_monitor_reports_its_steps_and_stores_their_seconds(trained: Any) -> Non
     ws, v1 = trained
     events: list[Any] = []
     result = ws.monitor(v1, make(900, 2, shift=0.8), progress=events.append)
-    assert _names(events) == ["load", "data quality", "drift", "impact", "performance", "record"]
+    assert _names(events) == [
+        "load", "data quality", "drift", "impact", "performance", "multivariate", "estimates",
+        "record",
+    ]  # fmt: skip
     for name in _names(events):
         states = [e.state for e in events if e.name == name]
         assert states[0] == "start"

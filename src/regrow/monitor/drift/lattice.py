@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -138,10 +139,17 @@ class Lattice:
 
     def _cells_into(self, values: npt.NDArray[Any], coord: Floats) -> Ints:
         """The cells of ``values``, computed in ``coord`` and returned as a view of it."""
-        scale, offset = self.scale, self.offset
-        low, high = np.float64((offset + 1) / scale), np.float64((offset + self.cells - 1) / scale)
+        low, high, shift, start = self._constants
         np.clip(values, low, high, out=coord)  # in float64 whatever the values' type
-        coord += (_BINADE - offset) / scale  # rounds to whole cells: the binning
+        coord += shift  # rounds to whole cells: the binning
         cells: Ints = coord.view(np.intp)
-        cells -= np.float64(_BINADE / scale).view(np.intp)
+        cells -= start
         return cells
+
+    @cached_property
+    def _constants(self) -> tuple[np.float64, np.float64, float, int]:
+        """The clip bounds (cells 1 and ``cells - 1``), the shift, and the binade's start."""
+        scale, offset = self.scale, self.offset
+        low, high = (offset + 1) / scale, (offset + self.cells - 1) / scale
+        start = int(np.array(_BINADE / scale).view(np.intp))
+        return np.float64(low), np.float64(high), (_BINADE - offset) / scale, start
