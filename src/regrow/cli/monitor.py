@@ -257,20 +257,18 @@ def list_reports(
                      "summary": r.summary} for r in records])  # fmt: skip
         return
     table = Table(title="monitoring reports")
-    for col in ("id", "version", "created", "rows"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("drifted", overflow="fold", min_width=12)
-    for col in ("multivariate", "alerts"):
-        table.add_column(col, no_wrap=True)
+    table.add_column("id", no_wrap=True)
+    for col in ("version", "created", "rows", "alerts", "multivar."):
+        table.add_column(col)
+    table.add_column("drifted", overflow="fold", min_width=16)
     for r in records:
         s = r.summary or {}
+        multivariate = s.get("multivariate_drifted")
         table.add_row(
-            r.id[:12], refs[r.version_id], str(r.created_at)[:19], f"{s.get('rows', '')}",
-            ", ".join(s.get("drifted") or []) or "-",
-            {True: "yes", False: "no"}.get(bool(s["multivariate_drifted"]), "-")
-            if s.get("multivariate_drifted") is not None
-            else "-",
+            r.id[:12], refs[r.version_id], f"{r.created_at:%Y-%m-%d %H:%M}", f"{s.get('rows', '')}",
             str(s.get("alerts", "-")),
+            "-" if multivariate is None else "yes" if multivariate else "no",
+            ", ".join(s.get("drifted") or []) or "-",
         )  # fmt: skip
     out.print(table)
     if not records:
