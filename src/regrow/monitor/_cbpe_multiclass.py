@@ -129,18 +129,19 @@ class Calibration(NamedTuple):
 def fit_calibration(
     s: Array, y: Array, mode: str, seed: int, ece: Callable[[Array, Array], float]
 ) -> Calibration:
-    """Per-class isotonic calibration, used where it lowers the held-out (2-fold) Brier score.
+    """Per-class (one-vs-rest) isotonic calibration, the probabilities renormalised after.
 
     ``mode`` is ``"auto"``, ``"always"`` or ``"never"``; ``ece(prob, is_class)`` scores a column.
+    ``"auto"`` calibrates every class, as NannyML does: on NannyML's multiclass data the
+    held-out (2-fold) Brier score was a tie per class (calibrated 0.2% worse), yet calibrating
+    cut the estimates' error by 12-23% (``benchmarks/monitoring_peers.py``). The held-out
+    Brier scores are still reported.
     """
     fold = np.random.default_rng(seed).permutation(len(s)) % 2 == 0
     cross = cross_fitted(s, y, fold)
     held = renormalise(cross, s)
     b_raw, b_cal = ovr_brier(s, y), ovr_brier(cross, y)
-    use = [
-        mode == "always" or (mode == "auto" and bool(c < r))
-        for r, c in zip(b_raw, b_cal, strict=True)
-    ]
+    use = [mode in ("always", "auto")] * len(b_raw)
     per_class = [
         (ece(s[:, c], y == c), ece(cross[:, c], y == c), float(b_raw[c]), float(b_cal[c]), u)
         for c, u in enumerate(use)

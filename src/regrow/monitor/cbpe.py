@@ -104,8 +104,10 @@ class CBPE:
     what each estimates); ``cost_matrix``, the value of each confusion cell for
     ``business_value``, true x predicted (binary: ``[[value_TN, value_FP], [value_FN,
     value_TP]]``, NannyML's ``business_value_matrix``; its estimate is the mean value per row);
-    ``calibration`` (``"auto"``: isotonic only if it lowers the held-out Brier score, per class
-    for multiclass, ``"always"``, ``"never"``); ``threshold`` for predicting positive (binary
+    ``calibration`` (``"auto"``: for a binary model isotonic only if it lowers the held-out
+    Brier score, for a multiclass one every class, as NannyML does; ``"always"``, ``"never"``;
+    a calibrated estimate's band also holds the calibration's own error, the metric's
+    sampling error at the reference's size); ``threshold`` for predicting positive (binary
     only: a multiclass model predicts its argmax class); ``level`` of the band;
     ``n_samples`` reference samples per window size; ``max_outside``, the share of rows outside
     the reference support above which a warning is raised.
@@ -334,6 +336,11 @@ class CBPE:
             self.metrics, self._matrix(s), self._matrix(q), self._pred(s), self.classes_, self._cost
         )
         errors = self._sampling_errors(len(s))
+        if self._iso is not None or any(iso is not None for iso in self._isos):
+            # A calibration fitted on the reference's rows is itself an estimate: its error is
+            # about the metric's sampling error at the reference's size, added in quadrature.
+            fitted = self._sampling_errors(len(ref_s))
+            errors = {k: float(np.hypot(v, fitted.get(k, 0.0))) for k, v in errors.items()}
         estimates = {
             name: Estimate(
                 name,
