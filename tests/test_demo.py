@@ -51,11 +51,13 @@ def test_demo_human_output_explains_the_update(
         assert result.affected == ["geo"]
         window = ws.catalog.get_snapshot(result.plan.window)
         assert (window.name, window.rows) == ("churn-served", 2000)  # 2/3 of 3000, all labelled
-        served = [e for e in ws.catalog.audit_events() if e.action == "feedback.add"]
+        served = [e for e in ws.catalog.audit_events(limit=100_000) if e.action == "feedback.add"]
         # 1000 labels per call: two for the window, one per round of the canary
         assert [e.actor for e in served] == ["labeller"] * (2 + result.rollout["rows"] // 1000)
         assert result.rollout["state"] == "promoted"
-        promoted = [e for e in ws.catalog.audit_events() if e.action == "rollout.promote"]
+        promoted = [
+            e for e in ws.catalog.audit_events(limit=100_000) if e.action == "rollout.promote"
+        ]
         assert [e.actor for e in promoted] == [ws.identity.name]  # the server's stepper
         assert ws.catalog.get_system_version("churn@champion").ref == "churn:v2"
         lineage = ws.lineage("churn:v2")
