@@ -58,6 +58,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from regrow.data._compute import parallel_map
 from regrow.errors import ConfigError
 from regrow.monitor._multivariate_base import MultivariateDrift
 from regrow.monitor._multivariate_domain import DomainCheck, domain_check, domain_classifier
@@ -116,11 +117,17 @@ def multivariate_drift(
         pca = PCAReconstruction(seed=seed).fit(reference, columns)
     scopes: list[tuple[str | None, pd.DataFrame]] = [(None, window)]
     scopes += [(chunk.label, window.iloc[chunk.index]) for chunk in chunks]
-    results = []
-    for label, frame in scopes:
+
+    def scope(item: tuple[str | None, pd.DataFrame]) -> list[MultivariateDrift]:
+        label, frame = item
+        found = []
         for method in chosen:
             if method == "domain_classifier":
-                results.append(domain_classifier(reference, frame, columns, seed=seed, chunk=label))
+                found.append(domain_classifier(reference, frame, columns, seed=seed, chunk=label))
             elif pca is not None:
-                results.append(pca.check(frame, chunk=label))
-    return results
+                found.append(pca.check(frame, chunk=label))
+        return found
+
+    # Scopes on threads: the classifier's fits (one thread each) release the GIL.
+    done = parallel_map(scope, scopes, cells=len(window) * max(len(columns), 1))
+    return [result for found in done for result in found]
