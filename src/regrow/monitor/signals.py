@@ -309,25 +309,19 @@ def realised_regression(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
     >>> realised_regression("rmse", np.array([1.0, 3.0]), np.array([2.0, 2.0]))
     1.0
     """
+    from regrow.monitor._dle_losses import LOSS_OF, from_mean, row_loss
+
+    if metric not in LOSS_OF:
+        raise DataError(
+            f"unknown regression metric {metric!r}", hint=f"use one of {sorted(LOSS_OF)}"
+        )
     ok = np.isfinite(y) & np.isfinite(pred)
     y, pred = y[ok], pred[ok]
     if len(y) == 0:
         return math.nan
-    if metric in ("mae", "mse", "rmse"):
-        err = y - pred
-        value = np.mean(np.abs(err)) if metric == "mae" else np.mean(err**2)
-        return float(np.sqrt(value) if metric == "rmse" else value)
-    if metric == "mape":
-        return float(np.mean(np.abs(y - pred) / np.maximum(np.abs(y), np.finfo(float).eps)))
-    if metric in ("msle", "rmsle"):
-        if (y <= -1).any() or (pred <= -1).any():
-            return math.nan
-        value = float(np.mean((np.log1p(y) - np.log1p(pred)) ** 2))
-        return math.sqrt(value) if metric == "rmsle" else value
-    raise DataError(f"unknown regression metric {metric!r}", hint=f"use one of {_REGRESSION}")
-
-
-_REGRESSION = sorted(LOWER_IS_BETTER)
+    if LOSS_OF[metric] == "squared_log_error" and ((y <= -1).any() or (pred <= -1).any()):
+        return math.nan  # log1p is undefined there
+    return float(from_mean(metric, row_loss(metric, y, pred).mean()))
 
 
 def _calibration(
