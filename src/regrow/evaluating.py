@@ -120,13 +120,17 @@ def _evaluate(
         frame = services.frame(snap.id)
         cand = services.load(cand_v)
         base = services.load(base_v) if base_v else None
+        # Both read the rows as the candidate reads them: through its boundary adapters
+        # (a baseline without them could not read a renamed column).
+        raw = frame
+        frame = cand.adapters.apply(frame)
         check_frame(cand, base, frame)
     outputs = services.outputs
 
     def predict(model: Any, rows: pd.DataFrame) -> Any:
         import numpy as np
 
-        if rows is frame:
+        if rows is frame and frame is raw:  # outputs stored for the snapshot's own rows
             members = outputs.member_outputs(model, rows, snapshot=snap.id)
         else:
             members = model.member_outputs(rows)
@@ -196,7 +200,9 @@ def _audit_refusal(
     policy: Any,
     exc: RegrowError,
 ) -> None:
-    snap = snapshot if isinstance(snapshot, str) else snapshot.id
+    snap = (
+        snapshot if isinstance(snapshot, str) else getattr(snapshot, "id", type(snapshot).__name__)
+    )
     where = policy if isinstance(policy, str | os.PathLike) else None
     payload: dict[str, Any] = {
         "snapshot": snap,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from regrow.components.base import Ensemble, Member, Transform
 from regrow.components.fitted import FittedComponent, combine, member_output
+from regrow.data.adapters import Adapters
 from regrow.errors import DataError, SystemSpecError
 from regrow.system import System
 
@@ -41,6 +42,8 @@ class FittedSystem:
         self.task: str = spec["task"]
         self.ref = ref
         self.components = dict(components)
+        #: The boundary adapters the version was trained with, applied to every frame first.
+        self.adapters = Adapters.from_list(spec.get("adapters"))
         self._transforms = {
             n: c for n, c in self.components.items() if isinstance(c.spec, Transform)
         }
@@ -71,6 +74,7 @@ class FittedSystem:
             seed=spec["seed"],
             components=[self.components[n].spec for n in spec.get("order") or spec["components"]],
             definition_file="<stored>",  # skips looking up the caller's file (slow)
+            adapters=self.adapters,
         )
         # As recorded, even when None (a system built in a notebook): never the caller's file.
         system.definition_file = spec.get("definition_file")
@@ -96,29 +100,35 @@ class FittedSystem:
                 f"(the members read {sorted(self._read_columns())})",
             )
 
-    def _check(self, frame: pd.DataFrame) -> None:
+    def adapt(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows as this version reads them: through its boundary adapters (see
+        :mod:`regrow.data.adapters`), checked for every column a component reads."""
         if not isinstance(frame, pd.DataFrame):
             raise DataError(
                 f"predict takes a pandas DataFrame (got a {type(frame).__name__})",
                 hint="convert it first, e.g. pd.DataFrame(rows)",
             )
+        frame = self.adapters.apply(frame)
         missing = sorted(self._read_columns() - set(frame.columns))
         if missing:
             raise DataError(
                 f"the data lacks columns {missing} that {self.ref or self.name!r} reads",
-                hint=f"it has {list(frame.columns)}",
+                hint=f"it has {list(frame.columns)}"
+                + ("" if self.adapters else "; a Rename or Default adapter can bridge a change"),
             )
+        return frame
 
     def _member_output(self, member: FittedComponent, frame: pd.DataFrame) -> np.ndarray:
         return member_output(member, frame, self._transforms, self.classes_)
 
     def member_outputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's output: class probabilities (classification) or values (regression)."""
-        self._check(frame)
+        frame = self.adapt(frame)
         return {n: self._member_output(m, frame) for n, m in self._members.items()}
 
     def _combined(self, frame: pd.DataFrame) -> np.ndarray:
-        outputs = self.member_outputs(frame)
+        frame = self.adapt(frame)
+        outputs = {n: self._member_output(m, frame) for n, m in self._members.items()}
         if self._ensemble is None:
             return next(iter(outputs.values()))
         return self._combine(outputs, frame)
@@ -146,6 +156,8 @@ class FittedSystem:
         if self._ensemble is None:
             out = np.asarray(outputs[next(iter(self._members))])
         else:
+            if frame is not None and self.gated:
+                frame = self.adapters.apply(frame)
             out = self._combine(outputs, frame)
         if self.classes_ is None:
             return out

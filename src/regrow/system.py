@@ -78,8 +78,10 @@ class System:
         components: Iterable[Component] = (),
         seed: int = 0,
         definition_file: str | None = None,
+        adapters: Iterable[Any] = (),
     ) -> None:
         from regrow.components.base import _check_name
+        from regrow.data.adapters import Adapters
 
         self.name = _check_name(name, "system")
         if not isinstance(target, str) or not target:
@@ -98,6 +100,9 @@ class System:
         self.task: Task = task
         self.seed = seed
         self.definition_file = definition_file or _caller_file()
+        #: The boundary adapters every row passes through before any component reads it
+        #: (:mod:`regrow.data.adapters`).
+        self.adapters = adapters if isinstance(adapters, Adapters) else Adapters(adapters)
         self._components: dict[str, Component] = {}
         for component in components:
             self.add(component)
@@ -160,7 +165,29 @@ class System:
             components=comps,
             seed=self.seed,
             definition_file=self.definition_file,
+            adapters=self.adapters,
         )
+
+    def with_adapters(self, adapters: Iterable[Any]) -> System:
+        """A copy of the system reading its rows through ``adapters`` (replacing its own;
+        see :mod:`regrow.data.adapters`).
+
+        >>> from regrow.data.adapters import Rename
+        >>> renamed = System("s", target="y").with_adapters([Rename("plan", source="tier")])
+        >>> renamed.spec()["adapters"]
+        [{'kind': 'rename', 'column': 'plan', 'source': 'tier'}]
+        """
+        copy = System(
+            self.name,
+            target=self.target,
+            task=self.task,
+            components=self._components.values(),
+            seed=self.seed,
+            definition_file=self.definition_file,
+            adapters=adapters,
+        )
+        copy.definition_file = self.definition_file
+        return copy
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -377,9 +404,16 @@ class System:
                             + _close_hint_suffix(col, list(available) + list(self._components))
                         )
         if problems:
+            unknown = any("reads unknown column" in p for p in problems)
             raise SystemSpecError(
                 f"invalid system {self.name!r}: " + "; ".join(problems),
-                hint="fix the component inputs or the data",
+                hint="fix the component inputs or the data"
+                + (
+                    "; if upstream renamed or dropped a column, `regrow adapters propose "
+                    "SNAPSHOT --system S` writes the adapters that bridge it"
+                    if unknown
+                    else ""
+                ),
             )
 
     # -- description --------------------------------------------------------------------------
@@ -390,7 +424,7 @@ class System:
         Each component appears with its kind, class and inputs; its parameters are part of
         its component version's fingerprint (``parts["recipe"]``), not repeated here.
         """
-        return {
+        spec = {
             "name": self.name,
             "target": self.target,
             "task": self.task,
@@ -402,6 +436,9 @@ class System:
                 for n, c in self._components.items()
             },
         }
+        if self.adapters:  # absent when none: versions without adapters keep their spec
+            spec["adapters"] = self.adapters.to_list()
+        return spec
 
     def __repr__(self) -> str:
         return f"System({self.name!r}, target={self.target!r}, components={list(self._components)})"

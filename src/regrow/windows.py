@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
+from regrow.data.adapters import Adapters
 from regrow.data.frames import logical_dtype, to_arrow
 from regrow.data.snapshot import apply_slice, prepare_snapshot
 from regrow.errors import SliceError
@@ -49,6 +50,24 @@ class Window:
     pending: pa.Table | None = field(default=None, repr=False)
 
 
+def _adapt(
+    adapters: Adapters, frame: pd.DataFrame, notes: list[str], version: SystemVersionRecord
+) -> pd.DataFrame:
+    """``frame`` through the version's boundary adapters; what they changed or could not
+    bridge goes into ``notes`` (a dirty window is reported, not refused)."""
+    if not adapters:
+        return frame
+    problems: list[str] = []
+    adapted = adapters.apply(frame, problems=problems)
+    if adapted is not frame:
+        notes.append(
+            f"read through {version.ref}'s adapters: "
+            + "; ".join(" ".join(a.describe().split()) for a in adapters)
+        )
+    notes.extend(problems)
+    return adapted
+
+
 def _window_name(version: SystemVersionRecord) -> str:
     return f"{version.system}-window"
 
@@ -63,15 +82,27 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
     with a note; what no snapshot may hold (no rows, duplicated names) raises
     :class:`~regrow.errors.DataError` and nothing is written.
     """
-    if isinstance(window, SnapshotRecord):
-        return Window(window, services.frame(window.id))
+    adapters = Adapters.from_list(version.spec.get("adapters"))
+    notes: list[str] = []
+    stored = window if isinstance(window, SnapshotRecord) else None
     if isinstance(window, str) and not window.lower().endswith(WINDOW_SUFFIXES):
-        snap = services.catalog.get_snapshot(window)
-        return Window(snap, services.frame(snap.id))
+        stored = services.catalog.get_snapshot(window)
+    if stored is not None:
+        frame = services.frame(stored.id)
+        adapted = _adapt(adapters, frame, notes, version)
+        if adapted is frame:
+            return Window(stored, frame, tuple(notes))
+        # Adapted rows are a new window, stored with the report like rows given directly.
+        notes.insert(0, f"window {stored.name} ({stored.id[:12]}) adapted:")
+        window = adapted
     catalog = services.catalog
     reference = catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
     table = to_arrow(window)
-    notes: list[str] = []
+    if adapters and stored is None:
+        rows = table.to_pandas()
+        adapted = _adapt(adapters, rows, notes, version)
+        if adapted is not rows:
+            table = to_arrow(adapted)
     time_column = reference.time_column if reference is not None else None
     if time_column is not None:
         why = ""

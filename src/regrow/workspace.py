@@ -269,8 +269,28 @@ class Workspace(GovernanceMixin):
 
     def _snapshot_for(self, system: System, snapshot: SnapshotRecord | str) -> SnapshotRecord:
         snap = self._snapshot(snapshot)
+        if system.adapters:
+            snap = self._adapted(system, snap)
         system.validate(columns=snap.columns)
         return snap
+
+    def _adapted(self, system: System, snap: SnapshotRecord) -> SnapshotRecord:
+        """``snap`` as ``system`` reads it: through its boundary adapters. When they change
+        the rows, the adapted rows are stored as a snapshot of the same name whose parent is
+        ``snap`` (rows equal to an existing snapshot's are that snapshot: a rename that gives
+        back the old column trains on the old snapshot, and re-fits nothing)."""
+        frame = self.frame(snap.id)
+        adapted = system.adapters.apply(frame)
+        if adapted is frame:
+            return snap
+        return self.snapshot(
+            adapted,
+            name=snap.name,
+            time_column=snap.time_column if snap.time_column in adapted.columns else None,
+            slices=snap.slices or None,
+            parents=(snap.id,),
+            check_schema=False,
+        )
 
     def train(
         self,
@@ -366,6 +386,36 @@ class Workspace(GovernanceMixin):
 
         record_update(self.catalog, result, components=targets, note=note)
         return result
+
+    def adapt(self, ref: str, adapters: Iterable[Any], *, note: str = "") -> RunResult:
+        """A new version of ``ref`` that reads its rows through ``adapters`` (replacing the
+        version's own; see :mod:`regrow.data.adapters`), its parent ``ref``.
+
+        Every component keeps the data and seed it was trained with, so nothing is re-fitted:
+        the adapters leave the rows it was trained on as they are (the point of an adapter is to
+        bring new rows to that shape). The same adapters as ``ref``'s make no new version.
+        """
+        self.require("operator", "adapt a version")
+        from regrow.run.runner import execute, partial_bindings
+
+        base = self.catalog.get_system_version(ref)
+        if base.snapshot_id is None:
+            raise SystemSpecError(
+                f"{base.ref} records no training snapshot", hint="adapt a version trained on one"
+            )
+        system = self.system(base.ref).with_adapters(adapters)
+        snap = self.catalog.get_snapshot(base.snapshot_id)
+        return execute(
+            self.catalog,
+            self.store,
+            system,
+            partial_bindings(self.catalog, system, base, snap, system.seed, fresh=()),
+            kind="update",
+            run_seed=system.seed,
+            parent=base,
+            params={"snapshot": snap.id, "components": [], "adapters": system.adapters.to_list()},
+            note=note or f"adapters {system.adapters.digest()}",
+        )
 
     def _latest(self, system: str) -> SystemVersionRecord | None:
         versions = self.catalog.list_system_versions(system)

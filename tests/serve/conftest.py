@@ -73,7 +73,9 @@ def shop_frame(rows: int, seed: int, *, visits: bool = False) -> pd.DataFrame:
     return frame
 
 
-def shop_system(*, visits: bool = False, handle_unknown: str = "ignore") -> System:
+def shop_system(
+    *, visits: bool = False, handle_unknown: str = "ignore", adapters: Any = ()
+) -> System:
     inputs = ["age", "income", "plan_onehot"] + (["visits"] if visits else [])
     return System(
         "shop",
@@ -87,6 +89,7 @@ def shop_system(*, visits: bool = False, handle_unknown: str = "ignore") -> Syst
             ),
             Member("buyer", LogisticRegression(max_iter=200), inputs=inputs),
         ],
+        adapters=adapters,
     )
 
 
@@ -254,6 +257,12 @@ def infer_body() -> Callable[..., dict[str, Any]]:
 @pytest.fixture(scope="session")
 def shop_rows() -> Callable[..., pd.DataFrame]:
     return shop_frame
+
+
+@pytest.fixture(scope="session")
+def shop_graph() -> Callable[..., System]:
+    """:func:`shop_system`: the shop's graph (``adapters=`` sets its boundary adapters)."""
+    return shop_system
 
 
 @pytest.fixture

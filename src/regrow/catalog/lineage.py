@@ -50,6 +50,7 @@ def lineage_report(
                 "origin": origin,
             }
         )
+    adapters = _adapters(version.spec)
     snapshots = []
     for sid in sorted(snapshot_ids):
         snap = catalog.get_snapshot(sid)
@@ -77,4 +78,27 @@ def lineage_report(
         },
         "snapshots": snapshots,
         "components": components,
+        "adapters": adapters,
+    }
+
+
+def _adapters(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The version's boundary adapters, each with the components that read its column."""
+    from regrow._adapter_text import adapters_digest, describe_adapter
+
+    adapters = spec.get("adapters") or []
+    if not adapters:
+        return None
+    components = spec.get("components", {})
+    readers: dict[str, list[str]] = {}
+    for name, info in components.items():
+        for col in info.get("inputs", []):
+            if col not in components:
+                readers.setdefault(col, []).append(name)
+    return {
+        "digest": adapters_digest(adapters),
+        "adapters": [
+            {**a, "describe": describe_adapter(a), "read_by": readers.get(a.get("column"), [])}
+            for a in adapters
+        ],
     }

@@ -42,6 +42,12 @@ def lineage(
         )
     for s in report["snapshots"]:
         out.print(f"  snapshot {s['id'][:12]} {s['name']} ({s['rows']:,} rows)")
+    adapters = report.get("adapters")
+    if adapters:
+        out.print(f"  adapters {adapters['digest']}:")
+        for a in adapters["adapters"]:
+            read_by = ", ".join(a["read_by"]) or "no component"
+            out.print(f"    {' '.join(a['describe'].split())} (read by {read_by})")
     table = Table()
     for col in ("component", "action", "why", "version", "fingerprint", "snapshot", "seed"):
         table.add_column(col)

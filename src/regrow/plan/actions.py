@@ -466,6 +466,7 @@ def _rebuild(system: System, components: list[Any]) -> System:
         seed=system.seed,
         components=components,
         definition_file=system.definition_file,
+        adapters=system.adapters,
     )
     new.definition_file = system.definition_file
     return new

@@ -96,7 +96,13 @@ def frame_columns(frame: Any, signature: Signature) -> dict[str, np.ndarray]:
     >>> frame_columns(pd.DataFrame({"n": [1.0, None], "other": ["x", "y"]}), sig)["n"].tolist()
     [1.0, nan]
     """
-    missing = [n for n in signature.input_names if n not in frame.columns]
+    if signature.aliases:
+        frame = frame.rename(
+            columns={a: n for a, n in signature.aliases.items() if n not in frame.columns}
+        )
+    missing = [
+        n for n in signature.input_names if n not in frame.columns and n not in signature.optional
+    ]
     if missing:
         raise BadRequest(
             f"the data lacks input column(s) {missing}",
@@ -104,6 +110,9 @@ def frame_columns(frame: Any, signature: Signature) -> dict[str, np.ndarray]:
         )
     columns: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
+        if spec.name not in frame.columns:  # optional: the version's default adapter fills it
+            columns[spec.name] = coerce(spec.name, [None] * len(frame), spec.dtype)
+            continue
         series = frame[spec.name]
         if spec.dtype == "datetime" and series.dtype.kind == "M":
             columns[spec.name] = (

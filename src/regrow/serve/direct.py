@@ -71,7 +71,7 @@ def direct_path(
     outputs on ``golden`` (see the module docs); else None."""
     from regrow.components.base import Member
 
-    if model.gated:
+    if model.gated or model.adapters:  # adapters run in FittedSystem's own path
         return None
     numeric = {t.name for t in signature.inputs if t.dtype in _NUMERIC}
     plan = []

@@ -126,11 +126,22 @@ def decode(body: object, signature: Signature, *, max_rows: int | None = None) -
             rows = n
             raw[name] = values
     assert rows is not None
+    if signature.aliases:  # a renamed upstream column, bridged by a rename adapter
+        renamed = {signature.canonical(n): v for n, v in raw.items()}
+        if len(renamed) < len(raw):
+            twice = sorted(n for n in raw if signature.canonical(n) != n)
+            raise BadRequest(
+                f"input(s) {twice} and their old names are both sent",
+                hint="send each input under one name",
+            )
+        raw = renamed
     unknown = [n for n in raw if signature.input(n) is None]
     if unknown:
         raise BadRequest(
             f"unknown input(s) {unknown}", hint=f"the inputs are {signature.input_names}"
         )
+    for name in signature.optional - raw.keys():
+        raw[name] = [None] * rows  # the version's default adapter fills them
     missing = [n for n in signature.input_names if n not in raw]
     if missing:
         raise BadRequest(f"missing input(s) {missing}", hint="send a tensor for every input")

@@ -38,7 +38,7 @@ clients keep sending what they sent and reading what they read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from regrow.errors import SystemSpecError
@@ -82,9 +82,19 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
     task: str
     classes: tuple[Any, ...] | None = None
+    #: Another name a client may send an input under -> the input (the version's
+    #: :class:`~regrow.data.adapters.Rename` adapters: upstream renamed the column).
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Inputs a client may leave out: a :class:`~regrow.data.adapters.Default` adapter fills
+    #: them.
+    optional: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {t.name: t for t in self.inputs})
+
+    def canonical(self, name: str) -> str:
+        """The input a client's ``name`` stands for (itself, unless it is an alias)."""
+        return self.aliases.get(name, name)
 
     @property
     def input_names(self) -> list[str]:
@@ -127,14 +137,24 @@ class Signature:
             for name in dtypes
             if name in read
         )
+        aliases: dict[str, str] = {}
+        optional: set[str] = set()
+        for adapter in spec.get("adapters") or ():
+            if adapter.get("kind") == "rename" and adapter.get("column") in read:
+                aliases[str(adapter["source"])] = str(adapter["column"])
+            elif adapter.get("kind") == "default" and adapter.get("column") in read:
+                optional.add(str(adapter["column"]))
+        extra: dict[str, Any] = {"aliases": aliases, "optional": frozenset(optional)}
         if spec.get("task") == "classification" and classes:
             label = datatype_of(classes)
             outputs = (
                 TensorSpec("predict", label, (-1,), _DTYPES[label]),
                 TensorSpec("probabilities", "FP64", (-1, len(classes)), "float"),
             )
-            return cls(inputs, outputs, "classification", tuple(classes))
-        return cls(inputs, (TensorSpec("predict", "FP64", (-1,), "float"),), str(spec["task"]))
+            return cls(inputs, outputs, "classification", tuple(classes), **extra)
+        return cls(
+            inputs, (TensorSpec("predict", "FP64", (-1,), "float"),), str(spec["task"]), **extra
+        )
 
     def metadata(self) -> dict[str, Any]:
         """``inputs`` and ``outputs`` as the model metadata endpoint lists them."""
@@ -175,6 +195,11 @@ def differences(old: Signature, new: Signature) -> list[str]:
     for name in sorted(before.keys() & after.keys()):
         if before[name].dtype != after[name].dtype:
             found.append(f"input {name!r} changes from {before[name].dtype} to {after[name].dtype}")
+    for alias, name in sorted(old.aliases.items()):
+        if new.aliases.get(alias) != name and name in after:
+            found.append(f"input {name!r} is no longer accepted as {alias!r}")
+    for name in sorted((old.optional - new.optional) & after.keys()):
+        found.append(f"input {name!r} may no longer be left out")
     if old.task != new.task:
         found.append(f"the task changes from {old.task} to {new.task}")
     if old.classes != new.classes:

@@ -1,0 +1,158 @@
+"""`regrow adapters propose | show`: the boundary adapters a system needs, and those it has.
+
+``propose`` compares a snapshot's schema with the one a system version trained on (as
+`regrow schema check` does, reusing its helpers) and prints the adapters that bridge the
+changes (:func:`regrow.data.propose.propose`) as Python to paste into the system file, and
+the changes only a person can bridge. ``show`` prints the adapters stored with a version
+(:mod:`regrow.data.adapters`), their digest, and the components that read each adapted column.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
+from regrow.cli.schema import (
+    ModeOption,
+    PolicyOption,
+    _label,
+    _mode,
+    _print,
+    _read_columns,
+    _trained_on,
+)
+
+if TYPE_CHECKING:
+    from regrow.catalog.records import SystemVersionRecord
+    from regrow.data.adapters import Adapters
+
+__all__ = ["adapters_app"]
+
+adapters_app = typer.Typer(
+    help="Propose and show a system's boundary adapters.", no_args_is_help=True
+)
+app.add_typer(adapters_app, name="adapters")
+
+
+@adapters_app.command("propose")
+def adapters_propose(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, id prefix or name (newest).")],
+    system: Annotated[str, typer.Option(help="The system that should read the snapshot.")],
+    version: Annotated[
+        str | None,
+        typer.Option(help="The system version, e.g. v3 or churn:v3 (default: its champion)."),
+    ] = None,
+    mode: ModeOption = None,
+    policy: PolicyOption = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Propose the adapters that let the system's champion (or --version) read SNAPSHOT.
+
+    Compares the snapshot's schema with the one the version trained on, counting only the
+    columns it reads; prints the changes, the proposed adapters as Python to paste into the
+    system's adapters=[...], and each change regrow cannot bridge alone with what to write.
+    Exits 0 when every change is safe or bridged by a proposal, 1 otherwise.
+    """
+    from regrow.data import Schema
+    from regrow.data.compat import classify
+    from regrow.data.propose import propose
+
+    chosen = _mode(mode, policy)
+    with workspace(home) as ws:
+        trained = _trained_on(ws, system, version)
+        reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
+        candidate = ws.catalog.snapshot_schema(snapshot)
+    old, new = Schema.from_dict(reference.spec), Schema.from_dict(candidate.spec)
+    reads = _read_columns(trained)
+    result = classify(old, new, chosen, target=reads)
+    proposal = propose(old, new, reads=reads, mode=chosen)
+    if as_json:
+        print_json(
+            {
+                "snapshot": snapshot,
+                "version": trained.ref,
+                "against": _label(reference),
+                "bridged": proposal.bridged,
+                **result.to_dict(),
+                **proposal.to_dict(),
+            }
+        )
+    else:
+        out.print(f"{snapshot} against {_label(reference)} ({trained.ref} trained on it)")
+        _print(result)
+        if proposal.adapters:
+            out.print("\nproposed adapters (paste the items into the system's adapters=[...]):")
+            for line in proposal.python().splitlines():
+                out.print(f"  {line}" if line else "")
+        elif not proposal.undecided:
+            out.print("\nno adapter needed")
+        if proposal.undecided:
+            out.print("\nundecided (regrow cannot choose; write these yourself):")
+            for _, reason in proposal.undecided:
+                out.print(f"  - {reason}")
+            n = len(proposal.undecided)
+            err.print(
+                Text.assemble(
+                    ("not bridged: ", "red"),
+                    f"{n} change{'s' if n != 1 else ''} to columns {trained.ref} reads "
+                    f"{'stay' if n != 1 else 'stays'} undecided; write the adapters into the "
+                    "system's adapters=[...], or retrain on the new data",
+                )
+            )
+    if not proposal.bridged:
+        raise typer.Exit(1)
+
+
+@adapters_app.command("show")
+def adapters_show(
+    ref: Annotated[
+        str, typer.Argument(help="A system version: shop@champion, shop:v2, shop (newest).")
+    ],
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show the adapters stored with a system version REF.
+
+    One line each, with the components (transforms included) that read its column, and the
+    adapters' digest; "no adapters" when the version has none.
+    """
+    from regrow.data.adapters import Adapters
+
+    with workspace(home) as ws:
+        record = ws.catalog.get_system_version(ref)
+    adapters = Adapters.from_list(record.spec.get("adapters"))
+    readers = _readers(record, adapters)
+    if as_json:
+        print_json(
+            {
+                "version": record.ref,
+                "digest": adapters.digest() if adapters else None,
+                "adapters": [
+                    {**a.to_dict(), "describe": a.describe(), "read_by": readers[a.column]}
+                    for a in adapters
+                ],
+            }
+        )
+        return
+    if not adapters:
+        out.print(f"{record.ref}: no adapters")
+        return
+    out.print(f"{record.ref}: {len(adapters)} adapter{'s' if len(adapters) != 1 else ''} "
+              f"(digest {adapters.digest()})")  # fmt: skip
+    for adapter in adapters:
+        names = readers[adapter.column]
+        read_by = f"read by {', '.join(names)}" if names else "read by no component"
+        out.print(Text.assemble(f"  {adapter.describe()}  ", (f"({read_by})", "dim")))
+
+
+def _readers(record: SystemVersionRecord, adapters: Adapters) -> dict[str, list[str]]:
+    """The components (transforms included) whose inputs name each adapted column."""
+    components: dict[str, Any] = record.spec.get("components") or {}
+    return {
+        a.column: sorted(n for n, c in components.items() if a.column in (c.get("inputs") or []))
+        for a in adapters
+    }
