@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from regrow.run.runner import RunEvent, RunResult
     from regrow.run.staleness import ComponentStatus
     from regrow.services import Services
+    from regrow.skew import SkewReport
     from regrow.system import System
 
 __all__ = ["Workspace"]
@@ -677,6 +678,16 @@ class Workspace(GovernanceMixin):
         from regrow.logged import logged_window
 
         return logged_window(self._services(), system, since, until, labelled)
+
+    def skew(self, ref: str, *, since: Any, until: Any = None, fdr: float = 0.05) -> SkewReport:
+        """Training/serving skew of version ``ref``: the rows it served itself in ``[since,
+        until)`` (the prediction log) against the snapshot it was trained on, feature by
+        feature, with the drift monitor's calibrated tests; nothing is stored. Times are
+        datetimes, ISO strings or spans ago (``24h``, ``7d``). See :mod:`regrow.skew`."""
+        self.require("viewer", "check training/serving skew")
+        from regrow.skew import check_skew
+
+        return check_skew(self._services(), ref, since=since, until=until, fdr=fdr)
 
     def feedback(self, system: str, labels: Any) -> int:
         """Store labels of rows ``system`` served, by request id (``{"r1": 1}``, ``[("r1",
