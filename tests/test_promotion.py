@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from regrow import Member, System, Workspace
+from regrow import Member, Policy, System, Workspace
 from regrow.errors import (
     AuthError,
     CatalogError,
@@ -37,6 +37,12 @@ def _system(inputs: list[str]) -> System:
     return System("toy", target="y", components=[Member("m", LogisticRegression(), inputs=inputs)])
 
 
+def _interface_allowed() -> Policy:
+    body = Policy.default().to_dict()
+    body["contracts"] = {**body.get("contracts", {}), "interface": "allow"}
+    return Policy.from_dict(body)
+
+
 @pytest.fixture
 def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """The OS user (the bootstrapped admin) trains weak v1 and strong v2; bob approves; carl
@@ -50,6 +56,8 @@ def governed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, objec
     v2 = ws.train(_system(["x1", "x2"]), train).version.ref
     assert ws.identity.role == "admin"
     assert ws.identity.role == "admin"
+    # v2 reads a new input, x2: an interface change these tests allow (see the interface test).
+    ws.set_policy(_interface_allowed())
     ws.catalog.identities.add("bob", "approver")
     ws.catalog.identities.add("carl", "operator")
     _, bob_token = ws.catalog.identities.create_token("bob")
@@ -300,3 +308,24 @@ def test_reading_needs_an_identity_too(
         Workspace.open(home, token="").load(v1)
     with _as(governed, "carl") as carl:
         assert carl.load(v1).predict(pd.DataFrame({"x1": [0.0], "x2": [0.0]})).shape == (1,)
+
+
+def test_a_protected_alias_refuses_a_version_its_clients_cannot_call(tmp_path: Path) -> None:
+    """contracts.interface: strict (the default): a new input breaks the holder's clients;
+    the refusal names it and the ways out, and nothing moves."""
+    with Workspace.init(tmp_path / "ws") as ws:
+        train = ws.snapshot(_data(300, 0), name="train")
+        v1 = ws.train(_system(["x1"]), train).version.ref
+        v2 = ws.train(_system(["x1", "x2"]), train).version.ref
+        ws.promote(v1, force=True, reason="first")
+        with pytest.raises(PromotionRefused) as refused:
+            ws.promote(v2, force=False)
+        message = str(refused.value)
+        assert "input 'x2' (FP64) is new" in message
+        assert "regrow adapters propose" in message
+        assert "contracts.interface: allow" in message
+        assert ws.catalog.get_system_version("toy@champion").ref == v1
+        # The same graph on other rows keeps the interface: only the evaluation is missing.
+        v3 = ws.train(_system(["x1"]), ws.snapshot(_data(300, 2), name="train")).version.ref
+        assert ws.promotion_lacks(v3)
+        assert not any("interface" in lack for lack in ws.promotion_lacks(v3))

@@ -172,12 +172,15 @@ def test_a_rollout_serving_everyone_on_a_protected_alias_needs_the_rules_at_star
 def test_a_rollout_that_meets_the_promotion_rules_starts_on_a_protected_alias(
     ws: Workspace,
 ) -> None:
-    ws.set_policy(Policy.from_dict({"promotion": {"protected": ["prod"],
-                                                  "require_blessed": False}}))  # fmt: skip
+    rules = {"promotion": {"protected": ["prod"], "require_blessed": False}}
+    ws.set_policy(Policy.from_dict(rules))
     ws.catalog.identities.add("bob", "approver")
     _, token = ws.catalog.identities.create_token("bob")
-    with pytest.raises(PromotionRefused, match="1 approval"):
+    with pytest.raises(PromotionRefused, match="1 approval") as refused:
         machine.start(ws, "toy:v2", alias="prod", mode="blue-green")
+    # v2 reads an input v1 does not: its clients could not call it as they call v1.
+    assert "input 'x2' (FP64) is new" in str(refused.value)
+    ws.set_policy(Policy.from_dict({**rules, "contracts": {"interface": "allow"}}))
     with Workspace.open(ws.home, token=token) as bob:
         bob.approve("toy:v2", "prod")
     r = machine.start(ws, "toy:v2", alias="prod", mode="blue-green")

@@ -71,6 +71,9 @@ class PromotionRules:
     policy_id: str | None = None
     """The policy these rules come from: a blessed evaluation counts only when it ran that
     policy's gates (None: any policy's)."""
+    interface: str = "strict"
+    """``strict``: the version must take and return what the alias's holder does (its
+    serving signature, adapters' aliases included); ``allow``: any interface."""
 
     def protects(self, alias: str) -> bool:
         """Whether moving ``alias`` needs the evaluation and approvals."""
@@ -84,6 +87,7 @@ class PromotionRules:
             "approvals": self.approvals,
             "evaluation_snapshots": list(self.evaluation_snapshots),
             "policy": self.policy_id,
+            "interface": self.interface,
         }
 
 
@@ -155,6 +159,8 @@ def missing(
     if not rules.protects(alias):
         return []
     lacks: list[str] = []
+    if rules.interface == "strict" and holder is not None:
+        lacks.extend(_interface_lacks(session, version, ref, holder))
     if rules.require_blessed and holder is not None:
         lacks.extend(_evaluation_lacks(session, rules, version, ref, holder))
     if rules.approvals:
@@ -169,6 +175,61 @@ def missing(
                 + f": `regrow approve {ref} --alias {alias}`"
             )
     return lacks
+
+
+def _interface_lacks(session: Session, version: SystemVersion, ref: str, holder: str) -> list[str]:
+    """How ``version``'s serving signature breaks the holder's (empty: it does not)."""
+    from regrow.serve.signature import differences
+
+    holder_row = lookup.version_by_id(session, holder)
+    old, new = _signature(session, holder_row), _signature(session, version)
+    if old is None or new is None:
+        return []  # a version without a training snapshot has no known inputs to compare
+    found = differences(old, new)
+    if not found:
+        return []
+    holder_ref = f"{holder_row.system}:v{holder_row.number}"
+    return [
+        f"an interface that clients of {holder_ref} can use ({'; '.join(found)}): bridge an "
+        f"input change with an adapter (`regrow adapters propose`), or allow it with the "
+        "policy's contracts.interface: allow"
+    ]
+
+
+def _signature(session: Session, version: SystemVersion) -> Any:
+    from regrow.catalog.models import Schema
+    from regrow.serve.signature import Signature
+
+    if version.snapshot_id is None:
+        return None
+    snap = session.get(Snapshot, version.snapshot_id)
+    if snap is None:
+        return None
+    schema = (
+        session.scalars(
+            sa.select(Schema.spec).where(Schema.name == snap.name, Schema.id == snap.schema_id)
+        ).first()
+        or session.scalars(sa.select(Schema.spec).where(Schema.id == snap.schema_id)).first()
+    )
+    if schema is None:
+        return None
+    infos = session.scalars(
+        sa.select(ComponentVersion.info).where(
+            ComponentVersion.id.in_(list(version.manifest.values())),
+            ComponentVersion.kind == "member",
+        )
+    )
+    classes: set[Any] = set()
+    for info in infos:
+        classes.update((info or {}).get("classes", []))
+    spec = version.spec
+    known = sorted(classes) if spec.get("task") == "classification" and classes else None
+    try:
+        return Signature.of(spec, schema, known)
+    except CatalogError:
+        raise
+    except Exception:  # a graph its schema cannot describe: serving refuses it on its own
+        return None
 
 
 def _evaluation_lacks(

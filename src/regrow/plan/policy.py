@@ -356,6 +356,10 @@ class ContractsPolicy(_Strict):
     reverse; full: both; none: no check."""
     transitive: bool = False
     """Check against every registered schema of the dataset name, not only the newest."""
+    interface: Literal["strict", "allow"] = "strict"
+    """strict: a protected alias (``promotion.protected``) moves only to a version that takes
+    and returns what its holder does (inputs by name and type, adapters' renames, classes,
+    outputs); allow: any interface."""
 
 
 class AlertRule(_Strict):
