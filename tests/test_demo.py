@@ -35,6 +35,13 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     assert summary["rollout"]["state"] == "promoted"
     assert summary["rollout"]["moves"][:2] == ["start", "begin"]
     assert {"advance", "promote"} <= set(summary["rollout"]["moves"])
+    # Upstream renames a column: an adapter bridges it, nothing is re-fitted, and the renamed
+    # window is monitored, planned on and served with the champion's own predictions.
+    renamed = summary["renamed"]
+    assert renamed["adapters"] == [{"kind": "rename", "column": "support_calls", "source": "calls"}]
+    assert renamed["refitted"] == []
+    assert renamed["missing"] == []
+    assert renamed["same_predictions"] is True
     assert summary["seconds"] > 0  # how fast is for benchmarks/, not a test on a busy machine
 
 
@@ -47,7 +54,9 @@ def test_demo_human_output_explains_the_update(
     with Workspace.init(tmp_path / "ws") as ws:
         result = run_demo(ws, rows=4000, new_rows=3000, workers=1)
         assert {d.column for d in result.drifted} == {"distance_km", "network_quality"}
-        assert ws.catalog.list_monitor_reports()[0].summary["candidates"] == ["geo"]
+        v1 = ws.catalog.get_system_version("churn:v1").id
+        first = [r for r in ws.catalog.list_monitor_reports() if r.version_id == v1]
+        assert first[0].summary["candidates"] == ["geo"]
         assert result.affected == ["geo"]
         window = ws.catalog.get_snapshot(result.plan.window)
         assert (window.name, window.rows) == ("churn-served", 2000)  # 2/3 of 3000, all labelled

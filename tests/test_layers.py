@@ -16,7 +16,14 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "regrow"
 
 #: Modules on the Workspace's floor or above it: they may use it.
-ABOVE = {"regrow", "regrow.workspace", "regrow.demo", "regrow._demo_canary", "regrow._demo_monitor"}
+ABOVE = {
+    "regrow",
+    "regrow.workspace",
+    "regrow.demo",
+    "regrow._demo_canary",
+    "regrow._demo_monitor",
+    "regrow._demo_contracts",
+}
 ABOVE_PACKAGES = ("regrow.cli", "regrow.serve", "regrow.loop")
 
 

@@ -34,6 +34,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from regrow._demo_canary import canary
+from regrow._demo_contracts import renamed_column
 from regrow._demo_monitor import monitor_summary
 from regrow._demo_serving import send_labels, send_rows, served_version
 from regrow.catalog.records import SnapshotRecord
@@ -162,6 +163,7 @@ class DemoResult:
     served: dict[str, Any] = field(default_factory=dict)  # the traffic the window came from
     rollout: dict[str, Any] = field(default_factory=dict)  # the canary that promoted v2
     monitor: dict[str, Any] = field(default_factory=dict)  # estimates, multivariate, alerts
+    renamed: dict[str, Any] = field(default_factory=dict)  # a renamed column, bridged
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary `regrow demo --json` ends with."""
@@ -177,6 +179,7 @@ class DemoResult:
             "served": self.served,
             "rollout": self.rollout,
             "monitor": self.monitor,
+            "renamed": self.renamed,
             "seconds": round(self.seconds, 2),
         }
 
@@ -338,8 +341,12 @@ def _scenario(
             say(f"the rollout promoted {result.v2}; the server serves it to every request "
                 f"{seconds:.1f} s later")  # fmt: skip
         result.served = {"rows": len(ids), "labels": received, "window": recent.id[:12]}
-        result.seconds = time.perf_counter() - started
-        return result
+    t0 = time.perf_counter()
+    champion = result.v2 if result.promoted else v1.version.ref
+    result.renamed = renamed_column(ws, champion, later.iloc[cut:], say)
+    _step(steps, "renamed column", t0)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def _update(
