@@ -197,3 +197,52 @@ def test_every_adapters_command_has_help() -> None:
     assert adapters.help
     for command in adapters.commands.values():  # type: ignore[attr-defined]
         assert command.help
+
+
+def test_changes_a_versions_own_adapters_bridge_are_safe_for_it(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    from regrow import Workspace
+
+    module = SYSTEM_MODULE.replace(
+        "ADAPTERS = []",
+        "from regrow.data.adapters import Default\nADAPTERS = [Default('seats', 1)]",
+    )
+    (home / "defaulted.py").write_text(module)
+    code, _, err = run(capsys, "train", f"{home / 'defaulted.py'}:build", "--snapshot", "c",
+                       "--workers", "1", "--home", str(home / "ws"))  # fmt: skip
+    assert code == 0, err
+    with Workspace.open(home / "ws") as ws:
+        ref = next(
+            v.ref
+            for v in ws.catalog.list_system_versions("churn")
+            if v.spec.get("adapters") and v.spec["adapters"][0]["kind"] == "default"
+        )
+    h = ("--system", "churn", "--version", ref, "--home", str(home / "ws"))
+    code, out, err = run(capsys, "schema", "check", "short", *h)
+    assert code == 0, out + err
+    assert "safe      'seats' dropped (int) (bridged by its default adapter)" in out
+    code, out, err = run(capsys, "adapters", "propose", "short", *h)
+    assert code == 0, out + err
+    assert 'Default("seats", value=1),' in out  # its own adapters, first: the whole list to paste
+
+
+def test_a_component_checked_under_its_own_mode(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """contracts.systems.churn.components: m's columns under 'none', the rest under backward."""
+    (home / "policy.yaml").write_text(
+        "contracts:\n  systems:\n    churn:\n      components: {m: none}\n"
+    )
+    h = ("--system", "churn", "--version", "v1", "--home", str(home / "ws"))
+    code, out, err = run(capsys, "schema", "check", "short", *h)
+    assert code == 1  # the shipped policy: backward for every component, and m reads 'seats'
+    assert "'seats' dropped breaks backward" in err
+    code, out, err = run(capsys, "schema", "check", "short", *h, "--policy",
+                         str(home / "policy.yaml"), "--json")  # fmt: skip
+    assert code == 0, out + err
+    checks = json.loads(out)["checks"]
+    assert [(c["mode"], c["components"], c["compatible"]) for c in checks] == [
+        ("backward", ["enc"], True),
+        ("none", ["m"], True),
+    ]

@@ -58,7 +58,7 @@ def adapters_propose(
     Exits 0 when every change is safe or bridged by a proposal, 1 otherwise.
     """
     from regrow.data import Schema
-    from regrow.data.compat import classify
+    from regrow.data.compat import bridge, classify
     from regrow.data.propose import propose
 
     chosen = _mode(mode, policy)
@@ -68,8 +68,9 @@ def adapters_propose(
         candidate = ws.catalog.snapshot_schema(snapshot)
     old, new = Schema.from_dict(reference.spec), Schema.from_dict(candidate.spec)
     reads = _read_columns(trained)
-    result = classify(old, new, chosen, target=reads)
-    proposal = propose(old, new, reads=reads, mode=chosen)
+    have = trained.spec.get("adapters") or []
+    result = bridge(classify(old, new, chosen, target=reads), have)
+    proposal = propose(old, new, reads=reads, mode=chosen, have=have)
     if as_json:
         print_json(
             {

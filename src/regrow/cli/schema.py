@@ -89,14 +89,20 @@ def schema_check(
 ) -> None:
     """Check SNAPSHOT against the schema the system's champion (or --version) trained on.
 
-    Only the columns the system reads can break it. Exits 0 when compatible; 1 with each
-    breaking change and a hint naming the column, the mode and the fix.
+    Only the columns the system reads can break it, and changes its own adapters bridge are
+    safe. The mode is --mode, else the policy's for the system (contracts.systems), with
+    components that have a mode of their own checked under it for the columns they read.
+    Exits 0 when compatible; 1 with each breaking change and a hint naming the column, the
+    mode and the fix.
     """
     from regrow.data import Schema
-    from regrow.data.compat import classify_history
+    from regrow.data.compat import bridge, classify_history
+    from regrow.plan.policy import load_policy
 
-    chosen = _mode(mode, policy)
-    every = _transitive(transitive, policy)
+    section = load_policy(policy).contracts
+    if mode is not None:
+        _mode(mode, policy)  # refuses an unknown mode
+    every = section.transitive_for(system) if transitive is None else transitive
     with workspace(home) as ws:
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
@@ -105,14 +111,20 @@ def schema_check(
             versions = ws.catalog.schema_versions(reference.name)
             history = [r for r in versions if r.version <= reference.version]
         candidate = ws.catalog.snapshot_schema(snapshot)
-    results = classify_history(
-        [Schema.from_dict(r.spec) for r in history],
-        Schema.from_dict(candidate.spec),
-        chosen,
-        transitive=every,
-        target=_read_columns(trained),
-    )
-    compatible = all(r.compatible for r in results)
+    adapters = trained.spec.get("adapters") or []
+    checks = []  # (mode, components, schema record, result)
+    for chosen, components, columns in _groups(trained, section, mode):
+        results = classify_history(
+            [Schema.from_dict(r.spec) for r in history],
+            Schema.from_dict(candidate.spec),
+            chosen,
+            transitive=every,
+            target=columns,
+        )
+        for record, result in zip(history, results, strict=True):
+            checks.append((chosen, components, record, bridge(result, adapters)))
+    compatible = all(r.compatible for *_, r in checks)
+    several = len({c[0] for c in checks}) > 1
     if as_json:
         print_json(
             {
@@ -120,19 +132,37 @@ def schema_check(
                 "version": trained.ref,
                 "compatible": compatible,
                 "checks": [
-                    {"against": _label(r), **c.to_dict()}
-                    for r, c in zip(history, results, strict=True)
+                    {"against": _label(record), "components": components, **result.to_dict()}
+                    for _, components, record, result in checks
                 ],
             }
         )
     else:
-        for record, result in zip(history, results, strict=True):
-            out.print(f"{snapshot} against {_label(record)} ({trained.ref} trained on it)")
+        for chosen, components, record, result in checks:
+            who = f"; components {', '.join(components)}" if several else ""
+            out.print(f"{snapshot} against {_label(record)} ({trained.ref} trained on it{who})")
             _print(result)
             for change in result.breaking:
                 err.print(Text.assemble(("hint: ", "yellow"), change.hint(chosen)))
     if not compatible:
         raise typer.Exit(1)
+
+
+def _groups(
+    version: SystemVersionRecord, section: Any, mode: str | None
+) -> list[tuple[str, list[str], list[str]]]:
+    """(mode, components, the data columns they read) per mode the check runs under."""
+    components: dict[str, Any] = version.spec.get("components") or {}
+    readers = [n for n, c in components.items() if c.get("kind") != "ensemble"]
+    modes = dict.fromkeys(readers, mode) if mode else section.modes(version.system, readers)
+    groups: dict[str, list[str]] = {}
+    for name in readers:
+        groups.setdefault(modes[name], []).append(name)
+    found = []
+    for chosen, names in groups.items():
+        columns = {str(i) for n in names for i in components[n].get("inputs") or []}
+        found.append((chosen, names, sorted(columns - set(components))))
+    return found
 
 
 def _mode(mode: str | None, policy: Path | None) -> str:
@@ -225,6 +255,8 @@ def _print(result: Compatibility) -> None:
         out.print("  no change")
     for change in result.changes:
         via = f" ({change.adapter})" if change.adapter and change.cls == "adaptable" else ""
+        if change.bridged:
+            via = f" (bridged by its {change.bridged} adapter)"
         out.print(
             Text.assemble("  ", (f"{change.cls:<10}", _CLASS_STYLE[change.cls]), change.detail, via)
         )

@@ -30,14 +30,22 @@ backward: compatible (2 adaptable)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from regrow.data.schema import ColumnSchema, Schema
 from regrow.errors import SchemaError
 
-__all__ = ["CLASSES", "MODES", "Change", "Compatibility", "classify", "classify_history"]
+__all__ = [
+    "CLASSES",
+    "MODES",
+    "Change",
+    "Compatibility",
+    "bridge",
+    "classify",
+    "classify_history",
+]
 
 Mode = Literal["backward", "forward", "full", "none"]
 MODES: tuple[str, ...] = ("backward", "forward", "full", "none")
@@ -97,6 +105,8 @@ class Change:
     detail: str
     cls: str
     adapter: str | None = None
+    bridged: str | None = None
+    """The adapter of the reader's own that bridges the change (it is then ``safe``)."""
 
     def hint(self, mode: str) -> str:
         """What to do about this change, naming the column, the mode and the fix."""
@@ -116,9 +126,12 @@ class Change:
             "detail": self.detail,
             "class": self.cls,
             "adapter": self.adapter,
+            "bridged": self.bridged,
         }
 
     def __str__(self) -> str:
+        if self.bridged:
+            return f"{self.cls:<10} {self.detail} (bridged by its {self.bridged} adapter)"
         via = f" ({self.adapter})" if self.adapter and self.cls == "adaptable" else ""
         return f"{self.cls:<10} {self.detail}{via}"
 
@@ -188,6 +201,46 @@ bring the column back; or accept the change with --mode none"
             cls, adapter = "safe", None  # no reader reads the column
         changes.append(Change(kind, column, detail, cls, adapter))
     return Compatibility(mode, tuple(changes))
+
+
+# change kind -> the adapter kind that bridges it for a reader of the old schema.
+_BRIDGES = {
+    "renamed": "rename",
+    "dropped": "default",
+    "became nullable": "default",
+    "categories grown": "category mapping",
+}
+
+
+def bridge(result: Compatibility, adapters: Iterable[Mapping[str, Any]]) -> Compatibility:
+    """``result`` with each change that one of the reader's ``adapters`` (their stored JSON,
+    :meth:`regrow.data.adapters.Adapter.to_dict`) bridges marked ``safe``, naming the adapter.
+
+    A rename needs a ``rename`` of the column, a widened or narrowed type a ``cast`` (or a
+    ``category mapping`` between category and string), a dropped or newly nullable column a
+    ``default``, new categories a ``category mapping`` with ``unseen``.
+
+    >>> from regrow.data import ColumnSchema, Schema
+    >>> old = Schema((ColumnSchema("x", "float"),))
+    >>> result = classify(old, Schema(()), "backward")
+    >>> print(bridge(result, [{"kind": "default", "column": "x", "value": 0.0}]))
+    backward: compatible
+      safe       'x' dropped (float) (bridged by its default adapter)
+    """
+    have: set[tuple[str, str]] = set()
+    for adapter in adapters:
+        kind, column = str(adapter.get("kind")), str(adapter.get("column"))
+        if kind == "category mapping" and adapter.get("unseen") is None:
+            continue  # a mapping without "unseen" leaves new categories as they are
+        have.add((kind, column))
+    changes = []
+    for change in result.changes:
+        needs = change.adapter if change.kind in ("widened", "narrowed") else None
+        needs = needs or _BRIDGES.get(change.kind)
+        if change.cls != "safe" and needs and (needs, change.column) in have:
+            change = replace(change, cls="safe", bridged=needs)
+        changes.append(change)
+    return Compatibility(result.mode, tuple(changes))
 
 
 def classify_history(

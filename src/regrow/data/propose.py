@@ -41,12 +41,12 @@ about it)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from regrow.data.adapters import Adapter, Adapters, Cast, MapCategories, Rename
-from regrow.data.compat import Change, classify
+from regrow.data.compat import Change, bridge, classify
 from regrow.data.schema import ColumnSchema, Schema
 from regrow.errors import SchemaError
 
@@ -102,12 +102,19 @@ class Proposal:
 
 
 def propose(
-    old: Schema, new: Schema, *, reads: Iterable[str] | None = None, mode: str = "backward"
+    old: Schema,
+    new: Schema,
+    *,
+    reads: Iterable[str] | None = None,
+    mode: str = "backward",
+    have: Iterable[Mapping[str, Any]] = (),
 ) -> Proposal:
     """The adapters that let a reader of ``old`` read ``new`` (see the module).
 
     ``reads``: the columns the reader reads (default: all); ``mode``: the compatibility mode
-    whose ``adaptable`` and ``breaking`` changes need a proposal.
+    whose ``adaptable`` and ``breaking`` changes need a proposal; ``have``: the adapters the
+    reader has already (stored JSON): changes they bridge need nothing, and they come first
+    in the proposal, which is then the whole list for ``adapters=[...]``.
 
     >>> from regrow.data import ColumnSchema, Schema
     >>> old = Schema((ColumnSchema("plan", "category", categories=("free", "other")),))
@@ -117,8 +124,9 @@ def propose(
     >>> propose(old, new, reads=["age"]).adapters.describe()
     []
     """
-    result = classify(old, new, mode, target=reads)
-    adapters: list[Adapter] = []
+    existing = Adapters(have)
+    result = bridge(classify(old, new, mode, target=reads), existing.to_list())
+    adapters: list[Adapter] = list(existing)
     undecided: list[tuple[Change, str]] = []
     for change in result.changes:
         if change.cls == "safe":

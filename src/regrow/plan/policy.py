@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Literal
 
@@ -347,6 +347,20 @@ class PromotionPolicy(_Strict):
     not train on."""
 
 
+Mode = Literal["backward", "forward", "full", "none"]
+
+
+class SystemContracts(_Strict):
+    """One system's own compatibility mode, and its components' (``contracts.systems``)."""
+
+    compatibility: Mode | None = None
+    """The system's mode (None: the section's)."""
+    transitive: bool | None = None
+    """Check every registered schema (None: the section's)."""
+    components: dict[str, Mode] = {}
+    """Modes of single components: for the columns each reads itself."""
+
+
 class ContractsPolicy(_Strict):
     """How a new snapshot's schema must relate to the schemas models were trained on
     (:mod:`regrow.data.compat`, `regrow schema diff|check`)."""
@@ -356,10 +370,31 @@ class ContractsPolicy(_Strict):
     reverse; full: both; none: no check."""
     transitive: bool = False
     """Check against every registered schema of the dataset name, not only the newest."""
+    systems: dict[str, SystemContracts] = {}
+    """Per system (by name): its own mode, and modes of its components."""
     interface: Literal["strict", "allow"] = "strict"
     """strict: a protected alias (``promotion.protected``) moves only to a version that takes
     and returns what its holder does (inputs by name and type, adapters' renames, classes,
     outputs); allow: any interface."""
+
+    def modes(self, system: str, components: Iterable[str]) -> dict[str, str]:
+        """The mode of each of ``system``'s ``components``: its own, else the system's,
+        else the section's.
+
+        >>> section = ContractsPolicy(systems={"churn": {"compatibility": "full",
+        ...                                               "components": {"geo": "forward"}}})
+        >>> section.modes("churn", ["geo", "usage"])
+        {'geo': 'forward', 'usage': 'full'}
+        """
+        own = self.systems.get(system)
+        default = (own.compatibility if own else None) or self.compatibility
+        chosen = own.components if own else {}
+        return {c: chosen.get(c, default) for c in components}
+
+    def transitive_for(self, system: str) -> bool:
+        """Whether ``system``'s checks are transitive."""
+        own = self.systems.get(system)
+        return own.transitive if own is not None and own.transitive is not None else self.transitive
 
 
 class AlertRule(_Strict):
