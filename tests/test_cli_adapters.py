@@ -92,7 +92,7 @@ def test_propose_bridges_a_rename_a_widened_int_and_a_new_category(
     assert "adaptable 'plan' categories added 'team' (category mapping)" in out
     assert "from regrow.data.adapters import Cast, MapCategories, Rename" in out
     assert 'Rename("tenure", source="months"),' in out
-    assert 'Cast("seats", dtype="int", min=1, max=9),' in out
+    assert 'Cast("seats", dtype="int"),' in out
     assert 'MapCategories("plan", known=("free", "other", "pro"), unseen="other"),' in out
     assert "undecided" not in out + err
 
@@ -111,7 +111,7 @@ def test_the_proposed_python_builds_the_proposal_and_trains_on_the_new_data(
     assert built == Adapters(
         [
             Rename("tenure", source="months"),
-            Cast("seats", "int", min=1, max=9),
+            Cast("seats", "int"),
             MapCategories("plan", known=("free", "other", "pro"), unseen="other"),
         ]
     )
@@ -127,7 +127,7 @@ def test_the_proposed_python_builds_the_proposal_and_trains_on_the_new_data(
     assert lines[0] == f"churn:v2: 3 adapters (digest {built.digest()})"
     assert lines[1:] == [
         "  rename   'months' → 'tenure'  (read by m)",
-        "  cast     'seats' to int (min=1, max=9)  (read by m)",
+        "  cast     'seats' to int  (read by m)",
         "  map      'plan': unseen → 'other'  (read by enc)",  # a transform reads it
     ]
 

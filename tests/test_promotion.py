@@ -329,3 +329,24 @@ def test_a_protected_alias_refuses_a_version_its_clients_cannot_call(tmp_path: P
         v3 = ws.train(_system(["x1"]), ws.snapshot(_data(300, 2), name="train")).version.ref
         assert ws.promotion_lacks(v3)
         assert not any("interface" in lack for lack in ws.promotion_lacks(v3))
+
+
+def test_a_version_with_the_holders_components_needs_approvals_but_no_evaluation(
+    governed: dict[str, object],
+) -> None:
+    """A version made by adding adapters predicts what its holder predicts: no evaluation
+    could bless it, so only the approvals are asked for."""
+    from regrow.data.adapters import Default
+
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    ws.promote(v1)
+    bridged = ws.adapt(v1, [Default("x1", 0.0)]).version.ref
+    lacks = ws.promotion_lacks(bridged)
+    assert len(lacks) == 1
+    assert "approval" in lacks[0]
+    with _as(governed, "bob") as bob:
+        bob.approve(bridged)
+    assert ws.catalog.get_system_version(ws.promote(bridged).version_id).ref == bridged

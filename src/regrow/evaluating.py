@@ -120,17 +120,21 @@ def _evaluate(
         frame = services.frame(snap.id)
         cand = services.load(cand_v)
         base = services.load(base_v) if base_v else None
-        # Both read the rows as the candidate reads them: through its boundary adapters
-        # (a baseline without them could not read a renamed column).
-        raw = frame
-        frame = cand.adapters.apply(frame)
+        if cand.adapters:
+            # Both read the rows as the candidate reads them: through its boundary adapters
+            # (a baseline without them could not read a renamed column). The evaluation is
+            # of the adapted rows, so it is recorded on their snapshot: rows the candidate
+            # trained on, once adapted, do not count as held out.
+            from regrow.windows import adapted_snapshot
+
+            snap, frame = adapted_snapshot(services, cand.adapters, snap)
         check_frame(cand, base, frame)
     outputs = services.outputs
 
     def predict(model: Any, rows: pd.DataFrame) -> Any:
         import numpy as np
 
-        if rows is frame and frame is raw:  # outputs stored for the snapshot's own rows
+        if rows is frame:  # outputs stored for the snapshot's own rows
             members = outputs.member_outputs(model, rows, snapshot=snap.id)
         else:
             members = model.member_outputs(rows)

@@ -384,6 +384,13 @@ class System:
                 self.output  # noqa: B018 - raises when members are left uncombined
             except SystemSpecError as exc:
                 problems.append(exc.message)
+        read = {c for n in self._components for c in self.direct_columns(n)}
+        for adapter in self.adapters:
+            if adapter.column not in read:
+                problems.append(
+                    f"its {adapter.kind} adapter of {adapter.column!r} adapts a column no "
+                    "component reads" + _close_hint_suffix(adapter.column, read)
+                )
         if columns is not None:
             available = set(columns)
             if self.target not in available:

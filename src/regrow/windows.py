@@ -30,7 +30,7 @@ from regrow.errors import SliceError
 if TYPE_CHECKING:
     from regrow.services import Services
 
-__all__ = ["WINDOW_SUFFIXES", "Window", "open_window", "store_window"]
+__all__ = ["WINDOW_SUFFIXES", "Window", "adapted_snapshot", "open_window", "store_window"]
 
 #: File suffixes a window given as a string is read from (otherwise it names a snapshot).
 WINDOW_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -63,6 +63,9 @@ def _adapt(
         notes.append(
             f"read through {version.ref}'s adapters: "
             + "; ".join(" ".join(a.describe().split()) for a in adapters)
+            + " ("
+            + "; ".join(adapters.changed(frame, adapted))
+            + ")"
         )
     notes.extend(problems)
     return adapted
@@ -162,3 +165,35 @@ def store_window(services: Services, window: Window) -> SnapshotRecord:
         slices=rec.slices or None,
         check_schema=False,
     )
+
+
+def adapted_snapshot(
+    services: Services, adapters: Adapters, snap: SnapshotRecord
+) -> tuple[SnapshotRecord, pd.DataFrame]:
+    """``snap`` as a system with ``adapters`` reads it, and its rows.
+
+    Adapted rows equal to a snapshot the name already holds *are* that snapshot (a rename
+    that gives back the old column trains on the old snapshot, and re-fits nothing). Other
+    adapted rows are stored as ``<name>-adapted``, their parent ``snap``: the name's own schema
+    stays the shape upstream sends. Rows the adapters leave as they are give ``snap`` itself.
+    """
+    import contextlib
+
+    frame = services.frame(snap.id)
+    adapted = adapters.apply(frame)
+    if adapted is frame:
+        return snap, frame
+    time_column = snap.time_column if snap.time_column in adapted.columns else None
+    slices = snap.slices or None
+    same = prepare_snapshot(adapted, name=snap.name, time_column=time_column, slices=slices)
+    with contextlib.suppress(LookupError):
+        return services.catalog.get_snapshot(same.id), adapted
+    stored = services.snapshot(
+        adapted,
+        name=f"{snap.name}-adapted",
+        time_column=time_column,
+        slices=slices,
+        parents=(snap.id,),
+        check_schema=False,
+    )
+    return stored, adapted

@@ -276,22 +276,10 @@ class Workspace(GovernanceMixin):
         return snap
 
     def _adapted(self, system: System, snap: SnapshotRecord) -> SnapshotRecord:
-        """``snap`` as ``system`` reads it: through its boundary adapters. When they change
-        the rows, the adapted rows are stored as a snapshot of the same name whose parent is
-        ``snap`` (rows equal to an existing snapshot's are that snapshot: a rename that gives
-        back the old column trains on the old snapshot, and re-fits nothing)."""
-        frame = self.frame(snap.id)
-        adapted = system.adapters.apply(frame)
-        if adapted is frame:
-            return snap
-        return self.snapshot(
-            adapted,
-            name=snap.name,
-            time_column=snap.time_column if snap.time_column in adapted.columns else None,
-            slices=snap.slices or None,
-            parents=(snap.id,),
-            check_schema=False,
-        )
+        """``snap`` as ``system`` reads it (see :func:`regrow.windows.adapted_snapshot`)."""
+        from regrow.windows import adapted_snapshot
+
+        return adapted_snapshot(self._services(), system.adapters, snap)[0]
 
     def train(
         self,
@@ -405,6 +393,7 @@ class Workspace(GovernanceMixin):
                 f"{base.ref} records no training snapshot", hint="adapt a version trained on one"
             )
         system = self.system(base.ref).with_adapters(adapters)
+        system.validate()  # an adapter of a column no component reads is refused
         snap = self.catalog.get_snapshot(base.snapshot_id)
         return execute(
             self.catalog,

@@ -24,9 +24,8 @@ from regrow.data.adapters import (
     MapCategories,
     Rename,
     adapter_from_dict,
-    check_not_shadowing,
 )
-from regrow.errors import ConfigError, DataError, RegrowError, SchemaError
+from regrow.errors import ConfigError, DataError, RegrowError
 
 
 def raises(error: type[RegrowError], *fragments: str, call: Any) -> str:
@@ -749,15 +748,6 @@ def test_describe_gives_one_line_per_adapter() -> None:
         "derived  'age_per_seat' = operator:truediv(age, seats) v1",
     ]
     assert Cast("a", "float").describe() == "cast     'a' to float"
-
-
-def test_check_not_shadowing_names_adapters_no_component_reads() -> None:
-    check_not_shadowing(_boundary(), ["plan", "seats", "age", "age_per_seat", "more"])
-    raises(
-        SchemaError,
-        "adapters for columns ['seats', 'age_per_seat'] that no component reads",
-        call=lambda: check_not_shadowing(_boundary(), ["plan", "age"]),
-    )
 
 
 # -- JSON round trip and digest -------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_a_rename_a_widened_int_and_a_new_category_with_other_known_are_proposed
     assert proposal.adapters == Adapters(
         [
             Rename("tenure", source="months"),
-            Cast("seats", "int", min=1, max=9),
+            Cast("seats", "int"),
             MapCategories("plan", known=PLANS, unseen="other"),
         ]
     )
@@ -71,10 +71,13 @@ def test_every_widening_gets_a_cast_back_to_the_old_type(
     assert list(proposal.adapters) == [expected]
 
 
-def test_a_cast_takes_the_bounds_the_old_schema_has() -> None:
-    old = _schema(ColumnSchema("age", "int", min=0))
+def test_a_cast_sets_no_range_from_what_training_saw() -> None:
+    # The old schema's min/max are observed values, not limits: a range from them would refuse
+    # every new value beyond them (a user found a proposed max=14 refusing visits=15).
+    old = _schema(ColumnSchema("age", "int", min=0, max=14))
     proposal = propose(old, _schema(ColumnSchema("age", "float")))
-    assert list(proposal.adapters) == [Cast("age", "int", min=0)]
+    assert list(proposal.adapters) == [Cast("age", "int")]
+    assert "min" not in proposal.adapters[0].to_dict()
     assert "max" not in proposal.adapters[0].to_dict()
 
 

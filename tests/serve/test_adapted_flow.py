@@ -133,7 +133,12 @@ def test_a_changed_shape_is_bridged_everywhere_with_nothing_retrained(
         assert report.drifted_columns == []
         assert report.quality is not None
         assert [f for f in report.quality.findings if f.kind in ("missing", "type", "unseen")] == []
-        assert any("adapters" in note for note in report.notes)
+        said = " ".join(note for note in report.notes if "adapters" in note)
+        if change.name == "renamed":
+            assert "'tier' read as 'plan'" in said
+        if change.name == "new category":  # how many values the mapping changed, not hidden
+            mapped = int((new["plan"] == "enterprise").sum())
+            assert f"'plan': {mapped:,} of {ROWS:,} values changed" in said
 
         # Evaluation: both versions read the rows as the candidate does, so they tie exactly.
         window = ws.snapshot(new, name="shop-eval", check_schema=False)
@@ -148,6 +153,15 @@ def test_a_changed_shape_is_bridged_everywhere_with_nothing_retrained(
     assert response.status_code == 200, response.text
     proba = next(o for o in response.json()["outputs"] if o["name"] == "probabilities")
     np.testing.assert_allclose(np.reshape(proba["data"], (20, 2)), expected[:20], rtol=1e-12)
+    meta = client.get("/v2/models/shop").json()
+    assert [i["name"] for i in meta["inputs"]] == ["age", "income", "plan"]  # the model's names
+    if change.name == "renamed":
+        assert meta["parameters"]["input_aliases"] == {"tier": "plan"}
+        body = _request(new.head(2), change)
+        body["inputs"] = [t for t in body["inputs"] if t["name"] != "tier"]
+        refused = client.post("/v2/models/shop/infer", json=body)
+        assert refused.status_code == 400
+        assert "'plan' is also accepted as 'tier'" in refused.json()["error"]
 
 
 def test_a_cast_refuses_values_it_cannot_hold_naming_the_column(
@@ -193,3 +207,54 @@ def test_adapting_a_version_refits_nothing_and_is_idempotent(
             ws.load(bridged.version.ref).predict_proba(renamed),
             ws.load(v1.ref).predict_proba(old.drop(columns="bought")),
         )
+
+
+def test_an_adapter_of_a_column_no_component_reads_is_refused(
+    tmp_path: Path, shop_rows: Callable[..., pd.DataFrame], shop_graph: Callable[..., System]
+) -> None:
+    from regrow.data.adapters import Default
+    from regrow.errors import SystemSpecError
+
+    with Workspace.init(tmp_path / "ws") as ws:
+        v1 = ws.train(shop_graph(), ws.snapshot(shop_rows(ROWS, 0), name="shop")).version
+        with pytest.raises(SystemSpecError, match=r"default adapter of 'ages' adapts a column no "
+                           r"component reads \(did you mean 'age'\?\)"):  # fmt: skip
+            ws.adapt(v1.ref, [Default("ages", 0)])
+        assert len(ws.catalog.list_system_versions("shop")) == 1  # nothing recorded
+
+
+def test_new_rows_adapted_are_stored_apart_and_the_name_keeps_upstreams_shape(
+    tmp_path: Path, shop_rows: Callable[..., pd.DataFrame], shop_graph: Callable[..., System]
+) -> None:
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.train(shop_graph(), ws.snapshot(shop_rows(ROWS, 0), name="shop"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            renamed = ws.snapshot(
+                _renamed(shop_rows(ROWS, 1)), name="shop", allow_schema_change=True
+            )
+        run = ws.train(shop_graph(adapters=[Rename("plan", source="tier")]), renamed)
+        trained_on = ws.catalog.get_snapshot(run.version.snapshot_id)
+        assert trained_on.name == "shop-adapted"
+        assert trained_on.parent_ids == (renamed.id,)
+        # Upstream's next batch in the new shape is no schema change for the name.
+        newest = ws.catalog.latest_schema("shop")
+        assert newest is not None
+        assert "tier" in [c["name"] for c in newest.spec["columns"]]
+        ws.snapshot(_renamed(shop_rows(ROWS, 2)), name="shop")
+
+
+def test_an_evaluation_on_rows_that_adapt_to_the_training_rows_is_not_held_out(
+    tmp_path: Path, shop_rows: Callable[..., pd.DataFrame], shop_graph: Callable[..., System]
+) -> None:
+    old = shop_rows(ROWS, 0)
+    with Workspace.init(tmp_path / "ws") as ws:
+        first = ws.snapshot(old, name="shop")
+        v1 = ws.train(shop_graph(), first).version
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            renamed = ws.snapshot(_renamed(old), name="shop", allow_schema_change=True)
+        v2 = ws.train(shop_graph(adapters=[Rename("plan", source="tier")]), renamed).version
+        record, _ = ws.evaluate(v2.ref, renamed, baseline=v1.ref)
+        # Recorded on the rows as v2 read them: the snapshot it trained on, not a held-out one.
+        assert record.snapshot_id == first.id

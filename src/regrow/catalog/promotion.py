@@ -161,7 +161,11 @@ def missing(
     lacks: list[str] = []
     if rules.interface == "strict" and holder is not None:
         lacks.extend(_interface_lacks(session, version, ref, holder))
-    if rules.require_blessed and holder is not None:
+    if (
+        rules.require_blessed
+        and holder is not None
+        and not _same_components(session, version, holder)
+    ):
         lacks.extend(_evaluation_lacks(session, rules, version, ref, holder))
     if rules.approvals:
         who = author(session, version)
@@ -175,6 +179,13 @@ def missing(
                 + f": `regrow approve {ref} --alias {alias}`"
             )
     return lacks
+
+
+def _same_components(session: Session, version: SystemVersion, holder: str) -> bool:
+    """Whether ``version`` holds exactly the holder's fitted components (a version made by
+    adding adapters, :meth:`regrow.Workspace.adapt`): it predicts what the holder predicts on
+    every row the holder can read, so no evaluation could bless or reject it."""
+    return dict(version.manifest) == dict(lookup.version_by_id(session, holder).manifest)
 
 
 def _interface_lacks(session: Session, version: SystemVersion, ref: str, holder: str) -> list[str]:

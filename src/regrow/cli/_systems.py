@@ -49,7 +49,8 @@ def load_system(ref: str) -> System:
             spec.loader.exec_module(module)
         except Exception as exc:
             raise ConfigError(
-                f"cannot load {target!r}: {type(exc).__name__}: {exc}", hint="fix the module"
+                f"cannot load {target!r}: {type(exc).__name__}: {exc}",
+                hint=_hint_of(exc, "fix the module"),
             ) from exc
     else:
         try:
@@ -68,7 +69,9 @@ def load_system(ref: str) -> System:
         except Exception as exc:
             raise ConfigError(
                 f"calling {ref!r} failed: {type(exc).__name__}: {exc}",
-                hint="NAME must be a System or a function of no arguments returning one",
+                hint=_hint_of(
+                    exc, "NAME must be a System or a function of no arguments returning one"
+                ),
             ) from exc
     if not isinstance(obj, System):
         raise ConfigError(
@@ -76,6 +79,13 @@ def load_system(ref: str) -> System:
             hint="point at a System object or a function returning one",
         )
     return obj
+
+
+def _hint_of(exc: BaseException, default: str) -> str:
+    """The hint of a regrow error raised while building the system (a bad adapter or
+    component names its fix), else ``default``."""
+    hint = getattr(exc, "hint", None)
+    return f"{hint} (in the system file)" if isinstance(hint, str) and hint else default
 
 
 def _check_module_name(path: Path) -> None:

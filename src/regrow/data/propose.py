@@ -10,8 +10,8 @@ or leaves it *undecided* with the reason and what to write:
 change                      proposal
 =========================== ========================================================================
 renamed                     ``Rename(old_name, source=new_name)``
-widened int/bool → float,   ``Cast(column, old_dtype)`` with the old column's ``min``/``max``
-bool → int
+widened int/bool → float,   ``Cast(column, old_dtype)``, without a range: the old column's
+bool → int                  ``min``/``max`` are what training saw, not limits
 categories grown,           ``MapCategories(column, known=old categories, unseen="other")`` when
 category → string           ``"other"`` is an old category; undecided otherwise (which known
                             category should unseen values become?)
@@ -29,7 +29,7 @@ from regrow.data.adapters import Cast, Rename
 <BLANKLINE>
 adapters = [
     Rename("plan", source="tier"),
-    Cast("age", dtype="int", min=0, max=130),
+    Cast("age", dtype="int"),
 ]
 >>> change, what = proposal.undecided[0]
 >>> print(what)
@@ -147,7 +147,9 @@ def _propose(change: Change, old: Schema, new: Schema) -> Adapter | str:
         return _no_adapter(change)
     before = old[change.column]
     if change.kind == "widened" and before.dtype in _CASTABLE:
-        return Cast(before.name, before.dtype, min=_number(before.min), max=_number(before.max))
+        # No range: the old schema's min and max are what training saw, not limits, and a
+        # range from them would refuse every new value beyond them (declare one by hand).
+        return Cast(before.name, before.dtype)
     if change.kind == "categories grown" or (
         change.kind == "widened" and before.dtype == "category"
     ):

@@ -169,7 +169,9 @@ def refuse(check: SchemaCheck, *, name: str, version: int | None) -> Incompatibl
         f"{head}:{lines}{diff}",
         hint="fix the data (restore the column, clean the values, drop the rows without a "
         "label), or, if the change is meant, store it with allow_schema_change=True "
-        "(--allow-schema-change on the command line), which records a new schema version",
+        "(--allow-schema-change on the command line), which records a new schema version; "
+        "models trained on the old shape read the new one through boundary adapters "
+        "(`regrow adapters propose SNAPSHOT --system S`)",
         problems=check.problems,
         changes=check.diff.changes if check.diff is not None else (),
     )

@@ -69,11 +69,13 @@ def screen(check: WindowCheck, planning: Planning, *, target: str) -> Screened:
         what = "; ".join(f.described for f in broken)
         renamed = [f for f in broken if "renamed?" in f.what]
         hint = (
-            "rename the column back to the name the version reads, or "
+            "bridge the rename with a boundary adapter (`regrow adapters propose` writes it; "
+            "Workspace.adapt adds it to this version without re-fitting), rename the column "
+            "back, or "
             if renamed
             else "fix the feed that fills "
             + ", ".join(repr(f.column) for f in broken)
-            + " and plan again, or "
+            + " and plan again, bridge it with an adapter (`regrow adapters propose`), or "
         )
         raise PlanError(
             f"cannot plan on this window: {what}",

@@ -144,7 +144,12 @@ def decode(body: object, signature: Signature, *, max_rows: int | None = None) -
         raw[name] = [None] * rows  # the version's default adapter fills them
     missing = [n for n in signature.input_names if n not in raw]
     if missing:
-        raise BadRequest(f"missing input(s) {missing}", hint="send a tensor for every input")
+        also = {a: n for a, n in signature.aliases.items() if n in missing}
+        raise BadRequest(
+            f"missing input(s) {missing}",
+            hint="send a tensor for every input"
+            + "".join(f"; {n!r} is also accepted as {a!r}" for a, n in also.items()),
+        )
     if rows == 0:
         raise BadRequest("the request has no rows", hint="send at least one row")
     if max_rows is not None and rows > max_rows:

@@ -115,6 +115,10 @@ def add(app: FastAPI, state: ServeState, version: str) -> None:
             parameters: dict[str, Any] = {"system_version": served.ref, "alias": slot.target.alias}
             if served.signature.classes is not None:
                 parameters["classes"] = list(served.signature.classes)
+            if served.signature.aliases:  # the version's rename adapters: other input names
+                parameters["input_aliases"] = dict(served.signature.aliases)
+            if served.signature.optional:  # inputs its default adapters fill
+                parameters["optional_inputs"] = sorted(served.signature.optional)
             body = {
                 "name": model,
                 "versions": versions,
