@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import typer.main
 
-import regrow.cli.adapters  # noqa: F401  (registers the group until regrow.cli imports it)
 from regrow.cli import app, main
 from regrow.data.adapters import Adapters, Cast, MapCategories, Rename
 from regrow.testing import run_cli as run

@@ -17,7 +17,6 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
-import regrow.cli.skew  # noqa: F401  # registers `regrow skew`
 from regrow import Member, System, Transform, Workspace
 from regrow.config import ServeSettings
 from regrow.errors import DataError

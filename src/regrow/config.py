@@ -20,6 +20,12 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     models = ["churn@champion"]       # default: every system with a "champion" alias
     inference = "open"                # "token": inference needs a token (viewer or above)
 
+    [costs]                           # optional: prices of what runs use (regrow.costs)
+    currency = "EUR"
+    cpu_hour = 0.04                   # per CPU hour, on every backend...
+    [costs.ray]
+    gpu_hour = 2.5                    # ...unless the backend's own table says otherwise
+
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
 ``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
 then the file. ``REGROW_ALLOW_OS_USER`` may only tighten ``[auth] os_user``: ``0`` turns the
@@ -45,10 +51,11 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regrow.costs import CostProfile
 from regrow.errors import ConfigError, WorkspaceNotFound
 
 __all__ = ["CONFIG_FILE", "DEFAULT_HOME", "Config", "ServeSettings", "resolve_home"]
@@ -198,6 +205,7 @@ class Config:
     workers: int | None = None
     allow_os_user: bool = True
     serve: ServeSettings = ServeSettings()
+    costs: CostProfile = field(default_factory=CostProfile)  # cost accounting (#18): [costs]
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -240,11 +248,11 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        unknown = sorted(set(data) - {"catalog", "store", "run", "auth", "serve"})
+        unknown = sorted(set(data) - {"catalog", "store", "run", "auth", "serve", "costs"})
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",
-                hint="the sections are [catalog], [store], [run], [auth] and [serve]",
+                hint="the sections are [catalog], [store], [run], [auth], [serve] and [costs]",
             )
         catalog = cls._section(data, "catalog", path)
         store = cls._section(data, "store", path)
@@ -261,6 +269,7 @@ class Config:
             workers=workers if isinstance(workers, int) else None,
             allow_os_user=cls._allow_os_user(data, path),
             serve=ServeSettings.parse(data.get("serve", {}), str(path)),
+            costs=CostProfile.parse(data.get("costs", {}), str(path)),
         )
 
     @staticmethod
@@ -359,6 +368,8 @@ class Config:
             text += "\n[auth]\nos_user = false\n"
         if serve := self.serve.lines():
             text += "\n[serve]\n" + "\n".join(serve) + "\n"
+        if costs := self.costs.lines():
+            text += "\n" + "\n".join(costs) + "\n"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)

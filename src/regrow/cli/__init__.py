@@ -22,6 +22,7 @@ module             commands
 ``schema``         ``schema diff|check`` (schema changes under a compatibility mode)
 ``adapters``       ``adapters propose|show`` (boundary adapters a system needs / has)
 ``skew``           ``skew`` (training/serving skew from the prediction log)
+``costs``          ``costs`` (what each run used and cost: CPU, GPU, memory, rows, money)
 ``window``         ``window`` (a window from the prediction log and its labels)
 ``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
 ``rollout``        ``rollout start|status|step|pause|resume|promote|abort|history``
@@ -50,6 +51,7 @@ from regrow.cli import refresh  # noqa: F401
 from regrow.cli import schema  # noqa: F401
 from regrow.cli import adapters  # noqa: F401
 from regrow.cli import skew  # noqa: F401
+from regrow.cli import costs  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

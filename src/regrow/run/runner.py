@@ -30,6 +30,7 @@ from regrow.catalog.records import (
 from regrow.catalog.store import ArtifactStore
 from regrow.catalog.versions import same_spec
 from regrow.components.base import Ensemble, Transform
+from regrow.costs import TaskUsage, summarize
 from regrow.errors import RunError, SystemSpecError
 from regrow.fingerprint import (
     changed_parts,
@@ -112,6 +113,7 @@ class ComponentOutcome:
     snapshot_id: str | None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    usage: TaskUsage | None = None  # cost accounting (#18): what fitting it used; None: reused
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,7 @@ def execute(
                 b.snapshot.id if b.snapshot else None,
                 outcome.seconds,
                 outcome.cpu_seconds,
+                outcome.usage,
             )
             settled_todo.add(task.name)
             done = len(settled_todo)
@@ -361,6 +364,7 @@ def execute(
             "created_version": created,
             "seconds": time.perf_counter() - started,
             "cpu_seconds": sum(o.cpu_seconds for o in ordered.values()),
+            "usage": _usage(ordered, runner.name),  # cost accounting (#18)
         }
         run = catalog.finish_run(run.id, status="succeeded", summary=summary, version_id=version.id)
     except BaseException as exc:
@@ -368,7 +372,11 @@ def execute(
         catalog.finish_run(
             run.id,
             status="failed",
-            summary={"trained": done, "interrupted": type(exc).__name__},
+            summary={
+                "trained": done,
+                "interrupted": type(exc).__name__,
+                "usage": _usage(outcomes, runner.name),  # cost accounting (#18): spent anyway
+            },
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
@@ -376,6 +384,11 @@ def execute(
         if owned_backend:
             runner.close()
     return RunResult(run, version, ordered, time.perf_counter() - started, created)
+
+
+def _usage(outcomes: Mapping[str, ComponentOutcome], backend: str) -> dict[str, Any]:
+    """The run summary's ``usage``: what the components fitted in the run used (#18)."""
+    return summarize({n: o.usage for n, o in outcomes.items() if o.usage is not None}, backend)
 
 
 def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
@@ -467,6 +480,7 @@ def _record(
         info={
             **outcome.info,
             "cpu_seconds": outcome.cpu_seconds,
+            "usage": outcome.usage.to_dict(),  # cost accounting (#18): see regrow.costs.Meter
             ARTIFACT_BYTES: store.size(outcome.artifact),  # the runner's cheap check reads it
             "code": code_locations(system[task.name].estimator),
         },

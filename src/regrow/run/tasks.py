@@ -7,7 +7,6 @@ this process, in a worker process, or on another machine.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from regrow import _pickling
 from regrow.components.base import Component
 from regrow.components.fitted import FittedComponent, fit_component
 from regrow.components.outputs import KnownOutputs
+from regrow.costs import Meter, TaskUsage
 
 __all__ = ["TaskResult", "TaskSpec", "load_fitted", "run_task"]
 
@@ -41,13 +41,19 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """What a finished task returns: the fitted component's key and facts about the fit."""
+    """What a finished task returns: the fitted component's key and facts about the fit.
+
+    ``usage`` holds everything the task used (:class:`regrow.costs.Meter` says how each
+    figure is measured); ``seconds`` and ``cpu_seconds`` repeat its wall and CPU seconds.
+    """
 
     name: str
     artifact: str
     info: dict[str, Any]
     seconds: float
     cpu_seconds: float
+    # Cost accounting (#18): CPU, GPU and wall seconds, peak memory, rows.
+    usage: TaskUsage = field(default_factory=TaskUsage)
 
 
 def dumps_fitted(fitted: FittedComponent) -> bytes:
@@ -68,7 +74,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     from regrow.catalog.store import open_store
     from regrow.data.snapshot import read_parquet
 
-    started, cpu_started = time.perf_counter(), time.process_time()
+    meter = Meter()  # cost accounting (#18): measures the task from here to the end
     store = open_store(spec.store_url)
     upstream = {name: load_fitted(store.get(key)) for name, key in spec.upstream.items()}
     if spec.snapshot_artifact is not None and spec.columns:
@@ -109,12 +115,14 @@ def run_task(spec: TaskSpec) -> TaskResult:
             known=_known_outputs(store, spec),
         )
     key = store.put(dumps_fitted(fitted))
+    usage = meter.stop(rows=len(frame))  # the rows read to train on (0: an ensemble's weights)
     return TaskResult(
         name=spec.name,
         artifact=key,
         info=fitted.info,
-        seconds=time.perf_counter() - started,
-        cpu_seconds=time.process_time() - cpu_started,
+        seconds=usage.wall_seconds,
+        cpu_seconds=usage.cpu_seconds,
+        usage=usage,
     )
 
 
