@@ -245,3 +245,23 @@ def test_a_component_checked_under_its_own_mode(
         ("backward", ["enc"], True),
         ("none", ["m"], True),
     ]
+
+
+def test_apply_makes_a_version_with_the_proposal_refitting_nothing(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    from regrow import Workspace
+
+    with Workspace.open(home / "ws") as ws:
+        before = len(ws.catalog.list_system_versions("churn"))
+    code, _, err = _propose(capsys, home, "short", "--apply")
+    assert code == 1  # 'seats' undecided: nothing is made
+    code, _, err = _propose(capsys, home, "moved", "--apply")
+    assert code == 0, err
+    assert "churn:v1 reading its rows through 3 adapters (0 components re-fitted)" in err
+    with Workspace.open(home / "ws") as ws:
+        versions = ws.catalog.list_system_versions("churn")
+        assert len(versions) == before + 1
+        made = max(versions, key=lambda v: v.number)
+        assert [a["kind"] for a in made.spec["adapters"]] == ["rename", "cast", "category mapping"]
+        assert made.manifest == ws.catalog.get_system_version("churn:v1").manifest

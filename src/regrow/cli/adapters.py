@@ -47,6 +47,14 @@ def adapters_propose(
     ] = None,
     mode: ModeOption = None,
     policy: PolicyOption = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="When every change is bridged: make a version of it with the adapters "
+            "(nothing re-fitted; Workspace.adapt).",
+        ),
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -55,7 +63,8 @@ def adapters_propose(
     Compares the snapshot's schema with the one the version trained on, counting only the
     columns it reads; prints the changes, the proposed adapters as Python to paste into the
     system's adapters=[...], and each change regrow cannot bridge alone with what to write.
-    Exits 0 when every change is safe or bridged by a proposal, 1 otherwise.
+    With --apply, a version of it reading its rows through them is made at once. Exits 0 when
+    every change is safe or bridged by a proposal, 1 otherwise (and --apply makes nothing).
     """
     from regrow.data import Schema
     from regrow.data.compat import bridge, classify
@@ -106,6 +115,17 @@ def adapters_propose(
             )
     if not proposal.bridged:
         raise typer.Exit(1)
+    if apply:
+        if proposal.adapters.to_list() == list(have):
+            err.print(f"nothing to apply: {trained.ref} has these adapters already")
+            return
+        with workspace(home) as ws:
+            made = ws.adapt(trained.ref, proposal.adapters)
+        err.print(
+            f"{made.version.ref}: {trained.ref} reading its rows through "
+            f"{len(proposal.adapters)} adapter{'s' if len(proposal.adapters) != 1 else ''} "
+            f"({len(made.run.summary['trained'])} components re-fitted)"
+        )
 
 
 @adapters_app.command("show")
