@@ -125,8 +125,12 @@ def run_plan(
     workers: int | None = None,
     backend: ExecutorBackend | None = None,
     progress: Callable[[Any], None] | None = None,
+    cpu_budget: float | None = None,
 ) -> PlanRun:
     """Execute plan ``ref`` (its id, an id prefix, or a :class:`Plan`) and record the outcome.
+
+    ``cpu_budget`` stops the run once its components used more CPU seconds (see
+    :func:`~regrow.run.runner.execute`); the plan is then ``failed`` and may be run again.
 
     ``progress`` receives :class:`~regrow.progress.Step` events for the steps before the run
     (``load``, ``training data``) and the runner's :class:`~regrow.run.runner.RunEvent` s.
@@ -181,6 +185,7 @@ def run_plan(
             workers=workers,
             progress=progress,
             note=f"plan {stored.id[:12]}: " + "; ".join(a.describe() for a in plan.actions),
+            cpu_budget=cpu_budget,
         )
     except BaseException as exc:
         catalog.move_plan(

@@ -617,6 +617,8 @@ class Workspace(GovernanceMixin):
             workers=workers,
             backend=backend,
             progress=progress,
+            # The budget holds while it runs too, unless an approver took it over budget.
+            cpu_budget=None if over else governing.budgets.max_cpu_seconds,
         )
 
     # -- evaluating and promoting -------------------------------------------------------------

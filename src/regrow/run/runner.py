@@ -177,11 +177,17 @@ def execute(
     workers: int | None = None,
     progress: Callable[[RunEvent], None] | None = None,
     note: str = "",
+    cpu_budget: float | None = None,
 ) -> RunResult:
     """Execute ``system`` with each component bound as in ``bindings``.
 
     Returns the run with its system version; if nothing changed relative to ``parent`` the
     parent itself is returned (``created_version`` False) and nothing is trained.
+
+    ``cpu_budget``: once the components this run fitted used more CPU seconds than this, the
+    run stops (what is still running is cancelled) with a :class:`~regrow.errors.RunError`
+    that gives the numbers; the components it finished are recorded, so running it again
+    resumes where it stopped.
     """
     started = time.perf_counter()
     emit = progress or (lambda _event: None)
@@ -301,6 +307,17 @@ def execute(
             emit(
                 RunEvent("finished", task.name, total=len(todo), seconds=outcome.seconds, done=done)
             )
+            spent = sum(o.cpu_seconds for o in outcomes.values() if o.action == "trained")
+            left = [n for n in todo if n not in settled_todo]
+            if cpu_budget is not None and spent > cpu_budget and left:
+                raise RunError(
+                    f"run stopped over its budget: the {done} component(s) it fitted used "
+                    f"{spent:.2f} CPU s, over {cpu_budget:g} CPU s (budgets.max_cpu_seconds); "
+                    f"{len(left)} left: {', '.join(left)}",
+                    hint="the finished components are kept: run it again to resume, after "
+                    "raising budgets.max_cpu_seconds or with --approve (approver role), which "
+                    "lifts the budget",
+                )
 
     def settled(meanwhile: Mapping[str, ComponentVersionRecord]) -> dict[str, Any]:
         """Versions another run recorded meanwhile that can be reused (artifact in store)."""
