@@ -109,12 +109,12 @@ class NumericGrid:
         scale = std if math.isfinite(std) and std > 0 else 1.0
         error = float(kll.normalized_rank_error(False)) if kll.is_estimation_mode() else 0.0
         lattice = Lattice.align(edges) if align else None
-        aligned = None
-        if lattice is not None:
-            _frozen(lattice.edges, lattice.edge_cell)
-            cdf = _cdf(kll, lattice.edges)
-            aligned = cls(lattice.edges, cdf, ref.count, scale, error, lattice=lattice)
-        return cls(edges, _cdf(kll, edges), ref.count, scale, error, aligned=aligned)
+        if lattice is None:
+            return cls(edges, _cdf(kll, edges)[0], ref.count, scale, error)
+        _frozen(lattice.edges, lattice.edge_cell)
+        cdf, aligned_cdf = _cdf(kll, edges, lattice.edges)
+        aligned = cls(lattice.edges, aligned_cdf, ref.count, scale, error, lattice=lattice)
+        return cls(edges, cdf, ref.count, scale, error, aligned=aligned)
 
     @cached_property
     def probs(self) -> Floats:
@@ -345,11 +345,20 @@ def _numeric_binned(grid: NumericGrid, values: npt.NDArray[Any], presorted: bool
 _EMPTY = "drop the column from the comparison or check why every value is null"
 
 
-def _cdf(kll: Any, edges: Floats) -> Floats:
-    """The sketch's CDF at ``edges`` (1 at the last, which is at or above the maximum)."""
-    cdf = np.asarray(kll.get_cdf(edges, inclusive=True), dtype=np.float64)[:-1]
-    cdf[-1] = 1.0
-    return _frozen(cdf)
+def _cdf(kll: Any, *edges: Floats) -> list[Floats]:
+    """The sketch's CDF at each set of ``edges`` (1 at a set's last edge: the maximum or above).
+
+    One query serves every set: the sketch ranks each point on its own, so a point's CDF does
+    not depend on the points asked with it.
+    """
+    points = np.unique(np.concatenate(edges))
+    ranks = np.asarray(kll.get_cdf(points.tolist(), inclusive=True), dtype=np.float64)
+    found = []
+    for some in edges:
+        cdf = ranks[np.searchsorted(points, some)]
+        cdf[-1] = 1.0
+        found.append(_frozen(cdf))
+    return found
 
 
 def _frozen(array: npt.NDArray[Any], *more: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -6,7 +6,7 @@ offset`` is nearest ``k`` (ties to the even cell). No search and no float-to-int
 finds it: the value is clipped to the lattice's range and ``shift`` is added, which puts the sum
 in the binade where adjacent floats lie exactly one cell apart; the one rounding of that sum is
 the binning, and its bit pattern less that of the binade's start is the cell. That is three
-passes that release the GIL (clip, add, integer subtract) and a ``bincount``.
+passes (clip, add, integer subtract) and a ``bincount``, all of which release the GIL.
 
 The map is monotone, and its one rounding has a closed-form inverse: the largest float in cell
 ``k`` is ``(k + offset + 1/2) / scale``, or the float below it when ``k`` is odd (the tie goes to
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BLOCK", "MAX_CELLS", "MIN_CELLS", "Lattice"]
+__all__ = ["BLOCK", "COUNT_BLOCK", "MAX_CELLS", "MIN_CELLS", "Lattice"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -51,7 +51,13 @@ MAX_CELLS = 1 << 18
 """The most equal cells asked for (skewed references need many; their counts stay small)."""
 
 BLOCK = 1 << 16
-"""Values binned per step (their temporaries fit in a core's cache), at least four per cell."""
+"""Values per step of the tails' sums, at least four per cell: each step's sums are added on
+their own, so the tails do not depend on :data:`COUNT_BLOCK` to the last bit."""
+
+COUNT_BLOCK = 1 << 18
+"""Values binned per ``bincount`` (a whole number of steps, at least one): the fewer calls,
+the less their fixed costs weigh (a fresh array of counts to clear and add, the clip's checks);
+the temporaries (2 MiB) still fit in the shared cache."""
 
 _BINADE = 2.0**52  # adjacent floats in [2**52, 2**53) are exactly 1 apart
 _EXACT = 2.0**51  # cell numbers and offsets stay below this, so every step above is exact
@@ -115,27 +121,43 @@ class Lattice:
         The tails are ``sum(edges[0] - x)`` over values below the first edge plus
         ``sum(x - edges[-1])`` over values above the last, with ``edges[0]`` and
         ``edges[-1]`` the aligned ends of the reference minimum's and maximum's cells. The
-        values are taken in blocks of :data:`BLOCK`, so the temporaries stay in cache; a
-        block's counts tell whether it has values in a tail, so only those blocks are read
-        again for it.
+        values are counted in blocks of :data:`COUNT_BLOCK`, so the temporaries stay in
+        cache; a block's counts tell whether it has values in a tail, so only those blocks
+        are read again for it (:meth:`_add_tails`).
         """
         counts = np.zeros(self.cells, dtype=np.intp)
-        step = max(BLOCK, 4 * self.cells)  # so clearing the counts stays a small part
-        coord = np.empty(min(step, values.size))
-        first, last = self.edges[0], self.edges[-1]
+        step = max(BLOCK, 4 * self.cells)  # of the tails' sums
+        block_size = step * max(1, COUNT_BLOCK // step)  # clearing the counts stays a small part
+        coord = np.empty(min(block_size, values.size))
         below, above = int(self.edge_cell[0]) + 1, int(self.edge_cell[-1]) + 1
         tails = 0.0
-        for start in range(0, values.size, step):
-            block = values[start : start + step]
-            found = np.bincount(self._cells_into(block, coord[: block.size]), minlength=self.cells)
+        for start in range(0, values.size, block_size):
+            block = values[start : start + block_size]
+            cells = self._cells_into(block, coord[: block.size])
+            found = np.bincount(cells, minlength=self.cells)
             counts += found
-            if found[:below].any():
-                low = block[block < first]
-                tails += float(low.size * first - low.sum(dtype=np.float64))
-            if found[above:].any():
-                high = block[block > last]
-                tails += float(high.sum(dtype=np.float64) - high.size * last)
+            if found[:below].any() or found[above:].any():
+                tails = self._add_tails(tails, block, cells, step)
         return np.asarray(np.cumsum(counts)[self.edge_cell], dtype=np.intp), tails
+
+    def _add_tails(self, tails: float, values: npt.NDArray[Any], cells: Ints, step: int) -> float:
+        """``tails`` plus the tails of ``values`` (in ``cells``), added ``step`` values at a time.
+
+        Each step's sums are added on their own, in order, whatever the block, so the tails do
+        not depend on :data:`COUNT_BLOCK` to the last bit; a step's cells tell whether it has
+        values in a tail.
+        """
+        first, last = self.edges[0], self.edges[-1]
+        below, above = int(self.edge_cell[0]) + 1, int(self.edge_cell[-1]) + 1
+        for start in range(0, values.size, step):
+            part, part_cells = values[start : start + step], cells[start : start + step]
+            if part_cells.min() < below:
+                out = part[part < first]
+                tails += float(out.size * first - out.sum(dtype=np.float64))
+            if part_cells.max() >= above:
+                out = part[part > last]
+                tails += float(out.sum(dtype=np.float64) - out.size * last)
+        return tails
 
     def _cells_into(self, values: npt.NDArray[Any], coord: Floats) -> Ints:
         """The cells of ``values``, computed in ``coord`` and returned as a view of it."""
