@@ -114,3 +114,18 @@ def test_one_sketch_query_gives_both_grids_the_cdf_separate_queries_give(ref: np
         alone[-1] = 1.0
         assert g.ref_cdf.tobytes() == alone.tobytes()
 
+
+def test_an_infinite_reference_value_does_not_hide_drift_in_other_columns() -> None:
+    """A single inf made one column's statistic NaN, and Benjamini-Hochberg then turned every
+    adjusted p-value into NaN: nothing was flagged, not even a two-sd shift."""
+    import pandas as pd
+
+    from regrow.monitor import DriftMonitor, Profile
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=5000)
+    z[7] = np.inf
+    reference = pd.DataFrame({"a": rng.normal(size=5000), "z": z})
+    window = pd.DataFrame({"a": rng.normal(2.0, 1.0, size=5000), "z": rng.normal(size=5000)})
+    report = DriftMonitor(Profile.of(reference), seed=0).check(window)
+    assert "a" in report.drifted_columns

@@ -239,15 +239,25 @@ def benjamini_hochberg(p_values: Sequence[float] | Floats, fdr: float) -> npt.ND
 def adjusted_p_values(p_values: Sequence[float] | Floats) -> Floats:
     """Benjamini-Hochberg adjusted p-values (reject where ``adjusted <= fdr``).
 
+    A NaN p-value (a test that could not be computed, such as a statistic over an infinite
+    value) stays NaN and is left out of the family, so it cannot hide the others.
+
     >>> adjusted_p_values([0.01, 0.04, 0.03]).round(3).tolist()
     [0.03, 0.04, 0.04]
+    >>> adjusted_p_values([0.01, float("nan"), 0.03]).round(3).tolist()
+    [0.02, nan, 0.03]
     """
     p = np.asarray(p_values, dtype=np.float64)
     if p.size == 0:
         return p
-    order = np.argsort(p)
-    ranked = p[order] * p.size / np.arange(1, p.size + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(p)
-    out[order] = np.minimum(ranked, 1.0)
+    out = np.full_like(p, np.nan)
+    valid = ~np.isnan(p)
+    tested = p[valid]
+    if tested.size:
+        order = np.argsort(tested)
+        ranked = tested[order] * tested.size / np.arange(1, tested.size + 1)
+        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+        adjusted = np.empty_like(tested)
+        adjusted[order] = np.minimum(ranked, 1.0)
+        out[valid] = adjusted
     return out

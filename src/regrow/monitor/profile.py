@@ -8,7 +8,8 @@ Numeric columns (``int``, ``float``) keep an exact count, null count, min, max, 
 (sum of squared deviations; merged with Chan et al.'s formula) and a KLL quantile sketch
 (Apache DataSketches, ``k = 4096`` by default). The sketch is exact while it holds every value
 and otherwise has a normalised **rank error** of at most :attr:`ColumnProfile.rank_error`
-(``0.07 %`` for ``k = 4096``) with 99 % confidence, also after merges.
+(``0.07 %`` for ``k = 4096``) with 99 % confidence, also after merges. NaN and ±inf count as
+nulls, as snapshots store them.
 
 Categorical columns (``string``, ``category``, ``bool``; values kept as strings) keep exact
 counts of every value while there are at most :data:`DISTINCT_CAP` distinct values
@@ -344,8 +345,8 @@ def profile_column(
     base = ColumnProfile(name, kind, dtype, len(array) - array.null_count, array.null_count)
     if kind == "numeric":
         values = np.asarray(valid_numpy(array), dtype=np.float64)
-        nan = np.isnan(values)
-        if nan.any():  # NaN in a float column counts as null
+        nan = ~np.isfinite(values)
+        if nan.any():  # NaN and ±inf in a float column count as null, as snapshots store them
             values = values[~nan]
             base = replace(base, count=values.size, nulls=len(array) - values.size)
         if not values.size:
