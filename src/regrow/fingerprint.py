@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from regrow._code import code_objects, rehash
@@ -127,10 +127,16 @@ def component_parts(
     column_hashes: Mapping[str, str] | None,
     seed: int,
     upstream: Mapping[str, str],
+    adapted: Callable[[Any, list[str]], Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The fingerprint parts of component ``name`` bound to data with ``column_hashes``.
 
-    ``upstream`` maps each component ``name`` reads to its fingerprint.
+    ``upstream`` maps each component ``name`` reads to its fingerprint. A component with
+    adapters of its own enters the hashes of the columns they change into its ``data`` part
+    (as ``"<column> (adapted)"``): ``adapted(adapters, columns)`` gives them, from the bound
+    rows, for the columns whose values change. An adapter that changes nothing in the rows a
+    component trained on re-fits nothing. Without ``adapted`` (no rows at hand) the adapters'
+    digest stands in, which counts any of them as a change.
     """
     comp = system[name]
     est = comp.estimator
@@ -148,6 +154,13 @@ def component_parts(
                 hint="check the component's inputs against the snapshot's columns",
             )
         data = {c: hashes[c] for c in cols}
+        own = getattr(comp, "adapters", None)
+        if own:
+            if adapted is None:
+                data["(own adapters)"] = own.digest()
+            else:
+                changed = adapted(own, sorted({a.column for a in own}))
+                data.update({f"{c} (adapted)": h for c, h in sorted(changed.items())})
     return {
         "recipe": comp.recipe(),
         "code": code,

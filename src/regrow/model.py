@@ -7,6 +7,8 @@ the ensemble.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +21,7 @@ from regrow.data.adapters import Adapters
 from regrow.errors import DataError, SystemSpecError
 from regrow.system import System
 
-__all__ = ["FittedSystem"]
+__all__ = ["FittedSystem", "with_own_adapters"]
 
 
 class FittedSystem:
@@ -41,7 +43,7 @@ class FittedSystem:
         self.target: str = spec["target"]
         self.task: str = spec["task"]
         self.ref = ref
-        self.components = dict(components)
+        self.components = with_own_adapters(spec, components)
         #: The boundary adapters the version was trained with, applied to every frame first.
         self.adapters = Adapters.from_list(spec.get("adapters"))
         self._transforms = {
@@ -181,3 +183,26 @@ class FittedSystem:
         if self.classes_ is None:
             return out
         return np.asarray(np.asarray(self.classes_)[out.argmax(axis=1)])
+
+
+def with_own_adapters(
+    spec: Mapping[str, Any], components: Mapping[str, FittedComponent]
+) -> dict[str, FittedComponent]:
+    """``components`` with each one's own adapters as the version's spec records them.
+
+    A version made by adding an adapter to a component reuses the fitted component of its
+    parent, whose pickled spec has none: the version's spec is what it reads through. A copy
+    is made, so versions that share a fitted component keep their own adapters.
+    """
+    out = dict(components)
+    for name, info in (spec.get("components") or {}).items():
+        fitted = out.get(name)
+        if fitted is None:
+            continue
+        have = getattr(fitted.spec, "adapters", None)
+        wanted = info.get("adapters") or []
+        if (have.to_list() if have else []) != wanted:
+            component = copy.copy(fitted.spec)
+            component.adapters = Adapters.from_list(wanted)
+            out[name] = dataclasses.replace(fitted, spec=component)
+    return out

@@ -384,6 +384,13 @@ class System:
                 self.output  # noqa: B018 - raises when members are left uncombined
             except SystemSpecError as exc:
                 problems.append(exc.message)
+        for c in self._components.values():
+            for adapter in getattr(c, "adapters", None) or ():
+                if adapter.column in self._components:
+                    problems.append(
+                        f"{c.name!r} has an adapter of {adapter.column!r}, which is a component, "
+                        "not a column"
+                    )
         read = {c for n in self._components for c in self.direct_columns(n)}
         for adapter in self.adapters:
             if adapter.column not in read:
@@ -440,6 +447,7 @@ class System:
             "order": list(self._components),
             "components": {
                 n: {k: v for k, v in c.recipe().items() if k != "params"}
+                | ({"adapters": c.adapters.to_list()} if getattr(c, "adapters", None) else {})
                 for n, c in self._components.items()
             },
         }

@@ -450,7 +450,16 @@ class Workspace(GovernanceMixin):
         if system is not None and snap is None:
             ids = {r.snapshot_id for r in records.values() if r.snapshot_id}
             trained_on = {i: self.catalog.get_snapshot(i) for i in ids}
-        return staleness(version, records, system=system, snapshot=snap, trained_on=trained_on)
+        from regrow.run.adapted import adapted_hashes
+
+        return staleness(
+            version,
+            records,
+            system=system,
+            snapshot=snap,
+            trained_on=trained_on,
+            adapted=lambda bound: adapted_hashes(self.store, bound),
+        )
 
     def lineage(self, ref: str, *, depth: int | None = None) -> dict[str, Any]:
         """Where version ``ref`` came from: data, components and why each was trained, runs."""

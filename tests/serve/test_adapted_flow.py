@@ -258,3 +258,85 @@ def test_an_evaluation_on_rows_that_adapt_to_the_training_rows_is_not_held_out(
         record, _ = ws.evaluate(v2.ref, renamed, baseline=v1.ref)
         # Recorded on the rows as v2 read them: the snapshot it trained on, not a held-out one.
         assert record.snapshot_id == first.id
+
+
+def _own_mapping_system(handle_unknown: str = "ignore") -> System:
+    """The shop with its one-hot encoder reading 'plan' through a mapping of its own."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    from regrow import Member, Transform
+
+    mapping = MapCategories("plan", known=("free", "pro", "team"), unseen="team")
+    return System(
+        "shop",
+        target="bought",
+        components=[
+            Transform(
+                "plan_onehot",
+                OneHotEncoder(handle_unknown=handle_unknown, sparse_output=False),
+                inputs=["plan"],
+                adapters=[mapping],
+            ),
+            Member("buyer", LogisticRegression(max_iter=200), ["age", "income", "plan_onehot"]),
+        ],
+    )
+
+
+def test_a_components_own_adapter_refits_nothing_where_it_changes_nothing(
+    tmp_path: Path,
+    shop_rows: Callable[..., pd.DataFrame],
+    shop_graph: Callable[..., System],
+    serve_client: Callable[..., Any],
+) -> None:
+    old = shop_rows(ROWS, 0)
+    home = tmp_path / "ws"
+    with Workspace.init(home) as ws:
+        first = ws.snapshot(old, name="shop")
+        v1 = ws.train(shop_graph(), first).version
+        # On the rows it trained on the mapping changes nothing: nothing is re-fitted.
+        run = ws.train(_own_mapping_system(), first)
+        assert run.run.summary["trained"] == []
+        v2 = run.version
+        assert v2.manifest == v1.manifest
+        assert v2.spec["components"]["plan_onehot"]["adapters"] == [
+            MapCategories("plan", known=("free", "pro", "team"), unseen="team").to_dict()
+        ]
+        assert [s.fresh for s in ws.status(v2.ref, system=_own_mapping_system())] == [True] * 2
+        lineage = {c["name"]: c["adapters"] for c in ws.lineage(v2.ref)["components"]}
+        assert lineage["buyer"] == []
+        assert lineage["plan_onehot"][0]["kind"] == "category mapping"
+        # Rows with a plan it never saw read as 'team', for this component alone.
+        new = _new_category(old).drop(columns="bought")
+        as_team = new.replace({"plan": {"enterprise": "team"}})
+        np.testing.assert_array_equal(
+            ws.load(v2.ref).predict_proba(new), ws.load(v1.ref).predict_proba(as_team)
+        )
+        # Trained on rows the mapping does change, the encoder is re-fitted on mapped rows.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            changed = ws.snapshot(_new_category(old), name="shop")
+        refit = ws.train(_own_mapping_system(), changed)
+        assert "plan_onehot" in refit.run.summary["trained"]
+        parts = ws.catalog.get_component_versions([refit.version.manifest["plan_onehot"]])
+        assert "plan (adapted)" in next(iter(parts.values())).parts["data"]
+    client = serve_client(home, models=[v2.ref])
+    body = _request(new.head(10).assign(bought=0), CHANGES[2])
+    response = client.post("/v2/models/shop/infer", json=body)
+    assert response.status_code == 200, response.text
+    with Workspace.open(home) as ws:
+        expected = ws.load(v1.ref).predict_proba(as_team.head(10))
+    proba = next(o for o in response.json()["outputs"] if o["name"] == "probabilities")
+    np.testing.assert_allclose(np.reshape(proba["data"], (10, 2)), expected, rtol=1e-12)
+
+
+def test_a_component_may_only_adapt_values_of_its_own_columns() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from regrow import Member
+    from regrow.errors import SystemSpecError
+
+    with pytest.raises(SystemSpecError, match="a rename adapter cannot be a component's own"):
+        Member("m", LogisticRegression(), ["plan"], adapters=[Rename("plan", source="tier")])
+    with pytest.raises(SystemSpecError, match="adapts a column it does not read"):
+        Member("m", LogisticRegression(), ["age"], adapters=[Cast("income", "float")])

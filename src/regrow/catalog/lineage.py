@@ -26,6 +26,11 @@ def lineage_report(
     runs_by_id = {run.id: run} if run else {}
     components = []
     snapshot_ids: set[str] = set()
+    own = {  # each component's own adapters, as stored with the version
+        n: c["adapters"]
+        for n, c in (version.spec.get("components") or {}).items()
+        if c.get("adapters")
+    }
     for name, vid in version.manifest.items():
         rec = records[vid]
         if rec.snapshot_id:
@@ -48,6 +53,7 @@ def lineage_report(
                 "seed": rec.seed,
                 "train_seconds": rec.train_seconds,
                 "origin": origin,
+                "adapters": own.get(name, []),
             }
         )
     adapters = _adapters(version.spec)

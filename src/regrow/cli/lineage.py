@@ -42,6 +42,13 @@ def lineage(
         )
     for s in report["snapshots"]:
         out.print(f"  snapshot {s['id'][:12]} {s['name']} ({s['rows']:,} rows)")
+    from regrow._adapter_text import describe_adapter
+
+    for c in report["components"]:
+        for a in c.get("adapters") or ():
+            out.print(
+                f"  {c['name']} reads through its own {' '.join(describe_adapter(a).split())}"
+            )
     adapters = report.get("adapters")
     if adapters:
         out.print(f"  adapters {adapters['digest']}:")

@@ -16,7 +16,7 @@ A component is declared, not fitted: it names its inputs and holds an unfitted e
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from sklearn.base import BaseEstimator
@@ -90,6 +90,29 @@ def _params(estimator: Any) -> dict[str, Any]:
     return out
 
 
+def check_own_adapters(name: str, inputs: Sequence[str], adapters: Any) -> Any:
+    """A component's own adapters: ``Cast``, ``Default`` and ``MapCategories`` of columns it
+    lists among its inputs. They change values only, for this component alone; renamed and
+    derived columns change what the data holds, for every reader, so they are declared at the
+    system's boundary (``System(..., adapters=...)``)."""
+    from regrow.data.adapters import Cast, Default, MapCategories
+
+    for adapter in adapters:
+        if not isinstance(adapter, Cast | Default | MapCategories):
+            raise SystemSpecError(
+                f"{name!r}: a {adapter.kind} adapter cannot be a component's own",
+                hint="declare renames and derived columns on the System (adapters=[...]), "
+                "where every component reads them",
+            )
+        if adapter.column not in inputs:
+            raise SystemSpecError(
+                f"{name!r}: its {adapter.kind} adapter of {adapter.column!r} adapts a column "
+                "it does not read",
+                hint=f"its inputs are {list(inputs)}",
+            )
+    return adapters
+
+
 class Component:
     """Base of every component: a name, its inputs and an optional code version.
 
@@ -100,11 +123,20 @@ class Component:
     kind: ClassVar[str] = "component"
 
     def __init__(
-        self, name: str, inputs: Sequence[str], *, code_version: str | None = None
+        self,
+        name: str,
+        inputs: Sequence[str],
+        *,
+        code_version: str | None = None,
+        adapters: Iterable[Any] = (),
     ) -> None:
+        from regrow.data.adapters import Adapters
+
         self.name = _check_name(name, self.kind)
         self.inputs = _check_inputs(name, inputs)
         self.code_version = code_version
+        #: Value adapters of this component's own inputs (see :func:`check_own_adapters`).
+        self.adapters = check_own_adapters(self.name, self.inputs, Adapters(adapters))
 
     @property
     def estimator(self) -> Any:
@@ -142,8 +174,9 @@ class _Fitted(Component):
         inputs: Sequence[str],
         *,
         code_version: str | None = None,
+        adapters: Iterable[Any] = (),
     ) -> None:
-        super().__init__(name, inputs, code_version=code_version)
+        super().__init__(name, inputs, code_version=code_version, adapters=adapters)
         if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
             raise SystemSpecError(
                 f"{self.kind} {name!r}: {estimator!r} is not a scikit-learn style estimator",
@@ -173,8 +206,9 @@ class Transform(_Fitted):
         inputs: Sequence[str],
         *,
         code_version: str | None = None,
+        adapters: Iterable[Any] = (),
     ) -> None:
-        super().__init__(name, estimator, inputs, code_version=code_version)
+        super().__init__(name, estimator, inputs, code_version=code_version, adapters=adapters)
         if not hasattr(estimator, "transform"):
             raise SystemSpecError(
                 f"transform {name!r}: {estimator!r} has no transform() method",

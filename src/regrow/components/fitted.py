@@ -86,17 +86,21 @@ def feature_frame(
     """The input matrix of ``spec``: raw columns, and the outputs of the transforms it reads.
 
     Transforms are applied recursively, so ``upstream`` must hold every transform the
-    component depends on, directly or not.
+    component depends on, directly or not. The component's own adapters (value adapters of its
+    raw inputs, :func:`~regrow.components.base.check_own_adapters`) apply to the columns it
+    reads itself, in training and prediction alike; transforms read the rows as they are.
     """
+    own = getattr(spec, "adapters", None)  # components pickled before adapters have none
+    columns = own.apply(frame) if own else frame
     parts: list[pd.DataFrame] = []
     raw: list[str] = []
     for name in spec.inputs:
         if name in upstream:
             if raw:
-                parts.append(frame[raw])
+                parts.append(columns[raw])
                 raw = []
             parts.append(upstream[name].outputs(frame, upstream))
-        elif name in frame.columns:
+        elif name in columns.columns:
             raw.append(name)
         else:
             raise DataError(
@@ -104,7 +108,7 @@ def feature_frame(
                 hint=f"the data has columns {list(frame.columns)}",
             )
     if raw:
-        parts.append(frame[raw])
+        parts.append(columns[raw])
     return parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)
 
 

@@ -104,13 +104,16 @@ def output_key(
     needed = [name, *_transforms_read(name, components)]
     if any(n not in artifacts for n in needed):
         return None
-    return hash_json(
-        {
-            "member": artifacts[name],
-            "transforms": {t: artifacts[t] for t in needed[1:]},
-            "classes": None if classes is None else [str(c) for c in classes],
-        }
-    )
+    key: dict[str, Any] = {
+        "member": artifacts[name],
+        "transforms": {t: artifacts[t] for t in needed[1:]},
+        "classes": None if classes is None else [str(c) for c in classes],
+    }
+    # A component's own adapters change its outputs without changing its artifact.
+    own = {n: a.digest() for n in needed if (a := getattr(components[n].spec, "adapters", None))}
+    if own:
+        key["adapters"] = own
+    return hash_json(key)
 
 
 def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from regrow.fingerprint import (
     derive_seed,
     fingerprint,
 )
+from regrow.run.adapted import adapted_hashes
 from regrow.run.backends import ExecutorBackend, LocalBackend
 from regrow.run.environment import capture_environment
 from regrow.run.leasing import RunLease, lease_seconds
@@ -207,6 +208,7 @@ def execute(
             column_hashes=b.snapshot.column_hashes if b.snapshot else None,
             seed=b.seed,
             upstream=fps,
+            adapted=adapted_hashes(store, b.snapshot) if _own(system, name) else None,
         )
         if b.update is not None:
             parts[name]["update"] = b.update.part()
@@ -455,6 +457,8 @@ def _task(
         snapshot_artifact=binding.snapshot.artifact if binding.snapshot else None,
         columns=columns,
         upstream=upstream,
+        # Every upstream's own adapters as this system declares them (none: an empty list).
+        upstream_adapters={t: _own_list(system, t) for t in upstream},
         in_sample=in_sample,
         outputs=dict(binding.outputs),
         update=(
@@ -553,3 +557,14 @@ def full_bindings(system: System, snapshot: SnapshotRecord, run_seed: int) -> di
         n: Binding(snapshot if c.learns_from_data else None, derive_seed(run_seed, n))
         for n, c in system.components.items()
     }
+
+
+def _own(system: System, name: str) -> bool:
+    """Whether component ``name`` has adapters of its own (pickled before them: none)."""
+    return bool(getattr(system[name], "adapters", None))
+
+
+def _own_list(system: System, name: str) -> list[dict[str, Any]]:
+    """Component ``name``'s own adapters as stored JSON (empty when it has none)."""
+    adapters = getattr(system[name], "adapters", None)
+    return adapters.to_list() if adapters else []

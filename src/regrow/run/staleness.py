@@ -7,7 +7,7 @@ train on changed, or something upstream of it is stale. Each cause is named.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,7 @@ def staleness(
     system: System | None = None,
     snapshot: SnapshotRecord | None = None,
     trained_on: Mapping[str, SnapshotRecord] | None = None,
+    adapted: Callable[[SnapshotRecord | None], Any] | None = None,
 ) -> list[ComponentStatus]:
     """The status of every component of ``version``, in graph order.
 
@@ -109,7 +110,9 @@ def staleness(
     recorded recipe is kept and only code files, library versions and upstream are checked.
     With ``snapshot``, each component is compared as if retrained on it (a ``data`` cause).
     ``trained_on`` maps snapshot ids to the snapshots the components were trained on, so a
-    component whose inputs changed is compared on the columns it reads now.
+    component whose inputs changed is compared on the columns it reads now. ``adapted(snapshot)``
+    gives what a component's own adapters make of that snapshot's columns
+    (:func:`regrow.run.adapted.adapted_hashes`); without it, own adapters count by digest.
     """
     by_name = {n: components[vid] for n, vid in version.manifest.items()}
     if system is not None:
@@ -139,8 +142,16 @@ def staleness(
                 hashes = rec.parts.get("data")
             if not system[name].learns_from_data:
                 hashes = None
+            bound = snapshot if snapshot is not None else own
             now = component_parts(
-                system, name, column_hashes=hashes, seed=rec.seed, upstream=upstream
+                system,
+                name,
+                column_hashes=hashes,
+                seed=rec.seed,
+                upstream=upstream,
+                adapted=adapted(bound)
+                if adapted and getattr(system[name], "adapters", None)
+                else None,
             )
         else:
             now = recorded_parts_now(rec.parts, upstream, locations=rec.info.get("code"))

@@ -32,6 +32,8 @@ class TaskSpec:
     snapshot_artifact: str | None
     columns: tuple[str, ...]
     upstream: Mapping[str, str] = field(default_factory=dict)  # transform name -> artifact key
+    # upstream name -> its own adapters in the system being run (their stored JSON)
+    upstream_adapters: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
     update: Mapping[str, Any] | None = None  # {"action": ..., "params": {...}}
     base_artifact: str | None = None  # the fitted version an update starts from
     reference_artifact: str | None = None  # rows an update may replay
@@ -77,6 +79,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
     meter = Meter()  # cost accounting (#18): measures the task from here to the end
     store = open_store(spec.store_url)
     upstream = {name: load_fitted(store.get(key)) for name, key in spec.upstream.items()}
+    if spec.upstream_adapters:  # a reused transform reads through the system's adapters now
+        from regrow.model import with_own_adapters
+
+        specs = {"components": {n: {"adapters": a} for n, a in spec.upstream_adapters.items()}}
+        upstream = with_own_adapters(specs, upstream)
     if spec.snapshot_artifact is not None and spec.columns:
         table = read_parquet(store.get(spec.snapshot_artifact), columns=list(spec.columns))
         frame = table.to_pandas()

@@ -73,6 +73,8 @@ def direct_path(
 
     if model.gated or model.adapters:  # adapters run in FittedSystem's own path
         return None
+    if any(getattr(c.spec, "adapters", None) for c in model.components.values()):
+        return None  # a component's own adapters run in its feature_frame
     numeric = {t.name for t in signature.inputs if t.dtype in _NUMERIC}
     plan = []
     for name, fitted in model.components.items():
