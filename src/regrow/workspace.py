@@ -45,6 +45,7 @@ from regrow.errors import (
     CatalogError,
     ConfigError,
     DataQualityWarning,
+    IncompatibleSchema,
     PlanError,
     SchemaError,
     SystemSpecError,
@@ -217,17 +218,30 @@ class Workspace(GovernanceMixin):
             )
         change = None
         if check_schema:
-            review = review_snapshot(
-                prepared,
-                like,
-                previous.version if previous is not None and like is not None else None,
-                name=name,
-                target=target if target is not None else self.catalog.trained_target(name),
-                allow=allow_schema_change,
-            )
+            # Each change from the name's registered schemas, classed under the policy's mode.
+            classes = _classified(self, name, prepared.schema) if like is not None else ()
+            try:
+                review = review_snapshot(
+                    prepared,
+                    like,
+                    previous.version if previous is not None and like is not None else None,
+                    name=name,
+                    target=target if target is not None else self.catalog.trained_target(name),
+                    allow=allow_schema_change,
+                )
+            except IncompatibleSchema as exc:
+                if not classes:
+                    raise
+                raise IncompatibleSchema(
+                    exc.message + "".join(f"\n{line}" for line in classes),
+                    hint=exc.hint,
+                    problems=exc.problems,
+                    changes=exc.changes,
+                ) from None
             change = review.change
             if review.warnings:
-                warnings.warn(_quality_warning(name, review.warnings), stacklevel=2)
+                lines = (*review.warnings, *classes)
+                warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
         monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
         had_artifact = self.store.exists(_key_of(prepared.parquet))
@@ -758,6 +772,34 @@ def _schema_of(spec: Mapping[str, Any]) -> Schema | None:
         return Schema.from_dict(spec)
     except SchemaError:
         return None
+
+
+def _classified(ws: Workspace, name: str, schema: Schema) -> tuple[str, ...]:
+    """Every change from ``name``'s newest registered schema (each one, when the policy's
+    ``contracts.transitive``) to ``schema`` that is not safe, with its class under the policy's
+    mode (:mod:`regrow.data.compat`): what models trained on the name's data need."""
+    from regrow.data.compat import classify_history
+    from regrow.data.schema import Schema as Registered
+
+    section = ws.policy().contracts
+    history = ws.catalog.schema_versions(name)
+    if not history:
+        return ()
+    results = classify_history(
+        [Registered.from_dict(r.spec) for r in history],
+        schema,
+        section.compatibility,
+        transitive=section.transitive,
+    )
+    lines = []
+    for record, result in zip(history[-len(results) :], results, strict=True):
+        for c in result.changes:
+            if c.cls != "safe":
+                via = f" ({c.adapter})" if c.adapter else ""
+                lines.append(
+                    f"{result.mode} against schema v{record.version}: {c.cls} {c.detail}{via}"
+                )
+    return tuple(lines)
 
 
 def _quality_warning(name: str, lines: tuple[str, ...]) -> DataQualityWarning:

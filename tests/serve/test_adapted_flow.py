@@ -340,3 +340,22 @@ def test_a_component_may_only_adapt_values_of_its_own_columns() -> None:
         Member("m", LogisticRegression(), ["plan"], adapters=[Rename("plan", source="tier")])
     with pytest.raises(SystemSpecError, match="adapts a column it does not read"):
         Member("m", LogisticRegression(), ["age"], adapters=[Cast("income", "float")])
+
+
+def test_a_new_snapshot_lists_each_change_with_its_class_under_the_policys_mode(
+    tmp_path: Path, shop_rows: Callable[..., pd.DataFrame]
+) -> None:
+    from regrow.errors import IncompatibleSchema
+
+    old = shop_rows(ROWS, 0)
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.snapshot(old, name="shop")
+        with pytest.warns(DataQualityWarning) as seen:
+            ws.snapshot(_renamed(old), name="shop", allow_schema_change=True)
+        said = str(seen[0].message)
+        assert "backward against schema v1: adaptable 'plan' renamed to 'tier' (rename)" in said
+        with pytest.raises(IncompatibleSchema) as refused:
+            ws.snapshot(_renamed(old).drop(columns="age"), name="shop")
+        assert "backward against schema v2: breaking 'age' dropped (int) (default)" in str(
+            refused.value
+        )
