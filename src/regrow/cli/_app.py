@@ -29,7 +29,9 @@ __all__ = [
     "AsJson",
     "Backend",
     "Home",
+    "Since",
     "Stopped",
+    "Until",
     "Window",
     "app",
     "err",
@@ -62,6 +64,13 @@ Home = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Window = Annotated[str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")]
+Since = Annotated[
+    str,
+    typer.Option(help="Start: an ISO date or time (UTC if naive), or a span ago: 24h, 7d."),
+]
+Until = Annotated[
+    str | None, typer.Option(help="End (excluded), in the same forms (default: now).")
+]
 Backend = Annotated[
     str | None,
     typer.Option("--backend", help="Executor backend: local or ray (default: config, else local)."),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, Since, Until, app, out, print_json, workspace
 
 __all__ = ["skew"]
 
@@ -18,13 +18,8 @@ __all__ = ["skew"]
 @app.command()
 def skew(
     ref: Annotated[str, typer.Argument(help="The version, e.g. shop@champion or shop:v2.")],
-    since: Annotated[
-        str,
-        typer.Option(help="Start: an ISO date or time (UTC if naive), or a span ago: 24h, 7d."),
-    ],
-    until: Annotated[
-        str | None, typer.Option(help="End (excluded), in the same forms (default: now).")
-    ] = None,
+    since: Since,
+    until: Until = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, Since, Until, app, out, print_json, workspace
 
 __all__ = ["window"]
 
@@ -15,13 +15,8 @@ __all__ = ["window"]
 @app.command()
 def window(
     system: Annotated[str, typer.Argument(help="The served system, e.g. churn.")],
-    since: Annotated[
-        str,
-        typer.Option(help="Start: an ISO date or time (UTC if naive), or a span ago: 24h, 7d."),
-    ],
-    until: Annotated[
-        str | None, typer.Option(help="End (excluded), in the same forms (default: now).")
-    ] = None,
+    since: Since,
+    until: Until = None,
     labelled: Annotated[
         bool,
         typer.Option("--labelled", help="Only rows with a feedback label, in the target column."),
