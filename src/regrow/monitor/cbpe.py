@@ -105,7 +105,8 @@ class CBPE:
     ``business_value``, true x predicted (binary: ``[[value_TN, value_FP], [value_FN,
     value_TP]]``, NannyML's ``business_value_matrix``; its estimate is the mean value per row);
     ``calibration`` (``"auto"``: for a binary model isotonic only if it lowers the held-out
-    Brier score, for a multiclass one every class, as NannyML does; ``"always"``, ``"never"``;
+    Brier score, for a multiclass one every class (see :mod:`~regrow.monitor._cbpe_multiclass`
+    on NannyML's per-class test); ``"always"``, ``"never"``;
     a calibrated estimate's band also holds the calibration's own error, the metric's
     sampling error at the reference's size); ``threshold`` for predicting positive (binary
     only: a multiclass model predicts its argmax class); ``level`` of the band;
