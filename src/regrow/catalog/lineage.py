@@ -12,7 +12,7 @@ from typing import Any
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.records import SystemVersionRecord
 
-__all__ = ["lineage_report"]
+__all__ = ["adapters_report", "lineage_report"]
 
 
 def lineage_report(
@@ -56,7 +56,7 @@ def lineage_report(
                 "adapters": own.get(name, []),
             }
         )
-    adapters = _adapters(version.spec)
+    adapters = adapters_report(version.spec)
     snapshots = []
     for sid in sorted(snapshot_ids):
         snap = catalog.get_snapshot(sid)
@@ -88,8 +88,9 @@ def lineage_report(
     }
 
 
-def _adapters(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The version's boundary adapters, each with the components that read its column."""
+def adapters_report(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A version's boundary adapters (``spec`` is its stored spec), their digest, and the
+    components (transforms included) that read each adapter's column; None without adapters."""
     from regrow._adapter_text import adapters_digest, describe_adapter
 
     adapters = spec.get("adapters") or []
@@ -104,7 +105,11 @@ def _adapters(spec: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "digest": adapters_digest(adapters),
         "adapters": [
-            {**a, "describe": describe_adapter(a), "read_by": readers.get(a.get("column"), [])}
+            {
+                **a,
+                "describe": describe_adapter(a),
+                "read_by": sorted(readers.get(a.get("column"), [])),
+            }
             for a in adapters
         ],
     }

@@ -9,7 +9,7 @@ the changes only a person can bridge. ``show`` prints the adapters stored with a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -24,10 +24,6 @@ from regrow.cli.schema import (
     _read_columns,
     _trained_on,
 )
-
-if TYPE_CHECKING:
-    from regrow.catalog.records import SystemVersionRecord
-    from regrow.data.adapters import Adapters
 
 __all__ = ["adapters_app"]
 
@@ -141,39 +137,27 @@ def adapters_show(
     One line each, with the components (transforms included) that read its column, and the
     adapters' digest; "no adapters" when the version has none.
     """
-    from regrow.data.adapters import Adapters
+    from regrow.catalog.lineage import adapters_report
 
     with workspace(home) as ws:
         record = ws.catalog.get_system_version(ref)
-    adapters = Adapters.from_list(record.spec.get("adapters"))
-    readers = _readers(record, adapters)
+    report = adapters_report(record.spec)
     if as_json:
         print_json(
             {
                 "version": record.ref,
-                "digest": adapters.digest() if adapters else None,
-                "adapters": [
-                    {**a.to_dict(), "describe": a.describe(), "read_by": readers[a.column]}
-                    for a in adapters
-                ],
+                "digest": report["digest"] if report else None,
+                "adapters": report["adapters"] if report else [],
             }
         )
         return
-    if not adapters:
+    if report is None:
         out.print(f"{record.ref}: no adapters")
         return
+    adapters = report["adapters"]
     out.print(f"{record.ref}: {len(adapters)} adapter{'s' if len(adapters) != 1 else ''} "
-              f"(digest {adapters.digest()})")  # fmt: skip
+              f"(digest {report['digest']})")  # fmt: skip
     for adapter in adapters:
-        names = readers[adapter.column]
+        names = adapter["read_by"]
         read_by = f"read by {', '.join(names)}" if names else "read by no component"
-        out.print(Text.assemble(f"  {adapter.describe()}  ", (f"({read_by})", "dim")))
-
-
-def _readers(record: SystemVersionRecord, adapters: Adapters) -> dict[str, list[str]]:
-    """The components (transforms included) whose inputs name each adapted column."""
-    components: dict[str, Any] = record.spec.get("components") or {}
-    return {
-        a.column: sorted(n for n, c in components.items() if a.column in (c.get("inputs") or []))
-        for a in adapters
-    }
+        out.print(Text.assemble(f"  {adapter['describe']}  ", (f"({read_by})", "dim")))
