@@ -205,9 +205,13 @@ def check_skew(
         )
     from regrow.data.frames import to_arrow
     from regrow.monitoring import monitor_profile
+    from regrow.windows import read_through_adapters
 
     profile = monitor_profile(services, catalog.get_snapshot(version.snapshot_id))
-    inputs = to_arrow(_adapted(version, _inputs(mine), notes))  # NaN as null, as monitored
+    served_rows: Any = _inputs(mine)
+    if version.spec.get("adapters"):  # as the version read them, as a window is read
+        served_rows = read_through_adapters(version, served_rows.to_pandas(), notes)
+    inputs = to_arrow(served_rows)  # NaN as null, as the monitor counts it
     read = features_read(version.spec)
     ordered = [c for c in profile.columns if c in read] + sorted(read - set(profile.columns))
     checked = [c for c in ordered if c in profile.columns and c in inputs.column_names]
@@ -272,23 +276,3 @@ def _others(served: pa.Table, ref: str) -> list[str]:
 
 def _json(value: float) -> float | None:
     return None if not math.isfinite(value) else value
-
-
-def _adapted(version: SystemVersionRecord, rows: Any, notes: list[str]) -> Any:
-    """The served rows as the version read them: through its boundary adapters, as monitoring
-    reads a window (what they changed goes into ``notes``)."""
-    from regrow.data.adapters import Adapters
-
-    adapters = Adapters.from_list(version.spec.get("adapters"))
-    if not adapters:
-        return rows
-    frame = rows.to_pandas() if hasattr(rows, "to_pandas") else rows
-    problems: list[str] = []
-    adapted = adapters.apply(frame, problems=problems)
-    if adapted is not frame:
-        notes.append(
-            f"served rows read through {version.ref}'s adapters, as it read them: "
-            + "; ".join(adapters.changed(frame, adapted))
-        )
-    notes.extend(problems)
-    return adapted

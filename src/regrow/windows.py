@@ -30,7 +30,14 @@ from regrow.errors import SliceError
 if TYPE_CHECKING:
     from regrow.services import Services
 
-__all__ = ["WINDOW_SUFFIXES", "Window", "adapted_snapshot", "open_window", "store_window"]
+__all__ = [
+    "WINDOW_SUFFIXES",
+    "Window",
+    "adapted_snapshot",
+    "open_window",
+    "read_through_adapters",
+    "store_window",
+]
 
 #: File suffixes a window given as a string is read from (otherwise it names a snapshot).
 WINDOW_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -50,11 +57,13 @@ class Window:
     pending: pa.Table | None = field(default=None, repr=False)
 
 
-def _adapt(
-    adapters: Adapters, frame: pd.DataFrame, notes: list[str], version: SystemVersionRecord
+def read_through_adapters(
+    version: SystemVersionRecord, frame: pd.DataFrame, notes: list[str]
 ) -> pd.DataFrame:
-    """``frame`` through the version's boundary adapters; what they changed or could not
-    bridge goes into ``notes`` (a dirty window is reported, not refused)."""
+    """``frame`` as ``version`` reads it: through its boundary adapters. What they changed,
+    or could not bridge, goes into ``notes``: rows such as a window or served rows are
+    reported, not refused (``frame`` itself when the version has no adapters)."""
+    adapters = Adapters.from_list(version.spec.get("adapters"))
     if not adapters:
         return frame
     problems: list[str] = []
@@ -85,14 +94,13 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
     with a note; what no snapshot may hold (no rows, duplicated names) raises
     :class:`~regrow.errors.DataError` and nothing is written.
     """
-    adapters = Adapters.from_list(version.spec.get("adapters"))
     notes: list[str] = []
     stored = window if isinstance(window, SnapshotRecord) else None
     if isinstance(window, str) and not window.lower().endswith(WINDOW_SUFFIXES):
         stored = services.catalog.get_snapshot(window)
     if stored is not None:
         frame = services.frame(stored.id)
-        adapted = _adapt(adapters, frame, notes, version)
+        adapted = read_through_adapters(version, frame, notes)
         if adapted is frame:
             return Window(stored, frame, tuple(notes))
         # Adapted rows are a new window, stored with the report like rows given directly.
@@ -101,9 +109,9 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
     catalog = services.catalog
     reference = catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
     table = to_arrow(window)
-    if adapters and stored is None:
+    if version.spec.get("adapters") and stored is None:
         rows = table.to_pandas()
-        adapted = _adapt(adapters, rows, notes, version)
+        adapted = read_through_adapters(version, rows, notes)
         if adapted is not rows:
             table = to_arrow(adapted)
     time_column = reference.time_column if reference is not None else None
