@@ -218,8 +218,11 @@ class Workspace(GovernanceMixin):
             )
         change = None
         if check_schema:
-            # Each change from the name's registered schemas, classed under the policy's mode.
-            classes = _classified(self, name, prepared.schema) if like is not None else ()
+            # A warning or refusal lists each change from the name's registered schemas,
+            # classed under the policy's mode (computed only then: most snapshots need none).
+            def classes() -> tuple[str, ...]:
+                return _classified(self, name, prepared.schema) if like is not None else ()
+
             try:
                 review = review_snapshot(
                     prepared,
@@ -230,17 +233,18 @@ class Workspace(GovernanceMixin):
                     allow=allow_schema_change,
                 )
             except IncompatibleSchema as exc:
-                if not classes:
+                listed = classes()
+                if not listed:
                     raise
                 raise IncompatibleSchema(
-                    exc.message + "".join(f"\n{line}" for line in classes),
+                    exc.message + "".join(f"\n{line}" for line in listed),
                     hint=exc.hint,
                     problems=exc.problems,
                     changes=exc.changes,
                 ) from None
             change = review.change
             if review.warnings:
-                lines = (*review.warnings, *classes)
+                lines = (*review.warnings, *classes())
                 warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
         monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
