@@ -208,7 +208,7 @@ def execute(
             column_hashes=b.snapshot.column_hashes if b.snapshot else None,
             seed=b.seed,
             upstream=fps,
-            adapted=adapted_hashes(store, b.snapshot) if _own(system, name) else None,
+            adapted=adapted_hashes(store, b.snapshot) if _own_list(system, name) else None,
         )
         if b.update is not None:
             parts[name]["update"] = b.update.part()
@@ -559,12 +559,8 @@ def full_bindings(system: System, snapshot: SnapshotRecord, run_seed: int) -> di
     }
 
 
-def _own(system: System, name: str) -> bool:
-    """Whether component ``name`` has adapters of its own (pickled before them: none)."""
-    return bool(getattr(system[name], "adapters", None))
-
-
 def _own_list(system: System, name: str) -> list[dict[str, Any]]:
-    """Component ``name``'s own adapters as stored JSON (empty when it has none)."""
+    """Component ``name``'s own adapters as stored JSON (empty when it has none, or was
+    pickled before components had adapters)."""
     adapters = getattr(system[name], "adapters", None)
     return adapters.to_list() if adapters else []
