@@ -1,0 +1,168 @@
+"""`regrow forecast`: where a system's metric is heading (:mod:`regrow.forecast`): its history
+from the stored monitor reports, and the probability that it crosses the SLA within a horizon."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.plan.policy import Policy
+
+__all__ = ["forecast"]
+
+
+@app.command()
+def forecast(
+    system: Annotated[str, typer.Argument(help="The system, e.g. churn.")],
+    metric: Annotated[
+        str | None,
+        typer.Option(help="The metric, e.g. roc_auc (default: the policy's watch.sla metric)."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="The SLA value (default: the policy's watch.sla, else its monitoring.alerts "
+            "threshold for the metric)."
+        ),
+    ] = None,
+    direction: Annotated[
+        str | None,
+        typer.Option(
+            help="below (higher is better) or above (error metrics); default: from the SLA "
+            "rule, else from the metric."
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(help="Windows ahead (default: the policy's watch.horizon)."),
+    ] = None,
+    member: Annotated[str | None, typer.Option(help="Forecast one member's metric.")] = None,
+    slice: Annotated[str | None, typer.Option("--slice", help="Forecast one slice.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only windows ending at or after: an ISO time, or a span ago (30d)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated paths.")] = 0,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """The probability that SYSTEM's metric crosses its SLA within a horizon.
+
+    Also the metric expected there, and the series it was forecast from (one point per
+    monitored window: realised where labels came, estimated where not).
+    """
+    from regrow.forecast import forecast as forecast_series
+    from regrow.forecast import series_from_catalog
+
+    with workspace(home) as ws:
+        chosen, limit, side = _sla(ws.policy(), metric, threshold, direction)
+        steps = horizon if horizon is not None else ws.policy().watch.horizon
+        points = series_from_catalog(
+            ws.catalog, system, chosen, member=member, slice=slice, since=since
+        )
+    found = forecast_series(points, threshold=limit, direction=side, horizon=steps, seed=seed)
+    data: dict[str, Any] = {
+        "system": system,
+        "metric": chosen,
+        "member": member,
+        "slice": slice,
+        **found.to_dict(),
+        "series": [
+            {
+                "at": p.at.isoformat(),
+                "value": p.value,
+                "lower": p.lower,
+                "upper": p.upper,
+                "source": p.source,
+                "rows": p.rows,
+                "version": p.version,
+            }
+            for p in points
+        ],
+    }
+    if as_json:
+        print_json(data)
+    else:
+        show_forecast(data)
+
+
+def _sla(
+    policy: Policy, metric: str | None, threshold: float | None, direction: str | None
+) -> tuple[str, float, Literal["below", "above"]]:
+    """The metric, threshold and direction: as given, else from the policy, else refused."""
+    from regrow.monitor.signals import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+    sla = policy.watch.sla
+    if metric is None:
+        if not sla:
+            raise ConfigError(
+                "no --metric given and the policy names no SLA",
+                hint="pass --metric roc_auc --threshold 0.8, or set watch.sla in the policy",
+            )
+        metric = next(iter(sla))
+    rule = sla.get(metric) or policy.monitoring.alerts.get(metric)
+    if threshold is None:
+        if rule is None:
+            raise ConfigError(
+                f"no --threshold given and the policy has none for {metric!r}",
+                hint=f"pass --threshold, or set watch.sla: {{{metric}: {{min: ...}}}}",
+            )
+        threshold = rule.min if rule.min is not None else rule.max
+        assert threshold is not None
+    if direction is None:
+        if rule is not None:
+            direction = "below" if rule.min is not None else "above"
+        elif metric in HIGHER_IS_BETTER:
+            direction = "below"
+        elif metric in LOWER_IS_BETTER:
+            direction = "above"
+        else:
+            raise ConfigError(
+                f"cannot tell which side of the threshold is a breach for {metric!r}",
+                hint="pass --direction below (higher is better) or --direction above",
+            )
+    if direction not in ("below", "above"):
+        raise ConfigError(
+            f"--direction must be below or above; got {direction!r}",
+            hint="below: the metric breaches by falling (roc_auc); above: by rising (rmse)",
+        )
+    return metric, threshold, "below" if direction == "below" else "above"
+
+
+def show_forecast(data: dict[str, Any]) -> None:
+    """The series' last points, then the forecast in a sentence or two."""
+    who = (
+        data["system"]
+        + (f" member {data['member']}" if data["member"] else "")
+        + (f" slice {data['slice']}" if data["slice"] else "")
+    )
+    series = data["series"]
+    if series:
+        out.print(f"{who}: {data['metric']} over {len(series)} window(s)")
+        for p in series[-8:]:
+            band = "" if p["lower"] is None else f"  [{p['lower']:.4g}, {p['upper']:.4g}]"
+            out.print(f"  {p['at'][:16].replace('T', ' ')}  {p['value']:.4g}{band}  {p['source']}")
+    if data["probability"] is None:
+        out.print(f"{who}: no forecast of {data['metric']}: {'; '.join(data['notes'])}")
+        return
+    sign = "<" if data["direction"] == "below" else ">"
+    when = (
+        f"; median first crossing in {data['steps_to_cross']} window(s)"
+        if data["steps_to_cross"] is not None
+        else ""
+    )
+    out.print(
+        f"P({data['metric']} {sign} {data['threshold']:g} within {data['horizon']} windows) = "
+        f"{data['probability']:.2f}{when}"
+    )
+    out.print(
+        f"expected in {data['horizon']} windows: {data['expected']:.4g} "
+        f"({data['level']:.0%} band {data['lower']:.4g} to {data['upper']:.4g})"
+    )
+    for note in data["notes"]:
+        out.print(f"note: {note}")

@@ -1,0 +1,141 @@
+"""A metric's history read back from the monitor reports a workspace stored
+(regrow.forecast.points.series_from_catalog)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from regrow import Ensemble, Member, System, Workspace
+from regrow.demo import make_window
+from regrow.errors import ConfigError, NotFound
+from regrow.forecast import forecast, series_from_catalog
+from regrow.testing import run_cli
+
+
+def build() -> System:
+    return System(
+        "churn",
+        target="churned",
+        components=[
+            Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+            Member("geo", LogisticRegression(), inputs=["distance_km", "network_quality"]),
+            Ensemble("ensemble", weights={"account": 1, "geo": 1}),
+        ],
+    )
+
+
+@pytest.fixture
+def forecast_command() -> Iterator[None]:
+    """`regrow forecast` on the app: importing its module registers it. Until regrow.cli
+    imports the module itself, the command is taken off again after the test, so that the
+    other CLI tests see the app as it ships."""
+    from regrow.cli._app import app
+
+    shipped = list(app.registered_commands)
+    from regrow.cli import forecast as module
+
+    if not any(c.callback is module.forecast for c in app.registered_commands):
+        app.command()(module.forecast)
+    yield
+    app.registered_commands[:] = shipped
+
+
+def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], forecast_command: None
+) -> None:
+    home = tmp_path / "ws"
+    with Workspace.init(home) as ws:
+        ref = make_window(2000, start="2026-01-01", days=90, seed=0)
+        reference = ws.snapshot(
+            ref, name="ref", time_column="ts", slices={"monthly": "contract == 'monthly'"}
+        )
+        version = ws.train(build(), reference).version
+        weeks = [
+            make_window(600, start=f"2026-04-{1 + 7 * i:02d}", days=7, seed=10 + i)
+            for i in range(3)
+        ]
+        assert series_from_catalog(ws.catalog, "churn", "roc_auc") == []
+        # Monitored out of time order: the series follows the windows' time, not the reports'.
+        reports = {i: ws.monitor(version.ref, weeks[i]).record for i in (1, 0)}
+        unlabelled = ws.monitor(version.ref, weeks[2].drop(columns=["churned"])).record
+        assert unlabelled is not None
+
+        before = series_from_catalog(ws.catalog, "churn", "roc_auc")
+        assert [p.source for p in before] == ["realised"] * 2 + ["estimated"]
+        assert [p.report for p in before[:2]] == [reports[i].id for i in range(2)]  # type: ignore[union-attr]
+        estimate = next(
+            r
+            for r in unlabelled.report["estimates"]["rows"]
+            if r["metric"] == "roc_auc" and r["chunk"] is None
+        )
+        last = before[-1]
+        assert (last.value, last.lower, last.upper) == (
+            estimate["value"], estimate["low"], estimate["high"],
+        )  # fmt: skip
+        assert last.rows == 600
+        assert last.version == "churn:v1"
+        assert [p.at for p in before] == sorted(p.at for p in before)
+        assert before[0].at.date().isoformat() == "2026-04-07"  # the window's newest row
+
+        # The labels of week 2 arrive: its realised value replaces the estimate.
+        labelled = ws.monitor(version.ref, weeks[2]).record
+        assert labelled is not None
+        after = series_from_catalog(ws.catalog, "churn", "roc_auc")
+        assert len(after) == 3
+        assert after[-1].source == "realised"
+        system_row = next(
+            r
+            for r in labelled.report["performance"]["rows"]
+            if r["kind"] == "system" and r["scope"] == "all"
+        )
+        assert after[-1].value == system_row["value"]
+        assert after[-1].report == labelled.id
+
+        geo = series_from_catalog(ws.catalog, "churn", "roc_auc", member="geo")
+        assert len(geo) == 3
+        assert {p.source for p in geo} == {"realised"}
+        assert [p.value for p in geo] != [p.value for p in after]
+        monthly = series_from_catalog(ws.catalog, "churn", "roc_auc", slice="monthly")
+        assert len(monthly) == 3
+        assert all(p.rows < 600 for p in monthly)
+        recent = series_from_catalog(ws.catalog, "churn", "roc_auc", since="2026-04-10")
+        assert [p.at for p in recent] == [p.at for p in after[1:]]
+
+        f = forecast(after, threshold=0.5, direction="below", horizon=3)
+        assert f.n_points == 3
+        assert f.probability is not None
+        assert f.probability < 0.05
+
+        with pytest.raises(ConfigError, match="no monitor report holds metric 'auc'") as info:
+            series_from_catalog(ws.catalog, "churn", "auc")
+        assert "roc_auc" in str(info.value.hint)
+        with pytest.raises(ConfigError, match="member 'nope'") as info:
+            series_from_catalog(ws.catalog, "churn", "roc_auc", member="nope")
+        assert "geo" in str(info.value.hint)
+        with pytest.raises(ConfigError, match="for member 'geo'"):
+            series_from_catalog(ws.catalog, "churn", "f1", member="geo")
+        with pytest.raises(NotFound, match="unknown system 'nochurn'"):
+            series_from_catalog(ws.catalog, "nochurn", "roc_auc")
+
+    args = ("forecast", "churn", "--metric", "roc_auc", "--home", str(home))
+    code, out, _ = run_cli(capsys, *args, "--threshold", "0.5", "--horizon", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["direction"] == "below"
+    assert data["n_points"] == 3
+    assert len(data["series"]) == 3
+    assert data["probability"] == f.probability
+    code, out, _ = run_cli(capsys, *args, "--threshold", "0.5", "--member", "geo")
+    assert code == 0
+    assert "churn member geo: roc_auc over 3 window(s)" in out
+    assert "P(roc_auc < 0.5 within 14 windows) = " in out
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert "no --threshold given" in err
+    assert "hint:" in err
+    assert "Traceback" not in err
