@@ -38,6 +38,7 @@ import pandas as pd
 
 from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
+from regrow.errors import PlanError
 from regrow.experiments import record_plan
 from regrow.monitor.sample import SAMPLE_ROWS, describe_sample, sample_rows
 from regrow.monitoring import check_version, record_report
@@ -46,13 +47,15 @@ from regrow.plan.costs import CostModel, learned_costs
 from regrow.plan.diagnostics import Diagnosis, diagnose, domain_check
 from regrow.plan.escalation import Review, review_plan
 from regrow.plan.plan import Plan
-from regrow.plan.policy import Policy
+from regrow.plan.policy import ACTION_NAMES, Policy
 from regrow.plan.proposals import proposed_actions
 from regrow.plan.screen import screen
 from regrow.plan.thresholds import Thresholds
 from regrow.plan.updates import supports
 from regrow.plan_runs import PlanRun, after_actions, manual_plan, run_plan
 from regrow.progress import ProgressFn, Timer
+from regrow.recipes import get_recipe
+from regrow.recipes.choice import choose
 from regrow.system import System
 from regrow.windows import open_window
 
@@ -153,6 +156,11 @@ def make_plan(
     ]
     if monitored.candidates:
         rationale.append(f"the drift raises the loss of {', '.join(monitored.candidates)}")
+    rationale.extend(
+        f"planning.recipes.{key} names no component of {system.name} nor an action: ignored"
+        for key in planning.recipes
+        if key not in system and key not in ACTION_NAMES
+    )
     rationale.extend(n for n in monitored.notes if n.startswith("impact is estimated on"))
 
     escalate: list[str] = []
@@ -225,13 +233,17 @@ def make_plan(
         data_rows += retained
     costs = learned_costs(services.catalog, system)
     if escalate:
-        full = FullRetrain("*", reason="; ".join(escalate))
+        full = choose(planning, "*", "full-retrain").action("*", reason="; ".join(escalate))
         actions = [replace(full, cost=full.estimate(costs, system, data_rows))]
         rationale.append("escalated to a full retrain: " + "; ".join(escalate))
     else:
         after = after_actions(system, actions)
         actions = [replace(a, cost=a.estimate(costs, after, data_rows)) for a in actions]
-    actions = [replace(a, approval=policy.needs_approval(a.kind)) for a in actions]
+    over_recipe = _over_recipe_budget(actions, rationale)
+    actions = [
+        replace(a, approval=policy.needs_approval(a.kind) or n in over_recipe)
+        for n, a in enumerate(actions)
+    ]
     for a in actions:
         a.check(policy, system)
     estimated = sum(a.cost.cpu_seconds for a in actions if a.cost)
@@ -374,6 +386,21 @@ def _multivariate(
             )
 
 
+def _over_recipe_budget(actions: list[Action], rationale: list[str]) -> set[int]:
+    """Indices of the actions estimated above their recipe's ``max_cpu_seconds`` (each then
+    needs approval, and the rationale says so)."""
+    over: set[int] = set()
+    for n, a in enumerate(actions):
+        limit = get_recipe(a.recipe).max_cpu_seconds if a.recipe else None
+        if limit is not None and a.cost is not None and a.cost.cpu_seconds > limit:
+            over.add(n)
+            rationale.append(
+                f"{a.describe()}: the estimated {a.cost.cpu_seconds:.1f} CPU seconds exceed "
+                f"its recipe {a.recipe}'s budget of {limit:g}: needs approval"
+            )
+    return over
+
+
 def _neural(
     services: Services,
     model: FittedSystem,
@@ -383,14 +410,32 @@ def _neural(
     policy: Policy,
     rationale: list[str],
 ) -> Action | None:
-    """A torch member chosen for a refit is fine-tuned instead, on the blocks its diagnostic
-    (gradient-norm ratio, recent vs reference data) ranks and short probes confirm; None (the
-    member is left alone, and the rationale says why) when no probe's gain is significant."""
-    if action.kind != "refit" or policy.planning.neural != "finetune":
+    """A torch member's ``finetune`` (made by its recipe, :mod:`regrow.plan.proposals`) with
+    its blocks and budgets: blocks the recipe names are checked against the member's; with
+    ``blocks: auto`` the gradient-norm-ratio diagnostic (recent vs reference data) ranks them
+    and short probes confirm. None (the member is left alone, and the rationale says why)
+    when no probe's gain is significant. Epochs and steps the recipe leaves open are the
+    policy's budgets; an open learning rate is the probes' (within the policy's bounds)."""
+    if not isinstance(action, Finetune):
         return action
     fitted = model.components.get(action.component)
     if fitted is None or not supports(fitted.estimator, "finetune"):
         return action
+    budgets = policy.budgets
+    options = dict(action.options)
+    options.setdefault("epochs", min(20, budgets.max_epochs))
+    options.setdefault("max_steps", budgets.max_steps)
+    if action.blocks:
+        known = list(getattr(fitted.estimator, "blocks_", {}) or {})
+        unknown = [b for b in action.blocks if b not in known]
+        if unknown:
+            raise PlanError(
+                f"{action.recipe or 'finetune'} of {action.component!r} names blocks "
+                f"{unknown} the member does not have",
+                hint=f"its blocks are {known}: set the recipe's blocks in the policy's "
+                f"planning.recipes.{action.component}",
+            )
+        return replace(action, options=options)
     from regrow.components.fitted import feature_frame
     from regrow.plan.finetune import block_diagnostics
     from regrow.plan.finetune_confirm import confirm_blocks
@@ -423,12 +468,11 @@ def _neural(
     if not choice.update:
         rationale.append(f"{action.component}: " + "; ".join(choice.reasons))
         return None
-    budgets = policy.budgets
-    lr = min(max(float(choice.lr or 1e-3), budgets.lr_min), budgets.lr_max)
-    return Finetune(
-        action.component,
+    if options.get("lr") is None:
+        options["lr"] = min(max(float(choice.lr or 1e-3), budgets.lr_min), budgets.lr_max)
+    return replace(
+        action,
         reason=f"{action.reason}; " + "; ".join(choice.reasons),
-        gain=action.gain,
         blocks=choice.blocks,
-        options={"lr": lr, "epochs": min(20, budgets.max_epochs), "max_steps": budgets.max_steps},
+        options=options,
     )

@@ -3,6 +3,12 @@
 For a version: its parent chain, the run that made it (environment, seeds, parameters), the
 snapshots it was trained on, and for every component version its fingerprint and whether it
 was trained by this version's run (with the causes) or reused from an earlier one.
+
+A component built by a plan's run (the run's ``params["plan"]``) also shows the **recipe** of
+the plan action that built it (``recipe``: its ``name@version``, the parameters it used, the
+action and the plan; :mod:`regrow.recipes`), whether this version's run built it or an
+earlier one. Components built by a training run, by a plan stored before recipes, or refitted
+by a run without an action naming them (a stack relearned around a member) have none.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from regrow.catalog.catalog import Catalog
-from regrow.catalog.records import SystemVersionRecord
+from regrow.catalog.records import RunRecord, SystemVersionRecord
+from regrow.errors import NotFound
 
 __all__ = ["adapters_report", "lineage_report"]
 
@@ -31,6 +38,7 @@ def lineage_report(
         for n, c in (version.spec.get("components") or {}).items()
         if c.get("adapters")
     }
+    built: dict[str, dict[str, dict[str, Any]]] = {}  # run id -> component -> recipe
     for name, vid in version.manifest.items():
         rec = records[vid]
         if rec.snapshot_id:
@@ -41,6 +49,9 @@ def lineage_report(
             if rec.run_id not in runs_by_id:
                 runs_by_id[rec.run_id] = catalog.get_run(rec.run_id)
             origin["version"] = runs_by_id[rec.run_id].version_id
+        if rec.run_id and rec.run_id not in built:
+            built[rec.run_id] = _built_by(catalog, runs_by_id.get(rec.run_id))
+        recipe = built.get(rec.run_id or "", {})
         components.append(
             {
                 "name": name,
@@ -54,6 +65,7 @@ def lineage_report(
                 "train_seconds": rec.train_seconds,
                 "origin": origin,
                 "adapters": own.get(name, []),
+                "recipe": recipe.get(name) or recipe.get("*"),
             }
         )
     adapters = adapters_report(version.spec)
@@ -86,6 +98,32 @@ def lineage_report(
         "components": components,
         "adapters": adapters,
     }
+
+
+def _built_by(catalog: Catalog, run: RunRecord | None) -> dict[str, dict[str, Any]]:
+    """Component name (``"*"``: every component, a full retrain) -> the recipe of the action
+    of ``run``'s plan that built it; empty when the run ran no plan or its plan named none."""
+    plan_id = (run.params or {}).get("plan") if run is not None else None
+    if not plan_id:
+        return {}
+    try:
+        body = catalog.get_plan(str(plan_id)).body
+    except NotFound:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for action in body.get("actions") or []:
+        if not action.get("recipe"):
+            continue
+        name = str(action.get("component"))
+        if action.get("kind") == "add-member":
+            name = str((action.get("params") or {}).get("new_name") or name)
+        out[name] = {
+            "ref": action["recipe"],
+            "params": action.get("recipe_params") or {},
+            "action": action.get("kind"),
+            "plan": plan_id,
+        }
+    return out
 
 
 def adapters_report(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ def lineage(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Where a version came from: snapshots, components (trained or reused, and why), run."""
+    """Where a version came from: snapshots, components (trained or reused, and why, and the
+    recipe of the plan action that built each), run."""
     with workspace(home) as ws:
         report = ws.lineage(version, depth=depth)
     if as_json:
@@ -56,13 +57,15 @@ def lineage(
             read_by = ", ".join(a["read_by"]) or "no component"
             out.print(f"    {' '.join(a['describe'].split())} (read by {read_by})")
     table = Table()
-    for col in ("component", "action", "why", "version", "fingerprint", "snapshot", "seed"):
-        table.add_column(col)
+    for col in ("component", "action", "why", "recipe", "version", "fingerprint", "snapshot",
+                "seed"):  # fmt: skip
+        table.add_column(col, no_wrap=col == "recipe")  # a name@version is read, and copied, whole
     for c in report["components"]:
         table.add_row(
             c["name"],
             c["action"],
             why_text(c["action"], c["why"]),
+            (c.get("recipe") or {}).get("ref") or "-",
             c["version_id"][:12],
             c["fingerprint"][:12],
             (c["snapshot"] or "-")[:12],

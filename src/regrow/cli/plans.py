@@ -81,16 +81,16 @@ def _show_plan(plan: Plan, plan_id: str) -> None:
         _show_signals(sig)
     if plan.actions:
         table = Table(title="actions")
-        for col in ("#", "action", "component", "params", "expected gain", "interval",
-                    "est. CPU s", "approval"):  # fmt: skip
-            table.add_column(col)
+        for col in ("#", "action", "component", "recipe", "params", "expected gain",
+                    "interval", "est. CPU s", "approval"):  # fmt: skip
+            table.add_column(col, no_wrap=col == "recipe")  # a name@version is read whole
         for n, a in enumerate(plan.actions, 1):
             gain = f"{a.gain.value:+.4g}" if a.gain else ""
             interval = f"[{a.gain.low:.4g}, {a.gain.high:.4g}]" if a.gain else ""
             cost = f"{a.cost.cpu_seconds:.2f}" if a.cost else ""
             params = ", ".join(f"{k}={v}" for k, v in a.params().items())
             table.add_row(
-                str(n), a.kind, a.component, params, gain, interval, cost,
+                str(n), a.kind, a.component, a.recipe or "-", params, gain, interval, cost,
                 Text("needed", style="yellow") if a.approval else "no",
             )  # fmt: skip
         out.print(table)

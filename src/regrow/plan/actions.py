@@ -60,6 +60,10 @@ class Action:
     gain: Gain | None = None
     cost: CostEstimate | None = None
     approval: bool = False
+    #: The recipe that made the action (``name@version``, :mod:`regrow.recipes`; empty for
+    #: an action built by hand) and the recipe's parameters as it used them.
+    recipe: str = ""
+    recipe_params: Mapping[str, Any] = field(default_factory=dict)
 
     # -- what it does ---------------------------------------------------------------------
 
@@ -113,6 +117,12 @@ class Action:
                 else None
             ),
             "approval": self.approval,
+            # Only when set: a plan stored before recipes reads back as it was stored.
+            **(
+                {"recipe": self.recipe, "recipe_params": dict(self.recipe_params)}
+                if self.recipe
+                else {}
+            ),
         }
 
     def describe(self) -> str:
@@ -454,6 +464,8 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
         gain=Gain(**gain) if gain else None,
         cost=CostEstimate(**cost) if cost else None,
         approval=bool(data.get("approval", False)),
+        recipe=str(data.get("recipe") or ""),
+        recipe_params=dict(data.get("recipe_params") or {}),
         **extra,
     )
 

@@ -157,6 +157,12 @@ class Planning(_Strict):
     leaf_refit_decay: float = Field(0.0, ge=0, lt=1)
     """LightGBM's ``decay_rate`` for ``leaf-refit`` (its own default, 0.9, keeps 90% of the
     old leaf values: wrong under concept drift)."""
+    recipes: dict[str, dict[str, Any]] = {}
+    """The recipe (:mod:`regrow.recipes`) of the actions on a component, or of an action
+    kind: ``{gbm: lightgbm-leaf-refit, continue: {recipe: lightgbm-continue@1, params:
+    {extra: 7}}}``. A component's key decides how it is updated (over ``prefer`` and
+    ``neural``); without one, the default recipe with ``continue_extra`` and
+    ``leaf_refit_decay``. Unknown recipes and bad parameters are refused here."""
     unusable_rows: Literal["drop", "stop"] = "drop"
     """Rows of the window the version cannot score (nulls or categories a member cannot
     take, values of the wrong type): ``drop`` sets them aside, so probes and updates use the
@@ -165,6 +171,13 @@ class Planning(_Strict):
     """With ``drop``, planning still stops when more than this share of the rows is unusable:
     then the data, not the model, needs fixing."""
     seed: int = Field(0, ge=0)
+
+    @field_validator("recipes", mode="before")
+    @classmethod
+    def _recipes(cls, value: Any) -> dict[str, dict[str, Any]]:
+        from regrow.recipes.choice import validate_choices
+
+        return validate_choices(value)
 
 
 class Budgets(_Strict):
@@ -435,6 +448,36 @@ class MonitoringPolicy(_Strict):
     """Multivariate drift checks to run (empty: none)."""
 
 
+class WatchPolicy(_Strict):
+    """When ``regrow watch`` acts on what a cycle found (:mod:`regrow.loop.watch`)."""
+
+    sla: dict[str, AlertRule] = {}
+    """The service level the system owes, one metric: ``{roc_auc: {min: 0.8}}`` or
+    ``{rmse: {max: 3}}``. The watcher forecasts it (measured where labels came, estimated
+    where not) and acts before it is crossed. Empty: act on drift and alerts only."""
+    horizon: int = Field(14, ge=1)
+    """Cycles ahead the forecast looks."""
+    act_probability: float = Field(0.5, gt=0, le=1)
+    """Act when the forecast gives at least this probability of crossing the SLA within the
+    horizon (or it is crossed already)."""
+    persistence: int = Field(3, ge=1)
+    """Without an SLA threat, act on drift that raised a member's loss only when it was
+    seen in this many cycles in a row: a transient shift reverts before then."""
+    cooldown: int = Field(7, ge=0)
+    """Cycles after an update during which the watcher does not start another one."""
+    min_labelled_rows: int = Field(200, ge=10)
+    """Fewer labelled rows than this and the watcher does not plan (it waits for labels)."""
+    evaluation_share: float = Field(0.3, gt=0, lt=1)
+    """The newest share of the labelled rows held out to evaluate a candidate on; the plan
+    uses the rest."""
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> WatchPolicy:
+        if len(self.sla) > 1:
+            raise ValueError(f"name one SLA metric (got {sorted(self.sla)})")
+        return self
+
+
 class Policy(_Strict):
     """A whole policy. Every section has documented defaults; a file overrides what it names."""
 
@@ -449,6 +492,7 @@ class Policy(_Strict):
     promotion: PromotionPolicy = PromotionPolicy()
     contracts: ContractsPolicy = ContractsPolicy()
     monitoring: MonitoringPolicy = MonitoringPolicy()
+    watch: WatchPolicy = WatchPolicy()
 
     @classmethod
     def default(cls) -> Policy:

@@ -2,7 +2,11 @@
 
 :func:`proposed_actions` turns the moves the diagnostics chose (:mod:`regrow.plan.diagnostics`)
 into actions, each with its reason and gain: an update becomes ``refit``, or ``continue`` /
-``leaf-refit`` when the probe used it; a stacked ensemble is refitted whenever a member changes.
+``leaf-refit`` when the probe used it (a torch member's, ``finetune`` under ``planning.neural:
+finetune``); a stacked ensemble is refitted whenever a member changes. Each action is made by
+its **recipe** (:mod:`regrow.recipes`): the one the policy's ``planning.recipes`` names for the
+component or the action kind, else the default, and it records the recipe's ``name@version``
+and parameters.
 :func:`diagnosis_lines` says what the probes found, for the plan's rationale.
 """
 
@@ -10,17 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from regrow.plan.actions import (
-    Action,
-    AddMember,
-    Continue,
-    LeafRefit,
-    Refit,
-    RetireMember,
-    Reweight,
-)
+from regrow.plan.actions import Action
 from regrow.plan.diagnostics import Diagnosis
 from regrow.plan.policy import Policy
+from regrow.recipes.base import family_of
+from regrow.recipes.choice import choose
 from regrow.system import System
 
 __all__ = ["diagnosis_lines", "proposed_actions"]
@@ -44,22 +42,21 @@ def proposed_actions(system: System, diagnosis: Diagnosis, policy: Policy) -> li
         gain = move.gain
         comp = move.component or ""
         if move.kind == "update":
-            if move.update == "continue":
-                out.append(Continue(comp, reason=reason, gain=gain, extra=planning.continue_extra))
-            elif move.update == "leaf-refit":
-                out.append(
-                    LeafRefit(comp, reason=reason, gain=gain, decay_rate=planning.leaf_refit_decay)
-                )
-            else:
-                out.append(Refit(comp, reason=reason, gain=gain))
+            member = system[comp]
+            kind = move.update if move.update in ("continue", "leaf-refit") else "refit"
+            if family_of(member) == "torch" and planning.neural == "finetune":
+                kind = "finetune"  # its blocks are chosen by planning._neural
+            out.append(_made(planning, member, kind, reason=reason, gain=gain))
         elif move.kind == "add-member":
             name, n = f"{comp}_2", 2
             while name in system:
                 n += 1
                 name = f"{comp}_{n}"
-            out.append(AddMember(comp, reason=reason, gain=gain, new_name=name))
+            out.append(
+                _made(planning, system[comp], move.kind, reason=reason, gain=gain, new_name=name)
+            )
         elif move.kind == "retire-member":
-            out.append(RetireMember(comp, reason=reason, gain=gain))
+            out.append(_made(planning, system[comp], move.kind, reason=reason, gain=gain))
         elif move.kind == "reweight" and ens is not None:
             weights = None
             if diagnosis.weights:
@@ -68,17 +65,25 @@ def proposed_actions(system: System, diagnosis: Diagnosis, policy: Policy) -> li
                     for k, v in diagnosis.weights.items()
                     if not k.endswith("+new")
                 }
-            out.append(Reweight(ens.name, reason=reason, gain=gain, weights=weights))
+            out.append(_made(planning, ens, "reweight", reason=reason, gain=gain, weights=weights))
     if (
         ens is not None
         and ens.method == "stack"
         and out
         and not any(a.kind == "reweight" for a in out)
     ):
-        out.append(
-            Reweight(ens.name, reason="a stack is refitted on the window when its members change")
-        )
+        why = "a stack is refitted on the window when its members change"
+        out.append(_made(planning, ens, "reweight", reason=why))
     return out
+
+
+def _made(planning: Any, component: Any, kind: str, **fields: Any) -> Action:
+    """The action of the recipe chosen for a ``kind`` action on ``component``."""
+    choice = choose(planning, component, kind)
+    if choice.note:
+        fields["reason"] = f"{fields.get('reason', '')} ({choice.note})"
+    action: Action = choice.action(component.name, **fields)
+    return action
 
 
 def diagnosis_lines(d: Diagnosis, *, expected: bool = True) -> list[str]:
