@@ -26,6 +26,13 @@ A workspace is a folder (``.regrow/`` by default) holding ``config.toml``::
     [costs.ray]
     gpu_hour = 2.5                    # ...unless the backend's own table says otherwise
 
+    [watch]                           # optional: what `regrow watch` reads (WatchSettings)
+    source = "files:windows/*.parquet"  # or "served" (the prediction log), "snapshot:NAME"
+    every = "15m"                     # how often it looks for a new window
+    notify = "https://hooks.example.com/regrow"  # or a command; gets each event as JSON
+    [watch.fraud]                     # a system's own settings
+    source = "snapshot:fraud-daily"
+
 Environment variables override, in this order: an explicit argument, then ``REGROW_HOME``,
 ``REGROW_CATALOG_URL``, ``REGROW_STORE_URL``, ``REGROW_BACKEND`` and ``REGROW_RAY_ADDRESS``,
 then the file. ``REGROW_ALLOW_OS_USER`` may only tighten ``[auth] os_user``: ``0`` turns the
@@ -58,7 +65,14 @@ from typing import Any
 from regrow.costs import CostProfile
 from regrow.errors import ConfigError, WorkspaceNotFound
 
-__all__ = ["CONFIG_FILE", "DEFAULT_HOME", "Config", "ServeSettings", "resolve_home"]
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_HOME",
+    "Config",
+    "ServeSettings",
+    "WatchSettings",
+    "resolve_home",
+]
 
 DEFAULT_HOME = ".regrow"
 CONFIG_FILE = "config.toml"
@@ -166,6 +180,116 @@ class ServeSettings:
         ]
 
 
+_NOTIFY_ON = ("acted", "waiting", "failed", "quiet")
+_WATCH_KEYS = ("source", "every", "notify", "notify_on", "lease_seconds")
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """The ``[watch]`` section: where ``regrow watch`` takes its windows and whom it tells.
+
+    ``source`` is ``"served"`` (the prediction log and its feedback labels), ``"files:GLOB"``
+    (each new file a window; a relative glob is inside the workspace) or ``"snapshot:NAME"``
+    (each new snapshot of that name a window). ``every`` is how often the watcher looks for a
+    new window (a span such as ``15m``, ``1h``, ``1d``). ``notify`` is a webhook URL (POSTed
+    each event as JSON) or a command (run with the event as JSON on stdin); ``notify_on``
+    names the events sent: ``acted``, ``waiting`` (for an approval), ``failed``, ``quiet``
+    (a cycle that did nothing). A sub-table ``[watch.SYSTEM]`` overrides them for one system.
+
+    >>> WatchSettings.parse({"source": "files:win/*.csv", "shop": {"every": "1h"}}).of("shop").every
+    '1h'
+    >>> WatchSettings.parse({"source": "kafka:x"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    regrow.errors.ConfigError: [watch] source must be "served", "files:GLOB" or ...
+    """
+
+    source: str = "served"
+    every: str = "15m"
+    notify: str | None = None
+    notify_on: tuple[str, ...] = ("acted", "waiting", "failed")
+    lease_seconds: int = 120
+    systems: dict[str, WatchSettings] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.notify_on, list):
+            object.__setattr__(self, "notify_on", tuple(self.notify_on))
+        src = self.source
+        ok = isinstance(src, str) and (
+            src == "served"
+            or (src.startswith("files:") and len(src) > 6)
+            or (src.startswith("snapshot:") and len(src) > 9)
+        )
+        self._check("source", ok, '"served", "files:GLOB" or "snapshot:NAME"')
+        self._check("every", isinstance(self.every, str) and _span(self.every), "a span like 15m")
+        notify = self.notify
+        self._check("notify", notify is None or (isinstance(notify, str) and bool(notify.strip())),
+                    "a URL or a command")  # fmt: skip
+        on = self.notify_on
+        self._check("notify_on", isinstance(on, tuple) and set(on) <= set(_NOTIFY_ON),
+                    f"a list of {_quoted(_NOTIFY_ON)}")  # fmt: skip
+        self._check("lease_seconds", _integer(self.lease_seconds) and self.lease_seconds >= 10,
+                    "an integer >= 10")  # fmt: skip
+
+    def _check(self, key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            value = getattr(self, key)
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(
+                f"[watch] {key} must be {expected} (got {shown!r})",
+                hint=f"fix {key} in [watch] of config.toml, or leave it out for the default",
+            )
+
+    @classmethod
+    def parse(cls, section: object, where: str = "config.toml") -> WatchSettings:
+        """The settings of a ``[watch]`` table read from TOML (``where`` names the file)."""
+        if not isinstance(section, dict):
+            raise ConfigError(f"[watch] in {where!r} must be a table")
+        own = {k: v for k, v in section.items() if not isinstance(v, dict)}
+        unknown = sorted(set(own) - set(_WATCH_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in [watch] of {where!r}",
+                hint=f"the keys are {_quoted(_WATCH_KEYS)}, and [watch.SYSTEM] tables",
+            )
+        base = cls(**own)
+        systems = {
+            name: cls.parse({**own, **sub}, where)
+            for name, sub in section.items()
+            if isinstance(sub, dict)
+        }
+        return cls(**own, systems=systems) if systems else base
+
+    def of(self, system: str) -> WatchSettings:
+        """The settings for ``system``: its own table's, else these."""
+        return self.systems.get(system, self)
+
+    def lines(self) -> list[str]:
+        """The TOML lines of ``[watch]`` (and its system tables) where they differ from the
+        defaults; empty when nothing does."""
+
+        def changed(settings: WatchSettings, base: WatchSettings) -> list[str]:
+            return [
+                f"{key} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
+                for key in _WATCH_KEYS
+                if (v := getattr(settings, key)) != getattr(base, key)
+            ]
+
+        own = changed(self, WatchSettings())
+        text = ["[watch]", *own] if own or self.systems else []
+        for name, sub in sorted(self.systems.items()):
+            text += [f"[watch.{json.dumps(name)}]", *changed(sub, self)]
+        return text
+
+
+def _span(text: str) -> bool:
+    head, unit = text[:-1], text[-1:]
+    try:
+        return unit in "smhdw" and float(head) > 0
+    except ValueError:
+        return False
+
+
 def _quoted(names: tuple[str, ...]) -> str:
     return ", ".join(repr(n) for n in names)
 
@@ -206,6 +330,7 @@ class Config:
     allow_os_user: bool = True
     serve: ServeSettings = ServeSettings()
     costs: CostProfile = field(default_factory=CostProfile)  # cost accounting (#18): [costs]
+    watch: WatchSettings = WatchSettings()
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -248,11 +373,13 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        unknown = sorted(set(data) - {"catalog", "store", "run", "auth", "serve", "costs"})
+        sections = {"catalog", "store", "run", "auth", "serve", "costs", "watch"}
+        unknown = sorted(set(data) - sections)
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",
-                hint="the sections are [catalog], [store], [run], [auth], [serve] and [costs]",
+                hint="the sections are [catalog], [store], [run], [auth], [serve], [costs] "
+                "and [watch]",
             )
         catalog = cls._section(data, "catalog", path)
         store = cls._section(data, "store", path)
@@ -270,6 +397,7 @@ class Config:
             allow_os_user=cls._allow_os_user(data, path),
             serve=ServeSettings.parse(data.get("serve", {}), str(path)),
             costs=CostProfile.parse(data.get("costs", {}), str(path)),
+            watch=WatchSettings.parse(data.get("watch", {}), str(path)),
         )
 
     @staticmethod
@@ -370,6 +498,8 @@ class Config:
             text += "\n[serve]\n" + "\n".join(serve) + "\n"
         if costs := self.costs.lines():
             text += "\n" + "\n".join(costs) + "\n"
+        if watch := self.watch.lines():
+            text += "\n" + "\n".join(watch) + "\n"
         tmp = path.with_suffix(".toml.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)

@@ -24,6 +24,8 @@ module as a mixin over :class:`~regrow.catalog.core.CatalogCore`:
                            experiments (rationale, expected vs actual, contingency, tags)
 :mod:`.rollouts`           ``catalog.rollouts``: rollouts as persisted state machines (every
                            move compare-and-set on a revision, and audited)
+:mod:`.watches`            ``catalog.watches``: ``regrow watch``'s lease per system and its
+                           cycle records (resumable, audited)
 =========================  ====================================================
 
 Every method returns frozen records from :mod:`regrow.catalog.records`; every write is one
@@ -58,6 +60,7 @@ from regrow.catalog.predictions import Predictions
 from regrow.catalog.rollouts import Rollouts
 from regrow.catalog.runs import RunsMixin
 from regrow.catalog.versions import VersionsMixin
+from regrow.catalog.watches import Watches
 
 __all__ = ["Catalog", "component_version_id"]
 
@@ -121,3 +124,8 @@ class Catalog(
     def rollouts(self) -> Rollouts:
         """Rollouts as persisted state machines (see :mod:`.rollouts`)."""
         return Rollouts(self)
+
+    @property
+    def watches(self) -> Watches:
+        """Watch leases and cycles of ``regrow watch`` (see :mod:`.watches`)."""
+        return Watches(self)

@@ -19,7 +19,10 @@ Tables not covered: ``audit_events`` and ``audit_head`` (the chain itself), ``fi
 statistics, rewritten by ``put_profile``), ``components`` (one row per name, implied by its
 component versions), ``prediction_files`` (the prediction log's index, written at serving
 rates), ``prediction_feedback`` (labels of served rows, replaced when a later label comes;
-each call is audited as ``feedback.add`` with a digest of its labels), ``alembic_version``.
+each call is audited as ``feedback.add`` with a digest of its labels), ``watch_leases``
+(short-lived locks, renewed every few seconds), ``watch_cycles`` (a watcher's working record,
+rewritten at each step; the whole record of a finished cycle is the payload of its
+``watch.cycle`` audit event), ``alembic_version``.
 
 A migration that changes a covered table's columns changes its rows' hashes: it sets
 ``regrow.catalog.core.ROWS_COVERED_SINCE`` to its revision, so that catalogs upgraded past it

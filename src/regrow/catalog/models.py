@@ -47,6 +47,8 @@ __all__ = [
     "SystemVersion",
     "Token",
     "UTCDateTime",
+    "WatchCycle",
+    "WatchLease",
 ]
 
 NAMING_CONVENTION = {
@@ -537,3 +539,42 @@ class Rollout(Base):
     step_started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     lanes: Mapped[list[Any]] = mapped_column(sa.JSON, server_default="[]")
+
+
+class WatchLease(Base):
+    """Which watcher acts for ``system``: one row per watched system, held until ``expires_at``.
+
+    The holder's heartbeat moves ``expires_at`` forward; a watcher that died stops moving it,
+    so the lease lapses and another watcher may take it over (compare-and-set on the row).
+    """
+
+    __tablename__ = "watch_leases"
+
+    system: Mapped[str] = mapped_column(NAME, primary_key=True)
+    holder: Mapped[str] = mapped_column(ID)
+    process: Mapped[dict[str, Any]]
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class WatchCycle(Base):
+    """One cycle of ``regrow watch`` on ``system@alias``: the window it took, what it found,
+    what it decided and did (``body``), and how far it got (``step``; ``state`` running, done,
+    waiting or failed). A cycle left running by a crash is resumed from ``step``."""
+
+    __tablename__ = "watch_cycles"
+    __table_args__ = (sa.UniqueConstraint("system", "number"), sa.Index(None, "system", "state"))
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    system: Mapped[str] = mapped_column(NAME)
+    alias: Mapped[str] = mapped_column(NAME)
+    number: Mapped[int] = mapped_column(sa.Integer)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    step: Mapped[str] = mapped_column(sa.String(32))
+    dry_run: Mapped[bool] = mapped_column(sa.Boolean)
+    window_key: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[dict[str, Any]]
+    holder: Mapped[str] = mapped_column(ID)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

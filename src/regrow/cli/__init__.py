@@ -23,6 +23,9 @@ module             commands
 ``adapters``       ``adapters propose|show`` (boundary adapters a system needs / has)
 ``skew``           ``skew`` (training/serving skew from the prediction log)
 ``costs``          ``costs`` (what each run used and cost: CPU, GPU, memory, rows, money)
+``watch``          ``watch`` (keep a system fresh, cycle by cycle; ``--history``, ``--status``)
+``forecast``       ``forecast`` (P(the metric crosses its SLA within a horizon), its series)
+``recipes``        ``recipes list|show`` (named, versioned update recipes: built-ins, entry points)
 ``window``         ``window`` (a window from the prediction log and its labels)
 ``serve``          ``serve`` (the Open Inference Protocol v2 app), ``predict`` (batch scoring)
 ``rollout``        ``rollout start|status|step|pause|resume|promote|abort|history``
@@ -52,6 +55,9 @@ from regrow.cli import schema  # noqa: F401
 from regrow.cli import adapters  # noqa: F401
 from regrow.cli import skew  # noqa: F401
 from regrow.cli import costs  # noqa: F401
+from regrow.cli import watch  # noqa: F401
+from regrow.cli import forecast  # noqa: F401
+from regrow.cli import recipes  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

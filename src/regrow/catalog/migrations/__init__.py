@@ -15,4 +15,4 @@ from __future__ import annotations
 
 __all__ = ["HEAD_REVISION"]
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"

@@ -1,0 +1,332 @@
+"""`regrow watch`: keep a system fresh on its own, cycle by cycle (:mod:`regrow.loop.watch`);
+``--history`` and ``--show`` read the cycles back, ``--status`` lists the watchers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json, workspace
+from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.catalog.watches import WatchCycleRecord
+
+__all__ = ["watch"]
+
+
+@app.command()
+def watch(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SYSTEM[@ALIAS]", help="The system to keep fresh (alias: champion)."
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(help="How often to look for a new window: 30s, 15m, 1h (default: [watch])."),
+    ] = None,
+    after: Annotated[
+        int | None,
+        typer.Option(min=1, help="Served windows: cut one once N new labelled rows came."),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help='Where windows come from: "served", "files:GLOB", "snapshot:NAME".'),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Record findings and decisions; run nothing.")
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the cycles of the windows there now, then stop.")
+    ] = False,
+    cycles: Annotated[int | None, typer.Option(min=1, help="Stop after this many cycles.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="A policy file (default: the workspace's policy).")
+    ] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="List the system's cycles instead of watching.")
+    ] = False,
+    show: Annotated[
+        int | None, typer.Option(help="Show cycle N of the system instead of watching.")
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="List the watchers and their last cycles.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Cycles --history lists.")] = 20,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Keep SYSTEM@ALIAS fresh on its own, one cycle per new window.
+
+    Each cycle monitors the window, forecasts the SLA, decides, plans, runs what the policy's
+    autonomy allows, evaluates and rolls out (or promotes); every cycle is recorded and
+    audited, resumes after a crash, and only one watcher acts per system.
+    """
+    if status:
+        _status(home, as_json)
+        return
+    if target is None:
+        raise ConfigError("name the system to watch", hint="e.g. `regrow watch churn@champion`")
+    system = target.partition("@")[0]
+    if history or show is not None:
+        _read_back(home, system, show, limit, as_json)
+        return
+    _watch(target, every, after, source, dry_run, once, cycles, policy, home, as_json)
+
+
+def _watch(
+    target: str,
+    every: str | None,
+    after: int | None,
+    source: str | None,
+    dry_run: bool,
+    once: bool,
+    cycles: int | None,
+    policy: str | None,
+    home: Any,
+    as_json: bool,
+) -> None:
+    from regrow.loop.watch import Watcher, parse_every, source_from
+
+    with workspace(home) as ws:
+        settings = ws.config.watch.of(target.partition("@")[0])
+        span = parse_every(every or settings.every)
+        chosen = source_from(
+            source or settings.source, home=ws.config.home, every=span, after=after
+        )
+        watcher = Watcher(
+            ws,
+            target,
+            chosen,
+            policy=ws.policy() if policy is None else _policy(policy),
+            dry_run=dry_run,
+            notify=settings.notify,
+            notify_on=settings.notify_on,
+            lease_seconds=settings.lease_seconds,
+            on_event=(lambda e: print_json(e)) if as_json else _print_event,
+        )
+        if not as_json:
+            mode = " (dry run)" if dry_run else ""
+            err.print(
+                f"watching {watcher.system}@{watcher.alias}{mode}: windows from "
+                f"{source or settings.source}, every {every or settings.every}; "
+                "Ctrl-C stops (a cycle in progress resumes next time)",
+                highlight=False,
+            )
+        try:
+            with watcher:
+                done = watcher.run(every=span, cycles=cycles, once=once)
+        except KeyboardInterrupt:
+            err.print(
+                Text.assemble(
+                    ("interrupted", "bold yellow"),
+                    "; the watch lease is released; a cycle in progress "
+                    "resumes on the next `regrow watch`",
+                )
+            )
+            raise Stopped(130) from None
+    if not as_json:
+        out.print(f"{len(done)} cycle(s) run", highlight=False)
+
+
+def _policy(path: str) -> Any:
+    from regrow.plan.policy import load_policy
+
+    return load_policy(path)
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    if kind in ("resumed",):
+        out.print(f"resuming cycle {event['cycle']} after step {event['step']}", highlight=False)
+        return
+    if kind == "rollout":
+        out.print(
+            f"rollout {str(event['rollout'])[:12]}: {event['action']} ({event['state']})",
+            highlight=False,
+        )
+        return
+    if kind == "notify_failed":
+        err.print(f"[yellow]notify failed:[/] {event['error']}")
+        return
+    if "cycle" not in event or "state" not in event:
+        out.print(str(event), highlight=False)
+        return
+    style = {"failed": "red", "waiting": "yellow", "acted": "green"}.get(str(kind), "dim")
+    cost = event.get("cost") or {}
+    line = Text.assemble(
+        (f"cycle {event['cycle']}: {event['state']}", style),
+        f" — {event.get('why') or ''}",
+        (f"  ({cost.get('cpu_seconds', 0):.1f} CPU s)", "dim"),
+    )
+    out.print(line, highlight=False)
+    if event.get("hint") and kind in ("failed", "waiting"):
+        out.print(Text.assemble(("  hint: ", "yellow"), str(event["hint"])), highlight=False)
+
+
+def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: bool) -> None:
+    with workspace(home) as ws:
+        ws.require("viewer", "read watch cycles")
+        if number is not None:
+            cycle = ws.catalog.watches.cycle(system, number)
+            if as_json:
+                print_json(cycle.to_dict())
+            else:
+                _show_cycle(cycle)
+            return
+        found = ws.catalog.watches.cycles(system, limit=limit)
+    if as_json:
+        print_json([c.to_dict() for c in found])
+        return
+    if not found:
+        out.print(f"{system}: no watch cycle yet (start one with `regrow watch {system}`)")
+        return
+    table = Table(
+        title=f"{system}: watch cycles, newest first",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("cycle", "started", "state", "CPU s", "plan", "outcome"):
+        table.add_column(
+            col, justify="right" if col in ("cycle", "CPU s") else "left", no_wrap=True
+        )
+    for c in found:
+        plan = c.body.get("plan") or {}
+        end = c.body.get("end") or {}
+        table.add_row(
+            str(c.number) + (" (dry)" if c.dry_run else ""),
+            f"{c.started_at:%m-%d %H:%M}",
+            c.state,
+            f"{(c.body.get('cost') or {}).get('cpu_seconds', 0):.1f}",
+            _short(", ".join(plan.get("actions") or []) or ("(empty)" if plan else ""), 18),
+            _short(str(end.get("why") or ""), max(20, out.size.width - 60)),
+        )
+    out.print(table)
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show_cycle(c: WatchCycleRecord) -> None:
+    body = c.body
+    out.print(
+        Text.assemble(
+            (f"{c.system}@{c.alias} cycle {c.number}", "bold"),
+            f" ({c.state}, last step {c.step}{', dry run' if c.dry_run else ''})",
+        ),
+        highlight=False,
+    )
+    window = body.get("window") or {}
+    out.print(
+        f"window: {window.get('note') or c.window_key}, {window.get('rows', 0):,} rows, "
+        f"{window.get('labelled_rows', 0):,} labelled",
+        highlight=False,
+    )
+    mon = body.get("monitor")
+    if mon:
+        out.print(
+            f"monitor: drifted {', '.join(mon['drifted']) or 'nothing'}; loss raised for "
+            f"{', '.join(mon['candidates']) or 'no member'}; {len(mon['alerts'])} alert(s)",
+            highlight=False,
+        )
+    fc = body.get("forecast")
+    if fc:
+        p = fc.get("probability")
+        now = fc.get("current")
+        out.print(
+            f"forecast: {fc['metric']} now {'?' if now is None else f'{now:.4g}'} "
+            f"({fc.get('current_source') or 'no value'}); P(crossing {fc['threshold']:g} "
+            f"within {fc['horizon']} cycles) = {'?' if p is None else f'{p:.2f}'}",
+            highlight=False,
+        )
+    decision = body.get("decision")
+    if decision:
+        for line in decision.get("because") or []:
+            out.print(f"act: {line}", highlight=False)
+        for line in decision.get("not_acting") or []:
+            out.print(f"not acting: {line}", highlight=False)
+    plan = body.get("plan")
+    if plan:
+        notes = [
+            n
+            for n, on in (
+                ("escalated", plan.get("escalated")),
+                ("needs approval", plan.get("needs_approval")),
+            )
+            if on
+        ]
+        cpu = plan.get("estimated_cpu_seconds")
+        if cpu is not None:
+            notes.append(f"estimated {cpu:.2f} CPU s")
+        out.print(
+            f"plan {plan['id'][:12]}: {', '.join(plan['actions']) or 'nothing to update'}"
+            f"{' (' + '; '.join(notes) + ')' if notes else ''}",
+            highlight=False,
+        )
+        for line in plan.get("rationale") or []:
+            out.print(f"  - {line}", highlight=False)
+    for key in ("run", "evaluation", "rollout", "promotion"):
+        if body.get(key):
+            out.print(f"{key}: {_flat(body[key])}", highlight=False)
+    end = body.get("end") or {}
+    if end:
+        out.print(f"end: {end.get('state')}: {end.get('why')}", highlight=False)
+        if end.get("hint"):
+            out.print(Text.assemble(("hint: ", "yellow"), str(end["hint"])), highlight=False)
+    cost = body.get("cost") or {}
+    if cost:
+        out.print(f"cost: {_flat(cost)}", highlight=False)
+
+
+def _flat(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in data.items() if v not in (None, [], ""))
+
+
+def _status(home: Any, as_json: bool) -> None:
+    with workspace(home) as ws:
+        ws.require("viewer", "read watchers")
+        leases = {lease.system: lease for lease in ws.catalog.watches.leases()}
+        last: dict[str, WatchCycleRecord] = {}
+        for c in ws.catalog.watches.cycles(limit=200):
+            last.setdefault(c.system, c)
+    at = datetime.now(UTC)
+    rows = []
+    for system in sorted(set(leases) | set(last)):
+        lease, cycle = leases.get(system), last.get(system)
+        rows.append(
+            {
+                "system": system,
+                "watcher": None if lease is None or lease.expires_at <= at else lease.describe(),
+                "last_cycle": None if cycle is None else cycle.number,
+                "last_state": None if cycle is None else cycle.state,
+                "last_started": None if cycle is None else cycle.started_at.isoformat(),
+                "last_outcome": None if cycle is None else (cycle.body.get("end") or {}).get("why"),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no system is watched (start with `regrow watch SYSTEM`)")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    for col in ("system", "watcher", "last cycle", "state", "outcome"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["system"]),
+            str(r["watcher"] or "(none running)"),
+            str(r["last_cycle"] or ""),
+            str(r["last_state"] or ""),
+            _short(str(r["last_outcome"] or ""), 50),
+        )
+    out.print(table)

@@ -1,0 +1,897 @@
+"""``regrow watch``: keep a system fresh on its own, one cycle per window.
+
+A :class:`Watcher` holds the watch lease of ``system`` (:mod:`regrow.catalog.watches`: two
+watchers on one system cannot both act) and runs **cycles**. Each cycle takes the next window
+its :class:`WindowSource` has not given before, and then
+
+1. **window**: stores the window's rows as snapshot ``<system>-watch`` and the labelled rows
+   that came with it (labels arrive late: a source gives the newest labelled rows it has) as
+   ``<system>-watch-labelled``: the newest ``watch.evaluation_share`` of them held out as
+   ``<system>-watch-holdout`` for the evaluation, the rest for the plan;
+2. **monitor**: ``Workspace.monitor`` on the window (drift, multivariate drift, estimated and,
+   with labels, measured performance; the report is stored);
+3. **forecast**: the SLA metric's series over the stored reports (measured where labels came,
+   estimated where not; :mod:`regrow.forecast`) and the probability that it crosses the
+   policy's ``watch.sla`` within ``watch.horizon`` cycles;
+4. **decide**: act when the SLA is crossed or forecast to be crossed with probability at least
+   ``watch.act_probability``; without an SLA threat, act only on drift that raised a member's
+   loss in ``watch.persistence`` cycles in a row (a transient shift reverts before then). It
+   does not act during ``watch.cooldown`` cycles after an update, while a rollout of the alias
+   is under way, or without ``watch.min_labelled_rows`` labelled rows. Every reason not to act
+   is recorded;
+5. **plan**: ``Workspace.plan`` on the labelled rows (the policy's planning rules: the
+   smallest update, or an escalation); an empty plan ends the cycle;
+6. **run**: when the policy's ``autonomy`` allows every action and the budget holds (else the
+   cycle ends ``waiting`` and names the command a person runs: ``regrow run PLAN --approve``);
+7. **evaluate**: the candidate against the alias's holder on the held-out rows, under the
+   policy's gates;
+8. **rollout**: a blessed candidate of a served system starts the policy's rollout
+   (``rollout.strategy``; the server, or the next cycle, steps it); of a system that is not
+   served, it is promoted, when the promotion rules allow (approvals included; else the cycle
+   ends ``waiting`` and a later cycle promotes it once they are given).
+
+With ``dry_run`` the cycle records what it found and decided (monitor report, forecast,
+decision, the plan it would run) and runs, evaluates and rolls out nothing.
+
+Every cycle is one record in the catalog (``regrow watch history``), with its window, what
+each step found, the decision and its reasons, the ids of the plan, run, evaluation and
+rollout, and its cost (CPU seconds, wall seconds, money under ``[costs]``); the end of each
+is audited (``watch.cycle``). A crash in the middle leaves the cycle ``running`` at the last
+step it finished: the next watcher resumes it from there, reusing what was stored. An error
+in a step (bad data, a refused promotion) ends the cycle ``failed`` with the error and its
+hint; the watcher goes on with the next window. Events are sent to the hook ``[watch]
+notify`` names (a webhook URL or a command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import resource
+import shlex
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from regrow.catalog.watches import STEPS, WatchBusy, WatchCycleRecord
+from regrow.errors import ConfigError, DataError, PromotionRefused, RegrowError
+
+if TYPE_CHECKING:
+    from regrow.plan.policy import Policy
+    from regrow.workspace import Workspace
+
+__all__ = [
+    "FilesSource",
+    "ServedSource",
+    "SnapshotSource",
+    "Watcher",
+    "Window",
+    "WindowSource",
+    "parse_every",
+    "source_from",
+]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_every(text: str) -> timedelta:
+    """A span such as ``15m``, ``1h``, ``1d`` as a timedelta.
+
+    >>> parse_every("15m")
+    datetime.timedelta(seconds=900)
+    """
+    value, unit = text.strip()[:-1], text.strip()[-1:]
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"cannot read the span {text!r}", hint="write a number and a unit: 30s, 15m, 1h, 1d"
+        ) from None
+    if seconds <= 0:
+        raise ConfigError(f"the span {text!r} is not positive", hint="e.g. 15m")
+    return timedelta(seconds=seconds)
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows a cycle checks: ``rows`` (what was served or arrived), ``labelled`` (the newest
+    labelled rows the source has: late labels of earlier rows, or these rows' own), ``key``
+    (unique per window: a cycle takes each key once) and ``at`` (the window's time)."""
+
+    key: str
+    rows: pd.DataFrame
+    labelled: pd.DataFrame | None = None
+    at: datetime | None = None
+    note: str = ""
+    error: RegrowError | None = None  # the window could not be read: its cycle fails with it
+
+
+class WindowSource(Protocol):
+    """Where a watcher finds its windows: :meth:`windows` yields them oldest first; the
+    watcher skips the keys a cycle already took."""
+
+    name: str
+
+    def windows(self, ws: Workspace, system: str) -> Iterator[Window]: ...
+
+
+def _target(ws: Workspace, system: str) -> str | None:
+    """The target column of ``system``'s newest version (what labels are written in)."""
+    spec = ws.catalog.get_system_version(system).spec
+    target = spec.get("target") if isinstance(spec, Mapping) else None
+    return target if isinstance(target, str) else None
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"cannot read window file {str(path)!r}: {exc}",
+            hint="a window file is a .csv or .parquet table of rows",
+        ) from exc
+    raise DataError(
+        f"window file {str(path)!r} is neither .csv nor .parquet",
+        hint="name window files *.csv or *.parquet",
+    )
+
+
+def _read_or_none(path: Path) -> pd.DataFrame | None:
+    try:
+        return _read(path)
+    except DataError:  # its own window's cycle says why
+        return None
+
+
+def _labelled_part(frame: pd.DataFrame, target: str | None) -> pd.DataFrame | None:
+    if target is None or target not in frame.columns:
+        return None
+    part = frame[frame[target].notna()]
+    return part if len(part) else None
+
+
+def _stack(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
+    kept = [p for p in parts if p is not None and len(p)]
+    return pd.concat(kept, ignore_index=True) if kept else None
+
+
+@dataclass(frozen=True)
+class FilesSource:
+    """Each file matching ``pattern`` (sorted by name) is a window; its key is the file's
+    name and content hash, so a rewritten file is a new window. A row whose target is set
+    is labelled: a window's labelled rows are those of the ``label_files`` newest files up
+    to it (labels that came late, written into earlier files, are found there)."""
+
+    pattern: str
+    label_files: int = 7
+    name: str = "files"
+
+    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+        paths = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
+        target = _target(ws, system)
+        for i, path in enumerate(paths):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            key = f"file:{path.name}:{digest}"
+            if ws.catalog.watches.seen(system, key):
+                continue
+            at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            try:
+                rows = _read(path)
+            except DataError as exc:
+                yield Window(key=key, rows=pd.DataFrame(), at=at, note=str(path), error=exc)
+                continue
+            recent = paths[max(0, i + 1 - self.label_files) : i + 1]
+            labelled = _stack(
+                [
+                    _labelled_part(frame, target)
+                    for p in recent
+                    if (frame := _read_or_none(p)) is not None
+                ]
+            )
+            yield Window(key=key, rows=rows, labelled=labelled, at=at, note=str(path))
+
+
+@dataclass(frozen=True)
+class SnapshotSource:
+    """Each snapshot stored under ``snapshot`` (oldest first) is a window; labelled rows as
+    for :class:`FilesSource`, over the ``label_snapshots`` newest snapshots up to it."""
+
+    snapshot: str
+    label_snapshots: int = 7
+    name: str = "snapshot"
+
+    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+        records = sorted(ws.catalog.list_snapshots(self.snapshot), key=lambda r: r.created_at)
+        if not records:
+            raise DataError(
+                f"no snapshot is named {self.snapshot!r}",
+                hint="store windows with `regrow snapshot create ... --name NAME`, or fix "
+                "[watch] source",
+            )
+        target = _target(ws, system)
+        for i, record in enumerate(records):
+            key = f"snapshot:{record.id}"
+            if ws.catalog.watches.seen(system, key):
+                continue
+            recent = records[max(0, i + 1 - self.label_snapshots) : i + 1]
+            labelled = _stack([_labelled_part(ws.frame(r.id), target) for r in recent])
+            yield Window(
+                key=key,
+                rows=ws.frame(record.id),
+                labelled=labelled,
+                at=record.created_at,
+                note=f"{self.snapshot} {record.id[:12]}",
+            )
+
+
+@dataclass(frozen=True)
+class ServedSource:
+    """Windows from the prediction log: the rows served since the last window ended (a
+    window every ``every``, or once ``after`` new labelled rows came), with the labelled rows
+    served in the ``label_span`` before its end."""
+
+    every: timedelta = timedelta(minutes=15)
+    after: int | None = None
+    label_span: timedelta = timedelta(days=7)
+    name: str = "served"
+
+    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+        span = ws.catalog.predictions.span(system)
+        if span is None:
+            return
+        first, last = span[0], span[1]
+        start = first
+        previous = ws.catalog.watches.cycles(system, limit=1)
+        if previous and (previous[0].body.get("window") or {}).get("at"):
+            start = datetime.fromisoformat(previous[0].body["window"]["at"])
+        end = datetime.now(UTC)
+        if (self.after is None and end - start < self.every) or last < start:
+            return
+        try:
+            rows = ws.frame(ws.window(system, since=start, until=end).id)
+        except DataError:  # nothing served since the last window
+            return
+        labelled: pd.DataFrame | None = None
+        with contextlib.suppress(DataError):
+            since = end - self.label_span
+            labelled = ws.frame(ws.window(system, since=since, until=end, labelled=True).id)
+        if self.after is not None:
+            try:
+                fresh = ws.window(system, since=start, until=end, labelled=True).rows
+            except DataError:  # no label came since the last window
+                fresh = 0
+            if fresh < self.after:
+                return
+        yield Window(
+            key=f"served:{start.isoformat()}..{end.isoformat()}",
+            rows=rows,
+            labelled=labelled,
+            at=end,
+            note=f"served {start:%Y-%m-%d %H:%M}..{end:%H:%M}",
+        )
+
+
+def source_from(spec: str, *, home: Path, every: timedelta, after: int | None = None) -> Any:
+    """The window source ``[watch] source`` names: ``served``, ``files:GLOB`` (a relative
+    glob is inside the workspace ``home``) or ``snapshot:NAME``."""
+    if spec == "served":
+        return ServedSource(every=every, after=after)
+    if spec.startswith("files:"):
+        pattern = spec.removeprefix("files:")
+        if not os.path.isabs(pattern):
+            pattern = str(home / pattern)
+        return FilesSource(pattern)
+    if spec.startswith("snapshot:"):
+        return SnapshotSource(spec.removeprefix("snapshot:"))
+    raise ConfigError(
+        f"unknown window source {spec!r}", hint='use "served", "files:GLOB" or "snapshot:NAME"'
+    )
+
+
+# -- the watcher ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Clock:
+    """CPU and wall seconds since it started (this process and the children it waited for)."""
+
+    wall: float = field(default_factory=time.perf_counter)
+    cpu: float = field(default_factory=lambda: _cpu_now())
+
+    def read(self) -> dict[str, float]:
+        return {
+            "cpu_seconds": round(_cpu_now() - self.cpu, 3),
+            "wall_seconds": round(time.perf_counter() - self.wall, 3),
+        }
+
+
+def _cpu_now() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+class Watcher:
+    """Keep ``system@alias`` fresh from ``source`` (see the module docs).
+
+    ``policy`` defaults to the workspace's; ``notify`` is a webhook URL or a command that
+    gets each event of ``notify_on`` as JSON; ``on_event`` receives the same events in
+    process (the CLI prints them). Use it as a context manager, or call :meth:`stop`: the
+    lease is held from the first cycle until then.
+    """
+
+    def __init__(
+        self,
+        ws: Workspace,
+        ref: str,
+        source: WindowSource,
+        *,
+        policy: Policy | None = None,
+        dry_run: bool = False,
+        notify: str | None = None,
+        notify_on: Sequence[str] = ("acted", "waiting", "failed"),
+        lease_seconds: int = 120,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        system, _, alias = ref.partition("@")
+        if not system or ":" in system:
+            raise ConfigError(
+                f"watch takes SYSTEM or SYSTEM@ALIAS (got {ref!r})",
+                hint="a watcher follows an alias (default champion), not a fixed version",
+            )
+        self.ws, self.system, self.alias = ws, system, alias or "champion"
+        self.source, self.dry_run = source, dry_run
+        self.policy = policy if policy is not None else ws.policy()
+        self.notify, self.notify_on = notify, tuple(notify_on)
+        self.lease_seconds, self.on_event = lease_seconds, on_event
+        self.holder = uuid.uuid4().hex
+        self._beat: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lost: str | None = None
+        ws.catalog.get_alias(self.system, self.alias)  # NotFound, with a hint, before anything
+
+    # -- lease -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(reason="stopped" if exc[0] is None else f"stopped: {exc[0]}")
+
+    def start(self) -> None:
+        """Take the system's watch lease (:class:`~regrow.catalog.watches.WatchBusy` when
+        another watcher holds it) and keep it alive in a background thread."""
+        if self._beat is not None:
+            return
+        self.ws.require("operator", "watch a system")
+        self.ws.catalog.watches.acquire(self.system, holder=self.holder, seconds=self.lease_seconds)
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="regrow-watch")
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        every = max(1.0, self.lease_seconds / 3)
+        while not self._stop.wait(every):
+            try:
+                self.ws.catalog.watches.heartbeat(
+                    self.system, holder=self.holder, seconds=self.lease_seconds
+                )
+            except WatchBusy as lost:
+                self._lost = str(lost)
+                return
+            except Exception as exc:  # a catalog hiccup: try again at the next beat
+                self._lost = None if self._lost is None else self._lost
+                _ = exc
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop the heartbeat and give the lease back."""
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+            self._beat = None
+        with contextlib.suppress(RegrowError):
+            self.ws.catalog.watches.release(self.system, holder=self.holder, reason=reason)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        every: timedelta = timedelta(minutes=15),
+        cycles: int | None = None,
+        once: bool = False,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> list[WatchCycleRecord]:
+        """Resume a cycle a crash left, then run a cycle per new window; when none is new,
+        wait ``every`` and look again. Stops after ``cycles`` cycles, or with ``once`` when no
+        window is new; ``sleep(seconds)`` (default: wait on the stop event) returns True to
+        stop. Returns the cycles run."""
+        self.start()
+        done: list[WatchCycleRecord] = []
+        wait = sleep or (lambda seconds: self._stop.wait(seconds))
+        while cycles is None or len(done) < cycles:
+            record = self.cycle()
+            if record is not None:
+                done.append(record)
+                continue
+            if once or wait(every.total_seconds()):
+                break
+        return done
+
+    def cycle(self) -> WatchCycleRecord | None:
+        """Resume the cycle a crash left running, else run one on the next new window;
+        None when no window is new."""
+        self.start()
+        if self._lost:
+            raise WatchBusy(self._lost, hint="another watcher took over; this one stops")
+        self._follow_up()
+        left = self.ws.catalog.watches.running(self.system)
+        if left is not None and left.step == "start":  # cut short before its window was stored
+            self.ws.catalog.watches.finish(
+                left.id,
+                holder=self.holder,
+                state="failed",
+                retake=True,
+                body={
+                    "end": {
+                        "state": "failed",
+                        "why": "stopped before its window was stored; "
+                        "the next cycle takes the window again",
+                    }
+                },
+            )
+        elif left is not None:
+            self._emit({"event": "resumed", "cycle": left.number, "step": left.step})
+            return self._steps(left, window=None)
+        for window in self.source.windows(self.ws, self.system):
+            if self.ws.catalog.watches.seen(self.system, window.key):
+                continue
+            record = self.ws.catalog.watches.start_cycle(
+                self.system,
+                self.alias,
+                holder=self.holder,
+                window_key=window.key,
+                dry_run=self.dry_run,
+            )
+            return self._steps(record, window=window)
+        return None
+
+    # -- one cycle -------------------------------------------------------------------------
+
+    def _steps(self, record: WatchCycleRecord, window: Window | None) -> WatchCycleRecord:
+        clock = _Clock()
+        body = dict(record.body)
+        spent = dict(body.get("cost") or {})
+        start = 0 if record.step == "start" else STEPS.index(record.step) + 1
+        try:
+            for name in STEPS[start:]:
+                outcome = getattr(self, f"_{name}")(body, window)
+                body.update(outcome)
+                record = self.ws.catalog.watches.advance(
+                    record.id, holder=self.holder, step=name, body=outcome
+                )
+                if body.get("end"):
+                    break
+        except KeyboardInterrupt:
+            raise
+        except WatchBusy:
+            raise
+        except RegrowError as exc:
+            body["end"] = {"state": "failed", "why": exc.message, "hint": exc.hint}
+        except Exception as exc:  # a bug must not stop the loop: record it, go on
+            body["end"] = {
+                "state": "failed",
+                "why": f"{type(exc).__name__}: {exc}",
+                "hint": "a defect in regrow or in a component: report it",
+            }
+        end = body.get("end") or {"state": "done", "why": "cycle complete"}
+        cost = clock.read()
+        total = {k: round(float(spent.get(k, 0.0)) + v, 3) for k, v in cost.items()}
+        profile = getattr(self.ws.config, "costs", None)
+        if profile is not None and profile.priced:
+            rate = profile.rates(getattr(self.ws.config, "backend", "local")).cpu_hour
+            total["money"] = round(total["cpu_seconds"] / 3600 * rate, 6)
+            total["currency"] = profile.currency
+        final = self.ws.catalog.watches.finish(
+            record.id,
+            holder=self.holder,
+            state=str(end["state"]),
+            body={**_only_new(body, record.body), "end": end, "cost": total},
+        )
+        self._emit(_event(final))
+        return final
+
+    def _window(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        assert window is not None
+        if window.error is not None:
+            raise window.error
+        ws, system, share = self.ws, self.system, self.policy.watch.evaluation_share
+        if window.rows is None or len(window.rows) == 0:
+            return {
+                "window": {"key": window.key, "rows": 0},
+                "end": {"state": "done", "why": "the window has no rows"},
+            }
+        rows = ws.snapshot(window.rows, name=f"{system}-watch", check_schema=False)
+        out: dict[str, Any] = {
+            "window": {
+                "key": window.key,
+                "snapshot": rows.id,
+                "rows": rows.rows,
+                "at": (window.at or rows.created_at).isoformat(),
+                "note": window.note,
+                "labelled_rows": 0,
+            },
+        }
+        labelled = window.labelled
+        if labelled is not None and len(labelled) >= 2:
+            cut = max(1, round(len(labelled) * (1 - share)))
+            train = ws.snapshot(
+                labelled.iloc[:cut], name=f"{system}-watch-labelled", check_schema=False
+            )
+            holdout = ws.snapshot(
+                labelled.iloc[cut:], name=f"{system}-watch-holdout", check_schema=False
+            )
+            out["window"].update(labelled_rows=len(labelled), train=train.id, holdout=holdout.id)
+        return out
+
+    def _monitor(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        ref = f"{self.system}@{self.alias}"
+        result = self.ws.monitor(ref, body["window"]["snapshot"])
+        summary = result.summary()
+        return {
+            "version": result.version.ref,
+            "monitor": {
+                "report": result.record.id if result.record else None,
+                "drifted": summary["drifted"],
+                "candidates": summary["candidates"],
+                "multivariate_drifted": summary["multivariate_drifted"],
+                "alerts": [_alert(a) for a in result.alerts][:20],
+            },
+        }
+
+    def _forecast(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        sla = self.policy.watch.sla
+        if not sla:
+            return {"forecast": None}
+        from regrow.forecast import forecast, series_from_catalog
+
+        metric, rule = next(iter(sla.items()))
+        points = series_from_catalog(self.ws.catalog, self.system, metric)
+        threshold = rule.min if rule.min is not None else rule.max
+        assert threshold is not None
+        found = forecast(
+            points,
+            threshold=threshold,
+            direction="below" if rule.min is not None else "above",
+            horizon=self.policy.watch.horizon,
+        )
+        last = points[-1] if points else None
+        return {
+            "forecast": {
+                "metric": metric,
+                "threshold": threshold,
+                "direction": "min" if rule.min is not None else "max",
+                "current": None if last is None else last.value,
+                "current_source": None if last is None else last.source,
+                "probability": found.probability,
+                "expected": found.expected,
+                "horizon": self.policy.watch.horizon,
+                "points": found.n_points,
+                "method": found.method,
+                "notes": list(found.notes),
+            }
+        }
+
+    def _decide(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        rules = self.policy.watch
+        act: list[str] = []
+        hold: list[str] = []
+        fc = body.get("forecast")
+        if fc and fc.get("current") is not None:
+            crossed = (
+                (fc["current"] < fc["threshold"])
+                if fc["direction"] == "min"
+                else (fc["current"] > fc["threshold"])
+            )
+            if crossed:
+                act.append(
+                    f"{fc['metric']} is {fc['current']:.4g} ({fc['current_source']}), "
+                    f"past the SLA {fc['threshold']:g}"
+                )
+            elif fc.get("probability") is not None and fc["probability"] >= rules.act_probability:
+                act.append(
+                    f"forecast: P({fc['metric']} crosses {fc['threshold']:g} within "
+                    f"{fc['horizon']} cycles) = {fc['probability']:.2f} >= "
+                    f"{rules.act_probability:g}"
+                )
+            elif fc.get("probability") is not None:
+                hold.append(
+                    f"forecast: P(crossing {fc['threshold']:g} within {fc['horizon']} "
+                    f"cycles) = {fc['probability']:.2f} < {rules.act_probability:g}"
+                )
+        streak = self._streak(body)
+        if body["monitor"]["candidates"]:
+            seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
+            if streak >= rules.persistence and not fc:
+                act.append(f"{seen} in {streak} cycles in a row")
+            elif not fc:
+                hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
+        since = self._cycles_since_update()
+        if act and since is not None and since < rules.cooldown:
+            hold.append(
+                f"cooling down: the last update was {since} cycle(s) ago "
+                f"(cooldown {rules.cooldown})"
+            )
+            act = []
+        active = self.ws.catalog.rollouts.active(self.system, self.alias)
+        if act and active is not None:
+            hold.append(f"rollout {active.id[:12]} of {self.system}@{self.alias} is under way")
+            act = []
+        labelled = int(body["window"].get("labelled_rows") or 0)
+        if act and labelled < rules.min_labelled_rows:
+            hold.append(
+                f"{labelled} labelled rows, fewer than {rules.min_labelled_rows}: "
+                "waiting for labels"
+            )
+            act = []
+        if not act and not hold:
+            hold.append("nothing drifted that raised a member's loss, and no SLA threat")
+        decision = {"act": bool(act), "because": act, "not_acting": hold, "streak": streak}
+        if not act:
+            return {"decision": decision, "end": {"state": "done", "why": "; ".join(hold)}}
+        return {"decision": decision}
+
+    def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        ref = body.get("version") or f"{self.system}@{self.alias}"
+        plan = self.ws.plan(ref, body["window"]["train"], policy=self.policy, tags=("watch",))
+        out: dict[str, Any] = {
+            "plan": {
+                "id": plan.id,
+                "actions": [a.describe() for a in plan.actions],
+                "escalated": plan.escalated,
+                "needs_approval": plan.needs_approval,
+                "estimated_cpu_seconds": plan.cost.get("estimated_cpu_seconds"),
+                "rationale": list(plan.rationale)[:6],
+            }
+        }
+        if plan.empty:
+            out["end"] = {"state": "done", "why": "the plan found nothing to update"}
+        elif self.dry_run:
+            out["end"] = {"state": "done", "why": "dry run: the plan is recorded, not run"}
+        return out
+
+    def _run(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        from regrow.errors import PlanError
+
+        plan_id = body["plan"]["id"]
+        try:
+            ran = self.ws.run_plan(plan_id)
+        except PlanError as refused:
+            return {
+                "end": {
+                    "state": "waiting",
+                    "why": refused.message,
+                    "hint": refused.hint,
+                    "waiting_for": "plan approval",
+                    "plan": plan_id,
+                }
+            }
+        made = ran.result.created_version
+        candidate = ran.result.version
+        return {
+            "run": {
+                "id": ran.result.run.id,
+                "candidate": candidate.ref if made else None,
+                "candidate_id": candidate.id if made else None,
+                "estimated_cpu_seconds": round(ran.estimated_cpu_seconds, 3),
+                "actual_cpu_seconds": round(ran.actual_cpu_seconds, 3),
+            }
+        }
+
+    def _evaluate(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        run = body["run"]
+        if not run.get("candidate"):
+            return {"end": {"state": "done", "why": "the run made no new version"}}
+        record, _comparison = self.ws.evaluate(
+            run["candidate"], body["window"]["holdout"], baseline=body["version"]
+        )
+        out: dict[str, Any] = {
+            "evaluation": {
+                "id": record.id,
+                "verdict": record.verdict,
+                "metric": record.metric,
+                "reasons": list(record.reasons)[:6],
+            }
+        }
+        if record.verdict != "blessed":
+            why = "; ".join(record.reasons) or record.verdict
+            out["end"] = {"state": "done", "why": f"the candidate was not blessed: {why}"}
+        return out
+
+    def _rollout(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        candidate = body["run"]["candidate"]
+        if self.ws.catalog.predictions.span(self.system) is not None:
+            from regrow.rollout import machine
+
+            started = machine.start(
+                self.ws,
+                candidate,
+                alias=self.alias,
+                reason=f"watch cycle: {'; '.join(body['decision']['because'])}",
+            )
+            return {
+                "rollout": {"id": started.id, "mode": started.mode, "state": started.state},
+                "end": {"state": "done", "why": f"rollout {started.id[:12]} started"},
+            }
+        return self._promote(candidate)
+
+    def _promote(self, candidate: str) -> dict[str, Any]:
+        try:
+            moved = self.ws.promote(candidate, self.alias, reason="regrow watch")
+        except PromotionRefused as refused:
+            return {
+                "promotion": {"candidate": candidate, "promoted": False},
+                "end": {
+                    "state": "waiting",
+                    "why": refused.message,
+                    "hint": refused.hint,
+                    "waiting_for": "promotion",
+                    "candidate": candidate,
+                },
+            }
+        return {
+            "promotion": {
+                "candidate": candidate,
+                "promoted": True,
+                "alias": f"{self.system}@{moved.name}",
+            },
+            "end": {"state": "done", "why": f"promoted {candidate} to {self.alias}"},
+        }
+
+    # -- between cycles --------------------------------------------------------------------
+
+    def _follow_up(self) -> None:
+        """Move what earlier cycles left waiting: step a rollout under way; promote a blessed
+        candidate whose approvals came since (recorded on that cycle's events)."""
+        if self.dry_run:
+            return
+        active = self.ws.catalog.rollouts.active(self.system, self.alias)
+        if active is not None:
+            from regrow.rollout import machine
+
+            step = machine.step(self.ws, active)
+            self._emit(
+                {
+                    "event": "rollout",
+                    "rollout": active.id,
+                    "action": step.action,
+                    "state": step.rollout.state,
+                }
+            )
+        for cycle in self.ws.catalog.watches.cycles(self.system, limit=5):
+            end = cycle.body.get("end") or {}
+            if cycle.state != "waiting" or end.get("waiting_for") != "promotion":
+                continue
+            candidate = str(end["candidate"])
+            if self.ws.promotion_lacks(candidate, self.alias):
+                continue
+            with contextlib.suppress(PromotionRefused):
+                self.ws.promote(
+                    candidate,
+                    self.alias,
+                    reason=f"regrow watch: cycle {cycle.number}'s candidate, approved since",
+                )
+                self._emit({"event": "acted", "promoted": candidate, "cycle": cycle.number})
+            break
+
+    def _streak(self, body: dict[str, Any]) -> int:
+        """Cycles in a row, this one included, whose monitor found a member's loss raised."""
+        if not body["monitor"]["candidates"]:
+            return 0
+        streak = 1
+        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
+            if cycle.state == "running":
+                continue
+            found = (cycle.body.get("monitor") or {}).get("candidates")
+            if not found:
+                break
+            streak += 1
+        return streak
+
+    def _cycles_since_update(self) -> int | None:
+        for n, cycle in enumerate(self.ws.catalog.watches.cycles(self.system, limit=200)):
+            if cycle.state == "running":
+                continue
+            if (cycle.body.get("promotion") or {}).get("promoted") or cycle.body.get("rollout"):
+                return n
+        return None
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        event = {"system": self.system, "alias": self.alias, **event}
+        if self.on_event is not None:
+            self.on_event(event)
+        kind = str(event.get("event"))
+        if self.notify and kind in self.notify_on:
+            error = send(self.notify, event)
+            if error and self.on_event is not None:
+                self.on_event({"event": "notify_failed", "error": error})
+
+
+def _only_new(body: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if stored.get(k) != v}
+
+
+def _alert(alert: Any) -> dict[str, Any]:
+    data = alert.to_dict() if hasattr(alert, "to_dict") else {"alert": str(alert)}
+    return {k: data[k] for k in list(data)[:8]}
+
+
+def _event(cycle: WatchCycleRecord) -> dict[str, Any]:
+    end = cycle.body.get("end") or {}
+    acted = bool(cycle.body.get("run") or cycle.body.get("rollout"))
+    kind = {"failed": "failed", "waiting": "waiting"}.get(
+        cycle.state, "acted" if acted else "quiet"
+    )
+    return {
+        "event": kind,
+        "cycle": cycle.number,
+        "state": cycle.state,
+        "why": end.get("why"),
+        "hint": end.get("hint"),
+        "dry_run": cycle.dry_run,
+        "decision": cycle.body.get("decision"),
+        "plan": cycle.body.get("plan"),
+        "run": cycle.body.get("run"),
+        "evaluation": cycle.body.get("evaluation"),
+        "rollout": cycle.body.get("rollout"),
+        "promotion": cycle.body.get("promotion"),
+        "cost": cycle.body.get("cost"),
+    }
+
+
+def send(hook: str, event: Mapping[str, Any], *, timeout: float = 10.0) -> str | None:
+    """Send ``event`` to ``hook``: POST it as JSON to a URL, or run the command with the JSON
+    on stdin (``$REGROW_EVENT`` holds its kind). Returns None, or what went wrong: a hook that
+    fails never stops the watcher."""
+    payload = json.dumps(event, default=str).encode()
+    try:
+        if hook.startswith(("http://", "https://")):
+            request = urllib.request.Request(
+                hook, data=payload, headers={"Content-Type": "application/json"}, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+            return None
+        done = subprocess.run(
+            shlex.split(hook),
+            input=payload,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "REGROW_EVENT": str(event.get("event", ""))},
+        )
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip()[-200:]
+            return f"notify command exited {done.returncode}: {tail}"
+        return None
+    except (OSError, ValueError, urllib.error.URLError, subprocess.TimeoutExpired) as exc:
+        return f"notify {hook!r} failed: {exc}"

@@ -1,0 +1,357 @@
+"""`regrow watch` (#18): cycles that monitor, decide, plan, run, evaluate and promote; the
+lease; resuming after a crash; dry runs; approvals; notifications; the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from regrow import Ensemble, Member, System, Transform, Workspace
+from regrow.catalog.core import now
+from regrow.catalog.watches import WatchBusy
+from regrow.config import Config, WatchSettings
+from regrow.demo import make_window
+from regrow.errors import ConfigError, PolicyError
+from regrow.loop.watch import FilesSource, Watcher, parse_every, send, source_from
+from regrow.plan.policy import Policy
+from regrow.testing import run_cli
+
+
+def build() -> System:
+    return System(
+        "churn",
+        target="churned",
+        components=[
+            Transform("scaled", StandardScaler(), inputs=["sessions_per_week", "support_calls"]),
+            Member("account", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+            Member("geo", LogisticRegression(), inputs=["distance_km", "network_quality"]),
+            Member("usage", LogisticRegression(), inputs=["scaled"]),
+            Ensemble("ensemble", weights={"account": 1, "usage": 1, "geo": 1}),
+        ],
+    )
+
+
+def _policy(**watch: Any) -> Policy:
+    body = Policy.default().to_dict()
+    body["promotion"]["protected"] = []
+    body["autonomy"]["allowed"] = [
+        "refit",
+        "continue",
+        "leaf-refit",
+        "reweight",
+        "finetune",
+        "add-member",
+        "retire-member",
+        "full-retrain",
+    ]
+    body["autonomy"]["require_approval"] = []
+    body["watch"].update({"persistence": 2, "cooldown": 1, **watch})
+    return Policy.from_dict(body)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with churn:v1 as champion, made once and copied for each test."""
+    home = tmp_path_factory.mktemp("watch") / "ws"
+    with Workspace.init(home) as ws:
+        ws.set_policy(_policy())
+        snap = ws.snapshot(make_window(3000, start="2026-01-01", days=60, seed=1), name="customers")
+        v1 = ws.train(build(), snap, workers=1).version
+        ws.promote(v1.ref, "champion")
+    return home
+
+
+@pytest.fixture
+def ws(trained: Path, tmp_path: Path) -> Iterator[Workspace]:
+    home = tmp_path / "ws"
+    shutil.copytree(trained, home)
+    with Workspace.open(home) as workspace:
+        yield workspace
+
+
+def _windows(home: Path, drifted: list[bool], *, rows: int = 1500) -> Path:
+    folder = home / "windows"
+    folder.mkdir(exist_ok=True)
+    for i, expanded in enumerate(drifted):
+        frame = make_window(
+            rows, start=f"2026-03-{1 + i * 2:02d}", days=2, seed=10 + i, expanded=expanded
+        )
+        frame.to_parquet(folder / f"day{i:02d}.parquet")
+    return folder
+
+
+def _source(folder: Path) -> FilesSource:
+    return FilesSource(str(folder / "*.parquet"), label_files=1)
+
+
+def _champion(ws: Workspace) -> str:
+    return ws.catalog.get_system_version("churn@champion").ref
+
+
+def test_stationary_windows_are_recorded_and_nothing_is_done(ws: Workspace) -> None:
+    folder = _windows(ws.config.home, [False, False])
+    events: list[dict[str, Any]] = []
+    with Watcher(ws, "churn", _source(folder), on_event=events.append) as watcher:
+        done = watcher.run(once=True)
+    assert [c.number for c in done] == [1, 2]
+    assert all(c.state == "done" and c.step == "decide" for c in done)
+    assert done[0].body["decision"]["act"] is False
+    assert done[0].body["decision"]["not_acting"]
+    assert done[0].body["monitor"]["report"]
+    assert done[0].body["cost"]["cpu_seconds"] > 0
+    assert [e["event"] for e in events] == ["quiet", "quiet"]
+    assert _champion(ws) == "churn:v1"
+    audited = ws.catalog.audit_events(subject="watch:churn")[::-1]
+    assert [e.action for e in audited] == [
+        "watch.start",
+        "watch.cycle",
+        "watch.cycle",
+        "watch.stop",
+    ]
+    assert audited[1].payload["number"] == 1
+    # a second pass finds nothing new
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        assert watcher.run(once=True) == []
+
+
+def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace) -> None:
+    folder = _windows(ws.config.home, [False, True, True])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        done = watcher.run(once=True)
+    first, second, third = done
+    assert first.body["decision"]["act"] is False
+    assert second.body["decision"]["act"] is False  # seen once: it may be transient
+    assert "1 of 2 cycles" in second.body["decision"]["not_acting"][0]
+    assert third.body["decision"]["act"] is True
+    assert "2 cycles in a row" in third.body["decision"]["because"][0]
+    assert third.body["plan"]["actions"]
+    assert third.body["run"]["candidate"] == "churn:v2"
+    assert third.body["evaluation"]["verdict"] == "blessed"
+    assert third.body["promotion"]["promoted"] is True
+    assert third.state == "done"
+    assert third.step == "rollout"
+    assert _champion(ws) == "churn:v2"
+    plan = ws.catalog.get_plan(third.body["plan"]["id"])
+    assert plan.status == "executed"
+
+
+def test_a_dry_run_records_the_decision_and_the_plan_and_runs_nothing(ws: Workspace) -> None:
+    folder = _windows(ws.config.home, [True, True])
+    with Watcher(ws, "churn", _source(folder), dry_run=True) as watcher:
+        done = watcher.run(once=True)
+    last = done[-1]
+    assert last.dry_run
+    assert last.body["decision"]["act"] is True
+    assert last.body["plan"]["actions"]
+    assert "dry run" in last.body["end"]["why"]
+    assert "run" not in last.body
+    assert _champion(ws) == "churn:v1"
+    assert [v.ref for v in ws.catalog.list_system_versions("churn")] == ["churn:v1"]
+
+
+def test_two_watchers_cannot_both_act_and_a_lapsed_lease_is_taken_over(
+    ws: Workspace,
+) -> None:
+    folder = _windows(ws.config.home, [False])
+    first = Watcher(ws, "churn", _source(folder))
+    first.start()
+    second = Watcher(ws, "churn", _source(folder))
+    with pytest.raises(WatchBusy, match="already watched by watcher") as busy:
+        second.start()
+    assert "regrow watch --status" in (busy.value.hint or "")
+    first._stop.set()  # the first one dies: no more heartbeats
+    with ws.catalog._engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE watch_leases SET expires_at = :t"),
+            {"t": (now() - timedelta(seconds=1)).replace(tzinfo=None)},
+        )
+    second.start()
+    with pytest.raises(WatchBusy, match="does not hold the watch lease"):
+        ws.catalog.watches.start_cycle("churn", "champion", holder=first.holder, window_key="x")
+    assert second.run(once=True)[0].number == 1
+    second.stop()
+    actions = [e.action for e in ws.catalog.audit_events(subject="watch:churn")[::-1]]
+    assert actions[:2] == ["watch.start", "watch.takeover"]
+
+
+def test_a_cycle_cut_short_resumes_where_it_stopped(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _windows(ws.config.home, [True, True])
+
+    def crash(self: Watcher, body: Any, window: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        watcher.run(cycles=1)
+        monkeypatch.setattr(Watcher, "_plan", crash)
+        with pytest.raises(KeyboardInterrupt):
+            watcher.cycle()
+    left = ws.catalog.watches.running("churn")
+    assert left is not None
+    assert left.step == "decide"
+    assert left.number == 2
+    monkeypatch.undo()
+    events: list[dict[str, Any]] = []
+    with Watcher(ws, "churn", _source(folder), on_event=events.append) as watcher:
+        done = watcher.run(once=True)
+    assert events[0] == {
+        "system": "churn",
+        "alias": "champion",
+        "event": "resumed",
+        "cycle": 2,
+        "step": "decide",
+    }
+    assert [c.number for c in done] == [2]
+    assert done[0].body["plan"]["actions"]
+    assert done[0].body["run"]["candidate"]
+    window = done[0].body["window"]["snapshot"]
+    on_window = [r for r in ws.catalog.list_monitor_reports() if r.snapshot_id == window]
+    assert len(on_window) == 1  # the monitor did not run again
+
+
+def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(
+    ws: Workspace,
+) -> None:
+    body = _policy().to_dict()
+    body["autonomy"]["allowed"] = []
+    body["autonomy"]["require_approval"] = ["refit", "full-retrain", "reweight", "continue"]
+    folder = _windows(ws.config.home, [True, True])
+    events: list[dict[str, Any]] = []
+    with Watcher(
+        ws, "churn", _source(folder), policy=Policy.from_dict(body), on_event=events.append
+    ) as watcher:
+        done = watcher.run(once=True)
+    last = done[-1]
+    assert last.state == "waiting"
+    assert last.body["end"]["waiting_for"] == "plan approval"
+    assert "needs approval" in last.body["end"]["why"]
+    assert "regrow plans show" in last.body["end"]["hint"]
+    assert events[-1]["event"] == "waiting"
+    assert _champion(ws) == "churn:v1"
+
+
+def test_a_window_the_model_cannot_read_fails_its_cycle_and_the_watch_goes_on(
+    ws: Workspace,
+) -> None:
+    folder = _windows(ws.config.home, [False, False])
+    bad = pd.read_parquet(folder / "day00.parquet").rename(columns={"monthly_fee": "fee"})
+    bad.to_parquet(folder / "day00.parquet")
+    (folder / "notes.parquet").write_text("not parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        done = watcher.run(once=True)
+    states = {c.window_key.split(":")[1]: c for c in done}
+    assert states["notes.parquet"].state == "failed"
+    assert "cannot read window file" in states["notes.parquet"].body["end"]["why"]
+    assert states["day01.parquet"].state == "done"
+    renamed = states["day00.parquet"]
+    assert renamed.state in ("done", "failed")
+    if renamed.state == "failed":
+        assert "monthly_fee" in renamed.body["end"]["why"]
+
+
+def test_events_go_to_the_notify_command(ws: Workspace, tmp_path: Path) -> None:
+    folder = _windows(ws.config.home, [False])
+    sink = tmp_path / "events.jsonl"
+    code = f"import sys; open({str(sink)!r}, 'a').write(sys.stdin.read() + chr(10))"
+    hook = f'{sys.executable} -c "{code}"'
+    with Watcher(ws, "churn", _source(folder), notify=hook, notify_on=("quiet",)) as watcher:
+        watcher.run(once=True)
+    sent = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [(e["event"], e["cycle"], e["system"]) for e in sent] == [("quiet", 1, "churn")]
+    assert send("false", {"event": "x"}) == "notify command exited 1: "
+    assert "failed" in (send("http://127.0.0.1:9/hook", {"event": "x"}, timeout=2) or "")
+
+
+def test_the_cli_watches_lists_shows_and_reports_status(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(ws.config.home)
+    _windows(ws.config.home, [False])
+    code, out, err = run_cli(
+        capsys,
+        "watch",
+        "churn@champion",
+        "--source",
+        "files:windows/*.parquet",
+        "--once",
+        "--home",
+        home,
+    )
+    assert code == 0, err
+    assert "watching churn@champion" in err
+    assert "cycle 1: done" in out
+    assert "1 cycle(s) run" in out
+    code, out, _ = run_cli(capsys, "watch", "churn", "--history", "--home", home)
+    assert code == 0
+    assert "watch cycles" in out
+    assert " 1 " in out
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", "1", "--json", "--home", home)
+    shown = json.loads(out)
+    assert shown["number"] == 1
+    assert shown["decision"]["act"] is False
+    code, out, _ = run_cli(capsys, "watch", "--status", "--json", "--home", home)
+    assert json.loads(out)[0]["last_cycle"] == 1
+    assert json.loads(out)[0]["watcher"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["watch", "nosuch"], "nosuch"),
+        (["watch", "churn", "--every", "soon", "--once"], "cannot read the span 'soon'"),
+        (["watch", "churn", "--source", "kafka:topic", "--once"], "unknown window source"),
+        (["watch", "churn:v1", "--once"], "watch takes SYSTEM or SYSTEM@ALIAS"),
+        (["watch", "churn", "--show", "9"], "unknown watch cycle of 'churn' '9'"),
+        (["watch"], "name the system to watch"),
+    ],
+)
+def test_cli_errors_name_the_value_without_a_traceback(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run_cli(capsys, *args, "--home", str(ws.config.home))
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_watch_settings_parse_and_refuse_bad_values(tmp_path: Path) -> None:
+    settings = WatchSettings.parse(
+        {"source": "files:w/*.csv", "every": "1h", "churn": {"source": "snapshot:daily"}}
+    )
+    assert settings.of("churn").source == "snapshot:daily"
+    assert settings.of("churn").every == "1h"
+    assert settings.of("other").source == "files:w/*.csv"
+    with pytest.raises(ConfigError, match="unknown key"):
+        WatchSettings.parse({"sorce": "served"})
+    with pytest.raises(ConfigError, match="notify_on"):
+        WatchSettings.parse({"notify_on": ["always"]})
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('[watch]\nevery = "1h"\n[watch.churn]\nsource = "served"\n')
+    loaded = Config.load(home)
+    assert loaded.watch.of("churn").every == "1h"
+    loaded.write()
+    assert Config.load(home).watch == loaded.watch
+    assert parse_every("90s") == timedelta(seconds=90)
+    src = source_from("files:w/*.csv", home=home, every=timedelta(minutes=1))
+    assert isinstance(src, FilesSource)
+    assert src.pattern == str(home / "w/*.csv")
+
+
+def test_the_policy_watch_section_names_one_sla_metric() -> None:
+    body = Policy.default().to_dict()
+    body["watch"]["sla"] = {"roc_auc": {"min": 0.8}, "accuracy": {"min": 0.7}}
+    with pytest.raises(PolicyError, match="one SLA metric"):
+        Policy.from_dict(body)
