@@ -44,6 +44,7 @@ from regrow.model import FittedSystem
 from regrow.plan.costs import prior_rate
 from regrow.plan.diagnostics import Gain, row_losses
 from regrow.plan.policy import Planning
+from regrow.plan.small_boost import small_boost
 
 __all__ = ["CLONE_CPU_SECONDS", "PlanProbe", "probe_plans", "probe_split"]
 
@@ -203,15 +204,14 @@ def _continued(
     probe rows, of what it gets wrong: its residuals, or for two classes one Newton step on
     its logit (as LogitBoost)."""
     tr, te = split
-    small = _small_model(seed)
     if classes is None:
-        small.fit(X.iloc[tr], y[tr] - current[tr])
-        return np.asarray(current[te] + small.predict(X.iloc[te]), dtype=float)
+        _, correction = small_boost(X, y[tr] - current[tr], split, seed=seed)
+        return np.asarray(current[te] + correction, dtype=float)
     p = np.clip(current[:, 1] / np.clip(current.sum(axis=1), 1e-12, None), 1e-6, 1 - 1e-6)
     w = p[tr] * (1 - p[tr])
     z = np.clip(((y[tr] == classes[1]).astype(float) - p[tr]) / w, -4, 4)
-    small.fit(X.iloc[tr], z, sample_weight=w)
-    logit = np.log(p[te] / (1 - p[te])) + small.predict(X.iloc[te])
+    _, correction = small_boost(X, z, split, seed=seed, weight=w)
+    logit = np.log(p[te] / (1 - p[te])) + correction
     q = 1 / (1 + np.exp(-logit))
     return np.asarray(np.column_stack([1 - q, q]))
 
@@ -220,20 +220,3 @@ def _categorical(X: pd.DataFrame) -> pd.DataFrame:
     """Text and other non-numeric columns as pandas categories (boosted models take those)."""
     odd = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     return X.assign(**{c: X[c].astype("category") for c in odd}) if odd else X
-
-
-def _small_model(seed: int) -> Any:
-    """60 rounds of 15-leaf trees: LightGBM when installed, else scikit-learn's."""
-    try:
-        from lightgbm import LGBMRegressor
-    except ImportError:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(
-            max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
-            early_stopping=False, categorical_features="from_dtype", random_state=seed,
-        )  # fmt: skip
-    return LGBMRegressor(
-        n_estimators=60, learning_rate=0.1, num_leaves=15, min_child_samples=40,
-        n_jobs=1, verbose=-1, random_state=seed,
-    )  # fmt: skip

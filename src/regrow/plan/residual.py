@@ -30,6 +30,7 @@ from regrow.components.fitted import (
 from regrow.model import FittedSystem
 from regrow.plan.gains import Diagnosis, Gain, Move, mean_weights, row_losses, verdict
 from regrow.plan.policy import Planning
+from regrow.plan.small_boost import small_boost
 from regrow.plan.updates import supports
 
 __all__ = ["residual_diagnosis"]
@@ -67,45 +68,27 @@ def _score_losses(score: np.ndarray, y: np.ndarray, classes: Sequence[Any] | Non
     return row_losses(np.column_stack([1 - p, p]), y, classes)
 
 
-def _probe_model(seed: int) -> Any:
-    """60 rounds of small trees: LightGBM when installed (several times faster on small data)."""
-    try:
-        from lightgbm import LGBMRegressor
-    except ImportError:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(
-            max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
-            early_stopping=False, random_state=seed,
-        )  # fmt: skip
-    return LGBMRegressor(
-        n_estimators=60, learning_rate=0.1, num_leaves=15, min_child_samples=40,
-        n_jobs=1, verbose=-1, random_state=seed,
-    )  # fmt: skip
-
-
 def _residual_probe(
-    X_train: pd.DataFrame,
-    X_test: pd.DataFrame,
+    X: pd.DataFrame,
+    split: tuple[np.ndarray, np.ndarray],
     score_train: np.ndarray,
     y_train: np.ndarray,
     classes: Sequence[Any] | None,
     seed: int,
-) -> np.ndarray:
-    """A small boosted model of what the current score gets wrong; its correction on test.
+) -> tuple[np.ndarray, np.ndarray]:
+    """A small boosted model (:mod:`regrow.plan.small_boost`) of what the current score gets
+    wrong, fitted on the probe rows ``split[0]``; its correction on the probe rows and on the
+    held-out rows ``split[1]``.
 
     Regression: fitted to the residuals. Binary classification: one Newton step on the
     logit (working response ``(y - p) / (p (1 - p))``, weights ``p (1 - p)``), as LogitBoost.
     """
-    probe = _probe_model(seed)
     if classes is None:
-        probe.fit(X_train, y_train - score_train)
-        return np.asarray(probe.predict(X_test), dtype=float)
+        return small_boost(X, y_train - score_train, split, seed=seed)
     p = 1 / (1 + np.exp(-score_train))
     positive = (np.asarray(y_train) == classes[1]).astype(float)
     w = np.clip(p * (1 - p), 1e-3, None)
-    probe.fit(X_train, np.clip((positive - p) / w, -4, 4), sample_weight=w)
-    return np.asarray(probe.predict(X_test), dtype=float)
+    return small_boost(X, np.clip((positive - p) / w, -4, 4), split, seed=seed, weight=w)
 
 
 def residual_diagnosis(
@@ -166,10 +149,10 @@ def residual_diagnosis(
     while remaining:
         round_moves = []
         for name in remaining:
-            corr = _residual_probe(
-                inputs[name].iloc[tr], inputs[name], score_tr, y_train, classes, planning.seed
+            corr_tr, corr_te = _residual_probe(
+                inputs[name], split, score_tr, y_train, classes, planning.seed
             )
-            s_tr, s_te = score_tr + corr[tr], score_te + corr[te]
+            s_tr, s_te = score_tr + corr_tr, score_te + corr_te
             how = update_kind if supports(member_fcs[name].estimator, update_kind) else "refit"
             move = judge("update", name, how, _score_losses(s_te, y_test, classes))
             round_moves.append((move, s_tr, s_te))
