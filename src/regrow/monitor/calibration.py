@@ -112,6 +112,20 @@ class Evaluation:
     error_bound: float | None = None
 
 
+_SAMPLES: dict[tuple[int, int], dict[Hashable, tuple[Floats, Floats, Floats | None]]] = {}
+_SAMPLES_LOCK = threading.Lock()
+#: Sizes kept per (seed, draws); past it the oldest are dropped.
+_SAMPLES_KEPT = 512
+
+
+def _shared_samples(seed: int, draws: int) -> dict[Hashable, tuple[Floats, Floats, Floats | None]]:
+    with _SAMPLES_LOCK:
+        found = _SAMPLES.setdefault((seed, draws), {})
+        while len(found) > _SAMPLES_KEPT:
+            found.pop(next(iter(found)))
+        return found
+
+
 class Calibrator:
     """Simulates and caches null distributions; evaluates a test on a binned window.
 
@@ -130,7 +144,10 @@ class Calibrator:
     def __init__(self, draws: int = 500, seed: int = 0) -> None:
         self.draws = draws
         self.seed = seed
-        self._samples: dict[Hashable, tuple[Floats, Floats, Floats | None]] = {}
+        # Simulated samples depend only on (seed, draws, sizes, bins): shared by every
+        # calibrator of the process, so a long-lived one (regrow watch, regrow serve) simulates
+        # each window size once, not once per window.
+        self._samples = _shared_samples(seed, draws)
         self._nulls: dict[Hashable, NullDistribution] = {}
         self._lock = threading.Lock()  # columns are evaluated on threads; simulate each key once
 
