@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +355,86 @@ def test_the_policy_watch_section_names_one_sla_metric() -> None:
     body["watch"]["sla"] = {"roc_auc": {"min": 0.8}, "accuracy": {"min": 0.7}}
     with pytest.raises(PolicyError, match="one SLA metric"):
         Policy.from_dict(body)
+
+
+def test_an_sla_threat_is_acted_on_and_a_safe_forecast_is_not(ws: Workspace) -> None:
+    folder = _windows(ws.config.home, [False, False, False, False])
+    safe = _policy(sla={"roc_auc": {"min": 0.3}})
+    with Watcher(ws, "churn", _source(folder), policy=safe, dry_run=True) as watcher:
+        calm = watcher.run(once=True)
+    last = calm[-1].body
+    assert last["forecast"]["probability"] < 0.5
+    assert last["forecast"]["realised"]["rows"] > 0
+    assert last["decision"]["act"] is False
+    assert last["decision"]["not_acting"][0].startswith("forecast: P(crossing 0.3 within 14")
+    _windows(ws.config.home, [False] * 6)  # the same four files, and two new ones
+    strict = _policy(sla={"roc_auc": {"min": 0.99}})
+    with Watcher(ws, "churn", _source(folder), policy=strict, dry_run=True) as watcher:
+        threatened = watcher.run(once=True)
+    decision = threatened[-1].body["decision"]
+    assert decision["act"] is True
+    assert "past the SLA 0.99" in decision["because"][0]
+
+
+def test_estimates_are_shifted_by_the_gap_labels_showed() -> None:
+    from regrow.loop.watch import _estimate_bias
+
+    day = [f"2026-03-{d:02d}T00:00:00+00:00" for d in range(1, 10)]
+    realised = [{"at": day[d], "value": 0.6} for d in range(4)]
+    estimated = [{"at": day[d], "value": 0.85} for d in range(9)]
+    assert _estimate_bias(realised, estimated) == pytest.approx(-0.25)
+    assert _estimate_bias(realised[:2], estimated) is None  # too few pairs to trust
+    far = [{"at": "2026-05-01T00:00:00+00:00", "value": 0.9}]
+    assert _estimate_bias(realised, far) is None
+
+
+def _serve(ws: Workspace, frame: pd.DataFrame, start: datetime) -> None:
+    """Log ``frame``'s rows as served by churn:v1, one request of 50 rows a minute from
+    ``start``, and send back their labels."""
+    from regrow.serve.predlog import PredictionLog
+
+    model = ws.load("churn:v1")
+    inputs = frame.drop(columns=["churned", "ts"]).reset_index(drop=True)
+    log = PredictionLog(ws.catalog, ws.store, flush_seconds=3600)
+    labels = []
+    try:
+        for i in range(0, len(inputs), 50):
+            part = inputs.iloc[i : i + 50].reset_index(drop=True)
+            log.record(
+                system="churn", version="churn:v1", lane="main",
+                request_ids=[f"q{i}"] * len(part), rows=list(range(len(part))), inputs=part,
+                outputs={"predict": model.predict(part)},
+                at=start + timedelta(minutes=i // 50),
+            )  # fmt: skip
+            labels += [(f"q{i}", r, int(y)) for r, y in enumerate(frame["churned"][i : i + 50])]
+    finally:
+        log.close()
+    ws.feedback("churn", labels)
+
+
+def test_served_windows_come_from_the_log_and_a_blessed_candidate_starts_a_rollout(
+    ws: Workspace,
+) -> None:
+    from regrow.loop.watch import ServedSource
+
+    frame = make_window(1500, start="2026-03-01", days=2, seed=20, expanded=True)
+    _serve(ws, frame, datetime.now(UTC) - timedelta(hours=1))
+    waiting = ServedSource(after=10**6)  # not that many labels yet: no window
+    with Watcher(ws, "churn", waiting) as watcher:
+        assert watcher.run(once=True) == []
+    policy = _policy(sla={"roc_auc": {"min": 0.99}})  # the labels show it is missed
+    source = ServedSource(every=timedelta(seconds=1))
+    with Watcher(ws, "churn", source, policy=policy) as watcher:
+        done = watcher.run(once=True)
+    assert len(done) == 1
+    cycle = done[0].body
+    assert cycle["window"]["rows"] == 1500
+    assert cycle["window"]["labelled_rows"] == 1500
+    assert cycle["decision"]["act"] is True, cycle["decision"]
+    assert cycle["run"]["candidate"] == "churn:v2"
+    assert cycle["evaluation"]["verdict"] == "blessed"
+    rollout = ws.catalog.rollouts.get(cycle["rollout"]["id"])
+    assert rollout.active
+    assert _champion(ws) == "churn:v1"  # the rollout moves it, on evidence
+    with Watcher(ws, "churn", source, policy=policy) as watcher:
+        assert watcher.run(once=True) == []  # nothing served since

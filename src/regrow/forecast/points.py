@@ -119,6 +119,14 @@ def _usable_rows(report: Mapping[str, Any]) -> int:
     return int(summary.get("usable_rows") or summary.get("rows") or 0)
 
 
+def estimated_value(
+    report: Mapping[str, Any], metric: str
+) -> tuple[float, float | None, float | None, int] | None:
+    """The label-free estimate of ``metric`` in a stored monitor ``report`` (the whole
+    window): value, band, usable rows; None when the report has none."""
+    return _estimated(report, metric)
+
+
 def _estimated(
     report: Mapping[str, Any], metric: str
 ) -> tuple[float, float | None, float | None, int] | None:

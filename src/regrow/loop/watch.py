@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pandas as pd
 
@@ -85,6 +85,8 @@ __all__ = [
 ]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: Cycles whose points the forecast reads (the series it extends).
+_SERIES = 120
 
 
 def parse_every(text: str) -> timedelta:
@@ -484,7 +486,10 @@ class Watcher:
         start = 0 if record.step == "start" else STEPS.index(record.step) + 1
         try:
             for name in STEPS[start:]:
+                began = _cpu_now()
                 outcome = getattr(self, f"_{name}")(body, window)
+                steps = {**body.get("step_cpu_seconds", {}), name: round(_cpu_now() - began, 3)}
+                outcome["step_cpu_seconds"] = steps
                 body.update(outcome)
                 record = self.ws.catalog.watches.advance(
                     record.id, holder=self.holder, step=name, body=outcome
@@ -572,34 +577,97 @@ class Watcher:
         sla = self.policy.watch.sla
         if not sla:
             return {"forecast": None}
-        from regrow.forecast import forecast, series_from_catalog
+        from regrow.forecast import MetricPoint, forecast
+        from regrow.forecast.points import estimated_value
 
         metric, rule = next(iter(sla.items()))
-        points = series_from_catalog(self.ws.catalog, self.system, metric)
+        report = self.ws.catalog.get_monitor_report(body["monitor"]["report"]).report
+        found = estimated_value(report, metric)
+        estimate = None
+        if found is not None:
+            value, low, high, n = found
+            estimate = {
+                "at": body["window"]["at"],
+                "value": value,
+                "lower": low,
+                "upper": high,
+                "rows": n,
+            }
+        realised = self._realised(body, metric)
+        points: list[MetricPoint] = []
+        bodies = [c.body for c in self.ws.catalog.watches.cycles(self.system, limit=_SERIES)]
+        history = [b.get("forecast") or {} for b in reversed(bodies)]
+        history.append({"estimate": estimate, "realised": realised})
+        known = [p["realised"] for p in history if p.get("realised")]
+        guessed = [p["estimate"] for p in history if p.get("estimate")]
+        newest = max((datetime.fromisoformat(r["at"]) for r in known), default=None)
+        bias = _estimate_bias(known, guessed)
+        for e in known:
+            points.append(_point(e, "realised"))
+        for e in guessed:
+            if newest is not None and datetime.fromisoformat(e["at"]) <= newest:
+                continue  # labels came for this time: the realised values speak for it
+            points.append(_point(e, "estimated", shift=bias or 0.0))
+        points.sort(key=lambda p: p.at)
         threshold = rule.min if rule.min is not None else rule.max
         assert threshold is not None
-        found = forecast(
+        fc = forecast(
             points,
             threshold=threshold,
             direction="below" if rule.min is not None else "above",
             horizon=self.policy.watch.horizon,
         )
         last = points[-1] if points else None
+        current, source = fc.last, None if last is None else last.source
+        if current is None:  # too few points to filter: the newest value as it is
+            latest = realised or estimate
+            current = None if latest is None else float(latest["value"])
+            source = "realised" if realised else "estimated" if estimate else None
         return {
             "forecast": {
                 "metric": metric,
                 "threshold": threshold,
                 "direction": "min" if rule.min is not None else "max",
-                "current": None if last is None else last.value,
-                "current_source": None if last is None else last.source,
-                "probability": found.probability,
-                "expected": found.expected,
+                "estimate": estimate,
+                "realised": realised,
+                "estimate_bias": bias,
+                "current": None if current is None else round(current, 6),
+                "current_source": source,
+                "probability": fc.probability,
+                "expected": fc.expected,
                 "horizon": self.policy.watch.horizon,
-                "points": found.n_points,
-                "method": found.method,
-                "notes": list(found.notes),
+                "points": fc.n_points,
+                "method": fc.method,
+                "notes": list(fc.notes),
             }
         }
+
+    def _realised(self, body: dict[str, Any], metric: str) -> dict[str, Any] | None:
+        """The metric of the alias's version on the newest labelled rows (the held-out part),
+        with a bootstrap 95% band, placed at their newest time."""
+        holdout = body["window"].get("holdout")
+        if not holdout:
+            return None
+        from regrow.evaluate.metrics import METRICS
+
+        if metric not in METRICS:
+            return None
+        version = self.ws.catalog.get_system_version(body["version"])
+        frame = self.ws.frame(holdout)
+        target = version.spec.get("target")
+        if not isinstance(target, str) or target not in frame.columns or len(frame) < 20:
+            return None
+        at = body["window"]["at"]
+        snap = self.ws.catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
+        if snap is not None and snap.time_column and snap.time_column in frame.columns:
+            newest = pd.to_datetime(frame[snap.time_column], utc=True, errors="coerce").max()
+            if not pd.isna(newest):
+                at = newest.isoformat()
+        try:
+            value, low, high = _measured(self.ws.load(version.ref), frame, target, metric)
+        except (ValueError, KeyError, RegrowError):  # rows the version cannot score
+            return None
+        return {"at": at, "value": value, "lower": low, "upper": high, "rows": len(frame)}
 
     def _decide(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         rules = self.policy.watch
@@ -613,10 +681,12 @@ class Watcher:
                 else (fc["current"] > fc["threshold"])
             )
             if crossed:
-                act.append(
-                    f"{fc['metric']} is {fc['current']:.4g} ({fc['current_source']}), "
-                    f"past the SLA {fc['threshold']:g}"
+                fixed = fc.get("estimate_bias")
+                how = f"{fc['current_source']}" + (
+                    f"; estimates shifted by the realised gap {fixed:+.3f}" if fixed else ""
                 )
+                level = f"{fc['metric']} is {fc['current']:.4g} ({how})"
+                act.append(f"{level}, past the SLA {fc['threshold']:g}")
             elif fc.get("probability") is not None and fc["probability"] >= rules.act_probability:
                 act.append(
                     f"forecast: P({fc['metric']} crosses {fc['threshold']:g} within "
@@ -834,6 +904,71 @@ class Watcher:
             error = send(self.notify, event)
             if error and self.on_event is not None:
                 self.on_event({"event": "notify_failed", "error": error})
+
+
+#: Realised values the estimates are checked against (the newest ones).
+_BIAS_PAIRS = 7
+
+
+def _estimate_bias(realised: list[dict[str, Any]], estimated: list[dict[str, Any]]) -> float | None:
+    """How far the label-free estimates sat from the realised values once labels came: the
+    median of (realised - estimate) over the newest realised values that have an estimate
+    within a day of them (at least 3), else None.
+
+    An estimate (CBPE, DLE) trusts the model's own scores: a change of concept that only the
+    labels show leaves it where it was. Once labels show the gap, the estimates of the rows
+    labels have not reached yet are shifted by it, so the forecast does not wait a whole label
+    delay to see what the realised values already say.
+    """
+    times = [(datetime.fromisoformat(e["at"]), float(e["value"])) for e in estimated]
+    gaps: list[float] = []
+    for r in realised[-_BIAS_PAIRS:]:
+        at = datetime.fromisoformat(r["at"])
+        near = [(abs((t - at).total_seconds()), v) for t, v in times]
+        if near and min(near)[0] <= 86400:
+            gaps.append(float(r["value"]) - min(near)[1])
+    if len(gaps) < 3:
+        return None
+    return round(float(sorted(gaps)[len(gaps) // 2]), 6)
+
+
+def _point(
+    entry: dict[str, Any], kind: Literal["realised", "estimated"], shift: float = 0.0
+) -> Any:
+    from regrow.forecast import MetricPoint
+
+    low, high = entry.get("lower"), entry.get("upper")
+    return MetricPoint(
+        datetime.fromisoformat(entry["at"]),
+        float(entry["value"]) + shift,
+        None if low is None else float(low) + shift,
+        None if high is None else float(high) + shift,
+        kind,
+        int(entry.get("rows") or 0),
+    )
+
+
+def _measured(
+    fitted: Any, frame: pd.DataFrame, target: str, name: str
+) -> tuple[float, float, float]:
+    """``name`` of ``fitted`` on ``frame`` and its 95% bootstrap band (200 resamples)."""
+    import numpy as np
+
+    from regrow.evaluate.metrics import METRICS, resampled_values
+    from regrow.evaluate.resample import Resamples
+
+    metric = METRICS[name]
+    rows = frame[frame[target].notna()]
+    y = rows[target].to_numpy()
+    if metric.task == "classification":
+        score = fitted.predict_proba(rows)
+    else:
+        score = np.asarray(fitted.predict(rows), dtype=float)
+    classes = getattr(fitted, "classes_", None)
+    value = float(metric.fn(y, score, classes))
+    boot = resampled_values(metric, y, [score], Resamples(len(y), 200, seed=0), classes=classes)
+    low, high = np.nanpercentile(boot.ravel(), [2.5, 97.5])
+    return value, float(low), float(high)
 
 
 def _only_new(body: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
