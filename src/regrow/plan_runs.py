@@ -2,7 +2,9 @@
 
 :func:`run_plan` (``Workspace.run_plan``, ``regrow run PLAN``) executes exactly the planned
 actions: every component no action names keeps its data and seed, so its version is reused in
-the new manifest. The run and the plan record the actual CPU seconds next to the estimate.
+the new manifest. The run and the plan record the actual CPU and GPU seconds next to the
+estimate, and money when ``[costs]`` sets prices; the policy's budgets hold while it runs
+(:mod:`regrow.run.budget`).
 
 A stacked ensemble refitted by the run learns from its members' outputs on the run's rows;
 the outputs of the members the run keeps were predicted on those rows when the plan was made,
@@ -24,6 +26,7 @@ from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
 from regrow.components.base import Ensemble
 from regrow.components.outputs import output_key
+from regrow.costs import CostProfile
 from regrow.errors import PlanError
 from regrow.experiments import record_candidate, record_plan
 from regrow.monitoring import window_quality
@@ -32,6 +35,7 @@ from regrow.plan.costs import learned_costs
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Policy
 from regrow.progress import Timer
+from regrow.run.budget import PlanEstimate, RunBudget
 from regrow.run.runner import Binding, RunResult, execute, partial_bindings
 
 if TYPE_CHECKING:
@@ -45,8 +49,10 @@ __all__ = ["PlanRun", "after_actions", "manual_plan", "run_plan"]
 
 @dataclass(frozen=True)
 class PlanRun:
-    """A plan that ran: its stored record (now executed), the run's result, and the seconds
-    each step took (``run`` is the runner's, reported by its own events)."""
+    """A plan that ran: its stored record (now executed), the run's result, the seconds each
+    step took (``run`` is the runner's, reported by its own events), and what the components
+    it fitted used next to the estimate: GPU seconds, and money in ``currency`` (None when
+    no price is set). ``notes`` say what the budgets or the estimate left out."""
 
     plan: Plan
     record: PlanRecord
@@ -54,6 +60,12 @@ class PlanRun:
     estimated_cpu_seconds: float
     actual_cpu_seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    estimated_gpu_seconds: float = 0.0
+    actual_gpu_seconds: float = 0.0
+    estimated_cost: float | None = None
+    actual_cost: float | None = None
+    currency: str = ""
+    notes: tuple[str, ...] = ()
 
 
 def after_actions(system: System, actions: Sequence[Action]) -> System:
@@ -125,12 +137,17 @@ def run_plan(
     workers: int | None = None,
     backend: ExecutorBackend | None = None,
     progress: Callable[[Any], None] | None = None,
-    cpu_budget: float | None = None,
+    cpu_budget: RunBudget | float | None = None,
+    estimate: PlanEstimate | None = None,
+    profile: CostProfile | None = None,
 ) -> PlanRun:
     """Execute plan ``ref`` (its id, an id prefix, or a :class:`Plan`) and record the outcome.
 
-    ``cpu_budget`` stops the run once its components used more CPU seconds (see
-    :func:`~regrow.run.runner.execute`); the plan is then ``failed`` and may be run again.
+    ``cpu_budget`` (a :class:`~regrow.run.budget.RunBudget`, or CPU seconds) stops the run
+    once its components used more (see :func:`regrow.run.budget.check`); the plan is then
+    ``failed`` and may be run again: it resumes. ``estimate`` is the plan's priced estimate
+    (:func:`~regrow.run.budget.estimate_plan`; default: its CPU seconds only) and ``profile``
+    prices what the run used (default: no prices).
 
     ``progress`` receives :class:`~regrow.progress.Step` events for the steps before the run
     (``load``, ``training data``) and the runner's :class:`~regrow.run.runner.RunEvent` s.
@@ -164,6 +181,8 @@ def run_plan(
     bindings = _bindings(services, base, system, new_system, plan, data, run_seed)
     bindings = _with_outputs(services, model, new_system, bindings, data)
     estimated = float(plan.cost.get("estimated_cpu_seconds") or 0.0)
+    guess = estimate or PlanEstimate(cpu_seconds=estimated)
+    notes = cpu_budget.notes_on(guess) if isinstance(cpu_budget, RunBudget) else ()
     catalog.move_plan(stored.id, expected=("proposed", "failed"), status="running")
     started = time.perf_counter()
     try:
@@ -180,6 +199,8 @@ def run_plan(
                 "snapshot": data.id,
                 "actions": [a.describe() for a in plan.actions],
                 "estimated_cpu_seconds": estimated,
+                "estimated_gpu_seconds": guess.gpu_seconds,
+                "estimated_cost": _rounded(guess.money),
             },
             backend=backend,
             workers=workers,
@@ -198,6 +219,11 @@ def run_plan(
     timer.seconds["run"] = time.perf_counter() - started
     actual = sum(o.cpu_seconds for o in result.components.values())
     touched = [n for n, o in result.components.items() if o.action == "trained"]
+    usages = [o.usage for o in result.components.values() if o.usage is not None]
+    gpu = sum(u.gpu_seconds for u in usages)
+    prices = profile or CostProfile()
+    where = backend.name if backend is not None else "local"
+    money = sum(prices.money(where, u) for u in usages) if prices.priced else None
     record = catalog.move_plan(
         stored.id,
         expected="running",
@@ -210,6 +236,12 @@ def run_plan(
             "reused": result.reused,
             "estimated_cpu_seconds": estimated,
             "actual_cpu_seconds": round(actual, 4),
+            "estimated_gpu_seconds": round(guess.gpu_seconds, 4),
+            "actual_gpu_seconds": round(gpu, 4),
+            "estimated_cost": _rounded(guess.money),
+            "actual_cost": _rounded(money),
+            "currency": prices.currency if prices.priced else None,
+            "notes": list(notes),
             "per_component_cpu_seconds": {
                 n: round(o.cpu_seconds, 4)
                 for n, o in result.components.items()
@@ -219,7 +251,17 @@ def run_plan(
         },
     )
     record_candidate(catalog, stored.id, result.version.id)
-    return PlanRun(plan, record, result, estimated, actual, dict(timer.seconds))
+    return PlanRun(
+        plan, record, result, estimated, actual, dict(timer.seconds),
+        estimated_gpu_seconds=guess.gpu_seconds, actual_gpu_seconds=gpu,
+        estimated_cost=guess.money, actual_cost=money,
+        currency=prices.currency if prices.priced else "", notes=notes,
+    )  # fmt: skip
+
+
+def _rounded(money: float | None) -> float | None:
+    """Money as stored: to a millionth of the currency's unit (None: not priced)."""
+    return None if money is None else round(money, 6)
 
 
 def _training_snapshot(

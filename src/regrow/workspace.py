@@ -605,12 +605,21 @@ class Workspace(GovernanceMixin):
     ) -> PlanRun:
         """Run a stored plan (a :class:`~regrow.plan.plan.Plan`, its id or an id prefix).
 
+        The workspace's policy governs, whatever policy the plan was made under: actions its
+        ``autonomy`` reserves for humans, and a plan estimated over any of its ``budgets``
+        (CPU seconds, GPU seconds, money at the ``[costs]`` prices of the backend; see
+        :mod:`regrow.run.budget`), are refused before anything is written, with the numbers,
+        unless an approver runs it with ``approve``. The budgets hold while it runs too
+        (those an approver took it over are lifted): a run over one stops, and running the
+        plan again resumes it.
+
         ``progress`` receives :class:`~regrow.progress.Step` events for the steps before the
         run and the run's :class:`~regrow.run.runner.RunEvent` s; the result's ``timings``
         say where the time went.
         """
         from regrow.plan.plan import Plan
         from regrow.plan_runs import run_plan
+        from regrow.run.budget import RunBudget, estimate_plan
 
         self.require("operator", "run a plan")
         stored = (
@@ -619,21 +628,23 @@ class Workspace(GovernanceMixin):
         # Whatever policy the plan was made under, running it follows the workspace's.
         governing = self.policy()
         gated = [a.describe() for a in stored.actions if governing.needs_approval(a.kind)]
-        cpu = float(stored.cost.get("estimated_cpu_seconds") or 0.0)
-        over = cpu > governing.budgets.max_cpu_seconds
+        where = backend.name if backend is not None else "local"
+        estimate = estimate_plan(self.catalog, stored, self.config.costs, where)
+        budget = RunBudget.of(governing.budgets, self.config.costs, where)
+        over = budget.crossed(estimate)
         if stored.needs_approval or gated or over:
             if not approve:
-                why = (
-                    f"for {', '.join(gated)} (the workspace's policy {governing.id})"
-                    if gated
-                    else f"(estimated at {cpu:.0f} CPU s, over the budget)"
-                    if over
-                    else "(under the policy it was made with)"
-                )
+                why = []
+                if gated:
+                    why.append(f"for {', '.join(gated)} (the workspace's policy {governing.id})")
+                if over:
+                    why.append(f"(estimated {' and '.join(map(str, over))})")
                 raise PlanError(
-                    f"plan {stored.id[:12]} needs approval {why}",
+                    f"plan {stored.id[:12]} needs approval "
+                    + (" ".join(why) or "(under the policy it was made with)"),
                     hint=f"review it with `regrow plans show {stored.id[:12]}`, then run it "
-                    "with --approve (approver role)",
+                    "with --approve (approver role)"
+                    + (", or raise the budget in the workspace's policy" if over else ""),
                 )
             self.require("approver", "approve a plan's actions (--approve)")
         return run_plan(
@@ -644,8 +655,10 @@ class Workspace(GovernanceMixin):
             workers=workers,
             backend=backend,
             progress=progress,
-            # The budget holds while it runs too, unless an approver took it over budget.
-            cpu_budget=None if over else governing.budgets.max_cpu_seconds,
+            # The budgets hold while it runs too, but those an approver took it over.
+            cpu_budget=budget.lifted(over),
+            estimate=estimate,
+            profile=self.config.costs,
         )
 
     # -- evaluating and promoting -------------------------------------------------------------

@@ -203,14 +203,19 @@ def run_command(
                 "reused": ran.result.reused,
                 "estimated_cpu_seconds": round(ran.estimated_cpu_seconds, 4),
                 "actual_cpu_seconds": round(ran.actual_cpu_seconds, 4),
+                "estimated_gpu_seconds": round(ran.estimated_gpu_seconds, 4),
+                "actual_gpu_seconds": round(ran.actual_gpu_seconds, 4),
+                "estimated_cost": ran.estimated_cost,
+                "actual_cost": ran.actual_cost,
+                "currency": ran.currency or None,
+                "notes": list(ran.notes),
             }
         )
     else:
         show_run(ran.result, False)
-        out.print(
-            f"plan {ran.record.id[:12]} executed: CPU {ran.actual_cpu_seconds:.2f} s "
-            f"(estimated {ran.estimated_cpu_seconds:.2f} s)"
-        )
+        out.print(f"plan {ran.record.id[:12]} executed: " + _costs(ran.record.outcome or {}))
+        for note in ran.notes:
+            out.print(f"note: {note}")
     print_timings(ran, ran.result)
 
 
@@ -248,25 +253,68 @@ def plans_show(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show a stored plan with its reasons, and its outcome once run."""
+    """Show a stored plan with its reasons, its estimate at the workspace's prices and
+    budgets, and its outcome once run (what it used next to the estimate)."""
     from regrow.plan.plan import Plan
+    from regrow.run.budget import RunBudget, estimate_plan
 
     with workspace(home) as ws:
         record = ws.catalog.get_plan(plan_id)
-    stored = Plan.from_dict(record.body)
+        stored = Plan.from_dict(record.body)
+        where = ws.config.backend  # the backend `regrow run` uses unless told otherwise
+        estimate = estimate_plan(ws.catalog, stored, ws.config.costs, where)
+        budget = RunBudget.of(ws.policy().budgets, ws.config.costs, where)
+    over = budget.crossed(estimate)
     if as_json:
         print_json({"id": record.id, "status": record.status, "outcome": record.outcome,
-                     **stored.to_dict()})  # fmt: skip
+                     **stored.to_dict(),
+                     "estimate": {"cpu_seconds": estimate.cpu_seconds,
+                                  "gpu_seconds": estimate.gpu_seconds, "cost": estimate.money,
+                                  "currency": estimate.currency or None,
+                                  "notes": list(budget.notes_on(estimate))},
+                     "over_budget": [str(c) for c in over]})  # fmt: skip
         return
     _show_plan(stored, record.id)
+    if estimate.money is not None or estimate.gpu_seconds:
+        out.print(
+            f"estimate at this workspace's prices ({where} backend): {estimate.cpu_seconds:.2f} "
+            f"CPU s, {estimate.gpu_seconds:.2f} GPU s"
+            + (f", {estimate.currency} {estimate.money:.4f}" if estimate.money is not None else "")
+        )
+    if over and record.status == "proposed":
+        out.print(f"over the workspace's budgets: estimated {' and '.join(map(str, over))}")
+    if record.status != "executed":  # once run, the outcome's notes say it
+        for note in budget.notes_on(estimate):
+            out.print(f"note: {note}")
     out.print(f"status: {record.status}")
     if record.outcome:
         o = record.outcome
         out.print(
-            f"outcome: {o.get('version', '-')}; CPU {o.get('actual_cpu_seconds', '-')} s "
-            f"(estimated {o.get('estimated_cpu_seconds', '-')} s)"
+            f"outcome: {o.get('version', '-')}; "
+            + _costs(o)
             + (f"; error: {o['error']}" if "error" in o else "")
         )
+        for note in o.get("notes") or ():
+            out.print(f"note: {note}")
+
+
+def _costs(outcome: Mapping[str, Any]) -> str:
+    """What a plan's run used next to its estimate: CPU seconds, GPU seconds when either is
+    above zero, and money when it was priced (outcomes recorded before: what they hold)."""
+
+    def num(key: str, digits: int) -> str:
+        value = outcome.get(key)
+        return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+    said = [f"CPU {num('actual_cpu_seconds', 2)} s (estimated {num('estimated_cpu_seconds', 2)} s)"]
+    if outcome.get("actual_gpu_seconds") or outcome.get("estimated_gpu_seconds"):
+        said.append(
+            f"GPU {num('actual_gpu_seconds', 2)} s (estimated {num('estimated_gpu_seconds', 2)} s)"
+        )
+    if outcome.get("currency"):
+        cur = outcome["currency"]
+        said.append(f"{cur} {num('actual_cost', 4)} (estimated {cur} {num('estimated_cost', 4)})")
+    return "; ".join(said)
 
 
 @plans_app.command("diff")

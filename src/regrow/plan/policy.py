@@ -30,8 +30,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -181,9 +183,19 @@ class Planning(_Strict):
 
 
 class Budgets(_Strict):
-    """Limits a plan must stay within, or it asks for approval."""
+    """Limits a plan must stay within, or it asks for approval.
+
+    ``max_cpu_seconds``, ``max_gpu_seconds`` and ``max_cost`` hold twice: a plan estimated
+    over any of them is refused unless an approver runs it (``--approve``), and a run stops,
+    resumably, once what it fitted used more (:mod:`regrow.run.budget`). ``max_cost`` is
+    money per plan in the ``[costs]`` currency of the workspace's config; without prices it
+    is ignored, with a note. The two are None (no limit) unless set, and then left out of
+    :meth:`Policy.to_dict`, so a policy that does not set them keeps its id.
+    """
 
     max_cpu_seconds: float = Field(3600.0, gt=0)
+    max_gpu_seconds: float | None = Field(None, gt=0)
+    max_cost: float | None = Field(None, gt=0)
     max_epochs: int = Field(20, ge=1)
     max_steps: int = Field(5000, ge=1)
     lr_min: float = Field(1e-5, gt=0)
@@ -194,6 +206,14 @@ class Budgets(_Strict):
         if self.lr_min > self.lr_max:
             raise ValueError(f"lr_min {self.lr_min} is above lr_max {self.lr_max}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _unset_limits_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("max_gpu_seconds", "max_cost"):
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
 
 
 #: The gates a policy runs unless it names its own: today's improvement and slice gates.

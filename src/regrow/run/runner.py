@@ -41,6 +41,8 @@ from regrow.fingerprint import (
 )
 from regrow.run.adapted import adapted_hashes
 from regrow.run.backends import ExecutorBackend, LocalBackend
+from regrow.run.budget import RunBudget
+from regrow.run.budget import check as check_budget
 from regrow.run.environment import capture_environment
 from regrow.run.leasing import RunLease, lease_seconds
 from regrow.run.tasks import TaskResult, TaskSpec
@@ -178,14 +180,15 @@ def execute(
     workers: int | None = None,
     progress: Callable[[RunEvent], None] | None = None,
     note: str = "",
-    cpu_budget: float | None = None,
+    cpu_budget: RunBudget | float | None = None,
 ) -> RunResult:
     """Execute ``system`` with each component bound as in ``bindings``.
 
     Returns the run with its system version; if nothing changed relative to ``parent`` the
     parent itself is returned (``created_version`` False) and nothing is trained.
 
-    ``cpu_budget``: once the components this run fitted used more CPU seconds than this, the
+    ``cpu_budget`` (a :class:`~regrow.run.budget.RunBudget` of CPU seconds, GPU seconds and
+    money, or CPU seconds): once the components this run fitted used more than a limit, the
     run stops (what is still running is cancelled) with a :class:`~regrow.errors.RunError`
     that gives the numbers; the components it finished are recorded, so running it again
     resumes where it stopped.
@@ -309,17 +312,8 @@ def execute(
             emit(
                 RunEvent("finished", task.name, total=len(todo), seconds=outcome.seconds, done=done)
             )
-            spent = sum(o.cpu_seconds for o in outcomes.values() if o.action == "trained")
             left = [n for n in todo if n not in settled_todo]
-            if cpu_budget is not None and spent > cpu_budget and left:
-                raise RunError(
-                    f"run stopped over its budget: the {done} component(s) it fitted used "
-                    f"{spent:.2f} CPU s, over {cpu_budget:g} CPU s (budgets.max_cpu_seconds); "
-                    f"{len(left)} left: {', '.join(left)}",
-                    hint="the finished components are kept: run it again to resume, after "
-                    "raising budgets.max_cpu_seconds or with --approve (approver role), which "
-                    "lifts the budget",
-                )
+            check_budget(cpu_budget, outcomes.values(), left)
 
     def settled(meanwhile: Mapping[str, ComponentVersionRecord]) -> dict[str, Any]:
         """Versions another run recorded meanwhile that can be reused (artifact in store)."""
