@@ -136,6 +136,7 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
     assert third.body["decision"]["act"] is True
     assert "2 cycles in a row" in third.body["decision"]["because"][0]
     assert third.body["plan"]["actions"]
+    assert third.body["plan"]["rationale"][0] == "watch: " + third.body["decision"]["because"][0]
     assert third.body["run"]["candidate"] == "churn:v2"
     assert third.body["evaluation"]["verdict"] == "blessed"
     assert third.body["promotion"]["promoted"] is True
@@ -158,6 +159,8 @@ def test_a_dry_run_records_the_decision_and_the_plan_and_runs_nothing(ws: Worksp
     assert "run" not in last.body
     assert _champion(ws) == "churn:v1"
     assert [v.ref for v in ws.catalog.list_system_versions("churn")] == ["churn:v1"]
+    with Watcher(ws, "churn", _source(folder)) as watcher:  # a dry run used nothing up
+        assert len(watcher.run(once=True)) == 2
 
 
 def test_two_watchers_cannot_both_act_and_a_lapsed_lease_is_taken_over(
@@ -240,6 +243,22 @@ def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(
     assert "regrow plans show" in last.body["end"]["hint"]
     assert events[-1]["event"] == "waiting"
     assert _champion(ws) == "churn:v1"
+    plan = last.body["plan"]["id"]
+    _windows(ws.config.home, [True] * 3)  # one more window: the plan still waits
+    with Watcher(ws, "churn", _source(folder), policy=Policy.from_dict(body)) as watcher:
+        (held,) = watcher.run(once=True)
+    assert (
+        f"plan {plan[:12]} (cycle 2) waits for approval" in held.body["decision"]["not_acting"][-1]
+    )
+    assert "plan" not in held.body  # no second plan piles up
+    made = ws.run_plan(plan, approve=True)  # a person approves and runs it
+    _windows(ws.config.home, [True] * 4)
+    with Watcher(ws, "churn", _source(folder), policy=Policy.from_dict(body)) as watcher:
+        (adopted,) = watcher.run(once=True)
+    assert adopted.body["decision"]["adopt"]["plan"] == plan
+    assert adopted.body["run"]["candidate"] == made.result.version.ref
+    assert adopted.body["evaluation"]["verdict"] == "blessed"
+    assert _champion(ws) == made.result.version.ref
 
 
 def test_a_window_the_model_cannot_read_fails_its_cycle_and_the_watch_goes_on(
@@ -275,9 +294,14 @@ def test_events_go_to_the_notify_command(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_the_cli_watches_lists_shows_and_reports_status(
-    ws: Workspace, capsys: pytest.CaptureFixture[str]
+    ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = str(ws.config.home)
+    monkeypatch.chdir(ws.config.home)  # a --source glob is relative to where the command runs
+    code, _, err = run_cli(capsys, "watch", "churn", "--source", "files:nothing/*.csv", "--once",
+                           "--home", home)  # fmt: skip
+    assert code == 0
+    assert "no file matches" in err
     _windows(ws.config.home, [False])
     code, out, err = run_cli(
         capsys,
@@ -309,7 +333,8 @@ def test_the_cli_watches_lists_shows_and_reports_status(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["watch", "nosuch"], "nosuch"),
+        (["watch", "nosuch"], "unknown system 'nosuch'"),
+        (["watch", "churn", "--source", "files:w/*.csv", "--after", "5"], "--after counts"),
         (["watch", "churn", "--every", "soon", "--once"], "cannot read the span 'soon'"),
         (["watch", "churn", "--source", "kafka:topic", "--once"], "unknown window source"),
         (["watch", "churn:v1", "--once"], "watch takes SYSTEM or SYSTEM@ALIAS"),
@@ -438,3 +463,25 @@ def test_served_windows_come_from_the_log_and_a_blessed_candidate_starts_a_rollo
     assert _champion(ws) == "churn:v1"  # the rollout moves it, on evidence
     with Watcher(ws, "churn", source, policy=policy) as watcher:
         assert watcher.run(once=True) == []  # nothing served since
+
+
+def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_retrain(
+    ws: Workspace,
+) -> None:
+    body = _policy(persistence=1, cooldown=2).to_dict()
+    body["gates"]["checks"] = {"improvement": {"min": 0.5}}  # no candidate can be blessed
+    ws.set_policy(Policy.from_dict(body))  # evaluations count under the workspace's policy
+    folder = _windows(ws.config.home, [True] * 4)
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        first, second, third, fourth = watcher.run(once=True)
+    assert first.body["evaluation"]["verdict"] == "rejected"
+    assert "full-retrain" not in first.body["plan"]["actions"][0]
+    assert "run" not in second.body
+    assert (
+        "cooling down: the last update (cycle 1) was 1 cycle(s) ago"
+        in (second.body["decision"]["not_acting"][-1])
+    )
+    assert "cooling down" in third.body["decision"]["not_acting"][-1]
+    assert fourth.body["decision"]["escalate"].startswith("the partial update of cycle 1")
+    assert fourth.body["plan"]["actions"] == ["full-retrain of every component"]
+    assert _champion(ws) == "churn:v1"

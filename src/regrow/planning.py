@@ -30,7 +30,7 @@ Running a plan, and plans written by hand: :mod:`regrow.plan_runs` (:func:`run_p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +94,12 @@ def make_plan(
     progress: ProgressFn | None = None,
     tags: Iterable[str] = (),
     contingency: str | None = None,
+    why: Sequence[str] = (),
 ) -> Plan:
     """Plan the update of version ``ref`` for ``window``; stored in the catalog if ``record``.
+
+    ``why`` are the reasons the plan was asked for, put first in its rationale (the watcher's
+    decision: an SLA forecast, a persisting drift).
 
     A stored plan with actions is recorded as an experiment with ``tags`` and
     ``contingency`` (default: keep the version; see :func:`regrow.experiments.record_plan`).
@@ -149,6 +153,7 @@ def make_plan(
         signals["data_quality"] = [f.to_dict() for f in monitored.quality.findings]
         signals["set_aside_rows"] = screened.set_aside
     rationale: list[str] = [
+        *(str(line) for line in why),
         *screened.lines,
         *window_rows.notes,
         f"{len(drifted)} of the {len(read)} features the system reads drifted"

@@ -532,6 +532,7 @@ class Workspace(GovernanceMixin):
         progress: ProgressFn | None = None,
         tags: Iterable[str] = (),
         contingency: str | None = None,
+        why: Iterable[str] = (),
     ) -> Plan:
         """Plan the smallest update of version ``ref`` that fixes what ``window`` shows.
 
@@ -543,7 +544,8 @@ class Workspace(GovernanceMixin):
 
         A stored plan with actions is recorded as an experiment (``catalog.experiments``)
         with its rationale, expected gain and cost, ``tags`` and ``contingency`` (default:
-        keep, or roll back to, ``ref``); see :mod:`regrow.experiments`.
+        keep, or roll back to, ``ref``); see :mod:`regrow.experiments`. ``why`` are the
+        reasons the plan was asked for (``regrow watch``'s decision), first in its rationale.
         """
         from regrow.planning import make_plan
 
@@ -551,7 +553,7 @@ class Workspace(GovernanceMixin):
         policy = self._policy(policy)
         return make_plan(
             self._services(), ref, window, policy=policy, record=record, progress=progress,
-            tags=tags, contingency=contingency,
+            tags=tags, contingency=contingency, why=list(why),
         )  # fmt: skip
 
     def apply(

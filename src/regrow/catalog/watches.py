@@ -311,13 +311,15 @@ class Watches:
             row = session.scalars(query.order_by(WatchCycle.number.desc())).first()
             return _cycle(row) if row is not None else None
 
-    def seen(self, system: str, window_key: str) -> bool:
+    def seen(self, system: str, window_key: str, *, dry_run: bool = False) -> bool:
         """Whether a cycle of ``system`` already took the window ``window_key`` (a cycle
-        that stopped before it stored the window did not)."""
+        that stopped before it stored the window did not). Dry-run cycles and real ones are
+        counted apart: a dry run does not use up the windows a real watcher acts on."""
         query = sa.select(WatchCycle.id).where(
             WatchCycle.system == system,
             WatchCycle.window_key == window_key,
             WatchCycle.step != "start",
+            WatchCycle.dry_run == dry_run,
         )
         with self._catalog._read() as session:
             return session.scalars(query).first() is not None

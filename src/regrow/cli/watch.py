@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -93,14 +94,21 @@ def _watch(
     home: Any,
     as_json: bool,
 ) -> None:
-    from regrow.loop.watch import Watcher, parse_every, source_from
+    from regrow.loop.watch import FilesSource, ServedSource, Watcher, parse_every, source_from
 
     with workspace(home) as ws:
         settings = ws.config.watch.of(target.partition("@")[0])
         span = parse_every(every or settings.every)
-        chosen = source_from(
-            source or settings.source, home=ws.config.home, every=span, after=after
-        )
+        # A --source glob is relative to where the command runs; [watch] source's to the
+        # workspace.
+        base = Path.cwd() if source else ws.config.home
+        chosen = source_from(source or settings.source, home=base, every=span, after=after)
+        if after is not None and not isinstance(chosen, ServedSource):
+            raise ConfigError(
+                "--after counts labelled rows served since the last window",
+                hint="use it with --source served; a files or snapshot source has a window "
+                "per file or snapshot",
+            )
         watcher = Watcher(
             ws,
             target,
@@ -134,6 +142,11 @@ def _watch(
             raise Stopped(130) from None
     if not as_json:
         out.print(f"{len(done)} cycle(s) run", highlight=False)
+        if not done and isinstance(chosen, FilesSource) and not chosen.matches():
+            err.print(
+                Text.assemble(("hint: ", "yellow"), f"no file matches {chosen.pattern!r}"),
+                highlight=False,
+            )
 
 
 def _policy(path: str) -> Any:
@@ -154,7 +167,14 @@ def _print_event(event: dict[str, Any]) -> None:
         )
         return
     if kind == "notify_failed":
-        err.print(f"[yellow]notify failed:[/] {event['error']}")
+        err.print(Text.assemble(("notify failed: ", "yellow"), str(event["error"])))
+        return
+    if kind == "acted" and event.get("promoted"):
+        out.print(
+            f"promoted {event['promoted']} to {event['alias']}: cycle {event['cycle']}'s "
+            "candidate, approved since",
+            highlight=False,
+        )
         return
     if "cycle" not in event or "state" not in event:
         out.print(str(event), highlight=False)

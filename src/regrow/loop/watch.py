@@ -125,12 +125,14 @@ class Window:
 
 
 class WindowSource(Protocol):
-    """Where a watcher finds its windows: :meth:`windows` yields them oldest first; the
-    watcher skips the keys a cycle already took."""
+    """Where a watcher finds its windows: :meth:`windows` yields them oldest first, and may
+    skip the keys ``seen`` says a cycle already took (the watcher skips them anyway)."""
 
     name: str
 
-    def windows(self, ws: Workspace, system: str) -> Iterator[Window]: ...
+    def windows(
+        self, ws: Workspace, system: str, seen: Callable[[str], bool]
+    ) -> Iterator[Window]: ...
 
 
 def _target(ws: Workspace, system: str) -> str | None:
@@ -157,6 +159,24 @@ def _read(path: Path) -> pd.DataFrame:
     )
 
 
+def _times(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
+    """``frame``'s time column as UTC times (None without one, or when none can be read)."""
+    if column is None or column not in frame.columns:
+        return None
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce")
+    return None if stamps.isna().all() else stamps
+
+
+def _store(ws: Workspace, frame: pd.DataFrame, name: str, time_column: str | None) -> Any:
+    """``frame`` stored as snapshot ``name``, with its time column when it can be read as one."""
+    if time_column is not None and time_column in frame.columns:
+        try:
+            return ws.snapshot(frame, name=name, check_schema=False, time_column=time_column)
+        except DataError:  # times that do not parse: stored as they are, without one
+            pass
+    return ws.snapshot(frame, name=name, check_schema=False)
+
+
 def _read_or_none(path: Path) -> pd.DataFrame | None:
     try:
         return _read(path)
@@ -171,9 +191,27 @@ def _labelled_part(frame: pd.DataFrame, target: str | None) -> pd.DataFrame | No
     return part if len(part) else None
 
 
-def _stack(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
+def _stack(
+    parts: Sequence[pd.DataFrame | None], like: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
+    """The labelled ``parts`` stacked; with ``like`` (the window's rows), only the parts whose
+    shared columns are of the same kind (numbers, text, times) as the window's: a file with a
+    stray string in a numeric column does not spoil the labelled rows of the others."""
     kept = [p for p in parts if p is not None and len(p)]
+    if like is not None:
+        kept = [p for p in kept if _same_kinds(p, like)]
     return pd.concat(kept, ignore_index=True) if kept else None
+
+
+def _same_kinds(part: pd.DataFrame, like: pd.DataFrame) -> bool:
+    def kind(series: pd.Series) -> str:
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            return "number"
+        if pd.api.types.is_datetime64_any_dtype(series):
+            return "time"
+        return "other"
+
+    return all(kind(part[c]) == kind(like[c]) for c in part.columns if c in like.columns)
 
 
 @dataclass(frozen=True)
@@ -187,13 +225,19 @@ class FilesSource:
     label_files: int = 7
     name: str = "files"
 
-    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+    def matches(self) -> int:
+        """How many files match the pattern now."""
+        return sum(1 for p in glob.glob(self.pattern) if Path(p).is_file())
+
+    def windows(
+        self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
+    ) -> Iterator[Window]:
         paths = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
         target = _target(ws, system)
         for i, path in enumerate(paths):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             key = f"file:{path.name}:{digest}"
-            if ws.catalog.watches.seen(system, key):
+            if seen(key):
                 continue
             at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             try:
@@ -207,7 +251,8 @@ class FilesSource:
                     _labelled_part(frame, target)
                     for p in recent
                     if (frame := _read_or_none(p)) is not None
-                ]
+                ],
+                like=rows,
             )
             yield Window(key=key, rows=rows, labelled=labelled, at=at, note=str(path))
 
@@ -221,7 +266,9 @@ class SnapshotSource:
     label_snapshots: int = 7
     name: str = "snapshot"
 
-    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+    def windows(
+        self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
+    ) -> Iterator[Window]:
         records = sorted(ws.catalog.list_snapshots(self.snapshot), key=lambda r: r.created_at)
         if not records:
             raise DataError(
@@ -232,7 +279,7 @@ class SnapshotSource:
         target = _target(ws, system)
         for i, record in enumerate(records):
             key = f"snapshot:{record.id}"
-            if ws.catalog.watches.seen(system, key):
+            if seen(key):
                 continue
             recent = records[max(0, i + 1 - self.label_snapshots) : i + 1]
             labelled = _stack([_labelled_part(ws.frame(r.id), target) for r in recent])
@@ -256,7 +303,9 @@ class ServedSource:
     label_span: timedelta = timedelta(days=7)
     name: str = "served"
 
-    def windows(self, ws: Workspace, system: str) -> Iterator[Window]:
+    def windows(
+        self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
+    ) -> Iterator[Window]:
         span = ws.catalog.predictions.span(system)
         if span is None:
             return
@@ -368,6 +417,13 @@ class Watcher:
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._lost: str | None = None
+        from regrow.errors import NotFound
+
+        known = ws.catalog.list_systems()
+        if self.system not in known:
+            raise NotFound(
+                "system", self.system, hint=f"the systems are {', '.join(known) or 'none yet'}"
+            )
         ws.catalog.get_alias(self.system, self.alias)  # NotFound, with a hint, before anything
 
     # -- lease -----------------------------------------------------------------------------
@@ -464,8 +520,12 @@ class Watcher:
         elif left is not None:
             self._emit({"event": "resumed", "cycle": left.number, "step": left.step})
             return self._steps(left, window=None)
-        for window in self.source.windows(self.ws, self.system):
-            if self.ws.catalog.watches.seen(self.system, window.key):
+
+        def seen(key: str) -> bool:
+            return self.ws.catalog.watches.seen(self.system, key, dry_run=self.dry_run)
+
+        for window in self.source.windows(self.ws, self.system, seen):
+            if seen(window.key):
                 continue
             record = self.ws.catalog.watches.start_cycle(
                 self.system,
@@ -535,28 +595,40 @@ class Watcher:
                 "window": {"key": window.key, "rows": 0},
                 "end": {"state": "done", "why": "the window has no rows"},
             }
-        rows = ws.snapshot(window.rows, name=f"{system}-watch", check_schema=False)
+        time_column = self._time_column()
+        at = window.at
+        frame = window.rows
+        stamps = _times(frame, time_column)
+        if stamps is not None and not pd.isna(stamps.max()):
+            at = stamps.max().to_pydatetime()  # the data's own time, as labels will have it
+        rows = _store(ws, frame, f"{system}-watch", time_column)
         out: dict[str, Any] = {
             "window": {
                 "key": window.key,
                 "snapshot": rows.id,
                 "rows": rows.rows,
-                "at": (window.at or rows.created_at).isoformat(),
+                "at": (at or rows.created_at).isoformat(),
                 "note": window.note,
                 "labelled_rows": 0,
             },
         }
         labelled = window.labelled
         if labelled is not None and len(labelled) >= 2:
+            order = _times(labelled, time_column)
+            if order is not None:  # the newest rows are held out
+                labelled = labelled.iloc[order.reset_index(drop=True).argsort(kind="stable")]
             cut = max(1, round(len(labelled) * (1 - share)))
-            train = ws.snapshot(
-                labelled.iloc[:cut], name=f"{system}-watch-labelled", check_schema=False
-            )
-            holdout = ws.snapshot(
-                labelled.iloc[cut:], name=f"{system}-watch-holdout", check_schema=False
-            )
+            train = _store(ws, labelled.iloc[:cut], f"{system}-watch-labelled", time_column)
+            holdout = _store(ws, labelled.iloc[cut:], f"{system}-watch-holdout", time_column)
             out["window"].update(labelled_rows=len(labelled), train=train.id, holdout=holdout.id)
         return out
+
+    def _time_column(self) -> str | None:
+        """The time column of the alias's version's training snapshot, if it has one."""
+        version = self.ws.catalog.get_system_version(f"{self.system}@{self.alias}")
+        if not version.snapshot_id:
+            return None
+        return self.ws.catalog.get_snapshot(version.snapshot_id).time_column
 
     def _monitor(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = f"{self.system}@{self.alias}"
@@ -705,13 +777,46 @@ class Watcher:
                 act.append(f"{seen} in {streak} cycles in a row")
             elif not fc:
                 hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
-        since = self._cycles_since_update()
-        if act and since is not None and since < rules.cooldown:
+        last = self._last_attempt()
+        escalate: str | None = None
+        if act and last is not None and last[0] <= rules.cooldown:
             hold.append(
-                f"cooling down: the last update was {since} cycle(s) ago "
-                f"(cooldown {rules.cooldown})"
+                f"cooling down: the last update (cycle {last[1].number}) was {last[0]} cycle(s) "
+                f"ago (cooldown {rules.cooldown})"
             )
             act = []
+        elif act and last is not None and last[0] < 3 * max(rules.cooldown, 1):
+            before = last[1].body
+            promoted = (before.get("promotion") or {}).get("promoted") or before.get("rollout")
+            tried = before.get("plan") or {}
+            partial = not tried.get("escalated") and not any(
+                a.startswith("full-retrain") for a in tried.get("actions") or ()
+            )
+            if not promoted and partial:
+                escalate = (
+                    f"the partial update of cycle {last[1].number} "
+                    f"({', '.join(before['plan']['actions'])}) did not win: "
+                    f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
+                )
+        adopt: dict[str, Any] | None = None
+        pending = self._pending_plan()
+        if act and pending is not None:
+            number, record = pending
+            if record.status == "proposed":
+                hold.append(
+                    f"plan {record.id[:12]} (cycle {number}) waits for approval: "
+                    f"`regrow run {record.id[:12]} --approve`"
+                )
+                act = []
+            elif record.status == "executed" and record.result_version_id:
+                made = self.ws.catalog.get_system_version(record.result_version_id)
+                adopt = {
+                    "plan": record.id,
+                    "cycle": number,
+                    "candidate": made.ref,
+                    "candidate_id": made.id,
+                    "run": record.run_id,
+                }
         active = self.ws.catalog.rollouts.active(self.system, self.alias)
         if act and active is not None:
             hold.append(f"rollout {active.id[:12]} of {self.system}@{self.alias} is under way")
@@ -724,15 +829,58 @@ class Watcher:
             )
             act = []
         if not act and not hold:
-            hold.append("nothing drifted that raised a member's loss, and no SLA threat")
+            drifted = body["monitor"]["drifted"]
+            hold.append(
+                f"{', '.join(drifted[:5])} drifted, but no member's loss rose with it"
+                if drifted
+                else "nothing drifted"
+            )
         decision = {"act": bool(act), "because": act, "not_acting": hold, "streak": streak}
+        if act and adopt:
+            decision["adopt"] = adopt
+            act.append(
+                f"plan {adopt['plan'][:12]} of cycle {adopt['cycle']} was approved and "
+                f"run since: its candidate {adopt['candidate']} is evaluated now"
+            )
+        elif act and escalate:
+            decision["escalate"] = escalate
         if not act:
             return {"decision": decision, "end": {"state": "done", "why": "; ".join(hold)}}
         return {"decision": decision}
 
     def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = body.get("version") or f"{self.system}@{self.alias}"
-        plan = self.ws.plan(ref, body["window"]["train"], policy=self.policy, tags=("watch",))
+        adopted = body["decision"].get("adopt")
+        if adopted:
+            stored = self.ws.catalog.get_plan(adopted["plan"])
+            return {
+                "plan": {
+                    "id": stored.id,
+                    "adopted_from_cycle": adopted["cycle"],
+                    "actions": [a.get("kind", "?") for a in stored.body.get("actions", [])],
+                    "escalated": bool(stored.body.get("escalated")),
+                    "needs_approval": True,
+                }
+            }
+        why = [f"watch: {line}" for line in body["decision"]["because"]]
+        escalate = body["decision"].get("escalate")
+        if escalate:
+            from regrow.plan.actions import FullRetrain
+            from regrow.plan_runs import manual_plan
+
+            plan = manual_plan(
+                self.ws._services(),
+                ref,
+                body["window"]["train"],
+                [FullRetrain("*", reason=f"watch: {escalate}")],
+                policy=self.policy,
+                note="; ".join([*why, f"watch: {escalate}"]),
+                tags=("watch",),
+            )
+        else:
+            plan = self.ws.plan(
+                ref, body["window"]["train"], policy=self.policy, tags=("watch",), why=why
+            )
         out: dict[str, Any] = {
             "plan": {
                 "id": plan.id,
@@ -752,6 +900,16 @@ class Watcher:
     def _run(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         from regrow.errors import PlanError
 
+        adopted = body["decision"].get("adopt")
+        if adopted:  # a person approved and ran it: nothing to run again
+            return {
+                "run": {
+                    "id": adopted["run"],
+                    "candidate": adopted["candidate"],
+                    "candidate_id": adopted["candidate_id"],
+                    "by_hand": True,
+                }
+            }
         plan_id = body["plan"]["id"]
         try:
             ran = self.ws.run_plan(plan_id)
@@ -887,12 +1045,30 @@ class Watcher:
             streak += 1
         return streak
 
-    def _cycles_since_update(self) -> int | None:
+    def _pending_plan(self) -> tuple[int, Any] | None:
+        """The plan the newest cycle that waited for a plan approval left (its number and the
+        plan's record), unless a later cycle took up its candidate already."""
+        later: set[str] = set()
+        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
+            end = cycle.body.get("end") or {}
+            run = cycle.body.get("run") or {}
+            if run.get("candidate_id"):
+                later.add(str(run["candidate_id"]))
+            if cycle.state == "waiting" and end.get("waiting_for") == "plan approval":
+                record = self.ws.catalog.get_plan(str(end["plan"]))
+                if record.result_version_id in later:
+                    return None
+                return cycle.number, record
+            if run:  # an update ran since: that wait is over
+                return None
+        return None
+
+    def _last_attempt(self) -> tuple[int, WatchCycleRecord] | None:
+        """The newest earlier cycle that ran an update (promoted or not), and how many cycles
+        ago it was."""
         for n, cycle in enumerate(self.ws.catalog.watches.cycles(self.system, limit=200)):
-            if cycle.state == "running":
-                continue
-            if (cycle.body.get("promotion") or {}).get("promoted") or cycle.body.get("rollout"):
-                return n
+            if cycle.state != "running" and cycle.body.get("run"):
+                return n, cycle
         return None
 
     def _emit(self, event: dict[str, Any]) -> None:
