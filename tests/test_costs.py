@@ -357,4 +357,4 @@ def test_regrow_costs_without_runs_says_so(
     home = ("--home", str(ws.home))
     code, out, _ = run_cli(capsys, "costs", "--system", "churn", "--until", "2020-01-01", *home)
     assert code == 0
-    assert "churn: no run started from the start to 2020-01-01 00:00:00 UTC" in out
+    assert "churn: no run started from the first run to 2020-01-01 00:00:00 UTC" in out

@@ -171,12 +171,16 @@ def missing(
         who = author(session, version)
         valid = [a for a in approvers(session, system, alias, version_id, holder) if a != who]
         if len(valid) < rules.approvals:
-            held_ref = _ref(session, holder) if holder is not None else "no version"
+            task = (
+                f"to replace {_ref(session, holder)}" if holder is not None else "to be its first"
+            )
             lacks.append(
                 f"{rules.approvals} approval(s) by an approver other than the version's author"
-                f" ({who or 'unknown'}) to replace {held_ref}; it has {len(valid)}"
+                f" ({who or 'unknown'}) {task}; it has {len(valid)}"
                 + (f" ({', '.join(valid)})" if valid else "")
-                + f": `regrow approve {ref} --alias {alias}`"
+                + f": another identity with the approver role runs `regrow approve {ref} "
+                f"--alias {alias}` (`regrow users add NAME --role approver` and `regrow tokens "
+                "create NAME` make one; it approves with REGROW_TOKEN set to its token)"
             )
     return lacks
 

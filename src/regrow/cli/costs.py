@@ -56,7 +56,7 @@ def costs(
 def show_costs(report: Mapping[str, Any]) -> None:
     """The runs table, the plan runs' estimated vs actual CPU, and the totals line."""
     currency = report["currency"]
-    since = str(report["since"])[:19].replace("T", " ") if report["since"] else "the start"
+    since = str(report["since"])[:19].replace("T", " ") if report["since"] else "the first run"
     until = str(report["until"])[:19].replace("T", " ")
     runs = report["runs"]
     if not runs:
