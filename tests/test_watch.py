@@ -478,7 +478,7 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert "full-retrain" not in first.body["plan"]["actions"][0]
     assert "run" not in second.body
     assert (
-        "cooling down: the last update (cycle 1) was 1 cycle(s) ago"
+        "cooling down: the last update attempt (cycle 1) was 1 cycle(s) ago"
         in (second.body["decision"]["not_acting"][-1])
     )
     assert "cooling down" in third.body["decision"]["not_acting"][-1]

@@ -600,7 +600,7 @@ class Watcher:
         frame = window.rows
         stamps = _times(frame, time_column)
         if stamps is not None and not pd.isna(stamps.max()):
-            at = stamps.max().to_pydatetime()  # the data's own time, as labels will have it
+            at = stamps.max().to_pydatetime(warn=False)  # the data's own time, as labels have it
         rows = _store(ws, frame, f"{system}-watch", time_column)
         out: dict[str, Any] = {
             "window": {
@@ -777,27 +777,6 @@ class Watcher:
                 act.append(f"{seen} in {streak} cycles in a row")
             elif not fc:
                 hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
-        last = self._last_attempt()
-        escalate: str | None = None
-        if act and last is not None and last[0] <= rules.cooldown:
-            hold.append(
-                f"cooling down: the last update (cycle {last[1].number}) was {last[0]} cycle(s) "
-                f"ago (cooldown {rules.cooldown})"
-            )
-            act = []
-        elif act and last is not None and last[0] < 3 * max(rules.cooldown, 1):
-            before = last[1].body
-            promoted = (before.get("promotion") or {}).get("promoted") or before.get("rollout")
-            tried = before.get("plan") or {}
-            partial = not tried.get("escalated") and not any(
-                a.startswith("full-retrain") for a in tried.get("actions") or ()
-            )
-            if not promoted and partial:
-                escalate = (
-                    f"the partial update of cycle {last[1].number} "
-                    f"({', '.join(before['plan']['actions'])}) did not win: "
-                    f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
-                )
         adopt: dict[str, Any] | None = None
         pending = self._pending_plan()
         if act and pending is not None:
@@ -817,6 +796,32 @@ class Watcher:
                     "candidate_id": made.id,
                     "run": record.run_id,
                 }
+        last = self._last_attempt()
+        escalate: str | None = None
+        if act and adopt is None and last is not None and last[0] <= rules.cooldown:
+            hold.append(
+                f"cooling down: the last update attempt (cycle {last[1].number}) was {last[0]} "
+                f"cycle(s) ago (cooldown {rules.cooldown})"
+            )
+            act = []
+        elif act and last is not None and last[0] < 3 * max(rules.cooldown, 1):
+            before = last[1].body
+            promoted = (before.get("promotion") or {}).get("promoted") or before.get("rollout")
+            tried = before.get("plan") or {}
+            partial = not tried.get("escalated") and not any(
+                a.startswith("full-retrain") for a in tried.get("actions") or ()
+            )
+            if not tried.get("actions"):  # the planner found no partial update to make
+                escalate = (
+                    f"the plan of cycle {last[1].number} found no partial update while "
+                    "the threat stays; a full retrain instead"
+                )
+            elif not promoted and partial:
+                escalate = (
+                    f"the partial update of cycle {last[1].number} "
+                    f"({', '.join(tried['actions'])}) did not win: "
+                    f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
+                )
         active = self.ws.catalog.rollouts.active(self.system, self.alias)
         if act and active is not None:
             hold.append(f"rollout {active.id[:12]} of {self.system}@{self.alias} is under way")
@@ -1064,10 +1069,10 @@ class Watcher:
         return None
 
     def _last_attempt(self) -> tuple[int, WatchCycleRecord] | None:
-        """The newest earlier cycle that ran an update (promoted or not), and how many cycles
-        ago it was."""
+        """The newest earlier real cycle that planned an update (run or not, empty or not),
+        and how many cycles ago it was."""
         for n, cycle in enumerate(self.ws.catalog.watches.cycles(self.system, limit=200)):
-            if cycle.state != "running" and cycle.body.get("run"):
+            if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
                 return n, cycle
         return None
 

@@ -484,8 +484,9 @@ class WatchPolicy(_Strict):
     """Without an SLA threat, act on drift that raised a member's loss only when it was
     seen in this many cycles in a row: a transient shift reverts before then."""
     cooldown: int = Field(7, ge=0)
-    """Cycles after an update (promoted or not) during which the watcher does not start
-    another; after a partial update that did not win, the next attempt is a full retrain."""
+    """Cycles after an update attempt (a plan, run or not) during which the watcher does not
+    plan another; after a partial update that did not win, or a plan that found nothing to
+    update, the next attempt is a full retrain."""
     min_labelled_rows: int = Field(200, ge=10)
     """Fewer labelled rows than this and the watcher does not plan (it waits for labels)."""
     evaluation_share: float = Field(0.3, gt=0, lt=1)
