@@ -39,6 +39,7 @@ import pandas as pd
 
 from regrow.components.fitted import FittedComponent, feature_frame
 from regrow.errors import ComponentError, PlanError
+from regrow.recipes.base import estimator_family
 
 __all__ = ["UPDATES", "apply_update", "supports"]
 
@@ -48,20 +49,7 @@ UpdateFn = Callable[
 ]
 
 
-def _family(estimator: Any) -> str:
-    mod = type(estimator).__module__
-    name = type(estimator).__name__
-    if mod.startswith("lightgbm"):
-        return "lightgbm"
-    if mod.startswith("xgboost"):
-        return "xgboost"
-    if name.startswith("HistGradientBoosting"):
-        return "sklearn-hgb"
-    if name.startswith("GradientBoosting"):
-        return "sklearn-gb"
-    if mod.startswith("regrow.components.torch"):
-        return "torch"
-    return "other"
+_family = estimator_family
 
 
 def supports(estimator: Any, action: str) -> bool:

@@ -118,8 +118,13 @@ def family_of(component: Any) -> str:
     kind = getattr(component, "kind", None)
     if kind in ("ensemble", "transform"):
         return str(kind)
-    est = getattr(component, "estimator", component)
-    mod, name = type(est).__module__, type(est).__name__
+    return estimator_family(getattr(component, "estimator", component))
+
+
+def estimator_family(estimator: Any) -> str:
+    """The family of an estimator by its class: what decides which updates it supports
+    (:func:`regrow.plan.updates.supports`) and which recipes apply to it."""
+    mod, name = type(estimator).__module__, type(estimator).__name__
     if mod.startswith("lightgbm"):
         return "lightgbm"
     if mod.startswith("xgboost"):
