@@ -56,6 +56,7 @@ way, whoever can write the catalog's database can act as anyone (the audit chain
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -282,12 +283,27 @@ class WatchSettings:
         return text
 
 
-def _span(text: str) -> bool:
-    head, unit = text[:-1], text[-1:]
+_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def span_seconds(text: str) -> float | None:
+    """The seconds of a span written as a number and a unit (``30s``, ``15m``, ``1.5h``,
+    ``1d``, ``2w``), or None when it cannot be read as one (no unit, not a finite number).
+
+    >>> span_seconds("15m"), span_seconds("soon")
+    (900.0, None)
+    """
+    head, unit = text.strip()[:-1], text.strip()[-1:]
     try:
-        return unit in "smhdw" and float(head) > 0
-    except ValueError:
-        return False
+        seconds = float(head) * _SPAN_UNITS[unit]
+    except (KeyError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _span(text: str) -> bool:
+    seconds = span_seconds(text)
+    return seconds is not None and seconds > 0
 
 
 def _quoted(names: tuple[str, ...]) -> str:

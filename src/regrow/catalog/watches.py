@@ -248,13 +248,7 @@ class Watches:
         content = audit.normalize(checks.mapping("body", dict(body or {})))
 
         def write(session: Session) -> WatchCycleRecord:
-            row = _cycle_row(session, ref)
-            _held(session, row.system, holder)
-            if row.state != "running":
-                raise CatalogError(
-                    f"watch cycle {row.number} of {row.system!r} is {row.state}",
-                    hint="only a running cycle moves on",
-                )
+            row = _running(session, ref, holder)
             row.step, row.body = step, {**row.body, **content}
             row.holder, row.updated_at = holder, now()
             session.flush()
@@ -279,13 +273,7 @@ class Watches:
         content = audit.normalize(checks.mapping("body", dict(body or {})))
 
         def write(session: Session) -> WatchCycleRecord:
-            row = _cycle_row(session, ref)
-            _held(session, row.system, holder)
-            if row.state != "running":
-                raise CatalogError(
-                    f"watch cycle {row.number} of {row.system!r} is already {row.state}",
-                    hint="a finished cycle is not changed",
-                )
+            row = _running(session, ref, holder)
             at = now()
             if row.step == "start" and not retake:
                 row.step = "window"
@@ -379,6 +367,19 @@ def _held(session: Session, system: str, holder: str) -> WatchLease:
         raise WatchBusy(
             f"the watch lease of {system!r} lapsed at {row.expires_at:%H:%M:%S}",
             hint="the watcher must renew its lease while it works; start it again",
+        )
+    return row
+
+
+def _running(session: Session, ref: str, holder: str) -> WatchCycle:
+    """Cycle ``ref``, still running, of a system whose lease ``holder`` holds (what every
+    write of a cycle needs)."""
+    row = _cycle_row(session, ref)
+    _held(session, row.system, holder)
+    if row.state != "running":
+        raise CatalogError(
+            f"watch cycle {row.number} of {row.system!r} is already {row.state}",
+            hint="a finished cycle is not changed",
         )
     return row
 

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import pandas as pd
 
 from regrow.catalog.watches import STEPS, WatchBusy, WatchCycleRecord
+from regrow.config import span_seconds
 from regrow.errors import ConfigError, DataError, PromotionRefused, RegrowError
 
 if TYPE_CHECKING:
@@ -84,7 +85,6 @@ __all__ = [
     "source_from",
 ]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Cycles whose points the forecast reads (the series it extends).
 _SERIES = 120
 
@@ -95,13 +95,11 @@ def parse_every(text: str) -> timedelta:
     >>> parse_every("15m")
     datetime.timedelta(seconds=900)
     """
-    value, unit = text.strip()[:-1], text.strip()[-1:]
-    try:
-        seconds = float(value) * _UNITS[unit]
-    except (KeyError, ValueError):
+    seconds = span_seconds(text)
+    if seconds is None:
         raise ConfigError(
             f"cannot read the span {text!r}", hint="write a number and a unit: 30s, 15m, 1h, 1d"
-        ) from None
+        )
     if seconds <= 0:
         raise ConfigError(f"the span {text!r} is not positive", hint="e.g. 15m")
     return timedelta(seconds=seconds)
@@ -456,9 +454,8 @@ class Watcher:
             except WatchBusy as lost:
                 self._lost = str(lost)
                 return
-            except Exception as exc:  # a catalog hiccup: try again at the next beat
-                self._lost = None if self._lost is None else self._lost
-                _ = exc
+            except Exception:  # a catalog hiccup: try again at the next beat
+                continue
 
     def stop(self, reason: str = "stopped") -> None:
         """Stop the heartbeat and give the lease back."""
@@ -731,10 +728,9 @@ class Watcher:
             return None
         at = body["window"]["at"]
         snap = self.ws.catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
-        if snap is not None and snap.time_column and snap.time_column in frame.columns:
-            newest = pd.to_datetime(frame[snap.time_column], utc=True, errors="coerce").max()
-            if not pd.isna(newest):
-                at = newest.isoformat()
+        stamps = _times(frame, snap.time_column if snap is not None else None)
+        if stamps is not None:
+            at = stamps.max().isoformat()
         try:
             value, low, high = _measured(self.ws.load(version.ref), frame, target, metric)
         except (ValueError, KeyError, RegrowError):  # rows the version cannot score
