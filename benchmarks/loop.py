@@ -169,8 +169,10 @@ def _policy(sla: float) -> Policy:
         "retire-member", "full-retrain",
     ]  # fmt: skip
     body["autonomy"]["require_approval"] = []
+    # daily cycles: drift must last a week (7 cycles) before it is acted on, as the issue's
+    # transient "reverts within a week"
     body["watch"].update(sla={"roc_auc": {"min": sla}}, horizon=14, act_probability=0.5,
-                         cooldown=7, min_labelled_rows=200)  # fmt: skip
+                         cooldown=7, min_labelled_rows=200, persistence=7)  # fmt: skip
     return Policy.from_dict(body)
 
 

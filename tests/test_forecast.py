@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from regrow.errors import ConfigError
-from regrow.forecast import Forecast, MetricPoint, expected_after_update, forecast
+from regrow.forecast import Forecast, MetricPoint, expected_after_update, forecast, metric_bounds
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -198,3 +198,21 @@ def test_uninformative_history_is_left_out_and_bad_history_is_refused() -> None:
         expected_after_update(0.8, 0.01, 0.02, history=[(0.01,)])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="'current' parameter must be a finite number"):
         expected_after_update(math.nan, 0.01, 0.02)
+
+
+def test_bounds_keep_the_forecast_inside_the_metrics_range() -> None:
+    falling = [0.3, 0.2, 0.12, 0.05, 0.02]
+    free = forecast(falling, threshold=0.5, direction="below", horizon=10)
+    assert free.lower is not None
+    assert free.lower < 0
+    bounded = forecast(
+        falling, threshold=0.5, direction="below", horizon=10, bounds=metric_bounds("roc_auc")
+    )
+    assert bounded.lower is not None
+    assert bounded.expected is not None
+    assert 0.0 <= bounded.lower <= bounded.expected <= bounded.upper <= 1.0  # type: ignore[operator]
+    assert bounded.probability == free.probability  # the threshold lies inside the range
+    assert metric_bounds("rmse") == (0.0, math.inf)
+    assert metric_bounds("business_value") is None
+    with pytest.raises(ConfigError, match="bounds must be"):
+        forecast(falling, threshold=0.5, direction="below", horizon=3, bounds=(1.0, 0.0))

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
 
 from regrow import Ensemble, Member, System, Workspace
 from regrow.demo import make_window
 from regrow.errors import ConfigError, NotFound
 from regrow.forecast import forecast, series_from_catalog
+from regrow.plan.policy import Policy
 from regrow.testing import run_cli
 
 
@@ -138,4 +140,17 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 2
     assert "no --threshold given" in err
     assert "hint:" in err
+    assert "Traceback" not in err
+    # the SLA can come from a policy file; a policy file that is not there is named
+    body = Policy.default().to_dict()
+    body["watch"]["sla"] = {"roc_auc": {"min": 0.5}}
+    body["watch"]["horizon"] = 4
+    policy = home.parent / "sla.yaml"
+    policy.write_text(yaml.safe_dump(body))
+    code, out, _ = run_cli(capsys, *args, "--policy", str(policy), "--json")
+    assert code == 0, out
+    assert (json.loads(out)["threshold"], json.loads(out)["horizon"]) == (0.5, 4)
+    code, _, err = run_cli(capsys, *args, "--policy", str(home.parent / "nope.yaml"))
+    assert code == 2
+    assert "nope.yaml" in err
     assert "Traceback" not in err

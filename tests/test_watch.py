@@ -278,6 +278,40 @@ def test_a_window_the_model_cannot_read_fails_its_cycle_and_the_watch_goes_on(
     assert renamed.state in ("done", "failed")
     if renamed.state == "failed":
         assert "monthly_fee" in renamed.body["end"]["why"]
+    else:  # a column the window lacks is named as missing, not as drift, and not acted on
+        monitor = renamed.body["monitor"]
+        assert "monthly_fee" not in monitor["drifted"]
+        assert [m["column"] for m in monitor["missing"]] == ["monthly_fee"]
+        assert "renamed?" in monitor["missing"][0]["what"]
+        assert renamed.body["decision"]["act"] is False
+        assert "monthly_fee" in renamed.body["end"]["why"]
+
+
+def test_a_file_still_being_written_is_not_a_window_until_it_settles(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _windows(ws.config.home, [False, False])
+    source = FilesSource(str(folder / "*.parquet"), label_files=1, settle_seconds=30)
+    growing = folder / "day00.parquet"
+    waits: list[float] = []
+
+    def writer_goes_on(seconds: float) -> None:  # the settle wait: the writer appends meanwhile
+        waits.append(seconds)
+        frame = pd.read_parquet(growing)
+        pd.concat([frame, frame.head(10)]).to_parquet(growing)
+
+    monkeypatch.setattr("regrow.loop.watch.time.sleep", writer_goes_on)
+    keys = [w.key.split(":")[1] for w in source.windows(ws, "churn")]
+    assert keys == []  # both are fresh; day00 changed during the wait, day01 waits with it
+    assert len(waits) == 1
+    assert 0 < waits[0] <= 30
+    assert keys == [w.key.split(":")[1] for w in source.windows(ws, "churn")]  # still fresh
+    monkeypatch.undo()
+    settled = FilesSource(str(folder / "*.parquet"), label_files=1, settle_seconds=0)
+    assert [w.key.split(":")[1] for w in settled.windows(ws, "churn")] == [
+        "day00.parquet",
+        "day01.parquet",
+    ]
 
 
 def test_events_go_to_the_notify_command(ws: Workspace, tmp_path: Path) -> None:
@@ -392,6 +426,11 @@ def test_an_sla_threat_is_acted_on_and_a_safe_forecast_is_not(ws: Workspace) -> 
     assert last["forecast"]["realised"]["rows"] > 0
     assert last["decision"]["act"] is False
     assert last["decision"]["not_acting"][0].startswith("forecast: P(crossing 0.3 within 14")
+    labels = last["forecast"]["by_labels"]  # the second view: the realised values alone
+    assert labels["points"] == 4
+    assert 0 <= labels["probability"] < 0.5
+    assert labels["lag_cycles"] >= 0
+    assert "from the labels alone" in last["decision"]["not_acting"][0]
     _windows(ws.config.home, [False] * 6)  # the same four files, and two new ones
     strict = _policy(sla={"roc_auc": {"min": 0.99}})
     with Watcher(ws, "churn", _source(folder), policy=strict, dry_run=True) as watcher:
@@ -399,6 +438,40 @@ def test_an_sla_threat_is_acted_on_and_a_safe_forecast_is_not(ws: Workspace) -> 
     decision = threatened[-1].body["decision"]
     assert decision["act"] is True
     assert "past the SLA 0.99" in decision["because"][0]
+
+
+def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
+    ws: Workspace,
+) -> None:
+    folder = _windows(ws.config.home, [True, True, True])
+    safe = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=2, cooldown=1)
+    with Watcher(ws, "churn", _source(folder), policy=safe, dry_run=True) as watcher:
+        first, second, third = watcher.run(once=True)
+    moved = first.body["monitor"]["moved"]
+    assert "geo" in moved
+    assert set(moved["geo"]) <= {"distance_km", "network_quality"}
+    assert first.body["decision"]["act"] is False
+    assert "seen 1 of 2 cycles in a row" in first.body["decision"]["not_acting"][-1]
+    assert second.body["decision"]["act"] is True
+    assert second.body["decision"]["trigger"] == "inputs"
+    assert "drifted in 2 cycles in a row" in second.body["decision"]["because"][0]
+    assert "geo reads" in second.body["decision"]["because"][0]
+    assert second.body["plan"]["id"]
+    assert third.body["decision"]["trigger"] == "inputs"  # a dry run is no attempt
+    off = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=2, cooldown=1, drift_trigger=False)
+    _windows(ws.config.home, [True] * 5)  # two more windows: the SLA alone decides now
+    with Watcher(ws, "churn", _source(folder), policy=off, dry_run=True) as watcher:
+        later = watcher.run(once=True)
+    assert [c.body["decision"]["act"] for c in later] == [False, False]
+
+
+def test_the_label_lag_is_counted_in_cycles() -> None:
+    from regrow.loop.watch import _lag_cycles
+
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    known = [{"at": (day + timedelta(days=i)).isoformat()} for i in range(5)]
+    assert _lag_cycles(known, day + timedelta(days=11), day + timedelta(days=4)) == 7
+    assert _lag_cycles(known[:1], day + timedelta(days=11), day) == 0  # no spacing to count in
 
 
 def test_estimates_are_shifted_by_the_gap_labels_showed() -> None:
@@ -481,7 +554,12 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
         "cooling down: the last update attempt (cycle 1) was 1 cycle(s) ago"
         in (second.body["decision"]["not_acting"][-1])
     )
-    assert "cooling down" in third.body["decision"]["not_acting"][-1]
+    assert "cooling down" in third.body["decision"]["not_acting"][-1], (
+        third.body["monitor"]["moved"],
+        third.body["monitor"]["drifted"],
+        third.body["monitor"]["candidates"],
+        third.body["decision"],
+    )
     assert fourth.body["decision"]["escalate"].startswith("the partial update of cycle 1")
     assert fourth.body["plan"]["actions"] == ["full-retrain of every component"]
     assert _champion(ws) == "churn:v1"

@@ -48,6 +48,10 @@ def forecast(
         typer.Option(help="Only windows ending at or after: an ISO time, or a span ago (30d)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated paths.")] = 0,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="A policy file for the SLA (default: the workspace's policy)."),
+    ] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -57,15 +61,24 @@ def forecast(
     monitored window: realised where labels came, estimated where not).
     """
     from regrow.forecast import forecast as forecast_series
-    from regrow.forecast import series_from_catalog
+    from regrow.forecast import metric_bounds, series_from_catalog
+    from regrow.plan.policy import load_policy
 
     with workspace(home) as ws:
-        chosen, limit, side = _sla(ws.policy(), metric, threshold, direction)
-        steps = horizon if horizon is not None else ws.policy().watch.horizon
+        rules = ws.policy() if policy is None else load_policy(policy)
+        chosen, limit, side = _sla(rules, metric, threshold, direction)
+        steps = horizon if horizon is not None else rules.watch.horizon
         points = series_from_catalog(
             ws.catalog, system, chosen, member=member, slice=slice, since=since
         )
-    found = forecast_series(points, threshold=limit, direction=side, horizon=steps, seed=seed)
+    found = forecast_series(
+        points,
+        threshold=limit,
+        direction=side,
+        horizon=steps,
+        seed=seed,
+        bounds=metric_bounds(chosen),
+    )
     data: dict[str, Any] = {
         "system": system,
         "metric": chosen,

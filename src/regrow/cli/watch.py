@@ -258,6 +258,8 @@ def _show_cycle(c: WatchCycleRecord) -> None:
             f"{', '.join(mon['candidates']) or 'no member'}; {len(mon['alerts'])} alert(s)",
             highlight=False,
         )
+        for gone in mon.get("missing") or ():
+            out.print(f"data: {gone['column']!r}: {gone['what']}", highlight=False)
     fc = body.get("forecast")
     if fc:
         p = fc.get("probability")
@@ -265,7 +267,13 @@ def _show_cycle(c: WatchCycleRecord) -> None:
         out.print(
             f"forecast: {fc['metric']} now {'?' if now is None else f'{now:.4g}'} "
             f"({fc.get('current_source') or 'no value'}); P(crossing {fc['threshold']:g} "
-            f"within {fc['horizon']} cycles) = {'?' if p is None else f'{p:.2f}'}",
+            f"within {fc['horizon']} cycles) = {'?' if p is None else f'{p:.2f}'}"
+            + (
+                f"; from the labels alone ({lab['lag_cycles']} cycles late) "
+                f"{lab['probability']:.2f}"
+                if (lab := fc.get("by_labels"))
+                else ""
+            ),
             highlight=False,
         )
     decision = body.get("decision")

@@ -23,7 +23,14 @@ docs/forecast.md describes the model and its calibration (``benchmarks/forecast_
 """
 
 from regrow.forecast.points import MetricPoint, series_from_catalog
-from regrow.forecast.trend import Forecast, forecast
+from regrow.forecast.trend import Forecast, forecast, metric_bounds
 from regrow.forecast.updates import expected_after_update
 
-__all__ = ["Forecast", "MetricPoint", "expected_after_update", "forecast", "series_from_catalog"]
+__all__ = [
+    "Forecast",
+    "MetricPoint",
+    "expected_after_update",
+    "forecast",
+    "metric_bounds",
+    "series_from_catalog",
+]

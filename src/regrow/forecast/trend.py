@@ -60,7 +60,7 @@ import numpy as np
 from regrow.errors import ConfigError
 from regrow.forecast.points import MetricPoint
 
-__all__ = ["DOF", "GRID", "MIN_POINTS", "PATHS", "Forecast", "forecast"]
+__all__ = ["DOF", "GRID", "MIN_POINTS", "PATHS", "Forecast", "forecast", "metric_bounds"]
 
 #: Fewer values than this and there is no forecast (a level and a slope need three).
 MIN_POINTS = 3
@@ -165,14 +165,29 @@ def forecast(
     horizon: int,
     seed: int = 0,
     level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> Forecast:
     """Forecast ``points`` (oldest first, one per window) ``horizon`` windows ahead.
 
     ``direction`` says which side of ``threshold`` is a breach: ``"below"`` for metrics where
     higher is better, ``"above"`` for error metrics. Points are :class:`MetricPoint` (whose
-    bands are read at ``level``) or plain numbers. See the module docstring for the model.
+    bands are read at ``level``) or plain numbers. ``bounds`` is the range the metric can take
+    (:func:`metric_bounds`: ROC AUC lies in [0, 1], an error is never negative): the simulated
+    paths, the expected value and the band stay inside it. See the module docstring for the
+    model.
+
+    >>> f = forecast([0.2, 0.1, 0.02, 0.01], threshold=0.5, direction="below", horizon=9,
+    ...              bounds=metric_bounds("roc_auc"))
+    >>> f.lower >= 0.0 and f.expected >= 0.0
+    True
     """
     _check(threshold, direction, horizon, level)
+    lo, hi = bounds if bounds is not None else (-math.inf, math.inf)
+    if not lo < hi:
+        raise ConfigError(
+            f"forecast bounds must be (low, high) with low < high; got {bounds!r}",
+            hint="metric_bounds(metric) gives a metric's range",
+        )
     y, var = _values(points)
     n = int(np.isfinite(y).sum())
     method = (
@@ -213,16 +228,16 @@ def forecast(
     weight = np.exp(loglik - loglik.max())
     weight /= weight.sum()
     rng = np.random.default_rng(seed)
-    paths = _simulate(rng, weight, a, p, ql, qs, phi, horizon)
+    paths = np.clip(_simulate(rng, weight, a, p, ql, qs, phi, horizon), lo, hi)
     crossed = paths < threshold if direction == "below" else paths > threshold
     any_cross = crossed.any(axis=1)
     first = np.where(any_cross, crossed.argmax(axis=1) + 1, horizon + 1)
     median_first = float(np.median(first))
     damp = np.where(phi == 1.0, horizon, (1 - phi**horizon) / np.maximum(1 - phi, 1e-12))
-    expected = float(weight @ (a[:, 0] + damp * a[:, 1]))
+    expected = float(np.clip(weight @ (a[:, 0] + damp * a[:, 1]), lo, hi))
     alpha = (1 - level) / 2
     lower, upper = np.quantile(paths[:, -1], [alpha, 1 - alpha])
-    last = float(weight @ a[:, 0])
+    last = float(np.clip(weight @ a[:, 0], lo, hi))
     best = cells[int(np.argmax(loglik))]
     notes.append(
         f"most likely: q_level {best[0]:.3g} and q_slope {best[1]:.3g} times the band "
@@ -245,6 +260,27 @@ def forecast(
         last=last,
         notes=tuple(notes),
     )
+
+
+#: Metrics that are shares or probabilities: they lie in [0, 1].
+UNIT_METRICS = frozenset(
+    {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision"}
+)
+#: Error metrics: never negative.
+ERROR_METRICS = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle", "log_loss"})
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The range ``metric`` can take, for :func:`forecast`'s ``bounds`` (None: unbounded).
+
+    >>> metric_bounds("roc_auc"), metric_bounds("rmse"), metric_bounds("business_value")
+    ((0.0, 1.0), (0.0, inf), None)
+    """
+    if metric in UNIT_METRICS:
+        return 0.0, 1.0
+    if metric in ERROR_METRICS:
+        return 0.0, math.inf
+    return None
 
 
 def _with(f: Forecast, note: str) -> Forecast:

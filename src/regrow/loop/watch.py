@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -217,20 +218,57 @@ class FilesSource:
     """Each file matching ``pattern`` (sorted by name) is a window; its key is the file's
     name and content hash, so a rewritten file is a new window. A row whose target is set
     is labelled: a window's labelled rows are those of the ``label_files`` newest files up
-    to it (labels that came late, written into earlier files, are found there)."""
+    to it (labels that came late, written into earlier files, are found there).
+
+    A file still being written is not a window yet: a file changed less than
+    ``settle_seconds`` ago is looked at again after that time, and one that changed in
+    between is left for a later pass (write to a temporary name and rename it into place,
+    and no wait is needed); the files after it in name order wait with it. Files whose name
+    starts with ``.`` are never matched."""
 
     pattern: str
     label_files: int = 7
     name: str = "files"
+    settle_seconds: float = 1.0
 
     def matches(self) -> int:
         """How many files match the pattern now."""
         return sum(1 for p in glob.glob(self.pattern) if Path(p).is_file())
 
+    def _settled(self, paths: list[Path]) -> list[Path]:
+        """``paths`` without the files still being written (see the class)."""
+
+        def state(path: Path) -> tuple[int, int] | None:
+            try:
+                st = path.stat()
+            except OSError:  # removed meanwhile
+                return None
+            return st.st_size, st.st_mtime_ns
+
+        before = {p: state(p) for p in paths}
+        now = time.time_ns()
+        fresh = [
+            now - s[1] for s in before.values() if s is not None and now - s[1] < self.settle_ns
+        ]
+        if fresh:
+            time.sleep((self.settle_ns - min(fresh)) / 1e9)
+        after = {p: state(p) for p in paths} if fresh else before
+        kept: list[Path] = []
+        for path in paths:  # in order: the windows after one being written wait for it
+            if before[path] is None or before[path] != after[path]:
+                break
+            kept.append(path)
+        return kept
+
+    @property
+    def settle_ns(self) -> int:
+        return int(max(0.0, self.settle_seconds) * 1e9)
+
     def windows(
         self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
     ) -> Iterator[Window]:
-        paths = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
+        found = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
+        paths = self._settled(found)
         target = _target(ws, system)
         for i, path in enumerate(paths):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -631,13 +669,26 @@ class Watcher:
         ref = f"{self.system}@{self.alias}"
         result = self.ws.monitor(ref, body["window"]["snapshot"])
         summary = result.summary()
+        findings = list(result.quality.findings) if result.quality else []
+        missing = {f.column for f in findings if f.kind == "missing"}
         return {
             "version": result.version.ref,
             "monitor": {
                 "report": result.record.id if result.record else None,
-                "drifted": summary["drifted"],
+                # a column the window lacks (renamed upstream?) is a data problem, not drift
+                "drifted": [c for c in summary["drifted"] if c not in missing],
+                "missing": [
+                    {"column": f.column, "readers": list(f.readers), "what": f.what or f.why}
+                    for f in findings
+                    if f.kind == "missing"
+                ],
                 "candidates": summary["candidates"],
                 "multivariate_drifted": summary["multivariate_drifted"],
+                "moved": {  # member -> the drifted columns it reads
+                    i.component: list(i.features)
+                    for i in result.impacts
+                    if i.component in result.member_names and i.features
+                },
                 "alerts": [_alert(a) for a in result.alerts][:20],
             },
         }
@@ -646,7 +697,7 @@ class Watcher:
         sla = self.policy.watch.sla
         if not sla:
             return {"forecast": None}
-        from regrow.forecast import MetricPoint, forecast
+        from regrow.forecast import MetricPoint, forecast, metric_bounds
         from regrow.forecast.points import estimated_value
 
         metric, rule = next(iter(sla.items()))
@@ -680,12 +731,46 @@ class Watcher:
         points.sort(key=lambda p: p.at)
         threshold = rule.min if rule.min is not None else rule.max
         assert threshold is not None
+        side: Literal["below", "above"] = "below" if rule.min is not None else "above"
+        horizon = self.policy.watch.horizon
         fc = forecast(
             points,
             threshold=threshold,
-            direction="below" if rule.min is not None else "above",
-            horizon=self.policy.watch.horizon,
+            direction=side,
+            horizon=horizon,
+            bounds=metric_bounds(metric),
         )
+        labelled = None
+        mine = [  # the realised values of this version: a promotion starts a new series
+            (b.get("forecast") or {}).get("realised")
+            for b in reversed(bodies)
+            if b.get("version") == body.get("version")
+        ]
+        own: list[dict[str, Any]] = [r for r in [*mine, realised] if r]
+        if newest is not None and len(own) >= 3:
+            # The labels alone, looking past their delay: the estimates' shift is learned from
+            # older pairs, so a change of concept that grows leaves them optimistic; the
+            # realised trend, projected over the cycles the labels lag plus the horizon, is
+            # the second view, and the watcher acts on the more pessimistic one.
+            now = datetime.fromisoformat(body["window"]["at"])
+            lag = _lag_cycles(own, now, max(datetime.fromisoformat(r["at"]) for r in own))
+            by_labels = forecast(
+                [
+                    _point(e, "realised")
+                    for e in sorted(own, key=lambda e: datetime.fromisoformat(e["at"]))
+                ],
+                threshold=threshold,
+                direction=side,
+                horizon=horizon + lag,
+                bounds=metric_bounds(metric),
+            )
+            if by_labels.probability is not None:
+                labelled = {
+                    "probability": by_labels.probability,
+                    "expected": by_labels.expected,
+                    "lag_cycles": lag,
+                    "points": by_labels.n_points,
+                }
         last = points[-1] if points else None
         current, source = fc.last, None if last is None else last.source
         if current is None:  # too few points to filter: the newest value as it is
@@ -704,7 +789,8 @@ class Watcher:
                 "current_source": source,
                 "probability": fc.probability,
                 "expected": fc.expected,
-                "horizon": self.policy.watch.horizon,
+                "horizon": horizon,
+                "by_labels": labelled,
                 "points": fc.n_points,
                 "method": fc.method,
                 "notes": list(fc.notes),
@@ -761,18 +847,52 @@ class Watcher:
                     f"{fc['horizon']} cycles) = {fc['probability']:.2f} >= "
                     f"{rules.act_probability:g}"
                 )
+            elif (lab := fc.get("by_labels")) and lab["probability"] >= rules.act_probability:
+                act.append(
+                    f"forecast from the labels alone ({lab['lag_cycles']} cycles late): "
+                    f"P({fc['metric']} crosses {fc['threshold']:g} within "
+                    f"{fc['horizon']} cycles) = {lab['probability']:.2f} >= "
+                    f"{rules.act_probability:g}"
+                )
             elif fc.get("probability") is not None:
                 hold.append(
                     f"forecast: P(crossing {fc['threshold']:g} within {fc['horizon']} "
                     f"cycles) = {fc['probability']:.2f} < {rules.act_probability:g}"
+                    + (f" (from the labels alone {lab['probability']:.2f})" if lab else "")
                 )
+        trigger = "sla" if act else None
         streak = self._streak(body)
         if body["monitor"]["candidates"]:
             seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
             if streak >= rules.persistence and not fc:
                 act.append(f"{seen} in {streak} cycles in a row")
+                trigger = "loss"
             elif not fc:
                 hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
+        moved = body["monitor"].get("moved") or {}
+        if fc and rules.drift_trigger and moved and not act:
+            run = self._drift_streak(body)
+            seen = "; ".join(f"{m} reads {', '.join(cols)}" for m, cols in moved.items())
+            if run >= rules.persistence:
+                act.append(
+                    f"the inputs of members drifted in {run} cycles in a row ({seen}): "
+                    "refreshing them before the SLA is threatened"
+                )
+                trigger = "inputs"
+            else:
+                hold.append(
+                    f"inputs of members drifted ({seen}), seen {run} of "
+                    f"{rules.persistence} cycles in a row"
+                )
+        missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
+        if act and missing:
+            gone = "; ".join(f"{m['column']!r}: {m['what']}" for m in missing[:3])
+            hold.append(
+                f"the window lacks column(s) the model reads ({gone}): an update would learn "
+                "from a broken feed; fix the feed, or bridge a renamed column with "
+                "`regrow adapters propose SNAPSHOT --system SYSTEM`"
+            )
+            act = []
         adopt: dict[str, Any] | None = None
         pending = self._pending_plan()
         if act and pending is not None:
@@ -800,7 +920,12 @@ class Watcher:
                 f"cycle(s) ago (cooldown {rules.cooldown})"
             )
             act = []
-        elif act and last is not None and last[0] < 3 * max(rules.cooldown, 1):
+        elif (
+            act
+            and trigger != "inputs"
+            and last is not None
+            and last[0] < 3 * max(rules.cooldown, 1)
+        ):
             before = last[1].body
             promoted = (before.get("promotion") or {}).get("promoted") or before.get("rollout")
             tried = before.get("plan") or {}
@@ -829,6 +954,11 @@ class Watcher:
                 "waiting for labels"
             )
             act = []
+        if not act and not hold and missing:
+            hold.append(
+                "the window lacks column(s) the model reads: "
+                + ", ".join(repr(m["column"]) for m in missing)
+            )
         if not act and not hold:
             drifted = body["monitor"]["drifted"]
             hold.append(
@@ -836,7 +966,13 @@ class Watcher:
                 if drifted
                 else "nothing drifted"
             )
-        decision = {"act": bool(act), "because": act, "not_acting": hold, "streak": streak}
+        decision = {
+            "act": bool(act),
+            "because": act,
+            "not_acting": hold,
+            "streak": streak,
+            "trigger": trigger if act else None,
+        }
         if act and adopt:
             decision["adopt"] = adopt
             act.append(
@@ -1046,6 +1182,19 @@ class Watcher:
             streak += 1
         return streak
 
+    def _drift_streak(self, body: dict[str, Any]) -> int:
+        """Cycles in a row, this one included, whose window moved the inputs of a member."""
+        if not body["monitor"].get("moved"):
+            return 0
+        streak = 1
+        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
+            if cycle.state == "running":
+                continue
+            if not (cycle.body.get("monitor") or {}).get("moved"):
+                break
+            streak += 1
+        return streak
+
     def _pending_plan(self) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
         plan's record), unless a later cycle took up its candidate already."""
@@ -1107,6 +1256,18 @@ def _estimate_bias(realised: list[dict[str, Any]], estimated: list[dict[str, Any
     if len(gaps) < 3:
         return None
     return round(float(sorted(gaps)[len(gaps) // 2]), 6)
+
+
+def _lag_cycles(known: list[dict[str, Any]], now: datetime, newest: datetime) -> int:
+    """How many cycles the newest realised value lags ``now``: the gap over the median spacing
+    of the realised values (one per cycle that had labels), at most 60."""
+    times = sorted({datetime.fromisoformat(e["at"]) for e in known})
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    steps = [x for x in steps if x > 0]
+    if not steps:
+        return 0
+    spacing = sorted(steps)[len(steps) // 2]
+    return max(0, min(60, round((now - newest).total_seconds() / spacing)))
 
 
 def _point(

@@ -481,8 +481,15 @@ class WatchPolicy(_Strict):
     """Act when the forecast gives at least this probability of crossing the SLA within the
     horizon (or it is crossed already)."""
     persistence: int = Field(3, ge=1)
-    """Without an SLA threat, act on drift that raised a member's loss only when it was
-    seen in this many cycles in a row: a transient shift reverts before then."""
+    """Act on drift only when it was seen in this many cycles in a row: a transient shift
+    reverts before then. Without an SLA: drift that raised a member's loss; with one (and
+    ``drift_trigger``): drift of the inputs a member reads."""
+    drift_trigger: bool = True
+    """With an SLA, also act on drift of the inputs a member reads, seen in ``persistence``
+    cycles in a row, before the SLA is threatened: labels come late, so a change the
+    inputs show now is in the metric only later. The planner's probes decide what (if
+    anything) to refit; an attempt that finds nothing cools down like any other. False:
+    act on the SLA forecast alone."""
     cooldown: int = Field(7, ge=0)
     """Cycles after an update attempt (a plan, run or not) during which the watcher does not
     plan another; after a partial update that did not win, or a plan that found nothing to
