@@ -563,3 +563,32 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert fourth.body["decision"]["escalate"].startswith("the partial update of cycle 1")
     assert fourth.body["plan"]["actions"] == ["full-retrain of every component"]
     assert _champion(ws) == "churn:v1"
+
+
+def test_regrow_costs_counts_the_watch_cycles_outside_their_runs(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from regrow.costs import cost_report
+
+    folder = _windows(ws.config.home, [False])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (cycle,) = watcher.run(once=True)
+    report = cost_report(ws.catalog, "churn")
+    assert report.watch is not None
+    assert report.watch.cycles == 1
+    assert report.watch.cpu_seconds == pytest.approx(cycle.body["cost"]["cpu_seconds"], abs=1e-3)
+    assert set(report.watch.steps) == set(cycle.body["step_cpu_seconds"])
+    assert report.watch.steps["monitor"] > 0
+    totals = report.totals()
+    assert totals["all_cpu_seconds"] == pytest.approx(
+        totals["cpu_seconds"] + report.watch.cpu_seconds
+    )
+    code, out, _ = run_cli(capsys, "costs", "--system", "churn", "--home", str(ws.config.home))
+    assert code == 0, out
+    assert "watch: 1 cycle(s), " in out
+    assert "outside the runs (monitor " in out  # the largest step first
+    assert "in all: " in out
+    code, out, _ = run_cli(
+        capsys, "costs", "--system", "churn", "--home", str(ws.config.home), "--json"
+    )
+    assert json.loads(out)["watch"]["cycles"] == 1

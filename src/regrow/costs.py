@@ -59,6 +59,7 @@ __all__ = [
     "Rates",
     "RunCost",
     "TaskUsage",
+    "WatchCost",
     "cost_report",
     "summarize",
 ]
@@ -361,14 +362,34 @@ class RunCost:
 
 
 @dataclass(frozen=True)
+class WatchCost:
+    """What ``regrow watch``'s cycles used outside the runs they started (a run's own figures
+    are in its :class:`RunCost`): CPU seconds per step (window, monitor, forecast, decide,
+    plan, evaluate, rollout; the largest first), wall seconds, and money at the CPU price."""
+
+    cycles: int
+    dry_run_cycles: int
+    cpu_seconds: float
+    wall_seconds: float
+    steps: dict[str, float]
+    money: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class CostReport:
-    """A system's runs started in ``[since, until)``, newest first, and their totals."""
+    """A system's runs started in ``[since, until)``, newest first, and their totals; with
+    ``watch``, what its watch cycles in that range used outside those runs."""
 
     system: str
     since: datetime | None
     until: datetime
     currency: str | None
     runs: tuple[RunCost, ...] = field(default_factory=tuple)
+    watch: WatchCost | None = None
 
     def totals(self) -> dict[str, Any]:
         """Sums over the runs (the largest peak memory); money None when it is not shown."""
@@ -386,6 +407,8 @@ class CostReport:
             "plan_runs": len(planned),
             "estimated_cpu_seconds": sum(r.estimated_cpu_seconds or 0.0 for r in planned),
             "actual_cpu_seconds": sum(r.cpu_seconds for r in planned),
+            "all_cpu_seconds": sum(r.cpu_seconds for r in self.runs)
+            + (self.watch.cpu_seconds if self.watch else 0.0),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -396,6 +419,7 @@ class CostReport:
             "until": self.until.isoformat(),
             "currency": self.currency,
             "runs": [r.to_dict() for r in self.runs],
+            "watch": self.watch.to_dict() if self.watch else None,
             "totals": self.totals(),
         }
 
@@ -421,7 +445,42 @@ def cost_report(
     end = until or datetime.now(UTC)
     runs = [r for r in _runs_since(catalog, system, since) if _utc(r.started_at) < end]
     costs = tuple(_run_cost(catalog, r, profile) for r in runs)
-    return CostReport(system, since, end, profile.currency if profile.priced else None, costs)
+    currency = profile.currency if profile.priced else None
+    return CostReport(
+        system, since, end, currency, costs, _watch_cost(catalog, system, since, end, profile)
+    )
+
+
+def _watch_cost(
+    catalog: Catalog, system: str, since: datetime | None, until: datetime, profile: CostProfile
+) -> WatchCost | None:
+    """The watch cycles of ``system`` started in ``[since, until)``, summed; None without any."""
+    cycles = [
+        c
+        for c in catalog.watches.cycles(system, limit=1_000_000, since=since)
+        if _utc(c.started_at) < until
+    ]
+    if not cycles:
+        return None
+    steps: dict[str, float] = {}
+    cpu = wall = 0.0
+    for c in cycles:
+        spent = c.body.get("cost") or {}
+        by_step = {k: float(v) for k, v in (c.body.get("step_cpu_seconds") or {}).items()}
+        ran = by_step.pop("run", 0.0)  # the run's own record counts it
+        for name, seconds in by_step.items():
+            steps[name] = steps.get(name, 0.0) + seconds
+        cpu += max(float(spent.get("cpu_seconds") or 0.0) - ran, 0.0)
+        wall += float(spent.get("wall_seconds") or 0.0)
+    money = profile.money("local", TaskUsage(cpu_seconds=cpu)) if profile.priced else None
+    return WatchCost(
+        cycles=len(cycles),
+        dry_run_cycles=sum(1 for c in cycles if c.dry_run),
+        cpu_seconds=round(cpu, 3),
+        wall_seconds=round(wall, 3),
+        steps={k: round(v, 3) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        money=money,
+    )
 
 
 def _runs_since(catalog: Catalog, system: str, since: datetime | None) -> list[RunRecord]:

@@ -34,7 +34,8 @@ def costs(
 ) -> None:
     """What each run of a system used: components trained, CPU, GPU and wall seconds, peak
     memory, rows, and money at the [costs] prices of config.toml; for plan runs, each
-    action's estimated CPU seconds next to the actual ones."""
+    action's estimated CPU seconds next to the actual ones; then what `regrow watch`'s
+    cycles used outside those runs (monitoring, forecasting, planning...)."""
     from regrow.costs import cost_report
     from regrow.logged import parse_time, time_range
 
@@ -61,6 +62,7 @@ def show_costs(report: Mapping[str, Any]) -> None:
     runs = report["runs"]
     if not runs:
         out.print(f"{report['system']}: no run started from {since} to {until} UTC")
+        show_watch(report)
         return
     gpu = any(r["gpu_seconds"] for r in runs)  # a GPU column only when a run used one
     table = Table(
@@ -100,6 +102,24 @@ def show_costs(report: Mapping[str, Any]) -> None:
             f"plan runs: estimated {_seconds(t['estimated_cpu_seconds'])} CPU s, "
             f"actual {_seconds(t['actual_cpu_seconds'])}"
         )
+    show_watch(report)
+
+
+def show_watch(report: Mapping[str, Any]) -> None:
+    """What the watch cycles used outside their runs, by step, and the CPU in all."""
+    watch = report.get("watch")
+    if not watch:
+        return
+    steps = ", ".join(
+        f"{name} {_seconds(seconds)}" for name, seconds in watch["steps"].items() if seconds
+    )
+    dry = f" ({watch['dry_run_cycles']} dry run)" if watch["dry_run_cycles"] else ""
+    money = f", {_money(watch['money'])} {report['currency']}" if report["currency"] else ""
+    out.print(
+        f"watch: {watch['cycles']} cycle(s){dry}, {_seconds(watch['cpu_seconds'])} CPU s "
+        f"outside the runs ({steps or 'none'}){money}"
+    )
+    out.print(f"in all: {_seconds(report['totals']['all_cpu_seconds'])} CPU s")
 
 
 def show_estimates(runs: list[Mapping[str, Any]]) -> None:
