@@ -451,11 +451,12 @@ def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     assert "geo" in moved
     assert set(moved["geo"]) <= {"distance_km", "network_quality"}
     assert first.body["decision"]["act"] is False
-    assert "seen 1 of 2 cycles in a row" in first.body["decision"]["not_acting"][-1]
+    assert "(seen 1 of 2 cycles in a row)" in first.body["decision"]["not_acting"][-1]
     assert second.body["decision"]["act"] is True
     assert second.body["decision"]["trigger"] == "inputs"
-    assert "drifted in 2 cycles in a row" in second.body["decision"]["because"][0]
-    assert "geo reads" in second.body["decision"]["because"][0]
+    because = second.body["decision"]["because"][0]
+    assert because.startswith("the inputs of geo drifted in 2 or more cycles in a row")
+    assert "(2 cycles in a row)" in because
     assert second.body["plan"]["id"]
     assert third.body["decision"]["trigger"] == "inputs"  # a dry run is no attempt
     off = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=2, cooldown=1, drift_trigger=False)
@@ -463,6 +464,28 @@ def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     with Watcher(ws, "churn", _source(folder), policy=off, dry_run=True) as watcher:
         later = watcher.run(once=True)
     assert [c.body["decision"]["act"] for c in later] == [False, False]
+
+
+def test_a_shift_of_another_members_inputs_does_not_lengthen_a_members_run(
+    ws: Workspace,
+) -> None:
+    folder = ws.config.home / "windows"
+    folder.mkdir()
+    holiday = make_window(1500, start="2026-03-01", days=2, seed=10)
+    holiday["sessions_per_week"] *= 3  # only usage's inputs move
+    holiday.to_parquet(folder / "day00.parquet")
+    make_window(1500, start="2026-03-03", days=2, seed=11, expanded=True).to_parquet(
+        folder / "day01.parquet"
+    )
+    safe = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=2, cooldown=1)
+    with Watcher(ws, "churn", _source(folder), policy=safe, dry_run=True) as watcher:
+        first, second = watcher.run(once=True)
+    assert "usage" in first.body["monitor"]["moved"]
+    assert "geo" not in first.body["monitor"]["moved"]
+    assert "geo" in second.body["monitor"]["moved"]
+    assert second.body["decision"]["act"] is False
+    assert "geo reads" in second.body["decision"]["not_acting"][-1]
+    assert "(seen 1 of 2 cycles in a row)" in second.body["decision"]["not_acting"][-1]
 
 
 def test_the_label_lag_is_counted_in_cycles() -> None:

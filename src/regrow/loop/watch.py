@@ -871,19 +871,24 @@ class Watcher:
                 hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
         moved = body["monitor"].get("moved") or {}
         if fc and rules.drift_trigger and moved and not act:
-            run = self._drift_streak(body)
-            seen = "; ".join(f"{m} reads {', '.join(cols)}" for m, cols in moved.items())
-            if run >= rules.persistence:
+            runs = self._drift_streaks(body)
+            lasting = [m for m, n in runs.items() if n >= rules.persistence]
+            if lasting:
+                seen = "; ".join(
+                    f"{m} reads {', '.join(moved[m])} ({runs[m]} cycles in a row)" for m in lasting
+                )
                 act.append(
-                    f"the inputs of members drifted in {run} cycles in a row ({seen}): "
-                    "refreshing them before the SLA is threatened"
+                    f"the inputs of {', '.join(lasting)} drifted in {rules.persistence} or more "
+                    f"cycles in a row ({seen}): refreshing before the SLA is threatened"
                 )
                 trigger = "inputs"
             else:
-                hold.append(
-                    f"inputs of members drifted ({seen}), seen {run} of "
-                    f"{rules.persistence} cycles in a row"
+                seen = "; ".join(
+                    f"{m} reads {', '.join(cols)} (seen {runs[m]} of {rules.persistence} "
+                    "cycles in a row)"
+                    for m, cols in moved.items()
                 )
+                hold.append(f"inputs of members drifted: {seen}")
         missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
         if act and missing:
             gone = "; ".join(f"{m['column']!r}: {m['what']}" for m in missing[:3])
@@ -1182,18 +1187,22 @@ class Watcher:
             streak += 1
         return streak
 
-    def _drift_streak(self, body: dict[str, Any]) -> int:
-        """Cycles in a row, this one included, whose window moved the inputs of a member."""
-        if not body["monitor"].get("moved"):
-            return 0
-        streak = 1
+    def _drift_streaks(self, body: dict[str, Any]) -> dict[str, int]:
+        """For each member whose inputs this window moved: the cycles in a row, this one
+        included, whose window moved its inputs (a member's own run: a shift of another
+        member's inputs does not lengthen it)."""
+        streaks = dict.fromkeys(body["monitor"].get("moved") or {}, 1)
+        going = set(streaks)
         for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
+            if not going:
+                break
             if cycle.state == "running":
                 continue
-            if not (cycle.body.get("monitor") or {}).get("moved"):
-                break
-            streak += 1
-        return streak
+            moved = (cycle.body.get("monitor") or {}).get("moved") or {}
+            going &= set(moved)
+            for member in going:
+                streaks[member] += 1
+        return streaks
 
     def _pending_plan(self) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
