@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         champion_of: list[str] = []
         monitor_cpu = update_cpu = 0.0
         acted: list[tuple[int, str]] = []
+        reasons: dict[int, str] = {}  # day -> why the watcher acted
         t0 = time.perf_counter()
         try:
             for t in range(days_n):
@@ -218,10 +219,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         update_cpu += cpu
                     else:
                         monitor_cpu += cpu
+                decision = cycle.body.get("decision") or {}
+                because = f"{decision.get('trigger')}: {' '.join(decision.get('because') or ())}"
                 if (cycle.body.get("promotion") or {}).get("promoted"):
                     acted.append((t, cycle.body["run"]["candidate"]))
+                    reasons[t] = because
                 elif cycle.body.get("run"):
                     acted.append((t, f"(ran, not promoted: {cycle.body['end']['why'][:60]})"))
+                    reasons[t] = because
                 if t % 7 == 6:  # the weekly schedule: retrain on the last 8 weeks it has labels of
                     known = [days[d] for d in range(t - DELAY - 55, t - DELAY + 1) if d in days]
                     frame = pd.concat(known, ignore_index=True)
@@ -266,9 +271,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "regrow_days_below_sla": len(below),
                 "in_time": first is not None and (cross is None or first <= cross),
             }
-        ran_in_transient = [d for d, _ in acted if TRANSIENT[0] <= d < TRANSIENT[1] + 14]
+        # Acting on the transient: a run in it or the two weeks after, unless it was for the
+        # lasting drift of inputs the holiday does not move (the geo member's): any other
+        # trigger (the SLA forecast, usage's inputs) counts against the watcher.
+        ran_in_transient = [
+            d
+            for d, _ in acted
+            if TRANSIENT[0] <= d < TRANSIENT[1] + 14
+            and not (reasons[d].startswith("inputs:") and "usage" not in reasons[d])
+        ]
         result = {
             "days": days_n, "rows_per_day": rows, "sla": sla, "actions": acted,
+            "reasons": reasons,
             "episodes": in_time, "transient_actions": ran_in_transient,
             "regrow_update_cpu_s": round(update_cpu, 2),
             "regrow_monitor_cpu_s": round(monitor_cpu, 2),

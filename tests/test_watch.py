@@ -466,6 +466,22 @@ def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     assert [c.body["decision"]["act"] for c in later] == [False, False]
 
 
+def test_drift_led_attempts_that_change_nothing_back_off(ws: Workspace) -> None:
+    body = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=1, cooldown=1).to_dict()
+    body["gates"]["checks"] = {"improvement": {"min": 0.5}}  # no candidate can be blessed
+    ws.set_policy(Policy.from_dict(body))
+    folder = _windows(ws.config.home, [True] * 4, rows=800)
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        cycles = watcher.run(once=True)
+    decisions = [c.body["decision"] for c in cycles]
+    assert [d["act"] for d in decisions] == [True, False, False, True]
+    assert decisions[0]["trigger"] == "inputs"
+    backoff = "(cooldown 2, doubled 1 time(s): the last 1 drift-led attempt(s) changed nothing)"
+    assert decisions[1]["not_acting"][-1].endswith(backoff)  # the cooldown alone is 1
+    assert decisions[2]["not_acting"][-1].endswith(backoff)
+    assert "escalate" not in decisions[3]  # drift of the inputs alone does not escalate
+
+
 def test_a_shift_of_another_members_inputs_does_not_lengthen_a_members_run(
     ws: Workspace,
 ) -> None:

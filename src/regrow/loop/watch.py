@@ -919,10 +919,22 @@ class Watcher:
                 }
         last = self._last_attempt()
         escalate: str | None = None
-        if act and adopt is None and last is not None and last[0] <= rules.cooldown:
+        wait, fruitless = rules.cooldown, 0
+        if act and trigger == "inputs":
+            # drift-led attempts that changed nothing back off: the labels may not show the
+            # change yet, and each attempt costs a plan
+            fruitless = self._fruitless_drift_attempts()
+            wait = rules.cooldown * 2 ** min(fruitless, 3)
+        if act and adopt is None and last is not None and last[0] <= wait:
+            backoff = (
+                f", doubled {min(fruitless, 3)} time(s): the last {fruitless} drift-led "
+                "attempt(s) changed nothing"
+                if wait > rules.cooldown
+                else ""
+            )
             hold.append(
                 f"cooling down: the last update attempt (cycle {last[1].number}) was {last[0]} "
-                f"cycle(s) ago (cooldown {rules.cooldown})"
+                f"cycle(s) ago (cooldown {wait}{backoff})"
             )
             act = []
         elif (
@@ -1229,6 +1241,20 @@ class Watcher:
             if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
                 return n, cycle
         return None
+
+    def _fruitless_drift_attempts(self) -> int:
+        """The newest update attempts in a row that the drift trigger started and that
+        promoted nothing (an empty plan, a rejected candidate)."""
+        count = 0
+        for cycle in self.ws.catalog.watches.cycles(self.system, limit=200):
+            if cycle.state == "running" or cycle.dry_run or not cycle.body.get("plan"):
+                continue
+            body = cycle.body
+            done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
+            if (body.get("decision") or {}).get("trigger") != "inputs" or done:
+                break
+            count += 1
+        return count
 
     def _emit(self, event: dict[str, Any]) -> None:
         event = {"system": self.system, "alias": self.alias, **event}
