@@ -88,6 +88,14 @@ def demo(
     )
     for reason in result.reasons:
         out.print(f"  {reason}")
+    bridged = result.renamed.get("version")
+    if bridged:
+        same = "same" if result.renamed.get("same_predictions") else "different"
+        out.print(
+            f"then {bridged}: the champion reading upstream's renamed column through an adapter "
+            f"({len(result.renamed.get('refitted') or ())} component(s) refitted, {same} "
+            "predictions); made for the new feed, not promoted"
+        )
     if kept:
         where = "kept at" if temporary else "at"
         out.print(f"done in {result.seconds:.1f}s; the workspace is {where} {folder}")
