@@ -24,7 +24,7 @@ ABOVE = {
     "regrow._demo_monitor",
     "regrow._demo_contracts",
 }
-ABOVE_PACKAGES = ("regrow.cli", "regrow.serve", "regrow.loop")
+ABOVE_PACKAGES = ("regrow.cli", "regrow.serve", "regrow.loop", "regrow.ui")
 
 
 def _module(path: Path) -> str:

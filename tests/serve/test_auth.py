@@ -181,3 +181,15 @@ def test_a_checked_token_is_remembered_until_its_ttl_passes(tmp_path: Path) -> N
                         "admin", "manage")  # fmt: skip
     finally:
         catalog.close()
+
+
+def test_the_dashboard_is_served_only_while_inference_is_open(
+    serve_home: Path, serve_client: Callable[..., TestClient]
+) -> None:
+    open_client = serve_client(serve_home)
+    assert open_client.get("/ui").status_code == 200
+    assert open_client.get("/api/ui/overview").status_code == 200
+    secured = serve_client(serve_home, inference="token")
+    assert secured.get("/ui").status_code == 404  # it would show the catalog to anyone
+    assert secured.get("/api/ui/overview").status_code == 404
+    assert not any(p.startswith("/api/ui") for p in secured.get("/openapi.json").json()["paths"])

@@ -91,7 +91,9 @@ def served(request: pytest.FixtureRequest, module_serve_home: Path) -> Iterator[
 def test_the_schema_lists_every_endpoint_of_the_protocol(served: tuple[Any, bool]) -> None:
     schema, _ = served
     listed = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
-    assert listed == set(OPERATIONS)
+    assert {x for x in listed if not x[1].startswith("/api/ui/")} == set(
+        OPERATIONS
+    )  # /api/ui: tests/ui/test_api_fuzz.py
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)

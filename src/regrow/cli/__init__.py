@@ -58,6 +58,7 @@ from regrow.cli import costs  # noqa: F401
 from regrow.cli import watch  # noqa: F401
 from regrow.cli import forecast  # noqa: F401
 from regrow.cli import recipes  # noqa: F401
+from regrow.cli import ui  # noqa: F401
 # isort: on
 
 __all__ = ["app", "load_system", "main"]

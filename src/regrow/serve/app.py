@@ -13,6 +13,7 @@ endpoint                                           answers
 ``POST /v2/models/{m}[/versions/{v}]/infer``       outputs, with the lane and system version
 ``POST /regrow/v1/feedback``                       ``{"received": n}`` (operator token)
 ``GET /metrics``                                   Prometheus text (:mod:`.metrics`)
+``GET /ui``, ``GET /api/ui/...``                   the dashboard (:mod:`regrow.ui`); open inference
 =================================================  ==========================================
 
 A model is a system; its versions are the aliases served and the versions they hold
@@ -159,6 +160,13 @@ def _app(state: ServeState, load: str) -> FastAPI:
         redoc_url=None,
     )
     app.state.regrow = state
+    if state.guard.inference_open:
+        # The dashboard (/ui pages, /api/ui JSON) reads the catalog as the server's identity:
+        # a server whose inference needs a token does not show it to whoever reaches the port
+        # (`regrow ui` serves it on a trusted host).
+        from regrow.ui import add_dashboard
+
+        add_dashboard(app, state.workspace)
     routes.add(app, state, __version__)
     return app
 

@@ -1,0 +1,143 @@
+"""What the rollouts pages show, and the moves their buttons make.
+
+Reads go through :mod:`regrow.rollout.machine` as ``regrow rollout status|history`` do; the
+moves (pause, resume, promote, abort) call the same functions as ``regrow rollout pause`` and
+the others, on a workspace opened as the caller's token: the machine checks the role (operator)
+exactly as it does for the command, audits a refusal, and raises
+:class:`~regrow.errors.PermissionDenied` for a role too low.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from regrow._hashing import jsonable
+from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.catalog.records import AuditEventRecord
+    from regrow.catalog.rollouts import RolloutRecord
+    from regrow.workspace import Workspace
+
+__all__ = ["ACTIONS", "act", "rollout", "rollouts"]
+
+#: The moves the dashboard's buttons make (``regrow rollout <move>``).
+ACTIONS = ("pause", "resume", "promote", "abort")
+
+
+def _refs(ws: Workspace, system: str) -> dict[str, str]:
+    return {v.id: v.ref for v in ws.catalog.list_system_versions(system)}
+
+
+def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
+    """A rollout as ``regrow rollout status --json`` lists it (versions by reference)."""
+    ref = _refs(ws, r.system)
+    return {
+        "id": r.id,
+        "system": r.system,
+        "alias": r.alias,
+        "mode": r.mode,
+        "state": r.state,
+        "active": r.active,
+        "step": r.step + 1,
+        "steps": list(r.steps),
+        "share": r.share,
+        "stable": ref.get(r.stable_id, r.stable_id[:12]),
+        "candidate": ref.get(r.candidate_id, r.candidate_id[:12]),
+        "reason": r.reason,
+        "evidence": r.evidence,
+        "revision": r.revision,
+        "created_at": r.created_at,
+        "lanes": [
+            {
+                "lane": x.name,
+                "version": ref.get(x.version_id, x.version_id[:12]),
+                "dropped": x.dropped,
+                "share": x.share,
+            }
+            for x in r.lanes
+        ],
+    }
+
+
+def rollouts(ws: Workspace, system: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """Rollouts, newest first: those under way and those finished."""
+    records = ws.catalog.rollouts.list(system=system, limit=limit)
+    return jsonable({"rollouts": [summary(ws, r) for r in records]})  # type: ignore[no-any-return]
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _steps(events: list[AuditEventRecord]) -> list[dict[str, Any]]:
+    """Every transition with its share and evidence (difference of mean loss, candidate minus
+    stable, with its confidence sequence's interval)."""
+    out = []
+    for n, e in enumerate(events, 1):
+        p = e.payload
+        ev = p.get("evidence") or {}
+        verdicts = ev.get("verdicts") or {}
+        out.append(
+            {"n": n, "at": e.at, "actor": e.actor, "action": e.action.removeprefix("rollout."),
+             "from": p.get("from"), "state": p.get("state"), "step": (p.get("step") or 0) + 1,
+             "share": p.get("share"), "reason": p.get("reason"),
+             "decision": ev.get("decision"), "difference": _finite(ev.get("difference")),
+             "low": _finite(ev.get("lower")), "high": _finite(ev.get("upper")),
+             "n_candidate": ev.get("n_candidate"), "n_stable": ev.get("n_stable"),
+             "candidate_loss": _finite(ev.get("candidate_loss")),
+             "stable_loss": _finite(ev.get("stable_loss")),
+             "lanes": {lane: {"decision": v.get("decision"),
+                              "difference": _finite(v.get("difference")),
+                              "low": _finite(v.get("lower")), "high": _finite(v.get("upper"))}
+                       for lane, v in verdicts.items()}}
+        )  # fmt: skip
+    return out
+
+
+def states(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The state machine's history: runs of holds in a row as one line (``37 holds``), as
+    ``regrow rollout history`` prints it."""
+    out: list[dict[str, Any]] = []
+    for s in steps:
+        if s["action"] == "hold" and out and out[-1]["action"] in ("hold", "holds"):
+            last = out[-1]
+            last.update(action="holds", count=last.get("count", 1) + 1, until=s["at"],
+                        reason=s["reason"], state=s["state"])  # fmt: skip
+        else:
+            out.append({**s, "count": 1, "until": None})
+    return out
+
+
+def rollout(ws: Workspace, ref: str) -> dict[str, Any]:
+    """One rollout: where it stands, every transition with its share and evidence, and the
+    state history (holds in a row as one line)."""
+    from regrow.rollout import machine
+
+    record = machine.status(ws, ref)[0]
+    steps = _steps(machine.history(ws, record.id))
+    return jsonable(  # type: ignore[no-any-return]
+        {**summary(ws, record), "history": steps, "states": states(steps),
+         "actions": list(ACTIONS) if record.active else []}
+    )  # fmt: skip
+
+
+def act(ws: Workspace, ref: str, action: str, *, reason: str = "") -> dict[str, Any]:
+    """Make move ``action`` (pause, resume, promote, abort) on rollout ``ref`` as the identity
+    of ``ws``, through :mod:`regrow.rollout.machine` (which checks the operator role)."""
+    from regrow.rollout import machine
+
+    moves = {"pause": machine.pause, "resume": machine.resume, "promote": machine.promote,
+             "abort": machine.abort}  # fmt: skip
+    move = moves.get(action)
+    if move is None:
+        raise ConfigError(
+            f"unknown rollout action {action!r}", hint=f"use one of {', '.join(ACTIONS)}"
+        )
+    record = move(ws, ref, reason=reason or f"dashboard: {action}")
+    return jsonable(summary(ws, record))  # type: ignore[no-any-return]
