@@ -84,6 +84,14 @@ def test_unknown_system_suggests_close_names(catalog: Catalog, build: Any) -> No
         catalog.get_system_version("weather")
 
 
+def test_a_system_whose_first_training_failed_says_so(catalog: Catalog, build: Any) -> None:
+    build.components("churn")  # components fitted, the version never made
+    with pytest.raises(VersionNotFound, match="'churn' has no version yet") as info:
+        catalog.get_system_version("churn:v1")
+    assert "did you mean" not in str(info.value)
+    assert "regrow train FILE.py:churn" in str(info.value.hint)
+
+
 def test_unknown_alias_lists_the_aliases(catalog: Catalog, build: Any) -> None:
     version = build.version("churn")
     with pytest.raises(VersionNotFound, match="has no aliases yet"):

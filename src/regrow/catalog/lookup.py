@@ -175,6 +175,11 @@ def _system_hint(session: Session, system: str) -> str:
         listed = ", ".join(f"{system}:v{n}" for n in newest)
         return f"the newest versions of {system!r} are {listed}"
     systems = known_systems(session)
+    if system in systems:  # components fitted, no version yet (a first train that failed)
+        return (
+            f"{system!r} has no version yet (its first training did not finish): train it "
+            f"with `regrow train FILE.py:{system} --snapshot S`"
+        )
     if not systems:
         return "the catalog holds no system versions yet"
     close = difflib.get_close_matches(system, systems, n=3)
