@@ -18,7 +18,7 @@ in which every group changed (the plan must escalate to a full retrain).
 Each seed also prints where regrow's time went: the plan's and the run's ``timings`` (wall
 seconds per step, from :mod:`regrow.progress`), and the CPU the members' own LightGBM fits and
 predictions took inside the plan and the run (``member_cpu``: the members' predictions on the
-window, the refit, the stack's cross-fitted copies and their predictions). That part is what
+window, the refit, the copy the stack learns from and its predictions). That part is what
 any partial update that keeps the model's meaning pays; ``member_share`` is it over the full
 retrain's CPU, the floor under ``cost_ratio``.
 
@@ -102,7 +102,8 @@ def build_system() -> System:
 
 class MemberClock:
     """CPU seconds spent in ``LGBMRegressor.fit`` and ``.predict`` of the members (and their
-    cross-fitted copies: estimators with the members' ``MEMBER_TREES`` trees) while ``on``."""
+    copies the stack learns from: estimators with the members' ``MEMBER_TREES`` trees) while
+    ``on``."""
 
     def __init__(self) -> None:
         self.on = False

@@ -6,7 +6,8 @@ the new manifest. The run and the plan record the actual CPU and GPU seconds nex
 estimate, and money when ``[costs]`` sets prices; the policy's budgets hold while it runs
 (:mod:`regrow.run.budget`).
 
-A stacked ensemble refitted by the run learns from its members' outputs on the run's rows;
+A stacked ensemble refitted by the run learns from its members' outputs on the run's rows (on
+a held-out fifth of them, when the run keeps some members: :mod:`regrow.components.stack_rows`);
 the outputs of the members the run keeps were predicted on those rows when the plan was made,
 and stored (``catalog.outputs``): the run reads them instead of predicting again.
 

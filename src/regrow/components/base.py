@@ -233,8 +233,10 @@ class Ensemble(Component):
     values (regression) or a logistic regression on their log-probabilities (classification),
     fitted on the rows the ensemble is bound to. Members with weight 0 are left out of it. A
     stack suits members that each model part of the signal (one per feature group), whose
-    outputs add up rather than average. The members' outputs it learns from are cross-fitted
-    when the members were fitted on the same rows.
+    outputs add up rather than average. The outputs of members fitted on the same rows come
+    from copies fitted on other rows: cross-fitted, or, when only some members were refitted
+    (a partial update), a copy predicts a held-out fifth the stack learns on
+    (:mod:`regrow.components.stack_rows`).
 
     ``method="gate"`` gives each row the output of one member (see docs/gating.md; weights do
     not apply). With ``gates={member: expression}`` (pandas query expressions over the columns

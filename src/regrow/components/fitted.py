@@ -125,8 +125,9 @@ def fit_component(
     """Fit ``spec`` on ``frame`` with the given seed; a mean or vote ensemble has nothing to fit.
 
     ``in_sample`` names the members of a stacked ensemble that were fitted on ``frame``'s rows
-    (their outputs are cross-fitted, see :func:`_fit_stack`); ``known`` holds stored outputs
-    of the other members on these rows (:mod:`regrow.components.outputs`).
+    (their outputs are cross-fitted or held out, see :mod:`regrow.components.stack_rows`);
+    ``known`` holds stored outputs of the other members on these rows
+    (:mod:`regrow.components.outputs`).
     """
     if isinstance(spec, Ensemble):
         if spec.learns_from_data:
@@ -226,75 +227,6 @@ def stack_output(stacker: Any, X: np.ndarray, classes: Sequence[Any] | None) -> 
     return _align(proba, np.asarray(stacker.classes_).tolist(), classes)
 
 
-def _cross_fitted(
-    member: FittedComponent,
-    frame: pd.DataFrame,
-    target: str,
-    upstream: Mapping[str, FittedComponent],
-    classes: list[Any] | None,
-    seed: int,
-    folds: int = 2,
-) -> np.ndarray:
-    """Out-of-fold outputs of ``member`` on ``frame``: copies fitted on the other folds."""
-    fold = np.random.default_rng(seed).permutation(len(frame)) % folds
-    out: np.ndarray | None = None
-    for k in range(folds):
-        inside, outside = frame[fold != k], frame[fold == k]
-        copy = fit_component(member.spec, inside, target=target, upstream=upstream, seed=seed)
-        part = member_output(copy, outside, upstream, classes)
-        if out is None:
-            out = np.zeros((len(frame), *part.shape[1:]))
-        out[fold == k] = part
-    assert out is not None
-    return out
-
-
-def _training_outputs(
-    spec: Ensemble,
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    upstream: Mapping[str, FittedComponent],
-    seed: int,
-    in_sample: Sequence[str],
-    known: KnownOutputs | None,
-) -> tuple[dict[str, np.ndarray], list[Any] | None]:
-    """The members' outputs on ``frame`` to fit a stack or a learned gate on, and the classes.
-
-    Members in ``in_sample`` were fitted on these very rows: their in-sample outputs are too
-    good (a boosted member nearly reproduces its training targets), and a combiner fitted on
-    them trusts them too much. Their outputs are cross-fitted instead: two copies, each fitted
-    on half the rows, predict the other half (as scikit-learn's stacking does with ``cv``).
-    The other members' outputs are read as float32 keeps them (from ``known`` when it holds
-    the rows, else predicted), so the fit is the same whether or not they were stored.
-    Members with weight 0 are left out.
-    """
-    from regrow.components.outputs import KnownOutputs
-
-    missing = [m for m in spec.members if m not in upstream]
-    if missing or target not in frame.columns:
-        raise ComponentError(
-            f"{spec.method} ensemble {spec.name!r} needs its fitted members {missing} and the "
-            f"target {target!r} to fit",
-            hint="bind the ensemble to a snapshot that holds the members' inputs and target",
-        )
-    class_lists = [
-        upstream[m].info["classes"] for m in spec.members if "classes" in upstream[m].info
-    ]
-    classes = sorted({c for cl in class_lists for c in cl}) if class_lists else None
-    transforms = {n: f for n, f in upstream.items() if f.spec.kind == "transform"}
-    stored = known if known is not None else KnownOutputs({}, {})
-    outputs = {}
-    for m in spec.members:
-        if spec.weights[m] <= 0:
-            continue
-        if m in in_sample:
-            outputs[m] = _cross_fitted(upstream[m], frame, target, transforms, classes, seed)
-        else:
-            outputs[m] = stored.output(m, frame, upstream, classes)
-    return outputs, classes
-
-
 def _fit_stack(
     spec: Ensemble,
     frame: pd.DataFrame,
@@ -305,17 +237,24 @@ def _fit_stack(
     in_sample: Sequence[str] = (),
     known: KnownOutputs | None = None,
 ) -> FittedComponent:
-    """Fit the stacker on the members' (cross-fitted) outputs for ``frame``."""
-    outputs, classes = _training_outputs(
+    """Fit the stacker on the members' outputs for ``frame``: cross-fitted, or on held-out
+    rows (:mod:`regrow.components.stack_rows`)."""
+    from regrow.components.stack_rows import training_outputs
+
+    found = training_outputs(
         spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample, known=known
     )
-    stacker = fit_stacker(stack_features(spec, outputs), frame[target].to_numpy(), classes)
+    classes = found.classes
+    stacker = fit_stacker(stack_features(spec, found.outputs), found.target(frame, target), classes)
     info: dict[str, Any] = {
         "method": "stack",
         "weights": spec.weights,
         "n_rows": len(frame),
-        "cross_fitted": sorted(m for m in in_sample if m in outputs),
+        "cross_fitted": list(found.cross_fitted),
     }
+    if found.rows is not None:  # learned on held-out rows: which members, how many rows
+        info["held_out"] = list(found.held_out)
+        info["held_out_rows"] = len(found.rows)
     if classes is not None:
         info["classes"] = np.asarray(stacker.classes_).tolist()
     info["coef"] = np.asarray(stacker.coef_, dtype=float).round(6).tolist()
@@ -346,9 +285,12 @@ def _fit_gate(
     known: KnownOutputs | None = None,
 ) -> FittedComponent:
     """Fit a learned gate on the members' (cross-fitted) outputs for ``frame``."""
-    outputs, classes = _training_outputs(
+    from regrow.components.stack_rows import training_outputs
+
+    found = training_outputs(
         spec, frame, target=target, upstream=upstream, seed=seed, in_sample=in_sample, known=known
     )
+    outputs, classes = found.outputs, found.classes
     features = gate_features(spec, frame, upstream)
     gate = fit_gate(
         spec.members, outputs, features, frame[target].to_numpy(), classes, seed=seed,
@@ -358,7 +300,7 @@ def _fit_gate(
         "method": "gate",
         "gate": "learned",
         "n_rows": len(frame),
-        "cross_fitted": sorted(m for m in in_sample if m in outputs),
+        "cross_fitted": list(found.cross_fitted),
         "columns": gate.columns,
         "share": gate.weights(features).mean(axis=0).round(6).tolist() if len(frame) else [],
     }

@@ -244,7 +244,8 @@ learned features map to the target.""",
             doc="""Relearn how the ensemble combines its members, on the window.
 
 A mean or vote ensemble gets the non-negative weights the diagnostics learned on the
-window's held-out rows; a stack is refitted on the window (its members cross-fitted).""",
+window's held-out rows; a stack is refitted on the window (on a held-out fifth of it,
+predicted by a copy of each refitted member fitted on the rest; see docs/planning.md).""",
         ),
         Recipe(
             "ensemble-hedge-refresh",
