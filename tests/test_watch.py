@@ -287,6 +287,26 @@ def test_a_window_the_model_cannot_read_fails_its_cycle_and_the_watch_goes_on(
         assert "monthly_fee" in renamed.body["end"]["why"]
 
 
+def test_a_stray_value_in_a_window_is_named_in_the_cycle(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = ws.config.home / "csv"
+    folder.mkdir()
+    frame = make_window(1500, start="2026-03-01", days=2, seed=10)
+    frame["tenure_months"] = frame["tenure_months"].astype(object)
+    frame.loc[3, "tenure_months"] = "unknown"
+    frame.to_csv(folder / "day00.csv", index=False)
+    source = FilesSource(str(folder / "*.csv"), label_files=1, settle_seconds=0)
+    with Watcher(ws, "churn", source) as watcher:
+        (cycle,) = watcher.run(once=True)
+    (found,) = cycle.body["monitor"]["findings"]
+    assert (found["column"], found["kind"], found["rows"]) == ("tenure_months", "type", 1)
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", "1", "--home", str(ws.config.home))
+    assert code == 0
+    assert "data: 'tenure_months': 1 of " in out
+    assert "'unknown'" in out
+
+
 def test_a_file_still_being_written_is_not_a_window_until_it_settles(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -260,6 +260,8 @@ def _show_cycle(c: WatchCycleRecord) -> None:
         )
         for gone in mon.get("missing") or ():
             out.print(f"data: {gone['column']!r}: {gone['what']}", highlight=False)
+        for found in mon.get("findings") or ():
+            out.print(f"data: {found['column']!r}: {found['why']}", highlight=False)
     fc = body.get("forecast")
     if fc:
         p = fc.get("probability")

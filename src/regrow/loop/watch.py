@@ -682,6 +682,11 @@ class Watcher:
                     for f in findings
                     if f.kind == "missing"
                 ],
+                "findings": [  # the window's other data problems: stray values, nulls...
+                    {"column": f.column, "kind": f.kind, "rows": f.rows, "why": f.why}
+                    for f in findings
+                    if f.kind != "missing"
+                ][:10],
                 "candidates": summary["candidates"],
                 "multivariate_drifted": summary["multivariate_drifted"],
                 "moved": {  # member -> the drifted columns it reads
