@@ -9,7 +9,9 @@ stratified by label). The estimators (CBPE, DLE) are fitted on held-out labelled
 the version has them: the snapshot of its newest evaluation that it did not train on (a
 model's scores on its own training rows are overconfident); else on the training sample,
 and a note says the estimates lean optimistic. The system's outputs on the reference rows are
-predicted once and stored, like the window's.
+predicted once and stored, like the window's. The reference samples, the fitted estimators
+and the PCA are kept for the process (:mod:`regrow.monitor.shared`): the next window of the
+same version does not work them out again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from regrow.errors import DataError
 from regrow.monitor.assemble import distributions, multivariate_alerts
 from regrow.monitor.chunks import Chunk
 from regrow.monitor.sample import sample_rows
+from regrow.monitor.shared import version_key
 from regrow.monitor.signals import Alert, PerformanceSignals, Scored, Task, performance_signals
 from regrow.progress import Timer
 
@@ -70,9 +73,8 @@ def system_signals(
     cols = [c for c in columns if c != target]
     available = services.record(reference_id).columns
     wanted = [c for c in available if c in set(cols) | {target}]
-    reference = services.frame(reference_id, wanted)
-    by = target if model.task == "classification" and target in reference.columns else None
-    reference = sample_rows(reference, settings.reference_rows, by=by, seed=seed)
+    by = target if model.task == "classification" and target in wanted else None
+    reference, sampled = _sample(services, reference_id, wanted, settings.reference_rows, by, seed)
     notes: list[str] = []
     multi: list[Any] = []
     if settings.multivariate and cols:
@@ -83,6 +85,7 @@ def system_signals(
                 multi = multivariate_drift(
                     reference.reindex(columns=cols), frame[[c for c in cols if c in frame]], cols,
                     chunks=chunks, methods=tuple(settings.multivariate), seed=seed,
+                    reference_key=sampled,
                 )  # fmt: skip
             except DataError as exc:  # a reference too small to fit and calibrate on
                 notes.append(f"multivariate drift is not checked: {exc.message}")
@@ -95,15 +98,17 @@ def system_signals(
         )
     else:
         held_out = _held_out(services, version, trained_on, window.id, target)
-        fit_on, fit_id = reference, reference_id
+        fit_on, fit_id, fit_key = reference, reference_id, sampled
         if held_out is not None:
             fit_id = held_out.id
-            fit_on = services.frame(fit_id, [c for c in held_out.columns if c in wanted])
-            fit_on = sample_rows(fit_on, settings.reference_rows, by=by, seed=seed)
+            fit_on, fit_key = _sample(
+                services, fit_id, [c for c in held_out.columns if c in wanted],
+                settings.reference_rows, by, seed,
+            )  # fmt: skip
         with timer.step("estimates"):
             estimates = _estimates(
                 services, model, window, usable, fit_on, fit_id, chunks, settings,
-                seed, len(frame),
+                seed, len(frame), fit_key, version_key(version.id, model),
             )  # fmt: skip
         if estimates.method is not None:
             method = estimates.method.upper()
@@ -117,9 +122,24 @@ def system_signals(
                 "overfit model's estimates lean optimistic (an evaluation on held-out rows, "
                 "`regrow evaluate`, gives them a better reference)"
             )
-    dist = distributions(reference, frame, cols)
+    dist = distributions(reference, frame, cols, reference_key=sampled)
     alerts = [*(estimates.alerts if estimates else []), *multivariate_alerts(multi)]
     return SystemSignals(multi, estimates, dist, alerts, tuple(notes))
+
+
+def _sample(
+    services: Services, snapshot: str, columns: list[str], rows: int, by: str | None, seed: int
+) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """``columns`` of a seeded sample of at most ``rows`` rows of ``snapshot`` (stratified by
+    ``by``), and the key that names it; kept for the process
+    (:data:`regrow.monitor.shared.REFERENCES`), each caller gets its own shallow copy."""
+    from regrow.monitor.shared import REFERENCES
+
+    key = ("reference", services.record(snapshot).id, tuple(columns), rows, by, seed)
+    found: pd.DataFrame = REFERENCES.get(
+        key, lambda: sample_rows(services.frame(snapshot, columns), rows, by=by, seed=seed)
+    )
+    return found.copy(deep=False), key
 
 
 def _held_out(
@@ -151,30 +171,40 @@ def _estimates(
     settings: MonitoringPolicy,
     seed: int,
     rows: int,
+    sampled: tuple[Any, ...],
+    model_id: tuple[str, str] | None,
 ) -> PerformanceSignals:
     outputs = services.outputs
     target = model.target
-    ref_out = model.output_of(
-        outputs.member_outputs(model, reference, snapshot=reference_id), reference
-    )
     win_out = model.output_of(outputs.member_outputs(model, usable, snapshot=window.id), usable)
     classes = model.classes_
-    if classes is not None and len(classes) == 2:
+    binary = classes is not None and len(classes) == 2
+    if classes is not None and binary:
         task = Task("classification", tuple(classes), 0.5)
-        ref_out, win_out = ref_out[:, 1], win_out[:, 1]
+        win_out = win_out[:, 1]
     elif classes is not None:
         task = Task("classification", tuple(classes))
     else:
         task = Task("regression")
+    cols = [c for c in reference.columns if c != target]
+
+    def scored() -> Scored:  # the reference's outputs: only when the estimator is fitted
+        out = model.output_of(
+            outputs.member_outputs(model, reference, snapshot=reference_id), reference
+        )
+        return Scored(
+            reference[cols], np.asarray(out[:, 1] if binary else out),
+            reference[target].to_numpy(object),
+        )  # fmt: skip
+
     # Chunks hold positions in the whole window; the usable rows are a subset of them.
     at = np.full(rows, -1)
     at[np.asarray(usable.index, int)] = np.arange(len(usable))
     usable_chunks = [Chunk(c.label, at[c.index][at[c.index] >= 0], c.start, c.end) for c in chunks]
     win_labels = usable[target].to_numpy(object) if target in usable.columns else None
-    cols = [c for c in reference.columns if c != target]
     return performance_signals(
         task,
-        Scored(reference[cols], np.asarray(ref_out), reference[target].to_numpy(object)),
+        scored,
         Scored(usable.reindex(columns=cols), np.asarray(win_out), win_labels),
         usable_chunks,
         cost_matrix=[list(r) for r in settings.cost_matrix] if settings.cost_matrix else None,
@@ -182,4 +212,5 @@ def _estimates(
         sigmas=settings.alert_sigmas,
         margin=settings.alert_margin,
         seed=seed,
+        reference_key=None if model_id is None else (model_id, sampled),
     )

@@ -26,8 +26,11 @@ This is what ``Workspace.monitor`` and ``regrow monitor`` run:
 
 Every member is predicted once per row (:class:`~regrow.cache.OutputCache`, shared by the
 performance report and attribution), and the rows predicted are stored with the report, so a
-plan on the same window reads them back. Each step that can take a while is reported to
-``progress`` as :class:`~regrow.progress.Step` events.
+plan on the same window reads them back. What depends on the reference alone (its sample,
+the fitted estimators, attribution's loss models, the PCA) is worked out once per process
+and version (:mod:`regrow.monitor.shared`): a repeated monitor (``regrow watch``) pays for
+its window only, and reports the same numbers. Each step that can take a while is reported
+to ``progress`` as :class:`~regrow.progress.Step` events.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from regrow.monitor.drift_monitor import DriftMonitor, DriftReport
 from regrow.monitor.performance import performance_report
 from regrow.monitor.profile import ColumnProfile, Profile
 from regrow.monitor.sample import IMPACT_ROWS, describe_sample, sample_rows
+from regrow.monitor.shared import version_key
 from regrow.progress import ProgressFn, Timer
 from regrow.windows import Window, open_window, store_window
 
@@ -402,6 +406,7 @@ def check_version(
             if not labelled:
                 needed |= set().union(*by_snapshot.values())
             available = services.record(reference_id).columns
+            model_id = version_key(version.id, model)
             with timer.step("impact") as step:
                 reference = services.frame(reference_id, [c for c in available if c in needed])
                 impacts = attribute(
@@ -410,6 +415,7 @@ def check_version(
                     reference_outputs=lambda f: outputs.member_outputs(
                         model, f, snapshot=reference_id),
                     fit_rows=sample, step=step,
+                    reference_key=None if model_id is None else (model_id, reference_id),
                 )  # fmt: skip
         else:
             notes.append(

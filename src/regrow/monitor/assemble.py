@@ -12,7 +12,8 @@ statement of the false-discovery control across chunks.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,44 +28,97 @@ _TOP = 10
 
 
 def distributions(
-    reference: pd.DataFrame, window: pd.DataFrame, columns: Iterable[str], *, bins: int = 20
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    columns: Iterable[str],
+    *,
+    bins: int = 20,
+    reference_key: Hashable | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per column, the share of reference and window values per bin: numeric columns on the
     reference's quantile edges (values beyond them count in the end bins), categorical ones
     on the reference's top categories and ``other``. Nulls are left out; a column missing on
-    either side is skipped."""
+    either side is skipped. With ``reference_key``, which must identify the reference's rows,
+    the reference's side (edges, top categories, shares) is kept for the process
+    (:data:`regrow.monitor.shared.DISTRIBUTIONS`)."""
+    wanted = tuple(c for c in dict.fromkeys(columns) if c in reference.columns)
+    if reference_key is None:
+        sides = _reference_sides(reference, wanted, bins)
+    else:
+        from regrow.monitor.shared import DISTRIBUTIONS
+
+        sides = DISTRIBUTIONS.get(
+            ("distributions", reference_key, tuple(reference.columns), wanted, bins),
+            lambda: _reference_sides(reference, wanted, bins),
+        )
     out: dict[str, dict[str, Any]] = {}
     for col in columns:
-        if col not in reference.columns or col not in window.columns:
+        side = sides.get(col)
+        if side is None or col not in window.columns:
             continue
-        ref, win = reference[col], window[col]
-        numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
-        if numeric:
-            r = pd.to_numeric(ref, errors="coerce").to_numpy(float)
+        win = window[col]
+        if side.edges is not None:
             w = pd.to_numeric(win, errors="coerce").to_numpy(float)
-            r, w = r[np.isfinite(r)], w[np.isfinite(w)]
+            w = w[np.isfinite(w)]
+            out[col] = {
+                "kind": "numeric",
+                "edges": [float(e) for e in side.edges],
+                "reference": list(side.shares),
+                "window": _shares(w, side.edges),
+            }
+            continue
+        top = list(side.top)
+        w_s = win.dropna().astype(str)
+        other = side.more or bool((~w_s.isin(top)).any())
+        cats = [*top, "other"] if other else top
+        out[col] = {
+            "kind": "categorical",
+            "categories": cats,
+            "reference": list(side.shares_other if other else side.shares),
+            "window": _category_shares(w_s, top, cats),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class _Side:
+    """The reference's side of one column's distribution: numeric (``edges`` and its
+    ``shares``) or categorical (``top`` categories, whether it has ``more``, its shares
+    without and with an ``other`` bin)."""
+
+    edges: np.ndarray | None = None
+    shares: tuple[float, ...] = ()
+    top: tuple[str, ...] = ()
+    more: bool = False
+    shares_other: tuple[float, ...] = ()
+
+
+def _reference_sides(
+    reference: pd.DataFrame, columns: Sequence[str], bins: int
+) -> dict[str, _Side]:
+    """The reference's side of each column (none for a numeric column without values)."""
+    out: dict[str, _Side] = {}
+    for col in columns:
+        ref = reference[col]
+        if pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref):
+            r = pd.to_numeric(ref, errors="coerce").to_numpy(float)
+            r = r[np.isfinite(r)]
             if len(r) == 0:
                 continue
             edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)))
             if len(edges) < 2:
                 edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-            out[col] = {
-                "kind": "numeric",
-                "edges": [float(e) for e in edges],
-                "reference": _shares(r, edges),
-                "window": _shares(w, edges),
-            }
+            out[col] = _Side(edges, tuple(_shares(r, edges)))
             continue
         r_s = ref.dropna().astype(str)
-        w_s = win.dropna().astype(str)
         top = r_s.value_counts().index[:_TOP].tolist()
-        cats = [*top, "other"] if r_s.nunique() > len(top) or (~w_s.isin(top)).any() else top
-        out[col] = {
-            "kind": "categorical",
-            "categories": cats,
-            "reference": _category_shares(r_s, top, cats),
-            "window": _category_shares(w_s, top, cats),
-        }
+        out[col] = _Side(
+            None,
+            tuple(_category_shares(r_s, top, top)),
+            tuple(top),
+            bool(r_s.nunique() > len(top)),
+            tuple(_category_shares(r_s, top, [*top, "other"])),
+        )
     return out
 
 

@@ -33,7 +33,7 @@ on the members downstream of it, of the drifted features it reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,37 @@ def _loss_models(
     labels = _encode(model, frame[model.target])
     return {
         n: _loss_model(model.task, outs[n], labels, frame[cols], seed)
+        for n, cols in columns.items()
+    }
+
+
+def _reference_loss_models(
+    model: FittedSystem,
+    reference: Callable[[], pd.DataFrame],
+    columns: Mapping[str, list[str]],
+    seed: int,
+    outputs: OutputsFn,
+    key: Hashable | None,
+) -> dict[str, RowLoss]:
+    """The loss models fitted on the reference rows ``reference()`` makes; with ``key`` (the
+    reference's identity and what the fit depends on), each is kept for the process
+    (:data:`regrow.monitor.shared.LOSS_MODELS`) and the rows are made only for one missing."""
+    if key is None:
+        return _loss_models(model, reference(), columns, seed, outputs)
+    from regrow.monitor.shared import LOSS_MODELS
+
+    made: dict[str, RowLoss] = {}
+
+    def make_all() -> dict[str, RowLoss]:
+        if not made:  # one fit of every missing model, on one prediction of the members
+            made.update(_loss_models(model, reference(), columns, seed, outputs))
+        return made
+
+    def made_for(name: str) -> Callable[[], RowLoss]:
+        return lambda: make_all()[name]
+
+    return {
+        n: LOSS_MODELS.get(("loss model", key, model.task, n, tuple(cols), seed), made_for(n))
         for n, cols in columns.items()
     }
 
@@ -291,6 +322,7 @@ def attribute(
     reference_outputs: OutputsFn | None = None,
     fit_rows: int | None = None,
     step: StepHandle | None = None,
+    reference_key: Hashable | None = None,
 ) -> list[ComponentImpact]:
     """Rank the components of ``model`` by the loss the drift of ``drifted`` costs them.
 
@@ -306,7 +338,11 @@ def attribute(
     and of the reference when the caller keeps them (:class:`regrow.cache.OutputCache`);
     by default they are predicted. Loss estimators fitted on the reference use at most
     ``fit_rows`` of its rows (a seeded sample, stratified by label). ``step`` is advanced
-    once per draw.
+    once per draw. With ``reference_key``, which must identify the reference's rows and the
+    model (its snapshot and version), the loss models fitted on the reference are kept for
+    the process (:data:`regrow.monitor.shared.LOSS_MODELS`, keyed by it, the reference's
+    columns and rows, ``seed``, ``fit_rows``, each component and its columns): the next window
+    with the same reference fits none of them again, and gets the same numbers.
     """
     effects: dict[str, float | None] = (
         {f: float(v) for f, v in drifted.items()}
@@ -320,8 +356,16 @@ def attribute(
     on_window = outputs or _predicted(model)
     on_reference = reference_outputs or _predicted(model)
     by = model.target if model.task == "classification" else None
-    reference_fit = (
-        sample_rows(reference, fit_rows, by=by, seed=seed) if fit_rows is not None else reference
+
+    def reference_fit() -> pd.DataFrame:
+        if fit_rows is None:
+            return reference
+        return sample_rows(reference, fit_rows, by=by, seed=seed)
+
+    fit_key = (
+        None
+        if reference_key is None
+        else (reference_key, tuple(reference.columns), len(reference), fit_rows)
     )
     reads = {n: _raw_columns(graph, n) for n, c in graph.items() if c["kind"] == "member"}
     reads[model.name] = set().union(*reads.values())
@@ -333,14 +377,18 @@ def attribute(
         loss_fns = (
             _loss_models(model, window, estimated, seed, on_window)
             if labelled
-            else _loss_models(model, reference_fit, estimated, seed, on_reference)
+            else _reference_loss_models(
+                model, reference_fit, estimated, seed, on_reference, fit_key
+            )
         )
     except DataError:
         if not labelled:
             raise
         # Too few labelled window rows (or one class) to fit on: the loss now is still
         # measured, the counterfactual's is estimated from the reference.
-        loss_fns = _loss_models(model, reference_fit, estimated, seed, on_reference)
+        loss_fns = _reference_loss_models(
+            model, reference_fit, estimated, seed, on_reference, fit_key
+        )
     outs_now = _outputs(model, window, on_window)
     now = {n: loss_fns[n](window[columns[n]], outs_now[n]) for n in estimated}
     if labelled:

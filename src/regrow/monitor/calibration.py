@@ -49,9 +49,11 @@ from scipy.special import gammaincc, gammainccinv
 
 from regrow.monitor.drift.base import GRID_RANKS, Binned, DriftTest, Floats
 from regrow.monitor.drift.ks import KS
+from regrow.monitor.shared import NULL_SAMPLES
 
 __all__ = [
     "GAUSSIAN_MIN_COUNT",
+    "SAMPLES_BYTES",
     "Calibrator",
     "Evaluation",
     "NullDistribution",
@@ -112,18 +114,26 @@ class Evaluation:
     error_bound: float | None = None
 
 
-_SAMPLES: dict[tuple[int, int], dict[Hashable, tuple[Floats, Floats, Floats | None]]] = {}
+#: Bytes of simulated samples kept per (seed, draws); past it the oldest are dropped when the
+#: next calibrator starts (one numeric column's samples at one window size take up to ~12 MB).
+SAMPLES_BYTES = 256 * 2**20
 _SAMPLES_LOCK = threading.Lock()
-#: Sizes kept per (seed, draws); past it the oldest are dropped.
-_SAMPLES_KEPT = 512
 
 
 def _shared_samples(seed: int, draws: int) -> dict[Hashable, tuple[Floats, Floats, Floats | None]]:
+    """The simulated samples of every calibrator with this seed and number of draws
+    (:data:`regrow.monitor.shared.NULL_SAMPLES`, the process's shared reference caches),
+    the oldest dropped past :data:`SAMPLES_BYTES` (the newest is always kept)."""
+    found = NULL_SAMPLES.get(("null samples", seed, draws), dict)
     with _SAMPLES_LOCK:
-        found = _SAMPLES.setdefault((seed, draws), {})
-        while len(found) > _SAMPLES_KEPT:
-            found.pop(next(iter(found)))
-        return found
+        held = list(found.items())  # a copy: calibrators on other threads may add to it
+        total = sum(sum(a.nbytes for a in v if a is not None) for _, v in held)
+        for key, value in held[:-1]:
+            if total <= SAMPLES_BYTES:
+                break
+            total -= sum(a.nbytes for a in value if a is not None)
+            found.pop(key, None)
+    return found
 
 
 class Calibrator:

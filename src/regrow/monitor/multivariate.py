@@ -54,7 +54,7 @@ nulls, ``inf``, labels, booleans, times    encoded (see each method); never an e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import pandas as pd
 
@@ -86,12 +86,16 @@ def multivariate_drift(
     chunks: Sequence[Chunk] = (),
     methods: Sequence[str] = METHODS,
     seed: int = 0,
+    reference_key: Hashable | None = None,
 ) -> list[MultivariateDrift]:
     """Each method's result on the whole window (``chunk=None``), then on each chunk.
 
     ``chunks`` hold positions into ``window`` (see :meth:`~regrow.monitor.chunks.Chunking.split`);
     the PCA is fitted once on the reference. Results come scope by scope, in the order of
-    ``methods`` within a scope.
+    ``methods`` within a scope. With ``reference_key``, which must identify the reference's
+    rows, the fitted PCA is kept for the process (:data:`regrow.monitor.shared.PCA_FITS`,
+    keyed by it, ``columns``, ``seed`` and the PCA's parameters): the next window with the
+    same reference does not fit it again.
 
     >>> import numpy as np, pandas as pd
     >>> from regrow.monitor.chunks import Chunking
@@ -114,7 +118,14 @@ def multivariate_drift(
         )
     pca = None
     if "pca_reconstruction" in chosen:
-        pca = PCAReconstruction(seed=seed).fit(reference, columns)
+        unfitted = PCAReconstruction(seed=seed)
+        if reference_key is None:
+            pca = unfitted.fit(reference, columns)
+        else:
+            from regrow.monitor.shared import PCA_FITS
+
+            key = ("pca", reference_key, tuple(reference.columns), tuple(columns), repr(unfitted))
+            pca = PCA_FITS.get(key, lambda: unfitted.fit(reference, columns))
     scopes: list[tuple[str | None, pd.DataFrame]] = [(None, window)]
     scopes += [(chunk.label, window.iloc[chunk.index]) for chunk in chunks]
 

@@ -32,7 +32,7 @@ reference's own value is the baseline and the band says what noise a chunk of th
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -152,9 +152,20 @@ class PerformanceSignals:
         }
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """What the estimates take from the reference: the fitted estimator (None, and why, when
+    it cannot be fitted), its labelled rows, and the baseline values of its metrics."""
+
+    n_ref: int
+    estimator: Any = None
+    baseline: dict[str, float] = field(default_factory=dict)
+    failed: str | None = None
+
+
 def performance_signals(
     task: Task,
-    reference: Scored,
+    reference: Scored | Callable[[], Scored],
     window: Scored,
     chunks: Sequence[Chunk],
     *,
@@ -164,25 +175,37 @@ def performance_signals(
     sigmas: float = 3.0,
     margin: float = 0.02,
     seed: int = 0,
+    reference_key: Hashable | None = None,
 ) -> PerformanceSignals:
     """Estimated (and, with labels, realised) performance of ``window`` for the whole window
     and each chunk, with alerts (see the module docstring). Chunk indices are positions in
-    ``window``."""
-    labelled = reference.labelled()
-    n_ref = int(labelled.sum())
+    ``window``.
+
+    ``reference`` may be a function that scores the reference rows: it is called only when
+    the estimator must be fitted. With ``reference_key``, which must identify those rows, their
+    labels and outputs (the model and the snapshot they come from), the fitted estimator is
+    kept for the process (:data:`regrow.monitor.shared.ESTIMATORS`, keyed by it, the task,
+    ``metrics``, ``cost_matrix`` and ``seed``): the next window with the same reference does
+    not fit it again, and gets the same numbers.
+    """
     method = "cbpe" if task.kind == "classification" else "dle"
-    if n_ref < MIN_REFERENCE_LABELS:
-        return PerformanceSignals(
-            None, n_ref,
-            warnings=(f"the reference has {n_ref} labelled rows: estimating performance needs "
-                      f"at least {MIN_REFERENCE_LABELS}",),
-        )  # fmt: skip
-    try:
-        estimator = _fit(task, reference, labelled, metrics, cost_matrix, seed)
-    except RegrowError as exc:
-        return PerformanceSignals(
-            None, n_ref, warnings=(f"performance is not estimated: {exc.message}",)
+
+    def fit() -> _Reference:
+        return _fit_reference(
+            task, reference() if callable(reference) else reference, metrics, cost_matrix, seed
         )
+
+    if reference_key is None:
+        fitted = fit()
+    else:
+        from regrow.monitor.shared import ESTIMATORS
+
+        cost = None if cost_matrix is None else tuple(tuple(map(float, r)) for r in cost_matrix)
+        chosen = None if metrics is None else tuple(metrics)
+        fitted = ESTIMATORS.get(("estimator", reference_key, task, chosen, cost, seed), fit)
+    n_ref, estimator = fitted.n_ref, fitted.estimator
+    if fitted.failed is not None:
+        return PerformanceSignals(None, n_ref, warnings=(fitted.failed,))
     scopes: list[tuple[str | None, np.ndarray]] = [(None, np.arange(len(window.output)))]
     scopes += [(c.label, c.index) for c in chunks]
     win_labelled = window.labelled()
@@ -203,12 +226,7 @@ def performance_signals(
     calibration = None
     if task.kind == "classification" and win_labelled.sum() >= MIN_REFERENCE_LABELS:
         calibration = _calibration(task, estimator, window, np.flatnonzero(win_labelled))
-    # The baseline of a default threshold: the estimate on the reference rows themselves (the
-    # realised reference value carries the reference's label noise on top).
-    everything = np.flatnonzero(labelled)
-    expected, _ = _estimate(task, estimator, _Rows(reference.frame, reference.output), everything)
-    baseline = {k: float(v.value) for k, v in expected.items()}
-    rows, alerts = _alerts(rows, estimator, rules or {}, sigmas, margin, baseline)
+    rows, alerts = _alerts(rows, estimator, rules or {}, sigmas, margin, fitted.baseline)
     z_cal = calibration.get("calibration_z") if calibration else None
     if z_cal is not None and abs(z_cal) > sigmas:  # as strict as the default thresholds
         assert calibration is not None
@@ -218,6 +236,33 @@ def performance_signals(
                        "the calibration drifted"))
         )  # fmt: skip
     return PerformanceSignals(method, n_ref, rows, calibration, tuple(warnings), alerts)
+
+
+def _fit_reference(
+    task: Task,
+    reference: Scored,
+    metrics: Sequence[str] | None,
+    cost_matrix: Sequence[Sequence[float]] | None,
+    seed: int,
+) -> _Reference:
+    """The estimator fitted on ``reference`` and the baseline of its metrics (or why not)."""
+    labelled = reference.labelled()
+    n_ref = int(labelled.sum())
+    if n_ref < MIN_REFERENCE_LABELS:
+        return _Reference(
+            n_ref,
+            failed=f"the reference has {n_ref} labelled rows: estimating performance needs "
+            f"at least {MIN_REFERENCE_LABELS}",
+        )
+    try:
+        estimator = _fit(task, reference, labelled, metrics, cost_matrix, seed)
+    except RegrowError as exc:
+        return _Reference(n_ref, failed=f"performance is not estimated: {exc.message}")
+    # The baseline of a default threshold: the estimate on the reference rows themselves (the
+    # realised reference value carries the reference's label noise on top).
+    everything = np.flatnonzero(labelled)
+    expected, _ = _estimate(task, estimator, _Rows(reference.frame, reference.output), everything)
+    return _Reference(n_ref, estimator, {k: float(v.value) for k, v in expected.items()})
 
 
 def _fit(
