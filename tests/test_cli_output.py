@@ -376,6 +376,7 @@ def quick_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             v1="churn:v1", v2="churn:v2", update=SimpleNamespace(components={}), drifted=[],
             impacts=[], metric="roc_auc", before=0.7, after=0.8, promoted=True, reasons=[],
             seconds=1.0, summary=lambda: summary, gates=(), approvals=["reviewer"], monitor={},
+            renamed={},
         )  # fmt: skip
 
     monkeypatch.setattr("regrow.cli.demo.tempfile.mkdtemp", mkdtemp)

@@ -7,6 +7,8 @@ the commands that need them, so ``regrow --help`` starts in a fraction of a seco
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,9 +53,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _width(stream: Any) -> int | None:
+    """The console width: the terminal's, or ``COLUMNS``; else (a pipe, a file, a CI log)
+    160, so tables are not cut to 80 columns where nobody resizes a window."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return 160
+
+
 # Markup off: names, reasons and paths are user text, printed as they are, never parsed.
-out = Console(markup=False, highlight=False, soft_wrap=True)
-err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+out = Console(markup=False, highlight=False, soft_wrap=True, width=_width(sys.stdout))
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 #: What Ctrl-C prints: fitted components are in the catalog, so a rerun picks up from there.
 INTERRUPTED = "interrupted; finished components are kept: run again to resume"
