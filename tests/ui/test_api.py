@@ -233,3 +233,32 @@ def test_every_page_and_plot_renders(client: TestClient, demo: Demo) -> None:
     assert svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.text.startswith("<svg")
     assert client.get("/ui/static/nope.js").status_code == 404
+
+
+def test_the_metric_over_time_and_its_forecast_against_the_sla(demo_copy: Demo) -> None:
+    from regrow import Workspace
+    from regrow.plan.policy import Policy
+    from regrow.ui import create_ui_app
+
+    with TestClient(create_ui_app(demo_copy.home)) as client:
+        plain = _get(client, "/api/ui/monitoring/churn")["over_time"]
+    assert plain["metric"] == "roc_auc"  # no SLA: the newest estimated report's first metric
+    assert plain["series"]
+    assert all(0 <= p["value"] <= 1 for p in plain["series"])
+    assert plain["forecast"] is None  # no threshold to forecast against
+    body = Policy.default().to_dict()
+    body["watch"]["sla"] = {"roc_auc": {"min": 0.8}}
+    with Workspace.open(demo_copy.home) as ws:
+        ws.set_policy(Policy.from_dict(body))
+    with TestClient(create_ui_app(demo_copy.home)) as client:
+        data = _get(client, "/api/ui/monitoring/churn")
+        svg = client.get(f"/ui/plots/over-time/churn.svg?upto={data['reports'][0]['id']}")
+        page = client.get("/ui/monitoring/churn")
+    timed = data["over_time"]
+    assert (timed["metric"], timed["threshold"], timed["rule"]) == ("roc_auc", 0.8, "sla")
+    assert timed["forecast"]["n_points"] == len(timed["series"])
+    if timed["forecast"]["probability"] is not None:
+        assert 0 <= timed["forecast"]["lower"] <= timed["forecast"]["upper"] <= 1
+    assert svg.status_code == 200
+    assert svg.text.startswith("<svg")
+    assert "roc_auc over time" in page.text

@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from regrow.catalog.records import MonitorReportRecord
     from regrow.workspace import Workspace
 
-__all__ = ["chunk_rows", "effect_series", "feature", "monitoring", "reports_of", "series_key"]
+__all__ = [
+    "chunk_rows",
+    "effect_series",
+    "feature",
+    "monitoring",
+    "over_time",
+    "reports_of",
+    "series_key",
+]
 
 #: Stored reports read for the series over time (the newest ones).
 MAX_REPORTS = 50
@@ -110,6 +118,64 @@ def _features(rep: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda f: (not f["drifted"], f["slice"] is not None, str(f["column"])))
 
 
+def over_time(ws: Workspace, system: str, metric: str | None = None) -> dict[str, Any] | None:
+    """``system``'s metric over its monitored windows (:func:`regrow.forecast.series_from_catalog`:
+    realised where labels came, estimated with a band where not) and, with a threshold (the
+    policy's ``watch.sla``, else its ``monitoring.alerts`` rule), the forecast of crossing it
+    within ``watch.horizon`` windows. The metric is the SLA's, else ``metric``, else the first
+    one the newest report with estimates has; None when no report holds one."""
+    from regrow.errors import ConfigError
+    from regrow.forecast import forecast, metric_bounds, series_from_catalog
+
+    policy = ws.policy()
+    sla = policy.watch.sla
+    chosen = next(iter(sla), None) or metric
+    if chosen is None:  # the first metric the newest report with estimates has
+        rows = (
+            row
+            for record in reports_of(ws, system)
+            for row in (record.report.get("estimates") or {}).get("rows") or ()
+        )
+        chosen = next((str(r["metric"]) for r in rows if r.get("metric")), None)
+    if chosen is None:
+        return None
+    try:
+        points = series_from_catalog(ws.catalog, system, chosen)
+    except (ConfigError, NotFound):  # no report holds the metric
+        return None
+    rule = sla.get(chosen) or policy.monitoring.alerts.get(chosen)
+    threshold = None if rule is None else (rule.min if rule.min is not None else rule.max)
+    found = None
+    if rule is not None and threshold is not None:
+        found = forecast(
+            points,
+            threshold=threshold,
+            direction="below" if rule.min is not None else "above",
+            horizon=policy.watch.horizon,
+            bounds=metric_bounds(chosen),
+        ).to_dict()
+    return jsonable(  # type: ignore[no-any-return]
+        {
+            "metric": chosen,
+            "threshold": threshold,
+            "rule": "sla" if chosen in sla else "alert" if rule is not None else None,
+            "series": [
+                {
+                    "at": p.at,
+                    "value": p.value,
+                    "lower": p.lower,
+                    "upper": p.upper,
+                    "source": p.source,
+                    "rows": p.rows,
+                    "version": p.version,
+                }
+                for p in points
+            ],
+            "forecast": found,
+        }
+    )
+
+
 def monitoring(ws: Workspace, system: str, report: str | None = None) -> dict[str, Any]:
     """The drill-down of ``system``: its stored reports, and for ``report`` (default the
     newest) every feature's drift per slice, the drifted columns' effect over time, estimated
@@ -164,6 +230,7 @@ def monitoring(ws: Workspace, system: str, report: str | None = None) -> dict[st
                 "impacts": rep.get("impacts") or [],
                 "alerts": rep.get("alerts") or [],
             },
+            "over_time": over_time(ws, system),
         }
     )
 

@@ -227,6 +227,19 @@ def router(board: Dashboard) -> APIRouter:
 
         return svg(("performance", system, metric, chosen), draw)
 
+    @pages.get("/plots/over-time/{system}.svg")
+    def over_time_plot(system: str, upto: str | None = None) -> Response:
+        """The metric over the windows and its forecast; ``upto`` (the newest report's id,
+        which the page names) keys the cached drawing."""
+
+        def draw() -> str:
+            data = monitoring.over_time(ws, system)
+            if data is None:
+                raise NotFound("metric over time of system", system, hint="monitor a window")
+            return plots.over_time_svg(data)
+
+        return svg(("over-time", system, upto), draw)
+
     @pages.get("/plots/impacts/{system}.svg")
     def impacts_plot(system: str, report: str | None = None) -> Response:
         chosen = _report_key(ws, system, report)

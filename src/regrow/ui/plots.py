@@ -28,6 +28,7 @@ __all__ = [
     "distribution_svg",
     "effect_svg",
     "impacts_svg",
+    "over_time_svg",
     "performance_svg",
     "rollout_evidence_svg",
     "rollout_share_svg",
@@ -94,6 +95,33 @@ def performance_svg(estimates: Mapping[str, Any], chunks: Sequence[str], metric:
                         hint="pick one of the report's metrics")  # fmt: skip
     return series_plot(rows, chunks, metric, f"performance:{metric}", ylabel=metric,
                        value_label="estimated")  # fmt: skip
+
+
+def over_time_svg(data: Mapping[str, Any]) -> str:
+    """The metric over the monitored windows (estimated: the line with its band; realised:
+    ringed), then the forecast's expected value and band ``horizon`` windows ahead, and the
+    threshold as a red line."""
+    series = data.get("series") or []
+    if not series:
+        raise DataError(f"no value of {data.get('metric')!r} to plot", hint="monitor a window")
+    points = [
+        _plots.Point(str(p["at"])[5:16].replace("T", " "), p.get("value"), p.get("lower"),
+                     p.get("upper"), marked=p.get("source") == "realised")
+        for p in series
+    ]  # fmt: skip
+    fc = data.get("forecast") or {}
+    if fc.get("expected") is not None:
+        points.append(
+            _plots.Point(f"+{fc['horizon']} (forecast)", fc["expected"], fc.get("lower"),
+                         fc.get("upper"))
+        )  # fmt: skip
+    threshold = data.get("threshold")
+    return _plots.chunk_plot(
+        points, title=f"{data['metric']} over the monitored windows", salt="over-time",
+        ylabel=str(data["metric"]), value_label="value (band)", marked_label="realised",
+        threshold_label=str(data.get("rule") or "threshold"),
+        thresholds=[threshold] if threshold is not None else [],
+    )  # fmt: skip
 
 
 def impacts_svg(impacts: Sequence[Mapping[str, Any]]) -> str:
