@@ -262,3 +262,22 @@ def test_the_metric_over_time_and_its_forecast_against_the_sla(demo_copy: Demo) 
     assert svg.status_code == 200
     assert svg.text.startswith("<svg")
     assert "roc_auc over time" in page.text
+
+
+def test_a_running_run_is_shown_live_until_it_finishes(demo_copy: Demo) -> None:
+    from regrow.ui import create_ui_app
+
+    with Workspace.open(demo_copy.home) as ws:
+        run = ws.catalog.start_run(
+            system="churn", kind="plan", seed=0, environment={}, params={"actions": ["refit geo"]},
+            lease_seconds=600, holder={"host": "test", "pid": 1},
+        )  # fmt: skip
+    with TestClient(create_ui_app(demo_copy.home)) as client:
+        live = _get(client, f"/api/ui/runs/{run.id}")
+        page = client.get(f"/ui/runs/{run.id}")
+        assert (live["status"], live["done"], live["planned"]) == ("running", False, ["refit geo"])
+        assert f'data-poll="/api/ui/runs/{run.id}" data-done="no"' in page.text  # ui.js polls
+        with Workspace.open(demo_copy.home) as ws:
+            ws.catalog.finish_run(run.id, status="succeeded", summary={"trained": []})
+        finished = _get(client, f"/api/ui/runs/{run.id}")
+    assert (finished["status"], finished["done"]) == ("succeeded", True)
