@@ -85,18 +85,7 @@ def forecast(
         "member": member,
         "slice": slice,
         **found.to_dict(),
-        "series": [
-            {
-                "at": p.at.isoformat(),
-                "value": p.value,
-                "lower": p.lower,
-                "upper": p.upper,
-                "source": p.source,
-                "rows": p.rows,
-                "version": p.version,
-            }
-            for p in points
-        ],
+        "series": [p.to_dict() for p in points],
     }
     if as_json:
         print_json(data)

@@ -71,6 +71,24 @@ class MetricPoint:
     version: str | None = None
     report: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The point as JSON (``at`` as ISO text), as ``regrow forecast --json`` prints it.
+
+        >>> from datetime import datetime, UTC
+        >>> point = MetricPoint(datetime(2026, 4, 7, tzinfo=UTC), 0.84, None, None, "realised", 9)
+        >>> point.to_dict()["at"]
+        '2026-04-07T00:00:00+00:00'
+        """
+        return {
+            "at": self.at.isoformat(),
+            "value": self.value,
+            "lower": self.lower,
+            "upper": self.upper,
+            "source": self.source,
+            "rows": self.rows,
+            "version": self.version,
+        }
+
 
 @dataclass(frozen=True)
 class _Window:

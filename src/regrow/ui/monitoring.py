@@ -159,18 +159,7 @@ def over_time(ws: Workspace, system: str, metric: str | None = None) -> dict[str
             "metric": chosen,
             "threshold": threshold,
             "rule": "sla" if chosen in sla else "alert" if rule is not None else None,
-            "series": [
-                {
-                    "at": p.at,
-                    "value": p.value,
-                    "lower": p.lower,
-                    "upper": p.upper,
-                    "source": p.source,
-                    "rows": p.rows,
-                    "version": p.version,
-                }
-                for p in points
-            ],
+            "series": [p.to_dict() for p in points],
             "forecast": found,
         }
     )
