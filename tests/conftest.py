@@ -8,7 +8,11 @@ set: CI must run them.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 # The suite runs two pytest workers on two cores: OpenMP/BLAS pools of one thread each keep
 # them from spin-waiting on each other (oversubscribed, boosted-tree fits ran 10-100x slower).
@@ -34,6 +38,49 @@ threadpool_limits(1)
 # (a test's own @settings inherit this); speed is measured by the scripts in benchmarks/.
 settings.register_profile("regrow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("regrow")
+
+_KSERVE_PREBUILD: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the kserve client's venv in the background when its test will run.
+
+    Building it (``tests/serve/_client_venv.py``: a venv and ``pip install kserve``) takes
+    from tens of seconds to minutes, mostly waiting on the package index; its session fixture
+    would block one worker for all of it. Started here, the build overlaps the other tests,
+    and the fixture's file lock makes it wait for this build and then reuse it. A build that
+    fails here is retried by the fixture, which reports the error as before. Only one process
+    starts it (the first xdist worker, or pytest without xdist).
+    """
+    if session.config.option.collectonly or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
+    wanted = any(
+        item.path.name == "test_clients.py" and "kserve" in item.name for item in session.items
+    )
+    if not wanted:
+        return
+    folder = Path(__file__).parent / "serve"
+    code = (
+        f"import sys; sys.path.insert(0, {str(folder)!r}); import _client_venv as v\n"
+        "try:\n    v.ensure_kserve_venv()\nexcept v.VenvUnavailable:\n    pass\n"
+    )
+    _KSERVE_PREBUILD.append(
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a background kserve build still running (the session ended before its test)."""
+    for process in _KSERVE_PREBUILD:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+
 
 PG_URL = os.environ.get("REGROW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

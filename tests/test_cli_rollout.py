@@ -4,6 +4,7 @@ command line, on a real workspace; errors print a hint, never a traceback."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +16,33 @@ from regrow import Member, System, Workspace
 from regrow.testing import run_cli
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("REGROW_TOKEN", raising=False)
-    home = tmp_path / "ws"
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace every test starts from, built once per module (each test gets a copy)."""
+    home = tmp_path_factory.mktemp("rollout-cli") / "ws"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 2))
     frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": (x[:, 0] > 0).astype(int)})
-    with Workspace.init(home) as ws:
-        train = ws.snapshot(frame, name="train")
-        for inputs in (["x1"], ["x1", "x2"]):
-            ws.train(System("toy", target="y", components=[
-                Member("m", LogisticRegression(), inputs=inputs)]), train)  # fmt: skip
-        v1 = ws.catalog.get_system_version("toy:v1").id
-        ws.catalog.move_alias("toy", "champion", v1)
-        ws.catalog.move_alias("toy", "live", v1)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("REGROW_TOKEN", raising=False)
+        with Workspace.init(home) as ws:
+            train = ws.snapshot(frame, name="train")
+            for inputs in (["x1"], ["x1", "x2"]):
+                ws.train(System("toy", target="y", components=[
+                    Member("m", LogisticRegression(), inputs=inputs)]), train)  # fmt: skip
+            v1 = ws.catalog.get_system_version("toy:v1").id
+            ws.catalog.move_alias("toy", "champion", v1)
+            ws.catalog.move_alias("toy", "live", v1)
+    return home
+
+
+@pytest.fixture
+def home(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the template: toy:v1 (x1) and toy:v2 (x1, x2) trained on snapshot ``train``,
+    ``champion`` and ``live`` on toy:v1."""
+    monkeypatch.delenv("REGROW_TOKEN", raising=False)
+    home = tmp_path / "ws"
+    shutil.copytree(template, home)
     return home
 
 

@@ -1,22 +1,64 @@
-"""`regrow demo`: the main job, end to end, as the README runs it."""
+"""`regrow demo`: the main job, end to end, as the README runs it.
+
+The demo runs once per module (it is the suite's most expensive step, about a minute of two
+cores): both tests look at the same run, one at what the command printed, the other at what
+:func:`regrow.demo.run_demo` returned to it and left in the workspace.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import regrow.demo
 from regrow.cli import main
+from regrow.demo import DemoResult
 
 
-def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--json", "--home", str(tmp_path / "demo")])
-    assert exit_info.value.code in (0, None)
-    out = capsys.readouterr().out.strip().splitlines()
+@dataclass(frozen=True)
+class DemoRun:
+    """One `regrow demo --json --home HOME`: its exit code, its output, the result it printed."""
+
+    code: Any
+    out: str
+    home: Path
+    result: DemoResult
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """Run the demo command once; keep what :func:`regrow.demo.run_demo` returned to it."""
+    home = tmp_path_factory.mktemp("demo") / "demo"
+    returned: list[DemoResult] = []
+    real = regrow.demo.run_demo
+
+    def recording(*args: Any, **kwargs: Any) -> DemoResult:
+        result = real(*args, **kwargs)
+        returned.append(result)
+        return result
+
+    out = io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        patch.setattr(regrow.demo, "run_demo", recording)  # the command imports it when run
+        with pytest.raises(SystemExit) as exit_info:
+            main(["demo", "--json", "--home", str(home)])
+    [result] = returned
+    return DemoRun(exit_info.value.code, out.getvalue(), home, result)
+
+
+def test_demo_retrains_only_the_drifted_member_and_promotes_v2(demo_run: DemoRun) -> None:
+    assert demo_run.code in (0, None)
+    out = demo_run.out.strip().splitlines()
     summary = json.loads(out[-1])
     assert summary["retrained"] == ["geo", "ensemble"]
     assert summary["reused"] == [
@@ -45,24 +87,21 @@ def test_demo_retrains_only_the_drifted_member_and_promotes_v2(
     assert summary["seconds"] > 0  # how fast is for benchmarks/, not a test on a busy machine
 
 
-def test_demo_human_output_explains_the_update(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_demo_human_output_explains_the_update(demo_run: DemoRun) -> None:
     from regrow import Workspace
-    from regrow.demo import run_demo
 
-    with Workspace.init(tmp_path / "ws") as ws:
-        result = run_demo(ws, rows=4000, new_rows=3000, workers=1)
+    result = demo_run.result
+    with Workspace.open(demo_run.home) as ws:
         assert {d.column for d in result.drifted} == {"distance_km", "network_quality"}
         v1 = ws.catalog.get_system_version("churn:v1").id
         first = [r for r in ws.catalog.list_monitor_reports() if r.version_id == v1]
         assert first[0].summary["candidates"] == ["geo"]
         assert result.affected == ["geo"]
         window = ws.catalog.get_snapshot(result.plan.window)
-        assert (window.name, window.rows) == ("churn-served", 2000)  # 2/3 of 3000, all labelled
+        assert (window.name, window.rows) == ("churn-served", 4000)  # 2/3 of 6000, all labelled
         served = [e for e in ws.catalog.audit_events(limit=100_000) if e.action == "feedback.add"]
-        # 1000 labels per call: two for the window, one per round of the canary
-        assert [e.actor for e in served] == ["labeller"] * (2 + result.rollout["rows"] // 1000)
+        # 1000 labels per call: four for the window, one per round of the canary
+        assert [e.actor for e in served] == ["labeller"] * (4 + result.rollout["rows"] // 1000)
         assert result.rollout["state"] == "promoted"
         promoted = [
             e for e in ws.catalog.audit_events(limit=100_000) if e.action == "rollout.promote"

@@ -4,6 +4,7 @@ prints an error and a hint, never a traceback."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +30,33 @@ def members(method: str) -> list[Member | Ensemble]:
     ]
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace every test starts from, built once per module (each test gets a copy)."""
+    home = tmp_path_factory.mktemp("refresh") / "ws"
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("REGROW_TOKEN", raising=False)
+        with Workspace.init(home) as ws:
+            train = ws.snapshot(rows(300, 0, "both"), name="train")
+            v1 = ws.train(System("toy", target="y", components=members("mean")), train).version
+            ws.catalog.move_alias("toy", "champion", v1.id)
+            ws.train(System("stacked", target="y", components=members("stack")), train)
+            ws.snapshot(rows(200, 1, "a"), name="wa")
+            ws.snapshot(rows(200, 1, "a").drop(columns=["y"]), name="unlabelled")
+            ws.snapshot(rows(200, 1, "a").rename(columns={"x1": "first"}), name="renamed")
+            ws.snapshot(rows(200, 1, "a").assign(x1="abc"), name="text")
+            ws.snapshot(rows(200, 1, "a").assign(y=lambda f: f.y.map({0: "no", 1: "yes"})),
+                        name="yesno")  # fmt: skip
+    return home
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the template: toy:v1 (champion, a mean of members a and b), stacked:v1, and
+    windows wa, unlabelled, renamed, text and yesno."""
     monkeypatch.delenv("REGROW_TOKEN", raising=False)
     home = tmp_path / "ws"
-    with Workspace.init(home) as ws:
-        train = ws.snapshot(rows(300, 0, "both"), name="train")
-        v1 = ws.train(System("toy", target="y", components=members("mean")), train).version
-        ws.catalog.move_alias("toy", "champion", v1.id)
-        ws.train(System("stacked", target="y", components=members("stack")), train)
-        ws.snapshot(rows(200, 1, "a"), name="wa")
-        ws.snapshot(rows(200, 1, "a").drop(columns=["y"]), name="unlabelled")
-        ws.snapshot(rows(200, 1, "a").rename(columns={"x1": "first"}), name="renamed")
-        ws.snapshot(rows(200, 1, "a").assign(x1="abc"), name="text")
-        ws.snapshot(rows(200, 1, "a").assign(y=lambda f: f.y.map({0: "no", 1: "yes"})),
-                    name="yesno")  # fmt: skip
+    shutil.copytree(template, home)
     return home
 
 

@@ -3,6 +3,7 @@ upserts on SQLite and PostgreSQL, the operator role, one audit event per call.""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,32 @@ from regrow import Member, System, Workspace
 from regrow.errors import DataError, PermissionDenied
 
 
+def _train_toy(ws: Workspace) -> None:
+    system = System("toy", target="y", components=[Member("m", LogisticRegression(), ["x"])])
+    data = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0, 0, 1, 1]})
+    ws.train(system, ws.snapshot(data, name="toy"))
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite workspace with a version of ``toy``, built once per module (tests get copies)."""
+    home = tmp_path_factory.mktemp("feedback") / "ws"
+    with Workspace.init(home) as ws:
+        _train_toy(ws)
+    return home
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
     """A workspace with a version of ``toy``, its catalog on SQLite or PostgreSQL."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    if request.param == "sqlite":
+        shutil.copytree(request.getfixturevalue("sqlite_template"), tmp_path / "ws")
+        with Workspace.open(tmp_path / "ws") as opened:
+            yield opened
+        return
+    url = request.getfixturevalue("postgres_url")
     with Workspace.init(tmp_path / "ws", catalog_url=url) as opened:
-        system = System("toy", target="y", components=[Member("m", LogisticRegression(), ["x"])])
-        data = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0, 0, 1, 1]})
-        opened.train(system, opened.snapshot(data, name="toy"))
+        _train_toy(opened)
         yield opened
 
 
