@@ -59,7 +59,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -866,7 +866,9 @@ class Watcher:
                     + (f" (from the labels alone {lab['probability']:.2f})" if lab else "")
                 )
         trigger = "sla" if act else None
-        streak = self._streak(body)
+        # the newest cycles, this one included: one read serves every look back below
+        history = self.ws.catalog.watches.cycles(self.system, limit=200)
+        streak = _runs(history, _loss_raised(body), _loss_raised).get("loss", 0)
         if body["monitor"]["candidates"]:
             seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
             if streak >= rules.persistence and not fc:
@@ -876,7 +878,7 @@ class Watcher:
                 hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
         moved = body["monitor"].get("moved") or {}
         if fc and rules.drift_trigger and moved and not act:
-            runs = self._drift_streaks(body)
+            runs = _runs(history, _moved(body), _moved)
             lasting = [m for m, n in runs.items() if n >= rules.persistence]
             if lasting:
                 seen = "; ".join(
@@ -904,7 +906,7 @@ class Watcher:
             )
             act = []
         adopt: dict[str, Any] | None = None
-        pending = self._pending_plan()
+        pending = self._pending_plan(history)
         if act and pending is not None:
             number, record = pending
             if record.status == "proposed":
@@ -922,13 +924,13 @@ class Watcher:
                     "candidate_id": made.id,
                     "run": record.run_id,
                 }
-        last = self._last_attempt()
+        last = _last_attempt(history)
         escalate: str | None = None
         wait, fruitless = rules.cooldown, 0
         if act and trigger == "inputs":
             # drift-led attempts that changed nothing back off: the labels may not show the
             # change yet, and each attempt costs a plan
-            fruitless = self._fruitless_drift_attempts()
+            fruitless = _fruitless_drift_attempts(history)
             wait = rules.cooldown * 2 ** min(fruitless, 3)
         if act and adopt is None and last is not None and last[0] <= wait:
             backoff = (
@@ -1190,42 +1192,11 @@ class Watcher:
                 self._emit({"event": "acted", "promoted": candidate, "cycle": cycle.number})
             break
 
-    def _streak(self, body: dict[str, Any]) -> int:
-        """Cycles in a row, this one included, whose monitor found a member's loss raised."""
-        if not body["monitor"]["candidates"]:
-            return 0
-        streak = 1
-        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
-            if cycle.state == "running":
-                continue
-            found = (cycle.body.get("monitor") or {}).get("candidates")
-            if not found:
-                break
-            streak += 1
-        return streak
-
-    def _drift_streaks(self, body: dict[str, Any]) -> dict[str, int]:
-        """For each member whose inputs this window moved: the cycles in a row, this one
-        included, whose window moved its inputs (a member's own run: a shift of another
-        member's inputs does not lengthen it)."""
-        streaks = dict.fromkeys(body["monitor"].get("moved") or {}, 1)
-        going = set(streaks)
-        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
-            if not going:
-                break
-            if cycle.state == "running":
-                continue
-            moved = (cycle.body.get("monitor") or {}).get("moved") or {}
-            going &= set(moved)
-            for member in going:
-                streaks[member] += 1
-        return streaks
-
-    def _pending_plan(self) -> tuple[int, Any] | None:
+    def _pending_plan(self, history: Sequence[WatchCycleRecord]) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
         plan's record), unless a later cycle took up its candidate already."""
         later: set[str] = set()
-        for cycle in self.ws.catalog.watches.cycles(self.system, limit=50):
+        for cycle in history[:50]:
             end = cycle.body.get("end") or {}
             run = cycle.body.get("run") or {}
             if run.get("candidate_id"):
@@ -1238,28 +1209,6 @@ class Watcher:
             if run:  # an update ran since: that wait is over
                 return None
         return None
-
-    def _last_attempt(self) -> tuple[int, WatchCycleRecord] | None:
-        """The newest earlier real cycle that planned an update (run or not, empty or not),
-        and how many cycles ago it was."""
-        for n, cycle in enumerate(self.ws.catalog.watches.cycles(self.system, limit=200)):
-            if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
-                return n, cycle
-        return None
-
-    def _fruitless_drift_attempts(self) -> int:
-        """The newest update attempts in a row that the drift trigger started and that
-        promoted nothing (an empty plan, a rejected candidate)."""
-        count = 0
-        for cycle in self.ws.catalog.watches.cycles(self.system, limit=200):
-            if cycle.state == "running" or cycle.dry_run or not cycle.body.get("plan"):
-                continue
-            body = cycle.body
-            done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
-            if (body.get("decision") or {}).get("trigger") != "inputs" or done:
-                break
-            count += 1
-        return count
 
     def _emit(self, event: dict[str, Any]) -> None:
         event = {"system": self.system, "alias": self.alias, **event}
@@ -1274,6 +1223,61 @@ class Watcher:
 
 #: Realised values the estimates are checked against (the newest ones).
 _BIAS_PAIRS = 7
+
+
+def _runs(
+    history: Sequence[WatchCycleRecord],
+    now: Iterable[str],
+    seen: Callable[[Mapping[str, Any]], Iterable[str]],
+) -> dict[str, int]:
+    """For each key of ``now`` (what this cycle found): the cycles in a row, this one included,
+    whose body ``seen`` finds it in too, over the 50 newest of ``history`` (newest first; a
+    running cycle is skipped)."""
+    runs = dict.fromkeys(now, 1)
+    going = set(runs)
+    for cycle in history[:50]:
+        if not going:
+            break
+        if cycle.state == "running":
+            continue
+        going &= set(seen(cycle.body))
+        for key in going:
+            runs[key] += 1
+    return runs
+
+
+def _loss_raised(body: Mapping[str, Any]) -> list[str]:
+    """``["loss"]`` when the cycle's monitor found a member's loss raised by the drift."""
+    return ["loss"] if (body.get("monitor") or {}).get("candidates") else []
+
+
+def _moved(body: Mapping[str, Any]) -> Iterable[str]:
+    """The members whose inputs the cycle's window moved."""
+    return (body.get("monitor") or {}).get("moved") or {}
+
+
+def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleRecord] | None:
+    """The newest earlier real cycle of ``history`` (newest first, this one included) that
+    planned an update (run or not, empty or not), and how many cycles ago it was."""
+    for n, cycle in enumerate(history):
+        if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
+            return n, cycle
+    return None
+
+
+def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord]) -> int:
+    """The newest update attempts in a row that the drift trigger started and that promoted
+    nothing (an empty plan, a rejected candidate)."""
+    count = 0
+    for cycle in history:
+        if cycle.state == "running" or cycle.dry_run or not cycle.body.get("plan"):
+            continue
+        body = cycle.body
+        done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
+        if (body.get("decision") or {}).get("trigger") != "inputs" or done:
+            break
+        count += 1
+    return count
 
 
 def _estimate_bias(realised: list[dict[str, Any]], estimated: list[dict[str, Any]]) -> float | None:
