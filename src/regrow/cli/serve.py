@@ -61,10 +61,7 @@ def serve(
     """
     from regrow.config import resolve_home
 
-    if log_level not in ("critical", "error", "warning", "info", "debug"):
-        raise ConfigError(
-            f"unknown --log-level {log_level!r}", hint="use critical, error, warning, info or debug"
-        )
+    _check_log_level(log_level)
     from regrow.config import Config
 
     config = Config.load(resolve_home(home))
@@ -177,6 +174,14 @@ def _rollout_note(catalog: Catalog, target: Target) -> str:
     if record.state == "pending":
         return note
     return f"{note}, step {record.step + 1}/{len(record.steps)}, share {record.share:.0%}"
+
+
+def _check_log_level(log_level: str) -> None:
+    """Refuse a ``--log-level`` uvicorn does not know, naming it."""
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise ConfigError(
+            f"unknown --log-level {log_level!r}", hint="use critical, error, warning, info or debug"
+        )
 
 
 def _log_config(log_level: str) -> dict[str, Any]:

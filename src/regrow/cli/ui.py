@@ -24,14 +24,16 @@ def ui(
     """Open the dashboard in a browser: systems, drift, plans and runs, components, rollouts,
     governance, lineage and audit, read from the workspace (`regrow serve` serves it too,
     under /ui). Rollout buttons need an API token of the operator role."""
-    from regrow.cli.serve import _listen, _log_config, _run_stopping_cleanly, _shown
+    from regrow.cli.serve import (
+        _check_log_level,
+        _listen,
+        _run_stopping_cleanly,
+        _shown,
+        _uvicorn_config,
+    )
     from regrow.config import Config, resolve_home
-    from regrow.errors import ConfigError
 
-    if log_level not in ("critical", "error", "warning", "info", "debug"):
-        raise ConfigError(
-            f"unknown --log-level {log_level!r}", hint="use critical, error, warning, info or debug"
-        )
+    _check_log_level(log_level)
     import uvicorn
 
     from regrow.ui import create_ui_app
@@ -41,15 +43,7 @@ def ui(
     try:
         url = f"http://{_shown(host)}:{sock.getsockname()[1]}/ui"
         out.print(f"dashboard of {application.state.ui.workspace.home} on {url}")
-        config = uvicorn.Config(
-            application,
-            log_config=_log_config(log_level),
-            log_level=log_level,
-            access_log=log_level in ("info", "debug"),
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(_uvicorn_config(application, log_level))
         _run_stopping_cleanly(lambda: server.run(sockets=[sock]))
     finally:
         sock.close()
