@@ -114,11 +114,10 @@ def _sla(
                 f"no --threshold given and the policy has none for {metric!r}",
                 hint=f"pass --threshold, or set watch.sla: {{{metric}: {{min: ...}}}}",
             )
-        threshold = rule.min if rule.min is not None else rule.max
-        assert threshold is not None
+        threshold = rule.threshold
     if direction is None:
         if rule is not None:
-            direction = "below" if rule.min is not None else "above"
+            direction = rule.breach
         elif metric in HIGHER_IS_BETTER:
             direction = "below"
         elif metric in LOWER_IS_BETTER:

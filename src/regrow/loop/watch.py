@@ -734,9 +734,7 @@ class Watcher:
                 continue  # labels came for this time: the realised values speak for it
             points.append(_point(e, "estimated", shift=bias or 0.0))
         points.sort(key=lambda p: p.at)
-        threshold = rule.min if rule.min is not None else rule.max
-        assert threshold is not None
-        side: Literal["below", "above"] = "below" if rule.min is not None else "above"
+        threshold, side = rule.threshold, rule.breach
         horizon = self.policy.watch.horizon
         fc = forecast(
             points,
@@ -786,7 +784,7 @@ class Watcher:
             "forecast": {
                 "metric": metric,
                 "threshold": threshold,
-                "direction": "min" if rule.min is not None else "max",
+                "direction": "min" if side == "below" else "max",
                 "estimate": estimate,
                 "realised": realised,
                 "estimate_bias": bias,

@@ -444,6 +444,22 @@ class AlertRule(_Strict):
             raise ValueError("give exactly one of min and max")
         return self
 
+    @property
+    def threshold(self) -> float:
+        """The one value the rule sets (``min`` or ``max``).
+
+        >>> AlertRule(min=0.8).threshold, AlertRule(max=3).breach
+        (0.8, 'above')
+        """
+        found = self.min if self.min is not None else self.max
+        assert found is not None  # _one: exactly one is set
+        return found
+
+    @property
+    def breach(self) -> Literal["below", "above"]:
+        """The side of :attr:`threshold` that breaks the rule: ``below`` for ``min``."""
+        return "below" if self.min is not None else "above"
+
 
 class MonitoringPolicy(_Strict):
     """What `regrow monitor` reports and when it alerts (:mod:`regrow.monitor.signals`)."""

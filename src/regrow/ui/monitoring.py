@@ -144,13 +144,13 @@ def over_time(ws: Workspace, system: str, metric: str | None = None) -> dict[str
     except (ConfigError, NotFound):  # no report holds the metric
         return None
     rule = sla.get(chosen) or policy.monitoring.alerts.get(chosen)
-    threshold = None if rule is None else (rule.min if rule.min is not None else rule.max)
+    threshold = None if rule is None else rule.threshold
     found = None
-    if rule is not None and threshold is not None:
+    if rule is not None:
         found = forecast(
             points,
-            threshold=threshold,
-            direction="below" if rule.min is not None else "above",
+            threshold=rule.threshold,
+            direction=rule.breach,
             horizon=policy.watch.horizon,
             bounds=metric_bounds(chosen),
         ).to_dict()
