@@ -77,3 +77,30 @@ def test_an_old_artifact_naming_a_missing_module_is_a_clear_error() -> None:
     with pytest.raises(ComponentError, match="'gone_mod'") as info:
         _pickling.loads(data, what="component 'fee'")
     assert "PYTHONPATH" in (info.value.hint or "")
+
+
+def test_a_module_imported_after_an_earlier_dump_still_travels_by_value(tmp_path: Path) -> None:
+    # user_modules() judges only what changed in sys.modules since its last call: a helper
+    # imported after a first dump must still be pickled by value, and one removed must not
+    # be held on to.
+    _pickling.dumps(len)
+    (tmp_path / "late_helper.py").write_text("def triple(x):\n    return 3 * x\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import late_helper  # type: ignore[import-not-found]
+
+        data = _pickling.dumps(late_helper.triple)
+        from regrow._modules import user_modules
+
+        assert late_helper in user_modules()
+    finally:
+        sys.modules.pop("late_helper", None)
+        sys.path.remove(str(tmp_path))
+    assert all(m.__name__ != "late_helper" for m in user_modules())
+    load = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())(2))"
+    done = subprocess.run(
+        [sys.executable, "-c", load], input=data, cwd=tmp_path.parent, capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == b"6"

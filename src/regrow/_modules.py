@@ -17,10 +17,12 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_label", "is_installed_code", "is_user_module"]
+__all__ = ["code_label", "is_installed_code", "is_user_module", "user_modules"]
 
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _USER_MODULES: dict[tuple[str, int], bool] = {}
+_SEEN: dict[str, Any] = {}  # name -> the module object user_modules last judged
+_OWN: dict[str, Any] = {}  # the user's modules among them
 
 
 def is_installed_code(path: Path) -> bool:
@@ -54,6 +56,31 @@ def is_user_module(name: str | None) -> bool:
             hit = not is_installed_code(Path(file).resolve())
         _USER_MODULES[key] = hit
     return hit
+
+
+def user_modules() -> list[Any]:
+    """The user's own modules now in ``sys.modules`` (``__main__`` left out).
+
+    Only names added or rebound since the last call are judged again: pickling a fitted
+    component asks this each time, and ``sys.modules`` holds thousands of library modules.
+
+    >>> import json
+    >>> json in user_modules()
+    False
+    """
+    modules = sys.modules
+    for name in [n for n in _SEEN if n not in modules]:
+        del _SEEN[name]
+        _OWN.pop(name, None)
+    for name, module in list(modules.items()):
+        if _SEEN.get(name, _SEEN) is module:
+            continue
+        _SEEN[name] = module
+        if name != "__main__" and module is not None and is_user_module(name):
+            _OWN[name] = module
+        else:
+            _OWN.pop(name, None)
+    return list(_OWN.values())
 
 
 def code_label(obj: Any) -> str:

@@ -16,13 +16,12 @@ Dask ship functions; installed libraries stay references, as their versions are 
 from __future__ import annotations
 
 import pickle
-import sys
 import threading
 from typing import Any
 
 import cloudpickle
 
-from regrow._modules import is_user_module
+from regrow._modules import user_modules
 from regrow.errors import ComponentError
 
 __all__ = ["dumps", "loads"]
@@ -34,9 +33,7 @@ def dumps(obj: Any) -> bytes:
     """``obj`` as bytes that load without the user's modules on the path."""
     with _LOCK:
         registered = []
-        for name, module in list(sys.modules.items()):
-            if name == "__main__" or module is None or not is_user_module(name):
-                continue  # __main__ is pickled by value already
+        for module in user_modules():  # __main__ is pickled by value already
             try:
                 cloudpickle.register_pickle_by_value(module)
             except ValueError:  # already registered, or not importable by that name
