@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from regrow.cli import app
+from regrow.cli import app, main
 from regrow.demo import make_window
 from regrow.testing import run_cli as run
 
@@ -255,3 +255,31 @@ def test_user_text_is_printed_as_is_never_as_markup(
     assert "[/oops] [bold]x" in out
     for args in (("snapshot", "list"), ("audit",), ("lineage", "churn:v1")):
         assert run(capsys, *args, *h)[0] == 0
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Typer keeps a docstring's line breaks after its first paragraph: in an 80-column
+    # terminal that gave ragged lines ("runs what the policy's" / "autonomy allows").
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as done:
+        main(["watch", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines()]
+    start = lines.index("Keep SYSTEM@ALIAS fresh on its own, one cycle per new window.") + 2
+    paragraph = lines[start : lines.index("", start)]
+    assert len(paragraph) >= 3
+    assert all(len(line) >= 60 for line in paragraph[:-1]), paragraph
+
+
+def test_help_lists_keep_their_lines() -> None:
+    from regrow.cli._app import _unwrap_help
+
+    class Command:
+        help = "Summary.\n\nOne paragraph\nwrapped here.\n\n- an item\n- another item"
+
+    command = Command()
+    _unwrap_help(command)
+    assert command.help == "Summary.\n\nOne paragraph wrapped here.\n\n- an item\n- another item"

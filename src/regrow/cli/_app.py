@@ -6,8 +6,10 @@ the commands that need them, so ``regrow --help`` starts in a fraction of a seco
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.text import Text
 
@@ -160,6 +163,23 @@ def _interrupted() -> None:
     err.print(Text.assemble(("interrupted", "bold yellow"), INTERRUPTED[len("interrupted") :]))
 
 
+def _unwrap_help(command: Any) -> None:
+    """Join the lines of each paragraph of ``command``'s help (and its subcommands'), so Rich
+    wraps them to the terminal: Typer keeps a docstring's line breaks after the first
+    paragraph, which gave ragged lines in an 80-column terminal. Paragraphs that are lists
+    (lines starting ``-``, ``*`` or ``1.``) or start with ``\\b`` keep their lines."""
+    if command.help:
+        command.help = "\n\n".join(
+            part if part.startswith("\b") or _LIST.search(part) else " ".join(part.split())
+            for part in inspect.cleandoc(command.help).split("\n\n")
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _unwrap_help(sub)
+
+
+_LIST = re.compile(r"^\s*(?:[-*]|\d+\.)\s", re.MULTILINE)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `regrow` console script.
 
@@ -168,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     traceback.
     """
     try:
-        app(args=argv, standalone_mode=True)
+        command = typer.main.get_command(app)
+        _unwrap_help(command)
+        command(args=argv, standalone_mode=True)
     except RegrowError as exc:
         err.print(Text.assemble(("error: ", "bold red"), exc.message), highlight=False)
         if exc.hint:
