@@ -187,3 +187,46 @@ def test_demo_expansion_with_labels_makes_only_the_geo_member_a_candidate(tmp_pa
     assert "outside the reference range" in geo.why  # without labels, it says what it cannot see
     same = make_window(1000, start="2024-06-01", days=30, seed=4)
     assert not any(r.candidate for r in attribute(model, reference, same, drifted, n_repeats=3))
+
+
+def test_each_member_is_predicted_once_per_draw_of_the_drifted_features_it_reads(
+    fitted: tuple[FittedSystem, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a1 (A, through a_scaled) and b_noise (B) drifted. The system's counterfactual draws
+    # both; its members' outputs there are those of A's and B's own draws, so each member is
+    # predicted n_repeats times, not twice that, and the impacts are what predicting every
+    # draw again gives.
+    import regrow.monitor.attribution as attribution
+
+    model, reference = fitted
+    window = _rows(np.random.default_rng(1), 1000, a_scale=0.3, noise_shift=3.0)
+    drifted = {"a1": 1.2, "b_noise": 3.0}
+    calls: list[str] = []
+    real = attribution.member_output
+
+    def counted(fc: object, *args: object, **kwargs: object) -> object:
+        calls.append(fc.spec.name)  # type: ignore[attr-defined]
+        return real(fc, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attribution, "member_output", counted)
+    shared = attribute(model, reference, window, drifted, n_repeats=3)
+    assert sorted(calls) == ["A"] * 3 + ["B"] * 3
+
+    # Without the sharing (every draw of every subset predicted anew), the same impacts.
+    class Forgetful(dict):  # type: ignore[type-arg]
+        def __contains__(self, key: object) -> bool:
+            return False
+
+    class Unshared(attribution._Context):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self._member_draws = Forgetful()
+
+    monkeypatch.setattr(attribution, "_Context", Unshared)
+    calls.clear()
+    unshared = {r.component: r for r in attribute(model, reference, window, drifted, n_repeats=3)}
+    assert sorted(calls) == ["A"] * 6 + ["B"] * 6
+    for r in shared:
+        assert (unshared[r.component].impact, unshared[r.component].interval) == (
+            r.impact, r.interval
+        )  # fmt: skip

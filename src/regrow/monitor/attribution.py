@@ -215,7 +215,9 @@ class _Context:
     Each set of features drawn back from the reference is drawn once (``n_repeats`` times)
     for every component that reads it; only the members that read one of those features are
     predicted again on a draw, the others keep their output on the window, and the system's
-    output is combined from the members'.
+    output is combined from the members'. A member's output on a draw depends only on the
+    drawn features it reads, so it is predicted once per (those features, draw): the system's
+    draw of every drifted feature reuses each member's draw of its own.
     """
 
     model: FittedSystem
@@ -230,6 +232,7 @@ class _Context:
     _done: dict[tuple[str, ...], list[tuple[pd.DataFrame, dict[str, Array]]]] = field(
         default_factory=dict
     )
+    _member_draws: dict[tuple[str, tuple[str, ...], int], Array] = field(default_factory=dict)
 
     def _drawn(self, subset: tuple[str, ...]) -> list[tuple[pd.DataFrame, dict[str, Array]]]:
         if subset not in self._done:
@@ -238,14 +241,18 @@ class _Context:
             moved = [m for m in members if self.reads[m] & set(subset)]
             transforms = {n: c for n, c in model.components.items() if c.spec.kind == "transform"}
             runs = []
-            for idx in self.draws:
+            for k, idx in enumerate(self.draws):
                 cf = self.window.copy()
                 for col in subset:  # column by column, so each keeps its dtype
                     cf[col] = self.reference[col].to_numpy()[idx]
                 outs = {m: self.now[m] for m in members}
                 for m in moved:
-                    fc = model.components[m]
-                    outs[m] = rounded(member_output(fc, cf, transforms, model.classes_))
+                    key = (m, tuple(c for c in subset if c in self.reads[m]), k)
+                    if key not in self._member_draws:
+                        fc = model.components[m]
+                        out = member_output(fc, cf, transforms, model.classes_)
+                        self._member_draws[key] = rounded(out)
+                    outs[m] = self._member_draws[key]
                 outs[model.name] = model.output_of(outs, cf)
                 runs.append((cf, outs))
                 if self.step is not None:
