@@ -149,8 +149,10 @@ def test_classification_members_need_probabilities() -> None:
     from sklearn.svm import LinearSVC
 
     system = System("s", target="y", components=[Member("m", LinearSVC(), ["x"])])
-    with pytest.raises(SystemSpecError, match=r"'m' \(LinearSVC\) has no predict_proba"):
+    with pytest.raises(SystemSpecError, match=r"'m' \(LinearSVC\) has no predict_proba") as info:
         system.validate(columns=["x", "y"])
+    # The hint says how a regression is declared, not "fix the component inputs".
+    assert 'task="regression"' in (info.value.hint or "")
 
 
 def test_every_member_is_combined_and_votes_need_classes() -> None:

@@ -419,9 +419,16 @@ class System:
                         )
         if problems:
             unknown = any("reads unknown column" in p for p in problems)
+            no_proba = any("has no predict_proba" in p for p in problems)
             raise SystemSpecError(
                 f"invalid system {self.name!r}: " + "; ".join(problems),
-                hint="fix the component inputs or the data"
+                hint=(
+                    f"a system is a classification unless it says otherwise: for a numeric "
+                    f"target write System({self.name!r}, target={self.target!r}, "
+                    f'task="regression", components=[...])'
+                    if no_proba
+                    else "fix the component inputs or the data"
+                )
                 + (
                     "; if upstream renamed or dropped a column, `regrow adapters propose "
                     "SNAPSHOT --system S` writes the adapters that bridge it"
