@@ -130,6 +130,11 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     assert json.loads(out)["verified"] > 5
     code, out, _ = run(capsys, "versions", *h, "--json")
     assert [v["version"] for v in json.loads(out)] == ["churn:v2", "churn:v1"]
+    # A misspelt system is refused with the close name, not shown as an empty table.
+    code, out, err = run(capsys, "versions", "chrun", *h)
+    assert code == 2
+    assert "unknown system 'chrun'" in err
+    assert "did you mean 'churn'?" in err
     # Human output works too.
     for args in (
         ("status",),
@@ -283,3 +288,18 @@ def test_help_lists_keep_their_lines() -> None:
     command = Command()
     _unwrap_help(command)
     assert command.help == "Summary.\n\nOne paragraph wrapped here.\n\n- an item\n- another item"
+
+
+def test_help_shows_square_brackets_as_written(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Typer read "[costs]" in a docstring as a Rich style tag and dropped it.
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        main(["costs", "--help"])
+    assert "money at the [costs] prices of config.toml" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "within [serve] poll_seconds" in out
+    assert "\\[" not in out

@@ -289,6 +289,18 @@ def test_ctrl_c_says_what_is_kept_and_exits_130(monkeypatch: pytest.MonkeyPatch)
     assert "Traceback" not in out + err
 
 
+def test_ctrl_c_of_a_command_that_fits_nothing_does_not_speak_of_components(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("regrow.cli.monitor.workspace", interrupted)
+    code, _, err = run("monitor", "--version", "churn@champion", "--window", "w")
+    assert code == 130
+    assert err.strip() == "interrupted"
+
+
 SLOW_SYSTEM = """
 import pathlib, time
 from sklearn.base import BaseEstimator, ClassifierMixin

@@ -159,22 +159,45 @@ class Stopped(SystemExit):
     "finished components are kept" line, which is about runs."""
 
 
-def _interrupted() -> None:
+#: Commands that fit components: what they finished is kept, and running again resumes.
+_FITTING = frozenset({"train", "update", "run", "demo", "refresh", "reproduce", "watch"})
+
+
+def _interrupted(argv: list[str] | None = None) -> None:
+    """One line on Ctrl-C: what is kept, for the commands that fit components."""
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    if words and words[0] not in _FITTING:
+        err.print(Text("interrupted", "bold yellow"))
+        return
     err.print(Text.assemble(("interrupted", "bold yellow"), INTERRUPTED[len("interrupted") :]))
 
 
 def _unwrap_help(command: Any) -> None:
-    """Join the lines of each paragraph of ``command``'s help (and its subcommands'), so Rich
-    wraps them to the terminal: Typer keeps a docstring's line breaks after the first
-    paragraph, which gave ragged lines in an 80-column terminal. Paragraphs that are lists
-    (lines starting ``-``, ``*`` or ``1.``) or start with ``\\b`` keep their lines."""
+    """Make ``command``'s help (and its subcommands' and options') read as written.
+
+    Typer renders help as Rich markup and keeps a docstring's line breaks after the first
+    paragraph: ``[costs]`` vanished as a style tag, and lines came out ragged in an 80-column
+    terminal. So brackets are escaped (help is plain text here, like every other output), and
+    each paragraph's lines are joined for Rich to wrap, except lists (lines starting ``-``,
+    ``*`` or ``1.``) and paragraphs marked ``\\b``.
+    """
+    from rich.markup import escape
+
     if command.help:
         command.help = "\n\n".join(
             part if part.startswith("\b") or _LIST.search(part) else " ".join(part.split())
-            for part in inspect.cleandoc(command.help).split("\n\n")
+            for part in inspect.cleandoc(_plain(command.help, escape)).split("\n\n")
         )
+    for param in getattr(command, "params", ()):
+        if getattr(param, "help", None):
+            param.help = _plain(param.help, escape)
     for sub in getattr(command, "commands", {}).values():
         _unwrap_help(sub)
+
+
+def _plain(text: str, escape: Any) -> str:
+    """``text`` with every ``[`` escaped for Rich (those escaped by hand once)."""
+    return str(escape(text.replace("\\[", "[")))
 
 
 _LIST = re.compile(r"^\s*(?:[-*]|\d+\.)\s", re.MULTILINE)
@@ -184,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `regrow` console script.
 
     A :class:`~regrow.errors.RegrowError` prints ``error:`` and ``hint:`` lines and exits 2;
-    Ctrl-C prints one line saying that finished work is kept, and exits 130. Neither shows a
-    traceback.
+    Ctrl-C prints one line (for commands that fit components: that finished work is kept), and
+    exits 130. Neither shows a traceback.
     """
     try:
         command = typer.main.get_command(app)
@@ -199,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         # Typer turns Ctrl-C inside a command into a silent exit 130.
         if exc.code == 130 and not isinstance(exc, Stopped):
-            _interrupted()
+            _interrupted(argv)
         raise
     except KeyboardInterrupt:  # before or after the command (while importing, say)
-        _interrupted()
+        _interrupted(argv)
         raise SystemExit(130) from None
