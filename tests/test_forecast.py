@@ -216,3 +216,18 @@ def test_bounds_keep_the_forecast_inside_the_metrics_range() -> None:
     assert metric_bounds("business_value") is None
     with pytest.raises(ConfigError, match="bounds must be"):
         forecast(falling, threshold=0.5, direction="below", horizon=3, bounds=(1.0, 0.0))
+
+
+def test_points_measured_on_a_handful_of_rows_are_skipped_and_said() -> None:
+    # A realised AUC on 3 rows, with a narrow bootstrap band, would pull the filter to it.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    steady = [
+        MetricPoint(start + timedelta(days=i), 0.86, 0.85, 0.87, "realised", 4000)
+        for i in range(10)
+    ]
+    tiny = MetricPoint(start + timedelta(days=10), 0.40, 0.39, 0.41, "realised", 3)
+    with_tiny = forecast([*steady, tiny], threshold=0.8, direction="below", horizon=5)
+    without = forecast(steady, threshold=0.8, direction="below", horizon=5)
+    assert with_tiny.n_points == 10
+    assert with_tiny.probability == without.probability
+    assert with_tiny.notes[0] == "1 point(s) measured on fewer than 30 rows: skipped"

@@ -104,7 +104,8 @@ def _sla(
         if not sla:
             raise ConfigError(
                 "no --metric given and the policy names no SLA",
-                hint="pass --metric roc_auc --threshold 0.8, or set watch.sla in the policy",
+                hint="pass the metric and its SLA (a classification: --metric roc_auc --threshold "
+                "0.8; a regression: --metric rmse --threshold 3.5), or set watch.sla in the policy",
             )
         metric = next(iter(sla))
     rule = sla.get(metric) or policy.monitoring.alerts.get(metric)
@@ -135,6 +136,9 @@ def _sla(
     return metric, threshold, "below" if direction == "below" else "above"
 
 
+_SHOWN = 8  # the series' newest points that the text view lists
+
+
 def show_forecast(data: dict[str, Any]) -> None:
     """The series' last points, then the forecast in a sentence or two."""
     who = (
@@ -144,8 +148,12 @@ def show_forecast(data: dict[str, Any]) -> None:
     )
     series = data["series"]
     if series:
-        out.print(f"{who}: {data['metric']} over {len(series)} window(s)")
-        for p in series[-8:]:
+        shown = series[-_SHOWN:]
+        last = f"; the last {len(shown)}:" if len(shown) < len(series) else ":"
+        out.print(f"{who}: {data['metric']} over {len(series)} window(s){last}")
+        if len(shown) < len(series):
+            out.print(f"  ... {len(series) - len(shown)} earlier (--json lists every point)")
+        for p in shown:
             band = "" if p["lower"] is None else f"  [{p['lower']:.4g}, {p['upper']:.4g}]"
             out.print(f"  {p['at'][:16].replace('T', ' ')}  {p['value']:.4g}{band}  {p['source']}")
     if data["probability"] is None:

@@ -60,10 +60,24 @@ import numpy as np
 from regrow.errors import ConfigError
 from regrow.forecast.points import MetricPoint
 
-__all__ = ["DOF", "GRID", "MIN_POINTS", "PATHS", "Forecast", "forecast", "metric_bounds"]
+__all__ = [
+    "DOF",
+    "GRID",
+    "MIN_POINTS",
+    "MIN_ROWS",
+    "PATHS",
+    "Forecast",
+    "forecast",
+    "metric_bounds",
+]
 
 #: Fewer values than this and there is no forecast (a level and a slope need three).
 MIN_POINTS = 3
+
+#: Points measured on fewer rows are skipped (said in the notes): a metric and its bootstrap
+#: band on a handful of rows say next to nothing, and a narrow band would still pull the
+#: filter towards them.
+MIN_ROWS = 30
 
 #: Degrees of freedom of the Student-t density the prediction errors are scored with.
 DOF = 4.0
@@ -120,11 +134,14 @@ class Forecast:
 
 
 def _values(points: Sequence[MetricPoint | float]) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's value and the variance its band states (NaN: none)."""
+    """Each point's value and the variance its band states (NaN: none). A point measured on
+    fewer than :data:`MIN_ROWS` rows has no value: its band would not hold its coverage."""
     y = np.full(len(points), np.nan)
     var = np.full(len(points), np.nan)
     for i, p in enumerate(points):
         if isinstance(p, MetricPoint):
+            if 0 < p.rows < MIN_ROWS:
+                continue
             y[i] = p.value
             if p.lower is not None and p.upper is not None:
                 var[i] = ((p.upper - p.lower) / 2.0) ** 2
@@ -190,16 +207,19 @@ def forecast(
         )
     y, var = _values(points)
     n = int(np.isfinite(y).sum())
+    tiny = sum(1 for p in points if isinstance(p, MetricPoint) and 0 < p.rows < MIN_ROWS)
     method = (
         f"local linear trend (Kalman filter), noise variances and damping averaged over a grid "
         f"by their Student-t likelihood; {PATHS} simulated paths"
     )
     empty = Forecast(None, None, None, None, None, threshold, direction, horizon, n, method, level)
+    skipped = f"{tiny} point(s) measured on fewer than {MIN_ROWS} rows: skipped" if tiny else None
     if n < MIN_POINTS:
+        empty = _with(empty, skipped) if skipped else empty
         return _with(empty, f"too few points: {n} (need {MIN_POINTS})")
-    notes: list[str] = []
-    if n < len(y):
-        notes.append(f"{len(y) - n} of {len(y)} points have no value: skipped")
+    notes: list[str] = [skipped] if skipped else []
+    if n + tiny < len(y):
+        notes.append(f"{len(y) - n - tiny} of {len(y)} points have no value: skipped")
     z = NormalDist().inv_cdf(0.5 + level / 2)
     banded = np.isfinite(var)
     obs = y[np.isfinite(y)]
