@@ -46,3 +46,14 @@ def test_rows_of_a_class_no_member_knows_do_not_move_the_weights() -> None:
         [np.vstack([o, [[0.5, 0.5]] * 10]) for o in outs], np.r_[y, [7] * 10], [0, 1]
     )
     assert unseen == pytest.approx(w)
+
+
+def test_a_gain_whose_interval_lies_below_zero_is_called_worse() -> None:
+    from regrow.plan.gains import Gain, verdict
+
+    ok, why = verdict(Gain(-0.2424, -0.4604, -0.02443, 500), threshold=0.1, share=0.1)
+    assert not ok
+    assert why.endswith("it would make things worse (its interval lies below 0)")
+    ok, why = verdict(Gain(0.01, -0.02, 0.04, 500), threshold=0.1, share=0.1)
+    assert not ok
+    assert why.endswith("its interval reaches 0")

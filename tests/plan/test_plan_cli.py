@@ -57,7 +57,7 @@ def test_escalated_plan_needs_approve_and_plans_diff(trained, capsys) -> None:  
     code, out, _ = run(capsys, "plans", "diff", quiet["id"], broad["id"], *h)
     assert code == 0
     assert "+ full-retrain of every component" in out
-    assert "~ escalated: False -> True" in out
+    assert "~ escalated: no -> yes" in out
 
 
 def test_policy_check_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

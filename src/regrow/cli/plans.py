@@ -38,10 +38,12 @@ app.add_typer(policy_app, name="policy")
 
 
 def _show_signals(sig: Mapping[str, Any]) -> None:
+    drifted = sig.get("drifted_columns") or []
     out.print(
-        f"signals: {len(sig.get('drifted_columns', []))}/{sig.get('columns_read', 0)} features "
-        f"drifted {sig.get('drifted_columns') or ''}; impact candidates "
-        f"{sig.get('impact_candidates') or 'none'}; labelled rows {sig.get('labelled_rows', 0):,}"
+        f"signals: {len(drifted)}/{sig.get('columns_read', 0)} features drifted"
+        + (f" ({', '.join(drifted)})" if drifted else "")
+        + f"; impact candidates {', '.join(sig.get('impact_candidates') or []) or 'none'}"
+        f"; labelled rows {sig.get('labelled_rows', 0):,}"
         + (
             f"; data quality: {len(sig['data_quality'])} finding(s), "
             f"{sig.get('set_aside_rows', 0):,} row(s) set aside"

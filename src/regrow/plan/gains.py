@@ -126,6 +126,8 @@ class Diagnosis:
 def verdict(gain: Gain, threshold: float, share: float) -> tuple[bool, str]:
     """Whether a gain is significant and worth it, and the sentence that says so."""
     head = f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out rows"
+    if gain.high < 0:
+        return False, f"{head}: it would make things worse (its interval lies below 0)"
     if gain.low <= 0:
         return False, f"{head}: its interval reaches 0"
     if gain.value < threshold:

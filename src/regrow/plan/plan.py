@@ -132,6 +132,10 @@ class Plan:
         )
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _fmt(value: Any) -> str:
     """A value for a diff line; a missing or non-finite number reads "(none)", never None."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -155,9 +159,9 @@ def diff_plans(old: Plan, new: Plan) -> list[str]:
             lines.append(f"~ {before[key].describe()} -> {a.describe()}")
     lines.extend(f"- {a.describe()}" for key, a in before.items() if key not in after)
     if old.escalated != new.escalated:
-        lines.append(f"~ escalated: {old.escalated} -> {new.escalated}")
+        lines.append(f"~ escalated: {_yes(old.escalated)} -> {_yes(new.escalated)}")
     if old.needs_approval != new.needs_approval:
-        lines.append(f"~ needs approval: {old.needs_approval} -> {new.needs_approval}")
+        lines.append(f"~ needs approval: {_yes(old.needs_approval)} -> {_yes(new.needs_approval)}")
     for name in sorted(set(old.expected) | set(new.expected)):
         was, now = old.expected.get(name), new.expected.get(name)
         if was != now:
