@@ -76,9 +76,13 @@ def test_missing_values_in_a_file_are_nulls(
     source.write_text("age,income,plan\n30,,pro\n,20.5,\n")
     code, _, err = run_cli(capsys, "predict", "shop:v1", str(source), "-o", str(out),
                            "--home", str(module_serve_home))  # fmt: skip
-    # the logistic regression refuses NaN: the error says so, with no traceback
+    # the logistic regression refuses NaN: the error names the empty cells and their rows,
+    # with a hint for a file (not the server's metadata endpoint), and no traceback
     assert code == 2
-    assert "cannot predict on these inputs" in err
+    assert "cannot score rows with empty values: 'age' in 1 row(s) (rows 2)" in err
+    assert "'income' in 1 row(s) (rows 1)" in err
+    assert "Default adapter" in err
+    assert "/v2/models" not in err
     assert "Traceback" not in err
 
 

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from regrow.errors import ConfigError, DataError
+from regrow.errors import ConfigError, DataError, RegrowError
 from regrow.serve.batching import predicting
+from regrow.serve.errors import BadRequest
 from regrow.serve.oip import decode, encode, frame_columns, json_ready
 
 if TYPE_CHECKING:
@@ -94,12 +95,40 @@ def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
 def _score_frame(served: Served, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if frame.empty:
         raise DataError("the file has no rows", hint="score a file with at least one row")
-    with predicting():
-        parts = [
-            served.score(frame_columns(frame.iloc[i : i + _CHUNK], served.signature))
-            for i in range(0, len(frame), _CHUNK)
-        ]
+    try:
+        with predicting():
+            parts = [
+                served.score(frame_columns(frame.iloc[i : i + _CHUNK], served.signature))
+                for i in range(0, len(frame), _CHUNK)
+            ]
+    except (BadRequest, DataError) as exc:  # said for a server's client: say it for a file
+        raise _file_error(frame, served, exc) from exc
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _file_error(frame: pd.DataFrame, served: Served, exc: RegrowError) -> DataError:
+    """What a file being scored must change: its empty cells when it has some (named with
+    their rows), else the model's own complaint, with a hint for a file, not a request."""
+    inputs = [t.name for t in served.signature.inputs if t.name in frame.columns]
+    empty = {c: np.flatnonzero(frame[c].isna().to_numpy()) for c in inputs}
+    empty = {c: rows for c, rows in empty.items() if len(rows)}
+    if empty:
+        said = "; ".join(
+            f"{c!r} in {len(rows):,} row(s) (rows {', '.join(str(r + 1) for r in rows[:5])}"
+            + (", ..." if len(rows) > 5 else "")
+            + ")"
+            for c, rows in empty.items()
+        )
+        return DataError(
+            f"the model cannot score rows with empty values: {said}",
+            hint="fill those cells or drop those rows before scoring, or give the system a "
+            "Default adapter for the column (docs/contracts.md)",
+        )
+    return DataError(
+        exc.message.removeprefix("the model cannot predict on these inputs: "),
+        hint="the file's values must be like those the model was trained on (`regrow "
+        "snapshot show` of its training snapshot lists them)",
+    )
 
 
 def _with_outputs(
