@@ -174,3 +174,78 @@ def test_any_models_predictions_from_files(
     assert code == 2
     assert "no such file" in err
     assert not (tmp_path / "ext2.html").exists()
+
+
+def _shown(capsys: pytest.CaptureFixture[str], report: dict[str, object]) -> str:
+    from regrow.cli._monitor_show import show_report
+
+    capsys.readouterr()
+    show_report(report)
+    return capsys.readouterr().out
+
+
+def test_an_alert_names_each_chunk_once(capsys: pytest.CaptureFixture[str]) -> None:
+    alerts = [{"signal": "drift distance_km", "chunk": c, "why": "drifted"}
+              for c in ("rows 567-573", "rows 336-342", "rows 567-573", None, None)]  # fmt: skip
+    out = _shown(capsys, {"alerts": alerts})
+    assert "drift distance_km [rows 567-573, rows 336-342, whole window]: drifted" in out
+
+
+def test_a_window_too_small_to_judge_says_so_instead_of_empty_cells(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    why = "too few rows to judge: the window has 3 (at least 20 are needed)"
+    multivariate = [{"method": m, "value": None, "low": None, "high": None, "threshold": None,
+                     "drifted": False, "rows": 3, "why": why, "chunk": None}
+                    for m in ("domain_classifier", "pca_reconstruction")]  # fmt: skip
+    estimates = {"method": "dle", "rows": [{"chunk": None, "metric": "mse", "value": 7.9,
+                 "low": 0.0, "high": 25.0, "reference": 10.6, "realised": None}]}  # fmt: skip
+    out = _shown(capsys, {"summary": {"rows": 3, "multivariate_drifted": False},
+                          "multivariate": multivariate, "estimates": estimates})  # fmt: skip
+    assert out.count("3 rows: too few to tell") == 3  # two checks and the verdict
+    assert "[, ]" not in out
+    assert "multivariate drift: 3 rows: too few to tell" in out
+    mse = next(line for line in out.splitlines() if "│ mse" in line)
+    assert [c.strip() for c in mse.split("│")][5] == "-"  # the realised cell is not empty
+    chunked = _shown(capsys, {
+        "chunking": {"describe": "2 chunks", "chunks": [{"label": "rows 0-2", "rows": 3}]},
+        "multivariate": [{**m, "chunk": "rows 0-2"} for m in multivariate],
+    })  # fmt: skip
+    assert "too few rows / too few rows" in chunked
+
+
+def test_drift_rows_name_the_reference_they_were_compared_with(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def feature(effect: float, drifted: bool) -> dict[str, object]:
+        return {"column": "distance_km", "slice": None, "test": "ks", "effect": effect,
+                "adjusted_p_value": 0.01 if drifted else 0.9, "drifted": drifted}  # fmt: skip
+
+    drift = [{"reference": "deliveries (linear)", "features": [feature(0.0278, False)]},
+             {"reference": "recent (gbm)", "features": [feature(0.646, True)]}]  # fmt: skip
+    out = _shown(capsys, {"drift": drift})
+    rows = [line for line in out.splitlines() if "distance_km" in line]
+    assert "deliveries (linear)" in rows[0]
+    assert "0.0278" in rows[0]
+    assert "recent (gbm)" in rows[1]
+    assert "drifted" in rows[1]
+    single = _shown(capsys, {"drift": [{"reference": None, "features": [feature(0.1, False)]}]})
+    assert "reference" not in single
+
+
+def test_a_window_with_decimal_commas_gets_a_warning_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 400)
+    pd.DataFrame({"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 1, 400)}).to_parquet(
+        tmp_path / "ref.parquet"
+    )
+    lines = ["x;pred"] + [f"{v:.3f};{2 * v:.3f}".replace(".", ",") for v in x[:50]]
+    (tmp_path / "win.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "monitor", "--reference", str(tmp_path / "ref.parquet"),
+                       "--window", str(tmp_path / "win.csv"), "--prediction", "pred",
+                       "--target", "y")  # fmt: skip
+    assert code == 0, err
+    assert "warning: " in err
+    assert "columns 'x', 'pred' hold numbers with a decimal comma" in err

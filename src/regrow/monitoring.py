@@ -280,6 +280,30 @@ def _references(
     return by_snapshot, profiles
 
 
+def _reference_labels(
+    services: Services,
+    version: SystemVersionRecord,
+    system: System,
+    by_snapshot: Mapping[str, set[str]],
+) -> dict[str, str]:
+    """With more than one reference (members trained on different snapshots), what names
+    each: the snapshot and the members trained on it, e.g. ``customers (account, geo)``;
+    with one, nothing (every row was compared with the same)."""
+    if len(by_snapshot) < 2:
+        return {}
+    records = services.catalog.get_component_versions(list(version.manifest.values()))
+    members: dict[str, list[str]] = {}
+    for member in system.members:
+        snap_id = records[version.manifest[member.name]].snapshot_id
+        if snap_id is not None:
+            members.setdefault(snap_id, []).append(member.name)
+    labels = {}
+    for snap_id in by_snapshot:
+        snap = services.catalog.get_snapshot(snap_id)
+        labels[snap_id] = f"{snap.name or snap_id[:12]} ({', '.join(members.get(snap_id, []))})"
+    return labels
+
+
 def _trained(
     profiles: Mapping[str, Profile], version: SystemVersionRecord
 ) -> dict[str, ColumnProfile]:
@@ -335,9 +359,11 @@ def check_version(
     chunks = chunking.split(frame, win.time_column) if chunking.active else []
     reports: list[DriftReport] = []
     chunk_drift: list[DriftReport] = []
+    labels = _reference_labels(services, version, system, by_snapshot)
     with timer.step("drift", total=len(by_snapshot)) as step:
         for snap_id, columns in by_snapshot.items():
             profile = profiles[snap_id]
+            label = labels.get(snap_id)
             usable = {n: s for n, s in chosen.items() if n in profile.slices}
             cols = sorted(c for c in columns if c in profile.columns)
             sub = Profile(
@@ -350,13 +376,13 @@ def check_version(
             # the columns these members read are reported.
             full = DriftMonitor(sub, seed=seed).check(frame, slices=usable)
             kept = tuple(f for f in full.features if f.column in cols)
-            reports.append(replace(full, features=kept))
+            reports.append(replace(full, features=kept, reference=label))
             if chunks:
                 for report in DriftMonitor(sub, seed=seed).check_chunks(
                     frame, chunks, slices=usable
                 ):
                     kept = tuple(f for f in report.features if f.column in cols)
-                    chunk_drift.append(replace(report, features=kept))
+                    chunk_drift.append(replace(report, features=kept, reference=label))
             step.advance()
     # Impact draws from the version's own training snapshot (else the first member's).
     reference_id = next(

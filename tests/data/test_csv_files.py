@@ -88,3 +88,23 @@ def test_a_delimiter_applies_to_csv_files_only(tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "a.parquet")
     with pytest.raises(DataError, match="applies to CSV files, not to"):
         to_arrow(tmp_path / "a.parquet", delimiter=";")
+
+
+def test_decimal_commas_in_a_semicolon_file_warn_and_stay_text(tmp_path: Path) -> None:
+    from regrow.errors import DataQualityWarning
+
+    path = tmp_path / "eu.csv"
+    path.write_text("id;distance_km;city;note\n1;3,227;Paris;a,b\n2;12;Lyon;c\n3;1.234,5;Nice;d\n")
+    with pytest.warns(DataQualityWarning) as caught:
+        table = to_arrow(path)
+    message = str(caught[0].message)
+    assert "column 'distance_km' holds" in message  # 'note' holds text with commas: not named
+    assert "decimal=','" in message
+    assert table.column("distance_km").to_pylist() == ["3,227", "12", "1.234,5"]  # not guessed
+
+
+def test_text_with_commas_in_a_semicolon_file_does_not_warn(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("id;amount;comment\n1;3.5;yes, sure\n2;4;no\n")
+    table = to_arrow(path)  # filterwarnings = error: a warning would fail the test
+    assert table.column("amount").to_pylist() == [3.5, 4.0]

@@ -126,3 +126,21 @@ def test_missing_scores_and_empty_windows_are_refused() -> None:
         monitor_predictions(binary(200, 0), window, prediction="pred", score="score")
     with pytest.raises(DataError, match="no rows"):
         monitor_predictions(binary(200, 0), window.iloc[:0], prediction="pred", score="score")
+
+
+def test_a_time_stamp_column_is_left_out_of_every_check_with_one_note() -> None:
+    def stamped(n: int, seed: int, start: str) -> pd.DataFrame:
+        frame = binary(n, seed)
+        frame.insert(0, "ts", pd.date_range(start, periods=n, freq="min"))
+        return frame
+
+    result = monitor_predictions(
+        stamped(3000, 0, "2026-07-01"), stamped(2000, 1, "2026-08-29"), prediction="pred",
+        score="score", target="label",
+    )  # fmt: skip
+    assert "ts" not in result.features
+    assert "ts" not in {f.column for f in result.drift.features}
+    assert not result.multivariate_drifted  # the times alone would tell the windows apart
+    assert not any("'ts'" in w for w in result.estimates.warnings)
+    said = [n for n in result.notes if "'ts'" in n]
+    assert said == ["'ts' is a time column: not a feature; pass --time-column ts to chunk by it"]

@@ -345,3 +345,23 @@ def test_write_html_writes_the_page_and_leaves_no_file_when_rendering_fails(
         write_html(broken, target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
     assert target.read_text(encoding="utf-8") == render_html(report)  # left untouched
+
+
+def test_drift_rows_and_series_name_their_reference_when_members_have_two() -> None:
+    report = minimal_report()
+    report["drift"] = [
+        {**_drift_report([_feature("x", False, 0.03)], None), "reference": "ref (account)"},
+        {**_drift_report([_feature("x", True, 0.6)], None), "reference": "recent (geo)"},
+    ]
+    report["chunk_drift"] = [
+        {**_drift_report([_feature("x", flag, effect)], chunk), "reference": name}
+        for name, flag, effect in (("ref (account)", False, 0.03), ("recent (geo)", True, 0.6))
+        for chunk in ("rows 0-999", "rows 1000-1999")
+    ]  # fmt: skip
+    page = render_html(report)
+    table = page.split("<h3>Whole window</h3>")[1]
+    assert ">reference<" in table
+    assert table.index("recent (geo)") < table.index("ref (account)")  # drifted first
+    assert "x (recent (geo)) · wasserstein" in page  # one series per reference, not mixed
+    assert "x (ref (account)) · wasserstein" in page
+    assert ">reference<" not in render_html(minimal_report())

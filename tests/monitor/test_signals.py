@@ -113,3 +113,25 @@ def test_labels_that_no_longer_follow_the_scores_alert_on_calibration() -> None:
     assert signals.calibration is not None
     assert signals.calibration["calibration_drift"]
     assert any(a.signal == "calibration" for a in signals.alerts)
+
+
+def test_a_three_row_window_has_bands_within_the_metrics_range_and_says_why_no_realised() -> None:
+    rng = np.random.default_rng(0)
+
+    def regression(n: int) -> Scored:
+        x = rng.uniform(0, 10, n)
+        y = 3 * x + rng.normal(0, 2 + x, n)
+        return Scored(pd.DataFrame({"x": x}), 3 * x, y.astype(object))
+
+    signals = performance_signals(Task("regression"), regression(2000), regression(3), [])
+    mse = signals.get("mse")
+    assert 0.0 <= mse.low <= mse.value <= mse.high
+    assert all(r.low >= 0 for r in signals.rows)
+    assert all(r.realised is None for r in signals.rows)
+    assert any("3 labelled rows, too few to tell" in w for w in signals.warnings)
+
+
+def test_a_band_of_a_share_stays_within_zero_and_one() -> None:
+    signals = performance_signals(BINARY, rows(4000, 0), rows(3, 1), [], metrics=METRICS)
+    for r in signals.rows:
+        assert 0.0 <= r.low <= r.high <= 1.0

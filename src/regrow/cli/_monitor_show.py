@@ -31,11 +31,21 @@ def show_report(report: Mapping[str, Any]) -> None:
         out.print(f"false discoveries: {report['fdr']}")
     drifted = summary.get("drifted") or "none"
     line = f"drifted: {drifted}; multivariate drift: "
-    line += {True: "yes", False: "no"}.get(summary.get("multivariate_drifted"), "not checked")
+    whole = [m for m in report.get("multivariate") or [] if m.get("chunk") is None]
+    if whole and all(m.get("value") is None for m in whole):
+        line += _too_few(whole[0])
+    else:
+        line += {True: "yes", False: "no"}.get(summary.get("multivariate_drifted"), "not checked")
     line += f"; alerts: {summary.get('alerts', 0)}"
     if "candidates" in summary:
         line += f"; members to update: {summary.get('candidates') or 'none'}"
     out.print(line)
+
+
+def _too_few(check: Mapping[str, Any]) -> str:
+    """What a check that could not be judged shows instead of its value."""
+    rows = check.get("rows")
+    return "not judged" if rows is None else f"{int(rows):,} rows: too few to tell"
 
 
 def _num(value: Any, fmt: str = ".3g") -> str:
@@ -48,16 +58,23 @@ def _drift(report: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
         title += f" on window {str(summary['window'])[:12]}"
     title += f" ({int(summary.get('rows') or 0):,} rows)"
     table = Table(title=title)
-    for col in ("column", "slice", "test", "effect", "p (BH)", "drifted"):
+    drifts = report.get("drift") or []
+    # Members trained on different snapshots: a column read by both is compared with each.
+    referenced = any(d.get("reference") for d in drifts)
+    columns = ("column", "slice", "test", "effect", "p (BH)", "drifted")
+    for col in ("reference", *columns) if referenced else columns:
         table.add_column(col)
-    for drift in report.get("drift") or []:
+    for drift in drifts:
         for f in drift.get("features", []):
             flag = Text("drifted", style="yellow") if f.get("drifted") else Text("-", style="dim")
-            table.add_row(
+            cells = (
                 str(f["column"]), f.get("slice") or "all", str(f["test"]),
                 _num(f.get("effect")), _num(f.get("adjusted_p_value"), ".2g"), flag,
             )  # fmt: skip
+            table.add_row(*((str(drift.get("reference") or ""), *cells) if referenced else cells))
     out.print(table)
+    if referenced:
+        out.print("reference: the training snapshot each row was compared with (its members)")
 
 
 def _chunks(report: Mapping[str, Any]) -> None:
@@ -74,7 +91,8 @@ def _chunks(report: Mapping[str, Any]) -> None:
     for m in report.get("multivariate") or []:
         if m.get("chunk") is not None:
             mark = "!" if m.get("drifted") else ""
-            multi.setdefault(str(m["chunk"]), []).append(f"{_num(m.get('value'))}{mark}")
+            value = _num(m.get("value")) if m.get("value") is not None else "too few rows"
+            multi.setdefault(str(m["chunk"]), []).append(f"{value}{mark}")
     estimates = (report.get("estimates") or {}).get("rows") or []
     metrics = _chunk_metrics(estimates)
     cells: dict[tuple[str, str], str] = {}
@@ -121,6 +139,9 @@ def _multivariate(report: Mapping[str, Any]) -> None:
     for col in ("method", "value", "interval", "threshold", "drifted"):
         table.add_column(col)
     for m in rows:
+        if m.get("value") is None:  # too few rows to judge: say so instead of empty cells
+            table.add_row(str(m["method"]), _too_few(m), "-", "-", Text("-", style="dim"))
+            continue
         table.add_row(
             str(m["method"]), _num(m.get("value"), ".4g"),
             f"[{_num(m.get('low'), '.4g')}, {_num(m.get('high'), '.4g')}]",
@@ -145,7 +166,7 @@ def _estimates(report: Mapping[str, Any]) -> None:
         table.add_row(
             str(r["metric"]), _num(r.get("value"), ".4f"),
             f"[{_num(r.get('low'), '.4f')}, {_num(r.get('high'), '.4f')}]",
-            _num(r.get("reference"), ".4f"), _num(r.get("realised"), ".4f"),
+            _num(r.get("reference"), ".4f"), _num(r.get("realised"), ".4f") or "-",
             _num(r.get("threshold"), ".4f"),
             Text("alert", style="red") if r.get("alert") else Text("-", style="dim"),
         )  # fmt: skip
@@ -211,7 +232,8 @@ def _alerts(alerts: Sequence[Mapping[str, Any]]) -> None:
         grouped.setdefault(str(a["signal"]), []).append(a)
     out.print(Text(f"alerts ({len(alerts)}, by signal):", style="bold red"))
     for signal, found in grouped.items():
-        where = [str(a.get("chunk") or "whole window") for a in found]
+        # One alert per reference and test that crossed: each chunk is named once.
+        where = list(dict.fromkeys(str(a.get("chunk") or "whole window") for a in found))
         shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
         out.print(f"  {signal} [{shown}]: {found[0].get('why', '')}")
     out.print("  (every alert: --json or the HTML report)")

@@ -5,6 +5,9 @@ predictions, no regrow system needed."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +16,7 @@ import typer
 from regrow.cli._app import AsJson, Home, app, err, out, print_json, window_of, workspace
 from regrow.cli._monitor_show import show_report
 from regrow.cli._progress import print_timings, progress_line, with_progress
-from regrow.errors import ConfigError
+from regrow.errors import ConfigError, DataQualityWarning
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,10 +129,11 @@ def monitor(
                 hint="regrow monitor --reference REF.parquet --window WIN.parquet "
                 "--prediction p --score s --target y",
             )
-        result = _external(
-            reference, Path(window), prediction, score or [], target, task, threshold,
-            positive, time_column, chunking, rules, as_json,
-        )  # fmt: skip
+        with _data_warnings():
+            result = _external(
+                reference, Path(window), prediction, score or [], target, task, threshold,
+                positive, time_column, chunking, rules, as_json,
+            )  # fmt: skip
         _finish(result.to_dict(), result, report, as_json)
         return
     external = {"--prediction": prediction, "--score": score, "--target": target,
@@ -148,7 +152,7 @@ def monitor(
             hint="e.g. regrow monitor --version churn@champion --window recent.csv; "
             "regrow monitor list shows stored reports",
         )
-    with workspace(home) as ws, progress_line(not as_json) as progress:
+    with _data_warnings(), workspace(home) as ws, progress_line(not as_json) as progress:
         result = with_progress(ws.monitor, progress)(
             version, window_of(ws, window), slices=slices or None, chunking=chunking,
             alerts=rules or None,
@@ -180,6 +184,25 @@ def _finish(
     if report is not None:
         err.print(f"HTML report: {path}")
     print_timings(result)
+
+
+@contextlib.contextmanager
+def _data_warnings() -> Iterator[None]:
+    """What reading the files found (decimal commas, stray text) as ``warning:`` lines on
+    standard error, as ``regrow snapshot create`` shows them; other warnings pass on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        try:
+            yield
+        finally:
+            notes: list[str] = []
+            for w in caught:
+                if isinstance(w.message, DataQualityWarning):
+                    notes += w.message.notes or [str(w.message)]
+                else:  # not ours: shown as Python would have shown it
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            for note in dict.fromkeys(notes):
+                err.print(f"warning: {note}", style="yellow")
 
 
 def _alerts(given: list[str]) -> dict[str, dict[str, float]]:

@@ -5,7 +5,10 @@ stored like that, it is a snapshot nobody can use. :func:`sniff_delimiter` looks
 lines only (64 KB at most) and picks the delimiter among ``,`` ``;`` tab and ``|`` that splits
 every line into the same number of fields, the most fields winning (commas on a tie), so its
 cost does not grow with the file. :func:`read_csv` uses it unless told the delimiter, and
-refuses a one-column result whose header holds a delimiter character.
+refuses a one-column result whose header holds a delimiter character. In a file not separated
+by commas, text columns whose values all look like numbers with a decimal comma (``3,227``)
+get a :class:`~regrow.errors.DataQualityWarning`: they are kept as text, not converted
+(see :func:`decimal_comma_columns` for why).
 
 >>> sniff_delimiter("a;b;c\\n1;2,5;3\\n4;5;6\\n")
 ';'
@@ -18,14 +21,16 @@ refuses a one-column result whose header holds a delimiter character.
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from regrow.errors import DataError
+from regrow.errors import DataError, DataQualityWarning
 
-__all__ = ["CANDIDATES", "check_delimiter", "read_csv", "sniff_delimiter"]
+__all__ = ["CANDIDATES", "check_delimiter", "decimal_comma_columns", "read_csv", "sniff_delimiter"]
 
 CANDIDATES = (",", ";", "\t", "|")
 """The delimiters :func:`sniff_delimiter` chooses from, in order of preference on a tie."""
@@ -33,6 +38,8 @@ CANDIDATES = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 64 * 1024
 _SAMPLE_LINES = 50
 _NAMED = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+# A number written with a decimal comma, optionally with '.' grouping thousands: 3,227 1.234,5
+_DECIMAL_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?$"
 
 
 def check_delimiter(delimiter: str) -> str:
@@ -99,7 +106,47 @@ def read_csv(path: Path, *, delimiter: str | None = None) -> pa.Table:
                 hint=f"give the delimiter: --delimiter {shown} on the command line, or "
                 f"delimiter={found[0]!r} in Python",
             )
+    if chosen != ",":
+        commas = decimal_comma_columns(table)
+        if commas:
+            note = (
+                f"{str(path)!r}: {_listed(list(commas))} numbers with a decimal comma "
+                f"({', '.join(repr(v) for v in next(iter(commas.values())))}); they are read "
+                "as text, and a model reads no number from them. regrow reads '.' as the "
+                "decimal mark: convert the file first, e.g. pandas.read_csv(path, sep="
+                f"{chosen!r}, decimal=',').to_csv('fixed.csv', index=False)"
+            )
+            warnings.warn(DataQualityWarning(note, notes=(note,)), stacklevel=2)
     return table
+
+
+def decimal_comma_columns(table: pa.Table) -> dict[str, list[str]]:
+    """The text columns of ``table`` whose every value looks like a number written with a
+    decimal comma (at least one with a comma), with up to three examples of each.
+
+    They are reported, not converted: ``3,227`` is 3.227 where the comma is the decimal mark
+    and 3227 where it groups thousands, and a file cannot say which; a number read wrong is
+    stored silently, while text is flagged by every data-quality check downstream.
+
+    >>> decimal_comma_columns(pa.table({"x": ["3,227", "12", "-0,5"], "y": ["a,1", "2", "3"]}))
+    {'x': ['3,227', '12', '-0,5']}
+    """
+    found: dict[str, list[str]] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        values = pc.drop_null(column)
+        if len(values) == 0 or not pc.all(pc.match_substring_regex(values, _DECIMAL_COMMA)).as_py():
+            continue
+        if pc.any(pc.match_substring(values, ",")).as_py():
+            found[name] = [str(v) for v in values.slice(0, 3).to_pylist()]
+    return found
+
+
+def _listed(columns: list[str]) -> str:
+    shown = ", ".join(repr(c) for c in columns[:5])
+    more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+    return f"columns {shown}{more} hold" if len(columns) > 1 else f"column {shown} holds"
 
 
 def _sniff_file(path: Path) -> str:

@@ -36,8 +36,13 @@ __all__ = ["distributions_section", "drift_section", "drifted_columns", "whole_w
 
 
 def whole_window(report: Row) -> list[Row]:
-    """Every feature of the whole-window drift reports."""
-    return [f for r in report.get("drift") or () for f in r.get("features") or ()]
+    """Every feature of the whole-window drift reports, with the ``reference`` it was
+    compared with (None where the window has one reference)."""
+    return [
+        {**f, "reference": r.get("reference")}
+        for r in report.get("drift") or ()
+        for f in r.get("features") or ()
+    ]
 
 
 def drifted_columns(report: Row) -> list[str]:
@@ -70,15 +75,19 @@ def drift_section(report: Row, order: Sequence[str], limit: int) -> str:
     whole = whole_window(report)
     drifted = set(drifted_columns(report))
     series: dict[tuple[str, str], list[Row]] = {}
+    column_of: dict[tuple[str, str], str] = {}
     for chunk in report.get("chunk_drift") or ():
+        # Members trained on different snapshots: one series per reference, named by it.
+        within = f" ({chunk['reference']})" if chunk.get("reference") else ""
         for f in chunk.get("features") or ():
             if f.get("slice") is None and f.get("effect") is not None:
-                key = (str(f.get("column")), str(f.get("test")))
+                key = (str(f.get("column")) + within, str(f.get("test")))
+                column_of[key] = str(f.get("column"))
                 series.setdefault(key, []).append({**f, "chunk": chunk.get("chunk")})
 
     def rank(key: tuple[str, str]) -> tuple[bool, bool, float]:
         top = max((_ratio(f) or 0.0 for f in series[key]), default=0.0)
-        return key[0] not in drifted, not any(f.get("drifted") for f in series[key]), -top
+        return column_of[key] not in drifted, not any(f.get("drifted") for f in series[key]), -top
 
     ranked = sorted(series, key=rank)
     seen = dict.fromkeys(chunk_name(f["chunk"]) for s in series.values() for f in s)
@@ -116,6 +125,7 @@ def drift_section(report: Row, order: Sequence[str], limit: int) -> str:
         html += f'<p class="note">Multiple testing: {esc(report["fdr"])}.</p>'
     if whole:
         columns = [
+            *([text("reference")] if any(f.get("reference") for f in whole) else []),
             text("column"),
             Column("slice", lambda f: esc(f.get("slice") or "all rows")),
             text("test"),

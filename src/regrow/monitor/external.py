@@ -177,9 +177,12 @@ def monitor_predictions(
     model_task, chosen_threshold, notes = _model_task(
         kind, reference, prediction, scores, target, threshold, positive
     )
-    checked = [*chosen, prediction, *scores.values()]
     with timer.step("drift"):
-        profile = Profile.of(reference[checked])
+        profile = Profile.of(reference[[*chosen, prediction, *scores.values()]])
+        chosen, left_out = _features(profile, chosen)
+        notes += left_out
+        checked = [*chosen, prediction, *scores.values()]
+        profile = Profile(profile.rows, {c: profile.columns[c] for c in checked})
         win = window.reindex(columns=checked)
         monitor = DriftMonitor(profile, seed=seed)
         drift = monitor.check(win)
@@ -225,6 +228,28 @@ def monitor_predictions(
         chunks, chunking, multi, estimates, found,
         distributions(reference, window, checked), tuple(notes), dict(timer.seconds),
     )  # fmt: skip
+
+
+def _features(profile: Profile, chosen: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The columns of ``chosen`` the checks can read, and a note for each left out: a
+    datetime column (a time stamp is not a feature: every new window lies outside the
+    reference's times) or another kind the drift tests skip. They are left out of every
+    check alike: per-feature drift, multivariate drift, the estimators and their support."""
+    kept: list[str] = []
+    notes: list[str] = []
+    for col in chosen:
+        prof = profile.columns[col]
+        if prof.kind != "other":
+            kept.append(col)
+        elif prof.dtype == "datetime":
+            notes.append(
+                f"{col!r} is a time column: not a feature; pass --time-column {col} to chunk by it"
+            )
+        else:
+            notes.append(
+                f"{col!r} holds {prof.dtype or 'no'} values, which no check reads: not a feature"
+            )
+    return kept, notes
 
 
 def _require(frame: pd.DataFrame, column: str, what: str) -> None:

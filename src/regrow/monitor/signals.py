@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -215,9 +215,15 @@ def performance_signals(
         if len(index) == 0:
             continue
         estimates, found = _estimate(task, estimator, window, index)
+        labelled = index[win_labelled[index]]
         if label is None:
             warnings += found
-        realised = _realised(task, estimator, window, index[win_labelled[index]])
+            if 0 < len(labelled) < MIN_REALISED_LABELS:
+                warnings.append(
+                    f"realised performance is not shown: the window has {len(labelled):,} "
+                    f"labelled rows, too few to tell (at least {MIN_REALISED_LABELS} are needed)"
+                )
+        realised = _realised(task, estimator, window, labelled)
         for name, est in estimates.items():
             rows.append(
                 EstimateRow(label, name, est.value, est.low, est.high, est.reference_value,
@@ -227,6 +233,7 @@ def performance_signals(
     if task.kind == "classification" and win_labelled.sum() >= MIN_REFERENCE_LABELS:
         calibration = _calibration(task, estimator, window, np.flatnonzero(win_labelled))
     rows, alerts = _alerts(rows, estimator, rules or {}, sigmas, margin, fitted.baseline)
+    rows = [_within_range(r) for r in rows]
     z_cal = calibration.get("calibration_z") if calibration else None
     if z_cal is not None and abs(z_cal) > sigmas:  # as strict as the default thresholds
         assert calibration is not None
@@ -460,6 +467,23 @@ def _why(
         f"{sigmas:g} sampling standard deviations or {margin:.0%}, whichever is more"
     )
     return f"{kind} {row.metric} {value:.4g} is {direction} {threshold:.4g} in {where} ({rule})"
+
+
+def _within_range(row: EstimateRow) -> EstimateRow:
+    """``row`` with its band clipped to the range its metric can take (errors are never
+    negative, shares lie in [0, 1]): a normal band around a small window's estimate can
+    reach past them. The alert thresholds are worked out first, from the unclipped width.
+
+    >>> _within_range(EstimateRow(None, "mse", 7.9, -9.3, 25.0, 10.6)).low
+    0.0
+    """
+    from regrow.forecast.trend import metric_bounds
+
+    bounds = metric_bounds(row.metric)
+    if bounds is None:
+        return row
+    lo, hi = bounds
+    return replace(row, low=min(max(row.low, lo), hi), high=max(min(row.high, hi), lo))
 
 
 def _z(estimator: Any) -> float:

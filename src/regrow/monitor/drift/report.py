@@ -70,7 +70,9 @@ class FeatureDrift:
 class DriftReport:
     """Every :class:`FeatureDrift` of one window (or chunk), in reference column order per slice.
 
-    ``family`` defaults (0) to the number of the report's own tested features.
+    ``family`` defaults (0) to the number of the report's own tested features. ``reference``
+    names what the window was compared with, where a monitor compares it with more than one
+    (a system whose members were trained on different snapshots); None otherwise.
     """
 
     features: tuple[FeatureDrift, ...]
@@ -79,6 +81,7 @@ class DriftReport:
     slices: tuple[str, ...] = field(default=())
     chunk: str | None = None
     family: int = 0
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.family == 0:
@@ -111,6 +114,7 @@ class DriftReport:
             "fdr": self.fdr,
             "slices": list(self.slices),
             "chunk": self.chunk,
+            "reference": self.reference,
             "family": self.family,
             "control": self.control,
             "drifted_columns": self.drifted_columns,
