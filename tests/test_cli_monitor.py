@@ -177,10 +177,18 @@ def test_any_models_predictions_from_files(
 
 
 def _shown(capsys: pytest.CaptureFixture[str], report: dict[str, object]) -> str:
+    """The report as `regrow monitor` prints it, on a console wide enough that no cell is cut
+    (the width a pipe gets depends on how pytest runs)."""
+    from regrow.cli import _app
     from regrow.cli._monitor_show import show_report
 
     capsys.readouterr()
-    show_report(report)
+    width = _app.out.width
+    _app.out.width = 250
+    try:
+        show_report(report)
+    finally:
+        _app.out.width = width
     return capsys.readouterr().out
 
 
