@@ -350,3 +350,32 @@ def test_a_version_with_the_holders_components_needs_approvals_but_no_evaluation
     with _as(governed, "bob") as bob:
         bob.approve(bridged)
     assert ws.catalog.get_system_version(ws.promote(bridged).version_id).ref == bridged
+
+
+def test_an_evaluation_blessed_on_a_handful_of_rows_does_not_promote(
+    governed: dict[str, object],
+) -> None:
+    from regrow.catalog.promotion import MIN_EVALUATED_ROWS
+    from regrow.evaluate.gates import MIN_ROWS
+
+    assert MIN_EVALUATED_ROWS == MIN_ROWS
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    ws.promote(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v2)
+    few = ws.snapshot(_data(600, 2).iloc[:12], name="few")
+    _, comparison = ws.evaluate(v2, few.id, baseline=v1)
+    assert comparison.verdict != "blessed"  # the gates: 12 rows are too few to tell
+    # A record blessed on 12 rows (as one made before that rule reads) does not count either.
+    import sqlalchemy as sa
+
+    from regrow.catalog.models import Evaluation
+
+    with ws.catalog._engine.begin() as conn:
+        conn.execute(sa.update(Evaluation).where(Evaluation.snapshot_id == few.id)
+                     .values(verdict="blessed"))  # fmt: skip
+    with pytest.raises(PromotionRefused, match=r"blessed on 12 row\(s\), too few to tell"):
+        ws.promote(v2)

@@ -4,7 +4,9 @@ What ``Workspace.evaluate`` and ``regrow evaluate`` run:
 
 1. **load**: the policy's ``gates`` section (the default policy unless one is given), both
    versions (each artifact once: a candidate shares most of its components with the baseline
-   it was updated from) and the snapshot's rows;
+   it was updated from) and the snapshot's rows. Given no baseline, the candidate is compared
+   with its system's ``champion`` (:func:`default_baseline`) when that exists and is another
+   version; the record says which (``baseline_ref``, ``baseline_source``);
 2. **predict**: every member once on the rows (a member both versions share is predicted for
    one of them; rows an earlier command stored are read back, the rows predicted now are
    stored with the evaluation);
@@ -29,12 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import AuthError, DataError, RegrowError
+from regrow.errors import AuthError, DataError, NotFound, RegrowError
 from regrow.progress import ProgressFn, Timer
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from regrow.catalog.catalog import Catalog
     from regrow.catalog.records import EvaluationRecord, SnapshotRecord, SystemVersionRecord
     from regrow.evaluate.evaluation import Comparison
     from regrow.evaluate.gates import Gate, HeldOut
@@ -42,7 +45,10 @@ if TYPE_CHECKING:
     from regrow.plan.policy import GatePolicy, Policy
     from regrow.services import Services
 
-__all__ = ["evaluate", "gate_policy"]
+__all__ = ["DEFAULT_BASELINE", "default_baseline", "evaluate", "gate_policy"]
+
+#: The alias of the candidate's system an evaluation given no baseline compares with.
+DEFAULT_BASELINE = "champion"
 
 
 def gate_policy(
@@ -61,6 +67,23 @@ def gate_policy(
     return policy.gates, policy.id, policy
 
 
+def default_baseline(
+    catalog: Catalog, candidate: SystemVersionRecord
+) -> tuple[SystemVersionRecord | None, str]:
+    """The version an evaluation of ``candidate`` given no baseline compares with: its
+    system's :data:`DEFAULT_BASELINE` alias, unless there is none or it holds ``candidate``
+    itself (then None); and a phrase saying which, for the output."""
+    alias = f"{candidate.system}@{DEFAULT_BASELINE}"
+    try:
+        holder = catalog.get_alias(candidate.system, DEFAULT_BASELINE)
+    except NotFound:
+        return None, f"none ({alias} does not exist; name one with --baseline)"
+    if holder.version_id == candidate.id:
+        return None, f"none ({alias} is {candidate.ref} itself; name one with --baseline)"
+    version = catalog.get_system_version(holder.version_id)
+    return version, f"{alias} = {version.ref} (default)"
+
+
 def evaluate(
     services: Services,
     candidate: str,
@@ -74,6 +97,8 @@ def evaluate(
 ) -> tuple[EvaluationRecord, Comparison]:
     """Compare ``candidate`` with ``baseline`` on ``snapshot`` under ``policy``; record it.
 
+    ``baseline`` None: the system's champion, if it exists and is not the candidate
+    (:func:`default_baseline`).
     ``metric`` overrides the policy's ``gates.metric``; ``gates`` replaces its
     ``gates.checks``. Returns the record and the comparison (its ``gates`` hold each gate's
     result, its ``timings`` where the time went).
@@ -115,7 +140,13 @@ def _evaluate(
             catalog.policies.register(whole.id, whole.to_dict(), source=source[:255])
         gates = section.gates() if chosen is None else list(chosen)
         cand_v = catalog.get_system_version(candidate)
-        base_v = catalog.get_system_version(baseline) if baseline else None
+        base_v: SystemVersionRecord | None
+        if baseline:
+            base_v = catalog.get_system_version(baseline)
+            ref = base_v.ref
+            said = ref if baseline == ref else f"{baseline} = {ref}"
+        else:
+            base_v, said = default_baseline(catalog, cand_v)
         snap = services.record(snapshot)
         frame = services.frame(snap.id)
         cand = services.load(cand_v)
@@ -174,6 +205,8 @@ def _evaluate(
             metric=result.metric,
             results={
                 **result.as_dict(),
+                "baseline_ref": base_v.ref if base_v else None,
+                "baseline_source": said,
                 "policy": policy_id,
                 "gate_policy": section.to_dict(),
                 "gate_source": "policy" if chosen is None else "caller",

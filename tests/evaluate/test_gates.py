@@ -11,7 +11,7 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 
 from regrow import Member, System
 from regrow.catalog.store import open_store
-from regrow.errors import DataError
+from regrow.errors import DataError, PolicyError
 from regrow.evaluate.evaluation import judge
 from regrow.evaluate.gates import (
     Calibration,
@@ -34,6 +34,7 @@ from regrow.evaluate.gates.fairness import _draws
 from regrow.evaluate.metrics import METRICS
 from regrow.model import FittedSystem
 from regrow.monitor.profile import Profile
+from regrow.plan.policy import Policy
 
 from .conftest import Toy, classifier, fit, make_rows
 
@@ -317,6 +318,22 @@ def test_an_inconclusive_gate_decides_as_the_policy_says(policy: str, expected: 
     assert any("too few rows" in r for r in reasons)
 
 
+def test_ignoring_inconclusive_gates_does_not_ignore_too_few_rows(toy: Toy) -> None:
+    three = toy.context(frame=toy.evaluation.iloc[:3])
+    gates = [Improvement(), Signature(allow=("inputs",))]
+    result = judge(three, gates, inconclusive="ignore")  # type: ignore[list-item]
+    assert [g.status for g in result.gates] == ["inconclusive", "pass"]
+    assert result.verdict == "none"
+    assert result.reasons == (
+        "improvement: inconclusive (too few rows: not ignored): 3 rows: too few to tell; at "
+        "least 30 are needed (gates.checks.improvement.min_rows)",
+    )
+    # a gate that does not apply is still ignored as the policy says
+    no_baseline = judge(toy.context(baseline=False), [Improvement(), Calibration(max_ece=0.5)],
+                        inconclusive="ignore")  # fmt: skip
+    assert no_baseline.verdict == "blessed"
+
+
 def test_a_result_refuses_an_unknown_status() -> None:
     with pytest.raises(ValueError, match="status must be one of"):
         GateResult("a", "maybe", "?")  # type: ignore[arg-type]
@@ -332,3 +349,105 @@ def _onehot() -> object:
         (OneHotEncoder(handle_unknown="ignore"), ["region"]), remainder="passthrough"
     )
     return make_pipeline(encode, LinearRegression())
+
+
+# -- too few rows -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [Improvement(), SliceRegression(), Stability(), Fairness(sensitive="group"), Calibration()],
+    ids=lambda g: g.name,
+)
+def test_an_interval_gate_on_too_few_rows_cannot_tell_and_says_why(toy: Toy, gate: object) -> None:
+    three = toy.evaluation.iloc[:3]
+    held = HeldOut(toy.reference.iloc[:3], "three reference rows")
+    ctx = toy.context(frame=three, reference_rows=lambda name: held)
+    result = gate.check(ctx)  # type: ignore[attr-defined]
+    assert result.status == "inconclusive"
+    assert "3 rows" in result.why
+    assert "too few to tell; at least 30 are needed" in result.why
+    assert f"gates.checks.{result.name}.min_rows" in result.why
+    assert result.interval is None  # no interval over three rows to mislead a reader
+    assert judge(ctx, [gate]).verdict == "none"  # type: ignore[list-item]
+
+
+def test_three_rows_that_favour_the_candidate_do_not_bless_it(toy: Toy) -> None:
+    ctx = toy.context()
+    y = toy.evaluation["y"].to_numpy()
+    # Three rows on which the candidate is right and the baseline wrong, with both classes:
+    # the bootstrap over them alone puts the whole interval above 0.
+    right = np.flatnonzero(y == 1)[:2].tolist() + np.flatnonzero(y == 0)[:1].tolist()
+    three = toy.evaluation.iloc[right]
+    cand = np.where(y[right] == 1, 0.9, 0.1)
+    base = np.where(y[right] == 1, 0.2, 0.8)
+    loose = Improvement(min_rows=1).check(with_scores(toy, cand, base, frame=three))
+    assert loose.status == "pass"  # what the gate said before it counted rows
+    result = Improvement().check(with_scores(toy, cand, base, frame=three))
+    assert result.status == "inconclusive"
+    assert result.value == loose.value  # the point is shown, not judged
+    assert ctx.rows >= 30
+    assert Improvement().check(ctx).status == "pass"
+
+
+def test_min_rows_is_each_interval_gates_setting_in_the_policy() -> None:
+    policy = Policy.from_yaml(
+        "gates:\n  checks:\n    improvement: {min_rows: 100}\n    slice_regression: {}\n"
+    )
+    assert policy.gates.gates() == [Improvement(min_rows=100), SliceRegression(min_rows=30)]
+    # The default is left out of the stored settings, so a policy that does not set it keeps
+    # the id it had (and the evaluations blessed under it still count); a setting is kept.
+    assert "min_rows" not in policy.gates.checks["slice_regression"]
+    assert policy.gates.checks["improvement"]["min_rows"] == 100
+    assert all("min_rows" not in c for c in Policy.default().gates.checks.values())
+    with pytest.raises(PolicyError, match=r"gates\.checks\.improvement\.min_rows"):
+        Policy.from_yaml("gates:\n  checks:\n    improvement: {min_rows: 0}\n")
+
+
+def test_a_slice_with_too_few_rows_is_not_judged_and_leaves_the_gate_inconclusive(
+    toy: Toy,
+) -> None:
+    slices = {"north": "region == 'north'", "tail": "x1 > 2.3"}
+    ctx = toy.context(slices=slices)
+    tail = int((toy.evaluation["x1"] > 2.3).sum())
+    assert 0 < tail < 30
+    result = SliceRegression().check(ctx)
+    assert result.status == "inconclusive"
+    assert f"slice 'tail' has {tail} rows: too few to tell" in result.why
+    assert "too few to tell; at least 30 are needed" in result.why
+    assert result.details["slices"]["tail"] == {"rows": tail, "judged": False, "too_few": True}
+    assert result.details["slices"]["north"]["judged"]
+    assert SliceRegression(min_rows=tail).check(ctx).status == "pass"
+    # A judged slice that regresses still fails the gate, the small one noted.
+    base = ctx.baseline_scores
+    assert base is not None
+    worse = base.copy()
+    rows = (toy.evaluation["region"] == "north").to_numpy()
+    worse[rows] = np.random.default_rng(0).permutation(worse[rows])
+    failed = SliceRegression().check(with_scores(toy, worse, base, slices=slices))
+    assert failed.status == "fail"
+    assert "slice 'north' is worse by" in failed.why
+    assert "'tail'" in failed.why
+
+
+def test_a_sensitive_group_with_too_few_rows_leaves_fairness_inconclusive(toy: Toy) -> None:
+    rare = toy.evaluation.assign(
+        group=np.where(np.arange(len(toy.evaluation)) < 5, "rare", toy.evaluation["group"])
+    )
+    result = Fairness(sensitive="group").check(toy.context(frame=rare))
+    assert result.status == "inconclusive"
+    assert "across 'group', group 'rare' has 5 rows" in result.why
+    assert "at least 30 are needed" in result.why
+    assert (
+        "too few" not in Fairness(sensitive="group", min_rows=5).check(toy.context(frame=rare)).why
+    )
+
+
+def test_slice_regression_says_the_same_signed_drop_as_its_value(toy: Toy) -> None:
+    result = SliceRegression().check(toy.context())
+    assert result.status == "pass"
+    assert result.value is not None
+    assert result.value < 0  # every slice improved
+    assert f"{result.value:.4f}" in result.why  # the value column's number, its sign too
+    assert f"{-result.value:+.4f}" not in result.why
+    assert "an improvement" in result.why

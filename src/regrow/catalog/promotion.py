@@ -247,6 +247,12 @@ def _signature(session: Session, version: SystemVersion) -> Any:
         return None
 
 
+#: An evaluation blessed on fewer rows does not let a version through: the interval gates'
+#: default ``min_rows`` (:data:`regrow.evaluate.gates.MIN_ROWS`; a test checks they agree),
+#: for evaluations recorded before those gates were inconclusive on so few rows.
+MIN_EVALUATED_ROWS = 30
+
+
 def _evaluation_lacks(
     session: Session, rules: PromotionRules, version: SystemVersion, ref: str, holder: str
 ) -> list[str]:
@@ -311,6 +317,19 @@ def _evaluation_lacks(
             f"{len(rows)} evaluation(s) use other snapshots; {evaluate}"
         ]
     newest = accepted[0]
+    counted = (newest[5] or {}).get("rows") if isinstance(newest[5], dict) else None
+    if (
+        newest[1] == "blessed"
+        and isinstance(counted, int)
+        and counted < MIN_EVALUATED_ROWS
+        and not _sets_min_rows(newest[5])
+    ):
+        # blessed before evaluations on a handful of rows were inconclusive (regrow.evaluate.gates)
+        return [
+            f"a blessed evaluation of {ref} against {holder_ref}: the newest one "
+            f"({newest[0][:12]}, snapshot {newest[4]!r}) was blessed on {counted} row(s), too "
+            f"few to tell (at least {MIN_EVALUATED_ROWS}); {evaluate}"
+        ]
     if newest[1] != "blessed":
         reasons = [str(r) for r in (newest[2] or [])]
         why = ""
@@ -323,6 +342,13 @@ def _evaluation_lacks(
             f"({newest[0][:12]}, snapshot {newest[4]!r}) is {newest[1]}{why}"
         ]
     return []
+
+
+def _sets_min_rows(results: Any) -> bool:
+    """Whether the gates of an evaluation's ``results`` set their own ``min_rows`` (a policy
+    that chose to judge fewer rows than the default is taken at its word)."""
+    settings = results.get("gate_settings") if isinstance(results, dict) else None
+    return any(isinstance(s, dict) and "min_rows" in s for s in settings or ())
 
 
 def _under(results: Any, policy_id: str) -> bool:

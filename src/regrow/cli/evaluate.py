@@ -24,7 +24,10 @@ __all__ = ["evaluate", "gate_table"]
 def evaluate(
     candidate: Annotated[str, typer.Argument(help="Candidate version.")],
     snapshot: Annotated[str, typer.Option(help="Labelled snapshot to evaluate on.")],
-    baseline: Annotated[str | None, typer.Option(help="Baseline version.")] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Baseline version (default: the system's champion, if another)."),
+    ] = None,
     metric: Annotated[
         str | None, typer.Option(help="roc_auc, log_loss, accuracy, rmse, mae")
     ] = None,
@@ -40,7 +43,11 @@ def evaluate(
     as_json: AsJson = False,
 ) -> None:
     """Compare a candidate with a baseline on the same snapshot and slices, with intervals, and
-    run the policy's gates: blessed only when every gate passes."""
+    run the policy's gates: blessed only when every gate passes.
+
+    Without --baseline, the baseline is the system's champion when it exists and is not the
+    candidate itself. Gates that judge intervals are inconclusive on too few rows (fewer than
+    30 by default, per gate `min_rows` in the policy), so such an evaluation is not blessed."""
     if report is not None and not report.parent.is_dir():
         raise ConfigError(
             f"cannot write the report to {str(report)!r}: folder {str(report.parent)!r} does "
@@ -61,11 +68,14 @@ def evaluate(
                 "verdict": result.verdict,
                 "reasons": list(result.reasons),
                 **result.as_dict(),
+                "baseline_ref": record.results.get("baseline_ref"),
+                "baseline_source": record.results.get("baseline_source"),
                 "policy": record.results.get("policy"),
                 "report": record.results.get("report"),
             }
         )
     else:
+        out.print(f"baseline: {record.results.get('baseline_source') or 'none'}")
         out.print(_comparison_table(result))
         out.print(gate_table(result.gates))
         out.print(Text.assemble("verdict: ", (result.verdict, "bold")))

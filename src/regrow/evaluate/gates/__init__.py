@@ -20,14 +20,26 @@ gate                 checks                                  module
 ``signature``        inputs and outputs match the baseline   :mod:`~.signature`
 ===================  ======================================  =================================
 
-A project registers its own with :func:`register` (see :mod:`~.registry`).
+The gates that judge a bootstrap interval (improvement, slice_regression, stability,
+fairness, calibration: :class:`IntervalGate`) are inconclusive on fewer than ``min_rows`` rows
+(default :data:`MIN_ROWS`, 30), and so is each slice or group that small: an evaluation on a
+handful of rows never blesses. A project registers its own with :func:`register` (see
+:mod:`~.registry`).
 
 >>> import regrow.evaluate.gates as g
 >>> g.gate_names()[:3]
 ['calibration', 'coverage', 'data_quality']
 """
 
-from regrow.evaluate.gates.base import STATUSES, BaseGate, Gate, GateResult, Status
+from regrow.evaluate.gates.base import (
+    MIN_ROWS,
+    STATUSES,
+    BaseGate,
+    Gate,
+    GateResult,
+    IntervalGate,
+    Status,
+)
 from regrow.evaluate.gates.calibration import Calibration
 from regrow.evaluate.gates.context import GateContext, HeldOut, scores_of
 from regrow.evaluate.gates.coverage import Coverage
@@ -47,6 +59,7 @@ from regrow.evaluate.gates.verdict import INCONCLUSIVE, Inconclusive, verdict
 
 __all__ = [
     "INCONCLUSIVE",
+    "MIN_ROWS",
     "STATUSES",
     "BaseGate",
     "Calibration",
@@ -59,6 +72,7 @@ __all__ = [
     "HeldOut",
     "Improvement",
     "Inconclusive",
+    "IntervalGate",
     "Latency",
     "Signature",
     "Size",

@@ -14,6 +14,33 @@ Every result has a ``status``:
                   check that does not apply (calibration of a regressor); ``why`` says which
 ================  ============================================================================
 
+**Too few rows.** A gate that judges a bootstrap interval (:class:`IntervalGate`: improvement,
+slice_regression, stability, fairness, calibration) is inconclusive on fewer than its
+``min_rows`` rows (default :data:`MIN_ROWS`, 30; ``gates.checks.<gate>.min_rows`` in the
+policy), and so is each slice, or group, that small: a percentile interval over a handful of
+rows does not hold its level. Coverage of the 95% interval of a paired difference (the true
+difference from 400,000 rows; 1,000 synthetic evaluation sets per cell; ROC AUC at 30%
+positives, RMSE), and how often an equal candidate's improvement interval lay above 0 (2.5%
+if the interval held):
+
+======  ============  =============  ======================================
+rows    AUC covered   RMSE covered   an equal candidate passed (AUC / RMSE)
+======  ============  =============  ======================================
+3       16.8%         77.2%          3.8% / 10.4%
+5       39.7%         86.4%          1.1% / 8.8%
+10      72.0%         89.9%          1.2% / 4.7%
+20      92.6%         93.7%          2.0% / 3.7%
+30      93.4%         93.3%          2.5% / 3.3%
+50      95.3%         93.1%          2.1% / 3.4%
+100     93.5%         93.7%          3.5% / 2.0%
+200     94.5%         94.0%          2.5% / 2.4%
+======  ============  =============  ======================================
+
+AUC's coverage counts the sets where it is defined: on 3 rows, 39% held one class only. Each
+cell is good to about 0.7 points (1,000 sets). From about 20 rows on, the interval covers as
+well as it does on 200 rows (the percentile bootstrap's own shortfall of 1 to 2 points), and an
+equal candidate passes about as rarely as it should; 30 leaves a margin over that.
+
 >>> r = GateResult("size", "pass", "3.1 MB of artifacts, within 50 MB", value=3.1e6,
 ...                threshold=5e7, measure="artifact bytes")
 >>> r.to_dict()["status"], GateResult.from_dict(r.to_dict()) == r
@@ -27,16 +54,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from regrow.evaluate.gates.context import GateContext
 
-__all__ = ["STATUSES", "BaseGate", "Gate", "GateResult", "Status"]
+__all__ = [
+    "MIN_ROWS",
+    "STATUSES",
+    "TOO_FEW_ROWS",
+    "BaseGate",
+    "Gate",
+    "GateResult",
+    "IntervalGate",
+    "Status",
+]
 
 Status = Literal["pass", "fail", "inconclusive"]
 #: Every status a gate can return.
 STATUSES: tuple[Status, ...] = ("pass", "fail", "inconclusive")
+#: The fewest rows an :class:`IntervalGate` judges an interval on (see the module docstring).
+MIN_ROWS = 30
+#: The key of a result's details that marks it inconclusive for too few rows.
+TOO_FEW_ROWS = "too_few_rows"
 
 
 @dataclass(frozen=True)
@@ -126,6 +166,66 @@ class BaseGate(BaseModel):
     def inconclusive(self, why: str, **fields: Any) -> GateResult:
         """An ``inconclusive`` result saying why."""
         return GateResult(self.name, "inconclusive", why, **fields)
+
+
+class IntervalGate(BaseGate):
+    """A gate that judges bootstrap intervals: inconclusive on fewer than ``min_rows`` rows.
+
+    >>> from regrow.evaluate.gates import Improvement
+    >>> Improvement().too_few(3)
+    '3 rows: too few to tell; at least 30 are needed (gates.checks.improvement.min_rows)'
+    >>> Improvement().too_few(30) is None
+    True
+    """
+
+    min_rows: int = Field(MIN_ROWS, ge=1)
+    """The fewest rows (of the evaluation, of a slice, of a group) an interval is judged on."""
+
+    def settings(self) -> dict[str, Any]:
+        """The thresholds as JSON; ``min_rows`` only when it is not the default, so that a
+        policy which does not set it keeps the id it had before the setting existed (and the
+        evaluations blessed under it still count)."""
+        out = super().settings()
+        if out.get("min_rows") == MIN_ROWS:
+            del out["min_rows"]
+        return out
+
+    def too_few(self, rows: int, of: str = "") -> str | None:
+        """Why ``rows`` rows (``of`` what, e.g. ``" in slice 'north'"``) are too few to judge;
+        None when they are enough."""
+        if rows >= self.min_rows:
+            return None
+        return (
+            f"{rows:,} row{'s' if rows != 1 else ''}{of}: too few to tell; at least "
+            f"{self.min_rows:,} are needed (gates.checks.{self.name}.min_rows)"
+        )
+
+    def cannot_tell(self, why: str, **fields: Any) -> GateResult:
+        """An ``inconclusive`` result for too few rows: its details say ``too_few_rows``, so
+        that ``inconclusive: ignore`` does not ignore it (:func:`~.verdict.verdict`)."""
+        details = {**dict(fields.pop("details", None) or {}), TOO_FEW_ROWS: True}
+        return self.inconclusive(why, details=details, **fields)
+
+    def too_few_in(self, kind: str, rows: Mapping[str, int]) -> str | None:
+        """Why the parts of ``rows`` (name -> rows: slices, groups) with fewer than
+        ``min_rows`` rows cannot be judged; None when every part has enough.
+
+        >>> from regrow.evaluate.gates import SliceRegression
+        >>> SliceRegression().too_few_in("slice", {"north": 250, "tail": 17})
+        "slice 'tail' has 17 rows: too few to tell; at least 30 are needed (gates.checks...)"
+        """
+        small = {name: n for name, n in rows.items() if n < self.min_rows}
+        if not small:
+            return None
+        if len(small) == 1:
+            [(name, n)] = small.items()
+            listed = f"{kind} {name!r} has {n:,} row{'s' if n != 1 else ''}"
+        else:
+            listed = f"{kind}s " + ", ".join(f"{name!r} ({n:,} rows)" for name, n in small.items())
+        return (
+            f"{listed}: too few to tell; at least {self.min_rows:,} are needed "
+            f"(gates.checks.{self.name}.min_rows)"
+        )
 
 
 def _finite(value: Any) -> Any:

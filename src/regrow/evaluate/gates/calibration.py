@@ -11,7 +11,8 @@ candidate and the baseline at once. ECE is biased upward on few rows (every bin'
 absolute value), so the interval is honest about small samples: the gate **passes** when the
 candidate's interval lies at or below ``max_ece``, **fails** when it lies wholly above it (or
 its increase over the baseline's lies wholly above ``max_increase``), and is **inconclusive**
-otherwise, or for a regression system.
+otherwise, or for a regression system, or on fewer than ``min_rows`` rows
+(:class:`~regrow.evaluate.gates.base.IntervalGate`).
 
 >>> import numpy as np
 >>> hits = np.array([1, 0, 1, 1]); conf = np.array([0.9, 0.2, 0.8, 0.6])
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from regrow.evaluate.gates.base import BaseGate, GateResult
+from regrow.evaluate.gates.base import GateResult, IntervalGate
 from regrow.evaluate.gates.context import GateContext
 from regrow.evaluate.resample import percentile_interval
 
@@ -36,7 +37,7 @@ __all__ = ["Calibration", "ece"]
 Array = np.ndarray[Any, Any]
 
 
-class Calibration(BaseGate):
+class Calibration(IntervalGate):
     """The candidate's probabilities mean what they say: ECE at most ``max_ece``."""
 
     name: ClassVar[str] = "calibration"
@@ -53,6 +54,11 @@ class Calibration(BaseGate):
                 "calibration error applies to a classifier's probabilities; this is a "
                 "regression system",
                 threshold=self.max_ece,
+            )
+        too_few = self.too_few(context.rows)
+        if too_few:
+            return self.cannot_tell(
+                too_few, threshold=self.max_ece, measure="expected calibration error"
             )
         versions = {"candidate": context.candidate_scores}
         if context.baseline_scores is not None:

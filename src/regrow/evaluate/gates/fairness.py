@@ -19,7 +19,9 @@ the same resamples. A difference is a maximum over groups, so small groups widen
 The gate **fails** when a difference's interval lies wholly above ``max_difference``, or the
 increase over the baseline's lies wholly above ``max_increase``; it **passes** when every
 difference's interval lies at or below ``max_difference`` (and no increase failed); otherwise
-it is **inconclusive**.
+it is **inconclusive**. It is inconclusive, too, on fewer than ``min_rows`` rows, or when a
+group has fewer (:class:`~regrow.evaluate.gates.base.IntervalGate`): a group's rates over a
+handful of rows decide the maximum, and their interval does not hold its level.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from regrow.errors import DataError
-from regrow.evaluate.gates.base import BaseGate, GateResult
+from regrow.evaluate.gates.base import GateResult, IntervalGate
 from regrow.evaluate.gates.context import GateContext
 from regrow.evaluate.resample import percentile_interval
 
@@ -44,7 +46,7 @@ FairnessMetric = Literal["demographic_parity", "equalized_odds"]
 _LABELS = {"demographic_parity": "demographic parity", "equalized_odds": "equalized odds"}
 
 
-class Fairness(BaseGate):
+class Fairness(IntervalGate):
     """Decisions across the groups of ``sensitive`` differ by at most ``max_difference``."""
 
     name: ClassVar[str] = "fairness"
@@ -99,6 +101,14 @@ class Fairness(BaseGate):
             )
         column = classes.index(positive)
         groups = _groups(context.frame[self.sensitive])
+        counts = {str(k): int(v) for k, v in groups.value_counts().items()}
+        small = self.too_few_in("group", counts)
+        too_few = self.too_few(context.rows) or (small and f"across {self.sensitive!r}, {small}")
+        if too_few:
+            return self.cannot_tell(
+                too_few, threshold=self.max_difference,
+                details={"sensitive": self.sensitive, "groups": counts},
+            )  # fmt: skip
         y_true = np.asarray(context.y == positive, dtype=np.int64)
         versions = {"candidate": context.candidate_scores}
         if context.baseline_scores is not None:
@@ -149,7 +159,7 @@ class Fairness(BaseGate):
             "measure": f"{_LABELS[worst]} difference across {self.sensitive!r}",
             "details": {
                 "sensitive": self.sensitive, "positive": positive,
-                "groups": {str(k): int(v) for k, v in groups.value_counts().items()},
+                "groups": counts,
                 "metrics": per_metric,
             },
         }  # fmt: skip

@@ -14,6 +14,9 @@ metric points).
   candidate must be no worse than ``margin``: pass when the interval's lower end is at least
   ``-margin``, fail when its upper end is below it, inconclusive in between. It guards
   against a candidate that fits a transient of the recent window and forgot the rest.
+
+Each is inconclusive on fewer than ``min_rows`` rows (the evaluation's, a slice's, the
+reference period's held-out rows): see :class:`~regrow.evaluate.gates.base.IntervalGate`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from regrow.evaluate.gates.base import BaseGate, GateResult
+from regrow.evaluate.gates.base import GateResult, IntervalGate
 from regrow.evaluate.gates.context import GateContext
 from regrow.evaluate.metrics import resampled_values
 from regrow.evaluate.resample import Resamples, percentile_interval
@@ -32,7 +35,7 @@ from regrow.evaluate.resample import Resamples, percentile_interval
 __all__ = ["Improvement", "SliceRegression", "Stability"]
 
 
-class Improvement(BaseGate):
+class Improvement(IntervalGate):
     """The candidate beats the baseline: the improvement interval's lower end above ``min``."""
 
     name: ClassVar[str] = "improvement"
@@ -49,13 +52,20 @@ class Improvement(BaseGate):
             return self.inconclusive("no baseline to compare with", threshold=self.min)
         cand, base = context.value("candidate"), context.value("baseline")
         point = context.improvement(cand, base)
-        draws = context.improvements(context.draws[0, :, 0], context.draws[1, :, 0])
         if self.relative:
             point = point / abs(base) if base else math.nan
+        what = f"relative {m} improvement" if self.relative else f"{m} improvement"
+        too_few = self.too_few(context.rows)
+        if too_few:  # the point alone: an interval over so few rows would mislead
+            return self.cannot_tell(
+                too_few, value=point, threshold=self.min, measure=what,
+                details={"candidate": cand, "baseline": base, "rows": context.rows},
+            )  # fmt: skip
+        draws = context.improvements(context.draws[0, :, 0], context.draws[1, :, 0])
+        if self.relative:
             with np.errstate(invalid="ignore", divide="ignore"):
                 draws = draws / np.abs(context.draws[1, :, 0])
         low, high = percentile_interval(draws, context.level)
-        what = f"relative {m} improvement" if self.relative else f"{m} improvement"
         fields: dict[str, Any] = {
             "value": point, "interval": (low, high), "threshold": self.min, "measure": what,
             "details": {"candidate": cand, "baseline": base},
@@ -74,7 +84,7 @@ class Improvement(BaseGate):
         )  # fmt: skip
 
 
-class SliceRegression(BaseGate):
+class SliceRegression(IntervalGate):
     """No slice of the evaluation rows gets worse by more than ``max``."""
 
     name: ClassVar[str] = "slice_regression"
@@ -83,61 +93,73 @@ class SliceRegression(BaseGate):
     """The largest drop of the metric a slice may show (the point estimate)."""
 
     def check(self, context: GateContext) -> GateResult:
-        """Fail naming every slice worse than ``max``; report each slice's interval."""
+        """Fail naming every slice worse than ``max``; report each slice's interval. A slice
+        of fewer than ``min_rows`` rows is not judged, and leaves the gate inconclusive
+        unless another slice fails it."""
         m = context.metric.name
+        measure = f"worst slice's {m} drop"
         if context.baseline_scores is None:
             return self.inconclusive("no baseline to compare with", threshold=self.max)
+        too_few = self.too_few(context.rows)
+        if too_few:
+            return self.cannot_tell(too_few, threshold=self.max, measure=measure)
         names = [n for n in context.groups if n != "all"]
         if not names:
             return self.result(
                 "pass", "the evaluation snapshot has no slices: none can regress",
-                threshold=self.max, measure=f"worst slice's {m} drop",
+                threshold=self.max, measure=measure,
             )  # fmt: skip
         slices: dict[str, Any] = {}
         worse: list[str] = []
         for j, name in enumerate(context.groups):
             if name == "all":
                 continue
+            rows = _rows(context, name)
+            if rows < self.min_rows:
+                slices[name] = {"rows": rows, "judged": False, "too_few": True}
+                continue
             cand, base = context.value("candidate", name), context.value("baseline", name)
             if not (math.isfinite(cand) and math.isfinite(base)):
-                slices[name] = {"rows": _rows(context, name), "judged": False}
+                slices[name] = {"rows": rows, "judged": False}
                 continue
             drop = -context.improvement(cand, base)
             draws = -context.improvements(context.draws[0, :, j], context.draws[1, :, j])
             slices[name] = {
-                "rows": _rows(context, name), "judged": True, "drop": drop,
+                "rows": rows, "judged": True, "drop": drop,
                 "interval": list(percentile_interval(draws, context.level)),
             }  # fmt: skip
             if drop > self.max:
                 worse.append(f"slice {name!r} is worse by {drop:.4f} {m} (limit {self.max})")
         judged = {n: s for n, s in slices.items() if s["judged"]}
-        unjudged = sorted(set(slices) - set(judged))
-        note = f"; {m} undefined on {', '.join(map(repr, unjudged))}" if unjudged else ""
-        if not judged:
-            return self.inconclusive(
-                f"{m} is undefined on every slice{note}", threshold=self.max,
-                details={"slices": slices},
-            )  # fmt: skip
-        worst = max(judged, key=lambda n: judged[n]["drop"])
+        small = {n: s["rows"] for n, s in slices.items() if s.get("too_few")}
+        undefined = sorted(set(slices) - set(judged) - set(small))
+        note = f"; {m} undefined on {', '.join(map(repr, undefined))}" if undefined else ""
+        if small:
+            note += "; " + str(self.too_few_in("slice", small))
         fields: dict[str, Any] = {
-            "value": judged[worst]["drop"], "interval": tuple(judged[worst]["interval"]),
-            "threshold": self.max, "measure": f"worst slice's {m} drop",
-            "details": {"worst": worst, "slices": slices},
+            "threshold": self.max, "measure": measure, "details": {"slices": slices},
         }  # fmt: skip
+        if judged:
+            worst = max(judged, key=lambda n: judged[n]["drop"])
+            fields.update(
+                value=judged[worst]["drop"], interval=tuple(judged[worst]["interval"]),
+                details={"worst": worst, "slices": slices},
+            )  # fmt: skip
         if worse:
             return self.result("fail", "; ".join(worse) + note, **fields)
+        if small:
+            return self.cannot_tell(note.removeprefix("; "), **fields)
+        if not judged:
+            return self.inconclusive(f"{m} is undefined on every slice{note}", **fields)
         drop = judged[worst]["drop"]
-        least = (
-            f"the least improved: {worst!r}, {-drop:+.4f}"
-            if drop < 0
-            else f"the worst: {worst!r}, {drop:.4f} worse"
-        )
+        # The same signed drop as the value column: negative when the slice improved.
+        largest = f"the largest: {worst!r}, {drop:.4f}" + (", an improvement" if drop < 0 else "")
         return self.result(
-            "pass", f"no slice is worse by more than {self.max} {m} ({least}){note}", **fields
+            "pass", f"no slice's {m} drop exceeds {self.max} ({largest}){note}", **fields
         )
 
 
-class Stability(BaseGate):
+class Stability(IntervalGate):
     """No worse than ``margin`` on held-out rows of the reference period."""
 
     name: ClassVar[str] = "stability"
@@ -166,6 +188,11 @@ class Stability(BaseGate):
                 threshold=threshold,
             )
         frame = held.frame
+        too_few = self.too_few(len(frame), f" of {held.source}")
+        if too_few:
+            return self.cannot_tell(
+                too_few, threshold=threshold, details={"rows": len(frame), "source": held.source}
+            )
         if len(frame) > self.max_rows:
             frame = frame.sample(self.max_rows, random_state=context.seed)
         y = frame[context.candidate.target].to_numpy()

@@ -8,9 +8,11 @@
                   tell; at least one)
 ================  ==========================================================================
 
-``inconclusive: reject`` treats an inconclusive gate as a failed one.
+``inconclusive: reject`` treats an inconclusive gate as a failed one. ``ignore`` never ignores
+a gate inconclusive for too few rows (its details say ``too_few_rows``): an evaluation on a
+handful of rows is not blessed whatever the policy says of gates that cannot tell.
 
->>> from regrow.evaluate.gates.base import GateResult
+>>> from regrow.evaluate.gates.base import TOO_FEW_ROWS, GateResult
 >>> ok = GateResult("improvement", "pass", "better")
 >>> unsure = GateResult("fairness", "inconclusive", "too few rows per group")
 >>> verdict([ok, unsure])
@@ -19,6 +21,10 @@
 'blessed'
 >>> verdict([])[0]
 'none'
+>>> few = GateResult("improvement", "inconclusive", "3 rows: too few to tell",
+...                  details={TOO_FEW_ROWS: True})
+>>> verdict([GateResult("size", "pass", "small"), few], inconclusive="ignore")
+('none', ('improvement: inconclusive (too few rows: not ignored): 3 rows: too few to tell',))
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from regrow.evaluate.gates.base import GateResult
+from regrow.evaluate.gates.base import TOO_FEW_ROWS, GateResult
 
 __all__ = ["INCONCLUSIVE", "Inconclusive", "verdict"]
 
@@ -56,6 +62,11 @@ def verdict(
         return "rejected", tuple(f"{r.name}: {_status(r)}{r.why}" for r in failed)
     if unsure and (inconclusive == "none" or not passed):
         return "none", tuple(f"{r.name}: inconclusive: {r.why}" for r in unsure)
+    too_few = [r for r in unsure if r.details.get(TOO_FEW_ROWS)]
+    if too_few:  # "ignore" is for gates that do not apply, not for evidence too thin to read
+        return "none", tuple(
+            f"{r.name}: inconclusive (too few rows: not ignored): {r.why}" for r in too_few
+        )
     reasons = [f"{r.name}: {r.why}" for r in passed]
     reasons += [f"{r.name}: inconclusive (ignored by the policy): {r.why}" for r in unsure]
     return "blessed", tuple(reasons)
