@@ -132,7 +132,10 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
     first, second, third = done
     assert first.body["decision"]["act"] is False
     assert second.body["decision"]["act"] is False  # seen once: it may be transient
-    assert "1 of 2 cycles" in second.body["decision"]["not_acting"][0]
+    assert (
+        ": 1 cycle in a row so far; acting takes 2, per watch.persistence"
+        in (second.body["decision"]["not_acting"][0])
+    )
     assert third.body["decision"]["act"] is True
     assert "2 cycles in a row" in third.body["decision"]["because"][0]
     assert third.body["plan"]["actions"]
@@ -224,6 +227,50 @@ def test_a_cycle_cut_short_resumes_where_it_stopped(
     assert len(on_window) == 1  # the monitor did not run again
 
 
+def test_an_interrupted_cycle_is_shown_interrupted_until_a_watcher_resumes_it(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = str(ws.config.home)
+    folder = _windows(ws.config.home, [False])
+
+    def ctrl_c(self: Watcher, body: Any, window: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Watcher, "_monitor", ctrl_c)
+    with Watcher(ws, "churn", _source(folder)) as watcher, pytest.raises(KeyboardInterrupt):
+        watcher.run(once=True)
+    resumes = "resumes on the next `regrow watch` (stopped after step window)"
+    _, out, _ = run_cli(capsys, "watch", "churn", "--history", "--home", home)
+    assert "interrupted    0.0        resumes on the next" in out  # 80 columns: cut there
+    assert " running " not in out
+    _, out, _ = run_cli(capsys, "watch", "--status", "--home", home)
+    assert "(none running)" in out
+    assert "interrupted" in out
+    _, out, _ = run_cli(capsys, "watch", "--status", "--json", "--home", home)
+    (status,) = json.loads(out)
+    assert (status["last_state"], status["last_outcome"]) == ("interrupted", resumes)
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", "1", "--home", home)
+    assert f"end: interrupted: {resumes}" in out
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", "1", "--json", "--home", home)
+    assert json.loads(out)["state"] == "running"  # the record: the next watcher resumes it
+    monkeypatch.undo()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        watcher.start()  # a live watcher holds the lease: the cycle is running, not interrupted
+        _, out, _ = run_cli(capsys, "watch", "churn", "--history", "--home", home)
+        assert " running " in out
+        assert "interrupted" not in out
+        (resumed,) = watcher.run(once=True)
+    assert (resumed.number, resumed.state) == (1, "done")
+    _windows(ws.config.home, [False, False])
+    monkeypatch.setattr(Watcher, "_window", ctrl_c)
+    with Watcher(ws, "churn", _source(folder)) as watcher, pytest.raises(KeyboardInterrupt):
+        watcher.run(once=True)
+    _, out, _ = run_cli(capsys, "watch", "--status", "--json", "--home", home)
+    assert json.loads(out)[0]["last_outcome"] == (
+        "the next `regrow watch` takes its window again (stopped early)"
+    )
+
+
 def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(
     ws: Workspace,
 ) -> None:
@@ -307,6 +354,35 @@ def test_a_stray_value_in_a_window_is_named_in_the_cycle(
     assert "'unknown'" in out
 
 
+def test_csv_windows_are_read_as_snapshot_create_reads_them(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = ws.config.home / "csv"
+    folder.mkdir()
+    first = make_window(1500, start="2026-03-01", days=2, seed=10)
+    first["monthly_fee"] = float("nan")  # a column with no value: read as nulls, of any kind
+    first.to_csv(folder / "day00.csv", index=False, sep=";")
+    make_window(1500, start="2026-03-03", days=2, seed=11).to_csv(
+        folder / "day01.csv", index=False, sep="\t"
+    )
+    (folder / "day02.csv").write_bytes(b"garbage\x00\x01binary")
+    source = FilesSource(str(folder / "*.csv"), label_files=2, settle_seconds=0)
+    with Watcher(ws, "churn", source) as watcher:
+        semi, tab, binary = watcher.run(once=True)
+    for cycle in (semi, tab):
+        assert cycle.state == "done", cycle.body["end"]
+        assert cycle.body["window"]["rows"] == 1500
+        stored = ws.frame(cycle.body["window"]["snapshot"])
+        assert list(stored.columns) == list(first.columns)
+    assert semi.body["window"]["labelled_rows"] == 1500
+    assert tab.body["window"]["labelled_rows"] == 3000  # the rows of both files
+    assert binary.state == "failed"
+    assert "cannot read window file" in binary.body["end"]["why"]
+    assert "day02.csv" in binary.body["end"]["why"]
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", "2", "--home", str(ws.config.home))
+    assert "day01.csv: 1,500 rows; 3,000 labelled rows from the last 2 files" in out
+
+
 def test_a_file_still_being_written_is_not_a_window_until_it_settles(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,6 +460,12 @@ def test_the_cli_watches_lists_shows_and_reports_status(
     assert json.loads(out)[0]["watcher"] is None
 
 
+def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "loop.md").read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith("| files |")]
+    assert "to the workspace in `[watch] source`, to the current folder with `--source`" in row
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -436,6 +518,15 @@ def test_the_policy_watch_section_names_one_sla_metric() -> None:
         Policy.from_dict(body)
 
 
+def test_a_watcher_refuses_an_sla_metric_of_the_other_task(ws: Workspace) -> None:
+    with pytest.raises(
+        ConfigError,
+        match="'rmse', a regression metric, but churn@champion is a classification system",
+    ) as refused:
+        Watcher(ws, "churn", FilesSource("none/*.csv"), policy=_policy(sla={"rmse": {"max": 3}}))
+    assert "roc_auc" in (refused.value.hint or "")
+
+
 def test_an_sla_threat_is_acted_on_and_a_safe_forecast_is_not(ws: Workspace) -> None:
     folder = _windows(ws.config.home, [False, False, False, False])
     safe = _policy(sla={"roc_auc": {"min": 0.3}})
@@ -471,7 +562,10 @@ def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     assert "geo" in moved
     assert set(moved["geo"]) <= {"distance_km", "network_quality"}
     assert first.body["decision"]["act"] is False
-    assert "(seen 1 of 2 cycles in a row)" in first.body["decision"]["not_acting"][-1]
+    assert (
+        "(1 cycle in a row so far; acting takes 2, per watch.persistence)"
+        in (first.body["decision"]["not_acting"][-1])
+    )
     assert second.body["decision"]["act"] is True
     assert second.body["decision"]["trigger"] == "inputs"
     because = second.body["decision"]["because"][0]
@@ -521,7 +615,7 @@ def test_a_shift_of_another_members_inputs_does_not_lengthen_a_members_run(
     assert "geo" in second.body["monitor"]["moved"]
     assert second.body["decision"]["act"] is False
     assert "geo reads" in second.body["decision"]["not_acting"][-1]
-    assert "(seen 1 of 2 cycles in a row)" in second.body["decision"]["not_acting"][-1]
+    assert "(1 cycle in a row so far; acting takes 2" in second.body["decision"]["not_acting"][-1]
 
 
 def test_the_label_lag_is_counted_in_cycles() -> None:
@@ -645,7 +739,8 @@ def test_regrow_costs_counts_the_watch_cycles_outside_their_runs(
     code, out, _ = run_cli(capsys, "costs", "--system", "churn", "--home", str(ws.config.home))
     assert code == 0, out
     assert "watch: 1 cycle(s), " in out
-    assert "outside the runs (monitor " in out  # the largest step first
+    largest = max(report.watch.steps, key=lambda step: report.watch.steps[step])
+    assert f"outside the runs ({largest} " in out  # the largest step first
     assert "in all: " in out
     code, out, _ = run_cli(
         capsys, "costs", "--system", "churn", "--home", str(ws.config.home), "--json"

@@ -226,7 +226,7 @@ def test_plans_diff_names_added_removed_and_changed_actions() -> None:
         "~ continue y (extra=10) -> continue y (extra=20)",
         "+ refit z",
         "- refit x",
-        "~ escalated: False -> True",
+        "~ escalated: no -> yes",
     ]
     assert diff_plans(a, replace(a)) == []
 

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from regrow.errors import ConfigError, PolicyError
-from regrow.plan.policy import ACTION_NAMES, Policy, default_policy_text, load_policy
+from regrow.plan.policy import (
+    ACTION_NAMES,
+    SLA_METRICS,
+    Policy,
+    default_policy_text,
+    load_policy,
+)
 
 
 def test_the_default_policy_ships_documented_and_valid() -> None:
@@ -45,6 +51,20 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("escalation: {unexplained_drift: sometimes}\n", ["escalation.unexplained_drift",
                                                           "'probe'", "sometimes"]),
         ("version: 2\n", ["version", "2"]),
+        ("watch: {sla: {rsme: {max: 3.5}}}\n",
+         ["watch.sla.rsme: unknown metric; did you mean 'rmse'?"]),
+        ("watch: {sla: {uptime: {min: 0.9}}}\n",
+         ["watch.sla.uptime: unknown metric; known: classification: roc_auc,", "regression: rmse"]),
+        ("watch: {sla: {business_value: {min: 1}}}\n",
+         ["watch.sla.business_value: estimated only with a monitoring.cost_matrix"]),
+        ("watch: {sla: {rmse: {maximum: 3.5}}}\n",
+         ["watch.sla.rmse.maximum: unknown key (did you mean 'max'?)"]),
+        ("watch: {sla: {rmse: {ceiling: 3.5}}}\n",
+         ["watch.sla.rmse.ceiling: unknown key (known: min, max)"]),
+        ("monitoring: {alerts: {roc_auc: {floor: 0.8}}}\n",
+         ["monitoring.alerts.roc_auc.floor: unknown key (known: min, max)"]),
+        ("contracts: {systems: {churn: {colour: red}}}\n",
+         ["contracts.systems.churn.colour: unknown key (known: compatibility, transitive"]),
         ("- just\n- a list\n", ["mapping of sections"]),
         ("a: [\n", ["not valid YAML"]),
     ],
@@ -75,3 +95,36 @@ def test_the_default_thresholds_and_a_policy_from_before_probes() -> None:
         "planning: {competitive_share: 0.5}\nescalation: {unexplained_drift: escalate}\n"
     )
     assert old.escalation.unexplained_drift == "escalate"
+
+
+def test_an_sla_may_name_every_metric_regrow_measures_or_estimates_and_no_other() -> None:
+    from regrow.evaluate.metrics import METRICS
+    from regrow.monitor.cbpe import CBPE_METRICS
+    from regrow.monitor.dle import DLE_METRICS
+
+    by_task = {task: {m for m in METRICS if METRICS[m].task == task} for task in SLA_METRICS}
+    by_task["classification"] |= set(CBPE_METRICS) - {"confusion_matrix"}  # cells, not one value
+    by_task["regression"] |= set(DLE_METRICS)
+    assert {task: set(names) for task, names in SLA_METRICS.items()} == by_task
+    for name in by_task["classification"] | by_task["regression"]:
+        rule = {"max": 1.0} if name in ("log_loss", *by_task["regression"]) else {"min": 0.5}
+        monitoring = {"cost_matrix": [[0, -1], [-5, 10]]} if name == "business_value" else {}
+        policy = Policy.from_dict({"watch": {"sla": {name: rule}}, "monitoring": monitoring})
+        assert list(policy.watch.sla) == [name]
+
+
+def test_a_policy_with_an_unknown_sla_metric_is_not_pinned(tmp_path: Path) -> None:
+    from regrow import Workspace
+
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nwatch:\n  sla: {rsme: {max: 3.5}}\n")
+    with Workspace.init(tmp_path / "ws") as ws:
+        with pytest.raises(PolicyError, match=r"watch\.sla\.rsme: unknown metric"):
+            ws.set_policy(path)
+        assert ws.policy() == Policy.default()
+
+
+def test_the_loop_docs_name_every_sla_metric() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "loop.md").read_text()
+    for name in (m for names in SLA_METRICS.values() for m in names):
+        assert f"`{name}`" in text

@@ -16,7 +16,7 @@ from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json, wo
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
-    from regrow.catalog.watches import WatchCycleRecord
+    from regrow.catalog.watches import WatchCycleRecord, WatchLeaseRecord
 
 __all__ = ["watch"]
 
@@ -191,15 +191,33 @@ def _print_event(event: dict[str, Any]) -> None:
         out.print(Text.assemble(("  hint: ", "yellow"), str(event["hint"])), highlight=False)
 
 
+def _watched(lease: WatchLeaseRecord | None) -> bool:
+    """Whether a live watcher holds ``lease`` (a lapsed lease is a watcher gone)."""
+    return lease is not None and lease.expires_at > datetime.now(UTC)
+
+
+def _shown(cycle: WatchCycleRecord, watched: bool) -> tuple[str, str]:
+    """The state and outcome to show of ``cycle``: a cycle left ``running`` while no watcher
+    holds the system's lease was interrupted (Ctrl-C, a crash), and the next `regrow watch`
+    resumes it (docs/loop.md)."""
+    why = str((cycle.body.get("end") or {}).get("why") or "")
+    if cycle.state != "running" or watched:
+        return cycle.state, why
+    if cycle.step == "start":
+        return "interrupted", "the next `regrow watch` takes its window again (stopped early)"
+    return "interrupted", f"resumes on the next `regrow watch` (stopped after step {cycle.step})"
+
+
 def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: bool) -> None:
     with workspace(home) as ws:
         ws.require("viewer", "read watch cycles")
+        watched = _watched(ws.catalog.watches.lease(system))
         if number is not None:
             cycle = ws.catalog.watches.cycle(system, number)
             if as_json:
                 print_json(cycle.to_dict())
             else:
-                _show_cycle(cycle)
+                _show_cycle(cycle, watched)
             return
         found = ws.catalog.watches.cycles(system, limit=limit)
     if as_json:
@@ -220,14 +238,14 @@ def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: 
         )
     for c in found:
         plan = c.body.get("plan") or {}
-        end = c.body.get("end") or {}
+        state, why = _shown(c, watched)
         table.add_row(
             str(c.number) + (" (dry)" if c.dry_run else ""),
             f"{c.started_at:%m-%d %H:%M}",
-            c.state,
+            state,
             f"{(c.body.get('cost') or {}).get('cpu_seconds', 0):.1f}",
             _short(", ".join(plan.get("actions") or []) or ("(empty)" if plan else ""), 18),
-            _short(str(end.get("why") or ""), max(20, out.size.width - 60)),
+            _short(why, max(20, out.size.width - 60)),
         )
     out.print(table)
 
@@ -236,21 +254,19 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _show_cycle(c: WatchCycleRecord) -> None:
+def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
     body = c.body
+    state, why = _shown(c, watched)
     out.print(
         Text.assemble(
             (f"{c.system}@{c.alias} cycle {c.number}", "bold"),
-            f" ({c.state}, last step {c.step}{', dry run' if c.dry_run else ''})",
+            f" ({state}, last step {c.step}{', dry run' if c.dry_run else ''})",
         ),
         highlight=False,
     )
     window = body.get("window") or {}
-    out.print(
-        f"window: {window.get('note') or c.window_key}, {window.get('rows', 0):,} rows, "
-        f"{window.get('labelled_rows', 0):,} labelled",
-        highlight=False,
-    )
+    if window:
+        out.print(f"window: {_window_words(window, c.window_key)}", highlight=False)
     mon = body.get("monitor")
     if mon:
         out.print(
@@ -308,13 +324,26 @@ def _show_cycle(c: WatchCycleRecord) -> None:
         if body.get(key):
             out.print(f"{key}: {_flat(body[key])}", highlight=False)
     end = body.get("end") or {}
-    if end:
+    if state == "interrupted":
+        out.print(f"end: interrupted: {why}", highlight=False)
+    elif end:
         out.print(f"end: {end.get('state')}: {end.get('why')}", highlight=False)
         if end.get("hint"):
             out.print(Text.assemble(("hint: ", "yellow"), str(end["hint"])), highlight=False)
     cost = body.get("cost") or {}
     if cost:
         out.print(f"cost: {_flat(cost)}", highlight=False)
+
+
+def _window_words(window: dict[str, Any], key: str) -> str:
+    """``day02.csv: 1,500 rows; 3,000 labelled rows from the last 7 files`` (the labelled
+    rows are older rows whose labels came, not a part of the window's)."""
+    text = f"{window.get('note') or key}: {window.get('rows', 0):,} rows"
+    labelled = int(window.get("labelled_rows") or 0)
+    if not labelled:
+        return f"{text}; no labelled rows yet"
+    where = window.get("labelled_from")
+    return f"{text}; {labelled:,} labelled rows" + (f" from {where}" if where else "")
 
 
 def _flat(data: dict[str, Any]) -> str:
@@ -328,18 +357,19 @@ def _status(home: Any, as_json: bool) -> None:
         last: dict[str, WatchCycleRecord] = {}
         for c in ws.catalog.watches.cycles(limit=200):
             last.setdefault(c.system, c)
-    at = datetime.now(UTC)
     rows = []
     for system in sorted(set(leases) | set(last)):
         lease, cycle = leases.get(system), last.get(system)
+        watched = _watched(lease)
+        state, why = (None, None) if cycle is None else _shown(cycle, watched)
         rows.append(
             {
                 "system": system,
-                "watcher": None if lease is None or lease.expires_at <= at else lease.describe(),
+                "watcher": lease.describe() if lease is not None and watched else None,
                 "last_cycle": None if cycle is None else cycle.number,
-                "last_state": None if cycle is None else cycle.state,
+                "last_state": state,
                 "last_started": None if cycle is None else cycle.started_at.isoformat(),
-                "last_outcome": None if cycle is None else (cycle.body.get("end") or {}).get("why"),
+                "last_outcome": why or None,
             }
         )
     if as_json:

@@ -113,13 +113,15 @@ def parse_every(text: str) -> timedelta:
 class Window:
     """Rows a cycle checks: ``rows`` (what was served or arrived), ``labelled`` (the newest
     labelled rows the source has: late labels of earlier rows, or these rows' own), ``key``
-    (unique per window: a cycle takes each key once) and ``at`` (the window's time)."""
+    (unique per window: a cycle takes each key once), ``at`` (the window's time) and
+    ``labelled_from`` (where the labelled rows come from, in words: "the last 7 files")."""
 
     key: str
     rows: pd.DataFrame
     labelled: pd.DataFrame | None = None
     at: datetime | None = None
     note: str = ""
+    labelled_from: str = ""
     error: RegrowError | None = None  # the window could not be read: its cycle fails with it
 
 
@@ -142,20 +144,25 @@ def _target(ws: Workspace, system: str) -> str | None:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-    except (OSError, ValueError) as exc:
+    """The rows of window file ``path``, read as `regrow snapshot create` reads it (a CSV's
+    delimiter is found from its first lines: :mod:`regrow.data.csv_files`)."""
+    from regrow.data.frames import to_arrow, to_pandas
+
+    if path.suffix.lower() not in (".csv", ".parquet"):
         raise DataError(
-            f"cannot read window file {str(path)!r}: {exc}",
-            hint="a window file is a .csv or .parquet table of rows",
+            f"window file {str(path)!r} is neither .csv nor .parquet",
+            hint="name window files *.csv or *.parquet",
+        )
+    try:
+        return to_pandas(to_arrow(path))
+    except (DataError, OSError) as exc:
+        why = exc.message if isinstance(exc, DataError) else str(exc)
+        raise DataError(
+            f"cannot read window file {str(path)!r}: "
+            + why.removeprefix(f"cannot read {str(path)!r}: "),
+            hint="a window file is a .parquet file, or a .csv file of rows separated by "
+            "commas, semicolons, tabs or |",
         ) from exc
-    raise DataError(
-        f"window file {str(path)!r} is neither .csv nor .parquet",
-        hint="name window files *.csv or *.parquet",
-    )
 
 
 def _times(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
@@ -204,13 +211,19 @@ def _stack(
 
 def _same_kinds(part: pd.DataFrame, like: pd.DataFrame) -> bool:
     def kind(series: pd.Series) -> str:
+        if series.isna().all():  # a column with no value (read as nulls) is of any kind
+            return "any"
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             return "number"
         if pd.api.types.is_datetime64_any_dtype(series):
             return "time"
         return "other"
 
-    return all(kind(part[c]) == kind(like[c]) for c in part.columns if c in like.columns)
+    return all(
+        kind(part[c]) == kind(like[c]) or "any" in (kind(part[c]), kind(like[c]))
+        for c in part.columns
+        if c in like.columns
+    )
 
 
 @dataclass(frozen=True)
@@ -290,7 +303,14 @@ class FilesSource:
                 ],
                 like=rows,
             )
-            yield Window(key=key, rows=rows, labelled=labelled, at=at, note=str(path))
+            yield Window(
+                key=key,
+                rows=rows,
+                labelled=labelled,
+                at=at,
+                note=str(path),
+                labelled_from=_last(len(recent), "file"),
+            )
 
 
 @dataclass(frozen=True)
@@ -325,6 +345,7 @@ class SnapshotSource:
                 labelled=labelled,
                 at=record.created_at,
                 note=f"{self.snapshot} {record.id[:12]}",
+                labelled_from=_last(len(recent), "snapshot"),
             )
 
 
@@ -374,7 +395,27 @@ class ServedSource:
             labelled=labelled,
             at=end,
             note=f"served {start:%Y-%m-%d %H:%M}..{end:%H:%M}",
+            labelled_from=f"the rows served in the {_span(self.label_span)} before its end",
         )
+
+
+def _last(n: int, what: str) -> str:
+    """``the last 7 files`` (this window's own and the 6 before it), or ``this file``."""
+    return f"this {what}" if n == 1 else f"the last {n} {what}s"
+
+
+def _span(span: timedelta) -> str:
+    """``span`` in words: ``7 days``, ``12 hours``, ``90 minutes``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return _count(seconds // size, unit)
+    return _count(seconds, "second")
+
+
+def _count(n: int, what: str) -> str:
+    """``1 cycle``, ``3 cycles``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def source_from(spec: str, *, home: Path, every: timedelta, after: int | None = None) -> Any:
@@ -461,6 +502,26 @@ class Watcher:
                 "system", self.system, hint=f"the systems are {', '.join(known) or 'none yet'}"
             )
         ws.catalog.get_alias(self.system, self.alias)  # NotFound, with a hint, before anything
+        self._check_sla()
+
+    def _check_sla(self) -> None:
+        """Refuse an SLA metric of the other task (``rmse`` for a classifier): the watcher
+        would never get a value of it, and never act on it."""
+        from regrow.plan.policy import SLA_METRICS
+
+        if not self.policy.watch.sla:
+            return
+        metric = next(iter(self.policy.watch.sla))
+        spec = self.ws.catalog.get_system_version(f"{self.system}@{self.alias}").spec
+        task = spec.get("task") if isinstance(spec, Mapping) else None
+        if task not in SLA_METRICS or metric in SLA_METRICS[task]:
+            return
+        other = next((t for t, names in SLA_METRICS.items() if metric in names), "another")
+        raise ConfigError(
+            f"the policy's watch.sla names {metric!r}, a {other} metric, but "
+            f"{self.system}@{self.alias} is a {task} system: the SLA would never be measured",
+            hint=f"name one of {', '.join(SLA_METRICS[task])} in watch.sla",
+        )
 
     # -- lease -----------------------------------------------------------------------------
 
@@ -655,7 +716,12 @@ class Watcher:
             cut = max(1, round(len(labelled) * (1 - share)))
             train = _store(ws, labelled.iloc[:cut], f"{system}-watch-labelled", time_column)
             holdout = _store(ws, labelled.iloc[cut:], f"{system}-watch-holdout", time_column)
-            out["window"].update(labelled_rows=len(labelled), train=train.id, holdout=holdout.id)
+            out["window"].update(
+                labelled_rows=len(labelled),
+                labelled_from=window.labelled_from,
+                train=train.id,
+                holdout=holdout.id,
+            )
         return out
 
     def _time_column(self) -> str | None:
@@ -873,7 +939,7 @@ class Watcher:
                 act.append(f"{seen} in {streak} cycles in a row")
                 trigger = "loss"
             elif not fc:
-                hold.append(f"{seen}, seen {streak} of {rules.persistence} cycles in a row")
+                hold.append(f"{seen}: {_so_far(streak, rules.persistence)}")
         moved = body["monitor"].get("moved") or {}
         if fc and rules.drift_trigger and moved and not act:
             runs = _runs(history, _moved(body), _moved)
@@ -889,8 +955,7 @@ class Watcher:
                 trigger = "inputs"
             else:
                 seen = "; ".join(
-                    f"{m} reads {', '.join(cols)} (seen {runs[m]} of {rules.persistence} "
-                    "cycles in a row)"
+                    f"{m} reads {', '.join(cols)} ({_so_far(runs[m], rules.persistence)})"
                     for m, cols in moved.items()
                 )
                 hold.append(f"inputs of members drifted: {seen}")
@@ -1217,6 +1282,16 @@ class Watcher:
             error = send(self.notify, event)
             if error and self.on_event is not None:
                 self.on_event({"event": "notify_failed", "error": error})
+
+
+def _so_far(streak: int, persistence: int) -> str:
+    """How long a drift has lasted, and how long it must to be acted on.
+
+    >>> _so_far(1, 3)
+    '1 cycle in a row so far; acting takes 3, per watch.persistence'
+    """
+    so_far = _count(streak, "cycle")
+    return f"{so_far} in a row so far; acting takes {persistence}, per watch.persistence"
 
 
 #: Realised values the estimates are checked against (the newest ones).

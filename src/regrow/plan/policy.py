@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from regrow.errors import PolicyError
 
 __all__ = [
     "ACTION_NAMES",
+    "SLA_METRICS",
     "AlertRule",
     "Autonomy",
     "Budgets",
@@ -484,13 +486,25 @@ class MonitoringPolicy(_Strict):
     """Multivariate drift checks to run (empty: none)."""
 
 
+#: The metrics a ``watch.sla`` can name, by task: those regrow measures on labelled rows
+#: (:data:`regrow.evaluate.metrics.METRICS`) or estimates without labels (CBPE's for
+#: classifiers, DLE's for regressors). Written out so that loading a policy does not import
+#: the monitor; a test checks them against those lists.
+SLA_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("roc_auc", "accuracy", "log_loss", "f1", "precision", "recall",
+                       "specificity", "average_precision", "business_value"),
+    "regression": ("rmse", "mae", "mse", "mape", "msle", "rmsle"),
+}  # fmt: skip
+
+
 class WatchPolicy(_Strict):
     """When ``regrow watch`` acts on what a cycle found (:mod:`regrow.loop.watch`)."""
 
     sla: dict[str, AlertRule] = {}
-    """The service level the system owes, one metric: ``{roc_auc: {min: 0.8}}`` or
-    ``{rmse: {max: 3}}``. The watcher forecasts it (measured where labels came, estimated
-    where not) and acts before it is crossed. Empty: act on drift and alerts only."""
+    """The service level the system owes, one metric of :data:`SLA_METRICS`:
+    ``{roc_auc: {min: 0.8}}`` or ``{rmse: {max: 3}}``. The watcher forecasts it (measured
+    where labels came, estimated where not) and acts before it is crossed. Empty: act on
+    drift and alerts only."""
     horizon: int = Field(14, ge=1)
     """Cycles ahead the forecast looks."""
     act_probability: float = Field(0.5, gt=0, le=1)
@@ -517,9 +531,18 @@ class WatchPolicy(_Strict):
     uses the rest."""
 
     @model_validator(mode="after")
-    def _one_metric(self) -> WatchPolicy:
+    def _one_known_metric(self) -> WatchPolicy:
         if len(self.sla) > 1:
             raise ValueError(f"name one SLA metric (got {sorted(self.sla)})")
+        known = [m for names in SLA_METRICS.values() for m in names]
+        for name in self.sla:
+            if name not in known:
+                from regrow.evaluate.gates.registry import invalid
+
+                close = difflib.get_close_matches(name, known, n=1)
+                listed = "; ".join(f"{task}: {', '.join(ms)}" for task, ms in SLA_METRICS.items())
+                more = f"did you mean {close[0]!r}?" if close else f"known: {listed}"
+                raise invalid(("sla", name), f"unknown metric; {more}", name)
         return self
 
 
@@ -538,6 +561,18 @@ class Policy(_Strict):
     contracts: ContractsPolicy = ContractsPolicy()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     watch: WatchPolicy = WatchPolicy()
+
+    @model_validator(mode="after")
+    def _sla_computable(self) -> Policy:
+        if "business_value" in self.watch.sla and self.monitoring.cost_matrix is None:
+            from regrow.evaluate.gates.registry import invalid
+
+            raise invalid(
+                ("watch", "sla", "business_value"),
+                "estimated only with a monitoring.cost_matrix: set one, or name another metric",
+                "business_value",
+            )
+        return self
 
     @classmethod
     def default(cls) -> Policy:
@@ -612,14 +647,19 @@ def _describe(error: Any) -> str:
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
         did = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
         return f"{loc}: unknown key{did}"
-    if error["type"] in ("missing",):
-        return f"{loc}: {msg}"
+    if error["type"] in ("missing",) or (error["loc"] and error.get("input") == error["loc"][-1]):
+        return f"{loc}: {msg}"  # the key is the offending value: the path names it already
     return f"{loc}: {msg} (got {error.get('input')!r})"
 
 
 def _known_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys of the section at ``path`` (a key of a mapping such as ``watch.sla.rmse``
+    leads to the model of its values)."""
     model: Any = Policy
     for part in path:
+        if typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+            continue
         field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
         if field is None:
             return []
