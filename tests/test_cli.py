@@ -122,6 +122,18 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], project: 
     code, out, _ = run(capsys, "rollback", "--reason", "oops", *h, "--json")
     assert code == 0
     assert json.loads(out)["version"] == "churn:v1"
+    # 'churn' alone is the newest version: a note says it is not the champion.
+    from regrow import Workspace
+    from regrow.cli._app import note_bare_ref
+
+    capsys.readouterr()
+    with Workspace.open(home) as ws:
+        note_bare_ref(ws, "churn")
+        note_bare_ref(ws, "churn@champion")
+    assert capsys.readouterr().err.splitlines() == [
+        "note: 'churn' is the newest version, churn:v2; the champion is churn:v1 (write "
+        "churn@champion for it)"
+    ]
     code, out, _ = run(capsys, "aliases", "--history", *h, "--json")
     moves = json.loads(out)["history"]["churn@champion"]
     assert [m["reason"] for m in moves] == ["oops", "newer", "first"]

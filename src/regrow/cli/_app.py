@@ -42,6 +42,7 @@ __all__ = [
     "err",
     "executor",
     "main",
+    "note_bare_ref",
     "out",
     "print_json",
     "window_of",
@@ -116,6 +117,29 @@ def workspace(home: Path | None) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+
+
+def note_bare_ref(ws: Workspace, ref: str) -> None:
+    """Say on stderr when a bare system name (its newest version) is not its champion: a
+    user who writes ``eta`` often means the version in production."""
+    from regrow.catalog.refs import parse_version_ref
+
+    try:
+        parsed = parse_version_ref(ref)
+    except RegrowError:
+        return  # the command itself says what is wrong with it
+    if parsed.kind != "bare":
+        return
+    system = parsed.text  # a bare reference is the system's name
+    champion = next((a for a in ws.catalog.list_aliases(system) if a.name == "champion"), None)
+    versions = ws.catalog.list_system_versions(system)
+    if champion is None or not versions or versions[0].id == champion.version_id:
+        return
+    held = next((v.ref for v in versions if v.id == champion.version_id), champion.version_id[:12])
+    err.print(
+        f"note: {ref!r} is the newest version, {versions[0].ref}; the champion is {held} "
+        f"(write {system}@champion for it)"
+    )
 
 
 def window_of(ws: Workspace, window: str) -> SnapshotRecord | Path:

@@ -18,6 +18,7 @@ from regrow.cli._app import (
     Window,
     app,
     executor,
+    note_bare_ref,
     out,
     print_json,
     window_of,
@@ -152,6 +153,7 @@ def plan(
         check_contingency(contingency)
     chosen = load_policy(policy)
     with workspace(home) as ws, progress_line(not as_json) as progress:
+        note_bare_ref(ws, version)
         result = with_progress(ws.plan, progress)(
             version, window_of(ws, window), policy=chosen, tags=tags, contingency=contingency
         )
