@@ -315,3 +315,11 @@ def test_help_shows_square_brackets_as_written(
     out = capsys.readouterr().out
     assert "within [serve] poll_seconds" in out
     assert "\\[" not in out
+
+
+def test_version_prints_regrow_and_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import regrow
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"regrow {regrow.__version__}"

@@ -58,6 +58,30 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("regrow")
+        except PackageNotFoundError:  # run from a source tree
+            from regrow import __version__ as found
+        print(f"regrow {found}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print regrow's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep production models fresh by retraining only what needs it."""
+
+
 def _width(stream: Any) -> int | None:
     """The console width: the terminal's, or ``COLUMNS``; else (a pipe, a file, a CI log)
     160, so tables are not cut to 80 columns where nobody resizes a window."""
