@@ -162,3 +162,18 @@ def test_every_snapshot_command_has_help_and_docs() -> None:
     create_help = CliRunner().invoke(app, ["snapshot", "create", "--help"]).output
     for option in ("--target", "--allow-schema-change", "--delimiter"):
         assert option in create_help
+
+
+def test_storing_the_same_rows_again_says_they_were_already_stored(
+    home: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "snapshot", "create", str(tmp_path / "base.csv"), "--name", "c",
+                         "--target", "churned", "--home", home)  # fmt: skip
+    assert code == 0, err
+    assert "(already stored on " in out
+    assert out.strip().endswith(": the same rows)")
+    BASE.iloc[:5].to_csv(tmp_path / "fewer.csv", index=False)
+    code, out, err = run(capsys, "snapshot", "create", str(tmp_path / "fewer.csv"), "--name", "c",
+                         "--target", "churned", "--home", home)  # fmt: skip
+    assert code == 0, err
+    assert "already stored" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +63,7 @@ def snapshot_create(
         parsed[key.strip()] = expr.strip()
     with workspace(home) as ws, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
+        started = datetime.now(UTC)
         snap = ws.snapshot(
             str(path),
             name=name,
@@ -84,6 +86,11 @@ def snapshot_create(
     else:
         out.print(
             f"snapshot {snap.id[:12]} {snap.name}: {snap.rows:,} rows, {len(snap.columns)} columns"
+            + (
+                f" (already stored on {snap.created_at:%Y-%m-%d %H:%M}: the same rows)"
+                if snap.created_at < started
+                else ""
+            )
         )
 
 
