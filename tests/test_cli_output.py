@@ -382,8 +382,10 @@ def quick_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         return str(folder)
 
     def run_demo(ws: Workspace, **_: Any) -> Any:
+        report = str(ws.home / "reports" / "monitor.html")
         summary = {"retrained": ["geo"], "reused": [], "metric": "roc_auc", "before": 0.7,
-                   "after": 0.8, "promoted": True, "seconds": 1.0}  # fmt: skip
+                   "after": 0.8, "promoted": True, "seconds": 1.0,
+                   "monitor": {"report": report}}  # fmt: skip
         return SimpleNamespace(
             v1="churn:v1", v2="churn:v2", update=SimpleNamespace(components={}), drifted=[],
             impacts=[], metric="roc_auc", before=0.7, after=0.8, promoted=True, reasons=[],
@@ -402,7 +404,9 @@ def test_the_demo_removes_its_temporary_workspace(quick_demo: Path, as_json: boo
     assert code == 0, err
     assert not quick_demo.exists()
     if as_json:
-        assert "home" not in json.loads(out.splitlines()[-1])
+        printed = json.loads(out.splitlines()[-1])
+        assert "home" not in printed
+        assert printed["monitor"]["report"] is None  # it went with the workspace
     else:
         assert "`regrow demo --keep` keeps it" in out
         assert str(quick_demo) not in out
@@ -416,7 +420,9 @@ def test_the_demo_keeps_its_workspace_with_keep_and_says_where(
     assert code == 0, err
     assert (quick_demo / "config.toml").is_file()
     if as_json:
-        assert json.loads(out.splitlines()[-1])["home"] == str(quick_demo)
+        printed = json.loads(out.splitlines()[-1])
+        assert printed["home"] == str(quick_demo)
+        assert printed["monitor"]["report"].startswith(str(quick_demo))
         assert f"workspace kept at {quick_demo}" in err
     else:
         assert f"the workspace is kept at {quick_demo}" in out

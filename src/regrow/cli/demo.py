@@ -67,7 +67,11 @@ def demo(
     if as_json:
         if temporary and keep:
             err.print(f"workspace kept at {folder}")
-        print_json({**result.summary(), **({"home": str(folder)} if temporary and keep else {})})
+        summary = result.summary()
+        if not kept and summary.get("monitor", {}).get("report"):
+            # the report was in the removed workspace: no path to a file that is gone
+            summary["monitor"] = {**summary["monitor"], "report": None}
+        print_json({**summary, **({"home": str(folder)} if temporary and keep else {})})
         return
     out.print(run_table(result.update, title=f"{result.v1} -> {result.v2}", seconds=False))
     for d in result.drifted:
