@@ -171,6 +171,13 @@ def test_components_an_interrupted_run_fitted_are_reused_without_a_stale_cause(
     code, out, _ = run(*train, "--json")
     assert code == 0
     assert "not in the catalog" not in out
+    # lineage names the run that fitted a reused component
+    code, out, err = run("lineage", "churn:v1", *h, "--json")
+    assert code == 0, err
+    first = next(c for c in json.loads(out)["components"] if c["name"] == "fee_scaled")
+    code, out, err = run("lineage", "churn:v1", *h)
+    assert code == 0, err
+    assert f"fitted by run {first['origin']['run'][:12]}" in _row(out, "fee_scaled")
 
 
 # -- the progress counter ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -64,7 +64,7 @@ def lineage(
         table.add_row(
             c["name"],
             c["action"],
-            why_text(c["action"], c["why"]),
+            _why(c),
             (c.get("recipe") or {}).get("ref") or "-",
             c["version_id"][:12],
             c["fingerprint"][:12],
@@ -72,6 +72,15 @@ def lineage(
             str(c["seed"]),
         )
     out.print(table)
+
+
+def _why(component: dict[str, Any]) -> str:
+    """Why a component is in the version; a reused one fitted by another run names it."""
+    why = why_text(component["action"], component["why"])
+    run = (component.get("origin") or {}).get("run")
+    if run and why.startswith("fitted by an earlier run"):
+        why = why.replace("an earlier run", f"run {run[:12]}", 1)
+    return why
 
 
 @app.command()
