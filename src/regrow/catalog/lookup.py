@@ -19,7 +19,14 @@ from regrow.catalog.models import Alias, Component, Snapshot, SystemVersion
 from regrow.catalog.refs import MIN_PREFIX, is_id_prefix, parse_version_ref
 from regrow.errors import ConfigError, NotFound, VersionNotFound
 
-__all__ = ["by_id", "known_systems", "snapshot", "system_version", "version_by_id"]
+__all__ = [
+    "by_id",
+    "known_systems",
+    "snapshot",
+    "system_hint",
+    "system_version",
+    "version_by_id",
+]
 
 _SHOWN = 5
 _Row = TypeVar("_Row")
@@ -109,7 +116,7 @@ def system_version(session: Session, ref: str) -> SystemVersion:
             )
         ).first()
         if row is None:
-            raise VersionNotFound(parsed.text, hint=_system_hint(session, parsed.system))
+            raise VersionNotFound(parsed.text, hint=system_hint(session, parsed.system))
         return row
     if parsed.kind == "alias":
         assert parsed.system is not None
@@ -143,7 +150,7 @@ def system_version(session: Session, ref: str) -> SystemVersion:
                 parsed.text,
                 hint=f"the prefix is ambiguous, it matches {listed}; give more characters",
             )
-    raise VersionNotFound(parsed.text, hint=_system_hint(session, parsed.text))
+    raise VersionNotFound(parsed.text, hint=system_hint(session, parsed.text))
 
 
 def version_by_id(session: Session, version_id: str) -> SystemVersion:
@@ -164,7 +171,9 @@ def known_systems(session: Session) -> list[str]:
     return sorted(set(session.scalars(query).all()))
 
 
-def _system_hint(session: Session, system: str) -> str:
+def system_hint(session: Session, system: str) -> str:
+    """What exists instead of the version of ``system`` asked for: its newest versions, else
+    why it has none, else the systems with a close name (or all of them)."""
     newest = session.scalars(
         sa.select(SystemVersion.number)
         .where(SystemVersion.system == system)
@@ -203,7 +212,7 @@ def _alias_hint(session: Session, system: str) -> str:
             f"{system!r} has no aliases yet; point one at a version with `regrow promote "
             "VERSION --alias ALIAS`"
         )
-    return _system_hint(session, system)
+    return system_hint(session, system)
 
 
 def _snapshot_hint(ref: str, names: Sequence[str]) -> str:

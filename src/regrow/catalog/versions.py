@@ -15,7 +15,7 @@ from regrow.catalog.models import ComponentVersion, SystemVersion
 from regrow.catalog.records import SystemVersionRecord
 from regrow.catalog.refs import check_name
 from regrow.catalog.rows import system_version_record
-from regrow.errors import CatalogError, ConfigError, VersionNotFound
+from regrow.errors import CatalogError, ConfigError, NotFound, VersionNotFound
 
 __all__ = ["VersionsMixin", "same_spec"]
 
@@ -157,6 +157,12 @@ class VersionsMixin(CatalogCore):
         """The names of every system with a version or a component, sorted."""
         with self._read() as session:
             return lookup.known_systems(session)
+
+    def unknown_system(self, system: str) -> NotFound:
+        """The error for ``system`` when it has no version, its hint naming what exists (a
+        close name, or that its first training did not finish)."""
+        with self._read() as session:
+            return NotFound("system", system, hint=lookup.system_hint(session, system))
 
     def lineage(self, version_id: str, depth: int | None = None) -> list[SystemVersionRecord]:
         """The version and its chain of parents, newest first.

@@ -144,22 +144,6 @@ def _has_alias(ws: Workspace, system: str, alias: str) -> bool:
     return any(a.name == alias for a in ws.catalog.list_aliases(system))
 
 
-def _unknown_system(system: str, known: list[str]) -> None:
-    """Refuse a system with no version, naming the close ones (or every one)."""
-    import difflib
-
-    from regrow.errors import NotFound
-
-    close = difflib.get_close_matches(system, known, n=3)
-    if system in known:
-        hint = f"{system!r} has no version yet: train it with `regrow train FILE.py:NAME`"
-    elif close:
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
-    else:
-        hint = f"the systems are {known}" if known else "the catalog holds no system yet"
-    raise NotFound("system", system, hint=hint)
-
-
 @app.command()
 def versions(
     system: Annotated[str | None, typer.Argument(help="System name (default: all).")] = None,
@@ -171,7 +155,7 @@ def versions(
         rows = ws.catalog.list_system_versions(system)
         aliases = ws.catalog.list_aliases(system)
         if system is not None and not rows:
-            _unknown_system(system, ws.catalog.list_systems())
+            raise ws.catalog.unknown_system(system)
     by_version: dict[str, list[str]] = {}
     for a in aliases:
         by_version.setdefault(a.version_id, []).append(a.name)
