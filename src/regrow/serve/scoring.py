@@ -34,6 +34,7 @@ from regrow.serve.errors import BadRequest
 from regrow.serve.oip import decode, encode, frame_columns, json_ready
 
 if TYPE_CHECKING:
+    from regrow.catalog.records import SystemVersionRecord
     from regrow.serve.served import Served
     from regrow.workspace import Workspace
 
@@ -77,7 +78,12 @@ def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
     else:
         text = [t.name for t in served.signature.inputs if t.dtype in ("string", "category")]
         frame = _read_table(source, text)
-        outputs = _score_frame(served, frame)
+        try:
+            outputs = _score_frame(served, frame)
+        except (BadRequest, DataError) as exc:  # said for a server's client: say it for a file
+            if frame.empty:
+                raise
+            raise _file_error(ws, version, served, frame, exc) from exc
     rows = len(frame)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".json":
@@ -95,39 +101,57 @@ def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
 def _score_frame(served: Served, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if frame.empty:
         raise DataError("the file has no rows", hint="score a file with at least one row")
-    try:
-        with predicting():
-            parts = [
-                served.score(frame_columns(frame.iloc[i : i + _CHUNK], served.signature))
-                for i in range(0, len(frame), _CHUNK)
-            ]
-    except (BadRequest, DataError) as exc:  # said for a server's client: say it for a file
-        raise _file_error(frame, served, exc) from exc
+    with predicting():
+        parts = [
+            served.score(frame_columns(frame.iloc[i : i + _CHUNK], served.signature))
+            for i in range(0, len(frame), _CHUNK)
+        ]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _file_error(frame: pd.DataFrame, served: Served, exc: RegrowError) -> DataError:
-    """What a file being scored must change: its empty cells when it has some (named with
-    their rows), else the model's own complaint, with a hint for a file, not a request."""
-    inputs = [t.name for t in served.signature.inputs if t.name in frame.columns]
-    empty = {c: np.flatnonzero(frame[c].isna().to_numpy()) for c in inputs}
-    empty = {c: rows for c, rows in empty.items() if len(rows)}
+def _file_error(
+    ws: Workspace,
+    version: SystemVersionRecord,
+    served: Served,
+    frame: pd.DataFrame,
+    exc: RegrowError,
+) -> DataError:
+    """What a file the version could not score must change, from the monitor's data-quality
+    check of its rows (:func:`regrow.monitoring.window_quality`: which values a member cannot
+    take): its empty cells when those are what a member refuses (named with their rows,
+    counted from 1), else the check's findings, else the model's own complaint; with a hint
+    for a file, not a request."""
+    from regrow.monitoring import window_quality
+
+    try:
+        check = window_quality(ws._services(), version, frame, served.model)
+        blocked = [f for f in check.findings if f.unusable]
+    except RegrowError:  # a member fails on clean rows too: its own complaint says more
+        blocked = []
+    empty = [f for f in blocked if f.kind == "nulls"]
     if empty:
         said = "; ".join(
-            f"{c!r} in {len(rows):,} row(s) (rows {', '.join(str(r + 1) for r in rows[:5])}"
-            + (", ..." if len(rows) > 5 else "")
+            f"{f.column!r} in {f.rows:,} row(s) (rows {', '.join(str(r + 1) for r in f.examples)}"
+            + (", ..." if f.rows > len(f.examples) else "")
             + ")"
-            for c, rows in empty.items()
+            for f in empty
         )
         return DataError(
             f"the model cannot score rows with empty values: {said}",
             hint="fill those cells or drop those rows before scoring, or give the system a "
             "Default adapter for the column (docs/contracts.md)",
         )
+    hint = (
+        "the file's values must be like those the model was trained on (`regrow snapshot "
+        "show` of its training snapshot lists them)"
+    )
+    if blocked:
+        return DataError(
+            "the model cannot score some rows: " + "; ".join(f.described for f in blocked),
+            hint=hint,
+        )
     return DataError(
-        exc.message.removeprefix("the model cannot predict on these inputs: "),
-        hint="the file's values must be like those the model was trained on (`regrow "
-        "snapshot show` of its training snapshot lists them)",
+        exc.message.removeprefix("the model cannot predict on these inputs: "), hint=hint
     )
 
 
