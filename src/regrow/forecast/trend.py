@@ -133,14 +133,17 @@ class Forecast:
         return {**asdict(self), "notes": list(self.notes)}
 
 
-def _values(points: Sequence[MetricPoint | float]) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's value and the variance its band states (NaN: none). A point measured on
-    fewer than :data:`MIN_ROWS` rows has no value: its band would not hold its coverage."""
+def _values(points: Sequence[MetricPoint | float]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each point's value and the variance its band states (NaN: none), and how many points
+    were measured on fewer than :data:`MIN_ROWS` rows: those have no value, as their band
+    would not hold its coverage."""
     y = np.full(len(points), np.nan)
     var = np.full(len(points), np.nan)
+    tiny = 0
     for i, p in enumerate(points):
         if isinstance(p, MetricPoint):
             if 0 < p.rows < MIN_ROWS:
+                tiny += 1
                 continue
             y[i] = p.value
             if p.lower is not None and p.upper is not None:
@@ -149,7 +152,7 @@ def _values(points: Sequence[MetricPoint | float]) -> tuple[np.ndarray, np.ndarr
             y[i] = float(p)
     y[~np.isfinite(y)] = np.nan
     var[~(np.isfinite(var) & (var > 0)) | np.isnan(y)] = np.nan
-    return y, var
+    return y, var, tiny
 
 
 def _check(threshold: float, direction: str, horizon: int, level: float) -> None:
@@ -205,9 +208,8 @@ def forecast(
             f"forecast bounds must be (low, high) with low < high; got {bounds!r}",
             hint="metric_bounds(metric) gives a metric's range",
         )
-    y, var = _values(points)
+    y, var, tiny = _values(points)
     n = int(np.isfinite(y).sum())
-    tiny = sum(1 for p in points if isinstance(p, MetricPoint) and 0 < p.rows < MIN_ROWS)
     method = (
         f"local linear trend (Kalman filter), noise variances and damping averaged over a grid "
         f"by their Student-t likelihood; {PATHS} simulated paths"
