@@ -266,42 +266,28 @@ def record_report(services: Services, result: MonitorResult, window: Window) -> 
 
 def _references(
     services: Services, version: SystemVersionRecord, system: System
-) -> tuple[dict[str, set[str]], dict[str, Profile]]:
+) -> tuple[dict[str, set[str]], dict[str, Profile], dict[str, str]]:
     """The snapshots the members were trained on, with the columns each is the reference
-    for, and their monitoring profiles."""
+    for, and their monitoring profiles; and, with more than one (members trained on
+    different snapshots), what names each: the snapshot and its members, e.g.
+    ``customers (account, geo)`` (with one, nothing: every row is compared with the same)."""
     catalog = services.catalog
     records = catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}
-    for member in system.members:
-        snap_id = records[version.manifest[member.name]].snapshot_id
-        if snap_id is not None:
-            by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
-    profiles = {s: monitor_profile(services, catalog.get_snapshot(s)) for s in by_snapshot}
-    return by_snapshot, profiles
-
-
-def _reference_labels(
-    services: Services,
-    version: SystemVersionRecord,
-    system: System,
-    by_snapshot: Mapping[str, set[str]],
-) -> dict[str, str]:
-    """With more than one reference (members trained on different snapshots), what names
-    each: the snapshot and the members trained on it, e.g. ``customers (account, geo)``;
-    with one, nothing (every row was compared with the same)."""
-    if len(by_snapshot) < 2:
-        return {}
-    records = services.catalog.get_component_versions(list(version.manifest.values()))
     members: dict[str, list[str]] = {}
     for member in system.members:
         snap_id = records[version.manifest[member.name]].snapshot_id
         if snap_id is not None:
+            by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
             members.setdefault(snap_id, []).append(member.name)
-    labels = {}
-    for snap_id in by_snapshot:
-        snap = services.catalog.get_snapshot(snap_id)
-        labels[snap_id] = f"{snap.name or snap_id[:12]} ({', '.join(members.get(snap_id, []))})"
-    return labels
+    snapshots = {s: catalog.get_snapshot(s) for s in by_snapshot}
+    profiles = {s: monitor_profile(services, snap) for s, snap in snapshots.items()}
+    labels = (
+        {s: f"{snap.name or s[:12]} ({', '.join(members[s])})" for s, snap in snapshots.items()}
+        if len(snapshots) > 1
+        else {}
+    )
+    return by_snapshot, profiles, labels
 
 
 def _trained(
@@ -319,7 +305,7 @@ def window_quality(
     services: Services, version: SystemVersionRecord, frame: pd.DataFrame, model: FittedSystem
 ) -> WindowCheck:
     """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
-    _, profiles = _references(services, version, model.definition())
+    _, profiles, _ = _references(services, version, model.definition())
     return check_window(model, frame, _trained(profiles, version))
 
 
@@ -351,7 +337,7 @@ def check_version(
     system = model.definition()
     chosen = _chosen_slices(win, slices)
     with timer.step("data quality"):
-        by_snapshot, profiles = _references(services, version, system)
+        by_snapshot, profiles, labels = _references(services, version, system)
         quality = check_window(model, window.frame, _trained(profiles, version))
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
@@ -359,7 +345,6 @@ def check_version(
     chunks = chunking.split(frame, win.time_column) if chunking.active else []
     reports: list[DriftReport] = []
     chunk_drift: list[DriftReport] = []
-    labels = _reference_labels(services, version, system, by_snapshot)
     with timer.step("drift", total=len(by_snapshot)) as step:
         for snap_id, columns in by_snapshot.items():
             profile = profiles[snap_id]
