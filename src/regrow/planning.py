@@ -207,8 +207,11 @@ def make_plan(
                 model, rows, system, diagnosis, actions, policy,
                 candidates=monitored.candidates, drifted=drifted,
                 outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
+                thresholds=thresholds,
             )  # fmt: skip
             diagnosis = review.diagnosis
+            if review.dropped:  # the partial plan would not win enough (its lines say why)
+                actions = []
             escalate.extend(review.reasons)
             signals.update(review.signals)
             rationale.extend(review.lines)

@@ -147,6 +147,9 @@ def test_a_full_retrain_much_better_than_the_partial_plan_escalates_with_its_est
         assert any(
             line.startswith("full-retrain probe (a mean ensemble") for line in plan.rationale
         )
+        # What the full retrain must win is weighed by the kept members' share of the mean.
+        assert "times their 67% weight in the ensemble" in reason
+        assert any(line.startswith("the partial plan is worth running") for line in plan.rationale)
 
         # What each plan really does on new data: the full retrain is much better.
         lenient = Policy.from_dict({"escalation": {"unexplained_drift": "ignore"}})
@@ -214,3 +217,50 @@ def test_the_probe_weighs_a_binary_classifier_on_its_logit_and_refuses_a_stack(
         with pytest.raises(PlanError, match="mean or vote ensembles"):
             probe_plans(ws.load(v2), noisy(400, 2), planning=Policy.default().planning,
                         refit={"alpha"})  # fmt: skip
+
+
+def bent(rows: int, seed: int, curved: bool = False) -> pd.DataFrame:
+    """y leans on x1 (and a little on x3); ``curved`` adds a cosine of x1 that no line fits."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["x1", "x2", "x3", "x4"])
+    curve = 1.5 * np.cos(2 * df.x1) if curved else 0.0
+    df["y"] = df.x1 + 0.1 * df.x3 + curve + 0.5 * rng.normal(size=rows)
+    return df
+
+
+def test_a_partial_plan_whose_gain_a_mean_ensemble_dilutes_away_is_dropped(
+    tmp_path: Path,
+) -> None:
+    # The residual probe on the linear member's inputs finds the new curve (a gain of most of
+    # the loss), but a Ridge refitted on the window cannot fit it, and the mean ensemble
+    # halves what it does fit: the full-retrain probe's estimate of the partial plan is what
+    # a run really wins, and it is below the bar.
+    system = System("lin", target="y", task="regression", components=[
+        Member("ridge", Ridge(), inputs=["x1", "x2"]),
+        Member("trees", _gbdt(), inputs=["x3", "x4"]),
+        Ensemble("mean", weights={"ridge": 1.0, "trees": 1.0}),
+    ])  # fmt: skip
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(system, ws.snapshot(bent(3000, 1), name="old")).version.ref
+        window = ws.snapshot(bent(3000, 2, curved=True), name="curved")
+        plan = ws.plan(v1, window, record=False)
+        chosen = plan.diagnosis["chosen"]
+        assert [m["component"] for m in chosen] == ["ridge"]
+        residual_gain = chosen[0]["gain"]["value"]
+        assert plan.empty
+        assert not plan.escalated
+        probe = plan.signals["full_retrain_probe"]
+        assert probe["gain"]["value"] < 0.1 * residual_gain
+        dropped = next(line for line in plan.rationale if "not worth running" in line)
+        assert "times the refitted members' 50% weight" in dropped
+        assert plan.expected["after"] == plan.expected["before"]
+        # Run anyway (a policy that skips the probe), the refit wins about what the probe
+        # said, not what the residual probe said.
+        lenient = Policy.from_dict({"escalation": {"unexplained_drift": "ignore"}})
+        partial = ws.plan(v1, window, policy=lenient)
+        assert [a.describe() for a in partial.actions] == ["refit ridge"]
+        test = bent(4000, 99, curved=True)
+        mse = lambda ref: np.mean((ws.load(ref).predict(test) - test.y) ** 2)  # noqa: E731
+        won = mse(v1) - mse(ws.run_plan(partial).result.version.ref)
+        assert won < 2 * probe["gain"]["value"]
+        assert won < 0.1 * residual_gain

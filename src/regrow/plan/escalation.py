@@ -33,7 +33,7 @@ for the plan's signals, and the expected loss (after the full retrain when the p
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,6 +46,7 @@ from regrow.plan.diagnostics import Diagnosis
 from regrow.plan.full_probe import PlanProbe, probe_plans
 from regrow.plan.policy import Policy
 from regrow.plan.proposals import diagnosis_lines
+from regrow.plan.thresholds import Thresholds
 from regrow.system import System
 
 __all__ = ["Review", "review_plan"]
@@ -61,6 +62,7 @@ class Review:
     reasons: tuple[str, ...] = ()
     lines: tuple[str, ...] = ()
     probe: PlanProbe | None = None
+    dropped: bool = False  # the partial plan is not worth running (mean or vote ensembles)
 
     @property
     def signals(self) -> dict[str, Any]:
@@ -77,7 +79,15 @@ class Review:
         the full-retrain probe's estimates when it ran, else the residual probes' (after every
         move the search found worth an update)."""
         d, p = self.diagnosis, self.probe
-        after = d.loss_after if p is None else p.full if escalated else p.partial
+        after = (
+            d.loss_after
+            if p is None
+            else p.full
+            if escalated
+            else p.now
+            if self.dropped
+            else p.partial
+        )
         out: dict[str, Any] = {
             "loss": d.loss,
             "before": round(d.loss_before, 6),
@@ -100,6 +110,7 @@ def review_plan(
     candidates: Collection[str] = (),
     drifted: Collection[str] = (),
     outputs: OutputsFn | None = None,
+    thresholds: Thresholds | None = None,
 ) -> Review:
     """Whether the partial ``actions`` chosen from ``diagnosis`` should escalate (see above).
 
@@ -122,10 +133,12 @@ def review_plan(
             f"{esc.max_degraded_share:.0%} (escalation.max_degraded_share)"
         )
     probe: PlanProbe | None = None
+    dropped = False
     if not reasons and esc.unexplained_drift == "probe":
         share = policy.planning.min_relative_gain
         chosen = diagnosis.chosen
         refit = {m.component for m in chosen if m.kind in ("update", "add-member") and m.component}
+        retired = {m.component for m in chosen if m.kind == "retire-member" and m.component}
         kept = [m for m in members if m not in refit]
         ens = system.ensemble
         if refit and ens is not None and ens.method != "stack" and diagnosis.probe == "residual":
@@ -134,26 +147,54 @@ def review_plan(
                 window,
                 planning=policy.planning,
                 refit=refit,
-                retired={m.component for m in chosen if m.kind == "retire-member" and m.component},
+                retired=retired,
                 weights=diagnosis.weights,
                 outputs=outputs,
             )
             diagnosis = replace(diagnosis, cpu_seconds=diagnosis.cpu_seconds + probe.cpu_seconds)
             lines.append(_probe_line(probe, ens.method))
-            e, price = probe.edge, len(kept) * share * probe.partial
+            weight = _weight_share(ens.weights, diagnosis.weights, retired)
+            need, basis = _plan_bar(weight(refit), share, probe.now, thresholds, refit)
+            g = probe.gain
+            if not (g.low > 0 and g.value >= need):
+                dropped = True
+                lines.append(
+                    f"the partial plan is not worth running: {probe.loss} {probe.partial:.4g} "
+                    f"after it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, "
+                    f"{g.high:.4g}] lower on {g.rows} held-out rows, "
+                    + ("its interval reaches 0" if not g.low > 0 else f"below the {need:.4g} "
+                       f"it must win ({basis})")
+                    + f": a refitted member counts only by its weight in a {ens.method} "
+                    "ensemble, so the residual probes' gains do not carry over"
+                )  # fmt: skip
+            else:
+                lines.append(
+                    f"the partial plan is worth running: {probe.loss} {probe.partial:.4g} after "
+                    f"it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower "
+                    f"on {g.rows} held-out rows, above the {need:.4g} it must win ({basis})"
+                )
+            if dropped:  # a full retrain against keeping the version as it is
+                e, start, after, rest = probe.full_gain, probe.now, "now", members
+            else:
+                e, start, after, rest = probe.edge, probe.partial, "after the partial plan", kept
+            price = weight(rest) * share * start
             versus = (
-                f"{probe.loss} {probe.full:.4g} after a full retrain vs {probe.partial:.4g} after "
-                f"the partial plan ({probe.now:.4g} now): {e.value:.4g} [{e.low:.4g}, "
-                f"{e.high:.4g}] lower on {e.rows} held-out rows"
+                f"{probe.loss} {probe.full:.4g} after a full retrain vs {start:.4g} {after}"
+                + ("" if dropped else f" ({probe.now:.4g} now)")
+                + f": {e.value:.4g} [{e.low:.4g}, {e.high:.4g}] lower on {e.rows} held-out rows"
             )
             bar = (
-                f"the {price:.4g} that refitting the {len(kept)} member(s) the plan keeps must "
-                f"win ({share:.0%} of the loss each)"
+                f"the {price:.4g} that refitting the {len(rest)} member(s) "
+                + ("" if dropped else "the plan keeps ")
+                + f"must win ({share:.0%} of the loss, times their {weight(rest):.0%} weight in "
+                "the ensemble)"
             )
             if e.low > 0 and e.value >= price:
                 reasons.append(
-                    f"a full retrain is expected to do better than the partial plan by more "
-                    f"than it costs: {versus}, above {bar} (escalation.unexplained_drift)"
+                    "a full retrain is expected to do better than "
+                    + ("keeping the version as it is" if dropped else "the partial plan")
+                    + f" by more than it costs: {versus}, above {bar} "
+                    "(escalation.unexplained_drift)"
                 )
             else:
                 lines.append(f"a full retrain is not expected to do better by enough: {versus}; "
@@ -166,7 +207,7 @@ def review_plan(
                 f"plan keeps ({diagnosis.loss} about {diagnosis.loss_after - room:.4g} after a "
                 f"full retrain), each below what an update must win"
             )
-        if not reasons and not actions and candidates:
+        if not reasons and (dropped or not actions) and candidates:
             lines.append(
                 f"the drift raises the loss of {', '.join(candidates)}, but neither a member's "
                 "update nor a full retrain is expected to win it back: nothing is planned; if "
@@ -179,7 +220,49 @@ def review_plan(
         )
     # With the probe, its estimate of the partial plan replaces the residual probes' one.
     lines = [*diagnosis_lines(diagnosis, expected=probe is None), *lines]
-    return Review(diagnosis, tuple(reasons), tuple(lines), probe)
+    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped)
+
+
+def _weight_share(
+    own: Mapping[str, float], learned: Mapping[str, float] | None, retired: Collection[str]
+) -> Callable[[Collection[str]], float]:
+    """The share of the ensemble's weight (after the plan: ``learned`` weights, ``retired``
+    members left out) that a set of members holds."""
+    weights = {n: w for n, w in {**own, **(learned or {})}.items() if n in own and n not in retired}
+    total = sum(w for w in weights.values() if w > 0)
+
+    def of(names: Collection[str]) -> float:
+        return sum(max(weights.get(n, 0.0), 0.0) for n in names) / total if total > 0 else 1.0
+
+    return of
+
+
+def _plan_bar(
+    weight: float,
+    share: float,
+    loss: float,
+    thresholds: Thresholds | None,
+    refit: Collection[str],
+) -> tuple[float, str]:
+    """What a mean or vote ensemble's partial plan must win, and what it is a share of: the
+    share of the loss any update must win, times the refitted members' ``weight`` (their
+    output counts only that much, and so does the signal a probe finds on any window); or,
+    when lower and a refitted member reads a drifted feature, the policy's share of the loss
+    the drift added (as :class:`~regrow.plan.thresholds.Thresholds` judges each move)."""
+    need = weight * share * loss
+    basis = f"{share:.0%} of the loss, times the refitted members' {weight:.0%} weight"
+    t = thresholds
+    if (
+        t is not None
+        and t.drift_cost is not None
+        and set(refit) & t.drifted_members
+        and t.drift_share * t.drift_cost < need
+    ):
+        return (
+            t.drift_share * t.drift_cost,
+            f"{t.drift_share:.0%} of the {t.drift_cost:.4g} the drift added to the loss",
+        )
+    return need, basis
 
 
 def _room(diagnosis: Diagnosis, members: Collection[str]) -> float:

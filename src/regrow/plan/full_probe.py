@@ -58,7 +58,8 @@ class PlanProbe:
     """Losses on held-out rows now, after the partial plan and after a full retrain.
 
     ``edge`` is the paired difference ``partial - full`` per row: positive when a full retrain
-    is expected to do better than the partial plan.
+    is expected to do better than the partial plan; ``gain`` is ``now - partial``, what the
+    partial plan is expected to win back, and ``full_gain`` is ``now - full``.
     """
 
     loss: str
@@ -68,6 +69,8 @@ class PlanProbe:
     partial: float
     full: float
     edge: Gain
+    gain: Gain
+    full_gain: Gain
     refitted: tuple[str, ...]
     stand_ins: Mapping[str, str]
     cpu_seconds: float = 0.0
@@ -82,6 +85,8 @@ class PlanProbe:
             "partial": self.partial,
             "full": self.full,
             "edge": self.edge.to_dict(),
+            "gain": self.gain.to_dict(),
+            "full_gain": self.full_gain.to_dict(),
             "refitted": list(self.refitted),
             "stand_ins": dict(self.stand_ins),
             "cpu_seconds": self.cpu_seconds,
@@ -153,14 +158,17 @@ def probe_plans(
         {**own, **(weights or {})},
     )
     full = losses(fresh, own)
+    current = losses(stale, own)
     return PlanProbe(
         loss="squared_error" if classes is None else "log_loss",
         train_rows=len(tr),
         test_rows=len(te),
-        now=float(losses(stale, own).mean()),
+        now=float(current.mean()),
         partial=float(partial.mean()),
         full=float(full.mean()),
         edge=Gain.of(partial, full, planning.confidence),
+        gain=Gain.of(current, partial, planning.confidence),
+        full_gain=Gain.of(current, full, planning.confidence),
         refitted=tuple(n for n in members if n in refit),
         stand_ins=how,
         cpu_seconds=time.process_time() - cpu0,
