@@ -253,6 +253,7 @@ def test_a_partial_plan_whose_gain_a_mean_ensemble_dilutes_away_is_dropped(
         assert probe["gain"]["value"] < 0.1 * residual_gain
         dropped = next(line for line in plan.rationale if "not worth running" in line)
         assert "times the refitted members' 50% weight" in dropped
+        assert any(line.startswith("the residual probes found") for line in plan.rationale)
         assert plan.expected["after"] == plan.expected["before"]
         # Run anyway (a policy that skips the probe), the refit wins about what the probe
         # said, not what the residual probe said.

@@ -167,6 +167,13 @@ def review_plan(
                     + f": a refitted member counts only by its weight in a {ens.method} "
                     "ensemble, so the residual probes' gains do not carry over"
                 )  # fmt: skip
+                found = sum(m.gain.value for m in chosen if m.kind == "update")
+                lines.append(
+                    f"the residual probes found {found:.4g} to win on the inputs of "
+                    f"{', '.join(sorted(refit))} that refitting is not expected to reach: if it "
+                    "matters, a member that can fit it (another estimator, or a stack instead "
+                    f"of a {ens.method}) is a change to the system, for a human"
+                )
             else:
                 lines.append(
                     f"the partial plan is worth running: {probe.loss} {probe.partial:.4g} after "
