@@ -61,3 +61,40 @@ def test_a_bad_catalog_url_leaves_no_workspace_behind(tmp_path: Path) -> None:
 def test_open_a_missing_workspace(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceNotFound, match="regrow init"):
         Workspace.open(tmp_path)
+
+
+def test_a_workspace_is_found_from_any_folder_below_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regrow.config import find_home
+
+    monkeypatch.delenv("REGROW_HOME", raising=False)
+    Workspace.init(tmp_path / ".regrow").close()
+    deep = tmp_path / "data" / "2026"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert find_home() == tmp_path / ".regrow"
+    with Workspace.open() as ws:
+        assert ws.home == tmp_path / ".regrow"
+    # `regrow init .` makes the folder itself the workspace: found from inside it too
+    Workspace.init(tmp_path / "flat").close()
+    (tmp_path / "flat" / "runs").mkdir()
+    monkeypatch.chdir(tmp_path / "flat" / "runs")
+    assert find_home() == tmp_path / "flat"
+    # another tool's config.toml above is not taken for a workspace
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "config.toml").write_text('[tool]\nname = "not regrow"\n')
+    monkeypatch.chdir(other / "sub")
+    assert find_home() == tmp_path / ".regrow"  # the one further up
+    # an explicit folder or $REGROW_HOME wins over the search
+    assert find_home(tmp_path / "flat") == tmp_path / "flat"
+    monkeypatch.setenv("REGROW_HOME", str(tmp_path / "flat"))
+    assert find_home() == tmp_path / "flat"
+    monkeypatch.delenv("REGROW_HOME")
+    lone = tmp_path.parent / f"{tmp_path.name}-lone"
+    lone.mkdir()
+    monkeypatch.chdir(lone)
+    with pytest.raises(WorkspaceNotFound, match="or any folder above it") as missing:
+        Workspace.open()
+    assert "regrow init" in (missing.value.hint or "")

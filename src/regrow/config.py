@@ -72,10 +72,14 @@ __all__ = [
     "Config",
     "ServeSettings",
     "WatchSettings",
+    "find_home",
     "resolve_home",
 ]
 
 DEFAULT_HOME = ".regrow"
+
+_SECTIONS = frozenset({"catalog", "store", "run", "auth", "serve", "costs", "watch"})
+"""The tables a workspace's ``config.toml`` may hold."""
 CONFIG_FILE = "config.toml"
 DEFAULT_CATALOG_URL = "sqlite:///catalog.db"
 DEFAULT_STORE_URL = "artifacts"
@@ -333,6 +337,47 @@ def resolve_home(home: str | os.PathLike[str] | None) -> Path:
     return Path(chosen).expanduser().absolute()
 
 
+def find_home(home: str | os.PathLike[str] | None = None, *, start: Path | None = None) -> Path:
+    """The workspace to open: ``home``, else ``$REGROW_HOME``, else the nearest one at or
+    above ``start`` (default: the current folder), as git finds its repository: a
+    ``.regrow`` folder holding a workspace, or the folder itself when it is one (``regrow
+    init .``); else :class:`~regrow.errors.WorkspaceNotFound`.
+
+    >>> import tempfile
+    >>> top = Path(tempfile.mkdtemp()).resolve()
+    >>> Config(home=top / ".regrow").write()
+    >>> (top / "data" / "2026").mkdir(parents=True)
+    >>> find_home(start=top / "data" / "2026") == top / ".regrow" or "REGROW_HOME" in os.environ
+    True
+    """
+    if home is not None or os.environ.get("REGROW_HOME"):
+        return resolve_home(home)
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if _is_workspace(folder / DEFAULT_HOME):
+            return folder / DEFAULT_HOME
+        if _is_workspace(folder):
+            return folder
+    raise WorkspaceNotFound(
+        f"no regrow workspace in {str(here)!r} or any folder above it",
+        hint=f"create one with `regrow init` (it makes {DEFAULT_HOME} here), or pass --home / "
+        "set REGROW_HOME",
+    )
+
+
+def _is_workspace(folder: Path) -> bool:
+    """Whether ``folder`` holds a regrow ``config.toml``: one whose tables are all regrow's
+    (another tool's ``config.toml`` in a parent folder is not taken for one)."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        return False
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return bool(data) and set(data) <= _SECTIONS
+
+
 @dataclass(frozen=True)
 class Config:
     """A workspace's settings, with environment overrides applied by :meth:`load`."""
@@ -389,8 +434,7 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
-        sections = {"catalog", "store", "run", "auth", "serve", "costs", "watch"}
-        unknown = sorted(set(data) - sections)
+        unknown = sorted(set(data) - _SECTIONS)
         if unknown:
             raise ConfigError(
                 f"unknown section(s) {unknown} in {str(path)!r}",

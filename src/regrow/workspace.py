@@ -40,7 +40,13 @@ from regrow.catalog.records import (
 )
 from regrow.catalog.refs import check_name
 from regrow.catalog.store import ArtifactStore, open_store
-from regrow.config import DEFAULT_CATALOG_URL, DEFAULT_STORE_URL, Config, resolve_home
+from regrow.config import (
+    DEFAULT_CATALOG_URL,
+    DEFAULT_STORE_URL,
+    Config,
+    find_home,
+    resolve_home,
+)
 from regrow.errors import (
     CatalogError,
     ConfigError,
@@ -135,11 +141,12 @@ class Workspace(GovernanceMixin):
     def open(
         cls, home: str | os.PathLike[str] | None = None, *, token: str | None = None
     ) -> Workspace:
-        """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME`` or ``./.regrow``.
+        """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME``, else the nearest
+        workspace at or above the current folder (:func:`regrow.config.find_home`).
 
         ``token`` (default ``$REGROW_TOKEN``) says who acts: see :attr:`identity`.
         """
-        return cls(Config.load(resolve_home(home)), token=token)
+        return cls(Config.load(find_home(home)), token=token)
 
     def close(self) -> None:
         """Release the catalog's connections."""

@@ -1,8 +1,8 @@
 """The `regrow` command: a thin layer over :class:`regrow.Workspace`, one module per group.
 
-Every command takes ``--home`` (default ``$REGROW_HOME`` or ``./.regrow``); every read command
-takes ``--json``. Errors print what is wrong and a hint, and exit with status 2; Ctrl-C exits
-with 130 and says that finished work is kept.
+Every command takes ``--home`` (default ``$REGROW_HOME``, else the nearest ``.regrow`` at or
+above the current folder); every read command takes ``--json``. Errors print what is wrong
+and a hint, and exit with status 2; Ctrl-C exits with 130 and says that finished work is kept.
 
 ================== ==========================================================================
 module             commands

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 import typer.main
 from rich.console import Console
 from rich.text import Text
@@ -99,7 +100,11 @@ INTERRUPTED = "interrupted; finished components are kept: run again to resume"
 
 Home = Annotated[
     Path | None,
-    typer.Option("--home", help="Workspace folder (default: $REGROW_HOME or ./.regrow)."),
+    typer.Option(
+        "--home",
+        help="Workspace folder (default: $REGROW_HOME, else the nearest .regrow at or above "
+        "the current folder).",
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Window = Annotated[str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")]

@@ -59,12 +59,12 @@ def serve(
     (the serving identity needs the operator role to step; 0 turns it off); --log-level info
     shows their moves. Ctrl-C or SIGTERM stops it cleanly, flushing the prediction log.
     """
-    from regrow.config import resolve_home
+    from regrow.config import find_home
 
     _check_log_level(log_level)
     from regrow.config import Config
 
-    config = Config.load(resolve_home(home))
+    config = Config.load(find_home(home))
     sock = _listen(host, port)
     try:
         url = f"http://{_shown(host)}:{sock.getsockname()[1]}"

@@ -31,14 +31,14 @@ def ui(
         _shown,
         _uvicorn_config,
     )
-    from regrow.config import Config, resolve_home
+    from regrow.config import Config, find_home
 
     _check_log_level(log_level)
     import uvicorn
 
     from regrow.ui import create_ui_app
 
-    application = create_ui_app(Config.load(resolve_home(home)))
+    application = create_ui_app(Config.load(find_home(home)))
     sock = _listen(host, port)
     try:
         url = f"http://{_shown(host)}:{sock.getsockname()[1]}/ui"

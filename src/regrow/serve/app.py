@@ -41,7 +41,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from regrow.config import Config, ServeSettings, resolve_home
+from regrow.config import Config, ServeSettings, find_home
 from regrow.serve import routes
 from regrow.serve.guard import Guard
 from regrow.serve.host import ModelHost, Target, default_targets
@@ -84,7 +84,7 @@ def create_app(
     if isinstance(source, Workspace):
         ws, owned = source, False
     else:
-        config = source if isinstance(source, Config) else Config.load(resolve_home(source))
+        config = source if isinstance(source, Config) else Config.load(find_home(source))
         ws, owned = Workspace(config), True
     state: ServeState | None = None
     try:

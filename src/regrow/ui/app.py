@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Response
 from fastapi.responses import RedirectResponse
 
-from regrow.config import Config, resolve_home
+from regrow.config import Config, find_home
 from regrow.errors import AuthError, RegrowError
 from regrow.ui.plots import PlotCache
 
@@ -118,7 +118,7 @@ def create_ui_app(source: Workspace | Config | str | os.PathLike[str] | None = N
     if isinstance(source, Workspace):
         ws, owned = source, False
     else:
-        config = source if isinstance(source, Config) else Config.load(resolve_home(source))
+        config = source if isinstance(source, Config) else Config.load(find_home(source))
         ws, owned = Workspace(config), True
 
     @asynccontextmanager
