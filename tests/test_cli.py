@@ -291,6 +291,20 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring(
     assert all(len(line) >= 60 for line in paragraph[:-1]), paragraph
 
 
+def test_help_shows_no_value_for_a_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as done:
+        main(["plan", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "<bool>" not in out  # --json takes no value
+    json_line = next(line for line in out.splitlines() if "--json" in line)
+    assert "Print JSON" in json_line
+    assert "<str>" in next(line for line in out.splitlines() if "--version" in line)
+
+
 def test_help_lists_keep_their_lines() -> None:
     from regrow.cli._app import _unwrap_help
 

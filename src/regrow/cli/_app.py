@@ -50,6 +50,19 @@ __all__ = [
     "workspace",
 ]
 
+
+def _flag_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
+    """The help's type column of an option: none for a flag (``--json``), which takes no
+    value; typer 0.29 shows ``<bool>`` there, as if it took one."""
+    if option.is_flag and not option.count:
+        return None
+    return _display_type(option, ctx)
+
+
+# typer has no setting for this column; its help formatting is the one place that reads it.
+_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+
 app = typer.Typer(
     name="regrow",
     help="Keep production models fresh by retraining only what needs it.",
@@ -133,7 +146,7 @@ def print_json(value: Any) -> None:
 
 @contextmanager
 def workspace(home: Path | None) -> Iterator[Workspace]:
-    """The workspace at ``home`` (default ``$REGROW_HOME`` or ``./.regrow``), closed after.
+    """The workspace at ``home`` (default: :func:`regrow.config.find_home`), closed after.
 
     Every command acts as an identity: opening checks that it may read the workspace (the
     viewer role); each operation that writes checks its own role too.
