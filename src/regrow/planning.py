@@ -212,6 +212,12 @@ def make_plan(
             diagnosis = review.diagnosis
             if review.dropped:  # the partial plan would not win enough (its lines say why)
                 actions = []
+            elif review.swapped:  # ... and refitting another member alone would
+                actions = [
+                    kept
+                    for a in proposed_actions(system, review.diagnosis, policy)
+                    if (kept := _neural(services, model, version, a, frame, policy, rationale))
+                ]
             escalate.extend(review.reasons)
             signals.update(review.signals)
             rationale.extend(review.lines)

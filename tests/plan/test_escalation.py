@@ -265,3 +265,39 @@ def test_a_partial_plan_whose_gain_a_mean_ensemble_dilutes_away_is_dropped(
         won = mse(v1) - mse(ws.run_plan(partial).result.version.ref)
         assert won < 2 * probe["gain"]["value"]
         assert won < 0.1 * residual_gain
+
+
+def test_a_member_whose_refit_carries_over_replaces_one_whose_refit_does_not(
+    tmp_path: Path,
+) -> None:
+    # A Ridge and a boosted model read the same inputs; a curve appears. The residual probes
+    # find the same gain on both (same inputs) and take the first, the Ridge, which cannot
+    # fit a curve. The full-retrain probe estimates each member's refit alone: the boosted
+    # one's carries over, and the plan refits it instead.
+    system = System("pair", target="y", task="regression", components=[
+        Member("linear", Ridge(), inputs=["x1", "x2"]),
+        Member("trees", _gbdt(), inputs=["x1", "x2"]),
+        Ensemble("mean", weights={"linear": 1.0, "trees": 1.0}),
+    ])  # fmt: skip
+
+    def curve(rows: int, seed: int, curved: bool = False) -> pd.DataFrame:
+        return bent(rows, seed, curved).drop(columns=["x3", "x4"])
+
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(system, ws.snapshot(curve(3000, 1), name="old")).version.ref
+        plan = ws.plan(v1, ws.snapshot(curve(3000, 2, curved=True), name="curved"))
+        assert [a.describe() for a in plan.actions] == ["refit trees"]
+        assert not plan.escalated
+        assert any(
+            "(the residual probes' choice: refit linear) is not worth running" in line
+            for line in plan.rationale
+        )
+        assert any(line.startswith("refitting trees alone is worth") for line in plan.rationale)
+        single = plan.signals["full_retrain_probe"]["singles"]["trees"]["gain"]["value"]
+        assert plan.expected["after"] == pytest.approx(plan.expected["before"] - single, abs=1e-5)
+        assert "full-retrain probe's estimate" in plan.diagnosis["chosen"][0]["why"]
+        test = curve(4000, 99, curved=True)
+        mse = lambda ref: np.mean((ws.load(ref).predict(test) - test.y) ** 2)  # noqa: E731
+        before, after = mse(v1), mse(ws.run_plan(plan).result.version.ref)
+        assert after < 0.6 * before  # the refit wins what the probe said it would
+        assert before - after == pytest.approx(single, rel=0.25)

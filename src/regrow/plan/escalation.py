@@ -42,11 +42,12 @@ import pandas as pd
 from regrow.components.outputs import OutputsFn
 from regrow.model import FittedSystem
 from regrow.plan.actions import Action
-from regrow.plan.diagnostics import Diagnosis
+from regrow.plan.diagnostics import Diagnosis, Move
 from regrow.plan.full_probe import PlanProbe, probe_plans
 from regrow.plan.policy import Policy
 from regrow.plan.proposals import diagnosis_lines
 from regrow.plan.thresholds import Thresholds
+from regrow.plan.updates import supports
 from regrow.system import System
 
 __all__ = ["Review", "review_plan"]
@@ -63,6 +64,7 @@ class Review:
     lines: tuple[str, ...] = ()
     probe: PlanProbe | None = None
     dropped: bool = False  # the partial plan is not worth running (mean or vote ensembles)
+    swapped: str | None = None  # ... and refitting this member alone is, instead
 
     @property
     def signals(self) -> dict[str, Any]:
@@ -86,6 +88,8 @@ class Review:
             if escalated
             else p.now
             if self.dropped
+            else d.loss_after
+            if self.swapped
             else p.partial
         )
         out: dict[str, Any] = {
@@ -134,6 +138,7 @@ def review_plan(
         )
     probe: PlanProbe | None = None
     dropped = False
+    swap: str | None = None
     if not reasons and esc.unexplained_drift == "probe":
         share = policy.planning.min_relative_gain
         chosen = diagnosis.chosen
@@ -159,7 +164,9 @@ def review_plan(
             if not (g.low > 0 and g.value >= need):
                 dropped = True
                 lines.append(
-                    f"the partial plan is not worth running: {probe.loss} {probe.partial:.4g} "
+                    f"the partial plan (the residual probes' choice: refit "
+                    f"{', '.join(sorted(refit))}) is not worth running: {probe.loss} "
+                    f"{probe.partial:.4g} "
                     f"after it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, "
                     f"{g.high:.4g}] lower on {g.rows} held-out rows, "
                     + ("its interval reaches 0" if not g.low > 0 else f"below the {need:.4g} "
@@ -167,6 +174,38 @@ def review_plan(
                     + f": a refitted member counts only by its weight in a {ens.method} "
                     "ensemble, so the residual probes' gains do not carry over"
                 )  # fmt: skip
+            else:
+                lines.append(
+                    f"the partial plan is worth running: {probe.loss} {probe.partial:.4g} after "
+                    f"it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower "
+                    f"on {g.rows} held-out rows, above the {need:.4g} it must win ({basis})"
+                )
+            swap = _best_single(probe, retired, weight, share, thresholds) if dropped else None
+            if swap is not None:  # the probe's own pick: a member whose refit does carry over
+                sg, edge = probe.singles[swap]
+                need, basis = _plan_bar(weight({swap}), share, probe.now, thresholds, {swap})
+                head = (
+                    f"gain {sg.value:.4g} [{sg.low:.4g}, {sg.high:.4g}] on {sg.rows} held-out rows"
+                )
+                lines.append(
+                    f"refitting {swap} alone is worth running instead: {probe.loss} "
+                    f"{probe.now - sg.value:.4g} after it vs {probe.now:.4g} now, {head}, above "
+                    f"the {need:.4g} it must win ({basis})"
+                )
+                how = policy.planning.prefer
+                move = Move(
+                    "update", swap,
+                    how if supports(model.components[swap].estimator, how) else "refit",
+                    sg, probe.now - sg.value, True,
+                    f"{head} (the full-retrain probe's estimate): significant, and above the "
+                    f"{need:.4g} worth an update ({basis})",
+                )  # fmt: skip
+                diagnosis = replace(
+                    diagnosis, chosen=(move,), loss_after=move.loss_after, weights=None
+                )
+                dropped, kept = False, [m for m in members if m != swap]
+                e, start, after, rest = edge, move.loss_after, f"after refitting {swap}", kept
+            elif dropped:  # a full retrain against keeping the version as it is
                 found = sum(m.gain.value for m in chosen if m.kind == "update")
                 lines.append(
                     f"the residual probes found {found:.4g} to win on the inputs of "
@@ -174,13 +213,6 @@ def review_plan(
                     "matters, a member that can fit it (another estimator, or a stack instead "
                     f"of a {ens.method}) is a change to the system, for a human"
                 )
-            else:
-                lines.append(
-                    f"the partial plan is worth running: {probe.loss} {probe.partial:.4g} after "
-                    f"it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower "
-                    f"on {g.rows} held-out rows, above the {need:.4g} it must win ({basis})"
-                )
-            if dropped:  # a full retrain against keeping the version as it is
                 e, start, after, rest = probe.full_gain, probe.now, "now", members
             else:
                 e, start, after, rest = probe.edge, probe.partial, "after the partial plan", kept
@@ -199,7 +231,7 @@ def review_plan(
             if e.low > 0 and e.value >= price:
                 reasons.append(
                     "a full retrain is expected to do better than "
-                    + ("keeping the version as it is" if dropped else "the partial plan")
+                    + ("keeping the version as it is" if dropped else after.removeprefix("after "))
                     + f" by more than it costs: {versus}, above {bar} "
                     "(escalation.unexplained_drift)"
                 )
@@ -227,7 +259,7 @@ def review_plan(
         )
     # With the probe, its estimate of the partial plan replaces the residual probes' one.
     lines = [*diagnosis_lines(diagnosis, expected=probe is None), *lines]
-    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped)
+    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap)
 
 
 def _weight_share(
@@ -242,6 +274,25 @@ def _weight_share(
         return sum(max(weights.get(n, 0.0), 0.0) for n in names) / total if total > 0 else 1.0
 
     return of
+
+
+def _best_single(
+    probe: PlanProbe,
+    retired: Collection[str],
+    weight: Callable[[Collection[str]], float],
+    share: float,
+    thresholds: Thresholds | None,
+) -> str | None:
+    """The member whose refit alone the full-retrain probe expects to win the most, when that
+    gain passes the member's bar (:func:`_plan_bar`); None when no member's does."""
+    passing = []
+    for name, (gain, _) in probe.singles.items():
+        if name in retired or weight({name}) <= 0:
+            continue
+        need, _ = _plan_bar(weight({name}), share, probe.now, thresholds, {name})
+        if gain.low > 0 and gain.value >= need:
+            passing.append((gain.value, name))
+    return max(passing)[1] if passing else None
 
 
 def _plan_bar(

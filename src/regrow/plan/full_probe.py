@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,10 @@ class PlanProbe:
 
     ``edge`` is the paired difference ``partial - full`` per row: positive when a full retrain
     is expected to do better than the partial plan; ``gain`` is ``now - partial``, what the
-    partial plan is expected to win back, and ``full_gain`` is ``now - full``.
+    partial plan is expected to win back, and ``full_gain`` is ``now - full``. ``singles``
+    holds, for each member, the same two figures for a plan that refits that member alone
+    (its gain over now, and a full retrain's edge over it): what the review weighs when the
+    plan the residual probes chose is not worth running.
     """
 
     loss: str
@@ -73,6 +76,7 @@ class PlanProbe:
     full_gain: Gain
     refitted: tuple[str, ...]
     stand_ins: Mapping[str, str]
+    singles: Mapping[str, tuple[Gain, Gain]] = field(default_factory=dict)
     cpu_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +93,9 @@ class PlanProbe:
             "full_gain": self.full_gain.to_dict(),
             "refitted": list(self.refitted),
             "stand_ins": dict(self.stand_ins),
+            "singles": {
+                n: {"gain": g.to_dict(), "edge": e.to_dict()} for n, (g, e) in self.singles.items()
+            },
             "cpu_seconds": self.cpu_seconds,
         }
 
@@ -159,6 +166,13 @@ def probe_plans(
     )
     full = losses(fresh, own)
     current = losses(stale, own)
+    singles: dict[str, tuple[Gain, Gain]] = {}
+    for n in members:
+        alone = losses({m: fresh[m] if m == n else stale[m] for m in members}, own)
+        singles[n] = (
+            Gain.of(current, alone, planning.confidence),
+            Gain.of(alone, full, planning.confidence),
+        )
     return PlanProbe(
         loss="squared_error" if classes is None else "log_loss",
         train_rows=len(tr),
@@ -171,6 +185,7 @@ def probe_plans(
         full_gain=Gain.of(current, full, planning.confidence),
         refitted=tuple(n for n in members if n in refit),
         stand_ins=how,
+        singles=singles,
         cpu_seconds=time.process_time() - cpu0,
     )
 
