@@ -345,7 +345,7 @@ def find_home(home: str | os.PathLike[str] | None = None, *, start: Path | None 
 
     >>> import tempfile
     >>> top = Path(tempfile.mkdtemp()).resolve()
-    >>> Config(home=top / ".regrow").write()
+    >>> _ = Config(home=top / ".regrow").write()
     >>> (top / "data" / "2026").mkdir(parents=True)
     >>> find_home(start=top / "data" / "2026") == top / ".regrow" or "REGROW_HOME" in os.environ
     True
