@@ -20,7 +20,14 @@ broad feature drift and a large estimated loss increase, run before them in
    less than ``k`` bars and a full retrain cannot pay (the rationale says what they found).
    In a **mean or vote** ensemble a refitted member counts only its weight, so the residual
    probes overstate a partial plan: :mod:`regrow.plan.full_probe` estimates both plans the
-   same way, and decides.
+   same way, and decides. There ``k`` counts the kept members by their share of the
+   ensemble's weight, and the probe's estimate judges the partial plan itself first: its
+   gain over now must be significant and at least the refitted members' weight share of
+   ``min_relative_gain`` of the loss (or ``min_drift_share`` of what the drift added, when
+   lower). A plan that fails is **dropped**; the member whose refit alone the probe expects
+   to win the most replaces it when that passes the same bar (a boosted member instead of a
+   linear one on the same inputs), else the full retrain is weighed against keeping the
+   version.
 
    Drift that raises members' loss with no update chosen therefore escalates only when a
    full retrain is expected to win it back; otherwise the plan is empty and says the data or
