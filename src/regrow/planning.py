@@ -270,7 +270,11 @@ def make_plan(
             f"{policy.budgets.max_cpu_seconds:g} (budgets.max_cpu_seconds): needs approval"
         )
     if not actions:
-        rationale.append("nothing to update: no action has a significant expected gain")
+        rationale.append(
+            "nothing to update: no action's expected gain clears its bar"
+            if diagnosis is not None
+            else "nothing to update"
+        )
 
     expected = review.expected(escalated=bool(escalate)) if review is not None else {}
     contingency = (

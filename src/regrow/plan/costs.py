@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
     from regrow.system import System
 
-__all__ = ["CostEstimate", "CostModel", "learned_costs", "prior_rate"]
+__all__ = [
+    "CLONE_CPU_SECONDS",
+    "CostEstimate",
+    "CostModel",
+    "cheap_to_refit",
+    "learned_costs",
+    "linear",
+    "prior_rate",
+]
 
 #: CPU seconds per row for a fit from scratch, by estimator family, on one modern core.
 _PRIOR_RATES = {
@@ -68,6 +76,31 @@ def _family(cls: str) -> str:
 def prior_rate(cls: str, action: str = "fit") -> float:
     """The prior CPU seconds per row of ``action`` on an estimator of class ``cls``."""
     return _PRIOR_RATES[_family(cls)] * _UPDATE_FACTORS.get(action, 1.0)
+
+
+#: A member whose estimator the prior expects to fit on a probe's rows in at most this many
+#: CPU seconds is refitted as it is by the planner's probes (a linear model); a dearer one is
+#: stood in for by a small boosted model.
+CLONE_CPU_SECONDS = 0.05
+
+
+def linear(cls: str) -> bool:
+    """Whether an estimator of class ``cls`` is a linear model (by the cost model's families).
+
+    >>> linear("sklearn.linear_model.LogisticRegression"), linear("lightgbm.LGBMRegressor")
+    (True, False)
+    """
+    return _family(cls) == "linear"
+
+
+def cheap_to_refit(cls: str, rows: int) -> bool:
+    """Whether the prior expects an estimator of class ``cls`` to fit ``rows`` rows within
+    :data:`CLONE_CPU_SECONDS`.
+
+    >>> cheap_to_refit("sklearn.linear_model.Ridge", 2000)
+    True
+    """
+    return prior_rate(cls) * rows <= CLONE_CPU_SECONDS
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ import pandas as pd
 from regrow.components.outputs import OutputsFn
 from regrow.model import FittedSystem
 from regrow.plan.actions import Action
-from regrow.plan.diagnostics import Diagnosis, Move
+from regrow.plan.diagnostics import Diagnosis, Gain, Move
 from regrow.plan.full_probe import PlanProbe, probe_plans
 from regrow.plan.policy import Policy
 from regrow.plan.proposals import diagnosis_lines
@@ -176,8 +176,9 @@ def review_plan(
                     f"{probe.partial:.4g} "
                     f"after it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, "
                     f"{g.high:.4g}] lower on {g.rows} held-out rows, "
-                    + ("its interval reaches 0" if not g.low > 0 else f"below the {need:.4g} "
-                       f"it must win ({basis})")
+                    + ("it would make things worse" if g.high < 0
+                       else "its interval reaches 0" if not g.low > 0
+                       else f"below the {need:.4g} it must win ({basis})")
                     + f": a refitted member counts only by its weight in a {ens.method} "
                     "ensemble, so the residual probes' gains do not carry over"
                 )  # fmt: skip
@@ -213,6 +214,7 @@ def review_plan(
                 dropped, kept = False, [m for m in members if m != swap]
                 e, start, after, rest = edge, move.loss_after, f"after refitting {swap}", kept
             elif dropped:  # a full retrain against keeping the version as it is
+                diagnosis = _unchosen(diagnosis, g)
                 found = sum(m.gain.value for m in chosen if m.kind == "update")
                 lines.append(
                     f"the residual probes found {found:.4g} to win on the inputs of "
@@ -281,6 +283,26 @@ def _weight_share(
         return sum(max(weights.get(n, 0.0), 0.0) for n in names) / total if total > 0 else 1.0
 
     return of
+
+
+def _unchosen(diagnosis: Diagnosis, estimate: Gain) -> Diagnosis:
+    """``diagnosis`` with its chosen moves dropped (not accepted, and saying why): the
+    full-retrain probe expects the plan they make to win only ``estimate``."""
+    note = (
+        f"; dropped: the full-retrain probe expects the plan to win {estimate.value:.4g} "
+        f"[{estimate.low:.4g}, {estimate.high:.4g}]"
+    )
+    considered = tuple(
+        replace(m, accepted=False, why=m.why + note) if m in diagnosis.chosen else m
+        for m in diagnosis.considered
+    )
+    return replace(
+        diagnosis,
+        chosen=(),
+        considered=considered,
+        loss_after=diagnosis.loss_before,
+        weights=None,
+    )
 
 
 def _best_single(

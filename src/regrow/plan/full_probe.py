@@ -41,16 +41,12 @@ from regrow.components.fitted import combine, feature_frame, fit_component, memb
 from regrow.components.outputs import OutputsFn
 from regrow.errors import ComponentError, PlanError
 from regrow.model import FittedSystem
-from regrow.plan.costs import prior_rate
+from regrow.plan.costs import CLONE_CPU_SECONDS, cheap_to_refit
 from regrow.plan.diagnostics import Gain, row_losses
 from regrow.plan.policy import Planning
 from regrow.plan.small_boost import small_boost
 
 __all__ = ["CLONE_CPU_SECONDS", "PlanProbe", "probe_plans", "probe_split"]
-
-#: A member whose estimator the cost model's prior expects to fit on the probe rows in at most
-#: this many CPU seconds is refitted as it is; a dearer one is continued by a small model.
-CLONE_CPU_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -204,7 +200,7 @@ def _refitted(
     fc = model.components[name]
     transforms = {n: c for n, c in model.components.items() if c.spec.kind == "transform"}
     cls = str(fc.spec.recipe()["class"])
-    if prior_rate(cls) * len(tr) <= CLONE_CPU_SECONDS:
+    if cheap_to_refit(cls, len(tr)):
         copy = fit_component(fc.spec, labelled.iloc[tr], target=model.target,
                              upstream=transforms, seed=seed)  # fmt: skip
         out = member_output(copy, labelled.iloc[te], transforms, model.classes_)

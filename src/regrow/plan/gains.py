@@ -99,6 +99,7 @@ class Diagnosis:
     cpu_seconds: float = 0.0
     probe: str = "refit"
     weights: dict[str, float] | None = None  # a reweighted mean ensemble's new weights
+    refitted: tuple[str, ...] = ()  # members probed by refitting them as they are
 
     @property
     def updated(self) -> list[str]:
@@ -120,6 +121,7 @@ class Diagnosis:
             "cpu_seconds": self.cpu_seconds,
             "weights": self.weights,
             "probe": self.probe,
+            "refitted": list(self.refitted),
         }
 
 

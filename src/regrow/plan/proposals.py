@@ -94,6 +94,8 @@ def diagnosis_lines(d: Diagnosis, *, expected: bool = True) -> list[str]:
         if d.probe == "residual"
         else "each member refitted"
     )
+    if d.probe == "residual" and d.refitted:
+        how += f" ({', '.join(d.refitted)}: linear, refitted as it is)"
     lines = [
         f"probes: {how}, fitted on {d.train_rows} labelled rows of the window and scored on "
         f"the other {d.test_rows}; {d.loss} of the current version there: {d.loss_before:.4g}"

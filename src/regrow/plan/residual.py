@@ -7,6 +7,13 @@ step on the logit), and scored with the system on the held-out rows. A greedy se
 takes the best significant move at a time and probes the others again against the improved
 system (see :mod:`regrow.plan.diagnostics`). It costs one prediction per member (shared with
 the monitor through the caller's ``outputs``) and a few small fits, not a member refit each.
+
+A linear member cheap to fit (:func:`~regrow.plan.costs.cheap_to_refit`: up to about 16,000
+probe rows) is probed by **refitting it as it is** on the probe rows instead, its new
+output combined with the others as the system stands (the stack's coefficients, the mean's
+weights, and the corrections already taken): a boosted probe on a linear member's inputs
+finds curves its refit cannot fit, and the plan would refit the wrong member. Refitting it
+costs less than the boosted probe.
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from regrow.components.fitted import (
     FittedComponent,
     combine,
     feature_frame,
+    fit_component,
     fit_stacker,
+    member_output,
     stack_features,
     stack_output,
 )
+from regrow.errors import ComponentError
 from regrow.model import FittedSystem
+from regrow.plan.costs import cheap_to_refit, linear
 from regrow.plan.gains import Diagnosis, Gain, Move, mean_weights, row_losses, verdict
 from regrow.plan.policy import Planning
 from regrow.plan.small_boost import small_boost
@@ -51,6 +62,51 @@ def _system_output(
         X = stack_features(ensemble, outputs)
         return stack_output(stacker, X, model.classes_)
     return np.asarray(combine(ensemble, outputs, model.classes_))
+
+
+def _combined(
+    model: FittedSystem,
+    ensemble: Ensemble | None,
+    outputs: Mapping[str, np.ndarray],
+    stacker: Any,
+    weights: Mapping[str, float],
+) -> np.ndarray:
+    """The system's output from its members' ``outputs``, combined with ``stacker`` (a
+    stack) or ``weights`` (a mean or vote)."""
+    if ensemble is None or ensemble.method == "stack":
+        return _system_output(model, ensemble, outputs, stacker)
+    names = [m for m in ensemble.members if weights.get(m, 0) > 0]
+    view = Ensemble(ensemble.name, names, weights={n: weights[n] for n in names},
+                    method=ensemble.method)  # fmt: skip
+    return np.asarray(combine(view, {n: outputs[n] for n in names}, model.classes_))
+
+
+def _refitted_outputs(
+    model: FittedSystem,
+    labelled: pd.DataFrame,
+    rows: np.ndarray,
+    member_fcs: Mapping[str, FittedComponent],
+    transforms: Mapping[str, FittedComponent],
+    names: Sequence[str],
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """The outputs on every labelled row of each linear member in ``names`` cheap enough to
+    refit as it is (:func:`~regrow.plan.costs.cheap_to_refit`), fitted on the probe
+    ``rows``; a member that cannot be fitted there (one class only, say) is left to the
+    boosted probe."""
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        fc = member_fcs[name]
+        cls = str(fc.spec.recipe()["class"])
+        if not (linear(cls) and cheap_to_refit(cls, len(rows))):
+            continue
+        try:
+            copy = fit_component(fc.spec, labelled.iloc[rows], target=model.target,
+                                 upstream=transforms, seed=seed)  # fmt: skip
+            out[name] = member_output(copy, labelled, transforms, model.classes_)
+        except ComponentError:
+            continue
+    return out
 
 
 def _score(output: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
@@ -146,14 +202,32 @@ def residual_diagnosis(
     weights_after: dict[str, float] | None = None
     update_kind = planning.prefer
     remaining = list(probe_names)
+    # A cheap member (a linear model) is probed by refitting it as it is on the probe rows:
+    # a boosted probe on its inputs would find signal its refit cannot fit. Its new output
+    # enters the system as the others stand now; accepted residual corrections still apply.
+    refitted = _refitted_outputs(
+        model, labelled, tr, member_fcs, transforms, probe_names, planning.seed
+    )
+    members_now = dict(outputs)
+    stacker_now, weights_now = stacker, dict(ensemble.weights) if ensemble is not None else {}
+    extra_tr, extra_te = np.zeros(len(tr)), np.zeros(len(te))
     while remaining:
         round_moves = []
         for name in remaining:
-            corr_tr, corr_te = _residual_probe(
-                inputs[name], split, score_tr, y_train, classes, planning.seed
-            )
-            s_tr, s_te = score_tr + corr_tr, score_te + corr_te
-            how = update_kind if supports(member_fcs[name].estimator, update_kind) else "refit"
+            if name in refitted:
+                new_out = _combined(
+                    model, ensemble, {**members_now, name: refitted[name]}, stacker_now,
+                    weights_now,
+                )  # fmt: skip
+                s_tr = _score(new_out[tr], classes) + extra_tr
+                s_te = _score(new_out[te], classes) + extra_te
+                how = "refit"
+            else:
+                corr_tr, corr_te = _residual_probe(
+                    inputs[name], split, score_tr, y_train, classes, planning.seed
+                )
+                s_tr, s_te = score_tr + corr_tr, score_te + corr_te
+                how = update_kind if supports(member_fcs[name].estimator, update_kind) else "refit"
             move = judge("update", name, how, _score_losses(s_te, y_test, classes))
             round_moves.append((move, s_tr, s_te))
         if not chosen:
@@ -164,6 +238,10 @@ def residual_diagnosis(
         if not best.accepted:
             break
         chosen.append(best)
+        if best.kind == "update" and best.component in refitted:
+            members_now[best.component] = refitted[best.component]
+        elif best.kind == "update":
+            extra_tr, extra_te = extra_tr + (s_tr - score_tr), extra_te + (s_te - score_te)
         score_tr, score_te = s_tr, s_te
         current = _score_losses(score_te, y_test, classes)
         if best.kind == "update" and best.component in remaining:
@@ -173,6 +251,9 @@ def residual_diagnosis(
             if ensemble is not None and ensemble.method != "stack":
                 weights_after = {n: round(float(v), 6) for n, v in zip(
                     names, w / w.sum(), strict=True)}  # fmt: skip
+                weights_now.update(weights_after)
+            elif ensemble is not None:
+                stacker_now = restacked
         else:
             break
     return Diagnosis(
@@ -188,4 +269,5 @@ def residual_diagnosis(
         cpu_seconds=time.process_time() - cpu0,
         weights=weights_after,
         probe="residual",
+        refitted=tuple(n for n in probe_names if n in refitted),
     )

@@ -114,6 +114,9 @@ class Thresholds:
         g = move.gain
         head = f"gain {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] on {g.rows} held-out rows"
         need, basis = self.threshold(move)
+        if g.high < 0:
+            why = f"{head}: it would make things worse (its interval lies below 0)"
+            return replace(move, accepted=False, why=why)
         if not g.low > 0:
             return replace(move, accepted=False, why=f"{head}: its interval reaches 0")
         if not g.value >= need:
