@@ -189,8 +189,14 @@ def test_status_with_the_current_system_names_parameter_changes(
         (("train", "nofile.py:build", "--snapshot", "s"), "no such file 'nofile.py'"),
         (("train", "models", "--snapshot", "s"), "has no ':NAME'"),
         (("promote", "churn:v1", "--alias", "champion"), "unknown version"),
-        (("train", "{tmp}/broken.py:build", "--snapshot", "s"), "cannot load"),
-        (("train", "{tmp}/broken_call.py:build", "--snapshot", "s"), "calling"),
+        (
+            ("train", "{tmp}/broken.py:build", "--snapshot", "s"),
+            "(line 1: import no_such_module_xyz): ModuleNotFoundError",
+        ),
+        (
+            ("train", "{tmp}/broken_call.py:build", "--snapshot", "s"),
+            "failed (line 2: raise RuntimeError('boom')): RuntimeError: boom",
+        ),
         (("train", "{tmp}/broken_call.py:nothing", "--snapshot", "s"), "has no attribute"),
         (("train", "{tmp}/sys.py:build", "--snapshot", "s"), "has the name of the module 'sys'"),
         (("train", "os.path:join", "--snapshot", "s"), "calling 'os.path:join' failed"),

@@ -49,7 +49,7 @@ def load_system(ref: str) -> System:
             spec.loader.exec_module(module)
         except Exception as exc:
             raise ConfigError(
-                f"cannot load {target!r}: {type(exc).__name__}: {exc}",
+                f"cannot load {target!r}{_where(exc, path)}: {type(exc).__name__}: {exc}",
                 hint=_hint_of(exc, "fix the module"),
             ) from exc
     else:
@@ -67,8 +67,9 @@ def load_system(ref: str) -> System:
         try:
             obj = obj()
         except Exception as exc:
+            where = _where(exc, Path(target)) if target.endswith(".py") else ""
             raise ConfigError(
-                f"calling {ref!r} failed: {type(exc).__name__}: {exc}",
+                f"calling {ref!r} failed{where}: {type(exc).__name__}: {exc}",
                 hint=_hint_of(
                     exc, "NAME must be a System or a function of no arguments returning one"
                 ),
@@ -79,6 +80,26 @@ def load_system(ref: str) -> System:
             hint="point at a System object or a function returning one",
         )
     return obj
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`` (line N: source)``: the line of the system file ``path`` the error was raised
+    from (the innermost one, when the file called into other code), else ``""``.
+
+    A syntax error names its own line in its message.
+    """
+    if isinstance(exc, SyntaxError):
+        return ""
+    import linecache
+    import traceback
+
+    mine = str(path.resolve())
+    lines = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == mine]
+    if not lines or lines[-1].lineno is None:
+        return ""
+    frame = lines[-1]
+    source = linecache.getline(mine, frame.lineno or 0).strip()
+    return f" (line {frame.lineno}: {source})" if source else f" (line {frame.lineno})"
 
 
 def _hint_of(exc: BaseException, default: str) -> str:
