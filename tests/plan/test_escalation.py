@@ -316,6 +316,9 @@ def test_a_member_whose_refit_carries_over_replaces_one_whose_refit_does_not(
         assert review.swapped == "trees"
         assert not review.dropped
         assert [m.component for m in review.diagnosis.chosen] == ["trees"]
+        taken = next(m for m in review.diagnosis.considered if m.component == "linear")
+        assert not taken.accepted  # shown as not chosen, with why
+        assert "dropped: the full-retrain probe expects" in taken.why
         assert any(line.startswith("refitting trees alone is worth") for line in review.lines)
         assert review.probe is not None
         single = review.probe.singles["trees"][0].value

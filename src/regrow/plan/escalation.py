@@ -209,7 +209,7 @@ def review_plan(
                     f"{need:.4g} worth an update ({basis})",
                 )  # fmt: skip
                 diagnosis = replace(
-                    diagnosis, chosen=(move,), loss_after=move.loss_after, weights=None
+                    _unchosen(diagnosis, g), chosen=(move,), loss_after=move.loss_after
                 )
                 dropped, kept = False, [m for m in members if m != swap]
                 e, start, after, rest = edge, move.loss_after, f"after refitting {swap}", kept
