@@ -45,7 +45,7 @@ from regrow.monitoring import check_version, record_report
 from regrow.plan.actions import Action, Finetune, FullRetrain
 from regrow.plan.costs import CostModel, learned_costs
 from regrow.plan.diagnostics import Diagnosis, diagnose, domain_check
-from regrow.plan.escalation import Review, review_plan
+from regrow.plan.escalation import Review, retrain_evidence, review_plan
 from regrow.plan.plan import Plan
 from regrow.plan.policy import ACTION_NAMES, Policy
 from regrow.plan.proposals import proposed_actions
@@ -169,8 +169,9 @@ def make_plan(
     rationale.extend(n for n in monitored.notes if n.startswith("impact is estimated on"))
 
     escalate: list[str] = []
+    broad: str | None = None  # broad feature drift alone: the labelled probes have a say
     if share > esc.max_drifted_share:
-        escalate.append(
+        broad = (
             f"{share:.0%} of the features drifted, above the policy's "
             f"{esc.max_drifted_share:.0%} (escalation.max_drifted_share)"
         )
@@ -179,6 +180,9 @@ def make_plan(
             f"the drift is estimated to raise the loss by {loss_increase:.0%}, above the "
             f"policy's {esc.max_loss_increase:.0%} (escalation.max_loss_increase)"
         )
+    if broad is not None and (escalate or labelled < MIN_LABELLED_ROWS):
+        escalate.insert(0, broad)
+        broad = None
 
     probing = not escalate and labelled >= MIN_LABELLED_ROWS
     if not probing and not escalate:  # the check is all that could change this plan
@@ -221,6 +225,18 @@ def make_plan(
             escalate.extend(review.reasons)
             signals.update(review.signals)
             rationale.extend(review.lines)
+            if broad is not None:
+                pays, evidence = retrain_evidence(
+                    model, rows, system, review, policy,
+                    outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
+                )  # fmt: skip
+                if pays:
+                    escalate.insert(0, broad)
+                    rationale.append(f"{broad}: on the labelled rows, {evidence}")
+                else:
+                    rationale.append(
+                        f"{broad}, but not escalated: on the labelled rows, {evidence}"
+                    )
             # -- end of the hook --
         if not escalate:  # the plan stands so far: a multivariate drift could still change it
             _multivariate(

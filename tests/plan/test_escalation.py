@@ -361,3 +361,34 @@ def test_a_stack_refits_the_member_that_can_fit_the_change(tmp_path: Path) -> No
         after = mse(ws.run_plan(plan).result.version.ref)
         assert after < 0.5 * mse(v1)
         assert after == pytest.approx(plan.expected["after"], rel=0.3)
+
+
+def test_broad_drift_that_the_labels_show_harmless_is_not_escalated(tmp_path: Path) -> None:
+    # Three of four inputs move, but the members are lines and so is the truth: they score
+    # the moved rows as well as ever. With labels, broad drift escalates only when a full
+    # retrain is expected to pay (the price the review charges after the probes); without
+    # labels it still escalates on the share alone.
+    system = System("lines", target="y", task="regression", components=[
+        Member("left", Ridge(), inputs=["x1", "x2"]),
+        Member("right", Ridge(), inputs=["x3", "x4"]),
+        Ensemble("stack", weights={"left": 1.0, "right": 1.0}, method="stack"),
+    ])  # fmt: skip
+
+    def lines(rows: int, seed: int, moved: float = 0.0) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        df = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["x1", "x2", "x3", "x4"])
+        df[["x1", "x2", "x3"]] += moved
+        df["y"] = df.x1 - df.x2 + 0.5 * df.x3 + df.x4 + 0.5 * rng.normal(size=rows)
+        return df
+
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(system, ws.snapshot(lines(3000, 1), name="old")).version.ref
+        moved = lines(3000, 2, moved=1.5)
+        plan = ws.plan(v1, ws.snapshot(moved, name="moved"), record=False)
+        assert plan.signals["drifted_share"] > 0.5
+        assert not plan.escalated
+        held = next(line for line in plan.rationale if "(escalation.max_drifted_share)" in line)
+        assert "but not escalated: on the labelled rows, the probes find" in held
+        assert "less than the" in held
+        unlabelled = ws.snapshot(moved.drop(columns=["y"]), name="moved-unlabelled")
+        assert ws.plan(v1, unlabelled, record=False).escalated

@@ -57,7 +57,7 @@ from regrow.plan.thresholds import Thresholds
 from regrow.plan.updates import supports
 from regrow.system import System
 
-__all__ = ["Review", "review_plan"]
+__all__ = ["Review", "retrain_evidence", "review_plan"]
 
 
 @dataclass(frozen=True)
@@ -269,6 +269,53 @@ def review_plan(
     # With the probe, its estimate of the partial plan replaces the residual probes' one.
     lines = [*diagnosis_lines(diagnosis, expected=probe is None), *lines]
     return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap)
+
+
+def retrain_evidence(
+    model: FittedSystem,
+    window: pd.DataFrame,
+    system: System,
+    review: Review,
+    policy: Policy,
+    *,
+    outputs: OutputsFn | None = None,
+) -> tuple[bool, str]:
+    """Whether the labelled ``window`` shows a full retrain paying for itself, and the figures:
+    broad feature drift escalates only then, when labels are there to tell.
+
+    The price is the one a full retrain pays after the probes (:func:`review_plan`):
+    ``min_relative_gain`` of the loss now. In a mean or vote ensemble the full-retrain probe's
+    ``now - full`` must be significant and reach it (the review's probe, else one run here);
+    in a stack or a single member, the residual probes' gains (the moves chosen, and what the
+    members left would still win) must add up to it.
+    """
+    share = policy.planning.min_relative_gain
+    ens = system.ensemble
+    d = review.diagnosis
+    if ens is not None and ens.method != "stack" and d.probe == "residual":
+        probe = review.probe or probe_plans(
+            model, window, planning=policy.planning, refit=set(), outputs=outputs
+        )
+        g, price = probe.full_gain, share * probe.now
+        seen = (
+            f"a full retrain is estimated at {probe.loss} {probe.full:.4g} against "
+            f"{probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower on {g.rows} "
+            "held-out rows"
+        )
+        pays = g.low > 0 and g.value >= price
+    else:
+        members = [m.name for m in system.members]
+        found = sum(m.gain.value for m in d.chosen) + _room(
+            d, [m for m in members if m not in d.updated]
+        )
+        price = share * d.loss_before
+        seen = (
+            f"the probes find {found:.4g} of the {d.loss} {d.loss_before:.4g} to win back on "
+            f"{d.test_rows} held-out rows"
+        )
+        pays = found >= price
+    bar = f"the {price:.4g} a full retrain must win ({share:.0%} of the loss)"
+    return pays, f"{seen}, {'at least' if pays else 'less than'} {bar}"
 
 
 def _weight_share(
