@@ -168,45 +168,35 @@ def review_plan(
             weight = _weight_share(ens.weights, diagnosis.weights, retired)
             need, basis = _plan_bar(weight(refit), share, probe.now, thresholds, refit)
             g = probe.gain
-            if not (g.low > 0 and g.value >= need):
-                dropped = True
+            dropped = not g.clears(need)
+            verdict = (
+                f"{probe.loss} {probe.partial:.4g} after it vs {probe.now:.4g} now, {g.head}: "
+                f"{g.worth(need, basis)}"
+            )
+            if dropped:
                 lines.append(
                     f"the partial plan (the residual probes' choice: refit "
-                    f"{', '.join(sorted(refit))}) is not worth running: {probe.loss} "
-                    f"{probe.partial:.4g} "
-                    f"after it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, "
-                    f"{g.high:.4g}] lower on {g.rows} held-out rows, "
-                    + ("it would make things worse" if g.high < 0
-                       else "its interval reaches 0" if not g.low > 0
-                       else f"below the {need:.4g} it must win ({basis})")
-                    + f": a refitted member counts only by its weight in a {ens.method} "
-                    "ensemble, so the residual probes' gains do not carry over"
-                )  # fmt: skip
-            else:
-                lines.append(
-                    f"the partial plan is worth running: {probe.loss} {probe.partial:.4g} after "
-                    f"it vs {probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower "
-                    f"on {g.rows} held-out rows, above the {need:.4g} it must win ({basis})"
+                    f"{', '.join(sorted(refit))}) is not worth running: {verdict}: a refitted "
+                    f"member counts only by its weight in a {ens.method} ensemble, so the "
+                    "residual probes' gains do not carry over"
                 )
+            else:
+                lines.append(f"the partial plan is worth running: {verdict}")
             swap = _best_single(probe, retired, weight, share, thresholds) if dropped else None
             if swap is not None:  # the probe's own pick: a member whose refit does carry over
                 sg, edge = probe.singles[swap]
                 need, basis = _plan_bar(weight({swap}), share, probe.now, thresholds, {swap})
-                head = (
-                    f"gain {sg.value:.4g} [{sg.low:.4g}, {sg.high:.4g}] on {sg.rows} held-out rows"
-                )
                 lines.append(
                     f"refitting {swap} alone is worth running instead: {probe.loss} "
-                    f"{probe.now - sg.value:.4g} after it vs {probe.now:.4g} now, {head}, above "
-                    f"the {need:.4g} it must win ({basis})"
+                    f"{probe.now - sg.value:.4g} after it vs {probe.now:.4g} now, {sg.head}: "
+                    f"{sg.worth(need, basis)}"
                 )
                 how = policy.planning.prefer
                 move = Move(
                     "update", swap,
                     how if supports(model.components[swap].estimator, how) else "refit",
                     sg, probe.now - sg.value, True,
-                    f"{head} (the full-retrain probe's estimate): significant, and above the "
-                    f"{need:.4g} worth an update ({basis})",
+                    f"{sg.head} (the full-retrain probe's estimate): {sg.worth(need, basis)}",
                 )  # fmt: skip
                 diagnosis = replace(
                     _unchosen(diagnosis, g), chosen=(move,), loss_after=move.loss_after
@@ -237,7 +227,7 @@ def review_plan(
                 + f"must win ({share:.0%} of the loss, times their {weight(rest):.0%} weight in "
                 "the ensemble)"
             )
-            if e.low > 0 and e.value >= price:
+            if e.clears(price):
                 reasons.append(
                     "a full retrain is expected to do better than "
                     + ("keeping the version as it is" if dropped else after.removeprefix("after "))
@@ -302,7 +292,7 @@ def retrain_evidence(
             f"{probe.now:.4g} now, {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] lower on {g.rows} "
             "held-out rows"
         )
-        pays = g.low > 0 and g.value >= price
+        pays = g.clears(price)
     else:
         members = [m.name for m in system.members]
         found = sum(m.gain.value for m in d.chosen) + _room(
@@ -366,7 +356,7 @@ def _best_single(
         if name in retired or weight({name}) <= 0:
             continue
         need, _ = _plan_bar(weight({name}), share, probe.now, thresholds, {name})
-        if gain.low > 0 and gain.value >= need:
+        if gain.clears(need):
             passing.append((gain.value, name))
     return max(passing)[1] if passing else None
 

@@ -48,6 +48,36 @@ class Gain:
         z = float(norm.ppf(0.5 + confidence / 2))
         return cls(mean, mean - z * se, mean + z * se, len(diff))
 
+    @property
+    def head(self) -> str:
+        """``gain V [LOW, HIGH] on N held-out rows``."""
+        return (
+            f"gain {self.value:.4g} [{self.low:.4g}, {self.high:.4g}] on {self.rows} held-out rows"
+        )
+
+    def clears(self, need: float) -> bool:
+        """Whether the gain is significant (its interval above 0) and at least ``need``.
+
+        >>> Gain(0.05, 0.02, 0.08, 800).clears(0.03), Gain(0.05, -0.01, 0.11, 800).clears(0.03)
+        (True, False)
+        """
+        return self.low > 0 and self.value >= need
+
+    def worth(self, need: float, basis: str) -> str:
+        """Why the gain is worth an update of ``need`` (a share of ``basis``) or not: the
+        clause the plan's text puts after :attr:`head`.
+
+        >>> Gain(-0.02, -0.03, -0.01, 800).worth(0.03, "10% of the loss")
+        'it would make things worse (its interval lies below 0)'
+        """
+        if self.high < 0:
+            return "it would make things worse (its interval lies below 0)"
+        if not self.low > 0:
+            return "its interval reaches 0"
+        if not self.value >= need:
+            return f"below the {need:.4g} worth an update ({basis})"
+        return f"significant, and above the {need:.4g} worth an update ({basis})"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""
         return {
@@ -127,14 +157,9 @@ class Diagnosis:
 
 def verdict(gain: Gain, threshold: float, share: float) -> tuple[bool, str]:
     """Whether a gain is significant and worth it, and the sentence that says so."""
-    head = f"gain {gain.value:.4g} [{gain.low:.4g}, {gain.high:.4g}] on {gain.rows} held-out rows"
-    if gain.high < 0:
-        return False, f"{head}: it would make things worse (its interval lies below 0)"
-    if gain.low <= 0:
-        return False, f"{head}: its interval reaches 0"
-    if gain.value < threshold:
-        return False, f"{head}: below the {threshold:.4g} worth an update ({share:.0%} of the loss)"
-    return True, f"{head}: significant, and above the {threshold:.4g} threshold ({share:.0%})"
+    return gain.clears(
+        threshold
+    ), f"{gain.head}: {gain.worth(threshold, f'{share:.0%} of the loss')}"
 
 
 def row_losses(output: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:

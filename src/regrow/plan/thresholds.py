@@ -112,18 +112,8 @@ class Thresholds:
     def judge(self, move: Move) -> Move:
         """``move`` with whether it is worth it, and the sentence that says so."""
         g = move.gain
-        head = f"gain {g.value:.4g} [{g.low:.4g}, {g.high:.4g}] on {g.rows} held-out rows"
         need, basis = self.threshold(move)
-        if g.high < 0:
-            why = f"{head}: it would make things worse (its interval lies below 0)"
-            return replace(move, accepted=False, why=why)
-        if not g.low > 0:
-            return replace(move, accepted=False, why=f"{head}: its interval reaches 0")
-        if not g.value >= need:
-            why = f"{head}: below the {need:.4g} worth an update ({basis})"
-            return replace(move, accepted=False, why=why)
-        why = f"{head}: significant, and above the {need:.4g} worth an update ({basis})"
-        return replace(move, accepted=True, why=why)
+        return replace(move, accepted=g.clears(need), why=f"{g.head}: {g.worth(need, basis)}")
 
     def settle(self, diagnosis: Diagnosis) -> Diagnosis:
         """``diagnosis`` with its chosen moves judged: the longest run of them that passes."""
