@@ -193,43 +193,44 @@ def make_plan(
     review: Review | None = None
     if probing:
         rows = _probe_rows(frame, system, planning.seed, sample, rationale)
-        outputs = services.outputs
+        stored = services.outputs
+
+        def known(
+            part: pd.DataFrame,
+        ) -> dict[str, Any]:  # the members' outputs, predicted once per row
+            return stored.member_outputs(model, part, snapshot=win.id)
+
+        def made(chosen: Diagnosis) -> list[Action]:  # torch members' blocks chosen, or none
+            return [
+                kept
+                for a in proposed_actions(system, chosen, policy)
+                if (kept := _neural(services, model, version, a, frame, policy, rationale))
+            ]
+
         with timer.step("probes"):
             # -- thresholds and escalation after the probes: regrow.plan.thresholds / .escalation --
             thresholds = Thresholds.of(planning, monitored.impacts, drifted, system)
-            diagnosis = thresholds.settle(diagnose(
-                model, rows, planning=thresholds.search(planning),
-                outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
-            ))  # fmt: skip
-            actions = proposed_actions(system, diagnosis, policy)
-            actions = [
-                kept
-                for a in actions
-                if (kept := _neural(services, model, version, a, frame, policy, rationale))
-            ]
+            diagnosis = thresholds.settle(
+                diagnose(model, rows, planning=thresholds.search(planning), outputs=known)
+            )
+            actions = made(diagnosis)
             review = review_plan(
                 model, rows, system, diagnosis, actions, policy,
-                candidates=monitored.candidates, drifted=drifted,
-                outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
+                candidates=monitored.candidates, drifted=drifted, outputs=known,
                 thresholds=thresholds,
             )  # fmt: skip
             diagnosis = review.diagnosis
             if review.dropped:  # the partial plan would not win enough (its lines say why)
                 actions = []
             elif review.swapped:  # ... and refitting another member alone would
-                actions = [
-                    kept
-                    for a in proposed_actions(system, review.diagnosis, policy)
-                    if (kept := _neural(services, model, version, a, frame, policy, rationale))
-                ]
+                actions = made(diagnosis)
             escalate.extend(review.reasons)
             signals.update(review.signals)
             rationale.extend(review.lines)
             if broad is not None:
                 pays, evidence = retrain_evidence(
-                    model, rows, system, review, policy,
-                    outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
-                )  # fmt: skip
+                    model, rows, system, review, policy, outputs=known
+                )
                 if pays:
                     escalate.insert(0, broad)
                     rationale.append(f"{broad}: on the labelled rows, {evidence}")
