@@ -73,6 +73,18 @@ def _as(g: dict[str, object], who: str) -> Workspace:
     return Workspace.open(g["home"], token=str(g[who]))  # type: ignore[arg-type]
 
 
+def _v1_holds_and_v2_approved(g: dict[str, object]) -> tuple[Workspace, str, str]:
+    """bob approves v1, which is promoted, then v2 to replace it: (the workspace, v1, v2)."""
+    ws: Workspace = g["ws"]  # type: ignore[assignment]
+    v1, v2 = str(g["v1"]), str(g["v2"])
+    with _as(g, "bob") as bob:
+        bob.approve(v1)
+    ws.promote(v1)
+    with _as(g, "bob") as bob:
+        bob.approve(v2)  # to replace v1, which holds the alias now
+    return ws, v1, v2
+
+
 def _refusals(ws: Workspace) -> list[dict[str, object]]:
     return [e.payload for e in ws.catalog.audit_events(limit=50) if e.action == "promotion.refused"]
 
@@ -101,13 +113,7 @@ def test_first_promotion_needs_an_approval_by_someone_else(governed: dict[str, o
 def test_a_later_promotion_needs_a_blessed_evaluation_against_the_holder(
     governed: dict[str, object],
 ) -> None:
-    ws: Workspace = governed["ws"]  # type: ignore[assignment]
-    v1, v2 = str(governed["v1"]), str(governed["v2"])
-    with _as(governed, "bob") as bob:
-        bob.approve(v1)
-    ws.promote(v1)
-    with _as(governed, "bob") as bob:
-        bob.approve(v2)  # to replace v1, which holds the alias now
+    ws, v1, v2 = _v1_holds_and_v2_approved(governed)
     with pytest.raises(
         PromotionRefused, match=r"blessed evaluation of toy:v2 against the holder toy:v1: none"
     ):
@@ -359,13 +365,7 @@ def test_an_evaluation_blessed_on_a_handful_of_rows_does_not_promote(
     from regrow.evaluate.gates import MIN_ROWS
 
     assert MIN_EVALUATED_ROWS == MIN_ROWS
-    ws: Workspace = governed["ws"]  # type: ignore[assignment]
-    v1, v2 = str(governed["v1"]), str(governed["v2"])
-    with _as(governed, "bob") as bob:
-        bob.approve(v1)
-    ws.promote(v1)
-    with _as(governed, "bob") as bob:
-        bob.approve(v2)
+    ws, v1, v2 = _v1_holds_and_v2_approved(governed)
     few = ws.snapshot(_data(600, 2).iloc[:12], name="few")
     _, comparison = ws.evaluate(v2, few.id, baseline=v1)
     assert comparison.verdict != "blessed"  # the gates: 12 rows are too few to tell
