@@ -90,16 +90,14 @@ def _where(exc: BaseException, path: Path) -> str:
     """
     if isinstance(exc, SyntaxError):
         return ""
-    import linecache
     import traceback
 
     mine = str(path.resolve())
     lines = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == mine]
     if not lines or lines[-1].lineno is None:
         return ""
-    frame = lines[-1]
-    source = linecache.getline(mine, frame.lineno or 0).strip()
-    return f" (line {frame.lineno}: {source})" if source else f" (line {frame.lineno})"
+    frame = lines[-1]  # its .line is the source line, read once by traceback
+    return f" (line {frame.lineno}: {frame.line})" if frame.line else f" (line {frame.lineno})"
 
 
 def _hint_of(exc: BaseException, default: str) -> str:
