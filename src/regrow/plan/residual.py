@@ -54,31 +54,21 @@ def _system_output(
     ensemble: Ensemble | None,
     outputs: Mapping[str, np.ndarray],
     stacker: Any = None,
+    weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """The system's output (values, or probability matrices) from its members' outputs."""
+    """The system's output (values, or probability matrices) from its members' outputs:
+    combined by ``stacker`` (a stack), or by ``weights`` (a mean or vote; default: its own)."""
     if ensemble is None:
         return next(iter(outputs.values()))
     if ensemble.method == "stack":
         X = stack_features(ensemble, outputs)
         return stack_output(stacker, X, model.classes_)
+    if weights is not None:
+        names = [m for m in ensemble.members if weights.get(m, 0) > 0]
+        ensemble = Ensemble(ensemble.name, names, weights={n: weights[n] for n in names},
+                            method=ensemble.method)  # fmt: skip
+        outputs = {n: outputs[n] for n in names}
     return np.asarray(combine(ensemble, outputs, model.classes_))
-
-
-def _combined(
-    model: FittedSystem,
-    ensemble: Ensemble | None,
-    outputs: Mapping[str, np.ndarray],
-    stacker: Any,
-    weights: Mapping[str, float],
-) -> np.ndarray:
-    """The system's output from its members' ``outputs``, combined with ``stacker`` (a
-    stack) or ``weights`` (a mean or vote)."""
-    if ensemble is None or ensemble.method == "stack":
-        return _system_output(model, ensemble, outputs, stacker)
-    names = [m for m in ensemble.members if weights.get(m, 0) > 0]
-    view = Ensemble(ensemble.name, names, weights={n: weights[n] for n in names},
-                    method=ensemble.method)  # fmt: skip
-    return np.asarray(combine(view, {n: outputs[n] for n in names}, model.classes_))
 
 
 def _refitted_outputs(
@@ -215,7 +205,7 @@ def residual_diagnosis(
         round_moves = []
         for name in remaining:
             if name in refitted:
-                new_out = _combined(
+                new_out = _system_output(
                     model, ensemble, {**members_now, name: refitted[name]}, stacker_now,
                     weights_now,
                 )  # fmt: skip
