@@ -97,3 +97,17 @@ def test_a_user_fine_tunes_chosen_blocks_by_hand(tmp_path: Path) -> None:
             ws.apply(v1, "new", [Finetune("net", blocks=("head",), options={"lr": 5.0})])
         with pytest.raises(PlanError, match="not a torch member"):
             ws.apply(v1, "new", [Finetune("trees", blocks=("head",))])
+
+
+def test_a_system_of_one_network_is_fine_tuned_not_retrained_in_full(tmp_path: Path) -> None:
+    """Its one member needing an update is not 'broad' drift (escalation.max_degraded_share
+    counts members): the plan fine-tunes the blocks the probes chose."""
+    torch.set_num_threads(1)
+    net = TorchClassifier(MLP(hidden=(16, 8)), epochs=15, lr=0.01, random_state=0)
+    system = System("one", target="y", components=[Member("net", net, inputs=["n1", "n2"])])
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(system, ws.snapshot(_data(2000, 0, False), name="old")).version.ref
+        plan = ws.plan(v1, ws.snapshot(_data(1200, 1, True), name="flipped"), record=False)
+        assert not plan.escalated
+        assert [(a.kind, a.component) for a in plan.actions] == [("finetune", "net")]
+        assert not any("max_degraded" in line for line in plan.rationale)

@@ -5,7 +5,10 @@ broad feature drift and a large estimated loss increase, run before them in
 :mod:`regrow.planning`):
 
 1. **Broad**: at least ``escalation.max_degraded_members`` members need an update (and more
-   than half of them), or more than ``max_degraded_share`` of them.
+   than half of them), or more than ``max_degraded_share`` of them. A system of one member is
+   never broad on this ground: its member's update (a fine-tuning of some blocks of a
+   network, a continued GBDT) is the smallest update it has, and rule 2 still weighs a full
+   retrain against it.
 2. **A full retrain is expected to beat the plan by more than it costs**
    (``unexplained_drift: probe``). With ``L_plan`` the loss expected after the partial plan
    and ``L_full`` after a full retrain, the plan escalates when ``L_plan - L_full`` is
@@ -133,7 +136,9 @@ def review_plan(
     lines: list[str] = []
     members = [m.name for m in system.members]
     degraded = len({a.component for a in actions if a.kind not in ("reweight", "retire-member")})
-    if degraded >= esc.max_degraded_members and degraded > len(members) / 2:
+    if len(members) < 2:  # the one member's update is the smallest update there is
+        pass
+    elif degraded >= esc.max_degraded_members and degraded > len(members) / 2:
         reasons.append(
             f"{degraded} of {len(members)} members need an update, at least the policy's "
             f"{esc.max_degraded_members} (escalation.max_degraded_members)"
