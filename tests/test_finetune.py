@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits
 
 from regrow.components.torch import MLP, TorchClassifier, TorchEstimator
 from regrow.errors import ConfigError
+from regrow.plan._finetune_shift import SHIFT_ALPHA
 from regrow.plan.finetune import (
     BlockDiagnostic,
     backward_flops,
@@ -331,7 +332,8 @@ def test_finetune_fitted_takes_plain_params_and_returns_json_info(
         reference=(X[1300:1600], y[1300:1600]), seed=0,
     )  # fmt: skip
     json.dumps(info, allow_nan=False)
-    assert info["choice"]["blocks"] == ["head"] == info["blocks"]
+    assert info["choice"]["blocks"] == info["blocks"]
+    assert info["blocks"][0] in {p["block"] for p in info["choice"]["probes"]}
     assert info["stable"]["rows"] == 150  # half of the reference: the other half was replayed
     assert info["replay_rows"] > 0
     assert isinstance(est, TorchClassifier)
@@ -416,18 +418,18 @@ def test_probes_confirm_a_block_and_the_report_shows_ranking_and_probes(
     Xr, yr = X[1000:1150], permuted(y[1000:1150])
     diags = block_diagnostics(plain, Xr, yr, X[1300:1600], y[1300:1600])
     choice = confirm_blocks(plain, Xr, yr, diags, lrs=(1e-2, 1e-1), probe_steps=15, top=1)
-    picked = choose_blocks(diags).blocks[0]
     assert choice.update
     assert choice.ranking[0] == "head" == rank_blocks(diags)[0].block
-    # top 1 of the ranking, the diagnostic's choice, the head and the penultimate block
-    probed = {"head", "layer1", picked}
+    # the head and the penultimate block; where an input moved, also the lowest such block and
+    # the top of the ranking
+    moved = [d.block for d in diags if d.input_shift_p < SHIFT_ALPHA]
+    probed = {"head", "layer1"} | ({moved[0], choice.ranking[0]} if moved else set())
     assert {p.block for p in choice.probes} == probed
-    assert choice.blocks[0] in probed
     assert len(choice.probes) == 2 * len(probed)
     assert all(p.steps == 15 and p.flops > 0 for p in choice.probes)
     best = max(choice.probes, key=lambda p: p.gain)
     assert best.low > choice.threshold
-    assert choice.lr in (1e-2, 1e-1)
+    assert (choice.blocks, choice.lr) == ((best.block,), best.lr)
     assert "probes" in choice.reasons[0]
     assert "grad_ratio" in choice.reasons[1]
     assert choice.reasons[0].startswith(choice.blocks[0])
@@ -441,6 +443,26 @@ def test_probes_confirm_a_block_and_the_report_shows_ranking_and_probes(
     )
     assert {p.block for p in capped.probes} == {"head"}
     assert any("over the budget" in r and r.startswith("layer1") for r in capped.reasons)
+
+
+def test_lower_blocks_are_probed_only_where_an_input_moved(
+    plain: TorchClassifier, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Under a label shift no block's input moves: the top-ranked first block is not probed
+    (on a CNN its probe keeps up with the head's and its long fine-tune loses 20 points)."""
+    from regrow.plan.finetune_confirm import confirm_blocks
+
+    X, y = digits
+    Xr, yr = X[1000:1150], permuted(y[1000:1150])
+    still = [_diag("layer0", 9.0, 900.0, 0.5), _diag("layer1", 2.0, 300.0, 0.5),
+             _diag("head", 1.5, 100.0, 0.5)]  # fmt: skip
+    choice = confirm_blocks(plain, Xr, yr, still, lrs=(1e-1,), probe_steps=5)
+    assert {p.block for p in choice.probes} == {"layer1", "head"}
+    assert any(r.startswith("layer0: not probed: no block's input moved") for r in choice.reasons)
+    moved = [_diag("layer0", 1.0, 900.0, 0.005), _diag("layer1", 9.0, 300.0, 0.005),
+             _diag("head", 1.5, 100.0, 0.005)]  # fmt: skip
+    shifted = confirm_blocks(plain, Xr, yr, moved, lrs=(1e-1,), probe_steps=5)
+    assert {p.block for p in shifted.probes} == {"layer0", "layer1", "head"}
 
 
 @pytest.mark.parametrize(

@@ -133,10 +133,10 @@ def finetune_fitted(
         )  # fmt: skip
         info["diagnostics"] = [d.to_dict() for d in diags]
         if confirm:
-            from regrow.plan.finetune_confirm import confirm_blocks
+            from regrow.plan.finetune_confirm import PROBE_STEPS, confirm_blocks
 
             confirmed = confirm_blocks(
-                est, X, y, diags, probe_steps=int(extra.get("probe_steps") or 30),
+                est, X, y, diags, probe_steps=int(extra.get("probe_steps") or PROBE_STEPS),
                 budget_flops=extra.get("budget_flops"), seed=seed,
             )  # fmt: skip
             info["choice"] = confirmed.to_dict()
