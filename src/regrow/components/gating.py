@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from regrow._threads import small_data_threads
 from regrow.errors import ComponentError, DataError, SystemSpecError
 
 if TYPE_CHECKING:
@@ -229,7 +230,8 @@ def fit_gate(
         early_stopping=False,
         random_state=seed,
     )
-    classifier.fit(features[useful], best[useful], sample_weight=regret[useful] / regret.mean())
+    with small_data_threads(int(useful.sum())):
+        classifier.fit(features[useful], best[useful], sample_weight=regret[useful] / regret.mean())
     return LearnedGate(members, list(features.columns), classifier=classifier)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from regrow._threads import small_data_threads
 from regrow.errors import ConfigError, DataError
 from regrow.monitor._multivariate_base import (
     MIN_ROWS,
@@ -242,8 +243,9 @@ def _held_out_auc(
     fit = np.r_[ref_order[:half], win_order[:half]]
     score = np.r_[ref_order[half:], win_order[half:]]
     clf = _classifier(seed)
-    clf.fit(X.iloc[fit], y[fit])
-    auc = float(roc_auc_score(y[score], clf.predict_proba(X.iloc[score])[:, 1]))
+    with small_data_threads(len(X)):
+        clf.fit(X.iloc[fit], y[fit])
+        auc = float(roc_auc_score(y[score], clf.predict_proba(X.iloc[score])[:, 1]))
     return auc, n - half, n - half, n
 
 

@@ -30,7 +30,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,8 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.base import clone
-from threadpoolctl import threadpool_limits  # no type info
 
+from regrow._threads import ONE_THREAD_BELOW, small_data_threads
 from regrow.errors import ConfigError, DataError
 from regrow.monitor._cbpe_common import Estimate, Support, clean
 from regrow.monitor._dle_losses import (
@@ -57,19 +56,7 @@ __all__ = ["DLE", "DLE_METRICS", "DLEResult"]
 
 Array = np.ndarray
 _MAX_CATEGORIES = 250  # HistGradientBoosting's native categorical limit (255 bins) less margin
-_ONE_THREAD_BELOW = 50_000  # rows
 _CELLS_PER_BLOCK = 1_000_000  # resampled rows held at once
-
-
-def _threads(n_rows: int) -> Any:
-    """One OpenMP thread for small data, the default otherwise.
-
-    On a few thousand rows, gradient boosting's OpenMP threads cost more than they save, and
-    on a busy 2-core machine their spin-waiting made fitting 10-50x slower (0.1 s -> 7 s).
-    """
-    if n_rows < _ONE_THREAD_BELOW:
-        return threadpool_limits(limits=1, user_api="openmp")
-    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -210,14 +197,14 @@ class DLE:
                 self._categories[c] = cats
                 categorical.append(len(cats) <= _MAX_CATEGORIES)
         x = self._matrix(features, pred)
-        threads = 1 if len(y) < _ONE_THREAD_BELOW else None
+        threads = 1 if len(y) < ONE_THREAD_BELOW else None
         self._models = {}
         for kind, metric in self._losses().items():
             if self.estimator is None:
                 model, fit_kwargs = default_model(categorical, self.seed, threads)
             else:
                 model, fit_kwargs = clone(self.estimator), {}
-            with _threads(len(y)):
+            with small_data_threads(len(y)):
                 self._models[kind] = model.fit(x, row_loss(metric, y, pred), **fit_kwargs)
         self._support = Support.of(features)
         self._ref = (y, pred)
@@ -249,8 +236,8 @@ class DLE:
         if len(pred) != len(features):
             raise DataError(f"{len(features)} rows of features but {len(pred)} predictions")
         check_log_domain([metric], pred, "window predictions")
-        threads = 1 if len(pred) < _ONE_THREAD_BELOW else None
-        with _threads(len(pred)):
+        threads = 1 if len(pred) < ONE_THREAD_BELOW else None
+        with small_data_threads(len(pred)):
             loss = predict(self._models[LOSS_OF[metric]], self._matrix(features, pred), threads)
         return np.asarray(np.clip(loss, 0.0, None))
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from regrow._threads import small_data_threads
 from regrow.errors import PlanError
 
 __all__ = ["ROUNDS", "small_boost"]
@@ -108,8 +109,9 @@ def _sklearn(
         max_iter=ROUNDS, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
         early_stopping=False, categorical_features="from_dtype", random_state=seed,
     )  # fmt: skip
-    model.fit(X.iloc[fit], target, sample_weight=weight)
-    return (
-        np.asarray(model.predict(X.iloc[fit]), dtype=float),
-        np.asarray(model.predict(X.iloc[held]), dtype=float),
-    )
+    with small_data_threads(len(X)):
+        model.fit(X.iloc[fit], target, sample_weight=weight)
+        return (
+            np.asarray(model.predict(X.iloc[fit]), dtype=float),
+            np.asarray(model.predict(X.iloc[held]), dtype=float),
+        )
