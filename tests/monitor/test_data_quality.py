@@ -166,3 +166,38 @@ def test_the_check_serialises(fitted) -> None:  # type: ignore[no-untyped-def]
     body = check(fitted, window).to_dict()
     assert body["usable_rows"] == 29
     assert body["findings"][0]["blocked"] == ["linear"]
+
+
+class _Quiet(LogisticRegression):  # type: ignore[misc]
+    """A member that reads nulls without complaint and answers NaN for them."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        out = super().predict_proba(X.fillna(0.0))
+        out[X.isna().any(axis=1).to_numpy()] = np.nan
+        return out
+
+
+@pytest.mark.parametrize("kind", ["torch", "quiet"])
+def test_a_member_that_answers_nan_for_nulls_cannot_take_them(
+    tmp_path: pytest.TempPathFactory, kind: str
+) -> None:
+    """A torch network refuses nulls (it used to answer NaN, and the plan showed 'log_loss
+    nan'); a member that still answers NaN is found out by its output."""
+    if kind == "torch":
+        pytest.importorskip("torch")
+        from regrow.components.torch import MLP, TorchClassifier
+
+        estimator = TorchClassifier(MLP(hidden=(8,)), epochs=2, random_state=0)
+    else:
+        estimator = _Quiet()
+    system = System("nn", target="y", components=[Member("m", estimator, inputs=["a", "b"])])
+    train = data(300, 0)
+    with Workspace.init(tmp_path) as ws:
+        model = ws.load(ws.train(system, ws.snapshot(train, name="train")).version.ref)
+    window = data(100, 1)
+    window.loc[[4, 8], "a"] = np.nan
+    result = check_window(model, window, dict(Profile.of(train).columns))
+    (finding,) = result.findings
+    assert (finding.column, finding.rows, finding.blocked) == ("a", 2, ("m",))
+    assert "member 'm' cannot take them" in finding.why
+    assert result.usable_rows == 98

@@ -260,6 +260,14 @@ class TorchEstimator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no t
         arr = np.asarray(X, dtype=np.float32)
         if arr.ndim != 2:
             raise ComponentError(f"expected a 2-d feature matrix, got shape {arr.shape}")
+        finite = np.isfinite(arr)
+        if not finite.all():
+            rows, cols = np.nonzero(~finite)
+            raise ValueError(
+                f"Input X contains NaN or infinity ({int((~finite).any(axis=1).sum())} row(s), "
+                f"first at row {int(rows[0])}, column {int(cols[0])}): a torch network cannot "
+                "read missing values; impute them in a Transform before the member"
+            )
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.torch_device())
 
     def build_module(self, seed: int) -> nn.Module:

@@ -79,11 +79,13 @@ def probe_members(
 
     def run(name: str, rows: pd.DataFrame) -> str | None:
         try:
-            member_output(members[name], rows, transforms, model.classes_)
+            out = member_output(members[name], rows, transforms, model.classes_)
         except Exception as exc:  # any failure means: this member cannot take these rows
             cause = exc.__cause__ if isinstance(exc, ComponentError) and exc.__cause__ else exc
             text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
             return f"{type(cause).__name__}: {text[:160]}"
+        if not np.isfinite(np.asarray(out, dtype=float)).all():  # takes them, answers NaN
+            return "its output on these rows is NaN or infinite"
         return None
 
     def cleaned(rows: pd.DataFrame, cols: set[str], keep: str | None) -> pd.DataFrame:
