@@ -230,3 +230,32 @@ def test_each_member_is_predicted_once_per_draw_of_the_drifted_features_it_reads
         assert (unshared[r.component].impact, unshared[r.component].interval) == (
             r.impact, r.interval
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_a_multiclass_system_is_attributed_as_a_binary_one(tmp_path: Path, labelled: bool) -> None:
+    """Three classes: the loss is the log loss of the class probabilities (it used to refuse:
+    'attribution estimates losses of binary classifiers and regressors only')."""
+
+    def rows(seed: int, n: int, a_scale: float = 1.5, noise_shift: float = 0.0) -> pd.DataFrame:
+        frame = _rows(np.random.default_rng(seed), n, a_scale=a_scale, noise_shift=noise_shift)
+        logits = np.column_stack([frame.a1, frame.b1, -frame.a1 - frame.b1])
+        frame["y"] = np.array(["left", "mid", "right"])[logits.argmax(axis=1)]
+        return frame
+
+    system = System("m3", target="y", components=[
+        Member("A", LogisticRegression(), inputs=["a1", "a2"]),
+        Member("B", LogisticRegression(), inputs=["b1", "b_noise"]),
+        Ensemble("ens", weights={"A": 1.0, "B": 1.0})])  # fmt: skip
+    reference = rows(0, 3000)
+    with Workspace.init(tmp_path) as ws:
+        model = ws.load(ws.train(system, ws.snapshot(reference, name="ref")).version.ref)
+    window = rows(1, 2000, a_scale=0.3, noise_shift=3.0)
+    if not labelled:
+        window = window.drop(columns="y")
+    result = {r.component: r for r in attribute(model, reference, window, ["a1", "b_noise"])}
+    assert result["A"].candidate
+    assert result["A"].impact > 0.05
+    assert result["A"].impact > 5 * abs(result["B"].impact)  # b_noise barely moves B
+    assert np.isfinite(result["m3"].loss_now)
+    assert result["m3"].kind == "system"

@@ -10,8 +10,9 @@ they are) and compares with the loss on the window as is:
 
 ``impact = loss(window) - loss(window with the drifted features drawn from the reference)``
 
-Row losses come from a loss estimator: for binary classifiers the expected log loss under
-CBPE's calibrated probabilities (:class:`~regrow.monitor.cbpe.CBPE`), for regressors the squared
+Row losses come from a loss estimator: for classifiers the expected log loss under CBPE's
+calibrated probabilities (:class:`~regrow.monitor.cbpe.CBPE`; per class, one-vs-rest, for
+multiclass ones), for regressors the squared
 error predicted by :class:`~regrow.monitor.dle.DLE`. The estimator is fitted on the window when
 it holds labels (the loss now is then *measured*), otherwise on the reference (*estimated*).
 A component is a candidate only when the lower end of its impact's interval is above zero and
@@ -43,7 +44,7 @@ from scipy.stats import norm
 
 from regrow.components.fitted import member_output
 from regrow.components.outputs import OutputsFn, rounded
-from regrow.errors import ConfigError, DataError
+from regrow.errors import DataError
 from regrow.monitor.cbpe import CBPE, Support
 from regrow.monitor.dle import DLE
 from regrow.monitor.sample import sample_rows
@@ -128,11 +129,14 @@ def _loss_model(
 ) -> RowLoss:
     """A function (features, output) -> row loss, fitted on labelled rows."""
     if task == "classification":
-        if score.ndim == 2 and score.shape[1] > 2:
-            raise ConfigError(
-                "attribution estimates losses of binary classifiers and regressors only "
-                f"(got {score.shape[1]} classes)"
-            )
+        if score.ndim == 2 and score.shape[1] > 2:  # one column per class, labels index them
+            k = score.shape[1]
+            multi = CBPE(metrics=("accuracy",), seed=seed).fit(score, labels, classes=range(k))
+
+            def multiclass_loss(_: pd.DataFrame, out: Array) -> Array:
+                return multi.expected_row_log_loss(out)
+
+            return multiclass_loss
         cbpe = CBPE(metrics=("accuracy",), seed=seed).fit(score[:, -1], labels)
 
         def class_loss(_: pd.DataFrame, out: Array) -> Array:
@@ -190,6 +194,9 @@ def _reference_loss_models(
 
 
 def _measured(task: str, out: Array, labels: Array) -> Array:
+    if task == "classification" and out.ndim == 2 and out.shape[1] > 2:
+        p = np.clip(out[np.arange(len(out)), np.asarray(labels, int)], 1e-15, 1.0)
+        return np.asarray(-np.log(p))
     if task == "classification":
         p = np.clip(out[:, -1], 1e-15, 1 - 1e-15)
         return np.asarray(-np.where(labels == 1, np.log(p), np.log(1 - p)))
@@ -336,7 +343,7 @@ def attribute(
     ``reference`` holds labelled reference rows (the target column); ``window`` the current
     rows, which count as labelled when every row has the target. ``drifted`` names the
     drifted columns, optionally with effect sizes (shown in ``why``). Losses are log loss
-    (binary classification) or squared error (regression), per row, averaged. The interval
+    (classification) or squared error (regression), per row, averaged. The interval
     is the normal interval of the mean paired row difference, at ``level``, averaged over
     ``n_repeats`` reference resamples. Members that read no drifted feature are listed with
     zero impact; the system output is kind "system".
