@@ -227,7 +227,13 @@ def make_plan(
             escalate.extend(review.reasons)
             signals.update(review.signals)
             rationale.extend(review.lines)
-            if broad is not None:
+            if broad is not None and len(system.members) == 1:
+                rationale.append(
+                    f"{broad}, but not escalated: the system has one member, and its update "
+                    "(as the probes judged it) is all a full retrain would change, less what "
+                    "it keeps (a network's fine-tuning starts from its trained weights)"
+                )
+            elif broad is not None:
                 pays, evidence = retrain_evidence(
                     model, rows, system, review, policy, outputs=known
                 )

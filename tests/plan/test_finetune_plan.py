@@ -111,3 +111,9 @@ def test_a_system_of_one_network_is_fine_tuned_not_retrained_in_full(tmp_path: P
         assert not plan.escalated
         assert [(a.kind, a.component) for a in plan.actions] == [("finetune", "net")]
         assert not any("max_degraded" in line for line in plan.rationale)
+        moved = _data(1200, 3, True)
+        moved[["n1", "n2"]] += 1.5  # every input drifted: broad, on a labelled window
+        broad = ws.plan(v1, ws.snapshot(moved, name="moved"), record=False)
+        assert not broad.escalated
+        assert [a.kind for a in broad.actions] == ["finetune"]
+        assert any("but not escalated: the system has one member" in r for r in broad.rationale)
