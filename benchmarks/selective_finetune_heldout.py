@@ -238,13 +238,14 @@ def report(records: list[dict[str, Any]]) -> dict[str, Any]:
     cases: dict[tuple[str, str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         cases[(r["split"], r["arch"], r["family"], r["size"])].append(r)
-    summary: dict[str, Any] = {"dev": (0, 0, 0.0, 0), "heldout": (0, 0, 0.0, 0)}
+    summary: dict[str, Any] = {"dev": (0, 0, 0.0, 0, 0.0), "heldout": (0, 0, 0.0, 0, 0.0)}
     for split in ("dev", "heldout"):
         none_best = 0
         hits = n = 0
         worst = np.inf
         run_hits = runs = 0
         oracle_hits = 0
+        shortfall: list[float] = []
         print(f"\n{split} families (accuracy %, mean over seeds; regrow's picks per seed)")
         for key, rs in sorted(cases.items()):
             if key[0] != split:
@@ -254,6 +255,7 @@ def report(records: list[dict[str, Any]]) -> dict[str, Any]:
             ours = float(np.mean([_regrow(r) for r in rs]))
             best = max(mean.values())
             hit = ours >= best - 0.5
+            shortfall.append(best - ours)
             hits, n = hits + hit, n + 1
             none_best += mean["none"] >= best - 0.5
             oracle_hits += len(rs) > 1 and _seed_oracle(rs) >= best - 0.5
@@ -270,7 +272,9 @@ def report(records: list[dict[str, Any]]) -> dict[str, Any]:
         print(f"  {split}: no update is within 0.5 pts of the best option in {none_best}/{n} cases")
         print(f"  {split}: the seed oracle (each seed takes the option best on the case's other "
               f"seeds) hits {oracle_hits}/{n} cases")  # fmt: skip
-        summary[split] = (hits, n, worst, oracle_hits)
+        print(f"  {split}: regrow is {np.mean(shortfall):.2f} pts below the best option on average "
+              f"over the cases (at most {max(shortfall, default=0.0):.2f})")  # fmt: skip
+        summary[split] = (hits, n, worst, oracle_hits, float(np.mean(shortfall)))
     chosen = [r for r in records if r["pick"] != "none"]
     ratios = [r["probe_flops"] / r["flops"][r["pick"]] for r in chosen]
     probe_ratio = float(np.median(ratios)) if ratios else float("nan")
@@ -284,6 +288,7 @@ def report(records: list[dict[str, Any]]) -> dict[str, Any]:
         "worst_vs_none_pts": round(summary["heldout"][2], 2),
         "dev_hit_rate": f"{summary['dev'][0]}/{summary['dev'][1]}",
         "heldout_seed_oracle": f"{summary['heldout'][3]}/{summary['heldout'][1]}",
+        "heldout_mean_shortfall_pts": round(summary["heldout"][4], 2),
         "dev_seed_oracle": f"{summary['dev'][3]}/{summary['dev'][1]}",
         "probe_cost_ratio": round(probe_ratio, 4),
     }
