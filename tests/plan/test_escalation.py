@@ -392,3 +392,32 @@ def test_broad_drift_that_the_labels_show_harmless_is_not_escalated(tmp_path: Pa
         assert "less than the" in held
         unlabelled = ws.snapshot(moved.drop(columns=["y"]), name="moved-unlabelled")
         assert ws.plan(v1, unlabelled, record=False).escalated
+
+
+def test_a_retired_member_is_not_counted_among_the_members_the_plan_keeps(tmp_path: Path) -> None:
+    """A stack whose member B lost its signal retires B. The line on a full retrain counted B
+    among the kept members with its gain from before the retirement, and said 'log_loss
+    about -8.642 after a full retrain' on a first user's digits stack."""
+    from sklearn.linear_model import LogisticRegression
+
+    def data(n: int, seed: int, b_matters: bool) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        df = pd.DataFrame(rng.normal(size=(n, 2)), columns=["x1", "x2"])
+        logit = 1.5 * df.x1 + (2.0 if b_matters else 0.0) * df.x2
+        df["y"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+        return df
+
+    system = System("st", target="y", components=[
+        Member("A", LogisticRegression(), inputs=["x1"]),
+        Member("B", LogisticRegression(), inputs=["x2"]),
+        Ensemble("ens", weights={"A": 1.0, "B": 1.0}, method="stack")])  # fmt: skip
+    refit = Policy.from_dict({"planning": {"probe": "refit"}})
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(system, ws.snapshot(data(3000, 0, True), name="old")).version.ref
+        window = ws.snapshot(data(1500, 1, False), name="new")
+        plan = ws.plan(v1, window, policy=refit, record=False)
+    assert [a.describe() for a in plan.actions] == ["retire-member B", "reweight ens"]
+    (line,) = [r for r in plan.rationale if r.startswith("a full retrain is not expected")]
+    assert "refitting the 1 member(s) the plan keeps" in line
+    after = float(line.split("about ")[1].split(" after")[0])
+    assert after == pytest.approx(plan.expected["after"], rel=1e-3)

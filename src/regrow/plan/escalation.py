@@ -156,7 +156,7 @@ def review_plan(
         chosen = diagnosis.chosen
         refit = {m.component for m in chosen if m.kind in ("update", "add-member") and m.component}
         retired = {m.component for m in chosen if m.kind == "retire-member" and m.component}
-        kept = [m for m in members if m not in refit]
+        kept = [m for m in members if m not in refit and m not in retired]
         ens = system.ensemble
         if refit and ens is not None and ens.method != "stack" and diagnosis.probe == "residual":
             probe = probe_plans(
@@ -245,7 +245,7 @@ def review_plan(
         elif kept and (actions or candidates or drifted):
             room = _room(diagnosis, kept)
             lines.append(
-                f"a full retrain is not expected to do better by enough: the residual probes "
+                f"a full retrain is not expected to do better by enough: the probes "
                 f"find {room:.4g} more to win back by refitting the {len(kept)} member(s) the "
                 f"plan keeps ({diagnosis.loss} about {diagnosis.loss_after - room:.4g} after a "
                 f"full retrain), each below what an update must win"
