@@ -59,6 +59,8 @@ def test_the_planner_finetunes_the_torch_member_on_the_blocks_it_chose(tmp_path:
         assert "grad_ratio" in finetune.reason
         ran = ws.run_plan(plan)
         assert ran.result.trained == ["net", "combine"]
+        # the run's table says what was done to the net, not only that its data changed
+        assert ran.result.components["net"].causes[0] == f"finetune of {', '.join(blocks)}"
         old_net = ws.load(v1).components["net"].estimator
         new_net = ws.load(ran.result.version.ref).components["net"].estimator
         old_w = dict(old_net.module_.named_parameters())

@@ -76,6 +76,11 @@ class UpdateSpec:
     base: ComponentVersionRecord
     reference: SnapshotRecord | None = None
 
+    def describe(self) -> str:
+        """The update for people, as a run's table shows it: ``finetune of layer0``."""
+        blocks = self.params.get("blocks")
+        return self.action + (f" of {', '.join(map(str, blocks))}" if blocks else "")
+
     def part(self) -> dict[str, Any]:
         """The fingerprint part: the action, its parameters, and the base's fingerprint."""
         return {
@@ -299,7 +304,8 @@ def execute(
                 "trained",
                 (f"artifact {lost[lost_version.id]}",)
                 if lost_version is not None
-                else _causes(task.name, parts[task.name], parent_by_name),
+                else ((b.update.describe(),) if b.update is not None else ())
+                + _causes(task.name, parts[task.name], parent_by_name),
                 versions[task.name].id,
                 fps[task.name],
                 b.snapshot.id if b.snapshot else None,
