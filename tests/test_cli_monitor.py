@@ -257,3 +257,28 @@ def test_a_window_with_decimal_commas_gets_a_warning_line(
     assert code == 0, err
     assert "warning: " in err
     assert "columns 'x', 'pred' hold numbers with a decimal comma" in err
+
+
+def test_the_alert_column_counts_realised_alerts_and_a_multiclass_matrix_is_summarised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A first user saw '-' in the alert column beside a realised f1 below 'alert at', with the
+    alert listed below, and 100 confusion-matrix rows of a 10-class model."""
+    row = {"chunk": None, "low": 0.97, "high": 0.99, "reference": 0.995, "threshold": 0.9746}
+    rows = [
+        {**row, "metric": "f1", "value": 0.987, "realised": 0.9707, "alert": False},
+        {**row, "metric": "accuracy", "value": 0.96, "realised": 0.99, "alert": True},
+    ]
+    rows += [{**row, "metric": f"confusion_matrix[{i},{j}]", "value": 0.01, "realised": 0.01}
+             for i in range(10) for j in range(10)]  # fmt: skip
+    alerts = [{"signal": "realised f1", "chunk": None, "why": "realised f1 0.9707 is below"}]
+    out = _shown(capsys, {"estimates": {"method": "cbpe", "rows": rows}, "alerts": alerts})
+
+    def cells(name: str) -> list[str]:
+        line = next(line for line in out.splitlines() if f"│ {name} " in line)
+        return [c.strip() for c in line.split("│")]
+
+    assert cells("f1")[7] == "realised"
+    assert cells("accuracy")[7] == "estimate"
+    assert "confusion_matrix[" not in out.split("the confusion matrix")[0]
+    assert "the confusion matrix's 100 cells are estimated too" in out

@@ -159,18 +159,34 @@ def _estimates(report: Mapping[str, Any]) -> None:
     if not rows:
         return
     method = str(estimates.get("method") or "").upper()
+    # the alerts of the whole window on realised values (the rows' own flag is the estimate's)
+    realised = {
+        str(a["signal"]).removeprefix("realised ")
+        for a in report.get("alerts") or []
+        if str(a.get("signal", "")).startswith("realised ") and a.get("chunk") is None
+    }
+    cells = [r for r in rows if str(r["metric"]).startswith("confusion_matrix[")]
+    if len(cells) > 8:  # a multiclass matrix: k x k rows would bury the metrics
+        rows = [r for r in rows if r not in cells]
     table = Table(title=f"performance, whole window (estimated by {method}; realised with labels)")
     for col in ("metric", "estimate", "band", "reference", "realised", "alert at", "alert"):
         table.add_column(col)
     for r in rows:
+        flagged = [w for w, on in (("estimate", r.get("alert")), ("realised", r["metric"] in
+                   realised)) if on]  # fmt: skip
         table.add_row(
             str(r["metric"]), _num(r.get("value"), ".4f"),
             f"[{_num(r.get('low'), '.4f')}, {_num(r.get('high'), '.4f')}]",
             _num(r.get("reference"), ".4f"), _num(r.get("realised"), ".4f") or "-",
             _num(r.get("threshold"), ".4f"),
-            Text("alert", style="red") if r.get("alert") else Text("-", style="dim"),
+            Text(", ".join(flagged), style="red") if flagged else Text("-", style="dim"),
         )  # fmt: skip
     out.print(table)
+    if len(cells) > 8:
+        out.print(
+            f"the confusion matrix's {len(cells)} cells are estimated too: `--json` or the HTML "
+            "report (`regrow monitor show REPORT --report FILE.html`) lists them"
+        )
     calibration = report.get("calibration")
     if calibration and calibration.get("calibration_drift"):
         warnings = list(calibration.get("warnings") or [])
