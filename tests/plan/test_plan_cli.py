@@ -36,6 +36,7 @@ def test_plan_explains_then_run_executes_it(trained, capsys) -> None:  # type: i
     code, out, _ = run(capsys, "plans", "show", plan["id"][:10], *h)
     assert "status: executed" in out
     assert "estimated" in out
+    assert "run it with" not in out  # it ran: no hint to run it
     code, _, err = run(capsys, "run", plan["id"][:10], *h)
     assert code == 2
     assert "is 'executed'" in err

@@ -68,7 +68,7 @@ def _show_refresh(record: Mapping[str, Any]) -> None:
     )
 
 
-def _show_plan(plan: Plan, plan_id: str) -> None:
+def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
     verdict = (
         "escalated to a full retrain"
         if plan.escalated
@@ -115,10 +115,13 @@ def _show_plan(plan: Plan, plan_id: str) -> None:
         f"{c.get('diagnostics_cpu_seconds', 0):.2f} CPU s"
     )
     out.print(f"contingency: {plan.contingency}")
+    if status not in ("proposed", "failed"):  # executed, running or rejected: nothing to run
+        return
+    again = " again" if status == "failed" else ""
     if plan.needs_approval:
-        out.print(f"needs approval: run it with `regrow run {plan_id[:12]} --approve`")
+        out.print(f"needs approval: run it{again} with `regrow run {plan_id[:12]} --approve`")
     elif not plan.empty:
-        out.print(f"run it with `regrow run {plan_id[:12]}`")
+        out.print(f"run it{again} with `regrow run {plan_id[:12]}`")
 
 
 @app.command()
@@ -278,7 +281,7 @@ def plans_show(
                                   "notes": list(budget.notes_on(estimate))},
                      "over_budget": [str(c) for c in over]})  # fmt: skip
         return
-    _show_plan(stored, record.id)
+    _show_plan(stored, record.id, record.status)
     if estimate.money is not None or estimate.gpu_seconds:
         out.print(
             f"estimate at this workspace's prices ({where} backend): {estimate.cpu_seconds:.2f} "
