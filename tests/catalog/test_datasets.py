@@ -104,6 +104,11 @@ def test_unknown_snapshot_hints_at_close_names(catalog: Catalog, build: Any) -> 
         catalog.get_snapshot("sals")
     with pytest.raises(NotFound, match="unknown snapshot 'zzzzzz'; pass a snapshot id"):
         catalog.get_snapshot("zzzzzz")
+    # a file where a stored snapshot is read (`regrow evaluate --snapshot new.csv`)
+    with pytest.raises(
+        NotFound, match=r"not a file: .*snapshot create data/sales\.csv --name sales"
+    ):
+        catalog.get_snapshot("data/sales.csv")
 
 
 def test_unknown_snapshot_in_an_empty_catalog(catalog: Catalog) -> None:

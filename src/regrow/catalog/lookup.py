@@ -216,6 +216,12 @@ def _alias_hint(session: Session, system: str) -> str:
 
 
 def _snapshot_hint(ref: str, names: Sequence[str]) -> str:
+    if ref.lower().endswith((".csv", ".parquet", ".pq", ".tsv", ".txt")):  # a file, not a name
+        stem = ref.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "NAME"
+        return (
+            f"this command reads a stored snapshot, not a file: store it first with `regrow "
+            f"snapshot create {ref} --name {stem}`, then pass the name {stem!r}"
+        )
     if not names:
         return "the catalog holds no snapshots yet"
     close = difflib.get_close_matches(ref, list(names), n=3)
