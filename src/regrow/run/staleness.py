@@ -58,9 +58,7 @@ def _details(
         out["code"] = _code_details(recorded.get("code") or {}, now.get("code") or {})
     if "parameters" in causes:
         b, a = recorded["recipe"].get("params", {}), now["recipe"].get("params", {})
-        out["parameters"] = {
-            k: [b.get(k), a.get(k)] for k in sorted(set(b) | set(a)) if b.get(k) != a.get(k)
-        }
+        out["parameters"] = _param_changes(b, a)
         if recorded["recipe"].get("inputs") != now["recipe"].get("inputs"):
             out["inputs"] = [recorded["recipe"].get("inputs"), now["recipe"].get("inputs")]
     if "dependencies" in causes:
@@ -74,6 +72,34 @@ def _details(
     if "upstream" in causes:
         b, a = recorded.get("upstream", {}), now.get("upstream", {})
         out["upstream"] = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
+    return out
+
+
+def _param_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: [before, after]}`` for each parameter that differs; a nested estimator's
+    (recorded as ``{"class": ..., "params": {...}}``) is followed to the parameter that changed,
+    named as scikit-learn names it (``module__hidden``).
+
+    >>> _param_changes({"C": 1.0, "m": {"class": "MLP", "params": {"hidden": [64, 32]}}},
+    ...                {"C": 1.0, "m": {"class": "MLP", "params": {"hidden": [64, 16]}}})
+    {'m__hidden': [[64, 32], [64, 16]]}
+    """
+    out: dict[str, Any] = {}
+    for k in sorted(set(before) | set(after)):
+        b, a = before.get(k), after.get(k)
+        if b == a:
+            continue
+        if (
+            isinstance(b, Mapping)
+            and isinstance(a, Mapping)
+            and {"class", "params"} <= set(b) & set(a)
+            and b["class"] == a["class"]
+        ):
+            out.update(
+                {f"{k}__{n}": v for n, v in _param_changes(b["params"], a["params"]).items()}
+            )
+        else:
+            out[k] = [b, a]
     return out
 
 
