@@ -267,8 +267,9 @@ def confirm_blocks(
     per_block = {b: max((p for p in probes if p.block == b), key=lambda p: p.gain) for b in names}
     gains = ", ".join(f"{b} {p.gain:.3g} (lr {p.lr:g})" for b, p in per_block.items())
     why = (
-        f"{best.block}: the best held-out loss gain of the probes ({probe_steps} steps per "
-        f"learning rate: {gains}); its interval [{best.low:.3g}, {best.high:.3g}] clears "
-        f"{threshold:.3g}"
+        f"{best.block}: the best loss gain of the fine-tuning probes ({probe_steps} steps per "
+        f"learning rate: {gains}), on their own {n_hold} held-out rows; its interval "
+        f"[{best.low:.3g}, {best.high:.3g}] clears {threshold:.3g} (the larger of "
+        f"{min_relative_gain:.0%} of the unchanged net's loss {base:.3g} there and {min_gain:g})"
     )
     return ConfirmedChoice((best.block,), best.lr, reasons=(why, ranked, *reasons), **common)
