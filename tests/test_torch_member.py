@@ -198,12 +198,15 @@ def test_a_torch_member_trains_in_a_workspace_and_predicts(tmp_path: Path) -> No
     assert (proba.argmax(axis=1) == y).mean() > 0.8
 
 
-def test_a_network_refuses_missing_values_and_names_where() -> None:
+def test_a_network_refuses_missing_values_and_names_the_column() -> None:
     X, y = data()
     net = TorchClassifier(MLP(hidden=(4,)), epochs=1, random_state=0).fit(X, y)
     bad = X.copy()
     bad[7, 2] = np.nan
-    with pytest.raises(ValueError, match=r"1 row\(s\), first at row 7, column 2.*Transform"):
+    with pytest.raises(ValueError, match=r"NaN or infinity \(column 2\).*Transform"):
         net.predict(bad)
+    frame = pd.DataFrame(bad, columns=[f"x{i}" for i in range(bad.shape[1])])
+    with pytest.raises(ValueError, match=r"\(column 'x2'\)"):
+        net.predict(frame)
     with pytest.raises(ValueError, match="contains NaN or infinity"):
         TorchClassifier(MLP(hidden=(4,)), epochs=1).fit(bad, y)

@@ -262,10 +262,12 @@ class TorchEstimator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no t
             raise ComponentError(f"expected a 2-d feature matrix, got shape {arr.shape}")
         finite = np.isfinite(arr)
         if not finite.all():
-            rows, cols = np.nonzero(~finite)
+            bad = np.flatnonzero(~finite.all(axis=0))
+            columns = getattr(X, "columns", None)  # a DataFrame's names, else positions
+            names = list(columns) if columns is not None else list(range(arr.shape[1]))
+            shown = ", ".join(repr(names[i]) for i in bad[:3]) + (", ..." if len(bad) > 3 else "")
             raise ValueError(
-                f"Input X contains NaN or infinity ({int((~finite).any(axis=1).sum())} row(s), "
-                f"first at row {int(rows[0])}, column {int(cols[0])}): a torch network cannot "
+                f"Input X contains NaN or infinity (column {shown}): a torch network cannot "
                 "read missing values; impute them in a Transform before the member"
             )
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.torch_device())
