@@ -282,3 +282,10 @@ def test_the_alert_column_counts_realised_alerts_and_a_multiclass_matrix_is_summ
     assert cells("accuracy")[7] == "estimate"
     assert "confusion_matrix[" not in out.split("the confusion matrix")[0]
     assert "the confusion matrix's 100 cells are estimated too" in out
+    warnings = ["realised f1 0.97 is outside its band"] + [
+        f"realised confusion_matrix[{i},{i}] 0.1 is outside its band" for i in range(10)
+    ]
+    calibration = {"calibration_drift": True, "warnings": warnings}
+    estimates = {"method": "cbpe", "rows": rows[:2]}
+    shown = _shown(capsys, {"estimates": estimates, "calibration": calibration})
+    assert "the realised f1, 10 confusion-matrix cells fall outside" in shown

@@ -191,6 +191,11 @@ def _estimates(report: Mapping[str, Any]) -> None:
     if calibration and calibration.get("calibration_drift"):
         warnings = list(calibration.get("warnings") or [])
         outside = [w.split()[1] for w in warnings if w.startswith("realised ")]
+        matrix = [m for m in outside if m.startswith("confusion_matrix[")]
+        if len(matrix) > 3:  # a multiclass matrix: its cells by count
+            outside = [m for m in outside if m not in matrix] + [
+                f"{len(matrix)} confusion-matrix cells"
+            ]
         for warning in warnings:
             if not warning.startswith("realised "):
                 out.print(f"calibration: {warning}")
