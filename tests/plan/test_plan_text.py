@@ -91,3 +91,20 @@ def test_a_diff_names_a_missing_number_plainly() -> None:
         "~ expected after: (none) -> 0.5",
         "~ expected before: (none) -> 1",
     ]
+
+
+def test_an_add_member_move_says_it_adds_a_copy() -> None:
+    """'not chosen: add-member net' read, to a first user, like adding a member the stack
+    already has."""
+    from regrow.plan.gains import Diagnosis, Gain, Move
+    from regrow.plan.proposals import diagnosis_lines
+
+    gain = Gain(0.01, -0.02, 0.04, 300)
+    moves = (Move("add-member", "net", "refit", gain, 0.5, False, "its interval reaches 0"),
+             Move("update", "lr", "refit", gain, 0.5, False, "its interval reaches 0"))  # fmt: skip
+    d = Diagnosis("log_loss", 600, 300, 300, 0.51, 0.51, (), moves)
+    lines = diagnosis_lines(d)
+    assert (
+        "not chosen: add-member net (a refitted copy beside it) — its interval reaches 0" in lines
+    )
+    assert "not chosen: update lr — its interval reaches 0" in lines

@@ -16,6 +16,7 @@ from typing import Any
 
 from regrow.plan.actions import Action
 from regrow.plan.diagnostics import Diagnosis
+from regrow.plan.gains import Move
 from regrow.plan.policy import Policy
 from regrow.recipes.base import family_of
 from regrow.recipes.choice import choose
@@ -101,11 +102,11 @@ def diagnosis_lines(d: Diagnosis, *, expected: bool = True) -> list[str]:
         f"the other {d.test_rows}; {d.loss} of the current version there: {d.loss_before:.4g}"
     ]
     for m in d.chosen:
-        lines.append(f"chosen: {m.kind} {m.component} — {m.why}")
+        lines.append(f"chosen: {_move(m)} — {m.why}")
     last: dict[str, Any] = {}
     for m in d.considered:
         if not m.accepted and m.component not in {c.component for c in d.chosen}:
-            last[f"{m.kind} {m.component}"] = m
+            last[_move(m)] = m
     for label, m in sorted(last.items(), key=lambda kv: -kv[1].gain.value)[:6]:
         lines.append(f"not chosen: {label} — {m.why}")
     if d.chosen and expected:
@@ -113,3 +114,10 @@ def diagnosis_lines(d: Diagnosis, *, expected: bool = True) -> list[str]:
             f"expected {d.loss} after the update: {d.loss_after:.4g} (from {d.loss_before:.4g})"
         )
     return lines
+
+
+def _move(m: Move) -> str:
+    """A move for people: ``add-member net`` reads as a new member, so it says what it adds."""
+    if m.kind == "add-member":
+        return f"add-member {m.component} (a refitted copy beside it)"
+    return f"{m.kind} {m.component}"
