@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from regrow.catalog.records import SnapshotRecord, SystemVersionRecord
 from regrow.data.adapters import Adapters
-from regrow.data.frames import logical_dtype, to_arrow
+from regrow.data.frames import FILE_SUFFIXES, logical_dtype, to_arrow
 from regrow.data.snapshot import apply_slice, prepare_snapshot
 from regrow.errors import SliceError
 
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: File suffixes a window given as a string is read from (otherwise it names a snapshot).
-WINDOW_SUFFIXES = (".csv", ".parquet", ".pq")
+WINDOW_SUFFIXES = FILE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -216,7 +216,9 @@ def _alias_hint(session: Session, system: str) -> str:
 
 
 def _snapshot_hint(ref: str, names: Sequence[str]) -> str:
-    if ref.lower().endswith((".csv", ".parquet", ".pq", ".tsv", ".txt")):  # a file, not a name
+    from regrow.data.frames import FILE_SUFFIXES  # on this error path only: it imports pyarrow
+
+    if ref.lower().endswith(FILE_SUFFIXES):  # a file `regrow snapshot create` reads, not a name
         stem = ref.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "NAME"
         return (
             f"this command reads a stored snapshot, not a file: store it first with `regrow "

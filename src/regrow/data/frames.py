@@ -47,9 +47,10 @@ from regrow.data._compute import as_array, parallel_map
 from regrow.data.csv_files import read_csv
 from regrow.errors import DataError
 
-__all__ = ["logical_dtype", "normalize_column", "to_arrow", "to_pandas"]
+__all__ = ["FILE_SUFFIXES", "logical_dtype", "normalize_column", "to_arrow", "to_pandas"]
 
-_FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+#: The suffixes of the files rows are read from (a snapshot, a window).
+FILE_SUFFIXES = (".csv", ".parquet", ".pq")
 _ACCEPTED = (
     "a pandas DataFrame, a polars DataFrame, a pyarrow Table, "
     "or the path of a .csv, .parquet or .pq file"
@@ -226,7 +227,7 @@ def _from_polars(frame: Any) -> pa.Table:
 
 def _read_file(path: Path, delimiter: str | None) -> pa.Table:
     suffix = path.suffix.lower()
-    if suffix not in _FILE_SUFFIXES:
+    if suffix not in FILE_SUFFIXES:
         raise DataError(
             f"cannot read {str(path)!r}: unsupported file type {suffix or '(no suffix)'!r}",
             hint=f"pass {_ACCEPTED}",
