@@ -20,7 +20,10 @@ the probes use at most :data:`~regrow.monitor.sample.SAMPLE_ROWS` rows of a larg
 seeded sample, stratified by label for classifiers; the rationale says which), every member
 is predicted once per row and the rows predicted are stored with the plan (the run of the
 plan reads the ones its stack needs), and the multivariate check runs only when its answer
-can change the plan (no feature drifted and nothing else escalated it). Each step is reported
+can change the plan (no feature drifted, nothing else escalated it and, on a labelled window,
+the probes' evidence says a full retrain would pay: labels tell whether the change costs
+anything, so on their own a changed joint distribution escalates only an unlabelled window).
+Each step is reported
 to ``progress`` (:mod:`regrow.progress`).
 
 Running a plan, and plans written by hand: :mod:`regrow.plan_runs` (:func:`run_plan`,
@@ -30,7 +33,7 @@ Running a plan, and plans written by hand: :mod:`regrow.plan_runs` (:func:`run_p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -245,10 +248,13 @@ def make_plan(
                         f"{broad}, but not escalated: on the labelled rows, {evidence}"
                     )
             # -- end of the hook --
-        if not escalate:  # the plan stands so far: a multivariate drift could still change it
+        if not escalate and review is not None:  # a multivariate drift could change it
             _multivariate(
-                services, version, frame, read, policy, timer, signals, rationale, escalate
-            )
+                services, version, frame, read, policy, timer, signals, rationale, escalate,
+                labelled=lambda: retrain_evidence(model, rows, system, review, policy,
+                                                  outputs=known),
+                weighed=review.weighed,
+            )  # fmt: skip
     elif not escalate:
         rationale.append(
             (
@@ -396,35 +402,61 @@ def _multivariate(
     signals: dict[str, Any],
     rationale: list[str],
     escalate: list[str],
+    *,
+    labelled: Callable[[], tuple[bool, str]] | None = None,
+    weighed: bool = False,
 ) -> None:
     """The multivariate check, when no single feature drifted and the policy escalates on
-    what it finds (see :func:`domain_check`)."""
+    what it finds (see :func:`domain_check`).
+
+    On a labelled window (``labelled``: the probes' evidence for a full retrain, see
+    :func:`~regrow.plan.escalation.retrain_evidence`), what the check finds escalates only
+    when that evidence says a full retrain pays, as broad univariate drift does: the labels
+    tell whether the changed joint distribution costs anything. When the probes already
+    ``weighed`` a full retrain against the plan on those rows, the check cannot change the
+    plan and does not run."""
     esc = policy.escalation
     if signals.get("drifted_columns") or esc.unexplained_multivariate != "escalate":
         return
     if not version.snapshot_id:
+        return
+    if weighed:
+        rationale.append(
+            "no multivariate check: the probes weighed a full retrain against the plan on the "
+            "labelled rows, which show whatever a change in how the features go together costs"
+        )
         return
     if len(frame) < MIN_LABELLED_ROWS:
         rationale.append(
             f"no multivariate check: the window has {len(frame):,} usable rows (at least "
             f"{MIN_LABELLED_ROWS} are needed)"
         )
+        return
+    with timer.step("multivariate check"):
+        reference = services.frame(version.snapshot_id, read)
+        check = domain_check(reference, frame, read, seed=policy.planning.seed)
+    signals["multivariate_auc"] = check.to_dict()
+    if check.low <= esc.multivariate_auc:
+        rationale.append(
+            f"no multivariate drift either: a classifier of window vs reference rows "
+            f"reaches AUC {check.auc:.3f} [{check.low:.3f}, {check.high:.3f}]"
+        )
+        return
+    found = (
+        f"a classifier tells the window from the reference (AUC {check.auc:.3f}, "
+        f"[{check.low:.3f}, {check.high:.3f}]) though no single feature drifted: the "
+        f"features changed how they go together"
+    )
+    if labelled is None:
+        escalate.append(f"{found} (escalation.unexplained_multivariate)")
+        return
+    pays, seen = labelled()
+    if pays:
+        escalate.append(
+            f"{found} (escalation.unexplained_multivariate), and on the labelled rows, {seen}"
+        )
     else:
-        with timer.step("multivariate check"):
-            reference = services.frame(version.snapshot_id, read)
-            check = domain_check(reference, frame, read, seed=policy.planning.seed)
-        signals["multivariate_auc"] = check.to_dict()
-        if check.low > esc.multivariate_auc:
-            escalate.append(
-                f"a classifier tells the window from the reference (AUC {check.auc:.3f}, "
-                f"[{check.low:.3f}, {check.high:.3f}]) though no single feature drifted: the "
-                f"features changed how they go together (escalation.unexplained_multivariate)"
-            )
-        else:
-            rationale.append(
-                f"no multivariate drift either: a classifier of window vs reference rows "
-                f"reaches AUC {check.auc:.3f} [{check.low:.3f}, {check.high:.3f}]"
-            )
+        rationale.append(f"{found}, but not escalated: on the labelled rows, {seen}")
 
 
 def _over_recipe_budget(actions: list[Action], rationale: list[str]) -> set[int]:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from regrow import Workspace
@@ -261,16 +262,82 @@ def test_leaf_refit_runs_through_a_plan(tmp_path: Path) -> None:
             LeafRefit("beta", decay_rate=0.9999 + 1).check(Policy.default())
 
 
+def _tied(rows: int, seed: int, *, relabel: bool) -> pd.DataFrame:
+    """Rows whose marginals are unchanged (every column still N(0, 1)) but whose b2 follows b1
+    and c2 mirrors c1; ``relabel``: the target recomputed from the tied columns, so the
+    system's concept still holds, else the old target beside the new columns."""
+    tied = make(rows, seed)
+    tied["b2"] = tied["b1"] * 0.98 + 0.2 * np.random.default_rng(0).normal(size=len(tied))
+    tied["c2"] = -tied["c1"]
+    if relabel:
+        a, b = 1.5 * np.sin(2 * tied.a1), 1.2 * tied.b1 * (tied.b1 > 0)
+        noise = 0.3 * np.random.default_rng(1).normal(size=rows)
+        tied["y"] = a + 0.5 * tied.a2 + b - 0.5 * tied.b2 + 0.8 * tied.c1 * tied.c2 + noise
+    return tied
+
+
 def test_multivariate_drift_without_a_univariate_explanation_escalates(trained) -> None:  # type: ignore[no-untyped-def]
     ws, v1, _ = trained
-    tied = make(1600, 8)
-    tied["b2"] = tied["b1"] * 0.98 + 0.2 * np.random.default_rng(0).normal(size=len(tied))
-    tied["c2"] = -tied["c1"]  # every marginal still N(0, 1); only how they go together changed
-    plan = ws.plan(v1, ws.snapshot(tied, name="tied"), record=False)
+    tied = _tied(1600, 8, relabel=False).drop(columns=["y"])
+    plan = ws.plan(v1, ws.snapshot(tied, name="tied-blind"), record=False)
     assert plan.signals["drifted_columns"] == []
     assert plan.signals["multivariate_auc"]["low"] > 0.6
-    assert plan.escalated
+    assert plan.escalated  # without labels, what the classifier finds is all there is
     assert "escalation.unexplained_multivariate" in plan.actions[0].reason
-    quiet = ws.plan(v1, "quiet", record=False)
-    assert quiet.signals["multivariate_auc"]["auc"] < 0.6
-    assert any(line.startswith("no multivariate drift") for line in quiet.rationale)
+    quiet = make(1600, 3).drop(columns=["y"])
+    unlabelled = ws.plan(v1, ws.snapshot(quiet, name="quiet-blind"), record=False)
+    assert unlabelled.signals["multivariate_auc"]["auc"] < 0.6
+    assert any(line.startswith("no multivariate drift") for line in unlabelled.rationale)
+    labelled = ws.plan(v1, "quiet", record=False)  # nothing else weighed a full retrain
+    assert labelled.signals["multivariate_auc"]["auc"] < 0.6
+
+
+def test_a_labelled_plan_whose_probes_weighed_a_full_retrain_skips_the_multivariate_check(
+    trained,
+) -> None:  # type: ignore[no-untyped-def]
+    """The same tied columns with their (old) labels: the probes weigh what a full retrain
+    would win on those rows against the plan, so the classifier cannot change it."""
+    ws, v1, _ = trained
+    plan = ws.plan(v1, ws.snapshot(_tied(1600, 8, relabel=False), name="tied"), record=False)
+    assert plan.signals["drifted_columns"] == []
+    assert "multivariate_auc" not in plan.signals
+    assert "multivariate check" not in plan.timings
+    assert not plan.escalated
+    assert plan.actions  # the probes found what the tied columns cost, and a member's refit
+    assert any(r.startswith("a full retrain is not expected to do better") for r in plan.rationale)
+    assert any(r.startswith("no multivariate check: the probes weighed") for r in plan.rationale)
+
+
+def test_a_multivariate_drift_the_labels_do_not_price_is_not_escalated(trained) -> None:  # type: ignore[no-untyped-def]
+    """When the probes weighed no full retrain (a plan with no update and no loss raised), the
+    check runs; what it finds escalates a labelled window only if the probes' evidence for a
+    full retrain pays, which is asked for only then."""
+    from regrow.plan.policy import Policy
+    from regrow.planning import _multivariate
+    from regrow.progress import Timer
+
+    ws, v1, _ = trained
+    version = ws.catalog.get_system_version(v1)
+    frame = _tied(1600, 9, relabel=True)
+    read = [c for c in frame.columns if c != "y"]
+    asked: list[int] = []
+
+    def evidence(pays: bool) -> tuple[bool, str]:
+        asked.append(1)
+        return pays, f"the probes find 0.01 of the squared_error 0.3 to win back ({pays})"
+
+    for pays in (False, True):
+        signals: dict[str, object] = {"drifted_columns": []}
+        rationale: list[str] = []
+        escalate: list[str] = []
+        _multivariate(
+            ws._services(), version, frame, read, Policy.default(), Timer(), signals,
+            rationale, escalate, labelled=lambda p=pays: evidence(p),
+        )  # fmt: skip
+        assert signals["multivariate_auc"]["low"] > 0.6  # type: ignore[index]
+        if pays:
+            assert "and on the labelled rows" in escalate[0]
+        else:
+            assert escalate == []
+            assert "but not escalated: on the labelled rows" in rationale[-1]
+    assert len(asked) == 2

@@ -75,6 +75,7 @@ class Review:
     probe: PlanProbe | None = None
     dropped: bool = False  # the partial plan is not worth running (mean or vote ensembles)
     swapped: str | None = None  # ... and refitting this member alone is, instead
+    weighed: bool = False  # a full retrain was weighed against the plan on the labelled rows
 
     @property
     def signals(self) -> dict[str, Any]:
@@ -151,6 +152,7 @@ def review_plan(
     probe: PlanProbe | None = None
     dropped = False
     swap: str | None = None
+    weighed = False
     if not reasons and esc.unexplained_drift == "probe":
         share = policy.planning.min_relative_gain
         chosen = diagnosis.chosen
@@ -168,6 +170,7 @@ def review_plan(
                 weights=diagnosis.weights,
                 outputs=outputs,
             )
+            weighed = True
             diagnosis = replace(diagnosis, cpu_seconds=diagnosis.cpu_seconds + probe.cpu_seconds)
             lines.append(_probe_line(probe, ens.method))
             weight = _weight_share(ens.weights, diagnosis.weights, retired)
@@ -243,6 +246,7 @@ def review_plan(
                 lines.append(f"a full retrain is not expected to do better by enough: {versus}; "
                              f"it would need {bar}")  # fmt: skip
         elif kept and (actions or candidates or drifted):
+            weighed = True
             room = _room(diagnosis, kept)
             lines.append(
                 f"a full retrain is not expected to do better by enough: the probes "
@@ -263,7 +267,7 @@ def review_plan(
         )
     # With the probe, its estimate of the partial plan replaces the residual probes' one.
     lines = [*diagnosis_lines(diagnosis, expected=probe is None), *lines]
-    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap)
+    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap, weighed)
 
 
 def retrain_evidence(
