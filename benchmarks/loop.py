@@ -22,7 +22,7 @@ Two arms run on the same rows:
   0.03),
   lets every action run without approval, and promotes blessed candidates (no rollout: the
   simulation serves nothing). It sees each day's rows unlabelled and the labels of the 28 days
-  up to ``t-7``.
+  up to ``t-7`` (``--label-days``).
 - **weekly**: every 7 days, a full retrain on the labelled rows of the last 8 weeks (what it
   has: labels 7 days late), deployed at once.
 
@@ -34,7 +34,8 @@ the retrains); regrow's monitoring and forecasting CPU (every cycle) is reported
 End with one JSON line: ``{"acted_in_time": "k/2", "transient_ignored": .., "cpu_vs_weekly": ..,
 "cpu_total_vs_weekly": .., "metric_vs_weekly": .., "forecast_calibration_max_gap": ..}``.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/loop.py`` (about 10-15 minutes on 2 cores).
+Run: ``OMP_NUM_THREADS=1 python benchmarks/loop.py`` (about 10-15 minutes on 2 cores);
+``--daily FILE`` writes each day's AUC of both arms and regrow's champion.
 """
 
 from __future__ import annotations
@@ -139,13 +140,14 @@ class SimSource:
     days: dict[int, pd.DataFrame]
     day: int = 0
     name: str = "simulation"
+    label_days: int = LABEL_DAYS
 
     def windows(
         self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
     ) -> Iterator[Window]:
         t = self.day
         rows = self.days[t].drop(columns=["churned"])
-        first = t - DELAY - LABEL_DAYS + 1
+        first = t - DELAY - self.label_days + 1
         known = [self.days[d] for d in range(first, t - DELAY + 1) if d in self.days]
         labelled = pd.concat(known, ignore_index=True) if known else None
         at = START + timedelta(days=t + 1)
@@ -178,7 +180,8 @@ def _policy(sla: float) -> Policy:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rows, truth_rows, days_n = args.rows, args.truth_rows, args.days
-    days = {d: customers(d, rows, args.seed) for d in range(-DELAY - LABEL_DAYS, days_n)}
+    first_day = -DELAY - max(LABEL_DAYS, args.label_days)
+    days = {d: customers(d, rows, args.seed) for d in range(first_day, days_n)}
     truth = {d: customers(d, truth_rows, args.seed + 1000) for d in range(days_n)}
     history = pd.concat([customers(d, rows, args.seed + 7) for d in range(-60, 0)],
                         ignore_index=True)  # fmt: skip
@@ -198,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         weekly_cpu = 0.0
         weekly_runs = 0
 
-        source = SimSource(days)
+        source = SimSource(days, label_days=args.label_days)
         watcher = Watcher(ws, "churn@champion", source)
         watcher.start()
         regrow_auc: list[float] = []
@@ -293,6 +296,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "weekly_days_below_sla": int(np.sum(np.array(weekly_auc) < sla)),
             "seconds": round(time.perf_counter() - t0, 1),
         }  # fmt: skip
+        if args.daily:
+            Path(args.daily).write_text(json.dumps({
+                "regrow_auc": [round(a, 5) for a in regrow_auc],
+                "weekly_auc": [round(a, 5) for a in weekly_auc],
+                "champion": champion_of,
+            }))  # fmt: skip
     return result
 
 
@@ -303,6 +312,17 @@ def main() -> None:
     parser.add_argument("--truth-rows", type=int, default=4000)
     parser.add_argument("--sla-margin", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--daily",
+        metavar="FILE",
+        help="write each day's AUC of both arms and regrow's champion to FILE",
+    )
+    parser.add_argument(
+        "--label-days",
+        type=int,
+        default=LABEL_DAYS,
+        help="days of labels each window carries (the weekly arm trains on 56)",
+    )
     parser.add_argument("--no-calibration", action="store_true",
                         help="skip benchmarks/forecast_calibration.py")  # fmt: skip
     args = parser.parse_args()
