@@ -101,3 +101,20 @@ def test_reading_the_catalog_loads_neither_scikit_learn_nor_pandas(
     assert set(report["heavy"]) <= {"sqlalchemy", "regrow.workspace"}  # type: ignore[arg-type]
     if command[0] == "status":
         assert [r["fresh"] for r in json.loads(out)["churn:v1"]] == [True]
+
+
+def test_the_cli_starts_with_a_typer_that_has_no_type_column_to_patch() -> None:
+    """typer before 0.29 has no ``display_type_rich`` (the help column regrow blanks for
+    flags): importing the CLI must not fail on it (it did, while ``typer>=0.12`` admitted
+    those versions)."""
+    code = (
+        "import typer.core as core\n"
+        "for cls in core.TyperOption.__mro__:\n"
+        "    if 'display_type_rich' in vars(cls):\n"
+        "        delattr(cls, 'display_type_rich')\n"
+        "from regrow.cli import main\n"
+        "main(['--version'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("regrow ")

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,14 +54,19 @@ __all__ = [
 def _flag_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
     """The help's type column of an option: none for a flag (``--json``), which takes no
     value; typer 0.29 shows ``<bool>`` there, as if it took one."""
-    if option.is_flag and not option.count:
+    if (option.is_flag and not option.count) or _display_type is None:
         return None
-    return _display_type(option, ctx)
+    shown = _display_type(option, ctx)
+    return None if shown is None else str(shown)
 
 
 # typer has no setting for this column; its help formatting is the one place that reads it.
-_display_type = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+# Older typers (before 0.29) have no such column, and nothing to patch.
+_display_type: Callable[..., Any] | None = getattr(
+    typer.core.TyperOption, "display_type_rich", None
+)
+if _display_type is not None:
+    typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="regrow",
