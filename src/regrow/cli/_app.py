@@ -51,22 +51,25 @@ __all__ = [
 ]
 
 
-def _flag_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
-    """The help's type column of an option: none for a flag (``--json``), which takes no
-    value; typer 0.29 shows ``<bool>`` there, as if it took one."""
-    if (option.is_flag and not option.count) or _display_type is None:
-        return None
-    shown = _display_type(option, ctx)
-    return None if shown is None else str(shown)
+def _blank_for_flags(
+    display_type: Callable[[typer.core.TyperOption, Any], str | None],
+) -> Callable[[typer.core.TyperOption, Any], str | None]:
+    """The help's type column of an option as ``display_type`` gives it, but none for a flag
+    (``--json``), which takes no value: typer 0.29 shows ``<bool>`` there, as if it took one."""
+
+    def flag_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
+        if option.is_flag and not option.count:
+            return None
+        return display_type(option, ctx)
+
+    return flag_type
 
 
 # typer has no setting for this column; its help formatting is the one place that reads it.
 # Older typers (before 0.29) have no such column, and nothing to patch.
-_display_type: Callable[..., Any] | None = getattr(
-    typer.core.TyperOption, "display_type_rich", None
-)
+_display_type = getattr(typer.core.TyperOption, "display_type_rich", None)
 if _display_type is not None:
-    typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+    typer.core.TyperOption.display_type_rich = _blank_for_flags(_display_type)  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="regrow",
