@@ -20,11 +20,10 @@ the probes use at most :data:`~regrow.monitor.sample.SAMPLE_ROWS` rows of a larg
 seeded sample, stratified by label for classifiers; the rationale says which), every member
 is predicted once per row and the rows predicted are stored with the plan (the run of the
 plan reads the ones its stack needs), and the multivariate check runs only when its answer
-can change the plan (no feature drifted, nothing else escalated it and, on a labelled window,
-the probes' evidence says a full retrain would pay: labels tell whether the change costs
-anything, so on their own a changed joint distribution escalates only an unlabelled window).
-Each step is reported
-to ``progress`` (:mod:`regrow.progress`).
+can change the plan: no feature drifted, nothing else escalated it, and on a labelled window
+the probes did not already weigh a full retrain against the plan (what it finds there then
+escalates only when their evidence says a full retrain pays). Each step is reported to
+``progress`` (:mod:`regrow.progress`).
 
 Running a plan, and plans written by hand: :mod:`regrow.plan_runs` (:func:`run_plan`,
 :func:`manual_plan`, :class:`PlanRun` are importable from here too).
