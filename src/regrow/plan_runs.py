@@ -34,18 +34,20 @@ from regrow.monitoring import window_quality
 from regrow.plan.actions import Action
 from regrow.plan.costs import learned_costs
 from regrow.plan.plan import Plan
-from regrow.plan.policy import Policy
+from regrow.plan.policy import Planning, Policy
 from regrow.progress import Timer
 from regrow.run.budget import PlanEstimate, RunBudget
 from regrow.run.runner import Binding, RunResult, execute, partial_bindings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from regrow.model import FittedSystem
     from regrow.run.backends import ExecutorBackend
     from regrow.services import Services
     from regrow.system import System
 
-__all__ = ["PlanRun", "after_actions", "manual_plan", "run_plan"]
+__all__ = ["PlanRun", "after_actions", "manual_plan", "retained_rows", "run_plan"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,11 @@ def manual_plan(
     if not actions:
         raise PlanError("a plan by hand needs at least one action", hint="e.g. [Refit('geo')]")
     costs = learned_costs(services.catalog, system)
+    retained = retained_rows(services, version, policy.planning)
     checked: list[Action] = []
     for a in actions:
         a.check(policy, system)
-        cost = a.estimate(costs, after_actions(system, checked), win.rows)
+        cost = a.estimate(costs, after_actions(system, checked), win.rows + retained)
         checked.append(replace(a, cost=cost, approval=policy.needs_approval(a.kind),
                                reason=a.reason or note))  # fmt: skip
     estimated = sum(a.cost.cpu_seconds for a in checked if a.cost)
@@ -117,7 +120,7 @@ def manual_plan(
         rationale=(note,),
         contingency="if the candidate fails its gates: keep the champion",
         cost={"estimated_cpu_seconds": round(estimated, 4)},
-        data={"mode": "recent", "window_rows": win.rows, "retained_rows": 0},
+        data={"mode": policy.planning.data, "window_rows": win.rows, "retained_rows": retained},
         policy=policy.to_dict(),
         needs_approval=any(a.approval for a in checked)
         or estimated > policy.budgets.max_cpu_seconds,
@@ -127,6 +130,16 @@ def manual_plan(
                               body={**plan.to_dict(), "summary": plan.summary()})  # fmt: skip
     record_plan(services.catalog, plan, kind="manual", tags=tags, contingency=contingency)
     return plan
+
+
+def retained_rows(services: Services, version: SystemVersionRecord, planning: Planning) -> int:
+    """How many of ``version``'s training rows an update keeps beside the window under
+    ``planning.data: recent+reference`` (at most; rows as old as the window's are left out
+    when it runs, see :func:`_retained`): 0 under ``recent``."""
+    if planning.data != "recent+reference" or not version.snapshot_id:
+        return 0
+    rows = services.catalog.get_snapshot(version.snapshot_id).rows
+    return rows if planning.retained_rows == 0 else min(planning.retained_rows, rows)
 
 
 def run_plan(
@@ -293,9 +306,7 @@ def _training_snapshot(
         name = f"{name}-usable"
     if recent and reference_id is not None:
         retained = int(plan.data.get("retained_rows") or 0)
-        ref_frame = services.frame(reference_id)
-        if 0 < retained < len(ref_frame):
-            ref_frame = ref_frame.iloc[len(ref_frame) - retained :]
+        ref_frame = _retained(services.frame(reference_id), frame, window.time_column, retained)
         frame = pd.concat([ref_frame, frame], ignore_index=True)
         name, parents = f"{name}-retained", [reference_id, *parents]
     # Rows derived from snapshots already stored: nothing to review again.
@@ -307,6 +318,32 @@ def _training_snapshot(
         parents=parents,
         check_schema=False,
     )
+
+
+def _retained(
+    reference: pd.DataFrame, window: pd.DataFrame, time_column: str | None, rows: int
+) -> pd.DataFrame:
+    """The reference rows a ``recent+reference`` update learns from beside the window.
+
+    With a time column: the rows older than the window's oldest, in time order. A reference
+    that overlaps the window (the version was trained on an earlier window, itself with
+    retained rows) would otherwise give the rows both hold twice. Of those, the newest
+    ``rows`` (0: all).
+    """
+    import pandas as pd
+
+    if time_column and time_column in reference.columns and time_column in window.columns:
+        start = window[time_column].min()
+        if not pd.isna(start):
+            try:
+                older = reference[time_column] < start
+            except TypeError:  # times of other kinds (naive and aware): nothing to compare
+                older = None
+            if older is not None:
+                reference = reference[older].sort_values(time_column, kind="stable")
+    if 0 < rows < len(reference):
+        reference = reference.iloc[len(reference) - rows :]
+    return reference
 
 
 def _bindings(

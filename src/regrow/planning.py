@@ -54,7 +54,7 @@ from regrow.plan.proposals import proposed_actions
 from regrow.plan.screen import screen
 from regrow.plan.thresholds import Thresholds
 from regrow.plan.updates import supports
-from regrow.plan_runs import PlanRun, after_actions, manual_plan, run_plan
+from regrow.plan_runs import PlanRun, after_actions, manual_plan, retained_rows, run_plan
 from regrow.progress import ProgressFn, Timer
 from regrow.recipes import get_recipe
 from regrow.recipes.choice import choose
@@ -265,14 +265,8 @@ def make_plan(
             "update): nothing is planned until labels arrive"
         )
 
-    data_rows = len(frame)
-    retained = 0
-    if planning.data == "recent+reference" and version.snapshot_id:
-        ref_rows = services.catalog.get_snapshot(version.snapshot_id).rows
-        retained = (
-            ref_rows if planning.retained_rows == 0 else min(planning.retained_rows, ref_rows)
-        )
-        data_rows += retained
+    retained = retained_rows(services, version, planning)
+    data_rows = len(frame) + retained
     costs = learned_costs(services.catalog, system)
     if escalate:
         full = choose(planning, "*", "full-retrain").action("*", reason="; ".join(escalate))

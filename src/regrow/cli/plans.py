@@ -114,6 +114,12 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
         f"{c.get('full_retrain_cpu_seconds', 0):.2f}); diagnostics spent "
         f"{c.get('diagnostics_cpu_seconds', 0):.2f} CPU s"
     )
+    if plan.actions and plan.data.get("mode") == "recent+reference":
+        out.print(
+            f"data: the window's {plan.data.get('window_rows', 0):,} rows and up to "
+            f"{plan.data.get('retained_rows', 0):,} of the version's training rows older than "
+            "them (planning.data: recent+reference)"
+        )
     out.print(f"contingency: {plan.contingency}")
     if status not in ("proposed", "failed"):  # executed, running or rejected: nothing to run
         return
