@@ -22,7 +22,9 @@ Two arms run on the same rows:
   0.03),
   lets every action run without approval, and promotes blessed candidates (no rollout: the
   simulation serves nothing). It sees each day's rows unlabelled and the labels of the 28 days
-  up to ``t-7`` (``--label-days``).
+  up to ``t-7`` (``--label-days``). Its updates learn from the window's older 70% (the newest
+  30% is held out for the gates) and the newest 8,000 of the champion's training rows older
+  than them (``planning.data: recent+reference``, ``--retained-rows``; 0: the window only).
 - **weekly**: every 7 days, a full retrain on the labelled rows of the last 8 weeks (what it
   has: labels 7 days late), deployed at once.
 
@@ -72,6 +74,7 @@ TRANSIENT = (170, 175)
 BROAD = (240, 300)
 LABEL_DAYS = 28
 DELAY = 7
+RETAINED_ROWS = 8000
 
 
 def _ramp(day: float, span: tuple[int, int]) -> float:
@@ -163,7 +166,7 @@ def _auc(model: Any, truth: pd.DataFrame) -> float:
     return float(roc_auc_score(truth["churned"], model.predict_proba(truth)[:, 1]))
 
 
-def _policy(sla: float) -> Policy:
+def _policy(sla: float, retained_rows: int = RETAINED_ROWS) -> Policy:
     body = Policy.default().to_dict()
     body["promotion"]["protected"] = []
     body["autonomy"]["allowed"] = [
@@ -175,6 +178,8 @@ def _policy(sla: float) -> Policy:
     # transient "reverts within a week"
     body["watch"].update(sla={"roc_auc": {"min": sla}}, horizon=14, act_probability=0.5,
                          cooldown=7, min_labelled_rows=200, persistence=7)  # fmt: skip
+    if retained_rows:  # updates learn from the window and the champion's older rows
+        body["planning"].update(data="recent+reference", retained_rows=retained_rows)
     return Policy.from_dict(body)
 
 
@@ -187,13 +192,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ignore_index=True)  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="regrow-loop-"))
     with Workspace.init(tmp / "regrow") as ws, Workspace.init(tmp / "weekly") as wk:
-        ws.set_policy(_policy(0.5))  # unprotected promotions; the SLA is set below
+        ws.set_policy(_policy(0.5, args.retained_rows))  # unprotected; the SLA is set below
         snap = ws.snapshot(history, name="customers", time_column="ts")
         v1 = ws.train(build_system(), snap, workers=1).version
         ws.promote(v1.ref, "champion")
         base = np.mean([_auc(ws.load(v1.ref), truth[d]) for d in range(0, 30)])
         sla = round(float(base) - args.sla_margin, 4)
-        ws.set_policy(_policy(sla))
+        ws.set_policy(_policy(sla, args.retained_rows))
         print(f"v1 true AUC on days 0-29: {base:.4f}; SLA: roc_auc >= {sla}", flush=True)
 
         wsnap = wk.snapshot(history, name="customers", time_column="ts")
@@ -322,6 +327,13 @@ def main() -> None:
         type=int,
         default=LABEL_DAYS,
         help="days of labels each window carries (the weekly arm trains on 56)",
+    )
+    parser.add_argument(
+        "--retained-rows",
+        type=int,
+        default=RETAINED_ROWS,
+        help="the champion's training rows an update keeps beside the window "
+        "(planning.data: recent+reference; 0: the window only)",
     )
     parser.add_argument("--no-calibration", action="store_true",
                         help="skip benchmarks/forecast_calibration.py")  # fmt: skip
