@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -421,3 +422,28 @@ def test_a_retired_member_is_not_counted_among_the_members_the_plan_keeps(tmp_pa
     assert "refitting the 1 member(s) the plan keeps" in line
     after = float(line.split("about ")[1].split(" after")[0])
     assert after == pytest.approx(plan.expected["after"], rel=1e-3)
+
+
+def test_the_share_a_full_retrain_must_win_can_be_set_apart(tmp_path: Path) -> None:
+    # escalation.full_retrain_gain replaces min_relative_gain where the full-retrain probe
+    # refits the members: just above what the flip's full retrain wins, the partial plan
+    # stands; just below, it escalates. Unset, the policy keeps its id.
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(mean_system(), ws.snapshot(interaction(4000, 1), name="old")).version.ref
+        window = ws.snapshot(interaction(3000, 2, flipped=True), name="flipped")
+        probe = ws.plan(v1, window, record=False).signals["full_retrain_probe"]
+        won = (probe["partial"] - probe["full"]) / ((2 / 3) * probe["partial"])
+        assert won > Policy.default().planning.min_relative_gain  # the default escalates
+
+        def plan(share: float) -> Any:
+            policy = Policy.from_dict({"escalation": {"full_retrain_gain": share}})
+            return ws.plan(v1, window, policy=policy, record=False)
+
+        strict = plan(round(1.2 * won, 4))
+        assert not strict.escalated
+        assert [a.describe() for a in strict.actions] == ["refit deep"]
+        held = next(line for line in strict.rationale if "not expected to do better" in line)
+        assert f"({1.2 * won:.0%} of the loss, times their 67% weight" in held
+        assert plan(round(0.8 * won, 4)).escalated
+    assert "full_retrain_gain" not in Policy.default().to_dict()["escalation"]
+    assert Policy.from_dict({"escalation": {"full_retrain_gain": None}}).id == Policy.default().id

@@ -30,7 +30,9 @@ broad feature drift and a large estimated loss increase, run before them in
    lower). A plan that fails is **dropped**; the member whose refit alone the probe expects
    to win the most replaces it when that passes the same bar (a boosted member instead of a
    linear one on the same inputs), else the full retrain is weighed against keeping the
-   version.
+   version. The probe refits the members and scores them on held-out rows, so the share a
+   full retrain must win there can be set apart: ``escalation.full_retrain_gain`` (default:
+   ``min_relative_gain``).
 
    Drift that raises members' loss with no update chosen therefore escalates only when a
    full retrain is expected to win it back; otherwise the plan is empty and says the data or
@@ -223,7 +225,8 @@ def review_plan(
                 e, start, after, rest = probe.full_gain, probe.now, "now", members
             else:
                 e, start, after, rest = probe.edge, probe.partial, "after the partial plan", kept
-            price = weight(rest) * share * start
+            full_share = _full_share(policy)
+            price = weight(rest) * full_share * start
             versus = (
                 f"{probe.loss} {probe.full:.4g} after a full retrain vs {start:.4g} {after}"
                 + ("" if dropped else f" ({probe.now:.4g} now)")
@@ -232,8 +235,8 @@ def review_plan(
             bar = (
                 f"the {price:.4g} that refitting the {len(rest)} member(s) "
                 + ("" if dropped else "the plan keeps ")
-                + f"must win ({share:.0%} of the loss, times their {weight(rest):.0%} weight in "
-                "the ensemble)"
+                + f"must win ({full_share:.0%} of the loss, times their {weight(rest):.0%} "
+                "weight in the ensemble)"
             )
             if e.clears(price):
                 reasons.append(
@@ -284,9 +287,10 @@ def retrain_evidence(
 
     The price is the one a full retrain pays after the probes (:func:`review_plan`):
     ``min_relative_gain`` of the loss now. In a mean or vote ensemble the full-retrain probe's
-    ``now - full`` must be significant and reach it (the review's probe, else one run here);
-    in a stack or a single member, the residual probes' gains (the moves chosen, and what the
-    members left would still win) must add up to it.
+    ``now - full`` must be significant and reach it (``escalation.full_retrain_gain`` of the
+    loss instead, when set; the review's probe, else one run here); in a stack or a single
+    member, the residual probes' gains (the moves chosen, and what the members left would
+    still win) must add up to it.
     """
     share = policy.planning.min_relative_gain
     ens = system.ensemble
@@ -295,6 +299,7 @@ def retrain_evidence(
         probe = review.probe or probe_plans(
             model, window, planning=policy.planning, refit=set(), outputs=outputs
         )
+        share = _full_share(policy)
         g, price = probe.full_gain, share * probe.now
         seen = (
             f"a full retrain is estimated at {probe.loss} {probe.full:.4g} against "
@@ -315,6 +320,12 @@ def retrain_evidence(
         pays = found >= price
     bar = f"the {price:.4g} a full retrain must win ({share:.0%} of the loss)"
     return pays, f"{seen}, {'at least' if pays else 'less than'} {bar}"
+
+
+def _full_share(policy: Policy) -> float:
+    """The share of the loss a full retrain estimated by the full-retrain probe must win."""
+    chosen = policy.escalation.full_retrain_gain
+    return policy.planning.min_relative_gain if chosen is None else chosen
 
 
 def _weight_share(

@@ -118,6 +118,22 @@ class Escalation(_Strict):
     ``multivariate_auc``) while no single feature drifted: the features changed how they go
     together, which no member-level probe of the drift explains."""
     multivariate_auc: float = Field(0.6, gt=0.5, le=1)
+    full_retrain_gain: float | None = Field(None, ge=0)
+    """The share of the loss a full retrain must win, where a probe estimates it by refitting
+    the members (a mean or vote ensemble): over the plan, per member it refits that the plan
+    keeps (by their weight), or over now under broad drift. None (the default):
+    ``planning.min_relative_gain``. That bar is set by what residual probes find on windows
+    with no drift; the full-retrain probe refits the members and scores them on held-out rows
+    instead, so a system that must hold an SLA may take a smaller significant gain (e.g.
+    0.04). Left out of :meth:`Policy.to_dict` while None, so a policy without it keeps its id.
+    """
+
+    @model_serializer(mode="wrap")
+    def _unset_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("full_retrain_gain", 0) is None:
+            del data["full_retrain_gain"]
+        return data
 
 
 class Planning(_Strict):
