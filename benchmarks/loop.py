@@ -25,6 +25,8 @@ Two arms run on the same rows:
   up to ``t-7`` (``--label-days``). Its updates learn from the window's older 70% (the newest
   30% is held out for the gates) and the newest 8,000 of the champion's training rows older
   than them (``planning.data: recent+reference``, ``--retained-rows``; 0: the window only).
+  A full retrain that the plan's probe finds significantly better by 4% of the loss is taken
+  (``escalation.full_retrain_gain: 0.04``; the default bar is 10%).
 - **weekly**: every 7 days, a full retrain on the labelled rows of the last 8 weeks (what it
   has: labels 7 days late), deployed at once.
 
@@ -75,6 +77,7 @@ BROAD = (240, 300)
 LABEL_DAYS = 28
 DELAY = 7
 RETAINED_ROWS = 8000
+FULL_RETRAIN_GAIN = 0.04
 
 
 def _ramp(day: float, span: tuple[int, int]) -> float:
@@ -178,6 +181,9 @@ def _policy(sla: float, retained_rows: int = RETAINED_ROWS) -> Policy:
     # transient "reverts within a week"
     body["watch"].update(sla={"roc_auc": {"min": sla}}, horizon=14, act_probability=0.5,
                          cooldown=7, min_labelled_rows=200, persistence=7)  # fmt: skip
+    # a full retrain the probe finds significantly better by 4% of the loss is worth it here
+    # (the default bar, 10%, is what residual probes find on windows with no drift)
+    body["escalation"]["full_retrain_gain"] = FULL_RETRAIN_GAIN
     if retained_rows:  # updates learn from the window and the champion's older rows
         body["planning"].update(data="recent+reference", retained_rows=retained_rows)
     return Policy.from_dict(body)
