@@ -98,7 +98,8 @@ class Escalation(_Strict):
     max_drifted_share: float = Field(0.5, ge=0, le=1)
     """Escalate when more than this share of the features the system reads drifted (on a
     labelled window, only when the probes expect a full retrain to pay: ``min_relative_gain``
-    of the loss; :func:`regrow.plan.escalation.retrain_evidence`)."""
+    of the loss, or ``full_retrain_gain`` where set and a probe refits the members;
+    :func:`regrow.plan.escalation.retrain_evidence`)."""
     max_degraded_members: int = Field(3, ge=1)
     """Escalate when at least this many members need an update (and more than half of them)."""
     max_degraded_share: float = Field(0.75, ge=0, le=1)
