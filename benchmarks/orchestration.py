@@ -202,15 +202,14 @@ def compile_regrow() -> int:
 
     import regrow
 
+    def stale(source: Path) -> bool:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        return not cached.is_file() or cached.stat().st_mtime < source.stat().st_mtime
+
     package = Path(regrow.__file__).parent
-    stale = [
-        path
-        for path in package.rglob("*.py")
-        if not Path(importlib.util.cache_from_source(str(path))).is_file()
-        or Path(importlib.util.cache_from_source(str(path))).stat().st_mtime < path.stat().st_mtime
-    ]
+    count = sum(stale(path) for path in package.rglob("*.py"))
     compileall.compile_dir(package, quiet=1)
-    return len(stale)
+    return count
 
 
 def median_command_s(args: list[str], repeats: int) -> tuple[float, float]:

@@ -292,7 +292,6 @@ def retrain_evidence(
     member, the residual probes' gains (the moves chosen, and what the members left would
     still win) must add up to it.
     """
-    share = policy.planning.min_relative_gain
     ens = system.ensemble
     d = review.diagnosis
     if ens is not None and ens.method != "stack" and d.probe == "residual":
@@ -308,6 +307,7 @@ def retrain_evidence(
         )
         pays = g.clears(price)
     else:
+        share = policy.planning.min_relative_gain
         members = [m.name for m in system.members]
         found = sum(m.gain.value for m in d.chosen) + _room(
             d, [m for m in members if m not in d.updated]
