@@ -118,3 +118,47 @@ def test_the_cli_starts_with_a_typer_that_has_no_type_column_to_patch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("regrow ")
+
+
+def test_a_command_builds_only_itself_and_help_lists_every_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Typer built the options of all 133 commands on every call; the root builds the one it
+    runs, and its help (from stand-ins) reads as Typer's own."""
+    import typer.main
+
+    from regrow.cli import _app, app, main
+
+    built: list[str] = []
+    real = typer.main.get_group
+
+    def counting(instance: typer.Typer) -> object:
+        built.extend(i.name or "" for i in instance.registered_groups)
+        built.extend(
+            i.name or getattr(i.callback, "__name__", "") for i in instance.registered_commands
+        )
+        return real(instance)
+
+    monkeypatch.setattr(typer.main, "get_group", counting)
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    lazy_help = capsys.readouterr().out
+    assert built == []
+
+    with pytest.raises(SystemExit):
+        main(["recipes", "--help"])
+    capsys.readouterr()
+    assert built == ["recipes"]
+    with pytest.raises(SystemExit):
+        main(["stauts"])
+    assert "Did you mean 'status'?" in capsys.readouterr().err
+
+    monkeypatch.setattr(typer.main, "get_group", real)
+    eager = typer.main.get_command(app)  # every command built, as Typer does it
+    _app._unwrap_help(eager)
+    with pytest.raises(SystemExit):
+        eager(args=["--help"])
+    assert capsys.readouterr().out == lazy_help
+    assert list(_app._root().commands) == list(eager.commands)  # type: ignore[attr-defined]

@@ -34,7 +34,8 @@ module             commands
 
 Modules import only Typer, Rich and light parts of regrow at the top; the workspace, pandas,
 scikit-learn and SQLAlchemy load inside the commands, so ``regrow --help`` starts at once (a
-test checks that ``import regrow.cli`` loads none of them).
+test checks that ``import regrow.cli`` loads none of them). :func:`main` builds the options
+of the one command it runs, not of all of them (``_app._Commands``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging.config
 import os
 import signal
 import socket
@@ -100,6 +99,8 @@ def _shown(host: str) -> str:
 def _serve_one(
     config: Config, models: list[str] | None, sock: socket.socket, url: str, log_level: str
 ) -> None:
+    import logging.config
+
     import uvicorn
 
     from regrow.serve.app import create_app, freeze_heap
