@@ -308,6 +308,35 @@ def test_ctrl_c_of_a_command_that_fits_nothing_does_not_speak_of_components(
     assert err.strip() == "interrupted"
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["removed", "kept"])
+def test_ctrl_c_of_the_demo_says_where_its_temporary_workspace_went(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, keep: bool
+) -> None:
+    # Nothing resumes a temporary workspace: "run again to resume" would send the user to a
+    # folder that is gone (or that a new run does not use).
+    made: list[Path] = []
+
+    def folder(prefix: str) -> str:
+        made.append(tmp_path / f"{prefix}x")
+        made[-1].mkdir()
+        return str(made[-1])
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tempfile.mkdtemp", folder)
+    monkeypatch.setattr("regrow.demo.run_demo", interrupted)
+    code, out, err = run("demo", *(["--keep"] if keep else []))
+    assert code == 130
+    assert "Traceback" not in out + err
+    if keep:
+        assert err.strip() == f"interrupted; the workspace is kept at {made[0]}"
+        assert made[0].is_dir()
+    else:
+        assert err.strip() == "interrupted; the demo's temporary workspace is removed"
+        assert not made[0].exists()
+
+
 SLOW_SYSTEM = """
 import pathlib, time
 from sklearn.base import BaseEstimator, ClassifierMixin

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from regrow.cli._app import AsJson, Home, app, err, out, print_json
+from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json
 from regrow.cli._progress import progress_line
 from regrow.cli._render import run_table
 
@@ -57,7 +57,18 @@ def demo(
     try:
         with Workspace.init(folder) as ws, progress_line(True) as progress:
             result = run_demo(ws, seed=seed, workers=workers, progress=progress, say=console.print)
-    except BaseException:  # an error or Ctrl-C: say where what was done is
+    except KeyboardInterrupt:
+        if not temporary:  # --home: what it fitted is there, and running again resumes
+            raise
+        # a temporary workspace: nothing to resume from (a new run makes a new folder)
+        where = (
+            f"the workspace is kept at {folder}"
+            if keep
+            else ("the demo's temporary workspace is removed")
+        )
+        err.print(Text.assemble(("interrupted", "bold yellow"), f"; {where}"))
+        raise Stopped(130) from None
+    except BaseException:  # an error: say where what was done is
         if temporary and keep:
             err.print(f"the workspace is kept at {folder}")
         raise
