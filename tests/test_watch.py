@@ -22,7 +22,7 @@ from regrow.catalog.core import now
 from regrow.catalog.watches import WatchBusy
 from regrow.config import Config, WatchSettings
 from regrow.demo import make_window
-from regrow.errors import ConfigError, PolicyError
+from regrow.errors import ConfigError, DataQualityWarning, PolicyError
 from regrow.loop.watch import FilesSource, Watcher, parse_every, send, source_from
 from regrow.plan.policy import Policy
 from regrow.testing import run_cli
@@ -354,6 +354,28 @@ def test_a_stray_value_in_a_window_is_named_in_the_cycle(
     assert "'unknown'" in out
 
 
+def test_a_snapshot_with_a_stray_value_does_not_fail_the_windows_after_it(
+    ws: Workspace,
+) -> None:
+    # Its labelled rows were stacked with the next windows' (a text column beside numbers):
+    # "cannot convert the pandas DataFrame to Arrow" failed every later cycle.
+    from regrow.loop.watch import SnapshotSource
+
+    stray = make_window(1500, start="2026-03-01", days=2, seed=10)
+    stray["network_quality"] = stray["network_quality"].astype(object)
+    stray.loc[5, "network_quality"] = "oops"
+    stray.to_csv(ws.config.home / "stray.csv", index=False)  # the column is read as text
+    with pytest.warns(DataQualityWarning, match="read as strings"):
+        ws.snapshot(ws.config.home / "stray.csv", name="daily", time_column="ts")
+    clean = make_window(1500, start="2026-03-03", days=2, seed=11)
+    with pytest.warns(DataQualityWarning, match="allowed schema change"):
+        ws.snapshot(clean, name="daily", time_column="ts", allow_schema_change=True)
+    with Watcher(ws, "churn", SnapshotSource("daily")) as watcher:
+        first, second = watcher.run(once=True)
+    assert [c.state for c in (first, second)] == ["done", "done"], second.body.get("end")
+    assert second.body["window"]["labelled_rows"] == 1500  # the clean snapshot's alone
+
+
 def test_csv_windows_are_read_as_snapshot_create_reads_them(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -458,6 +480,44 @@ def test_the_cli_watches_lists_shows_and_reports_status(
     code, out, _ = run_cli(capsys, "watch", "--status", "--json", "--home", home)
     assert json.loads(out)[0]["last_cycle"] == 1
     assert json.loads(out)[0]["watcher"] is None
+
+
+def test_sigterm_stops_the_watcher_and_releases_its_lease(ws: Workspace) -> None:
+    # A watcher killed by its service manager held its lease, dead, until it lapsed: a new
+    # watcher was refused for minutes.
+    import signal
+    import subprocess
+    import time
+
+    home = str(ws.config.home)
+    _windows(ws.config.home, [False])
+    ws.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "regrow.cli", "watch", "churn", "--source",
+         "files:windows/*.parquet", "--every", "10m", "--home", home],
+        cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with Workspace.open(home) as probe:
+            deadline = time.monotonic() + 120
+            while not probe.catalog.watches.cycles("churn", limit=1) or (
+                probe.catalog.watches.lease("churn") is None
+            ):
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the watcher never ran a cycle"
+                time.sleep(0.1)
+        time.sleep(0.5)  # between cycles, waiting for the next window
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err
+    assert "stopped (SIGTERM); the watch lease is released" in err
+    assert "Traceback" not in err
+    with Workspace.open(home) as after:
+        assert after.catalog.watches.lease("churn") is None
 
 
 def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
@@ -691,6 +751,28 @@ def test_served_windows_come_from_the_log_and_a_blessed_candidate_starts_a_rollo
         assert watcher.run(once=True) == []  # nothing served since
 
 
+def test_a_cycle_of_another_source_does_not_move_where_served_windows_start(
+    ws: Workspace,
+) -> None:
+    # A served window started where the newest cycle's window ended, whatever its source:
+    # after a files window dated 2027, nothing served now was ever a window again.
+    from regrow.loop.watch import ServedSource
+
+    _serve(ws, make_window(600, start="2026-03-01", days=2, seed=21),
+           datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
+    folder = ws.config.home / "later"
+    folder.mkdir()
+    make_window(600, start="2027-07-01", days=2, seed=22).to_parquet(folder / "w.parquet")
+    with Watcher(ws, "churn", FilesSource(str(folder / "*.parquet")), dry_run=True) as watcher:
+        (dated,) = watcher.run(once=True)
+    assert dated.window_key.startswith("file:") or not dated.window_key.startswith("served:")
+    with Watcher(ws, "churn", ServedSource(every=timedelta(seconds=1)), dry_run=True) as watcher:
+        (served,) = watcher.run(once=True)
+    assert served.body["window"]["rows"] == 600
+    with Watcher(ws, "churn", ServedSource(every=timedelta(seconds=1)), dry_run=True) as watcher:
+        assert watcher.run(once=True) == []  # and the next starts where that one ended
+
+
 def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_retrain(
     ws: Workspace,
 ) -> None:
@@ -716,6 +798,35 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert fourth.body["decision"]["escalate"].startswith("the partial update of cycle 1")
     assert fourth.body["plan"]["actions"] == ["full-retrain of every component"]
     assert _champion(ws) == "churn:v1"
+
+
+def test_a_candidate_approved_after_its_cycle_is_not_taken_for_an_update_that_did_not_win(
+    ws: Workspace,
+) -> None:
+    # The cycle's record ends "waiting for promotion" and stays so once approvals came and a
+    # later cycle promoted its candidate: the SLA rule read it as "did not win" and planned a
+    # full retrain.
+    body = _policy(persistence=1, cooldown=1, sla={"roc_auc": {"min": 0.99}}).to_dict()
+    body["promotion"]["protected"] = ["champion"]
+    policy = Policy.from_dict(body)
+    ws.set_policy(policy)
+    ws.catalog.identities.add("bob", "approver")
+    _, token = ws.catalog.identities.create_token("bob")
+    folder = _windows(ws.config.home, [True, True])
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        done = watcher.run(once=True)
+    waiting = next(c for c in done if c.state == "waiting")
+    assert waiting.body["end"]["waiting_for"] == "promotion"
+    candidate = str(waiting.body["end"]["candidate"])
+    with Workspace.open(ws.config.home, token=token) as bob:
+        bob.approve(candidate)
+    _windows(ws.config.home, [True] * 3)
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        (after,) = watcher.run(once=True)
+    assert _champion(ws) == candidate  # promoted between the cycles
+    assert not (after.body["decision"].get("escalate") or "").startswith("the partial update")
+    assert all(not a.startswith("full-retrain") for a in (after.body.get("plan") or {}).get(
+        "actions", ()))  # fmt: skip
 
 
 def test_regrow_costs_counts_the_watch_cycles_outside_their_runs(

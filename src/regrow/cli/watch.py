@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -129,17 +133,18 @@ def _watch(
                 highlight=False,
             )
         try:
-            with watcher:
+            with watcher, _terminated_as_interrupted():
                 done = watcher.run(every=span, cycles=cycles, once=once)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            term = isinstance(stop, _Terminated)
             err.print(
                 Text.assemble(
-                    ("interrupted", "bold yellow"),
+                    ("stopped (SIGTERM)" if term else "interrupted", "bold yellow"),
                     "; the watch lease is released; a cycle in progress "
                     "resumes on the next `regrow watch`",
                 )
             )
-            raise Stopped(130) from None
+            raise Stopped(143 if term else 130) from None
     if not as_json:
         out.print(f"{len(done)} cycle(s) run", highlight=False)
         if not done and isinstance(chosen, FilesSource) and not chosen.matches():
@@ -147,6 +152,28 @@ def _watch(
                 Text.assemble(("hint: ", "yellow"), f"no file matches {chosen.pattern!r}"),
                 highlight=False,
             )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, `kill`, a container stopping): handled as Ctrl-C is, so
+    the watcher releases its lease instead of holding it, dead, until it lapses."""
+
+
+@contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """Raise :class:`_Terminated` in the main thread on SIGTERM while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _policy(path: str) -> Any:

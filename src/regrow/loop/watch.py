@@ -338,10 +338,13 @@ class SnapshotSource:
             if seen(key):
                 continue
             recent = records[max(0, i + 1 - self.label_snapshots) : i + 1]
-            labelled = _stack([_labelled_part(ws.frame(r.id), target) for r in recent])
+            rows = ws.frame(record.id)
+            # as for files: a snapshot with a stray string in a numeric column (stored as
+            # text) does not spoil the labelled rows of the windows after it
+            labelled = _stack([_labelled_part(ws.frame(r.id), target) for r in recent], like=rows)
             yield Window(
                 key=key,
-                rows=ws.frame(record.id),
+                rows=rows,
                 labelled=labelled,
                 at=record.created_at,
                 note=f"{self.snapshot} {record.id[:12]}",
@@ -368,9 +371,13 @@ class ServedSource:
             return
         first, last = span[0], span[1]
         start = first
-        previous = ws.catalog.watches.cycles(system, limit=1)
-        if previous and (previous[0].body.get("window") or {}).get("at"):
-            start = datetime.fromisoformat(previous[0].body["window"]["at"])
+        # where the last served window this watcher took ended (a cycle of another source,
+        # or a dry run's when this one is real, is no served window of its own)
+        for cycle in ws.catalog.watches.cycles(system, limit=200):
+            key = cycle.window_key
+            if key.startswith("served:") and ".." in key and seen(key):
+                start = datetime.fromisoformat(key.rpartition("..")[2])
+                break
         end = datetime.now(UTC)
         if (self.after is None and end - start < self.every) or last < start:
             return
@@ -1014,7 +1021,11 @@ class Watcher:
             and last[0] < 3 * max(rules.cooldown, 1)
         ):
             before = last[1].body
-            promoted = (before.get("promotion") or {}).get("promoted") or before.get("rollout")
+            promoted = (
+                (before.get("promotion") or {}).get("promoted")
+                or before.get("rollout")
+                or self._promoted_since(before)
+            )
             tried = before.get("plan") or {}
             partial = not tried.get("escalated") and not any(
                 a.startswith("full-retrain") for a in tried.get("actions") or ()
@@ -1254,6 +1265,16 @@ class Watcher:
                 )
                 self._emit({"event": "acted", "promoted": candidate, "cycle": cycle.number})
             break
+
+    def _promoted_since(self, body: Mapping[str, Any]) -> bool:
+        """Whether the candidate a cycle made reached the alias after the cycle ended (its
+        approvals came later, or a person promoted it): its record, finished, still says
+        not promoted."""
+        candidate = (body.get("run") or {}).get("candidate_id")
+        if not candidate:
+            return False
+        moves = self.ws.catalog.alias_history(self.system, self.alias)
+        return any(m.to_version_id == candidate for m in moves)
 
     def _pending_plan(self, history: Sequence[WatchCycleRecord]) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
