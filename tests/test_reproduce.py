@@ -202,6 +202,31 @@ def test_ctrl_c_leaves_no_scratch_folder_and_writes_nothing(
     assert ws.catalog.verify_audit() == events
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "empty-folder"])
+def test_ctrl_c_leaves_a_kept_folder_as_it_was_found_so_the_command_runs_again(
+    ws: Workspace, tmp_path: Path, existing: bool
+) -> None:
+    # Half a rebuild kept at --keep was no workspace, and "run again" was refused: the
+    # folder was not empty any more.
+    kept = tmp_path / "kept"
+    if existing:
+        kept.mkdir()
+
+    def press_ctrl_c(step: Step) -> None:
+        if step.name == "rebuild" and step.state == "advance":
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reproduce(ws, "churn:v1", scratch=kept, progress=press_ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert kept.is_dir() == existing
+    assert not existing or list(kept.iterdir()) == []
+    assert reproduce(ws, "churn:v1", scratch=kept).reproduced
+
+
 def test_a_version_in_a_postgresql_catalog_reproduces(
     tmp_path: Path, postgres_url: str, scratch_parent: Path
 ) -> None:

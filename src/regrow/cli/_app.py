@@ -326,7 +326,7 @@ class Stopped(SystemExit):
 
 
 #: Commands that fit components: what they finished is kept, and running again resumes.
-_FITTING = frozenset({"train", "update", "run", "demo", "refresh", "reproduce", "watch"})
+_FITTING = frozenset({"train", "update", "run", "demo", "refresh", "watch"})
 
 
 def _interrupted(argv: list[str] | None = None) -> None:

@@ -30,7 +30,9 @@ class Scratch:
     """A throwaway workspace at ``folder`` (a new temporary folder if None).
 
     A given ``folder`` is kept afterwards; it must not exist yet, or be empty. Use it as a
-    context manager: the catalog is closed, and a temporary folder removed, on exit.
+    context manager: the catalog is closed, and a temporary folder removed, on exit. A
+    given folder is left as it was found when the block fails or is interrupted: half a
+    rebuild is no workspace to keep, and the same command can then run again.
     """
 
     def __init__(self, folder: str | Path | None = None) -> None:
@@ -47,6 +49,7 @@ class Scratch:
                 )
             created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
+        self._created = created
         try:
             config = Config(home=self.path)
             config.write()
@@ -70,6 +73,15 @@ class Scratch:
         self.catalog.close()
         if not self.keep:
             self._remove()
+        elif exc_type is not None:  # a given folder, as it was found
+            if self._created:
+                self._remove()
+            else:
+                for entry in self.path.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
 
     def _remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
