@@ -154,3 +154,7 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 2
     assert "nope.yaml" in err
     assert "Traceback" not in err
+    code, _, err = run_cli(capsys, *args, "--threshold", "0.5", "--seed", "-1")
+    assert code == 2  # numpy refused it with a traceback
+    assert "--seed" in err
+    assert "Traceback" not in err

@@ -100,6 +100,11 @@ def test_a_newcomer_waits_for_approval_and_is_audited(
     newcomer = next(m for m in result["members"] if m["member"] == "a_r1")
     assert newcomer["events"] == ["admitted"]
     assert 0 < newcomer["after"] <= 0.8  # the policy's reserved share
+    code, out, _ = run_cli(capsys, "plans", "show", result["plan"], *h)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("ensemble refresh of"))
+    assert "nan" not in line  # the newcomer's loss is its cross-validated one
+    assert f"a_r1 {newcomer['loss']:.3f}: 0.000 -> " in line
     code, out, _ = run_cli(capsys, "audit", *h, "--json")
     assert code == 0
     assert "ensemble.admitted" in out

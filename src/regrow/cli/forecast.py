@@ -47,7 +47,7 @@ def forecast(
         str | None,
         typer.Option(help="Only windows ending at or after: an ISO time, or a span ago (30d)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated paths.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated paths.")] = 0,
     policy: Annotated[
         str | None,
         typer.Option(help="A policy file for the SLA (default: the workspace's policy)."),

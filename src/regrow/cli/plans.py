@@ -56,10 +56,17 @@ def _show_signals(sig: Mapping[str, Any]) -> None:
 
 def _show_refresh(record: Mapping[str, Any]) -> None:
     """A refresh plan's signals: each member's loss and weight before -> after."""
-    losses, before, after = record["losses"], record["before"], record["after"]
+    losses, before, after = dict(record["losses"]), record["before"], record["after"]
+    newcomer = record.get("newcomer") or {}
+    if newcomer.get("name") and newcomer.get("loss") is not None:  # scored by cross-validation
+        losses.setdefault(newcomer["name"], newcomer["loss"])
+
+    def loss(member: str) -> str:
+        value = losses.get(member)
+        return "-" if value is None else f"{value:.3f}"
+
     moves = ", ".join(
-        f"{m} {losses.get(m, float('nan')):.3f}: {before.get(m, 0.0):.3f} -> {w:.3f}"
-        for m, w in after.items()
+        f"{m} {loss(m)}: {before.get(m, 0.0):.3f} -> {w:.3f}" for m, w in after.items()
     )
     events = "; ".join(f"{e['member']} {e['kind']}" for e in record.get("events", []))
     out.print(
