@@ -154,6 +154,15 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 2
     assert "nope.yaml" in err
     assert "Traceback" not in err
+    misspelt = ("forecast", "churn", "--metric", "rocauc", "--threshold", "0.5")
+    code, _, err = run_cli(capsys, *misspelt, "--home", str(home))
+    assert code == 2
+    assert "did you mean 'roc_auc'?" in err
+    loss = ("forecast", "churn", "--metric", "log_loss", "--threshold", "0.5")
+    code, _, err = run_cli(capsys, *loss, "--home", str(home))
+    assert code == 2  # lower is better: the breach is above; these reports hold no log loss
+    assert "no monitor report holds metric 'log_loss'" in err
+    assert "roc_auc" in err
     code, _, err = run_cli(capsys, *args, "--threshold", "0.5", "--seed", "-1")
     assert code == 2  # numpy refused it with a traceback
     assert "--seed" in err

@@ -611,6 +611,22 @@ def test_an_sla_threat_is_acted_on_and_a_safe_forecast_is_not(ws: Workspace) -> 
     assert "past the SLA 0.99" in decision["because"][0]
 
 
+def test_a_forecast_without_a_probability_says_why_in_the_cycle(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _windows(ws.config.home, [False])
+    policy = _policy(sla={"roc_auc": {"min": 0.3}})
+    with Watcher(ws, "churn", _source(folder), policy=policy, dry_run=True) as watcher:
+        (first,) = watcher.run(once=True)
+    assert first.body["forecast"]["probability"] is None  # one window: too few points
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", str(first.number), "--home",
+                           str(ws.config.home))  # fmt: skip
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("forecast:"))
+    assert "= not computed (too few points" in line
+    assert "= ?" not in line
+
+
 def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     ws: Workspace,
 ) -> None:

@@ -124,9 +124,14 @@ def _sla(
         elif metric in LOWER_IS_BETTER:
             direction = "above"
         else:
+            import difflib
+
+            close = difflib.get_close_matches(metric, [*HIGHER_IS_BETTER, *LOWER_IS_BETTER], n=1)
             raise ConfigError(
                 f"cannot tell which side of the threshold is a breach for {metric!r}",
-                hint="pass --direction below (higher is better) or --direction above",
+                hint=f"did you mean {close[0]!r}? otherwise pass --direction"
+                if close
+                else "pass --direction below (higher is better) or --direction above",
             )
     if direction not in ("below", "above"):
         raise ConfigError(

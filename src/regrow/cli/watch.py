@@ -176,6 +176,12 @@ def _terminated_as_interrupted() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _no_probability(forecast: dict[str, Any]) -> str:
+    """Why a cycle's forecast holds no probability: its notes (too few points, say)."""
+    notes = "; ".join(str(n) for n in forecast.get("notes") or ())
+    return f"not computed ({notes})" if notes else "not computed"
+
+
 def _policy(path: str) -> Any:
     from regrow.plan.policy import load_policy
 
@@ -312,7 +318,8 @@ def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
         out.print(
             f"forecast: {fc['metric']} now {'?' if now is None else f'{now:.4g}'} "
             f"({fc.get('current_source') or 'no value'}); P(crossing {fc['threshold']:g} "
-            f"within {fc['horizon']} cycles) = {'?' if p is None else f'{p:.2f}'}"
+            f"within {fc['horizon']} cycles) = "
+            + (f"{p:.2f}" if p is not None else _no_probability(fc))
             + (
                 f"; from the labels alone ({lab['lag_cycles']} cycles late) "
                 f"{lab['probability']:.2f}"

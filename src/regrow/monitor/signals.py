@@ -58,7 +58,7 @@ HIGHER_IS_BETTER = frozenset(
     {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision",
      "business_value"}
 )  # fmt: skip
-LOWER_IS_BETTER = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle"})
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "mape", "mse", "msle", "rmse", "rmsle"})
 MIN_REFERENCE_LABELS = 50
 MIN_REALISED_LABELS = 20
 
