@@ -107,6 +107,27 @@ def test_a_plan_is_recorded_with_rationale_expected_gain_contingency_and_tags(
     assert updated.contingency == "keep v1 and page the owner"
 
 
+def test_a_mean_ensembles_expected_gain_lies_in_its_own_interval(tmp_path: Path) -> None:
+    # Its expected loss after the plan is the full-retrain probe's; the interval summed the
+    # residual probes' moves instead: "+0.101 [0.106, 0.157]".
+    from regrow.experiments import plan_expected
+    from regrow.plan.policy import Policy
+
+    from .plan.test_escalation import interaction, mean_system
+
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(mean_system(), ws.snapshot(interaction(4000, 1), name="old")).version.ref
+        window = ws.snapshot(interaction(3000, 2, flipped=True), name="flipped")
+        policy = Policy.from_dict({"escalation": {"full_retrain_gain": 0.9}})  # stays partial
+        plan = ws.plan(v1, window, policy=policy, record=False)
+    assert not plan.escalated
+    probe = plan.signals["full_retrain_probe"]
+    e = plan_expected(plan)
+    low, high = e["gain_interval"]
+    assert low <= e["gain"] <= high
+    assert (low, high) == pytest.approx((probe["gain"]["low"], probe["gain"]["high"]))
+
+
 def test_the_run_records_the_candidate_and_an_evaluation_the_actual(
     trained: tuple[Workspace, str, Path],
 ) -> None:

@@ -67,8 +67,9 @@ def plan_expected(plan: Plan) -> dict[str, Any]:
     The gain is the loss before minus after on the probes' held-out rows: the sum of the
     gains of the moves the diagnostics chose. Its interval adds up the bounds of those moves'
     intervals: the spread of a sum is never more than the sum of the spreads, so this interval
-    is at least as wide as the true one (exact for one move). An escalated plan expects the
-    full retrain's loss, which has no interval.
+    is at least as wide as the true one (exact for one move). A mean or vote ensemble's plan
+    expects the full-retrain probe's loss after it, and its interval is the probe's. An
+    escalated plan expects the full retrain's loss, which has no interval.
     """
     e = plan.expected
     out: dict[str, Any] = {}
@@ -83,11 +84,20 @@ def plan_expected(plan: Plan) -> dict[str, Any]:
         if "full_retrain" in e:
             out["full_retrain"] = e["full_retrain"]
     chosen = [m["gain"] for m in (plan.diagnosis or {}).get("chosen", ()) if m.get("gain")]
-    if chosen and not plan.escalated:
-        out["gain_interval"] = [
+    probe = (plan.signals or {}).get("full_retrain_probe") or {}
+    gain = out.get("gain")
+    if plan.escalated or gain is None:
+        pass
+    elif probe.get("gain") and abs(probe["now"] - probe["partial"] - gain) < 1e-5:
+        # a mean or vote ensemble's plan: its expected loss is the full-retrain probe's
+        out["gain_interval"] = [round(probe["gain"]["low"], 6), round(probe["gain"]["high"], 6)]
+    elif chosen:
+        interval = [
             round(sum(g["low"] for g in chosen), 6),
             round(sum(g["high"] for g in chosen), 6),
         ]
+        if interval[0] - 1e-6 <= gain <= interval[1] + 1e-6:  # else not this gain's interval
+            out["gain_interval"] = interval
     out["actions"] = [
         {
             "action": a.describe(),
