@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import AuthError, DataError, NotFound, RegrowError
+from regrow.errors import AuthError, DataError, NotFound, PlanError, RegrowError
 from regrow.progress import ProgressFn, Timer
 
 if TYPE_CHECKING:
@@ -160,12 +160,14 @@ def _evaluate(
 
             snap, frame = adapted_snapshot(services, cand.adapters, snap)
         check_frame(cand, base, frame)
+        snapshot_rows = len(frame)
+        frame = _evaluable(services, frame, snap.name, [(cand_v, cand), (base_v, base)])
     outputs = services.outputs
 
     def predict(model: Any, rows: pd.DataFrame) -> Any:
         import numpy as np
 
-        if rows is frame:  # outputs stored for the snapshot's own rows
+        if rows is frame and len(rows) == snapshot_rows:  # outputs stored for the snapshot's rows
             members = outputs.member_outputs(model, rows, snapshot=snap.id)
         else:
             members = model.member_outputs(rows)
@@ -222,6 +224,61 @@ def _evaluate(
 
         record_evaluation(catalog, record)  # an experiment that made the candidate: its actual
     return record, replace(result, timings=dict(timer.seconds))
+
+
+def _evaluable(
+    services: Services,
+    frame: pd.DataFrame,
+    name: str,
+    versions: Sequence[tuple[SystemVersionRecord | None, Any]],
+) -> pd.DataFrame:
+    """The rows of evaluation snapshot ``name`` that every version of ``versions`` can score
+    and that carry a label: checked as ``regrow plan`` checks a window (a column a version
+    reads that is missing or holds no value of its type is refused; a few rows it cannot
+    score are left out), with labels the versions cannot read refused and rows without a
+    label left out. Null labels were scored as class 0, and a stray string was a traceback."""
+    from regrow.monitoring import window_quality
+    from regrow.plan.policy import Planning
+    from regrow.plan.screen import screen
+
+    models = [(v, m) for v, m in versions if v is not None and m is not None]
+    target = models[0][1].target
+    keep = frame.index
+    usable: pd.DataFrame | None = None
+    for version, model in models:
+        check = window_quality(services, version, frame, model)
+        try:
+            screen(check, Planning(), target=target)
+        except PlanError as exc:
+            raise DataError(
+                f"cannot evaluate {version.ref} on snapshot {name!r}: "
+                + exc.message.removeprefix("cannot plan on this window: "),
+                hint=exc.hint.replace("plan again", "evaluate again") if exc.hint else None,
+            ) from None
+        bad = [f for f in check.findings if f.column == target and f.kind in ("unseen", "type")]
+        if bad:
+            example = bad[0].values[0] if bad[0].values else "?"
+            what = (
+                f"classes of {version.ref} (e.g. {example!r}; its classes: {list(model.classes_)})"
+                if model.classes_ is not None
+                else f"numbers (e.g. {example!r}), and {version.ref} is a regressor"
+            )
+            raise DataError(
+                f"{bad[0].rows:,} label(s) in {target!r} of snapshot {name!r} are not {what}",
+                hint="map the labels to the classes the versions were trained on, or drop "
+                "those rows, and evaluate again",
+            )
+        keep = keep.intersection(check.usable.index)
+        usable = check.usable if usable is None else usable
+    assert usable is not None
+    rows: pd.DataFrame = usable.loc[keep]
+    rows = rows[rows[target].notna()].reset_index(drop=True)
+    if rows.empty:
+        raise DataError(
+            f"snapshot {name!r} has no labelled row the versions can score",
+            hint="evaluate on a labelled snapshot",
+        )
+    return rows
 
 
 def _settings(gate: Gate) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from regrow import Ensemble, Member, System, Transform, Workspace
 from regrow.cli import _app
 from regrow.demo import make_window
-from regrow.errors import DataError, PolicyError
+from regrow.errors import DataError, DataQualityWarning, PolicyError
 from regrow.plan.policy import load_policy
 from regrow.testing import run_cli
 
@@ -184,6 +184,64 @@ def test_the_cli_refuses_a_report_path_in_a_missing_folder_before_evaluating(
     assert code != 0
     assert "does not exist" in err
     assert len(ws.catalog.list_evaluations()) == before
+
+
+def test_the_cli_refuses_a_folder_as_the_report_file_before_evaluating(
+    flow: tuple[Workspace, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # the usage error's box: one line
+    ws, f = flow
+    before = len(ws.catalog.list_evaluations())
+    code, _, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", "holdout",
+                           "--report", str(f["tmp"]), "--home", str(ws.home))  # fmt: skip
+    assert code == 2
+    assert "is a folder" in err
+    assert "Traceback" not in err
+    assert len(ws.catalog.list_evaluations()) == before
+
+
+def test_rows_without_a_label_are_left_out_not_scored_as_a_class(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    ws, f = flow
+    rows = make_window(600, start="2026-08-01", days=10, seed=5, expanded=True)
+    rows["churned"] = rows["churned"].astype(float)
+    rows.loc[:39, "churned"] = float("nan")
+    with pytest.warns(DataQualityWarning):  # null labels under a new name: stored, and said
+        ws.snapshot(rows, name="some-unlabelled")
+    _, result = ws.evaluate(f["v2"].ref, "some-unlabelled", baseline=f["v1"].ref)
+    labelled = rows[rows["churned"].notna()]
+    expected = roc_auc_score(
+        labelled["churned"], ws.load(f["v1"].ref).predict_proba(labelled)[:, 1]
+    )
+    assert result.rows == 560
+    assert result.baseline == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_window_the_versions_cannot_read_is_refused_without_a_traceback(
+    flow: tuple[Workspace, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, f = flow
+    rows = make_window(400, start="2026-08-01", days=10, seed=6, expanded=True)
+    renamed = f["tmp"] / "renamed.csv"
+    rows.rename(columns={"network_quality": "net_q"}).to_csv(renamed, index=False)
+    words = rows.assign(churned=rows["churned"].map({0: "no", 1: "yes"}))
+    labels = f["tmp"] / "words.csv"
+    words.to_csv(labels, index=False)
+    h = ("--home", str(ws.home))
+    for path, message in ((renamed, "'network_quality': the column is missing"),
+                          (labels, "are not classes of")):  # fmt: skip
+        code, _, err = run_cli(capsys, "snapshot", "create", str(path), "--name", path.stem, *h)
+        assert code == 0, err
+        code, _, err = run_cli(capsys, "evaluate", f["v2"].ref, "--snapshot", path.stem,
+                               "--baseline", f["v1"].ref, *h)  # fmt: skip
+        assert code == 2, err
+        assert message in err
+        assert "Traceback" not in err
 
 
 def test_explicit_gates_replace_the_policys(flow: tuple[Workspace, dict[str, Any]]) -> None:

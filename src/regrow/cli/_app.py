@@ -48,6 +48,7 @@ __all__ = [
     "note_bare_ref",
     "out",
     "print_json",
+    "report_file",
     "window_of",
     "workspace",
 ]
@@ -235,6 +236,24 @@ Backend = Annotated[
 Address = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")
 ]
+
+
+def report_file(path: Path | None) -> Path | None:
+    """A ``--report FILE`` option's value, checked before the command does anything: a file
+    in an existing folder, not a folder (writing to one failed with a traceback after the
+    work was done)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise typer.BadParameter(
+            f"{str(path)!r} is a folder; give a file name, e.g. {str(path / 'report.html')!r}"
+        )
+    if not path.parent.is_dir():
+        raise typer.BadParameter(
+            f"cannot write the report to {str(path)!r}: folder {str(path.parent)!r} does not "
+            "exist; give a path in an existing folder"
+        )
+    return path
 
 
 def print_json(value: Any) -> None:

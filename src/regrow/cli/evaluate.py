@@ -9,9 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, out, print_json, report_file, workspace
 from regrow.cli._progress import print_timings, progress_line, with_progress
-from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
     from regrow.evaluate.evaluation import Comparison
@@ -37,7 +36,9 @@ def evaluate(
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Also write the self-contained HTML report to this file."),
+        typer.Option(
+            help="Also write the self-contained HTML report to this file.", callback=report_file
+        ),
     ] = None,
     home: Home = None,
     as_json: AsJson = False,
@@ -48,12 +49,6 @@ def evaluate(
     Without --baseline, the baseline is the system's champion when it exists and is not the
     candidate itself. Gates that judge intervals are inconclusive on too few rows (fewer than
     30 by default, per gate `min_rows` in the policy), so such an evaluation is not blessed."""
-    if report is not None and not report.parent.is_dir():
-        raise ConfigError(
-            f"cannot write the report to {str(report)!r}: folder {str(report.parent)!r} does "
-            "not exist",
-            hint="give a path in an existing folder",
-        )
     with workspace(home) as ws, progress_line(not as_json) as progress:
         record, result = with_progress(ws.evaluate, progress)(
             candidate, snapshot, baseline=baseline, metric=metric, policy=policy
@@ -87,7 +82,7 @@ def evaluate(
 
 
 def _num(value: Any, sign: bool = False) -> str:
-    if value is None:
+    if value is None or value != value:  # None, or NaN: undefined on these rows
         return "-"
     return f"{value:+.4f}" if sign else f"{value:.4f}"
 

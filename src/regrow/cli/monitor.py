@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regrow.cli._app import AsJson, Home, app, err, out, print_json, window_of, workspace
+from regrow.cli._app import (
+    AsJson,
+    Home,
+    app,
+    err,
+    out,
+    print_json,
+    report_file,
+    window_of,
+    workspace,
+)
 from regrow.cli._monitor_show import show_report
 from regrow.cli._progress import print_timings, progress_line, with_progress
 from regrow.errors import ConfigError, DataQualityWarning
@@ -33,7 +43,9 @@ app.add_typer(monitor_app, name="monitor")
 
 Report = Annotated[
     Path | None,
-    typer.Option("--report", help="Write a self-contained HTML report to this file."),
+    typer.Option(
+        "--report", help="Write a self-contained HTML report to this file.", callback=report_file
+    ),
 ]
 
 
