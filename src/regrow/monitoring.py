@@ -414,7 +414,8 @@ def check_version(
             # Labelled rows draw only the drifted columns back; without labels the loss
             # estimators are fitted on reference rows, which need every column read.
             needed = set(drifted) | {target}
-            if not labelled:
+            one_class = model.task == "classification" and labelled and part[target].nunique() < 2
+            if not labelled or one_class:  # (one class: no loss model fits on the window)
                 needed |= set().union(*by_snapshot.values())
             available = services.record(reference_id).columns
             model_id = version_key(version.id, model)

@@ -143,6 +143,7 @@ def make_plan(
         else 0.0
     )
     labelled = _labelled(frame, system.target)
+    _one_class(frame, system.target, model.classes_, win.name)
     signals: dict[str, Any] = {
         "drifted_columns": drifted,
         "drifted_share": round(share, 4),
@@ -363,6 +364,25 @@ def _record(
         body={**plan.to_dict(), "summary": plan.summary()},
     )
     return plan
+
+
+def _one_class(frame: pd.DataFrame, target: str, classes: Sequence[Any] | None, name: str) -> None:
+    """Refuse a classifier's window whose labels are all one class: whatever is planned on it
+    (the probes found every member "wrong" and a full retrain, which could not even fit)
+    learns to predict that class alone. It is most often a labelling fault."""
+    if classes is None or len(classes) < 2 or target not in frame.columns:
+        return
+    seen = frame[target].dropna().unique()
+    if len(seen) != 1 or (frame[target].notna().sum() < MIN_LABELLED_ROWS):
+        return
+    value = seen[0].item() if hasattr(seen[0], "item") else seen[0]  # a plain number
+    raise PlanError(
+        f"window {name!r} has {int(frame[target].notna().sum()):,} labels in {target!r}, all "
+        f"{value!r}: an update learnt from it would predict that class alone (the version's "
+        f"classes: {list(classes)})",
+        hint="check how the labels were joined (missing labels filled with one class?), or "
+        "plan on a window that holds every class",
+    )
 
 
 def _probe_rows(
