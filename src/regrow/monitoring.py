@@ -396,18 +396,31 @@ def check_version(
             f"the window has no target column {target!r}: impact is estimated without labels "
             "and there is no performance report"
         )
-    labelled = target in rows.columns and len(rows) > 0 and bool(rows[target].notna().all())
+    scored = rows  # the rows impact is found on: the labelled ones when there are enough
+    given = int(rows[target].notna().sum()) if target in rows.columns else 0
+    if MIN_IMPACT_ROWS <= given < len(rows):
+        scored = rows[rows[target].notna()]
+        if drifted and reference_id is not None:  # (a few missing labels turned it estimated)
+            notes.append(
+                f"impact is measured on the {given:,} labelled rows ({len(rows) - given:,} "
+                "have no label)"
+            )
+    labelled = target in scored.columns and len(scored) > 0 and bool(scored[target].notna().all())
     outputs = services.outputs
     impacts: list[ComponentImpact] = []
     if drifted and reference_id is not None:
-        if len(rows) >= MIN_IMPACT_ROWS:
+        if len(scored) >= MIN_IMPACT_ROWS:
             by = target if model.task == "classification" else None
-            part = sample_rows(rows, sample, by=by, seed=seed)
-            if len(part) < len(rows):
+            part = sample_rows(scored, sample, by=by, seed=seed)
+            if len(part) < len(scored):
                 notes.append(
                     "impact is estimated on "
                     + describe_sample(
-                        len(part), len(rows), "usable rows", stratified=by is not None, seed=seed
+                        len(part),
+                        len(scored),
+                        "usable rows",
+                        stratified=by is not None,
+                        seed=seed,
                     )
                     + ": its intervals are those of the sample"
                 )
