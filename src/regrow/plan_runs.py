@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from regrow.catalog import checks
 from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
 from regrow.components.base import Ensemble
 from regrow.components.outputs import output_key
 from regrow.costs import CostProfile
-from regrow.errors import PlanError
+from regrow.errors import ConfigError, PlanError
 from regrow.experiments import record_candidate, record_plan
 from regrow.monitoring import window_quality
 from regrow.plan.actions import Action
@@ -168,9 +169,29 @@ def run_plan(
     """
     timer = Timer(progress)
     catalog = services.catalog
+    # options first: a bad one found once the plan is running left it failed, with records
+    if seed is not None:
+        checks.integer("seed", seed)
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ConfigError(
+            f"workers must be an integer >= 1 (got {workers!r})", hint="use 1 to run in-process"
+        )
     plan_id = ref.id if isinstance(ref, Plan) else ref
     stored = catalog.get_plan(plan_id)
     plan = Plan.from_dict(stored.body)
+    if stored.status == "executed":
+        made = (
+            catalog.get_system_version(stored.result_version_id).ref
+            if stored.result_version_id
+            else None
+        )
+        raise PlanError(
+            f"plan {stored.id[:12]} ran already" + (f": it made {made}" if made else ""),
+            hint=f"see `regrow plans show {stored.id[:12]}`; to update again, plan again on a "
+            "newer window",
+        )
     if plan.empty:
         raise PlanError(
             f"plan {stored.id[:12]} has no actions: there is nothing to run",

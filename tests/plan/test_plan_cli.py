@@ -27,6 +27,13 @@ def test_plan_explains_then_run_executes_it(trained, capsys) -> None:  # type: i
     code, out, _ = run(capsys, "plans", "list", *h)
     assert code == 0
     assert "proposed" in out
+    for bad, message in ((("--workers", "0"), "workers must be an integer >= 1"),
+                         (("--seed", str(10**23)), "'seed' must be a 64-bit integer")):  # fmt: skip
+        code, _, err = run(capsys, "run", plan["id"][:10], *bad, *h)
+        assert code == 2
+        assert message in err
+    code, out, _ = run(capsys, "plans", "list", "effects", "--json", *h)
+    assert {p["id"]: p for p in json.loads(out)}[plan["id"]]["status"] == "proposed"  # untouched
     code, out, err = run(capsys, "run", plan["id"][:10], "--json", *h)
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
@@ -39,7 +46,8 @@ def test_plan_explains_then_run_executes_it(trained, capsys) -> None:  # type: i
     assert "run it with" not in out  # it ran: no hint to run it
     code, _, err = run(capsys, "run", plan["id"][:10], *h)
     assert code == 2
-    assert "is 'executed'" in err
+    assert f"plan {plan['id'][:12]} ran already: it made {result['version']}" in err
+    assert "another run may have taken it" not in err
 
 
 def test_escalated_plan_needs_approve_and_plans_diff(trained, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from regrow import Workspace
-from regrow.errors import CatalogError, PlanError
+from regrow.errors import PlanError
 from regrow.plan.actions import AddMember, Continue, LeafRefit, Refit, RetireMember, Reweight
 from regrow.plan.costs import CostModel
 from regrow.plan.plan import Plan, diff_plans
@@ -71,7 +71,7 @@ def test_one_changed_group_refits_that_member_and_restacks(trained) -> None:  # 
     test = make(1500, 9, frozenset({"alpha"}))
     mse = lambda ref: np.mean((ws.load(ref).predict(test) - test.y) ** 2)  # noqa: E731
     assert mse(ran.result.version.ref) < 0.5 * mse(v1)
-    with pytest.raises(CatalogError, match="is 'executed', not proposed or failed"):
+    with pytest.raises(PlanError, match=f"ran already: it made {ran.result.version.ref}"):
         ws.run_plan(plan.id)
 
 
