@@ -161,6 +161,16 @@ def test_force_needs_an_admin_and_a_reason(governed: dict[str, object]) -> None:
     forced = next(e for e in ws.catalog.audit_events() if e.action == "alias.force")
     assert any("approval" in str(b) for b in forced.payload["bypassed"])
     assert any(e.action == "auth.denied" for e in ws.catalog.audit_events())
+    # to the version it holds: nothing to do, said plainly (not "it lacks ...", nor a hint
+    # to --force, which changes nothing either)
+    for force in (False, True):
+        with pytest.raises(CatalogError) as refused:
+            ws.promote(v1, force=force, reason="again")
+        assert refused.value.message == (
+            f"{v1} already holds toy@champion, so the move would change nothing"
+        )
+        assert "--force" not in str(refused.value.hint)
+    assert ws.catalog.get_alias("toy", "champion").revision == 1
 
 
 def test_approvals_come_from_active_approvers(governed: dict[str, object]) -> None:

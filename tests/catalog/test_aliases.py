@@ -92,18 +92,25 @@ def test_a_stale_expected_revision_conflicts(catalog: Catalog, build: Any) -> No
     with pytest.raises(AliasConflict) as info:
         catalog.move_alias("churn", "champion", v1.id, expected_revision=1)
     message = str(info.value)
-    assert "churn@champion is at revision 2, not the expected revision 1" in message
-    assert "re-read it with get_alias()" in message
+    assert "churn@champion is at revision 2, not the expected revision 1: someone else" in message
+    assert "`regrow aliases churn`" in message  # a command a CLI user has
     assert isinstance(info.value, RuntimeError)
     assert catalog.get_alias("churn", "champion").version_id == v2.id
     assert len(catalog.alias_history("churn", "champion")) == 2
+    with pytest.raises(AliasConflict) as info:  # an alias not made yet: nobody moved it
+        catalog.move_alias("churn", "beta", v1.id, expected_revision=1)
+    assert str(info.value.message) == (
+        "alias churn@beta does not exist yet (revision 0), not the expected revision 1"
+    )
 
 
 def test_expecting_an_existing_alias_that_is_missing_conflicts(
     catalog: Catalog, build: Any
 ) -> None:
     version = build.version("churn")
-    with pytest.raises(AliasConflict, match="at revision 0, not the expected revision 3"):
+    with pytest.raises(
+        AliasConflict, match=r"does not exist yet \(revision 0\), not the expected revision 3"
+    ):
         catalog.move_alias("churn", "champion", version.id, expected_revision=3)
     assert catalog.list_aliases() == []
 

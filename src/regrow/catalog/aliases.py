@@ -95,7 +95,12 @@ class AliasesMixin(CatalogCore):
                 if rules is not None
                 else []
             )
-            if lacks and not (force and not lacks[0].endswith("would change nothing")):
+            if lacks and lacks[0].endswith("would change nothing"):
+                raise PromotionRefused(
+                    lacks[0].replace(": the move", ", so the move"),
+                    hint=f"nothing to do; `regrow aliases {system}` shows where each alias is",
+                )
+            if lacks and not force:
                 raise PromotionRefused(
                     f"{system}@{alias} cannot move to {_ref_of(session, version_id)}: it lacks "
                     + "; ".join(lacks),
@@ -365,8 +370,14 @@ def _revision_now(session: Session, system: str, alias: str) -> int:
 
 
 def _conflict(system: str, alias: str, actual: int, expected: int) -> NoReturn:
+    where = (
+        f"alias {system}@{alias} does not exist yet (revision 0)"
+        if actual == 0
+        else f"alias {system}@{alias} is at revision {actual}"
+    )
     raise AliasConflict(
-        f"alias {system}@{alias} is at revision {actual}, not the expected revision {expected}: "
-        "someone else moved it",
-        hint="re-read it with get_alias() and retry the move if it still makes sense",
+        f"{where}, not the expected revision {expected}"
+        + (": someone else moved it" if actual > expected else ""),
+        hint=f"re-read it (`regrow aliases {system}`, or Workspace.catalog.get_alias) and "
+        "retry the move if it still makes sense",
     )
