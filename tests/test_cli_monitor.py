@@ -120,6 +120,26 @@ def test_bad_options_exit_2_with_the_value(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("alert", "message"),
+    [
+        ("rocauc<0.8", "alerts.rocauc: unknown metric; did you mean 'roc_auc'?"),
+        ("nosuch<0.8", "alerts.nosuch: unknown metric; known: roc_auc,"),
+        ("rmse>0.1", "alert on 'rmse': churn:v1 is a classifier and 'rmse' is not one of"),
+    ],
+)
+def test_an_alert_no_metric_would_meet_is_refused(
+    capsys: pytest.CaptureFixture[str], home: Path, alert: str, message: str
+) -> None:
+    # it was accepted and never fired, silently
+    window = str(home.parent / "later.csv")
+    code, out, err = run(capsys, "monitor", "--version", "churn:v1", "--window", window,
+                         "--alert", alert, "--home", str(home))  # fmt: skip
+    assert code == 2, (out, err)
+    assert message in err
+    assert "Traceback" not in err
+
+
 def test_show_of_an_unknown_report_names_it(capsys: pytest.CaptureFixture[str], home: Path) -> None:
     code, _, err = run(capsys, "monitor", "show", "nosuchreport", "--home", str(home))
     assert code == 2

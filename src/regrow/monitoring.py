@@ -309,6 +309,21 @@ def window_quality(
     return check_window(model, frame, _trained(profiles, version))
 
 
+def _check_alerts(settings: MonitoringPolicy, task: str, ref: str) -> None:
+    """Refuse an alert on a metric of the other task (``rmse`` for a classifier): it would
+    never fire, and nothing would say so."""
+    from regrow.plan.policy import alert_metrics
+
+    known = alert_metrics(task)
+    other = [name for name in settings.alerts if name not in known]
+    if other:
+        kind = "classifier" if task == "classification" else "regressor"
+        raise ConfigError(
+            f"alert on {other[0]!r}: {ref} is a {kind} and {other[0]!r} is not one of its metrics",
+            hint=f"alerts on it can name {', '.join(known)} (monitoring.alerts or --alert)",
+        )
+
+
 def check_version(
     services: Services,
     version: SystemVersionRecord,
@@ -335,6 +350,8 @@ def check_version(
     win = window.record
     model = model if model is not None else services.load(version)
     system = model.definition()
+    if settings is not None:
+        _check_alerts(settings, model.task, version.ref)
     chosen = _chosen_slices(win, slices)
     with timer.step("data quality"):
         by_snapshot, profiles, labels = _references(services, version, system)

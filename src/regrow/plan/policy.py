@@ -504,6 +504,18 @@ class MonitoringPolicy(_Strict):
     )
     """Multivariate drift checks to run (empty: none)."""
 
+    @model_validator(mode="after")
+    def _known_alerts(self) -> MonitoringPolicy:
+        known = [*alert_metrics("classification"), *alert_metrics("regression")]
+        for name in self.alerts:
+            if name not in known:  # a rule no metric would ever meet: it silently never fired
+                from regrow.evaluate.gates.registry import invalid
+
+                close = difflib.get_close_matches(name, known, n=1)
+                more = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+                raise invalid(("alerts", name), f"unknown metric; {more}", name)
+        return self
+
 
 #: The metrics a ``watch.sla`` can name, by task: those regrow measures on labelled rows
 #: (:data:`regrow.evaluate.metrics.METRICS`) or estimates without labels (CBPE's for
@@ -514,6 +526,20 @@ SLA_METRICS: dict[str, tuple[str, ...]] = {
                        "specificity", "average_precision", "business_value"),
     "regression": ("rmse", "mae", "mse", "mape", "msle", "rmsle"),
 }  # fmt: skip
+
+#: The confusion matrix's cells (rates) CBPE estimates for a binary classifier: alerts can
+#: name them too.
+_CELLS = ("true_positive", "false_positive", "true_negative", "false_negative")
+
+
+def alert_metrics(task: str) -> tuple[str, ...]:
+    """The metrics an alert of ``monitoring.alerts`` (or ``regrow monitor --alert``) can name
+    for a system of ``task``.
+
+    >>> alert_metrics("regression")
+    ('rmse', 'mae', 'mse', 'mape', 'msle', 'rmsle')
+    """
+    return SLA_METRICS[task] + (_CELLS if task == "classification" else ())
 
 
 class WatchPolicy(_Strict):
@@ -648,9 +674,12 @@ class Policy(_Strict):
         try:
             return MonitoringPolicy.model_validate(merged)
         except ValidationError as exc:
+            said = "; ".join(_describe(e) for e in exc.errors())
             raise PolicyError(
-                "alert thresholds: " + "; ".join(_describe(e) for e in exc.errors()),
-                hint="give one of min or max per metric, e.g. {'roc_auc': {'min': 0.8}}",
+                "alert thresholds: " + said,
+                hint="name a metric of the list"
+                if "unknown metric" in said
+                else "give one of min or max per metric, e.g. {'roc_auc': {'min': 0.8}}",
             ) from None
 
     def needs_approval(self, action: str) -> bool:
