@@ -164,7 +164,15 @@ def test_a_time_column_with_nulls_is_refused(frame: pd.DataFrame) -> None:
         ({"vip": "spend >"}, r"slice 'vip' \('spend >'\) does not apply to the data: SyntaxError"),
         ({"x": "region == 'EU'"}, r"slice 'x' .*UndefinedVariableError: name 'region'"),
         ({"x": "@threshold < age"}, r"slice 'x' .*local variable 'threshold'"),
-        ({"x": "age + 1"}, r"slice 'x' \('age \+ 1'\) does not apply"),
+        (
+            {"x": "age + 1"},
+            r"slice 'x' \('age \+ 1'\) is not a True/False condition on each "
+            r"row \(got a int64 column\)",
+        ),
+        (
+            {"x": "y=age"},
+            r"slice 'x' \('y=age'\) is not a True/False condition .*got a DataFrame\)",
+        ),
         ({"x": ""}, r"slice 'x' has no expression \(got ''\)"),
         ({"x": 3}, r"slice 'x' has no expression \(got 3\)"),
         ({"": "age > 1"}, r"slice names must be non-empty strings \(got ''\)"),

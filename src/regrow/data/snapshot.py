@@ -217,18 +217,25 @@ def apply_slice(frame: pd.DataFrame, name: str, expr: str) -> pd.DataFrame:
     if not isinstance(expr, str) or not expr.strip():
         raise SliceError(f"slice {name!r} has no expression (got {expr!r})", hint=_SLICE_HINT)
     try:
-        result = frame.query(expr, local_dict={}, global_dict={})
+        mask = frame.eval(expr, local_dict={}, global_dict={})
     except Exception as exc:  # pandas raises many types here; all mean the same thing
+        said = str(exc)
+        said = said if len(said) <= 200 else said[:200] + "..."  # not a whole column
         raise SliceError(
-            f"slice {name!r} ({expr!r}) does not apply to the data: {type(exc).__name__}: {exc}",
+            f"slice {name!r} ({expr!r}) does not apply to the data: {type(exc).__name__}: {said}",
             hint=_SLICE_HINT,
         ) from exc
-    if not isinstance(result, pd.DataFrame):
+    if isinstance(mask, pd.DataFrame) or not (
+        isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)
+    ):
+        got = (
+            f"a {mask.dtype} column" if isinstance(mask, pd.Series) else f"a {type(mask).__name__}"
+        )
         raise SliceError(
-            f"slice {name!r} ({expr!r}) did not select rows (got a {type(result).__name__})",
+            f"slice {name!r} ({expr!r}) is not a True/False condition on each row (got {got})",
             hint=_SLICE_HINT,
         )
-    return result
+    return frame[mask]
 
 
 def _check_time_column(table: pa.Table, schema: Schema, time_column: str) -> None:
