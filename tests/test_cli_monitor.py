@@ -120,6 +120,17 @@ def test_bad_options_exit_2_with_the_value(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", [("monitor", "list"), ("plans", "list")])
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_list_limit_below_one_is_refused(
+    capsys: pytest.CaptureFixture[str], home: Path, command: tuple[str, str], limit: str
+) -> None:
+    # `monitor list --limit 0` said "no reports yet" of a workspace that held some
+    code, _, err = run(capsys, *command, "--limit", limit, "--home", str(home))
+    assert code == 2
+    assert "--limit" in err
+
+
 @pytest.mark.parametrize(
     ("alert", "message"),
     [

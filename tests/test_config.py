@@ -26,6 +26,21 @@ def test_init_twice_opens_the_existing_workspace(tmp_path: Path) -> None:
         assert ws.store.url == str(tmp_path / "blobs")
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "folder-with-a-file"])
+def test_a_failed_init_leaves_the_folder_as_it_was(tmp_path: Path, existing: bool) -> None:
+    # A bad store URL left catalog.db without a config.toml: no workspace, but in the way.
+    home = tmp_path / "ws"
+    if existing:
+        home.mkdir()
+        (home / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="cannot open the artifact store 'nosuch://x'"):
+        Workspace.init(home, store_url="nosuch://x")
+    assert home.is_dir() == existing
+    assert not existing or [p.name for p in home.iterdir()] == ["notes.txt"]
+    Workspace.init(home).close()  # and a good init there works
+    assert (home / "config.toml").is_file()
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Workspace.init(tmp_path / "ws").close()
     monkeypatch.setenv("REGROW_HOME", str(tmp_path / "ws"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -127,11 +128,20 @@ class Workspace(GovernanceMixin):
             catalog_url=catalog_url or os.environ.get("REGROW_CATALOG_URL") or DEFAULT_CATALOG_URL,
             store_url=store_url or os.environ.get("REGROW_STORE_URL") or DEFAULT_STORE_URL,
         )
+        made = not path.exists()
+        before = set() if made else set(path.iterdir())
         path.mkdir(parents=True, exist_ok=True)
         try:
             ws = cls(config)  # validates both URLs and creates the catalog before we commit
         except BaseException:
-            if not any(path.iterdir()):
+            # nothing half-made stays: a catalog without a config is no workspace, and it
+            # made the next `regrow init` there fail differently
+            for entry in set(path.iterdir()) - before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+            if made and not any(path.iterdir()):
                 path.rmdir()
             raise
         config.write()

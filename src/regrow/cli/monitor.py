@@ -276,7 +276,9 @@ def list_reports(
     version: Annotated[
         str | None, typer.Option("--version", help="Only reports of this version.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="At most this many, newest first.")
+    ] = 20,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

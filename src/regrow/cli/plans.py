@@ -242,7 +242,7 @@ def run_command(
 @plans_app.command("list")
 def plans_list(
     system: Annotated[str | None, typer.Argument(help="Only this system's plans.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
