@@ -105,6 +105,24 @@ def test_the_policys_recipe_and_parameters_are_what_runs_and_lineage_names_them(
     assert json.loads(out)["actions"][0]["recipe"] == "lightgbm-continue@1"
 
 
+def test_a_plan_by_hand_names_the_recipes_of_its_actions_and_lineage_shows_them(
+    trained: tuple[Workspace, str, Path],
+) -> None:
+    # Lineage showed "-" for every component of a full retrain by hand (the watcher's
+    # SLA-led retrains are such plans), and the docs say every action names its recipe.
+    from regrow.plan.actions import Continue, FullRetrain
+
+    ws, v1, _ = trained
+    ran = ws.apply(v1, "alpha-changed", [Continue("alpha", extra=5)], approve=True)
+    (action,) = ws.catalog.get_plan(ran.record.id).body["actions"]
+    assert (action["recipe"], action["recipe_params"]) == ("lightgbm-continue@1", {"extra": 5})
+    full = ws.apply(v1, "alpha-changed", [FullRetrain("*")], approve=True)
+    report = ws.lineage(full.result.version.ref)
+    assert {c["name"]: (c["recipe"] or {}).get("ref") for c in report["components"]} == {
+        "alpha": "full-retrain@1", "beta": "full-retrain@1", "combine": "full-retrain@1",
+    }  # fmt: skip
+
+
 def test_a_plan_stored_before_recipes_still_shows_and_runs(
     trained: tuple[Workspace, str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -105,6 +105,13 @@ def test_a_newcomer_waits_for_approval_and_is_audited(
     line = next(x for x in out.splitlines() if x.startswith("ensemble refresh of"))
     assert "nan" not in line  # the newcomer's loss is its cross-validated one
     assert f"a_r1 {newcomer['loss']:.3f}: 0.000 -> " in line
+    code, out, _ = run_cli(capsys, "plans", "show", result["plan"], "--json", *h)
+    recipes = [(a["kind"], a["recipe"]) for a in json.loads(out)["actions"]]
+    assert recipes == [("add-member", "add-member-copy@1"),
+                       ("reweight", "ensemble-hedge-refresh@1")]  # fmt: skip
+    code, out, _ = run_cli(capsys, "lineage", "toy:v2", "--json", *h)
+    built = {c["name"]: (c["recipe"] or {}).get("ref") for c in json.loads(out)["components"]}
+    assert (built["a_r1"], built["ens"]) == ("add-member-copy@1", "ensemble-hedge-refresh@1")
     code, out, _ = run_cli(capsys, "audit", *h, "--json")
     assert code == 0
     assert "ensemble.admitted" in out

@@ -77,6 +77,24 @@ def after_actions(system: System, actions: Sequence[Action]) -> System:
     return functools.reduce(lambda s, a: a.apply(s), actions, system)
 
 
+def _with_recipe(action: Action, planning: Planning, system: System) -> Action:
+    """``action`` naming the recipe the planner would use for it (what lineage shows as
+    having built the component), with the action's own values of that recipe's parameters;
+    as it is when it names one, or when no recipe makes it."""
+    from regrow.recipes.choice import choose
+
+    if action.recipe:
+        return action
+    try:
+        target = "*" if action.component == "*" else system[action.component]
+        choice = choose(planning, target, action.kind)
+    except (PlanError, KeyError):
+        return action
+    own = action.params()
+    params = {k: own.get(k, v) for k, v in choice.params.items()}
+    return replace(action, recipe=choice.recipe.ref, recipe_params=params)
+
+
 def manual_plan(
     services: Services,
     ref: str,
@@ -108,6 +126,7 @@ def manual_plan(
     checked: list[Action] = []
     for a in actions:
         a.check(policy, system)
+        a = _with_recipe(a, policy.planning, system)
         cost = a.estimate(costs, after_actions(system, checked), win.rows + retained)
         checked.append(replace(a, cost=cost, approval=policy.needs_approval(a.kind),
                                reason=a.reason or note))  # fmt: skip

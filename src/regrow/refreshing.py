@@ -186,7 +186,7 @@ def refresh_ensemble(
         newcomer=newcomer, pool_losses={p: losses[p] for p in before.pool},
     )  # fmt: skip
     out, admitted = _settle(out, newcomer)
-    actions = _actions(ens, add_member, admitted, out.state)
+    actions = _actions(ens, add_member, admitted, out.state, policy.ensemble.model_dump())
     weights_after = {m.name: m.weight for m in out.state.members}
     record = {
         "ensemble": ens.name,
@@ -301,23 +301,42 @@ def _settle(out: Refreshed, newcomer: Entrant | None) -> tuple[Refreshed, bool]:
     return replace(out, state=replace(out.state, pool=pool)), False
 
 
-def _actions(ens: Ensemble, like: str | None, admitted: bool, state: EnsembleState) -> list[Action]:
-    """Add the newcomer, retire members out of the pool, then weigh every member left."""
+def _actions(
+    ens: Ensemble,
+    like: str | None,
+    admitted: bool,
+    state: EnsembleState,
+    hedge: Mapping[str, Any],
+) -> list[Action]:
+    """Add the newcomer, retire members out of the pool, then weigh every member left; each
+    action names its recipe (lineage shows which built each component), the reweight's
+    parameters being the policy's ``ensemble`` section (``hedge``)."""
+    from regrow.recipes.registry import recipes
+
+    def ref(name: str) -> str:
+        return recipes().get(name).ref
+
     why = "ensemble refresh"
     actions: list[Action] = []
     new = [m.name for m in state.members if m.name not in ens.members]
     if admitted and like is not None:
         actions += [AddMember(like, reason=f"{why}: a newcomer fitted on the window",
-                              new_name=n) for n in new]  # fmt: skip
+                              new_name=n, recipe=ref("add-member-copy")) for n in new]  # fmt: skip
     kept = set(state.weights()) | set(state.pool)
     actions += [
-        RetireMember(m, reason=f"{why}: out of the pool (policy ensemble.pool_size)")
+        RetireMember(
+            m,
+            reason=f"{why}: out of the pool (policy ensemble.pool_size)",
+            recipe=ref("retire-member"),
+        )
         for m in ens.members
         if m not in kept
     ]
     members = [m for m in ens.members if m in kept] + new
     weights = {m: round(state.weights().get(m, 0.0), 6) for m in members}
-    actions.append(Reweight(ens.name, reason=f"{why}: Hedge + fixed share", weights=weights))
+    actions.append(Reweight(ens.name, reason=f"{why}: Hedge + fixed share", weights=weights,
+                            recipe=ref("ensemble-hedge-refresh"),
+                            recipe_params=dict(hedge)))  # fmt: skip
     return actions
 
 
