@@ -338,6 +338,13 @@ class Workspace(GovernanceMixin):
         snap = self._snapshot_for(system, snapshot)
         run_seed = system.seed if seed is None else seed
         parent = self._latest(system.name)
+        was = (parent.spec or {}).get("task") if parent is not None else None
+        if was is not None and was != system.task:  # its versions would not compare
+            raise ConfigError(
+                f"system {system.name!r} is a {was} system ({parent.ref}, and every version "  # type: ignore[union-attr]
+                f"before it), but this definition says task={system.task!r}",
+                hint=f"keep task={was!r}, or give the {system.task} system a name of its own",
+            )
         return execute(
             self.catalog,
             self.store,
