@@ -157,6 +157,9 @@ def test_lookups_name_close_matches_and_known_versions() -> None:
         get_recipe("lightgbm-continue@3")
     with pytest.raises(LookupError):
         get_recipe("nothing-like-it")
+    with pytest.raises(RecipeError, match="version must be an int") as typed:
+        get_recipe("sklearn-refit-window@abc")  # a user's reference: no advice for authors
+    assert typed.value.hint == "`regrow recipes list` shows each recipe's name@version"
 
 
 # -- plans store the recipe ---------------------------------------------------------------

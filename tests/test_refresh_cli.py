@@ -175,6 +175,7 @@ def test_a_dry_run_stores_no_plan(home: Path, capsys: pytest.CaptureFixture[str]
         (("toy", "--window", "yesno"), "its classes: [0, 1]"),
         (("toy", "--window", "wa", "--add-member", "ens"), "copies a member"),
         (("toy", "--window", "wa", "--dry-run", "--run"), "no plan to --run"),
+        (("toy", "--window", "wa", "--approve"), "--approve approves the plan's run, and there"),
     ],
 )
 def test_bad_input_prints_an_error_and_a_hint(

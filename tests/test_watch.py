@@ -520,6 +520,19 @@ def test_sigterm_stops_the_watcher_and_releases_its_lease(ws: Workspace) -> None
         assert after.catalog.watches.lease("churn") is None
 
 
+def test_history_of_a_system_without_a_champion_says_what_a_watch_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it hinted `regrow watch bare`, which fails: bare has no champion to follow
+    with Workspace.init(tmp_path / "ws") as ws:
+        snap = ws.snapshot(make_window(300, start="2026-01-01", days=30, seed=1), name="d")
+        ws.train(build(), snap, workers=1)
+    code, out, _ = run_cli(capsys, "watch", "churn", "--history", "--home", str(tmp_path / "ws"))
+    assert code == 0
+    assert "no watch cycle yet (a watch follows an alias: promote a version first" in out
+    assert "start one with" not in out
+
+
 def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
     text = (Path(__file__).parents[1] / "docs" / "loop.md").read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| files |")]

@@ -17,7 +17,7 @@ __all__ = ["audit", "doctor", "lineage"]
 @app.command()
 def lineage(
     version: Annotated[str, typer.Argument(help="Version, e.g. churn:v2 or churn@champion.")],
-    depth: Annotated[int | None, typer.Option(help="Parent levels to show.")] = None,
+    depth: Annotated[int | None, typer.Option(min=0, help="Parent levels to show.")] = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:

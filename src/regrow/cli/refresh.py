@@ -57,6 +57,12 @@ def refresh(
     if dry_run and run:
         raise PlanError("--dry-run stores nothing, so there is no plan to --run",
                         hint="drop one of the two options")  # fmt: skip
+    if approve and not run:  # it approved nothing, silently
+        raise PlanError(
+            "--approve approves the plan's run, and there is no --run",
+            hint="add --run to make the new version now, or run the plan later with "
+            "`regrow run PLAN --approve`",
+        )
     with workspace(home) as ws:  # a policy file given is registered, as `regrow plan` does
         done = ws.refresh(
             system, window_of(ws, window), add_member=add_member, dry_run=dry_run,

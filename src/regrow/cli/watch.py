@@ -253,11 +253,18 @@ def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: 
                 _show_cycle(cycle, watched)
             return
         found = ws.catalog.watches.cycles(system, limit=limit)
+        champion = any(a.name == "champion" for a in ws.catalog.list_aliases(system))
     if as_json:
         print_json([c.to_dict() for c in found])
         return
     if not found:
-        out.print(f"{system}: no watch cycle yet (start one with `regrow watch {system}`)")
+        start = (
+            f"start one with `regrow watch {system}`"
+            if champion
+            else f"a watch follows an alias: promote a version first (`regrow promote "
+            f"{system}:vN`), or watch another (`regrow watch {system}@ALIAS`)"
+        )
+        out.print(f"{system}: no watch cycle yet ({start})")
         return
     table = Table(
         title=f"{system}: watch cycles, newest first",

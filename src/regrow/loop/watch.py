@@ -329,8 +329,8 @@ class SnapshotSource:
         if not records:
             raise DataError(
                 f"no snapshot is named {self.snapshot!r}",
-                hint="store windows with `regrow snapshot create ... --name NAME`, or fix "
-                "[watch] source",
+                hint=f"store windows with `regrow snapshot create FILE --name {self.snapshot}`, "
+                "or name another snapshot in --source snapshot:NAME (or [watch] source)",
             )
         target = _target(ws, system)
         for i, record in enumerate(records):
@@ -1216,7 +1216,10 @@ class Watcher:
                 "end": {
                     "state": "waiting",
                     "why": refused.message,
-                    "hint": refused.hint,
+                    # the watcher promotes once the approvals come (it has no --force)
+                    "hint": f"approve it (`regrow approve {candidate} --alias {self.alias}`): "
+                    "the next cycle promotes it; or (an admin) `regrow promote "
+                    f"{candidate} --alias {self.alias} --force --reason ...`",
                     "waiting_for": "promotion",
                     "candidate": candidate,
                 },

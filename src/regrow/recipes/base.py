@@ -148,7 +148,7 @@ def version_key(version: int | str) -> tuple[int, int, int, int]:
     return (int(m[1]), int(m[2]), int(m[3]), pre)
 
 
-def _check_version(version: Any, where: str) -> int | str:
+def _check_version(version: Any, where: str, *, reading: bool = False) -> int | str:
     if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
         return version
     if isinstance(version, str) and version.isdigit() and int(version) >= 1:
@@ -158,7 +158,9 @@ def _check_version(version: Any, where: str) -> int | str:
     raise RecipeError(
         f"{where}: version must be an int >= 1 or a semver string such as '1.2.0' "
         f"(got {version!r})",
-        hint="bump the version whenever a recipe's behaviour or defaults change",
+        hint="`regrow recipes list` shows each recipe's name@version"
+        if reading  # a reference typed by a user, not a recipe being defined
+        else "bump the version whenever a recipe's behaviour or defaults change",
     )
 
 
@@ -174,7 +176,7 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
             hint="list them with `regrow recipes list`",
         )
     name, at, version = ref.partition("@")
-    return name, (_check_version(version, f"recipe {ref!r}") if at else None)
+    return name, (_check_version(version, f"recipe {ref!r}", reading=True) if at else None)
 
 
 @dataclass(frozen=True)
