@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from regrow.plan.policy import Policy
 from regrow.testing import run_cli as run
 
 
@@ -77,6 +78,9 @@ def test_policy_check_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
     code, out, _ = run(capsys, "policy", "check", str(good))
     assert code == 0
     assert "valid" in out
+    code, out, _ = run(capsys, "policy", "show", "--json")  # every read command has --json
+    assert code == 0
+    assert json.loads(out)["id"] == Policy.default().id
     bad = tmp_path / "bad.yaml"
     bad.write_text("budgets:\n  max_epoch: 3\n")
     code, _, err = run(capsys, "policy", "check", str(bad))

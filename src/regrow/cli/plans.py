@@ -381,11 +381,18 @@ def policy_check(
 
 
 @policy_app.command("show")
-def policy_show(home: Home = None) -> None:
-    """Print the default policy, with the comments that document every key."""
+def policy_show(home: Home = None, as_json: AsJson = False) -> None:
+    """Print the default policy, with the comments that document every key (--json: its
+    values and id, without the comments)."""
+    del home  # accepted like every command's; the default policy is the same everywhere
+    if as_json:
+        from regrow.plan.policy import Policy
+
+        default = Policy.default()
+        print_json({"id": default.id, "policy": default.to_dict()})
+        return
     from regrow.plan.policy import default_policy_text
 
-    del home  # accepted like every command's; the default policy is the same everywhere
     typer.echo(default_policy_text(), nl=False)
 
 
