@@ -67,7 +67,10 @@ def choice(name: str, value: object, allowed: Sequence[str]) -> str:
 def integer(name: str, value: object) -> int:
     """``value`` if it is an int (not a bool) that fits a signed 64-bit column."""
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
-        raise ConfigError(f"{name!r} must be a 64-bit integer (got {value!r})")
+        raise ConfigError(
+            f"{name!r} must be a 64-bit integer (got {value!r})",
+            hint=f"use a whole number from {-(2**63):,} to {2**63 - 1:,}",
+        )
     return value
 
 

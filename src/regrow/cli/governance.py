@@ -25,7 +25,7 @@ def promote(
     alias: Annotated[str, typer.Option(help="Alias name.")] = "champion",
     reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "",
     expect_revision: Annotated[
-        int | None, typer.Option(help="Fail unless the alias is at this revision.")
+        int | None, typer.Option(min=0, help="Fail unless the alias is at this revision.")
     ] = None,
     policy: Annotated[
         Path | None,

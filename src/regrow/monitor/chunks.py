@@ -99,7 +99,9 @@ class Chunking:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(
-                    f"the chunk {name} must be a whole number of at least 1; got {value!r}"
+                    f"the chunk {name} must be a whole number of at least 1; got {value!r}",
+                    hint="e.g. --chunk-size 1000 (rows per chunk) or --chunks 4; or --period "
+                    "1w to split by time",
                 )
         if self.period is not None:
             parse_period(self.period)
