@@ -512,3 +512,23 @@ def test_a_result_with_timings_ends_with_one_time_line() -> None:
     assert len(lines) == 2
     assert re.fullmatch(r"time: drift \d+\.\d\d s \(total \d+\.\d\d s\)", lines[0])
     assert lines[1] == "time: probes 1.50 s, fit 0.25 s (total 1.75 s)"
+
+
+def test_doctor_does_not_count_the_audit_events_of_a_broken_chain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it printed "audit events 0" of a chain of hundreds with one event changed
+    import sqlalchemy as sa
+
+    from regrow import Workspace
+
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.snapshot(make_window(100, start="2026-01-01", days=5, seed=0), name="d")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ws' / 'catalog.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"))
+    engine.dispose()
+    code, out, _ = run("doctor", "--home", str(tmp_path / "ws"))
+    assert code == 1
+    assert "audit events (not counted: the chain is broken, see below)" in out
+    assert "audit events 0" not in out

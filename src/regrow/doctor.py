@@ -178,7 +178,7 @@ def _delete_orphans(
         else:
             store.remove_temp(p.subject.removeprefix("file:"))
         catalog.audit("store.delete", p.subject, {"reason": "unreferenced"}, actor=actor)
-        repairs.append(Repair(p.subject, "deleted", True, "deleted: no row references it"))
+        repairs.append(Repair(p.subject, "deleted", True, "no row references it"))
     return repairs
 
 

@@ -153,7 +153,12 @@ def doctor(
         out.print(
             f"checked: artifacts {c['artifacts']} ({c['hashed']} hashed), component versions "
             f"{c['component_versions']}, snapshots {c['snapshots']}, store files "
-            f"{c['store_files']}, audit events {c['audit_events']}"
+            f"{c['store_files']}, audit events "
+            + (
+                "(not counted: the chain is broken, see below)"
+                if any(p.kind == "audit-chain" for p in report.problems)
+                else f"{c['audit_events']}"
+            )
         )
         repairs = {r.subject: r for r in report.repairs}
         if report.problems:
