@@ -131,6 +131,17 @@ def test_a_list_limit_below_one_is_refused(
     assert "--limit" in err
 
 
+@pytest.mark.parametrize("command", [("plans", "list"), ("aliases",)])
+def test_listing_an_unknown_system_names_those_there_are(
+    capsys: pytest.CaptureFixture[str], home: Path, command: tuple[str, ...]
+) -> None:
+    # an empty table and exit 0 hid the typo
+    code, _, err = run(capsys, *command, "chrun", "--home", str(home))
+    assert code == 2
+    assert "unknown system 'chrun'" in err
+    assert "['churn']" in err
+
+
 @pytest.mark.parametrize(
     ("alert", "message"),
     [

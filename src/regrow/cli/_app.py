@@ -44,6 +44,7 @@ __all__ = [
     "app",
     "err",
     "executor",
+    "known_system",
     "main",
     "note_bare_ref",
     "out",
@@ -236,6 +237,21 @@ Backend = Annotated[
 Address = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")
 ]
+
+
+def known_system(ws: Workspace, system: str | None) -> None:
+    """Refuse a system name the workspace does not hold (a typo listed nothing, exit 0)."""
+    if system is None:
+        return
+    known = ws.catalog.list_systems()
+    if system not in known:
+        from regrow.errors import NotFound
+
+        raise NotFound(
+            "system",
+            system,
+            hint=f"the systems are {known}" if known else "train one first (`regrow train`)",
+        )
 
 
 def report_file(path: Path | None) -> Path | None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, known_system, out, print_json, workspace
 from regrow.errors import ConfigError
 
 __all__ = ["aliases", "approvals", "approve", "promote", "rollback"]
@@ -135,6 +135,7 @@ def aliases(
 ) -> None:
     """List aliases, and with --history every move (who, when, why)."""
     with workspace(home) as ws:
+        known_system(ws, system)
         rows = ws.catalog.list_aliases(system)
         refs = {v.id: v.ref for v in ws.catalog.list_system_versions(system)}
         moves = (

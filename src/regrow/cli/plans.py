@@ -18,6 +18,7 @@ from regrow.cli._app import (
     Window,
     app,
     executor,
+    known_system,
     note_bare_ref,
     out,
     print_json,
@@ -248,6 +249,7 @@ def plans_list(
 ) -> None:
     """Stored plans, newest first, with their status."""
     with workspace(home) as ws:
+        known_system(ws, system)
         records = ws.catalog.list_plans(system, limit=limit)
         versions = {r.version_id: ws.catalog.get_system_version(r.version_id).ref for r in records}
     if as_json:
