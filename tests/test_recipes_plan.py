@@ -113,10 +113,12 @@ def test_a_plan_by_hand_names_the_recipes_of_its_actions_and_lineage_shows_them(
     from regrow.plan.actions import Continue, FullRetrain
 
     ws, v1, _ = trained
-    ran = ws.apply(v1, "alpha-changed", [Continue("alpha", extra=5)], approve=True)
+    # a window of its own: components fitted here are not reused by the other tests' runs
+    own = ws.snapshot(make(1500, 3, changed=True), name="by-hand")
+    ran = ws.apply(v1, own, [Continue("alpha", extra=5)], approve=True)
     (action,) = ws.catalog.get_plan(ran.record.id).body["actions"]
     assert (action["recipe"], action["recipe_params"]) == ("lightgbm-continue@1", {"extra": 5})
-    full = ws.apply(v1, "alpha-changed", [FullRetrain("*")], approve=True)
+    full = ws.apply(v1, own, [FullRetrain("*")], approve=True)
     report = ws.lineage(full.result.version.ref)
     assert {c["name"]: (c["recipe"] or {}).get("ref") for c in report["components"]} == {
         "alpha": "full-retrain@1", "beta": "full-retrain@1", "combine": "full-retrain@1",
