@@ -103,6 +103,11 @@ KINDS: dict[str, Kind] = {
         _csv(lambda d: d.assign(ts="yesterday")), (0, "'ts'"), (0, "'ts'")
     ),
     "duplicated column names": Kind(_duplicated, (2, "monthly_fee"), (2, "monthly_fee")),
+    # every label one class: monitored (the impact's fallback loss models crashed), refused
+    # by the planner (an update learnt from it predicts that class alone)
+    "labels all one class": Kind(
+        _csv(lambda d: d.assign(churned=0)), (0, "distance_km"), (2, "all 0: an update learnt")
+    ),
 }
 
 

@@ -183,10 +183,8 @@ def test_a_kept_scratch_folder_is_a_workspace_holding_the_rebuilt_version(
         reproduce(ws, "churn:v2", scratch=kept)
 
 
-def test_ctrl_c_leaves_no_scratch_folder_and_writes_nothing(
-    ws: Workspace, scratch_parent: Path
-) -> None:
-    events = ws.catalog.verify_audit()
+def _interrupted_rebuild(ws: Workspace, scratch: Path | None = None) -> None:
+    """Reproduce churn:v1 and press Ctrl-C (a real SIGINT) once the rebuild advances."""
 
     def press_ctrl_c(step: Step) -> None:
         if step.name == "rebuild" and step.state == "advance":
@@ -195,9 +193,16 @@ def test_ctrl_c_leaves_no_scratch_folder_and_writes_nothing(
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            reproduce(ws, "churn:v1", progress=press_ctrl_c)
+            reproduce(ws, "churn:v1", scratch=scratch, progress=press_ctrl_c)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_leaves_no_scratch_folder_and_writes_nothing(
+    ws: Workspace, scratch_parent: Path
+) -> None:
+    events = ws.catalog.verify_audit()
+    _interrupted_rebuild(ws)
     assert list(scratch_parent.iterdir()) == []
     assert ws.catalog.verify_audit() == events
 
@@ -211,17 +216,7 @@ def test_ctrl_c_leaves_a_kept_folder_as_it_was_found_so_the_command_runs_again(
     kept = tmp_path / "kept"
     if existing:
         kept.mkdir()
-
-    def press_ctrl_c(step: Step) -> None:
-        if step.name == "rebuild" and step.state == "advance":
-            signal.raise_signal(signal.SIGINT)
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            reproduce(ws, "churn:v1", scratch=kept, progress=press_ctrl_c)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    _interrupted_rebuild(ws, kept)
     assert kept.is_dir() == existing
     assert not existing or list(kept.iterdir()) == []
     assert reproduce(ws, "churn:v1", scratch=kept).reproduced
