@@ -41,6 +41,26 @@ def test_a_failed_init_leaves_the_folder_as_it_was(tmp_path: Path, existing: boo
     assert (home / "config.toml").is_file()
 
 
+def test_a_catalog_file_that_is_not_sqlite_gets_a_hint_about_the_file(tmp_path: Path) -> None:
+    # it hinted "check ... that its database server is running", of a file
+    Workspace.init(tmp_path / "ws").close()
+    (tmp_path / "ws" / "catalog.db").write_text("not a database")
+    with pytest.raises(ConfigError, match="file is not a database") as info:
+        Workspace.open(tmp_path / "ws")
+    assert "is not a readable SQLite database" in str(info.value.hint)
+    assert "server" not in str(info.value.hint)
+
+
+def test_init_refuses_two_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from regrow.testing import run_cli
+
+    code, _, err = run_cli(capsys, "init", str(tmp_path / "a"), "--home", str(tmp_path / "b"))
+    assert code == 2
+    assert "two folders for one workspace" in err
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Workspace.init(tmp_path / "ws").close()
     monkeypatch.setenv("REGROW_HOME", str(tmp_path / "ws"))

@@ -97,10 +97,16 @@ class Workspace(GovernanceMixin):
         try:
             self.catalog = Catalog(url)
         except sqlalchemy.exc.DBAPIError as exc:
-            shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+            parsed = sqlalchemy.engine.make_url(url)
+            shown = parsed.render_as_string(hide_password=True)
             raise ConfigError(
                 f"cannot open the catalog at {shown!r}: {exc.orig}",
-                hint="check the catalog URL and that its database server is running",
+                hint=(
+                    f"the file {parsed.database!r} is not a readable SQLite database: restore "
+                    "it from a backup, or check the catalog URL"
+                )
+                if parsed.get_backend_name() == "sqlite"
+                else "check the catalog URL and that its database server is running",
             ) from exc
         self.store: ArtifactStore = open_store(config.resolved_store_url())
         self._identity: IdentityRecord | None = None

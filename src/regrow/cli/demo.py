@@ -13,6 +13,7 @@ from rich.text import Text
 from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json
 from regrow.cli._progress import progress_line
 from regrow.cli._render import run_table
+from regrow.errors import ConfigError
 
 __all__ = ["demo", "init"]
 
@@ -26,6 +27,12 @@ def init(
 ) -> None:
     """Create a workspace (default ./.regrow) with a catalog and an artifact store."""
     from regrow.workspace import Workspace
+
+    if directory is not None and home is not None and directory.resolve() != home.resolve():
+        raise ConfigError(
+            f"two folders for one workspace: {str(directory)!r} and --home {str(home)!r}",
+            hint="give the folder once (`regrow init DIR`)",
+        )
 
     with Workspace.init(directory or home, catalog_url=catalog_url, store_url=store_url) as ws:
         out.print(Text.assemble("workspace ready at ", (str(ws.home), "bold")))
