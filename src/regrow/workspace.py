@@ -641,7 +641,8 @@ class Workspace(GovernanceMixin):
         ``autonomy`` reserves for humans, and a plan estimated over any of its ``budgets``
         (CPU seconds, GPU seconds, money at the ``[costs]`` prices of the backend; see
         :mod:`regrow.run.budget`), are refused before anything is written, with the numbers,
-        unless an approver runs it with ``approve``. The budgets hold while it runs too
+        unless an approver runs it with ``approve``; so is a plan its own policy marked as
+        needing approval (the stricter of the two holds). The budgets hold while it runs too
         (those an approver took it over are lifted): a run over one stops, and running the
         plan again resumes it.
 
