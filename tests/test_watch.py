@@ -334,6 +334,39 @@ def test_a_window_the_model_cannot_read_fails_its_cycle_and_the_watch_goes_on(
         assert "monthly_fee" in renamed.body["end"]["why"]
 
 
+def test_a_member_whose_input_is_missing_does_not_grow_a_drift_streak(tmp_path: Path) -> None:
+    # The monitor flags a column the window lacks (read as all null) and finds that drawing
+    # it from the reference lowers the member's loss; the watcher counted that as "drift
+    # raised the loss of geo: 1 cycle in a row so far".
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    system = System("shop", target="churned", components=[
+        Member("geo", HistGradientBoostingClassifier(max_iter=40),
+               inputs=["distance_km", "network_quality"]),
+        Member("acct", LogisticRegression(), inputs=["tenure_months", "monthly_fee"]),
+        Ensemble("ens", weights={"geo": 1.0, "acct": 1.0}),
+    ])  # fmt: skip
+    folder = tmp_path / "windows"
+    folder.mkdir()
+    window = make_window(1500, start="2026-01-10", days=2, seed=12)
+    window.rename(columns={"distance_km": "dist_km"}).to_parquet(folder / "day00.parquet")
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.set_policy(_policy())
+        snap = ws.snapshot(make_window(3000, start="2026-01-01", days=60, seed=1), name="hist")
+        ws.promote(ws.train(system, snap, workers=1).version.ref, "champion")
+        report = ws.monitor("shop@champion", folder / "day00.parquet")
+        # what the monitor says of it: the column drifted, and geo is a candidate through it
+        assert "distance_km" in report.summary()["drifted"]
+        assert "geo" in report.summary()["candidates"]
+        with Watcher(ws, "shop", _source(folder), dry_run=True) as watcher:
+            (cycle,) = watcher.run(once=True)
+    monitor = cycle.body["monitor"]
+    assert [m["column"] for m in monitor["missing"]] == ["distance_km"]
+    assert "geo" not in monitor["candidates"]
+    assert "geo" not in monitor["moved"]
+    assert not any("drift raised the loss" in h for h in cycle.body["decision"]["not_acting"])
+
+
 def test_a_stray_value_in_a_window_is_named_in_the_cycle(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -744,6 +744,10 @@ class Watcher:
         summary = result.summary()
         findings = list(result.quality.findings) if result.quality else []
         missing = {f.column for f in findings if f.kind == "missing"}
+        # A member's impact through a column the window lacks is the broken feed's (the
+        # monitor reads the column as all null, and drawing it from the reference "helps"):
+        # it is no drift, and must not grow a drift streak (the decision names the column).
+        through = {i.component: set(i.features) for i in result.impacts}
         return {
             "version": result.version.ref,
             "monitor": {
@@ -760,12 +764,16 @@ class Watcher:
                     for f in findings
                     if f.kind != "missing"
                 ][:10],
-                "candidates": summary["candidates"],
+                "candidates": [
+                    c
+                    for c in summary["candidates"]
+                    if not (through.get(c) and through[c] <= missing)
+                ],
                 "multivariate_drifted": summary["multivariate_drifted"],
                 "moved": {  # member -> the drifted columns it reads
-                    i.component: list(i.features)
+                    i.component: [f for f in i.features if f not in missing]
                     for i in result.impacts
-                    if i.component in result.member_names and i.features
+                    if i.component in result.member_names and set(i.features) - missing
                 },
                 "alerts": [_alert(a) for a in result.alerts][:20],
             },
