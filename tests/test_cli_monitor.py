@@ -139,7 +139,7 @@ def test_listing_an_unknown_system_names_those_there_are(
     code, _, err = run(capsys, *command, "chrun", "--home", str(home))
     assert code == 2
     assert "unknown system 'chrun'" in err
-    assert "['churn']" in err
+    assert "did you mean 'churn'?" in err
 
 
 @pytest.mark.parametrize(

@@ -241,17 +241,8 @@ Address = Annotated[
 
 def known_system(ws: Workspace, system: str | None) -> None:
     """Refuse a system name the workspace does not hold (a typo listed nothing, exit 0)."""
-    if system is None:
-        return
-    known = ws.catalog.list_systems()
-    if system not in known:
-        from regrow.errors import NotFound
-
-        raise NotFound(
-            "system",
-            system,
-            hint=f"the systems are {known}" if known else "train one first (`regrow train`)",
-        )
+    if system is not None and system not in ws.catalog.list_systems():
+        raise ws.catalog.unknown_system(system)  # its hint: a close name, else those there are
 
 
 def report_file(path: Path | None) -> Path | None:
