@@ -29,7 +29,7 @@ from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionReco
 from regrow.components.base import Ensemble
 from regrow.components.outputs import output_key
 from regrow.costs import CostProfile
-from regrow.errors import ConfigError, PlanError
+from regrow.errors import PlanError
 from regrow.experiments import record_candidate, record_plan
 from regrow.monitoring import window_quality
 from regrow.plan.actions import Action
@@ -37,6 +37,7 @@ from regrow.plan.costs import learned_costs
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Planning, Policy
 from regrow.progress import Timer
+from regrow.run.backends import check_workers
 from regrow.run.budget import PlanEstimate, RunBudget
 from regrow.run.runner import Binding, RunResult, execute, partial_bindings
 
@@ -191,12 +192,8 @@ def run_plan(
     # options first: a bad one found once the plan is running left it failed, with records
     if seed is not None:
         checks.integer("seed", seed)
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
-        raise ConfigError(
-            f"workers must be an integer >= 1 (got {workers!r})", hint="use 1 to run in-process"
-        )
+    if workers is not None:
+        check_workers(workers)
     plan_id = ref.id if isinstance(ref, Plan) else ref
     stored = catalog.get_plan(plan_id)
     plan = Plan.from_dict(stored.body)

@@ -44,11 +44,24 @@ __all__ = [
     "Submission",
     "TaskOutcome",
     "cancelled_error",
+    "check_workers",
     "make_backend",
     "task_order",
 ]
 
 TaskOutcome = tuple[TaskSpec, TaskResult | BaseException]
+
+
+def check_workers(workers: object, hint: str = "use 1 to run in-process") -> int:
+    """``workers`` if it is an integer >= 1 (not a bool), else a :class:`ConfigError`.
+
+    >>> check_workers(2)
+    2
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1 (got {workers!r})", hint=hint)
+    return workers
+
 
 BACKENDS = ("local", "ray")
 """The names :func:`make_backend` accepts."""
@@ -387,16 +400,7 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self.max_workers = max_workers if max_workers is not None else 1
-        if (
-            isinstance(self.max_workers, bool)
-            or not isinstance(self.max_workers, int)
-            or self.max_workers < 1
-        ):
-            raise ConfigError(
-                f"workers must be an integer >= 1 (got {max_workers!r})",
-                hint="use 1 to run in-process",
-            )
+        self.max_workers = check_workers(max_workers if max_workers is not None else 1)
         self._pool: WorkerPool | None = None
         self._submissions: list[_LocalSubmission] = []
 

@@ -52,6 +52,7 @@ from regrow.run.backends import (
     TaskOutcome,
     _run_submission,
     cancelled_error,
+    check_workers,
     task_order,
     upstream_failed_error,
 )
@@ -368,13 +369,8 @@ class RayBackend:
                     f"({self.address!r}): the cluster's resources decide",
                     hint="drop workers, or set num_cpus per task",
                 )
-        elif self.workers is not None and (
-            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
-        ):
-            raise ConfigError(
-                f"workers must be an integer >= 1 (got {self.workers!r})",
-                hint="the CPUs of the local Ray instance, for example workers=2",
-            )
+        elif self.workers is not None:
+            check_workers(self.workers, "the CPUs of the local Ray instance, for example workers=2")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
             raise ConfigError(
                 f"max_retries must be an integer >= -1 (got {self.max_retries!r})",
