@@ -58,7 +58,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ __all__ = [
     "WatchSettings",
     "find_home",
     "resolve_home",
+    "restore_folder",
 ]
 
 DEFAULT_HOME = ".regrow"
@@ -329,6 +332,20 @@ def _model_ref(ref: str) -> bool:
         return bool(system.strip()) and bool(alias.strip()) and "@" not in alias
     system, _, number = ref.rpartition(":v")
     return bool(system.strip()) and number.isdigit()
+
+
+def restore_folder(path: Path, before: Collection[Path], *, made: bool) -> None:
+    """Leave folder ``path`` as it was before a workspace was begun in it: remove what is
+    not in ``before`` (its entries then), and the folder itself when it was ``made`` then.
+    A half-made workspace (a catalog without a config, half a rebuild) is no workspace, and
+    it is in the way of the next attempt."""
+    for entry in set(path.iterdir()) - set(before):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if made and not any(path.iterdir()):
+        path.rmdir()
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -47,6 +46,7 @@ from regrow.config import (
     Config,
     find_home,
     resolve_home,
+    restore_folder,
 )
 from regrow.errors import (
     CatalogError,
@@ -140,15 +140,7 @@ class Workspace(GovernanceMixin):
         try:
             ws = cls(config)  # validates both URLs and creates the catalog before we commit
         except BaseException:
-            # nothing half-made stays: a catalog without a config is no workspace, and it
-            # made the next `regrow init` there fail differently
-            for entry in set(path.iterdir()) - before:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-            if made and not any(path.iterdir()):
-                path.rmdir()
+            restore_folder(path, before, made=made)  # a catalog without a config stayed
             raise
         config.write()
         return ws

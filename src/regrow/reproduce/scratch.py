@@ -20,7 +20,7 @@ from typing import Any, Self
 from regrow.catalog.catalog import Catalog
 from regrow.catalog.records import SnapshotRecord
 from regrow.catalog.store import ArtifactStore, open_store
-from regrow.config import Config
+from regrow.config import Config, restore_folder
 from regrow.errors import ConfigError
 
 __all__ = ["Scratch"]
@@ -73,15 +73,8 @@ class Scratch:
         self.catalog.close()
         if not self.keep:
             self._remove()
-        elif exc_type is not None:  # a given folder, as it was found
-            if self._created:
-                self._remove()
-            else:
-                for entry in self.path.iterdir():
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
+        elif exc_type is not None:  # a given folder, as it was found (new, or empty)
+            restore_folder(self.path, (), made=self._created)
 
     def _remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
