@@ -23,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from regrow.errors import DataError, PlanError
-from regrow.monitoring import window_quality
+from regrow.monitoring import unreadable_labels, window_quality
 from regrow.plan.screen import screen
 
 if TYPE_CHECKING:
@@ -109,22 +108,19 @@ def _check_labels(
 ) -> None:
     """Refuse labels the version cannot read, past the policy's share (module docstring)."""
     target = model.target
-    bad = [f for f in check.findings if f.column == target and f.kind in ("unseen", "type")]
-    if not bad:
+    unread = unreadable_labels(check, model, ref)
+    if unread is None:
         return
-    rows = bad[0].rows
+    rows, what = unread
     given = int(window.frame[target].notna().sum())
     share = rows / given
     if planning.unusable_rows != "stop" and share <= planning.max_unusable_share:
         return  # counted as unlabelled; the screening's lines say so
-    example = bad[0].values[0] if bad[0].values else "?"
-    if model.classes_ is not None:
-        classes = np.asarray(model.classes_).tolist()
-        what = f"are not classes of {ref} (e.g. {example!r}; its classes: {classes})"
-        hint = "map the labels to the classes the version was trained on"
-    else:
-        what = f"are not numbers (e.g. {example!r}) and {ref} is a regressor"
-        hint = "give numeric labels"
+    hint = (
+        "map the labels to the classes the version was trained on"
+        if model.classes_ is not None
+        else "give numeric labels"
+    )
     rule = (
         "planning.unusable_rows is stop"
         if planning.unusable_rows == "stop"
@@ -132,6 +128,6 @@ def _check_labels(
     )
     raise DataError(
         f"{rows:,} of {given:,} labels in {target!r} of window {name!r} "
-        f"({share:.1%}: {rule}) {what}",
+        f"({share:.1%}: {rule}) are not {what}",
         hint=f"{hint}, or drop those rows, and refresh again",
     )

@@ -237,7 +237,7 @@ def _evaluable(
     reads that is missing or holds no value of its type is refused; a few rows it cannot
     score are left out), with labels the versions cannot read refused and rows without a
     label left out. Null labels were scored as class 0, and a stray string was a traceback."""
-    from regrow.monitoring import window_quality
+    from regrow.monitoring import unreadable_labels, window_quality
     from regrow.plan.policy import Planning
     from regrow.plan.screen import screen
 
@@ -255,16 +255,11 @@ def _evaluable(
                 + exc.message.removeprefix("cannot plan on this window: "),
                 hint=exc.hint.replace("plan again", "evaluate again") if exc.hint else None,
             ) from None
-        bad = [f for f in check.findings if f.column == target and f.kind in ("unseen", "type")]
-        if bad:
-            example = bad[0].values[0] if bad[0].values else "?"
-            what = (
-                f"classes of {version.ref} (e.g. {example!r}; its classes: {list(model.classes_)})"
-                if model.classes_ is not None
-                else f"numbers (e.g. {example!r}), and {version.ref} is a regressor"
-            )
+        unread = unreadable_labels(check, model, version.ref)
+        if unread is not None:
+            count, what = unread
             raise DataError(
-                f"{bad[0].rows:,} label(s) in {target!r} of snapshot {name!r} are not {what}",
+                f"{count:,} label(s) in {target!r} of snapshot {name!r} are not {what}",
                 hint="map the labels to the classes the versions were trained on, or drop "
                 "those rows, and evaluate again",
             )

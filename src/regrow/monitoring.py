@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from regrow.catalog.records import MonitorReportRecord, SnapshotRecord, SystemVersionRecord
@@ -307,6 +308,21 @@ def window_quality(
     """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
     _, profiles, _ = _references(services, version, model.definition())
     return check_window(model, frame, _trained(profiles, version))
+
+
+def unreadable_labels(check: WindowCheck, model: FittedSystem, ref: str) -> tuple[int, str] | None:
+    """How many labels of ``check``'s window ``model`` (version ``ref``) cannot read, and
+    what they are not (``classes of churn:v1 (e.g. 'yes'; its classes: [0, 1])``, or
+    numbers for a regressor); None when it reads them all."""
+    target = model.target
+    bad = [f for f in check.findings if f.column == target and f.kind in ("unseen", "type")]
+    if not bad:
+        return None
+    example = bad[0].values[0] if bad[0].values else "?"
+    if model.classes_ is not None:
+        classes = np.asarray(model.classes_).tolist()
+        return bad[0].rows, f"classes of {ref} (e.g. {example!r}; its classes: {classes})"
+    return bad[0].rows, f"numbers (e.g. {example!r}) and {ref} is a regressor"
 
 
 def _check_alerts(settings: MonitoringPolicy, task: str, ref: str) -> None:
