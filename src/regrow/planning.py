@@ -372,12 +372,13 @@ def _one_class(frame: pd.DataFrame, target: str, classes: Sequence[Any] | None, 
     learns to predict that class alone. It is most often a labelling fault."""
     if classes is None or len(classes) < 2 or target not in frame.columns:
         return
-    seen = frame[target].dropna().unique()
-    if len(seen) != 1 or (frame[target].notna().sum() < MIN_LABELLED_ROWS):
+    labels = frame[target].dropna()
+    seen = labels.unique()
+    if len(seen) != 1 or len(labels) < MIN_LABELLED_ROWS:
         return
     value = seen[0].item() if hasattr(seen[0], "item") else seen[0]  # a plain number
     raise PlanError(
-        f"window {name!r} has {int(frame[target].notna().sum()):,} labels in {target!r}, all "
+        f"window {name!r} has {len(labels):,} labels in {target!r}, all "
         f"{value!r}: an update learnt from it would predict that class alone (the version's "
         f"classes: {list(classes)})",
         hint="check how the labels were joined (missing labels filled with one class?), or "

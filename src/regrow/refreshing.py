@@ -311,10 +311,10 @@ def _actions(
     """Add the newcomer, retire members out of the pool, then weigh every member left; each
     action names its recipe (lineage shows which built each component), the reweight's
     parameters being the policy's ``ensemble`` section (``hedge``)."""
-    from regrow.recipes.registry import recipes
+    from regrow.recipes import get_recipe
 
     def ref(name: str) -> str:
-        return recipes().get(name).ref
+        return get_recipe(name).ref
 
     why = "ensemble refresh"
     actions: list[Action] = []
