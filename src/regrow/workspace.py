@@ -184,6 +184,7 @@ class Workspace(GovernanceMixin):
         allow_schema_change: bool = False,
         check_schema: bool = True,
         delimiter: str | None = None,
+        monitor_rows: Any | None = None,
     ) -> SnapshotRecord:
         """Store ``data`` (DataFrame, Arrow table, or CSV/Parquet path) as an immutable snapshot.
 
@@ -201,6 +202,10 @@ class Workspace(GovernanceMixin):
         it: dirty data there is a signal to report, not a reason to refuse.
 
         ``delimiter`` is a CSV file's delimiter (default: found from its first lines).
+        ``monitor_rows`` (a part of ``data``; default: all of it) is what later windows are
+        compared with when a version trained on this snapshot is monitored: an update that
+        learnt from a window and older retained rows is monitored against the window, since
+        the retained rows describe the world before it.
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
@@ -262,7 +267,8 @@ class Workspace(GovernanceMixin):
                 lines = (*review.warnings, *classes())
                 warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
-        monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
+        rows = prepared.table if monitor_rows is None else monitor_rows
+        monitoring = Profile.of(rows, slices=prepared.slices or None).to_dict()
         had_artifact = self.store.exists(_key_of(prepared.parquet))
         key = self.store.put(prepared.parquet)
         try:

@@ -15,6 +15,8 @@ from regrow.plan.policy import Policy
 from regrow.plan_runs import _retained
 from regrow.testing import run_cli
 
+from .conftest import build_system, make
+
 RETAINING = Policy.from_dict({"planning": {"data": "recent+reference", "retained_rows": 1000}})
 
 
@@ -93,3 +95,28 @@ def test_regrow_plan_says_what_the_update_learns_from(
     )
     assert code == 0, err
     assert "data:" not in out
+
+
+def test_an_update_with_retained_rows_is_monitored_against_its_window(tmp_path: Path) -> None:
+    # The window's a1 moved (and alpha's effect with it): the refit learns the new world from
+    # the window, with 1,000 older rows beside it. A later window from the same new world must
+    # not read as drifted from the update: the retained rows are from before the move.
+    def moved(rows: int, seed: int) -> pd.DataFrame:
+        frame = make(rows, seed, frozenset({"alpha"}))
+        return frame.assign(a1=frame["a1"] + 1.5)
+
+    with Workspace.init(tmp_path) as ws:
+        v1 = ws.train(build_system(), ws.snapshot(make(4000, 1), name="old"))
+        ws.snapshot(moved(1600, 2), name="moved")
+        ran = ws.apply(v1.version.ref, "moved", [Refit("alpha")], policy=RETAINING, approve=True)
+        v2 = ran.result.version.ref
+        data = ws.catalog.get_snapshot(ran.result.run.params["snapshot"])
+        assert data.rows == 1600 + 1000
+        later = ws.snapshot(moved(1600, 3), name="later")
+
+        def drifted(ref: str) -> set[str]:
+            reports = ws.monitor(ref, later.id, record=False).drift
+            return {d.column for r in reports for d in r.drifted}
+
+        assert "a1" in drifted(v1.version.ref)
+        assert "a1" not in drifted(v2)
