@@ -67,6 +67,24 @@ def test_values_equal_sklearn_for_members_and_system(
         assert row.value == pytest.approx(expected, abs=1e-12)
 
 
+def test_components_of_a_group_are_measured_on_the_same_resamples(
+    churn: tuple[FittedSystem, pd.DataFrame],
+) -> None:
+    # Paired intervals: two members with the same outputs get the same interval in every
+    # group (the weights are drawn once per group, not once per component).
+    model, frame = churn
+    outs = model.member_outputs(frame)
+    twins = {**outs, "geo": outs["account"]}
+    report = performance_report(
+        model, frame, n_boot=50, time_column="ts", outputs=lambda rows: twins
+    )
+    groups = {(r.scope, r.group) for r in report.rows}
+    assert len(groups) > 1
+    for scope, group in groups:
+        rows = {r.component: r for r in report.rows if (r.scope, r.group) == (scope, group)}
+        assert (rows["geo"].low, rows["geo"].high) == (rows["account"].low, rows["account"].high)
+
+
 def test_bootstrap_interval_matches_the_sampling_spread_of_auc() -> None:
     # the 95% interval is about +-1.96 analytic standard errors (Hanley-McNeil) wide
     rng = np.random.default_rng(0)

@@ -4,6 +4,8 @@ Every value comes with a confidence interval from a **Poisson bootstrap** (each 
 Poisson(1) weight in each of ``n_boot`` resamples; the interval is the percentile interval of
 the weighted metric). The weighted metrics are computed for all resamples at once with matrix
 operations, ROC AUC included (one sort, then grouped sums), so there is no loop over rows.
+Every component of one group (all rows, a slice, a time window) is measured on the same
+resamples, drawn once: their intervals are paired, as in the gates' comparisons.
 The metrics are those of :data:`regrow.evaluate.metrics.METRICS`; their values on unit weights
 equal scikit-learn's.
 
@@ -39,6 +41,7 @@ __all__ = [
     "PerformanceRow",
     "metric_interval",
     "performance_report",
+    "poisson_weights",
     "weighted_auc",
     "weighted_metric",
 ]
@@ -66,12 +69,13 @@ def weighted_auc(score: Array, positive: Array, weights: Array | None = None) ->
     order = np.argsort(s, kind="stable")
     sorted_s = s[order]
     starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    pw = (w * p)[..., order]
-    nw = (w * (1.0 - p))[..., order]
+    ws = w if weights is None else w[..., order]
+    pw = ws * p[order]
     pos_g = np.add.reduceat(pw, starts, axis=-1)
-    neg_g = np.add.reduceat(nw, starts, axis=-1)
+    neg_g = np.add.reduceat(ws, starts, axis=-1) - pos_g  # the weight of the negatives
     below = np.cumsum(neg_g, axis=-1) - neg_g
-    self_pairs = np.sum(w * p * (1.0 - p), axis=-1)
+    own = p * (1.0 - p)  # a row's pairing with itself: 0 for labels, > 0 for probabilities
+    self_pairs = w @ own if own.any() else np.zeros(w.shape[:-1])
     num = np.sum(pos_g * (below + 0.5 * neg_g), axis=-1) - 0.5 * self_pairs
     den = pos_g.sum(axis=-1) * neg_g.sum(axis=-1) - self_pairs
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -118,6 +122,19 @@ def weighted_metric(name: str, y: Array, score: Array, weights: Array | None = N
     return np.asarray(np.sqrt(mean) if name == "rmse" else mean)
 
 
+def poisson_weights(n: int, n_boot: int, seed: int) -> list[Array]:
+    """``n_boot`` Poisson(1) weights for each of ``n`` rows, drawn from ``seed``: blocks of
+    resamples (at most a few million cells each, to bound memory) that concatenate to
+    ``(n_boot, n)``.
+
+    >>> [w.shape for w in poisson_weights(5, 3, seed=0)]
+    [(3, 5)]
+    """
+    rng = np.random.default_rng(seed)
+    block = max(1, _CELLS_PER_BLOCK // max(n, 1))
+    return [rng.poisson(1.0, (min(block, n_boot - b), n)) for b in range(0, n_boot, block)]
+
+
 def metric_interval(
     name: str,
     y: Array,
@@ -126,19 +143,21 @@ def metric_interval(
     level: float = 0.95,
     n_boot: int = 200,
     seed: int = 0,
+    weights: list[Array] | None = None,
 ) -> tuple[float, float, float]:
-    """The metric and its Poisson-bootstrap percentile interval: ``(value, low, high)``."""
+    """The metric and its Poisson-bootstrap percentile interval: ``(value, low, high)``.
+
+    ``weights`` are the resamples' row weights (:func:`poisson_weights` of ``len(y)`` rows),
+    when several metrics or components are measured on the same rows: drawing them once
+    makes their intervals paired (the same resamples) and saves most of the time; by
+    default they are drawn from ``seed``.
+    """
     n = len(y)
     value = float(weighted_metric(name, y, score))
     if n == 0 or n_boot < 2:
         return value, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    block = max(1, _CELLS_PER_BLOCK // n)
-    boots = [
-        weighted_metric(name, y, score, rng.poisson(1.0, (min(block, n_boot - b), n)))
-        for b in range(0, n_boot, block)
-    ]
-    draws = np.concatenate(boots)
+    blocks = weights if weights is not None else poisson_weights(n, n_boot, seed)
+    draws = np.concatenate([weighted_metric(name, y, score, w) for w in blocks])
     draws = draws[np.isfinite(draws)]
     if draws.size < 2:
         return value, float("nan"), float("nan")
@@ -279,9 +298,11 @@ def performance_report(
     scored[model.name] = ("system", model.output_of(members, labelled))
     rows: list[PerformanceRow] = []
     for scope, group, idx in _groups(labelled, slices or {}, time_column, freq):
-        for i, (component, (kind, out)) in enumerate(scored.items()):
+        # every component of a group is measured on the same resamples (paired intervals)
+        weights = poisson_weights(idx.size, n_boot, seed) if idx.size and n_boot >= 2 else None
+        for component, (kind, out) in scored.items():
             value, low, high = metric_interval(
-                name, y[idx], out[idx], level=level, n_boot=n_boot, seed=seed + i
+                name, y[idx], out[idx], level=level, n_boot=n_boot, weights=weights
             )
             rows.append(
                 PerformanceRow(component, kind, scope, group, name, value, low, high, int(idx.size))
