@@ -86,18 +86,9 @@ def plan_expected(plan: Plan) -> dict[str, Any]:
     chosen = [m["gain"] for m in (plan.diagnosis or {}).get("chosen", ()) if m.get("gain")]
     probe = (plan.signals or {}).get("full_retrain_probe") or {}
     gain = out.get("gain")
-    if plan.escalated or gain is None:
-        pass
-    elif probe.get("gain") and abs(probe["now"] - probe["partial"] - gain) < 1e-5:
-        # a mean or vote ensemble's plan: its expected loss is the full-retrain probe's
-        out["gain_interval"] = [round(probe["gain"]["low"], 6), round(probe["gain"]["high"], 6)]
-    elif chosen:
-        interval = [
-            round(sum(g["low"] for g in chosen), 6),
-            round(sum(g["high"] for g in chosen), 6),
-        ]
-        if interval[0] - 1e-6 <= gain <= interval[1] + 1e-6:  # else not this gain's interval
-            out["gain_interval"] = interval
+    interval = None if plan.escalated or gain is None else _gain_interval(gain, probe, chosen)
+    if interval is not None:
+        out["gain_interval"] = interval
     out["actions"] = [
         {
             "action": a.describe(),
@@ -111,6 +102,20 @@ def plan_expected(plan: Plan) -> dict[str, Any]:
     out["escalated"] = plan.escalated
     out["needs_approval"] = plan.needs_approval
     return out
+
+
+def _gain_interval(
+    gain: float, probe: Mapping[str, Any], chosen: list[Mapping[str, float]]
+) -> list[float] | None:
+    """The interval of a partial plan's expected ``gain``: the full-retrain probe's when the
+    gain is the probe's (a mean or vote ensemble's plan), else the chosen moves' intervals
+    added up, when they hold the gain; None when neither is this gain's."""
+    if probe.get("gain") and abs(probe["now"] - probe["partial"] - gain) < 1e-5:
+        return [round(probe["gain"]["low"], 6), round(probe["gain"]["high"], 6)]
+    if not chosen:
+        return None
+    low, high = sum(g["low"] for g in chosen), sum(g["high"] for g in chosen)
+    return [round(low, 6), round(high, 6)] if low - 1e-6 <= gain <= high + 1e-6 else None
 
 
 def record_plan(
