@@ -67,10 +67,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MONITOR_PROFILE",
+    "MONITOR_REFERENCE",
     "MonitorResult",
     "check_version",
     "monitor_profile",
     "monitor_version",
+    "monitored_as",
     "record_report",
     "window_quality",
 ]
@@ -80,6 +82,10 @@ MIN_IMPACT_ROWS = 20
 
 #: The catalog profile key under which a snapshot's monitoring profile is stored.
 MONITOR_PROFILE = "@monitor"
+
+#: The catalog profile key that names the snapshot a version trained on this one is
+#: monitored against, when that is another (``{"snapshot": id}``; see :func:`monitored_as`).
+MONITOR_REFERENCE = "@monitor-reference"
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,23 @@ def monitor_profile(services: Services, snapshot: SnapshotRecord) -> Profile:
     return profile
 
 
+def monitored_as(services: Services, snapshot_id: str) -> str:
+    """The snapshot that windows are compared with for a version trained on ``snapshot_id``:
+    itself, or the window an update with retained rows learnt from
+    (``planning.data: recent+reference``), whose rows describe the world it was updated for.
+    """
+    try:
+        linked = services.catalog.get_profile(snapshot_id, MONITOR_REFERENCE)
+    except LookupError:
+        return snapshot_id
+    return str(linked.get("snapshot") or snapshot_id)
+
+
+def _own(services: Services, version: SystemVersionRecord) -> str | None:
+    """The snapshot ``version`` is monitored against for its own training data, if any."""
+    return monitored_as(services, version.snapshot_id) if version.snapshot_id else None
+
+
 def _chosen_slices(
     win: SnapshotRecord, slices: Mapping[str, str] | Sequence[str] | None
 ) -> dict[str, str]:
@@ -279,6 +302,7 @@ def _references(
     for member in system.members:
         snap_id = records[version.manifest[member.name]].snapshot_id
         if snap_id is not None:
+            snap_id = monitored_as(services, snap_id)
             by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
             members.setdefault(snap_id, []).append(member.name)
     snapshots = {s: catalog.get_snapshot(s) for s in by_snapshot}
@@ -291,12 +315,11 @@ def _references(
     return by_snapshot, profiles, labels
 
 
-def _trained(
-    profiles: Mapping[str, Profile], version: SystemVersionRecord
-) -> dict[str, ColumnProfile]:
-    """Each column's profile in the data it was trained on (the version's own snapshot first)."""
+def _trained(profiles: Mapping[str, Profile], own: str | None) -> dict[str, ColumnProfile]:
+    """Each column's profile in the data it was trained on (the version's own snapshot,
+    ``own``, first)."""
     trained: dict[str, ColumnProfile] = {}
-    for snap_id in sorted(profiles, key=lambda s: s != version.snapshot_id):
+    for snap_id in sorted(profiles, key=lambda s: s != own):
         for col, prof in profiles[snap_id].columns.items():
             trained.setdefault(col, prof)
     return trained
@@ -307,7 +330,7 @@ def window_quality(
 ) -> WindowCheck:
     """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
     _, profiles, _ = _references(services, version, model.definition())
-    return check_window(model, frame, _trained(profiles, version))
+    return check_window(model, frame, _trained(profiles, _own(services, version)))
 
 
 def unreadable_labels(check: WindowCheck, model: FittedSystem, ref: str) -> tuple[int, str] | None:
@@ -371,7 +394,7 @@ def check_version(
     chosen = _chosen_slices(win, slices)
     with timer.step("data quality"):
         by_snapshot, profiles, labels = _references(services, version, system)
-        quality = check_window(model, window.frame, _trained(profiles, version))
+        quality = check_window(model, window.frame, _trained(profiles, _own(services, version)))
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
     frame = quality.frame.drop(columns=missing)
@@ -403,9 +426,8 @@ def check_version(
                     chunk_drift.append(replace(report, features=kept, reference=label))
             step.advance()
     # Impact draws from the version's own training snapshot (else the first member's).
-    reference_id = next(
-        (s for s in by_snapshot if s == version.snapshot_id), next(iter(by_snapshot), None)
-    )
+    own = _own(services, version)
+    reference_id = next((s for s in by_snapshot if s == own), next(iter(by_snapshot), None))
     drifted = {
         f.column: abs(f.effect) if math.isfinite(f.effect) else 1.0
         for r in reports

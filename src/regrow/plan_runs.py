@@ -341,14 +341,14 @@ def _training_snapshot(
         frame = window_quality(services, base, frame, model).usable
         frame = frame[frame[model.target].notna()].reset_index(drop=True)
         name = f"{name}-usable"
-    recent_rows = None
+    watched = None
     if recent and reference_id is not None:
         retained = int(plan.data.get("retained_rows") or 0)
         ref_frame = _retained(services.frame(reference_id), frame, window.time_column, retained)
         # The new version is monitored against the window alone: the retained rows are from
         # before it, and against them a drift the update has learnt would be found again in
         # every later window.
-        recent_rows = frame
+        watched = window.id
         frame = pd.concat([ref_frame, frame], ignore_index=True)
         name, parents = f"{name}-retained", [reference_id, *parents]
     # Rows derived from snapshots already stored: nothing to review again.
@@ -359,7 +359,7 @@ def _training_snapshot(
         slices=window.slices or None,
         parents=parents,
         check_schema=False,
-        monitor_rows=recent_rows,
+        monitor_reference=watched,
     )
 
 

@@ -184,7 +184,7 @@ class Workspace(GovernanceMixin):
         allow_schema_change: bool = False,
         check_schema: bool = True,
         delimiter: str | None = None,
-        monitor_rows: Any | None = None,
+        monitor_reference: str | None = None,
     ) -> SnapshotRecord:
         """Store ``data`` (DataFrame, Arrow table, or CSV/Parquet path) as an immutable snapshot.
 
@@ -202,10 +202,11 @@ class Workspace(GovernanceMixin):
         it: dirty data there is a signal to report, not a reason to refuse.
 
         ``delimiter`` is a CSV file's delimiter (default: found from its first lines).
-        ``monitor_rows`` (a part of ``data``; default: all of it) is what later windows are
-        compared with when a version trained on this snapshot is monitored: an update that
-        learnt from a window and older retained rows is monitored against the window, since
-        the retained rows describe the world before it.
+        ``monitor_reference`` (a snapshot holding part of ``data``; default: this one) is what
+        later windows are compared with when a version trained on this snapshot is monitored
+        (drift, multivariate drift, label-free estimates): an update that learnt from a window
+        and older retained rows is monitored against the window, since the retained rows
+        describe the world before it.
         Validation happens first; if recording it fails, the Parquet artifact written for it
         is removed again, so a refused snapshot leaves nothing behind.
         """
@@ -213,7 +214,7 @@ class Workspace(GovernanceMixin):
         from regrow.data.snapshot import prepare_snapshot
         from regrow.data.snapshot_safety import review_snapshot
         from regrow.monitor.profile import Profile
-        from regrow.monitoring import MONITOR_PROFILE
+        from regrow.monitoring import MONITOR_PROFILE, MONITOR_REFERENCE
 
         check_name("snapshot", name)
         previous = self.catalog.latest_schema(name) if check_schema else None
@@ -267,8 +268,8 @@ class Workspace(GovernanceMixin):
                 lines = (*review.warnings, *classes())
                 warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
-        rows = prepared.table if monitor_rows is None else monitor_rows
-        monitoring = Profile.of(rows, slices=prepared.slices or None).to_dict()
+        monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
+        watched = self.catalog.get_snapshot(monitor_reference) if monitor_reference else None
         had_artifact = self.store.exists(_key_of(prepared.parquet))
         key = self.store.put(prepared.parquet)
         try:
@@ -296,6 +297,8 @@ class Workspace(GovernanceMixin):
         # first, monitoring uses that.
         with contextlib.suppress(CatalogError):
             self.catalog.put_profile(record.id, MONITOR_PROFILE, monitoring)
+            if watched is not None and watched.id != record.id:
+                self.catalog.put_profile(record.id, MONITOR_REFERENCE, {"snapshot": watched.id})
         return record
 
     def frame(self, ref: str, columns: Iterable[str] | None = None) -> pd.DataFrame:

@@ -114,9 +114,10 @@ def test_an_update_with_retained_rows_is_monitored_against_its_window(tmp_path: 
         assert data.rows == 1600 + 1000
         later = ws.snapshot(moved(1600, 3), name="later")
 
-        def drifted(ref: str) -> set[str]:
-            reports = ws.monitor(ref, later.id, record=False).drift
-            return {d.column for r in reports for d in r.drifted}
+        def drifted(ref: str) -> tuple[set[str], bool | None]:
+            result = ws.monitor(ref, later.id, record=False)
+            columns = {d.column for r in result.drift for d in r.drifted}
+            return columns, result.multivariate_drifted
 
-        assert "a1" in drifted(v1.version.ref)
-        assert "a1" not in drifted(v2)
+        assert drifted(v1.version.ref) == ({"a1"}, True)
+        assert drifted(v2) == (set(), False)  # the multivariate check too
