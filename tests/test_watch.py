@@ -163,7 +163,12 @@ def test_a_dry_run_records_the_decision_and_the_plan_and_runs_nothing(ws: Worksp
     assert _champion(ws) == "churn:v1"
     assert [v.ref for v in ws.catalog.list_system_versions("churn")] == ["churn:v1"]
     with Watcher(ws, "churn", _source(folder)) as watcher:  # a dry run used nothing up
-        assert len(watcher.run(once=True)) == 2
+        real = watcher.run(once=True)
+    assert len(real) == 2
+    # nor does a streak of its cycles count towards a real one's persistence
+    assert real[0].body["decision"]["act"] is False
+    assert "1 cycle in a row so far" in real[0].body["decision"]["not_acting"][0]
+    assert real[1].body["decision"]["act"] is True
 
 
 def test_two_watchers_cannot_both_act_and_a_lapsed_lease_is_taken_over(

@@ -801,7 +801,7 @@ class Watcher:
             }
         realised = self._realised(body, metric)
         points: list[MetricPoint] = []
-        bodies = [c.body for c in self.ws.catalog.watches.cycles(self.system, limit=_SERIES)]
+        bodies = [c.body for c in self._cycles(_SERIES)]
         history = [b.get("forecast") or {} for b in reversed(bodies)]
         history.append({"estimate": estimate, "realised": realised})
         known = [p["realised"] for p in history if p.get("realised")]
@@ -881,6 +881,12 @@ class Watcher:
             }
         }
 
+    def _cycles(self, limit: int) -> list[WatchCycleRecord]:
+        """The newest ``limit`` cycles of the system, newest first, of this watcher's kind: a
+        dry run's cycles are counted apart from real ones (streaks, the forecast's series)."""
+        found = self.ws.catalog.watches.cycles(self.system, limit=limit)
+        return [c for c in found if c.dry_run == self.dry_run]
+
     def _realised(self, body: dict[str, Any], metric: str) -> dict[str, Any] | None:
         """The metric of the alias's version on the newest labelled rows (the held-out part),
         with a bootstrap 95% band, placed at their newest time."""
@@ -946,7 +952,7 @@ class Watcher:
                 )
         trigger = "sla" if act else None
         # the newest cycles, this one included: one read serves every look back below
-        history = self.ws.catalog.watches.cycles(self.system, limit=200)
+        history = self._cycles(200)
         streak = _runs(history, _loss_raised(body), _loss_raised).get("loss", 0)
         if body["monitor"]["candidates"]:
             seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
