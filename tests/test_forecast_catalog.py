@@ -167,3 +167,16 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 2  # numpy refused it with a traceback
     assert "--seed" in err
     assert "Traceback" not in err
+
+
+def test_a_few_rows_inside_a_larger_window_do_not_replace_its_point(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "ws") as ws:
+        reference = ws.snapshot(
+            make_window(2000, start="2026-01-01", days=90, seed=0), name="ref", time_column="ts"
+        )
+        version = ws.train(build(), reference).version
+        week = ws.monitor(version.ref, make_window(600, start="2026-04-01", days=7, seed=1))
+        # later, 60 rows of two days of that week: the same window by time, measured on fewer
+        ws.monitor(version.ref, make_window(60, start="2026-04-02", days=2, seed=2))
+        (point,) = series_from_catalog(ws.catalog, "churn", "roc_auc")
+        assert (point.rows, point.report) == (600, week.record.id)  # type: ignore[union-attr]

@@ -17,7 +17,9 @@ that holds, for the window it checked:
   whose time ranges overlap by at least half of the shorter one (the same days, re-read once
   their labels arrived), describe one window;
 - **realised wins.** For each window the realised value is taken when a report had labels,
-  else the estimate; among reports of the same kind the newest report is taken. So a window
+  else the estimate; among reports of the same kind the one measured on the most rows is
+  taken, the newest of those (a few rows that fall inside a larger window do not replace
+  it). So a window
   first monitored without labels (an estimate) and again once its labels arrived counts once,
   with the realised value;
 - members and slices have realised values only (the estimators score the system's output on
@@ -270,6 +272,9 @@ def series_from_catalog(
         for source, value in values.items():
             if value is not None:
                 v, lo, hi, n = value
+                kept = slot.get(source)
+                if kept is not None and kept.rows > n:  # a few rows inside a larger window
+                    continue
                 slot[source] = MetricPoint(win.at, v, lo, hi, source, n, ref, record.id)
     if not windows:
         _unknown(reports, metric, member, slice)  # raises when the reports hold other names
