@@ -581,6 +581,8 @@ def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
     ("args", "message"),
     [
         (["watch", "nosuch"], "unknown system 'nosuch'"),
+        (["watch", "nosuch", "--history"], "unknown system 'nosuch'"),
+        (["watch", "chrun", "--show", "1"], "did you mean 'churn'?"),
         (["watch", "churn", "--source", "files:w/*.csv", "--after", "5"], "--after counts"),
         (["watch", "churn", "--every", "soon", "--once"], "cannot read the span 'soon'"),
         (["watch", "churn", "--source", "kafka:topic", "--once"], "unknown window source"),

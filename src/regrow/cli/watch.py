@@ -16,7 +16,17 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json, workspace
+from regrow.cli._app import (
+    AsJson,
+    Home,
+    Stopped,
+    app,
+    err,
+    known_system,
+    out,
+    print_json,
+    workspace,
+)
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -244,6 +254,7 @@ def _shown(cycle: WatchCycleRecord, watched: bool) -> tuple[str, str]:
 def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: bool) -> None:
     with workspace(home) as ws:
         ws.require("viewer", "read watch cycles")
+        known_system(ws, system)
         watched = _watched(ws.catalog.watches.lease(system))
         if number is not None:
             cycle = ws.catalog.watches.cycle(system, number)
