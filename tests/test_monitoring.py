@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from regrow import Ensemble, Member, System, Workspace
 from regrow.demo import make_window
@@ -131,3 +132,38 @@ def test_the_monitor_result_holds_every_signal_and_estimates_on_held_out_rows(
     assert again.signals is not None
     assert again.signals.estimates is not None
     assert again.signals.estimates.reference_rows == 1500
+
+
+def _shared_input(rows: int, seed: int, moved: bool) -> pd.DataFrame:
+    """Two members share ``s``; in the moved world ``s`` shifts and alpha's effect flips."""
+    rng = np.random.default_rng(seed)
+    f = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows),
+                      "s": rng.normal(2.0 if moved else 0.0, 1.0, rows)})  # fmt: skip
+    f["y"] = (-2 if moved else 2) * f.a + 0.3 * f.s**2 + f.b + 0.3 * rng.normal(size=rows)
+    return f
+
+
+def test_each_members_impact_is_measured_against_the_data_it_was_trained_on(
+    tmp_path: Path,
+) -> None:
+    # After alpha was refitted on the moved world, s has drifted from beta's training data
+    # (the old world) but not from alpha's. Impact drew every drifted column back from one
+    # reference, the version's own (the window alpha learnt from): beta's loss, raised by
+    # the shift of s, read as unchanged, and beta was no candidate.
+    from regrow.plan.actions import Refit
+
+    system = System("sys", target="y", task="regression", components=[
+        Member("alpha", LinearRegression(), inputs=["a", "s"]),
+        Member("beta", LinearRegression(), inputs=["b", "s"]),
+        Ensemble("combine", weights={"alpha": 1.0, "beta": 1.0}, method="stack"),
+    ])  # fmt: skip
+    with Workspace.init(tmp_path / "ws") as ws:
+        v1 = ws.train(system, ws.snapshot(_shared_input(3000, 1, False), name="old"))
+        ws.snapshot(_shared_input(1500, 2, True), name="moved")
+        v2 = ws.apply(v1.version.ref, "moved", [Refit("alpha")], approve=True).result.version
+        later = ws.snapshot(_shared_input(1500, 4, True), name="later")
+        result = ws.monitor(v2.ref, later.id, record=False)
+    impacts = {i.component: i for i in result.impacts}
+    assert impacts["beta"].candidate
+    assert impacts["beta"].impact > 1.0
+    assert not impacts["alpha"].candidate

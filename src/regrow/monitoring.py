@@ -290,11 +290,11 @@ def record_report(services: Services, result: MonitorResult, window: Window) -> 
 
 def _references(
     services: Services, version: SystemVersionRecord, system: System
-) -> tuple[dict[str, set[str]], dict[str, Profile], dict[str, str]]:
+) -> tuple[dict[str, set[str]], dict[str, Profile], dict[str, str], dict[str, list[str]]]:
     """The snapshots the members were trained on, with the columns each is the reference
-    for, and their monitoring profiles; and, with more than one (members trained on
-    different snapshots), what names each: the snapshot and its members, e.g.
-    ``customers (account, geo)`` (with one, nothing: every row is compared with the same)."""
+    for, and their monitoring profiles; with more than one (members trained on different
+    snapshots), what names each: the snapshot and its members, e.g. ``customers (account,
+    geo)`` (with one, nothing: every row is compared with the same); and the members of each."""
     catalog = services.catalog
     records = catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}
@@ -312,7 +312,34 @@ def _references(
         if len(snapshots) > 1
         else {}
     )
-    return by_snapshot, profiles, labels
+    return by_snapshot, profiles, labels, members
+
+
+def _per_reference(
+    found: Mapping[str, list[ComponentImpact]],
+    members: Mapping[str, list[str]],
+    own: str | None,
+) -> list[ComponentImpact]:
+    """One impact list from those found against each reference snapshot (``found``, for the
+    references whose columns drifted): each member's from its own reference, else zero (its
+    inputs did not drift from the data it was trained on); the other components' (the
+    system, the ensemble, transforms) from the version's own reference ``own``, else the
+    first."""
+    source = found.get(own or "") or next(iter(found.values()))
+    home = {m: snap for snap, names in members.items() for m in names}
+    out: list[ComponentImpact] = []
+    for row in source:
+        theirs = found.get(home.get(row.component, ""), [])
+        mine = next((r for r in theirs if r.component == row.component), None)
+        if row.kind != "member":
+            out.append(row)
+        elif mine is not None:
+            out.append(mine)
+        else:
+            undrifted = "its inputs did not drift from the data it was trained on"
+            out.append(replace(row, features=(), loss_counterfactual=row.loss_now, impact=0.0,
+                               interval=(0.0, 0.0), candidate=False, why=undrifted))  # fmt: skip
+    return out
 
 
 def _trained(profiles: Mapping[str, Profile], own: str | None) -> dict[str, ColumnProfile]:
@@ -329,7 +356,7 @@ def window_quality(
     services: Services, version: SystemVersionRecord, frame: pd.DataFrame, model: FittedSystem
 ) -> WindowCheck:
     """The data-quality check of ``frame`` for ``version`` (see :func:`check_window`)."""
-    _, profiles, _ = _references(services, version, model.definition())
+    _, profiles, _, _ = _references(services, version, model.definition())
     return check_window(model, frame, _trained(profiles, _own(services, version)))
 
 
@@ -393,7 +420,7 @@ def check_version(
         _check_alerts(settings, model.task, version.ref)
     chosen = _chosen_slices(win, slices)
     with timer.step("data quality"):
-        by_snapshot, profiles, labels = _references(services, version, system)
+        by_snapshot, profiles, labels, members = _references(services, version, system)
         quality = check_window(model, window.frame, _trained(profiles, _own(services, version)))
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
@@ -401,6 +428,7 @@ def check_version(
     chunks = chunking.split(frame, win.time_column) if chunking.active else []
     reports: list[DriftReport] = []
     chunk_drift: list[DriftReport] = []
+    drifted_from: dict[str, dict[str, float]] = {}  # reference snapshot -> drifted columns
     with timer.step("drift", total=len(by_snapshot)) as step:
         for snap_id, columns in by_snapshot.items():
             profile = profiles[snap_id]
@@ -418,6 +446,11 @@ def check_version(
             full = DriftMonitor(sub, seed=seed).check(frame, slices=usable)
             kept = tuple(f for f in full.features if f.column in cols)
             reports.append(replace(full, features=kept, reference=label))
+            drifted_from[snap_id] = {
+                f.column: abs(f.effect) if math.isfinite(f.effect) else 1.0
+                for f in kept
+                if f.drifted and f.slice is None
+            }
             if chunks:
                 for report in DriftMonitor(sub, seed=seed).check_chunks(
                     frame, chunks, slices=usable
@@ -481,22 +514,35 @@ def check_version(
                 )
             # Labelled rows draw only the drifted columns back; without labels the loss
             # estimators are fitted on reference rows, which need every column read.
-            needed = set(drifted) | {target}
             one_class = model.task == "classification" and labelled and part[target].nunique() < 2
-            if not labelled or one_class:  # (one class: no loss model fits on the window)
-                needed |= set().union(*by_snapshot.values())
-            available = services.record(reference_id).columns
+            every = set().union(*by_snapshot.values())
+            estimated = not labelled or one_class  # (one class: no loss model fits on the window)
             model_id = version_key(version.id, model)
-            with timer.step("impact") as step:
-                reference = services.frame(reference_id, [c for c in available if c in needed])
-                impacts = attribute(
-                    model, reference, part, drifted, seed=seed,
+
+            def impact_from(
+                snap_id: str, cols: Mapping[str, float], step: Any
+            ) -> list[ComponentImpact]:
+                needed = set(cols) | {target} | (every if estimated else set())
+                available = services.record(snap_id).columns
+                reference = services.frame(snap_id, [c for c in available if c in needed])
+                return attribute(
+                    model, reference, part, cols, seed=seed,
                     outputs=lambda f: outputs.member_outputs(model, f, snapshot=win.id),
-                    reference_outputs=lambda f: outputs.member_outputs(
-                        model, f, snapshot=reference_id),
+                    reference_outputs=lambda f: outputs.member_outputs(model, f, snapshot=snap_id),
                     fit_rows=sample, step=step,
-                    reference_key=None if model_id is None else (model_id, reference_id),
+                    reference_key=None if model_id is None else (model_id, snap_id),
                 )  # fmt: skip
+
+            with timer.step("impact") as step:
+                if len(by_snapshot) == 1:
+                    impacts = impact_from(reference_id, drifted, step)
+                else:  # each member against the data it was trained on
+                    found = {
+                        snap_id: impact_from(snap_id, cols, step)
+                        for snap_id, cols in drifted_from.items()
+                        if cols
+                    }
+                    impacts = _per_reference(found, members, reference_id)
         else:
             notes.append(
                 f"impact is not estimated: {len(rows):,} usable rows (at least "
