@@ -414,6 +414,23 @@ def test_a_snapshot_with_a_stray_value_does_not_fail_the_windows_after_it(
     assert second.body["window"]["labelled_rows"] == 1500  # the clean snapshot's alone
 
 
+def test_a_file_with_a_renamed_column_does_not_spoil_the_labelled_rows_after_it(
+    ws: Workspace,
+) -> None:
+    # Its labelled rows were stacked with the next windows': with no value in the column the
+    # others hold, they were "rows the version cannot score" in every plan while the file
+    # stayed among the newest.
+    folder = ws.config.home / "csv"
+    folder.mkdir()
+    renamed = make_window(1500, start="2026-03-01", days=2, seed=10)
+    renamed.rename(columns={"distance_km": "distance"}).to_csv(folder / "day00.csv", index=False)
+    make_window(1500, start="2026-03-03", days=2, seed=11).to_csv(folder / "day01.csv", index=False)
+    source = FilesSource(str(folder / "*.csv"), label_files=2, settle_seconds=0)
+    windows = list(source.windows(ws, "churn"))
+    assert [len(w.labelled) for w in windows if w.labelled is not None] == [1500, 1500]
+    assert "distance" not in windows[1].labelled.columns  # type: ignore[union-attr]
+
+
 def test_csv_windows_are_read_as_snapshot_create_reads_them(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

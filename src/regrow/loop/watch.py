@@ -59,7 +59,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,6 +143,21 @@ def _target(ws: Workspace, system: str) -> str | None:
     return target if isinstance(target, str) else None
 
 
+def _reads(ws: Workspace, system: str) -> set[str]:
+    """The raw columns ``system``'s newest version reads (through its transforms)."""
+    from regrow.monitor.data_quality import raw_inputs
+
+    spec = ws.catalog.get_system_version(system).spec
+    components = spec.get("components") if isinstance(spec, Mapping) else None
+    if not isinstance(components, Mapping):
+        return set()
+    return set().union(
+        set(),
+        *(raw_inputs(spec, n) for n, c in components.items()
+          if c.get("kind") in ("transform", "member")),
+    )  # fmt: skip
+
+
 def _read(path: Path) -> pd.DataFrame:
     """The rows of window file ``path``, read as `regrow snapshot create` reads it (a CSV's
     delimiter is found from its first lines: :mod:`regrow.data.csv_files`)."""
@@ -198,14 +213,19 @@ def _labelled_part(frame: pd.DataFrame, target: str | None) -> pd.DataFrame | No
 
 
 def _stack(
-    parts: Sequence[pd.DataFrame | None], like: pd.DataFrame | None = None
+    parts: Sequence[pd.DataFrame | None],
+    like: pd.DataFrame | None = None,
+    reads: Collection[str] = (),
 ) -> pd.DataFrame | None:
     """The labelled ``parts`` stacked; with ``like`` (the window's rows), only the parts whose
-    shared columns are of the same kind (numbers, text, times) as the window's: a file with a
-    stray string in a numeric column does not spoil the labelled rows of the others."""
+    shared columns are of the same kind (numbers, text, times) as the window's and that hold
+    every column of ``reads`` (what the system reads) the window holds: a file with a stray
+    string in a numeric column, or with a column renamed, does not spoil the labelled rows of
+    the others (stacked, its rows would have no value in the column the others hold)."""
     kept = [p for p in parts if p is not None and len(p)]
     if like is not None:
-        kept = [p for p in kept if _same_kinds(p, like)]
+        needed = [c for c in reads if c in like.columns]
+        kept = [p for p in kept if _same_kinds(p, like) and all(c in p.columns for c in needed)]
     return pd.concat(kept, ignore_index=True) if kept else None
 
 
@@ -282,7 +302,7 @@ class FilesSource:
     ) -> Iterator[Window]:
         found = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
         paths = self._settled(found)
-        target = _target(ws, system)
+        target, reads = _target(ws, system), _reads(ws, system)
         for i, path in enumerate(paths):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             key = f"file:{path.name}:{digest}"
@@ -302,6 +322,7 @@ class FilesSource:
                     if (frame := _read_or_none(p)) is not None
                 ],
                 like=rows,
+                reads=reads,
             )
             yield Window(
                 key=key,
@@ -332,7 +353,7 @@ class SnapshotSource:
                 hint=f"store windows with `regrow snapshot create FILE --name {self.snapshot}`, "
                 "or name another snapshot in --source snapshot:NAME (or [watch] source)",
             )
-        target = _target(ws, system)
+        target, reads = _target(ws, system), _reads(ws, system)
         for i, record in enumerate(records):
             key = f"snapshot:{record.id}"
             if seen(key):
@@ -341,7 +362,9 @@ class SnapshotSource:
             rows = ws.frame(record.id)
             # as for files: a snapshot with a stray string in a numeric column (stored as
             # text) does not spoil the labelled rows of the windows after it
-            labelled = _stack([_labelled_part(ws.frame(r.id), target) for r in recent], like=rows)
+            labelled = _stack(
+                [_labelled_part(ws.frame(r.id), target) for r in recent], like=rows, reads=reads
+            )
             yield Window(
                 key=key,
                 rows=rows,

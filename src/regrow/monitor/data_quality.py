@@ -48,7 +48,7 @@ from regrow.monitor.profile import ColumnProfile
 if TYPE_CHECKING:
     from regrow.model import FittedSystem
 
-__all__ = ["ColumnFinding", "WindowCheck", "check_window"]
+__all__ = ["ColumnFinding", "WindowCheck", "check_window", "raw_inputs"]
 
 _SHOWN_ROWS = 5  # row numbers quoted per finding
 
@@ -132,11 +132,13 @@ class WindowCheck:
         }
 
 
-def _raw_inputs(spec: Mapping[str, Any], name: str) -> set[str]:
+def raw_inputs(spec: Mapping[str, Any], name: str) -> set[str]:
+    """The raw columns component ``name`` of a version's ``spec`` reads, through the
+    components it reads."""
     components = spec["components"]
     cols: set[str] = set()
     for i in components[name]["inputs"]:
-        cols |= _raw_inputs(spec, i) if i in components else {i}
+        cols |= raw_inputs(spec, i) if i in components else {i}
     return cols
 
 
@@ -152,7 +154,7 @@ def check_window(
     spec = model.spec
     comps = spec["components"]
     reads = {
-        n: _raw_inputs(spec, n) for n, c in comps.items() if c["kind"] in ("transform", "member")
+        n: raw_inputs(spec, n) for n, c in comps.items() if c["kind"] in ("transform", "member")
     }
     columns = sorted(set().union(*reads.values()) - {model.target}) if reads else []
     readers = {c: tuple(n for n in reads if c in reads[n]) for c in columns}
