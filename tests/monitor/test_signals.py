@@ -135,3 +135,13 @@ def test_a_band_of_a_share_stays_within_zero_and_one() -> None:
     signals = performance_signals(BINARY, rows(4000, 0), rows(3, 1), [], metrics=METRICS)
     for r in signals.rows:
         assert 0.0 <= r.low <= r.high <= 1.0
+
+
+def test_a_few_rows_give_the_cells_bands_within_zero_and_one_and_no_alert_past_the_range() -> None:
+    # On 5 rows the confusion cells' bands reached below 0 and the reference-derived alert
+    # levels of f1, recall and precision lay below 0 (no value can cross them).
+    signals = performance_signals(BINARY, rows(4000, 0), rows(5, 1), [])
+    assert {"f1", "true_negative", "false_negative"} <= {r.metric for r in signals.rows}
+    for r in signals.rows:
+        assert 0.0 <= r.low <= r.high <= 1.0, r
+        assert r.threshold is None or 0.0 < r.threshold < 1.0, r

@@ -286,8 +286,10 @@ def forecast(
 
 #: Metrics that are shares or probabilities: they lie in [0, 1].
 UNIT_METRICS = frozenset(
-    {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision"}
-)
+    {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision",
+     # the confusion matrix's cells, as CBPE estimates them: shares of the rows
+     "true_positive", "false_positive", "true_negative", "false_negative"}
+)  # fmt: skip
 #: Error metrics: never negative.
 ERROR_METRICS = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle", "log_loss"})
 

@@ -428,6 +428,9 @@ def _alerts(
                 threshold, direction, source = base - gap, "below", "reference"
             elif row.metric in LOWER_IS_BETTER:
                 threshold, direction, source = base + gap, "above", "reference"
+            if threshold is not None and not _reachable(row.metric, threshold):
+                # a band wider than the metric's range (a few rows): no value can cross it
+                threshold, direction, source = None, "", ""
         crossed = False
         if threshold is not None:
             for kind, value in (("estimated", row.value), ("realised", row.realised)):
@@ -467,6 +470,18 @@ def _why(
         f"{sigmas:g} sampling standard deviations or {margin:.0%}, whichever is more"
     )
     return f"{kind} {row.metric} {value:.4g} is {direction} {threshold:.4g} in {where} ({rule})"
+
+
+def _reachable(metric: str, threshold: float) -> bool:
+    """Whether a value of ``metric`` can lie past ``threshold`` (one inside its range).
+
+    >>> _reachable("f1", -0.76), _reachable("f1", 0.4), _reachable("business_value", -3.0)
+    (False, True, True)
+    """
+    from regrow.forecast.trend import metric_bounds
+
+    bounds = metric_bounds(metric)
+    return bounds is None or bounds[0] < threshold < bounds[1]
 
 
 def _within_range(row: EstimateRow) -> EstimateRow:
