@@ -137,7 +137,7 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
         in (second.body["decision"]["not_acting"][0])
     )
     assert third.body["decision"]["act"] is True
-    assert "2 cycles in a row" in third.body["decision"]["because"][0]
+    assert "geo, and a member's loss in 2 cycles in a row" in third.body["decision"]["because"][0]
     assert third.body["plan"]["actions"]
     assert third.body["plan"]["rationale"][0] == "watch: " + third.body["decision"]["because"][0]
     assert third.body["run"]["candidate"] == "churn:v2"
@@ -429,6 +429,20 @@ def test_a_file_with_a_renamed_column_does_not_spoil_the_labelled_rows_after_it(
     windows = list(source.windows(ws, "churn"))
     assert [len(w.labelled) for w in windows if w.labelled is not None] == [1500, 1500]
     assert "distance" not in windows[1].labelled.columns  # type: ignore[union-attr]
+
+
+def test_drift_on_too_few_rows_to_measure_impact_says_so(ws: Workspace) -> None:
+    # it said "distance_km drifted, but no member's loss rose with it": nothing was measured
+    folder = ws.config.home / "few"
+    folder.mkdir()
+    make_window(15, start="2026-03-01", days=2, seed=10, expanded=True).to_parquet(
+        folder / "day00.parquet"
+    )
+    with Watcher(ws, "churn", FilesSource(str(folder / "*.parquet"), label_files=1)) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.body["monitor"]["drifted"]
+    (line,) = cycle.body["decision"]["not_acting"]
+    assert "drifted; impact is not estimated: 15 usable rows (at least 20" in line
 
 
 def test_csv_windows_are_read_as_snapshot_create_reads_them(

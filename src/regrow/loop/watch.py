@@ -799,6 +799,10 @@ class Watcher:
                     if i.component in result.member_names and set(i.features) - missing
                 },
                 "alerts": [_alert(a) for a in result.alerts][:20],
+                # why no member's loss was measured, when it was not (too few usable rows)
+                "impact_not_estimated": next(
+                    (n for n in result.notes if n.startswith("impact is not estimated")), None
+                ),
             },
         }
 
@@ -980,7 +984,12 @@ class Watcher:
         if body["monitor"]["candidates"]:
             seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
             if streak >= rules.persistence and not fc:
-                act.append(f"{seen} in {streak} cycles in a row")
+                # the streak counts cycles in which it raised a member's loss, any member's
+                act.append(
+                    f"{seen}, and a member's loss in {streak} cycles in a row"
+                    if streak > 1
+                    else f"{seen} in 1 cycle"
+                )
                 trigger = "loss"
             elif not fc:
                 hold.append(f"{seen}: {_so_far(streak, rules.persistence)}")
@@ -1096,10 +1105,13 @@ class Watcher:
             )
         if not act and not hold:
             drifted = body["monitor"]["drifted"]
+            unmeasured = body["monitor"].get("impact_not_estimated")
             hold.append(
-                f"{', '.join(drifted[:5])} drifted, but no member's loss rose with it"
-                if drifted
-                else "nothing drifted"
+                "nothing drifted"
+                if not drifted
+                else f"{', '.join(drifted[:5])} drifted; {unmeasured}"
+                if unmeasured
+                else f"{', '.join(drifted[:5])} drifted, but no member's loss rose with it"
             )
         decision = {
             "act": bool(act),
