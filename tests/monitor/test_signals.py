@@ -145,3 +145,12 @@ def test_a_few_rows_give_the_cells_bands_within_zero_and_one_and_no_alert_past_t
     for r in signals.rows:
         assert 0.0 <= r.low <= r.high <= 1.0, r
         assert r.threshold is None or 0.0 < r.threshold < 1.0, r
+
+
+def test_a_window_whose_labels_are_one_class_says_why_some_metrics_have_no_realised_value() -> None:
+    window = rows(200, 1)
+    one = Scored(window.frame, window.output, np.full(200, "stay", dtype=object))
+    signals = performance_signals(BINARY, rows(4000, 0), one, [])
+    realised = signals.get("roc_auc").realised
+    assert realised is None or np.isnan(realised)
+    assert any("200 labels are all 'stay'" in w for w in signals.warnings)

@@ -223,6 +223,14 @@ def performance_signals(
                     f"realised performance is not shown: the window has {len(labelled):,} "
                     f"labelled rows, too few to tell (at least {MIN_REALISED_LABELS} are needed)"
                 )
+            elif task.kind == "classification" and window.labels is not None and len(labelled):
+                seen = pd.unique(pd.Series(window.labels[labelled], dtype=object))
+                if len(seen) == 1:
+                    warnings.append(
+                        f"the window's {len(labelled):,} labels are all {seen[0]!r}: metrics "
+                        "that need both classes (roc_auc, recall, precision, f1, "
+                        "average_precision) have no realised value"
+                    )
         realised = _realised(task, estimator, window, labelled)
         for name, est in estimates.items():
             rows.append(
