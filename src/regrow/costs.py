@@ -365,7 +365,8 @@ class RunCost:
 class WatchCost:
     """What ``regrow watch``'s cycles used outside the runs they started (a run's own figures
     are in its :class:`RunCost`): CPU seconds per step (window, monitor, forecast, decide,
-    plan, evaluate, rollout; the largest first), wall seconds, and money at the CPU price."""
+    plan, evaluate, rollout, and "between steps": the rest of the cycles' CPU; the largest
+    first, adding up to ``cpu_seconds``), wall seconds, and money at the CPU price."""
 
     cycles: int
     dry_run_cycles: int
@@ -472,6 +473,9 @@ def _watch_cost(
             steps[name] = steps.get(name, 0.0) + seconds
         cpu += max(float(spent.get("cpu_seconds") or 0.0) - ran, 0.0)
         wall += float(spent.get("wall_seconds") or 0.0)
+    # what the cycles spent between their steps (the lease, the records, the audit log)
+    if (between := cpu - sum(steps.values())) > 0.0005:
+        steps["between steps"] = between
     money = profile.money("local", TaskUsage(cpu_seconds=cpu)) if profile.priced else None
     return WatchCost(
         cycles=len(cycles),
