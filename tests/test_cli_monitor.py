@@ -331,3 +331,22 @@ def test_the_alert_column_counts_realised_alerts_and_a_multiclass_matrix_is_summ
     estimates = {"method": "cbpe", "rows": rows[:2]}
     shown = _shown(capsys, {"estimates": estimates, "calibration": calibration})
     assert "the realised f1, 10 confusion-matrix cells fall outside" in shown
+
+
+def test_a_calibration_alert_on_an_in_sample_reference_names_that_cause_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # On a window like the training data, an overfit model's in-sample reference read as
+    # "a concept shift" alone.
+    estimates = {"method": "cbpe", "rows": [{"chunk": None, "metric": "roc_auc", "value": 0.9,
+                 "low": 0.88, "high": 0.92, "reference": 0.9, "realised": 0.65}]}  # fmt: skip
+    calibration = {"calibration_drift": True,
+                   "warnings": ["realised roc_auc 0.65 is outside [0.88, 0.92]"]}  # fmt: skip
+    note = "performance is estimated (CBPE) from 4,000 rows of the training snapshot: in-sample"
+    shown = {"estimates": estimates, "calibration": calibration}
+    out = " ".join(_shown(capsys, {**shown, "quality": {"notes": [note]}}).split())
+    assert "a concept shift, which estimates without labels cannot see; or, since the " in out
+    assert "`regrow evaluate` on held-out rows" in out
+    out = " ".join(_shown(capsys, shown).split())
+    assert "cannot see)" in out
+    assert "training data" not in out

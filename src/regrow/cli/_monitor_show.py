@@ -199,11 +199,20 @@ def _estimates(report: Mapping[str, Any]) -> None:
         for warning in warnings:
             if not warning.startswith("realised "):
                 out.print(f"calibration: {warning}")
+        notes = (report.get("quality") or {}).get("notes") or []
+        in_sample = any("in-sample" in str(n) for n in notes)
         if outside:
             out.print(
                 f"calibration: the realised {', '.join(outside)} fall outside their estimated "
                 "bands: the labels no longer follow the scores as on the reference (a concept "
-                "shift, which estimates without labels cannot see)"
+                "shift, which estimates without labels cannot see"
+                + (
+                    "; or, since the reference is the training data, a model that scores its "
+                    "own training rows better than new ones: `regrow evaluate` on held-out rows "
+                    "gives the estimates a fairer reference)"
+                    if in_sample
+                    else ")"
+                )
             )
 
 
