@@ -290,6 +290,27 @@ def test_the_workspace_policy_decides_not_the_callers(governed: dict[str, object
     assert moved.revision == 2
 
 
+def test_an_evaluation_under_the_same_gates_counts_whatever_else_its_policy_says(
+    governed: dict[str, object],
+) -> None:
+    # it was refused: "its 1 evaluation(s) ran other gates (another policy ...)", though the
+    # policy given to evaluate differed from the workspace's in its planning section alone
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1, v2 = str(governed["v1"]), str(governed["v2"])
+    home = Path(str(governed["home"]))
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    ws.promote(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v2)
+    planning = home / "planning.yaml"
+    planning.write_text("planning:\n  data: recent+reference\n  retained_rows: 500\n")
+    record, same_gates = ws.evaluate(v2, str(governed["holdout"]), baseline=v1, policy=planning)
+    assert same_gates.verdict == "blessed"
+    assert record.results["policy"] != ws.policy().id
+    assert ws.promote(v2).version_id == ws.catalog.get_system_version(v2).id
+
+
 def test_an_approval_is_for_replacing_one_holder(governed: dict[str, object]) -> None:
     ws: Workspace = governed["ws"]  # type: ignore[assignment]
     v1, v2 = str(governed["v1"]), str(governed["v2"])

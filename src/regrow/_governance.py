@@ -43,6 +43,7 @@ def promotion_rules(policy: Policy) -> PromotionRules:
         approvals=section.approvals,
         evaluation_snapshots=tuple(section.evaluation_snapshots),
         policy_id=policy.id,
+        gates=policy.gates.to_dict(),
         interface=policy.contracts.interface,
     )
 

@@ -711,7 +711,8 @@ class Workspace(GovernanceMixin):
         """Compare ``candidate`` with ``baseline`` on ``snapshot`` and its slices, run the
         gates of ``policy`` (a :class:`~regrow.Policy`, a policy file, or None: the workspace's
         policy, :meth:`policy`) and record the evaluation with every gate's result and an HTML
-        report. Only an evaluation under the workspace's policy counts for a promotion.
+        report. Only an evaluation under the workspace's policy's gates counts for a promotion
+        (under its policy, or another whose ``gates`` section is the same).
 
         ``gates`` runs these gate objects instead of the policy's ``gates.checks`` (the rest
         of the section still applies); ``metric`` overrides ``gates.metric``. The verdict is

@@ -20,7 +20,9 @@ never toggles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +73,9 @@ class PromotionRules:
     policy_id: str | None = None
     """The policy these rules come from: a blessed evaluation counts only when it ran that
     policy's gates (None: any policy's)."""
+    gates: Mapping[str, Any] | None = field(default=None, compare=False)
+    """That policy's ``gates`` section: an evaluation under another policy with the very same
+    gates (one that differs in its planning or promotion sections) ran these gates too."""
     interface: str = "strict"
     """``strict``: the version must take and return what the alias's holder does (its
     serving signature, adapters' aliases included); ``allow``: any interface."""
@@ -289,7 +294,7 @@ def _evaluation_lacks(
             f"a blessed evaluation of {ref} against the holder {holder_ref}: none yet; {evaluate}"
         ]
     if rules.policy_id is not None:  # evaluated under the gates of the rules' own policy
-        under = [r for r in rows if _under(r[5], rules.policy_id)]
+        under = [r for r in rows if _under(r[5], rules.policy_id, rules.gates)]
         if not under:
             return [
                 f"a blessed evaluation of {ref} against {holder_ref} under the workspace's policy "
@@ -351,13 +356,20 @@ def _sets_min_rows(results: Any) -> bool:
     return any(isinstance(s, dict) and "min_rows" in s for s in settings or ())
 
 
-def _under(results: Any, policy_id: str) -> bool:
-    """Whether an evaluation's ``results`` ran the gates of policy ``policy_id``."""
-    return (
-        isinstance(results, dict)
-        and results.get("policy") == policy_id
-        and results.get("gate_source", "policy") == "policy"
-    )
+def _under(results: Any, policy_id: str, gates: Mapping[str, Any] | None = None) -> bool:
+    """Whether an evaluation's ``results`` ran the gates of policy ``policy_id`` (or, given
+    that policy's ``gates`` section, the same gates under another policy)."""
+    if not isinstance(results, dict) or results.get("gate_source", "policy") != "policy":
+        return False
+    if results.get("policy") == policy_id:
+        return True
+    ran = results.get("gate_policy")
+    return gates is not None and isinstance(ran, dict) and ran == _plain(gates)
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """``value`` as its JSON reads back (tuples as lists), to compare with stored results."""
+    return json.loads(json.dumps(value))
 
 
 def _ref(session: Session, version_id: str) -> str:
