@@ -167,3 +167,29 @@ def test_each_members_impact_is_measured_against_the_data_it_was_trained_on(
     assert impacts["beta"].candidate
     assert impacts["beta"].impact > 1.0
     assert not impacts["alpha"].candidate
+
+
+def test_drift_only_a_slice_shows_is_summarised_apart_from_the_whole_windows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "drifted" listed a column that drifted in one slice alone, and the alerts did not
+    from tests.test_cli_monitor import _shown
+
+    def frame(rows: int, seed: int, shift: float) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        group = rng.choice(["a", "b"], rows, p=[0.01, 0.99])
+        f = pd.DataFrame({"x": rng.normal(size=rows), "g": group})
+        f.loc[f["g"] == "a", "x"] += shift
+        f["y"] = f["x"] + 0.1 * rng.normal(size=rows)
+        return f
+
+    system = System("sys", target="y", task="regression",
+                    components=[Member("m", LinearRegression(), inputs=["x"])])  # fmt: skip
+    with Workspace.init(tmp_path / "ws") as ws:
+        version = ws.train(system, ws.snapshot(frame(8000, 1, 0.0), name="ref",
+                                               slices={"a": "g == 'a'"})).version  # fmt: skip
+        window = ws.snapshot(frame(3000, 8, 2.0), name="w", slices={"a": "g == 'a'"})
+        summary = ws.monitor(version.ref, window.id, record=False).summary()
+    assert summary["drifted"] == []
+    assert summary["drifted_in_slices"] == {"a": ["x"]}
+    assert "drifted: none (in slice a: x only)" in _shown(capsys, {"summary": summary})

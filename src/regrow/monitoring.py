@@ -129,9 +129,21 @@ class MonitorResult:
         """Columns drifted on the whole window (any reference), in first-seen order."""
         seen: dict[str, None] = {}
         for report in self.drift:
-            for col in report.drifted_columns:
-                seen.setdefault(col, None)
+            for f in report.drifted:
+                if f.slice is None:
+                    seen.setdefault(f.column, None)
         return list(seen)
+
+    @property
+    def drifted_in_slices(self) -> dict[str, list[str]]:
+        """Columns drifted in a slice but not on the whole window, by slice."""
+        whole = set(self.drifted_columns)
+        found: dict[str, dict[str, None]] = {}
+        for report in self.drift:
+            for f in report.drifted:
+                if f.slice is not None and f.column not in whole:
+                    found.setdefault(f.slice, {}).setdefault(f.column, None)
+        return {name: list(cols) for name, cols in found.items()}
 
     @property
     def candidates(self) -> list[str]:
@@ -149,6 +161,7 @@ class MonitorResult:
             "rows": self.window.rows,
             "task": self.task,
             "drifted": self.drifted_columns,
+            **({"drifted_in_slices": sliced} if (sliced := self.drifted_in_slices) else {}),
             "multivariate_drifted": self.multivariate_drifted,
             "alerts": len(self.alerts),
             "candidates": self.candidates,

@@ -30,6 +30,13 @@ def show_report(report: Mapping[str, Any]) -> None:
     if report.get("fdr"):
         out.print(f"false discoveries: {report['fdr']}")
     drifted = summary.get("drifted") or "none"
+    sliced = summary.get("drifted_in_slices") or {}
+    if sliced:  # drift only some slices show
+        drifted = (
+            f"{drifted} (in slice "
+            + "; ".join(f"{name}: {', '.join(cols)}" for name, cols in sliced.items())
+            + " only)"
+        )
     line = f"drifted: {drifted}; multivariate drift: "
     whole = [m for m in report.get("multivariate") or [] if m.get("chunk") is None]
     if whole and all(m.get("value") is None for m in whole):
