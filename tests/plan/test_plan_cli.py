@@ -90,3 +90,18 @@ def test_policy_check_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
                        "--home", str(tmp_path / "nope"))  # fmt: skip
     assert code == 2
     assert "max_epoch" in err
+
+
+def test_plans_list_says_an_empty_plan_has_nothing_to_run(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+    # it stayed "proposed" for ever, as if it waited for someone to run it
+    _, v1, home = trained
+    h = ("--home", str(home))
+    code, out, err = run(capsys, "plan", "--version", v1, "--window", "quiet", "--json", *h)
+    assert code == 0, err
+    quiet = json.loads(out)
+    assert quiet["actions"] == []
+    code, out, _ = run(capsys, "plans", "list", "effects", *h)
+    (row,) = [line for line in out.splitlines() if quiet["id"][:12] in line]
+    assert "nothing to run" in row
+    code, out, _ = run(capsys, "plans", "list", "effects", "--json", *h)
+    assert {p["id"]: p for p in json.loads(out)}[quiet["id"]]["status"] == "proposed"

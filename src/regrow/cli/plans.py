@@ -262,9 +262,12 @@ def plans_list(
     for col in ("id", "kind", "version", "window", "status", "actions", "created"):
         table.add_column(col)
     for r in records:
-        actions = ", ".join((r.body.get("summary") or {}).get("actions", [])) or "-"
+        named = (r.body.get("summary") or {}).get("actions", [])
+        actions = ", ".join(named) or "-"
+        # a plan with no action stays proposed for ever: there is nothing to run
+        status = "nothing to run" if not named and r.status == "proposed" else r.status
         table.add_row(r.id[:12], r.body.get("kind", "plan"), versions[r.version_id],
-                      r.window_id[:12], r.status, actions,
+                      r.window_id[:12], status, actions,
                       r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
     out.print(table)
 
