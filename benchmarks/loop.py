@@ -169,8 +169,12 @@ def _auc(model: Any, truth: pd.DataFrame) -> float:
     return float(roc_auc_score(truth["churned"], model.predict_proba(truth)[:, 1]))
 
 
-def _policy(sla: float, retained_rows: int = RETAINED_ROWS) -> Policy:
+def _policy(
+    sla: float, retained_rows: int = RETAINED_ROWS, improvement_min: float | None = None
+) -> Policy:
     body = Policy.default().to_dict()
+    if improvement_min is not None:  # the gates' bar (the default: an improvement above 0)
+        body["gates"]["checks"]["improvement"]["min"] = improvement_min
     body["promotion"]["protected"] = []
     body["autonomy"]["allowed"] = [
         "refit", "continue", "leaf-refit", "reweight", "finetune", "add-member",
@@ -198,13 +202,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ignore_index=True)  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="regrow-loop-"))
     with Workspace.init(tmp / "regrow") as ws, Workspace.init(tmp / "weekly") as wk:
-        ws.set_policy(_policy(0.5, args.retained_rows))  # unprotected; the SLA is set below
+        ws.set_policy(_policy(0.5, args.retained_rows, args.improvement_min))  # SLA set below
         snap = ws.snapshot(history, name="customers", time_column="ts")
         v1 = ws.train(build_system(), snap, workers=1).version
         ws.promote(v1.ref, "champion")
         base = np.mean([_auc(ws.load(v1.ref), truth[d]) for d in range(0, 30)])
         sla = round(float(base) - args.sla_margin, 4)
-        ws.set_policy(_policy(sla, args.retained_rows))
+        ws.set_policy(_policy(sla, args.retained_rows, args.improvement_min))
         print(f"v1 true AUC on days 0-29: {base:.4f}; SLA: roc_auc >= {sla}", flush=True)
 
         wsnap = wk.snapshot(history, name="customers", time_column="ts")
@@ -340,6 +344,14 @@ def main() -> None:
         default=RETAINED_ROWS,
         help="the champion's training rows an update keeps beside the window "
         "(planning.data: recent+reference; 0: the window only)",
+    )
+    parser.add_argument(
+        "--improvement-min",
+        type=float,
+        default=None,
+        help="the gates' improvement bar (gates.checks.improvement.min; default: the policy's, "
+        "0: the interval must lie above 0; a small negative value accepts a fresher "
+        "candidate that is not measurably worse)",
     )
     parser.add_argument("--no-calibration", action="store_true",
                         help="skip benchmarks/forecast_calibration.py")  # fmt: skip
