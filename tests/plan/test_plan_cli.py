@@ -92,8 +92,11 @@ def test_policy_check_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
     assert "max_epoch" in err
 
 
-def test_plans_list_says_an_empty_plan_has_nothing_to_run(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_plans_list_says_an_empty_plan_has_nothing_to_run(trained, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # it stayed "proposed" for ever, as if it waited for someone to run it
+    from regrow.cli import _app
+
+    monkeypatch.setattr(_app.out, "width", 250)  # no cell cut, whatever width a pipe gets
     _, v1, home = trained
     h = ("--home", str(home))
     code, out, err = run(capsys, "plan", "--version", v1, "--window", "quiet", "--json", *h)
