@@ -224,11 +224,8 @@ def monitored_as(services: Services, snapshot_id: str) -> str:
     itself, or the window an update with retained rows learnt from
     (``planning.data: recent+reference``), whose rows describe the world it was updated for.
     """
-    try:
-        linked = services.catalog.get_profile(snapshot_id, MONITOR_REFERENCE)
-    except LookupError:
-        return snapshot_id
-    return str(linked.get("snapshot") or snapshot_id)
+    linked = services.catalog.find_profile(snapshot_id, MONITOR_REFERENCE)
+    return str(linked.get("snapshot") or snapshot_id) if linked else snapshot_id
 
 
 def _own(services: Services, version: SystemVersionRecord) -> str | None:

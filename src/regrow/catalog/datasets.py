@@ -290,6 +290,13 @@ class DatasetsMixin(CatalogCore):
 
         self._write(write, retry_on=("pk_profiles",))
 
+    def find_profile(self, snapshot_id: str, slice: str = "") -> dict[str, Any] | None:
+        """The profile of a snapshot (``slice=""``) or of one of its slices; None when none is
+        stored (one read: for callers that expect most to be missing)."""
+        with self._read() as session:
+            row = session.get(Profile, (snapshot_id, slice))
+            return None if row is None else dict(row.payload)
+
     def get_profile(self, snapshot_id: str, slice: str = "") -> dict[str, Any]:
         """The profile of a snapshot (``slice=""``) or of one of its slices."""
         with self._read() as session:
