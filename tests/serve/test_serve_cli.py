@@ -70,6 +70,24 @@ def test_a_port_in_use_is_an_error_without_a_traceback(
 
 
 @pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "-1"], "greater than or equal to 0"),
+        (["ui", "--port", "99999"], "less than or equal to 65535"),
+        (["serve", "--host", "no.such.host.invalid"], "give --host an address of this machine"),
+    ],
+)
+def test_a_port_or_host_that_cannot_be_listened_on_is_an_error_without_a_traceback(
+    serve_home: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    # a port out of range was an OverflowError traceback from bind()
+    code, _, err = run_cli(capsys, *args, "--home", str(serve_home))
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
         ("nohome", [], "no regrow workspace"),

@@ -36,7 +36,9 @@ Model = Annotated[
 def serve(
     home: Home = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).")] = 8080,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = 8080,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes, each a replica with its own models.")
     ] = 1,
@@ -84,9 +86,13 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        unknown_host = isinstance(exc, socket.gaierror)  # the name does not resolve
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="choose another --port (or --port 0 for any free one), or stop what uses it",
+            hint="give --host an address of this machine (127.0.0.1, 0.0.0.0 for every "
+            "interface) or a name that resolves to one"
+            if unknown_host
+            else "choose another --port (or --port 0 for any free one), or stop what uses it",
         ) from None
     sock.set_inheritable(True)
     return sock

@@ -15,7 +15,9 @@ __all__ = ["ui"]
 def ui(
     home: Home = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).")] = 8090,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = 8090,
     log_level: Annotated[
         str,
         typer.Option(help="uvicorn's log level: critical, error, warning, info, debug."),
