@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regrow.errors import AuthError, DataError, NotFound, PlanError, RegrowError
+from regrow.errors import AuthError, ConfigError, DataError, NotFound, PlanError, RegrowError
 from regrow.progress import ProgressFn, Timer
 
 if TYPE_CHECKING:
@@ -147,6 +147,13 @@ def _evaluate(
             said = ref if baseline == ref else f"{baseline} = {ref}"
         else:
             base_v, said = default_baseline(catalog, cand_v)
+        if base_v is not None and base_v.id == cand_v.id:
+            raise ConfigError(
+                f"the baseline {said} is the candidate {cand_v.ref} itself: every difference "
+                "would be 0",
+                hint="compare with another version (--baseline SYSTEM:vN or SYSTEM@ALIAS), or "
+                "leave --baseline out for the champion",
+            )
         snap = services.record(snapshot)
         frame = services.frame(snap.id)
         cand = services.load(cand_v)
@@ -192,6 +199,19 @@ def _evaluate(
             store=services.store, predict=predict, **profiles,
         )  # fmt: skip
         result = judge(context, gates, inconclusive=section.inconclusive)
+        notes = []
+        if len(frame) < snapshot_rows:
+            notes.append(
+                f"{snapshot_rows - len(frame):,} of {snapshot_rows:,} rows are left out (no "
+                f"label, or a version cannot score them): the comparison is on {len(frame):,}"
+            )
+        trained = sorted(_fitted_on(services, cand_v, snap.id))
+        if trained:
+            notes.append(
+                f"{cand_v.ref}'s {', '.join(trained)} trained on snapshot {snap.name!r}: its "
+                "score here is in-sample, and a promotion does not count this evaluation"
+            )
+        result = replace(result, notes=tuple(notes))
     with timer.step("record"):
         from regrow.evaluate.report import render
 
@@ -224,6 +244,12 @@ def _evaluate(
 
         record_evaluation(catalog, record)  # an experiment that made the candidate: its actual
     return record, replace(result, timings=dict(timer.seconds))
+
+
+def _fitted_on(services: Services, version: SystemVersionRecord, snapshot_id: str) -> set[str]:
+    """The components of ``version`` fitted on snapshot ``snapshot_id``."""
+    records = services.catalog.get_component_versions(list(version.manifest.values()))
+    return {n for n, vid in version.manifest.items() if records[vid].snapshot_id == snapshot_id}
 
 
 def _evaluable(

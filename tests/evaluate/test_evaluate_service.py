@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from regrow import Ensemble, Member, System, Transform, Workspace
 from regrow.cli import _app
 from regrow.demo import make_window
-from regrow.errors import DataError, DataQualityWarning, PolicyError
+from regrow.errors import ConfigError, DataError, DataQualityWarning, PolicyError
 from regrow.plan.policy import load_policy
 from regrow.testing import run_cli
 
@@ -251,3 +251,29 @@ def test_explicit_gates_replace_the_policys(flow: tuple[Workspace, dict[str, Any
     _, result = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref, gates=[Coverage()])
     assert [g.name for g in result.gates] == ["coverage"]
     assert result.verdict == "blessed"
+
+
+def test_the_candidate_as_its_own_baseline_is_refused(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    # it recorded an evaluation with every difference +0.0000 and verdict rejected
+    ws, f = flow
+    before = len(ws.catalog.list_evaluations(candidate_id=f["v2"].id))
+    with pytest.raises(ConfigError, match="is the candidate churn:v2 itself") as info:
+        ws.evaluate(f["v2"].ref, "holdout", baseline=f["v2"].ref)
+    assert "--baseline" in str(info.value.hint)
+    assert len(ws.catalog.list_evaluations(candidate_id=f["v2"].id)) == before
+
+
+def test_an_evaluation_on_rows_the_candidate_trained_on_says_so(
+    flow: tuple[Workspace, dict[str, Any]],
+) -> None:
+    # it printed "blessed" on v2's own training rows, with nothing to say they were
+    ws, f = flow
+    _, result = ws.evaluate(f["v2"].ref, "recent", baseline=f["v1"].ref)
+    assert any(
+        "churn:v2's geo trained on snapshot 'recent': its score here is in-sample" in n
+        for n in result.notes
+    )
+    _, held_out = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref)
+    assert held_out.notes == ()

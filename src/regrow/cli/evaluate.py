@@ -73,6 +73,8 @@ def evaluate(
         out.print(f"baseline: {record.results.get('baseline_source') or 'none'}")
         out.print(_comparison_table(result))
         out.print(gate_table(result.gates))
+        for note in result.notes:
+            out.print(f"note: {note}")
         out.print(Text.assemble("verdict: ", (result.verdict, "bold")))
         for reason in result.reasons:
             out.print(f"  {reason}")

@@ -69,6 +69,7 @@ class Comparison:
     gates: tuple[GateResult, ...] = ()
     level: float = 0.95
     resamples: int = 0
+    notes: tuple[str, ...] = ()  # about the rows compared (set aside, trained on)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, as stored in the catalog."""
@@ -84,6 +85,7 @@ class Comparison:
             "level": self.level,
             "resamples": self.resamples,
             "gates": [g.to_dict() for g in self.gates],
+            "notes": list(self.notes),
         }
 
 
