@@ -120,8 +120,11 @@ def test_a_later_promotion_needs_a_blessed_evaluation_against_the_holder(
         ws.promote(v2)
     # on the snapshot v2 trained on: does not count
     ws.evaluate(v2, str(governed["train"]), baseline=v1)
-    with pytest.raises(PromotionRefused, match="did not train on"):
+    with pytest.raises(PromotionRefused, match="did not train on") as refused:
         ws.promote(v2)
+    # it said "use other snapshots", and hinted a --policy the workspace's evaluation needs not
+    assert "1 evaluation(s) are on snapshots it trained on" in str(refused.value)
+    assert "--policy" not in str(refused.value)
     _, comparison = ws.evaluate(v2, str(governed["holdout"]), baseline=v1)
     assert comparison.verdict == "blessed"
     moved = ws.promote(v2, reason="better on holdout")

@@ -285,10 +285,8 @@ def _evaluation_lacks(
         .where(Evaluation.candidate_id == version.id, Evaluation.baseline_id == holder)
         .order_by(Evaluation.created_at.desc(), Evaluation.id)
     ).all()
-    evaluate = (
-        f"`regrow evaluate {ref} --baseline {holder_ref} --snapshot <labelled snapshot> "
-        f"--policy <policy>`"
-    )
+    # without --policy an evaluation runs the workspace's policy: the one that counts
+    evaluate = f"`regrow evaluate {ref} --baseline {holder_ref} --snapshot <labelled snapshot>`"
     if not rows:
         return [
             f"a blessed evaluation of {ref} against the holder {holder_ref}: none yet; {evaluate}"
@@ -317,9 +315,14 @@ def _evaluation_lacks(
             if rules.evaluation_snapshots
             else "on a snapshot it did not train on"
         )
+        used = (
+            "use other snapshots"
+            if rules.evaluation_snapshots
+            else "are on snapshots it trained on (its score there is in-sample)"
+        )
         return [
             f"a blessed evaluation of {ref} against {holder_ref} {which}: its "
-            f"{len(rows)} evaluation(s) use other snapshots; {evaluate}"
+            f"{len(rows)} evaluation(s) {used}; {evaluate}"
         ]
     newest = accepted[0]
     counted = (newest[5] or {}).get("rows") if isinstance(newest[5], dict) else None
