@@ -413,3 +413,29 @@ def test_an_evaluation_blessed_on_a_handful_of_rows_does_not_promote(
                      .values(verdict="blessed"))  # fmt: skip
     with pytest.raises(PromotionRefused, match=r"blessed on 12 row\(s\), too few to tell"):
         ws.promote(v2)
+
+
+def test_an_approval_for_an_alias_that_could_never_count_is_refused(
+    governed: dict[str, object],
+) -> None:
+    # a typo ("champoin") was recorded: "bob approved toy:v2 for toy@champoin", exit 0
+    v2 = str(governed["v2"])
+    with _as(governed, "bob") as bob:
+        with pytest.raises(ConfigError, match="has no alias 'champoin'") as info:
+            bob.approve(v2, "champoin")
+        assert "did you mean 'champion'?" in str(info.value.hint)
+        assert bob.catalog.approvals.list(alias="champoin") == []
+        bob.approve(v2)  # a protected alias with no holder yet: its first promotion
+
+
+def test_a_revoked_approvers_approval_no_longer_counts(governed: dict[str, object]) -> None:
+    # `regrow approve` said "2 approvals so far" with one of the two approvers revoked
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    v1 = str(governed["v1"])
+    version = ws.catalog.get_system_version(v1)
+    with _as(governed, "bob") as bob:
+        bob.approve(v1)
+    assert ws.catalog.approvals.counting(version.id, "champion") == ["bob"]
+    ws.revoke_identity("bob")
+    assert ws.catalog.approvals.counting(version.id, "champion") == []
+    assert len(ws.catalog.approvals.list(alias="champion", version_id=version.id)) == 1

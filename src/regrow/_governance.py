@@ -19,7 +19,7 @@ from regrow.catalog.catalog import Catalog
 from regrow.catalog.records import AliasRecord, SystemVersionRecord
 from regrow.catalog.store import ArtifactStore
 from regrow.config import Config
-from regrow.errors import RegrowError
+from regrow.errors import ConfigError, RegrowError
 
 if TYPE_CHECKING:
     from regrow.catalog.experiments import ExperimentRecord
@@ -214,12 +214,32 @@ class GovernanceMixin:
         self.require("approver", f"approve a version for {alias!r}")
         try:
             version = self.catalog.get_system_version(ref)
+            self._approvable(version.system, alias)
         except RegrowError as refused:  # the attempt is audited
             self.catalog.audit(
                 "approval.refused", f"alias:?@{alias}", {"version": ref, "refused": str(refused)}
             )
             raise
         return self.catalog.approvals.add(version.id, alias, note=note)
+
+    def _approvable(self, system: str, alias: str) -> None:
+        """Refuse an approval for an alias that neither exists nor is protected: it could never
+        count (a typo such as 'champoin' was recorded, and the approver believed it done)."""
+        protected = set(self.policy().promotion.protected)
+        existing = {a.name for a in self.catalog.list_aliases(system)}
+        if alias in protected or alias in existing:
+            return
+        import difflib
+
+        known = sorted(protected | existing)
+        close = difflib.get_close_matches(alias, known, n=1)
+        raise ConfigError(
+            f"{system} has no alias {alias!r}, and the policy does not protect one of that name: "
+            "an approval for it would never count",
+            hint=f"did you mean {close[0]!r}?"
+            if close
+            else f"approvals count for the protected aliases: {', '.join(known) or 'none'}",
+        )
 
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
         """Move ``alias`` back one step in its history of holders (never toggles)."""

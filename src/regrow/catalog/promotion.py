@@ -506,6 +506,15 @@ class Approvals:
             raise
         return record
 
+    def counting(self, version_id: str, alias: str) -> list[str]:
+        """The identities whose approval of ``version_id`` for ``alias`` counts now: active,
+        with an approving role, given to replace the alias's current holder."""
+        with self._catalog._read() as session:
+            version = lookup.version_by_id(session, version_id)
+            held = session.get(Alias, (version.system, alias))
+            holder = held.version_id if held is not None else None
+            return approvers(session, version.system, alias, version.id, holder)
+
     def list(
         self, system: str | None = None, *, alias: str | None = None, version_id: str | None = None
     ) -> list[ApprovalRecord]:

@@ -62,15 +62,15 @@ def approve(
     with workspace(home) as ws:
         record = ws.approve(version, alias, note=note)
         ref = ws.catalog.get_system_version(record.version_id).ref
-        count = len(
-            ws.catalog.approvals.list(record.system, alias=alias, version_id=record.version_id)
-        )
+        # the approvals that count now (a revoked approver's, or one given to replace an
+        # earlier holder, do not)
+        count = len(ws.catalog.approvals.counting(record.version_id, alias))
     if as_json:
         print_json({**record.__dict__, "version": ref, "approvals": count})
     else:
         out.print(
             f"{record.approver} approved {ref} for {record.system}@{alias} "
-            f"({count} approval{'s' if count != 1 else ''} so far)"
+            f"({count} approval{'s' if count != 1 else ''} counting so far)"
         )
 
 
