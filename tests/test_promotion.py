@@ -439,3 +439,13 @@ def test_a_revoked_approvers_approval_no_longer_counts(governed: dict[str, objec
     ws.revoke_identity("bob")
     assert ws.catalog.approvals.counting(version.id, "champion") == []
     assert len(ws.catalog.approvals.list(alias="champion", version_id=version.id)) == 1
+
+
+def test_a_typo_of_the_system_in_an_alias_command_names_the_system(
+    governed: dict[str, object],
+) -> None:
+    # it said "'tyo' has no aliases; create one with `regrow promote VERSION --alias NAME`"
+    ws: Workspace = governed["ws"]  # type: ignore[assignment]
+    with pytest.raises(NotFound) as info:
+        ws.rollback("tyo", "champion")
+    assert "no system is named 'tyo'; did you mean 'toy'?" in str(info.value.hint)

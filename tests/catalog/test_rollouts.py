@@ -161,3 +161,12 @@ def test_versions_must_belong_to_the_system_and_differ(catalog: Catalog, build: 
 def test_unknown_rollouts_are_named(catalog: Catalog) -> None:
     with pytest.raises(NotFound, match="unknown rollout 'abcdef12'"):
         Rollouts(catalog).get("abcdef12")
+
+
+def test_a_move_to_the_state_a_rollout_is_in_says_so(catalog: Catalog, build: Builder) -> None:
+    # pausing twice said "is paused: it cannot go to paused"
+    rollouts = Rollouts(catalog)
+    r = _start(catalog, build)
+    r = rollouts.transition(r.id, "paused", action="pause", expected_revision=r.revision, step=0)
+    with pytest.raises(CatalogError, match=r"is paused already;"):
+        rollouts.transition(r.id, "paused", action="pause", expected_revision=r.revision)

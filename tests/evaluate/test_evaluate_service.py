@@ -277,3 +277,14 @@ def test_an_evaluation_on_rows_the_candidate_trained_on_says_so(
     )
     _, held_out = ws.evaluate(f["v2"].ref, "holdout", baseline=f["v1"].ref)
     assert held_out.notes == ()
+
+
+def test_an_unknown_metric_hints_the_systems_tasks_metrics() -> None:
+    # a regressor's typo listed roc_auc and accuracy, which it then refused
+    from regrow.evaluate.metrics import get_metric
+
+    with pytest.raises(ConfigError) as info:
+        get_metric("rmes", "regression")
+    hint = str(info.value.hint)
+    assert "did you mean 'rmse'?" in hint
+    assert "roc_auc" not in hint

@@ -359,6 +359,14 @@ def _missing_hint(session: Session, system: str) -> str:
     ).all()
     if names:
         return f"the aliases of {system!r} are " + ", ".join(repr(n) for n in names)
+    systems = list(session.scalars(sa.select(SystemVersion.system).distinct()))
+    if system not in systems:  # a typo of a system's name, not a system without aliases
+        import difflib
+
+        close = difflib.get_close_matches(system, systems, n=1)
+        return f"no system is named {system!r}" + (
+            f"; did you mean {close[0]!r}?" if close else f"; the systems are {sorted(systems)}"
+        )
     return f"{system!r} has no aliases; create one with `regrow promote VERSION --alias NAME`"
 
 

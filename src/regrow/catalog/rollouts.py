@@ -273,7 +273,9 @@ class Rollouts:
             held = same_step and kept and row.state in ACTIVE
             if not held and (to not in TRANSITIONS[row.state] or same_step):
                 raise CatalogError(
-                    f"rollout {row.id[:12]} is {row.state}: it cannot go to {to}",
+                    f"rollout {row.id[:12]} is {row.state} already"
+                    if to == row.state
+                    else f"rollout {row.id[:12]} is {row.state}: it cannot go to {to}",
                     hint=_hint(row.state),
                 )
             at = now()

@@ -162,7 +162,15 @@ def get_metric(name: str, task: str) -> Metric:
     """The metric called ``name``, checked against the system's task."""
     metric = METRICS.get(name)
     if metric is None:
-        raise ConfigError(f"unknown metric {name!r}", hint=f"use one of {sorted(METRICS)}")
+        import difflib
+
+        mine = sorted(n for n, m in METRICS.items() if m.task == task) or sorted(METRICS)
+        close = difflib.get_close_matches(name, mine, n=1)
+        raise ConfigError(
+            f"unknown metric {name!r}",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"the {task} metrics are {mine}",
+        )
     if metric.task != task:
         raise ConfigError(
             f"metric {name!r} is for {metric.task}, not {task}",

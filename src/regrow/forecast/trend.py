@@ -169,7 +169,7 @@ def _check(threshold: float, direction: str, horizon: int, level: float) -> None
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ConfigError(
             f"the 'horizon' parameter must be a whole number of windows >= 1; got {horizon!r}",
-            hint="e.g. horizon=7 for a week of daily windows",
+            hint="e.g. 7 for a week of daily windows (--horizon 7; horizon=7 in Python)",
         )
     if not 0 < level < 1:
         raise ConfigError(
