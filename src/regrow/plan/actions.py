@@ -92,9 +92,10 @@ class Action:
 
     def estimate(self, costs: CostModel, system: System, rows: int) -> CostEstimate:
         """Estimated CPU seconds of the action on ``rows`` rows."""
-        comp = system[self.component]
-        cls = comp.recipe()["class"]
-        return costs.estimate(self.component, cls, self.produces or "fit", rows=rows)
+        recipe = system[self.component].recipe()
+        return costs.estimate(
+            self.component, recipe["class"], self.produces or "fit", rows=rows, recipe=recipe
+        )
 
     # -- storing ----------------------------------------------------------------------------
 
@@ -172,9 +173,8 @@ class Continue(Action):
             params = system[self.component].recipe()["params"]
             total = params.get("n_estimators") or params.get("max_iter") or 100
             share = min(1.0, self.extra / max(int(total), 1))
-            fit = costs.estimate(
-                self.component, system[self.component].recipe()["class"], "fit", rows=rows
-            )
+            recipe = system[self.component].recipe()
+            fit = costs.estimate(self.component, recipe["class"], "fit", rows=rows, recipe=recipe)
             return replace(
                 est,
                 cpu_seconds=fit.cpu_seconds * share,
@@ -371,7 +371,8 @@ class FullRetrain(Action):
         total = 0.0
         bases = set()
         for name, comp in system.components.items():
-            est = costs.estimate(name, comp.recipe()["class"], "fit", rows=rows)
+            recipe = comp.recipe()
+            est = costs.estimate(name, recipe["class"], "fit", rows=rows, recipe=recipe)
             total += est.cpu_seconds
             bases.add("history" if est.basis != "prior" else "prior")
         basis = "sum over components (" + " and ".join(sorted(bases)) + ")"

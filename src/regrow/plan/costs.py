@@ -5,8 +5,10 @@ component the model keeps a **rate**, CPU seconds per row, for each way of produ
 from scratch, ``continue``, ``leaf-refit``, ``finetune``): the median of its observed rates,
 shrunk toward a prior by :attr:`CostModel.prior_weight` pseudo-observations. Without any
 history it falls back on the same component class's history in other components, then on the
-prior for the estimator's family. Each run adds observations, so estimates follow the machine
-they run on.
+prior for the estimator's family. Runs with the very parameters being estimated come first:
+a component whose parameters changed (400 trees instead of 100) is estimated from the runs
+with its new parameters once there are any, not from the median of its older, cheaper ones.
+Each run adds observations, so estimates follow the machine they run on.
 
 >>> model = CostModel()
 >>> model.observe("geo", "sklearn.ensemble.HistGradientBoostingClassifier", "fit",
@@ -19,10 +21,11 @@ they run on.
 
 from __future__ import annotations
 
+import json
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from regrow.catalog.records import ComponentVersionRecord
 
@@ -120,6 +123,7 @@ class CostModel:
     prior_weight: float = 1.0
     _by_component: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _by_class: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    _by_recipe: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
 
     @classmethod
     def from_history(cls, records: Iterable[ComponentVersionRecord]) -> CostModel:
@@ -132,29 +136,55 @@ class CostModel:
                 continue
             update = rec.parts.get("update") or {}
             action = str(update.get("action", "fit"))
-            cls_name = str((rec.parts.get("recipe") or {}).get("class", "?"))
-            model.observe(rec.component, cls_name, action, rows=rows, cpu_seconds=float(cpu))
+            recipe = rec.parts.get("recipe") or {}
+            cls_name = str(recipe.get("class", "?"))
+            model.observe(rec.component, cls_name, action, rows=rows, cpu_seconds=float(cpu),
+                          recipe=recipe)  # fmt: skip
         return model
 
     def observe(
-        self, component: str, cls: str, action: str, *, rows: int, cpu_seconds: float
+        self,
+        component: str,
+        cls: str,
+        action: str,
+        *,
+        rows: int,
+        cpu_seconds: float,
+        recipe: Mapping[str, Any] | None = None,
     ) -> None:
-        """Add one measured run: ``cpu_seconds`` to do ``action`` on ``rows`` rows."""
+        """Add one measured run: ``cpu_seconds`` to do ``action`` on ``rows`` rows (of the
+        component with ``recipe``, its class and parameters, when given)."""
         if rows <= 0 or cpu_seconds < 0:
             return
         rate = max(cpu_seconds - _OVERHEAD, 0.0) / rows
         self._by_component.setdefault((component, action), []).append(rate)
         self._by_class.setdefault((cls, action), []).append(rate)
+        if recipe:
+            key = (component, action, _recipe_key(recipe))
+            self._by_recipe.setdefault(key, []).append(rate)
 
     def observations(self, component: str, action: str = "fit") -> int:
         """How many runs of ``action`` on ``component`` the model has seen."""
         return len(self._by_component.get((component, action), []))
 
-    def estimate(self, component: str, cls: str, action: str, *, rows: int) -> CostEstimate:
-        """Estimated CPU seconds for ``action`` on ``component`` (class ``cls``) over ``rows``."""
+    def estimate(
+        self,
+        component: str,
+        cls: str,
+        action: str,
+        *,
+        rows: int,
+        recipe: Mapping[str, Any] | None = None,
+    ) -> CostEstimate:
+        """Estimated CPU seconds for ``action`` on ``component`` (class ``cls``; ``recipe``, its
+        class and parameters, when known) over ``rows``."""
         prior = prior_rate(cls, action)
         own = self._by_component.get((component, action))
-        if own:
+        same = self._by_recipe.get((component, action, _recipe_key(recipe))) if recipe else None
+        if same:
+            basis = f"{len(same)} earlier {action} run(s) of {component} with these parameters"
+            rates = same
+        elif own:
             basis = f"{len(own)} earlier {action} run(s) of {component}"
             rates = own
         elif (same := self._by_class.get((cls, action))) is not None:
@@ -171,6 +201,17 @@ class CostModel:
         n = len(rates)
         rate = (statistics.median(rates) * n + prior * self.prior_weight) / (n + self.prior_weight)
         return CostEstimate(_OVERHEAD + rate * rows, rate, rows, basis)
+
+
+def _recipe_key(recipe: Mapping[str, Any]) -> str:
+    """A component's class and parameters as one string, the same for a recipe as stored with
+    a component version and as the system's definition gives it."""
+    from regrow.catalog.audit import normalize
+
+    try:
+        return json.dumps(normalize(dict(recipe)), sort_keys=True)
+    except (TypeError, ValueError):  # a value JSON cannot hold (NaN): its text
+        return json.dumps(dict(recipe), sort_keys=True, default=str)
 
 
 def learned_costs(catalog: Catalog, system: System) -> CostModel:
