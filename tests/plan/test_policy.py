@@ -51,6 +51,9 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("escalation: {unexplained_drift: sometimes}\n", ["escalation.unexplained_drift",
                                                           "'probe'", "sometimes"]),
         ("version: 2\n", ["version", "2"]),
+        # pydantic's "a valid tuple": in YAML it is a list
+        ("promotion: {protected: champion}\n",
+         ["promotion.protected: Input should be a list (got 'champion')"]),
         ("watch: {sla: {rsme: {max: 3.5}}}\n",
          ["watch.sla.rsme: unknown metric; did you mean 'rmse'?"]),
         ("watch: {sla: {uptime: {min: 0.9}}}\n",

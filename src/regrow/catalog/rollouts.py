@@ -195,8 +195,9 @@ class Rollouts:
                         hint="roll out a version of the system the alias belongs to",
                     )
             if stable_id == candidate_id or stable_id in lanes:
+                held = lookup.version_by_id(session, stable_id)
                 raise CatalogError(
-                    f"the candidate {stable_id[:12]} already holds {system}@{alias}",
+                    f"the candidate {held.system}:v{held.number} already holds {system}@{alias}",
                     hint="roll out a version the alias does not hold",
                 )
             busy = session.scalars(

@@ -690,6 +690,8 @@ class Policy(_Strict):
 def _describe(error: Any) -> str:
     loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
     msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in ("tuple_type", "list_type", "set_type", "frozen_set_type"):
+        msg = "Input should be a list"  # pydantic says tuple; in YAML it is a list: [a, b]
     if error["type"] == "extra_forbidden":
         known = _known_keys(error["loc"][:-1])
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
