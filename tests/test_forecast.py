@@ -164,6 +164,8 @@ def test_bad_parameters_are_refused_with_a_hint(kwargs: dict[str, object], match
     with pytest.raises(ConfigError, match=match) as info:
         forecast([0.8, 0.81, 0.82], **args)  # type: ignore[arg-type]
     assert info.value.hint
+    if "horizon" in kwargs:  # the CLI's spelling too (it hinted horizon=7 to a CLI user)
+        assert "--horizon 7" in info.value.hint
 
 
 def test_without_history_the_planner_is_taken_at_its_word() -> None:
