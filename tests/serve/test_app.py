@@ -281,3 +281,17 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
     )
     feedback = doc["paths"]["/regrow/v1/feedback"]["post"]
     assert feedback["security"] == [{"bearer": []}]
+
+
+def test_a_null_the_model_cannot_take_is_a_one_line_400(
+    client: TestClient, infer_body: Body
+) -> None:
+    # the body quoted scikit-learn's whole multi-line advice, links included
+    request = infer_body(2)
+    column = next(i for i in request["inputs"] if i["datatype"] == "FP64")
+    column["data"] = [None, *column["data"][1:]]
+    response = client.post("/v2/models/shop/infer", json=request)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "\n" not in error
+    assert "scikit-learn.org" not in error

@@ -120,6 +120,10 @@ def error_body(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
     if status == 500:
         log.error("unexpected error answering a request", exc_info=exc)
         text = f"internal error ({type(exc).__name__}); the server log has the details"
+    elif isinstance(exc, RegrowError) and "\n" in exc.message:
+        # a library's own multi-line advice (scikit-learn's on NaN, with its links) is for
+        # its users, not an API client: its first line, and regrow's hint
+        text = exc.message.splitlines()[0].rstrip() + (f"; {exc.hint}" if exc.hint else "")
     else:
         text = str(exc)
     extra = {"www-authenticate": "Bearer"} if status == 401 else {}
