@@ -350,24 +350,7 @@ def _ref_of(session: Session, version_id: str) -> str:
 
 def missing(session: Session, system: str, alias: str) -> NotFound:
     """The error for an alias that does not exist."""
-    return NotFound("alias", f"{system}@{alias}", hint=_missing_hint(session, system))
-
-
-def _missing_hint(session: Session, system: str) -> str:
-    names = session.scalars(
-        sa.select(Alias.name).where(Alias.system == system).order_by(Alias.name)
-    ).all()
-    if names:
-        return f"the aliases of {system!r} are " + ", ".join(repr(n) for n in names)
-    systems = list(session.scalars(sa.select(SystemVersion.system).distinct()))
-    if system not in systems:  # a typo of a system's name, not a system without aliases
-        import difflib
-
-        close = difflib.get_close_matches(system, systems, n=1)
-        return f"no system is named {system!r}" + (
-            f"; did you mean {close[0]!r}?" if close else f"; the systems are {sorted(systems)}"
-        )
-    return f"{system!r} has no aliases; create one with `regrow promote VERSION --alias NAME`"
+    return NotFound("alias", f"{system}@{alias}", hint=lookup.alias_hint(session, system))
 
 
 def _revision_now(session: Session, system: str, alias: str) -> int:

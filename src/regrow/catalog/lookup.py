@@ -20,6 +20,7 @@ from regrow.catalog.refs import MIN_PREFIX, is_id_prefix, parse_version_ref
 from regrow.errors import ConfigError, NotFound, VersionNotFound
 
 __all__ = [
+    "alias_hint",
     "by_id",
     "known_systems",
     "snapshot",
@@ -122,7 +123,7 @@ def system_version(session: Session, ref: str) -> SystemVersion:
         assert parsed.system is not None
         alias = session.get(Alias, (parsed.system, parsed.alias))
         if alias is None:
-            raise VersionNotFound(parsed.text, hint=_alias_hint(session, parsed.system))
+            raise VersionNotFound(parsed.text, hint=alias_hint(session, parsed.system))
         return version_by_id(session, alias.version_id)
     row = session.get(SystemVersion, parsed.text)
     if row is not None:
@@ -201,7 +202,9 @@ def system_hint(session: Session, system: str) -> str:
     )
 
 
-def _alias_hint(session: Session, system: str) -> str:
+def alias_hint(session: Session, system: str) -> str:
+    """What exists instead of an alias of ``system`` asked for: its aliases, else that it has
+    none yet, else what :func:`system_hint` says of the system."""
     names = session.scalars(
         sa.select(Alias.name).where(Alias.system == system).order_by(Alias.name)
     ).all()
