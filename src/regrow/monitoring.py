@@ -309,10 +309,12 @@ def _references(
     records = catalog.get_component_versions(list(version.manifest.values()))
     by_snapshot: dict[str, set[str]] = {}
     members: dict[str, list[str]] = {}
+    trained_on = {m.name: records[version.manifest[m.name]].snapshot_id for m in system.members}
+    resolved = {s: monitored_as(services, s) for s in set(trained_on.values()) if s is not None}
     for member in system.members:
-        snap_id = records[version.manifest[member.name]].snapshot_id
+        snap_id = trained_on[member.name]
         if snap_id is not None:
-            snap_id = monitored_as(services, snap_id)
+            snap_id = resolved[snap_id]
             by_snapshot.setdefault(snap_id, set()).update(system.raw_columns(member.name))
             members.setdefault(snap_id, []).append(member.name)
     snapshots = {s: catalog.get_snapshot(s) for s in by_snapshot}
@@ -431,7 +433,8 @@ def check_version(
     chosen = _chosen_slices(win, slices)
     with timer.step("data quality"):
         by_snapshot, profiles, labels, members = _references(services, version, system)
-        quality = check_window(model, window.frame, _trained(profiles, _own(services, version)))
+        own = _own(services, version)
+        quality = check_window(model, window.frame, _trained(profiles, own))
     missing = [f.column for f in quality.of_kind("missing")]
     # Drift sees every row, as the version reads it (a missing column stays missing).
     frame = quality.frame.drop(columns=missing)
@@ -469,14 +472,8 @@ def check_version(
                     chunk_drift.append(replace(report, features=kept, reference=label))
             step.advance()
     # Impact draws from the version's own training snapshot (else the first member's).
-    own = _own(services, version)
     reference_id = next((s for s in by_snapshot if s == own), next(iter(by_snapshot), None))
-    drifted = {
-        f.column: abs(f.effect) if math.isfinite(f.effect) else 1.0
-        for r in reports
-        for f in r.features
-        if f.drifted and f.slice is None
-    }
+    drifted = {c: e for cols in drifted_from.values() for c, e in cols.items()}
     rows = quality.usable
     notes = list(window.notes)
     for name, expr in chosen.items():
