@@ -136,26 +136,16 @@ class WindowSource(Protocol):
     ) -> Iterator[Window]: ...
 
 
-def _target(ws: Workspace, system: str) -> str | None:
-    """The target column of ``system``'s newest version (what labels are written in)."""
+def _target_and_reads(ws: Workspace, system: str) -> tuple[str | None, set[str]]:
+    """The target column of ``system``'s newest version (what labels are written in), and the
+    raw columns its members read (directly or through transforms)."""
+    from regrow.evaluate.gates.coverage import member_columns
+
     spec = ws.catalog.get_system_version(system).spec
     target = spec.get("target") if isinstance(spec, Mapping) else None
-    return target if isinstance(target, str) else None
-
-
-def _reads(ws: Workspace, system: str) -> set[str]:
-    """The raw columns ``system``'s newest version reads (through its transforms)."""
-    from regrow.monitor.data_quality import raw_inputs
-
-    spec = ws.catalog.get_system_version(system).spec
-    components = spec.get("components") if isinstance(spec, Mapping) else None
-    if not isinstance(components, Mapping):
-        return set()
-    return set().union(
-        set(),
-        *(raw_inputs(spec, n) for n, c in components.items()
-          if c.get("kind") in ("transform", "member")),
-    )  # fmt: skip
+    if not isinstance(target, str):
+        return None, set()
+    return target, set().union(*member_columns(spec).values())
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -302,7 +292,7 @@ class FilesSource:
     ) -> Iterator[Window]:
         found = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).is_file())
         paths = self._settled(found)
-        target, reads = _target(ws, system), _reads(ws, system)
+        target, reads = _target_and_reads(ws, system)
         for i, path in enumerate(paths):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             key = f"file:{path.name}:{digest}"
@@ -353,7 +343,7 @@ class SnapshotSource:
                 hint=f"store windows with `regrow snapshot create FILE --name {self.snapshot}`, "
                 "or name another snapshot in --source snapshot:NAME (or [watch] source)",
             )
-        target, reads = _target(ws, system), _reads(ws, system)
+        target, reads = _target_and_reads(ws, system)
         for i, record in enumerate(records):
             key = f"snapshot:{record.id}"
             if seen(key):

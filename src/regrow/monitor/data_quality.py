@@ -48,7 +48,7 @@ from regrow.monitor.profile import ColumnProfile
 if TYPE_CHECKING:
     from regrow.model import FittedSystem
 
-__all__ = ["ColumnFinding", "WindowCheck", "check_window", "raw_inputs"]
+__all__ = ["ColumnFinding", "WindowCheck", "check_window"]
 
 _SHOWN_ROWS = 5  # row numbers quoted per finding
 
@@ -132,13 +132,11 @@ class WindowCheck:
         }
 
 
-def raw_inputs(spec: Mapping[str, Any], name: str) -> set[str]:
-    """The raw columns component ``name`` of a version's ``spec`` reads, through the
-    components it reads."""
+def _raw_inputs(spec: Mapping[str, Any], name: str) -> set[str]:
     components = spec["components"]
     cols: set[str] = set()
     for i in components[name]["inputs"]:
-        cols |= raw_inputs(spec, i) if i in components else {i}
+        cols |= _raw_inputs(spec, i) if i in components else {i}
     return cols
 
 
@@ -154,7 +152,7 @@ def check_window(
     spec = model.spec
     comps = spec["components"]
     reads = {
-        n: raw_inputs(spec, n) for n, c in comps.items() if c["kind"] in ("transform", "member")
+        n: _raw_inputs(spec, n) for n, c in comps.items() if c["kind"] in ("transform", "member")
     }
     columns = sorted(set().union(*reads.values()) - {model.target}) if reads else []
     readers = {c: tuple(n for n in reads if c in reads[n]) for c in columns}
