@@ -20,7 +20,6 @@ never toggles.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -367,12 +366,7 @@ def _under(results: Any, policy_id: str, gates: Mapping[str, Any] | None = None)
     if results.get("policy") == policy_id:
         return True
     ran = results.get("gate_policy")
-    return gates is not None and isinstance(ran, dict) and ran == _plain(gates)
-
-
-def _plain(value: Mapping[str, Any]) -> Any:
-    """``value`` as its JSON reads back (tuples as lists), to compare with stored results."""
-    return json.loads(json.dumps(value))
+    return gates is not None and isinstance(ran, dict) and ran == audit.normalize(gates)
 
 
 def _ref(session: Session, version_id: str) -> str:
