@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from sklearn.base import clone
 
-from regrow.components.base import Ensemble, Member
+from regrow.components.base import Component, Ensemble, Member
 from regrow.errors import PlanError
 from regrow.plan.costs import CostEstimate, CostModel
 from regrow.plan.diagnostics import Gain
@@ -92,10 +92,7 @@ class Action:
 
     def estimate(self, costs: CostModel, system: System, rows: int) -> CostEstimate:
         """Estimated CPU seconds of the action on ``rows`` rows."""
-        recipe = system[self.component].recipe()
-        return costs.estimate(
-            self.component, recipe["class"], self.produces or "fit", rows=rows, recipe=recipe
-        )
+        return _estimated(costs, self.component, system[self.component], self.produces, rows)
 
     # -- storing ----------------------------------------------------------------------------
 
@@ -173,8 +170,7 @@ class Continue(Action):
             params = system[self.component].recipe()["params"]
             total = params.get("n_estimators") or params.get("max_iter") or 100
             share = min(1.0, self.extra / max(int(total), 1))
-            recipe = system[self.component].recipe()
-            fit = costs.estimate(self.component, recipe["class"], "fit", rows=rows, recipe=recipe)
+            fit = _estimated(costs, self.component, system[self.component], "fit", rows)
             return replace(
                 est,
                 cpu_seconds=fit.cpu_seconds * share,
@@ -371,8 +367,7 @@ class FullRetrain(Action):
         total = 0.0
         bases = set()
         for name, comp in system.components.items():
-            recipe = comp.recipe()
-            est = costs.estimate(name, recipe["class"], "fit", rows=rows, recipe=recipe)
+            est = _estimated(costs, name, comp, "fit", rows)
             total += est.cpu_seconds
             bases.add("history" if est.basis != "prior" else "prior")
         basis = "sum over components (" + " and ".join(sorted(bases)) + ")"
@@ -487,3 +482,11 @@ def _rebuild(system: System, components: list[Any]) -> System:
 
 def _replace_components(system: System, changes: Mapping[str, Any]) -> System:
     return _rebuild(system, [changes.get(n, c) for n, c in system.components.items()])
+
+
+def _estimated(
+    costs: CostModel, name: str, component: Component, action: str, rows: int
+) -> CostEstimate:
+    """The cost model's estimate of ``action`` ("": a fit) on ``component``, by its recipe."""
+    recipe = component.recipe()
+    return costs.estimate(name, recipe["class"], action or "fit", rows=rows, recipe=recipe)

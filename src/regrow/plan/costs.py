@@ -180,10 +180,10 @@ class CostModel:
         class and parameters, when known) over ``rows``."""
         prior = prior_rate(cls, action)
         own = self._by_component.get((component, action))
-        same = self._by_recipe.get((component, action, _recipe_key(recipe))) if recipe else None
-        if same:
-            basis = f"{len(same)} earlier {action} run(s) of {component} with these parameters"
-            rates = same
+        exact = self._by_recipe.get((component, action, _recipe_key(recipe))) if recipe else None
+        if exact:
+            basis = f"{len(exact)} earlier {action} run(s) of {component} with these parameters"
+            rates = exact
         elif own:
             basis = f"{len(own)} earlier {action} run(s) of {component}"
             rates = own
@@ -206,10 +206,10 @@ class CostModel:
 def _recipe_key(recipe: Mapping[str, Any]) -> str:
     """A component's class and parameters as one string, the same for a recipe as stored with
     a component version and as the system's definition gives it."""
-    from regrow.catalog.audit import normalize
+    from regrow._hashing import canonical_json
 
     try:
-        return json.dumps(normalize(dict(recipe)), sort_keys=True)
+        return canonical_json(dict(recipe))
     except (TypeError, ValueError):  # a value JSON cannot hold (NaN): its text
         return json.dumps(dict(recipe), sort_keys=True, default=str)
 
