@@ -297,7 +297,8 @@ class Workspace(GovernanceMixin):
         # first, monitoring uses that.
         with contextlib.suppress(CatalogError):
             self.catalog.put_profile(record.id, MONITOR_PROFILE, monitoring)
-            if watched is not None and watched.id != record.id:
+        if watched is not None and watched.id != record.id:
+            with contextlib.suppress(CatalogError):  # another writer linked it first
                 self.catalog.put_profile(record.id, MONITOR_REFERENCE, {"snapshot": watched.id})
         return record
 
