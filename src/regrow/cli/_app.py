@@ -222,6 +222,7 @@ Home = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Port = Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")]
 Window = Annotated[str, typer.Option(help="A snapshot (id, prefix, name) or a CSV/Parquet file.")]
 Since = Annotated[
     str,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regrow.cli._app import Home, Stopped, app, err, out, workspace
+from regrow.cli._app import Home, Port, Stopped, app, err, out, workspace
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,9 +36,7 @@ Model = Annotated[
 def serve(
     home: Home = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
-    ] = 8080,
+    port: Port = 8080,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes, each a replica with its own models.")
     ] = 1,

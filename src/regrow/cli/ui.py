@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from regrow.cli._app import Home, app, out
+from regrow.cli._app import Home, Port, app, out
 
 __all__ = ["ui"]
 
@@ -15,9 +15,7 @@ __all__ = ["ui"]
 def ui(
     home: Home = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
-    ] = 8090,
+    port: Port = 8090,
     log_level: Annotated[
         str,
         typer.Option(help="uvicorn's log level: critical, error, warning, info, debug."),
