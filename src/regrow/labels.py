@@ -81,7 +81,8 @@ def check_labels(catalog: Catalog, system: str, items: Sequence[tuple[Any, Any, 
     ``(request_id, row, label)`` items no version of ``system`` that may serve could compare
     (see the module docs). Malformed items (no triple, a label that is no string, number or
     boolean) and a system without versions are left to the store to name."""
-    versions = _serving(catalog, system)
+    serving = _serving(catalog, system)
+    versions = [v for v, _ in serving]
     if not versions:
         return
     regressors = [v for v in versions if v.spec.get("task") != "classification"]
@@ -104,23 +105,28 @@ def check_labels(catalog: Catalog, system: str, items: Sequence[tuple[Any, Any, 
     shown = "; ".join(f"request {r!r} row {n}: {label!r:.30}" for r, n, label in bad[:_SHOWN])
     wanted = [f"the classes {sorted(classes, key=str)}"] if classes else []
     wanted += ["a number"] if regressors else []
-    refs = ", ".join(sorted(v.ref for v in versions))
+    refs = ", ".join(f"{v.ref} ({role})" for v, role in serving)
     raise DataError(
-        f"{len(bad):,} label(s) of {system!r} cannot be compared with what {refs} predict: "
+        f"{len(bad):,} label(s) of {system!r} cannot be compared with what the versions that "
+        f"may serve it predict, {refs}: "
         f"{shown}{'; ...' if len(bad) > _SHOWN else ''}",
         hint=f"send {' or '.join(wanted) or 'labels'}; nothing of this call was stored",
     )
 
 
-def _serving(catalog: Catalog, system: str) -> list[SystemVersionRecord]:
-    """The versions of ``system`` that may have served a row: its aliases' holders, the
-    candidates of its rollouts under way, and its latest version."""
-    ids = {a.version_id for a in catalog.list_aliases(system)}
+def _serving(catalog: Catalog, system: str) -> list[tuple[SystemVersionRecord, str]]:
+    """The versions of ``system`` that may have served a row, each with why: its aliases'
+    holders (``alias champion``), the candidates of its rollouts under way (``rollout
+    candidate``), and its latest version (``latest``)."""
+    roles: dict[str, list[str]] = {}
+    for a in catalog.list_aliases(system):
+        roles.setdefault(a.version_id, []).append(f"alias {a.name}")
     for r in catalog.rollouts.list(system=system, active=True):
-        ids.update(r.candidates)
-    latest = catalog.list_system_versions(system)[:1]
-    ids.update(v.id for v in latest)
-    return [catalog.get_system_version(i) for i in sorted(ids)]
+        for c in r.candidates:
+            roles.setdefault(c, []).append("rollout candidate")
+    for v in catalog.list_system_versions(system)[:1]:
+        roles.setdefault(v.id, []).append("latest")
+    return [(catalog.get_system_version(i), ", ".join(roles[i])) for i in sorted(roles)]
 
 
 def _plain(value: Any) -> Any:

@@ -146,8 +146,10 @@ def test_feedback_refuses_labels_no_version_could_compare_and_stores_none_of_the
     assert "the classes [0, 1]" in str(caught.value)
     assert reg.catalog.predictions.labels("toy", ["a", "b", "c"]) == {}
     assert reg.feedback("toy", [("a", 0, 1), ("b", 0, "0"), ("c", 0, 1.0), ("d", 0, True)]) == 4
-    with pytest.raises(DataError, match=r"request 'q0' row 0: 'n/a'.*a number"):
+    with pytest.raises(DataError, match=r"request 'q0' row 0: 'n/a'.*a number") as caught:
         reg.feedback("reg", {"q0": "n/a"})
+    # each version named says why it may serve: reg:v2 holds no alias, it is the latest
+    assert "reg:v1 (alias live), reg:v2 (latest)" in str(caught.value)
     assert reg.feedback("reg", {"q0": "2.5", "q1": 3}) == 2
 
 
