@@ -365,3 +365,34 @@ def test_cli_refuses_bad_input_without_a_traceback(
     assert message in err
     assert "hint:" in err
     assert "Traceback" not in err
+
+
+def test_a_rollouts_experiment_shows_how_the_rollout_ended(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict column is the offline evaluation's; the rollout's own outcome is listed
+    beside it (and in `show` and the JSON), so a rolled-back candidate does not read as live."""
+    from regrow.rollout import machine
+
+    monkeypatch.setattr(cli_out, "width", 250)
+    member = Member("m", LGBMRegressor(n_estimators=5, verbose=-1), ["a1"])
+    system = System("toy", target="y", task="regression", components=[member])
+    with Workspace.init(tmp_path / "ws") as ws:
+        data = ws.snapshot(make(300, 1), name="toy")
+        v1, v2 = ws.train(system, data), ws.train(system, data, seed=7)
+        ws.catalog.move_alias("toy", "live", v1.version.id)
+        rollout = machine.start(ws, v2.version.ref, alias="live", mode="split", steps="0.5,1",
+                                min_requests=5, loss_cap=2.0)  # fmt: skip
+        [record] = ws.catalog.experiments.list(kind="rollout")
+        h = ("--home", str(ws.home))
+        code, out, err = run_cli(capsys, "experiments", "list", "--kind", "rollout", *h)
+        assert code == 0, err
+        assert "progressing" in out
+        machine.abort(ws, rollout.id, reason="latency")
+        code, out, err = run_cli(capsys, "experiments", "list", "--kind", "rollout", *h)
+        assert code == 0, err
+        assert "rolled back" in out
+        code, out, err = run_cli(capsys, "experiments", "show", record.id[:12], *h)
+        assert "rollout: rolled back" in out
+        code, out, err = run_cli(capsys, "experiments", "show", record.id, "--json", *h)
+        assert json.loads(out)["rollout_state"] == "rolled_back"

@@ -40,17 +40,20 @@ def experiments_list(
     with workspace(home) as ws:
         records = ws.catalog.experiments.list(system=system, tag=tag, kind=kind, limit=limit)
         refs = _refs(ws.catalog, records)
+        rollouts = _rollout_states(ws.catalog, records)
     if as_json:
-        print_json([_as_json(r, refs) for r in records])
+        print_json([_as_json(r, refs, rollouts) for r in records])
         return
     if not records:
         out.print("no experiments" + (f" tagged {tag!r}" if tag else ""))
         return
     # Gains are positive when better: the expected one in the plan's loss on the window's
-    # held-out rows, the actual one in the evaluation's metric (`show` names both).
+    # held-out rows, the actual one in the evaluation's metric (`show` names both). A
+    # rollout's outcome (promoted, rolled back, or the state it is in) is its own column:
+    # the verdict is the offline evaluation's.
     table = Table(title="experiments")
     for col in ("id", "kind", "system", "from -> candidate", "tags", "expected gain",
-                "actual gain", "verdict"):  # fmt: skip
+                "actual gain", "verdict", "rollout"):  # fmt: skip
         table.add_column(col, no_wrap=col in ("id", "kind"))
     for r in records:
         e, a = r.expected, r.actual or {}
@@ -59,7 +62,7 @@ def experiments_list(
             f"{_ref(refs, r.version_id)} -> {_ref(refs, r.candidate_id)}", ", ".join(r.tags),
             _change(e.get("gain"), e.get("gain_interval"), digits=3, sep="\n"),
             _change(a.get("improvement"), a.get("improvement_ci"), digits=3, sep="\n"),
-            _verdict(a.get("verdict")),
+            _verdict(a.get("verdict")), _rollout_state(rollouts.get(r.id)),
         )  # fmt: skip
     out.print(table)
 
@@ -71,8 +74,9 @@ def experiments_show(experiment: Experiment, home: Home = None, as_json: AsJson 
         record = ws.catalog.experiments.get(experiment)
         refs = _refs(ws.catalog, [record])
         links = _links(ws.catalog, record)
+        rollouts = _rollout_states(ws.catalog, [record])
     if as_json:
-        print_json({**_as_json(record, refs), "links": links})
+        print_json({**_as_json(record, refs, rollouts), "links": links})
         return
     from regrow.experiments import expectation_met
 
@@ -98,6 +102,8 @@ def experiments_show(experiment: Experiment, home: Home = None, as_json: AsJson 
                 " (the candidate " + str((record.actual or {}).get("outcome")) + ")",
             )
         )
+    if record.id in rollouts:
+        out.print(Text.assemble("rollout: ", _rollout_state(rollouts[record.id])))
     out.print(f"contingency: {record.contingency}")
 
 
@@ -129,6 +135,29 @@ def _ref(refs: dict[str, str], version_id: str | None) -> str:
     if version_id is None:
         return "-"
     return refs.get(version_id, version_id[:12])
+
+
+def _rollout_states(catalog: Catalog, records: list[ExperimentRecord]) -> dict[str, str]:
+    """Experiment id -> the state of the rollout it records (``promoted``, ``rolled_back``,
+    or the state it is in), for the records of kind ``rollout`` whose rollout is found."""
+    from regrow.errors import NotFound
+
+    states: dict[str, str] = {}
+    for r in records:
+        if r.kind != "rollout":
+            continue
+        try:
+            states[r.id] = catalog.rollouts.get(r.subject_id).state
+        except NotFound:  # a record made by hand, or its rollout's rows were not kept
+            continue
+    return states
+
+
+def _rollout_state(state: str | None) -> Text | str:
+    if state is None:
+        return "-"
+    style = {"promoted": "green", "rolled_back": "red"}.get(state, "yellow")
+    return Text(state.replace("_", " "), style=style)
 
 
 def _links(catalog: Catalog, record: ExperimentRecord) -> dict[str, str]:
@@ -208,7 +237,9 @@ def _verdict(verdict: Any) -> Text | str:
     return Text(str(verdict), style=style)
 
 
-def _as_json(record: ExperimentRecord, refs: dict[str, str]) -> dict[str, Any]:
+def _as_json(
+    record: ExperimentRecord, refs: dict[str, str], rollouts: dict[str, str]
+) -> dict[str, Any]:
     from regrow.experiments import expectation_met
 
     return {
@@ -216,4 +247,5 @@ def _as_json(record: ExperimentRecord, refs: dict[str, str]) -> dict[str, Any]:
         "version": _ref(refs, record.version_id) if record.version_id else None,
         "candidate": _ref(refs, record.candidate_id) if record.candidate_id else None,
         "borne_out": expectation_met(record),
+        "rollout_state": rollouts.get(record.id),
     }
