@@ -80,6 +80,31 @@ def test_bad_policies_name_the_key_and_the_value(text: str, names: list[str]) ->
     assert isinstance(info.value, ConfigError)
 
 
+def test_every_section_s_mistakes_are_named_in_one_error() -> None:
+    """A user fixes a policy in one go: each wrong value of each section is named, and a
+    section's own check (steps that do not rise) names its values, not the whole section."""
+    text = (
+        "planning: {min_relative_gain: -3, prefer: sideways}\n"
+        "gates: {metric: accuracyy}\n"
+        "rollout: {steps: [0.5, 0.2], min_requests: 100}\n"
+        "autonomy: {allow: [refit]}\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(text)
+    said = str(info.value)
+    named = [
+        "planning.min_relative_gain",
+        "planning.prefer",
+        "'sideways'",
+        "did you mean 'accuracy'",
+        "autonomy.allow: unknown key",
+        "rollout: steps must rise within (0, 1] and end at 1.0 (got [0.5, 0.2])",
+    ]
+    for name in named:
+        assert name in said, name
+    assert "min_requests" not in said
+
+
 def test_a_missing_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read policy file"):
         load_policy(tmp_path / "nope.yaml")

@@ -699,6 +699,8 @@ def _describe(error: Any) -> str:
         return f"{loc}: unknown key{did}"
     if error["type"] in ("missing",) or (error["loc"] and error.get("input") == error["loc"][-1]):
         return f"{loc}: {msg}"  # the key is the offending value: the path names it already
+    if error["type"] == "value_error" and isinstance(error.get("input"), dict):
+        return f"{loc}: {msg}"  # a section's own check: its message names the values
     return f"{loc}: {msg} (got {error.get('input')!r})"
 
 
