@@ -162,3 +162,36 @@ def test_a_command_builds_only_itself_and_help_lists_every_command(
         eager(args=["--help"])
     assert capsys.readouterr().out == lazy_help
     assert list(_app._root().commands) == list(eager.commands)  # type: ignore[attr-defined]
+
+
+def test_a_command_collects_garbage_rarely_and_gives_the_callers_thresholds_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python's thresholds collect ~500 times in a plan (9-16% of its CPU); a command runs
+    with ``COMMAND_GC``, a server with Python's, and the caller's come back after either."""
+    import gc
+
+    import click
+
+    from regrow.cli import _app
+    from regrow.cli.serve import _run_stopping_cleanly
+
+    seen: list[tuple[int, int, int]] = []
+
+    @click.command()
+    def probe_command() -> None:
+        seen.append(gc.get_threshold())
+        _run_stopping_cleanly(lambda: seen.append(gc.get_threshold()))
+        seen.append(gc.get_threshold())
+
+    monkeypatch.setattr(_app, "_root", lambda: probe_command)
+    callers = gc.get_threshold()
+    try:
+        gc.set_threshold(1234, 5, 6)
+        with pytest.raises(SystemExit) as done:
+            _app.main([])
+        assert done.value.code == 0
+        assert seen == [_app.COMMAND_GC, _app.PYTHON_GC, _app.COMMAND_GC]
+        assert gc.get_threshold() == (1234, 5, 6)
+    finally:
+        gc.set_threshold(*callers)

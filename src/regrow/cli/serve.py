@@ -232,16 +232,24 @@ def _run_stopping_cleanly(run: Any) -> None:
     """Run uvicorn; after it shut down on SIGTERM exit 0, on SIGINT (Ctrl-C) 130.
 
     uvicorn catches both, shuts down (the app's shutdown flushes the prediction log), then
-    raises the signal again under the handlers it found: these.
+    raises the signal again under the handlers it found: these. The server runs with
+    Python's garbage-collection thresholds (:data:`~regrow.cli._app.PYTHON_GC`): many short
+    pauses, not a few long ones in the middle of a request.
     """
+    import gc
+
+    from regrow.cli._app import PYTHON_GC
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0) if signum == signal.SIGTERM else Stopped(130)
 
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*PYTHON_GC)
     try:
         run()
     finally:
+        gc.set_threshold(*thresholds)
         for s, handler in before.items():
             signal.signal(s, handler)
 
