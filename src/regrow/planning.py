@@ -289,7 +289,7 @@ def make_plan(
     needs_approval = any(a.approval for a in actions) or over_budget
     if over_budget:
         rationale.append(
-            f"the estimated {estimated:.1f} CPU seconds exceed the policy's budget of "
+            f"the estimated {estimated:,.2f} CPU seconds exceed the policy's budget of "
             f"{policy.budgets.max_cpu_seconds:g} (budgets.max_cpu_seconds): needs approval"
         )
     if not actions:

@@ -54,6 +54,7 @@ from regrow.errors import (
     DataQualityWarning,
     IncompatibleSchema,
     PlanError,
+    RegrowError,
     SchemaError,
     SystemSpecError,
     WorkspaceNotFound,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from regrow.progress import ProgressFn
     from regrow.refreshing import EnsembleRefresh
     from regrow.run.backends import ExecutorBackend
+    from regrow.run.budget import PlanEstimate
     from regrow.run.runner import RunEvent, RunResult
     from regrow.run.staleness import ComponentStatus
     from regrow.services import Services
@@ -674,9 +676,10 @@ class Workspace(GovernanceMixin):
                     why.append(f"for {', '.join(gated)} (the workspace's policy {governing.id})")
                 if over:
                     why.append(f"(estimated {' and '.join(map(str, over))})")
+                if not why:  # the policy the plan was made under asks for it: say why
+                    why.append(self._own_policy_asks(stored, estimate, where))
                 raise PlanError(
-                    f"plan {stored.id[:12]} needs approval "
-                    + (" ".join(why) or "(under the policy it was made with)"),
+                    f"plan {stored.id[:12]} needs approval " + " ".join(why),
                     hint=f"review it with `regrow plans show {stored.id[:12]}`, then run it "
                     "with --approve (approver role)"
                     + (", or raise the budget in the workspace's policy" if over else ""),
@@ -695,6 +698,27 @@ class Workspace(GovernanceMixin):
             estimate=estimate,
             profile=self.config.costs,
         )
+
+    def _own_policy_asks(self, plan: Plan, estimate: PlanEstimate, where: str) -> str:
+        """Why the policy ``plan`` was made under (a ``--policy`` file, say) needs approval
+        for it: the actions its ``autonomy`` reserves for humans, the budgets the estimate
+        crosses, or the recipe budgets the plan's rationale names."""
+        from regrow.plan.policy import Policy
+        from regrow.run.budget import RunBudget
+
+        try:
+            own = Policy.from_dict(dict(plan.policy))
+        except RegrowError:  # a policy of an older regrow: no more to say
+            return "(under the policy it was made with)"
+        made_under = f"the policy it was made with, {own.id}"
+        gated = [a.describe() for a in plan.actions if own.needs_approval(a.kind)]
+        over = RunBudget.of(own.budgets, self.config.costs, where).crossed(estimate)
+        why = [f"for {', '.join(gated)}"] if gated else []
+        why += [f"estimated {' and '.join(map(str, over))}"] if over else []
+        if not why:
+            why = [a.describe() for a in plan.actions if a.approval]
+            why = [f"for {', '.join(why)} (over its recipe's budget)"] if why else []
+        return f"({'; '.join(why) or 'as it says'} under {made_under})"
 
     # -- evaluating and promoting -------------------------------------------------------------
 

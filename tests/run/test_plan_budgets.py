@@ -103,6 +103,27 @@ def test_a_plan_over_cpu_and_money_budgets_is_refused_with_both_numbers_writing_
     assert "EUR" in out
 
 
+def test_a_plan_over_the_budget_of_the_policy_it_was_made_with_says_so_with_the_numbers(
+    trained: tuple[Workspace, str, str],
+) -> None:
+    """The workspace's policy has room; the plan was made under a stricter one (`regrow watch
+    --policy FILE`): the refusal names that policy's budget and the estimate, not only "the
+    policy it was made with"."""
+    ws, v1, window = trained
+    strict = Policy.from_dict({"budgets": {"max_cpu_seconds": 1e-6}})
+    with pytest.raises(PlanError):
+        ws.apply(v1, window, [Refit("account")], workers=1, policy=strict)
+    (plan,) = ws.catalog.list_plans("churn")
+    with pytest.raises(PlanError) as refused:
+        ws.run_plan(plan.id, workers=1)
+    said = refused.value.message
+    assert re.search(
+        r"needs approval \(estimated [0-9.]+ CPU s \(budgets.max_cpu_seconds 1e-06\) under the "
+        rf"policy it was made with, {strict.id}\)",
+        said,
+    ), said
+
+
 def test_an_approver_runs_a_plan_over_budget_and_sees_estimated_vs_actual_cost(
     trained: tuple[Workspace, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
