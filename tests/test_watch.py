@@ -148,6 +148,14 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
     assert _champion(ws) == "churn:v2"
     plan = ws.catalog.get_plan(third.body["plan"]["id"])
     assert plan.status == "executed"
+    # the cycle keeps every reason of the plan and of the evaluation (`watch --show` prints
+    # them; six of each were kept, and the reasons for "nothing to update" came last)
+    assert third.body["plan"]["rationale"] == plan.body["rationale"]
+    assert len(plan.body["rationale"]) > 6
+    (evaluation,) = [
+        e for e in ws.catalog.list_evaluations() if e.id == third.body["evaluation"]["id"]
+    ]
+    assert third.body["evaluation"]["reasons"] == list(evaluation.reasons)
 
 
 def test_a_dry_run_records_the_decision_and_the_plan_and_runs_nothing(ws: Workspace) -> None:
@@ -429,6 +437,36 @@ def test_a_file_with_a_renamed_column_does_not_spoil_the_labelled_rows_after_it(
     windows = list(source.windows(ws, "churn"))
     assert [len(w.labelled) for w in windows if w.labelled is not None] == [1500, 1500]
     assert "distance" not in windows[1].labelled.columns  # type: ignore[union-attr]
+
+
+def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The window's own kinds were the rule: one stray string in the newest file threw away
+    # the labelled rows of every clean file before it, and "from the last 3 files" hid it.
+    folder = ws.config.home / "csv"
+    folder.mkdir()
+    for day in range(2):
+        make_window(1000, start=f"2026-03-0{day + 1}", days=1, seed=10 + day).to_csv(
+            folder / f"day0{day}.csv", index=False
+        )
+    stray = make_window(1000, start="2026-03-03", days=1, seed=12)
+    stray["tenure_months"] = stray["tenure_months"].astype(object)
+    stray.loc[3, "tenure_months"] = "unknown"
+    stray.to_csv(folder / "day02.csv", index=False)
+    source = FilesSource(str(folder / "*.csv"), label_files=3, settle_seconds=0)
+    *_, newest = source.windows(ws, "churn")
+    assert newest.labelled is not None
+    assert len(newest.labelled) == 2000
+    assert newest.labelled_from == (
+        "the last 3 files (1 left out: day02.csv: 'tenure_months' holds text, not number)"
+    )
+    with Watcher(ws, "churn", source) as watcher:
+        *_, cycle = watcher.run(once=True)
+    assert cycle.body["window"]["labelled_rows"] == 2000
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", "3", "--home", str(ws.config.home))
+    assert code == 0
+    assert "2,000 labelled rows from the last 3 files (1 left out: day02.csv" in out
 
 
 def test_drift_on_too_few_rows_to_measure_impact_says_so(ws: Workspace) -> None:

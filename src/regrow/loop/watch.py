@@ -203,37 +203,70 @@ def _labelled_part(frame: pd.DataFrame, target: str | None) -> pd.DataFrame | No
 
 
 def _stack(
-    parts: Sequence[pd.DataFrame | None],
+    parts: Sequence[tuple[str, pd.DataFrame | None]],
     like: pd.DataFrame | None = None,
     reads: Collection[str] = (),
-) -> pd.DataFrame | None:
-    """The labelled ``parts`` stacked; with ``like`` (the window's rows), only the parts whose
-    shared columns are of the same kind (numbers, text, times) as the window's and that hold
-    every column of ``reads`` (what the system reads) the window holds: a file with a stray
-    string in a numeric column, or with a column renamed, does not spoil the labelled rows of
-    the others (stacked, its rows would have no value in the column the others hold)."""
-    kept = [p for p in parts if p is not None and len(p)]
-    if like is not None:
-        needed = [c for c in reads if c in like.columns]
-        kept = [p for p in kept if _same_kinds(p, like) and all(c in p.columns for c in needed)]
-    return pd.concat(kept, ignore_index=True) if kept else None
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The labelled ``parts`` (each named: a file, a snapshot) stacked, and why any was left
+    out. With ``like`` (the window's rows), a part is left out when a column holds values of
+    another kind (numbers, text, times) than most rows of the parts and the window have (a
+    stray string turns a file's numeric column into text: stacked, the column would be text
+    for every part), or when it lacks a column of ``reads`` (what the system reads) the
+    window holds (a renamed column: its rows would have no value there). A window with the
+    stray string itself does not throw away the clean labelled rows before it."""
+    kept = [(n, p) for n, p in parts if p is not None and len(p)]
+    if like is None or not kept:
+        return (pd.concat([p for _, p in kept], ignore_index=True) if kept else None), []
+    kinds = _majority_kinds([like, *(p for _, p in kept)])
+    needed = [c for c in reads if c in like.columns]
+    used: list[pd.DataFrame] = []
+    left_out: list[str] = []
+    for name, part in kept:
+        lacking = [c for c in needed if c not in part.columns]
+        other = [c for c in part.columns if _kind(part[c]) not in ("any", kinds.get(c, "any"))]
+        if lacking:
+            left_out.append(f"{name} lacks {', '.join(map(repr, lacking[:3]))}")
+        elif other:
+            left_out.append(
+                f"{name}: {', '.join(f'{c!r} holds {_kind(part[c])}' for c in other[:3])}, "
+                f"not {kinds[other[0]]}"
+            )
+        else:
+            used.append(part)
+    return (pd.concat(used, ignore_index=True) if used else None), left_out
 
 
-def _same_kinds(part: pd.DataFrame, like: pd.DataFrame) -> bool:
-    def kind(series: pd.Series) -> str:
-        if series.isna().all():  # a column with no value (read as nulls) is of any kind
-            return "any"
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-            return "number"
-        if pd.api.types.is_datetime64_any_dtype(series):
-            return "time"
-        return "other"
+def _kind(series: pd.Series) -> str:
+    """``number``, ``time``, ``text``, or ``any`` for a column with no value (read as nulls)."""
+    if series.isna().all():
+        return "any"
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "time"
+    return "text"
 
-    return all(
-        kind(part[c]) == kind(like[c]) or "any" in (kind(part[c]), kind(like[c]))
-        for c in part.columns
-        if c in like.columns
-    )
+
+def _majority_kinds(frames: Sequence[pd.DataFrame]) -> dict[str, str]:
+    """Each column's kind in most of the ``frames``' rows; a tie goes to numbers, then times
+    (a stray value turns numbers into text, hardly ever the other way)."""
+    votes: dict[str, dict[str, int]] = {}
+    for frame in frames:
+        for column in frame.columns:
+            kind = _kind(frame[column])
+            if kind != "any":
+                count = votes.setdefault(column, {})
+                count[kind] = count.get(kind, 0) + len(frame)
+    order = {"number": 0, "time": 1, "text": 2}
+    return {c: min(v, key=lambda k: (-v[k], order[k])) for c, v in votes.items()}
+
+
+def _labelled_from(recent: str, left_out: Sequence[str]) -> str:
+    """``the last 4 files``, with the parts left out and why: ``(1 left out: ...)``."""
+    if not left_out:
+        return recent
+    shown = "; ".join(left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
+    return f"{recent} ({len(left_out)} left out: {shown})"
 
 
 @dataclass(frozen=True)
@@ -305,9 +338,9 @@ class FilesSource:
                 yield Window(key=key, rows=pd.DataFrame(), at=at, note=str(path), error=exc)
                 continue
             recent = paths[max(0, i + 1 - self.label_files) : i + 1]
-            labelled = _stack(
+            labelled, left_out = _stack(
                 [
-                    _labelled_part(frame, target)
+                    (p.name, _labelled_part(frame, target))
                     for p in recent
                     if (frame := _read_or_none(p)) is not None
                 ],
@@ -320,7 +353,7 @@ class FilesSource:
                 labelled=labelled,
                 at=at,
                 note=str(path),
-                labelled_from=_last(len(recent), "file"),
+                labelled_from=_labelled_from(_last(len(recent), "file"), left_out),
             )
 
 
@@ -352,8 +385,10 @@ class SnapshotSource:
             rows = ws.frame(record.id)
             # as for files: a snapshot with a stray string in a numeric column (stored as
             # text) does not spoil the labelled rows of the windows after it
-            labelled = _stack(
-                [_labelled_part(ws.frame(r.id), target) for r in recent], like=rows, reads=reads
+            labelled, left_out = _stack(
+                [(f"snapshot {r.id[:12]}", _labelled_part(ws.frame(r.id), target)) for r in recent],
+                like=rows,
+                reads=reads,
             )
             yield Window(
                 key=key,
@@ -361,7 +396,7 @@ class SnapshotSource:
                 labelled=labelled,
                 at=record.created_at,
                 note=f"{self.snapshot} {record.id[:12]}",
-                labelled_from=_last(len(recent), "snapshot"),
+                labelled_from=_labelled_from(_last(len(recent), "snapshot"), left_out),
             )
 
 
@@ -1162,7 +1197,7 @@ class Watcher:
                 "escalated": plan.escalated,
                 "needs_approval": plan.needs_approval,
                 "estimated_cpu_seconds": plan.cost.get("estimated_cpu_seconds"),
-                "rationale": list(plan.rationale)[:6],
+                "rationale": list(plan.rationale),
             }
         }
         if plan.empty:
@@ -1221,7 +1256,7 @@ class Watcher:
                 "id": record.id,
                 "verdict": record.verdict,
                 "metric": record.metric,
-                "reasons": list(record.reasons)[:6],
+                "reasons": list(record.reasons),
             }
         }
         if record.verdict != "blessed":
