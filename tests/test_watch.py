@@ -469,6 +469,40 @@ def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
     assert "2,000 labelled rows from the last 3 files (1 left out: day02.csv" in out
 
 
+def test_a_watcher_started_before_its_data_says_what_it_waits_for_once_and_waits(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A files source that matched nothing waited in silence; a snapshot source named before
+    # its first snapshot was stored stopped the watcher with an error.
+    from regrow.loop.watch import SnapshotSource
+
+    events: list[dict[str, Any]] = []
+    looks: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        looks.append(seconds)
+        return len(looks) == 3  # stop after the third wait
+
+    folder = ws.config.home / "later"
+    source = FilesSource(str(folder / "*.parquet"), label_files=1)
+    with Watcher(ws, "churn", source, on_event=events.append) as watcher:
+        assert watcher.run(every=timedelta(minutes=15), sleep=sleep) == []
+    assert [(e["event"], e["why"]) for e in events] == [
+        ("idle", f"no file matches {str(folder / '*.parquet')!r}")
+    ]
+    daily = SnapshotSource("daily")
+    with Watcher(ws, "churn", daily) as watcher:
+        assert watcher.run(once=True) == []
+        ws.snapshot(make_window(500, start="2026-03-01", days=2, seed=10), name="daily")
+        assert watcher.waiting_for() is None
+        (cycle,) = watcher.run(once=True)
+    assert cycle.state == "done"
+    home = ("--home", str(ws.config.home))
+    code, _, err = run_cli(capsys, "watch", "churn", "--source", "snapshot:dialy", "--once", *home)
+    assert code == 0
+    assert "no snapshot is named 'dialy' yet (did you mean 'daily'?)" in err
+
+
 def test_drift_on_too_few_rows_to_measure_impact_says_so(ws: Workspace) -> None:
     # it said "distance_km drifted, but no member's loss rose with it": nothing was measured
     folder = ws.config.home / "few"

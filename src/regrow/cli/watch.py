@@ -108,7 +108,7 @@ def _watch(
     home: Any,
     as_json: bool,
 ) -> None:
-    from regrow.loop.watch import FilesSource, ServedSource, Watcher, parse_every, source_from
+    from regrow.loop.watch import ServedSource, Watcher, parse_every, source_from
 
     with workspace(home) as ws:
         settings = ws.config.watch.of(target.partition("@")[0])
@@ -145,6 +145,7 @@ def _watch(
         try:
             with watcher, _terminated_as_interrupted():
                 done = watcher.run(every=span, cycles=cycles, once=once)
+            why = watcher.waiting_for() if not done else None
         except KeyboardInterrupt as stop:
             term = isinstance(stop, _Terminated)
             err.print(
@@ -157,11 +158,8 @@ def _watch(
             raise Stopped(143 if term else 130) from None
     if not as_json:
         out.print(f"{len(done)} cycle(s) run", highlight=False)
-        if not done and isinstance(chosen, FilesSource) and not chosen.matches():
-            err.print(
-                Text.assemble(("hint: ", "yellow"), f"no file matches {chosen.pattern!r}"),
-                highlight=False,
-            )
+        if why is not None:
+            err.print(Text.assemble(("hint: ", "yellow"), why), highlight=False)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -192,6 +190,14 @@ def _no_probability(forecast: dict[str, Any]) -> str:
     return f"not computed ({notes})" if notes else "not computed"
 
 
+def _seconds(seconds: float) -> str:
+    """``15m``, ``2h``, ``1d``, ``30s``: how often the watcher looks, as --every writes it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _policy(path: str) -> Any:
     from regrow.plan.policy import load_policy
 
@@ -206,6 +212,15 @@ def _print_event(event: dict[str, Any]) -> None:
     if kind == "rollout":
         out.print(
             f"rollout {str(event['rollout'])[:12]}: {event['action']} ({event['state']})",
+            highlight=False,
+        )
+        return
+    if kind == "idle":  # the source can give no window yet: said once, then it waits
+        err.print(
+            Text.assemble(
+                ("waiting: ", "yellow"),
+                f"{event['why']}; looking again every {_seconds(float(event['every']))}",
+            ),
             highlight=False,
         )
         return

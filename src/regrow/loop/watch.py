@@ -46,6 +46,7 @@ notify`` names (a webhook URL or a command).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import glob
 import hashlib
 import itertools
@@ -291,6 +292,10 @@ class FilesSource:
         """How many files match the pattern now."""
         return sum(1 for p in glob.glob(self.pattern) if Path(p).is_file())
 
+    def waiting_for(self, ws: Workspace) -> str | None:
+        """Why no window can come yet (no file matches), or None."""
+        return None if self.matches() else f"no file matches {self.pattern!r}"
+
     def _settled(self, paths: list[Path]) -> list[Path]:
         """``paths`` without the files still being written (see the class)."""
 
@@ -370,12 +375,8 @@ class SnapshotSource:
         self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
     ) -> Iterator[Window]:
         records = sorted(ws.catalog.list_snapshots(self.snapshot), key=lambda r: r.created_at)
-        if not records:
-            raise DataError(
-                f"no snapshot is named {self.snapshot!r}",
-                hint=f"store windows with `regrow snapshot create FILE --name {self.snapshot}`, "
-                "or name another snapshot in --source snapshot:NAME (or [watch] source)",
-            )
+        if not records:  # none yet: a watcher started before the data waits for it
+            return
         target, reads = _target_and_reads(ws, system)
         for i, record in enumerate(records):
             key = f"snapshot:{record.id}"
@@ -398,6 +399,16 @@ class SnapshotSource:
                 note=f"{self.snapshot} {record.id[:12]}",
                 labelled_from=_labelled_from(_last(len(recent), "snapshot"), left_out),
             )
+
+    def waiting_for(self, ws: Workspace) -> str | None:
+        """Why no window can come yet (no snapshot has the name), or None."""
+        if ws.catalog.list_snapshots(self.snapshot):
+            return None
+        names = sorted({r.name for r in ws.catalog.list_snapshots()})
+        close = difflib.get_close_matches(self.snapshot, names, n=1)
+        return f"no snapshot is named {self.snapshot!r} yet" + (
+            f" (did you mean {close[0]!r}?)" if close else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -637,14 +648,28 @@ class Watcher:
         self.start()
         done: list[WatchCycleRecord] = []
         wait = sleep or (lambda seconds: self._stop.wait(seconds))
+        said: str | None = None
         while cycles is None or len(done) < cycles:
             record = self.cycle()
             if record is not None:
                 done.append(record)
+                said = None
                 continue
-            if once or wait(every.total_seconds()):
+            if once:
+                break
+            why = self.waiting_for()
+            if why is not None and why != said:  # said once, not at every look
+                self._emit({"event": "idle", "why": why, "every": every.total_seconds()})
+            said = why
+            if wait(every.total_seconds()):
                 break
         return done
+
+    def waiting_for(self) -> str | None:
+        """Why the source can give no window yet (no file matches its pattern, no snapshot
+        has its name), or None: a source without ``waiting_for`` says nothing."""
+        asks = getattr(self.source, "waiting_for", None)
+        return asks(self.ws) if callable(asks) else None
 
     def cycle(self) -> WatchCycleRecord | None:
         """Resume the cycle a crash left running, else run one on the next new window;
