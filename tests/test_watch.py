@@ -972,6 +972,34 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert _champion(ws) == "churn:v1"
 
 
+def test_broken_and_empty_windows_do_not_use_up_the_escalation_after_a_partial_update(
+    ws: Workspace,
+) -> None:
+    # The escalation looks back 3 x cooldown cycles; four cycles on broken or empty files
+    # used it up, and the next drifted window was planned partial again.
+    body = _policy(persistence=1, cooldown=1).to_dict()
+    body["gates"]["checks"] = {"improvement": {"min": 0.5}}  # no candidate can be blessed
+    ws.set_policy(Policy.from_dict(body))
+    folder = ws.config.home / "windows"
+    folder.mkdir()
+    drifted = [make_window(1500, start=f"2026-03-0{1 + 4 * i}", days=2, seed=10 + i,
+                           expanded=True) for i in range(2)]  # fmt: skip
+    drifted[0].to_parquet(folder / "day00.parquet")
+    for day in (1, 2):
+        drifted[0].iloc[:0].to_parquet(folder / f"day0{day}.parquet")  # no rows
+    for day in (3, 4):
+        (folder / f"day0{day}.parquet").write_bytes(b"not parquet")
+    drifted[1].to_parquet(folder / "day05.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        first, *between, last = watcher.run(once=True)
+    assert first.body["evaluation"]["verdict"] == "rejected"
+    assert [c.body["window"]["rows"] if "window" in c.body else None for c in between] == [
+        0, 0, None, None
+    ]  # fmt: skip
+    assert last.body["decision"]["escalate"].startswith("the partial update of cycle 1")
+    assert last.body["plan"]["actions"] == ["full-retrain of every component"]
+
+
 def test_a_candidate_approved_after_its_cycle_is_not_taken_for_an_update_that_did_not_win(
     ws: Workspace,
 ) -> None:

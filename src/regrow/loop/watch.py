@@ -1114,7 +1114,7 @@ class Watcher:
             act
             and trigger != "inputs"
             and last is not None
-            and last[0] < 3 * max(rules.cooldown, 1)
+            and _usable(history[: last[0]]) < 3 * max(rules.cooldown, 1)
         ):
             before = last[1].body
             promoted = (
@@ -1459,6 +1459,18 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
         if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
             return n, cycle
     return None
+
+
+def _usable(cycles: Sequence[WatchCycleRecord]) -> int:
+    """How many of ``cycles`` looked at a usable window: one read and monitored that holds
+    every column the model reads (an empty, unreadable or broken window is no news on
+    whether the last attempt's answer still holds)."""
+    return sum(
+        1
+        for c in cycles
+        if c.body.get("monitor")
+        and not any(m.get("readers") for m in c.body["monitor"].get("missing") or ())
+    )
 
 
 def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord]) -> int:
