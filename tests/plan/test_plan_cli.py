@@ -108,3 +108,21 @@ def test_plans_list_says_an_empty_plan_has_nothing_to_run(trained, capsys, monke
     assert "nothing to run" in row
     code, out, _ = run(capsys, "plans", "list", "effects", "--json", *h)
     assert {p["id"]: p for p in json.loads(out)}[quiet["id"]]["status"] == "proposed"
+    code, out, _ = run(capsys, "plans", "show", quiet["id"][:12], *h)
+    assert "status: nothing to run" in out  # as the list says (it said "proposed")
+
+
+def test_a_plan_made_by_hand_says_it_measured_no_signals(trained, capsys) -> None:  # type: ignore[no-untyped-def]
+    # it read "signals: 0/0 features drifted; ...; labelled rows 0" for a full retrain the
+    # watcher escalated to on 2,100 labelled rows
+    from regrow import Workspace
+    from regrow.plan.actions import FullRetrain
+    from regrow.plan_runs import manual_plan
+
+    _, v1, home = trained
+    with Workspace.open(home) as ws:
+        plan = manual_plan(ws._services(), v1, "quiet", [FullRetrain("*")], note="watch: x")
+    code, out, err = run(capsys, "plans", "show", plan.id[:12], "--home", str(home))
+    assert code == 0, err
+    assert "signals: none measured: a plan made by hand or escalated" in out
+    assert "0/0 features" not in out

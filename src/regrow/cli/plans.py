@@ -40,6 +40,9 @@ app.add_typer(policy_app, name="policy")
 
 
 def _show_signals(sig: Mapping[str, Any]) -> None:
+    if not sig:  # a plan made by hand (`Workspace.apply`, the watcher's escalation)
+        out.print("signals: none measured: a plan made by hand or escalated (see its rationale)")
+        return
     drifted = sig.get("drifted_columns") or []
     out.print(
         f"signals: {len(drifted)}/{sig.get('columns_read', 0)} features drifted"
@@ -264,8 +267,7 @@ def plans_list(
     for r in records:
         named = (r.body.get("summary") or {}).get("actions", [])
         actions = ", ".join(named) or "-"
-        # a plan with no action stays proposed for ever: there is nothing to run
-        status = "nothing to run" if not named and r.status == "proposed" else r.status
+        status = _status(r.status, bool(named))
         table.add_row(r.id[:12], r.body.get("kind", "plan"), versions[r.version_id],
                       r.window_id[:12], status, actions,
                       r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
@@ -311,7 +313,7 @@ def plans_show(
     if record.status != "executed":  # once run, the outcome's notes say it
         for note in budget.notes_on(estimate):
             out.print(f"note: {note}")
-    out.print(f"status: {record.status}")
+    out.print(f"status: {_status(record.status, bool(stored.actions))}")
     if record.outcome:
         o = record.outcome
         out.print(
@@ -321,6 +323,12 @@ def plans_show(
         )
         for note in o.get("notes") or ():
             out.print(f"note: {note}")
+
+
+def _status(status: str, has_actions: bool) -> str:
+    """A plan's status as `plans list` and `plans show` print it: a plan with no action
+    stays proposed for ever, so it is ``nothing to run``."""
+    return "nothing to run" if not has_actions and status == "proposed" else status
 
 
 def _costs(outcome: Mapping[str, Any]) -> str:
