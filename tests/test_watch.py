@@ -614,6 +614,12 @@ def test_the_cli_watches_lists_shows_and_reports_status(
     assert code == 0
     assert "watch cycles" in out
     assert " 1 " in out
+    code, out, _ = run_cli(capsys, "watch", "churn@champion", "--history", "--home", home)
+    assert " 1 " in out  # the cycles watching that alias
+    code, _, err = run_cli(capsys, "watch", "churn@champoin", "--history", "--home", home)
+    assert code == 2  # a misspelt alias was ignored: every cycle of the system was listed
+    assert "champoin" in err
+    assert "'champion'" in err
     code, out, _ = run_cli(capsys, "watch", "churn", "--show", "1", "--json", "--home", home)
     shown = json.loads(out)
     assert shown["number"] == 1
@@ -689,6 +695,8 @@ def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
         (["watch", "churn", "--source", "files:w/*.csv", "--after", "5"], "--after counts"),
         (["watch", "churn", "--every", "soon", "--once"], "cannot read the span 'soon'"),
         (["watch", "churn", "--source", "kafka:topic", "--once"], "unknown window source"),
+        (["watch", "churn", "--source", "snapshot:", "--once"], "e.g. --source snapshot:daily"),
+        (["watch", "churn", "--source", "files: ", "--once"], "names no files"),
         (["watch", "churn:v1", "--once"], "watch takes SYSTEM or SYSTEM@ALIAS"),
         (["watch", "churn", "--show", "9"], "unknown watch cycle of 'churn' '9'"),
         (["watch"], "name the system to watch"),

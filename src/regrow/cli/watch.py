@@ -89,9 +89,9 @@ def watch(
         return
     if target is None:
         raise ConfigError("name the system to watch", hint="e.g. `regrow watch churn@champion`")
-    system = target.partition("@")[0]
+    system, _, alias = target.partition("@")
     if history or show is not None:
-        _read_back(home, system, show, limit, as_json)
+        _read_back(home, system, alias or None, show, limit, as_json)
         return
     _watch(target, every, after, source, dry_run, once, cycles, policy, home, as_json)
 
@@ -136,9 +136,15 @@ def _watch(
         )
         if not as_json:
             mode = " (dry run)" if dry_run else ""
+            cut = (
+                f"a window once {after:,} new labelled row(s) came, looked for every "
+                f"{every or settings.every}"
+                if after is not None
+                else f"every {every or settings.every}"
+            )
             err.print(
                 f"watching {watcher.system}@{watcher.alias}{mode}: windows from "
-                f"{source or settings.source}, every {every or settings.every}; "
+                f"{source or settings.source}, {cut}; "
                 "Ctrl-C stops (a cycle in progress resumes next time)",
                 highlight=False,
             )
@@ -266,10 +272,16 @@ def _shown(cycle: WatchCycleRecord, watched: bool) -> tuple[str, str]:
     return "interrupted", f"resumes on the next `regrow watch` (stopped after step {cycle.step})"
 
 
-def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: bool) -> None:
+def _read_back(
+    home: Any, system: str, alias: str | None, number: int | None, limit: int, as_json: bool
+) -> None:
+    """Cycle ``number`` of ``system``, or its newest ``limit`` cycles (those watching
+    ``alias`` when one is named: a misspelt one is refused, as `regrow watch` refuses it)."""
     with workspace(home) as ws:
         ws.require("viewer", "read watch cycles")
         known_system(ws, system)
+        if alias is not None:
+            ws.catalog.get_system_version(f"{system}@{alias}")  # unknown: says which exist
         watched = _watched(ws.catalog.watches.lease(system))
         if number is not None:
             cycle = ws.catalog.watches.cycle(system, number)
@@ -278,7 +290,11 @@ def _read_back(home: Any, system: str, number: int | None, limit: int, as_json: 
             else:
                 _show_cycle(cycle, watched)
             return
-        found = ws.catalog.watches.cycles(system, limit=limit)
+        found = [
+            c
+            for c in ws.catalog.watches.cycles(system, limit=limit)
+            if alias is None or c.alias == alias
+        ]
         champion = any(a.name == "champion" for a in ws.catalog.list_aliases(system))
     if as_json:
         print_json([c.to_dict() for c in found])

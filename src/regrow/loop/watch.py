@@ -489,6 +489,12 @@ def source_from(spec: str, *, home: Path, every: timedelta, after: int | None = 
     glob is inside the workspace ``home``) or ``snapshot:NAME``."""
     if spec == "served":
         return ServedSource(every=every, after=after)
+    kind, _, value = spec.partition(":")
+    if kind in ("files", "snapshot") and not value.strip():
+        what = "a glob of window files" if kind == "files" else "the name windows are stored as"
+        example = "files:windows/*.csv" if kind == "files" else "snapshot:daily"
+        raise ConfigError(f"window source {spec!r} names no {kind}", hint=f"give {what}: e.g. "
+                          f"--source {example}")  # fmt: skip
     if spec.startswith("files:"):
         pattern = spec.removeprefix("files:")
         if not os.path.isabs(pattern):
