@@ -23,6 +23,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from regrow.catalog.health import restore_snapshot_artifact as _restore_snapshot
 from regrow.catalog.lineage import lineage_report
 from regrow.catalog.records import (
     EvaluationRecord,
+    SchemaRecord,
     SnapshotRecord,
     SystemVersionRecord,
 )
@@ -246,15 +248,30 @@ class Workspace(GovernanceMixin):
             def classes() -> tuple[str, ...]:
                 return _classified(self, name, prepared.schema) if like is not None else ()
 
+            wanted = target if target is not None else self.catalog.trained_target(name)
+            back = None
             try:
-                review = review_snapshot(
-                    prepared,
-                    like,
-                    previous.version if previous is not None and like is not None else None,
-                    name=name,
-                    target=target if target is not None else self.catalog.trained_target(name),
-                    allow=allow_schema_change,
-                )
+                try:
+                    review = review_snapshot(
+                        prepared,
+                        like,
+                        previous.version if previous is not None and like is not None else None,
+                        name=name,
+                        target=wanted,
+                        allow=allow_schema_change,
+                    )
+                except IncompatibleSchema:
+                    # rows back in the shape before a one-off allowed change are no change
+                    back = _before_allowed_changes(self.catalog, name, previous)
+                    if back is None or (shape := _schema_of(back.spec)) is None:
+                        raise
+                    review = review_snapshot(
+                        prepared, shape, back.version, name=name, target=wanted, allow=False
+                    )
+                    assert previous is not None
+                    review = replace(review, warnings=(
+                        f"back to the shape of schema v{back.version}, before the change "
+                        f"allowed at v{previous.version}", *review.warnings))  # fmt: skip
             except IncompatibleSchema as exc:
                 listed = classes()
                 if not listed:
@@ -266,8 +283,8 @@ class Workspace(GovernanceMixin):
                     changes=exc.changes,
                 ) from None
             change = review.change
-            if review.warnings:
-                lines = (*review.warnings, *classes())
+            if review.warnings:  # (changes from the one-off shape are none to list)
+                lines = (*review.warnings, *(classes() if back is None else ()))
                 warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
         monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
@@ -849,6 +866,31 @@ def _schema_of(spec: Mapping[str, Any]) -> Schema | None:
         return Schema.from_dict(spec)
     except SchemaError:
         return None
+
+
+def _before_allowed_changes(
+    catalog: Catalog, name: str, latest: SchemaRecord | None
+) -> SchemaRecord | None:
+    """The schema of ``name``'s newest snapshot stored without an allowed incompatible change,
+    when the snapshots after it were all stored with one (a window with a stray value or a
+    renamed column, stored with ``allow_schema_change``); None when the newest snapshot was
+    stored without one. Rows back in that shape are no change: without this, the clean
+    windows after a one-off were refused as breaking. A change followed by a snapshot in the
+    new shape stored without ``allow_schema_change`` is the name's shape from then on."""
+    if latest is None:
+        return None
+    allowed = {
+        e.payload.get("snapshot")
+        for e in catalog.audit_events(subject=f"schema:{name}", limit=200)
+        if e.action == "schema.change"
+    }
+    newest_first = sorted(catalog.list_snapshots(name), key=lambda r: r.created_at, reverse=True)
+    if not newest_first or newest_first[0].id not in allowed:
+        return None
+    for snap in newest_first:
+        if snap.id not in allowed:
+            return catalog.snapshot_schema(snap.id)
+    return None
 
 
 def _classified(ws: Workspace, name: str, schema: Schema) -> tuple[str, ...]:

@@ -127,6 +127,31 @@ def test_an_allowed_change_records_a_schema_version_and_an_audit_event(ws: Works
     ws.snapshot(BASE.drop(columns="plan").iloc[:5], name="customers")
 
 
+def test_clean_rows_after_a_one_off_allowed_change_are_no_change(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # One window with a stray string stored with --allow-schema-change made its text column
+    # the name's shape: the clean windows after it were refused as "string → float".
+    frame = BASE.astype({"spend": object})
+    frame.loc[2, "spend"] = "oops"
+    frame.to_csv(tmp_path / "stray.csv", index=False)
+    with pytest.warns(DataQualityWarning):
+        ws.snapshot(tmp_path / "stray.csv", name="customers", allow_schema_change=True)
+    with pytest.warns(DataQualityWarning) as caught:
+        ws.snapshot(BASE.iloc[:4], name="customers")
+    notes = caught[0].message.notes  # type: ignore[union-attr]
+    assert notes == ("back to the shape of schema v1, before the change allowed at v2",)
+    ws.snapshot(BASE.iloc[1:], name="customers")  # and the next one is no change at all
+    # A change someone meant (the windows since in the new shape) stays the name's shape.
+    frame.iloc[:5].to_csv(tmp_path / "meant.csv", index=False)
+    with pytest.warns(DataQualityWarning):
+        ws.snapshot(tmp_path / "meant.csv", name="customers", allow_schema_change=True)
+    frame.iloc[1:].to_csv(tmp_path / "since.csv", index=False)
+    with pytest.warns(DataQualityWarning):  # its stray value, named again
+        ws.snapshot(tmp_path / "since.csv", name="customers")
+    refused(ws, BASE.iloc[:3], "dtype string → float")
+
+
 def test_the_target_of_a_trained_version_is_checked_without_being_named(
     ws: Workspace,
 ) -> None:
