@@ -233,3 +233,83 @@ def test_points_measured_on_a_handful_of_rows_are_skipped_and_said() -> None:
     assert with_tiny.n_points == 10
     assert with_tiny.probability == without.probability
     assert with_tiny.notes[0] == "1 point(s) measured on fewer than 30 rows: skipped"
+
+
+def trial(values: list[float], versions: list[str], half: list[float]) -> list[MetricPoint]:
+    return [
+        MetricPoint(START + timedelta(days=7 * i), v, v - h, v + h, "realised", 2500, ver)
+        for i, (v, ver, h) in enumerate(zip(values, versions, half, strict=True))
+    ]
+
+
+# A user trial's series: v1 at 0.65, then v2 (promoted) at 0.86, 0.93, 0.84 (a wide band). The
+# promotion's step was read as a trend of +0.1 a window: the filtered metric sat at 0.96, above
+# every reading, and the trend clipped at 1 gave P(< 0.95) = 0.29 and "expected 1".
+TRIAL = trial([0.653, 0.861, 0.927, 0.838], ["v1", "v2", "v2", "v2"], [0.027, 0.014, 0.016, 0.097])
+
+
+def test_a_new_version_starts_the_series_again_and_readings_past_the_sla_are_crossed() -> None:
+    f = forecast(TRIAL, threshold=0.95, direction="below", horizon=14, bounds=(0.0, 1.0))
+    assert f.last is not None
+    assert 0.838 <= f.last <= 0.927  # inside what the new version's readings support
+    assert f.crossed
+    assert f.to_dict()["crossed"] is True
+    assert f"the metric is already below 0.95 ({f.last:.4g})" in f.notes
+    assert "the newest 3 reading(s) are below 0.95" in f.notes
+    restart = "the level and the trend start again at each, 3 point(s) of the newest version"
+    assert f"1 version change(s): {restart}" in f.notes
+    assert f.probability is not None
+    assert f.probability > 0.9
+    assert f.expected is not None
+    assert f.expected < 0.95
+
+
+def test_a_trend_needs_enough_points_of_one_version() -> None:
+    # Four readings climbing by 0.03: a slope fitted on them ran the forecast into the bound.
+    rising = trial([0.86, 0.89, 0.92, 0.95], ["v2"] * 4, [0.01] * 4)
+    f = forecast(rising, threshold=0.8, direction="below", horizon=14, bounds=(0.0, 1.0))
+    assert "level only: a trend needs 9 points of one version, the series has 4" in f.notes
+    assert f.method.startswith("local level")
+    assert f.expected is not None
+    assert f.last is not None
+    assert 0.86 <= f.last <= 0.95
+    assert f.expected < 0.96
+    assert not f.crossed
+    long = forecast(noisy([0.86] * 9), threshold=0.8, direction="below", horizon=3)
+    assert long.method.startswith("local linear trend")  # nine points: the trend is fitted
+
+
+def test_a_bounded_forecast_is_the_mean_of_paths_inside_the_range_not_a_clipped_bound() -> None:
+    rising = noisy([0.9 + 0.01 * i for i in range(12)], sd=0.004)
+    f = forecast(rising, threshold=0.8, direction="below", horizon=14, bounds=(0.0, 1.0))
+    assert f.expected is not None
+    assert f.upper is not None
+    assert 0.95 < f.expected < 1.0  # heading for the bound, but the mean of bounded paths
+    assert f.expected <= f.upper <= 1.0
+
+
+def test_readings_past_the_threshold_are_said_while_the_filtered_metric_is_not() -> None:
+    steady = noisy([0.86] * 12, seed=2)
+    last = steady[-1]
+    dip = [*steady[:-1], MetricPoint(last.at, 0.79, 0.70, 0.88, "estimated", 3000)]
+    f = below(dip)
+    assert f.last is not None
+    assert not f.crossed
+    said = f"the newest 1 reading(s) are below 0.8; the filtered metric ({f.last:.4g}) is not yet"
+    assert said in f.notes
+
+
+def test_a_promotions_step_is_not_read_as_the_metrics_own_noise_or_trend() -> None:
+    plain = noisy([0.70] * 12 + [0.90] * 9, sd=0.006, seed=4)
+    promoted = [
+        MetricPoint(p.at, p.value, p.lower, p.upper, p.source, p.rows, "v1" if i < 12 else "v2")
+        for i, p in enumerate(plain)
+    ]
+    step, restarted = (
+        forecast(s, threshold=0.88, direction="below", horizon=7, bounds=(0.0, 1.0))
+        for s in (plain, promoted)
+    )
+    assert restarted.probability is not None
+    assert step.probability is not None
+    assert restarted.probability < 0.1 < 0.3 < step.probability  # the step read as noise
+    assert restarted.method.startswith("local linear trend")  # nine points of v2

@@ -121,8 +121,12 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
         assert "geo" in str(info.value.hint)
         with pytest.raises(ConfigError, match="for member 'geo'"):
             series_from_catalog(ws.catalog, "churn", "f1", member="geo")
-        with pytest.raises(NotFound, match="unknown system 'nochurn'"):
+        with pytest.raises(NotFound, match="unknown system 'nochurn'") as found:
             series_from_catalog(ws.catalog, "nochurn", "roc_auc")
+        assert "did you mean 'churn'?" in str(found.value.hint)
+        with pytest.raises(ConfigError, match="unknown slice 'monthy'") as info:
+            series_from_catalog(ws.catalog, "churn", "roc_auc", slice="monthy")
+        assert info.value.hint == "did you mean 'monthly'? the slices are ['monthly']"
 
     args = ("forecast", "churn", "--metric", "roc_auc", "--home", str(home))
     code, out, _ = run_cli(capsys, *args, "--threshold", "0.5", "--horizon", "3", "--json")
@@ -136,6 +140,15 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 0
     assert "churn member geo: roc_auc over 3 window(s)" in out
     assert "P(roc_auc < 0.5 within 14 windows) = " in out
+    code, out, _ = run_cli(capsys, *args, "--threshold", "0.99")
+    assert code == 0  # every reading is below 0.99: said first, not left to a note
+    assert out.splitlines()[4].startswith("roc_auc is already below the SLA 0.99: ")
+    assert "note: the metric is already" not in out
+    assert "note: the newest 3 reading(s) are below 0.99" in out
+    code, _, err = run_cli(capsys, "forecast", "chrun", "--home", str(home))
+    assert code == 2  # the system is named before the policy's SLA (it has none) is missed
+    assert "unknown system 'chrun'" in err
+    assert "did you mean 'churn'?" in err
     code, _, err = run_cli(capsys, *args)
     assert code == 2
     assert "no --threshold given" in err
@@ -180,3 +193,31 @@ def test_a_few_rows_inside_a_larger_window_do_not_replace_its_point(tmp_path: Pa
         ws.monitor(version.ref, make_window(60, start="2026-04-02", days=2, seed=2))
         (point,) = series_from_catalog(ws.catalog, "churn", "roc_auc")
         assert (point.rows, point.report) == (600, week.record.id)  # type: ignore[union-attr]
+
+
+def test_an_unknown_slice_is_named_with_the_slices_the_windows_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], forecast_command: None
+) -> None:
+    def monitored(home: Path, slices: dict[str, str] | None, labelled: bool) -> None:
+        with Workspace.init(home) as ws:
+            ref = make_window(2000, start="2026-01-01", days=90, seed=0)
+            version = ws.train(build(), ws.snapshot(ref, name="ref", slices=slices)).version
+            week = make_window(600, start="2026-04-01", days=7, seed=1)
+            ws.monitor(version.ref, week if labelled else week.drop(columns=["churned"]))
+
+    plain, sliced = tmp_path / "plain", tmp_path / "sliced"
+    monitored(plain, None, labelled=True)
+    monitored(sliced, {"monthly": "contract == 'monthly'"}, labelled=False)
+    args = ("forecast", "churn", "--metric", "roc_auc", "--threshold", "0.5", "--slice")
+    code, _, err = run_cli(capsys, *args, "south", "--home", str(plain))
+    assert code == 2  # it said "monitor a labelled window": the window was labelled
+    assert "unknown slice 'south': the monitored windows of 'churn' have no slice" in err
+    assert "the windows of 'churn' have no slices" in err
+    code, _, err = run_cli(capsys, *args, "south", "--home", str(sliced))
+    assert code == 2
+    assert "unknown slice 'south'" in err
+    assert "the slices are ['monthly']" in err
+    code, _, err = run_cli(capsys, *args, "monthly", "--home", str(sliced))
+    assert code == 2  # a slice the windows have, measured only where labels came
+    assert "no labelled monitor report holds slice 'monthly'" in err
+    assert "monitor a labelled window" in err

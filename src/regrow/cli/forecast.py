@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, known_system, out, print_json, workspace
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def forecast(
     from regrow.plan.policy import load_policy
 
     with workspace(home) as ws:
+        known_system(ws, system)  # a misspelt system is named before the SLA is looked up
         rules = ws.policy() if policy is None else load_policy(policy)
         chosen, limit, side = _sla(rules, metric, threshold, direction)
         steps = horizon if horizon is not None else rules.watch.horizon
@@ -164,6 +165,11 @@ def show_forecast(data: dict[str, Any]) -> None:
     if data["probability"] is None:
         out.print(f"{who}: no forecast of {data['metric']}: {'; '.join(data['notes'])}")
         return
+    if data["crossed"]:
+        out.print(
+            f"{data['metric']} is already {data['direction']} the SLA {data['threshold']:g}: "
+            f"{data['last']:.4g} now (the filtered metric)"
+        )
     sign = "<" if data["direction"] == "below" else ">"
     when = (
         f"; median first crossing in {data['steps_to_cross']} window(s)"
@@ -179,4 +185,5 @@ def show_forecast(data: dict[str, Any]) -> None:
         f"({data['level']:.0%} band {data['lower']:.4g} to {data['upper']:.4g})"
     )
     for note in data["notes"]:
-        out.print(f"note: {note}")
+        if not (data["crossed"] and note.startswith("the metric is already")):  # said above
+            out.print(f"note: {note}")

@@ -226,12 +226,11 @@ def series_from_catalog(
     placed in time and which value wins). ``since`` (a datetime, an ISO time or a span ago
     such as ``30d``) keeps the windows that end at or after it.
 
-    An unknown system raises :class:`~regrow.errors.NotFound`; a metric, member or slice that
-    no report holds raises :class:`~regrow.errors.ConfigError` naming those that exist. A
-    system never monitored, or whose reports hold no metric value at all, has an empty
-    history.
+    An unknown system raises :class:`~regrow.errors.NotFound` (its hint: a close name); a
+    metric, member or slice that no report holds raises :class:`~regrow.errors.ConfigError`
+    naming those that exist (for a slice, those the monitored windows have). A system never
+    monitored, or whose reports hold no metric value at all, has an empty history.
     """
-    from regrow.errors import NotFound
     from regrow.logged import parse_time
 
     if member is not None and slice is not None:
@@ -241,8 +240,7 @@ def series_from_catalog(
         )
     versions = catalog.list_system_versions(system)
     if not versions:
-        known = catalog.list_systems()
-        raise NotFound("system", system, hint=f"the systems are {known}" if known else None)
+        raise catalog.unknown_system(system)  # its hint: a close name, else those there are
     reports = [
         (version.ref, record)
         for version in versions
@@ -276,20 +274,24 @@ def series_from_catalog(
                 if kept is not None and kept.rows > n:  # a few rows inside a larger window
                     continue
                 slot[source] = MetricPoint(win.at, v, lo, hi, source, n, ref, record.id)
-    if not windows:
-        _unknown(reports, metric, member, slice)  # raises when the reports hold other names
+    if not windows:  # raises when the reports hold other names
+        _unknown(catalog, system, reports, metric, member, slice)
     points = [found.get("realised") or found["estimated"] for _, found in windows]
     points.sort(key=lambda p: p.at)
     return [p for p in points if cut is None or p.at >= cut]
 
 
 def _unknown(
+    catalog: Catalog,
+    system: str,
     reports: list[tuple[str, MonitorReportRecord]],
     metric: str,
     member: str | None,
     slice: str | None,
 ) -> None:
     metrics, members, slices = _names(r for _, r in reports)
+    if slice is not None and slice not in slices:
+        _unknown_slice(catalog, system, reports, slice, slices)
     if not metrics:  # no report holds any value yet (estimates failed, no labels): no history
         return
     if metric not in metrics:
@@ -305,7 +307,7 @@ def _unknown(
     if slice is not None and slice not in slices:
         raise ConfigError(
             f"no labelled monitor report holds slice {slice!r}",
-            hint=f"the slices are {sorted(slices)}" if slices else "monitor a labelled window",
+            hint="a slice is measured on windows with labels: monitor a labelled window",
         )
     labelled = sorted(
         {str((r.report.get("performance") or {}).get("metric")) for _, r in reports} - {"None"}
@@ -317,4 +319,32 @@ def _unknown(
         hint=f"members and slices are measured in {labelled} (the labelled report's metric)"
         if labelled
         else "monitor a window with labels",
+    )
+
+
+def _unknown_slice(
+    catalog: Catalog,
+    system: str,
+    reports: list[tuple[str, MonitorReportRecord]],
+    slice: str,
+    measured: set[str],
+) -> None:
+    """Raise when no monitored window of the system has ``slice`` (a window takes the slices
+    of its version's training snapshot), naming those they have."""
+    import difflib
+
+    defined = measured | {
+        name
+        for snap in {r.snapshot_id for _, r in reports}
+        for name in catalog.get_snapshot(snap).slices or {}
+    }
+    if slice in defined:
+        return
+    close = difflib.get_close_matches(slice, sorted(defined), n=1)
+    raise ConfigError(
+        f"unknown slice {slice!r}: the monitored windows of {system!r} have no slice of that name",
+        hint=(f"did you mean {close[0]!r}? " if close else "") + f"the slices are {sorted(defined)}"
+        if defined
+        else f"the windows of {system!r} have no slices: a window takes those of the snapshot "
+        "its version was trained on (regrow snapshot create FILE --slice NAME=EXPR)",
     )

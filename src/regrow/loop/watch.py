@@ -885,10 +885,11 @@ class Watcher:
         realised = self._realised(body, metric)
         points: list[MetricPoint] = []
         bodies = [c.body for c in self._cycles(_SERIES)]
-        history = [b.get("forecast") or {} for b in reversed(bodies)]
-        history.append({"estimate": estimate, "realised": realised})
-        known = [p["realised"] for p in history if p.get("realised")]
-        guessed = [p["estimate"] for p in history if p.get("estimate")]
+        # each value with the version it measured: a promotion starts the series again
+        history = [{**(b.get("forecast") or {}), "version": b.get("version")} for b in bodies[::-1]]
+        history.append({"estimate": estimate, "realised": realised, "version": body["version"]})
+        known = [{**p["realised"], "version": p["version"]} for p in history if p.get("realised")]
+        guessed = [{**p["estimate"], "version": p["version"]} for p in history if p.get("estimate")]
         newest = max((datetime.fromisoformat(r["at"]) for r in known), default=None)
         bias = _estimate_bias(known, guessed)
         for e in known:
@@ -1541,6 +1542,7 @@ def _point(
         None if high is None else float(high) + shift,
         kind,
         int(entry.get("rows") or 0),
+        entry.get("version"),
     )
 
 
