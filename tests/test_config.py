@@ -133,3 +133,66 @@ def test_a_workspace_is_found_from_any_folder_below_it(
     with pytest.raises(WorkspaceNotFound, match="or any folder above it") as missing:
         Workspace.open()
     assert "regrow init" in (missing.value.hint or "")
+
+
+def _bad_watch(home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text() + '\n[watch]\nevery = "-5m"\nnotify_on = ["always"]\n')
+
+
+def test_a_bad_watch_section_stops_only_what_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A bad [watch] value failed every command (`regrow versions`, `regrow watch --status`),
+    # and named one mistake per try.
+    from regrow.testing import run_cli
+
+    Workspace.init(tmp_path / "ws").close()
+    _bad_watch(tmp_path / "ws")
+    config = Config.load(tmp_path / "ws")
+    for command in (["versions"], ["watch", "--status"]):
+        code, _, err = run_cli(capsys, *command, "--home", str(tmp_path / "ws"))
+        assert code == 0, err
+    with pytest.raises(ConfigError) as caught:
+        config.watch_for("churn")
+    said = str(caught.value)
+    assert "2 mistakes in" in said
+    assert "[watch] every must be a span like 15m (got '-5m')" in said
+    assert "[watch] notify_on must be a list of 'acted', 'waiting', 'failed', 'quiet' " in said
+    assert "(got ['always'])" in said
+    assert "leave the key out for its default" in (caught.value.hint or "")
+
+
+def test_the_command_line_s_every_replaces_the_file_s_unread() -> None:
+    config = Config(home=Path("/tmp/ws"), watch_table={"every": "-5m", "churn": {"every": "0s"}})
+    assert config.watch_for("churn", every="1h", source=None).every == "1h"
+    assert config.watch_for("other", every="1h").source == "served"
+    with pytest.raises(ConfigError, match=r"--every must be a span like 15m \(got 'soon'\)"):
+        config.watch_for("churn", every="soon")
+    with pytest.raises(ConfigError, match=r"\[watch.churn\] every must be .* \(got '0s'\)"):
+        Config(home=Path("/tmp/ws"), watch_table={"churn": {"every": "0s"}}).watch_for("churn")
+
+
+def test_every_mistake_of_a_config_file_is_named_at_once(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        "[run]\nworkers = 0\n[auth]\nos_user = 'no'\n"
+        "[serve]\npoll_seconds = 0\nport = 1\ninference = 'closed'\n"
+        "[watch]\nevery = '-5m'\n[watch.churn]\nlease_seconds = 1\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        Config.load(tmp_path)
+    said, hint = caught.value.message, caught.value.hint or ""
+    assert said.startswith(f"7 mistakes in {str(tmp_path / 'config.toml')!r}: ")
+    for part in (
+        "[run] workers must be an integer >= 1 (got 0)",
+        "[auth] os_user must be true or false (got 'no')",
+        "unknown key(s) ['port'] in [serve]",
+        "[serve] poll_seconds must be a number of seconds in (0, 3600] (got 0)",
+        "[serve] inference must be one of 'open', 'token' (got 'closed')",
+        "[watch] every must be a span like 15m (got '-5m')",  # named with the others
+        "[watch.churn] lease_seconds must be an integer >= 10 (got 1)",
+    ):
+        assert part in said, part
+    assert said.count(str(tmp_path)) == 1  # the file is named once
+    assert "for example workers = 4" in hint
+    assert "os_user = false lets only API tokens identify" in hint

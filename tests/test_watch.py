@@ -711,6 +711,23 @@ def test_cli_errors_name_the_value_without_a_traceback(
     assert "Traceback" not in err
 
 
+def test_the_command_lines_every_replaces_a_bad_one_in_the_file(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a bad [watch] every stopped every command, and --every did not replace it
+    path = ws.config.home / "config.toml"
+    path.write_text(path.read_text() + '\n[watch]\nevery = "-5m"\n')
+    home = ("--home", str(ws.config.home))
+    code, _, err = run_cli(capsys, "watch", "churn", "--once", *home)
+    assert code == 2
+    assert "[watch] every must be a span like 15m (got '-5m')" in err
+    code, _, err = run_cli(capsys, "watch", "churn", "--every", "1h", "--once", "--source",
+                           "files:nothing/*.csv", *home)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "versions", "churn", *home)
+    assert code == 0, err
+
+
 def test_watch_settings_parse_and_refuse_bad_values(tmp_path: Path) -> None:
     settings = WatchSettings.parse(
         {"source": "files:w/*.csv", "every": "1h", "churn": {"source": "snapshot:daily"}}

@@ -39,6 +39,10 @@ then the file. ``REGROW_ALLOW_OS_USER`` may only tighten ``[auth] os_user``: ``0
 mapping off, ``1`` leaves the file's setting as it is (it cannot turn on what the file turned
 off).
 
+Every mistake of the file is named at once, in one :class:`~regrow.errors.ConfigError`.
+``[watch]`` is read (and checked) only by what uses it (:attr:`Config.watch`,
+:meth:`Config.watch_for`): a mistake there stops ``regrow watch`` alone.
+
 With ``os_user = true`` (the default) a command without a token acts as the identity named
 like the OS login of its process (the account of its user id; environment variables such as
 ``$USER`` or ``$REGROW_ACTOR`` do not change it): the OS login is trusted. People who share
@@ -60,10 +64,10 @@ import math
 import os
 import shutil
 import tomllib
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from regrow.costs import CostProfile
 from regrow.errors import ConfigError, WorkspaceNotFound
@@ -90,6 +94,80 @@ DEFAULT_BACKEND = "local"
 _RUN_KEYS = ("address", "backend", "workers")
 _FLAGS = {"0": False, "1": True, "false": False, "true": True}
 _INFERENCE = ("open", "token")
+_FIX = "fix it in config.toml, or leave the key out for its default"
+_FIX_EACH = "fix each in config.toml, or leave the key out for its default"
+
+
+@dataclass(frozen=True)
+class _Mistake:
+    """One wrong setting: ``message`` names its key and value, ``hint`` says what to do
+    (None: :data:`_FIX`)."""
+
+    message: str
+    hint: str | None = None
+
+
+def _report(mistakes: Sequence[_Mistake], where: str) -> None:
+    """Raise the ``mistakes`` found in file ``where`` as one error, so that a user fixes them
+    in one go rather than one per try."""
+    if len(mistakes) == 1:
+        raise ConfigError(mistakes[0].message, hint=mistakes[0].hint or _FIX)
+    if mistakes:
+        hints = dict.fromkeys(m.hint for m in mistakes if m.hint)
+        # the file is named once, up front
+        said = [m.message.replace(f" in {where!r}", "").replace(f" of {where!r}", "")
+                for m in mistakes]  # fmt: skip
+        raise ConfigError(
+            f"{len(mistakes)} mistakes in {where!r}: " + "; ".join(said),
+            hint="; ".join([_FIX_EACH, *hints]),
+        )
+
+
+Check = Callable[[object], bool]
+
+
+def _wrong(
+    table: str, values: Mapping[str, object], checks: Mapping[str, tuple[Check, str]]
+) -> list[_Mistake]:
+    """The mistakes among ``values`` of ``table`` (``[serve]``, ``[watch.churn]``): each
+    value whose check in ``checks`` (key: the check, what it wants) refuses it."""
+    return [
+        _Mistake(f"{table} {key} must be {expected} (got {_shown(values[key])!r})")
+        for key, (check, expected) in checks.items()
+        if key in values and not check(values[key])
+    ]
+
+
+def _unknown(
+    table: str, keys: Collection[str], known: Collection[str], where: str, hint: str
+) -> list[_Mistake]:
+    unknown = sorted(set(keys) - set(known))
+    return [_Mistake(f"unknown key(s) {unknown} in {table} of {where!r}", hint)] if unknown else []
+
+
+def _shown(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+_SERVE_SECONDS = "a number of seconds in (0, 3600]"
+_SERVE_CHECKS: dict[str, tuple[Check, str]] = {
+    "models": (lambda v: v is None or _model_refs(v),
+               'a non-empty list of "SYSTEM@ALIAS" or "SYSTEM:vN"'),
+    "inference": (lambda v: v in _INFERENCE, f"one of {_quoted(_INFERENCE)}"),
+    "poll_seconds": (lambda v: _number(v) and 0 < v <= 3600, _SERVE_SECONDS),
+    "max_request_bytes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "max_batch_rows": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "log_predictions": (lambda v: isinstance(v, bool), "true or false"),
+    "log_flush_seconds": (lambda v: _number(v) and 0 < v <= 3600, _SERVE_SECONDS),
+    "rollout_step_seconds": (lambda v: _number(v) and 0 <= v <= 86400,
+                             "a number of seconds in [0, 86400] (0: the server never steps "
+                             "rollouts)"),
+}  # fmt: skip
+"""What each ``[serve]`` key takes."""
 
 
 @dataclass(frozen=True)
@@ -127,56 +205,23 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if isinstance(self.models, list):  # as TOML and JSON give it
             object.__setattr__(self, "models", tuple(self.models))
-        self._check("inference", self.inference in _INFERENCE, f"one of {_quoted(_INFERENCE)}")
-        self._check(
-            "poll_seconds",
-            _number(self.poll_seconds) and 0 < self.poll_seconds <= 3600,
-            "a number of seconds in (0, 3600]",
-        )
-        for key in ("max_request_bytes", "max_batch_rows"):
-            value = getattr(self, key)
-            self._check(key, _integer(value) and value >= 1, "an integer >= 1")
-        self._check("log_predictions", isinstance(self.log_predictions, bool), "true or false")
-        self._check(
-            "log_flush_seconds",
-            _number(self.log_flush_seconds) and 0 < self.log_flush_seconds <= 3600,
-            "a number of seconds in (0, 3600]",
-        )
-        self._check(
-            "rollout_step_seconds",
-            _number(self.rollout_step_seconds) and 0 <= self.rollout_step_seconds <= 86400,
-            "a number of seconds in [0, 86400] (0: the server never steps rollouts)",
-        )
-        models = self.models
-        ok = models is None or (
-            isinstance(models, tuple)
-            and len(models) > 0
-            and all(isinstance(m, str) and _model_ref(m) for m in models)
-        )
-        self._check("models", ok, 'a non-empty list of "SYSTEM@ALIAS" or "SYSTEM:vN"')
-
-    def _check(self, key: str, ok: bool, expected: str) -> None:
-        if not ok:
-            value = getattr(self, key)
-            shown = list(value) if isinstance(value, tuple) else value
-            raise ConfigError(
-                f"[serve] {key} must be {expected} (got {shown!r})",
-                hint=f"fix {key} in [serve] of config.toml, or leave it out for the default",
-            )
+        values = {key: getattr(self, key) for key in _SERVE_CHECKS}
+        _report(_wrong("[serve]", values, _SERVE_CHECKS), CONFIG_FILE)
 
     @classmethod
     def parse(cls, section: object, where: str = "config.toml") -> ServeSettings:
         """The settings of a ``[serve]`` table read from TOML (``where`` names the file)."""
-        if not isinstance(section, dict):
-            raise ConfigError(f"[serve] in {where!r} must be a table")
-        known = list(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {unknown} in [serve] of {where!r}",
-                hint=f"the keys are {', '.join(repr(k) for k in known)}",
-            )
+        _report(cls._mistakes(section, where), where)
+        assert isinstance(section, dict)  # _mistakes: it is a table
         return cls(**section)
+
+    @classmethod
+    def _mistakes(cls, section: object, where: str) -> list[_Mistake]:
+        if not isinstance(section, dict):
+            return [_Mistake(f"[serve] in {where!r} must be a table")]
+        known = list(cls.__dataclass_fields__)
+        unknown = _unknown("[serve]", section, known, where, f"the keys are {_quoted(known)}")
+        return unknown + _wrong("[serve]", section, _SERVE_CHECKS)
 
     def lines(self) -> list[str]:
         """The TOML lines of the settings that differ from the defaults."""
@@ -190,6 +235,18 @@ class ServeSettings:
 
 _NOTIFY_ON = ("acted", "waiting", "failed", "quiet")
 _WATCH_KEYS = ("source", "every", "notify", "notify_on", "lease_seconds")
+_WATCH_CHECKS: dict[str, tuple[Check, str]] = {
+    "source": (lambda v: isinstance(v, str) and _source(v),
+               '"served", "files:GLOB" or "snapshot:NAME"'),
+    "every": (lambda v: isinstance(v, str) and _span(v), "a span like 15m"),
+    "notify": (lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+               "a URL or a command"),
+    "notify_on": (lambda v: isinstance(v, list | tuple)
+                  and all(isinstance(e, str) and e in _NOTIFY_ON for e in v),
+                  f"a list of {_quoted(_NOTIFY_ON)}"),
+    "lease_seconds": (lambda v: _integer(v) and v >= 10, "an integer >= 10"),
+}  # fmt: skip
+"""What each ``[watch]`` key takes."""
 
 
 @dataclass(frozen=True)
@@ -222,51 +279,52 @@ class WatchSettings:
     def __post_init__(self) -> None:
         if isinstance(self.notify_on, list):
             object.__setattr__(self, "notify_on", tuple(self.notify_on))
-        src = self.source
-        ok = isinstance(src, str) and (
-            src == "served"
-            or (src.startswith("files:") and len(src) > 6)
-            or (src.startswith("snapshot:") and len(src) > 9)
-        )
-        self._check("source", ok, '"served", "files:GLOB" or "snapshot:NAME"')
-        self._check("every", isinstance(self.every, str) and _span(self.every), "a span like 15m")
-        notify = self.notify
-        self._check("notify", notify is None or (isinstance(notify, str) and bool(notify.strip())),
-                    "a URL or a command")  # fmt: skip
-        on = self.notify_on
-        self._check("notify_on", isinstance(on, tuple) and set(on) <= set(_NOTIFY_ON),
-                    f"a list of {_quoted(_NOTIFY_ON)}")  # fmt: skip
-        self._check("lease_seconds", _integer(self.lease_seconds) and self.lease_seconds >= 10,
-                    "an integer >= 10")  # fmt: skip
-
-    def _check(self, key: str, ok: bool, expected: str) -> None:
-        if not ok:
-            value = getattr(self, key)
-            shown = list(value) if isinstance(value, tuple) else value
-            raise ConfigError(
-                f"[watch] {key} must be {expected} (got {shown!r})",
-                hint=f"fix {key} in [watch] of config.toml, or leave it out for the default",
-            )
+        values = {key: getattr(self, key) for key in _WATCH_KEYS}
+        _report(_wrong("[watch]", values, _WATCH_CHECKS), CONFIG_FILE)
 
     @classmethod
-    def parse(cls, section: object, where: str = "config.toml") -> WatchSettings:
-        """The settings of a ``[watch]`` table read from TOML (``where`` names the file)."""
-        if not isinstance(section, dict):
-            raise ConfigError(f"[watch] in {where!r} must be a table")
+    def parse(
+        cls, section: object, where: str = "config.toml", *, given: Mapping[str, str] | None = None
+    ) -> WatchSettings:
+        """The settings of a ``[watch]`` table read from TOML (``where`` names the file).
+
+        ``given`` holds values set elsewhere (the command line's ``--every``): they replace
+        the file's in every table, whose own are then neither read nor checked. A mistake
+        anywhere in the table is named with all the others.
+        """
+        given = dict(given or {})
+        _report(cls._mistakes(section, where, given), where)
+        assert isinstance(section, dict)  # _mistakes: it is a table
         own = {k: v for k, v in section.items() if not isinstance(v, dict)}
-        unknown = sorted(set(own) - set(_WATCH_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {unknown} in [watch] of {where!r}",
-                hint=f"the keys are {_quoted(_WATCH_KEYS)}, and [watch.SYSTEM] tables",
-            )
-        base = cls(**own)
+        base = {**own, **given}
         systems = {
-            name: cls.parse({**own, **sub}, where)
+            str(name): cls(**{**base, **sub, **given})
             for name, sub in section.items()
             if isinstance(sub, dict)
         }
-        return cls(**own, systems=systems) if systems else base
+        return cls(**base, systems=systems)
+
+    @classmethod
+    def _mistakes(
+        cls, section: object, where: str, given: Mapping[str, object] | None = None
+    ) -> list[_Mistake]:
+        """Every mistake of a ``[watch]`` table and its system tables, and of ``given``."""
+        given = dict(given or {})
+        mistakes = []
+        for key, value in given.items():
+            check, expected = _WATCH_CHECKS[key]
+            if not check(value):
+                message = f"--{key} must be {expected} (got {value!r})"
+                hint = f"give another --{key}, or leave it out for [watch] {key} of config.toml"
+                mistakes.append(_Mistake(message, hint))
+        if not isinstance(section, dict):
+            return [*mistakes, _Mistake(f"[watch] in {where!r} must be a table")]
+        own = {k: v for k, v in section.items() if not isinstance(v, dict)}
+        mistakes += _watch_mistakes("[watch]", own, where, given)
+        for name, sub in section.items():
+            if isinstance(sub, dict):
+                mistakes += _watch_mistakes(f"[watch.{name}]", sub, where, given)
+        return mistakes
 
     def of(self, system: str) -> WatchSettings:
         """The settings for ``system``: its own table's, else these."""
@@ -288,6 +346,16 @@ class WatchSettings:
         for name, sub in sorted(self.systems.items()):
             text += [f"[watch.{json.dumps(name)}]", *changed(sub, self)]
         return text
+
+
+def _watch_mistakes(
+    table: str, values: Mapping[str, object], where: str, given: Collection[str]
+) -> list[_Mistake]:
+    """The mistakes of one ``[watch]`` or ``[watch.SYSTEM]`` table, but for the keys
+    ``given`` elsewhere (the file's values of those are not read)."""
+    hint = f"the keys are {_quoted(_WATCH_KEYS)}, and [watch.SYSTEM] tables"
+    read = {k: v for k, v in values.items() if k not in given}
+    return _unknown(table, values, _WATCH_KEYS, where, hint) + _wrong(table, read, _WATCH_CHECKS)
 
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -313,16 +381,28 @@ def _span(text: str) -> bool:
     return seconds is not None and seconds > 0
 
 
-def _quoted(names: tuple[str, ...]) -> str:
-    return ", ".join(repr(n) for n in names)
+def _source(text: str) -> bool:
+    return (
+        text == "served"
+        or (text.startswith("files:") and len(text) > 6)
+        or (text.startswith("snapshot:") and len(text) > 9)
+    )
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _integer(value: object) -> bool:
+def _integer(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _model_refs(value: object) -> bool:
+    return (
+        isinstance(value, tuple | list)
+        and len(value) > 0
+        and all(isinstance(m, str) and _model_ref(m) for m in value)
+    )
 
 
 def _model_ref(ref: str) -> bool:
@@ -395,6 +475,84 @@ def _is_workspace(folder: Path) -> bool:
     return bool(data) and set(data) <= _SECTIONS
 
 
+def _url_section(
+    data: dict[str, object], name: str, where: str, mistakes: list[_Mistake]
+) -> str | None:
+    """The ``url`` of table ``name`` (``[catalog]``, ``[store]``); its mistakes join
+    ``mistakes``."""
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        mistakes.append(_Mistake(f"[{name}] in {where!r} must be a table"))
+        return None
+    mistakes += _unknown(f"[{name}]", section, ["url"], where, "the key is 'url'")
+    url = section.get("url")
+    if url is not None and (not isinstance(url, str) or not url.strip()):
+        mistakes.append(_Mistake(
+            f"[{name}] url in {where!r} must be a non-empty string (got {url!r})",
+            hint='a database URL such as "sqlite:///catalog.db"' if name == "catalog"
+            else 'a folder or an fsspec URL such as "artifacts" or "s3://bucket/regrow"',
+        ))  # fmt: skip
+        return None
+    return url
+
+
+def _run_section(
+    data: dict[str, object], where: str, mistakes: list[_Mistake]
+) -> dict[str, object]:
+    """The ``[run]`` table, its wrong values left out; its mistakes join ``mistakes``."""
+    section = data.get("run", {})
+    if not isinstance(section, dict):
+        mistakes.append(_Mistake(f"[run] in {where!r} must be a table"))
+        return {}
+    hint = "the keys are 'backend', 'address' and 'workers'"
+    mistakes += _unknown("[run]", section, _RUN_KEYS, where, hint)
+    chosen = dict(section)
+    for key in ("backend", "address"):
+        value = section.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            mistakes.append(_Mistake(
+                f"[run] {key} in {where!r} must be a non-empty string (got {value!r})",
+                hint='for example backend = "ray" and address = "10.0.0.5:6379"',
+            ))  # fmt: skip
+            del chosen[key]
+    workers = section.get("workers")
+    if workers is not None and not (_integer(workers) and workers >= 1):
+        mistakes.append(_Mistake(
+            f"[run] workers in {where!r} must be an integer >= 1 (got {workers!r})",
+            hint="for example workers = 4",
+        ))  # fmt: skip
+    return chosen
+
+
+def _allow_os_user(data: dict[str, object], where: str, mistakes: list[_Mistake]) -> bool:
+    """``[auth] os_user`` (default True), turned off by ``$REGROW_ALLOW_OS_USER=0``; the
+    mistakes join ``mistakes``.
+
+    The environment only tightens: ``1`` cannot turn on what the file turned off, so that
+    a workspace's "tokens only" holds whatever a shell exports.
+    """
+    env = os.environ.get("REGROW_ALLOW_OS_USER", "").strip().lower()
+    if env and env not in _FLAGS:
+        mistakes.append(_Mistake(
+            f"REGROW_ALLOW_OS_USER must be 0 or 1 (got {env!r})",
+            hint="0 lets only API tokens identify; unset it to use [auth] os_user of "
+            "config.toml",
+        ))  # fmt: skip
+    section = data.get("auth", {})
+    if not isinstance(section, dict):
+        mistakes.append(_Mistake(f"[auth] in {where!r} must be a table"))
+        return False
+    mistakes += _unknown("[auth]", section, ["os_user"], where, "the key is 'os_user'")
+    value = section.get("os_user", True)
+    if not isinstance(value, bool):
+        mistakes.append(_Mistake(
+            f"[auth] os_user in {where!r} must be true or false (got {value!r})",
+            hint="os_user = false lets only API tokens identify who acts",
+        ))  # fmt: skip
+        return False
+    return value and _FLAGS.get(env, True)
+
+
 @dataclass(frozen=True)
 class Config:
     """A workspace's settings, with environment overrides applied by :meth:`load`."""
@@ -408,7 +566,32 @@ class Config:
     allow_os_user: bool = True
     serve: ServeSettings = ServeSettings()
     costs: CostProfile = field(default_factory=CostProfile)  # cost accounting (#18): [costs]
-    watch: WatchSettings = WatchSettings()
+    watch_table: dict[str, Any] = field(default_factory=dict)
+    """The ``[watch]`` table as the file holds it: read and checked when :attr:`watch` or
+    :meth:`watch_for` is, so that a mistake in it stops `regrow watch`, not every command."""
+
+    @property
+    def watch(self) -> WatchSettings:
+        """The ``[watch]`` settings (a :class:`~regrow.errors.ConfigError` names every mistake
+        of the table)."""
+        return WatchSettings.parse(self.watch_table, str(self.home / CONFIG_FILE))
+
+    def watch_for(self, system: str, **given: str | None) -> WatchSettings:
+        """The settings ``regrow watch`` watches ``system`` with: ``given`` (the command
+        line's ``every`` or ``source``; None: not given) in place of the file's, which are
+        then neither read nor checked.
+
+        >>> cfg = Config(home=Path("/tmp/ws"), watch_table={"every": "-5m"})
+        >>> cfg.watch_for("churn", every="1h").every
+        '1h'
+        >>> cfg.watch_for("churn")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        regrow.errors.ConfigError: [watch] every must be a span like 15m (got '-5m'); ...
+        """
+        chosen = {key: value for key, value in given.items() if value is not None}
+        where = str(self.home / CONFIG_FILE)
+        return WatchSettings.parse(self.watch_table, where, given=chosen).of(system)
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL with a relative SQLite path made absolute inside the workspace."""
@@ -451,16 +634,29 @@ class Config:
             raise ConfigError(
                 f"cannot parse {str(path)!r}: {exc}", hint="fix the TOML syntax"
             ) from exc
+        where = str(path)
+        mistakes: list[_Mistake] = []
         unknown = sorted(set(data) - _SECTIONS)
         if unknown:
-            raise ConfigError(
-                f"unknown section(s) {unknown} in {str(path)!r}",
+            mistakes.append(_Mistake(
+                f"unknown section(s) {unknown} in {where!r}",
                 hint="the sections are [catalog], [store], [run], [auth], [serve], [costs] "
                 "and [watch]",
-            )
-        catalog = cls._section(data, "catalog", path)
-        store = cls._section(data, "store", path)
-        run = cls._run_section(data, path)
+            ))  # fmt: skip
+        catalog = _url_section(data, "catalog", where, mistakes)
+        store = _url_section(data, "store", where, mistakes)
+        run = _run_section(data, where, mistakes)
+        allow_os_user = _allow_os_user(data, where, mistakes)
+        mistakes += ServeSettings._mistakes(data.get("serve", {}), where)
+        try:
+            costs = CostProfile.parse(data.get("costs", {}), where)
+        except ConfigError as exc:  # its first mistake
+            mistakes.append(_Mistake(exc.message, exc.hint))
+            costs = CostProfile()
+        watch = data.get("watch", {})
+        if mistakes:  # then the file is fixed anyway: name [watch]'s mistakes too
+            mistakes += WatchSettings._mistakes(watch, where)
+        _report(mistakes, where)
         backend = os.environ.get("REGROW_BACKEND") or run.get("backend") or DEFAULT_BACKEND
         address = os.environ.get("REGROW_RAY_ADDRESS") or run.get("address")
         workers = run.get("workers")
@@ -471,86 +667,11 @@ class Config:
             backend=str(backend),
             address=None if address is None else str(address),
             workers=workers if isinstance(workers, int) else None,
-            allow_os_user=cls._allow_os_user(data, path),
-            serve=ServeSettings.parse(data.get("serve", {}), str(path)),
-            costs=CostProfile.parse(data.get("costs", {}), str(path)),
-            watch=WatchSettings.parse(data.get("watch", {}), str(path)),
+            allow_os_user=allow_os_user,
+            serve=ServeSettings.parse(data.get("serve", {}), where),
+            costs=costs,
+            watch_table=watch,
         )
-
-    @staticmethod
-    def _allow_os_user(data: dict[str, object], path: Path) -> bool:
-        """``[auth] os_user`` (default True), turned off by ``$REGROW_ALLOW_OS_USER=0``.
-
-        The environment only tightens: ``1`` cannot turn on what the file turned off, so that
-        a workspace's "tokens only" holds whatever a shell exports.
-        """
-        env = os.environ.get("REGROW_ALLOW_OS_USER", "").strip().lower()
-        if env and env not in _FLAGS:
-            raise ConfigError(
-                f"REGROW_ALLOW_OS_USER must be 0 or 1 (got {env!r})",
-                hint="0 lets only API tokens identify; unset it to use [auth] os_user of "
-                "config.toml",
-            )
-        section = data.get("auth", {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"[auth] in {str(path)!r} must be a table")
-        unknown = sorted(set(section) - {"os_user"})
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {unknown} in [auth] of {str(path)!r}", hint="the key is 'os_user'"
-            )
-        value = section.get("os_user", True)
-        if not isinstance(value, bool):
-            raise ConfigError(
-                f"[auth] os_user in {str(path)!r} must be true or false (got {value!r})",
-                hint="os_user = false lets only API tokens identify who acts",
-            )
-        return value and _FLAGS.get(env, True)
-
-    @staticmethod
-    def _run_section(data: dict[str, object], path: Path) -> dict[str, object]:
-        section = data.get("run", {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"[run] in {str(path)!r} must be a table")
-        unknown = sorted(set(section) - set(_RUN_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {unknown} in [run] of {str(path)!r}",
-                hint="the keys are 'backend', 'address' and 'workers'",
-            )
-        for key in ("backend", "address"):
-            value = section.get(key)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(
-                    f"[run] {key} in {str(path)!r} must be a non-empty string (got {value!r})",
-                    hint='for example backend = "ray" and address = "10.0.0.5:6379"',
-                )
-        workers = section.get("workers")
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-        ):
-            raise ConfigError(
-                f"[run] workers in {str(path)!r} must be an integer >= 1 (got {workers!r})",
-                hint="for example workers = 4",
-            )
-        return section
-
-    @staticmethod
-    def _section(data: dict[str, object], name: str, path: Path) -> str | None:
-        section = data.get(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"[{name}] in {str(path)!r} must be a table")
-        unknown = sorted(set(section) - {"url"})
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {unknown} in [{name}] of {str(path)!r}", hint="the key is 'url'"
-            )
-        url = section.get("url")
-        if url is not None and (not isinstance(url, str) or not url.strip()):
-            raise ConfigError(
-                f"[{name}] url in {str(path)!r} must be a non-empty string (got {url!r})"
-            )
-        return url
 
     def write(self) -> Path:
         """Write ``config.toml`` (atomically) and return its path."""

@@ -156,3 +156,91 @@ def test_the_loop_docs_name_every_sla_metric() -> None:
     text = (Path(__file__).parents[2] / "docs" / "loop.md").read_text()
     for name in (m for names in SLA_METRICS.values() for m in names):
         assert f"`{name}`" in text
+
+
+def test_an_sla_s_mistakes_are_named_with_the_section_s_others() -> None:
+    # `horizon: 0` hid the unknown metric: a model validator runs only when every field passed
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml("watch: {horizon: 0, persistence: -1, sla: {rsme: {max: 3}}}\n")
+    said = str(info.value)
+    for part in ("watch.sla.rsme: unknown metric; did you mean 'rmse'?",
+                 "watch.horizon: Input should be greater than or equal to 1 (got 0)",
+                 "watch.persistence"):  # fmt: skip
+        assert part in said, part
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml("watch: {horizon: 0, sla: {business_value: {min: 1}}}\n")
+    assert "watch.horizon" in str(info.value)
+    assert "watch.sla.business_value: estimated only with a monitoring.cost_matrix" in str(
+        info.value
+    )
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(
+            "monitoring: {alert_sigmas: 0, alerts: {rocauc: {min: 0.8}, f1: {mn: 0.5}}}\n"
+        )
+    for part in ("monitoring.alert_sigmas", "monitoring.alerts.rocauc: unknown metric",
+                 "monitoring.alerts.f1.mn: unknown key"):  # fmt: skip
+        assert part in str(info.value), part
+
+
+@pytest.mark.parametrize(
+    ("sla", "said"),
+    [
+        ("{roc_auc: {min: 1.8}}", "watch.sla.roc_auc.min: roc_auc lies in [0, 1]; every value "
+         "breaks this min, so the SLA is always crossed: the watcher would act every cycle "
+         "(got 1.8)"),
+        ("{accuracy: {min: -0.1}}", "accuracy lies in [0, 1]; no value breaks this min, so the "
+         "SLA is never crossed (got -0.1)"),
+        ("{rmse: {max: -1}}", "watch.sla.rmse.max: rmse is at least 0; every value breaks"),
+        ("{log_loss: {max: .inf}}", "watch.sla.log_loss.max: must be a finite number (got inf)"),
+        ("{roc_auc: {max: 0.8}}", "watch.sla.roc_auc.max: roc_auc is better when higher: an SLA "
+         "on it is a min, the least it may fall to; use {roc_auc: {min: ...}} (got 0.8)"),
+        ("{mae: {min: 3}}", "watch.sla.mae.min: mae is better when lower: an SLA on it is a "
+         "max, the most it may rise to; use {mae: {max: ...}}"),
+    ],
+)  # fmt: skip
+def test_an_sla_its_metric_cannot_keep_or_on_the_wrong_side_is_refused(sla: str, said: str) -> None:
+    # it was "valid", and the watcher would have acted every cycle (or never)
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(f"watch: {{sla: {sla}}}\n")
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "sla", ["{roc_auc: {min: 0}}", "{roc_auc: {min: 1}}", "{rmse: {max: 0}}", "{rmse: {max: 1e6}}"]
+)
+def test_an_sla_at_the_edge_of_its_metric_s_range_is_kept(sla: str) -> None:
+    assert Policy.from_yaml(f"watch: {{sla: {sla}}}\n").watch.sla
+
+
+def test_an_alert_may_watch_either_side_within_its_metric_s_range() -> None:
+    # a roc_auc that jumps above 0.99 (a leak) and an rmse that falls below 0.1 are worth an
+    # alert: only a threshold no value can cross, or every value crosses, is refused
+    policy = Policy.from_yaml(
+        "monitoring: {alerts: {roc_auc: {max: 0.99}, rmse: {min: 0.1}, "
+        "false_positive: {max: 0.2}}}\n"
+    )
+    assert set(policy.monitoring.alerts) == {"roc_auc", "rmse", "false_positive"}
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml("monitoring: {alerts: {roc_auc: {min: 1.5}, false_positive: {max: 2}}}\n")
+    said = str(info.value)
+    assert "monitoring.alerts.roc_auc.min: roc_auc lies in [0, 1]; every value breaks" in said
+    assert (
+        "false_positive lies in [0, 1]; no value breaks this max, so it would never alert" in said
+    )
+    with pytest.raises(PolicyError, match=r"alerts.rmse.max: rmse is at least 0") as given:
+        Policy.default().monitoring_with({"rmse": {"max": -3}})  # `regrow monitor --alert`
+    assert given.value.hint == "give a threshold the metric can reach"
+
+
+def test_the_sla_directions_and_ranges_are_the_monitor_s() -> None:
+    from regrow.evaluate.metrics import METRICS
+    from regrow.forecast import metric_bounds
+    from regrow.monitor.signals import HIGHER_IS_BETTER, LOWER_IS_BETTER
+    from regrow.plan.policy import _HIGHER_IS_BETTER, _RANGES, alert_metrics
+
+    names = {m for task in SLA_METRICS.values() for m in task}
+    assert HIGHER_IS_BETTER & names == _HIGHER_IS_BETTER
+    assert LOWER_IS_BETTER & names == names - _HIGHER_IS_BETTER
+    assert all(METRICS[m].higher_is_better == (m in _HIGHER_IS_BETTER) for m in METRICS)
+    for name in {*alert_metrics("classification"), *alert_metrics("regression")}:
+        assert _RANGES.get(name) == metric_bounds(name), name

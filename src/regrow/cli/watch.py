@@ -111,8 +111,9 @@ def _watch(
     from regrow.loop.watch import ServedSource, Watcher, parse_every, source_from
 
     with workspace(home) as ws:
-        settings = ws.config.watch.of(target.partition("@")[0])
-        span = parse_every(every or settings.every)
+        # the command line's --every and --source replace the file's (unread, unchecked)
+        settings = ws.config.watch_for(target.partition("@")[0], every=every, source=source)
+        span = parse_every(settings.every)
         # A --source glob is relative to where the command runs; [watch] source's to the
         # workspace.
         base = Path.cwd() if source else ws.config.home

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import typing
 from collections.abc import Iterable, Mapping
@@ -33,10 +34,13 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from regrow._hashing import hash_json
 from regrow.errors import PolicyError
@@ -504,17 +508,11 @@ class MonitoringPolicy(_Strict):
     )
     """Multivariate drift checks to run (empty: none)."""
 
-    @model_validator(mode="after")
-    def _known_alerts(self) -> MonitoringPolicy:
-        known = [*alert_metrics("classification"), *alert_metrics("regression")]
-        for name in self.alerts:
-            if name not in known:  # a rule no metric would ever meet: it silently never fired
-                from regrow.evaluate.gates.registry import invalid
-
-                close = difflib.get_close_matches(name, known, n=1)
-                more = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-                raise invalid(("alerts", name), f"unknown metric; {more}", name)
-        return self
+    @field_validator("alerts", mode="wrap")
+    @classmethod
+    def _known_alerts(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # an unknown metric is a rule no metric would ever meet: it silently never fired
+        return _rules(value, handler, sla=False)
 
 
 #: The metrics a ``watch.sla`` can name, by task: those regrow measures on labelled rows
@@ -540,6 +538,110 @@ def alert_metrics(task: str) -> tuple[str, ...]:
     ('rmse', 'mae', 'mse', 'mape', 'msle', 'rmsle')
     """
     return SLA_METRICS[task] + (_CELLS if task == "classification" else ())
+
+
+#: The metrics above that are better when higher (the others are better when lower), and the
+#: range of each bounded one. Written out like :data:`SLA_METRICS`; a test checks them against
+#: :data:`regrow.monitor.signals.HIGHER_IS_BETTER` and :func:`regrow.forecast.metric_bounds`.
+_HIGHER_IS_BETTER = frozenset(
+    {"roc_auc", "accuracy", "f1", "precision", "recall", "specificity", "average_precision",
+     "business_value"}
+)  # fmt: skip
+_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("roc_auc", "accuracy", "f1", "precision", "recall", "specificity",
+                     "average_precision", *_CELLS), (0.0, 1.0)),
+    **dict.fromkeys(("log_loss", "rmse", "mae", "mse", "mape", "msle", "rmsle"), (0.0, math.inf)),
+}  # fmt: skip
+
+
+def _rules(value: Any, handler: ValidatorFunctionWrapHandler, *, sla: bool) -> Any:
+    """Validate ``watch.sla`` (``sla``) or ``monitoring.alerts``: metric names to
+    :class:`AlertRule`, naming every mistake at once (unknown metrics, rules that do not
+    parse, thresholds no value of the metric can reach; for an SLA, a second metric and a
+    bound on the side where the metric is better). A field validator, so that these are named
+    with the other fields' mistakes: a model validator runs only when all of them passed."""
+    if not isinstance(value, dict):
+        return handler(value)  # pydantic's own error: not a mapping
+    if sla:
+        known = [m for names in SLA_METRICS.values() for m in names]
+        listed = "; ".join(f"{task}: {', '.join(ms)}" for task, ms in SLA_METRICS.items())
+    else:
+        known = [*alert_metrics("classification"), *alert_metrics("regression")]
+        listed = ", ".join(known)
+    found = []
+    if sla and len(value) > 1:
+        found.append(_detail((), "name one SLA metric", sorted(map(str, value))))
+    rules: dict[str, AlertRule] = {}
+    for key, raw in value.items():
+        name = str(key)
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            more = f"did you mean {close[0]!r}?" if close else f"known: {listed}"
+            found.append(_detail((name,), f"unknown metric; {more}", name))
+        try:
+            rules[name] = rule = AlertRule.model_validate(raw)
+        except ValidationError as exc:
+            found += _details(exc, under=(name,))
+        else:
+            found += _unreachable(name, rule, sla=sla) if name in known else []
+    if found:
+        raise ValidationError.from_exception_data("policy", found)
+    return rules
+
+
+def _unreachable(name: str, rule: AlertRule, *, sla: bool) -> list[InitErrorDetails]:
+    """Why ``rule`` on metric ``name`` cannot mean what it says: a threshold outside the
+    metric's range (every value breaks it, or none does), or an SLA's bound on the side where
+    the metric is better (``roc_auc: {max: 0.8}`` asks it to stay low)."""
+    side = "min" if rule.min is not None else "max"
+    value = rule.threshold
+    found = []
+    higher = name in _HIGHER_IS_BETTER
+    if sla and (side == "max") == higher:
+        better, bound, most = ("higher", "min", "least") if higher else ("lower", "max", "most")
+        went = "fall" if higher else "rise"
+        message = (f"{name} is better when {better}: an SLA on it is a {bound}, the {most} it "
+                   f"may {went} to; use {{{name}: {{{bound}: ...}}}}")  # fmt: skip
+        found.append(_detail((name, side), message, value))
+    low, high = _RANGES.get(name, (-math.inf, math.inf))
+    if not math.isfinite(value):
+        found.append(_detail((name, side), "must be a finite number", value))
+    elif not low <= value <= high:
+        lies = f"lies in [{low:g}, {high:g}]" if math.isfinite(high) else f"is at least {low:g}"
+        every = value > high if side == "min" else value < low
+        then = _OUT_OF_RANGE[sla, every]
+        message = f"{name} {lies}; {'every' if every else 'no'} value breaks this {side}, so {then}"
+        found.append(_detail((name, side), message, value))
+    return found
+
+
+#: What a threshold outside its metric's range does, by (an SLA?, every value breaks it?).
+_OUT_OF_RANGE = {
+    (True, True): "the SLA is always crossed: the watcher would act every cycle",
+    (True, False): "the SLA is never crossed",
+    (False, True): "it would alert on every chunk",
+    (False, False): "it would never alert",
+}
+
+
+def _detail(
+    loc: tuple[Any, ...], message: str, value: Any, *, kind: str = "policy_error"
+) -> InitErrorDetails:
+    """One error of a :class:`ValidationError` raised in a validator: pydantic prefixes the
+    location of the field, so the error names the whole key path. (Without a context the
+    message is kept as it is: braces need no escaping.)"""
+    return {
+        "type": PydanticCustomError(kind, message),
+        "loc": tuple(p if isinstance(p, int) else str(p) for p in loc),
+        "input": value,
+    }
+
+
+def _details(exc: ValidationError, *, under: tuple[Any, ...] = ()) -> list[InitErrorDetails]:
+    """The errors of ``exc`` (at ``under`` + their location), to raise again with others."""
+    return [
+        _detail((*under, *e["loc"]), e["msg"], e["input"], kind=e["type"]) for e in exc.errors()
+    ]
 
 
 class WatchPolicy(_Strict):
@@ -575,20 +677,10 @@ class WatchPolicy(_Strict):
     """The newest share of the labelled rows held out to evaluate a candidate on; the plan
     uses the rest."""
 
-    @model_validator(mode="after")
-    def _one_known_metric(self) -> WatchPolicy:
-        if len(self.sla) > 1:
-            raise ValueError(f"name one SLA metric (got {sorted(self.sla)})")
-        known = [m for names in SLA_METRICS.values() for m in names]
-        for name in self.sla:
-            if name not in known:
-                from regrow.evaluate.gates.registry import invalid
-
-                close = difflib.get_close_matches(name, known, n=1)
-                listed = "; ".join(f"{task}: {', '.join(ms)}" for task, ms in SLA_METRICS.items())
-                more = f"did you mean {close[0]!r}?" if close else f"known: {listed}"
-                raise invalid(("sla", name), f"unknown metric; {more}", name)
-        return self
+    @field_validator("sla", mode="wrap")
+    @classmethod
+    def _one_known_metric(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _rules(value, handler, sla=True)
 
 
 class Policy(_Strict):
@@ -607,17 +699,29 @@ class Policy(_Strict):
     monitoring: MonitoringPolicy = MonitoringPolicy()
     watch: WatchPolicy = WatchPolicy()
 
-    @model_validator(mode="after")
-    def _sla_computable(self) -> Policy:
-        if "business_value" in self.watch.sla and self.monitoring.cost_matrix is None:
-            from regrow.evaluate.gates.registry import invalid
-
-            raise invalid(
-                ("watch", "sla", "business_value"),
-                "estimated only with a monitoring.cost_matrix: set one, or name another metric",
-                "business_value",
+    @field_validator("watch", mode="wrap")
+    @classmethod
+    def _sla_computable(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        # a field validator, so that it is named with the section's other mistakes (when
+        # monitoring itself is wrong, its own error is named instead)
+        monitoring = info.data.get("monitoring")
+        sla = value.get("sla") if isinstance(value, dict) else getattr(value, "sla", None)
+        found = []
+        try:
+            watch = handler(value)
+        except ValidationError as exc:
+            found += _details(exc)
+        uncomputable = monitoring is not None and monitoring.cost_matrix is None
+        if uncomputable and isinstance(sla, dict) and "business_value" in sla:
+            message = (
+                "estimated only with a monitoring.cost_matrix: set one, or name another metric"
             )
-        return self
+            found.append(_detail(("sla", "business_value"), message, "business_value"))
+        if found:
+            raise ValidationError.from_exception_data("policy", found)
+        return watch
 
     @classmethod
     def default(cls) -> Policy:
@@ -675,12 +779,13 @@ class Policy(_Strict):
             return MonitoringPolicy.model_validate(merged)
         except ValidationError as exc:
             said = "; ".join(_describe(e) for e in exc.errors())
-            raise PolicyError(
-                "alert thresholds: " + said,
-                hint="name a metric of the list"
-                if "unknown metric" in said
-                else "give one of min or max per metric, e.g. {'roc_auc': {'min': 0.8}}",
-            ) from None
+            if "unknown metric" in said:
+                hint = "name a metric of the list"
+            elif any(e["type"] == "policy_error" for e in exc.errors()):
+                hint = "give a threshold the metric can reach"
+            else:
+                hint = "give one of min or max per metric, e.g. {'roc_auc': {'min': 0.8}}"
+            raise PolicyError("alert thresholds: " + said, hint=hint) from None
 
     def needs_approval(self, action: str) -> bool:
         """Whether ``action`` waits for a human under this policy."""
