@@ -997,6 +997,35 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert _champion(ws) == "churn:v1"
 
 
+@pytest.mark.parametrize("threat_gain", [0.0, 0.5])
+def test_a_plan_for_a_threatened_sla_takes_any_significant_gain(
+    ws: Workspace, threat_gain: float
+) -> None:
+    # With the SLA crossed, the plan still asked each update to win 10% of the loss (the bar
+    # for updates nobody asked for): "nothing to update" while the metric slid under it.
+    body = _policy(persistence=1, sla={"roc_auc": {"min": 0.99}}, threat_gain=threat_gain)
+    body = body.to_dict()
+    body["planning"]["min_relative_gain"] = 0.5
+    policy = Policy.from_dict(body)
+    folder = _windows(ws.config.home, [True])
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.body["decision"]["trigger"] == "sla"
+    plan = ws.catalog.get_plan(cycle.body["plan"]["id"]).body
+    assert plan["policy"]["planning"]["min_relative_gain"] == min(threat_gain, 0.5)
+    lowered = [line for line in plan["rationale"] if "the SLA is threatened" in line]
+    if threat_gain < 0.5:
+        assert lowered == [
+            "watch: the SLA is threatened: an update whose gain is significant and at least 0 "
+            "of the loss is worth it (watch.threat_gain), not planning.min_relative_gain 0.5: "
+            "the bar for updates nobody asked for"
+        ]
+        # the bar the moves were judged by
+        assert any("(0% of the loss)" in line for line in plan["rationale"]), plan["rationale"]
+    else:
+        assert lowered == []
+
+
 def test_broken_and_empty_windows_do_not_use_up_the_escalation_after_a_partial_update(
     ws: Workspace,
 ) -> None:

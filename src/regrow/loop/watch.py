@@ -1204,6 +1204,10 @@ class Watcher:
                 }
             }
         why = [f"watch: {line}" for line in body["decision"]["because"]]
+        policy = self.policy
+        if body["decision"].get("trigger") == "sla":
+            policy, lowered = _under_threat(policy, policy.watch.threat_gain)
+            why += [f"watch: {lowered}"] if lowered else []
         escalate = body["decision"].get("escalate")
         if escalate:
             from regrow.plan.actions import FullRetrain
@@ -1214,13 +1218,13 @@ class Watcher:
                 ref,
                 body["window"]["train"],
                 [FullRetrain("*", reason=f"watch: {escalate}")],
-                policy=self.policy,
+                policy=policy,
                 note="; ".join([*why, f"watch: {escalate}"]),
                 tags=("watch",),
             )
         else:
             plan = self.ws.plan(
-                ref, body["window"]["train"], policy=self.policy, tags=("watch",), why=why
+                ref, body["window"]["train"], policy=policy, tags=("watch",), why=why
             )
         out: dict[str, Any] = {
             "plan": {
@@ -1466,6 +1470,34 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
         if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
             return n, cycle
     return None
+
+
+def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
+    """``policy`` for a plan made because the SLA is threatened: an update is worth it when
+    its gain is significant and at least ``gain`` (``watch.threat_gain``) of the loss. The
+    planning bars
+    (``planning.min_relative_gain``, ``escalation.full_retrain_gain``) are for updates nobody
+    asked for, that must beat what probes find on any window; with the SLA at stake, doing
+    nothing is the choice they are weighed against. Returns the policy and what it lowered,
+    in words (None when nothing)."""
+    from regrow.plan.policy import Policy
+
+    body = policy.to_dict()
+    planning, escalation = body["planning"], body["escalation"]
+    before = planning["min_relative_gain"], escalation.get("full_retrain_gain")
+    planning["min_relative_gain"] = min(gain, planning["min_relative_gain"])
+    if escalation.get("full_retrain_gain") is not None:
+        escalation["full_retrain_gain"] = min(gain, escalation["full_retrain_gain"])
+    if (planning["min_relative_gain"], escalation.get("full_retrain_gain")) == before:
+        return policy, None
+    said = f"planning.min_relative_gain {before[0]:g}" + (
+        f" and escalation.full_retrain_gain {before[1]:g}" if before[1] is not None else ""
+    )
+    return Policy.from_dict(body), (
+        f"the SLA is threatened: an update whose gain is significant and at least {gain:g} of "
+        f"the loss is worth it (watch.threat_gain), not {said}: the bar for updates nobody "
+        "asked for"
+    )
 
 
 def _usable(cycles: Sequence[WatchCycleRecord]) -> int:

@@ -676,6 +676,14 @@ class WatchPolicy(_Strict):
     evaluation_share: float = Field(0.3, gt=0, lt=1)
     """The newest share of the labelled rows held out to evaluate a candidate on; the plan
     uses the rest."""
+    threat_gain: float = Field(0.0, ge=0)
+    """The share of the loss an update must win when the watcher plans because the SLA is
+    threatened (the forecast reaches ``act_probability``, or the metric is past the SLA):
+    0, any significant gain. It replaces ``planning.min_relative_gain`` and
+    ``escalation.full_retrain_gain`` where they are higher: those bars are for updates
+    nobody asked for, which must beat what probes find on any window; with the SLA at
+    stake, doing nothing is what an update is weighed against. The gates still judge the
+    candidate."""
 
     @field_validator("sla", mode="wrap")
     @classmethod
