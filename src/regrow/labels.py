@@ -126,7 +126,8 @@ def _serving(catalog: Catalog, system: str) -> list[tuple[SystemVersionRecord, s
             roles.setdefault(c, []).append("rollout candidate")
     for v in catalog.list_system_versions(system)[:1]:
         roles.setdefault(v.id, []).append("latest")
-    return [(catalog.get_system_version(i), ", ".join(roles[i])) for i in sorted(roles)]
+    found = [(catalog.get_system_version(i), ", ".join(roles[i])) for i in roles]
+    return sorted(found, key=lambda pair: pair[0].number)  # as their refs count: v1, v2
 
 
 def _plain(value: Any) -> Any:
