@@ -122,6 +122,19 @@ def test_a_workspace_is_found_from_any_folder_below_it(
     (other / "config.toml").write_text('[tool]\nname = "not regrow"\n')
     monkeypatch.chdir(other / "sub")
     assert find_home() == tmp_path / ".regrow"  # the one further up
+    # a .regrow folder with a broken config.toml is still the workspace: the commands then
+    # name its mistakes (they went on to the workspace above, and wrote there)
+    nested = tmp_path / "nested"
+    Workspace.init(nested / ".regrow").close()
+    path = nested / ".regrow" / "config.toml"
+    path.write_text(path.read_text() + "\n[servr]\nport = 1\n")
+    monkeypatch.chdir(nested)
+    assert find_home() == nested / ".regrow"
+    with pytest.raises(ConfigError, match="servr"):
+        Workspace.open()
+    path.write_text("this is [ not toml")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        Workspace.open()
     # an explicit folder or $REGROW_HOME wins over the search
     assert find_home(tmp_path / "flat") == tmp_path / "flat"
     monkeypatch.setenv("REGROW_HOME", str(tmp_path / "flat"))

@@ -451,7 +451,9 @@ def find_home(home: str | os.PathLike[str] | None = None, *, start: Path | None 
         return resolve_home(home)
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
-        if _is_workspace(folder / DEFAULT_HOME):
+        # a .regrow folder is regrow's even with a broken config.toml: loading it names the
+        # mistakes (skipping it went on to a workspace further up, or to "no workspace")
+        if (folder / DEFAULT_HOME / CONFIG_FILE).is_file():
             return folder / DEFAULT_HOME
         if _is_workspace(folder):
             return folder
