@@ -1086,6 +1086,30 @@ def test_a_candidate_approved_after_its_cycle_is_not_taken_for_an_update_that_di
         "actions", ()))  # fmt: skip
 
 
+def test_a_blessed_candidate_waiting_for_approval_holds_the_next_attempts(
+    ws: Workspace,
+) -> None:
+    # It was read as a partial update that did not win: the next cycle planned a full
+    # retrain, and candidates waiting for approval piled up.
+    body = _policy(persistence=1, cooldown=0, sla={"roc_auc": {"min": 0.99}}).to_dict()
+    body["promotion"]["protected"] = ["champion"]
+    policy = Policy.from_dict(body)
+    ws.set_policy(policy)
+    folder = _windows(ws.config.home, [True, True, True])
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        first, *later = watcher.run(once=True)
+    assert first.body["end"]["waiting_for"] == "promotion"
+    candidate = first.body["end"]["candidate"]
+    for cycle in later:
+        assert cycle.body["decision"]["act"] is False
+        assert "escalate" not in cycle.body["decision"]
+        assert any(
+            f"the candidate {candidate} of cycle 1 was blessed and waits for approval" in line
+            for line in cycle.body["decision"]["not_acting"]
+        ), cycle.body["decision"]
+    assert len(ws.catalog.list_system_versions("churn")) == 2  # v1 and the one candidate
+
+
 def test_regrow_costs_counts_the_watch_cycles_outside_their_runs(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

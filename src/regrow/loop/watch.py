@@ -1097,6 +1097,14 @@ class Watcher:
                     "candidate_id": made.id,
                     "run": record.run_id,
                 }
+        waiting = self._awaiting_promotion(history) if act and adopt is None else None
+        if waiting is not None:  # a blessed candidate is there: another would wait alike
+            number, candidate = waiting
+            hold.append(
+                f"the candidate {candidate} of cycle {number} was blessed and waits for "
+                f"approval to be promoted: `regrow approve {candidate} --alias {self.alias}`"
+            )
+            act = []
         last = _last_attempt(history)
         escalate: str | None = None
         wait, fruitless = rules.cooldown, 0
@@ -1388,6 +1396,20 @@ class Watcher:
             return False
         moves = self.ws.catalog.alias_history(self.system, self.alias)
         return any(m.to_version_id == candidate for m in moves)
+
+    def _awaiting_promotion(self, history: Sequence[WatchCycleRecord]) -> tuple[int, str] | None:
+        """The blessed candidate the newest cycle that waited for its promotion left (the
+        cycle's number and the candidate), while it has not reached the alias and no update
+        ran since."""
+        for cycle in history[:50]:
+            end = cycle.body.get("end") or {}
+            if cycle.state == "waiting" and end.get("waiting_for") == "promotion":
+                if self._promoted_since(cycle.body):
+                    return None
+                return cycle.number, str(end["candidate"])
+            if cycle.body.get("run"):  # an update ran since: that wait is over
+                return None
+        return None
 
     def _pending_plan(self, history: Sequence[WatchCycleRecord]) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
