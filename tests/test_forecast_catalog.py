@@ -145,6 +145,7 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert out.splitlines()[4].startswith("roc_auc is already below the SLA 0.99: ")
     assert "note: the metric is already" not in out
     assert "note: the newest 3 reading(s) are below 0.99" in out
+    assert "median first crossing" not in out  # a crossing that happened is none to come
     code, _, err = run_cli(capsys, "forecast", "chrun", "--home", str(home))
     assert code == 2  # the system is named before the policy's SLA (it has none) is missed
     assert "unknown system 'chrun'" in err

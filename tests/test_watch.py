@@ -997,6 +997,11 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     )
     assert fourth.body["decision"]["escalate"].startswith("the partial update of cycle 1")
     assert fourth.body["plan"]["actions"] == ["full-retrain of every component"]
+    # one reason a line, as a planned update's (they were joined with "; " into one)
+    (why, escalated) = fourth.body["plan"]["rationale"]
+    assert why.startswith("watch: ")
+    assert "; watch:" not in why
+    assert escalated.startswith("watch: the partial update of cycle 1")
     assert _champion(ws) == "churn:v1"
 
 
@@ -1019,9 +1024,9 @@ def test_a_plan_for_a_threatened_sla_takes_any_significant_gain(
     lowered = [line for line in plan["rationale"] if "the SLA is threatened" in line]
     if threat_gain < 0.5:
         assert lowered == [
-            "watch: the SLA is threatened: an update whose gain is significant and at least 0 "
-            "of the loss is worth it (watch.threat_gain), not planning.min_relative_gain 0.5: "
-            "the bar for updates nobody asked for"
+            "watch: the SLA is threatened: an update whose gain is significant is worth it "
+            "(watch.threat_gain 0), not planning.min_relative_gain 0.5: the bar for updates "
+            "nobody asked for"
         ]
         # the bar the moves were judged by
         assert any("(0% of the loss)" in line for line in plan["rationale"]), plan["rationale"]

@@ -103,11 +103,12 @@ def manual_plan(
     actions: Sequence[Action],
     *,
     policy: Policy | None = None,
-    note: str = "written by hand",
+    note: str | Sequence[str] = "written by hand",
     tags: Iterable[str] = (),
     contingency: str | None = None,
 ) -> Plan:
-    """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored.
+    """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored;
+    ``note`` is its rationale (a line, or several).
 
     The way to fine-tune chosen blocks of a torch member by hand, continue a GBDT, or retire a
     member, with the same records and approvals as a planned update. It is recorded as a
@@ -116,6 +117,7 @@ def manual_plan(
     tags = check_tags(tags)
     if contingency is not None:
         contingency = check_contingency(contingency)
+    lines = (note,) if isinstance(note, str) else tuple(note)
     policy = policy or Policy.default()
     version = services.version(ref)
     win = services.record(window)
@@ -130,7 +132,7 @@ def manual_plan(
         a = _with_recipe(a, policy.planning, system)
         cost = a.estimate(costs, after_actions(system, checked), win.rows + retained)
         checked.append(replace(a, cost=cost, approval=policy.needs_approval(a.kind),
-                               reason=a.reason or note))  # fmt: skip
+                               reason=a.reason or "; ".join(lines)))  # fmt: skip
     estimated = sum(a.cost.cpu_seconds for a in checked if a.cost)
     plan = Plan(
         system=system.name,
@@ -138,7 +140,7 @@ def manual_plan(
         version_id=version.id,
         window=win.id,
         actions=tuple(checked),
-        rationale=(note,),
+        rationale=lines,
         contingency="if the candidate fails its gates: keep the champion",
         cost={"estimated_cpu_seconds": round(estimated, 4)},
         data={"mode": policy.planning.data, "window_rows": win.rows, "retained_rows": retained},

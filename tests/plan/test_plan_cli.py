@@ -126,3 +126,4 @@ def test_a_plan_made_by_hand_says_it_measured_no_signals(trained, capsys) -> Non
     assert code == 0, err
     assert "signals: none measured: a plan made by hand or escalated" in out
     assert "0/0 features" not in out
+    assert "a full retrain: 0.00" not in out  # it made no estimate of one

@@ -173,7 +173,7 @@ def show_forecast(data: dict[str, Any]) -> None:
     sign = "<" if data["direction"] == "below" else ">"
     when = (
         f"; median first crossing in {data['steps_to_cross']} window(s)"
-        if data["steps_to_cross"] is not None
+        if data["steps_to_cross"] is not None and not data["crossed"]  # crossed: said above
         else ""
     )
     out.print(

@@ -120,10 +120,12 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
             f"(on {e.get('on_rows')} held-out rows of the window)"
         )
     c = plan.cost
+    full = c.get("full_retrain_cpu_seconds")  # a plan by hand has neither
+    spent = c.get("diagnostics_cpu_seconds")
     out.print(
-        f"cost: estimated {c.get('estimated_cpu_seconds', 0):.2f} CPU s (a full retrain: "
-        f"{c.get('full_retrain_cpu_seconds', 0):.2f}); diagnostics spent "
-        f"{c.get('diagnostics_cpu_seconds', 0):.2f} CPU s"
+        f"cost: estimated {c.get('estimated_cpu_seconds', 0):.2f} CPU s"
+        + (f" (a full retrain: {full:.2f})" if full is not None else "")
+        + (f"; diagnostics spent {spent:.2f} CPU s" if spent is not None else "")
     )
     if plan.actions and plan.data.get("mode") == "recent+reference":
         out.print(

@@ -1227,7 +1227,7 @@ class Watcher:
                 body["window"]["train"],
                 [FullRetrain("*", reason=f"watch: {escalate}")],
                 policy=policy,
-                note="; ".join([*why, f"watch: {escalate}"]),
+                note=[*why, f"watch: {escalate}"],
                 tags=("watch",),
             )
         else:
@@ -1515,10 +1515,10 @@ def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
     said = f"planning.min_relative_gain {before[0]:g}" + (
         f" and escalation.full_retrain_gain {before[1]:g}" if before[1] is not None else ""
     )
+    least = f" and at least {gain:g} of the loss" if gain else ""
     return Policy.from_dict(body), (
-        f"the SLA is threatened: an update whose gain is significant and at least {gain:g} of "
-        f"the loss is worth it (watch.threat_gain), not {said}: the bar for updates nobody "
-        "asked for"
+        f"the SLA is threatened: an update whose gain is significant{least} is worth it "
+        f"(watch.threat_gain {gain:g}), not {said}: the bar for updates nobody asked for"
     )
 
 
