@@ -51,6 +51,7 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("escalation: {unexplained_drift: sometimes}\n", ["escalation.unexplained_drift",
                                                           "'probe'", "sometimes"]),
         ("version: 2\n", ["version", "2"]),
+        ("watch: {threat_gain: 1.5}\n", ["watch.threat_gain", "less than or equal to 1"]),
         # pydantic's "a valid tuple": in YAML it is a list
         ("promotion: {protected: champion}\n",
          ["promotion.protected: Input should be a list (got 'champion')"]),

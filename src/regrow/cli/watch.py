@@ -282,7 +282,7 @@ def _read_back(
         ws.require("viewer", "read watch cycles")
         known_system(ws, system)
         if alias is not None:
-            ws.catalog.get_system_version(f"{system}@{alias}")  # unknown: says which exist
+            ws.catalog.get_alias(system, alias)  # unknown: says which exist
         watched = _watched(ws.catalog.watches.lease(system))
         if number is not None:
             cycle = ws.catalog.watches.cycle(system, number)

@@ -676,7 +676,7 @@ class WatchPolicy(_Strict):
     evaluation_share: float = Field(0.3, gt=0, lt=1)
     """The newest share of the labelled rows held out to evaluate a candidate on; the plan
     uses the rest."""
-    threat_gain: float = Field(0.0, ge=0)
+    threat_gain: float = Field(0.0, ge=0, le=1)
     """The share of the loss an update must win when the watcher plans because the SLA is
     threatened (the forecast reaches ``act_probability``, or the metric is past the SLA):
     0, any significant gain. It replaces ``planning.min_relative_gain`` and
