@@ -700,6 +700,7 @@ def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
         (["watch", "churn", "--source", "kafka:topic", "--once"], '--source must be "served"'),
         (["watch", "churn", "--source", "snapshot:", "--once"], "(got 'snapshot:')"),
         (["watch", "churn", "--source", "files: ", "--once"], "names no files"),
+        (["watch", "churn", "--source", "w/*.csv", "--once"], "--source 'files:w/*.csv'"),
         (["watch", "churn:v1", "--once"], "watch takes SYSTEM or SYSTEM@ALIAS"),
         (["watch", "churn", "--show", "9"], "unknown watch cycle of 'churn' '9'"),
         (["watch"], "name the system to watch"),
@@ -729,6 +730,11 @@ def test_the_command_lines_every_replaces_a_bad_one_in_the_file(
     assert code == 0, err
     code, _, err = run_cli(capsys, "versions", "churn", *home)
     assert code == 0, err
+    # a bad flag is the flag's mistake, not one more of the file's
+    code, _, err = run_cli(capsys, "watch", "churn", "--every", "5", "--once", *home)
+    assert code == 2
+    assert "error: --every must be a span like 15m (got '5')" in err
+    assert "mistakes in" not in err
 
 
 def test_watch_settings_parse_and_refuse_bad_values(tmp_path: Path) -> None:

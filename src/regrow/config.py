@@ -310,13 +310,14 @@ class WatchSettings:
     ) -> list[_Mistake]:
         """Every mistake of a ``[watch]`` table and its system tables, and of ``given``."""
         given = dict(given or {})
-        mistakes = []
-        for key, value in given.items():
+        for key, value in given.items():  # the command line's own, named alone
             check, expected = _WATCH_CHECKS[key]
             if not check(value):
-                message = f"--{key} must be {expected} (got {value!r})"
                 hint = f"give another --{key}, or leave it out for [watch] {key} of config.toml"
-                mistakes.append(_Mistake(message, hint))
+                if key == "source" and isinstance(value, str) and ":" not in value:
+                    hint = f"a glob of window files is files:GLOB: --source 'files:{value}'"
+                raise ConfigError(f"--{key} must be {expected} (got {value!r})", hint=hint)
+        mistakes: list[_Mistake] = []
         if not isinstance(section, dict):
             return [*mistakes, _Mistake(f"[watch] in {where!r} must be a table")]
         own = {k: v for k, v in section.items() if not isinstance(v, dict)}
