@@ -1040,6 +1040,22 @@ def test_a_plan_for_a_threatened_sla_takes_any_significant_gain(
         assert lowered == []
 
 
+def test_forecast_of_a_metric_only_the_watcher_forecasts_points_to_its_cycles(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `regrow forecast` said "no monitor report holds metric 'log_loss'" for the SLA the
+    # watcher forecast in every cycle, and named no way to see it.
+    policy = _policy(sla={"log_loss": {"max": 5.0}})
+    folder = _windows(ws.config.home, [False])
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.body["forecast"]["metric"] == "log_loss"
+    args = ("forecast", "churn", "--metric", "log_loss", "--threshold", "5")
+    code, _, err = run_cli(capsys, *args, "--home", str(ws.config.home))
+    assert code == 2
+    assert "the watcher forecasts log_loss in its cycles: `regrow watch churn --show 1`" in err
+
+
 def test_broken_and_empty_windows_do_not_use_up_the_escalation_after_a_partial_update(
     ws: Workspace,
 ) -> None:

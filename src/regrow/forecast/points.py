@@ -295,9 +295,20 @@ def _unknown(
     if not metrics:  # no report holds any value yet (estimates failed, no labels): no history
         return
     if metric not in metrics:
+        watched = [
+            c.number
+            for c in catalog.watches.cycles(system, limit=50)
+            if ((c.body.get("forecast") or {}).get("metric")) == metric
+        ]
         raise ConfigError(
             f"no monitor report holds metric {metric!r}",
-            hint=f"the reports hold {sorted(metrics)}" if metrics else "monitor a window first",
+            hint=f"the reports hold {sorted(metrics)}"
+            + (
+                f"; the watcher forecasts {metric} in its cycles: `regrow watch {system} "
+                f"--show {watched[0]}`"
+                if watched
+                else ""
+            ),
         )
     if member is not None and member not in members:
         raise ConfigError(
