@@ -197,6 +197,20 @@ def test_a_bad_costs_section_is_refused_naming_the_value(
     assert caught.value.hint
 
 
+def test_every_mistake_of_a_costs_section_is_named_at_once(tmp_path: Path) -> None:
+    # only the first was: the others came one per try
+    with pytest.raises(ConfigError) as caught:
+        _config(tmp_path, '[costs]\ncurency = "EUR"\ncpu_hour = -1\ngpu_hour = "x"\n')
+    said = caught.value.message
+    assert said.startswith("3 mistakes in ")
+    for part in ("unknown key(s) ['curency'] in [costs]", "cpu_hour must be a number >= 0 "
+                 "(got -1)", "gpu_hour must be a number >= 0 (got 'x')"):  # fmt: skip
+        assert part in said, part
+    assert "did you mean 'currency'?" in (caught.value.hint or "")
+    with pytest.raises(ConfigError, match="2 mistakes in \\[costs\\]"):
+        CostProfile.parse({"cpu_hour": -1, "gpu_hour": "x", "currency": "EUR"})
+
+
 def test_the_profile_prices_the_backends_the_runner_has() -> None:
     from regrow.run.backends import BACKENDS as RUNNER_BACKENDS
 

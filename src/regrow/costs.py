@@ -35,6 +35,7 @@ Rates(cpu_hour=0.36, gpu_hour=3.6, memory_gb_hour=0.0)
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -242,38 +243,65 @@ class CostProfile:
 
     @classmethod
     def parse(cls, section: object, where: str = "config.toml") -> CostProfile:
-        """The profile of a ``[costs]`` table read from TOML (``where`` names the file)."""
-        if not isinstance(section, dict):
+        """The profile of a ``[costs]`` table read from TOML (``where`` names the file); its
+        mistakes (:meth:`mistakes`) are raised together."""
+        found: list[ConfigError] = []
+        profile = cls._read(section, where, found)
+        if len(found) == 1:
+            raise found[0]
+        if found:
+            hints = dict.fromkeys(e.hint for e in found if e.hint)
             raise ConfigError(
+                f"{len(found)} mistakes in [costs] of {where!r}: "
+                + "; ".join(e.message.replace(f" in {where!r}", "") for e in found),
+                hint="; ".join(hints) or None,
+            )
+        return profile
+
+    @classmethod
+    def mistakes(cls, section: object, where: str = "config.toml") -> list[ConfigError]:
+        """Every mistake of a ``[costs]`` table, each an error naming its key and value."""
+        found: list[ConfigError] = []
+        cls._read(section, where, found)
+        return found
+
+    @classmethod
+    def _read(cls, section: object, where: str, found: list[ConfigError]) -> CostProfile:
+        """The profile of ``section`` with its wrong values left at their defaults; each
+        mistake joins ``found``."""
+        if not isinstance(section, dict):
+            found.append(ConfigError(
                 f"[costs] in {where!r} must be a table (got {section!r})",
                 hint="write [costs] on a line of its own, its keys below it",
-            )
-        _known_keys(section, "[costs]", where, (*_RATES, "currency", *BACKENDS))
-        shared = {k: _price(section[k], f"[costs] {k}", where) for k in _RATES if k in section}
+            ))  # fmt: skip
+            return cls()
+        _known_keys(section, "[costs]", where, (*_RATES, "currency", *BACKENDS), found)
+        shared = _prices(section, _RATES, "[costs]", where, found)
         per_backend: dict[str, Rates] = {}
         for backend in BACKENDS:
             own = section.get(backend, {})
             name = f"[costs.{backend}]"
             if not isinstance(own, dict):
-                raise ConfigError(
+                found.append(ConfigError(
                     f"{name} in {where!r} must be a table (got {own!r})",
                     hint=f"e.g. {name} with cpu_hour = 0.05 below it",
-                )
-            _known_keys(own, name, where, _RATES)
-            prices = {**shared, **{k: _price(own[k], f"{name} {k}", where) for k in own}}
-            per_backend[backend] = Rates(**prices)
+                ))  # fmt: skip
+                own = {}
+            _known_keys(own, name, where, _RATES, found)
+            per_backend[backend] = Rates(**{**shared, **_prices(own, own, name, where, found)})
         currency = section.get("currency", "")
         if not isinstance(currency, str) or ("currency" in section and not currency.strip()):
-            raise ConfigError(
+            found.append(ConfigError(
                 f"[costs] currency in {where!r} must be a non-empty string (got {currency!r})",
                 hint='e.g. currency = "EUR"',
-            )
+            ))  # fmt: skip
+            currency = ""
         profile = cls(currency=currency.strip(), **per_backend)
-        if profile.priced and not profile.currency:
-            raise ConfigError(
+        if profile.priced and not profile.currency and "currency" not in section:
+            found.append(ConfigError(
                 f"[costs] in {where!r} sets prices but no currency",
                 hint='name the prices\' currency, e.g. currency = "EUR"',
-            )
+            ))  # fmt: skip
         return profile
 
     def lines(self) -> list[str]:
@@ -290,13 +318,42 @@ class CostProfile:
         return text
 
 
-def _known_keys(section: Mapping[str, Any], name: str, where: str, known: Iterable[str]) -> None:
+def _known_keys(
+    section: Mapping[str, Any],
+    name: str,
+    where: str,
+    known: Iterable[str],
+    found: list[ConfigError],
+) -> None:
+    known = list(known)
     unknown = sorted(set(section) - set(known))
     if unknown:
-        raise ConfigError(
+        close = [c for u in unknown for c in difflib.get_close_matches(u, known, n=1)]
+        found.append(ConfigError(
             f"unknown key(s) {unknown} in {name} of {where!r}",
-            hint="the keys are " + ", ".join(repr(k) for k in known),
-        )
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + "the keys are " + ", ".join(repr(k) for k in known),
+        ))  # fmt: skip
+
+
+def _prices(
+    section: Mapping[str, Any],
+    keys: Iterable[str],
+    name: str,
+    where: str,
+    found: list[ConfigError],
+) -> dict[str, float]:
+    """The prices of ``keys`` that ``section`` holds and that are prices (the others join
+    ``found``; unknown keys are named by :func:`_known_keys`)."""
+    prices: dict[str, float] = {}
+    for key in keys:
+        if key not in section or key not in _RATES:
+            continue
+        try:
+            prices[key] = _price(section[key], f"{name} {key}", where)
+        except ConfigError as exc:
+            found.append(exc)
+    return prices
 
 
 def _price(value: object, name: str, where: str) -> float:
