@@ -177,6 +177,9 @@ def test_the_series_is_one_point_per_window_in_time_order_realised_winning(
     assert code == 2  # lower is better: the breach is above; these reports hold no log loss
     assert "no monitor report holds metric 'log_loss'" in err
     assert "roc_auc" in err
+    code, _, err = run_cli(capsys, *args, "--threshold", "1.5")
+    assert code == 2  # it printed "already below the SLA 1.5"
+    assert "--threshold 1.5 lies outside what roc_auc can be ([0, 1])" in err
     code, _, err = run_cli(capsys, *args, "--threshold", "0.5", "--seed", "-1")
     assert code == 2  # numpy refused it with a traceback
     assert "--seed" in err

@@ -3,6 +3,7 @@ from the stored monitor reports, and the probability that it crosses the SLA wit
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -138,6 +139,15 @@ def _sla(
         raise ConfigError(
             f"--direction must be below or above; got {direction!r}",
             hint="below: the metric breaches by falling (roc_auc); above: by rising (rmse)",
+        )
+    from regrow.forecast import metric_bounds
+
+    low, high = metric_bounds(metric) or (-math.inf, math.inf)
+    if not low <= threshold <= high:
+        raise ConfigError(
+            f"--threshold {threshold:g} lies outside what {metric} can be ([{low:g}, {high:g}])",
+            hint=f"give a threshold {metric} can reach, e.g. --threshold "
+            f"{0.8 if high == 1 else 3.5:g}",
         )
     return metric, threshold, "below" if direction == "below" else "above"
 

@@ -463,6 +463,13 @@ class AlertRule(_Strict):
     max: float | None = None
     """Alert when the metric rises above this (error metrics)."""
 
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _no_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's true is no threshold (it was read as 1)
+            raise ValueError(f"a threshold is a number, not {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _one(self) -> AlertRule:
         if (self.min is None) == (self.max is None):
@@ -606,7 +613,8 @@ def _unreachable(name: str, rule: AlertRule, *, sla: bool) -> list[InitErrorDeta
     low, high = _RANGES.get(name, (-math.inf, math.inf))
     if not math.isfinite(value):
         found.append(_detail((name, side), "must be a finite number", value))
-    elif not low <= value <= high:
+    elif not (low < value <= high if side == "min" else low <= value < high):
+        # (a min at the metric's lowest value, or a max at its highest, is never broken)
         lies = f"lies in [{low:g}, {high:g}]" if math.isfinite(high) else f"is at least {low:g}"
         every = value > high if side == "min" else value < low
         then = _OUT_OF_RANGE[sla, every]
