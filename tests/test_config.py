@@ -209,3 +209,14 @@ def test_every_mistake_of_a_config_file_is_named_at_once(tmp_path: Path) -> None
     assert said.count(str(tmp_path)) == 1  # the file is named once
     assert "for example workers = 4" in hint
     assert "os_user = false lets only API tokens identify" in hint
+
+
+def test_misspelt_sections_keys_and_backends_get_a_did_you_mean(tmp_path: Path) -> None:
+    # an unknown backend loaded, and `regrow train` failed later without naming [run]
+    (tmp_path / "config.toml").write_text('[run]\nbackend = "rey"\nadress = "x"\n[servr]\n')
+    with pytest.raises(ConfigError) as caught:
+        Config.load(tmp_path)
+    said, hint = caught.value.message, caught.value.hint or ""
+    assert "[run] backend must be one of 'local', 'ray' (got 'rey')" in said
+    for close in ("did you mean 'ray'?", "did you mean 'address'?", "did you mean 'serve'?"):
+        assert close in hint, close

@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from regrow.costs import CostProfile
+from regrow.costs import BACKENDS, CostProfile  # (the runner's: a test checks)
 from regrow.errors import ConfigError, WorkspaceNotFound
 
 __all__ = [
@@ -142,7 +142,19 @@ def _unknown(
     table: str, keys: Collection[str], known: Collection[str], where: str, hint: str
 ) -> list[_Mistake]:
     unknown = sorted(set(keys) - set(known))
-    return [_Mistake(f"unknown key(s) {unknown} in {table} of {where!r}", hint)] if unknown else []
+    return [_Mistake(f"unknown key(s) {unknown} in {table} of {where!r}", _close(unknown, known)
+                     + hint)] if unknown else []  # fmt: skip
+
+
+def _close(unknown: Sequence[str], known: Collection[str]) -> str:
+    """``did you mean 'address'? `` for the first of ``unknown`` close to one of ``known``."""
+    import difflib
+
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+        if close:
+            return f"did you mean {close[0]!r}? "
+    return ""
 
 
 def _shown(value: object) -> object:
@@ -518,6 +530,13 @@ def _run_section(
                 hint='for example backend = "ray" and address = "10.0.0.5:6379"',
             ))  # fmt: skip
             del chosen[key]
+    backend = chosen.get("backend")
+    if isinstance(backend, str) and backend.strip() and backend not in BACKENDS:
+        mistakes.append(_Mistake(
+            f"[run] backend in {where!r} must be one of {_quoted(BACKENDS)} (got {backend!r})",
+            hint=_close([backend], BACKENDS) + "local runs here, ray on a Ray cluster",
+        ))  # fmt: skip
+        del chosen["backend"]
     workers = section.get("workers")
     if workers is not None and not (_integer(workers) and workers >= 1):
         mistakes.append(_Mistake(
@@ -643,8 +662,8 @@ class Config:
         if unknown:
             mistakes.append(_Mistake(
                 f"unknown section(s) {unknown} in {where!r}",
-                hint="the sections are [catalog], [store], [run], [auth], [serve], [costs] "
-                "and [watch]",
+                hint=_close(unknown, _SECTIONS) + "the sections are [catalog], [store], [run], "
+                "[auth], [serve], [costs] and [watch]",
             ))  # fmt: skip
         catalog = _url_section(data, "catalog", where, mistakes)
         store = _url_section(data, "store", where, mistakes)
