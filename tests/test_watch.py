@@ -501,6 +501,9 @@ def test_a_watcher_started_before_its_data_says_what_it_waits_for_once_and_waits
     code, _, err = run_cli(capsys, "watch", "churn", "--source", "snapshot:dialy", "--once", *home)
     assert code == 0
     assert "no snapshot is named 'dialy' yet (did you mean 'daily'?)" in err
+    code, _, err = run_cli(capsys, "watch", "churn", "--source", "served", "--once", *home)
+    assert code == 0  # it said "0 cycle(s) run" and no more
+    assert "nothing 'churn' served is logged yet: serve it with [serve] log_predictions" in err
 
 
 def test_drift_on_too_few_rows_to_measure_impact_says_so(ws: Workspace) -> None:

@@ -292,7 +292,7 @@ class FilesSource:
         """How many files match the pattern now."""
         return sum(1 for p in glob.glob(self.pattern) if Path(p).is_file())
 
-    def waiting_for(self, ws: Workspace) -> str | None:
+    def waiting_for(self, ws: Workspace, system: str | None = None) -> str | None:
         """Why no window can come yet (no file matches), or None."""
         return None if self.matches() else f"no file matches {self.pattern!r}"
 
@@ -400,7 +400,7 @@ class SnapshotSource:
                 labelled_from=_labelled_from(_last(len(recent), "snapshot"), left_out),
             )
 
-    def waiting_for(self, ws: Workspace) -> str | None:
+    def waiting_for(self, ws: Workspace, system: str | None = None) -> str | None:
         """Why no window can come yet (no snapshot has the name), or None."""
         if ws.catalog.list_snapshots(self.snapshot):
             return None
@@ -421,6 +421,15 @@ class ServedSource:
     after: int | None = None
     label_span: timedelta = timedelta(days=7)
     name: str = "served"
+
+    def waiting_for(self, ws: Workspace, system: str | None = None) -> str | None:
+        """Why no window can come yet (nothing of ``system`` is logged), or None."""
+        if system is None or ws.catalog.predictions.span(system) is not None:
+            return None
+        return (
+            f"nothing {system!r} served is logged yet: serve it with [serve] log_predictions "
+            "= true (`regrow serve`), and send its labels back"
+        )
 
     def windows(
         self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
@@ -675,7 +684,7 @@ class Watcher:
         """Why the source can give no window yet (no file matches its pattern, no snapshot
         has its name), or None: a source without ``waiting_for`` says nothing."""
         asks = getattr(self.source, "waiting_for", None)
-        return asks(self.ws) if callable(asks) else None
+        return asks(self.ws, self.system) if callable(asks) else None
 
     def cycle(self) -> WatchCycleRecord | None:
         """Resume the cycle a crash left running, else run one on the next new window;
