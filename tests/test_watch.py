@@ -1011,6 +1011,9 @@ def test_a_partial_update_that_did_not_win_cools_down_then_escalates_to_a_full_r
     assert why.startswith("watch: ")
     assert "; watch:" not in why
     assert escalated.startswith("watch: the partial update of cycle 1")
+    # the watcher's decision: an experiment of kind plan, as its planned updates (not manual)
+    kinds = {e.subject_id: e.kind for e in ws.catalog.experiments.list(system="churn")}
+    assert kinds[fourth.body["plan"]["id"]] == "plan"
     assert _champion(ws) == "churn:v1"
 
 

@@ -21,7 +21,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from regrow.catalog import checks
 from regrow.catalog.experiments import check_contingency, check_tags
@@ -106,9 +106,11 @@ def manual_plan(
     note: str | Sequence[str] = "written by hand",
     tags: Iterable[str] = (),
     contingency: str | None = None,
+    kind: Literal["manual", "plan"] = "manual",
 ) -> Plan:
     """A plan of the ``actions`` given (no monitoring or probes), checked, costed and stored;
-    ``note`` is its rationale (a line, or several).
+    ``note`` is its rationale (a line, or several). ``kind`` is its experiment's: ``plan``
+    for one a program decided on (``regrow watch``'s escalation to a full retrain).
 
     The way to fine-tune chosen blocks of a torch member by hand, continue a GBDT, or retire a
     member, with the same records and approvals as a planned update. It is recorded as a
@@ -151,7 +153,7 @@ def manual_plan(
     services.catalog.add_plan(id=plan.id, system=plan.system, version_id=version.id,
                               window_id=win.id,
                               body={**plan.to_dict(), "summary": plan.summary()})  # fmt: skip
-    record_plan(services.catalog, plan, kind="manual", tags=tags, contingency=contingency)
+    record_plan(services.catalog, plan, kind=kind, tags=tags, contingency=contingency)
     return plan
 
 

@@ -1238,6 +1238,7 @@ class Watcher:
                 policy=policy,
                 note=[*why, f"watch: {escalate}"],
                 tags=("watch",),
+                kind="plan",  # the watcher's decision, as its planned updates are
             )
         else:
             plan = self.ws.plan(
