@@ -737,6 +737,7 @@ def test_the_command_lines_every_replaces_a_bad_one_in_the_file(
     code, _, err = run_cli(capsys, "watch", "churn", "--every", "5", "--once", *home)
     assert code == 2
     assert "error: --every must be a span like 15m (got '5')" in err
+    assert "hint: a span has a unit: --every 5m (s, m, h or d)" in err
     assert "mistakes in" not in err
 
 

@@ -326,6 +326,8 @@ class WatchSettings:
             check, expected = _WATCH_CHECKS[key]
             if not check(value):
                 hint = f"give another --{key}, or leave it out for [watch] {key} of config.toml"
+                if key == "every" and isinstance(value, str) and value.strip().isdigit():
+                    hint = f"a span has a unit: --every {value.strip()}m (s, m, h or d)"
                 if key == "source" and isinstance(value, str) and ":" not in value:
                     hint = f"a glob of window files is files:GLOB: --source 'files:{value}'"
                 raise ConfigError(f"--{key} must be {expected} (got {value!r})", hint=hint)
