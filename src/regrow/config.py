@@ -672,9 +672,8 @@ class Config:
         run = _run_section(data, where, mistakes)
         allow_os_user = _allow_os_user(data, where, mistakes)
         mistakes += ServeSettings._mistakes(data.get("serve", {}), where)
-        wrong = CostProfile.mistakes(data.get("costs", {}), where)
+        costs, wrong = CostProfile.read(data.get("costs", {}), where)
         mistakes += [_Mistake(e.message, e.hint) for e in wrong]
-        costs = CostProfile() if wrong else CostProfile.parse(data.get("costs", {}), where)
         watch = data.get("watch", {})
         if mistakes:  # then the file is fixed anyway: name [watch]'s mistakes too
             mistakes += WatchSettings._mistakes(watch, where)

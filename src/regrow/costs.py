@@ -244,9 +244,8 @@ class CostProfile:
     @classmethod
     def parse(cls, section: object, where: str = "config.toml") -> CostProfile:
         """The profile of a ``[costs]`` table read from TOML (``where`` names the file); its
-        mistakes (:meth:`mistakes`) are raised together."""
-        found: list[ConfigError] = []
-        profile = cls._read(section, where, found)
+        mistakes (:meth:`read`) are raised together."""
+        profile, found = cls.read(section, where)
         if len(found) == 1:
             raise found[0]
         if found:
@@ -259,11 +258,14 @@ class CostProfile:
         return profile
 
     @classmethod
-    def mistakes(cls, section: object, where: str = "config.toml") -> list[ConfigError]:
-        """Every mistake of a ``[costs]`` table, each an error naming its key and value."""
+    def read(
+        cls, section: object, where: str = "config.toml"
+    ) -> tuple[CostProfile, list[ConfigError]]:
+        """The profile of a ``[costs]`` table, its wrong values left at their defaults, and
+        every mistake, each an error naming its key and value (a file's loader names them
+        with its other sections')."""
         found: list[ConfigError] = []
-        cls._read(section, where, found)
-        return found
+        return cls._read(section, where, found), found
 
     @classmethod
     def _read(cls, section: object, where: str, found: list[ConfigError]) -> CostProfile:
