@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
     from regrow.catalog.identities import IdentityRecord
     from regrow.data.schema import Schema
+    from regrow.data.snapshot import PreparedSnapshot
+    from regrow.data.snapshot_safety import Review
     from regrow.evaluate.evaluation import Comparison, Gate
     from regrow.model import FittedSystem
     from regrow.monitor.chunks import Chunking
@@ -216,7 +218,6 @@ class Workspace(GovernanceMixin):
         """
         self.require("operator", "snapshot")
         from regrow.data.snapshot import prepare_snapshot
-        from regrow.data.snapshot_safety import review_snapshot
         from regrow.monitor.profile import Profile
         from regrow.monitoring import MONITOR_PROFILE, MONITOR_REFERENCE
 
@@ -249,29 +250,10 @@ class Workspace(GovernanceMixin):
                 return _classified(self, name, prepared.schema) if like is not None else ()
 
             wanted = target if target is not None else self.catalog.trained_target(name)
-            back = None
             try:
-                try:
-                    review = review_snapshot(
-                        prepared,
-                        like,
-                        previous.version if previous is not None and like is not None else None,
-                        name=name,
-                        target=wanted,
-                        allow=allow_schema_change,
-                    )
-                except IncompatibleSchema:
-                    # rows back in the shape before a one-off allowed change are no change
-                    back = _before_allowed_changes(self.catalog, name, previous)
-                    if back is None or (shape := _schema_of(back.spec)) is None:
-                        raise
-                    review = review_snapshot(
-                        prepared, shape, back.version, name=name, target=wanted, allow=False
-                    )
-                    assert previous is not None
-                    review = replace(review, warnings=(
-                        f"back to the shape of schema v{back.version}, before the change "
-                        f"allowed at v{previous.version}", *review.warnings))  # fmt: skip
+                review, back = _reviewed(
+                    self.catalog, prepared, like, previous, name, wanted, allow_schema_change
+                )
             except IncompatibleSchema as exc:
                 listed = classes()
                 if not listed:
@@ -868,17 +850,42 @@ def _schema_of(spec: Mapping[str, Any]) -> Schema | None:
         return None
 
 
-def _before_allowed_changes(
-    catalog: Catalog, name: str, latest: SchemaRecord | None
-) -> SchemaRecord | None:
+def _reviewed(
+    catalog: Catalog,
+    prepared: PreparedSnapshot,
+    like: Schema | None,
+    previous: SchemaRecord | None,
+    name: str,
+    target: str | None,
+    allow: bool,
+) -> tuple[Review, SchemaRecord | None]:
+    """:func:`~regrow.data.snapshot_safety.review_snapshot` of ``prepared`` against the
+    name's ``previous`` schema; when that refuses it, against the schema before a one-off
+    allowed change (:func:`_before_allowed_changes`), which it is then returned with: rows
+    back in that shape are no change. Raises the refusal of the last schema it was checked
+    against."""
+    from regrow.data.snapshot_safety import review_snapshot
+
+    version = previous.version if previous is not None and like is not None else None
+    try:
+        review = review_snapshot(prepared, like, version, name=name, target=target, allow=allow)
+        return review, None
+    except IncompatibleSchema:
+        back = _before_allowed_changes(catalog, name)
+        if previous is None or back is None or (shape := _schema_of(back.spec)) is None:
+            raise
+    review = review_snapshot(prepared, shape, back.version, name=name, target=target, allow=False)
+    said = f"back to the shape of schema v{back.version}, before the change allowed at v"
+    return replace(review, warnings=(f"{said}{previous.version}", *review.warnings)), back
+
+
+def _before_allowed_changes(catalog: Catalog, name: str) -> SchemaRecord | None:
     """The schema of ``name``'s newest snapshot stored without an allowed incompatible change,
     when the snapshots after it were all stored with one (a window with a stray value or a
     renamed column, stored with ``allow_schema_change``); None when the newest snapshot was
     stored without one. Rows back in that shape are no change: without this, the clean
     windows after a one-off were refused as breaking. A change followed by a snapshot in the
     new shape stored without ``allow_schema_change`` is the name's shape from then on."""
-    if latest is None:
-        return None
     allowed = {
         e.payload.get("snapshot")
         for e in catalog.audit_events(subject=f"schema:{name}", limit=200)
