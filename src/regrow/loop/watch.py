@@ -1507,11 +1507,10 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
 def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
     """``policy`` for a plan made because the SLA is threatened: an update is worth it when
     its gain is significant and at least ``gain`` (``watch.threat_gain``) of the loss. The
-    planning bars
-    (``planning.min_relative_gain``, ``escalation.full_retrain_gain``) are for updates nobody
-    asked for, that must beat what probes find on any window; with the SLA at stake, doing
-    nothing is the choice they are weighed against. Returns the policy and what it lowered,
-    in words (None when nothing)."""
+    planning bars (``planning.min_relative_gain``, ``escalation.full_retrain_gain``) are for
+    updates nobody asked for, that must beat what probes find on any window; with the SLA at
+    stake, doing nothing is the choice they are weighed against. Returns the policy and what
+    it lowered, in words (None when nothing)."""
     from regrow.plan.policy import Policy
 
     body = policy.to_dict()
