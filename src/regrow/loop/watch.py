@@ -1411,33 +1411,18 @@ class Watcher:
         """The blessed candidate the newest cycle that waited for its promotion left (the
         cycle's number and the candidate), while it has not reached the alias and no update
         ran since."""
-        for cycle in history[:50]:
-            end = cycle.body.get("end") or {}
-            if cycle.state == "waiting" and end.get("waiting_for") == "promotion":
-                if self._promoted_since(cycle.body):
-                    return None
-                return cycle.number, str(end["candidate"])
-            if cycle.body.get("run"):  # an update ran since: that wait is over
-                return None
-        return None
+        cycle = _newest_wait(history, "promotion")
+        if cycle is None or self._promoted_since(cycle.body):
+            return None
+        return cycle.number, str(cycle.body["end"]["candidate"])
 
     def _pending_plan(self, history: Sequence[WatchCycleRecord]) -> tuple[int, Any] | None:
         """The plan the newest cycle that waited for a plan approval left (its number and the
-        plan's record), unless a later cycle took up its candidate already."""
-        later: set[str] = set()
-        for cycle in history[:50]:
-            end = cycle.body.get("end") or {}
-            run = cycle.body.get("run") or {}
-            if run.get("candidate_id"):
-                later.add(str(run["candidate_id"]))
-            if cycle.state == "waiting" and end.get("waiting_for") == "plan approval":
-                record = self.ws.catalog.get_plan(str(end["plan"]))
-                if record.result_version_id in later:
-                    return None
-                return cycle.number, record
-            if run:  # an update ran since: that wait is over
-                return None
-        return None
+        plan's record), while no update ran since (one that ran it, adopted, among them)."""
+        cycle = _newest_wait(history, "plan approval")
+        if cycle is None:
+            return None
+        return cycle.number, self.ws.catalog.get_plan(str(cycle.body["end"]["plan"]))
 
     def _emit(self, event: dict[str, Any]) -> None:
         event = {"system": self.system, "alias": self.alias, **event}
@@ -1501,6 +1486,19 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
     for n, cycle in enumerate(history):
         if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
             return n, cycle
+    return None
+
+
+def _newest_wait(history: Sequence[WatchCycleRecord], what: str) -> WatchCycleRecord | None:
+    """The newest cycle of ``history`` (newest first; the last 50 looked at) that ended
+    waiting for ``what`` (``promotion``, ``plan approval``), unless an update ran since: that
+    wait is over."""
+    for cycle in history[:50]:
+        end = cycle.body.get("end") or {}
+        if cycle.state == "waiting" and end.get("waiting_for") == what:
+            return cycle
+        if cycle.body.get("run"):
+            return None
     return None
 
 
