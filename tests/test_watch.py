@@ -95,6 +95,13 @@ def _source(folder: Path) -> FilesSource:
     return FilesSource(str(folder / "*.parquet"), label_files=1)
 
 
+def _stray(frame: pd.DataFrame, column: str, row: int, value: str = "oops") -> pd.DataFrame:
+    """``frame`` with the string ``value`` in its numeric ``column`` at ``row`` (in place)."""
+    frame[column] = frame[column].astype(object)
+    frame.loc[row, column] = value
+    return frame
+
+
 def _champion(ws: Workspace) -> str:
     return ws.catalog.get_system_version("churn@champion").ref
 
@@ -386,9 +393,7 @@ def test_a_stray_value_in_a_window_is_named_in_the_cycle(
     folder = ws.config.home / "csv"
     folder.mkdir()
     frame = make_window(1500, start="2026-03-01", days=2, seed=10)
-    frame["tenure_months"] = frame["tenure_months"].astype(object)
-    frame.loc[3, "tenure_months"] = "unknown"
-    frame.to_csv(folder / "day00.csv", index=False)
+    _stray(frame, "tenure_months", 3, "unknown").to_csv(folder / "day00.csv", index=False)
     source = FilesSource(str(folder / "*.csv"), label_files=1, settle_seconds=0)
     with Watcher(ws, "churn", source) as watcher:
         (cycle,) = watcher.run(once=True)
@@ -407,9 +412,7 @@ def test_a_snapshot_with_a_stray_value_does_not_fail_the_windows_after_it(
     # "cannot convert the pandas DataFrame to Arrow" failed every later cycle.
     from regrow.loop.watch import SnapshotSource
 
-    stray = make_window(1500, start="2026-03-01", days=2, seed=10)
-    stray["network_quality"] = stray["network_quality"].astype(object)
-    stray.loc[5, "network_quality"] = "oops"
+    stray = _stray(make_window(1500, start="2026-03-01", days=2, seed=10), "network_quality", 5)
     stray.to_csv(ws.config.home / "stray.csv", index=False)  # the column is read as text
     with pytest.warns(DataQualityWarning, match="read as strings"):
         ws.snapshot(ws.config.home / "stray.csv", name="daily", time_column="ts")
@@ -450,9 +453,8 @@ def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
         make_window(1000, start=f"2026-03-0{day + 1}", days=1, seed=10 + day).to_csv(
             folder / f"day0{day}.csv", index=False
         )
-    stray = make_window(1000, start="2026-03-03", days=1, seed=12)
-    stray["tenure_months"] = stray["tenure_months"].astype(object)
-    stray.loc[3, "tenure_months"] = "unknown"
+    stray = _stray(make_window(1000, start="2026-03-03", days=1, seed=12), "tenure_months", 3,
+                   "unknown")  # fmt: skip
     stray.to_csv(folder / "day02.csv", index=False)
     source = FilesSource(str(folder / "*.csv"), label_files=3, settle_seconds=0)
     *_, newest = source.windows(ws, "churn")

@@ -49,6 +49,13 @@ def state(ws: Workspace) -> dict[str, Any]:
     }
 
 
+def _stray_spend() -> pd.DataFrame:
+    """BASE with a stray string in its numeric column ``spend`` (row 2: ``'oops'``)."""
+    frame = BASE.astype({"spend": object})
+    frame.loc[2, "spend"] = "oops"
+    return frame
+
+
 def refused(ws: Workspace, data: Any, pattern: str, **kwargs: Any) -> IncompatibleSchema:
     before = state(ws)
     with pytest.raises(IncompatibleSchema, match=pattern) as info:
@@ -76,9 +83,7 @@ def test_a_csv_missing_a_column_is_refused_under_an_existing_name(
 def test_strings_in_a_numeric_column_are_refused_naming_the_values(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    frame = BASE.astype({"spend": object})
-    frame.loc[2, "spend"] = "oops"
-    frame.to_csv(tmp_path / "strings.csv", index=False)
+    _stray_spend().to_csv(tmp_path / "strings.csv", index=False)
     error = refused(ws, tmp_path / "strings.csv", "dtype float → string")
     assert error.problems == (
         "column 'spend': dtype float → string (1 value not numeric, read as strings ('oops'))",
@@ -132,8 +137,7 @@ def test_clean_rows_after_a_one_off_allowed_change_are_no_change(
 ) -> None:
     # One window with a stray string stored with --allow-schema-change made its text column
     # the name's shape: the clean windows after it were refused as "string → float".
-    frame = BASE.astype({"spend": object})
-    frame.loc[2, "spend"] = "oops"
+    frame = _stray_spend()
     frame.to_csv(tmp_path / "stray.csv", index=False)
     with pytest.warns(DataQualityWarning):
         ws.snapshot(tmp_path / "stray.csv", name="customers", allow_schema_change=True)
