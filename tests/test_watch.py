@@ -132,6 +132,64 @@ def test_stationary_windows_are_recorded_and_nothing_is_done(ws: Workspace) -> N
         assert watcher.run(once=True) == []
 
 
+def test_a_cycle_stores_its_labelled_rows_only_when_it_acts_on_them(ws: Workspace) -> None:
+    # each window's labelled rows were stored twice (the plan's part and the held-out part)
+    # in every cycle: the most CPU of a quiet cycle after the monitor, and the most disk
+    ws.set_policy(_policy(sla={"roc_auc": {"min": 0.5}}))
+    folder = _windows(ws.config.home, [False, True, True])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        first, second, third = watcher.run(once=True)
+    for quiet in (first, second):
+        assert quiet.body["decision"]["act"] is False
+        seen = quiet.body["window"]
+        assert "train" not in seen
+        assert "holdout" not in seen
+        assert seen["labelled_rows"] == seen["train_rows"] + seen["holdout_rows"] == 1500
+        assert seen["holdout_rows"] == 450  # watch.evaluation_share, 30%
+        realised = quiet.body["forecast"]["realised"]  # measured on the rows held in memory
+        assert realised["rows"] == 450
+        assert 0.5 < realised["value"] < 1
+    assert third.body["decision"]["act"] is True
+    train, holdout = third.body["window"]["train"], third.body["window"]["holdout"]
+    assert ws.catalog.get_snapshot(train).rows == third.body["window"]["train_rows"]
+    assert ws.catalog.get_snapshot(holdout).rows == third.body["window"]["holdout_rows"]
+    assert ws.catalog.get_plan(third.body["plan"]["id"]).window_id == train
+    assert [s.id for s in ws.catalog.list_snapshots("churn-watch-labelled")] == [train]
+    assert [s.id for s in ws.catalog.list_snapshots("churn-watch-holdout")] == [holdout]
+    assert len(ws.catalog.list_snapshots("churn-watch")) == 3
+
+
+def test_a_cycle_resumed_before_its_labelled_rows_were_stored_does_not_act(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _windows(ws.config.home, [True, True])
+
+    def crash(self: Watcher, body: Any, window: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        watcher.run(cycles=1)
+        monkeypatch.setattr(Watcher, "_monitor", crash)
+        with pytest.raises(KeyboardInterrupt):
+            watcher.cycle()
+    monkeypatch.undo()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (resumed,) = watcher.run(once=True)
+    assert resumed.number == 2
+    assert resumed.state == "done"
+    decision = resumed.body["decision"]
+    assert decision["act"] is False
+    assert "plan" not in resumed.body
+    assert (
+        decision["not_acting"][-1]
+        == resumed.body["end"]["why"]
+        == (
+            "this cycle was resumed after a stop and its labelled rows were not stored: the next "
+            "cycle takes the labels again"
+        )
+    )
+
+
 def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace) -> None:
     folder = _windows(ws.config.home, [False, True, True])
     with Watcher(ws, "churn", _source(folder)) as watcher:

@@ -4,10 +4,12 @@ A :class:`Watcher` holds the watch lease of ``system`` (:mod:`regrow.catalog.wat
 watchers on one system cannot both act) and runs **cycles**. Each cycle takes the next window
 its :class:`WindowSource` has not given before, and then
 
-1. **window**: stores the window's rows as snapshot ``<system>-watch`` and the labelled rows
-   that came with it (labels arrive late: a source gives the newest labelled rows it has) as
-   ``<system>-watch-labelled``: the newest ``watch.evaluation_share`` of them held out as
-   ``<system>-watch-holdout`` for the evaluation, the rest for the plan;
+1. **window**: stores the window's rows as snapshot ``<system>-watch`` and splits the
+   labelled rows that came with it (labels arrive late: a source gives the newest labelled
+   rows it has): the newest ``watch.evaluation_share`` of them held out for the realised
+   metric and the evaluation, the rest for the plan. Those are stored (as
+   ``<system>-watch-holdout`` and ``<system>-watch-labelled``) only when the cycle decides
+   to act;
 2. **monitor**: ``Workspace.monitor`` on the window (drift, multivariate drift, estimated and,
    with labels, measured performance; the report is stored);
 3. **forecast**: the SLA metric's series over the stored reports (measured where labels came,
@@ -575,6 +577,9 @@ class Watcher:
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._lost: str | None = None
+        # the newest window's labelled rows, split (key, (train, holdout)): stored only when
+        # its cycle acts on them
+        self._labelled: tuple[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
         from regrow.errors import NotFound
 
         known = ws.catalog.list_systems()
@@ -780,7 +785,7 @@ class Watcher:
         assert window is not None
         if window.error is not None:
             raise window.error
-        ws, system, share = self.ws, self.system, self.policy.watch.evaluation_share
+        ws, system = self.ws, self.system
         if window.rows is None or len(window.rows) == 0:
             return {
                 "window": {"key": window.key, "rows": 0},
@@ -803,21 +808,48 @@ class Watcher:
                 "labelled_rows": 0,
             },
         }
-        labelled = window.labelled
-        if labelled is not None and len(labelled) >= 2:
-            order = _times(labelled, time_column)
-            if order is not None:  # the newest rows are held out
-                labelled = labelled.iloc[order.reset_index(drop=True).argsort(kind="stable")]
-            cut = max(1, round(len(labelled) * (1 - share)))
-            train = _store(ws, labelled.iloc[:cut], f"{system}-watch-labelled", time_column)
-            holdout = _store(ws, labelled.iloc[cut:], f"{system}-watch-holdout", time_column)
+        split = self._split(window)
+        if split is not None:  # stored only when the cycle acts on them (see _decide)
+            train, holdout = split
             out["window"].update(
-                labelled_rows=len(labelled),
+                labelled_rows=len(train) + len(holdout),
                 labelled_from=window.labelled_from,
-                train=train.id,
-                holdout=holdout.id,
+                train_rows=len(train),
+                holdout_rows=len(holdout),
             )
         return out
+
+    def _split(self, window: Window) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """``window``'s labelled rows split in the rows a plan learns from and the newest
+        ``watch.evaluation_share`` held out (None with fewer than 2); split once per window."""
+        if self._labelled is not None and self._labelled[0] == window.key:
+            return self._labelled[1]
+        labelled = window.labelled
+        if labelled is None or len(labelled) < 2:
+            return None
+        order = _times(labelled, self._time_column())
+        if order is not None:  # the newest rows are held out
+            labelled = labelled.iloc[order.reset_index(drop=True).argsort(kind="stable")]
+        cut = max(1, round(len(labelled) * (1 - self.policy.watch.evaluation_share)))
+        split = (labelled.iloc[:cut], labelled.iloc[cut:])
+        self._labelled = (window.key, split)
+        return split
+
+    def _store_labelled(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
+        """The window's record with its labelled rows stored as snapshots (the plan learns
+        from ``train``, the evaluation uses ``holdout``); unchanged when they are stored
+        already, or when they are not at hand (a cycle resumed after a stop)."""
+        seen = dict(body["window"])
+        if seen.get("train") or window is None:
+            return seen
+        split = self._split(window)
+        if split is None:
+            return seen
+        train, holdout = split
+        time_column = self._time_column()
+        seen["train"] = _store(self.ws, train, f"{self.system}-watch-labelled", time_column).id
+        seen["holdout"] = _store(self.ws, holdout, f"{self.system}-watch-holdout", time_column).id
+        return seen
 
     def _time_column(self) -> str | None:
         """The time column of the alias's version's training snapshot, if it has one."""
@@ -891,7 +923,7 @@ class Watcher:
                 "upper": high,
                 "rows": n,
             }
-        realised = self._realised(body, metric)
+        realised = self._realised(body, metric, window)
         points: list[MetricPoint] = []
         bodies = [c.body for c in self._cycles(_SERIES)]
         # each value with the version it measured: a promotion starts the series again
@@ -980,18 +1012,29 @@ class Watcher:
         found = self.ws.catalog.watches.cycles(self.system, limit=limit)
         return [c for c in found if c.dry_run == self.dry_run]
 
-    def _realised(self, body: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    def _realised(
+        self, body: dict[str, Any], metric: str, window: Window | None
+    ) -> dict[str, Any] | None:
         """The metric of the alias's version on the newest labelled rows (the held-out part),
         with a bootstrap 95% band, placed at their newest time."""
-        holdout = body["window"].get("holdout")
-        if not holdout:
-            return None
         from regrow.evaluate.metrics import METRICS
 
         if metric not in METRICS:
             return None
+        holdout = body["window"].get("holdout")
+        split = self._split(window) if window is not None else None
+        if holdout:
+            frame = self.ws.frame(holdout)
+        elif split is not None:  # read as a stored snapshot would be (one conversion)
+            from regrow.data.frames import to_arrow, to_pandas
+
+            try:
+                frame = to_pandas(to_arrow(split[1]))
+            except DataError:
+                return None
+        else:  # no labelled rows, or a cycle resumed after a stop: its rows are not at hand
+            return None
         version = self.ws.catalog.get_system_version(body["version"])
-        frame = self.ws.frame(holdout)
         target = version.spec.get("target")
         if not isinstance(target, str) or target not in frame.columns or len(frame) < 20:
             return None
@@ -1204,7 +1247,17 @@ class Watcher:
             decision["escalate"] = escalate
         if not act:
             return {"decision": decision, "end": {"state": "done", "why": "; ".join(hold)}}
-        return {"decision": decision}
+        stored = self._store_labelled(body, window)
+        if not stored.get("train"):
+            why = (
+                "this cycle was resumed after a stop and its labelled rows were not stored: "
+                "the next cycle takes the labels again"
+                if window is None
+                else "the window has no labelled rows to learn from"
+            )
+            decision.update(act=False, not_acting=[*hold, why])
+            return {"decision": decision, "end": {"state": "done", "why": why}}
+        return {"decision": decision, "window": stored}
 
     def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = body.get("version") or f"{self.system}@{self.alias}"
