@@ -202,7 +202,9 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
         in (second.body["decision"]["not_acting"][0])
     )
     assert third.body["decision"]["act"] is True
-    assert "geo, and a member's loss in 2 cycles in a row" in third.body["decision"]["because"][0]
+    because = third.body["decision"]["because"][0]
+    assert because.startswith("drift raised the loss of geo; ")
+    assert because.endswith("; 2 cycles in a row with a loss raised")
     assert third.body["plan"]["actions"]
     assert third.body["plan"]["rationale"][0] == "watch: " + third.body["decision"]["because"][0]
     assert third.body["run"]["candidate"] == "churn:v2"
@@ -221,6 +223,30 @@ def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace
         e for e in ws.catalog.list_evaluations() if e.id == third.body["evaluation"]["id"]
     ]
     assert third.body["evaluation"]["reasons"] == list(evaluation.reasons)
+
+
+def test_without_an_sla_a_performance_slip_the_labels_show_is_acted_on(ws: Workspace) -> None:
+    # the champion's measured AUC fell to about 0.2 on windows whose inputs did not move: the
+    # watcher said "nothing drifted" and never acted (a user's trial, with the default policy)
+    folder = ws.config.home / "windows"
+    folder.mkdir()
+    for i in range(2):
+        # customers as the champion was trained on, who churn the other way round now
+        frame = make_window(1500, start="2026-01-01", days=60, seed=20 + i)
+        frame["churned"] = 1 - frame["churned"]
+        frame.to_parquet(folder / f"day{i:02d}.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        first, second = watcher.run(once=True)
+    assert first.body["decision"]["act"] is False
+    (held,) = first.body["decision"]["not_acting"]
+    assert held.startswith("the measured roc_auc 0.")
+    assert "is below its alert threshold 0." in held
+    assert "other metric(s) past theirs" in held
+    assert held.endswith(": 1 cycle in a row so far; acting takes 2, per watch.persistence")
+    assert second.body["decision"]["act"] is True
+    assert second.body["decision"]["trigger"] == "loss"
+    assert second.body["decision"]["because"][0].endswith("; 2 cycles in a row with a loss raised")
+    assert second.body["plan"]["id"]
 
 
 def test_a_dry_run_records_the_decision_and_the_plan_and_runs_nothing(ws: Workspace) -> None:

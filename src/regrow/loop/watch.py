@@ -16,8 +16,9 @@ its :class:`WindowSource` has not given before, and then
    estimated where not; :mod:`regrow.forecast`) and the probability that it crosses the
    policy's ``watch.sla`` within ``watch.horizon`` cycles;
 4. **decide**: act when the SLA is crossed or forecast to be crossed with probability at least
-   ``watch.act_probability``; without an SLA threat, act only on drift that raised a member's
-   loss in ``watch.persistence`` cycles in a row (a transient shift reverts before then). It
+   ``watch.act_probability``; without an SLA, act only on a loss raised in
+   ``watch.persistence`` cycles in a row (a transient shift reverts before then): by drift,
+   in a member, or measured from labels (performance past its alert threshold). It
    does not act during ``watch.cooldown`` cycles after an update, while a rollout of the alias
    is under way, or without ``watch.min_labelled_rows`` labelled rows. Every reason not to act
    is recorded;
@@ -1090,18 +1091,29 @@ class Watcher:
         # the newest cycles, this one included: one read serves every look back below
         history = self._cycles(200)
         streak = _runs(history, _loss_raised(body), _loss_raised).get("loss", 0)
-        if body["monitor"]["candidates"]:
-            seen = f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"
+        slipped = _slipped(body)
+        if body["monitor"]["candidates"] or slipped:
+            seen = "; ".join(
+                ([f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"]
+                 if body["monitor"]["candidates"] else [])
+                + [f"the measured {a['signal'].removeprefix('realised ')} {a['value']:.4g} is "
+                   f"{a['direction']} its alert threshold {a['threshold']:.4g}"
+                   + (f" ({len(slipped) - 1} other metric(s) past theirs)"
+                      if len(slipped) > 1 else "")
+                   for a in slipped[:1]]
+            )  # fmt: skip
             if streak >= rules.persistence and not fc:
                 # the streak counts cycles in which it raised a member's loss, any member's
                 act.append(
-                    f"{seen}, and a member's loss in {streak} cycles in a row"
+                    f"{seen}; {streak} cycles in a row with a loss raised"
                     if streak > 1
                     else f"{seen} in 1 cycle"
                 )
                 trigger = "loss"
             elif not fc:
                 hold.append(f"{seen}: {_so_far(streak, rules.persistence)}")
+            elif slipped and not body["monitor"]["candidates"]:
+                hold.append(f"{seen}: the SLA (watch.sla) decides when to act")
         moved = body["monitor"].get("moved") or {}
         if fc and rules.drift_trigger and moved and not act:
             runs = _runs(history, _moved(body), _moved)
@@ -1524,8 +1536,17 @@ def _runs(
 
 
 def _loss_raised(body: Mapping[str, Any]) -> list[str]:
-    """``["loss"]`` when the cycle's monitor found a member's loss raised by the drift."""
-    return ["loss"] if (body.get("monitor") or {}).get("candidates") else []
+    """``["loss"]`` when the cycle's monitor found a member's loss raised by the drift, or
+    the model's measured performance past its alert threshold (:func:`_slipped`)."""
+    return ["loss"] if (body.get("monitor") or {}).get("candidates") or _slipped(body) else []
+
+
+def _slipped(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The cycle's alerts on the model's performance measured from labels over the whole
+    window (``realised roc_auc`` below the policy's or the reference's threshold): a slip
+    the labels show counts as a raised loss, whatever drifted or did not."""
+    alerts = (body.get("monitor") or {}).get("alerts") or ()
+    return [a for a in alerts if a.get("signal", "").startswith("realised ") and not a.get("chunk")]
 
 
 def _moved(body: Mapping[str, Any]) -> Iterable[str]:
