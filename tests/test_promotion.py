@@ -428,6 +428,31 @@ def test_an_approval_for_an_alias_that_could_never_count_is_refused(
         bob.approve(v2)  # a protected alias with no holder yet: its first promotion
 
 
+def test_a_promotion_to_a_misspelt_alias_is_refused_unless_new(
+    governed: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `promote toy:v1 --alias champoin` created toy@champoin, exit 0, and no command could
+    # take it back
+    home, v1 = str(governed["home"]), str(governed["v1"])
+    with _as(governed, "carl") as carl:
+        carl.promote(v1, "staging")  # a new name, unlike any alias: created as before
+        with pytest.raises(ConfigError, match="has no alias 'champoin': promoting would"):
+            carl.promote(v1, "champoin")  # close to the protected champion
+        with pytest.raises(ConfigError, match="close to 'staging'") as info:
+            carl.promote(v1, "stagin")  # close to an alias the system has
+        assert info.value.hint == (
+            "did you mean --alias staging? To create an alias named 'stagin', pass --new"
+        )
+        assert [a.name for a in carl.catalog.list_aliases("toy")] == ["staging"]
+        refused = carl.catalog.audit_events(subject="alias:toy@champoin")
+        assert [e.action for e in refused] == ["promotion.refused"]
+        carl.promote(v1, "stagin", new=True)
+    code, out, err = run_cli(capsys, "promote", v1, "--alias", "champoin", "--home", home)
+    assert code == 2
+    assert "did you mean --alias champion?" in out + err
+    assert "Traceback" not in out + err
+
+
 def test_a_revoked_approvers_approval_no_longer_counts(governed: dict[str, object]) -> None:
     # `regrow approve` said "2 approvals so far" with one of the two approvers revoked
     ws: Workspace = governed["ws"]  # type: ignore[assignment]

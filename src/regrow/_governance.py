@@ -160,6 +160,7 @@ class GovernanceMixin:
         expected_revision: int | None = None,
         policy: Policy | str | os.PathLike[str] | None = None,
         force: bool = False,
+        new: bool = False,
     ) -> AliasRecord:
         """Point ``alias`` at version ``ref`` (compare-and-set; recorded and audited).
 
@@ -171,7 +172,9 @@ class GovernanceMixin:
         than its author (:meth:`approve`); otherwise :class:`~regrow.errors.PromotionRefused`
         names everything missing, the attempt is audited and nothing moves. ``force`` needs
         the admin role and a ``reason``. A move to the version the alias holds is refused.
-        See :mod:`regrow.catalog.promotion`.
+        An alias of a new name is created, unless the name is close to an alias the system
+        has or the policy protects (``champoin``): that is refused with a did-you-mean,
+        unless ``new``. See :mod:`regrow.catalog.promotion`.
         """
         self.require("operator", f"promote to {alias!r}")
         if force:
@@ -185,6 +188,8 @@ class GovernanceMixin:
                 self.require(
                     "admin", f"promote under a policy other than the workspace's ({governing.id})"
                 )
+            if not new:
+                self._not_a_misspelt_alias(version.system, alias, chosen)
         except RegrowError as refused:  # a bad policy, version or role: the attempt is audited
             system = version.system if version is not None else "?"
             self.catalog.audit(
@@ -240,6 +245,25 @@ class GovernanceMixin:
             if close
             else f"approvals count for the protected aliases: {', '.join(known) or 'none'}",
         )
+
+    def _not_a_misspelt_alias(self, system: str, alias: str, policy: Policy) -> None:
+        """Refuse to create alias ``alias`` when its name is close to one ``system`` has or
+        ``policy`` protects: ``--alias champoin`` created an alias nobody serves, and
+        nothing could take it back."""
+        protected = set(policy.promotion.protected)
+        existing = {a.name for a in self.catalog.list_aliases(system)}
+        if alias in existing or alias in protected:
+            return
+        import difflib
+
+        close = difflib.get_close_matches(alias, sorted(protected | existing), n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(
+                f"{system} has no alias {alias!r}: promoting would create it, and its name is "
+                f"close to {close[0]!r}",
+                hint=f"did you mean --alias {close[0]}? To create an alias named {alias!r}, "
+                "pass --new",
+            )
 
     def rollback(self, system: str, alias: str = "champion", *, reason: str = "") -> AliasRecord:
         """Move ``alias`` back one step in its history of holders (never toggles)."""

@@ -34,6 +34,9 @@ def promote(
     force: Annotated[
         bool, typer.Option(help="Admin only: move past missing gates/approvals (needs --reason).")
     ] = False,
+    new: Annotated[
+        bool, typer.Option(help="Create the alias even if its name is close to an existing one.")
+    ] = False,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
@@ -41,7 +44,7 @@ def promote(
     with workspace(home) as ws:
         moved = ws.promote(
             version, alias, reason=reason, expected_revision=expect_revision, policy=policy,
-            force=force,
+            force=force, new=new,
         )  # fmt: skip
         ref = ws.catalog.get_system_version(moved.version_id).ref
     if as_json:
