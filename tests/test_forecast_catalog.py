@@ -225,3 +225,39 @@ def test_an_unknown_slice_is_named_with_the_slices_the_windows_have(
     assert code == 2  # a slice the windows have, measured only where labels came
     assert "no labelled monitor report holds slice 'monthly'" in err
     assert "monitor a labelled window" in err
+
+
+def test_the_forecast_is_of_the_aliass_version_not_of_a_window_checked_by_hand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], forecast_command: None
+) -> None:
+    # a user's hand-run `regrow monitor` of churn:v1, newer than the champion's windows, made
+    # the series end on v1: read as a promotion, it restarted the forecast at the wrong model
+    home = tmp_path / "ws"
+    with Workspace.init(home) as ws:
+        reference = ws.snapshot(
+            make_window(2000, start="2026-01-01", days=90, seed=0), name="ref", time_column="ts"
+        )
+        v1 = ws.train(build(), reference).version
+        v2 = ws.train(build(), reference, seed=1).version
+        ws.promote(v2.ref, "prod")
+        for i in range(4):
+            week = make_window(600, start=f"2026-04-{1 + 7 * i:02d}", days=7, seed=10 + i)
+            ws.monitor(v2.ref if i < 3 else v1.ref, week)
+    args = ("forecast", "churn", "--metric", "roc_auc", "--threshold", "0.5", "--home", str(home))
+    code, out, _ = run_cli(capsys, *args, "--alias", "prod", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["version"] == "churn:v2"
+    assert [p["version"] for p in data["series"]] == ["churn:v2"] * 3
+    assert data["notes"][0] == (
+        "1 window(s) of churn:v1 monitored since churn:v2 took @prod are left out: the "
+        "forecast is of churn:v2"
+    )
+    code, out, _ = run_cli(capsys, *args, "--alias", "prod")
+    assert "churn (churn:v2): roc_auc over 3 window(s):" in out
+    code, out, err = run_cli(capsys, *args, "--alias", "prdo")
+    assert code == 2
+    assert "prdo" in out + err
+    assert "Traceback" not in out + err
+    code, out, _ = run_cli(capsys, *args, "--json")  # no champion: every window, as before
+    assert len(json.loads(out)["series"]) == 4

@@ -12,6 +12,8 @@ from regrow.cli._app import AsJson, Home, app, known_system, out, print_json, wo
 from regrow.errors import ConfigError
 
 if TYPE_CHECKING:
+    from regrow import Workspace
+    from regrow.forecast import MetricPoint
     from regrow.plan.policy import Policy
 
 __all__ = ["forecast"]
@@ -48,6 +50,13 @@ def forecast(
         str | None,
         typer.Option(help="Only windows ending at or after: an ISO time, or a span ago (30d)."),
     ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option(
+            help="Forecast the version this alias holds (default: champion, when the system "
+            "has one); windows of other versions monitored since it took over are left out."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated paths.")] = 0,
     policy: Annotated[
         str | None,
@@ -73,6 +82,8 @@ def forecast(
         points = series_from_catalog(
             ws.catalog, system, chosen, member=member, slice=slice, since=since
         )
+        holder = _holder(ws, system, alias)
+    points, left_out = _of_holder(points, holder)
     found = forecast_series(
         points,
         threshold=limit,
@@ -89,10 +100,54 @@ def forecast(
         **found.to_dict(),
         "series": [p.to_dict() for p in points],
     }
+    if holder is not None:
+        data["version"] = holder[1]
+    data["notes"] = [*left_out, *data["notes"]]
     if as_json:
         print_json(data)
     else:
         show_forecast(data)
+
+
+def _holder(ws: Workspace, system: str, alias: str | None) -> tuple[str, str] | None:
+    """``(alias, version ref)`` of the alias forecast: ``alias`` (NotFound, with the aliases
+    there are, when the system has none of that name), else ``champion`` if it exists."""
+    from regrow.errors import NotFound
+
+    try:
+        return alias or "champion", ws.catalog.get_system_version(
+            f"{system}@{alias or 'champion'}"
+        ).ref
+    except NotFound:
+        if alias is None:
+            return None
+        raise
+
+
+def _of_holder(
+    points: list[MetricPoint], holder: tuple[str, str] | None
+) -> tuple[list[MetricPoint], list[str]]:
+    """The points a forecast of the alias's holder reads: every point up to the holder's
+    first, then the holder's own (a window of another version monitored since, by hand,
+    is not the served model's: read as a promotion, it restarted the series at the wrong
+    version); and a note of what was left out."""
+    if holder is None:
+        return points, []
+    alias, ref = holder
+    first = next((i for i, p in enumerate(points) if p.version == ref), None)
+    if first is None:
+        return points, (
+            [f"no window of {ref}, which holds @{alias}, was monitored: the forecast is of the "
+             f"versions before it"] if points else []
+        )  # fmt: skip
+    kept = points[:first] + [p for p in points[first:] if p.version in (ref, None)]
+    others = sorted({str(p.version) for p in points[first:] if p.version not in (ref, None)})
+    if not others:
+        return kept, []
+    return kept, [
+        f"{len(points) - len(kept)} window(s) of {', '.join(others)} monitored since {ref} "
+        f"took @{alias} are left out: the forecast is of {ref}"
+    ]
 
 
 def _sla(
@@ -161,6 +216,7 @@ def show_forecast(data: dict[str, Any]) -> None:
         data["system"]
         + (f" member {data['member']}" if data["member"] else "")
         + (f" slice {data['slice']}" if data["slice"] else "")
+        + (f" ({data['version']})" if data.get("version") else "")
     )
     series = data["series"]
     if series:
