@@ -1,14 +1,23 @@
 """The cost model: CPU seconds an action will take, learned from the catalog's history.
 
-Every fitted component version records its CPU seconds and the rows it was fitted on. For a
-component the model keeps a **rate**, CPU seconds per row, for each way of producing it (a fit
-from scratch, ``continue``, ``leaf-refit``, ``finetune``): the median of its observed rates,
-shrunk toward a prior by :attr:`CostModel.prior_weight` pseudo-observations. Without any
-history it falls back on the same component class's history in other components, then on the
-prior for the estimator's family. Runs with the very parameters being estimated come first:
-a component whose parameters changed (400 trees instead of 100) is estimated from the runs
-with its new parameters once there are any, not from the median of its older, cheaper ones.
-Each run adds observations, so estimates follow the machine they run on.
+Every fitted component version records its CPU seconds and the rows it was fitted on. A task
+costs a fixed overhead plus work per row; for a component the model keeps a **rate**, CPU
+seconds per row over the overhead, for each way of producing it (a fit from scratch,
+``continue``, ``leaf-refit``, ``finetune``): the median of its observed rates, shrunk toward a
+prior by :attr:`CostModel.prior_weight` pseudo-observations. Without any history it falls back
+on the same component class's history in other components, then on the prior for the
+estimator's family. Runs with the very parameters being estimated come first: a component
+whose parameters changed (400 trees instead of 100) is estimated from the runs with its new
+parameters once there are any, not from the median of its older, cheaper ones. Each run adds
+observations, so estimates follow the machine they run on.
+
+A run on few rows measures mostly the overhead, and the overhead is only guessed
+(``_OVERHEAD``; an estimator's own set-up can take far longer): a misjudged overhead ``d``
+puts ``d / rows`` into the run's rate and ``d * R / rows`` into an estimate for ``R`` rows. So
+an estimate for ``R`` rows takes its rate from the runs on at least a tenth of ``R`` rows and
+leaves the smaller ones out; with none that large, the small ones count only by their size
+against the prior. A 3-row fit taking 0.3 CPU s (set-up, mostly) cannot make an 8,000-row fit
+cost 800.
 
 >>> model = CostModel()
 >>> model.observe("geo", "sklearn.ensemble.HistGradientBoostingClassifier", "fit",
@@ -17,13 +26,20 @@ Each run adds observations, so estimates follow the machine they run on.
 ...                      rows=5_000)
 >>> round(est.cpu_seconds, 3), est.basis
 (0.665, '1 earlier fit run(s) of geo')
+>>> model.observe("geo", "sklearn.ensemble.HistGradientBoostingClassifier", "fit",
+...               rows=3, cpu_seconds=0.3)  # mostly the estimator's set-up
+>>> est = model.estimate("geo", "sklearn.ensemble.HistGradientBoostingClassifier", "fit",
+...                      rows=5_000)
+>>> round(est.cpu_seconds, 3), est.basis
+(0.665, '1 earlier fit run(s) of geo (1 more on under 500 rows left out)')
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +73,9 @@ _PRIOR_RATES = {
 _UPDATE_FACTORS = {"fit": 1.0, "continue": 0.5, "leaf-refit": 0.15, "finetune": 0.5}
 #: Fixed cost of any task (process start-up, loading, storing), in seconds.
 _OVERHEAD = 0.02
+#: An estimate's rate comes from the runs on at least this share of the rows it is for (see
+#: the module docs).
+_COMPARABLE = 0.1
 
 
 def _family(cls: str) -> str:
@@ -116,14 +135,18 @@ class CostEstimate:
     basis: str
 
 
+#: One observed run: the rows it trained on and its CPU seconds per row over the overhead.
+_Run = tuple[int, float]
+
+
 @dataclass
 class CostModel:
     """CPU seconds per row per (component, action), learned from observations."""
 
     prior_weight: float = 1.0
-    _by_component: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    _by_class: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    _by_recipe: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+    _by_component: dict[tuple[str, str], list[_Run]] = field(default_factory=dict)
+    _by_class: dict[tuple[str, str], list[_Run]] = field(default_factory=dict)
+    _by_recipe: dict[tuple[str, str, str], list[_Run]] = field(default_factory=dict)
 
     @classmethod
     def from_history(cls, records: Iterable[ComponentVersionRecord]) -> CostModel:
@@ -156,12 +179,12 @@ class CostModel:
         component with ``recipe``, its class and parameters, when given)."""
         if rows <= 0 or cpu_seconds < 0:
             return
-        rate = max(cpu_seconds - _OVERHEAD, 0.0) / rows
-        self._by_component.setdefault((component, action), []).append(rate)
-        self._by_class.setdefault((cls, action), []).append(rate)
+        run = (rows, max(cpu_seconds - _OVERHEAD, 0.0) / rows)
+        self._by_component.setdefault((component, action), []).append(run)
+        self._by_class.setdefault((cls, action), []).append(run)
         if recipe:
             key = (component, action, _recipe_key(recipe))
-            self._by_recipe.setdefault(key, []).append(rate)
+            self._by_recipe.setdefault(key, []).append(run)
 
     def observations(self, component: str, action: str = "fit") -> int:
         """How many runs of ``action`` on ``component`` the model has seen."""
@@ -182,25 +205,76 @@ class CostModel:
         own = self._by_component.get((component, action))
         exact = self._by_recipe.get((component, action, _recipe_key(recipe))) if recipe else None
         if exact:
-            basis = f"{len(exact)} earlier {action} run(s) of {component} with these parameters"
-            rates = exact
+            runs, of = exact, f"{component} with these parameters"
         elif own:
-            basis = f"{len(own)} earlier {action} run(s) of {component}"
-            rates = own
+            runs, of = own, component
         elif (same := self._by_class.get((cls, action))) is not None:
-            basis = f"{len(same)} earlier {action} run(s) of {cls.rsplit('.', 1)[-1]}"
-            rates = same
+            runs, of = same, cls.rsplit(".", 1)[-1]
         else:
             fit = self._by_component.get((component, "fit"))
             if fit and action != "fit":
-                rate = statistics.median(fit) * _UPDATE_FACTORS.get(action, 1.0)
+                median, weight, _ = _pooled(fit, rows)
+                rate = median * _UPDATE_FACTORS.get(action, 1.0)
+                if weight < 1:  # only fits on a few rows
+                    rate = self._shrunk(rate, weight, prior)
                 return CostEstimate(
                     _OVERHEAD + rate * rows, rate, rows, f"fits of {component}, scaled"
                 )
             return CostEstimate(_OVERHEAD + prior * rows, prior, rows, "prior")
-        n = len(rates)
-        rate = (statistics.median(rates) * n + prior * self.prior_weight) / (n + self.prior_weight)
+        median, weight, left_out = _pooled(runs, rows)
+        rate = self._shrunk(median, weight, prior)
+        least = f"under {_COMPARABLE * rows:,.0f} rows"
+        if weight < 1:
+            basis = f"{len(runs)} earlier {action} run(s) of {of}, all on {least}: mostly the prior"
+        else:
+            basis = f"{len(runs) - left_out} earlier {action} run(s) of {of}"
+            basis += f" ({left_out} more on {least} left out)" if left_out else ""
         return CostEstimate(_OVERHEAD + rate * rows, rate, rows, basis)
+
+    def _shrunk(self, rate: float, weight: float, prior: float) -> float:
+        """``rate``, observed over ``weight`` runs' worth, shrunk toward ``prior``."""
+        return (rate * weight + prior * self.prior_weight) / (weight + self.prior_weight)
+
+
+def _pooled(runs: Sequence[_Run], rows: int) -> tuple[float, float, int]:
+    """The rate ``runs`` show for a task on ``rows`` rows, how many runs' worth of evidence that
+    is, and how many runs were left out for being too small.
+
+    The runs on at least :data:`_COMPARABLE` of ``rows`` give the median of their rates, each a
+    whole run's worth; the smaller ones are left out. Without any such run, the median weighted
+    by rows of all of them, worth the largest run's share of :data:`_COMPARABLE` of ``rows``: a
+    small run's error is mostly the overhead misjudged, the same in every small run, so twenty
+    of them are not worth more than the largest.
+
+    >>> _pooled([(8000, 0.0006), (3, 0.09)], 7000)
+    (0.0006, 1, 1)
+    >>> _pooled([(3, 0.09), (50, 0.005)], 1000)
+    (0.005, 0.5, 0)
+    """
+    least = _COMPARABLE * rows
+    comparable = [rate for n, rate in runs if n >= least]
+    if comparable:
+        return statistics.median(comparable), len(comparable), len(runs) - len(comparable)
+    rates = [rate for _, rate in runs]
+    return _median(rates, [n for n, _ in runs]), max(n for n, _ in runs) / least, 0
+
+
+def _median(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The median of ``values`` weighted by ``weights`` (with equal weights, the median).
+
+    >>> _median([1.0, 3.0, 2.0, 9.0], [1, 1, 1, 1]), _median([0.0006, 0.09], [8000, 3])
+    (2.5, 0.0006)
+    """
+    ordered = sorted(zip(values, weights, strict=True))
+    half = sum(weights) / 2
+    below = 0.0
+    for i, (value, weight) in enumerate(ordered):
+        below += weight
+        if i + 1 < len(ordered) and math.isclose(below, half):
+            return (value + ordered[i + 1][0]) / 2  # the two middle ones, as the median does
+        if below > half:
+            return value
+    return ordered[-1][0]
 
 
 def _recipe_key(recipe: Mapping[str, Any]) -> str:
