@@ -168,6 +168,8 @@ def _evaluate(
             snap, frame = adapted_snapshot(services, cand.adapters, snap)
         check_frame(cand, base, frame)
         snapshot_rows = len(frame)
+        notes: list[str] = []
+        slices = dict(snap.slices) or _training_slices(services, (cand_v, base_v), frame, notes)
         frame = _evaluable(services, frame, snap.name, [(cand_v, cand), (base_v, base)])
     outputs = services.outputs
 
@@ -193,13 +195,12 @@ def _evaluate(
             candidate=cand, baseline=base, frame=frame,
             metric=get_metric(metric or section.metric or default_metric(cand.task), cand.task),
             candidate_scores=scores[0], baseline_scores=scores[1] if base is not None else None,
-            slices=dict(snap.slices), level=section.level, n_boot=section.resamples,
+            slices=slices, level=section.level, n_boot=section.resamples,
             seed=section.seed, candidate_version=cand_v, baseline_version=base_v,
             reference_rows=lambda name: _held_out(services, cand_v, base_v, name),
             store=services.store, predict=predict, **profiles,
         )  # fmt: skip
         result = judge(context, gates, inconclusive=section.inconclusive)
-        notes = []
         if len(frame) < snapshot_rows:
             notes.append(
                 f"{snapshot_rows - len(frame):,} of {snapshot_rows:,} rows are left out (no "
@@ -475,3 +476,32 @@ def _row_hashes(services: Services, snapshots: Iterable[str], columns: Any) -> A
         rows = services.frame(snapshot_id)[list(columns)]
         hashes.append(pd.util.hash_pandas_object(rows, index=False))
     return pd.concat(hashes) if hashes else None
+
+
+def _training_slices(
+    services: Services,
+    versions: tuple[SystemVersionRecord, SystemVersionRecord | None],
+    frame: pd.DataFrame,
+    notes: list[str],
+) -> dict[str, str]:
+    """For an evaluation snapshot that defines no slices: those of the snapshot the candidate
+    was trained on, else the baseline's (a candidate updated on a window has its window's),
+    that apply to ``frame``, as a monitored window takes them; with a note, and a note for
+    each that does not apply."""
+    from regrow.windows import applicable_slices
+
+    for version in versions:
+        if version is None or not version.snapshot_id or frame.empty:
+            continue
+        trained = services.record(version.snapshot_id).slices
+        if not trained:
+            continue
+        taken = applicable_slices(trained, frame, notes, "the evaluation snapshot")
+        if taken:
+            notes.insert(
+                0,
+                f"slices {', '.join(taken)} are those of the snapshot {version.ref} was "
+                "trained on (the evaluation snapshot defines none)",
+            )
+        return taken
+    return {}

@@ -14,6 +14,7 @@ duplicated column names) is refused, with a :class:`~regrow.errors.DataError`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ __all__ = [
     "WINDOW_SUFFIXES",
     "Window",
     "adapted_snapshot",
+    "applicable_slices",
     "open_window",
     "read_through_adapters",
     "store_window",
@@ -84,6 +86,26 @@ def _window_name(version: SystemVersionRecord) -> str:
     return f"{version.system}-window"
 
 
+def applicable_slices(
+    slices: Mapping[str, str], rows: pd.DataFrame, notes: list[str], what: str
+) -> dict[str, str]:
+    """The ``slices`` (name -> expression, e.g. a training snapshot's) that apply to ``rows``;
+    a note in ``notes`` names each that does not, and why (``what`` names the rows)."""
+    kept: dict[str, str] = {}
+    for name, expr in slices.items():
+        try:
+            apply_slice(rows, name, expr)
+        except SliceError as exc:
+            cause = exc.__cause__ or exc
+            notes.append(
+                f"slice {name!r} ({expr}) does not apply to {what} "
+                f"({type(cause).__name__}: {cause}): not checked"
+            )
+            continue
+        kept[name] = expr
+    return kept
+
+
 def open_window(services: Services, version: SystemVersionRecord, window: Any) -> Window:
     """The rows of ``window``: a snapshot (a record or its reference), or rows not stored yet.
 
@@ -131,18 +153,7 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
             time_column = None
     slices: dict[str, str] = {}
     if reference is not None and reference.slices and table.num_rows:
-        rows = table.to_pandas()
-        for name, expr in reference.slices.items():
-            try:
-                apply_slice(rows, name, expr)
-            except SliceError as exc:
-                cause = exc.__cause__ or exc
-                notes.append(
-                    f"slice {name!r} ({expr}) does not apply to the window "
-                    f"({type(cause).__name__}: {cause}): not checked"
-                )
-                continue
-            slices[name] = expr
+        slices = applicable_slices(reference.slices, table.to_pandas(), notes, "the window")
     name = _window_name(version)
     prepared = prepare_snapshot(table, time_column=time_column, slices=slices, name=name)
     record = SnapshotRecord(

@@ -288,3 +288,40 @@ def test_an_unknown_metric_hints_the_systems_tasks_metrics() -> None:
     hint = str(info.value.hint)
     assert "did you mean 'rmse'?" in hint
     assert "roc_auc" not in hint
+
+
+def test_a_snapshot_without_slices_is_judged_on_the_training_snapshots_slices(
+    tmp_path: Any,
+) -> None:
+    # `evaluate --snapshot holdout` said "slice_regression pass: the evaluation snapshot has
+    # no slices" while the model was trained with slices, and `monitor` checks them on a window
+    later = make_window(1400, start="2026-07-01", days=30, seed=1, expanded=True)
+    with Workspace.init(tmp_path / "ws") as ws:
+        old = ws.snapshot(
+            make_window(1200, start="2026-01-01", days=60, seed=0),
+            name="old",
+            slices={"north": "region == 'north'", "monthly": "contract == 'monthly'"},
+        )
+        v1 = ws.train(build(), old, workers=1).version
+        v2 = ws.update(v1.ref, ws.snapshot(later.iloc[:700], name="recent"),
+                       components=["geo"], workers=1).version  # fmt: skip
+        holdout = ws.snapshot(later.iloc[700:].drop(columns=["region"]), name="holdout")
+        (tmp_path / "slices.yaml").write_text(
+            "gates:\n  resamples: 200\n  checks:\n    slice_regression: {max: 0.05}\n"
+        )
+        record, comparison = ws.evaluate(
+            v2.ref, holdout, baseline=v1.ref, policy=tmp_path / "slices.yaml"
+        )
+    (gate,) = comparison.gates
+    assert gate.name == "slice_regression"
+    assert "no slices" not in gate.why
+    assert set(comparison.slices) == {"monthly"}
+    # v2 was updated on a window without slices: the slices are its baseline's training's
+    assert comparison.notes[0] == (
+        "slices monthly are those of the snapshot churn:v1 was trained on (the evaluation "
+        "snapshot defines none)"
+    )
+    assert comparison.notes[1].startswith(
+        "slice 'north' (region == 'north') does not apply to the evaluation snapshot ("
+    )
+    assert record.verdict in ("blessed", "rejected", "inconclusive")
