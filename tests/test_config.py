@@ -170,7 +170,7 @@ def test_a_bad_watch_section_stops_only_what_reads_it(
         config.watch_for("churn")
     said = str(caught.value)
     assert "2 mistakes in" in said
-    assert "[watch] every must be a span like 15m (got '-5m')" in said
+    assert "[watch] every must be a span above zero, like 15m (got '-5m')" in said
     assert "[watch] notify_on must be a list of 'acted', 'waiting', 'failed', 'quiet' " in said
     assert "(got ['always'])" in said
     assert "leave the key out for its default" in (caught.value.hint or "")
@@ -180,7 +180,7 @@ def test_the_command_line_s_every_replaces_the_file_s_unread() -> None:
     config = Config(home=Path("/tmp/ws"), watch_table={"every": "-5m", "churn": {"every": "0s"}})
     assert config.watch_for("churn", every="1h", source=None).every == "1h"
     assert config.watch_for("other", every="1h").source == "served"
-    with pytest.raises(ConfigError, match=r"--every must be a span like 15m \(got 'soon'\)"):
+    with pytest.raises(ConfigError, match=r"--every must be a span above zero, like 15m \(got 'soon'\)"):
         config.watch_for("churn", every="soon")
     with pytest.raises(ConfigError, match=r"\[watch.churn\] every must be .* \(got '0s'\)"):
         Config(home=Path("/tmp/ws"), watch_table={"churn": {"every": "0s"}}).watch_for("churn")
@@ -202,7 +202,7 @@ def test_every_mistake_of_a_config_file_is_named_at_once(tmp_path: Path) -> None
         "unknown key(s) ['port'] in [serve]",
         "[serve] poll_seconds must be a number of seconds in (0, 3600] (got 0)",
         "[serve] inference must be one of 'open', 'token' (got 'closed')",
-        "[watch] every must be a span like 15m (got '-5m')",  # named with the others
+        "[watch] every must be a span above zero, like 15m (got '-5m')",  # named with the others
         "[watch.churn] lease_seconds must be an integer >= 10 (got 1)",
     ):
         assert part in said, part

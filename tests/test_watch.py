@@ -784,7 +784,7 @@ def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
         (["watch", "churn", "--source", "files:w/*.csv", "--after", "5"], "--after counts"),
         (
             ["watch", "churn", "--every", "soon", "--once"],
-            "--every must be a span like 15m (got 'soon')",
+            "--every must be a span above zero, like 15m (got 'soon')",
         ),
         (["watch", "churn", "--source", "kafka:topic", "--once"], '--source must be "served"'),
         (["watch", "churn", "--source", "snapshot:", "--once"], "(got 'snapshot:')"),
@@ -813,7 +813,7 @@ def test_the_command_lines_every_replaces_a_bad_one_in_the_file(
     home = ("--home", str(ws.config.home))
     code, _, err = run_cli(capsys, "watch", "churn", "--once", *home)
     assert code == 2
-    assert "[watch] every must be a span like 15m (got '-5m')" in err
+    assert "[watch] every must be a span above zero, like 15m (got '-5m')" in err
     code, _, err = run_cli(capsys, "watch", "churn", "--every", "1h", "--once", "--source",
                            "files:nothing/*.csv", *home)  # fmt: skip
     assert code == 0, err
@@ -822,9 +822,12 @@ def test_the_command_lines_every_replaces_a_bad_one_in_the_file(
     # a bad flag is the flag's mistake, not one more of the file's
     code, _, err = run_cli(capsys, "watch", "churn", "--every", "5", "--once", *home)
     assert code == 2
-    assert "error: --every must be a span like 15m (got '5')" in err
+    assert "error: --every must be a span above zero, like 15m (got '5')" in err
     assert "hint: a span has a unit: --every 5m (s, m, h or d)" in err
     assert "mistakes in" not in err
+    code, _, err = run_cli(capsys, "watch", "churn", "--every", "0s", "--once", *home)
+    assert code == 2
+    assert "error: --every must be a span above zero, like 15m (got '0s')" in err
 
 
 def test_watch_settings_parse_and_refuse_bad_values(tmp_path: Path) -> None:

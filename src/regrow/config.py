@@ -250,7 +250,7 @@ _WATCH_KEYS = ("source", "every", "notify", "notify_on", "lease_seconds")
 _WATCH_CHECKS: dict[str, tuple[Check, str]] = {
     "source": (lambda v: isinstance(v, str) and _source(v),
                '"served", "files:GLOB" or "snapshot:NAME"'),
-    "every": (lambda v: isinstance(v, str) and _span(v), "a span like 15m"),
+    "every": (lambda v: isinstance(v, str) and _span(v), "a span above zero, like 15m"),
     "notify": (lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
                "a URL or a command"),
     "notify_on": (lambda v: isinstance(v, list | tuple)
@@ -611,7 +611,7 @@ class Config:
         >>> cfg.watch_for("churn")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        regrow.errors.ConfigError: [watch] every must be a span like 15m (got '-5m'); ...
+        regrow.errors.ConfigError: [watch] every must be a span above zero, like 15m (got '-5m'); ...
         """
         chosen = {key: value for key, value in given.items() if value is not None}
         where = str(self.home / CONFIG_FILE)
