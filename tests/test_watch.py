@@ -132,6 +132,18 @@ def test_stationary_windows_are_recorded_and_nothing_is_done(ws: Workspace) -> N
         assert watcher.run(once=True) == []
 
 
+def test_a_window_of_a_few_rows_does_not_say_nothing_drifted(ws: Workspace) -> None:
+    folder = ws.config.home / "windows"
+    folder.mkdir()
+    make_window(3, start="2026-03-01", days=1, seed=3).to_parquet(folder / "day00.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.body["decision"]["not_acting"][-1] == (
+        "nothing drifted that 3 row(s) can show: too few to rule drift out (the monitor's "
+        "tests need about 30)"
+    )
+
+
 def test_a_cycle_stores_its_labelled_rows_only_when_it_acts_on_them(ws: Workspace) -> None:
     # each window's labelled rows were stored twice (the plan's part and the held-out part)
     # in every cycle: the most CPU of a quiet cycle after the monitor, and the most disk

@@ -92,6 +92,9 @@ __all__ = [
 
 #: Cycles whose points the forecast reads (the series it extends).
 _SERIES = 120
+#: A window of fewer rows shows no drift but the largest (a KS test on 3 rows has an effect
+#: interval of 0 to 1): its quiet cycle says so, rather than "nothing drifted".
+_FEW_ROWS = 30
 
 
 def parse_every(text: str) -> timedelta:
@@ -1235,8 +1238,12 @@ class Watcher:
         if not act and not hold:
             drifted = body["monitor"]["drifted"]
             unmeasured = body["monitor"].get("impact_not_estimated")
+            rows = int(body["window"].get("rows") or 0)
             hold.append(
-                "nothing drifted"
+                f"nothing drifted that {rows} row(s) can show: too few to rule drift out (the "
+                f"monitor's tests need about {_FEW_ROWS})"
+                if not drifted and rows < _FEW_ROWS
+                else "nothing drifted"
                 if not drifted
                 else f"{', '.join(drifted[:5])} drifted; {unmeasured}"
                 if unmeasured
