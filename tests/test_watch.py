@@ -592,10 +592,19 @@ def test_a_watcher_started_before_its_data_says_what_it_waits_for_once_and_waits
     with Watcher(ws, "churn", daily) as watcher:
         assert watcher.run(once=True) == []
         ws.snapshot(make_window(500, start="2026-03-01", days=2, seed=10), name="daily")
-        assert watcher.waiting_for() is None
         (cycle,) = watcher.run(once=True)
+        assert watcher.run(once=True) == []
+        # a watcher whose windows were all taken said nothing (or "0 cycle(s) run")
+        assert watcher.waiting_for() == (
+            "no new window: earlier cycles took every window the snapshot source has now"
+        )
     assert cycle.state == "done"
     home = ("--home", str(ws.config.home))
+    code, out, err = run_cli(
+        capsys, "watch", "churn", "--source", "snapshot:daily", "--once", *home
+    )
+    assert "0 cycle(s) run" in out
+    assert "hint: no new window: earlier cycles took every window the snapshot source" in err
     code, _, err = run_cli(capsys, "watch", "churn", "--source", "snapshot:dialy", "--once", *home)
     assert code == 0
     assert "no snapshot is named 'dialy' yet (did you mean 'daily'?)" in err

@@ -584,6 +584,7 @@ class Watcher:
         # the newest window's labelled rows, split (key, (train, holdout)): stored only when
         # its cycle acts on them
         self._labelled: tuple[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
+        self._nothing_new = False  # the last look found no window no cycle had taken
         from regrow.errors import NotFound
 
         known = ws.catalog.list_systems()
@@ -691,9 +692,16 @@ class Watcher:
 
     def waiting_for(self) -> str | None:
         """Why the source can give no window yet (no file matches its pattern, no snapshot
-        has its name), or None: a source without ``waiting_for`` says nothing."""
+        has its name), or, when the last look found no new window, that earlier cycles took
+        every one it has; None otherwise."""
         asks = getattr(self.source, "waiting_for", None)
-        return asks(self.ws, self.system) if callable(asks) else None
+        why = asks(self.ws, self.system) if callable(asks) else None
+        if why is None and self._nothing_new:
+            return (
+                f"no new window: earlier cycles took every window the {self.source.name} "
+                "source has now"
+            )
+        return why
 
     def cycle(self) -> WatchCycleRecord | None:
         """Resume the cycle a crash left running, else run one on the next new window;
@@ -724,6 +732,7 @@ class Watcher:
         def seen(key: str) -> bool:
             return self.ws.catalog.watches.seen(self.system, key, dry_run=self.dry_run)
 
+        self._nothing_new = False
         for window in self.source.windows(self.ws, self.system, seen):
             if seen(window.key):
                 continue
@@ -735,6 +744,7 @@ class Watcher:
                 dry_run=self.dry_run,
             )
             return self._steps(record, window=window)
+        self._nothing_new = True
         return None
 
     # -- one cycle -------------------------------------------------------------------------
