@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from regrow.errors import ConfigError
@@ -61,7 +64,9 @@ def load_system(ref: str) -> System:
                 hint="check the module name and that it imports",
             ) from exc
     if not hasattr(module, attr):
-        raise ConfigError(f"{target!r} has no attribute {attr!r}", hint="check the NAME after ':'")
+        raise ConfigError(
+            f"{target!r} has no attribute {attr!r}", hint=_offer(module, attr, target)
+        )
     obj = getattr(module, attr)
     if callable(obj) and not isinstance(obj, System):
         try:
@@ -77,9 +82,53 @@ def load_system(ref: str) -> System:
     if not isinstance(obj, System):
         raise ConfigError(
             f"{ref!r} is not a regrow System (got {type(obj).__name__})",
-            hint="point at a System object or a function returning one",
+            hint=_offer(module, attr, target),
         )
     return obj
+
+
+def _offer(module: ModuleType, attr: str, target: str) -> str:
+    """The hint for a NAME that is not a System of ``module``: the Systems it holds, else the
+    functions defined in it that take no arguments (one may build a System), after a
+    did-you-mean when one is close to ``attr`` (``credit.py:sytem``)."""
+    from regrow.system import System
+
+    held = {n: v for n, v in vars(module).items() if not n.startswith("_") and n != attr}
+    names = sorted(held)
+    systems = [n for n in names if isinstance(held[n], System)]
+    builders = [n for n in names if _builds(module, held[n])]
+    offered = systems or builders
+    close = difflib.get_close_matches(attr, offered or names, n=1)
+    mean = f"did you mean {target}:{close[0]}? " if close else ""
+    where = "the file" if target.endswith(".py") else "the module"
+    if systems:
+        return f"{mean}{where} holds the System(s) {_listed(systems)}"
+    if builders:
+        return (
+            f"{mean}{where} holds no System object; its functions of no arguments (one may "
+            f"return a System): {_listed(builders)}"
+        )
+    return (
+        f"{mean}{where} holds no System object and no function of no arguments: NAME must be "
+        "a System or a function of no arguments returning one"
+    )
+
+
+def _builds(module: ModuleType, obj: object) -> bool:
+    """Whether ``obj`` is a function defined in ``module`` that can be called with no arguments
+    (what NAME may be besides a System)."""
+    if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+        return False
+    try:
+        inspect.signature(obj).bind()
+    except TypeError:  # it needs arguments
+        return False
+    return True
+
+
+def _listed(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _where(exc: BaseException, path: Path) -> str:

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, known_system, out, print_json, workspace
 
 __all__ = ["costs"]
 
@@ -46,6 +46,8 @@ def costs(
     elif until is not None:
         end = parse_time("until", until)
     with workspace(home) as ws:
+        if not ws.catalog.list_runs(system, limit=1):  # runs and no version yet are fine
+            known_system(ws, system)  # with a did-you-mean
         report = cost_report(ws.catalog, system, since=start, until=end, profile=ws.config.costs)
     data = report.to_dict()
     if as_json:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from regrow.cli._app import AsJson, Home, app, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, known_system, out, print_json, workspace
 
 if TYPE_CHECKING:
     from regrow.catalog.catalog import Catalog
@@ -38,6 +38,7 @@ def experiments_list(
 ) -> None:
     """Experiments, newest first: what changed, the gain expected and the delta measured."""
     with workspace(home) as ws:
+        known_system(ws, system)  # a typo listed "no experiments", exit 0
         records = ws.catalog.experiments.list(system=system, tag=tag, kind=kind, limit=limit)
         refs = _refs(ws.catalog, records)
         rollouts = _rollout_states(ws.catalog, records)

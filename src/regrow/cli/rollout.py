@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
+from regrow.cli._app import AsJson, Home, app, err, known_system, out, print_json, workspace
 
 if TYPE_CHECKING:
     from regrow.catalog.records import AuditEventRecord
@@ -105,6 +105,7 @@ def rollout_status(
     from regrow.rollout import machine
 
     with workspace(home) as ws:
+        known_system(ws, system)  # a typo said "no rollout under way", exit 0
         records = machine.status(ws, rollout, system=system)
         if as_json:
             print_json([_as_json(ws, r) for r in records])
@@ -118,7 +119,7 @@ def rollout_status(
             out.print(f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode})")
             out.print(f"  versions  {j['stable']} (stable) -> {_versions(j)}")
             share = _share(r) if r.mode == "blend" else f"share {_share(r)}"
-            out.print(f"  state     {r.state}, step {r.step + 1}/{len(r.steps)}, {share}")
+            out.print(f"  state     {_ended(ws, r) or f'{r.state}, {_step(r)}, {share}'}")
             out.print(f"  evidence  {_evidence(r)}")
             _details(ws, r)
             return
@@ -280,6 +281,37 @@ def _share(r: RolloutRecord) -> str:
     return f"{r.share:.0%}"
 
 
+def _step(r: RolloutRecord) -> str:
+    return f"step {r.step + 1}/{len(r.steps)}"
+
+
+def _ended(ws: Workspace, r: RolloutRecord) -> str | None:
+    """How a finished rollout ended and what its alias holds now; None while it is under way.
+
+    A finished rollout's candidate has no share of traffic: "promoted, step 1/3, candidate
+    share 0%" read as if the promoted candidate served nothing.
+    """
+    from regrow.errors import NotFound
+
+    if r.state not in ("promoted", "rolled_back"):
+        return None
+    alias = f"{r.system}@{r.alias}"
+    held: str | None = None
+    try:
+        held = ws.catalog.get_alias(r.system, r.alias).version_id
+    except NotFound:  # the alias was removed since
+        now = "no longer exists"
+    else:
+        now = f"holds {ws.catalog.get_system_version(held).ref}"
+    if r.state == "rolled_back":
+        return f"rolled_back at {_step(r)}: the candidate serves no traffic; {alias} {now}"
+    chosen = (r.evidence or {}).get("promoted_version") or r.candidate_id
+    ref = ws.catalog.get_system_version(chosen).ref
+    if held == chosen:
+        return f"promoted at {_step(r)}: the candidate {ref} holds {alias}"
+    return f"promoted at {_step(r)}: the candidate {ref} took {alias}, which {now} now"
+
+
 def _details(ws: Workspace, r: RolloutRecord) -> None:
     """Why a rollout is paused, an A/B rollout's lanes and the last analysis of each lane and
     slice."""
@@ -347,9 +379,8 @@ def _show(ws: Workspace, r: RolloutRecord, as_json: bool) -> None:
     j = _as_json(ws, r)
     what = "blend weight" if r.mode == "blend" else "share per lane" if r.lanes else "share"
     cands = _versions(j)
+    where = _ended(ws, r) or f"{r.state}, {_step(r)}, candidate {what} {r.share:.0%}"
     out.print(
-        f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode}): {j['stable']} -> "
-        f"{cands}, {r.state}, step {r.step + 1}/{len(r.steps)}, candidate {what} "
-        f"{r.share:.0%}"
+        f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode}): {j['stable']} -> {cands}, {where}"
     )
     _details(ws, r)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from regrow.cli._app import AsJson, Home, Since, Until, app, out, print_json, workspace
+from regrow.cli._app import (
+    AsJson,
+    Home,
+    Since,
+    Until,
+    app,
+    known_system,
+    out,
+    print_json,
+    workspace,
+)
 
 __all__ = ["window"]
 
@@ -30,6 +40,7 @@ def window(
 
     start, end = time_range(since, until)
     with workspace(home) as ws:
+        known_system(ws, system)  # with a did-you-mean
         snap = ws.window(system, since=start, until=end, labelled=labelled)
     target = snap.columns[-1] if labelled else None  # a labelled window ends with its target
     if as_json:

@@ -21,6 +21,7 @@ the prediction log); ``.json`` is the infer response body.
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,7 @@ def score_file(ws: Workspace, ref: str, source: Path, output: Path) -> Scored:
         except (BadRequest, DataError) as exc:  # said for a server's client: say it for a file
             if frame.empty:
                 raise
-            raise _file_error(ws, version, served, frame, exc) from exc
+            raise _file_error(ws, version, served, frame, exc, source) from exc
     rows = len(frame)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".json":
@@ -115,12 +116,14 @@ def _file_error(
     served: Served,
     frame: pd.DataFrame,
     exc: RegrowError,
+    source: Path,
 ) -> DataError:
     """What a file the version could not score must change, from the monitor's data-quality
     check of its rows (:func:`regrow.monitoring.window_quality`: which values a member cannot
     take): its empty cells when those are what a member refuses (named with their rows,
     counted from 1), else the check's findings, else the model's own complaint; with a hint
-    for a file, not a request."""
+    for a file, not a request: for a missing input column, the file's column that may be it
+    renamed (as `regrow monitor` says), and how to bridge a rename with an adapter."""
     from regrow.monitoring import window_quality
 
     try:
@@ -128,8 +131,9 @@ def _file_error(
         blocked = [f for f in check.findings if f.unusable]
     except RegrowError:  # a member fails on clean rows too: its own complaint says more
         blocked = []
+    missing, renamed = _absent(ws, version, served, frame)
     empty = [f for f in blocked if f.kind == "nulls"]
-    if empty:
+    if empty and not missing:  # a missing column is what to fix first
         said = "; ".join(
             f"{f.column!r} in {f.rows:,} row(s) (rows {', '.join(str(r + 1) for r in f.examples)}"
             + (", ..." if f.rows > len(f.examples) else "")
@@ -142,17 +146,77 @@ def _file_error(
             "Default adapter for the column (docs/contracts.md)",
         )
     hint = (
-        "the file's values must be like those the model was trained on (`regrow snapshot "
+        _missing_hint(version, source, missing, renamed)
+        if missing
+        else "the file's values must be like those the model was trained on (`regrow snapshot "
         "show` of its training snapshot lists them)"
     )
     if blocked:
-        return DataError(
-            "the model cannot score some rows: " + "; ".join(f.described for f in blocked),
-            hint=hint,
-        )
-    return DataError(
-        exc.message.removeprefix("the model cannot predict on these inputs: "), hint=hint
+        message = "the model cannot score some rows: " + "; ".join(f.described for f in blocked)
+    else:
+        message = exc.message.removeprefix("the model cannot predict on these inputs: ")
+    if renamed and "renamed?" not in message:
+        notes = [f"the file has {new!r}, which the training data lacks: renamed?"
+                 for new in renamed.values()]  # fmt: skip
+        if len(missing) > 1:
+            notes = [f"{old!r}: {note}" for old, note in zip(renamed, notes, strict=True)]
+        message += f" ({'; '.join(notes)})"
+    return DataError(message, hint=hint)
+
+
+def _absent(
+    ws: Workspace, version: SystemVersionRecord, served: Served, frame: pd.DataFrame
+) -> tuple[list[str], dict[str, str]]:
+    """The inputs ``frame`` lacks, and for each the file's column that may be it renamed:
+    the closest name among the columns neither read by the version nor in its training
+    snapshot (the match `regrow monitor` makes: "the window has 'x_2', ...: renamed?")."""
+    import difflib
+
+    signature = served.signature
+    given = set(map(str, frame.columns))
+    missing = [
+        n
+        for n in signature.input_names
+        if n not in given
+        and n not in signature.optional
+        and not any(a in given for a, to in signature.aliases.items() if to == n)
+    ]
+    if not missing:
+        return [], {}
+    known = {*signature.input_names, *signature.aliases}
+    if version.snapshot_id is not None:
+        with suppress(RegrowError):  # the file's error matters more than the snapshot's
+            known.update(ws.catalog.get_snapshot(version.snapshot_id).columns)
+    extra = [c for c in map(str, frame.columns) if c not in known]
+    renamed: dict[str, str] = {}
+    for name in missing:
+        free = [c for c in extra if c not in renamed.values()]
+        close = difflib.get_close_matches(name, free, n=1, cutoff=0.3)
+        if close:
+            renamed[name] = close[0]
+    return missing, renamed
+
+
+def _missing_hint(
+    version: SystemVersionRecord, source: Path, missing: list[str], renamed: dict[str, str]
+) -> str:
+    """How to give the version the input columns a file lacks (see :func:`_file_error`)."""
+    import shlex
+
+    stored = f"{version.system}-new"
+    bridge = (
+        f"`regrow snapshot create {shlex.quote(str(source))} --name {stored}`, then "
+        f"`regrow adapters propose {stored} --system {version.system} --version "
+        f"{version.ref}` proposes the boundary adapters (--apply makes a version that reads "
+        "the file as it is, nothing re-fitted)"
     )
+    lacking = ", ".join(repr(n) for n in missing if n not in renamed)
+    if not renamed:
+        them = "it" if len(missing) == 1 else "them"
+        return f"add {lacking} to the file; if upstream renamed or dropped {them}: {bridge}"
+    back = ", ".join(f"{new!r} back to {old!r}" for old, new in renamed.items())
+    add = f" and add {lacking}" if lacking else ""
+    return f"in the file, rename {back}{add}; or bridge the rename: {bridge}"
 
 
 def _with_outputs(
