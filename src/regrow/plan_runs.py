@@ -264,11 +264,14 @@ def run_plan(
             cpu_budget=cpu_budget,
         )
     except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, or SIGTERM handled as it
         catalog.move_plan(
             stored.id,
             expected="running",
             status="failed",
-            outcome={"error": f"{type(exc).__name__}: {exc}"},
+            outcome={"error": "interrupted", "interrupted": True}
+            if stopped
+            else {"error": f"{type(exc).__name__}: {exc}"},
         )
         raise
     timer.seconds["run"] = time.perf_counter() - started

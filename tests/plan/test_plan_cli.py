@@ -127,3 +127,37 @@ def test_a_plan_made_by_hand_says_it_measured_no_signals(trained, capsys) -> Non
     assert "signals: none measured: a plan made by hand or escalated" in out
     assert "0/0 features" not in out
     assert "a full retrain: 0.00" not in out  # it made no estimate of one
+
+
+def test_a_plan_whose_run_was_interrupted_says_so_and_how_to_resume(
+    trained, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # after Ctrl-C, `plans list` said "failed" (and `plans show`: "error: KeyboardInterrupt: "),
+    # though the run resumes where it stopped
+    from regrow import Workspace
+    from regrow.cli import _app
+    from regrow.plan.actions import FullRetrain
+    from regrow.plan_runs import manual_plan
+
+    monkeypatch.setattr(_app.out, "width", 250)
+    _, v1, home = trained
+    h = ("--home", str(home))
+    with Workspace.open(home) as ws:
+        plan = manual_plan(ws._services(), v1, "quiet", [FullRetrain("*")], note="interrupted")
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("regrow.plan_runs.execute", stopped)
+    code, _, err = run(capsys, "run", plan.id[:12], "--approve", *h)
+    assert code == 130
+    assert "Traceback" not in err
+    code, out, _ = run(capsys, "plans", "list", *h)
+    (row,) = [line for line in out.splitlines() if plan.id[:12] in line]
+    assert " interrupted " in row
+    code, out, _ = run(capsys, "plans", "show", plan.id[:12], *h)
+    assert (
+        f"status: interrupted: finished components are kept; `regrow run {plan.id[:12]}` resumes"
+        in out
+    )
+    assert "error:" not in out

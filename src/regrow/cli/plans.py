@@ -269,7 +269,7 @@ def plans_list(
     for r in records:
         named = (r.body.get("summary") or {}).get("actions", [])
         actions = ", ".join(named) or "-"
-        status = _status(r.status, bool(named))
+        status = _status(r.status, bool(named), r.outcome)
         table.add_row(r.id[:12], r.body.get("kind", "plan"), versions[r.version_id],
                       r.window_id[:12], status, actions,
                       r.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
@@ -315,8 +315,11 @@ def plans_show(
     if record.status != "executed":  # once run, the outcome's notes say it
         for note in budget.notes_on(estimate):
             out.print(f"note: {note}")
-    out.print(f"status: {_status(record.status, bool(stored.actions))}")
-    if record.outcome:
+    status = _status(record.status, bool(stored.actions), record.outcome)
+    if status == "interrupted":
+        status += f": finished components are kept; `regrow run {record.id[:12]}` resumes"
+    out.print(f"status: {status}")
+    if record.outcome and not _interrupted(record.outcome):
         o = record.outcome
         out.print(
             f"outcome: {o.get('version', '-')}; "
@@ -327,10 +330,21 @@ def plans_show(
             out.print(f"note: {note}")
 
 
-def _status(status: str, has_actions: bool) -> str:
+def _status(status: str, has_actions: bool, outcome: Mapping[str, Any] | None = None) -> str:
     """A plan's status as `plans list` and `plans show` print it: a plan with no action
-    stays proposed for ever, so it is ``nothing to run``."""
-    return "nothing to run" if not has_actions and status == "proposed" else status
+    stays proposed for ever, so it is ``nothing to run``; a run stopped by Ctrl-C (or
+    SIGTERM) left it ``failed`` in the catalog, and it is ``interrupted``."""
+    if not has_actions and status == "proposed":
+        return "nothing to run"
+    return "interrupted" if status == "failed" and _interrupted(outcome) else status
+
+
+def _interrupted(outcome: Mapping[str, Any] | None) -> bool:
+    """Whether a plan's run was stopped (recorded before: as ``KeyboardInterrupt``)."""
+    if not outcome:
+        return False
+    error = str(outcome.get("error") or "")
+    return bool(outcome.get("interrupted")) or error.startswith(("KeyboardInterrupt", "_Term"))
 
 
 def _costs(outcome: Mapping[str, Any]) -> str:
