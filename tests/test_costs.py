@@ -110,6 +110,31 @@ def test_a_failed_run_still_records_what_its_finished_tasks_used(
     assert run.summary["usage"]["rows"] == snap.rows
 
 
+def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
+    ws: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `regrow costs` said "plan (failed)" for a run the user stopped, which resumes
+    snap = ws.snapshot(history, name="customers")
+    fitted = 0
+
+    def stop_after_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal fitted
+        fitted += 1
+        if fitted > 1:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    fit = LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        ws.train(build(), snap, workers=1)
+    monkeypatch.undo()
+    (run,) = ws.catalog.list_runs("churn")
+    assert run.status == "failed"  # as recorded: the next run resumes it
+    (shown,) = cost_report(ws.catalog, "churn").runs
+    assert shown.status == "interrupted"
+
+
 def test_the_meter_sees_memory_the_task_holds() -> None:
     meter = Meter()
     block = np.ones(40_000_000)  # 320 MB, touched

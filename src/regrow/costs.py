@@ -589,7 +589,7 @@ def _run_cost(catalog: Catalog, run: RunRecord, profile: CostProfile) -> RunCost
     return RunCost(
         run=run.id,
         kind=run.kind,
-        status=run.state(),
+        status=_status(run),
         started_at=_utc(run.started_at),
         backend=found,
         trained=trained,
@@ -636,3 +636,11 @@ def _actions(
             actual = tasks[component].cpu_seconds if component in tasks else None
             found.append(ActionCost(None, component, None, actual))
     return tuple(found)
+
+
+def _status(run: RunRecord) -> str:
+    """How run ``run`` stands: its state, and ``interrupted`` for a run stopped by Ctrl-C or
+    SIGTERM (the catalog records it ``failed``; run again, it resumes)."""
+    state = run.state()
+    stopped = (run.summary or {}).get("interrupted") in ("KeyboardInterrupt", "_Terminated")
+    return "interrupted" if state == "failed" and stopped else state
