@@ -171,6 +171,39 @@ def test_a_cycle_stores_its_labelled_rows_only_when_it_acts_on_them(ws: Workspac
     assert len(ws.catalog.list_snapshots("churn-watch")) == 3
 
 
+def test_the_realised_metric_predicts_each_labelled_row_once_across_cycles(
+    ws: Workspace,
+) -> None:
+    # a sliding window's labelled rows come back each cycle, and were predicted each time
+    from sklearn.metrics import roc_auc_score
+
+    from regrow.loop.watch import Window
+
+    ws.set_policy(_policy(sla={"roc_auc": {"min": 0.5}}))
+    labelled = make_window(2000, start="2026-02-01", days=20, seed=5)
+
+    class Sliding:
+        name = "sliding"
+
+        def windows(self, ws: Workspace, system: str, seen: Any) -> Iterator[Window]:
+            for day in range(3):
+                rows = make_window(300, start=f"2026-03-0{1 + day}", days=1, seed=30 + day)
+                yield Window(f"day{day}", rows.drop(columns=["churned"]), labelled=labelled)
+
+    with Watcher(ws, "churn", Sliding()) as watcher:
+        cycles = watcher.run(once=True)
+        assert watcher._scoring is not None
+        predicted = watcher._scoring[2].predicted
+    held_out = cycles[0].body["window"]["holdout_rows"]
+    assert predicted == held_out * 3  # each of the 3 members once, not once per cycle
+    holdout = labelled.sort_values("ts", kind="stable").iloc[-held_out:]
+    expected = roc_auc_score(
+        holdout["churned"], ws.load("churn@champion").predict_proba(holdout)[:, 1]
+    )
+    for cycle in cycles:  # as predict_proba gives it, to float32's precision
+        assert cycle.body["forecast"]["realised"]["value"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_a_cycle_resumed_before_its_labelled_rows_were_stored_does_not_act(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,12 @@ class OutputCache:
     def __repr__(self) -> str:
         return f"OutputCache(<{len(self._tables)} members>, predicted={self.predicted})"
 
+    @property
+    def held(self) -> int:
+        """How many rows the cache holds, over all its members' tables (its memory grows with
+        it: a long-lived cache is dropped past a bound)."""
+        return sum(table.rows for table in self._tables.values())
+
     def member_outputs(
         self,
         model: FittedSystem,

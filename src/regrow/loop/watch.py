@@ -76,6 +76,8 @@ from regrow.config import span_seconds
 from regrow.errors import ConfigError, DataError, PromotionRefused, RegrowError
 
 if TYPE_CHECKING:
+    from regrow.cache import OutputCache
+    from regrow.model import FittedSystem
     from regrow.plan.policy import Policy
     from regrow.workspace import Workspace
 
@@ -92,6 +94,9 @@ __all__ = [
 
 #: Cycles whose points the forecast reads (the series it extends).
 _SERIES = 120
+#: The most rows (over all members) whose outputs a watcher keeps between cycles to measure
+#: the realised metric: about 50 MB of outputs and keys for a binary classifier.
+_HELD_ROWS = 1_000_000
 #: A window of fewer rows shows no drift but the largest (a KS test on 3 rows has an effect
 #: interval of 0 to 1): its quiet cycle says so, rather than "nothing drifted".
 _FEW_ROWS = 30
@@ -585,6 +590,7 @@ class Watcher:
         # its cycle acts on them
         self._labelled: tuple[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
         self._nothing_new = False  # the last look found no window no cycle had taken
+        self._scoring: tuple[str, FittedSystem, OutputCache] | None = None  # see _scorer
         from regrow.errors import NotFound
 
         known = ws.catalog.list_systems()
@@ -1020,6 +1026,19 @@ class Watcher:
             }
         }
 
+    def _scorer(self, version: Any) -> tuple[FittedSystem, OutputCache]:
+        """The fitted ``version`` and the outputs of its members on rows scored before, kept
+        from cycle to cycle: a sliding window's labelled rows come back each cycle, and were
+        predicted again each time (most of the realised metric's CPU). A new version, or a
+        cache past :data:`_HELD_ROWS` rows, starts afresh."""
+        from regrow.cache import OutputCache
+
+        held = self._scoring
+        if held is None or held[0] != version.id or held[2].held > _HELD_ROWS:
+            held = (version.id, self.ws.load(version.ref), OutputCache())
+            self._scoring = held
+        return held[1], held[2]
+
     def _cycles(self, limit: int) -> list[WatchCycleRecord]:
         """The newest ``limit`` cycles of the system, newest first, of this watcher's kind: a
         dry run's cycles are counted apart from real ones (streaks, the forecast's series)."""
@@ -1058,7 +1077,7 @@ class Watcher:
         if stamps is not None:
             at = stamps.max().isoformat()
         try:
-            value, low, high = _measured(self.ws.load(version.ref), frame, target, metric)
+            value, low, high = _measured(*self._scorer(version), frame, target, metric)
         except (ValueError, KeyError, RegrowError):  # rows the version cannot score
             return None
         return {"at": at, "value": value, "lower": low, "upper": high, "rows": len(frame)}
@@ -1699,9 +1718,10 @@ def _point(
 
 
 def _measured(
-    fitted: Any, frame: pd.DataFrame, target: str, name: str
+    fitted: FittedSystem, outputs: OutputCache, frame: pd.DataFrame, target: str, name: str
 ) -> tuple[float, float, float]:
-    """``name`` of ``fitted`` on ``frame`` and its 95% bootstrap band (200 resamples)."""
+    """``name`` of ``fitted`` on ``frame`` and its 95% bootstrap band (200 resamples); its
+    members' ``outputs`` on rows scored before are read, not predicted again."""
     import numpy as np
 
     from regrow.evaluate.metrics import METRICS, resampled_values
@@ -1710,10 +1730,10 @@ def _measured(
     metric = METRICS[name]
     rows = frame[frame[target].notna()]
     y = rows[target].to_numpy()
-    if metric.task == "classification":
-        score = fitted.predict_proba(rows)
-    else:
-        score = np.asarray(fitted.predict(rows), dtype=float)
+    # what predict_proba (classification) or predict returns, from the members' outputs on
+    # the rows read through the version's boundary adapters
+    members = outputs.member_outputs(fitted, fitted.adapt(rows))
+    score = np.asarray(fitted.output_of(members, rows), dtype=float)
     classes = getattr(fitted, "classes_", None)
     value = float(metric.fn(y, score, classes))
     boot = resampled_values(metric, y, [score], Resamples(len(y), 200, seed=0), classes=classes)
