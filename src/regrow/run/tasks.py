@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regrow import _pickling
+from regrow._threads import fitting
 from regrow.components.base import Component
 from regrow.components.fitted import FittedComponent, fit_component
 from regrow.components.outputs import KnownOutputs
@@ -91,36 +92,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
         import pandas as pd
 
         frame = pd.DataFrame()
-    if spec.update is not None:
-        from regrow.plan.updates import apply_update
-
-        if spec.base_artifact is None:
-            raise ValueError(f"update of {spec.name!r} names no base version")
-        reference = None
-        if spec.reference_artifact is not None:
-            reference = read_parquet(
-                store.get(spec.reference_artifact), columns=list(spec.columns)
-            ).to_pandas()
-        fitted = apply_update(
-            load_fitted(store.get(spec.base_artifact)),
-            frame,
-            target=spec.target,
-            upstream=upstream,
-            seed=spec.seed,
-            action=str(spec.update["action"]),
-            params=spec.update.get("params", {}),
-            reference=reference,
-        )
-    else:
-        fitted = fit_component(
-            spec.component,
-            frame,
-            target=spec.target,
-            upstream=upstream,
-            seed=spec.seed,
-            in_sample=spec.in_sample,
-            known=_known_outputs(store, spec),
-        )
+    with fitting(len(frame)):  # its share of the CPUs, one OpenMP thread on small data
+        fitted = _fit(spec, store, frame, upstream)
     key = store.put(dumps_fitted(fitted))
     usage = meter.stop(rows=len(frame))  # the rows read to train on (0: an ensemble's weights)
     return TaskResult(
@@ -130,6 +103,42 @@ def run_task(spec: TaskSpec) -> TaskResult:
         seconds=usage.wall_seconds,
         cpu_seconds=usage.cpu_seconds,
         usage=usage,
+    )
+
+
+def _fit(
+    spec: TaskSpec, store: Any, frame: Any, upstream: dict[str, FittedComponent]
+) -> FittedComponent:
+    """The component of ``spec`` fitted on ``frame``, or its update applied to the base."""
+    if spec.update is not None:
+        from regrow.data.snapshot import read_parquet
+        from regrow.plan.updates import apply_update
+
+        if spec.base_artifact is None:
+            raise ValueError(f"update of {spec.name!r} names no base version")
+        reference = None
+        if spec.reference_artifact is not None:
+            reference = read_parquet(
+                store.get(spec.reference_artifact), columns=list(spec.columns)
+            ).to_pandas()
+        return apply_update(
+            load_fitted(store.get(spec.base_artifact)),
+            frame,
+            target=spec.target,
+            upstream=upstream,
+            seed=spec.seed,
+            action=str(spec.update["action"]),
+            params=spec.update.get("params", {}),
+            reference=reference,
+        )
+    return fit_component(
+        spec.component,
+        frame,
+        target=spec.target,
+        upstream=upstream,
+        seed=spec.seed,
+        in_sample=spec.in_sample,
+        known=_known_outputs(store, spec),
     )
 
 
