@@ -4,7 +4,7 @@
 >>> from sklearn.linear_model import LogisticRegression
 >>> from regrow import Member, System, Workspace
 >>> ws = Workspace.init(tempfile.mkdtemp())
->>> data = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5], "y": [0, 0, 0, 1, 1, 1]})
+>>> data = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5] * 10, "y": [0, 0, 0, 1, 1, 1] * 10})
 >>> snap = ws.snapshot(data, name="toy")
 >>> system = System("toy", target="y", components=[Member("m", LogisticRegression(), inputs=["x"])])
 >>> result = ws.train(system, snap)
@@ -12,7 +12,7 @@
 ('toy:v1', ['m'])
 >>> ws.train(system, snap).trained       # nothing changed: nothing trained
 []
->>> ws.load("toy:v1").predict(data).tolist()
+>>> ws.load("toy:v1").predict(data.head(6)).tolist()
 [0, 0, 0, 1, 1, 1]
 >>> ws.close()
 """
@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -267,6 +268,8 @@ class Workspace(GovernanceMixin):
             change = review.change
             if review.warnings:  # (changes from the one-off shape are none to list)
                 lines = (*review.warnings, *(classes() if back is None else ()))
+                if like is not None:  # an emptied column first, said as what it likely is
+                    lines = _emptied_first(self.catalog, prepared, name, lines)
                 warnings.warn(_quality_warning(name, lines), stacklevel=2)
         # The monitoring reference, computed once here (mergeable sketches, every slice).
         monitoring = Profile.of(prepared.table, slices=prepared.slices or None).to_dict()
@@ -340,11 +343,21 @@ class Workspace(GovernanceMixin):
 
         The parent of the new version is the system's newest version, if any. If nothing
         changed, nothing is trained and that version is returned.
+
+        Before anything is fitted, a column a component reads that holds numbers stored as
+        text (numeric before, or mostly numbers with a few strays) raises
+        :class:`~regrow.errors.DataError` naming the column, its stray values and their rows
+        (:mod:`regrow.data.training_checks`); a snapshot with few rows to train on gets a
+        :class:`~regrow.errors.DataQualityWarning` (fewer than 50, or than 10 per data column
+        a member reads). :meth:`update` checks the components it refits the same way.
         """
         self.require("operator", "train")
         from regrow.run.runner import execute, full_bindings
 
         snap = self._snapshot_for(system, snapshot)
+        few = _check_training_data(self.catalog, self.store, system, snap, system.order())
+        if few is not None:
+            warnings.warn(_quality_warning(snap.name, (few,)), stacklevel=2)
         run_seed = system.seed if seed is None else seed
         parent = self._latest(system.name)
         was = (parent.spec or {}).get("task") if parent is not None else None
@@ -407,6 +420,9 @@ class Workspace(GovernanceMixin):
             )
         for t in targets:
             system[t]  # raises with a close-match hint for unknown names
+        few = _check_training_data(self.catalog, self.store, system, snap, targets)
+        if few is not None:
+            warnings.warn(_quality_warning(snap.name, (few,)), stacklevel=2)
         run_seed = system.seed if seed is None else seed
         result = execute(
             self.catalog,
@@ -926,6 +942,95 @@ def _classified(ws: Workspace, name: str, schema: Schema) -> tuple[str, ...]:
                     f"{result.mode} against schema v{record.version}: {c.cls} {c.detail}{via}"
                 )
     return tuple(lines)
+
+
+def _emptied_first(
+    catalog: Catalog, prepared: PreparedSnapshot, name: str, lines: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``lines`` with a column that is entirely null though one of ``name``'s last ten
+    snapshots had values in it said first, as a likely broken feed, in place of its count of
+    nulls (:func:`~regrow.data.snapshot_safety.emptied_columns`)."""
+    from regrow.data.snapshot_safety import emptied_columns
+
+    table = prepared.table
+    if not any(table.column(c).null_count == table.num_rows for c in table.column_names):
+        return lines
+
+    def earlier() -> Iterable[tuple[str, dict[str, Any]]]:
+        for snap in catalog.list_snapshots(name)[:10]:
+            profile = catalog.find_profile(snap.id)
+            if profile is not None:
+                yield f"snapshot {snap.id[:12]} of {name!r}", profile
+
+    emptied = emptied_columns(table, earlier())
+    counts = {n.message for n in prepared.notes if n.kind == "nulls" and n.column in emptied}
+    return (*emptied.values(), *(line for line in lines if line not in counts))
+
+
+def _check_training_data(
+    catalog: Catalog,
+    store: ArtifactStore,
+    system: System,
+    snap: SnapshotRecord,
+    fitted: Iterable[str],
+) -> str | None:
+    """Refuse ``snap`` when the ``fitted`` components would read numbers stored as text
+    (:func:`~regrow.data.training_checks.check_text_columns`); the warning line when it has
+    few rows to fit them on (:func:`~regrow.data.training_checks.few_rows`), else None.
+
+    Numeric before means numeric in an earlier schema of the snapshot's name, or in the
+    snapshot an earlier version of the system was trained on."""
+    from regrow.data.snapshot import read_parquet
+    from regrow.data.training_checks import (
+        NUMERIC_DTYPES,
+        TEXT_DTYPES,
+        check_text_columns,
+        few_rows,
+    )
+
+    names = [n for n in fitted if system[n].kind in ("transform", "member")]
+    readers: dict[str, list[str]] = {}
+    for n in names:
+        own = {a.column for a in getattr(system[n], "adapters", ())}
+        for column in system.direct_columns(n):
+            if column not in own:  # a component's own adapter says how it reads the column
+                readers.setdefault(column, []).append(n)
+    record = catalog.snapshot_schema(snap.id)
+    dtypes = {c.get("name"): c.get("dtype") for c in record.spec.get("columns", ())}
+    label = f"snapshot {snap.name!r} ({snap.id[:12]})"
+    if any(dtypes.get(c) in TEXT_DTYPES for c in readers):
+        earlier = [
+            (f"schema v{r.version} of {r.name!r}", r.spec)
+            for r in catalog.schema_versions(record.name)
+            if r.version < record.version
+        ]
+        seen = {snap.id}
+        for version in catalog.list_system_versions(system.name):  # newest first
+            if version.snapshot_id is None or version.snapshot_id in seen or len(seen) > 20:
+                continue
+            seen.add(version.snapshot_id)
+            with contextlib.suppress(LookupError):
+                trained = catalog.snapshot_schema(version.snapshot_id)
+                earlier.append((f"the training snapshot of {version.ref}", trained.spec))
+        numeric_before: dict[str, str] = {}
+        for where, spec in earlier:
+            for c in spec.get("columns", ()):
+                dtype, column = c.get("dtype"), c.get("name")
+                if dtype in NUMERIC_DTYPES and column not in numeric_before:
+                    numeric_before[column] = f"{dtype} in {where}"
+        notes = (catalog.find_profile(snap.id) or {}).get("notes") or []
+        flagged = {n.get("column") for n in notes if n.get("kind") == "not_numeric"}
+        data = functools.cache(lambda: store.get(snap.artifact))  # read once, if at all
+        check_text_columns(
+            lambda column: read_parquet(data(), columns=[column]).column(column),
+            dtypes,
+            readers,
+            numeric_before=numeric_before,
+            flagged={f for f in flagged if isinstance(f, str)},
+            snapshot=label,
+        )
+    members = {n: len(system.raw_columns(n)) for n in names if system[n].kind == "member"}
+    return few_rows(snap.rows, members or {n: len(system.raw_columns(n)) for n in names}, label)
 
 
 def _quality_warning(name: str, lines: tuple[str, ...]) -> DataQualityWarning:

@@ -32,7 +32,19 @@ def test_stray_text_in_a_numeric_column_is_named(tmp_path: Path) -> None:
     assert snap.schema["y"].dtype in ("string", "category")
     [note] = [n for n in snap.notes if n.kind == "not_numeric"]
     assert note.count == 2
-    assert note.message == "column 'y': 2 values not numeric, read as strings ('12,5', 'oops')"
+    assert note.message.startswith(
+        "column 'y': 2 values not numeric, read as strings ('12,5', 'oops'): the whole column "
+        "is stored as strings, so a model reads no number from it; clean the values in the "
+        "source"
+    )
+
+
+def test_the_stray_text_note_says_how_to_fix_numbers_with_grouped_thousands() -> None:
+    table = pa.table({"balance": ["12.5", "7", "1,234.5", "3"]})
+    [note] = quality_notes(table)
+    assert "the whole column is stored as strings" in note.message
+    assert "'1,234.5' is a number with ',' grouping thousands: remove the commas" in note.message
+    assert note.message.endswith(note.fix)
 
 
 def test_a_text_column_gets_no_numeric_note() -> None:

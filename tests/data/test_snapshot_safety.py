@@ -194,7 +194,10 @@ def test_nulls_stray_text_and_infinities_are_one_warning(ws: Workspace, tmp_path
     assert warning.message.notes == (  # type: ignore[union-attr]
         "column 'x': 5 infinite values (inf) stored as nulls",
         "column 'x': 10 nulls (50.00%)",
-        "column 'y': 4 values not numeric, read as strings ('n.a.')",
+        "column 'y': 4 values not numeric, read as strings ('n.a.'): the whole column is "
+        "stored as strings, so a model reads no number from it; clean the values in the "
+        "source and snapshot again, or make them nulls first (e.g. frame['y'] = "
+        "pandas.to_numeric(frame['y'], errors='coerce'))",
     )
     assert warning.filename == __file__  # it points at the caller
 

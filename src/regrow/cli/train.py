@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.table import Table
@@ -15,6 +18,7 @@ from regrow.cli._app import (
     Backend,
     Home,
     app,
+    err,
     executor,
     out,
     print_json,
@@ -23,7 +27,7 @@ from regrow.cli._app import (
 from regrow.cli._progress import progress_line
 from regrow.cli._render import show_run
 from regrow.cli._systems import load_system
-from regrow.errors import VersionNotFound
+from regrow.errors import DataQualityWarning, VersionNotFound
 
 if TYPE_CHECKING:
     from regrow.workspace import Workspace
@@ -47,6 +51,7 @@ def train(
     with (
         workspace(home) as ws,
         executor(ws, backend, address, workers) as chosen,
+        _data_warnings(),
         progress_line(not as_json) as progress,
     ):
         result = ws.train(
@@ -72,6 +77,7 @@ def update(
     with (
         workspace(home) as ws,
         executor(ws, backend, address, workers) as chosen,
+        _data_warnings(),
         progress_line(not as_json) as progress,
     ):
         result = ws.update(
@@ -84,6 +90,32 @@ def update(
             progress=progress,
         )
     show_run(result, as_json)
+
+
+@contextlib.contextmanager
+def _data_warnings() -> Iterator[None]:
+    """What the training data deserves a look for (few rows) as ``warning:`` lines on standard
+    error as they come, before the run's progress; other warnings pass on."""
+    shown = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not isinstance(message, DataQualityWarning):
+            shown(message, category, filename, lineno, file, line)
+            return
+        for note in message.notes or (str(message),):
+            err.print(f"warning: {note}", style="yellow")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataQualityWarning)
+        warnings.showwarning = show
+        yield
 
 
 @app.command()

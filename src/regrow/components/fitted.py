@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from regrow.components.adapters import adapter_for
 from regrow.components.base import Component, Ensemble, Member, Transform
@@ -149,9 +150,12 @@ def fit_component(
     try:
         adapter.fit(estimator, X, y)
     except Exception as exc:
+        text = _numbers_as_text(X)
         raise ComponentError(
-            f"{spec.kind} {spec.name!r} failed to fit: {type(exc).__name__}: {exc}",
-            hint="check its inputs and parameters",
+            f"{spec.kind} {spec.name!r} failed to fit: {type(exc).__name__}: {exc}{text}",
+            hint="make those values numbers (or nulls) in the source and snapshot again"
+            if text
+            else "check its inputs and parameters",
         ) from exc
     info = {"adapter": adapter.name, "n_rows": len(frame)}
     if isinstance(spec, Transform):
@@ -164,6 +168,31 @@ def fit_component(
     elif hasattr(estimator, "classes_"):
         info["classes"] = np.asarray(estimator.classes_).tolist()
     return FittedComponent(spec, estimator, info)
+
+
+def _numbers_as_text(X: pd.DataFrame) -> str:
+    """The text columns of ``X`` that hold mostly numbers, each with its first values that are
+    not numbers and their rows: the likely cause of a failed fit (one stray ``"1,234.5"`` in a
+    CSV column makes the whole column text). Empty when there are none."""
+    from regrow.data.training_checks import stray_values
+
+    found = []
+    for name in X.columns:
+        values = X[name]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        present = values.notna()
+        text = [str(v) if ok else None for v, ok in zip(values.tolist(), present, strict=True)]
+        count, first = stray_values(pa.array(text, pa.large_string()))
+        if not count or 2 * count > int(present.sum()):
+            continue  # all numbers, or mostly text: not numbers gone astray
+        shown = ", ".join(f"row {X.index[row]}: {value!r}" for row, value in first)
+        more = f" and {count - len(first):,} more" if count > len(first) else ""
+        found.append(
+            f"column {name!r} is text, though most of its values are numbers: {count:,} "
+            f"value{'s' if count != 1 else ''} not numeric ({shown}{more})"
+        )
+    return "".join(f"\n  - {line}" for line in found)
 
 
 _EPS = 1e-6

@@ -6,12 +6,18 @@ CSV column makes pyarrow read the whole column as strings). :func:`replace_infin
 ``inf`` and ``-inf`` into nulls, as NaN already is, and says how many it replaced: no profile,
 drift test or model can use an infinite value, and numpy warns about them deep inside.
 
-Each finding is a :class:`Note` whose ``message`` names the column and the count.
+Each finding is a :class:`Note` whose ``message`` names the column and the count; the note of
+stray text also says that the whole column is stored as strings, and how to fix the values.
 
 >>> import pyarrow as pa
 >>> table = pa.table({"x": [1.0, None, 3.0, 4.0], "y": ["1.5", "2", "oops", "4"]})
->>> [n.message for n in quality_notes(table)]
-["column 'x': 1 null (25.00%)", "column 'y': 1 value not numeric, read as strings ('oops')"]
+>>> for note in quality_notes(table):
+...     print(note.message)
+column 'x': 1 null (25.00%)
+column 'y': 1 value not numeric, read as strings ('oops'): the whole column is stored as
+strings, so a model reads no number from it; clean the value in the source and snapshot
+again, or make it a null first (e.g. frame['y'] = pandas.to_numeric(frame['y'],
+errors='coerce'))
 >>> table, notes = replace_infinities(pa.table({"z": [1.0, float("inf"), -float("inf")]}))
 >>> table.column("z").to_pylist(), notes[0].message
 ([1.0, None, None], "column 'z': 2 infinite values (inf, -inf) stored as nulls")
@@ -19,7 +25,8 @@ Each finding is a :class:`Note` whose ``message`` names the column and the count
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -27,23 +34,29 @@ import pyarrow.compute as pc
 
 from regrow.data._compute import as_array
 
-__all__ = ["Note", "quality_notes", "replace_infinities"]
+__all__ = ["Note", "quality_notes", "replace_infinities", "text_column_fix"]
 
 # A number as text: 12, -3.5, .5, 1e-3, inf, NaN; 1_000 is not one (pandas and pyarrow
 # disagree on it).
 _NUMBER = r"(?i)^\s*[-+]?((\d+\.?\d*|\.\d+)(e[-+]?\d+)?|inf|infinity|nan)\s*$"
+# A number with ',' grouping thousands: 1,234.5 -12,000
+_GROUPED = r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?"
 _SAMPLE = 1000
 _SHOWN = 3
 
 
 @dataclass(frozen=True)
 class Note:
-    """One finding about one column: ``kind`` is ``nulls``, ``not_numeric`` or ``infinite``."""
+    """One finding about one column: ``kind`` is ``nulls``, ``not_numeric`` or ``infinite``.
+
+    ``fix`` is the tail of ``message`` that says what it means and what to do, if any.
+    """
 
     column: str
     kind: str
     count: int
     message: str
+    fix: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the four fields."""
@@ -126,13 +139,41 @@ def _not_numeric(name: str, array: pa.Array) -> Note | None:
     )
     shown = ", ".join(repr(value) for value, _ in pairs[:_SHOWN])
     more = f" and {len(pairs) - _SHOWN} more" if len(pairs) > _SHOWN else ""
+    fix = text_column_fix(name, [value for value, _ in pairs], len(stray))
     return Note(
         name,
         "not_numeric",
         len(stray),
         f"column {name!r}: {_count(len(stray), 'value')} not numeric, read as strings "
-        f"({shown}{more})",
+        f"({shown}{more}){fix}",
+        fix=fix,
     )
+
+
+def text_column_fix(name: str, stray: list[str], count: int) -> str:
+    """What a mostly numeric column ``name`` read as text means, and how to make it numbers
+    again, given its ``stray`` (distinct non-numeric) values, ``count`` of them in all: the
+    tail of its note.
+
+    >>> print(text_column_fix("balance", ["1,234.5"], 1))
+    : the whole column is stored as strings, so a model reads no number from it; '1,234.5' is
+    a number with ',' grouping thousands: remove the commas (e.g. frame['balance'] =
+    pandas.to_numeric(frame['balance'].str.replace(',', ''))) and snapshot again
+    """
+    one = count == 1
+    if stray and all(re.fullmatch(_GROUPED, value) for value in stray):
+        said = f"{stray[0]!r} is a number" if one else "they are numbers"
+        how = (
+            f"{said} with ',' grouping thousands: remove the commas (e.g. frame[{name!r}] = "
+            f"pandas.to_numeric(frame[{name!r}].str.replace(',', ''))) and snapshot again"
+        )
+    else:
+        how = (
+            f"clean {'the value' if one else 'the values'} in the source and snapshot again, "
+            f"or make {'it a null' if one else 'them nulls'} first (e.g. frame[{name!r}] = "
+            f"pandas.to_numeric(frame[{name!r}], errors='coerce'))"
+        )
+    return f": the whole column is stored as strings, so a model reads no number from it; {how}"
 
 
 def _count(count: int, noun: str) -> str:

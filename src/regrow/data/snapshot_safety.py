@@ -30,7 +30,7 @@ a type change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,15 @@ from regrow.errors import DataError, IncompatibleSchema
 if TYPE_CHECKING:
     from regrow.data.snapshot import PreparedSnapshot
 
-__all__ = ["Review", "SchemaCheck", "align_to", "check_snapshot", "refuse", "review_snapshot"]
+__all__ = [
+    "Review",
+    "SchemaCheck",
+    "align_to",
+    "check_snapshot",
+    "emptied_columns",
+    "refuse",
+    "review_snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,11 @@ def check_snapshot(
     diff = previous.compare(new) if previous is not None else None
     if diff is not None:
         problems += [f"column {c.name!r} ({c.dtype}) is missing" for c in diff.removed]
-        detail = {n.column: n.message.partition(": ")[2] for n in notes if n.kind == "not_numeric"}
+        detail = {  # the values, not the advice: the refusal gives its own
+            n.column: n.message.partition(": ")[2].removesuffix(n.fix)
+            for n in notes
+            if n.kind == "not_numeric"
+        }
         for name, (old, now) in diff.changed.items():
             if not dtype_accepts(old.dtype, now.dtype):
                 extra = f" ({detail[name]})" if name in detail else ""
@@ -153,6 +165,43 @@ def review_snapshot(
             "changes": list(check.diff.changes) if check.diff is not None else [],
         }
     return Review(check, tuple(lines), change)
+
+
+def emptied_columns(
+    table: pa.Table, earlier: Iterable[tuple[str, Mapping[str, Any]]]
+) -> dict[str, str]:
+    """The columns of ``table`` that hold no value at all though an ``earlier`` snapshot
+    (its label and profile, newest first) counted values in them, each with a warning line.
+
+    A column that was always null may be null; one that had values and now has none is most
+    likely a broken feed, whatever the schema allows.
+
+    >>> table = pa.table({"x": pa.array([None, None], pa.float64()), "y": [1, 2]})
+    >>> earlier = [("snapshot 'n' 1a2b3c4d5e6f", {"columns": {"x": {"count": 7}}})]
+    >>> print(emptied_columns(table, earlier)["x"])
+    column 'x' is entirely null (2 of 2 rows), though snapshot 'n' 1a2b3c4d5e6f had 7 values
+    in it: a broken feed? Fix the source and snapshot again; a model reads no value of 'x'
+    from these rows
+    """
+    rows = table.num_rows
+    empty = [c for c in table.column_names if rows and table.column(c).null_count == rows]
+    found: dict[str, str] = {}
+    if not empty:
+        return found
+    for label, profile in earlier:
+        columns = profile.get("columns") or {}
+        for name in empty:
+            count = (columns.get(name) or {}).get("count")
+            if name not in found and isinstance(count, int) and count > 0:
+                found[name] = (
+                    f"column {name!r} is entirely null ({rows:,} of {rows:,} rows), though "
+                    f"{label} had {count:,} value{'s' if count != 1 else ''} in it: a broken "
+                    f"feed? Fix the source and snapshot again; a model reads no value of "
+                    f"{name!r} from these rows"
+                )
+        if len(found) == len(empty):
+            break
+    return found
 
 
 def refuse(check: SchemaCheck, *, name: str, version: int | None) -> IncompatibleSchema:
