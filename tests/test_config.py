@@ -180,7 +180,9 @@ def test_the_command_line_s_every_replaces_the_file_s_unread() -> None:
     config = Config(home=Path("/tmp/ws"), watch_table={"every": "-5m", "churn": {"every": "0s"}})
     assert config.watch_for("churn", every="1h", source=None).every == "1h"
     assert config.watch_for("other", every="1h").source == "served"
-    with pytest.raises(ConfigError, match=r"--every must be a span above zero, like 15m \(got 'soon'\)"):
+    with pytest.raises(
+        ConfigError, match=r"--every must be a span above zero, like 15m \(got 'soon'\)"
+    ):
         config.watch_for("churn", every="soon")
     with pytest.raises(ConfigError, match=r"\[watch.churn\] every must be .* \(got '0s'\)"):
         Config(home=Path("/tmp/ws"), watch_table={"churn": {"every": "0s"}}).watch_for("churn")
