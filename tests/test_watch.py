@@ -102,6 +102,22 @@ def _stray(frame: pd.DataFrame, column: str, row: int, value: str = "oops") -> p
     return frame
 
 
+def _cut_short(ws: Workspace, step: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two drifted windows: the first cycle runs, the second is stopped by Ctrl-C as it
+    starts ``step`` (a Watcher method); the windows' folder."""
+    folder = _windows(ws.config.home, [True, True])
+
+    def crash(self: Watcher, body: Any, window: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        watcher.run(cycles=1)
+        monkeypatch.setattr(Watcher, step, crash)
+        with pytest.raises(KeyboardInterrupt):
+            watcher.cycle()
+    return folder
+
+
 def _champion(ws: Workspace) -> str:
     return ws.catalog.get_system_version("churn@champion").ref
 
@@ -207,16 +223,7 @@ def test_the_realised_metric_predicts_each_labelled_row_once_across_cycles(
 def test_a_cycle_resumed_before_its_labelled_rows_were_stored_does_not_act(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = _windows(ws.config.home, [True, True])
-
-    def crash(self: Watcher, body: Any, window: Any) -> Any:
-        raise KeyboardInterrupt
-
-    with Watcher(ws, "churn", _source(folder)) as watcher:
-        watcher.run(cycles=1)
-        monkeypatch.setattr(Watcher, "_monitor", crash)
-        with pytest.raises(KeyboardInterrupt):
-            watcher.cycle()
+    folder = _cut_short(ws, "_monitor", monkeypatch)
     monkeypatch.undo()
     with Watcher(ws, "churn", _source(folder)) as watcher:
         (resumed,) = watcher.run(once=True)
@@ -343,16 +350,7 @@ def test_two_watchers_cannot_both_act_and_a_lapsed_lease_is_taken_over(
 def test_a_cycle_cut_short_resumes_where_it_stopped(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = _windows(ws.config.home, [True, True])
-
-    def crash(self: Watcher, body: Any, window: Any) -> Any:
-        raise KeyboardInterrupt
-
-    with Watcher(ws, "churn", _source(folder)) as watcher:
-        watcher.run(cycles=1)
-        monkeypatch.setattr(Watcher, "_plan", crash)
-        with pytest.raises(KeyboardInterrupt):
-            watcher.cycle()
+    folder = _cut_short(ws, "_plan", monkeypatch)
     left = ws.catalog.watches.running("churn")
     assert left is not None
     assert left.step == "decide"
