@@ -114,10 +114,9 @@ def _holder(ws: Workspace, system: str, alias: str | None) -> tuple[str, str] | 
     there are, when the system has none of that name), else ``champion`` if it exists."""
     from regrow.errors import NotFound
 
+    name = alias or "champion"
     try:
-        return alias or "champion", ws.catalog.get_system_version(
-            f"{system}@{alias or 'champion'}"
-        ).ref
+        return name, ws.catalog.get_system_version(f"{system}@{name}").ref
     except NotFound:
         if alias is None:
             return None

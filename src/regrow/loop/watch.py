@@ -77,6 +77,7 @@ from regrow.errors import ConfigError, DataError, PromotionRefused, RegrowError
 
 if TYPE_CHECKING:
     from regrow.cache import OutputCache
+    from regrow.catalog.records import SystemVersionRecord
     from regrow.model import FittedSystem
     from regrow.plan.policy import Policy
     from regrow.workspace import Workspace
@@ -828,7 +829,7 @@ class Watcher:
                 "labelled_rows": 0,
             },
         }
-        split = self._split(window)
+        split = self._split(window, time_column)
         if split is not None:  # stored only when the cycle acts on them (see _decide)
             train, holdout = split
             out["window"].update(
@@ -839,15 +840,17 @@ class Watcher:
             )
         return out
 
-    def _split(self, window: Window) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    def _split(
+        self, window: Window, time_column: str | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """``window``'s labelled rows split in the rows a plan learns from and the newest
-        ``watch.evaluation_share`` held out (None with fewer than 2); split once per window."""
-        if self._labelled is not None and self._labelled[0] == window.key:
-            return self._labelled[1]
+        ``watch.evaluation_share`` held out (None with fewer than 2), kept for the later
+        steps of its cycle (:meth:`_split_of`)."""
+        self._labelled = None
         labelled = window.labelled
         if labelled is None or len(labelled) < 2:
             return None
-        order = _times(labelled, self._time_column())
+        order = _times(labelled, time_column)
         if order is not None:  # the newest rows are held out
             labelled = labelled.iloc[order.reset_index(drop=True).argsort(kind="stable")]
         cut = max(1, round(len(labelled) * (1 - self.policy.watch.evaluation_share)))
@@ -855,21 +858,25 @@ class Watcher:
         self._labelled = (window.key, split)
         return split
 
+    def _split_of(self, window: Window | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The split the window step of ``window``'s cycle made (:meth:`_split`); None
+        without labelled rows, or in a cycle resumed after a stop (``window`` None)."""
+        held = self._labelled
+        return held[1] if window is not None and held and held[0] == window.key else None
+
     def _store_labelled(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         """The window's record with its labelled rows stored as snapshots (the plan learns
         from ``train``, the evaluation uses ``holdout``); unchanged when they are stored
         already, or when they are not at hand (a cycle resumed after a stop)."""
-        seen = dict(body["window"])
-        if seen.get("train") or window is None:
-            return seen
-        split = self._split(window)
-        if split is None:
-            return seen
+        record = dict(body["window"])
+        split = self._split_of(window)
+        if record.get("train") or split is None:
+            return record
         train, holdout = split
         time_column = self._time_column()
-        seen["train"] = _store(self.ws, train, f"{self.system}-watch-labelled", time_column).id
-        seen["holdout"] = _store(self.ws, holdout, f"{self.system}-watch-holdout", time_column).id
-        return seen
+        record["train"] = _store(self.ws, train, f"{self.system}-watch-labelled", time_column).id
+        record["holdout"] = _store(self.ws, holdout, f"{self.system}-watch-holdout", time_column).id
+        return record
 
     def _time_column(self) -> str | None:
         """The time column of the alias's version's training snapshot, if it has one."""
@@ -1026,7 +1033,7 @@ class Watcher:
             }
         }
 
-    def _scorer(self, version: Any) -> tuple[FittedSystem, OutputCache]:
+    def _scorer(self, version: SystemVersionRecord) -> tuple[FittedSystem, OutputCache]:
         """The fitted ``version`` and the outputs of its members on rows scored before, kept
         from cycle to cycle: a sliding window's labelled rows come back each cycle, and were
         predicted again each time (most of the realised metric's CPU). A new version, or a
@@ -1055,7 +1062,7 @@ class Watcher:
         if metric not in METRICS:
             return None
         holdout = body["window"].get("holdout")
-        split = self._split(window) if window is not None else None
+        split = self._split_of(window)
         if holdout:
             frame = self.ws.frame(holdout)
         elif split is not None:  # read as a stored snapshot would be (one conversion)
@@ -1123,17 +1130,18 @@ class Watcher:
         # the newest cycles, this one included: one read serves every look back below
         history = self._cycles(200)
         streak = _runs(history, _loss_raised(body), _loss_raised).get("loss", 0)
-        slipped = _slipped(body)
-        if body["monitor"]["candidates"] or slipped:
-            seen = "; ".join(
-                ([f"drift raised the loss of {', '.join(body['monitor']['candidates'])}"]
-                 if body["monitor"]["candidates"] else [])
-                + [f"the measured {a['signal'].removeprefix('realised ')} {a['value']:.4g} is "
-                   f"{a['direction']} its alert threshold {a['threshold']:.4g}"
-                   + (f" ({len(slipped) - 1} other metric(s) past theirs)"
-                      if len(slipped) > 1 else "")
-                   for a in slipped[:1]]
-            )  # fmt: skip
+        candidates, slipped = body["monitor"]["candidates"], _slipped(body)
+        if candidates or slipped:
+            said = [f"drift raised the loss of {', '.join(candidates)}"] if candidates else []
+            if slipped:
+                first, others = slipped[0], len(slipped) - 1
+                said.append(
+                    f"the measured {first['signal'].removeprefix('realised ')} "
+                    f"{first['value']:.4g} is {first['direction']} its alert threshold "
+                    f"{first['threshold']:.4g}"
+                    + (f" ({others} other metric(s) past theirs)" if others else "")
+                )
+            seen = "; ".join(said)
             if streak >= rules.persistence and not fc:
                 # the streak counts cycles in which it raised a member's loss, any member's
                 act.append(
@@ -1144,7 +1152,7 @@ class Watcher:
                 trigger = "loss"
             elif not fc:
                 hold.append(f"{seen}: {_so_far(streak, rules.persistence)}")
-            elif slipped and not body["monitor"]["candidates"]:
+            elif slipped and not candidates:
                 hold.append(f"{seen}: the SLA (watch.sla) decides when to act")
         moved = body["monitor"].get("moved") or {}
         if fc and rules.drift_trigger and moved and not act:
