@@ -169,12 +169,11 @@ def _auc(model: Any, truth: pd.DataFrame) -> float:
     return float(roc_auc_score(truth["churned"], model.predict_proba(truth)[:, 1]))
 
 
-def _policy(
-    sla: float, retained_rows: int = RETAINED_ROWS, improvement_min: float | None = None
-) -> Policy:
+def _policy(sla: float, args: argparse.Namespace) -> Policy:
+    """The regrow arm's policy, with the SLA ``sla`` and the bars ``args`` name."""
     body = Policy.default().to_dict()
-    if improvement_min is not None:  # the gates' bar (the default: an improvement above 0)
-        body["gates"]["checks"]["improvement"]["min"] = improvement_min
+    if args.improvement_min is not None:  # the gates' bar (the default: above 0)
+        body["gates"]["checks"]["improvement"]["min"] = args.improvement_min
     body["promotion"]["protected"] = []
     body["autonomy"]["allowed"] = [
         "refit", "continue", "leaf-refit", "reweight", "finetune", "add-member",
@@ -187,9 +186,11 @@ def _policy(
                          cooldown=7, min_labelled_rows=200, persistence=7)  # fmt: skip
     # a full retrain the probe finds significantly better by 4% of the loss is worth it here
     # (the default bar, 10%, is what residual probes find on windows with no drift)
-    body["escalation"]["full_retrain_gain"] = FULL_RETRAIN_GAIN
-    if retained_rows:  # updates learn from the window and the champion's older rows
-        body["planning"].update(data="recent+reference", retained_rows=retained_rows)
+    body["escalation"]["full_retrain_gain"] = args.full_retrain_gain
+    if args.min_relative_gain is not None:
+        body["planning"]["min_relative_gain"] = args.min_relative_gain
+    if args.retained_rows:  # updates learn from the window and the champion's older rows
+        body["planning"].update(data="recent+reference", retained_rows=args.retained_rows)
     return Policy.from_dict(body)
 
 
@@ -202,13 +203,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ignore_index=True)  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="regrow-loop-"))
     with Workspace.init(tmp / "regrow") as ws, Workspace.init(tmp / "weekly") as wk:
-        ws.set_policy(_policy(0.5, args.retained_rows, args.improvement_min))  # SLA set below
+        ws.set_policy(_policy(0.5, args))  # the SLA is set below
         snap = ws.snapshot(history, name="customers", time_column="ts")
         v1 = ws.train(build_system(), snap, workers=1).version
         ws.promote(v1.ref, "champion")
-        base = np.mean([_auc(ws.load(v1.ref), truth[d]) for d in range(0, 30)])
+        base = np.mean([_auc(ws.load(v1.ref), truth[d]) for d in range(min(30, days_n))])
         sla = round(float(base) - args.sla_margin, 4)
-        ws.set_policy(_policy(sla, args.retained_rows, args.improvement_min))
+        ws.set_policy(_policy(sla, args))
         print(f"v1 true AUC on days 0-29: {base:.4f}; SLA: roc_auc >= {sla}", flush=True)
 
         wsnap = wk.snapshot(history, name="customers", time_column="ts")
@@ -353,6 +354,10 @@ def main() -> None:
         "0: the interval must lie above 0; a small negative value accepts a fresher "
         "candidate that is not measurably worse)",
     )
+    parser.add_argument("--full-retrain-gain", type=float, default=FULL_RETRAIN_GAIN,
+                        help="escalation.full_retrain_gain")  # fmt: skip
+    parser.add_argument("--min-relative-gain", type=float, default=None,
+                        help="planning.min_relative_gain (default: the policy's)")  # fmt: skip
     parser.add_argument("--no-calibration", action="store_true",
                         help="skip benchmarks/forecast_calibration.py")  # fmt: skip
     args = parser.parse_args()
