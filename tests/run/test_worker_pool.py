@@ -154,3 +154,26 @@ def test_closing_the_backend_stops_the_guard_and_the_workers(
     backend.close()
     assert not alive(guard)
     assert not any(alive(pid) for pid in workers)
+
+
+@pytest.mark.parametrize(
+    ("given", "share", "kept"),
+    [(None, 2, "2"), ("1", 2, "1"), ("8", 2, "2"), ("zero", 2, "2"), ("0", 4, "4")],
+)
+def test_a_worker_takes_its_share_of_threads_or_fewer_where_the_environment_asks(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, share: int, kept: str
+) -> None:
+    import threadpoolctl
+
+    from regrow.run import pool
+
+    seen: list[object] = []
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits: seen.append(limits))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    if given is not None:
+        monkeypatch.setenv("OMP_NUM_THREADS", given)  # the user's, inherited by the worker
+    pool._limit_threads(share)
+    assert os.environ["OMP_NUM_THREADS"] == kept
+    assert os.environ["OPENBLAS_NUM_THREADS"] == str(share)
+    assert seen == [{"openmp": int(kept), "blas": share}]

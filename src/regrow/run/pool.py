@@ -232,12 +232,20 @@ def _watch(fds: list[int]) -> None:
 
 
 def _limit_threads(threads: int) -> None:
-    """Each worker uses its share of the CPUs for OpenMP/BLAS (LightGBM, XGBoost, numpy)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    """Each worker uses its share of the CPUs for OpenMP/BLAS (LightGBM, XGBoost, numpy), or
+    fewer threads where the environment it inherited asks for fewer (a user's
+    ``OMP_NUM_THREADS=1`` is kept: a limit only ever lowers a pool's threads)."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(threads)
+    from regrow._threads import THREAD_VARIABLES
+
+    chosen: dict[str, int] = {}
+    for var in THREAD_VARIABLES:
+        given = os.environ.get(var, "").strip()
+        chosen[var] = min(threads, int(given)) if given.isdigit() and int(given) > 0 else threads
+        os.environ[var] = str(chosen[var])
+    blas = min(chosen["OPENBLAS_NUM_THREADS"], chosen["MKL_NUM_THREADS"])
+    threadpool_limits(limits={"openmp": chosen["OMP_NUM_THREADS"], "blas": blas})
 
 
 def _release_stdio() -> None:
