@@ -34,11 +34,11 @@ import pyarrow.compute as pc
 
 from regrow.data._compute import as_array
 
-__all__ = ["Note", "quality_notes", "replace_infinities", "text_column_fix"]
+__all__ = ["NUMBER_TEXT", "Note", "quality_notes", "replace_infinities", "text_column_fix"]
 
-# A number as text: 12, -3.5, .5, 1e-3, inf, NaN; 1_000 is not one (pandas and pyarrow
-# disagree on it).
-_NUMBER = r"(?i)^\s*[-+]?((\d+\.?\d*|\.\d+)(e[-+]?\d+)?|inf|infinity|nan)\s*$"
+#: A number as text (a regular expression): 12, -3.5, .5, 1e-3, inf, NaN; 1_000 is not one
+#: (pandas and pyarrow disagree on it).
+NUMBER_TEXT = r"(?i)^\s*[-+]?((\d+\.?\d*|\.\d+)(e[-+]?\d+)?|inf|infinity|nan)\s*$"
 # A number with ',' grouping thousands: 1,234.5 -12,000
 _GROUPED = r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?"
 _SAMPLE = 1000
@@ -126,9 +126,9 @@ def _not_numeric(name: str, array: pa.Array) -> Note | None:
         return None
     # A cheap look first: a text column that is not mostly numbers is text, and costs no more.
     sample = values.slice(0, _SAMPLE)
-    if (pc.sum(pc.match_substring_regex(sample, _NUMBER)).as_py() or 0) * 2 < len(sample):
+    if (pc.sum(pc.match_substring_regex(sample, NUMBER_TEXT)).as_py() or 0) * 2 < len(sample):
         return None
-    numeric = pc.match_substring_regex(values, _NUMBER)
+    numeric = pc.match_substring_regex(values, NUMBER_TEXT)
     stray = values.filter(pc.invert(numeric))
     if len(stray) == 0 or len(stray) * 2 > len(values):
         return None

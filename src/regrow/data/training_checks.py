@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regrow.data.quality import _NUMBER
+from regrow.data.quality import NUMBER_TEXT
 from regrow.errors import DataError
 
 __all__ = [
@@ -66,7 +66,7 @@ def stray_values(
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     text = array.cast(pa.large_string())
-    stray = pc.and_(pc.is_valid(text), pc.invert(pc.match_substring_regex(text, _NUMBER)))
+    stray = pc.and_(pc.is_valid(text), pc.invert(pc.match_substring_regex(text, NUMBER_TEXT)))
     stray = pc.fill_null(stray, False)
     rows = pc.indices_nonzero(stray)
     count = len(rows)
