@@ -157,7 +157,7 @@ def test_a_plan_whose_run_was_interrupted_says_so_and_how_to_resume(
     assert " interrupted " in row
     code, out, _ = run(capsys, "plans", "show", plan.id[:12], *h)
     assert (
-        f"status: interrupted: finished components are kept; `regrow run {plan.id[:12]}` resumes"
-        in out
+        "status: interrupted: finished components are kept; "
+        f"`regrow run {plan.id[:12]} --approve` resumes" in out  # the plan needs approval
     )
     assert "error:" not in out

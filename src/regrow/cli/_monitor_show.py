@@ -29,7 +29,7 @@ def show_report(report: Mapping[str, Any]) -> None:
     _alerts(report.get("alerts") or [])
     if report.get("fdr"):
         out.print(f"false discoveries: {report['fdr']}")
-    drifted = summary.get("drifted") or "none"
+    drifted = _names(summary.get("drifted"))
     sliced = summary.get("drifted_in_slices") or {}
     if sliced:  # drift only some slices show
         drifted = (
@@ -45,8 +45,18 @@ def show_report(report: Mapping[str, Any]) -> None:
         line += {True: "yes", False: "no"}.get(summary.get("multivariate_drifted"), "not checked")
     line += f"; alerts: {summary.get('alerts', 0)}"
     if "candidates" in summary:
-        line += f"; members to update: {summary.get('candidates') or 'none'}"
+        line += f"; members to update: {_names(summary.get('candidates'))}"
     out.print(line)
+
+
+def _names(names: Any) -> str:
+    """Column or member names for people: ``a, b`` (a stored list printed as a Python list
+    read ``['a', 'b']``), ``none`` for none."""
+    if not names:
+        return "none"
+    if isinstance(names, str):
+        return names
+    return ", ".join(str(n) for n in names)
 
 
 def _too_few(check: Mapping[str, Any]) -> str:
@@ -209,10 +219,14 @@ def _estimates(report: Mapping[str, Any]) -> None:
         notes = (report.get("quality") or {}).get("notes") or []
         in_sample = any("in-sample" in str(n) for n in notes)
         if outside:
+            one = len(outside) == 1 and len(matrix) <= 3  # not "8 confusion-matrix cells"
+            fall = (
+                "falls outside its estimated band" if one else "fall outside their estimated bands"
+            )
             out.print(
-                f"calibration: the realised {', '.join(outside)} fall outside their estimated "
-                "bands: the labels no longer follow the scores as on the reference (a concept "
-                "shift, which estimates without labels cannot see"
+                f"calibration: the realised {', '.join(outside)} {fall}: the labels no longer "
+                "follow the scores as on the reference (a concept shift, which estimates "
+                "without labels cannot see"
                 + (
                     "; or, since the reference is the training data, a model that scores its "
                     "own training rows better than new ones: `regrow evaluate` on held-out rows "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -300,16 +300,25 @@ def list_reports(
     table.add_column("drifted", overflow="fold", min_width=16)
     for r in records:
         s = r.summary or {}
-        multivariate = s.get("multivariate_drifted")
         table.add_row(
             r.id[:12], refs[r.version_id], f"{r.created_at:%Y-%m-%d %H:%M}", f"{s.get('rows', '')}",
-            str(s.get("alerts", "-")),
-            "-" if multivariate is None else "yes" if multivariate else "no",
+            str(s.get("alerts", "-")), _multivariate_cell(s, r.report or {}),
             ", ".join(s.get("drifted") or []) or "-",
         )  # fmt: skip
     out.print(table)
     if not records:
         out.print("no reports yet: regrow monitor --version V --window W stores one")
+
+
+def _multivariate_cell(summary: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """A stored report's multivariate verdict in one word: ``too few`` when every check of
+    the whole window had too few rows to judge (its summary then says no drift, which the
+    report itself does not: `regrow monitor` printed "5 rows: too few to tell")."""
+    whole = [m for m in report.get("multivariate") or [] if m.get("chunk") is None]
+    if whole and all(m.get("value") is None for m in whole):
+        return "too few"
+    drifted = summary.get("multivariate_drifted")
+    return "-" if drifted is None else "yes" if drifted else "no"
 
 
 @monitor_app.command("show")

@@ -317,15 +317,23 @@ def plans_show(
             out.print(f"note: {note}")
     status = _status(record.status, bool(stored.actions), record.outcome)
     if status == "interrupted":
-        status += f": finished components are kept; `regrow run {record.id[:12]}` resumes"
+        approve = " --approve" if stored.needs_approval else ""  # without it, refused
+        status += f": finished components are kept; `regrow run {record.id[:12]}{approve}` resumes"
     out.print(f"status: {status}")
     if record.outcome and not _interrupted(record.outcome):
         o = record.outcome
-        out.print(
-            f"outcome: {o.get('version', '-')}; "
-            + _costs(o)
-            + (f"; error: {o['error']}" if "error" in o else "")
-        )
+        if "version" not in o and not any(k.startswith("actual_") for k in o):
+            # failed before anything was fitted: no version, nothing used to set beside the
+            # estimate (it printed "outcome: -; CPU - s (estimated - s)")
+            out.print(
+                "outcome: no version was made" + (f"; error: {o['error']}" if "error" in o else "")
+            )
+        else:
+            out.print(
+                f"outcome: {o.get('version', 'no version was made')}; "
+                + _costs(o)
+                + (f"; error: {o['error']}" if "error" in o else "")
+            )
         for note in o.get("notes") or ():
             out.print(f"note: {note}")
 
