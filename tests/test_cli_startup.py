@@ -103,6 +103,18 @@ def test_reading_the_catalog_loads_neither_scikit_learn_nor_pandas(
         assert [r["fresh"] for r in json.loads(out)["churn:v1"]] == [True]
 
 
+def test_showing_a_plan_loads_neither_scikit_learn_nor_pandas(trained: Path) -> None:
+    """`regrow plans show` read the stored plan through the planner's modules, which loaded
+    scikit-learn, SciPy and pandas: 1.5 s where the other reads took 0.5."""
+    with Workspace.open(trained) as ws:
+        window = make_window(300, start="2026-02-01", days=30, seed=1, expanded=True)
+        plan = ws.plan("churn:v1", ws.snapshot(window, name="w"))
+    report, out = probe("plans", "show", plan.id[:12], "--home", str(trained))
+    assert report["code"] == 0, out
+    assert f"plan {plan.id[:12]}" in out
+    assert set(report["heavy"]) <= {"sqlalchemy", "regrow.workspace", "numpy"}  # type: ignore[arg-type]
+
+
 def test_the_cli_starts_with_a_typer_that_has_no_type_column_to_patch() -> None:
     """typer before 0.29 has no ``display_type_rich`` (the help column regrow blanks for
     flags): importing the CLI must not fail on it (it did, while ``typer>=0.12`` admitted

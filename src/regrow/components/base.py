@@ -19,8 +19,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from sklearn.base import BaseEstimator
-
 from regrow._hashing import jsonable
 from regrow._modules import code_label
 from regrow.errors import SystemSpecError
@@ -78,6 +76,8 @@ def _params(estimator: Any) -> dict[str, Any]:
     over a thousand components spend a third of its time in ``inspect``. Estimators that
     override ``get_params`` (LightGBM, XGBoost) keep their own.
     """
+    from sklearn.base import BaseEstimator  # here: reading specs needs no scikit-learn
+
     cls = type(estimator)
     if getattr(cls, "get_params", None) is not BaseEstimator.get_params:
         return dict(estimator.get_params(deep=True))

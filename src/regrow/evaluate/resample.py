@@ -34,8 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from regrow.data._compute import parallel_map
-
 __all__ = ["RankedAUC", "Resamples", "percentile_interval"]
 
 Array = np.ndarray[Any, Any]
@@ -99,6 +97,8 @@ class Resamples:
 
         Chunks run on threads (numpy releases the GIL on large arrays).
         """
+        from regrow.data._compute import parallel_map  # (regrow.data loads pandas)
+
         parts = parallel_map(
             lambda k: np.asarray(fn(self.chunk(k))), range(self.chunks), cells=self.rows * 64
         )

@@ -22,14 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from sklearn.base import clone
-
 from regrow.components.base import Component, Ensemble, Member
 from regrow.errors import PlanError
 from regrow.plan.costs import CostEstimate, CostModel
-from regrow.plan.diagnostics import Gain
+from regrow.plan.gains import Gain
 from regrow.plan.policy import Policy
-from regrow.plan.updates import supports
 from regrow.system import System
 
 __all__ = [
@@ -156,7 +153,7 @@ class Continue(Action):
             raise PlanError(
                 f"continue of {self.component!r}: extra must be an int >= 1 (got {self.extra!r})"
             )
-        if system is not None and not supports(system[self.component].estimator, "continue"):
+        if system is not None and not _supports(system[self.component].estimator, "continue"):
             raise PlanError(
                 f"cannot continue {self.component!r}: "
                 f"{type(system[self.component].estimator).__name__} is not gradient boosting",
@@ -202,7 +199,7 @@ class LeafRefit(Action):
                 hint="0 replaces the leaf values with the window's (concept drift); LightGBM's "
                 "own default 0.9 keeps 90% of the old ones",
             )
-        if system is not None and not supports(system[self.component].estimator, "leaf-refit"):
+        if system is not None and not _supports(system[self.component].estimator, "leaf-refit"):
             raise PlanError(
                 f"cannot leaf-refit {self.component!r}: it is not a LightGBM or XGBoost model",
                 hint="use refit or continue for it",
@@ -260,6 +257,8 @@ class AddMember(Action):
         return {"new_name": self.new_name}
 
     def apply(self, system: System) -> System:
+        from sklearn.base import clone  # here: reading a stored plan needs no scikit-learn
+
         like = system[self.component]
         assert isinstance(like, Member)
         member = Member(
@@ -418,7 +417,7 @@ class Finetune(Action):
                 f"finetune of {self.component!r}: epochs {epochs!r} is outside 1..{b.max_epochs}",
                 hint="change budgets.max_epochs in the policy, or the epochs",
             )
-        if system is not None and not supports(system[self.component].estimator, "finetune"):
+        if system is not None and not _supports(system[self.component].estimator, "finetune"):
             raise PlanError(
                 f"cannot finetune {self.component!r}: it is not a torch member",
                 hint="use refit for it",
@@ -490,3 +489,11 @@ def _estimated(
     """The cost model's estimate of ``action`` ("": a fit) on ``component``, by its recipe."""
     recipe = component.recipe()
     return costs.estimate(name, recipe["class"], action or "fit", rows=rows, recipe=recipe)
+
+
+def _supports(estimator: Any, action: str) -> bool:
+    """:func:`regrow.plan.updates.supports`, imported when a plan is checked against a
+    system (reading a stored plan needs neither pandas nor scikit-learn)."""
+    from regrow.plan.updates import supports
+
+    return supports(estimator, action)

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import minimize, nnls
-from scipy.stats import norm
 
 __all__ = ["Diagnosis", "Gain", "Move", "mean_weights", "row_losses", "verdict"]
 
@@ -45,7 +43,7 @@ class Gain:
         diff = np.asarray(before, dtype=float) - np.asarray(after, dtype=float)
         mean = float(diff.mean())
         se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
-        z = float(norm.ppf(0.5 + confidence / 2))
+        z = NormalDist().inv_cdf(0.5 + confidence / 2)
         return cls(mean, mean - z * se, mean + z * se, len(diff))
 
     @property
@@ -166,6 +164,8 @@ def row_losses(output: np.ndarray, y: np.ndarray, classes: Sequence[Any] | None)
     """Per-row loss: squared error (values) or log loss (probability matrices)."""
     if classes is None:
         return np.asarray((np.asarray(y, dtype=float) - output) ** 2, dtype=float)
+    import pandas as pd
+
     cols = pd.Index(list(classes)).get_indexer(np.asarray(y))  # -1: a class never seen
     p = np.where(cols >= 0, output[np.arange(len(y)), np.clip(cols, 0, None)], 0.0)
     return np.asarray(-np.log(np.clip(p, _EPS, 1.0)), dtype=float)
@@ -187,6 +187,9 @@ def mean_weights(
     >>> mean_weights([good, flat], np.array([1, 0, 1]), [0, 1]).round(3).tolist()
     [1.0, 0.0]
     """
+    import pandas as pd  # here: a stored plan's gains are read without pandas and scipy
+    from scipy.optimize import minimize, nnls
+
     if classes is None:
         A = np.column_stack(outputs)
         w, _ = nnls(A, np.asarray(y, dtype=float))

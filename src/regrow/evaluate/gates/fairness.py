@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, model_validator
 
 from regrow.errors import DataError
 from regrow.evaluate.gates.base import GateResult, IntervalGate
 from regrow.evaluate.gates.context import GateContext
 from regrow.evaluate.resample import percentile_interval
+
+if TYPE_CHECKING:  # pandas loads where a fairness gate runs: a policy is read without it
+    import pandas as pd
 
 __all__ = ["Fairness"]
 
@@ -211,6 +213,8 @@ def _draws(
     groups: pd.Series,
     metrics: tuple[str, ...],
 ) -> dict[str, dict[str, Array]]:
+    import pandas as pd
+
     codes, uniques = pd.factorize(groups)
     k = len(uniques)
     one_hot = np.zeros((len(codes), k))
@@ -244,6 +248,8 @@ def _fairlearn(metric: str, y_true: Array, decided: Array, groups: pd.Series) ->
         if metric == "demographic_parity"
         else (equalized_odds_difference)
     )
+    import pandas as pd
+
     cells = pd.DataFrame({"y": y_true, "d": decided, "g": groups.to_numpy()}).value_counts()
     index = cells.index.to_frame(index=False)
     return float(
