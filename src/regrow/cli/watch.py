@@ -378,12 +378,22 @@ def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
             ),
             highlight=False,
         )
+        aside = (fc.get("realised") or {}).get("set_aside")
+        if aside:
+            out.print(
+                f"data: the realised {fc['metric']} left out {aside:,} held-out row(s) the "
+                "version cannot score",
+                highlight=False,
+            )
     decision = body.get("decision")
     if decision:
         for line in decision.get("because") or []:
             out.print(f"act: {line}", highlight=False)
+        # beside a reason to act, these are what did not trigger it: "not acting" under an
+        # "act" line read as if the cycle both acted and did not
+        held = "not a reason to act" if decision.get("because") else "not acting"
         for line in decision.get("not_acting") or []:
-            out.print(f"not acting: {line}", highlight=False)
+            out.print(f"{held}: {line}", highlight=False)
     plan = body.get("plan")
     if plan:
         notes = [

@@ -952,11 +952,14 @@ class Watcher:
             }
         realised = self._realised(body, metric, window)
         points: list[MetricPoint] = []
-        bodies = [c.body for c in self._cycles(_SERIES)]
+        cycles = self._cycles(_SERIES)
+        bodies = [c.body for c in cycles]
         # each value with the version it measured: a promotion starts the series again
         history = [{**(b.get("forecast") or {}), "version": b.get("version")} for b in bodies[::-1]]
         history.append({"estimate": estimate, "realised": realised, "version": body["version"]})
-        known = [{**p["realised"], "version": p["version"]} for p in history if p.get("realised")]
+        known, repeats = _distinct(
+            [{**p["realised"], "version": p["version"]} for p in history if p.get("realised")]
+        )
         guessed = [{**p["estimate"], "version": p["version"]} for p in history if p.get("estimate")]
         newest = max((datetime.fromisoformat(r["at"]) for r in known), default=None)
         bias = _estimate_bias(known, guessed)
@@ -982,14 +985,28 @@ class Watcher:
             for b in reversed(bodies)
             if b.get("version") == body.get("version")
         ]
-        own: list[dict[str, Any]] = [r for r in [*mine, realised] if r]
+        own, _ = _distinct([r for r in [*mine, realised] if r])
         if newest is not None and len(own) >= 3:
             # The labels alone, looking past their delay: the estimates' shift is learned from
             # older pairs, so a change of concept that grows leaves them optimistic; the
             # realised trend, projected over the cycles the labels lag plus the horizon, is
             # the second view, and the watcher acts on the more pessimistic one.
             now = datetime.fromisoformat(body["window"]["at"])
-            lag = _lag_cycles(own, now, max(datetime.fromisoformat(r["at"]) for r in own))
+            lag = (
+                _lag_cycles(own, now, max(datetime.fromisoformat(r["at"]) for r in own))
+                if self._time_column() is not None
+                # no time column: the values sit at the windows' file or snapshot times,
+                # which say nothing of the data's (files written at once a second apart read
+                # as 60 cycles late): the cycles since labels last brought a new reading
+                else _cycles_since_reading(
+                    [
+                        (c.body.get("forecast") or {}).get("realised")
+                        for c in cycles
+                        if c.state != "running"  # this cycle: `realised`
+                    ],
+                    realised,
+                )
+            )
             by_labels = forecast(
                 [
                     _point(e, "realised")
@@ -1029,7 +1046,15 @@ class Watcher:
                 "by_labels": labelled,
                 "points": fc.n_points,
                 "method": fc.method,
-                "notes": list(fc.notes),
+                "notes": list(fc.notes)
+                + (
+                    [
+                        f"{repeats} realised reading(s) repeated an earlier one (the same "
+                        "held-out rows, no new labels since): each counted once"
+                    ]
+                    if repeats
+                    else []
+                ),
             }
         }
 
@@ -1083,11 +1108,36 @@ class Watcher:
         stamps = _times(frame, snap.time_column if snap is not None else None)
         if stamps is not None:
             at = stamps.max().isoformat()
+        fitted, outputs = self._scorer(version)
+        set_aside = 0
         try:
-            value, low, high = _measured(*self._scorer(version), frame, target, metric)
+            value, low, high = _measured(fitted, outputs, frame, target, metric)
         except (ValueError, KeyError, RegrowError):  # rows the version cannot score
+            # measured on the rows it can score, as the monitor and the plan do: a null a
+            # member cannot take in a few rows left the SLA without a realised value at all
+            usable = self._scorable(version, fitted, frame)
+            if usable is None or len(usable) < 20:
+                return None
+            try:
+                value, low, high = _measured(fitted, outputs, usable, target, metric)
+            except (ValueError, KeyError, RegrowError):
+                return None
+            set_aside, frame = len(frame) - len(usable), usable
+        found = {"at": at, "value": value, "lower": low, "upper": high, "rows": len(frame)}
+        return {**found, "set_aside": set_aside} if set_aside else found
+
+    def _scorable(
+        self, version: SystemVersionRecord, fitted: FittedSystem, frame: pd.DataFrame
+    ) -> pd.DataFrame | None:
+        """The rows of ``frame`` that ``version`` can score, read as it reads them (the
+        monitor's data-quality check); None when the check itself fails."""
+        from regrow.monitoring import window_quality
+
+        try:
+            check = window_quality(self.ws._services(), version, frame, fitted)
+        except (ValueError, KeyError, RegrowError):
             return None
-        return {"at": at, "value": value, "lower": low, "upper": high, "rows": len(frame)}
+        return check.usable.reset_index(drop=True)
 
     def _decide(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         rules = self.policy.watch
@@ -1267,10 +1317,16 @@ class Watcher:
                 "waiting for labels"
             )
             act = []
-        if not act and not hold and missing:
-            hold.append(
+        if not act and missing and not any("lacks column(s)" in h for h in hold):
+            # first, whatever else holds: a broken feed is what to fix (an SLA forecast
+            # alone was the cycle's outcome, and the renamed column went unsaid)
+            hold.insert(
+                0,
                 "the window lacks column(s) the model reads: "
                 + ", ".join(repr(m["column"]) for m in missing)
+                + " (renamed upstream? fix the feed, or bridge it with "
+                f"`regrow adapters propose {str(body['window'].get('snapshot'))[:12]} "
+                f"--system {self.system}`)",
             )
         if not act and not hold:
             drifted = body["monitor"]["drifted"]
@@ -1565,13 +1621,15 @@ def _runs(
 ) -> dict[str, int]:
     """For each key of ``now`` (what this cycle found): the cycles in a row, this one included,
     whose body ``seen`` finds it in too, over the 50 newest of ``history`` (newest first; a
-    running cycle is skipped)."""
+    running cycle is skipped, and so is one that looked at no usable window: an empty,
+    unreadable or broken file is no news on whether the drift lasts, and it started the
+    count again)."""
     runs = dict.fromkeys(now, 1)
     going = set(runs)
     for cycle in history[:50]:
         if not going:
             break
-        if cycle.state == "running":
+        if cycle.state == "running" or not _usable([cycle]):
             continue
         going &= set(seen(cycle.body))
         for key in going:
@@ -1706,6 +1764,46 @@ def _lag_cycles(known: list[dict[str, Any]], now: datetime, newest: datetime) ->
         return 0
     spacing = sorted(steps)[len(steps) // 2]
     return max(0, min(60, round((now - newest).total_seconds() / spacing)))
+
+
+def _distinct(readings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``readings`` (realised values, oldest first) without those that repeat an earlier
+    one, and how many were left out. A cycle whose source brought no new labels measures the
+    same held-out rows again: the same value, band and rows (of the same version) is one
+    reading, and counted once per cycle it made the forecast surer of nothing new."""
+    seen: set[tuple[Any, ...]] = set()
+    kept: list[dict[str, Any]] = []
+    for r in readings:
+        key = (r.get("version"), r.get("value"), r.get("lower"), r.get("upper"), r.get("rows"))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(r)
+    return kept, len(readings) - len(kept)
+
+
+def _cycles_since_reading(
+    earlier: Sequence[Mapping[str, Any] | None], now: Mapping[str, Any] | None
+) -> int:
+    """How many cycles the newest new realised reading lags: 0 when this cycle's reading
+    (``now``) is new, else the cycles since the one that first measured the newest reading
+    (``earlier``: the earlier cycles' readings, newest first; a repeat is no new reading),
+    at most 60."""
+
+    def key(r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (r.get("value"), r.get("lower"), r.get("upper"), r.get("rows"))
+
+    newest: tuple[Any, ...] | None = None
+    first = 0
+    for i, reading in enumerate([now, *earlier]):
+        if not reading:  # a cycle without a reading: one more cycle the labels lag
+            continue
+        if newest is None:
+            newest = key(reading)
+        elif key(reading) != newest:  # an older reading: the newest was first made after it
+            break
+        first = i
+    return min(60, first)
 
 
 def _point(
