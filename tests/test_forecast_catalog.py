@@ -261,3 +261,23 @@ def test_the_forecast_is_of_the_aliass_version_not_of_a_window_checked_by_hand(
     assert "Traceback" not in out + err
     code, out, _ = run_cli(capsys, *args, "--json")  # no champion: every window, as before
     assert len(json.loads(out)["series"]) == 4
+
+
+def test_a_missing_threshold_hint_names_the_side_that_breaks_the_sla_and_a_misspelt_metric() -> (
+    None
+):
+    """The hint for a metric without a threshold wrote `{min: ...}` for an error metric (a
+    rule the policy refuses: a max breaks an rmse SLA), and a misspelt metric was asked for
+    its threshold instead of being named."""
+    from regrow.cli.forecast import _sla
+
+    policy = Policy.default()
+    with pytest.raises(ConfigError, match="no --threshold given") as info:
+        _sla(policy, "rmse", None, None)
+    assert "{rmse: {max: ...}}" in str(info.value.hint)
+    with pytest.raises(ConfigError, match="no --threshold given") as info:
+        _sla(policy, "roc_auc", None, None)
+    assert "{roc_auc: {min: ...}}" in str(info.value.hint)
+    with pytest.raises(ConfigError, match="unknown metric 'roc_acu'") as info:
+        _sla(policy, "roc_acu", None, None)
+    assert str(info.value.hint).startswith("did you mean 'roc_auc'?")

@@ -167,9 +167,21 @@ def _sla(
     rule = sla.get(metric) or policy.monitoring.alerts.get(metric)
     if threshold is None:
         if rule is None:
+            known = [*HIGHER_IS_BETTER, *LOWER_IS_BETTER]
+            if metric not in known:  # a misspelt metric is named first, not its threshold
+                import difflib
+
+                close = difflib.get_close_matches(metric, known, n=1)
+                raise ConfigError(
+                    f"unknown metric {metric!r}",
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + f"the metrics: {', '.join(sorted(known))}",
+                )
+            # the side that breaks the SLA: a min for a metric better higher, else a max
+            side = "min" if metric in HIGHER_IS_BETTER else "max"
             raise ConfigError(
                 f"no --threshold given and the policy has none for {metric!r}",
-                hint=f"pass --threshold, or set watch.sla: {{{metric}: {{min: ...}}}}",
+                hint=f"pass --threshold, or set watch.sla: {{{metric}: {{{side}: ...}}}}",
             )
         threshold = rule.threshold
     if direction is None:
