@@ -350,3 +350,24 @@ def test_the_cli_lists_and_shows_recipes(
     assert code == 0
     assert "budget: 5 CPU seconds" in out
     assert "warning: entry point" in err
+
+
+def test_an_action_named_for_a_recipe_lists_the_recipes_that_make_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `regrow recipes show refit` said "unknown recipe 'refit'" with no close name, and
+    # `show @1` said "unknown recipe ''".
+    with pytest.raises(UnknownRecipe, match="unknown recipe 'refit'") as refit:
+        get_recipe("refit")
+    assert str(refit.value.hint).startswith(
+        "'refit' is an action; the recipes that make it: sklearn-refit-window. "
+    )
+    with pytest.raises(UnknownRecipe) as cont:
+        get_recipe("continue")
+    assert "lightgbm-continue, sklearn-boosting-continue, xgboost-continue" in str(cont.value.hint)
+    with pytest.raises(UnknownRecipe, match="recipe '@1' has no name before its version"):
+        get_recipe("@1")
+    code, _, err = run(capsys, "recipes", "show", "leaf-refit")
+    assert code == 2
+    assert "lightgbm-leaf-refit, xgboost-leaf-refresh" in err
+    assert "Traceback" not in err

@@ -176,6 +176,11 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
             hint="list them with `regrow recipes list`",
         )
     name, at, version = ref.partition("@")
+    if not name:  # "@1": "unknown recipe ''" said nothing of what was missing
+        raise UnknownRecipe(
+            f"recipe {ref!r} has no name before its version",
+            hint="name it 'name' or 'name@version'; `regrow recipes list` shows them",
+        )
     return name, (_check_version(version, f"recipe {ref!r}", reading=True) if at else None)
 
 

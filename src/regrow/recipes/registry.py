@@ -62,12 +62,20 @@ class Registry:
         name, version = parse_ref(ref)
         versions = self.by_name.get(name)
         if versions is None:
-            close = difflib.get_close_matches(name, self.names(), n=3)
+            # an action's name (`refit`, `continue`: the policy's kind keys) is what a user
+            # types first; it named no recipe and had no close name
+            making = sorted({r.name for r in self if r.action_kind == name})
+            close = making or difflib.get_close_matches(name, self.names(), n=3)
+            said = (
+                f"{name!r} is an action; the recipes that make it: {', '.join(making)}. "
+                if making
+                else f"did you mean {' or '.join(map(repr, close))}? "
+                if close
+                else ""
+            )
             raise UnknownRecipe(
                 f"unknown recipe {name!r}",
-                hint=(f"did you mean {' or '.join(map(repr, close))}? " if close else "")
-                + "list them with `regrow recipes list`"
-                + self._broken(),
+                hint=said + "list them with `regrow recipes list`" + self._broken(),
             )
         if version is None:
             return versions[max(versions, key=version_key)]
