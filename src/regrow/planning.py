@@ -265,6 +265,21 @@ def make_plan(
             + f" (they need at least {MIN_LABELLED_ROWS} labelled rows to fit and check an "
             "update): nothing is planned until labels arrive"
         )
+    if escalate and labelled == 0:  # a full retrain would have no target to learn
+        signals["full_retrain_needs_labels"] = list(escalate)
+        rationale.append(
+            "a full retrain is called for ("
+            + "; ".join(escalate)
+            + "), but the window has "
+            + (
+                f"no target column {system.target!r}"
+                if system.target not in frame.columns
+                else "no labelled usable rows"
+            )
+            + " to train it on: nothing is planned until labels arrive; plan again on the "
+            "window with its labels"
+        )
+        escalate = []
 
     retained = retained_rows(services, version, planning)
     data_rows = len(frame) + retained
@@ -302,8 +317,8 @@ def make_plan(
     expected = review.expected(escalated=bool(escalate)) if review is not None else {}
     contingency = (
         f"if the candidate fails its gates: escalate to a full retrain on {data_rows:,} rows "
-        f"(estimated {full_est.cpu_seconds:.1f} CPU s, needs approval: "
-        f"{policy.needs_approval('full-retrain')})"
+        f"(estimated {full_est.cpu_seconds:.1f} CPU s"
+        + (", needs approval)" if policy.needs_approval("full-retrain") else ")")
         if actions and not escalate
         else "if the candidate fails its gates: keep the champion, roll back any rollout, "
         "and alert: a full retrain did not fix it, so the data or the model needs a human"

@@ -392,7 +392,11 @@ def test_broad_drift_that_the_labels_show_harmless_is_not_escalated(tmp_path: Pa
         assert "but not escalated: on the labelled rows, the probes find" in held
         assert "less than the" in held
         unlabelled = ws.snapshot(moved.drop(columns=["y"]), name="moved-unlabelled")
-        assert ws.plan(v1, unlabelled, record=False).escalated
+        blind = ws.plan(v1, unlabelled, record=False)
+        # a full retrain is called for, but there is no target to train it on
+        assert not blind.escalated
+        assert not blind.actions
+        assert blind.signals["full_retrain_needs_labels"]
 
 
 def test_a_retired_member_is_not_counted_among_the_members_the_plan_keeps(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from itertools import pairwise
 import pytest
 
 from regrow.cli import main
+from regrow.errors import DataQualityWarning
 from regrow.plan.actions import Refit
 from regrow.plan.plan import Plan, diff_plans
 from regrow.plan.policy import Policy
@@ -52,13 +53,18 @@ def test_plans_of_every_kind_render_without_none_or_nan(trained, capsys) -> None
     for col in ("a1", "b1", "c1", "a2"):
         shifted[col] = shifted[col] + 1.5
     early = Policy.from_dict({"escalation": {"max_drifted_share": 0.5}})
+    few_labels = shifted.assign(y=shifted["y"].where(shifted.index < 50))  # 50 of 1,200
+    with pytest.warns(DataQualityWarning, match="1,150 nulls"):
+        few = ws.snapshot(few_labels, name="shifted-text")
     plans = {
         "empty": ws.plan(v1, "quiet"),
         "partial": ws.plan(v1, "alpha-changed"),
         "escalated": ws.plan(v1, "all-changed"),
-        # broad drift with no labels to weigh it: escalated before any probe
-        "escalated early": ws.plan(
-            v1, ws.snapshot(shifted.drop(columns=["y"]), name="shifted-text"), policy=early
+        # broad drift with too few labels to weigh it: escalated before any probe
+        "escalated early": ws.plan(v1, few, policy=early),
+        # ... and with none, nothing to train a full retrain on
+        "needs labels": ws.plan(
+            v1, ws.snapshot(shifted.drop(columns=["y"]), name="shifted-blind"), policy=early
         ),
         "unlabelled": ws.plan(v1, "unlabelled"),
         "by hand": ws.apply(v1, "alpha-changed", [Refit("alpha")]).plan,
@@ -67,6 +73,11 @@ def test_plans_of_every_kind_render_without_none_or_nan(trained, capsys) -> None
     assert plans["escalated"].escalated
     assert plans["escalated early"].escalated
     assert plans["escalated early"].diagnosis is None
+    blind = plans["needs labels"]
+    assert not blind.escalated
+    assert not blind.actions
+    assert "escalation.max_drifted_share" in blind.signals["full_retrain_needs_labels"][0]
+    assert any("nothing is planned until labels arrive" in line for line in blind.rationale)
     assert plans["unlabelled"].diagnosis is None
     assert plans["partial"].actions
     for kind, plan in plans.items():
