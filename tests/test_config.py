@@ -222,3 +222,20 @@ def test_misspelt_sections_keys_and_backends_get_a_did_you_mean(tmp_path: Path) 
     assert "[run] backend must be one of 'local', 'ray' (got 'rey')" in said
     for close in ("did you mean 'ray'?", "did you mean 'address'?", "did you mean 'serve'?"):
         assert close in hint, close
+
+
+def test_a_policy_setting_in_the_watch_section_is_named_as_the_policys(tmp_path: Path) -> None:
+    """`persistance = 3` under [watch] said only "unknown key(s) ['persistance']"."""
+    config = Config(home=tmp_path, watch_table={"persistance": 3, "every": "-5m"})
+    with pytest.raises(ConfigError) as caught:
+        config.watch_for("churn")
+    said, hint = caught.value.message, caught.value.hint or ""
+    assert "unknown key(s) ['persistance'] in [watch]" in said
+    assert "'persistence' is a policy setting, not the workspace's" in said
+    assert "[watch] every must be a span above zero" in said  # named with the others
+    assert "set watch.persistence under `watch:` in a policy file" in hint
+    assert "`regrow policy set FILE`" in hint
+    plain = Config(home=tmp_path, watch_table={"sorce": "served"})
+    with pytest.raises(ConfigError, match="did you mean 'source'") as other:
+        plain.watch_for("churn")
+    assert "policy setting" not in other.value.message

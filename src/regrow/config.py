@@ -370,7 +370,35 @@ def _watch_mistakes(
     ``given`` elsewhere (the file's values of those are not read)."""
     hint = f"the keys are {_quoted(_WATCH_KEYS)}, and [watch.SYSTEM] tables"
     read = {k: v for k, v in values.items() if k not in given}
-    return _unknown(table, values, _WATCH_KEYS, where, hint) + _wrong(table, read, _WATCH_CHECKS)
+    unknown = _unknown(table, values, _WATCH_KEYS, where, hint)
+    meant = _policy_keys([k for k in values if k not in _WATCH_KEYS])
+    if meant:  # when to act is the policy's (watch.persistence), not this file's
+        said = (
+            f"{_quoted(meant)} is a policy setting"
+            if len(meant) == 1
+            else f"{_quoted(meant)} are policy settings"
+        )
+        unknown = [
+            _Mistake(
+                f"{unknown[0].message}: {said}, not the workspace's",
+                f"set watch.{meant[0]} under `watch:` in a policy file and load it with "
+                f"`regrow policy set FILE`; in config.toml {hint}",
+            )
+        ]
+    return unknown + _wrong(table, read, _WATCH_CHECKS)
+
+
+def _policy_keys(unknown: Sequence[str]) -> list[str]:
+    """The keys of the policy's ``watch`` section that ``unknown`` keys of a ``[watch]``
+    table look like (``persistance``: ``persistence``)."""
+    if not unknown:
+        return []
+    import difflib
+
+    from regrow.plan.policy import WatchPolicy
+
+    rules = list(WatchPolicy.model_fields)
+    return [m[0] for k in unknown if (m := difflib.get_close_matches(str(k), rules, n=1))]
 
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
