@@ -192,6 +192,24 @@ def test_the_gpu_estimate_is_learned_per_row_from_the_components_gpu_history(
     assert estimate.notes == ()
 
 
+def test_a_gpu_fit_on_a_handful_of_rows_does_not_set_the_rate_of_a_large_one(
+    trained: tuple[Workspace, str, str],
+) -> None:
+    """1 GPU s on 40 rows is set-up, not 0.025 GPU s a row: the median of the rates put a
+    1,200-row fit at 16 GPU s, where the 600-row fit says 2 (as the CPU estimate pools)."""
+    ws, v1, window = trained
+    ws.apply(v1, window, [Refit("usage")], workers=1, backend=GpuBackend())
+    few = ws.snapshot(make_window(40, start="2026-03-25", days=2, seed=4), name="few")
+    ws.apply(v1, few, [Refit("usage")], workers=1, backend=GpuBackend())
+    bigger = ws.snapshot(make_window(1200, start="2026-04-01", days=20, seed=3), name="bigger")
+    ws.set_policy(Policy.from_dict({"budgets": {"max_gpu_seconds": 1.5}}))
+    with pytest.raises(PlanError):
+        ws.apply(v1, bigger, [Refit("usage")], workers=1)
+    plan = Plan.from_dict(ws.catalog.list_plans("churn")[0].body)
+    estimate = estimate_plan(ws.catalog, plan, ws.config.costs, "local")
+    assert estimate.gpu_seconds == pytest.approx(2.0)
+
+
 def test_max_cost_without_prices_is_ignored_with_a_note(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "cheap_to_refit",
     "learned_costs",
     "linear",
+    "pooled_rate",
     "prior_rate",
 ]
 
@@ -213,7 +214,7 @@ class CostModel:
         else:
             fit = self._by_component.get((component, "fit"))
             if fit and action != "fit":
-                median, weight, _ = _pooled(fit, rows)
+                median, weight, _ = pooled_rate(fit, rows)
                 rate = median * _UPDATE_FACTORS.get(action, 1.0)
                 if weight < 1:  # only fits on a few rows
                     rate = self._shrunk(rate, weight, prior)
@@ -221,7 +222,7 @@ class CostModel:
                     _OVERHEAD + rate * rows, rate, rows, f"fits of {component}, scaled"
                 )
             return CostEstimate(_OVERHEAD + prior * rows, prior, rows, "prior")
-        median, weight, left_out = _pooled(runs, rows)
+        median, weight, left_out = pooled_rate(runs, rows)
         rate = self._shrunk(median, weight, prior)
         least = f"under {_COMPARABLE * rows:,.0f} rows"
         if weight < 1:
@@ -236,9 +237,10 @@ class CostModel:
         return (rate * weight + prior * self.prior_weight) / (weight + self.prior_weight)
 
 
-def _pooled(runs: Sequence[_Run], rows: int) -> tuple[float, float, int]:
-    """The rate ``runs`` show for a task on ``rows`` rows, how many runs' worth of evidence that
-    is, and how many runs were left out for being too small.
+def pooled_rate(runs: Sequence[tuple[int, float]], rows: int) -> tuple[float, float, int]:
+    """The rate ``runs`` (each: its rows and seconds per row) show for a task on ``rows`` rows,
+    how many runs' worth of evidence that is, and how many runs were left out for being too
+    small.
 
     The runs on at least :data:`_COMPARABLE` of ``rows`` give the median of their rates, each a
     whole run's worth; the smaller ones are left out. Without any such run, the median weighted
@@ -246,9 +248,9 @@ def _pooled(runs: Sequence[_Run], rows: int) -> tuple[float, float, int]:
     small run's error is mostly the overhead misjudged, the same in every small run, so twenty
     of them are not worth more than the largest.
 
-    >>> _pooled([(8000, 0.0006), (3, 0.09)], 7000)
+    >>> pooled_rate([(8000, 0.0006), (3, 0.09)], 7000)
     (0.0006, 1, 1)
-    >>> _pooled([(3, 0.09), (50, 0.005)], 1000)
+    >>> pooled_rate([(3, 0.09), (50, 0.005)], 1000)
     (0.005, 0.5, 0)
     """
     least = _COMPARABLE * rows

@@ -37,7 +37,6 @@ memory price counts only while running. Without prices, ``max_cost`` is ignored,
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -233,7 +232,7 @@ def estimate_plan(catalog: Catalog, plan: Plan, profile: CostProfile, backend: s
         names = _trained_by(catalog, plan, action.component)
         rows = action.cost.rows if action.cost is not None else window_rows
         for name in names:
-            rate, torch, fitted = _gpu_rate(catalog, plan.system, name, earlier)
+            rate, torch, fitted = _gpu_rate(catalog, plan.system, name, earlier, rows)
             if fitted:
                 continue
             if rate is not None:
@@ -264,21 +263,25 @@ def _trained_by(catalog: Catalog, plan: Plan, component: str) -> list[str]:
 
 
 def _gpu_rate(
-    catalog: Catalog, system: str, component: str, runs: set[str]
+    catalog: Catalog, system: str, component: str, runs: set[str], rows: int
 ) -> tuple[float | None, bool, bool]:
-    """The median GPU seconds per row over ``component``'s versions that used a GPU (None:
-    none did), whether its newest version is a torch model (it may use a GPU), and whether
-    one of ``runs`` fitted it."""
+    """The GPU seconds per row ``component``'s versions that used a GPU show for a fit on
+    ``rows`` rows (None: none did), whether its newest version is a torch model (it may use a
+    GPU), and whether one of ``runs`` fitted it. The rate is pooled as the CPU estimate's is
+    (:func:`regrow.plan.costs.pooled_rate`): a fit on a handful of rows measures mostly its
+    set-up, and its rate alone would put a large fit's estimate out by orders of magnitude."""
+    from regrow.plan.costs import pooled_rate
+
     history = catalog.component_history(system, component)
-    rates = []
+    seen: list[tuple[int, float]] = []
     for version in history:
         usage = version.info.get("usage")
         if not isinstance(usage, dict):
             continue
-        gpu, rows = usage.get("gpu_seconds"), usage.get("rows")
-        if isinstance(gpu, int | float) and gpu > 0 and isinstance(rows, int) and rows > 0:
-            rates.append(gpu / rows)
+        gpu, n = usage.get("gpu_seconds"), usage.get("rows")
+        if isinstance(gpu, int | float) and gpu > 0 and isinstance(n, int) and n > 0:
+            seen.append((n, gpu / n))
     recipe = (history[0].parts.get("recipe") or {}) if history else {}
     torch = "torch" in str(recipe.get("class", "")).lower()
     fitted = any(v.run_id in runs for v in history)
-    return (statistics.median(rates) if rates else None), torch, fitted
+    return (pooled_rate(seen, max(rows, 1))[0] if seen else None), torch, fitted
