@@ -272,16 +272,38 @@ def _evaluable(
     target = models[0][1].target
     keep = frame.index
     usable: pd.DataFrame | None = None
+    most = Planning().max_unusable_share  # of rows left out: a plan's default (no policy's)
     for version, model in models:
         check = window_quality(services, version, frame, model)
-        try:
-            screen(check, Planning(), target=target)
+        try:  # a column the version reads that is missing, or holds no value it can read
+            screen(check, Planning(max_unusable_share=1.0), target=target)
         except PlanError as exc:
             raise DataError(
                 f"cannot evaluate {version.ref} on snapshot {name!r}: "
-                + exc.message.removeprefix("cannot plan on this window: "),
-                hint=exc.hint.replace("plan again", "evaluate again") if exc.hint else None,
+                + exc.message.removeprefix("cannot plan on this window: ").replace(
+                    "the window", "the snapshot"
+                ),
+                hint="evaluate on a snapshot that holds the column with its values (a column "
+                "renamed upstream: bridge it with an adapter, `regrow adapters propose`)",
             ) from None
+        left_out = check.rows - check.usable_rows
+        if left_out > most * check.rows:
+            what = "; ".join(
+                f.described
+                + (f"; member {', '.join(map(repr, f.blocked))} cannot take them" if f.blocked
+                   else "")
+                for f in check.findings
+                if f.unusable
+            )  # fmt: skip
+            raise DataError(
+                f"cannot evaluate {version.ref} on snapshot {name!r}: {version.ref} cannot "
+                f"score {left_out:,} of the snapshot's {check.rows:,} rows "
+                f"({left_out / check.rows:.1%}; an evaluation leaves out at most {most:.0%}): "
+                f"{what}",
+                hint="fill or drop those rows, store the result as a snapshot and evaluate on "
+                "it, or give the member an imputer or an encoder that takes unknown values "
+                "(e.g. OneHotEncoder(handle_unknown='ignore')) and retrain",
+            )
         unread = unreadable_labels(check, model, version.ref)
         if unread is not None:
             count, what = unread
@@ -498,10 +520,11 @@ def _training_slices(
             continue
         taken = applicable_slices(trained, frame, notes, "the evaluation snapshot")
         if taken:
+            said = "slice {} comes" if len(taken) == 1 else "slices {} come"
             notes.insert(
                 0,
-                f"slices {', '.join(taken)} are those of the snapshot {version.ref} was "
-                "trained on (the evaluation snapshot defines none)",
+                said.format(", ".join(taken)) + f" from the snapshot {version.ref} was trained "
+                "on (the evaluation snapshot defines none)",
             )
         return taken
     return {}

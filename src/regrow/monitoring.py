@@ -118,11 +118,15 @@ class MonitorResult:
 
     @property
     def multivariate_drifted(self) -> bool | None:
-        """Whether a multivariate check found drift on the whole window (None: not checked,
-        as when the planner monitors)."""
-        if self.signals is None or not self.signals.multivariate:
+        """Whether a multivariate check found drift on the whole window; None when none
+        judged it: none ran (as when the planner monitors), or the window had too few rows
+        for each (the stored summary said ``false``, no drift, of a window none had judged)."""
+        if self.signals is None:
             return None
-        return any(m.drifted for m in self.signals.multivariate if m.chunk is None)
+        judged = [
+            m for m in self.signals.multivariate if m.chunk is None and not math.isnan(m.value)
+        ]
+        return any(m.drifted for m in judged) if judged else None
 
     @property
     def drifted_columns(self) -> list[str]:

@@ -18,8 +18,11 @@ checks, costs, records and approvals as a planned update.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -274,47 +277,74 @@ def run_plan(
             else {"error": f"{type(exc).__name__}: {exc}"},
         )
         raise
-    timer.seconds["run"] = time.perf_counter() - started
-    actual = sum(o.cpu_seconds for o in result.components.values())
-    touched = [n for n, o in result.components.items() if o.action == "trained"]
-    usages = [o.usage for o in result.components.values() if o.usage is not None]
-    gpu = sum(u.gpu_seconds for u in usages)
-    prices = profile or CostProfile()
-    where = backend.name if backend is not None else "local"
-    money = sum(prices.money(where, u) for u in usages) if prices.priced else None
-    record = catalog.move_plan(
-        stored.id,
-        expected="running",
-        status="executed",
-        run_id=result.run.id,
-        result_version_id=result.version.id,
-        outcome={
-            "version": result.version.ref,
-            "trained": touched,
-            "reused": result.reused,
-            "estimated_cpu_seconds": estimated,
-            "actual_cpu_seconds": round(actual, 4),
-            "estimated_gpu_seconds": round(guess.gpu_seconds, 4),
-            "actual_gpu_seconds": round(gpu, 4),
-            "estimated_cost": _rounded(guess.money),
-            "actual_cost": _rounded(money),
-            "currency": prices.currency if prices.priced else None,
-            "notes": list(notes),
-            "per_component_cpu_seconds": {
-                n: round(o.cpu_seconds, 4)
-                for n, o in result.components.items()
-                if o.action == "trained"
+    # The run made its version: the plan is recorded as executed whole, Ctrl-C held till
+    # then (landing in the write, it left the plan "running": neither run again nor
+    # recorded as having made the version).
+    with _signals_held():
+        timer.seconds["run"] = time.perf_counter() - started
+        actual = sum(o.cpu_seconds for o in result.components.values())
+        touched = [n for n, o in result.components.items() if o.action == "trained"]
+        usages = [o.usage for o in result.components.values() if o.usage is not None]
+        gpu = sum(u.gpu_seconds for u in usages)
+        prices = profile or CostProfile()
+        where = backend.name if backend is not None else "local"
+        money = sum(prices.money(where, u) for u in usages) if prices.priced else None
+        record = catalog.move_plan(
+            stored.id,
+            expected="running",
+            status="executed",
+            run_id=result.run.id,
+            result_version_id=result.version.id,
+            outcome={
+                "version": result.version.ref,
+                "trained": touched,
+                "reused": result.reused,
+                "estimated_cpu_seconds": estimated,
+                "actual_cpu_seconds": round(actual, 4),
+                "estimated_gpu_seconds": round(guess.gpu_seconds, 4),
+                "actual_gpu_seconds": round(gpu, 4),
+                "estimated_cost": _rounded(guess.money),
+                "actual_cost": _rounded(money),
+                "currency": prices.currency if prices.priced else None,
+                "notes": list(notes),
+                "per_component_cpu_seconds": {
+                    n: round(o.cpu_seconds, 4)
+                    for n, o in result.components.items()
+                    if o.action == "trained"
+                },
+                "timings": {k: round(v, 4) for k, v in timer.seconds.items()},
             },
-            "timings": {k: round(v, 4) for k, v in timer.seconds.items()},
-        },
-    )
-    record_candidate(catalog, stored.id, result.version.id)
-    return PlanRun(
-        plan, record, result, estimated, actual, dict(timer.seconds),
-        estimated_gpu_seconds=guess.gpu_seconds, actual_gpu_seconds=gpu,
-        estimated_cost=guess.money, actual_cost=money,
-        currency=prices.currency if prices.priced else "", notes=notes,
-    )  # fmt: skip
+        )
+        record_candidate(catalog, stored.id, result.version.id)
+        return PlanRun(
+            plan, record, result, estimated, actual, dict(timer.seconds),
+            estimated_gpu_seconds=guess.gpu_seconds, actual_gpu_seconds=gpu,
+            estimated_cost=guess.money, actual_cost=money,
+            currency=prices.currency if prices.priced else "", notes=notes,
+        )  # fmt: skip
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs: one that came is handled by
+    the handler it found once the block is done (if the block fails, its error stops the
+    command instead). Only in the main thread, where handlers run, and for a signal with a
+    handler of Python's (one ignored or left to the system is left so).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    found = {n: h for n in (signal.SIGINT, signal.SIGTERM) if callable(h := signal.getsignal(n))}
+    came: list[signal.Signals] = []
+    for held in found:
+        signal.signal(held, lambda signum, frame: came.append(signal.Signals(signum)))
+    try:
+        yield
+    finally:
+        for held, handler in found.items():
+            signal.signal(held, handler)
+    if came:  # the first is enough: it stops the command
+        found[came[0]](came[0], None)
 
 
 def _rounded(money: float | None) -> float | None:

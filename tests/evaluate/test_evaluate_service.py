@@ -318,7 +318,7 @@ def test_a_snapshot_without_slices_is_judged_on_the_training_snapshots_slices(
     assert set(comparison.slices) == {"monthly"}
     # v2 was updated on a window without slices: the slices are its baseline's training's
     assert comparison.notes[0] == (
-        "slices monthly are those of the snapshot churn:v1 was trained on (the evaluation "
+        "slice monthly comes from the snapshot churn:v1 was trained on (the evaluation "
         "snapshot defines none)"
     )
     assert comparison.notes[1].startswith(

@@ -79,8 +79,9 @@ def test_missing_values_in_a_file_are_nulls(
     # the logistic regression refuses NaN: the error names the empty cells and their rows,
     # with a hint for a file (not the server's metadata endpoint), and no traceback
     assert code == 2
-    assert "cannot score rows with empty values: 'age' in 1 row(s) (rows 2)" in err
-    assert "'income' in 1 row(s) (rows 1)" in err
+    # rows count from 0, as `regrow monitor` counts them (it said rows 2 and 1)
+    assert "empty values (rows count from 0): 'age' in 1 row(s) (rows 1)" in err
+    assert "'income' in 1 row(s) (rows 0)" in err
     assert "Default adapter" in err
     assert "/v2/models" not in err
     assert "Traceback" not in err

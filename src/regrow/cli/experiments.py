@@ -49,7 +49,7 @@ def experiments_list(
         out.print("no experiments" + (f" tagged {tag!r}" if tag else ""))
         return
     # Gains are positive when better: the expected one in the plan's loss on the window's
-    # held-out rows, the actual one in the evaluation's metric (`show` names both). A
+    # held-out rows, the actual one in the evaluation's metric, each labelled with it. A
     # rollout's outcome (promoted, rolled back, or the state it is in) is its own column:
     # the verdict is the offline evaluation's.
     table = Table(title="experiments")
@@ -61,8 +61,9 @@ def experiments_list(
         table.add_row(
             r.id[:12], r.kind, r.system,
             f"{_ref(refs, r.version_id)} -> {_ref(refs, r.candidate_id)}", ", ".join(r.tags),
-            _change(e.get("gain"), e.get("gain_interval"), digits=3, sep="\n"),
-            _change(a.get("improvement"), a.get("improvement_ci"), digits=3, sep="\n"),
+            _change(e.get("gain"), e.get("gain_interval"), e.get("loss"), digits=3, sep="\n"),
+            _change(a.get("improvement"), a.get("improvement_ci"), a.get("metric"), digits=3,
+                    sep="\n"),
             _verdict(a.get("verdict")), _rollout_state(rollouts.get(r.id)),
         )  # fmt: skip
     out.print(table)
@@ -215,13 +216,13 @@ def _side_by_side(record: ExperimentRecord, refs: dict[str, str], links: dict[st
 def _change(
     value: Any, interval: Any = None, unit: Any = None, *, digits: int = 4, sep: str = " "
 ) -> str:
-    """``+0.03123 [0.01, 0.05] roc_auc`` (``digits`` significant), ``-`` for nothing."""
+    """``+0.03123 roc_auc [0.01, 0.05]`` (``digits`` significant), ``-`` for nothing."""
     if value is None:
         return "-"
-    text = f"{value:+.{digits}g}"
+    text = f"{value:+.{digits}g}" + (f" {unit}" if unit else "")
     if interval and None not in interval:
         text += f"{sep}[{interval[0]:.{digits}g}, {interval[1]:.{digits}g}]"
-    return f"{text} {unit}" if unit else text
+    return text
 
 
 def _num(value: Any, decimals: int | None = None) -> str:

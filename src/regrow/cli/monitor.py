@@ -311,9 +311,11 @@ def list_reports(
 
 
 def _multivariate_cell(summary: Mapping[str, Any], report: Mapping[str, Any]) -> str:
-    """A stored report's multivariate verdict in one word: ``too few`` when every check of
-    the whole window had too few rows to judge (its summary then says no drift, which the
-    report itself does not: `regrow monitor` printed "5 rows: too few to tell")."""
+    """A stored report's multivariate verdict in one word: ``yes`` or ``no``; ``too few``
+    when every check of the whole window had too few rows to judge (`regrow monitor`
+    printed "5 rows: too few to tell"), ``-`` when none ran. The summary says None for
+    both (those stored before said no drift for the former): the checks' values tell them
+    apart."""
     whole = [m for m in report.get("multivariate") or [] if m.get("chunk") is None]
     if whole and all(m.get("value") is None for m in whole):
         return "too few"

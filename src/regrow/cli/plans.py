@@ -15,8 +15,10 @@ from regrow.cli._app import (
     AsJson,
     Backend,
     Home,
+    Stopped,
     Window,
     app,
+    err,
     executor,
     known_system,
     note_bare_ref,
@@ -29,7 +31,10 @@ from regrow.cli._progress import print_timings, progress_line, with_progress
 from regrow.cli._render import show_run
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from regrow.plan.plan import Plan
+    from regrow.plan_runs import PlanRun
 
 __all__ = ["plans_app", "policy_app"]
 
@@ -212,14 +217,54 @@ def run_command(
     as_json: AsJson = False,
 ) -> None:
     """Run a stored plan: only its actions, every other component reused."""
-    with (
-        workspace(home) as ws,
-        executor(ws, backend, address, workers) as chosen,
-        progress_line(not as_json) as progress,
-    ):
-        ran = with_progress(ws.run_plan, progress)(
-            plan_id, approve=approve, seed=seed, workers=workers, backend=chosen
+    from datetime import UTC, datetime
+
+    started = datetime.now(UTC)
+    try:
+        with (
+            workspace(home) as ws,
+            executor(ws, backend, address, workers) as chosen,
+            progress_line(not as_json) as progress,
+        ):
+            ran = with_progress(ws.run_plan, progress)(
+                plan_id, approve=approve, seed=seed, workers=workers, backend=chosen
+            )
+        _show_ran(ran, as_json)
+    except KeyboardInterrupt:
+        _stopped_after_the_run(home, plan_id, started)
+        raise  # stopped before: what it fitted is kept, and running again resumes
+
+
+def _stopped_after_the_run(home: Path | None, plan_id: str, started: datetime) -> None:
+    """On Ctrl-C: when the plan was executed since ``started`` (the signal came once its run
+    was recorded), say what it made and stop with 130; "run again to resume" sent the user
+    to a plan that "ran already". Else return: the run stopped before its end."""
+    try:
+        with workspace(home) as ws:
+            record = ws.catalog.get_plan(plan_id)
+            made = (
+                ws.catalog.get_system_version(record.result_version_id).ref
+                if record.status == "executed"
+                and record.result_version_id
+                and record.updated_at >= started
+                else None
+            )
+    except Exception:  # a look on the way out: failing it, the usual line is printed
+        return
+    if made is None:
+        return
+    err.print(
+        Text.assemble(
+            ("interrupted", "bold yellow"),
+            f" after the run finished: plan {record.id[:12]} made {made} "
+            f"(`regrow plans show {record.id[:12]}`)",
         )
+    )
+    raise Stopped(130) from None
+
+
+def _show_ran(ran: PlanRun, as_json: bool) -> None:
+    """What `regrow run` prints once the plan ran."""
     if as_json:
         print_json(
             {

@@ -34,6 +34,7 @@ that separates the rows predicted positive from the rest), else 0.5.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,9 +84,11 @@ class PredictionMonitorResult:
         return self.drift.drifted_columns
 
     @property
-    def multivariate_drifted(self) -> bool:
-        """Whether a multivariate check found drift on the whole window."""
-        return any(m.drifted for m in self.multivariate if m.chunk is None)
+    def multivariate_drifted(self) -> bool | None:
+        """Whether a multivariate check found drift on the whole window; None when none
+        judged it (none ran, or the window had too few rows for each)."""
+        judged = [m for m in self.multivariate if m.chunk is None and not math.isnan(m.value)]
+        return any(m.drifted for m in judged) if judged else None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON (the schema the HTML report and ``--json`` share)."""
@@ -201,11 +204,12 @@ def monitor_predictions(
             notes.append(f"multivariate drift is not checked: {exc.message}")
     with timer.step("estimates"):
         ref_scored = Scored(
-            reference[chosen], _outputs(model_task, reference, prediction, scores),
+            reference[chosen], _outputs(model_task, reference, prediction, scores, "reference"),
             reference[target].to_numpy(object) if target else None,
         )  # fmt: skip
         win_scored = Scored(
-            window.reindex(columns=chosen), _outputs(model_task, window, prediction, scores),
+            window.reindex(columns=chosen),
+            _outputs(model_task, window, prediction, scores, "window"),
             window[target].to_numpy(object) if target and target in window.columns else None,
         )  # fmt: skip
         if model_task.kind == "classification" and not scores:
@@ -372,8 +376,11 @@ def _infer_threshold(
 
 
 def _outputs(
-    task: Task, frame: pd.DataFrame, prediction: str, scores: Mapping[Any, str]
+    task: Task, frame: pd.DataFrame, prediction: str, scores: Mapping[Any, str], what: str
 ) -> np.ndarray:
+    """The model's outputs in ``frame`` (the ``what``: reference or window): its predictions
+    for a regressor, its scores for a classifier; a score that is not a number is refused,
+    named by column, row and value."""
     if task.kind == "regression":
         return pd.to_numeric(frame[prediction], errors="coerce").to_numpy(float)
     if not scores:
@@ -381,11 +388,19 @@ def _outputs(
     matrix = np.column_stack(
         [pd.to_numeric(frame[c], errors="coerce").to_numpy(float) for c in scores.values()]
     )
-    bad = ~np.isfinite(matrix).all(axis=1)
+    bad = ~np.isfinite(matrix)
     if bad.any():
+        said = []
+        for j, column in enumerate(scores.values()):
+            rows = np.flatnonzero(bad[:, j])
+            if len(rows):
+                value = frame[column].iloc[rows[0]]
+                shown = "null" if pd.isna(value) else repr(value)
+                said.append(f"{column!r} in {len(rows):,} row(s) (the first, row {rows[0]}: "
+                            f"{shown})")  # fmt: skip
         raise DataError(
-            f"{int(bad.sum()):,} rows have a missing or non-numeric score (first at row "
-            f"{int(np.flatnonzero(bad)[0])})",
-            hint="drop those rows or fill the scores before monitoring",
+            f"{int(bad.any(axis=1).sum()):,} row(s) of the {what} have a missing or non-numeric "
+            f"score (rows count from 0): {'; '.join(said)}",
+            hint=f"drop those rows or fill their scores in the {what} file before monitoring",
         )
     return matrix[:, 0] if matrix.shape[1] == 1 else matrix

@@ -795,8 +795,13 @@ class Policy(_Strict):
             return MonitoringPolicy.model_validate(merged)
         except ValidationError as exc:
             said = "; ".join(_describe(e) for e in exc.errors())
-            if "unknown metric" in said:
-                hint = "name a metric of the list"
+            if "unknown metric" in said and "known: " in said:
+                hint = "name one of the metrics listed"
+            elif "unknown metric" in said:  # a close name was given instead of the list
+                hint = "name one of " + "; ".join(
+                    f"{task}: {', '.join(alert_metrics(task))}"
+                    for task in ("classification", "regression")
+                )
             elif any(e["type"] == "policy_error" for e in exc.errors()):
                 hint = "give a threshold the metric can reach"
             else:

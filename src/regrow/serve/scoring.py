@@ -121,9 +121,10 @@ def _file_error(
     """What a file the version could not score must change, from the monitor's data-quality
     check of its rows (:func:`regrow.monitoring.window_quality`: which values a member cannot
     take): its empty cells when those are what a member refuses (named with their rows,
-    counted from 1), else the check's findings, else the model's own complaint; with a hint
-    for a file, not a request: for a missing input column, the file's column that may be it
-    renamed (as `regrow monitor` says), and how to bridge a rename with an adapter."""
+    counted from 0 as `regrow monitor` counts them), else the check's findings, else the
+    model's own complaint; with a hint for a file, not a request: for a missing input
+    column, the file's column that may be it renamed (as `regrow monitor` says), and how to
+    bridge a rename with an adapter."""
     from regrow.monitoring import window_quality
 
     try:
@@ -135,13 +136,13 @@ def _file_error(
     empty = [f for f in blocked if f.kind == "nulls"]
     if empty and not missing:  # a missing column is what to fix first
         said = "; ".join(
-            f"{f.column!r} in {f.rows:,} row(s) (rows {', '.join(str(r + 1) for r in f.examples)}"
+            f"{f.column!r} in {f.rows:,} row(s) (rows {', '.join(str(r) for r in f.examples)}"
             + (", ..." if f.rows > len(f.examples) else "")
             + ")"
             for f in empty
         )
         return DataError(
-            f"the model cannot score rows with empty values: {said}",
+            f"the model cannot score rows with empty values (rows count from 0): {said}",
             hint="fill those cells or drop those rows before scoring, or give the system a "
             "Default adapter for the column (docs/contracts.md)",
         )
