@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from regrow import Ensemble, Member, System, Workspace
 from regrow.cli import _app
 from regrow.demo import make_window
+from regrow.errors import RunError
 from regrow.testing import run_cli as run
 
 
@@ -36,7 +37,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     later.head(5).to_csv(path.parent / "five.csv", index=False)
     later.drop(columns=["churned"]).to_csv(path.parent / "unlabelled.csv", index=False)
     other = make_window(400, start="2026-05-01", days=14, seed=2, expanded=True)
-    other.drop(columns=["churned"]).to_csv(path.parent / "unlabelled2.csv", index=False)
+    # labels on 60 rows: too few for the probes, so broad drift escalates before them
+    few = other.assign(churned=other["churned"].where(other.index < 60))
+    few.to_csv(path.parent / "few-labels.csv", index=False)
+    more = make_window(400, start="2026-06-01", days=14, seed=3, expanded=True)
+    more.assign(churned=more["churned"].where(more.index < 60)).to_csv(
+        path.parent / "few-labels2.csv", index=False
+    )
     (path.parent / "eager.yaml").write_text("escalation:\n  max_drifted_share: 0.01\n")
     return path
 
@@ -100,18 +107,23 @@ def test_monitor_list_says_too_few_for_a_window_too_small_to_judge(
 
 
 def test_a_plan_that_failed_before_fitting_shows_its_error_not_dashes(
-    capsys: pytest.CaptureFixture[str], home: Path
+    capsys: pytest.CaptureFixture[str], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a full retrain planned on a window without labels fails before fitting anything;
+    # a run that fails before fitting anything (here: the runner refuses at once);
     # `plans show` printed "outcome: -; CPU - s (estimated - s); error: ..."
     code, out, err = run(capsys, "plan", "--version", "churn:v1", "--window",
-                         str(home.parent / "unlabelled.csv"), "--policy",
+                         str(home.parent / "few-labels.csv"), "--policy",
                          str(home.parent / "eager.yaml"), "--home", str(home))  # fmt: skip
     assert code == 0, err
     assert "escalated to a full retrain" in out
     plan_id = out.split()[1]
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise RunError("the runner refused", hint="none")
+
+    monkeypatch.setattr("regrow.plan_runs.execute", refused)
     code, _, err = run(capsys, "run", plan_id, "--approve", "--home", str(home))
-    assert code == 2
+    assert code == 2, err
     code, out, err = run(capsys, "plans", "show", plan_id, "--home", str(home))
     assert code == 0, err
     outcome = next(line for line in out.splitlines() if line.startswith("outcome:"))
@@ -124,7 +136,7 @@ def test_an_interrupted_plan_that_needs_approval_resumes_with_approve(
 ) -> None:
     # the status line said only "`regrow run PLAN` resumes": refused without --approve
     with Workspace.open(home) as ws:
-        plan = ws.plan("churn:v1", str(home.parent / "unlabelled2.csv"),
+        plan = ws.plan("churn:v1", str(home.parent / "few-labels2.csv"),
                        policy=home.parent / "eager.yaml")  # fmt: skip
         assert plan.needs_approval
         # what a run stopped by Ctrl-C records (regrow.plan_runs)
