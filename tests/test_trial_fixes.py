@@ -274,3 +274,15 @@ def test_experiments_list_labels_each_gain_with_its_metric(
     assert code == 0, err
     assert "+0.0777 log_loss" in out
     assert " roc_auc" in out.split("+0.0777 log_loss")[1].splitlines()[0]
+
+
+def test_a_window_given_as_a_file_is_stored_with_the_files_path_as_its_source(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `regrow snapshot show` of the stored window said "source: pyarrow.Table"
+    path = tmp_path / "w.parquet"
+    make_window(50, start="2026-06-01", days=5, seed=6).to_parquet(path)
+    with Workspace.open(home) as ws:
+        result = ws.monitor("churn:v1", path)
+        info = ws.catalog.describe_snapshot(result.window.id)
+    assert info["source"] == str(path.resolve())

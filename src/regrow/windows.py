@@ -14,9 +14,11 @@ duplicated column names) is refused, with a :class:`~regrow.errors.DataError`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -51,12 +53,14 @@ class Window:
 
     ``pending`` is the table to store when the window came as rows (see :func:`open_window`);
     ``record`` is then what the snapshot will be, and ``notes`` say what was left out of it.
+    ``source`` is the file the rows were read from (None: rows given as a table).
     """
 
     record: SnapshotRecord
     frame: pd.DataFrame = field(repr=False)
     notes: tuple[str, ...] = ()
     pending: pa.Table | None = field(default=None, repr=False)
+    source: str | None = None
 
 
 def read_through_adapters(
@@ -130,6 +134,8 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
         window = adapted
     catalog = services.catalog
     reference = catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
+    # a file's path is where the rows came from (the table read from it: "pyarrow.Table")
+    source = str(Path(window).resolve()) if isinstance(window, str | os.PathLike) else None
     table = to_arrow(window)
     if version.spec.get("adapters") and stored is None:
         rows = table.to_pandas()
@@ -168,7 +174,7 @@ def open_window(services: Services, version: SystemVersionRecord, window: Any) -
         slices=dict(prepared.slices),
         created_at=datetime.now(UTC),
     )
-    return Window(record, prepared.table.to_pandas(), tuple(notes), prepared.table)
+    return Window(record, prepared.table.to_pandas(), tuple(notes), prepared.table, source)
 
 
 def store_window(services: Services, window: Window) -> SnapshotRecord:
@@ -183,6 +189,7 @@ def store_window(services: Services, window: Window) -> SnapshotRecord:
         time_column=rec.time_column,
         slices=rec.slices or None,
         check_schema=False,
+        source=window.source,
     )
 
 

@@ -192,6 +192,7 @@ class Workspace(GovernanceMixin):
         check_schema: bool = True,
         delimiter: str | None = None,
         monitor_reference: str | None = None,
+        source: str | None = None,
     ) -> SnapshotRecord:
         """Store ``data`` (DataFrame, Arrow table, or CSV/Parquet path) as an immutable snapshot.
 
@@ -209,6 +210,8 @@ class Workspace(GovernanceMixin):
         it: dirty data there is a signal to report, not a reason to refuse.
 
         ``delimiter`` is a CSV file's delimiter (default: found from its first lines).
+        ``source`` is where the rows came from, as `regrow snapshot show` says (default: the
+        file's path, or the kind of table given).
         ``monitor_reference`` (a snapshot holding part of ``data``; default: this one) is what
         later windows are compared with when a version trained on this snapshot is monitored
         (drift, multivariate drift, label-free estimates): an update that learnt from a window
@@ -233,6 +236,7 @@ class Workspace(GovernanceMixin):
             name=name,
             delimiter=delimiter,
             like=like,
+            source=source,
         )
         parent_ids = tuple(self.catalog.get_snapshot(p).id for p in parents)
         existed = False

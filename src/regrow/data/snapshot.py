@@ -103,6 +103,7 @@ def prepare_snapshot(
     name: str | None = None,
     delimiter: str | None = None,
     like: Schema | None = None,
+    source: str | None = None,
 ) -> PreparedSnapshot:
     """Validate ``data`` (anything :func:`~regrow.data.to_arrow` accepts) and encode it.
 
@@ -116,6 +117,8 @@ def prepare_snapshot(
     * ``like``: the schema of the name's previous snapshot; without a declared ``schema``,
       columns are read as it says where no value changes (see
       :func:`~regrow.data.snapshot_safety.align_to`).
+    * ``source``: where the rows came from, as recorded (default: the file's path, or the
+      kind of table given).
 
     ``inf`` and ``-inf`` become nulls, as NaN does, and each column that had some gets a note.
 
@@ -176,7 +179,7 @@ def prepare_snapshot(
             rows=table.num_rows,
             notes=tuple(sorted(notes, key=lambda n: table.column_names.index(n.column))),
             slice_rows=slice_rows,
-            source=_source(data),
+            source=source or _source(data),
         )
 
 
