@@ -549,7 +549,10 @@ def test_a_snapshot_with_a_stray_value_does_not_fail_the_windows_after_it(
     with Watcher(ws, "churn", SnapshotSource("daily")) as watcher:
         first, second = watcher.run(once=True)
     assert [c.state for c in (first, second)] == ["done", "done"], second.body.get("end")
-    assert second.body["window"]["labelled_rows"] == 1500  # the clean snapshot's alone
+    # both snapshots' (the stray cell is read as empty, not a reason to drop its snapshot)
+    assert second.body["window"]["labelled_rows"] == 3000
+    said = second.body["window"]["labelled_from"]
+    assert "1 value of 'network_quality' is not a number ('oops', row " in said
 
 
 def test_a_file_with_a_renamed_column_does_not_spoil_the_labelled_rows_after_it(
@@ -574,6 +577,8 @@ def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
 ) -> None:
     # The window's own kinds were the rule: one stray string in the newest file threw away
     # the labelled rows of every clean file before it, and "from the last 3 files" hid it.
+    # Then the file itself was left out for its one stray cell: now that cell is read as
+    # empty, and said so.
     folder = ws.config.home / "csv"
     folder.mkdir()
     for day in range(2):
@@ -586,16 +591,18 @@ def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
     source = FilesSource(str(folder / "*.csv"), label_files=3, settle_seconds=0)
     *_, newest = source.windows(ws, "churn")
     assert newest.labelled is not None
-    assert len(newest.labelled) == 2000
+    assert len(newest.labelled) == 3000
     assert newest.labelled_from == (
-        "the last 3 files (1 left out: day02.csv: 'tenure_months' holds text, not number)"
+        "the last 3 files; day02.csv: 1 value of 'tenure_months' is not a number ('unknown', "
+        "row 3): read as empty"
     )
+    assert newest.labelled["tenure_months"].isna().sum() == 1  # set aside downstream
     with Watcher(ws, "churn", source) as watcher:
         *_, cycle = watcher.run(once=True)
-    assert cycle.body["window"]["labelled_rows"] == 2000
+    assert cycle.body["window"]["labelled_rows"] == 3000
     code, out, _ = run_cli(capsys, "watch", "churn", "--show", "3", "--home", str(ws.config.home))
     assert code == 0
-    assert "2,000 labelled rows from the last 3 files (1 left out: day02.csv" in out
+    assert "3,000 labelled rows from the last 3 files; day02.csv: 1 value of 'tenure_" in out
 
 
 def test_a_watcher_started_before_its_data_says_what_it_waits_for_once_and_waits(
@@ -843,7 +850,7 @@ def test_the_loop_docs_say_where_a_files_glob_is_relative_to() -> None:
         (["watch", "churn", "--source", "files: ", "--once"], "names no files"),
         (["watch", "churn", "--source", "w/*.csv", "--once"], "--source 'files:w/*.csv'"),
         (["watch", "churn:v1", "--once"], "watch takes SYSTEM or SYSTEM@ALIAS"),
-        (["watch", "churn", "--show", "9"], "unknown watch cycle of 'churn' '9'"),
+        (["watch", "churn", "--show", "9"], "churn has no watch cycle 9 ("),
         (["watch"], "name the system to watch"),
     ],
 )

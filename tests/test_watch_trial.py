@@ -207,3 +207,126 @@ def test_show_does_not_say_not_acting_beside_the_reason_a_cycle_acted(
     assert "act: " in out
     assert "not acting:" not in out
     assert "not a reason to act: " in out
+
+
+def test_one_stray_cell_is_read_as_empty_not_a_reason_to_drop_the_files_labels(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 'oops' in one cell of a numeric column made the file's column text: all its labelled
+    # rows were left out ("1 left out: day02.csv: 'distance_km' holds text, not number"),
+    # where `regrow monitor` sets aside only that row.
+    folder = ws.config.home / "windows"
+    folder.mkdir()
+    for i in range(3):
+        frame = _day(i)
+        if i == 2:
+            frame["distance_km"] = frame["distance_km"].astype(object)
+            frame.loc[17, "distance_km"] = "oops"
+        frame.to_csv(folder / f"day{i:02d}.csv", index=False)
+        at = pd.Timestamp.now().timestamp() - 3600 + i
+        os.utime(folder / f"day{i:02d}.csv", (at, at))
+    source = FilesSource(str(folder / "*.csv"))
+    with Watcher(ws, "churn", source, policy=_policy(persistence=9), dry_run=True) as watcher:
+        *_, last = watcher.run(once=True)
+    window = last.body["window"]
+    assert window["labelled_rows"] == 3 * 1500
+    assert window["labelled_from"] == (
+        "the last 3 files; day02.csv: 1 value of 'distance_km' is not a number ('oops', row 17):"
+        " read as empty"
+    )
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", str(last.number),
+                           "--home", str(ws.config.home))  # fmt: skip
+    assert code == 0, out
+    assert "4,500 labelled rows from the last 3 files; day02.csv: 1 value of" in out
+
+
+def test_a_column_of_words_still_leaves_its_file_out_and_strays_are_counted() -> None:
+    from regrow.loop.watch import _stack
+
+    clean = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [1, 0, 1, 0]})
+    stray = clean.assign(x=["1.5", "n/a", "2", "-"])  # numbers but for two cells
+    words = clean.assign(x=["low", "high", "mid", "3"])  # text, not a stray cell
+    stacked, left_out, emptied = _stack(
+        [("a.csv", clean), ("b.csv", stray), ("c.csv", words)], like=clean, reads=["x"]
+    )
+    assert stacked is not None
+    assert len(stacked) == 8
+    assert stacked["x"].iloc[4:].fillna(-1).tolist() == [1.5, -1, 2.0, -1]  # nulls, set aside
+    assert left_out == ["c.csv: 'x' holds text, not number"]
+    assert emptied == ["b.csv: 2 values of 'x' are not numbers ('n/a', row 1; '-', row 3): "
+                       "read as empty"]  # fmt: skip
+
+
+def test_without_a_time_column_the_forecast_follows_the_cycles_not_the_file_times(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After `cp -r` of the window files, their times came out in another order than their
+    # names (w07 a few ms before w05), and the forecast's points followed the file times.
+    import regrow.forecast
+
+    source = _files(ws.config.home / "windows", [_day(i) for i in range(5)])
+    past = pd.Timestamp.now().timestamp() - 3600
+    for i, shift in enumerate([3, 1, 4, 0, 2]):
+        os.utime(ws.config.home / "windows" / f"day{i:02d}.parquet", (past + shift,) * 2)
+    series: list[list[float]] = []
+    real = regrow.forecast.forecast
+
+    def spy(points: Any, **how: Any) -> Any:
+        series.append([p.value for p in points])
+        return real(points, **how)
+
+    monkeypatch.setattr(regrow.forecast, "forecast", spy)
+    policy = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=9)
+    with Watcher(ws, "churn", source, policy=policy, dry_run=True) as watcher:
+        cycles = watcher.run(once=True)
+    readings = [c.body["forecast"]["realised"]["value"] for c in cycles]
+    assert len(set(readings)) == 5
+    main, by_labels = series[-2:]  # the last cycle's: its series, and the labels' alone
+    assert main == readings
+    assert by_labels == readings
+
+
+def test_a_refused_watcher_does_not_say_it_is_watching(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "watching churn@champion: ... Ctrl-C stops" came first, then the refusal.
+    ws.catalog.watches.acquire("churn", holder="another", seconds=120)
+    code, _, err = run_cli(capsys, "watch", "churn", "--once", "--source", "files:none/*.csv",
+                           "--home", str(ws.config.home))  # fmt: skip
+    assert code == 2
+    assert "'churn' is already watched by watcher" in err
+    assert "watching" not in err
+    ws.catalog.watches.release("churn", holder="another")
+    code, _, err = run_cli(capsys, "watch", "churn", "--once", "--source", "files:none/*.csv",
+                           "--home", str(ws.config.home))  # fmt: skip
+    assert code == 0, err
+    assert "watching churn@champion: windows from files:none/*.csv" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (
+            ["chrun", "--once"],
+            "unknown system 'chrun'",
+            "no system is named 'chrun'; did you mean 'churn'?",
+        ),
+        (
+            ["churn", "--show", "99"],
+            "churn has no watch cycle 99 (its cycles are 1-2)",
+            "`regrow watch churn --history` lists them",
+        ),
+    ],
+)
+def test_watch_says_what_other_commands_say_of_a_bad_name_or_number(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], args: list[str], error: str, hint: str
+) -> None:
+    # "the systems are churn" where other commands say "did you mean"; "unknown watch cycle
+    # of 'churn' '99'"
+    source = _files(ws.config.home / "windows", [_day(i) for i in range(2)])
+    with Watcher(ws, "churn", source, policy=_policy(persistence=9), dry_run=True) as watcher:
+        watcher.run(once=True)
+    code, _, err = run_cli(capsys, "watch", *args, "--home", str(ws.config.home))
+    assert code == 2
+    assert f"error: {error}\n" in err
+    assert f"hint: {hint}\n" in err

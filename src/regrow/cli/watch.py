@@ -27,10 +27,11 @@ from regrow.cli._app import (
     print_json,
     workspace,
 )
-from regrow.errors import ConfigError
+from regrow.errors import ConfigError, NotFound, RegrowError
 
 if TYPE_CHECKING:
     from regrow.catalog.watches import WatchCycleRecord, WatchLeaseRecord
+    from regrow.workspace import Workspace
 
 __all__ = ["watch"]
 
@@ -135,22 +136,24 @@ def _watch(
             lease_seconds=settings.lease_seconds,
             on_event=(lambda e: print_json(e)) if as_json else _print_event,
         )
-        if not as_json:
-            mode = " (dry run)" if dry_run else ""
-            cut = (
-                f"a window once {after:,} new labelled row(s) came, looked for every "
-                f"{every or settings.every}"
-                if after is not None
-                else f"every {every or settings.every}"
-            )
-            err.print(
-                f"watching {watcher.system}@{watcher.alias}{mode}: windows from "
-                f"{source or settings.source}, {cut}; "
-                "Ctrl-C stops (a cycle in progress resumes next time)",
-                highlight=False,
-            )
+        cut = (
+            f"a window once {after:,} new labelled row(s) came, looked for every "
+            f"{every or settings.every}"
+            if after is not None
+            else f"every {every or settings.every}"
+        )
         try:
             with watcher, _terminated_as_interrupted():
+                # said once the lease is held: a watcher refused it (another holds it) said
+                # "watching" before the refusal
+                if not as_json:
+                    err.print(
+                        f"watching {watcher.system}@{watcher.alias}"
+                        f"{' (dry run)' if dry_run else ''}: windows from "
+                        f"{source or settings.source}, {cut}; "
+                        "Ctrl-C stops (a cycle in progress resumes next time)",
+                        highlight=False,
+                    )
                 done = watcher.run(every=span, cycles=cycles, once=once)
             why = watcher.waiting_for() if not done else None
         except KeyboardInterrupt as stop:
@@ -285,7 +288,7 @@ def _read_back(
             ws.catalog.get_alias(system, alias)  # unknown: says which exist
         watched = _watched(ws.catalog.watches.lease(system))
         if number is not None:
-            cycle = ws.catalog.watches.cycle(system, number)
+            cycle = _cycle(ws, system, number)
             if as_json:
                 print_json(cycle.to_dict())
             else:
@@ -331,6 +334,35 @@ def _read_back(
             _short(why, max(20, out.size.width - 60)),
         )
     out.print(table)
+
+
+def _cycle(ws: Workspace, system: str, number: int) -> WatchCycleRecord:
+    """Cycle ``number`` of ``system``; an unknown one is refused with the numbers it has."""
+    try:
+        return ws.catalog.watches.cycle(system, number)
+    except NotFound:
+        newest = max((c.number for c in ws.catalog.watches.cycles(system, limit=5)), default=0)
+    if not newest:
+        raise _UnknownCycle(
+            f"{system} has no watch cycle {number} (it has none yet)",
+            str(number),
+            hint=f"start one with `regrow watch {system}`",
+        )
+    has = "its only cycle is 1" if newest == 1 else f"its cycles are 1-{newest}"
+    raise _UnknownCycle(
+        f"{system} has no watch cycle {number} ({has})",
+        str(number),
+        hint=f"`regrow watch {system} --history` lists them",
+    )
+
+
+class _UnknownCycle(NotFound):
+    """A cycle number a system has not reached, said with the numbers it has (the catalog's
+    "unknown watch cycle of 'risk' '99'" said neither)."""
+
+    def __init__(self, message: str, ref: str, *, hint: str) -> None:
+        self.ref = ref
+        RegrowError.__init__(self, message, hint=hint)
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -219,22 +219,32 @@ def _stack(
     parts: Sequence[tuple[str, pd.DataFrame | None]],
     like: pd.DataFrame | None = None,
     reads: Collection[str] = (),
-) -> tuple[pd.DataFrame | None, list[str]]:
-    """The labelled ``parts`` (each named: a file, a snapshot) stacked, and why any was left
-    out. With ``like`` (the window's rows), a part is left out when a column holds values of
-    another kind (numbers, text, times) than most rows of the parts and the window have (a
-    stray string turns a file's numeric column into text: stacked, the column would be text
-    for every part), or when it lacks a column of ``reads`` (what the system reads) the
-    window holds (a renamed column: its rows would have no value there). A window with the
-    stray string itself does not throw away the clean labelled rows before it."""
+) -> tuple[pd.DataFrame | None, list[str], list[str]]:
+    """The labelled ``parts`` (each named: a file, a snapshot) stacked, why any was left out,
+    and what was read as empty. With ``like`` (the window's rows), a part is left out when a
+    column holds values of another kind (numbers, text, times) than most rows of the parts
+    and the window have (stacked, the column would be text for every part), or when it lacks
+    a column of ``reads`` (what the system reads) the window holds (a renamed column: its
+    rows would have no value there). A column of numbers with a few stray strings (``'oops'``
+    in one cell: read as text) is read as numbers where most rows hold numbers there, its
+    stray cells as nulls (set aside downstream like any null, as `regrow monitor` sets
+    aside such a row), and said so: one cell does not throw away a file's labelled rows. A
+    window with a stray string itself does not throw away the clean labelled rows before it."""
     kept = [(n, p) for n, p in parts if p is not None and len(p)]
     if like is None or not kept:
-        return (pd.concat([p for _, p in kept], ignore_index=True) if kept else None), []
-    kinds = _majority_kinds([like, *(p for _, p in kept)])
+        return (pd.concat([p for _, p in kept], ignore_index=True) if kept else None), [], []
+    read = [(name, part, _stray_numbers(part)) for name, part in kept]
+    # a column read as numbers but for its stray cells votes for numbers
+    kinds = _majority_kinds(
+        [_with_numbers(like, _stray_numbers(like)), *(_with_numbers(p, s) for _, p, s in read)]
+    )
     needed = [c for c in reads if c in like.columns]
     used: list[pd.DataFrame] = []
     left_out: list[str] = []
-    for name, part in kept:
+    emptied: list[str] = []
+    for name, part, stray in read:
+        numbers = {c: found for c, found in stray.items() if kinds.get(c) == "number"}
+        part = _with_numbers(part, numbers)
         lacking = [c for c in needed if c not in part.columns]
         other = [c for c in part.columns if _kind(part[c]) not in ("any", kinds.get(c, "any"))]
         if lacking:
@@ -246,7 +256,66 @@ def _stack(
             )
         else:
             used.append(part)
-    return (pd.concat(used, ignore_index=True) if used else None), left_out
+            emptied.extend(_read_as_empty(name, c, found[1]) for c, found in numbers.items())
+    return (pd.concat(used, ignore_index=True) if used else None), left_out, emptied
+
+
+#: Stray values (and their rows) a note on a column read as numbers shows.
+_SHOWN = 3
+
+
+def _stray_numbers(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """The text columns of ``frame`` that hold numbers written as text in most of their
+    values (:data:`~regrow.data.quality.NUMBER_TEXT`) and a few other strings: each as
+    numbers (the strays null), with the stray values (indexed by row). A column of words, or
+    of no stray value, is not one."""
+    from regrow.data.quality import NUMBER_TEXT
+
+    found: dict[str, tuple[pd.Series, pd.Series]] = {}
+    for column in frame.columns:
+        series = frame[column]
+        if not isinstance(column, str) or _kind(series) != "text":
+            continue
+        values = series.dropna()
+        sample = values.iloc[:1000]  # a cheap look first: a column of words costs no more
+        if pd.api.types.infer_dtype(sample, skipna=True) != "string":
+            continue
+        if int(sample.str.match(NUMBER_TEXT).sum()) * 2 < len(sample):
+            continue
+        if pd.api.types.infer_dtype(values, skipna=True) != "string":
+            continue
+        numeric = values.str.match(NUMBER_TEXT).astype(bool)
+        stray = values[~numeric]
+        if len(stray) == 0 or len(stray) * 2 > len(values):
+            continue
+        as_numbers = pd.to_numeric(
+            series.where(numeric.reindex(series.index, fill_value=False)), errors="coerce"
+        )
+        found[column] = (as_numbers, stray)
+    return found
+
+
+def _with_numbers(
+    frame: pd.DataFrame, numbers: Mapping[str, tuple[pd.Series, pd.Series]]
+) -> pd.DataFrame:
+    """``frame`` with the columns of ``numbers`` (:func:`_stray_numbers`) read as numbers."""
+    if not numbers:
+        return frame
+    return frame.assign(**{c: found[0] for c, found in numbers.items()})
+
+
+def _read_as_empty(name: str, column: str, stray: pd.Series) -> str:
+    """What reading ``column`` of part ``name`` as numbers did to its ``stray`` values.
+
+    >>> _read_as_empty("w09.csv", "x3", pd.Series(["oops"], index=[17]))
+    "w09.csv: 1 value of 'x3' is not a number ('oops', row 17): read as empty"
+    """
+    n = len(stray)
+    shown = "; ".join(f"{v!r}, row {r}" for r, v in stray.iloc[:_SHOWN].items())
+    more = f"; {n - _SHOWN:,} more" if n > _SHOWN else ""
+    what = "value of" if n == 1 else "values of"
+    verb = "is not a number" if n == 1 else "are not numbers"
+    return f"{name}: {n:,} {what} {column!r} {verb} ({shown}{more}): read as empty"
 
 
 def _kind(series: pd.Series) -> str:
@@ -274,12 +343,16 @@ def _majority_kinds(frames: Sequence[pd.DataFrame]) -> dict[str, str]:
     return {c: min(v, key=lambda k: (-v[k], order[k])) for c, v in votes.items()}
 
 
-def _labelled_from(recent: str, left_out: Sequence[str]) -> str:
-    """``the last 4 files``, with the parts left out and why: ``(1 left out: ...)``."""
-    if not left_out:
-        return recent
-    shown = "; ".join(left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
-    return f"{recent} ({len(left_out)} left out: {shown})"
+def _labelled_from(recent: str, left_out: Sequence[str], emptied: Sequence[str] = ()) -> str:
+    """``the last 4 files``, with the parts left out and why: ``(1 left out: ...)``, then the
+    stray cells read as empty: ``; w09.csv: 1 value of 'x3' is not a number ...``."""
+    said = recent
+    if left_out:
+        shown = "; ".join(left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
+        said += f" ({len(left_out)} left out: {shown})"
+    if emptied:
+        said += "; " + "; ".join(emptied[:3]) + ("; ..." if len(emptied) > 3 else "")
+    return said
 
 
 @dataclass(frozen=True)
@@ -355,7 +428,7 @@ class FilesSource:
                 yield Window(key=key, rows=pd.DataFrame(), at=at, note=str(path), error=exc)
                 continue
             recent = paths[max(0, i + 1 - self.label_files) : i + 1]
-            labelled, left_out = _stack(
+            labelled, left_out, emptied = _stack(
                 [
                     (p.name, _labelled_part(frame, target))
                     for p in recent
@@ -370,7 +443,7 @@ class FilesSource:
                 labelled=labelled,
                 at=at,
                 note=str(path),
-                labelled_from=_labelled_from(_last(len(recent), "file"), left_out),
+                labelled_from=_labelled_from(_last(len(recent), "file"), left_out, emptied),
             )
 
 
@@ -398,7 +471,7 @@ class SnapshotSource:
             rows = ws.frame(record.id)
             # as for files: a snapshot with a stray string in a numeric column (stored as
             # text) does not spoil the labelled rows of the windows after it
-            labelled, left_out = _stack(
+            labelled, left_out, emptied = _stack(
                 [(f"snapshot {r.id[:12]}", _labelled_part(ws.frame(r.id), target)) for r in recent],
                 like=rows,
                 reads=reads,
@@ -409,7 +482,7 @@ class SnapshotSource:
                 labelled=labelled,
                 at=record.created_at,
                 note=f"{self.snapshot} {record.id[:12]}",
-                labelled_from=_labelled_from(_last(len(recent), "snapshot"), left_out),
+                labelled_from=_labelled_from(_last(len(recent), "snapshot"), left_out, emptied),
             )
 
     def waiting_for(self, ws: Workspace, system: str | None = None) -> str | None:
@@ -592,13 +665,9 @@ class Watcher:
         self._labelled: tuple[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
         self._nothing_new = False  # the last look found no window no cycle had taken
         self._scoring: tuple[str, FittedSystem, OutputCache] | None = None  # see _scorer
-        from regrow.errors import NotFound
-
-        known = ws.catalog.list_systems()
-        if self.system not in known:
-            raise NotFound(
-                "system", self.system, hint=f"the systems are {', '.join(known) or 'none yet'}"
-            )
+        if self.system not in ws.catalog.list_systems():
+            # its hint as every command's: a close name ("did you mean"), else those there are
+            raise ws.catalog.unknown_system(self.system)
         ws.catalog.get_alias(self.system, self.alias)  # NotFound, with a hint, before anything
         self._check_sla()
 
@@ -951,25 +1020,40 @@ class Watcher:
                 "rows": n,
             }
         realised = self._realised(body, metric, window)
-        points: list[MetricPoint] = []
         cycles = self._cycles(_SERIES)
         bodies = [c.body for c in cycles]
-        # each value with the version it measured: a promotion starts the series again
+        # each value with the version it measured (a promotion starts the series again) and
+        # its cycle's place, oldest first
         history = [{**(b.get("forecast") or {}), "version": b.get("version")} for b in bodies[::-1]]
         history.append({"estimate": estimate, "realised": realised, "version": body["version"]})
         known, repeats = _distinct(
-            [{**p["realised"], "version": p["version"]} for p in history if p.get("realised")]
+            [
+                {**p["realised"], "version": p["version"], "cycle": i}
+                for i, p in enumerate(history)
+                if p.get("realised")
+            ]
         )
-        guessed = [{**p["estimate"], "version": p["version"]} for p in history if p.get("estimate")]
-        newest = max((datetime.fromisoformat(r["at"]) for r in known), default=None)
+        guessed = [
+            {**p["estimate"], "version": p["version"], "cycle": i}
+            for i, p in enumerate(history)
+            if p.get("estimate")
+        ]
+        by_time = self._time_column() is not None
+
+        def place(entry: Mapping[str, Any]) -> Any:
+            """Where a value sits in the series: at the data's time with a time column;
+            without one, at its cycle's place (a value sits at its window's file or snapshot
+            time, and files copied at once get times in another order than their names)."""
+            return datetime.fromisoformat(entry["at"]) if by_time else entry["cycle"]
+
+        newest = max((place(r) for r in known), default=None)
         bias = _estimate_bias(known, guessed)
-        for e in known:
-            points.append(_point(e, "realised"))
+        placed = [(place(e), _point(e, "realised")) for e in known]
         for e in guessed:
-            if newest is not None and datetime.fromisoformat(e["at"]) <= newest:
+            if newest is not None and place(e) <= newest:
                 continue  # labels came for this time: the realised values speak for it
-            points.append(_point(e, "estimated", shift=bias or 0.0))
-        points.sort(key=lambda p: p.at)
+            placed.append((place(e), _point(e, "estimated", shift=bias or 0.0)))
+        points: list[MetricPoint] = [p for _, p in sorted(placed, key=lambda pair: pair[0])]
         threshold, side = rule.threshold, rule.breach
         horizon = self.policy.watch.horizon
         fc = forecast(
@@ -994,7 +1078,7 @@ class Watcher:
             now = datetime.fromisoformat(body["window"]["at"])
             lag = (
                 _lag_cycles(own, now, max(datetime.fromisoformat(r["at"]) for r in own))
-                if self._time_column() is not None
+                if by_time
                 # no time column: the values sit at the windows' file or snapshot times,
                 # which say nothing of the data's (files written at once a second apart read
                 # as 60 cycles late): the cycles since labels last brought a new reading
@@ -1008,10 +1092,8 @@ class Watcher:
                 )
             )
             by_labels = forecast(
-                [
-                    _point(e, "realised")
-                    for e in sorted(own, key=lambda e: datetime.fromisoformat(e["at"]))
-                ],
+                # without a time column, in the cycles' order (``own`` is)
+                [_point(e, "realised") for e in (sorted(own, key=place) if by_time else own)],
                 threshold=threshold,
                 direction=side,
                 horizon=horizon + lag,
