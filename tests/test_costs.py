@@ -108,6 +108,10 @@ def test_a_failed_run_still_records_what_its_finished_tasks_used(
     assert run.status == "failed"
     assert set(run.summary["usage"]["components"]) == {"account"}
     assert run.summary["usage"]["rows"] == snap.rows
+    # a failure is no stop: it was recorded under "interrupted" by its exception's name
+    assert run.summary["interrupted"] is False
+    (shown,) = cost_report(ws.catalog, "churn").runs
+    assert shown.status == "failed"
 
 
 def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
@@ -131,6 +135,8 @@ def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
     monkeypatch.undo()
     (run,) = ws.catalog.list_runs("churn")
     assert run.status == "failed"  # as recorded: the next run resumes it
+    assert run.summary["interrupted"] is True
+    assert run.summary["exception"] == "KeyboardInterrupt"
     (shown,) = cost_report(ws.catalog, "churn").runs
     assert shown.status == "interrupted"
 

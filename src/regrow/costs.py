@@ -641,6 +641,7 @@ def _actions(
 def _status(run: RunRecord) -> str:
     """How run ``run`` stands: its state, and ``interrupted`` for a run stopped by Ctrl-C or
     SIGTERM (the catalog records it ``failed``; run again, it resumes)."""
+    from regrow.catalog.records import stopped_by_signal
+
     state = run.state()
-    stopped = (run.summary or {}).get("interrupted") in ("KeyboardInterrupt", "_Terminated")
-    return "interrupted" if state == "failed" and stopped else state
+    return "interrupted" if state == "failed" and stopped_by_signal(run.summary) else state

@@ -24,9 +24,33 @@ __all__ = [
     "SchemaRecord",
     "SnapshotRecord",
     "SystemVersionRecord",
+    "stopped_by_signal",
 ]
 
 JSON = dict[str, Any]
+
+
+def stopped_by_signal(record: JSON | None) -> bool:
+    """Whether a run's summary or a plan run's outcome says it was stopped by Ctrl-C or SIGTERM
+    (the catalog keeps it ``failed``; run again, it resumes): ``interrupted`` is True.
+
+    Records made before 2026-12-01 named the exception there instead, for every failure
+    (``KeyboardInterrupt`` or the watcher's ``_Terminated`` for a stop), or began a plan's
+    ``error`` with it.
+
+    >>> stopped_by_signal({"interrupted": True}), stopped_by_signal({"interrupted": False})
+    (True, False)
+    >>> stopped_by_signal({"interrupted": "KeyboardInterrupt"}), stopped_by_signal(
+    ...     {"interrupted": "ValueError"})
+    (True, False)
+    """
+    if not record:
+        return False
+    flag = record.get("interrupted")
+    if isinstance(flag, bool):
+        return flag
+    named = str(flag or record.get("error") or "")
+    return named.startswith(("KeyboardInterrupt", "_Terminated"))
 
 
 @dataclass(frozen=True)

@@ -393,11 +393,10 @@ def _status(status: str, has_actions: bool, outcome: Mapping[str, Any] | None = 
 
 
 def _interrupted(outcome: Mapping[str, Any] | None) -> bool:
-    """Whether a plan's run was stopped (recorded before: as ``KeyboardInterrupt``)."""
-    if not outcome:
-        return False
-    error = str(outcome.get("error") or "")
-    return bool(outcome.get("interrupted")) or error.startswith(("KeyboardInterrupt", "_Term"))
+    """Whether a plan's run was stopped by Ctrl-C or SIGTERM."""
+    from regrow.catalog.records import stopped_by_signal
+
+    return stopped_by_signal(dict(outcome) if outcome else None)
 
 
 def _costs(outcome: Mapping[str, Any]) -> str:

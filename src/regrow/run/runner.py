@@ -393,7 +393,9 @@ def execute(
             status="failed",
             summary={
                 "trained": done,
-                "interrupted": type(exc).__name__,
+                # Ctrl-C, or SIGTERM as the CLI raises it: a stop, not a failure of the run
+                "interrupted": isinstance(exc, KeyboardInterrupt),
+                "exception": type(exc).__name__,
                 "usage": _usage(outcomes, runner.name),  # cost accounting (#18): spent anyway
             },
             error=f"{type(exc).__name__}: {exc}",
