@@ -23,6 +23,7 @@ from regrow.catalog.records import (
     SchemaRecord,
     SnapshotRecord,
     SystemVersionRecord,
+    stopped_by_signal,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "SchemaRecord",
     "SnapshotRecord",
     "SystemVersionRecord",
+    "stopped_by_signal",
 ]

@@ -210,7 +210,21 @@ def _postgres_engine(url: URL) -> Engine:
             import psycopg  # noqa: F401 (only checking that it is installed)
         except ImportError as exc:
             raise MissingDependency("psycopg", "postgres") from exc
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except ImportError:  # another driver named in the URL (postgresql+psycopg2://)
+        raise ConfigError(
+            f"the catalog URL {url.render_as_string(hide_password=True)!r} asks for the "
+            f"PostgreSQL driver {url.get_driver_name()!r}, which is not installed",
+            hint="leave the driver out ('postgresql://user@host:5432/db') to use psycopg 3, "
+            "which pip install 'regrow[postgres]' installs",
+        ) from None
+    except ArgumentError as exc:  # a driver SQLAlchemy does not know (NoSuchModuleError)
+        raise ConfigError(
+            f"unknown PostgreSQL driver {url.get_driver_name()!r} in catalog URL "
+            f"{url.render_as_string(hide_password=True)!r}",
+            hint="leave the driver out: 'postgresql://user@host:5432/db' (psycopg 3)",
+        ) from exc
 
 
 def _create_selected_schema(engine: Engine) -> None:

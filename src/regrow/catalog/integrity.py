@@ -59,7 +59,7 @@ __all__ = ["ARTIFACT_BYTES", "ArtifactReference", "Integrity"]
 ARTIFACT_BYTES = "artifact_bytes"
 """The key of a component version's ``info`` that records its artifact's size, when known."""
 
-_ALIAS_ACTIONS = ("alias.move", "alias.rollback")
+_ALIAS_ACTIONS = ("alias.move", "alias.force", "alias.rollback")  # every kind of move
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ class Integrity:
 
         Each alias's moves must count revisions 1, 2, ... up to the alias's revision and end
         at the version it points to, and each move must have exactly one ``alias.move`` /
-        ``alias.rollback`` audit event with the same revision and target (and no event may
-        lack its move). Returns ``(subject, what is wrong)`` pairs.
+        ``alias.force`` / ``alias.rollback`` audit event with the same revision and target (and
+        no event may lack its move). Returns ``(subject, what is wrong)`` pairs.
         """
         with self._catalog._read() as session:
             aliases = {

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from regrow.catalog import audit, checks
 from regrow.catalog.core import now
 from regrow.catalog.models import FitLease, Run
+from regrow.catalog.plans import release_plan
 from regrow.catalog.records import FitLeaseRecord, RunRecord
 from regrow.catalog.rows import run_record
 from regrow.catalog.runs import end_running_run
@@ -209,7 +210,9 @@ class Leases:
     def abandon(self, run_id: str, *, reason: str, actor: str | None = None) -> RunRecord:
         """Mark a running run ``abandoned`` (its process is gone) and drop its fit leases.
 
-        Its finished components stay recorded: the next run of the system reuses them.
+        Its finished components stay recorded: the next run of the system reuses them. A
+        plan it was running is marked ``failed`` as interrupted (audit ``plan.failed``), so
+        that running the plan again resumes it (it stayed ``running``, refused for ever).
         Audit ``run.abandon``. A run that already finished raises :class:`CatalogError`.
         """
         text = checks.text("reason", reason, max_length=10_000)
@@ -227,6 +230,9 @@ class Leases:
                 .where(FitLease.run_id == run_id)
                 .execution_options(synchronize_session=False)
             )
+            plan_id = (run.params or {}).get("plan")
+            if isinstance(plan_id, str):  # a plan's run: the plan can be run again
+                release_plan(session, plan_id, run_id=run_id, reason=text, actor=who)
             audit.append(
                 session,
                 actor=who,

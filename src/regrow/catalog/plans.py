@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from regrow.catalog import audit, checks, lookup
 from regrow.catalog.core import CatalogCore, now
-from regrow.catalog.models import Plan
-from regrow.catalog.records import PlanRecord
-from regrow.catalog.rows import plan_record
+from regrow.catalog.models import Plan, Run
+from regrow.catalog.records import PlanRecord, RunRecord
+from regrow.catalog.rows import plan_record, run_record
 from regrow.errors import CatalogError
 
-__all__ = ["PLAN_STATUSES", "PlansMixin"]
+__all__ = ["PLAN_STATUSES", "PlansMixin", "release_plan"]
 
 #: proposed -> running -> executed | failed; a failed plan may be run again.
 PLAN_STATUSES = ("proposed", "running", "executed", "failed")
@@ -129,6 +129,17 @@ class PlansMixin(CatalogCore):
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) != 1:
+                gone = _abandoned_run(session, row) if row.status == "running" else None
+                if gone is not None:
+                    holder = gone.holder or {}
+                    raise CatalogError(
+                        f"plan {row.id[:12]} is 'running', but its run {gone.id[:12]} stopped "
+                        f"renewing its lease at {gone.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (it "
+                        f"ran on {holder.get('host', '?')}, pid {holder.get('pid', '?')}): "
+                        "the run is abandoned",
+                        hint="`regrow doctor --repair` marks the run abandoned and the plan "
+                        "interrupted; then run the plan again: finished components are kept",
+                    )
                 raise CatalogError(
                     f"plan {row.id[:12]} is {row.status!r}, not {' or '.join(allowed)}",
                     hint=f"another run may have taken it; see `regrow plans show {row.id[:12]}`",
@@ -145,6 +156,48 @@ class PlansMixin(CatalogCore):
             return plan_record(row)
 
         return self._write(write)
+
+
+def release_plan(session: Session, plan_id: str, *, run_id: str, reason: str, actor: str) -> bool:
+    """Mark plan ``plan_id`` ``failed`` as interrupted if it is still ``running``, because
+    its run ``run_id`` was abandoned (its process is gone; ``reason`` says how it was found).
+
+    Called in the transaction that abandons the run. Running the plan again then resumes it,
+    as after Ctrl-C. Audit ``plan.failed``. False when the plan was not running.
+    """
+    outcome = {
+        "error": f"abandoned: {reason}",
+        "interrupted": True,
+        "abandoned": True,
+        "run_id": run_id,
+    }
+    result = session.execute(
+        sa.update(Plan)
+        .where(Plan.id == plan_id, Plan.status == "running")
+        .values(status="failed", outcome=audit.normalize(outcome), updated_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    audit.append(
+        session,
+        actor=actor,
+        action="plan.failed",
+        subject=f"plan:{plan_id}",
+        rows=[("plans", plan_id)],
+        payload={"run_id": run_id, "result_version_id": None, "abandoned": True},
+    )
+    return True
+
+
+def _abandoned_run(session: Session, plan: Plan) -> RunRecord | None:
+    """The run of ``plan`` still marked running whose lease lapsed, if there is one."""
+    query = sa.select(Run).where(Run.system == plan.system, Run.status == "running")
+    for row in session.scalars(query):
+        record = run_record(row)
+        if (row.params or {}).get("plan") == plan.id and record.state() == "abandoned":
+            return record
+    return None
 
 
 def _plan(session: Session, ref: str) -> Plan:

@@ -25,7 +25,7 @@ import typer.models
 from rich.console import Console
 from rich.text import Text
 
-from regrow.errors import ConfigError, RegrowError
+from regrow.errors import ConfigError, NotFound, RegrowError
 
 if TYPE_CHECKING:
     from regrow.catalog.records import SnapshotRecord
@@ -243,8 +243,19 @@ Address = Annotated[
 
 def known_system(ws: Workspace, system: str | None) -> None:
     """Refuse a system name the workspace does not hold (a typo listed nothing, exit 0)."""
-    if system is not None and system not in ws.catalog.list_systems():
-        raise ws.catalog.unknown_system(system)  # its hint: a close name, else those there are
+    if system is None:
+        return
+    systems = ws.catalog.list_systems()
+    if system in systems:
+        return
+    name = system.partition("@")[0].partition(":")[0]
+    if name != system and name in systems:  # shop@champion, shop:v2: a version, not a system
+        raise NotFound(
+            "system",
+            system,
+            hint=f"this command takes a system's name: {name!r} ({system!r} names a version)",
+        )
+    raise ws.catalog.unknown_system(system)  # its hint: a close name, else those there are
 
 
 def report_file(path: Path | None) -> Path | None:

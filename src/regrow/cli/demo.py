@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -14,6 +14,9 @@ from regrow.cli._app import AsJson, Home, Stopped, app, err, out, print_json
 from regrow.cli._progress import progress_line
 from regrow.cli._render import run_table
 from regrow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regrow.workspace import Workspace
 
 __all__ = ["demo", "init"]
 
@@ -34,9 +37,37 @@ def init(
             hint="give the folder once (`regrow init DIR`)",
         )
 
-    with Workspace.init(directory or home, catalog_url=catalog_url, store_url=store_url) as ws:
+    from regrow.config import resolve_home
+
+    folder = directory or home
+    existed = (resolve_home(folder) / "config.toml").is_file()
+    with Workspace.init(folder, catalog_url=catalog_url, store_url=store_url) as ws:
         out.print(Text.assemble("workspace ready at ", (str(ws.home), "bold")))
         out.print(f"  catalog: {ws.catalog.url}\n  store:   {ws.store.url}")
+        given = [f"--{n}-url" for n, v in (("catalog", catalog_url), ("store", store_url)) if v]
+        if existed and given:  # init opens a workspace that exists: the URLs were not used
+            err.print(
+                f"warning: {' and '.join(given)} ignored: the workspace exists and keeps the "
+                f"URLs of {str(ws.home / 'config.toml')!r} (edit that file to change them)"
+            )
+        _warn_if_store_lacks_catalog(ws)
+
+
+def _warn_if_store_lacks_catalog(ws: Workspace) -> None:
+    """Warn when the catalog (shared by another workspace) already holds snapshots and none
+    of the newest is in this workspace's store: every load would fail, and the doctor would
+    report them all missing."""
+    snapshots = ws.catalog.list_snapshots()
+    newest = [s.artifact for s in snapshots[:20]]
+    if not newest or any(ws.store.exists_many(newest).values()):
+        return
+    err.print(
+        f"warning: the catalog already holds {len(snapshots)} snapshot(s), and none of the "
+        f"newest {len(newest)} is in this workspace's store ({ws.store.url}): workspaces that "
+        "share a catalog must share its artifact store too\n"
+        f"hint: set [store] url in {str(ws.home / 'config.toml')!r} to the store the other "
+        "workspaces use (see their config.toml)"
+    )
 
 
 @app.command()
