@@ -117,6 +117,11 @@ def test_the_environment_does_not_choose_who_acts(
     config = Path(home) / "config.toml"
     config.write_text(config.read_text() + "\n[auth]\nos_user = false\n")
     assert "[auth] os_user = false" in _refused(capsys, home, "whoami")  # 1 cannot turn it on
+    config.write_text(config.read_text().replace("os_user = false", "os_user = true"))
+    monkeypatch.setenv("REGROW_ALLOW_OS_USER", "0")
+    said = _refused(capsys, home, "whoami")  # the environment turned it off, not the file
+    assert "REGROW_ALLOW_OS_USER=0 in the environment" in said
+    assert "[auth] os_user = false" not in said
 
 
 def test_a_token_is_shown_once_and_acts_as_its_identity(

@@ -118,14 +118,19 @@ def resolve_identity(
         if first is not None:
             return first
     if not allow_os_user:
+        env = os.environ.get("REGROW_ALLOW_OS_USER", "").strip().lower()
+        set_by = (  # the environment may turn it off whatever the file says
+            "REGROW_ALLOW_OS_USER=0 in the environment"
+            if env in ("0", "false")
+            else "[auth] os_user = false in config.toml"
+        )
         _refuse(
             catalog,
             login,
             "token:?",
             "no token",
             AuthError(
-                "no token given, and this workspace lets only API tokens identify who acts "
-                "([auth] os_user = false)",
+                f"no token given, and only API tokens identify who acts here ({set_by})",
                 hint="set REGROW_TOKEN to your token; an admin creates one with "
                 "`regrow tokens create NAME`",
             ),
