@@ -325,6 +325,41 @@ def test_a_plan_run_shows_each_actions_estimate_next_to_its_actual_cpu(
     assert totals["actual_cpu_seconds"] == pytest.approx(plan_run.cpu_seconds)
 
 
+def test_a_plan_stopped_and_run_again_counts_its_estimate_once(
+    ws: Workspace,
+    history: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each try of a plan carries the plan's estimate: the totals added them up ("estimated
+    8.28 CPU s, actual 4.22" for a plan estimated at 4.1 and run twice)."""
+    snap = ws.snapshot(history, name="customers")
+    v1 = ws.train(build(), snap, workers=1).version
+    window = ws.snapshot(make_window(800, start="2026-03-01", days=20, seed=2), name="recent")
+    fit = LogisticRegression.fit
+    fitted = 0
+
+    def stop_after_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal fitted
+        fitted += 1
+        if fitted > 1:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        ws.apply(v1.ref, window, [Refit("account"), Refit("usage")], approve=True, workers=1)
+    monkeypatch.undo()
+    (plan,) = ws.catalog.list_plans("churn")
+    done = ws.run_plan(plan.id, approve=True, workers=1)
+    totals = cost_report(ws.catalog, "churn").totals()
+    assert (totals["plan_runs"], totals["plans"]) == (2, 1)
+    assert totals["estimated_cpu_seconds"] == pytest.approx(done.estimated_cpu_seconds)
+    code, out, err = run_cli(capsys, "costs", "--system", "churn", "--home", str(ws.home))
+    assert code == 0, err
+    assert "(2 runs of 1 plan(s): a plan run again after a stop is estimated once" in out
+
+
 def test_regrow_costs_prints_the_runs_the_plan_estimates_and_the_totals(
     ws: Workspace, history: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:

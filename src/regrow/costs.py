@@ -455,6 +455,9 @@ class CostReport:
         """Sums over the runs (the largest peak memory); money None when it is not shown."""
         known = [r for r in self.runs if r.peak_memory_bytes is not None]
         planned = [r for r in self.runs if r.estimated_cpu_seconds is not None]
+        # a plan stopped and run again has a run per try, each with the plan's estimate: it
+        # counts once, beside the CPU every try spent
+        estimates = {r.plan or r.run: r.estimated_cpu_seconds or 0.0 for r in planned}
         return {
             "runs": len(self.runs),
             "components_trained": sum(len(r.trained) for r in self.runs),
@@ -465,7 +468,8 @@ class CostReport:
             "rows": sum(r.rows or 0 for r in self.runs),
             "money": sum(r.money or 0.0 for r in self.runs) if self.currency else None,
             "plan_runs": len(planned),
-            "estimated_cpu_seconds": sum(r.estimated_cpu_seconds or 0.0 for r in planned),
+            "plans": len(estimates),
+            "estimated_cpu_seconds": sum(estimates.values()),
             "actual_cpu_seconds": sum(r.cpu_seconds for r in planned),
             "all_cpu_seconds": sum(r.cpu_seconds for r in self.runs)
             + (self.watch.cpu_seconds if self.watch else 0.0),

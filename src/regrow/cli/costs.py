@@ -100,9 +100,15 @@ def show_costs(report: Mapping[str, Any]) -> None:
         f"{_count(t['rows'])} rows{money}"
     )
     if t["plan_runs"]:
+        tries = (
+            f" ({t['plan_runs']} runs of {t['plans']} plan(s): a plan run again after a stop "
+            "is estimated once, and its actual counts every try)"
+            if t["plan_runs"] > t["plans"]
+            else ""
+        )
         out.print(
             f"plan runs: estimated {_seconds(t['estimated_cpu_seconds'])} CPU s, "
-            f"actual {_seconds(t['actual_cpu_seconds'])}"
+            f"actual {_seconds(t['actual_cpu_seconds'])}{tries}"
         )
     show_watch(report)
 
