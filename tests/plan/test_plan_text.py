@@ -71,6 +71,10 @@ def test_plans_of_every_kind_render_without_none_or_nan(trained, capsys) -> None
     }
     assert plans["empty"].empty
     assert plans["escalated"].escalated
+    # escalated by the members that need an update, with no full-retrain probe: the loss
+    # "after" is the partial update's, and says so (it read as the full retrain's)
+    assert "full_retrain" not in plans["escalated"].expected
+    assert plans["escalated"].expected["after_of"] == "partial"
     assert plans["escalated early"].escalated
     assert plans["escalated early"].diagnosis is None
     blind = plans["needs labels"]
@@ -91,6 +95,7 @@ def test_plans_of_every_kind_render_without_none_or_nan(trained, capsys) -> None
     # The command that plans prints the same way.
     out = cli(capsys, "plan", "--version", v1, "--window", "all-changed", *h)
     assert "expected squared_error:" in out
+    assert "after the partial update the probes weighed (the full retrain this plan" in out
     assert_no_missing_numbers(out)
 
 

@@ -120,8 +120,14 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
         out.print(f"  - {line}")
     if plan.expected:
         e = plan.expected
+        of = (
+            " the partial update the probes weighed (the full retrain this plan makes was "
+            "not probed)"
+            if e.get("after_of") == "partial"
+            else ""
+        )
         out.print(
-            f"expected {e.get('loss')}: {e.get('before')} now -> {e.get('after')} after "
+            f"expected {e.get('loss')}: {e.get('before')} now -> {e.get('after')} after{of} "
             f"(on {e.get('on_rows')} held-out rows of the window)"
         )
     c = plan.cost

@@ -113,6 +113,8 @@ class Review:
         }
         if self.probe is not None:
             out["full_retrain"] = round(self.probe.full, 6)
+        elif escalated:  # the full retrain was not probed: "after" is the partial update's
+            out["after_of"] = "partial"
         return out
 
 
