@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from regrow import Workspace
+from regrow.catalog import Catalog
 from regrow.config import Config
 from regrow.errors import ConfigError, WorkspaceNotFound
 
@@ -63,6 +64,7 @@ def test_init_refuses_two_folders(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Workspace.init(tmp_path / "ws").close()
+    Catalog(f"sqlite:///{tmp_path / 'other.db'}").close()  # a catalog made elsewhere
     monkeypatch.setenv("REGROW_HOME", str(tmp_path / "ws"))
     monkeypatch.setenv("REGROW_STORE_URL", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("REGROW_CATALOG_URL", f"sqlite:///{tmp_path / 'other.db'}")

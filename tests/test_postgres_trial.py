@@ -147,3 +147,43 @@ def test_an_alias_given_where_a_system_is_asked_for(trained: Workspace) -> None:
     code, _, err = run("aliases", "churn@champion", "--home", str(trained.home))
     assert code == 2
     assert "takes a system's name: 'churn'" in err
+
+
+def test_a_workspace_whose_catalog_url_finds_no_catalog_is_refused_not_made_empty(
+    trained: Workspace, catalog_url: str
+) -> None:
+    """A misspelt schema in a seat's catalog URL made PostgreSQL create the schema, migrate
+    it, and show an empty catalog (exit 0); a moved SQLite file did the same."""
+    home = trained.home
+    trained.close()
+    config = home / "config.toml"
+    schema = catalog_url.split("search_path%3D", 1)[-1].split("+", 1)[0]
+    wrong = (
+        catalog_url.replace(schema, schema + "x")  # the schema's name, misspelt
+        if catalog_url.startswith("postgresql")
+        else catalog_url.replace("catalog.db", "catalog-moved.db")
+    )
+    config.write_text(config.read_text().replace(catalog_url, wrong))
+    with pytest.raises(ConfigError, match="is empty: no regrow catalog is in that") as caught:
+        Workspace.open(home)
+    assert "$REGROW_CATALOG_URL" in (caught.value.hint or "")
+    code, out, err = run("versions", "--home", str(home))
+    assert code == 2
+    assert "is empty" in err
+    assert out == ""
+    if catalog_url.startswith("postgresql"):  # the misspelt schema was not created
+        import sqlalchemy as sa
+
+        engine = create_engine_for(catalog_url)
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"),
+                    {"s": schema + "x"},
+                ).scalar()
+        finally:
+            engine.dispose()
+        assert found == 0
+    config.write_text(config.read_text().replace(wrong, catalog_url))
+    with Workspace.open(home) as ws:  # the right URL opens it as it was
+        assert ws.catalog.list_systems() == ["churn"]

@@ -96,13 +96,15 @@ __all__ = ["Workspace"]
 class Workspace(GovernanceMixin):
     """A catalog and an artifact store, and the operations that use both."""
 
-    def __init__(self, config: Config, *, token: str | None = None) -> None:
+    def __init__(self, config: Config, *, token: str | None = None, create: bool = False) -> None:
         self.config = config
         self._token = token
         self.home = config.home
         url = config.resolved_catalog_url()
         try:
-            self.catalog = Catalog(url)
+            # an existing workspace's URL that finds no catalog is refused (a misspelt
+            # schema would be created empty); only init (``create``) makes one
+            self.catalog = Catalog(url, create=create)
         except sqlalchemy.exc.DBAPIError as exc:
             parsed = sqlalchemy.engine.make_url(url)
             shown = parsed.render_as_string(hide_password=True)
@@ -130,8 +132,8 @@ class Workspace(GovernanceMixin):
     ) -> Workspace:
         """Create a workspace (or open the one already there) and upgrade its catalog."""
         path = resolve_home(home)
-        if (path / "config.toml").is_file():
-            return cls.open(path)
+        if (path / "config.toml").is_file():  # opened; an empty catalog at its URL is made
+            return cls(Config.load(path), create=True)
         if path.exists() and not path.is_dir():
             raise WorkspaceNotFound(
                 f"{str(path)!r} exists and is not a folder", hint="choose another --home"
@@ -145,7 +147,7 @@ class Workspace(GovernanceMixin):
         before = set() if made else set(path.iterdir())
         path.mkdir(parents=True, exist_ok=True)
         try:
-            ws = cls(config)  # validates both URLs and creates the catalog before we commit
+            ws = cls(config, create=True)  # checks both URLs, creates the catalog first
         except BaseException:
             restore_folder(path, before, made=made)  # a catalog without a config stayed
             raise
@@ -159,7 +161,9 @@ class Workspace(GovernanceMixin):
         """Open an existing workspace; ``home`` defaults to ``$REGROW_HOME``, else the nearest
         workspace at or above the current folder (:func:`regrow.config.find_home`).
 
-        ``token`` (default ``$REGROW_TOKEN``) says who acts: see :attr:`identity`.
+        ``token`` (default ``$REGROW_TOKEN``) says who acts: see :attr:`identity`. A catalog
+        URL that finds no catalog (an empty database, a schema that does not exist: a
+        misspelt name) raises :class:`~regrow.errors.ConfigError`; :meth:`init` creates one.
         """
         return cls(Config.load(find_home(home)), token=token)
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from regrow.catalog import checks, db
 from regrow.catalog.models import Base, Run, Schema, Snapshot
-from regrow.errors import NotFound
+from regrow.errors import ConfigError, NotFound
 
 __all__ = ["ROWS_COVERED_SINCE", "CatalogCore", "now"]
 
@@ -43,7 +43,7 @@ def now() -> datetime:
 class CatalogCore:
     """The catalog's engine and transactions; the public methods live in the mixins."""
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(self, url: str, *, upgrade: bool = True, create: bool = True) -> None:
         self.url = url
         #: Who acts when a method is given no ``actor``: set by the :class:`~regrow.Workspace`
         #: to the identity it resolved; None falls back to ``$REGROW_ACTOR``, then the login.
@@ -53,6 +53,8 @@ class CatalogCore:
         try:
             if upgrade:
                 before = db.current_revision(self._engine)
+                if before is None and not create:
+                    raise _empty(self._engine)
                 db.upgrade(self._engine)
                 if before is not None and before < ROWS_COVERED_SINCE:
                     self._baseline_audit()
@@ -160,3 +162,17 @@ class CatalogCore:
             self._run(session, run_id)
         if snapshot_id is not None and session.get(Snapshot, snapshot_id) is None:
             raise NotFound("snapshot", snapshot_id, hint="pass the full id of a stored snapshot")
+
+
+def _empty(engine: sa.Engine) -> ConfigError:
+    """The error for opening an existing workspace whose catalog URL finds no catalog: a
+    misspelt database or schema name (PostgreSQL would create the schema and migrate it, and
+    the workspace would read as empty), or a deleted SQLite file."""
+    shown = engine.url.render_as_string(hide_password=True)
+    where = "database file" if engine.dialect.name == "sqlite" else "database or schema"
+    return ConfigError(
+        f"the catalog at {shown!r} is empty: no regrow catalog is in that {where}",
+        hint="check the workspace's catalog URL ([catalog] url in its config.toml, or "
+        "$REGROW_CATALOG_URL): a misspelt name finds an empty one; to start a new catalog "
+        "there, `regrow init DIR --catalog-url URL` creates it",
+    )
