@@ -164,13 +164,16 @@ def test_a_workspace_whose_catalog_url_finds_no_catalog_is_refused_not_made_empt
         else catalog_url.replace("catalog.db", "catalog-moved.db")
     )
     config.write_text(config.read_text().replace(catalog_url, wrong))
-    with pytest.raises(ConfigError, match="is empty: no regrow catalog is in that") as caught:
+    said = "is empty: no regrow catalog is in that" if "postgresql" in wrong else "does not exist"
+    with pytest.raises(ConfigError, match=said) as caught:
         Workspace.open(home)
     assert "$REGROW_CATALOG_URL" in (caught.value.hint or "")
     code, out, err = run("versions", "--home", str(home))
     assert code == 2
-    assert "is empty" in err
+    assert said in err
     assert out == ""
+    if not catalog_url.startswith("postgresql"):  # nor an empty file made at its path
+        assert not Path(wrong.removeprefix("sqlite:///")).exists()
     if catalog_url.startswith("postgresql"):  # the misspelt schema was not created
         import sqlalchemy as sa
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -48,13 +49,15 @@ class CatalogCore:
         #: Who acts when a method is given no ``actor``: set by the :class:`~regrow.Workspace`
         #: to the identity it resolved; None falls back to ``$REGROW_ACTOR``, then the login.
         self.actor: str | None = None
+        if not create and upgrade:
+            _refuse_missing_file(url)  # before connecting, which would make the file
         self._engine = db.create_engine_for(url)
         self._writer = db.writer(self._engine)
         try:
             if upgrade:
                 before = db.current_revision(self._engine)
                 if before is None and not create:
-                    raise _empty(self._engine)
+                    raise _empty(self._engine.url)
                 db.upgrade(self._engine)
                 if before is not None and before < ROWS_COVERED_SINCE:
                     self._baseline_audit()
@@ -164,14 +167,27 @@ class CatalogCore:
             raise NotFound("snapshot", snapshot_id, hint="pass the full id of a stored snapshot")
 
 
-def _empty(engine: sa.Engine) -> ConfigError:
+def _refuse_missing_file(url: str) -> None:
+    """Refuse an SQLite catalog file that does not exist (see :func:`_empty`)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # create_engine_for names what is wrong with it
+    path = parsed.database
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and path and path != ":memory:" and not Path(path).exists():
+        raise _empty(parsed, missing=True)
+
+
+def _empty(url: sa.URL, *, missing: bool = False) -> ConfigError:
     """The error for opening an existing workspace whose catalog URL finds no catalog: a
     misspelt database or schema name (PostgreSQL would create the schema and migrate it, and
     the workspace would read as empty), or a deleted SQLite file."""
-    shown = engine.url.render_as_string(hide_password=True)
-    where = "database file" if engine.dialect.name == "sqlite" else "database or schema"
+    shown = url.render_as_string(hide_password=True)
+    where = "database file" if url.get_backend_name() == "sqlite" else "database or schema"
     return ConfigError(
-        f"the catalog at {shown!r} is empty: no regrow catalog is in that {where}",
+        f"the catalog at {shown!r} "
+        + ("does not exist" if missing else f"is empty: no regrow catalog is in that {where}"),
         hint="check the workspace's catalog URL ([catalog] url in its config.toml, or "
         "$REGROW_CATALOG_URL): a misspelt name finds an empty one; to start a new catalog "
         "there, `regrow init DIR --catalog-url URL` creates it",
