@@ -20,11 +20,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from regrow import Ensemble, Member, System, Transform, Workspace
-from regrow.cli import _app, main
+from regrow.cli import _app
 from regrow.cli._progress import ProgressLine
 from regrow.demo import make_window
 from regrow.progress import Step
 from regrow.run.runner import RunEvent
+from regrow.testing import run_cli_captured as run
 
 SYSTEM = """
 from sklearn.linear_model import LogisticRegression
@@ -40,18 +41,6 @@ def build():
     ])
 """
 UUID = re.compile(r"\b[0-9a-f]{32}\b")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """``regrow ARGS`` in this process: exit status, standard output, standard error."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,7 @@ a shared catalog is warned when its store lacks the catalog's artifacts.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +18,11 @@ from sklearn.linear_model import LogisticRegression
 
 from regrow import Member, System, Workspace
 from regrow.catalog.db import create_engine_for
-from regrow.cli import main
 from regrow.demo import make_window
 from regrow.errors import CatalogError, ConfigError
 from regrow.plan.actions import Refit
 from regrow.plan_runs import manual_plan
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+from regrow.testing import run_cli_captured as run
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

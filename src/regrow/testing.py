@@ -7,12 +7,20 @@ as a user types it, and returns its exit status and output.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-__all__ = ["create_postgres_schema", "drop_postgres_schema", "postgres_schema", "run_cli"]
+__all__ = [
+    "create_postgres_schema",
+    "drop_postgres_schema",
+    "postgres_schema",
+    "run_cli",
+    "run_cli_captured",
+]
 
 
 class _Captured(Protocol):
@@ -38,6 +46,26 @@ def run_cli(capsys: _Capture, *args: str) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_cli_captured(*args: str) -> tuple[int, str, str]:
+    """:func:`run_cli` without pytest's ``capsys``: what the command printed is read from
+    standard output and error redirected to strings (in a fixture, or a thread).
+
+    >>> code, out, err = run_cli_captured("--version")
+    >>> code, out.startswith("regrow ")
+    (0, True)
+    """
+    from regrow.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
 
 
 def create_postgres_schema(admin_url: str, *, prefix: str = "regrow_t_") -> tuple[str, str]:
