@@ -416,6 +416,12 @@ def test_an_interrupted_cycle_is_shown_interrupted_until_a_watcher_resumes_it(
     assert json.loads(out)[0]["last_outcome"] == (
         "the next `regrow watch` takes its window again (stopped early)"
     )
+    monkeypatch.undo()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        watcher.run(once=True)  # ends the cut-short cycle; a new one takes its window
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", "2", "--home", home)
+    # it was recorded "failed" once the next watcher came: it was stopped, nothing failed
+    assert "end: interrupted: stopped before its window was stored" in out
 
 
 def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(

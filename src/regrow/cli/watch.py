@@ -267,8 +267,12 @@ def _watched(lease: WatchLeaseRecord | None) -> bool:
 def _shown(cycle: WatchCycleRecord, watched: bool) -> tuple[str, str]:
     """The state and outcome to show of ``cycle``: a cycle left ``running`` while no watcher
     holds the system's lease was interrupted (Ctrl-C, a crash), and the next `regrow watch`
-    resumes it (docs/loop.md)."""
-    why = str((cycle.body.get("end") or {}).get("why") or "")
+    resumes it (docs/loop.md); one stopped before its window was stored is ended by the next
+    watcher (recorded ``failed``, its window taken again) and still shows interrupted."""
+    end = cycle.body.get("end") or {}
+    why = str(end.get("why") or "")
+    if end.get("interrupted"):  # stopped before its window was stored: recorded failed
+        return "interrupted", why
     if cycle.state != "running" or watched:
         return cycle.state, why
     if cycle.step == "start":

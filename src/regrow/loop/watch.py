@@ -798,6 +798,7 @@ class Watcher:
                         "state": "failed",
                         "why": "stopped before its window was stored; "
                         "the next cycle takes the window again",
+                        "interrupted": True,  # stopped (Ctrl-C, a crash), not failed
                     }
                 },
             )
