@@ -18,14 +18,12 @@ checks, costs, records and approvals as a planned update.
 from __future__ import annotations
 
 import functools
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from regrow._signals import signals_held
 from regrow.catalog import checks
 from regrow.catalog.experiments import check_contingency, check_tags
 from regrow.catalog.records import PlanRecord, SnapshotRecord, SystemVersionRecord
@@ -280,7 +278,7 @@ def run_plan(
     # The run made its version: the plan is recorded as executed whole, Ctrl-C held till
     # then (landing in the write, it left the plan "running": neither run again nor
     # recorded as having made the version).
-    with _signals_held():
+    with signals_held():
         timer.seconds["run"] = time.perf_counter() - started
         actual = sum(o.cpu_seconds for o in result.components.values())
         touched = [n for n, o in result.components.items() if o.action == "trained"]
@@ -322,29 +320,6 @@ def run_plan(
             estimated_cost=guess.money, actual_cost=money,
             currency=prices.currency if prices.priced else "", notes=notes,
         )  # fmt: skip
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs: one that came is handled by
-    the handler it found once the block is done (if the block fails, its error stops the
-    command instead). Only in the main thread, where handlers run, and for a signal with a
-    handler of Python's (one ignored or left to the system is left so).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    found = {n: h for n in (signal.SIGINT, signal.SIGTERM) if callable(h := signal.getsignal(n))}
-    came: list[signal.Signals] = []
-    for held in found:
-        signal.signal(held, lambda signum, frame: came.append(signal.Signals(signum)))
-    try:
-        yield
-    finally:
-        for held, handler in found.items():
-            signal.signal(held, handler)
-    if came:  # the first is enough: it stops the command
-        found[came[0]](came[0], None)
 
 
 def _rounded(money: float | None) -> float | None:

@@ -290,6 +290,7 @@ def workspace(home: Path | None) -> Iterator[Workspace]:
     Every command acts as an identity: opening checks that it may read the workspace (the
     viewer role); each operation that writes checks its own role too.
     """
+    from regrow._signals import signals_held
     from regrow.workspace import Workspace
 
     ws = Workspace.open(home)
@@ -297,7 +298,8 @@ def workspace(home: Path | None) -> Iterator[Workspace]:
         ws.require("viewer", "read the workspace")
         yield ws
     finally:
-        ws.close()
+        with signals_held():  # Ctrl-C while connections close printed SQLAlchemy's traceback
+            ws.close()
 
 
 def note_bare_ref(ws: Workspace, ref: str) -> None:
