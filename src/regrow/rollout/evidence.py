@@ -127,12 +127,17 @@ def request_losses(
     """
     sums: dict[str, list[float]] = defaultdict(list)
     when: dict[str, datetime] = {}
-    missing = object()
+    # A client may reuse a request id: a label belongs to the latest prediction under it, as
+    # in `regrow window --labelled`, not to every one (each would count it again).
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
-        rid = r["request_id"]
-        label = labels.get((rid, r["row"]), missing)
-        if label is missing:
-            continue
+        key = (r["request_id"], r["row"])
+        if key in labels and (
+            (old := latest.get(key)) is None or r["served_at"] >= old["served_at"]
+        ):
+            latest[key] = r
+    for (rid, n), r in latest.items():
+        label = labels[(rid, n)]
         predicted = r["prediction"]
         if r["classifier"] and type(predicted) is type(label):  # the fast, common case
             sums[rid].append(0.0 if predicted == label else 1.0)

@@ -58,6 +58,8 @@ Columns = Mapping[str, np.ndarray]
 PredictFn = Callable[[Columns, list[Any]], dict[str, np.ndarray]]
 #: How many event loop turns a call waits, at most, for announced requests to be queued.
 _MAX_TURNS = 8
+#: How the model's own complaint about a request's rows starts (:func:`predicting`).
+_CANNOT = "the model cannot predict on these inputs: "
 #: Told of each call: its number of requests and rows, and how long it took (seconds).
 BatchHook = Callable[[int, int, float], None]
 
@@ -179,8 +181,11 @@ class Batcher:
             start = end
 
     def _call(self, columns: Columns, tags: list[Any]) -> dict[str, np.ndarray]:
-        with predicting():
-            return self.predict(columns, tags)
+        try:
+            with predicting():
+                return self.predict(columns, tags)
+        except BadRequest as exc:
+            raise _naming_nulls(exc, columns) from exc
 
 
 @contextmanager
@@ -197,10 +202,48 @@ def predicting() -> Iterator[None]:
         raise
     except (ValueError, TypeError) as exc:
         raise BadRequest(
-            f"the model cannot predict on these inputs: {type(exc).__name__}: {exc}",
+            f"{_CANNOT}{type(exc).__name__}: {exc}",
             hint="send values like those it was trained on (GET /v2/models/<model> lists "
             "the inputs)",
         ) from exc
+
+
+def _naming_nulls(exc: BadRequest, columns: Columns) -> BadRequest:
+    """``exc``, the model's complaint about a request's rows, with the inputs that are null
+    and in which rows (counted from 0): "Input X contains NaN" names neither.
+
+    >>> cols = {"age": np.array([30.0, np.nan]), "plan": np.array(["a", "b"], dtype=object)}
+    >>> _naming_nulls(BadRequest(_CANNOT + "ValueError: Input X contains NaN."), cols).message
+    "the model cannot predict on these inputs: ValueError: Input X contains NaN. (nulls: input 'age' in row 1)"
+    """  # noqa: E501
+    if not exc.message.startswith(_CANNOT):
+        return exc
+    found = [(name, rows) for name, values in columns.items() if len(rows := _nulls(values))]
+    if not found:
+        return exc
+    said = "; ".join(
+        f"input {name!r} in row{'s' if len(rows) > 1 else ''} "
+        f"{', '.join(str(r) for r in rows[:3])}{', ...' if len(rows) > 3 else ''}"
+        for name, rows in found
+    )
+    first = exc.message.splitlines()[0].rstrip()  # scikit-learn's advice runs on, with links
+    return BadRequest(
+        f"{first} (nulls: {said})",
+        hint="send a value in those rows, or give the system a Default adapter for those "
+        "inputs (docs/contracts.md); and values like those it was trained on "
+        "(GET /v2/models/<model> lists the inputs)",
+    )
+
+
+def _nulls(values: np.ndarray) -> list[int]:
+    """The rows of ``values`` that hold a null: NaN, NaT or None."""
+    if values.dtype.kind in "fc":
+        return np.flatnonzero(np.isnan(values)).tolist()
+    if values.dtype.kind in "mM":
+        return np.flatnonzero(np.isnat(values)).tolist()
+    if values.dtype.kind == "O":
+        return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+    return []
 
 
 def concat_columns(parts: list[Columns]) -> Columns:
