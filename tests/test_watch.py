@@ -1063,6 +1063,21 @@ def test_estimates_are_shifted_by_the_gap_labels_showed() -> None:
     assert _estimate_bias(realised, far) is None
 
 
+def test_a_new_versions_estimates_are_not_shifted_by_the_old_versions_gap() -> None:
+    """After a promotion, v1's gap (-0.324 under a change of concept) shifted v2's estimates:
+    "roc_auc is 0.2952 (estimated; estimates shifted by the realised gap -0.324)" while
+    v2's labels then said 0.4935."""
+    from regrow.loop.watch import _biases
+
+    day = [f"2026-03-{d:02d}T00:00:00+00:00" for d in range(1, 15)]
+    realised = [{"at": day[d], "value": 0.5, "version": "v1"} for d in range(5)]
+    estimated = [{"at": day[d], "value": 0.82, "version": "v1"} for d in range(6)]
+    estimated += [{"at": day[d], "value": 0.80, "version": "v2"} for d in range(6, 10)]
+    assert _biases(realised, estimated) == {"v1": pytest.approx(-0.32), "v2": None}
+    realised += [{"at": day[d], "value": 0.75, "version": "v2"} for d in range(6, 9)]
+    assert _biases(realised, estimated)["v2"] == pytest.approx(-0.05)  # its own gap
+
+
 def _serve(ws: Workspace, frame: pd.DataFrame, start: datetime) -> None:
     """Log ``frame``'s rows as served by churn:v1, one request of 50 rows a minute from
     ``start``, and send back their labels."""

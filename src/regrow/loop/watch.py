@@ -1048,12 +1048,17 @@ class Watcher:
             return datetime.fromisoformat(entry["at"]) if by_time else entry["cycle"]
 
         newest = max((place(r) for r in known), default=None)
-        bias = _estimate_bias(known, guessed)
+        # each version's estimates are shifted by the gap its own realised values showed: a
+        # new version's scores owe nothing to the old one's (the old one's gap under a change
+        # of concept put the new champion's estimates far below what its labels then said)
+        biases = _biases(known, guessed)
+        bias = biases.get(body["version"])
         placed = [(place(e), _point(e, "realised")) for e in known]
         for e in guessed:
             if newest is not None and place(e) <= newest:
                 continue  # labels came for this time: the realised values speak for it
-            placed.append((place(e), _point(e, "estimated", shift=bias or 0.0)))
+            shift = biases.get(e["version"]) or 0.0
+            placed.append((place(e), _point(e, "estimated", shift=shift)))
         points: list[MetricPoint] = [p for _, p in sorted(placed, key=lambda pair: pair[0])]
         threshold, side = rule.threshold, rule.breach
         horizon = self.policy.watch.horizon
@@ -1835,6 +1840,28 @@ def _estimate_bias(realised: list[dict[str, Any]], estimated: list[dict[str, Any
     if len(gaps) < 3:
         return None
     return round(float(sorted(gaps)[len(gaps) // 2]), 6)
+
+
+def _biases(
+    realised: list[dict[str, Any]], estimated: list[dict[str, Any]]
+) -> dict[Any, float | None]:
+    """:func:`_estimate_bias` of each version's estimates, from its own realised values only
+    (each entry names its ``version``).
+
+    >>> at = [f"2026-03-0{d}T00:00:00+00:00" for d in range(1, 8)]
+    >>> old = [{"at": t, "value": 0.5, "version": "v1"} for t in at[:4]]
+    >>> guessed = [{"at": t, "value": 0.8, "version": "v1"} for t in at[:4]]
+    >>> guessed += [{"at": t, "value": 0.8, "version": "v2"} for t in at[4:]]
+    >>> _biases(old, guessed)
+    {'v1': -0.3, 'v2': None}
+    """
+    return {
+        v: _estimate_bias(
+            [r for r in realised if r.get("version") == v],
+            [e for e in estimated if e.get("version") == v],
+        )
+        for v in dict.fromkeys(e.get("version") for e in estimated)
+    }
 
 
 def _lag_cycles(known: list[dict[str, Any]], now: datetime, newest: datetime) -> int:
