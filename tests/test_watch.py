@@ -1112,6 +1112,16 @@ def test_served_windows_come_from_the_log_and_a_blessed_candidate_starts_a_rollo
     waiting = ServedSource(after=10**6)  # not that many labels yet: no window
     with Watcher(ws, "churn", waiting) as watcher:
         assert watcher.run(once=True) == []
+        assert "once 1,000,000 new labelled rows of what 'churn' served" in (
+            watcher.waiting_for() or ""
+        )
+    # rows served an hour ago make no window every 2 hours yet: it said "earlier cycles took
+    # every window the served source has now", before any cycle had run
+    with Watcher(ws, "churn", ServedSource(every=timedelta(hours=2))) as watcher:
+        assert watcher.run(once=True) == []
+        said = watcher.waiting_for() or ""
+    assert said.startswith("the next window of what 'churn' served closes at ")
+    assert "(a window every 2 hours, from the first served row)" in said
     policy = _policy(sla={"roc_auc": {"min": 0.99}})  # the labels show it is missed
     source = ServedSource(every=timedelta(seconds=1))
     with Watcher(ws, "churn", source, policy=policy) as watcher:

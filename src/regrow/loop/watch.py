@@ -508,13 +508,43 @@ class ServedSource:
     name: str = "served"
 
     def waiting_for(self, ws: Workspace, system: str | None = None) -> str | None:
-        """Why no window can come yet (nothing of ``system`` is logged), or None."""
-        if system is None or ws.catalog.predictions.span(system) is not None:
+        """Why no window can come yet: nothing of ``system`` is logged, or the rows served
+        since the last window are not ``every`` old yet (or, with ``after``, what the window
+        waits for); None otherwise."""
+        if system is None:
             return None
-        return (
-            f"nothing {system!r} served is logged yet: serve it with [serve] log_predictions "
-            "= true (`regrow serve`), and send its labels back"
-        )
+        span = ws.catalog.predictions.span(system)
+        if span is None:
+            return (
+                f"nothing {system!r} served is logged yet: serve it with [serve] "
+                "log_predictions = true (`regrow serve`), and send its labels back"
+            )
+        start = self._start(ws, system, span[0], lambda key: True)
+        if self.after is not None:
+            return (
+                f"a window comes once {self.after:,} new labelled rows of what {system!r} "
+                f"served since {start:%Y-%m-%d %H:%M:%S} UTC have come back"
+            )
+        if datetime.now(UTC) - start < self.every:
+            since = "the first served row" if start == span[0] else "the last window's end"
+            return (
+                f"the next window of what {system!r} served closes at "
+                f"{start + self.every:%Y-%m-%d %H:%M:%S} UTC (a window every "
+                f"{_span(self.every)}, from {since})"
+            )
+        return None
+
+    def _start(
+        self, ws: Workspace, system: str, first: datetime, seen: Callable[[str], bool]
+    ) -> datetime:
+        """Where the next served window starts: where the last served window this watcher
+        took ended (a cycle of another source, or a dry run's when this one is real, is no
+        served window of its own), else at the first served row."""
+        for cycle in ws.catalog.watches.cycles(system, limit=200):
+            key = cycle.window_key
+            if key.startswith("served:") and ".." in key and seen(key):
+                return datetime.fromisoformat(key.rpartition("..")[2])
+        return first
 
     def windows(
         self, ws: Workspace, system: str, seen: Callable[[str], bool] = lambda key: False
@@ -523,14 +553,7 @@ class ServedSource:
         if span is None:
             return
         first, last = span[0], span[1]
-        start = first
-        # where the last served window this watcher took ended (a cycle of another source,
-        # or a dry run's when this one is real, is no served window of its own)
-        for cycle in ws.catalog.watches.cycles(system, limit=200):
-            key = cycle.window_key
-            if key.startswith("served:") and ".." in key and seen(key):
-                start = datetime.fromisoformat(key.rpartition("..")[2])
-                break
+        start = self._start(ws, system, first, seen)
         end = datetime.now(UTC)
         if (self.after is None and end - start < self.every) or last < start:
             return
