@@ -1242,6 +1242,27 @@ def test_forecast_of_a_metric_only_the_watcher_forecasts_points_to_its_cycles(
     assert "the watcher forecasts log_loss in its cycles: `regrow watch churn --show 1`" in err
 
 
+def test_forecast_of_the_metric_the_watcher_forecasts_says_where_the_watchers_answer_is(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `regrow forecast` gave P = 0.02 from the monitor's estimates while the watcher's cycle
+    # had measured the realised value far below the SLA and said P = 1.00; nothing said why.
+    policy = _policy(sla={"roc_auc": {"min": 0.5}}, persistence=9)
+    folder = _windows(ws.config.home, [False, False, False, False])
+    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+        cycles = watcher.run(once=True)
+    last = cycles[-1].body["forecast"]
+    assert last["probability"] is not None
+    args = ("forecast", "churn", "--metric", "roc_auc", "--threshold", "0.5")
+    code, out, err = run_cli(capsys, *args, "--home", str(ws.config.home))
+    assert code == 0, err
+    assert (
+        f"the watcher's cycle {cycles[-1].number} forecast P = {last['probability']:.2f}"
+        in " ".join(out.split())
+    )
+    assert f"`regrow watch churn --show {cycles[-1].number}`" in " ".join(out.split())
+
+
 def test_broken_and_empty_windows_do_not_use_up_the_escalation_after_a_partial_update(
     ws: Workspace,
 ) -> None:

@@ -83,6 +83,8 @@ def forecast(
             ws.catalog, system, chosen, member=member, slice=slice, since=since
         )
         holder = _holder(ws, system, alias)
+        plain = member is None and slice is None  # the watcher forecasts the system only
+        watched = _watchers_forecast(ws, system, chosen) if plain else None
     points, left_out = _of_holder(points, holder)
     found = forecast_series(
         points,
@@ -102,11 +104,30 @@ def forecast(
     }
     if holder is not None:
         data["version"] = holder[1]
-    data["notes"] = [*left_out, *data["notes"]]
+    data["notes"] = [*left_out, *data["notes"], *([watched] if watched else [])]
     if as_json:
         print_json(data)
     else:
         show_forecast(data)
+
+
+def _watchers_forecast(ws: Workspace, system: str, metric: str) -> str | None:
+    """A note on the newest watch cycle that forecast ``metric``: its series holds the
+    realised values of the labels that came late (on the rows it held out), which the
+    monitor's reports this command reads do not, so the two can differ."""
+    for cycle in ws.catalog.watches.cycles(system, limit=50):
+        fc = cycle.body.get("forecast") or {}
+        if fc.get("metric") != metric or fc.get("probability") is None:
+            continue
+        realised = (fc.get("realised") or {}).get("value")
+        said = f", realised {realised:.4g}" if isinstance(realised, int | float) else ""
+        return (
+            f"the watcher's cycle {cycle.number} forecast P = {fc['probability']:.2f}{said}, "
+            "from a series that also holds the realised values of late labels, which the "
+            f"monitor's reports read here do not: `regrow watch {system} --show "
+            f"{cycle.number}`"
+        )
+    return None
 
 
 def _holder(ws: Workspace, system: str, alias: str | None) -> tuple[str, str] | None:
