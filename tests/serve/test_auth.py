@@ -146,6 +146,8 @@ def test_bad_feedback_is_refused_with_the_reason(
     response = client.post("/regrow/v1/feedback", json=body, headers=bearer(secret))
     assert response.status_code == status
     assert message in response.json()["error"]
+    if status == 400 and "model_name" in body:  # its example names the model, not "churn"
+        assert '{"model_name": "shop", "labels": [' in str(response.json())
 
 
 class Clock:

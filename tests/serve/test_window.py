@@ -230,7 +230,8 @@ def test_the_cli_stores_a_window_and_reports_errors_without_a_traceback(
     code, out, err = run_cli(capsys, "window", "toy", *DAY, *home)
     assert code == 0, err
     assert out.startswith("window toy-served ")
-    assert "12 rows served 2026-03-01 00:00:00 to 2026-03-02 00:00:00 UTC" in out
+    # the range asked for, said as one: it read as when the rows were served
+    assert "the 12 rows served between 2026-03-01 00:00:00 and 2026-03-02 00:00:00 UTC" in out
     code, out, err = run_cli(capsys, "window", "toy", *DAY, "--labelled", "--json", *home)
     assert code == 0, err
     shown = json.loads(out)

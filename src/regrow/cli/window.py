@@ -58,9 +58,10 @@ def window(
             }
         )
         return
-    span = f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC"
+    # the range asked for: the rows may have been served in any part of it
+    span = f"between {start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} UTC"
     labels = f", labelled (target {target!r})" if labelled else ""
-    out.print(f"window {snap.name} {snap.id[:12]}: {snap.rows:,} rows served {span}{labels}")
+    out.print(f"window {snap.name} {snap.id[:12]}: the {snap.rows:,} rows served {span}{labels}")
     out.print(
         f"use it as a window, e.g. regrow plan --version {system}@champion --window {snap.id[:12]}"
     )

@@ -234,7 +234,9 @@ def _error(exc: BaseException) -> tuple[int, Response]:
 
 def _labels(body: Any, limit: int) -> tuple[str, list[tuple[str, int, Any]]]:
     """The model and ``(request_id, row, label)`` items of a feedback body."""
-    hint = 'send {"model_name": "churn", "labels": [{"id": "r1", "row": 0, "label": 1}]}'
+    named = body.get("model_name") if isinstance(body, dict) else None
+    model = orjson.dumps(named if isinstance(named, str) and named else "churn").decode()
+    hint = 'send {"model_name": ' + model + ', "labels": [{"id": "r1", "row": 0, "label": 1}]}'
     if not isinstance(body, dict) or not isinstance(body.get("model_name"), str):
         raise BadRequest("the feedback body needs a string 'model_name'", hint=hint)
     items = body.get("labels")
