@@ -61,6 +61,9 @@ from regrow.run.tasks import TaskResult, TaskSpec, run_task
 
 __all__ = ["RayBackend", "TaskResources", "require_ray", "wants_gpu"]
 
+#: Seconds a cancelled task may take to stop after its interrupt before its worker is killed.
+CANCEL_GRACE_SECONDS = 3.0
+
 _GPU_PARAMS = ("device", "device_type", "accelerator", "tree_method")
 _GPU_VALUES = ("cuda", "gpu")
 
@@ -208,13 +211,26 @@ class _RaySubmission:
         return Progress(len(self.tasks), ok, failed, cancelled, len(self.tasks) - len(outcomes))
 
     def cancel(self) -> None:
-        """``ray.cancel`` every task without an outcome (recursively)."""
+        """``ray.cancel`` every task without an outcome (recursively); one still running
+        :data:`CANCEL_GRACE_SECONDS` later has its worker killed (``force``)."""
         self._cancelling = True
-        for name, ref in self._refs.items():
-            if name not in self._outcomes:
-                # Cancelling a task that finished or was lost meanwhile is moot.
+        pending = [ref for name, ref in self._refs.items() if name not in self._outcomes]
+        for ref in pending:
+            # Cancelling a task that finished or was lost meanwhile is moot.
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref, force=self._backend.force_cancel, recursive=True)
+        if not pending or self._backend.force_cancel:
+            return
+        # An interrupt can be lost (a task that began as it was sent): on a loaded two-core
+        # machine two cancelled ten-minute fits held both workers to their end, and the next
+        # run waited for them. What still runs after the grace period is killed.
+        with contextlib.suppress(Exception):
+            _, running = self._ray.wait(
+                pending, num_returns=len(pending), timeout=CANCEL_GRACE_SECONDS
+            )
+            for ref in running:
                 with contextlib.suppress(Exception):
-                    self._ray.cancel(ref, force=self._backend.force_cancel, recursive=True)
+                    self._ray.cancel(ref, force=True, recursive=True)
 
     def results(self) -> Iterator[TaskOutcome]:
         if self._started:
