@@ -122,13 +122,11 @@ class PlansMixin(CatalogCore):
                 values["result_version_id"] = result_version_id
             if outcome is not None:
                 values["outcome"] = data
-            result = session.execute(
-                sa.update(Plan)
-                .where(Plan.id == row.id, Plan.status.in_(allowed))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) != 1:
+            moved = _set_status(
+                session, row.id, allowed, values, actor=who,
+                payload={"run_id": run_id, "result_version_id": result_version_id},
+            )  # fmt: skip
+            if not moved:
                 gone = _abandoned_run(session, row) if row.status == "running" else None
                 if gone is not None:
                     holder = gone.holder or {}
@@ -144,14 +142,6 @@ class PlansMixin(CatalogCore):
                     f"plan {row.id[:12]} is {row.status!r}, not {' or '.join(allowed)}",
                     hint=f"another run may have taken it; see `regrow plans show {row.id[:12]}`",
                 )
-            audit.append(
-                session,
-                actor=who,
-                action=f"plan.{status}",
-                subject=f"plan:{row.id}",
-                rows=[("plans", row.id)],
-                payload={"run_id": run_id, "result_version_id": result_version_id},
-            )
             session.refresh(row)
             return plan_record(row)
 
@@ -171,10 +161,29 @@ def release_plan(session: Session, plan_id: str, *, run_id: str, reason: str, ac
         "abandoned": True,
         "run_id": run_id,
     }
+    values = {"status": "failed", "outcome": audit.normalize(outcome), "updated_at": now()}
+    return _set_status(
+        session, plan_id, ("running",), values, actor=actor,
+        payload={"run_id": run_id, "result_version_id": None, "abandoned": True},
+    )  # fmt: skip
+
+
+def _set_status(
+    session: Session,
+    plan_id: str,
+    allowed: tuple[str, ...],
+    values: dict[str, Any],
+    *,
+    actor: str,
+    payload: dict[str, Any],
+) -> bool:
+    """Set ``values`` (``status`` among them) on plan ``plan_id`` if its status is one of
+    ``allowed`` (compare-and-set), with its audit event ``plan.<status>``; False if it was not.
+    """
     result = session.execute(
         sa.update(Plan)
-        .where(Plan.id == plan_id, Plan.status == "running")
-        .values(status="failed", outcome=audit.normalize(outcome), updated_at=now())
+        .where(Plan.id == plan_id, Plan.status.in_(allowed))
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:
@@ -182,10 +191,10 @@ def release_plan(session: Session, plan_id: str, *, run_id: str, reason: str, ac
     audit.append(
         session,
         actor=actor,
-        action="plan.failed",
+        action=f"plan.{values['status']}",
         subject=f"plan:{plan_id}",
         rows=[("plans", plan_id)],
-        payload={"run_id": run_id, "result_version_id": None, "abandoned": True},
+        payload=payload,
     )
     return True
 
