@@ -114,11 +114,9 @@ def test_a_failed_run_still_records_what_its_finished_tasks_used(
     assert shown.status == "failed"
 
 
-def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
-    ws: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # `regrow costs` said "plan (failed)" for a run the user stopped, which resumes
-    snap = ws.snapshot(history, name="customers")
+def _ctrl_c_at_the_second_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the second LogisticRegression fit raise KeyboardInterrupt, as Ctrl-C would."""
+    fit = LogisticRegression.fit
     fitted = 0
 
     def stop_after_one(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -128,8 +126,15 @@ def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
             raise KeyboardInterrupt
         return fit(self, *args, **kwargs)
 
-    fit = LogisticRegression.fit
     monkeypatch.setattr(LogisticRegression, "fit", stop_after_one)
+
+
+def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
+    ws: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `regrow costs` said "plan (failed)" for a run the user stopped, which resumes
+    snap = ws.snapshot(history, name="customers")
+    _ctrl_c_at_the_second_fit(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         ws.train(build(), snap, workers=1)
     monkeypatch.undo()
@@ -336,17 +341,7 @@ def test_a_plan_stopped_and_run_again_counts_its_estimate_once(
     snap = ws.snapshot(history, name="customers")
     v1 = ws.train(build(), snap, workers=1).version
     window = ws.snapshot(make_window(800, start="2026-03-01", days=20, seed=2), name="recent")
-    fit = LogisticRegression.fit
-    fitted = 0
-
-    def stop_after_one(self: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal fitted
-        fitted += 1
-        if fitted > 1:
-            raise KeyboardInterrupt
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(LogisticRegression, "fit", stop_after_one)
+    _ctrl_c_at_the_second_fit(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         ws.apply(v1.ref, window, [Refit("account"), Refit("usage")], approve=True, workers=1)
     monkeypatch.undo()
