@@ -1374,3 +1374,103 @@ def test_regrow_costs_counts_the_watch_cycles_outside_their_runs(
         capsys, "costs", "--system", "churn", "--home", str(ws.config.home), "--json"
     )
     assert json.loads(out)["watch"]["cycles"] == 1
+
+
+def _recorded(number: int, body: dict[str, Any]) -> Any:
+    """A finished real cycle with ``body``, as the watcher reads its history."""
+    from regrow.catalog.watches import WatchCycleRecord
+
+    at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=number)
+    return WatchCycleRecord(
+        id=f"c{number}", system="churn", alias="champion", number=number, state="done",
+        step="evaluate", dry_run=False, window_key=f"w{number}", body=body, holder="h",
+        started_at=at, updated_at=at, finished_at=at,
+    )  # fmt: skip
+
+
+def _planned(number: int, plan_cpu: float, *, escalate: str | None = None) -> Any:
+    decision: dict[str, Any] = {"act": True, "trigger": "sla"}
+    if escalate:
+        decision["escalate"] = escalate
+    return _recorded(number, {"decision": decision, "plan": {"actions": []},
+                              "step_cpu_seconds": {"plan": plan_cpu}})  # fmt: skip
+
+
+def _full_retrain(number: int, run_cpu: float, *, made: bool = True) -> Any:
+    return _recorded(number, {
+        "decision": {"act": True, "trigger": "sla", "escalate": "the plan found nothing"},
+        "plan": {"actions": ["full-retrain of every component"]},
+        "run": {"candidate": "churn:v9" if made else None},
+        "step_cpu_seconds": {"plan": 0.01, "run": run_cpu},
+    })  # fmt: skip
+
+
+def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -> None:
+    from regrow.loop.watch import _plan_costs_more
+
+    policy = _policy()  # full retrains may run without approval
+    history = [_planned(9, 0.5), _full_retrain(8, 0.3), _planned(7, 0.02, escalate="x"),
+               _planned(6, 0.4)]  # fmt: skip
+    skipped = _plan_costs_more(policy, history)
+    assert skipped is not None
+    why, weighed = skipped
+    # the direct escalation of cycle 7 (0.02 CPU s) is no measured plan
+    assert "its last 2 plans took 0.45 CPU s (median), its last 1 full retrain(s) 0.30" in why
+    assert why.endswith("(watch.plan_first: auto)")
+    assert weighed == [0.5, 0.4]
+    # a cycle that skipped its plan carries the figures it weighed: they hold once the
+    # measured plans are out of sight
+    carried = _full_retrain(12, 0.35)
+    carried.body["decision"]["plan_cpu_seconds"] = weighed
+    again = _plan_costs_more(policy, [carried, _full_retrain(11, 0.3)])
+    assert again is not None
+    assert "its last 2 plans took 0.45 CPU s (median), its last 2 full retrain(s) 0.32" in again[0]
+    # plans that cost less than a full retrain: planning pays
+    assert (
+        _plan_costs_more(policy, [_planned(3, 0.2), _full_retrain(2, 0.3), _planned(1, 0.1)])
+        is None
+    )
+    # too little measured: one plan, or no full retrain that made a candidate
+    assert _plan_costs_more(policy, [_planned(2, 0.5), _full_retrain(1, 0.3)]) is None
+    assert _plan_costs_more(policy, [_planned(3, 0.5), _full_retrain(2, 0.3, made=False),
+                                     _planned(1, 0.5)]) is None  # fmt: skip
+    # a full retrain that needs approval: a plan may find an update that needs none
+    body = policy.to_dict()
+    body["autonomy"]["allowed"].remove("full-retrain")
+    body["autonomy"]["require_approval"] = ["full-retrain"]
+    assert _plan_costs_more(Policy.from_dict(body), history) is None
+    assert _plan_costs_more(_policy(plan_first="always"), history) is None
+
+
+def test_a_plan_the_watcher_skips_is_a_full_retrain_that_says_why(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import regrow.loop.watch as watch
+
+    reason = "a plan costs this system more than the full retrain it could save: (measured)"
+    monkeypatch.setattr(watch, "_plan_costs_more", lambda policy, history: (reason, [0.5, 0.4]))
+    folder = _windows(ws.config.home, [True])
+    policy = _policy(sla={"roc_auc": {"min": 0.99}}, persistence=1)
+    with Watcher(ws, "churn", _source(folder), policy=policy, dry_run=True) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.body["decision"]["escalate"] == reason
+    assert cycle.body["decision"]["plan_cpu_seconds"] == [0.5, 0.4]
+    assert cycle.body["plan"]["actions"] == ["full-retrain of every component"]
+    assert cycle.body["plan"]["rationale"][-1] == f"watch: {reason}"
+
+
+def test_drift_of_another_members_inputs_is_news_the_back_off_does_not_hold_back() -> None:
+    from regrow.loop.watch import _fruitless_drift_attempts
+
+    def tried(number: int, moved: list[str]) -> Any:
+        return _recorded(number, {
+            "decision": {"act": True, "trigger": "inputs"},
+            "monitor": {"moved": {m: ["x"] for m in moved}},
+            "plan": {"actions": []},
+        })  # fmt: skip
+
+    history = [tried(3, ["geo"]), tried(2, ["geo", "usage"]), tried(1, ["geo"])]
+    assert _fruitless_drift_attempts(history, ["geo"]) == 3
+    assert _fruitless_drift_attempts(history, ["geo", "usage"]) == 0  # usage drifts anew
+    assert _fruitless_drift_attempts([tried(2, ["geo", "usage"]), tried(1, ["geo"])],
+                                     ["usage"]) == 1  # fmt: skip

@@ -57,6 +57,7 @@ import json
 import os
 import resource
 import shlex
+import statistics
 import subprocess
 import threading
 import time
@@ -1316,6 +1317,7 @@ class Watcher:
             elif slipped and not candidates:
                 hold.append(f"{seen}: the SLA (watch.sla) decides when to act")
         moved = body["monitor"].get("moved") or {}
+        lasting: list[str] = []
         if fc and rules.drift_trigger and moved and not act:
             runs = _runs(history, _moved(body), _moved)
             lasting = [m for m, n in runs.items() if n >= rules.persistence]
@@ -1376,7 +1378,7 @@ class Watcher:
         if act and trigger == "inputs":
             # drift-led attempts that changed nothing back off: the labels may not show the
             # change yet, and each attempt costs a plan
-            fruitless = _fruitless_drift_attempts(history)
+            fruitless = _fruitless_drift_attempts(history, lasting)
             wait = rules.cooldown * 2 ** min(fruitless, 3)
         if act and adopt is None and last is not None and last[0] <= wait:
             backoff = (
@@ -1417,6 +1419,11 @@ class Watcher:
                     f"({', '.join(tried['actions'])}) did not win: "
                     f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
                 )
+        plan_costs: list[float] = []
+        if act and adopt is None and escalate is None:
+            skipped = _plan_costs_more(self.policy, history)
+            if skipped is not None:
+                escalate, plan_costs = skipped
         active = self.ws.catalog.rollouts.active(self.system, self.alias)
         if act and active is not None:
             hold.append(f"rollout {active.id[:12]} of {self.system}@{self.alias} is under way")
@@ -1468,6 +1475,8 @@ class Watcher:
             )
         elif act and escalate:
             decision["escalate"] = escalate
+            if plan_costs:  # the plans' measured CPU, carried to the cycles after
+                decision["plan_cpu_seconds"] = plan_costs
         if not act:
             return {"decision": decision, "end": {"state": "done", "why": "; ".join(hold)}}
         stored = self._store_labelled(body, window)
@@ -1816,6 +1825,50 @@ def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
     )
 
 
+def _plan_costs_more(
+    policy: Policy, history: Sequence[WatchCycleRecord]
+) -> tuple[str, list[float]] | None:
+    """Why the watcher retrains in full without planning (``watch.plan_first: auto``), and
+    the plans' CPU seconds it weighed; None to plan. It skips the plan where a full retrain
+    may run unapproved and the newest plans of ``history`` (newest first; at least 2 of the
+    newest 3 the planner made) took at least the CPU of its newest full retrains (at least 1
+    of 3): a plan cannot save more than the full retrain costs. A cycle that skipped its
+    plan carries the plans' figures it weighed (``decision.plan_cpu_seconds``), so they
+    hold while no plan is made to measure again; full retrains are measured each time."""
+    if policy.watch.plan_first != "auto" or "full-retrain" not in policy.autonomy.allowed:
+        return None
+    plans: list[float] = []
+    fulls: list[float] = []
+    for cycle in history:
+        body, steps = cycle.body, cycle.body.get("step_cpu_seconds") or {}
+        if cycle.dry_run or not body.get("plan"):
+            continue
+        decision = body.get("decision") or {}
+        planned = not decision.get("escalate") and not decision.get("adopt")
+        if planned and "plan" in steps and len(plans) < 3:
+            plans.append(float(steps["plan"]))
+        carried = decision.get("plan_cpu_seconds") or ()
+        if carried and len(plans) < 2:
+            plans.extend(float(c) for c in carried[: 3 - len(plans)])
+        actions = body["plan"].get("actions") or ()
+        full = any(str(a).startswith("full-retrain") for a in actions)
+        if full and "run" in steps and (body.get("run") or {}).get("candidate") and len(fulls) < 3:
+            fulls.append(float(steps["run"]))
+        if len(plans) == 3 and len(fulls) == 3:
+            break
+    if len(plans) < 2 or not fulls:
+        return None
+    plan_cpu, full_cpu = statistics.median(plans), statistics.median(fulls)
+    if plan_cpu < full_cpu:
+        return None
+    return (
+        f"a plan costs this system more than the full retrain it could save: its last "
+        f"{len(plans)} plans took {plan_cpu:.2f} CPU s (median), its last {len(fulls)} full "
+        f"retrain(s) {full_cpu:.2f}; a full retrain, which the gates judge, instead "
+        "(watch.plan_first: auto)"
+    ), plans
+
+
 def _usable(cycles: Sequence[WatchCycleRecord]) -> int:
     """How many of ``cycles`` looked at a usable window: one read and monitored that holds
     every column the model reads (an empty, unreadable or broken window is no news on
@@ -1828,9 +1881,11 @@ def _usable(cycles: Sequence[WatchCycleRecord]) -> int:
     )
 
 
-def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord]) -> int:
+def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord], lasting: Collection[str]) -> int:
     """The newest update attempts in a row that the drift trigger started and that promoted
-    nothing (an empty plan, a rejected candidate)."""
+    nothing (an empty plan, a rejected candidate), while the drift was the same: each saw the
+    inputs of every member in ``lasting`` (drifting now) move. A member whose inputs drift
+    anew is news those attempts did not weigh, and ends the count."""
     count = 0
     for cycle in history:
         if cycle.state == "running" or cycle.dry_run or not cycle.body.get("plan"):
@@ -1838,6 +1893,8 @@ def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord]) -> int:
         body = cycle.body
         done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
         if (body.get("decision") or {}).get("trigger") != "inputs" or done:
+            break
+        if not set(lasting) <= set(_moved(body)):
             break
         count += 1
     return count

@@ -692,6 +692,13 @@ class WatchPolicy(_Strict):
     nobody asked for, which must beat what probes find on any window; with the SLA at
     stake, doing nothing is what an update is weighed against. The gates still judge the
     candidate."""
+    plan_first: Literal["auto", "always"] = "auto"
+    """Whether the watcher plans before it updates. ``auto``: where ``autonomy`` lets a
+    full retrain run without approval and this system's own cycles measured its plans
+    (the newest 3, at least 2) costing at least the CPU of its full retrains (the newest 3,
+    at least 1), the watcher retrains in full without planning, and the gates judge the
+    candidate: a plan can save no more than the full retrain costs. ``always``: plan every
+    time."""
 
     @field_validator("sla", mode="wrap")
     @classmethod
