@@ -37,6 +37,7 @@ from regrow.plan.actions import Action
 from regrow.plan.costs import learned_costs
 from regrow.plan.plan import Plan
 from regrow.plan.policy import Planning, Policy
+from regrow.plan.screen import screen
 from regrow.progress import Timer
 from regrow.run.backends import check_workers
 from regrow.run.budget import PlanEstimate, RunBudget
@@ -124,9 +125,18 @@ def manual_plan(
     policy = policy or Policy.default()
     version = services.version(ref)
     win = services.record(window)
-    system = services.system(version)
+    model = services.load(version)
+    system = model.definition()
     if not actions:
         raise PlanError("a plan by hand needs at least one action", hint="e.g. [Refit('geo')]")
+    # The window screened as a planned update's is: a column the version reads that is
+    # broken is refused now, and rows a member cannot take (nulls a LogisticRegression
+    # cannot read) are set aside for the run, which would otherwise fail on them.
+    screened = screen(
+        window_quality(services, version, services.frame(win.id), model),
+        policy.planning,
+        target=system.target,
+    )
     costs = learned_costs(services.catalog, system)
     retained = retained_rows(services, version, policy.planning)
     checked: list[Action] = []
@@ -143,10 +153,15 @@ def manual_plan(
         version_id=version.id,
         window=win.id,
         actions=tuple(checked),
-        rationale=lines,
+        rationale=(*lines, *screened.lines),
         contingency="if the candidate fails its gates: keep the champion",
         cost={"estimated_cpu_seconds": round(estimated, 4)},
-        data={"mode": policy.planning.data, "window_rows": win.rows, "retained_rows": retained},
+        data={
+            "mode": policy.planning.data,
+            "window_rows": len(screened.rows),
+            "retained_rows": retained,
+            **screened.data(),
+        },
         policy=policy.to_dict(),
         needs_approval=any(a.approval for a in checked)
         or estimated > policy.budgets.max_cpu_seconds,
