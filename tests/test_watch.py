@@ -242,6 +242,27 @@ def test_a_cycle_resumed_before_its_labelled_rows_were_stored_does_not_act(
     )
 
 
+def test_a_cycle_resumed_without_its_labelled_rows_says_its_forecast_lacks_them(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its forecast reason alone ("P = 0.19 < 0.5", from estimates) read as the whole story,
+    # where the same window uninterrupted measured the SLA crossed from its labels
+    ws.set_policy(_policy(sla={"roc_auc": {"min": 0.3}}, persistence=5))
+    folder = _cut_short(ws, "_monitor", monkeypatch)
+    monkeypatch.undo()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (resumed,) = watcher.run(once=True)
+    said = (
+        "this cycle was resumed after a stop and its window's labelled rows were not stored: "
+        "its forecast has no realised value from them"
+    )
+    assert resumed.body["forecast"]["realised"] is None
+    assert any(n.startswith(said) for n in resumed.body["forecast"]["notes"])
+    assert resumed.body["decision"]["not_acting"][0].startswith(said)
+    first = ws.catalog.watches.cycles("churn", limit=5)[-1]  # not resumed: no such note
+    assert not any(n.startswith(said) for n in first.body["forecast"]["notes"])
+
+
 def test_drift_seen_in_a_row_is_planned_run_evaluated_and_promoted(ws: Workspace) -> None:
     folder = _windows(ws.config.home, [False, True, True])
     with Watcher(ws, "churn", _source(folder)) as watcher:
@@ -372,6 +393,10 @@ def test_a_cycle_cut_short_resumes_where_it_stopped(
     window = done[0].body["window"]["snapshot"]
     on_window = [r for r in ws.catalog.list_monitor_reports() if r.snapshot_id == window]
     assert len(on_window) == 1  # the monitor did not run again
+    # its cost counts the steps before the stop too (it was what the resumed steps took)
+    steps = done[0].body["step_cpu_seconds"]
+    assert {"window", "monitor", "plan", "run"} <= set(steps)
+    assert done[0].body["cost"]["cpu_seconds"] >= sum(steps.values()) - 0.01
 
 
 def test_an_interrupted_cycle_is_shown_interrupted_until_a_watcher_resumes_it(
@@ -1004,7 +1029,9 @@ def test_with_an_sla_drift_of_a_members_inputs_that_persists_is_acted_on_early(
     assert [c.body["decision"]["act"] for c in later] == [False, False]
 
 
-def test_drift_led_attempts_that_change_nothing_back_off(ws: Workspace) -> None:
+def test_drift_led_attempts_that_change_nothing_back_off(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = _policy(sla={"roc_auc": {"min": 0.3}}, persistence=1, cooldown=1).to_dict()
     body["gates"]["checks"] = {"improvement": {"min": 0.5}}  # no candidate can be blessed
     ws.set_policy(Policy.from_dict(body))
@@ -1014,10 +1041,22 @@ def test_drift_led_attempts_that_change_nothing_back_off(ws: Workspace) -> None:
     decisions = [c.body["decision"] for c in cycles]
     assert [d["act"] for d in decisions] == [True, False, False, True]
     assert decisions[0]["trigger"] == "inputs"
-    backoff = "(cooldown 2, doubled 1 time(s): the last 1 drift-led attempt(s) changed nothing)"
+    backoff = (
+        "(cooldown 2, doubled 1 time(s): the last 1 drift-led attempt(s) on this drift "
+        "changed nothing)"
+    )
     assert decisions[1]["not_acting"][-1].endswith(backoff)  # the cooldown alone is 1
     assert decisions[2]["not_acting"][-1].endswith(backoff)
     assert "escalate" not in decisions[3]  # drift of the inputs alone does not escalate
+    # what the cooldown held back is said, not dropped
+    assert decisions[1]["held_back"][0].startswith("the inputs of geo drifted")
+    assert "held_back" not in decisions[0]
+    assert "held_back" not in decisions[3]
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", str(cycles[1].number), "--home",
+                           str(ws.config.home))  # fmt: skip
+    assert code == 0
+    assert "held back: the inputs of geo drifted" in out
+    assert f"not acting: cooling down: the last update attempt (cycle {cycles[0].number})" in out
 
 
 def test_a_shift_of_another_members_inputs_does_not_lengthen_a_members_run(
@@ -1415,7 +1454,10 @@ def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -
     assert skipped is not None
     why, weighed = skipped
     # the direct escalation of cycle 7 (0.02 CPU s) is no measured plan
-    assert "its last 2 plans took 0.45 CPU s (median), its last 1 full retrain(s) 0.30" in why
+    assert (
+        "the plan steps of its last 2 planned cycles took 0.45 CPU s (median), the run steps "
+        "of its last 1 full retrain(s) 0.30" in why
+    )
     assert why.endswith("(watch.plan_first: auto)")
     assert weighed == [0.5, 0.4]
     # a cycle that skipped its plan carries the figures it weighed: they hold once the
@@ -1424,7 +1466,7 @@ def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -
     carried.body["decision"]["plan_cpu_seconds"] = weighed
     again = _plan_costs_more(policy, [carried, _full_retrain(11, 0.3)])
     assert again is not None
-    assert "its last 2 plans took 0.45 CPU s (median), its last 2 full retrain(s) 0.32" in again[0]
+    assert "took 0.45 CPU s (median), the run steps of its last 2 full retrain(s) 0.32" in again[0]
     # plans that cost less than a full retrain: planning pays
     assert (
         _plan_costs_more(policy, [_planned(3, 0.2), _full_retrain(2, 0.3), _planned(1, 0.1)])
@@ -1440,6 +1482,11 @@ def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -
     body["autonomy"]["require_approval"] = ["full-retrain"]
     assert _plan_costs_more(Policy.from_dict(body), history) is None
     assert _plan_costs_more(_policy(plan_first="always"), history) is None
+    # a budget a full retrain may exceed: it would wait for approval, a plan's update may not
+    for budget in ({"max_cpu_seconds": 0.2}, {"max_cost": 1.0}, {"max_gpu_seconds": 10.0}):
+        body = policy.to_dict()
+        body["budgets"].update(budget)
+        assert _plan_costs_more(Policy.from_dict(body), history) is None, budget
 
 
 def test_a_plan_the_watcher_skips_is_a_full_retrain_that_says_why(
@@ -1474,3 +1521,22 @@ def test_drift_of_another_members_inputs_is_news_the_back_off_does_not_hold_back
     assert _fruitless_drift_attempts(history, ["geo", "usage"]) == 0  # usage drifts anew
     assert _fruitless_drift_attempts([tried(2, ["geo", "usage"]), tried(1, ["geo"])],
                                      ["usage"]) == 1  # fmt: skip
+
+
+def test_a_full_retrain_by_hand_sets_aside_the_rows_a_member_cannot_take(ws: Workspace) -> None:
+    # The watcher's full retrains are plans by hand: one failed on the nulls a
+    # LogisticRegression cannot read ("Input X contains NaN"), where a planned update set
+    # the rows aside.
+    from regrow.plan.actions import FullRetrain
+
+    frame = make_window(1500, start="2026-03-01", days=2, seed=10, expanded=True)
+    frame.loc[:19, "distance_km"] = None
+    with pytest.warns(DataQualityWarning, match="20 nulls"):
+        window = ws.snapshot(frame, name="holes")
+    ran = ws.apply("churn@champion", window, [FullRetrain("*")], approve=True)
+    assert ran.result.created_version
+    plan = ws.catalog.get_plan(ran.record.id).body
+    assert plan["data"]["set_aside_rows"] == 20
+    assert any("distance_km" in line and "20" in line for line in plan["rationale"])
+    trained = ws.catalog.get_snapshot(str(ran.result.version.snapshot_id))
+    assert trained.rows == 1480

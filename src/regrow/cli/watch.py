@@ -407,7 +407,8 @@ def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
             f"within {fc['horizon']} cycles) = "
             + (f"{p:.2f}" if p is not None else _no_probability(fc))
             + (
-                f"; from the labels alone ({lab['lag_cycles']} cycles late) "
+                f"; from the labels alone ({lab['lag_cycles']} "
+                f"cycle{'' if lab['lag_cycles'] == 1 else 's'} late) "
                 f"{lab['probability']:.2f}"
                 if (lab := fc.get("by_labels"))
                 else ""
@@ -425,6 +426,8 @@ def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
     if decision:
         for line in decision.get("because") or []:
             out.print(f"act: {line}", highlight=False)
+        for line in decision.get("held_back") or []:  # the threat a cooldown (say) held back
+            out.print(f"held back: {line}", highlight=False)
         # beside a reason to act, these are what did not trigger it: "not acting" under an
         # "act" line read as if the cycle both acted and did not
         held = "not a reason to act" if decision.get("because") else "not acting"

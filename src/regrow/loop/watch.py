@@ -861,6 +861,11 @@ class Watcher:
                 outcome = getattr(self, f"_{name}")(body, window)
                 steps = {**body.get("step_cpu_seconds", {}), name: round(_cpu_now() - began, 3)}
                 outcome["step_cpu_seconds"] = steps
+                # the cost so far, with each step: a cycle cut short and resumed counts
+                # what it spent before the stop too
+                outcome["cost"] = {
+                    k: round(float(spent.get(k, 0.0)) + v, 3) for k, v in clock.read().items()
+                }
                 body.update(outcome)
                 record = self.ws.catalog.watches.advance(
                     record.id, holder=self.holder, step=name, body=outcome
@@ -1166,6 +1171,11 @@ class Watcher:
                     ]
                     if repeats
                     else []
+                )
+                + (
+                    [_RESUMED_WITHOUT_LABELS]
+                    if realised is None and self._labels_lost(body, window)
+                    else []
                 ),
             }
         }
@@ -1238,6 +1248,12 @@ class Watcher:
         found = {"at": at, "value": value, "lower": low, "upper": high, "rows": len(frame)}
         return {**found, "set_aside": set_aside} if set_aside else found
 
+    def _labels_lost(self, body: Mapping[str, Any], window: Window | None) -> bool:
+        """Whether this cycle, resumed after a stop, lost its window's labelled rows: they
+        were held in memory, and stored only for an update."""
+        seen = body.get("window") or {}
+        return window is None and not seen.get("holdout") and bool(seen.get("labelled_rows"))
+
     def _scorable(
         self, version: SystemVersionRecord, fitted: FittedSystem, frame: pd.DataFrame
     ) -> pd.DataFrame | None:
@@ -1277,7 +1293,7 @@ class Watcher:
                 )
             elif (lab := fc.get("by_labels")) and lab["probability"] >= rules.act_probability:
                 act.append(
-                    f"forecast from the labels alone ({lab['lag_cycles']} cycles late): "
+                    f"forecast from the labels alone ({_count(lab['lag_cycles'], 'cycle')} late): "
                     f"P({fc['metric']} crosses {fc['threshold']:g} within "
                     f"{fc['horizon']} cycles) = {lab['probability']:.2f} >= "
                     f"{rules.act_probability:g}"
@@ -1336,6 +1352,7 @@ class Watcher:
                     for m, cols in moved.items()
                 )
                 hold.append(f"inputs of members drifted: {seen}")
+        wanted = list(act)  # what called for an update, before what holds it back
         missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
         if act and missing:
             gone = "; ".join(f"{m['column']!r}: {m['what']}" for m in missing[:3])
@@ -1383,7 +1400,7 @@ class Watcher:
         if act and adopt is None and last is not None and last[0] <= wait:
             backoff = (
                 f", doubled {min(fruitless, 3)} time(s): the last {fruitless} drift-led "
-                "attempt(s) changed nothing"
+                "attempt(s) on this drift changed nothing"
                 if wait > rules.cooldown
                 else ""
             )
@@ -1446,6 +1463,8 @@ class Watcher:
                 f"`regrow adapters propose {str(body['window'].get('snapshot'))[:12]} "
                 f"--system {self.system}`)",
             )
+        if not act and fc and _RESUMED_WITHOUT_LABELS in (fc.get("notes") or ()):
+            hold.insert(0, _RESUMED_WITHOUT_LABELS)  # the forecast's reason is not the whole
         if not act and not hold:
             drifted = body["monitor"]["drifted"]
             unmeasured = body["monitor"].get("impact_not_estimated")
@@ -1467,6 +1486,8 @@ class Watcher:
             "streak": streak,
             "trigger": trigger if act else None,
         }
+        if wanted and not act:  # a threat a cooldown (say) held back: said, not dropped
+            decision["held_back"] = wanted
         if act and adopt:
             decision["adopt"] = adopt
             act.append(
@@ -1720,6 +1741,13 @@ class Watcher:
                 self.on_event({"event": "notify_failed", "error": error})
 
 
+_RESUMED_WITHOUT_LABELS = (
+    "this cycle was resumed after a stop and its window's labelled rows were not stored: its "
+    "forecast has no realised value from them, only estimates (the next cycle takes the "
+    "labels again)"
+)
+
+
 def _so_far(streak: int, persistence: int) -> str:
     """How long a drift has lasted, and how long it must to be acted on.
 
@@ -1830,12 +1858,20 @@ def _plan_costs_more(
 ) -> tuple[str, list[float]] | None:
     """Why the watcher retrains in full without planning (``watch.plan_first: auto``), and
     the plans' CPU seconds it weighed; None to plan. It skips the plan where a full retrain
-    may run unapproved and the newest plans of ``history`` (newest first; at least 2 of the
-    newest 3 the planner made) took at least the CPU of its newest full retrains (at least 1
-    of 3): a plan cannot save more than the full retrain costs. A cycle that skipped its
+    may run unapproved (``autonomy`` allows it; no money or GPU budget, and the CPU budget
+    above what full retrains took) and the newest plans of ``history`` (newest first; at
+    least 2 of the newest 3 the planner made) took at least the CPU of its newest full
+    retrains (at least 1 of 3), each the step's CPU as the cycle recorded it: a plan cannot
+    save more than the full retrain costs. A cycle that skipped its
     plan carries the plans' figures it weighed (``decision.plan_cpu_seconds``), so they
     hold while no plan is made to measure again; full retrains are measured each time."""
-    if policy.watch.plan_first != "auto" or "full-retrain" not in policy.autonomy.allowed:
+    budgets = policy.budgets
+    if (
+        policy.watch.plan_first != "auto"
+        or "full-retrain" not in policy.autonomy.allowed
+        or budgets.max_cost is not None  # what a full retrain costs there is not measured here
+        or budgets.max_gpu_seconds is not None
+    ):
         return None
     plans: list[float] = []
     fulls: list[float] = []
@@ -1859,13 +1895,13 @@ def _plan_costs_more(
     if len(plans) < 2 or not fulls:
         return None
     plan_cpu, full_cpu = statistics.median(plans), statistics.median(fulls)
-    if plan_cpu < full_cpu:
-        return None
+    if plan_cpu < full_cpu or max(fulls) > budgets.max_cpu_seconds:
+        return None  # planning pays, or a full retrain may wait for approval (its budget)
     return (
-        f"a plan costs this system more than the full retrain it could save: its last "
-        f"{len(plans)} plans took {plan_cpu:.2f} CPU s (median), its last {len(fulls)} full "
-        f"retrain(s) {full_cpu:.2f}; a full retrain, which the gates judge, instead "
-        "(watch.plan_first: auto)"
+        f"a plan costs this system more than the full retrain it could save: the plan steps "
+        f"of its last {len(plans)} planned cycles took {plan_cpu:.2f} CPU s (median), the run "
+        f"steps of its last {len(fulls)} full retrain(s) {full_cpu:.2f}; a full retrain, "
+        "which the gates judge, instead (watch.plan_first: auto)"
     ), plans
 
 
