@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -61,16 +62,32 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 _lock = threading.Lock()
 _fitting = 0  # tasks fitting in this process now
 _blas: Any = None  # the BLAS share in force while several tasks fit (it can put back)
+_found_lock = threading.Lock()  # (taken under _lock: never the other way round)
+_controller: Any = None  # the pools found (see _pools), and len(sys.modules) then
+_controller_modules = -1
 
 
 def small_data_threads(n_rows: int) -> Any:
     """A context with one OpenMP thread when ``n_rows`` is under :data:`ONE_THREAD_BELOW`,
     else one that changes nothing."""
     if n_rows < ONE_THREAD_BELOW:
-        from threadpoolctl import threadpool_limits  # no type info
-
-        return threadpool_limits(limits=1, user_api="openmp")
+        return _pools().limit(limits=1, user_api="openmp")
     return contextlib.nullcontext()
+
+
+def _pools() -> Any:
+    """threadpoolctl's controller of the process's native thread pools. Finding them walks
+    the loaded shared libraries (about 2.5 ms, more with torch loaded), which a probe, a
+    monitor's estimator and each task paid on every call: it is found once, and again after
+    modules were imported since (a library loaded with them may bring its own pool)."""
+    global _controller, _controller_modules
+    with _found_lock:
+        if _controller is None or len(sys.modules) != _controller_modules:
+            from threadpoolctl import ThreadpoolController  # no type info
+
+            _controller = ThreadpoolController()
+            _controller_modules = len(sys.modules)
+        return _controller
 
 
 def cpus() -> int:
@@ -115,9 +132,7 @@ def _lower(user_api: str, limit: int | None) -> Any:
     """A context that lowers ``user_api``'s pools to ``limit`` threads (never raises one)."""
     if limit is None:
         return contextlib.nullcontext()
-    from threadpoolctl import ThreadpoolController  # no type info
-
-    pools = ThreadpoolController().select(user_api=user_api)
+    pools = _pools().select(user_api=user_api)
     if all(p.num_threads <= limit for p in pools.lib_controllers):
         return contextlib.nullcontext()
     return pools.limit(limits=limit)

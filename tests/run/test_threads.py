@@ -162,3 +162,18 @@ def test_tasks_in_worker_processes_fit_with_their_share_of_the_cpus(
     for outcome in outcomes:
         assert isinstance(outcome, TaskResult)
         assert seen(store, outcome)["openmp"] <= max(1, _threads.cpus() // 2)
+
+
+def test_the_pools_are_found_once_and_again_after_new_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Finding the pools walks the loaded libraries (about 2.5 ms): a plan's probes and each
+    # task paid it on every call.
+    with threadpool_limits(limits=START, user_api="openmp"):
+        found = _threads._pools()
+        assert _threads._pools() is found
+        with _threads.small_data_threads(100):
+            assert pools()["openmp"] == 1
+        assert pools()["openmp"] == START
+        monkeypatch.setitem(sys.modules, "regrow-test-newly-imported", SimpleNamespace())
+        assert _threads._pools() is not found  # a library imported since may bring a pool
