@@ -138,13 +138,16 @@ class ComponentsMixin(CatalogCore):
 
     def component_history(self, system: str, component: str) -> list[ComponentVersionRecord]:
         """Every stored version of one component of a system, newest first."""
+        # Plain rows, not ORM entities (as by id): a plan reads every component's history
+        # to learn its costs, and entities cost more than the query.
+        table = ComponentVersion.__table__
         query = (
-            sa.select(ComponentVersion)
-            .where(ComponentVersion.system == system, ComponentVersion.component == component)
-            .order_by(ComponentVersion.created_at.desc(), ComponentVersion.id)
+            sa.select(table)
+            .where(table.c.system == system, table.c.component == component)
+            .order_by(table.c.created_at.desc(), table.c.id)
         )
         with self._read() as session:
-            return [component_version_record(row) for row in session.scalars(query)]
+            return [component_version_record(row) for row in session.execute(query)]
 
     def _component_versions_by_id(self, ids: Iterable[str]) -> dict[str, ComponentVersionRecord]:
         wanted = list(ids)
