@@ -56,7 +56,9 @@ def _policy(**watch: Any) -> Policy:
         "full-retrain",
     ]
     body["autonomy"]["require_approval"] = []
-    body["watch"].update({"persistence": 2, "cooldown": 1, **watch})
+    # plan every time: whether a plan is skipped for costing more than a full retrain
+    # depends on the CPU each took here (the tests of that rule ask for it)
+    body["watch"].update({"persistence": 2, "cooldown": 1, "plan_first": "always", **watch})
     return Policy.from_dict(body)
 
 
@@ -1447,7 +1449,7 @@ def _full_retrain(number: int, run_cpu: float, *, made: bool = True) -> Any:
 def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -> None:
     from regrow.loop.watch import _plan_costs_more
 
-    policy = _policy()  # full retrains may run without approval
+    policy = _policy(plan_first="auto")  # full retrains may run without approval
     history = [_planned(9, 0.5), _full_retrain(8, 0.3), _planned(7, 0.02, escalate="x"),
                _planned(6, 0.4)]  # fmt: skip
     skipped = _plan_costs_more(policy, history)
