@@ -52,6 +52,11 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
                                                           "'probe'", "sometimes"]),
         ("version: 2\n", ["version", "2"]),
         ("watch: {threat_gain: 1.5}\n", ["watch.threat_gain", "less than or equal to 1"]),
+        ("watch: {plan_first: sometimes}\n", ["watch.plan_first", "'auto' or 'always'",
+                                               "(got 'sometimes')"]),
+        # YAML reads an unquoted no as false: said, with what to do
+        ("watch: {plan_first: no}\n", ["watch.plan_first", "(got False: YAML reads an unquoted",
+                                        "quote the word"]),
         ("watch: {sla: {roc_auc: {min: true}}}\n", ["a threshold is a number, not True"]),
         ("watch: {sla: {roc_auc: {min: 0}}}\n", ["no value breaks this min"]),
         ("monitoring: {alerts: {roc_auc: {max: 1}}}\n", ["no value breaks this max"]),

@@ -834,6 +834,12 @@ def _describe(error: Any) -> str:
         return f"{loc}: {msg}"  # the key is the offending value: the path names it already
     if error["type"] == "value_error" and isinstance(error.get("input"), dict):
         return f"{loc}: {msg}"  # a section's own check: its message names the values
+    if isinstance(error.get("input"), bool) and error["type"] in ("literal_error", "string_type"):
+        # YAML reads an unquoted no/yes/on/off as a boolean
+        return (
+            f"{loc}: {msg} (got {error['input']!r}: YAML reads an unquoted no, yes, on or off "
+            "as false or true; quote the word)"
+        )
     return f"{loc}: {msg} (got {error.get('input')!r})"
 
 
