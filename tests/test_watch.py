@@ -1469,6 +1469,12 @@ def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -
     again = _plan_costs_more(policy, [carried, _full_retrain(11, 0.3)])
     assert again is not None
     assert "took 0.45 CPU s (median), the run steps of its last 2 full retrain(s) 0.32" in again[0]
+    # ... until 10 attempts in a row skipped theirs: the next plans, to measure again
+    skips = [_full_retrain(30 - n, 0.3) for n in range(10)]
+    for skip in skips:
+        skip.body["decision"]["plan_cpu_seconds"] = weighed
+    assert _plan_costs_more(policy, [*skips[1:], *history]) is not None
+    assert _plan_costs_more(policy, [*skips, *history]) is None
     # plans that cost less than a full retrain: planning pays
     assert (
         _plan_costs_more(policy, [_planned(3, 0.2), _full_retrain(2, 0.3), _planned(1, 0.1)])

@@ -1853,6 +1853,11 @@ def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
     )
 
 
+#: Attempts in a row that skipped their plan (``watch.plan_first: auto``), after which the
+#: next one plans again, to measure what a plan costs now.
+_REMEASURE_PLAN_AFTER = 10
+
+
 def _plan_costs_more(
     policy: Policy, history: Sequence[WatchCycleRecord]
 ) -> tuple[str, list[float]] | None:
@@ -1862,9 +1867,10 @@ def _plan_costs_more(
     above what full retrains took) and the newest plans of ``history`` (newest first; at
     least 2 of the newest 3 the planner made) took at least the CPU of its newest full
     retrains (at least 1 of 3), each the step's CPU as the cycle recorded it: a plan cannot
-    save more than the full retrain costs. A cycle that skipped its
-    plan carries the plans' figures it weighed (``decision.plan_cpu_seconds``), so they
-    hold while no plan is made to measure again; full retrains are measured each time."""
+    save more than the full retrain costs. A cycle that skipped its plan carries the plans'
+    figures it weighed (``decision.plan_cpu_seconds``), so they hold while no plan is made
+    to measure again; after :data:`_REMEASURE_PLAN_AFTER` skips in a row, the next attempt
+    plans, to measure what a plan costs now. Full retrains are measured each time."""
     budgets = policy.budgets
     if (
         policy.watch.plan_first != "auto"
@@ -1873,12 +1879,21 @@ def _plan_costs_more(
         or budgets.max_gpu_seconds is not None
     ):
         return None
+    attempts = [c for c in history if not c.dry_run and c.body.get("plan")]
+    skipped = next(
+        (
+            n
+            for n, c in enumerate(attempts)
+            if not (c.body.get("decision") or {}).get("plan_cpu_seconds")
+        ),
+        len(attempts),
+    )  # the newest attempts in a row that skipped their plan
+    if skipped >= _REMEASURE_PLAN_AFTER:
+        return None
     plans: list[float] = []
     fulls: list[float] = []
-    for cycle in history:
+    for cycle in attempts:
         body, steps = cycle.body, cycle.body.get("step_cpu_seconds") or {}
-        if cycle.dry_run or not body.get("plan"):
-            continue
         decision = body.get("decision") or {}
         planned = not decision.get("escalate") and not decision.get("adopt")
         if planned and "plan" in steps and len(plans) < 3:
