@@ -127,6 +127,23 @@ def test_never_seen_values_go_to_other_and_count_as_unseen() -> None:
     assert lo < 0.05 < hi
 
 
+def test_a_few_new_values_are_the_unseen_tests_not_a_shift_of_the_known_ones() -> None:
+    # 4 rows of a new category in 5,000 moved the distance (a square root) from 0.003 to
+    # 0.020, past its margin, and the column counted as drifted
+    same = [str(v) for v in RNG.choice(CATS, 4_996)]
+    with_new = [*same, "platinum", "platinum", "platinum", "platinum"]
+    js = JensenShannon()
+    assert js.statistic(CAT_PROFILE, with_new) == pytest.approx(js.statistic(CAT_PROFILE, same))
+    assert js.statistic(CAT_PROFILE, with_new) < js.margin
+    assert Unseen().statistic(CAT_PROFILE, with_new) == pytest.approx(4 / 5_000)
+    # known values that moved still show; a column of new values only is as far as can be
+    moved = CAT_CURRENTS["moved"]
+    assert js.statistic(CAT_PROFILE, [*moved, "z"]) == pytest.approx(
+        js.statistic(CAT_PROFILE, moved), abs=1e-3
+    )
+    assert js.statistic(CAT_PROFILE, ["z"] * 10) == pytest.approx(1.0)
+
+
 def test_unseen_is_quiet_without_new_values() -> None:
     binned = bin_current(CAT_PROFILE, CAT_CURRENTS["same"])
     assert Unseen().p_value(binned) == 1.0
