@@ -240,3 +240,26 @@ def test_a_rolled_back_rollout_says_what_holds_the_alias(
     code, out, _ = run_cli(capsys, "rollout", "status", rid, *h)
     assert code == 0
     assert "rolled_back at step 1/3: the candidate serves no traffic; toy@live holds toy:v1" in out
+
+
+# --- a window file that is not CSV or Parquet ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "monitor"])
+def test_a_window_file_that_is_not_csv_or_parquet_is_named_as_such(
+    home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    # it was looked up as a snapshot name: "unknown snapshot 'bad.txt'; did you mean ...?"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("x1,x2,y\n1,2,0\n")
+    code, out, err = run_cli(capsys, command, "--version", "toy@champion", "--window", str(bad),
+                             "--home", str(home))  # fmt: skip
+    assert code == 2, out + err
+    assert f"the window {str(bad)!r} is a file, but not a CSV or Parquet one" in err
+    assert "rename it, if it is one" in err
+    assert "Traceback" not in err
+    # a name that is no file is still looked up as a snapshot
+    code, _, err = run_cli(capsys, command, "--version", "toy@champion", "--window", "trian",
+                           "--home", str(home))  # fmt: skip
+    assert code == 2
+    assert "unknown snapshot 'trian'" in err

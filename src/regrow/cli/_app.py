@@ -333,7 +333,16 @@ def window_of(ws: Workspace, window: str) -> SnapshotRecord | Path:
     """
     path = Path(window)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        return ws.catalog.get_snapshot(window)
+        try:
+            return ws.catalog.get_snapshot(window)
+        except NotFound:
+            if not path.is_file():
+                raise
+            raise ConfigError(
+                f"the window {window!r} is a file, but not a CSV or Parquet one (by its "
+                "name), and no snapshot has that name",
+                hint="give a .csv or .parquet file (rename it, if it is one), or a snapshot",
+            ) from None
     if not path.is_file():
         raise ConfigError(f"no such file {window!r}", hint="check the window's path")
     return path
