@@ -242,7 +242,15 @@ def make_plan(
                 )
                 if pays:
                     escalate.insert(0, broad)
-                    rationale.append(f"{broad}: on the labelled rows, {evidence}")
+                    rationale.append(
+                        f"{broad}: on the labelled rows, {evidence}"
+                        + (
+                            "; with drift this broad, a full retrain is weighed against "
+                            "keeping the version as it is, not against the partial plan above"
+                            if review.weighed
+                            else ""
+                        )
+                    )
                 else:
                     rationale.append(
                         f"{broad}, but not escalated: on the labelled rows, {evidence}"

@@ -124,3 +124,26 @@ def test_an_add_member_move_says_it_adds_a_copy() -> None:
         "not chosen: add-member net (a refitted copy beside it) — its interval reaches 0" in lines
     )
     assert "not chosen: update lr — its interval reaches 0" in lines
+
+
+def test_a_broad_drift_escalation_over_a_partial_plan_says_what_it_weighs(trained) -> None:  # type: ignore[no-untyped-def]
+    # The rationale said "a full retrain is not expected to do better by enough", then
+    # "escalated to a full retrain", and the expected loss was the partial update's "(the full
+    # retrain this plan makes was not probed)" beside the probes' estimate of the full retrain.
+    ws, v1, _ = trained
+    shifted = make(1600, 6, frozenset({"alpha"}))
+    for col in ("a1", "a2", "b2", "c2"):
+        shifted[col] = shifted[col] * 1.3 + 0.3
+    early = Policy.from_dict({"escalation": {"max_drifted_share": 0.5}})
+    plan = ws.plan(v1, ws.snapshot(shifted, name="broad-kept"), policy=early)
+    assert plan.escalated
+    kept = next(r for r in plan.rationale if r.startswith("a full retrain is not expected"))
+    estimate = float(kept.split("about ")[1].split(" after a full retrain")[0])
+    assert plan.expected["after"] == plan.expected["full_retrain"]
+    assert plan.expected["after"] == pytest.approx(estimate, rel=1e-3)
+    assert "after_of" not in plan.expected
+    broad = next(r for r in plan.rationale if "escalation.max_drifted_share): on the" in r)
+    assert broad.endswith(
+        "with drift this broad, a full retrain is weighed against keeping the version as it "
+        "is, not against the partial plan above"
+    )

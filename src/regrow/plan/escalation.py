@@ -78,6 +78,7 @@ class Review:
     dropped: bool = False  # the partial plan is not worth running (mean or vote ensembles)
     swapped: str | None = None  # ... and refitting this member alone is, instead
     weighed: bool = False  # a full retrain was weighed against the plan on the labelled rows
+    full_after: float | None = None  # the residual probes' loss after a full retrain
 
     @property
     def signals(self) -> dict[str, Any]:
@@ -113,6 +114,8 @@ class Review:
         }
         if self.probe is not None:
             out["full_retrain"] = round(self.probe.full, 6)
+        elif escalated and self.full_after is not None:  # the residual probes' estimate
+            out["after"] = out["full_retrain"] = round(self.full_after, 6)
         elif escalated:  # the full retrain was not probed: "after" is the partial update's
             out["after_of"] = "partial"
         return out
@@ -157,6 +160,7 @@ def review_plan(
     dropped = False
     swap: str | None = None
     weighed = False
+    full_after: float | None = None
     if not reasons and esc.unexplained_drift == "probe":
         share = policy.planning.min_relative_gain
         chosen = diagnosis.chosen
@@ -253,6 +257,7 @@ def review_plan(
         elif kept and (actions or candidates or drifted):
             weighed = True
             room = _room(diagnosis, kept)
+            full_after = diagnosis.loss_after - room
             lines.append(
                 f"a full retrain is not expected to do better by enough: the probes "
                 f"find {room:.4g} more to win back by refitting the {len(kept)} member(s) the "
@@ -272,7 +277,9 @@ def review_plan(
         )
     # With the probe, its estimate of the partial plan replaces the residual probes' one.
     lines = [*diagnosis_lines(diagnosis, expected=probe is None), *lines]
-    return Review(diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap, weighed)
+    return Review(
+        diagnosis, tuple(reasons), tuple(lines), probe, dropped, swap, weighed, full_after
+    )
 
 
 def retrain_evidence(
