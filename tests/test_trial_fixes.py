@@ -97,6 +97,14 @@ def test_ctrl_c_before_the_run_ends_still_says_running_again_resumes(
     code, _, err = run(capsys, "run", plan.id[:12], "--home", str(tmp_path / "ws"))
     assert code == 130
     assert err.strip() == _app.INTERRUPTED
+    # running again says it resumes (it only listed the components it reused)
+    monkeypatch.undo()
+    code, out, err = run(capsys, "run", plan.id[:12], "--home", str(tmp_path / "ws"))
+    assert code == 0, err
+    assert f"resuming plan {plan.id[:12]}, interrupted at " in out
+    assert "the components its run finished then are reused" in out
+    code, out, _ = run(capsys, "run", plan.id[:12], "--home", str(tmp_path / "ws"))
+    assert "resuming" not in out  # ran already: refused, and not "resuming"
 
 
 def test_ctrl_c_while_the_run_is_recorded_waits_till_the_plan_says_what_it_made(

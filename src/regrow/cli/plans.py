@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from regrow.plan.plan import Plan
     from regrow.plan_runs import PlanRun
+    from regrow.workspace import Workspace
 
 __all__ = ["plans_app", "policy_app"]
 
@@ -232,6 +233,8 @@ def run_command(
             executor(ws, backend, address, workers) as chosen,
             progress_line(not as_json) as progress,
         ):
+            if not as_json:
+                _resuming(ws, plan_id)
             ran = with_progress(ws.run_plan, progress)(
                 plan_id, approve=approve, seed=seed, workers=workers, backend=chosen
             )
@@ -239,6 +242,23 @@ def run_command(
     except KeyboardInterrupt:
         _stopped_after_the_run(home, plan_id, started)
         raise  # stopped before: what it fitted is kept, and running again resumes
+
+
+def _resuming(ws: Workspace, plan_id: str) -> None:
+    """Say so when ``plan_id``'s earlier run was interrupted: this run resumes it (the rows
+    "reused" below are what that run finished)."""
+    from regrow.errors import NotFound
+
+    try:
+        record = ws.catalog.get_plan(plan_id)
+    except NotFound:  # the run itself names the unknown plan
+        return
+    if record.status == "failed" and _interrupted(record.outcome):
+        at = record.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        out.print(
+            f"resuming plan {record.id[:12]}, interrupted at {at}: the components its run "
+            "finished then are reused"
+        )
 
 
 def _stopped_after_the_run(home: Path | None, plan_id: str, started: datetime) -> None:
