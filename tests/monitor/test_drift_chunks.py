@@ -134,3 +134,24 @@ def test_chunk_positions_outside_the_window_are_a_data_error(reference: Profile)
 
 def test_no_chunks_give_no_reports(reference: Profile) -> None:
     assert DriftMonitor(reference).check_chunks(_frame(100, 11), []) == []
+
+
+def test_the_fdr_statement_names_a_family_per_reference(reference: Profile) -> None:
+    # A system whose members were trained on different snapshots is compared with each, and
+    # each reference's tests are one family: "across 5 tests (8 columns ..., one family)"
+    # stood beside a table of 10 tests.
+    from dataclasses import replace
+
+    from regrow.monitor.assemble import fdr_statement
+
+    window = _frame(2_000, 5)
+    report = DriftMonitor(reference).check(window)
+    two = [replace(report, reference="cust (lin, rf)"),
+           replace(report, reference="later (hgb)", family=2)]  # fmt: skip
+    said = fdr_statement(two, 6)
+    assert said.startswith("Benjamini-Hochberg at q=0.05 within each reference's tests (")
+    assert f"cust (lin, rf): {report.family}, later (hgb): 2;" in said
+    assert "one family" not in said
+    assert fdr_statement([report], 6).startswith(
+        f"Benjamini-Hochberg at q=0.05 across {report.family} tests"
+    )

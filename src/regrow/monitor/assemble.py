@@ -171,8 +171,20 @@ def fdr_statement(reports: Sequence[DriftReport], columns: int) -> str:
     """How the false discovery rate is controlled across the reports' tests, in words."""
     if not reports:
         return ""
-    family = max(r.family or len(r.features) for r in reports)
     chunks = len({r.chunk for r in reports})
+    references = sorted({r.reference for r in reports if r.reference is not None})
+    if len(references) > 1:  # a family per reference: "one family" of the largest was wrong
+        sizes = {
+            ref: max(r.family or len(r.features) for r in reports if r.reference == ref)
+            for ref in references
+        }
+        listed = ", ".join(f"{ref}: {n:,}" for ref, n in sizes.items())
+        return (
+            f"Benjamini-Hochberg at q={reports[0].fdr:g} within each reference's tests "
+            f"({listed}; columns × slices × {chunks} chunk{'s' if chunks != 1 else ''}): at "
+            "most that share of each reference's drifted flags are expected to be false"
+        )
+    family = max(r.family or len(r.features) for r in reports)
     return (
         f"Benjamini-Hochberg at q={reports[0].fdr:g} across {family:,} tests "
         f"({columns} columns × slices × {chunks} chunk{'s' if chunks != 1 else ''}, one "
