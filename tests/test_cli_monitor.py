@@ -350,3 +350,21 @@ def test_a_calibration_alert_on_an_in_sample_reference_names_that_cause_too(
     out = " ".join(_shown(capsys, shown).split())
     assert "cannot see)" in out
     assert "training data" not in out
+
+
+def test_a_renamed_column_gets_the_hint_that_bridges_it(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> None:
+    # the monitor said "'distance_km': missing" and "'distance': ignored", and only a plan's
+    # refusal named the adapters that bridge a rename
+    window = make_window(800, start="2026-04-01", days=14, seed=3).rename(
+        columns={"distance_km": "distance"}
+    )
+    window.to_parquet(tmp_path / "renamed.parquet")
+    code, out, err = run(capsys, "monitor", "--version", "churn:v1", "--window",
+                         str(tmp_path / "renamed.parquet"), "--home", str(home))  # fmt: skip
+    assert code == 0, err
+    assert (
+        "hint: 'distance_km' is missing and 'distance' is new: renamed upstream? "
+        "`regrow adapters propose SNAPSHOT --system SYSTEM`" in " ".join(out.split())
+    )

@@ -270,6 +270,16 @@ def _quality(quality: Mapping[str, Any]) -> None:
         out.print(table)
         for f in findings:
             out.print(f"  {f['column']}: {f.get('why', '')}")
+        missing = [
+            str(f["column"]) for f in findings if f["kind"] == "missing" and f.get("readers")
+        ]
+        extra = [str(f["column"]) for f in findings if f["kind"] == "extra"]
+        if missing and extra:  # as `regrow plan` and `regrow watch` say it
+            out.print(
+                f"hint: {', '.join(map(repr, missing))} is missing and "
+                f"{', '.join(map(repr, extra))} is new: renamed upstream? `regrow adapters propose "
+                "SNAPSHOT --system SYSTEM` proposes an adapter that reads the new name"
+            )
     for note in quality.get("notes") or []:
         out.print(f"note: {note}")
 
