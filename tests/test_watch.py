@@ -1469,6 +1469,15 @@ def test_the_watcher_retrains_in_full_without_planning_where_plans_cost_more() -
     again = _plan_costs_more(policy, [carried, _full_retrain(11, 0.3)])
     assert again is not None
     assert "took 0.45 CPU s (median), the run steps of its last 2 full retrain(s) 0.32" in again[0]
+    # near the bar, a watcher that skips keeps skipping (the measurements are noisy) ...
+    close = [_planned(4, 0.64), _full_retrain(3, 0.7), _planned(2, 0.64)]
+    assert _plan_costs_more(policy, close) is None  # planning: it goes on planning
+    skipped = _full_retrain(5, 0.7)
+    skipped.body["decision"]["plan_cpu_seconds"] = [0.64, 0.64]
+    assert _plan_costs_more(policy, [skipped, *close]) is not None  # skipping: it goes on
+    cheap = _full_retrain(5, 0.7)
+    cheap.body["decision"]["plan_cpu_seconds"] = [0.5, 0.5]  # under 0.75 of 0.7: plans again
+    assert _plan_costs_more(policy, [cheap, _full_retrain(3, 0.7)]) is None
     # ... until 10 attempts in a row skipped theirs: the next plans, to measure again
     skips = [_full_retrain(30 - n, 0.3) for n in range(10)]
     for skip in skips:

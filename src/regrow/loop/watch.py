@@ -1857,6 +1857,10 @@ def _under_threat(policy: Policy, gain: float) -> tuple[Policy, str | None]:
 #: next one plans again, to measure what a plan costs now.
 _REMEASURE_PLAN_AFTER = 10
 
+#: Once the watcher skips plans, it plans again only when they cost less than this share of
+#: a full retrain (a hysteresis band: see :func:`_plan_costs_more`).
+_KEEP_SKIPPING = 0.75
+
 
 def _plan_costs_more(
     policy: Policy, history: Sequence[WatchCycleRecord]
@@ -1870,7 +1874,9 @@ def _plan_costs_more(
     save more than the full retrain costs. A cycle that skipped its plan carries the plans'
     figures it weighed (``decision.plan_cpu_seconds``), so they hold while no plan is made
     to measure again; after :data:`_REMEASURE_PLAN_AFTER` skips in a row, the next attempt
-    plans, to measure what a plan costs now. Full retrains are measured each time."""
+    plans, to measure what a plan costs now. Full retrains are measured each time. Once it
+    skips, it goes on skipping until plans cost less than :data:`_KEEP_SKIPPING` of a full
+    retrain."""
     budgets = policy.budgets
     if (
         policy.watch.plan_first != "auto"
@@ -1910,7 +1916,12 @@ def _plan_costs_more(
     if len(plans) < 2 or not fulls:
         return None
     plan_cpu, full_cpu = statistics.median(plans), statistics.median(fulls)
-    if plan_cpu < full_cpu or max(fulls) > budgets.max_cpu_seconds:
+    # Near the bar the measurements' noise (a run step took 0.57-0.81 CPU s in one year)
+    # would flip the choice from cycle to cycle: a watcher that skips keeps skipping until
+    # plans cost clearly less than full retrains.
+    skipping = bool(attempts and (attempts[0].body.get("decision") or {}).get("plan_cpu_seconds"))
+    bar = full_cpu * (_KEEP_SKIPPING if skipping else 1.0)
+    if plan_cpu < bar or max(fulls) > budgets.max_cpu_seconds:
         return None  # planning pays, or a full retrain may wait for approval (its budget)
     return (
         f"a plan costs this system more than the full retrain it could save: the plan steps "
