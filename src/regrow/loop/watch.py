@@ -1919,8 +1919,7 @@ def _plan_costs_more(
     # Near the bar the measurements' noise (a run step took 0.57-0.81 CPU s in one year)
     # would flip the choice from cycle to cycle: a watcher that skips keeps skipping until
     # plans cost clearly less than full retrains.
-    skipping = bool(attempts and (attempts[0].body.get("decision") or {}).get("plan_cpu_seconds"))
-    bar = full_cpu * (_KEEP_SKIPPING if skipping else 1.0)
+    bar = full_cpu * (_KEEP_SKIPPING if skipped else 1.0)
     if plan_cpu < bar or max(fulls) > budgets.max_cpu_seconds:
         return None  # planning pays, or a full retrain may wait for approval (its budget)
     return (

@@ -172,21 +172,20 @@ def fdr_statement(reports: Sequence[DriftReport], columns: int) -> str:
     if not reports:
         return ""
     chunks = len({r.chunk for r in reports})
-    references = sorted({r.reference for r in reports if r.reference is not None})
-    if len(references) > 1:  # a family per reference: "one family" of the largest was wrong
-        sizes = {
-            ref: max(r.family or len(r.features) for r in reports if r.reference == ref)
-            for ref in references
-        }
-        listed = ", ".join(f"{ref}: {n:,}" for ref, n in sizes.items())
+    chunked = f"{chunks} chunk{'s' if chunks != 1 else ''}"
+    sizes: dict[str | None, int] = {}  # each reference's family (None: a monitor's only one)
+    for r in reports:
+        sizes[r.reference] = max(sizes.get(r.reference, 0), r.family or len(r.features))
+    named = dict(sorted((ref, n) for ref, n in sizes.items() if ref is not None))
+    if len(named) > 1:  # a family per reference: "one family" of the largest was wrong
+        listed = ", ".join(f"{ref}: {n:,}" for ref, n in named.items())
         return (
             f"Benjamini-Hochberg at q={reports[0].fdr:g} within each reference's tests "
-            f"({listed}; columns × slices × {chunks} chunk{'s' if chunks != 1 else ''}): at "
-            "most that share of each reference's drifted flags are expected to be false"
+            f"({listed}; columns × slices × {chunked}): at most that share of each "
+            "reference's drifted flags are expected to be false"
         )
-    family = max(r.family or len(r.features) for r in reports)
     return (
-        f"Benjamini-Hochberg at q={reports[0].fdr:g} across {family:,} tests "
-        f"({columns} columns × slices × {chunks} chunk{'s' if chunks != 1 else ''}, one "
+        f"Benjamini-Hochberg at q={reports[0].fdr:g} across {max(sizes.values()):,} tests "
+        f"({columns} columns × slices × {chunked}, one "
         "family): at most that share of the drifted flags are expected to be false"
     )
