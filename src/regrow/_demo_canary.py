@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from regrow._demo_serving import send_labels, send_rows
-from regrow.errors import ConfigError
+from regrow.errors import AliasConflict, ConfigError
 from regrow.rollout import machine
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def canary(
         if not record.active:
             break
     if record.active:  # traffic ran out first: the last known good stays
-        record = machine.abort(ws, record, reason="demo: the canary ran out of traffic")
+        record = _abort(ws, record.id)
     return {
         "rollout": record.id[:12],
         "state": record.state,
@@ -103,6 +103,19 @@ def _analysed(ws: Workspace, rollout_id: str, wait: float) -> Any:
                 hint="this is a bug in the demo: please report it",
             )
         time.sleep(0.05)
+
+
+def _abort(ws: Workspace, rollout_id: str) -> Any:
+    """Abort the rollout, read afresh until the server's stepper (analysing it meanwhile)
+    lets the abort through or ends it first."""
+    while True:
+        record = ws.catalog.rollouts.get(rollout_id)
+        if not record.active:
+            return record
+        try:
+            return machine.abort(ws, record, reason="demo: the canary ran out of traffic")
+        except AliasConflict:
+            continue
 
 
 def _evidence(evidence: dict[str, Any] | None) -> str:

@@ -238,3 +238,21 @@ def test_a_stale_passing_analysis_does_not_promote_an_aborted_rollout(ws: Worksp
     late = machine.step(ws, r, evidence=_ev(0.0, 0.3, 2000))  # would promote, on a stale record
     assert (late.action, late.rollout.state) == ("raced", "rolled_back")
     assert ws.catalog.get_alias("toy", "live").version_id == r.stable_id
+
+
+def test_a_server_stepper_beginning_the_rollout_first_is_no_error(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serving replica's stepper can begin a rollout between its record and ``start``'s own
+    begin (seen in CI under load, in the demo's canary): the rollout is begun either way."""
+    recorded = Rollouts.start
+
+    def start_then_a_stepper_begins_it(self: Rollouts, **kwargs: object) -> object:
+        record = recorded(self, **kwargs)  # type: ignore[arg-type]
+        assert machine.step(ws, record.id).action == "begin"  # the server's stepper, first
+        return record
+
+    monkeypatch.setattr(Rollouts, "start", start_then_a_stepper_begins_it)
+    r = machine.start(ws, "toy:v2", steps="10,100", min_requests=100)
+    assert (r.state, r.step, r.share) == ("progressing", 0, 0.1)
+    assert _actions(ws, r.id) == ["start", "begin"]

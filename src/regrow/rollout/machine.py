@@ -176,7 +176,12 @@ def start(
         lanes=[v.id for v in versions] if chosen == "ab" else (),
     )  # fmt: skip
     if begin:
-        record = _begin(ws, record)
+        try:
+            record = _begin(ws, record)
+        except AliasConflict:  # a server's stepper began it first: begun either way
+            record = _rollouts(ws).get(record.id)
+            if record.state == "pending":
+                raise
     return record
 
 
