@@ -141,8 +141,10 @@ def test_a_corrupted_artifact_fails_to_load_with_a_command_that_repairs_it(
         before = ws.load(v1.ref).predict_proba(later)
         key = artifact_of(ws, v1.ref, "account")
         flip_byte(stored(ws, key))  # same size: only a hash sees it
-        with pytest.raises(ArtifactCorrupted) as caught:
-            ws.load(v1.ref)
+        # this workspace keeps what it read, verified then; the next command reads again
+        assert ws.load(v1.ref).predict_proba(later).tolist() == before.tolist()
+    with Workspace.open(home) as ws, pytest.raises(ArtifactCorrupted) as caught:
+        ws.load(v1.ref)
     error = caught.value
     assert "cannot load component 'account' of churn:v1" in error.message
     assert key in error.message
@@ -350,3 +352,22 @@ def test_a_recipe_that_names_a_function_is_not_rebuilt_from_its_label(
         assert "cannot be rebuilt from its recorded parameters" in repair.detail
         assert ws.train(system, snap).trained == ["fee_log"]  # rerunning the training does
         np.testing.assert_array_equal(ws.load(v1.ref).predict_proba(later), before)
+
+
+def test_a_workspace_reads_each_component_artifact_once_across_its_commands(
+    tmp_path: Path, history: pd.DataFrame, later: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan and its run, or a watcher's cycles, unpickle the champion once; an artifact
+    lost since is still noticed (the test above)."""
+    import regrow.run.tasks as tasks
+
+    with Workspace.init(tmp_path / "ws") as ws:
+        v1 = ws.train(light_system(), ws.snapshot(history, name="history")).version
+        read: list[int] = []
+        load_fitted = tasks.load_fitted
+        monkeypatch.setattr(tasks, "load_fitted", lambda data: read.append(1) or load_fitted(data))
+        first = ws.load(v1.ref).predict_proba(later)
+        assert len(read) == len(v1.manifest)
+        ws.evaluate(v1.ref, ws.snapshot(later, name="later"))
+        np.testing.assert_array_equal(ws.load(v1.ref).predict_proba(later), first)
+        assert len(read) == len(v1.manifest)

@@ -10,7 +10,9 @@ A Workspace makes one :class:`Services` per command, and the loaders remember wh
 read for that command:
 
 - each component artifact is read, verified and unpickled once, however many versions share
-  it (a candidate and the baseline it was updated from share most of theirs);
+  it (a candidate and the baseline it was updated from share most of theirs); a Workspace
+  keeps the components it read across its commands too (:class:`FittedMemo`, bounded), so a
+  plan and its run, or a watcher's cycles, unpickle a champion once;
 - each snapshot is read once per set of columns;
 - each member is predicted once per row (:class:`~regrow.cache.OutputCache`), and rows an
   earlier command predicted and stored are read back.
@@ -21,6 +23,8 @@ read for that command:
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -38,10 +42,56 @@ if TYPE_CHECKING:
     from regrow.model import FittedSystem
     from regrow.system import System
 
-__all__ = ["Services", "SnapshotFn", "load_components", "read_frame"]
+__all__ = ["FittedMemo", "Services", "SnapshotFn", "load_components", "read_frame"]
 
 #: Stores rows as a snapshot, as :meth:`regrow.Workspace.snapshot` does.
 SnapshotFn = Callable[..., SnapshotRecord]
+
+
+class FittedMemo:
+    """Fitted components by artifact key, with the artifact's size when it was read; the
+    least recently used are dropped once their artifacts add up to more than ``max_bytes``.
+    An artifact's key is the hash of its bytes, so what a key names never changes; the
+    components are shared, never changed in place (an update fits a copy).
+    :func:`load_components` uses one only while its artifact is stored with that size, so a
+    lost or truncated artifact is noticed as on a first read (a same-size corruption is
+    found by the next process that reads it, and by ``regrow doctor``).
+
+    >>> memo = FittedMemo(max_bytes=10)
+    >>> memo.put("a", "first", 6); memo.put("b", "second", 6)
+    >>> memo.get("a"), memo.get("b")
+    (None, ('second', 6))
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[FittedComponent, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[FittedComponent, int] | None:
+        """The component read from artifact ``key`` and the artifact's size then."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            found = self._items.pop(key, None)
+            if found is not None:
+                self._bytes -= found[1]
+
+    def put(self, key: str, fitted: FittedComponent, size: int) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (fitted, size)
+            self._bytes += size
+            while self.max_bytes is not None and self._bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
 
 
 def load_components(
@@ -50,7 +100,7 @@ def load_components(
     version: SystemVersionRecord,
     *,
     home: str | None = None,
-    memo: dict[str, FittedComponent] | None = None,
+    memo: dict[str, FittedComponent] | FittedMemo | None = None,
 ) -> tuple[dict[str, FittedComponent], dict[str, str]]:
     """The fitted components of ``version`` and the artifact each was read from.
 
@@ -68,8 +118,9 @@ def load_components(
         artifact = records[vid].artifact
         if artifact is None:
             raise SystemSpecError(f"component version {vid} of {version.ref} has no artifact")
-        if memo is not None and artifact in memo:
-            fitted[name] = memo[artifact]
+        found = _remembered(memo, store, artifact)
+        if found is not None:
+            fitted[name] = found
         else:
             try:
                 data = store.get(artifact)
@@ -77,10 +128,32 @@ def load_components(
                 what = f"component {name!r} of {version.ref} (component version {vid})"
                 raise lost_artifact_error(exc, what, home=home) from exc
             fitted[name] = load_fitted(data)
-            if memo is not None:
+            if isinstance(memo, FittedMemo):
+                memo.put(artifact, fitted[name], len(data))
+            elif memo is not None:
                 memo[artifact] = fitted[name]
         artifacts[name] = artifact
     return fitted, artifacts
+
+
+def _remembered(
+    memo: dict[str, FittedComponent] | FittedMemo | None, store: ArtifactStore, key: str
+) -> FittedComponent | None:
+    """The component ``memo`` holds for artifact ``key``; from a :class:`FittedMemo`, only
+    while the stored artifact has the size it had when read (else it is dropped)."""
+    if not isinstance(memo, FittedMemo):
+        return None if memo is None else memo.get(key)
+    found = memo.get(key)
+    if found is None:
+        return None
+    try:
+        same = store.size(key) == found[1]
+    except (ArtifactCorrupted, ArtifactNotFound):
+        same = False
+    if not same:
+        memo.drop(key)
+        return None
+    return found[0]
 
 
 def read_frame(
@@ -118,20 +191,21 @@ class Services:
     """The catalog, the store and loaders for one command (see the module docs).
 
     ``snapshot`` stores rows as a snapshot (``Workspace.snapshot``'s signature); ``home``
-    is the workspace folder that error hints name.
+    is the workspace folder that error hints name; ``fitted`` keeps the components read
+    beyond the command (the Workspace's), else they are kept for this command only.
     """
 
     catalog: Catalog
     store: ArtifactStore
     snapshot: SnapshotFn
     home: str | None = None
+    fitted: FittedMemo = field(default_factory=FittedMemo, repr=False)
     outputs: OutputCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from regrow.cache import OutputCache  # scikit-learn: not for reading a snapshot
 
         self.outputs = OutputCache(self.catalog, self.store)
-        self._fitted: dict[str, FittedComponent] = {}
         self._frames: dict[tuple[str, tuple[str, ...] | None], pd.DataFrame] = {}
         self._ids: dict[str, str] = {}  # snapshot reference -> id
 
@@ -147,7 +221,7 @@ class Services:
 
         version = self.version(ref)
         fitted, artifacts = load_components(
-            self.catalog, self.store, version, home=self.home, memo=self._fitted
+            self.catalog, self.store, version, home=self.home, memo=self.fitted
         )
         return FittedSystem(version.spec, fitted, ref=version.ref, artifacts=artifacts)
 

@@ -62,6 +62,7 @@ from regrow.errors import (
     SystemSpecError,
     WorkspaceNotFound,
 )
+from regrow.services import FittedMemo
 
 # The rest loads when a method needs it, so that opening a workspace and reading the catalog
 # (`regrow status`, `regrow versions`) starts without pandas or scikit-learn.
@@ -92,6 +93,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Workspace"]
 
+#: The serialized size of the fitted components a Workspace keeps read across its commands
+#: (:class:`regrow.services.FittedMemo`); the least recently used beyond it are read again.
+FITTED_MEMO_BYTES = 256 * 2**20
+
 
 class Workspace(GovernanceMixin):
     """A catalog and an artifact store, and the operations that use both."""
@@ -119,6 +124,7 @@ class Workspace(GovernanceMixin):
             ) from exc
         self.store: ArtifactStore = open_store(config.resolved_store_url())
         self._identity: IdentityRecord | None = None
+        self._fitted = FittedMemo(max_bytes=FITTED_MEMO_BYTES)
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -497,7 +503,9 @@ class Workspace(GovernanceMixin):
         """The catalog, the store and loaders for one command (see :mod:`regrow.services`)."""
         from regrow.services import Services
 
-        return Services(self.catalog, self.store, self.snapshot, home=str(self.home))
+        return Services(
+            self.catalog, self.store, self.snapshot, home=str(self.home), fitted=self._fitted
+        )
 
     def _snapshot(self, snapshot: SnapshotRecord | str) -> SnapshotRecord:
         return self.catalog.get_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
