@@ -38,6 +38,7 @@ from regrow.rollout import machine
 from regrow.rollout.evidence import SHADOW, read_evidence
 from regrow.rollout.logcache import FileCache
 from regrow.serve.predlog import PredictionLog
+from regrow.testing import routed_by
 
 
 def _workspace(home: Path) -> Workspace:
@@ -62,7 +63,8 @@ def _log(ws: Workspace, ids: list[str], at: datetime, rng: np.random.Generator) 
         log = PredictionLog(ws.catalog, ws.store, flush_seconds=3600, flush_rows=10**9)
         log.record(system="toy", version=version, lane=lane, request_ids=ids, rows=[0] * n,
                    inputs=inputs, outputs={"predict": predicted, "probabilities": [
-                       [1.0 - p, float(p)] for p in predicted]}, classes=[0, 1], at=at)  # fmt: skip
+                       [1.0 - p, float(p)] for p in predicted]}, classes=[0, 1], at=at,
+                   rollout=routed_by(ws, "toy"))  # fmt: skip
         log.close()
     ws.feedback("toy", [(i, 0, int(rng.integers(0, 2))) for i in ids])
 

@@ -13,7 +13,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from regrow import Member, System, Workspace
-from regrow.testing import run_cli
+from regrow.testing import routed_by, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,8 @@ def _log_labelled(home: Path, ids: list[str]) -> None:
         log.record(system="toy", version="toy:v2", lane="candidate", request_ids=ids,
                    rows=[0] * n, inputs=pd.DataFrame({"x1": [0.0] * n, "x2": [0.0] * n}),
                    outputs={"predict": [1] * n, "probabilities": [[0.0, 1.0]] * n},
-                   classes=[0, 1], at=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+                   classes=[0, 1], at=datetime.now(UTC) + timedelta(seconds=1),
+                   rollout=routed_by(ws, "toy"))  # fmt: skip
         log.close()
         ws.feedback("toy", dict.fromkeys(ids, 1))
 

@@ -2,7 +2,8 @@
 
 ``postgres_schema`` gives each test its own PostgreSQL schema, so catalog tests can share one
 server without seeing each other's rows. ``run_cli`` runs the ``regrow`` command in-process,
-as a user types it, and returns its exit status and output.
+as a user types it, and returns its exit status and output. ``routed_by`` is the rollout id
+a server stamps on the rows it routes, for tests that write a prediction log themselves.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import io
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from regrow.workspace import Workspace
 
 __all__ = [
     "create_postgres_schema",
     "drop_postgres_schema",
     "postgres_schema",
+    "routed_by",
     "run_cli",
     "run_cli_captured",
 ]
@@ -30,6 +35,13 @@ class _Captured(Protocol):
 
 class _Capture(Protocol):
     def readouterr(self) -> _Captured: ...
+
+
+def routed_by(ws: Workspace, system: str) -> str:
+    """The id of ``system``'s rollout under way (``""`` for none, or for several): what a
+    server logs with the rows that rollout routes, and what its evidence reads."""
+    active = ws.catalog.rollouts.list(system=system, active=True)
+    return active[0].id if len(active) == 1 else ""
 
 
 def run_cli(capsys: _Capture, *args: str) -> tuple[int, str, str]:

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from regrow import Member, System, Workspace
 from regrow.plan.policy import Policy
 from regrow.serve.predlog import PredictionLog
+from regrow.testing import routed_by
 
 Log = Callable[..., None]
 
@@ -79,7 +80,7 @@ def log(ws: Workspace) -> Log:
         predlog.record(system="toy", version=version, lane=lane, request_ids=ids, rows=[0] * n,
                        inputs=inputs, outputs={"predict": predicted, "probabilities": [
                            [1.0 - p, float(p)] for p in predicted]},
-                       classes=[0, 1], at=at)  # fmt: skip
+                       classes=[0, 1], at=at, rollout=routed_by(ws, "toy"))  # fmt: skip
         predlog.close()
         if labels:
             ws.feedback("toy", [(i, 0, 1) for i in ids])

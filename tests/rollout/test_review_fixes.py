@@ -23,6 +23,7 @@ from regrow.plan.policy import Policy
 from regrow.rollout import machine
 from regrow.rollout.evidence import CANDIDATE, Evidence, read_evidence
 from regrow.serve.predlog import PredictionLog
+from regrow.testing import routed_by
 
 Log = Callable[..., None]
 
@@ -65,7 +66,8 @@ def _log_reg(ws: Workspace, lane: str, version: str, ids: list[str], at: datetim
     predlog = PredictionLog(ws.catalog, ws.store, flush_seconds=60)
     predlog.record(system="reg", version=version, lane=lane, request_ids=ids,
                    rows=[0] * len(ids), inputs=pd.DataFrame({"x1": [0.0] * len(ids)}),
-                   outputs={"predict": [1.0] * len(ids)}, at=at)  # fmt: skip
+                   outputs={"predict": [1.0] * len(ids)}, at=at,
+                   rollout=routed_by(ws, "reg"))  # fmt: skip
     predlog.close()
 
 

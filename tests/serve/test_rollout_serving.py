@@ -21,6 +21,7 @@ from regrow import Workspace
 from regrow.config import ServeSettings
 from regrow.plan.policy import Policy
 from regrow.rollout import machine
+from regrow.rollout.evidence import read_evidence
 from regrow.rollout.router import RolloutRouter
 from regrow.serve.host import ModelHost
 from regrow.serve.state import ServeState
@@ -151,6 +152,36 @@ def test_shadow_serves_main_and_logs_both_lanes_once_each_in_windows(
     assert counts == {("main", "shop:v1"): 40, ("shadow", "shop:v2"): 40}
     window = ws.window("shop", since="1h")
     assert window.rows == 40  # served traffic only: the shadow's rows are not counted again
+
+
+def test_a_rollout_reads_only_the_requests_it_routed(
+    ws: Workspace, serve_home: Path, serve_client: Client, infer_body: Body
+) -> None:
+    """Two rollouts of the same versions on two aliases: each row is logged with the rollout
+    that routed it, and a rollout's evidence is its own rows (the one on ``staging``, which
+    this server does not serve, gets none: it used to count the champion's)."""
+    ws.catalog.move_alias("shop", "staging", ws.catalog.get_system_version("shop:v1").id)
+    staging = machine.start(ws, "shop:v2", alias="staging", mode="shadow")
+    champion = machine.start(ws, "shop:v2", mode="shadow")
+    client = serve_client(serve_home, poll_seconds=3600, rollout_step_seconds=0,
+                          log_predictions=True)  # fmt: skip
+    ids = [f"r{i}" for i in range(20)]
+    for i in ids:
+        infer(client, infer_body(2, request_id=i), key=f"user-{i}")
+    predictions = state_of(client).predictions
+    assert predictions is not None
+    predictions.flush()
+    rollouts = set()
+    for f in ws.catalog.predictions.files("shop"):
+        rollouts |= set(
+            pq.read_table(pa.BufferReader(ws.store.get(f.artifact)))["rollout"].to_pylist()
+        )
+    assert rollouts == {champion.id}
+    ws.feedback("shop", [(i, row, 1) for i in ids for row in (0, 1)])
+    theirs = read_evidence(ws.catalog, ws.store, ws.catalog.rollouts.get(staging.id))
+    mine = read_evidence(ws.catalog, ws.store, ws.catalog.rollouts.get(champion.id))
+    assert (len(theirs.stable), len(theirs.candidate)) == (0, 0)
+    assert (len(mine.stable), len(mine.candidate)) == (20, 20)
 
 
 def test_blend_serves_the_mix_of_the_two_versions_outputs(

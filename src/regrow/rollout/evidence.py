@@ -197,6 +197,9 @@ def read_evidence(
     versions = {stable, *(v for v in arms.values() if v is not None)}
     rows = logged_rows(catalog, store, rollout.system, rollout.created_at, until, versions,
                        slices=slices, cache=cache)  # fmt: skip
+    # the rows this rollout routed: neither another alias's rollout of the same versions
+    # nor requests served without one (files written before the id was logged: all rows)
+    rows = [r for r in rows if r.get("rollout", rollout.id) == rollout.id]
     if rollout.mode == "blue-green":
         hours = float(rollout.params.get("baseline_hours", 24.0))
         start = rollout.created_at - timedelta(hours=hours)

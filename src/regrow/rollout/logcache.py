@@ -155,13 +155,15 @@ def _parse(
     inputs = file.schema_arrow.field("input").type
     names = [inputs.field(i).name for i in range(inputs.num_fields)]
     needed = sorted(set().union(*(slice_columns(e, names) for _, e in slices)))
-    table = file.read(columns=[*_META, "output", *(f"input.{c}" for c in needed)])
+    # the routing rollout's id: files written before it was logged have no such column
+    meta = [*_META, "rollout"] if "rollout" in file.schema_arrow.names else _META
+    table = file.read(columns=[*meta, "output", *(f"input.{c}" for c in needed)])
     outputs = table.column("output").type
     classifier = any(outputs.field(i).name.startswith("proba__") for i in range(outputs.num_fields))
     keep = pc.is_in(table.column("system_version"), pa.array(list(versions), pa.string()))
     flat = table.filter(keep).flatten()
     member = _members(flat, needed, slices, artifact)
-    rows: list[dict[str, Any]] = flat.select([*_META, "output.prediction"]).to_pylist()
+    rows: list[dict[str, Any]] = flat.select([*meta, "output.prediction"]).to_pylist()
     for i, r in enumerate(rows):
         r["prediction"] = r.pop("output.prediction")
         r["classifier"] = classifier

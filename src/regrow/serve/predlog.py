@@ -16,6 +16,8 @@ Each file has these columns, one row per served row:
 ``served_at``       when it was predicted, ``timestamp[us, tz=UTC]``
 ``lane``            the lane that served it (``"main"`` without a rollout), string
 ``system_version``  the version that predicted it (``churn:v2``), string
+``rollout``         the id of the rollout that routed it (``""``: none), string; a rollout's
+                    evidence is the rows it routed (files written before it have no column)
 ``input``           a struct of the input columns, as given (their names as the request named them)
 ``output``          a struct: ``prediction`` (the predicted label or value) and, for a classifier,
                     one ``proba__<class>`` per class (``proba__0``, ``proba__yes``); any other
@@ -73,7 +75,7 @@ if TYPE_CHECKING:
 __all__ = ["META_COLUMNS", "PredictionLog", "output_columns"]
 
 #: The log's own columns, before the ``input`` and ``output`` structs.
-META_COLUMNS = ("request_id", "row", "served_at", "lane", "system_version")
+META_COLUMNS = ("request_id", "row", "served_at", "lane", "system_version", "rollout")
 _TIME = pa.timestamp("us", tz="UTC")
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class _Batch:
     at: datetime
     classes: Sequence[Any] | None
     n: int
+    rollout: str = ""
 
 
 @dataclass
@@ -158,19 +161,21 @@ class PredictionLog:
         outputs: Mapping[str, Any],
         at: datetime | None = None,
         classes: Sequence[Any] | None = None,
+        rollout: str = "",
     ) -> bool:
         """Queue one predicted batch; False when it was dropped (the log is full or closed).
 
         ``request_ids`` and ``rows`` have one entry per row; ``inputs`` is a DataFrame (or
         an Arrow table, or a mapping of column to values) of those rows; ``outputs`` maps
         output names (``predict``, ``probabilities``) to arrays; ``classes`` names the
-        probability columns. ``at`` defaults to now (a naive time is taken as UTC). Nothing
+        probability columns. ``at`` defaults to now (a naive time is taken as UTC).
+        ``rollout`` is the id of the rollout that routed the rows (``""``: none). Nothing
         is checked or copied here: the arrays must not change afterwards.
         """
         n = len(request_ids)
         batch = _Batch(
             system, version, lane, request_ids, rows, inputs, outputs,
-            at if at is not None else datetime.now(UTC), classes, n,
+            at if at is not None else datetime.now(UTC), classes, n, rollout,
         )  # fmt: skip
         with self._lock:
             if self._closed or self._pending() + n > self.max_pending_rows:
@@ -422,6 +427,9 @@ def _table(batches: list[_Batch], *, permissive: bool = False) -> pa.Table:
             "lane": pa.array(np.repeat(np.array([b.lane for b in batches]), counts), pa.string()),
             "system_version": pa.array(
                 np.repeat(np.array([b.version for b in batches]), counts), pa.string()
+            ),
+            "rollout": pa.array(
+                np.repeat(np.array([b.rollout for b in batches]), counts), pa.string()
             ),
             "input": _struct(inputs),
             "output": _struct(outputs),

@@ -161,17 +161,18 @@ def route(
     router = routing.router
     columns, rows, rid = decoded.columns, decoded.rows, decoded.id
     told = failed or _ignore
+    by = router.rollout_id
     if router.blend is not None:
         stable, candidate = routing.stable, routing.of(BLEND)
-        mine = stable.batcher.enqueue(columns, rows, Ticket(rid, rows, STABLE))
-        theirs = candidate.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW))
+        mine = stable.batcher.enqueue(columns, rows, Ticket(rid, rows, STABLE, by))
+        theirs = candidate.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW, by))
         return _blended(mine, theirs, router.blend, (stable, candidate), rid, told)
     lane = router.lane_for(key)
     served = routing.of(lane)
-    outputs = served.batcher.enqueue(columns, rows, Ticket(rid, rows, lane))
+    outputs = served.batcher.enqueue(columns, rows, Ticket(rid, rows, lane, by))
     if router.shadow is not None:
         shadow = routing.of(SHADOW)
-        scored = shadow.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW))
+        scored = shadow.batcher.enqueue(columns, rows, Ticket(rid, rows, SHADOW, by))
         scored.add_done_callback(_shadow_done(shadow.ref, rid, told))
     return _laned(outputs, lane, served.ref, told)
 

@@ -49,11 +49,13 @@ GOLDEN_ROWS = 32
 
 @dataclass(frozen=True)
 class Ticket:
-    """Which request rows of a batch came from: its id, its number of rows, its lane."""
+    """Which request rows of a batch came from: its id, its number of rows, its lane, and
+    the rollout that routed it (``""``: none)."""
 
     request_id: str
     rows: int
     lane: str
+    rollout: str = ""
 
 
 #: Told of every successful call: the version, its input columns, outputs, and the tickets.

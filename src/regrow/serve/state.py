@@ -86,17 +86,17 @@ class ServeState:
         """Count and log one predict call (see :class:`~regrow.serve.served.Served`)."""
         model = served.version.system
         self.metrics.batch(model, sum(t.rows for t in tickets))
-        lanes: dict[str, list[int]] = {}  # lane -> the positions of its tickets
+        lanes: dict[tuple[str, str], list[int]] = {}  # (lane, rollout) -> its tickets' positions
         for i, ticket in enumerate(tickets):
-            lanes.setdefault(ticket.lane, []).append(i)
-        for lane, mine in lanes.items():
+            lanes.setdefault((ticket.lane, ticket.rollout), []).append(i)
+        for (lane, _), mine in lanes.items():
             rows = sum(tickets[i].rows for i in mine)
             self.metrics.scored(model, lane, served.ref, served.members, rows)
         if self.predictions is None:
             return
         at = datetime.now(UTC)
         starts = np.cumsum([0] + [t.rows for t in tickets])
-        for lane, mine in lanes.items():
+        for (lane, rollout), mine in lanes.items():
             ids = [tickets[i].request_id for i in mine for _ in range(tickets[i].rows)]
             numbers = [r for i in mine for r in range(tickets[i].rows)]
             part, outs = columns, outputs
@@ -107,8 +107,8 @@ class ServeState:
             # The columns as they are: the log's writer concatenates them column by column.
             self.predictions.record(
                 system=model, version=served.ref, lane=lane, request_ids=ids, rows=numbers,
-                inputs=part, outputs=outs, at=at,
-                classes=served.signature.classes,
+                inputs=part, outputs=outs, at=at, classes=served.signature.classes,
+                rollout=rollout,
             )  # fmt: skip
 
     def close(self) -> None:
