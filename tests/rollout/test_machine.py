@@ -131,7 +131,25 @@ def test_bad_inputs_are_refused(ws: Workspace) -> None:
         machine.start(ws, "toy:v2", inconclusive_after=0)
     with pytest.raises(ConfigError, match="loss_cap"):
         machine.start(ws, "toy:v2", loss_cap=0.0)
+    for bad in ("0,150", "150", "50,25", ""):
+        with pytest.raises(ConfigError, match="not numbers|do not rise"):
+            machine.start(ws, "toy:v2", steps=bad)
     assert Rollouts(ws.catalog).list() == []
+
+
+def test_steps_are_refused_before_governance_is_asked(ws: Workspace) -> None:
+    """On a protected alias, steps that are no shares are named first: a user should not
+    meet the promotion rules (an evaluation, an approval) to learn they never were."""
+    with pytest.raises(ConfigError, match=r"rollout steps '0,150' do not rise"):
+        machine.start(ws, "toy:v2", alias="prod", steps="0,150")
+
+
+def test_a_lane_is_refused_on_a_rollout_without_lanes(ws: Workspace) -> None:
+    r = machine.start(ws, "toy:v2", alias="live", mode="shadow", min_requests=10)
+    with pytest.raises(ConfigError, match="no lane 'candidate-2'"):
+        machine.promote(ws, r.id, lane="candidate-2")
+    assert ws.catalog.get_alias("toy", "live").version_id == r.stable_id
+    assert machine.promote(ws, r.id, lane="candidate").state == "promoted"
 
 
 def test_evidence_is_read_from_the_prediction_log_and_feedback(ws: Workspace, log: Log) -> None:

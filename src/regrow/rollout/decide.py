@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from regrow.errors import CatalogError, ConfigError
-from regrow.rollout.evidence import Evidence
+from regrow.rollout.evidence import CANDIDATE, Evidence
 from regrow.rollout.sequential import Comparison, Sample, compare, compare_paired
 
 if TYPE_CHECKING:
@@ -236,6 +236,12 @@ def winner(record: RolloutRecord, lane: str | None) -> str:
     rollout's live ``lane`` (default: the live lane with the lowest mean loss in the last
     analysis; ties and lanes without evidence: the first)."""
     if not record.lanes:
+        if lane is not None and lane != CANDIDATE:
+            raise ConfigError(
+                f"rollout {record.id[:12]} is a {record.mode} rollout, with no lane {lane!r}",
+                hint=f"a lane is chosen in an ab rollout; promote this one without --lane "
+                f"(its candidate is its lane {CANDIDATE!r})",
+            )
         return record.candidate_id
     live = [x for x in record.lanes if not x.dropped]
     if lane is None:

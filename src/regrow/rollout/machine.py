@@ -143,7 +143,11 @@ def start(
     chosen = mode or _MODES[section.strategy]
     if chosen not in MODES:
         raise ConfigError(f"unknown rollout mode {chosen!r}", hint=f"use one of {', '.join(MODES)}")
-    shares = (1.0,) if chosen == "blue-green" else parse_steps(steps or section.steps)
+    shares = (
+        (1.0,)
+        if chosen == "blue-green"
+        else parse_steps(steps if steps is not None else section.steps)
+    )
     versions = candidates(ws.catalog, candidate, chosen)
     version = versions[0]
     stable = ws.catalog.get_alias(version.system, alias)
