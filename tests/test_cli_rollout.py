@@ -281,3 +281,15 @@ def test_promote_takes_an_ab_lane_and_a_refusal_suggests_no_missing_option(
     assert code == 2
     assert "lacks" in err
     assert "--force" not in err
+
+
+def test_a_share_under_one_percent_is_shown_as_it_is() -> None:
+    from regrow.rollout.validate import percent
+
+    assert [percent(s) for s in (0.005, 0.05, 0.25, 1.0, 0.0)] == [
+        "0.5%",
+        "5%",
+        "25%",
+        "100%",
+        "0%",
+    ]

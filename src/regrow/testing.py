@@ -13,10 +13,7 @@ import io
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from regrow.workspace import Workspace
+from typing import Any, Protocol
 
 __all__ = [
     "create_postgres_schema",
@@ -37,7 +34,12 @@ class _Capture(Protocol):
     def readouterr(self) -> _Captured: ...
 
 
-def routed_by(ws: Workspace, system: str) -> str:
+class _Workspace(Protocol):
+    @property
+    def catalog(self) -> Any: ...
+
+
+def routed_by(ws: _Workspace, system: str) -> str:
     """The id of ``system``'s rollout under way (``""`` for none, or for several): what a
     server logs with the rows that rollout routes, and what its evidence reads."""
     active = ws.catalog.rollouts.list(system=system, active=True)

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from regrow.cli._app import AsJson, Home, app, err, known_system, out, print_json, workspace
+from regrow.rollout.validate import percent
 
 if TYPE_CHECKING:
     from regrow.catalog.records import AuditEventRecord
@@ -252,7 +253,7 @@ def rollout_history(
         table.add_row(
             at, ", ".join(dict.fromkeys(x.actor for x in run)), action,
             f"{run[0].payload.get('from') or '-'} -> {p.get('state')}",
-            str(p.get("step", 0) + 1), f"{p.get('share', 0):.0%}", str(p.get("reason") or ""),
+            str(p.get("step", 0) + 1), percent(p.get("share", 0)), str(p.get("reason") or ""),
         )  # fmt: skip
     out.print(table)
 
@@ -274,11 +275,11 @@ def _versions(j: dict[str, Any]) -> str:
 
 def _share(r: RolloutRecord) -> str:
     if r.mode == "blend":
-        return f"weight {r.share:.0%}"
+        return f"weight {percent(r.share)}"
     if r.lanes:
         live = sum(1 for x in r.lanes if not x.dropped)
-        return f"{r.share:.0%} x {live}"
-    return f"{r.share:.0%}"
+        return f"{percent(r.share)} x {live}"
+    return percent(r.share)
 
 
 def _step(r: RolloutRecord) -> str:
@@ -321,7 +322,7 @@ def _details(ws: Workspace, r: RolloutRecord) -> None:
     verdicts = e.get("verdicts") or {}
     for x in r.lanes:
         ref = ws.catalog.get_system_version(x.version_id).ref
-        state = "dropped" if x.dropped else f"{x.share:.0%}"
+        state = "dropped" if x.dropped else percent(x.share)
         out.print(f"  lane {x.name}: {ref}, {state}" + _line(verdicts.get(x.name)))
     slices = e.get("slices") or {}
     for name, v in slices.items() if not verdicts else ():
@@ -379,7 +380,7 @@ def _show(ws: Workspace, r: RolloutRecord, as_json: bool) -> None:
     j = _as_json(ws, r)
     what = "blend weight" if r.mode == "blend" else "share per lane" if r.lanes else "share"
     cands = _versions(j)
-    where = _ended(ws, r) or f"{r.state}, {_step(r)}, candidate {what} {r.share:.0%}"
+    where = _ended(ws, r) or f"{r.state}, {_step(r)}, candidate {what} {percent(r.share)}"
     out.print(
         f"rollout {r.id[:12]} of {r.system}@{r.alias} ({r.mode}): {j['stable']} -> {cands}, {where}"
     )

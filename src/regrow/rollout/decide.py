@@ -26,6 +26,7 @@ import numpy as np
 from regrow.errors import CatalogError, ConfigError
 from regrow.rollout.evidence import CANDIDATE, Evidence
 from regrow.rollout.sequential import Comparison, Sample, compare, compare_paired
+from regrow.rollout.validate import percent
 
 if TYPE_CHECKING:
     from regrow.catalog.rollouts import RolloutRecord
@@ -194,7 +195,7 @@ def _go_on(
     worst = max(verdicts, key=lambda v: v.comparison.difference)
     cmp, tolerance = worst.comparison, worst.comparison.tolerance
     if ready and not final and cmp.difference <= tolerance:
-        why = f"step {step + 2}: {steps[step + 1]:.0%} ({cmp.reason})"
+        why = f"step {step + 2}: {percent(steps[step + 1])} ({cmp.reason})"
         return Move("advance", "progressing", step + 1, 0, cmp, why, (), None, verdicts)
     passing = [v for v in verdicts if enough(v) and v.comparison.decision == "pass"]
     if final and passing:

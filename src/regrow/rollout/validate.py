@@ -32,6 +32,7 @@ __all__ = [
     "check_loss_cap",
     "check_slices",
     "parse_steps",
+    "percent",
     "served_columns",
 ]
 
@@ -59,6 +60,17 @@ def candidates(
     if len({v.id for v in versions}) != len(versions):
         raise ConfigError(f"candidates {refs} name a version twice", hint="name each once")
     return versions
+
+
+def percent(share: float) -> str:
+    """``share`` as a percentage, with the decimals a share under 10% needs (0.5%, not 0%).
+
+    >>> percent(0.25), percent(0.005), percent(0.0), percent(0.0125)
+    ('25%', '0.5%', '0%', '1.25%')
+    """
+    if share == 0 or share >= 0.1:
+        return f"{share:.0%}"
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
