@@ -149,3 +149,26 @@ def test_every_schema_command_has_help_and_docs() -> None:
     for name, command in schema.commands.items():  # type: ignore[attr-defined]
         assert command.help
         assert f"regrow schema {name}" in docs
+
+
+def test_the_workspace_s_pinned_policy_rules_without_a_policy_file(
+    capsys: pytest.CaptureFixture[str], home: str, tmp_path: Path
+) -> None:
+    """`schema diff`/`check`, `adapters propose` and `plan` read the pinned policy, as the
+    docs say ("evaluations, plans and runs use it when given no other"); they read the
+    shipped one before (from a user trial)."""
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text("contracts: {compatibility: full}\nescalation: {unexplained_drift: ignore}\n")
+    assert run(capsys, "policy", "set", str(pinned), "--home", home)[0] == 0
+    code, out, _ = run(capsys, "schema", "diff", "c:v1", "c:v2", "--home", home)
+    assert code == 0 and "full: incompatible" in out
+    code, out, _ = run(capsys, "schema", "check", "c2", "--system", "churn", "--version", "v1", "--json",
+                       "--home", home)  # fmt: skip
+    assert {c["mode"] for c in json.loads(out)["checks"]} == {"full"}
+    code, out, _ = run(capsys, "adapters", "propose", "c2", "--system", "churn", "--version", "v1", "--json",
+                       "--home", home)  # fmt: skip
+    assert json.loads(out)["mode"] == "full"
+    code, out, err = run(capsys, "plan", "--version", "churn:v1", "--window", "c2", "--json",
+                         "--home", home)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["policy"]["escalation"]["unexplained_drift"] == "ignore"

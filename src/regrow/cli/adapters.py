@@ -66,8 +66,9 @@ def adapters_propose(
     from regrow.data.compat import bridge, classify
     from regrow.data.propose import propose
 
-    chosen = _mode(mode, policy)
+    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
     with workspace(home) as ws:
+        chosen = _mode(ws, mode, policy)
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
         candidate = ws.catalog.snapshot_schema(snapshot)

@@ -162,7 +162,11 @@ def plan(
     ],
     window: Window,
     policy: Annotated[
-        Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
+        Path | None,
+        typer.Option(
+            help="Policy YAML (default: the workspace's, pinned by `regrow policy set`, else "
+            "the shipped default)."
+        ),
     ] = None,
     tag: Annotated[
         list[str] | None,
@@ -185,7 +189,7 @@ def plan(
     tags = check_tags(tag or ())  # refused before the workspace opens
     if contingency is not None:
         check_contingency(contingency)
-    chosen = load_policy(policy)
+    chosen = load_policy(policy) if policy is not None else None  # None: the workspace's
     with workspace(home) as ws, progress_line(not as_json) as progress:
         note_bare_ref(ws, version)
         result = with_progress(ws.plan, progress)(

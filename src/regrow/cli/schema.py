@@ -34,7 +34,11 @@ ModeOption = Annotated[
     typer.Option("--mode", help="backward, forward, full or none (default: the policy's)."),
 ]
 PolicyOption = Annotated[
-    Path | None, typer.Option(help="Policy YAML (default: the shipped default policy).")
+    Path | None,
+    typer.Option(
+        help="Policy YAML (default: the workspace's, pinned by `regrow policy set`, else the "
+        "shipped default)."
+    ),
 ]
 TransitiveOption = Annotated[
     bool | None,
@@ -62,8 +66,9 @@ def schema_diff(
     from regrow.data import Schema
     from regrow.data.compat import classify
 
-    chosen = _mode(mode, policy)
+    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
     with workspace(home) as ws:
+        chosen = _mode(ws, mode, policy)
         before, after = _schema_record(ws, old), _schema_record(ws, new)
     result = classify(Schema.from_dict(before.spec), Schema.from_dict(after.spec), chosen)
     if as_json:
@@ -97,13 +102,11 @@ def schema_check(
     """
     from regrow.data import Schema
     from regrow.data.compat import bridge, classify_history
-    from regrow.plan.policy import load_policy
 
-    section = load_policy(policy).contracts
-    if mode is not None:
-        _mode(mode, policy)  # refuses an unknown mode
-    every = section.transitive_for(system) if transitive is None else transitive
+    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
     with workspace(home) as ws:
+        section = _contracts(ws, policy)
+        every = section.transitive_for(system) if transitive is None else transitive
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
         history = [reference]
@@ -165,21 +168,27 @@ def _groups(
     return found
 
 
-def _mode(mode: str | None, policy: Path | None) -> str:
+def _contracts(ws: Workspace | None, policy: Path | None) -> Any:
+    """The ``contracts`` section of ``policy``, else of the workspace's policy (pinned by
+    `regrow policy set`, else the shipped one); without a workspace, of the shipped one."""
+    from regrow.plan.policy import Policy, load_policy
+
+    if policy is not None:
+        return load_policy(policy).contracts
+    return (ws.policy() if ws is not None else Policy.default()).contracts
+
+
+def _mode(ws: Workspace | None, mode: str | None, policy: Path | None) -> str:
+    """``--mode``, else the policy's compatibility mode (see :func:`_contracts`)."""
     from regrow.data.compat import MODES
-    from regrow.plan.policy import load_policy
 
     if mode is None:
-        return load_policy(policy).contracts.compatibility
+        return str(_contracts(ws, policy).compatibility)
     if mode not in MODES:
         raise ConfigError(f"unknown --mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+    if policy is not None:
+        _contracts(None, policy)  # a bad policy file is refused, even beside --mode
     return mode
-
-
-def _transitive(transitive: bool | None, policy: Path | None) -> bool:
-    from regrow.plan.policy import load_policy
-
-    return load_policy(policy).contracts.transitive if transitive is None else transitive
 
 
 def _schema_record(ws: Workspace, ref: str) -> SchemaRecord:
