@@ -89,3 +89,23 @@ def test_a_schema_that_cannot_be_created_gets_a_hint_that_says_so(
     assert "Traceback" not in err
     assert not _exists(postgres_admin, schema)
     assert not home.exists()  # a failed init leaves no folder behind
+
+
+def test_init_shows_the_catalog_url_without_its_password(tmp_path: Path, schema: str) -> None:
+    """Trust auth ignores the password; `regrow init` printed it (from a user trial)."""
+    url = make_url(url_with(schema)).set(password="s3cretpw").render_as_string(hide_password=False)
+    code, out, err = run("init", str(tmp_path / "ws"), "--catalog-url", url)
+    assert code == 0, err
+    assert "s3cretpw" not in out + err
+    assert "***@" in out
+
+
+def test_a_port_that_is_no_number_is_an_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = str(tmp_path / "ws")
+    assert run("init", home)[0] == 0
+    monkeypatch.setenv("REGROW_CATALOG_URL", "postgresql://postgres:s3cretpw@127.0.0.1:abc/test")
+    code, _, err = run("status", "--home", home)
+    assert (code, "Traceback" in err, "s3cretpw" in err) == (2, False, False), err
+    assert "cannot parse catalog URL" in err

@@ -87,8 +87,13 @@ class CatalogCore:
     ) -> None:
         self.close()
 
+    @property
+    def shown_url(self) -> str:
+        """The catalog's URL with its password masked (``***``), to print."""
+        return str(self._engine.url.render_as_string(hide_password=True))
+
     def __repr__(self) -> str:
-        return f"Catalog({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"Catalog({self.shown_url!r})"
 
     # -- internals ----------------------------------------------------------------------
 
@@ -171,8 +176,8 @@ def _refuse_missing_file(url: str) -> None:
     """Refuse an SQLite catalog file that does not exist (see :func:`_empty`)."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return  # create_engine_for names what is wrong with it
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return  # create_engine_for names what is wrong with it (a port that is no number)
     path = parsed.database
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and path and path != ":memory:" and not Path(path).exists():

@@ -130,7 +130,8 @@ def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot parse catalog URL {url!r}", hint=URL_HINT) from exc
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)  # no password in the message
+        raise ConfigError(f"cannot parse catalog URL {shown!r}", hint=URL_HINT) from exc
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgres", "postgresql"):
         return parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")

@@ -43,7 +43,7 @@ def init(
     existed = (resolve_home(folder) / "config.toml").is_file()
     with Workspace.init(folder, catalog_url=catalog_url, store_url=store_url) as ws:
         out.print(Text.assemble("workspace ready at ", (str(ws.home), "bold")))
-        out.print(f"  catalog: {ws.catalog.url}\n  store:   {ws.store.url}")
+        out.print(f"  catalog: {ws.catalog.shown_url}\n  store:   {ws.store.url}")
         given = [f"--{n}-url" for n, v in (("catalog", catalog_url), ("store", store_url)) if v]
         if existed and given:  # init opens a workspace that exists: the URLs were not used
             err.print(

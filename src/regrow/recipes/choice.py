@@ -158,7 +158,7 @@ def choose(planning: Any, component: Any, kind: str) -> Choice:
             if family != "*" and not c.recipe.applies(family):
                 raise PlanError(
                     f"the policy's planning.recipes.{name} is {c.recipe.ref}, which does not "
-                    f"apply to {name!r} (a {family} component)",
+                    f"apply to {name!r} ({_family_text(family)})",
                     hint=f"{c.recipe.ref} applies to {', '.join(sorted(c.recipe.families()))}; "
                     "see `regrow recipes list`",
                 )
@@ -176,8 +176,17 @@ def choose(planning: Any, component: Any, kind: str) -> Choice:
     default = DEFAULTS.get((kind, family), kind if kind == "full-retrain" else None)
     if default is None:
         raise PlanError(
-            f"no recipe makes a {kind} of {name!r} (a {family} component)",
+            f"no recipe makes a {kind} of {name!r} ({_family_text(family)})",
             hint="name one in the policy's planning.recipes, or choose another action",
         )
     recipe = recipes().get(default)
     return Choice(recipe, recipe.resolve(_legacy(recipe, planning)), "default", note)
+
+
+def _family_text(family: str) -> str:
+    """``a lightgbm component``; ``a component of family 'other'`` (no "a other").
+
+    >>> _family_text("lightgbm"), _family_text("other")
+    ('a lightgbm component', "a component of family 'other'")
+    """
+    return f"a component of family {family!r}" if family == "other" else f"a {family} component"
