@@ -1559,3 +1559,32 @@ def test_a_full_retrain_by_hand_sets_aside_the_rows_a_member_cannot_take(ws: Wor
     assert any("distance_km" in line and "20" in line for line in plan["rationale"])
     trained = ws.catalog.get_snapshot(str(ran.result.version.snapshot_id))
     assert trained.rows == 1480
+
+
+def test_a_waiting_plan_for_a_version_that_no_longer_holds_the_alias_is_set_aside(
+    ws: Workspace,
+) -> None:
+    """The alias moved (a rollback) while a plan waited for approval: the plan was for the
+    old holder, so it no longer holds the watcher back (from a user trial: every cycle
+    after said the plan waits)."""
+    body = _policy().to_dict()
+    body["autonomy"]["allowed"] = []
+    body["autonomy"]["require_approval"] = ["refit", "full-retrain", "reweight", "continue"]
+    body["watch"]["cooldown"] = 0
+    folder = _windows(ws.config.home, [True, True])
+    with Watcher(ws, "churn", _source(folder), policy=Policy.from_dict(body)) as watcher:
+        (*_, waiting) = watcher.run(once=True)
+    plan = waiting.body["plan"]["id"]
+    v1 = ws.catalog.get_system_version("churn:v1")
+    other = ws.train(ws.load("churn:v1").definition(), str(v1.snapshot_id), seed=7).version
+    assert other.id != v1.id
+    ws.catalog.move_alias("churn", "champion", other.id, reason="rolled back by hand")
+    _windows(ws.config.home, [True] * 3)
+    with Watcher(ws, "churn", _source(folder), policy=Policy.from_dict(body)) as watcher:
+        (after,) = watcher.run(once=True)
+    assert any(
+        f"plan {plan[:12]} (cycle 2), which waited for approval, was made for churn:v1" in line
+        for line in after.body["decision"]["because"]
+    ), after.body["decision"]
+    assert after.body["plan"]["id"] != plan
+    assert ws.catalog.get_plan(after.body["plan"]["id"]).version_id == other.id

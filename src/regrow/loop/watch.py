@@ -1366,7 +1366,15 @@ class Watcher:
         pending = self._pending_plan(history)
         if act and pending is not None:
             number, record = pending
-            if record.status == "proposed":
+            holder = self.ws.catalog.get_alias(self.system, self.alias).version_id
+            if record.status == "proposed" and record.version_id != holder:
+                base = self.ws.catalog.get_system_version(record.version_id).ref
+                act.append(
+                    f"plan {record.id[:12]} (cycle {number}), which waited for approval, was "
+                    f"made for {base}, which no longer holds {self.system}@{self.alias}: it is "
+                    "set aside, and the holder is planned for"
+                )
+            elif record.status == "proposed":
                 hold.append(
                     f"plan {record.id[:12]} (cycle {number}) waits for approval: "
                     f"`regrow run {record.id[:12]} --approve`"
