@@ -1355,9 +1355,16 @@ def test_a_candidate_approved_after_its_cycle_is_not_taken_for_an_update_that_di
     with Workspace.open(ws.config.home, token=token) as bob:
         bob.approve(candidate)
     _windows(ws.config.home, [True] * 3)
-    with Watcher(ws, "churn", _source(folder), policy=policy) as watcher:
+    events: list[dict[str, Any]] = []
+    with Watcher(ws, "churn", _source(folder), policy=policy, on_event=events.append) as watcher:
         (after,) = watcher.run(once=True)
     assert _champion(ws) == candidate  # promoted between the cycles
+    # its notification has the fields of every notification (a hook read `state`: KeyError)
+    (promoted,) = [e for e in events if e.get("promoted")]
+    assert (promoted["event"], promoted["state"]) == ("acted", "promoted")
+    assert promoted["cycle"] == waiting.number
+    assert candidate in promoted["why"]
+    assert {"system", "hint", "decision", "evaluation", "cost"} <= set(promoted)
     assert not (after.body["decision"].get("escalate") or "").startswith("the partial update")
     assert all(not a.startswith("full-retrain") for a in (after.body.get("plan") or {}).get(
         "actions", ()))  # fmt: skip

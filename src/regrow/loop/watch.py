@@ -1693,6 +1693,8 @@ class Watcher:
                     "rollout": active.id,
                     "action": step.action,
                     "state": step.rollout.state,
+                    "why": f"rollout {active.id[:12]} of {self.system}@{self.alias}: "
+                    f"{step.action}, now {step.rollout.state}",
                 }
             )
         for cycle in self.ws.catalog.watches.cycles(self.system, limit=5):
@@ -1708,7 +1710,17 @@ class Watcher:
                     self.alias,
                     reason=f"regrow watch: cycle {cycle.number}'s candidate, approved since",
                 )
-                self._emit({"event": "acted", "promoted": candidate, "cycle": cycle.number})
+                self._emit(
+                    {
+                        **_event(cycle),  # the fields of every notification (docs/loop.md)
+                        "event": "acted",
+                        "state": "promoted",
+                        "promoted": candidate,
+                        "why": f"cycle {cycle.number}'s candidate {candidate}, approved since, "
+                        f"now holds {self.system}@{self.alias}",
+                        "hint": None,
+                    }
+                )
             break
 
     def _promoted_since(self, body: Mapping[str, Any]) -> bool:
