@@ -232,3 +232,38 @@ def test_a_live_server_follows_alias_moves_under_concurrent_requests_without_fai
     ]  # fmt: skip
     assert [s["outcome"] for s in swaps] == ["swapped"] + ["swapped_back"] * 4
     assert server.stop() == 0
+
+
+def test_the_golden_set_is_rows_every_member_can_take(tmp_path: Path) -> None:
+    """A version whose boosted member was refit on a window with nulls, beside a linear
+    member that takes none: its golden set is the window's complete rows, so it serves (it
+    was refused: "fails on its golden set: Input X contains NaN", in a user trial)."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from regrow import Ensemble, Member, System
+    from regrow.errors import DataQualityWarning
+    from regrow.serve.served import load_served
+
+    rng = np.random.default_rng(0)
+
+    def rows(n: int) -> pd.DataFrame:
+        x = rng.normal(size=(n, 2))
+        return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x.sum(axis=1) > 0).astype(int)})
+
+    system = System("nulls", target="y", components=[
+        Member("lr", LogisticRegression(), inputs=["a", "b"]),
+        Member("hgb", HistGradientBoostingClassifier(max_iter=10), inputs=["a", "b"]),
+        Ensemble("mean", weights={"lr": 1.0, "hgb": 1.0}),
+    ])  # fmt: skip
+    window = rows(400)
+    window.loc[:40, "a"] = np.nan  # the first rows miss an input
+    with Workspace.init(tmp_path / "ws") as ws:
+        v1 = ws.train(system, ws.snapshot(rows(400), name="clean")).version
+        with pytest.warns(DataQualityWarning, match="nulls"):
+            holes = ws.snapshot(window, name="holes")
+        v2 = ws.update(v1.ref, holes, components=["hgb"]).version
+        served = load_served(ws.catalog, ws.store, v2)
+        assert served.check() == []
+        assert not np.isnan(served.golden["a"]).any()

@@ -3,7 +3,8 @@
 :func:`load_served` reads a system version's fitted components from the store (each artifact
 once, however many versions share it: ``memo``), works out its
 :class:`~regrow.serve.signature.Signature` from the schema of the snapshot it was trained on,
-takes the first rows of that snapshot as its **golden set**, and warms the model by scoring
+takes the first rows of that snapshot without a missing input as its **golden set** (the
+first rows, when every row misses one), and warms the model by scoring
 them (scikit-learn and friends build caches on their first call). :meth:`Served.check` says
 what is wrong with its outputs on the golden set (wrong shape, classes it does not know,
 probabilities that are not probabilities); a hot swap refuses a version with problems.
@@ -219,9 +220,9 @@ def load_served(
     signature = Signature.of(version.spec, schema, model.classes_)
     golden: dict[str, np.ndarray] = {}
     if golden_rows > 0 and signature.inputs:
-        rows = read_frame(
-            catalog, store, version.snapshot_id, signature.input_names, home=home
-        ).head(golden_rows)
+        frame = read_frame(catalog, store, version.snapshot_id, signature.input_names, home=home)
+        complete = frame.dropna()  # a member that takes no nulls (a window's rows had some)
+        rows = (complete if len(complete) else frame).head(golden_rows)
         golden = {c: rows[c].to_numpy() for c in signature.input_names} if len(rows) else {}
     members = {
         name: vid for name, vid in version.manifest.items() if isinstance(fitted[name].spec, Member)
@@ -240,8 +241,8 @@ def load_served(
         served.warm()
     except Exception as exc:
         raise ComponentError(
-            f"{version.ref} fails on its golden set (the first rows of its training "
-            f"snapshot): {type(exc).__name__}: {exc}",
+            f"{version.ref} fails on its golden set (the first complete rows of its "
+            f"training snapshot): {type(exc).__name__}: {exc}",
             hint=f"check that {version.ref} predicts with ws.load({version.ref!r}).predict(...)",
         ) from exc
     return served
