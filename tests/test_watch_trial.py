@@ -301,6 +301,7 @@ def test_a_refused_watcher_does_not_say_it_is_watching(
                            "--home", str(ws.config.home))  # fmt: skip
     assert code == 0, err
     assert "watching churn@champion: windows from files:none/*.csv" in err
+    assert "the windows there now, then stop" in err  # not "every 15m": it stops
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,10 @@ def test_feedback_needs_an_operator_and_is_stored_and_audited(
     assert ("auth.denied", "viv") in [(a, who) for a, who, _ in actions(serve_home)]
     ok = client.post("/regrow/v1/feedback", json=labels, headers=bearer(secrets["otto"]))
     assert (ok.status_code, ok.json()) == (200, {"received": 2})
+    unnamed = {"labels": labels["labels"]}  # the hint's example names the model served
+    hint = client.post("/regrow/v1/feedback", json=unnamed, headers=bearer(secrets["otto"]))
+    assert hint.status_code == 400
+    assert '{"model_name": "shop"' in hint.json()["error"]
     with Workspace.open(serve_home) as ws:
         assert ws.catalog.predictions.labels("shop", ["fb-1"]) == {("fb-1", 0): 0, ("fb-1", 1): 1}
     added = [(who, payload) for a, who, payload in actions(serve_home) if a == "feedback.add"]

@@ -135,6 +135,17 @@ def test_a_routing_key_that_is_not_a_string_is_a_400(
     assert "routing_key" in response.json()["error"]
 
 
+def test_a_routing_key_that_is_not_a_string_is_a_400_without_a_rollout_too(
+    serve_home: Path, serve_client: Client, infer_body: Body
+) -> None:
+    """As docs/serving.md says; it was taken (200) while no rollout was under way."""
+    client = serve_client(serve_home, poll_seconds=3600)
+    body = {**infer_body(1), "parameters": {"routing_key": [1]}}
+    response = client.post("/v2/models/shop/infer", json=body)
+    assert response.status_code == 400
+    assert "routing_key" in response.json()["error"]
+
+
 def test_shadow_serves_main_and_logs_both_lanes_once_each_in_windows(
     ws: Workspace, serve_home: Path, serve_client: Client, infer_body: Body
 ) -> None:

@@ -140,6 +140,8 @@ def _watch(
             f"a window once {after:,} new labelled row(s) came, looked for every "
             f"{every or settings.every}"
             if after is not None
+            else "the windows there now, then stop"
+            if once
             else f"every {every or settings.every}"
         )
         try:

@@ -71,12 +71,12 @@ async def answer_infer(
         with served.batcher.arriving():
             body = await state.read_json(headers, chunks)
             decoded = decode(body, served.signature, max_rows=state.settings.max_batch_rows)
+            key = routing_key(decoded.parameters, headers, decoded.id)  # checked either way
             if routing is None:
                 lane = state.host.router.lane_for(decoded.id)
                 ticket = Ticket(decoded.id, decoded.rows, lane)
                 scored = served.batcher.enqueue(decoded.columns, decoded.rows, ticket)
             else:
-                key = routing_key(decoded.parameters, headers, decoded.id)
                 routed = route(routing, decoded, key, _counted(state, model))
         if routing is None:
             outputs = await scored

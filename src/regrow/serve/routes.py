@@ -8,6 +8,7 @@ document by :mod:`regrow.serve.schemas`, and every status a handler can answer i
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,7 @@ def add(app: FastAPI, state: ServeState, version: str) -> None:
             header = request.headers.get("authorization")
             caller = await state.caller(header, "operator", "send feedback")
             body = await state.read_json(request.headers, request.stream())
-            model, labels = _labels(body, settings.max_batch_rows)
+            model, labels = _labels(body, settings.max_batch_rows, state.host.models)
             received = await run_in_threadpool(
                 feedback_labels, state.workspace.catalog, model, labels, actor=caller.name
             )
@@ -232,10 +233,14 @@ def _error(exc: BaseException) -> tuple[int, Response]:
     return code, Response(content, code, extra, _JSON)
 
 
-def _labels(body: Any, limit: int) -> tuple[str, list[tuple[str, int, Any]]]:
-    """The model and ``(request_id, row, label)`` items of a feedback body."""
+def _labels(
+    body: Any, limit: int, served: Sequence[str] = ()
+) -> tuple[str, list[tuple[str, int, Any]]]:
+    """The model and ``(request_id, row, label)`` items of a feedback body (the hint's
+    example names the model sent, else the first one ``served``)."""
     named = body.get("model_name") if isinstance(body, dict) else None
-    model = orjson.dumps(named if isinstance(named, str) and named else "churn").decode()
+    example = named if isinstance(named, str) and named else next(iter(served), "churn")
+    model = orjson.dumps(example).decode()
     hint = 'send {"model_name": ' + model + ', "labels": [{"id": "r1", "row": 0, "label": 1}]}'
     if not isinstance(body, dict) or not isinstance(body.get("model_name"), str):
         raise BadRequest("the feedback body needs a string 'model_name'", hint=hint)
