@@ -211,6 +211,11 @@ def test_get_and_list_aliases(catalog: Catalog, build: Any) -> None:
     assert catalog.list_aliases("churn") == [b, c]
     with pytest.raises(NotFound, match="unknown alias 'churn@shadow'; the aliases of 'churn' are"):
         catalog.get_alias("churn", "shadow")
-    with pytest.raises(NotFound, match=r"no system is named 'weather' \(known systems: 'churn'"):
+    with pytest.raises(
+        NotFound, match=r"no system is named 'weather' \(known systems: 'churn'"
+    ) as e:
         catalog.get_alias("weather", "champion")
+    assert "id prefix" not in str(e.value)  # 'weather' is no id prefix (from a user trial)
+    with pytest.raises(NotFound, match=r"an id prefix needs at least 6 hex characters"):
+        catalog.get_alias("abc", "champion")
     assert catalog.alias_history("churn", "shadow") == []

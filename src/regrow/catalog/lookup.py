@@ -196,9 +196,9 @@ def system_hint(session: Session, system: str) -> str:
     if close:
         return f"no system is named {system!r}; did you mean {_quoted(close)}?"
     shown = _quoted(systems[:10]) + (" ..." if len(systems) > 10 else "")
-    return (
-        f"no system is named {system!r} (known systems: {shown}); an id prefix needs at least "
-        f"{MIN_PREFIX} hex characters"
+    short_id = len(system) < MIN_PREFIX and all(c in "0123456789abcdef" for c in system)
+    return f"no system is named {system!r} (known systems: {shown})" + (
+        f"; an id prefix needs at least {MIN_PREFIX} hex characters" if short_id else ""
     )
 
 
