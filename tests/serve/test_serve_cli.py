@@ -41,6 +41,7 @@ def test_ctrl_c_stops_it_with_status_130(serve_home: Path, live_server: Callable
     assert server.stop(signal.SIGINT) == 130
     assert "Traceback" not in server.output()
     assert "finished components are kept" not in server.output()  # that line is about runs
+    assert "interrupted; the server stopped" in server.output()  # the one line (docs/cli.md)
 
 
 def test_several_workers_serve_the_same_models(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from regrow.cli._app import Home, Port, Stopped, app, err, out, workspace
 from regrow.errors import ConfigError
@@ -164,7 +165,7 @@ def _serve_many(
 
     Supervisor(cfg, sockets=[sock]).run()
     if Supervisor.interrupted:
-        raise Stopped(130)
+        raise _stopped()
 
 
 def _rollout_note(catalog: Catalog, target: Target) -> str:
@@ -228,6 +229,12 @@ def _uvicorn_config(application: Any, log_level: str, *, workers: int = 1) -> An
     )
 
 
+def _stopped() -> Stopped:
+    """Exit 130 after Ctrl-C, with the one line every command gives (docs/cli.md)."""
+    err.print(Text.assemble(("interrupted", "bold yellow"), "; the server stopped"))
+    return Stopped(130)
+
+
 def _run_stopping_cleanly(run: Any) -> None:
     """Run uvicorn; after it shut down on SIGTERM exit 0, on SIGINT (Ctrl-C) 130.
 
@@ -241,7 +248,7 @@ def _run_stopping_cleanly(run: Any) -> None:
     from regrow.cli._app import PYTHON_GC
 
     def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0) if signum == signal.SIGTERM else Stopped(130)
+        raise SystemExit(0) if signum == signal.SIGTERM else _stopped()
 
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     thresholds = gc.get_threshold()
