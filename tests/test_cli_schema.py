@@ -161,12 +161,13 @@ def test_the_workspace_s_pinned_policy_rules_without_a_policy_file(
     pinned.write_text("contracts: {compatibility: full}\nescalation: {unexplained_drift: ignore}\n")
     assert run(capsys, "policy", "set", str(pinned), "--home", home)[0] == 0
     code, out, _ = run(capsys, "schema", "diff", "c:v1", "c:v2", "--home", home)
-    assert code == 0 and "full: incompatible" in out
-    code, out, _ = run(capsys, "schema", "check", "c2", "--system", "churn", "--version", "v1", "--json",
-                       "--home", home)  # fmt: skip
+    assert code == 0
+    assert "full: incompatible" in out
+    code, out, _ = run(capsys, "schema", "check", "c2", "--system", "churn", "--version", "v1",
+                       "--json", "--home", home)  # fmt: skip
     assert {c["mode"] for c in json.loads(out)["checks"]} == {"full"}
-    code, out, _ = run(capsys, "adapters", "propose", "c2", "--system", "churn", "--version", "v1", "--json",
-                       "--home", home)  # fmt: skip
+    code, out, _ = run(capsys, "adapters", "propose", "c2", "--system", "churn", "--version",
+                       "v1", "--json", "--home", home)  # fmt: skip
     assert json.loads(out)["mode"] == "full"
     code, out, err = run(capsys, "plan", "--version", "churn:v1", "--window", "c2", "--json",
                          "--home", home)  # fmt: skip

@@ -132,7 +132,7 @@ def test_bad_inputs_are_refused(ws: Workspace) -> None:
     with pytest.raises(ConfigError, match="loss_cap"):
         machine.start(ws, "toy:v2", loss_cap=0.0)
     for bad in ("0,150", "150", "50,25", ""):
-        with pytest.raises(ConfigError, match="not numbers|do not rise"):
+        with pytest.raises(ConfigError, match=r"not numbers|do not rise"):
             machine.start(ws, "toy:v2", steps=bad)
     assert Rollouts(ws.catalog).list() == []
 
