@@ -293,3 +293,22 @@ def test_a_share_under_one_percent_is_shown_as_it_is() -> None:
         "100%",
         "0%",
     ]
+
+
+def test_several_rollouts_name_whose_details_follow(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With two rollouts listed, the lines under the table said `slice old: ...` or
+    `paused: ...` without saying whose (from a user trial)."""
+    h = ("--home", str(home))
+    live = _json(capsys, "rollout", "start", "toy:v2", "--alias", "live", "--mode", "shadow", *h)
+    champion = _json(capsys, "rollout", "start", "toy:v2", "--mode", "shadow", *h)
+    assert isinstance(live, dict)
+    assert isinstance(champion, dict)
+    assert run_cli(capsys, "rollout", "pause", live["id"], "--reason", "on call", *h)[0] == 0
+    code, out, _ = run_cli(capsys, "rollout", "status", *h)
+    assert code == 0
+    lines = out.splitlines()
+    at = lines.index(f"rollout {live['id'][:12]} (toy@live):")
+    assert lines[at + 1] == "  paused: on call"
+    assert f"rollout {champion['id'][:12]} (toy@champion):" not in lines  # nothing to say

@@ -136,7 +136,7 @@ def rollout_status(
             )  # fmt: skip
         out.print(table)
         for r in records:
-            _details(ws, r)
+            _details(ws, r, named=len(records) > 1)
 
 
 @rollout_app.command("step")
@@ -313,23 +313,28 @@ def _ended(ws: Workspace, r: RolloutRecord) -> str | None:
     return f"promoted at {_step(r)}: the candidate {ref} took {alias}, which {now} now"
 
 
-def _details(ws: Workspace, r: RolloutRecord) -> None:
+def _details(ws: Workspace, r: RolloutRecord, *, named: bool = False) -> None:
     """Why a rollout is paused, an A/B rollout's lanes and the last analysis of each lane and
-    slice."""
+    slice; under a line naming the rollout when ``named`` (several are listed)."""
+    lines = []
     if r.state == "paused" and r.reason:
-        out.print(f"  paused: {r.reason}")
+        lines.append(f"  paused: {r.reason}")
     e = r.evidence or {}
     verdicts = e.get("verdicts") or {}
     for x in r.lanes:
         ref = ws.catalog.get_system_version(x.version_id).ref
         state = "dropped" if x.dropped else percent(x.share)
-        out.print(f"  lane {x.name}: {ref}, {state}" + _line(verdicts.get(x.name)))
+        lines.append(f"  lane {x.name}: {ref}, {state}" + _line(verdicts.get(x.name)))
     slices = e.get("slices") or {}
     for name, v in slices.items() if not verdicts else ():
-        out.print(f"  slice {name}: " + _line(v).removeprefix(", "))
+        lines.append(f"  slice {name}: " + _line(v).removeprefix(", "))
     for lane, v in verdicts.items():
         for name, cut in (v.get("slices") or {}).items():
-            out.print(f"  lane {lane}, slice {name}: " + _line(cut).removeprefix(", "))
+            lines.append(f"  lane {lane}, slice {name}: " + _line(cut).removeprefix(", "))
+    if named and lines:
+        out.print(f"rollout {r.id[:12]} ({r.system}@{r.alias}):")
+    for line in lines:
+        out.print(line)
 
 
 def _line(v: dict[str, Any] | None) -> str:
