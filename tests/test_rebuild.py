@@ -371,3 +371,25 @@ def test_a_workspace_reads_each_component_artifact_once_across_its_commands(
         ws.evaluate(v1.ref, ws.snapshot(later, name="later"))
         np.testing.assert_array_equal(ws.load(v1.ref).predict_proba(later), first)
         assert len(read) == len(v1.manifest)
+
+
+def test_doctor_says_when_the_store_holds_none_of_the_catalog_s_artifacts(
+    tmp_path: Path,
+    history: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A workspace opened with another store (a second `regrow init` on a shared catalog)
+    found every artifact missing, and doctor advised refitting them (from a user trial)."""
+    from regrow.testing import run_cli
+
+    home = tmp_path / "ws"
+    with Workspace.init(home) as ws:
+        ws.train(light_system(), ws.snapshot(history, name="history"))
+    empty = tmp_path / "other-store"
+    empty.mkdir()
+    monkeypatch.setenv("REGROW_STORE_URL", f"file://{empty}")
+    code, out, _ = run_cli(capsys, "doctor", "--quick", "--home", str(home))
+    assert code == 1
+    assert "is in the store at" in out
+    assert "check that it is this catalog's store" in out

@@ -146,6 +146,7 @@ def doctor(
     """Check every artifact, run, alias and the audit chain; --repair fixes what it can."""
     with workspace(home) as ws:
         report = ws.doctor(quick=quick, repair=repair, grace=grace, stuck_after=stuck_after)
+        store = ws.store.url
     if as_json:
         print_json(report.as_dict())
     else:
@@ -173,6 +174,16 @@ def doctor(
                 shown = f"{kind}:{ident[:12]}" if kind != "alias" and len(ident) > 12 else p.subject
                 table.add_row(Text(p.kind, style="yellow"), shown, p.message, done)
             out.print(table)
+        missing = sum(p.kind == "missing" for p in report.remaining)
+        if c["artifacts"] > 1 and missing >= c["artifacts"]:  # the store, not the artifacts
+            out.print(
+                Text.assemble(
+                    ("hint: ", "yellow"),
+                    f"none of the {c['artifacts']} artifacts the catalog references is in the "
+                    f"store at {store}: check that it is this catalog's store ([store] url in "
+                    "the workspace's config.toml, or $REGROW_STORE_URL) before repairing",
+                )
+            )
         for hint in dict.fromkeys(p.hint for p in report.remaining):
             out.print(Text.assemble(("hint: ", "yellow"), hint))
         left = len(report.remaining)
