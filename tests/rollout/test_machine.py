@@ -274,3 +274,23 @@ def test_a_server_stepper_beginning_the_rollout_first_is_no_error(
     r = machine.start(ws, "toy:v2", steps="10,100", min_requests=100)
     assert (r.state, r.step, r.share) == ("progressing", 0, 0.1)
     assert _actions(ws, r.id) == ["start", "begin"]
+
+
+def test_the_rollout_s_experiment_carries_the_evaluation_made_before_it(ws: Workspace) -> None:
+    """It said "not evaluated yet" though a blessed evaluation let the rollout start (from
+    a user trial)."""
+    import numpy as np
+    import pandas as pd
+
+    from regrow.catalog.experiments import experiment_id
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 2))
+    held = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": (x.sum(axis=1) > 0).astype(int)})
+    ws.evaluate("toy:v2", ws.snapshot(held, name="holdout"), baseline="toy:v1")
+    (made,) = ws.catalog.list_evaluations(ws.catalog.get_system_version("toy:v2").id)
+    r = machine.start(ws, "toy:v2", alias="live", mode="shadow", min_requests=10)
+    record = ws.catalog.experiments.get(experiment_id("rollout", r.id))
+    assert record.evaluation_id == made.id
+    assert record.actual is not None
+    assert record.actual["baseline_id"] == r.stable_id

@@ -179,6 +179,7 @@ def start(
         min_requests=min_requests or section.min_requests, params=params, reason=reason,
         lanes=[v.id for v in versions] if chosen == "ab" else (),
     )  # fmt: skip
+    _link_evaluation(ws.catalog, record)
     if begin:
         try:
             record = _begin(ws, record)
@@ -187,6 +188,22 @@ def start(
             if record.state == "pending":
                 raise
     return record
+
+
+def _link_evaluation(catalog: Catalog, record: RolloutRecord) -> None:
+    """Give the rollout's experiment record the candidate's evaluation made before it (the
+    newest against the stable version, else the newest): it showed "not evaluated yet"
+    though a blessed evaluation was what let it start."""
+    from regrow.catalog.experiments import experiment_id
+    from regrow.experiments import actual_of
+
+    made = catalog.list_evaluations(record.candidate_id)
+    if not made:
+        return
+    chosen = next((e for e in made if e.baseline_id == record.stable_id), made[0])
+    catalog.experiments.set_actual(
+        experiment_id("rollout", record.id), evaluation_id=chosen.id, actual=actual_of(chosen)
+    )
 
 
 def _rollouts(ws: Governed) -> Rollouts:
