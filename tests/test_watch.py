@@ -454,7 +454,7 @@ def test_an_interrupted_cycle_is_shown_interrupted_until_a_watcher_resumes_it(
 
 
 def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(
-    ws: Workspace,
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = _policy().to_dict()
     body["autonomy"]["allowed"] = []
@@ -480,7 +480,12 @@ def test_actions_that_need_approval_leave_the_cycle_waiting_with_the_command(
         f"plan {plan[:12]} (cycle 2) waits for approval" in held.body["decision"]["not_acting"][-1]
     )
     assert "plan" not in held.body  # no second plan piles up
+    home = str(ws.config.home)
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", str(last.number), "--home", home)
+    assert "needs approval" in out
     made = ws.run_plan(plan, approve=True)  # a person approves and runs it
+    _, out, _ = run_cli(capsys, "watch", "churn", "--show", str(last.number), "--home", home)
+    assert "needed approval: approved and run since" in out  # not "needs approval" still
     _windows(ws.config.home, [True] * 4)
     with Watcher(ws, "churn", _source(folder), policy=Policy.from_dict(body)) as watcher:
         (adopted,) = watcher.run(once=True)

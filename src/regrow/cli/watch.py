@@ -298,7 +298,9 @@ def _read_back(
             if as_json:
                 print_json(cycle.to_dict())
             else:
-                _show_cycle(cycle, watched)
+                plan = (cycle.body.get("plan") or {}).get("id")
+                status = ws.catalog.get_plan(str(plan)).status if plan else None
+                _show_cycle(cycle, watched, plan_status=status)
             return
         found = [
             c
@@ -375,7 +377,20 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
+def _approval(status: str | None) -> str:
+    """What became of a plan that needed approval, from its status now.
+
+    >>> _approval("proposed"), _approval("executed")
+    ('needs approval', 'needed approval: approved and run since')
+    """
+    since = {"executed": "approved and run since", "running": "approved, running now",
+             "failed": "approved, failed since", "rejected": "rejected since"}  # fmt: skip
+    return f"needed approval: {since[status]}" if status in since else "needs approval"
+
+
+def _show_cycle(c: WatchCycleRecord, watched: bool, *, plan_status: str | None = None) -> None:
+    """Cycle ``c`` in full; ``plan_status`` is its plan's status now (a plan that waited for
+    approval may have been run since)."""
     body = c.body
     state, why = _shown(c, watched)
     out.print(
@@ -441,7 +456,7 @@ def _show_cycle(c: WatchCycleRecord, watched: bool) -> None:
             n
             for n, on in (
                 ("escalated", plan.get("escalated")),
-                ("needs approval", plan.get("needs_approval")),
+                (_approval(plan_status), plan.get("needs_approval")),
             )
             if on
         ]
