@@ -104,6 +104,8 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
         for col in ("#", "action", "component", "recipe", "params", "expected gain",
                     "interval", "est. CPU s", "approval"):  # fmt: skip
             table.add_column(col, no_wrap=col == "recipe")  # a name@version is read whole
+        # a plan over its budget needs approval as a whole, whatever each action's kind
+        whole = plan.needs_approval and not any(a.approval for a in plan.actions)
         for n, a in enumerate(plan.actions, 1):
             gain = f"{a.gain.value:+.4g}" if a.gain else ""
             interval = f"[{a.gain.low:.4g}, {a.gain.high:.4g}]" if a.gain else ""
@@ -111,7 +113,11 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
             params = ", ".join(f"{k}={v}" for k, v in a.params().items())
             table.add_row(
                 str(n), a.kind, a.component, a.recipe or "-", params, gain, interval, cost,
-                Text("needed", style="yellow") if a.approval else "no",
+                Text("needed", style="yellow")
+                if a.approval
+                else Text("the plan's", style="yellow")
+                if whole
+                else "no",
             )  # fmt: skip
         out.print(table)
         for n, a in enumerate(plan.actions, 1):
