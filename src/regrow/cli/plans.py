@@ -115,7 +115,7 @@ def _show_plan(plan: Plan, plan_id: str, status: str = "proposed") -> None:
                 str(n), a.kind, a.component, a.recipe or "-", params, gain, interval, cost,
                 Text("needed", style="yellow")
                 if a.approval
-                else Text("the plan's", style="yellow")
+                else Text("budget", style="yellow")  # one word: a narrow table wraps text
                 if whole
                 else "no",
             )  # fmt: skip
