@@ -64,6 +64,7 @@ __all__ = [
     "RolloutLane",
     "RolloutRecord",
     "Rollouts",
+    "check_steps",
     "lane_name",
 ]
 
@@ -145,6 +146,23 @@ class RolloutRecord:
         return f"rollout:{self.id}"
 
 
+def check_steps(steps: Sequence[float], given: object = None) -> list[float]:
+    """``steps`` as shares rising within (0, 1], else a :class:`ConfigError` naming them
+    (``given``: what the user wrote, when the shares were parsed from it)."""
+    shares = [float(checks.number("step", s)) for s in steps]
+    if not shares or any(not 0 < s <= 1 for s in shares) or shares != sorted(shares):
+        shown = (
+            f"{given!r} do not rise within (0, 100%]"
+            if given is not None
+            else f"{shares} do not rise within (0, 1]"
+        )
+        raise ConfigError(
+            f"rollout steps {shown}",
+            hint="give rising shares such as 5,25,50,100 (percent) or 0.05,0.25,0.5,1",
+        )
+    return shares
+
+
 class Rollouts:
     """The rollouts of a catalog (see the module docs)."""
 
@@ -173,12 +191,7 @@ class Rollouts:
         checks.text("system", system)
         checks.text("alias", alias)
         checks.choice("mode", mode, MODES)
-        shares = [float(checks.number("step", s)) for s in steps]
-        if not shares or any(not 0 < s <= 1 for s in shares) or shares != sorted(shares):
-            raise ConfigError(
-                f"rollout steps {shares} do not rise within (0, 1]",
-                hint="give rising shares such as 5,25,50,100 (percent) or 0.05,0.25,0.5,1",
-            )
+        shares = check_steps(steps)
         if checks.integer("min_requests", min_requests) < 1:
             raise ConfigError(f"min_requests must be >= 1 (got {min_requests})", hint="e.g. 500")
         body = audit.normalize(checks.mapping("params", dict(params or {})))

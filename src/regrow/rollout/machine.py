@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from regrow.catalog.rollouts import Rollouts
+from regrow.catalog.rollouts import Rollouts, check_steps
 from regrow.errors import AliasConflict, CatalogError, ConfigError, DataError, PromotionRefused
 from regrow.rollout.decide import decide, lane_of, winner
 from regrow.rollout.sequential import Comparison, Sample, compare
@@ -143,11 +143,9 @@ def start(
     chosen = mode or _MODES[section.strategy]
     if chosen not in MODES:
         raise ConfigError(f"unknown rollout mode {chosen!r}", hint=f"use one of {', '.join(MODES)}")
-    shares = (
-        (1.0,)
-        if chosen == "blue-green"
-        else parse_steps(steps if steps is not None else section.steps)
-    )
+    given = steps if steps is not None else section.steps
+    # checked before the promotion rules are asked (`check_exposure`), not when it is recorded
+    shares = (1.0,) if chosen == "blue-green" else tuple(check_steps(parse_steps(given), given))
     versions = candidates(ws.catalog, candidate, chosen)
     version = versions[0]
     stable = ws.catalog.get_alias(version.system, alias)

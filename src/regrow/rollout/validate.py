@@ -87,11 +87,6 @@ def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:
         ) from None
     if any(v > 1 for v in values):
         values = [v / 100 for v in values]
-    if not values or any(not 0 < v <= 1 for v in values) or values != sorted(values):
-        raise ConfigError(
-            f"rollout steps {text!r} do not rise within (0, 100%]",
-            hint="give rising shares such as 5,25,50,100 (percent) or 0.05,0.25,0.5,1",
-        )
     return tuple(values)
 
 
