@@ -18,6 +18,7 @@ from regrow.cli._app import AsJson, Home, app, err, out, print_json, workspace
 from regrow.cli.schema import (
     ModeOption,
     PolicyOption,
+    _given,
     _label,
     _mode,
     _print,
@@ -66,9 +67,9 @@ def adapters_propose(
     from regrow.data.compat import bridge, classify
     from regrow.data.propose import propose
 
-    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
+    given = _given(mode, policy)
     with workspace(home) as ws:
-        chosen = _mode(ws, mode, policy)
+        chosen = _mode(ws, mode, given)
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
         candidate = ws.catalog.snapshot_schema(snapshot)

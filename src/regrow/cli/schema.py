@@ -19,6 +19,7 @@ from regrow.errors import ConfigError, NotFound
 if TYPE_CHECKING:
     from regrow.catalog.records import SchemaRecord, SystemVersionRecord
     from regrow.data.compat import Compatibility
+    from regrow.plan.policy import Policy
     from regrow.workspace import Workspace
 
 __all__ = ["schema_app"]
@@ -66,9 +67,9 @@ def schema_diff(
     from regrow.data import Schema
     from regrow.data.compat import classify
 
-    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
+    given = _given(mode, policy)
     with workspace(home) as ws:
-        chosen = _mode(ws, mode, policy)
+        chosen = _mode(ws, mode, given)
         before, after = _schema_record(ws, old), _schema_record(ws, new)
     result = classify(Schema.from_dict(before.spec), Schema.from_dict(after.spec), chosen)
     if as_json:
@@ -103,9 +104,9 @@ def schema_check(
     from regrow.data import Schema
     from regrow.data.compat import bridge, classify_history
 
-    _mode(None, mode, policy)  # an unknown mode or a bad policy file: before anything opens
+    given = _given(mode, policy)
     with workspace(home) as ws:
-        section = _contracts(ws, policy)
+        section = _contracts(ws, given)
         every = section.transitive_for(system) if transitive is None else transitive
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
@@ -168,27 +169,26 @@ def _groups(
     return found
 
 
-def _contracts(ws: Workspace | None, policy: Path | None) -> Any:
-    """The ``contracts`` section of ``policy``, else of the workspace's policy (pinned by
-    `regrow policy set`, else the shipped one); without a workspace, of the shipped one."""
-    from regrow.plan.policy import Policy, load_policy
-
-    if policy is not None:
-        return load_policy(policy).contracts
-    return (ws.policy() if ws is not None else Policy.default()).contracts
-
-
-def _mode(ws: Workspace | None, mode: str | None, policy: Path | None) -> str:
-    """``--mode``, else the policy's compatibility mode (see :func:`_contracts`)."""
+def _given(mode: str | None, policy: Path | None) -> Policy | None:
+    """The policy of the ``--policy`` file (None without one), read once; an unknown
+    ``--mode`` or a bad file is refused before anything opens."""
     from regrow.data.compat import MODES
+    from regrow.plan.policy import load_policy
 
-    if mode is None:
-        return str(_contracts(ws, policy).compatibility)
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         raise ConfigError(f"unknown --mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
-    if policy is not None:
-        _contracts(None, policy)  # a bad policy file is refused, even beside --mode
-    return mode
+    return load_policy(policy) if policy is not None else None
+
+
+def _contracts(ws: Workspace, given: Policy | None) -> Any:
+    """The ``contracts`` section of the ``--policy`` file's policy, else of the workspace's
+    (pinned by `regrow policy set`, else the shipped one)."""
+    return (given if given is not None else ws.policy()).contracts
+
+
+def _mode(ws: Workspace, mode: str | None, given: Policy | None) -> str:
+    """``--mode``, else the policy's compatibility mode (see :func:`_contracts`)."""
+    return mode if mode is not None else str(_contracts(ws, given).compatibility)
 
 
 def _schema_record(ws: Workspace, ref: str) -> SchemaRecord:
