@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from regrow.catalog.models import Alias, Component, Snapshot, SystemVersion
-from regrow.catalog.refs import MIN_PREFIX, is_id_prefix, parse_version_ref
+from regrow.catalog.refs import MIN_PREFIX, is_hex, is_id_prefix, parse_version_ref
 from regrow.errors import ConfigError, NotFound, VersionNotFound
 
 __all__ = [
@@ -196,7 +196,7 @@ def system_hint(session: Session, system: str) -> str:
     if close:
         return f"no system is named {system!r}; did you mean {_quoted(close)}?"
     shown = _quoted(systems[:10]) + (" ..." if len(systems) > 10 else "")
-    short_id = len(system) < MIN_PREFIX and all(c in "0123456789abcdef" for c in system)
+    short_id = len(system) < MIN_PREFIX and is_hex(system)
     return f"no system is named {system!r} (known systems: {shown})" + (
         f"; an id prefix needs at least {MIN_PREFIX} hex characters" if short_id else ""
     )

@@ -32,6 +32,7 @@ __all__ = [
     "VersionRef",
     "check_name",
     "format_version_ref",
+    "is_hex",
     "is_id_prefix",
     "parse_version_ref",
 ]
@@ -124,4 +125,13 @@ def is_id_prefix(text: str) -> bool:
     >>> is_id_prefix("3f2a9c"), is_id_prefix("3f2a9"), is_id_prefix("churn1")
     (True, False, False)
     """
-    return len(text) >= MIN_PREFIX and _HEX.fullmatch(text) is not None
+    return len(text) >= MIN_PREFIX and is_hex(text)
+
+
+def is_hex(text: str) -> bool:
+    """Whether ``text`` is lowercase hex, as ids are (of any length).
+
+    >>> is_hex("3f2a9"), is_hex("churn")
+    (True, False)
+    """
+    return _HEX.fullmatch(text) is not None
