@@ -43,6 +43,7 @@ __all__ = [
     "expectation_met",
     "plan_expected",
     "record_candidate",
+    "record_earlier_evaluation",
     "record_evaluation",
     "record_plan",
     "record_update",
@@ -271,6 +272,21 @@ def record_evaluation(catalog: Catalog, evaluation: EvaluationRecord) -> list[Ex
             )
         )
     return updated
+
+
+def record_earlier_evaluation(catalog: Catalog, ref: str) -> ExperimentRecord | None:
+    """Fill ``actual`` and ``evaluation_id`` of experiment ``ref``, made after its candidate
+    was evaluated (a rollout of it), from the newest evaluation against the version it
+    started from, else the newest: the like-for-like one, as :func:`record_evaluation`
+    keeps. None when the candidate has no evaluation."""
+    record = catalog.experiments.get(ref)
+    made = catalog.list_evaluations(record.candidate_id) if record.candidate_id else []
+    if not made:
+        return None
+    chosen = next((e for e in made if e.baseline_id == record.version_id), made[0])
+    return catalog.experiments.set_actual(
+        record.id, evaluation_id=chosen.id, actual=actual_of(chosen)
+    )
 
 
 def expectation_met(record: ExperimentRecord) -> bool | None:

@@ -177,7 +177,7 @@ def start(
         min_requests=min_requests or section.min_requests, params=params, reason=reason,
         lanes=[v.id for v in versions] if chosen == "ab" else (),
     )  # fmt: skip
-    _link_evaluation(ws.catalog, record)
+    _record_earlier_evaluation(ws.catalog, record)
     if begin:
         try:
             record = _begin(ws, record)
@@ -188,20 +188,13 @@ def start(
     return record
 
 
-def _link_evaluation(catalog: Catalog, record: RolloutRecord) -> None:
-    """Give the rollout's experiment record the candidate's evaluation made before it (the
-    newest against the stable version, else the newest): it showed "not evaluated yet"
-    though a blessed evaluation was what let it start."""
+def _record_earlier_evaluation(catalog: Catalog, record: RolloutRecord) -> None:
+    """Give the rollout's experiment record the candidate's evaluation made before it: it
+    showed "not evaluated yet" though a blessed evaluation was what let it start."""
     from regrow.catalog.experiments import experiment_id
-    from regrow.experiments import actual_of
+    from regrow.experiments import record_earlier_evaluation
 
-    made = catalog.list_evaluations(record.candidate_id)
-    if not made:
-        return
-    chosen = next((e for e in made if e.baseline_id == record.stable_id), made[0])
-    catalog.experiments.set_actual(
-        experiment_id("rollout", record.id), evaluation_id=chosen.id, actual=actual_of(chosen)
-    )
+    record_earlier_evaluation(catalog, experiment_id("rollout", record.id))
 
 
 def _rollouts(ws: Governed) -> Rollouts:
