@@ -199,7 +199,7 @@ class Services:
     store: ArtifactStore
     snapshot: SnapshotFn
     home: str | None = None
-    fitted: FittedMemo = field(default_factory=FittedMemo, repr=False)
+    fitted: FittedMemo | dict[str, FittedComponent] = field(default_factory=dict, repr=False)
     outputs: OutputCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
