@@ -265,3 +265,32 @@ def test_apply_makes_a_version_with_the_proposal_refitting_nothing(
         made = max(versions, key=lambda v: v.number)
         assert [a["kind"] for a in made.spec["adapters"]] == ["rename", "cast", "category mapping"]
         assert made.manifest == ws.catalog.get_system_version("churn:v1").manifest
+
+
+def test_a_few_rows_of_a_known_category_are_no_change_of_type(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """Three rows hold too few repeats for inference to call 'plan' a category: stored under
+    a new name, they were a string column, and propose and check reported 'plan' widened
+    category → string with a mapping to write, for values the model knows."""
+    few = _base().head(3).assign(plan=["free", "pro", "other"])
+    few.to_csv(home / "few.csv", index=False)
+    stray = few.assign(plan=["free", "pro", "team"])
+    stray.to_csv(home / "stray.csv", index=False)
+    h = ("--home", str(home / "ws"))
+    for name in ("few", "stray"):
+        _cli("snapshot", "create", str(home / f"{name}.csv"), "--name", name, *h)
+    code, out, err = _propose(capsys, home, "few")
+    assert code == 0, err
+    assert "plan" not in out
+    assert "no adapter needed" in out
+    code, out, err = run(
+        capsys, "schema", "check", "few", "--system", "churn", "--version", "v1", *h
+    )
+    assert code == 0, err
+    assert "plan" not in out
+    # a value the model does not know is still one, said as what it is
+    code, out, err = _propose(capsys, home, "stray")
+    assert code == 0, err
+    assert "adaptable 'plan' categories added 'team' (category mapping)" in out
+    assert "widened" not in out

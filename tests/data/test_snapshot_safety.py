@@ -274,3 +274,16 @@ def test_a_spec_regrow_did_not_write_is_not_compared(tmp_path: Path) -> None:
             Schema.from_dict({"columns": {"x": "float"}})
         snap = ws.snapshot(pd.DataFrame({"y": [1, 2]}), name="legacy")
     assert snap.columns == ("y",)
+
+
+def test_a_few_rows_of_a_category_column_are_stored_as_the_category_it_was(
+    ws: Workspace,
+) -> None:
+    """BASE's 'plan' is a category (2 values in 6 rows); 2 rows hold too few repeats for
+    inference alone, and were stored as a string column: a new schema of another type."""
+    few = BASE.head(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no schema change to warn of
+        snap = ws.snapshot(few, name="customers", target="churned")
+    plan = Schema.from_dict(ws.catalog.snapshot_schema(snap.id).spec)["plan"]
+    assert (plan.dtype, plan.categories) == ("category", ("free", "pro"))

@@ -31,7 +31,7 @@ a type change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -52,8 +52,10 @@ __all__ = [
     "align_to",
     "check_snapshot",
     "emptied_columns",
+    "loose_categories",
     "refuse",
     "review_snapshot",
+    "typed_like",
 ]
 
 
@@ -226,12 +228,30 @@ def refuse(check: SchemaCheck, *, name: str, version: int | None) -> Incompatibl
     )
 
 
+CATEGORIES_AT_MOST = 50
+"""The most distinct values a string column :func:`align_to` reads as ``category`` may hold
+(:meth:`Schema.infer <regrow.data.schema.Schema.infer>`'s default ``max_categories``)."""
+
+
 def align_to(table: pa.Table, like: Schema) -> pa.Table:
     """``table`` with columns read as ``like`` says where no value changes.
 
     A ``float`` column whose values are all whole becomes ``int`` when ``like`` says ``int``;
     an ``int`` column becomes ``float`` when ``like`` says ``float``; an all-null column of
-    unknown type takes ``like``'s dtype. Every other column is left as it is.
+    unknown type takes ``like``'s dtype; a string column with at most
+    :data:`CATEGORIES_AT_MOST` distinct values becomes ``category`` when ``like`` says
+    ``category``. Every other column is left as it is.
+
+    The last one is what a small window needs: three rows of a known category column hold
+    too few repeats for :meth:`Schema.infer <regrow.data.schema.Schema.infer>` to call it a
+    category, and it was read as ``string``, a change of type that was never made (a value
+    the old categories lack still shows, as ``categories grown``).
+
+    >>> import pyarrow as pa
+    >>> from regrow.data.schema import ColumnSchema, Schema
+    >>> like = Schema((ColumnSchema("plan", "category", categories=("free", "pro")),))
+    >>> Schema.infer(align_to(pa.table({"plan": ["free", "pro"]}), like))["plan"].dtype
+    'category'
     """
     arrays = []
     changed = False
@@ -245,10 +265,60 @@ def align_to(table: pa.Table, like: Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=table.column_names) if changed else table
 
 
+def loose_categories(schema: Schema, like: Schema) -> tuple[str, ...]:
+    """The ``string`` columns of ``schema`` that ``like`` calls ``category``: what
+    :func:`typed_like` reads again from the rows.
+
+    >>> from regrow.data.schema import ColumnSchema, Schema
+    >>> like = Schema((ColumnSchema("plan", "category", categories=("free",)),))
+    >>> loose_categories(Schema((ColumnSchema("plan", "string"),)), like)
+    ('plan',)
+    """
+    return tuple(
+        c.name
+        for c in schema.columns
+        if c.dtype == "string" and c.name in like and like[c.name].dtype == "category"
+    )
+
+
+def typed_like(schema: Schema, like: Schema, rows: Any) -> Schema:
+    """``schema`` with its :func:`loose_categories` inferred again from ``rows`` (any table
+    :func:`~regrow.data.to_arrow` accepts, holding at least those columns) read as ``like``
+    says (:func:`align_to`): a snapshot stored under a new name, compared with the schema a
+    model trained on (``regrow adapters propose``), has no earlier schema to be read by.
+
+    >>> import pandas as pd
+    >>> from regrow.data.schema import ColumnSchema, Schema
+    >>> like = Schema((ColumnSchema("plan", "category", categories=("free", "pro")),))
+    >>> rows = pd.DataFrame({"plan": ["pro", "free"]})
+    >>> typed_like(Schema.infer(rows), like, rows)["plan"].categories
+    ('free', 'pro')
+    """
+    from regrow.data.frames import to_arrow
+
+    loose = loose_categories(schema, like)
+    if not loose:
+        return schema
+    table = to_arrow(rows).select(list(loose))
+    again = Schema.infer(align_to(table, like))
+    # the column's nullability is the stored schema's (a declared schema may say more)
+    return Schema(
+        tuple(
+            replace(again[c.name], nullable=c.nullable) if c.name in loose else c
+            for c in schema.columns
+        )
+    )
+
+
 def _aligned(array: pa.Array, dtype: str) -> pa.Array:
     kind = array.type
     if pa.types.is_null(kind):
         return conform_column(array, dtype)
+    if dtype == "category" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        # dictionary-encoded, as a pandas categorical arrives: inferred as ``category``
+        if pc.count_distinct(array).as_py() <= CATEGORIES_AT_MOST:
+            return array.dictionary_encode()
+        return array
     if dtype == "float" and pa.types.is_integer(kind):
         return array.cast(pa.float64())
     if dtype == "int" and pa.types.is_floating(kind):
