@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,35 @@ def test_a_run_stopped_by_ctrl_c_is_shown_interrupted_not_failed(
     assert run.summary["exception"] == "KeyboardInterrupt"
     (shown,) = cost_report(ws.catalog, "churn").runs
     assert shown.status == "interrupted"
+
+
+def test_a_run_stopped_in_a_task_counts_the_cpu_that_task_had_spent(
+    ws: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit stopped by Ctrl-C near its end showed 0 CPU seconds in `regrow costs`: only
+    finished tasks were counted, and the stopped one had cost its CPU too."""
+    snap = ws.snapshot(history, name="customers")
+
+    def busy_then_stopped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:  # CPU a long fit spends before the stop
+            pass
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LogisticRegression, "fit", busy_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ws.train(build(), snap, workers=1)
+    monkeypatch.undo()
+    (run,) = ws.catalog.list_runs("churn")
+    usage = run.summary["usage"]
+    assert usage["unfinished"]["cpu_seconds"] >= 0.3
+    assert usage["cpu_seconds"] >= 0.3
+    (shown,) = cost_report(ws.catalog, "churn").runs
+    assert shown.cpu_seconds >= 0.3
+    priced = cost_report(ws.catalog, "churn", profile=CostProfile(local=Rates(cpu_hour=3600.0)))
+    money = priced.runs[0].money
+    assert money is not None
+    assert money >= 0.3  # 1 money unit per CPU second
 
 
 def test_the_meter_sees_memory_the_task_holds() -> None:

@@ -581,6 +581,9 @@ def _run_cost(catalog: Catalog, run: RunRecord, profile: CostProfile) -> RunCost
         peak: int | None = int(usage.get("peak_memory_bytes") or 0)
         rows: int | None = int(usage.get("rows") or 0)
         money = sum(profile.money(backend, u) for u in tasks.values())
+        unfinished = usage.get("unfinished")  # the task a stopped run was in (its CPU)
+        if isinstance(unfinished, dict):
+            money += profile.money(backend, TaskUsage.from_dict(unfinished))
         found: str | None = backend
     else:  # recorded before cost accounting: CPU and wall seconds only
         cpu = float(summary.get("cpu_seconds") or 0.0)

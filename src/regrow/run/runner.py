@@ -30,7 +30,7 @@ from regrow.catalog.records import (
 from regrow.catalog.store import ArtifactStore
 from regrow.catalog.versions import same_spec
 from regrow.components.base import Ensemble, Transform
-from regrow.costs import TaskUsage, summarize
+from regrow.costs import Meter, TaskUsage, summarize
 from regrow.errors import RunError, SystemSpecError
 from regrow.fingerprint import (
     changed_parts,
@@ -245,6 +245,7 @@ def execute(
         lease_seconds=seconds,  # leased from its first write: a kill at any point is seen
         holder=this_process(),
     )
+    meter = Meter()  # what this process spent on the run: a stopped run's unfinished task
     outcomes: dict[str, ComponentOutcome] = {}
     versions: dict[str, ComponentVersionRecord] = dict(found)
 
@@ -396,7 +397,8 @@ def execute(
                 # Ctrl-C, or SIGTERM as the CLI raises it: a stop, not a failure of the run
                 "interrupted": isinstance(exc, KeyboardInterrupt),
                 "exception": type(exc).__name__,
-                "usage": _usage(outcomes, runner.name),  # cost accounting (#18): spent anyway
+                # cost accounting (#18): spent anyway, the task it stopped in included
+                "usage": _with_unfinished(_usage(outcomes, runner.name), meter.stop(rows=0)),
             },
             error=f"{type(exc).__name__}: {exc}",
         )
@@ -410,6 +412,30 @@ def execute(
 def _usage(outcomes: Mapping[str, ComponentOutcome], backend: str) -> dict[str, Any]:
     """The run summary's ``usage``: what the components fitted in the run used (#18)."""
     return summarize({n: o.usage for n, o in outcomes.items() if o.usage is not None}, backend)
+
+
+def _with_unfinished(usage: dict[str, Any], spent: TaskUsage) -> dict[str, Any]:
+    """A stopped run's ``usage`` with the CPU this process spent on it that no finished task
+    accounts for, as ``unfinished`` and in the totals: the task a Ctrl-C or an error stopped
+    in had cost its CPU too, and a 20-minute fit stopped near its end showed 0 CPU seconds.
+
+    Tasks that ran in worker processes (``workers`` > 1, Ray) spent CPU this process does not
+    see: for them it is a lower bound, and an unfinished one there counts nothing.
+
+    >>> u = summarize({"a": TaskUsage(cpu_seconds=1.0, wall_seconds=1.0)}, "local")
+    >>> stopped = _with_unfinished(u, TaskUsage(cpu_seconds=21.5, wall_seconds=22.0))
+    >>> stopped["cpu_seconds"], stopped["unfinished"]["cpu_seconds"]
+    (21.5, 20.5)
+    """
+    unaccounted = spent.cpu_seconds - float(usage.get("cpu_seconds") or 0.0)
+    if unaccounted <= 0.0:
+        return usage
+    return {
+        **usage,
+        "cpu_seconds": round(float(usage.get("cpu_seconds") or 0.0) + unaccounted, 6),
+        "peak_memory_bytes": max(int(usage.get("peak_memory_bytes") or 0), spent.peak_memory_bytes),
+        "unfinished": {"cpu_seconds": round(unaccounted, 6)},
+    }
 
 
 def _main_snapshot(bindings: Mapping[str, Binding], order: Sequence[str]) -> str | None:
