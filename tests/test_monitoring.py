@@ -11,7 +11,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from regrow import Ensemble, Member, System, Workspace
 from regrow.demo import make_window
-from regrow.errors import PlanError
+from regrow.errors import DataQualityWarning, PlanError
 
 
 def build() -> System:
@@ -132,6 +132,28 @@ def test_the_monitor_result_holds_every_signal_and_estimates_on_held_out_rows(
     assert again.signals is not None
     assert again.signals.estimates is not None
     assert again.signals.estimates.reference_rows == 1500
+
+
+def test_an_evaluation_snapshot_with_a_null_still_serves_as_the_estimates_reference(
+    ws: Workspace,
+) -> None:
+    """A user's trial: one null in a column a LogisticRegression member reads, in the rows a
+    version was evaluated on, made every later monitor (and `regrow watch` cycle) fail with
+    the member's NaN error; those rows are set aside, as they are in a window."""
+    reference = ws.snapshot(make_window(3000, start="2026-01-01", days=90, seed=0), name="ref")
+    version = ws.train(build(), reference).version
+    holdout = make_window(1500, start="2026-04-01", days=30, seed=5)
+    holdout.loc[3, "monthly_fee"] = np.nan
+    holdout.loc[7, "churned"] = np.nan
+    with pytest.warns(DataQualityWarning, match="1 null"):
+        stored = ws.snapshot(holdout, name="holdout")
+    ws.evaluate(version.ref, stored)
+    later = make_window(1200, start="2026-07-01", days=30, seed=1)
+    result = ws.monitor(version.ref, later.drop(columns="churned"))
+    assert any("held-out rows of snapshot holdout" in n for n in result.notes)
+    assert result.signals is not None
+    assert result.signals.estimates is not None
+    assert result.signals.estimates.reference_rows == 1498
 
 
 def _shared_input(rows: int, seed: int, moved: bool) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from regrow.errors import DataError
+from regrow.errors import DataError, RegrowError
 from regrow.monitor.assemble import distributions, multivariate_alerts
 from regrow.monitor.chunks import Chunk
 from regrow.monitor.sample import sample_rows
@@ -100,11 +100,20 @@ def system_signals(
         held_out = _held_out(services, version, trained_on, window.id, target)
         fit_on, fit_id, fit_key = reference, reference_id, sampled
         if held_out is not None:
-            fit_id = held_out.id
-            fit_on, fit_key = _sample(
-                services, fit_id, [c for c in held_out.columns if c in wanted],
+            rows, key = _sample(
+                services, held_out.id, [c for c in held_out.columns if c in wanted],
                 settings.reference_rows, by, seed,
             )  # fmt: skip
+            scorable = _scorable(services, version, model, rows)
+            if scorable is None:
+                notes.append(
+                    f"the rows of snapshot {held_out.name or held_out.id[:12]} (the version's "
+                    "newest evaluation) cannot be scored as the version reads them: "
+                    "performance is estimated from the training snapshot"
+                )
+                held_out = None
+            else:
+                fit_on, fit_id, fit_key = scorable, held_out.id, key
         with timer.step("estimates"):
             estimates = _estimates(
                 services, model, window, usable, fit_on, fit_id, chunks, settings,
@@ -140,6 +149,24 @@ def _sample(
         key, lambda: sample_rows(services.frame(snapshot, columns), rows, by=by, seed=seed)
     )
     return found.copy(deep=False), key
+
+
+def _scorable(
+    services: Services, version: SystemVersionRecord, model: FittedSystem, rows: pd.DataFrame
+) -> pd.DataFrame | None:
+    """The rows of an evaluation snapshot the label-free estimator can learn from: those the
+    version can score (the window's data-quality check: a null or a stray string in a column
+    a member cannot take is set aside) that carry a label; None when fewer than 2 are left,
+    or the rows do not fit the version at all. A null in one evaluation row made every later
+    monitor, and so every later `regrow watch` cycle, fail on the member's NaN error."""
+    from regrow.monitoring import window_quality
+
+    try:
+        usable = window_quality(services, version, rows, model).usable
+    except RegrowError:
+        return None
+    usable = usable[usable[model.target].notna()]
+    return usable if len(usable) >= 2 else None
 
 
 def _held_out(
