@@ -281,3 +281,27 @@ def test_a_running_run_is_shown_live_until_it_finishes(demo_copy: Demo) -> None:
             ws.catalog.finish_run(run.id, status="succeeded", summary={"trained": []})
         finished = _get(client, f"/api/ui/runs/{run.id}")
     assert (finished["status"], finished["done"]) == ("succeeded", True)
+
+
+def test_the_overview_shows_a_cycle_no_watcher_holds_as_interrupted_and_why(
+    demo_copy: Demo,
+) -> None:
+    """A trial: a watch cycle stopped by Ctrl-C after its window step showed as `running
+    (window)` on the overview, while `regrow watch --status` said it was interrupted and
+    resumes; a failed one showed its step, not why it failed."""
+    from regrow.ui import create_ui_app
+
+    with Workspace.open(demo_copy.home) as ws:
+        lease = ws.catalog.watches.acquire("churn", holder="trial", seconds=60)
+        cycle = ws.catalog.watches.start_cycle(
+            "churn", "champion", holder=lease.holder, window_key="day-1"
+        )
+        ws.catalog.watches.advance(cycle.id, holder=lease.holder, step="window")
+        ws.catalog.watches.release("churn", holder=lease.holder)  # the Ctrl-C's release
+    with TestClient(create_ui_app(demo_copy.home)) as client:
+        (churn,) = _get(client, "/api/ui/overview")["systems"]
+        last = churn["last_cycle"]
+        assert (last["number"], last["state"], last["shown"]) == (1, "running", "interrupted")
+        assert last["why"] == "resumes on the next `regrow watch` (stopped after step window)"
+        page = client.get("/ui").text
+    assert "last cycle #1: interrupted — resumes on the next" in page

@@ -36,7 +36,7 @@ import builtins
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -78,6 +78,11 @@ class WatchLeaseRecord:
         host, pid = self.process.get("host", "?"), self.process.get("pid", "?")
         return f"watcher {self.holder[:12]} on {host} (pid {pid}) until {self.expires_at:%H:%M:%S}"
 
+    @property
+    def live(self) -> bool:
+        """Whether a watcher still holds it (a lapsed lease is a watcher gone)."""
+        return self.expires_at > datetime.now(UTC)
+
 
 @dataclass(frozen=True)
 class WatchCycleRecord:
@@ -101,6 +106,25 @@ class WatchCycleRecord:
     def subject(self) -> str:
         """The audit subject of the system's watch events."""
         return f"watch:{self.system}"
+
+    def shown(self, watched: bool) -> tuple[str, str]:
+        """The state and outcome to show (``regrow watch --history``, the dashboard), with
+        ``watched`` whether a live watcher holds the system's lease: a cycle left ``running``
+        while none does was interrupted (Ctrl-C, a crash), and the next ``regrow watch``
+        resumes it (docs/loop.md); one stopped before its window was stored is ended by the
+        next watcher (recorded ``failed``, its window taken again) and still shows
+        interrupted."""
+        end = self.body.get("end") or {}
+        why = str(end.get("why") or "")
+        if end.get("interrupted"):  # stopped before its window was stored: recorded failed
+            return "interrupted", why
+        if self.state != "running" or watched:
+            return self.state, why
+        if self.step == "start":
+            return "interrupted", "the next `regrow watch` takes its window again (stopped early)"
+        return "interrupted", (
+            f"resumes on the next `regrow watch` (stopped after step {self.step})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The cycle as JSON (what ``regrow watch SYSTEM --show N --json`` prints)."""

@@ -7,7 +7,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -262,24 +261,8 @@ def _print_event(event: dict[str, Any]) -> None:
 
 
 def _watched(lease: WatchLeaseRecord | None) -> bool:
-    """Whether a live watcher holds ``lease`` (a lapsed lease is a watcher gone)."""
-    return lease is not None and lease.expires_at > datetime.now(UTC)
-
-
-def _shown(cycle: WatchCycleRecord, watched: bool) -> tuple[str, str]:
-    """The state and outcome to show of ``cycle``: a cycle left ``running`` while no watcher
-    holds the system's lease was interrupted (Ctrl-C, a crash), and the next `regrow watch`
-    resumes it (docs/loop.md); one stopped before its window was stored is ended by the next
-    watcher (recorded ``failed``, its window taken again) and still shows interrupted."""
-    end = cycle.body.get("end") or {}
-    why = str(end.get("why") or "")
-    if end.get("interrupted"):  # stopped before its window was stored: recorded failed
-        return "interrupted", why
-    if cycle.state != "running" or watched:
-        return cycle.state, why
-    if cycle.step == "start":
-        return "interrupted", "the next `regrow watch` takes its window again (stopped early)"
-    return "interrupted", f"resumes on the next `regrow watch` (stopped after step {cycle.step})"
+    """Whether a live watcher holds ``lease``."""
+    return lease is not None and lease.live
 
 
 def _read_back(
@@ -332,7 +315,7 @@ def _read_back(
         )
     for c in found:
         plan = c.body.get("plan") or {}
-        state, why = _shown(c, watched)
+        state, why = c.shown(watched)
         table.add_row(
             str(c.number) + (" (dry)" if c.dry_run else ""),
             f"{c.started_at:%m-%d %H:%M}",
@@ -392,7 +375,7 @@ def _show_cycle(c: WatchCycleRecord, watched: bool, *, plan_status: str | None =
     """Cycle ``c`` in full; ``plan_status`` is its plan's status now (a plan that waited for
     approval may have been run since)."""
     body = c.body
-    state, why = _shown(c, watched)
+    state, why = c.shown(watched)
     out.print(
         Text.assemble(
             (f"{c.system}@{c.alias} cycle {c.number}", "bold"),
@@ -511,7 +494,7 @@ def _status(home: Any, as_json: bool) -> None:
     for system in sorted(set(leases) | set(last)):
         lease, cycle = leases.get(system), last.get(system)
         watched = _watched(lease)
-        state, why = (None, None) if cycle is None else _shown(cycle, watched)
+        state, why = (None, None) if cycle is None else cycle.shown(watched)
         rows.append(
             {
                 "system": system,

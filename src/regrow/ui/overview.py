@@ -13,6 +13,7 @@ from regrow._hashing import jsonable
 
 if TYPE_CHECKING:
     from regrow.catalog.records import SystemVersionRecord
+    from regrow.catalog.watches import WatchCycleRecord, WatchLeaseRecord
     from regrow.workspace import Workspace
 
 __all__ = ["overview", "system_graph"]
@@ -59,7 +60,7 @@ def overview(ws: Workspace) -> dict[str, Any]:
                     "expires_at": lease.expires_at,
                     "describe": lease.describe(),
                 },
-                "last_cycle": cycles[0].to_dict() if cycles else None,
+                "last_cycle": _cycle(cycles[0], lease) if cycles else None,
                 "monitor": [
                     {
                         "id": r.id,
@@ -148,3 +149,11 @@ def system_graph(ws: Workspace, ref: str) -> dict[str, Any]:
          "components": components,
          "weights": next((c["weights"] for c in components if c["weights"]), None)}
     )  # fmt: skip
+
+
+def _cycle(cycle: WatchCycleRecord, lease: WatchLeaseRecord | None) -> dict[str, Any]:
+    """The newest watch cycle as ``regrow watch --status`` shows it: ``shown`` the state it
+    is in (a cycle left running with no watcher is ``interrupted``, resumed by the next
+    one), ``why`` how it ended or what resumes it."""
+    shown, why = cycle.shown(lease is not None and lease.live)
+    return {**cycle.to_dict(), "shown": shown, "why": why}
