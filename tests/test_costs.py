@@ -463,3 +463,27 @@ def test_regrow_costs_without_runs_says_so(
     code, out, _ = run_cli(capsys, "costs", "--system", "churn", "--until", "2020-01-01", *home)
     assert code == 0
     assert "churn: no run started from the first run to 2020-01-01 00:00:00 UTC" in out
+
+
+def test_the_watch_costs_count_a_run_steps_cpu_beyond_what_the_run_fitted(
+    ws: Workspace, history: pd.DataFrame
+) -> None:
+    """A trial: `regrow costs` "in all" was below the cycles' own CPU by the run step's
+    reading and recording, which the run's row (its fitted components) does not count and
+    the watch line subtracted with the rest of the step."""
+    ws.train(build(), ws.snapshot(history, name="customers"), workers=1)
+    watches = ws.catalog.watches
+    lease = watches.acquire("churn", holder="w", seconds=60)
+    cycle = watches.start_cycle("churn", "champion", holder=lease.holder, window_key="day-1")
+    body = {
+        "cost": {"cpu_seconds": 3.0, "wall_seconds": 3.5},
+        "step_cpu_seconds": {"monitor": 1.5, "run": 1.2, "evaluate": 0.2},
+        "run": {"id": "r", "candidate": "churn:v2", "actual_cpu_seconds": 0.4},
+    }
+    watches.finish(cycle.id, holder=lease.holder, state="done", body=body)
+    watch = cost_report(ws.catalog, "churn").watch
+    assert watch is not None
+    # the 0.4 CPU s the run fitted is in the run's own row: the rest of the cycle is here
+    assert watch.cpu_seconds == pytest.approx(2.6)
+    assert watch.steps["run (besides fitting)"] == pytest.approx(0.8)
+    assert sum(watch.steps.values()) == pytest.approx(2.6, abs=1e-3)

@@ -515,6 +515,11 @@ def cost_report(
     )
 
 
+_RUN_REST = "run (besides fitting)"
+"""The step name :class:`WatchCost` gives the CPU of a cycle's run step that the run's own
+record does not count (what it fitted is counted there)."""
+
+
 def _watch_cost(
     catalog: Catalog, system: str, since: datetime | None, until: datetime, profile: CostProfile
 ) -> WatchCost | None:
@@ -531,7 +536,14 @@ def _watch_cost(
     for c in cycles:
         spent = c.body.get("cost") or {}
         by_step = {k: float(v) for k, v in (c.body.get("step_cpu_seconds") or {}).items()}
-        ran = by_step.pop("run", 0.0)  # the run's own record counts it
+        # The run's own record counts the CPU of what it fitted; the rest of the step
+        # (reading the model and the rows, storing the training data, the records) only
+        # this: subtracting the whole step left it counted nowhere.
+        step = by_step.pop("run", 0.0)
+        fitted = (c.body.get("run") or {}).get("actual_cpu_seconds")
+        ran = min(step, float(fitted)) if isinstance(fitted, int | float) else step
+        if step - ran > 0.0:
+            by_step[_RUN_REST] = step - ran
         for name, seconds in by_step.items():
             steps[name] = steps.get(name, 0.0) + seconds
         cpu += max(float(spent.get("cpu_seconds") or 0.0) - ran, 0.0)
