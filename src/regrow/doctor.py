@@ -37,8 +37,10 @@ from regrow.catalog.health import (
     Problem,
     Repair,
     examine,
+    restore_command,
     with_repairs,
 )
+from regrow.catalog.records import SnapshotRecord
 from regrow.catalog.store import ArtifactStore
 from regrow.errors import (
     ArtifactCorrupted,
@@ -170,6 +172,9 @@ def _delete_orphans(
     for p in problems:
         if p.kind != "orphan":
             continue
+        if not p.repairable:  # kept: the audit chain is broken (see examine)
+            repairs.append(Repair(p.subject, "none", False, p.hint))
+            continue
         if p.key is not None:
             if catalog.integrity.referenced(p.key):  # recorded since it was examined
                 repairs.append(Repair(p.subject, "none", True, "a row references it now"))
@@ -202,19 +207,23 @@ def _abandon_runs(
 
 
 def lost_artifact_error(
-    exc: ArtifactCorrupted | ArtifactNotFound, what: str, *, home: str | None, snapshot: str = ""
+    exc: ArtifactCorrupted | ArtifactNotFound,
+    what: str,
+    *,
+    home: str | None,
+    snapshot: SnapshotRecord | None = None,
 ) -> ArtifactCorrupted | ArtifactNotFound:
     """``exc`` (a failed load of ``what``) as the same error, with the command that repairs it.
 
-    ``snapshot`` names the snapshot when ``what`` is one (its rows cannot be rebuilt from the
-    catalog: storing them again writes the artifact back).
+    ``snapshot`` is the snapshot when ``what`` is one (its rows cannot be rebuilt from the
+    catalog: storing them again, under its name, time column and slices, writes it back).
     """
     where = f" --home {shlex.quote(home)}" if home else ""
-    if snapshot:
+    if snapshot is not None:
+        command = restore_command(snapshot.name, snapshot.time_column, snapshot.slices, home)
         hint = (
-            f"store the same rows again to write it back (`regrow snapshot create FILE --name "
-            f"{shlex.quote(snapshot)}{where}`), or restore it from a backup; `regrow doctor"
-            f"{where}` lists everything the store lost"
+            f"store the same rows again to write it back (`{command}`), or restore it from a "
+            f"backup; `regrow doctor{where}` lists everything the store lost"
         )
     else:
         hint = (

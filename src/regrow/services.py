@@ -181,7 +181,7 @@ def read_frame(
         data = store.get(snap.artifact)
     except (ArtifactCorrupted, ArtifactNotFound) as exc:
         what = f"snapshot {snap.id[:12]} ({snap.name})"
-        raise lost_artifact_error(exc, what, home=home, snapshot=snap.name) from exc
+        raise lost_artifact_error(exc, what, home=home, snapshot=snap) from exc
     frame: pd.DataFrame = read_parquet(data, columns=cols).to_pandas()
     return frame
 

@@ -17,6 +17,8 @@ kind              what
 ``audit-chain``   the audit log's hash chain does not verify
 ``alias-history`` an alias, its recorded moves and their audit events disagree
 ``migration``     the catalog database is not at the newest schema revision
+``database``      SQLite's integrity check (``quick``: its quick check) finds the catalog file
+                  damaged; then nothing else is checked, since nothing read from it is sure
 ================  ==============================================================================
 
 Nothing here writes: repairs live in :mod:`regrow.doctor`. :func:`lost_artifacts` is the
@@ -34,6 +36,7 @@ stored again.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -54,12 +57,20 @@ __all__ = [
     "Repair",
     "examine",
     "lost_artifacts",
+    "restore_command",
     "restore_snapshot_artifact",
     "with_repairs",
 ]
 
 ProblemKind = Literal[
-    "missing", "corrupt", "orphan", "stuck-run", "audit-chain", "alias-history", "migration"
+    "missing",
+    "corrupt",
+    "orphan",
+    "stuck-run",
+    "audit-chain",
+    "alias-history",
+    "migration",
+    "database",
 ]
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -70,9 +81,32 @@ DEFAULT_STUCK_AFTER = timedelta(hours=12)
 
 SNAPSHOT_HINT = (
     "a snapshot's rows are not in the catalog, so doctor cannot rebuild them: store the same "
-    "rows again (`regrow snapshot create FILE --name {name}`, or ws.snapshot(frame, "
-    "name={name!r})) and the snapshot's artifact is written back, or restore it from a backup"
+    "rows again (`{command}`, or ws.snapshot(frame, ...) with the same arguments) and the "
+    "snapshot's artifact is written back, or restore it from a backup"
 )
+
+
+def restore_command(
+    name: str,
+    time_column: str | None = None,
+    slices: Mapping[str, str] | None = None,
+    home: str | None = None,
+) -> str:
+    """The command that stores a snapshot's rows again under its id: the same name, time
+    column and slices (another time column or slice is another snapshot, and the lost one
+    stays lost).
+
+    >>> print(restore_command("recent", "ts", {"big": "amount > 100"}))
+    regrow snapshot create FILE --name recent --time-column ts --slice 'big=amount > 100'
+    """
+    words = ["regrow", "snapshot", "create", "FILE", "--name", name]
+    if time_column:
+        words += ["--time-column", time_column]
+    for slice_name, expression in (slices or {}).items():
+        words += ["--slice", f"{slice_name}={expression}"]
+    if home:
+        words += ["--home", home]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @dataclass(frozen=True)
@@ -155,6 +189,19 @@ def examine(
     recorded with a component version instead.
     """
     at = now or datetime.now(UTC)
+    damage = catalog.integrity.database_problems(quick=quick)
+    if damage:  # nothing read from a damaged file can be trusted: this first, alone
+        shown = "; ".join(damage[:3]) + (
+            f" (and {len(damage) - 3} more)" if len(damage) > 3 else ""
+        )
+        damaged = Problem(
+            "database",
+            "catalog",
+            f"the catalog database file is damaged (SQLite's integrity check: {shown})",
+            hint="keep a copy of catalog.db for investigation and restore it from a backup; "
+            "the other checks run on a sound catalog",
+        )
+        return DoctorReport((damaged,), {"database": 1}, quick)
     refs = catalog.integrity.artifact_references()
     keys = list(dict.fromkeys(r.key for r in refs))
     sizes = store.sizes(keys)
@@ -214,6 +261,9 @@ def examine(
         events = catalog.verify_audit()
     except AuditChainBroken as exc:
         problems.append(Problem("audit-chain", "audit", exc.message, exc.hint or ""))
+        # Rows were changed outside regrow: a file no row references may be the artifact
+        # of a deleted one, which restoring the catalog from a backup needs again.
+        problems = [_kept(p) if p.kind == "orphan" and p.key is not None else p for p in problems]
     alias_problems = catalog.integrity.alias_problems()
     problems.extend(
         Problem(
@@ -315,8 +365,15 @@ def _artifact_problem(
             "`regrow doctor --repair` refits it from its recorded recipe, data and seed, "
             "or re-run the training that made it (`regrow train FILE.py:SYSTEM --snapshot S`)"
         )
+        corrupt_hint = (
+            "`regrow doctor --repair` refits it from its recorded recipe, data and seed "
+            "(re-running the training would reuse it: a run checks that an artifact is there "
+            "with its recorded size, not its contents)"
+        )
     else:
-        hint = SNAPSHOT_HINT.format(name=ref.label)
+        hint = corrupt_hint = SNAPSHOT_HINT.format(
+            command=restore_command(ref.label, ref.time_column, ref.slices)
+        )
     repairable = ref.kind == "component"
     if size is None:
         message = f"{what} references artifact {ref.key}, which is missing from the store"
@@ -328,7 +385,7 @@ def _artifact_problem(
             f"{what} references artifact {ref.key}, which has {size} bytes, not the "
             f"{ref.size} recorded"
         )
-        return Problem("corrupt", ref.subject, message, hint, ref.key, repairable)
+        return Problem("corrupt", ref.subject, message, corrupt_hint, ref.key, repairable)
     if ref.key not in digests:
         try:
             digests[ref.key] = store.digest(ref.key)
@@ -341,7 +398,7 @@ def _artifact_problem(
     if found == ref.key:
         return None
     message = f"{what} references artifact {ref.key}, which is corrupted: its bytes hash to {found}"
-    return Problem("corrupt", ref.subject, message, hint, ref.key, repairable)
+    return Problem("corrupt", ref.subject, message, corrupt_hint, ref.key, repairable)
 
 
 def _orphan(path: str, key: str | None, size: int, modified: datetime | None) -> Problem:
@@ -359,6 +416,17 @@ def _orphan(path: str, key: str | None, size: int, modified: datetime | None) ->
         hint="`regrow doctor --repair` deletes unreferenced files older than --grace",
         key=key,
         repairable=True,
+    )
+
+
+def _kept(orphan: Problem) -> Problem:
+    """``orphan`` (an unreferenced artifact) as one ``--repair`` leaves alone."""
+    return replace(
+        orphan,
+        hint="not deleted while the audit chain is broken: catalog rows were changed or "
+        "deleted outside regrow, and this may be the artifact of one; restore the catalog "
+        "from a backup first (then `regrow doctor` again)",
+        repairable=False,
     )
 
 

@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,8 @@ class ArtifactReference:
     id: str
     label: str
     size: int | None = None
+    time_column: str | None = None  # a snapshot's, which storing its rows again must name
+    slices: Mapping[str, str] | None = None  # a snapshot's, likewise
 
     @property
     def subject(self) -> str:
@@ -113,9 +116,18 @@ class Integrity:
                         size if isinstance(size, int) else None,
                     )
                 )
-            query = sa.select(snap.id, snap.name, snap.artifact).order_by(snap.created_at, snap.id)
+            query = sa.select(
+                snap.id, snap.name, snap.artifact, snap.time_column, snap.slices
+            ).order_by(snap.created_at, snap.id)
             refs.extend(
-                ArtifactReference(row.artifact, "snapshot", row.id, row.name)
+                ArtifactReference(
+                    row.artifact,
+                    "snapshot",
+                    row.id,
+                    row.name,
+                    time_column=row.time_column,
+                    slices=dict(row.slices or {}),
+                )
                 for row in session.execute(query)
             )
         return refs
@@ -154,6 +166,21 @@ class Integrity:
         )
         with self._catalog._read() as session:
             return [run_record(row) for row in session.scalars(query)]
+
+    def database_problems(self, *, quick: bool = False) -> list[str]:
+        """What SQLite's own check finds wrong in the catalog file (``PRAGMA integrity_check``,
+        or ``quick_check``: no index checks), one line each; empty when it is sound, and for
+        PostgreSQL, which keeps its pages itself."""
+        engine = self._catalog._engine
+        if engine.dialect.name != "sqlite":
+            return []
+        pragma = "quick_check" if quick else "integrity_check"
+        try:
+            with engine.connect() as connection:
+                lines = [str(r[0]) for r in connection.exec_driver_sql(f"PRAGMA {pragma}")]
+        except sa.exc.DatabaseError as exc:  # too damaged to check
+            return [str(exc.orig)]
+        return [] if lines == ["ok"] else lines
 
     def schema_revision(self) -> tuple[str | None, str]:
         """The catalog database's migration revision, and the newest this regrow knows."""

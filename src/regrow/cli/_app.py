@@ -468,5 +468,33 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # before or after the command (while importing, say)
         _interrupted(argv)
         raise SystemExit(130) from None
+    except Exception as exc:
+        damage = _damaged_database(exc)
+        if damage is None:
+            raise
+        err.print(
+            Text.assemble(("error: ", "bold red"), f"the catalog database is damaged: {damage}"),
+            highlight=False,
+        )
+        err.print(Text.assemble(("hint: ", "yellow"), DAMAGED_HINT), highlight=False)
+        raise SystemExit(2) from None
     finally:
         gc.set_threshold(*before)
+
+
+DAMAGED_HINT = (
+    "keep a copy of catalog.db for investigation and restore it from a backup; "
+    "`regrow doctor` checks the database and lists what else is wrong"
+)
+_DAMAGE = ("database disk image is malformed", "file is not a database", "disk i/o error")
+
+
+def _damaged_database(exc: BaseException) -> str | None:
+    """SQLite's words when ``exc`` is its error on a damaged database file (a page overwritten,
+    the file truncated under a running command), else None. SQLAlchemy is looked up, not
+    imported: a command that never opened the catalog cannot have hit it."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.DatabaseError):
+        return None
+    words = str(getattr(exc, "orig", exc))
+    return words if any(d in words.lower() for d in _DAMAGE) else None

@@ -151,16 +151,19 @@ def doctor(
         print_json(report.as_dict())
     else:
         c = report.checked
-        out.print(
-            f"checked: artifacts {c['artifacts']} ({c['hashed']} hashed), component versions "
-            f"{c['component_versions']}, snapshots {c['snapshots']}, store files "
-            f"{c['store_files']}, audit events "
-            + (
-                "(not counted: the chain is broken, see below)"
-                if any(p.kind == "audit-chain" for p in report.problems)
-                else f"{c['audit_events']}"
+        if "database" in c:  # damaged: nothing else was checked
+            out.print("checked: the catalog database file (damaged: nothing else is checked)")
+        else:
+            out.print(
+                f"checked: artifacts {c['artifacts']} ({c['hashed']} hashed), component versions "
+                f"{c['component_versions']}, snapshots {c['snapshots']}, store files "
+                f"{c['store_files']}, audit events "
+                + (
+                    "(not counted: the chain is broken, see below)"
+                    if any(p.kind == "audit-chain" for p in report.problems)
+                    else f"{c['audit_events']}"
+                )
             )
-        )
         repairs = {r.subject: r for r in report.repairs}
         if report.problems:
             table = Table()
@@ -175,7 +178,7 @@ def doctor(
                 table.add_row(Text(p.kind, style="yellow"), shown, p.message, done)
             out.print(table)
         missing = sum(p.kind == "missing" for p in report.remaining)
-        if c["artifacts"] > 1 and missing >= c["artifacts"]:  # the store, not the artifacts
+        if c.get("artifacts", 0) > 1 and missing >= c["artifacts"]:  # the store, not the artifacts
             out.print(
                 Text.assemble(
                     ("hint: ", "yellow"),

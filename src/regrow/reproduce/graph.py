@@ -114,7 +114,7 @@ def recorded_graph(
         if not store.exists(snap.artifact):
             missing = ArtifactNotFound(f"artifact {snap.artifact} is not in the store")
             what = f"snapshot {snap.id[:12]} ({snap.name})"
-            raise lost_artifact_error(missing, what, home=_home(home), snapshot=snap.name)
+            raise lost_artifact_error(missing, what, home=_home(home), snapshot=snap)
     for cid in order:
         graph.originals[cid] = _load(graph, store, cid, home)
     return graph

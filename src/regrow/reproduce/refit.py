@@ -93,7 +93,7 @@ class Refit:
         except (ArtifactNotFound, ArtifactCorrupted) as exc:
             what = f"snapshot {snap.id[:12]} ({snap.name})"
             home = str(self.home) if self.home is not None else None
-            raise lost_artifact_error(exc, what, home=home, snapshot=snap.name) from exc
+            raise lost_artifact_error(exc, what, home=home, snapshot=snap) from exc
         schema = self.catalog.get_schema(snap.schema_id).spec
         self.room.add_snapshot(snap, data, schema, self.catalog.get_profile(snap.id))
         table = read_parquet(data)
