@@ -71,8 +71,17 @@ class MLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no types
     ``ReLU``, optional ``Dropout``) and ``head``, so these names are its default blocks. Being a
     parameter object, it enters the recipe as ``{"class": ..., "params": {...}}``.
 
+    A member checks its MLP's parameters when it fits, before anything is trained or
+    recorded (a stored network loads as it was fitted): ``hidden`` is a sequence of layer
+    widths, each an int >= 1 (empty: no hidden layer), ``batchnorm`` a bool and ``dropout`` a
+    float in [0, 1).
+
     >>> MLP(hidden=(16, 8))(4, 3)[-1]
     Linear(in_features=8, out_features=3, bias=True)
+    >>> MLP(hidden="32").check_params()
+    Traceback (most recent call last):
+    ...
+    regrow.errors.SystemSpecError: the 'hidden' parameter of MLP must be a sequence of layer ...
     """
 
     def __init__(
@@ -81,6 +90,33 @@ class MLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no types
         self.hidden = hidden
         self.batchnorm = batchnorm
         self.dropout = dropout
+
+    def check_params(self) -> None:
+        """Refuse parameters that would build a broken network (a width of 0, a string)."""
+        hidden, what = self.hidden, "a sequence of layer widths, each an int >= 1"
+        example = "write hidden=(64,) for one hidden layer of 64 units, (64, 32) for two"
+        if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence | np.ndarray):
+            if _is_int(hidden) or (isinstance(hidden, str) and hidden.strip().isdigit()):
+                example = (
+                    f"write hidden=({int(hidden)},) for one hidden layer of {int(hidden)} units"
+                )
+            raise SystemSpecError(_bad_param(self, "hidden", what, hidden), hint=example)
+        for i, width in enumerate(hidden):
+            if not (_is_int(width) and width >= 1):
+                raise SystemSpecError(
+                    _bad_param(self, "hidden", what, hidden, f"hidden[{i}] is {width!r}"),
+                    hint=example,
+                )
+        if not isinstance(self.batchnorm, bool | np.bool_):
+            raise SystemSpecError(
+                _bad_param(self, "batchnorm", "a bool", self.batchnorm),
+                hint="write batchnorm=True or batchnorm=False",
+            )
+        if not (_is_num(self.dropout) and 0 <= self.dropout < 1):
+            raise SystemSpecError(
+                _bad_param(self, "dropout", "a float in [0, 1)", self.dropout),
+                hint="dropout is the probability of zeroing a unit while training, e.g. 0.2",
+            )
 
     def __call__(self, n_features: int, n_outputs: int) -> nn.Sequential:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -334,10 +370,9 @@ class TorchEstimator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no t
         ]
         for key, ok, what in checks:
             if not ok:
-                raise SystemSpecError(
-                    f"the {key!r} parameter of {type(self).__name__} must be {what}. "
-                    f"Got {getattr(self, key)!r} instead."
-                )
+                raise SystemSpecError(_bad_param(self, key, what, getattr(self, key)))
+        if isinstance(self.module, MLP):
+            self.module.check_params()
 
     def fit(self, X: Any, y: Any) -> TorchEstimator:
         """Train a fresh network on ``(X, y)``; deterministic given ``random_state``."""
@@ -476,6 +511,12 @@ class TorchRegressor(RegressorMixin, TorchEstimator):  # type: ignore[misc]
         """Predicted values (1-d when fitted on a 1-d target)."""
         out = self.predict_output(X)
         return out[:, 0] if self._target_1d_ else out
+
+
+def _bad_param(owner: object, key: str, what: str, value: object, detail: str = "") -> str:
+    """scikit-learn's message shape: ``the 'lr' parameter of X must be ... Got -1 instead.``"""
+    got = f"Got {value!r} instead" + (f": {detail}." if detail else ".")
+    return f"the {key!r} parameter of {type(owner).__name__} must be {what}. {got}"
 
 
 def _is_int(v: object) -> bool:

@@ -115,6 +115,41 @@ def _fitted_torch(estimator: Any) -> TorchEstimator:
     return estimator
 
 
+def _pair_data(value: Any, what: str) -> tuple[Any, Any]:
+    """``value`` as a pair ``(X, y)``, or a ConfigError naming the argument ``what``."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ConfigError(
+            f"{what} must be a pair (X, y) of rows and their targets. Got a "
+            f"{type(value).__name__} instead.",
+            hint=f"pass {what}=(X_ref, y_ref)",
+        )
+    return value[0], value[1]
+
+
+def _check_data(est: TorchEstimator, X: Any, y: Any, what: str = "X") -> None:
+    """Refuse rows the fitted network cannot read: not 2-d, the wrong number of columns, or a
+    ``y`` of another length. ``what`` names the argument (``"X"``, ``"replay"``)."""
+    shape, fitted = np.shape(X), int(est.n_features_in_)
+    if len(shape) != 2 or shape[1] != fitted:
+        got = f"has {shape[1]} columns" if len(shape) == 2 else f"has shape {shape}, not 2-d"
+        raise ConfigError(
+            f"{_label(what, 0)} {got}, but the network was fitted on {fitted} feature columns",
+            hint=f"pass the {fitted} feature columns the member was fitted on, in that order",
+        )
+    rows = len(y) if hasattr(y, "__len__") and np.ndim(y) > 0 else None
+    if rows != shape[0]:
+        got = f"has {rows} rows" if rows is not None else f"is a {type(y).__name__}"
+        raise ConfigError(
+            f"{_label(what, 1)} {got}, {_label(what, 0)} has {shape[0]} rows",
+            hint="pass one target per row of features",
+        )
+
+
+def _label(what: str, index: int) -> str:
+    """``X``/``y``, or ``replay[0]``/``replay[1]`` for a pair argument."""
+    return ("X", "y")[index] if what == "X" else f"{what}[{index}]"
+
+
 def _resolve(est: TorchEstimator, blocks: Any, what: str = "blocks") -> list[str]:
     known = [b for b in est.blocks_ if _params_of(est, b)]
     if blocks == "all":

@@ -19,7 +19,14 @@ from torch import nn
 
 from regrow.components.torch import TorchEstimator
 from regrow.errors import ConfigError
-from regrow.plan._finetune_params import _check, _fitted_torch, _params_of, _resolve
+from regrow.plan._finetune_params import (
+    _check,
+    _check_data,
+    _fitted_torch,
+    _pair_data,
+    _params_of,
+    _resolve,
+)
 
 # -- compute cost ----------------------------------------------------------------------------
 
@@ -211,6 +218,9 @@ def finetune(
         raise ConfigError("replay_share > 0 needs replay=(X_ref, y_ref)")
     if replay_share >= 1:
         raise ConfigError(f"The 'replay_share' must be below 1. Got {replay_share!r}.")
+    _check_data(base, X, y)
+    if replay is not None:
+        _check_data(base, *_pair_data(replay, "replay"), "replay")
 
     est = copy.deepcopy(base)
     net = est.module_

@@ -35,7 +35,7 @@ import numpy as np
 
 from regrow.components.torch import TorchEstimator
 from regrow.errors import ConfigError
-from regrow.plan._finetune_params import _check, _fitted_torch
+from regrow.plan._finetune_params import _check, _check_data, _fitted_torch, _pair_data
 from regrow.plan._finetune_train import (
     FinetuneReport,
     FinetuneResult,
@@ -119,6 +119,10 @@ def finetune_fitted(
     extra = {k: opts.pop(k) for k in _EXTRA_KEYS if k in opts}
     blocks = opts.pop("blocks", "auto")
     est = _fitted_torch(estimator)
+    _check_data(est, X, y)
+    if reference is not None:
+        reference = _pair_data(reference, "reference")
+        _check_data(est, *reference, "reference")
     info: dict[str, Any] = {}
     if blocks == "auto":
         if reference is None:

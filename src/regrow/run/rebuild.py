@@ -10,16 +10,19 @@ fingerprint: the catalog row stays, and it points at the new artifact if the byt
 (audit ``component.rebuild``).
 
 The component itself (its estimator object) is rebuilt from the recorded recipe: the class
-is imported and given the recorded parameters, and the result must reproduce the recipe
-exactly. When it cannot (an estimator that takes objects as parameters, say), the spec of
-another stored version of the same component with the same recipe is used. When neither
-works, :class:`~regrow.errors.CannotRebuild` says to re-run the training that made it.
+is imported and given the recorded parameters (a parameter object recorded as its class and
+parameters, such as the torch ``MLP``, is built the same way), and the result must reproduce
+the recipe exactly. When it cannot (an estimator that takes a function or a list of steps,
+say), the spec of another stored version of the same component with the same recipe is used.
+When neither works, :class:`~regrow.errors.CannotRebuild` says to re-run the training that
+made it.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -242,21 +245,51 @@ def _from_recipe(name: str, recipe: Mapping[str, Any], code_version: Any) -> Com
                 code_version=cv,
             )  # fmt: skip
         elif kind in ("transform", "member"):
-            estimator = _import(str(recipe.get("class")))()
+            estimator = _construct(str(recipe.get("class")), params)
             kind_class = Transform if kind == "transform" else Member
             component = kind_class(name, estimator, inputs or [], code_version=cv)
-            defaults = normalize(component.recipe()["params"])
-            # Only what differs from the defaults is set (the recorded values are JSON: a
-            # default such as dtype=np.float64 reads back as a string).
-            changed = {k: v for k, v in params.items() if "__" not in k and defaults.get(k) != v}
-            if _names_objects(changed):  # a function, class or estimator recorded by name only
-                return None
-            estimator.set_params(**changed)
         else:
             return None
-    except Exception:  # not importable, not constructible without arguments, refused params
+    except Exception:  # not importable, an object it cannot name, refused params
         return None
     return component if normalize(component.recipe()) == normalize(recipe) else None
+
+
+def _construct(path: str, params: Mapping[str, Any]) -> Any:
+    """An instance of the class at ``path`` with the recorded ``params`` (JSON, as read back).
+
+    Arguments the constructor requires are passed, the rest is set where it differs from the
+    defaults (a default such as ``dtype=np.float64`` reads back as a string). A parameter
+    object recorded as ``{"class": "<module.Class>", "params": {...}}`` (the torch ``MLP``)
+    is constructed the same way; anything else named by label (a function, a ``partial``, an
+    object recorded by its state) raises. The caller checks the recipe comes out the same.
+    """
+    cls = _import(path)
+    required = {
+        key: _revive(params[key])
+        for key, p in inspect.signature(cls).parameters.items()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+    obj = cls(**required)
+    defaults = normalize(obj.get_params(deep=False))
+    changed = {
+        k: _revive(v)
+        for k, v in params.items()
+        if "__" not in k and k not in required and defaults.get(k) != v
+    }
+    obj.set_params(**changed)
+    return obj
+
+
+def _revive(value: Any) -> Any:
+    """A recorded parameter value as the object to set: a parameter object is constructed."""
+    if isinstance(value, dict) and set(value) == {"class", "params"}:
+        label = value["class"]
+        if isinstance(label, str) and label.startswith("<") and label.endswith(">"):
+            return _construct(label[1:-1], value["params"])
+    if _names_objects(value):  # a function, class or estimator recorded by name only
+        raise ValueError(f"the recorded value {value!r} names an object")
+    return value
 
 
 def _names_objects(value: Any) -> bool:
