@@ -162,7 +162,7 @@ class CatalogCore:
     def _run(self, session: Session, run_id: str) -> Run:
         row = session.get(Run, run_id)
         if row is None:
-            raise NotFound("run", run_id, hint="list runs with list_runs()")
+            raise NotFound("run", run_id, hint="pass the full id of a recorded run")
         return row
 
     def _check_refs(self, session: Session, *, run_id: str | None, snapshot_id: str | None) -> None:

@@ -150,9 +150,13 @@ class RunsMixin(CatalogCore):
         return self._write(write)
 
     def get_run(self, id: str) -> RunRecord:
-        """The run with this id; :class:`~regrow.errors.NotFound` if there is none."""
+        """The run whose id is ``id`` or starts with it (a unique prefix of at least 6
+        characters, as ``regrow costs`` prints them); :class:`~regrow.errors.NotFound` if
+        there is none, or a prefix is ambiguous (its matches named)."""
         with self._read() as session:
-            return run_record(self._run(session, id))
+            return run_record(
+                lookup.by_id(session, Run, "run", id, listed="`regrow costs --system SYSTEM`")
+            )
 
     def list_runs(self, system: str | None = None, limit: int = 50) -> list[RunRecord]:
         """The latest ``limit`` runs (of ``system``, if given), newest first."""

@@ -253,7 +253,7 @@ def rollout_history(
         table.add_row(
             at, ", ".join(dict.fromkeys(x.actor for x in run)), action,
             f"{run[0].payload.get('from') or '-'} -> {p.get('state')}",
-            str(p.get("step", 0) + 1), percent(p.get("share", 0)), str(p.get("reason") or ""),
+            str(p.get("step", 0) + 1), _served(p), str(p.get("reason") or ""),
         )  # fmt: skip
     out.print(table)
 
@@ -267,6 +267,12 @@ def _runs(events: list[AuditEventRecord]) -> list[list[AuditEventRecord]]:
         else:
             runs.append([e])
     return runs
+
+
+def _served(payload: dict[str, Any]) -> str:
+    """The candidate's share after a transition: all the traffic once promoted (the machine
+    records share 0, as the rollout no longer routes; "0%" read like a rollback)."""
+    return "100%" if payload.get("state") == "promoted" else percent(payload.get("share", 0))
 
 
 def _versions(j: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import signal
@@ -85,7 +86,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        unknown_host = isinstance(exc, socket.gaierror)  # the name does not resolve
+        # the name does not resolve, or the address is not one of this machine's
+        unknown_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="give --host an address of this machine (127.0.0.1, 0.0.0.0 for every "

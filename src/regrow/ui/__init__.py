@@ -19,6 +19,7 @@ module            holds
 :mod:`.rollouts`  rollouts, their transitions and evidence; the moves (role-checked)
 :mod:`.records`   governance (evaluations, gates, approvals), lineage, audit
 :mod:`.plots`     the SVG plots and their cache
+:mod:`.systems`   the 404 of an unknown system, on every page filtered by system
 ================  ===========================================================================
 """
 

@@ -123,7 +123,7 @@ def router(board: Dashboard) -> APIRouter:
     def get_feature(system: str, column: str, report: str | None = None) -> Response:
         return answer(lambda: monitoring.feature(ws, system, column, report))
 
-    @api.get("/plans", **_docs(400, summary="Stored plans and the latest runs"))
+    @api.get("/plans", **_docs(400, 404, summary="Stored plans and the latest runs"))
     def get_plans(system: str | None = None) -> Response:
         return answer(lambda: plans.plans(ws, system))
 
@@ -137,7 +137,7 @@ def router(board: Dashboard) -> APIRouter:
     def get_run(run_id: str) -> Response:
         return answer(lambda: plans.run(ws, run_id))
 
-    @api.get("/rollouts", **_docs(400, summary="Rollouts, newest first"))
+    @api.get("/rollouts", **_docs(400, 404, summary="Rollouts, newest first"))
     def get_rollouts(system: str | None = None) -> Response:
         return answer(lambda: rollouts.rollouts(ws, system))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from regrow._hashing import jsonable
 from regrow.errors import NotFound
+from regrow.ui.systems import unknown_system
 
 if TYPE_CHECKING:
     from regrow.catalog.records import MonitorReportRecord
@@ -41,11 +42,7 @@ def reports_of(ws: Workspace, system: str) -> list[MonitorReportRecord]:
     """The stored monitor reports of ``system``'s versions, newest first."""
     versions = {v.id for v in ws.catalog.list_system_versions(system)}
     if not versions:
-        raise NotFound(
-            "system",
-            system,
-            hint=f"the systems are {ws.catalog.list_systems()}",
-        )
+        raise unknown_system(ws, system)
     return [r for r in ws.catalog.list_monitor_reports(limit=MAX_REPORTS * 4)
             if r.version_id in versions][:MAX_REPORTS]  # fmt: skip
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -123,13 +124,13 @@ def router(board: Dashboard) -> APIRouter:
 
     @pages.get("/monitoring/{system}")
     def monitoring_page(system: str, report: str | None = None) -> Response:
-        api = f"/api/ui/monitoring/{system}" + (f"?report={report}" if report else "")
+        api = _with_report(f"/api/ui/monitoring/{system}", report)
         return page("monitoring.html", f"Monitoring {system}", api,
                     lambda: monitoring.monitoring(ws, system, report))  # fmt: skip
 
     @pages.get("/monitoring/{system}/features/{column}")
     def feature_page(system: str, column: str, report: str | None = None) -> Response:
-        api = f"/api/ui/monitoring/{system}/features/{column}"
+        api = _with_report(f"/api/ui/monitoring/{system}/features/{column}", report)
         return page("feature.html", f"{system}: feature {column}", api,
                     lambda: monitoring.feature(ws, system, column, report))  # fmt: skip
 
@@ -280,6 +281,16 @@ def router(board: Dashboard) -> APIRouter:
         return Response(text, media_type=_STATIC[name], headers={"cache-control": "max-age=300"})
 
     return pages
+
+
+def _with_report(url: str, report: str | None) -> str:
+    """``url`` with the ``?report=`` a page was asked for (its JSON link shows that report,
+    not the newest one).
+
+    >>> _with_report("/api/ui/monitoring/churn", "3f2a9c"), _with_report("/x", None)
+    ('/api/ui/monitoring/churn?report=3f2a9c', '/x')
+    """
+    return f"{url}?{urlencode({'report': report})}" if report else url
 
 
 def _report_key(ws: Any, system: str, report: str | None) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from regrow._hashing import jsonable
+from regrow.errors import NotFound
+from regrow.ui.systems import require_system
 
 if TYPE_CHECKING:
     from regrow.workspace import Workspace
@@ -20,7 +22,9 @@ __all__ = ["plan", "plans", "run"]
 
 
 def plans(ws: Workspace, system: str | None = None, limit: int = 50) -> dict[str, Any]:
-    """Stored plans, newest first (``regrow plans list``), and the latest runs."""
+    """Stored plans, newest first (``regrow plans list``), and the latest runs (of
+    ``system``, which must exist)."""
+    require_system(ws, system)
     catalog = ws.catalog
     records = catalog.list_plans(system, limit=limit)
     refs = {v.id: v.ref for v in catalog.list_system_versions(system)}
@@ -132,7 +136,7 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     """One run and its progress: its state (a run whose lease lapsed is ``abandoned``), the
     components it has fitted so far, what it reused, and its usage once finished."""
     catalog = ws.catalog
-    record = catalog.get_run(run_id)
+    record = _find_run(ws, run_id)
     refs = {v.id: v.ref for v in catalog.list_system_versions(record.system)}
     summary = record.summary or {}
     fitted = [
@@ -155,6 +159,17 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
             "done": record.state() != "running",
         }
     )
+
+
+def _find_run(ws: Workspace, ref: str) -> Any:
+    """The run whose id is ``ref`` or, as for plans and rollouts, starts with it
+    (``regrow costs`` prints 8 characters), with a hint a dashboard user can follow."""
+    try:
+        return ws.catalog.get_run(ref)
+    except NotFound as exc:
+        listed = "the runs are listed on /ui/plans and by `regrow costs --system SYSTEM`"
+        hint = exc.hint if "ambiguous" in (exc.hint or "") else listed
+        raise NotFound("run", ref, hint=hint) from None
 
 
 def _fitted_by(ws: Workspace, system: str, run_id: str) -> list[Any]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from regrow._hashing import jsonable
 from regrow.errors import ConfigError
+from regrow.ui.systems import require_system
 
 if TYPE_CHECKING:
     from regrow.catalog.records import AuditEventRecord
@@ -31,7 +32,8 @@ def _refs(ws: Workspace, system: str) -> dict[str, str]:
 
 
 def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
-    """A rollout as ``regrow rollout status --json`` lists it (versions by reference)."""
+    """A rollout as ``regrow rollout status --json`` lists it (versions by reference; a
+    promoted candidate's share is all the traffic, see :func:`served`)."""
     ref = _refs(ws, r.system)
     return {
         "id": r.id,
@@ -42,7 +44,7 @@ def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
         "active": r.active,
         "step": r.step + 1,
         "steps": list(r.steps),
-        "share": r.share,
+        "share": served(r.state, r.share),
         "stable": ref.get(r.stable_id, r.stable_id[:12]),
         "candidate": ref.get(r.candidate_id, r.candidate_id[:12]),
         "reason": r.reason,
@@ -62,7 +64,9 @@ def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
 
 
 def rollouts(ws: Workspace, system: str | None = None, limit: int = 50) -> dict[str, Any]:
-    """Rollouts, newest first: those under way and those finished."""
+    """Rollouts, newest first: those under way and those finished (of ``system``, which
+    must exist)."""
+    require_system(ws, system)
     records = ws.catalog.rollouts.list(system=system, limit=limit)
     return jsonable({"rollouts": [summary(ws, r) for r in records]})  # type: ignore[no-any-return]
 
@@ -75,19 +79,32 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def served(state: Any, share: Any) -> Any:
+    """The candidate's share of traffic in ``state``: all of it once promoted (it holds the
+    alias; the machine records share 0 as the rollout no longer routes), else ``share``.
+
+    >>> served("promoted", 0.0), served("rolled_back", 0.0), served("progressing", 0.25)
+    (1.0, 0.0, 0.25)
+    """
+    return 1.0 if state == "promoted" else share
+
+
 def _steps(events: list[AuditEventRecord]) -> list[dict[str, Any]]:
     """Every transition with its share and evidence (difference of mean loss, candidate minus
-    stable, with its confidence sequence's interval)."""
+    stable, with its confidence sequence's interval; no difference while a lane has no
+    labelled request: ``n 0/0`` has none to show)."""
     out = []
     for n, e in enumerate(events, 1):
         p = e.payload
         ev = p.get("evidence") or {}
         verdicts = ev.get("verdicts") or {}
+        measured = bool(ev.get("n_candidate")) and bool(ev.get("n_stable"))
         out.append(
             {"n": n, "at": e.at, "actor": e.actor, "action": e.action.removeprefix("rollout."),
              "from": p.get("from"), "state": p.get("state"), "step": (p.get("step") or 0) + 1,
-             "share": p.get("share"), "reason": p.get("reason"),
-             "decision": ev.get("decision"), "difference": _finite(ev.get("difference")),
+             "share": served(p.get("state"), p.get("share")), "reason": p.get("reason"),
+             "decision": ev.get("decision"),
+             "difference": _finite(ev.get("difference")) if measured else None,
              "low": _finite(ev.get("lower")), "high": _finite(ev.get("upper")),
              "n_candidate": ev.get("n_candidate"), "n_stable": ev.get("n_stable"),
              "candidate_loss": _finite(ev.get("candidate_loss")),
@@ -102,13 +119,23 @@ def _steps(events: list[AuditEventRecord]) -> list[dict[str, Any]]:
 
 def states(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The state machine's history: runs of holds in a row as one line (``37 holds``), as
-    ``regrow rollout history`` prints it."""
+    ``regrow rollout history`` prints it. A run of holds reads from its first hold's time
+    and state to its last's, with the last hold's reason and the evidence of that reason.
+
+    >>> hold = {"action": "hold", "actor": "watch"}
+    >>> rows = states([{**hold, "n": 1, "at": "10:00", "from": "a", "n_candidate": 0},
+    ...                {**hold, "n": 2, "at": "10:05", "from": "b", "n_candidate": 64}])
+    >>> [(r["action"], r["count"], r["at"], r["until"], r["from"], r["n_candidate"]) for r in rows]
+    [('holds', 2, '10:00', '10:05', 'a', 64)]
+    """
     out: list[dict[str, Any]] = []
     for s in steps:
         if s["action"] == "hold" and out and out[-1]["action"] in ("hold", "holds"):
-            last = out[-1]
-            last.update(action="holds", count=last.get("count", 1) + 1, until=s["at"],
-                        reason=s["reason"], state=s["state"])  # fmt: skip
+            first = out[-1]
+            actors = ", ".join(dict.fromkeys([*first["actor"].split(", "), s["actor"]]))
+            out[-1] = {**s, "action": "holds", "count": first["count"] + 1, "n": first["n"],
+                       "at": first["at"], "until": s["at"], "from": first["from"],
+                       "actor": actors}  # fmt: skip
         else:
             out.append({**s, "count": 1, "until": None})
     return out
