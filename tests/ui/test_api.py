@@ -305,3 +305,18 @@ def test_the_overview_shows_a_cycle_no_watcher_holds_as_interrupted_and_why(
         assert last["why"] == "resumes on the next `regrow watch` (stopped after step window)"
         page = client.get("/ui").text
     assert "last cycle #1: interrupted — resumes on the next" in page
+
+
+def test_the_lineage_page_shows_the_adapters_the_version_reads_through(
+    client: TestClient,
+) -> None:
+    """A trial: `regrow lineage churn:v3` printed the demo's rename adapter and the JSON had
+    it, but the page showed nothing of it."""
+    data = _get(client, "/api/ui/lineage/churn:v3")
+    assert data["adapters"], "the demo bridges a renamed column in churn:v3"
+    (rename,) = data["adapters"]["adapters"]
+    page = client.get("/ui/lineage/churn:v3")
+    assert page.status_code == 200
+    assert "<h2>Adapters</h2>" in page.text
+    assert "rename" in page.text
+    assert ", ".join(rename["read_by"]) in page.text
