@@ -151,6 +151,10 @@ def test_rollout_moves_need_a_token_and_the_operator_role(demo_copy: Demo) -> No
         unknown = client.post(f"{url}/explode", headers=ops)
         assert unknown.status_code == 400
         assert "unknown rollout action" in unknown.json()["error"]
+        # a move that does not exist is said so without a token (it said one was needed)
+        anonymous = client.post(f"{url}/explode")
+        assert anonymous.status_code == 400
+        assert "unknown rollout action 'explode'" in anonymous.json()["error"]
         assert client.post(f"{url}/resume", headers=ops).json()["state"] == "progressing"
         assert client.post(f"{url}/abort", headers=ops).status_code == 200
         again = client.post(f"{url}/pause", headers=ops)

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import RedirectResponse
 
 from regrow.config import Config, find_home
-from regrow.errors import AuthError, RegrowError
+from regrow.errors import AuthError, ConfigError, RegrowError
 from regrow.ui.plots import PlotCache
 
 if TYPE_CHECKING:
@@ -72,6 +72,13 @@ class Dashboard:
         from regrow.ui.api import answer, error_response
         from regrow.workspace import Workspace
 
+        if action not in rollouts.ACTIONS:  # a move that does not exist needs no token to say so
+            return error_response(
+                ConfigError(
+                    f"unknown rollout action {action!r}",
+                    hint=f"use one of {', '.join(rollouts.ACTIONS)}",
+                )
+            )
         token = bearer(header)
         if token is None:
             return error_response(
