@@ -312,3 +312,15 @@ def test_several_rollouts_name_whose_details_follow(
     at = lines.index(f"rollout {live['id'][:12]} (toy@live):")
     assert lines[at + 1] == "  paused: on call"
     assert f"rollout {champion['id'][:12]} (toy@champion):" not in lines  # nothing to say
+
+
+def test_an_unknown_rollout_hint_names_where_finished_ones_are_listed() -> None:
+    """A trial: the hint sent the user to `regrow rollout status`, which lists only rollouts
+    under way, for a finished one too."""
+    from regrow.catalog import Catalog
+    from regrow.errors import NotFound
+
+    with Catalog("sqlite://") as catalog, pytest.raises(NotFound) as found:
+        catalog.rollouts.get("abcdef123456")
+    assert "rollout status` (those under way)" in str(found.value.hint)
+    assert "/ui/rollouts (all)" in str(found.value.hint)

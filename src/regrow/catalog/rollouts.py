@@ -376,7 +376,8 @@ def _state(record: RolloutRecord) -> dict[str, Any]:
 
 
 def _row(session: Session, ref: str) -> Rollout:
-    return lookup.by_id(session, Rollout, "rollout", ref, listed="`regrow rollout status`")
+    listed = "`regrow rollout status` (those under way) or the dashboard's /ui/rollouts (all)"
+    return lookup.by_id(session, Rollout, "rollout", ref, listed=listed)
 
 
 def _record(row: Rollout) -> RolloutRecord:
