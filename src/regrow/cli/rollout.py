@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from regrow.cli._app import AsJson, Home, app, err, known_system, out, print_json, workspace
-from regrow.rollout.validate import percent
+from regrow.rollout.validate import percent, served_share
 
 if TYPE_CHECKING:
     from regrow.catalog.records import AuditEventRecord
@@ -250,10 +250,11 @@ def rollout_history(
         e, p = run[-1], run[-1].payload
         action = f"{len(run)} holds" if len(run) > 1 else e.action.removeprefix("rollout.")
         at = f"{run[0].at:%Y-%m-%d %H:%M:%S}" + (f" .. {e.at:%H:%M:%S}" if len(run) > 1 else "")
+        share = percent(served_share(p.get("state"), p.get("share", 0)))
         table.add_row(
             at, ", ".join(dict.fromkeys(x.actor for x in run)), action,
             f"{run[0].payload.get('from') or '-'} -> {p.get('state')}",
-            str(p.get("step", 0) + 1), _served(p), str(p.get("reason") or ""),
+            str(p.get("step", 0) + 1), share, str(p.get("reason") or ""),
         )  # fmt: skip
     out.print(table)
 
@@ -267,12 +268,6 @@ def _runs(events: list[AuditEventRecord]) -> list[list[AuditEventRecord]]:
         else:
             runs.append([e])
     return runs
-
-
-def _served(payload: dict[str, Any]) -> str:
-    """The candidate's share after a transition: all the traffic once promoted (the machine
-    records share 0, as the rollout no longer routes; "0%" read like a rollback)."""
-    return "100%" if payload.get("state") == "promoted" else percent(payload.get("share", 0))
 
 
 def _versions(j: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "parse_steps",
     "percent",
     "served_columns",
+    "served_share",
 ]
 
 #: The rollout modes :func:`regrow.rollout.machine.start` takes.
@@ -71,6 +72,19 @@ def percent(share: float) -> str:
     if share == 0 or share >= 0.1:
         return f"{share:.0%}"
     return f"{share * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def served_share(state: Any, share: Any) -> Any:
+    """The candidate's share of traffic in ``state``: all of it once promoted (it holds the
+    alias; the machine records share 0 as the rollout no longer routes, which read like a
+    rollback), else ``share``.
+
+    >>> served_share("promoted", 0.0), served_share("rolled_back", 0.0)
+    (1.0, 0.0)
+    >>> served_share("progressing", 0.25)
+    0.25
+    """
+    return 1.0 if state == "promoted" else share
 
 
 def parse_steps(text: str | Sequence[float]) -> tuple[float, ...]:

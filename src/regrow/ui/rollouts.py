@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from regrow._hashing import jsonable
 from regrow.errors import ConfigError
+from regrow.rollout.validate import served_share
 from regrow.ui.systems import require_system
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ def _refs(ws: Workspace, system: str) -> dict[str, str]:
 
 def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
     """A rollout as ``regrow rollout status --json`` lists it (versions by reference; a
-    promoted candidate's share is all the traffic, see :func:`served`)."""
+    promoted candidate's share is all the traffic, see
+    :func:`~regrow.rollout.validate.served_share`)."""
     ref = _refs(ws, r.system)
     return {
         "id": r.id,
@@ -44,7 +46,7 @@ def summary(ws: Workspace, r: RolloutRecord) -> dict[str, Any]:
         "active": r.active,
         "step": r.step + 1,
         "steps": list(r.steps),
-        "share": served(r.state, r.share),
+        "share": served_share(r.state, r.share),
         "stable": ref.get(r.stable_id, r.stable_id[:12]),
         "candidate": ref.get(r.candidate_id, r.candidate_id[:12]),
         "reason": r.reason,
@@ -79,16 +81,6 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def served(state: Any, share: Any) -> Any:
-    """The candidate's share of traffic in ``state``: all of it once promoted (it holds the
-    alias; the machine records share 0 as the rollout no longer routes), else ``share``.
-
-    >>> served("promoted", 0.0), served("rolled_back", 0.0), served("progressing", 0.25)
-    (1.0, 0.0, 0.25)
-    """
-    return 1.0 if state == "promoted" else share
-
-
 def _steps(events: list[AuditEventRecord]) -> list[dict[str, Any]]:
     """Every transition with its share and evidence (difference of mean loss, candidate minus
     stable, with its confidence sequence's interval; no difference while a lane has no
@@ -102,7 +94,7 @@ def _steps(events: list[AuditEventRecord]) -> list[dict[str, Any]]:
         out.append(
             {"n": n, "at": e.at, "actor": e.actor, "action": e.action.removeprefix("rollout."),
              "from": p.get("from"), "state": p.get("state"), "step": (p.get("step") or 0) + 1,
-             "share": served(p.get("state"), p.get("share")), "reason": p.get("reason"),
+             "share": served_share(p.get("state"), p.get("share")), "reason": p.get("reason"),
              "decision": ev.get("decision"),
              "difference": _finite(ev.get("difference")) if measured else None,
              "low": _finite(ev.get("lower")), "high": _finite(ev.get("upper")),
