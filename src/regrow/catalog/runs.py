@@ -154,9 +154,8 @@ class RunsMixin(CatalogCore):
         characters, as ``regrow costs`` prints them); :class:`~regrow.errors.NotFound` if
         there is none, or a prefix is ambiguous (its matches named)."""
         with self._read() as session:
-            return run_record(
-                lookup.by_id(session, Run, "run", id, listed="`regrow costs --system SYSTEM`")
-            )
+            listed = "`regrow costs --system SYSTEM` or the dashboard's /ui/plans"
+            return run_record(lookup.by_id(session, Run, "run", id, listed=listed))
 
     def list_runs(self, system: str | None = None, limit: int = 50) -> list[RunRecord]:
         """The latest ``limit`` runs (of ``system``, if given), newest first."""

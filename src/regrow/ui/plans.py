@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from regrow._hashing import jsonable
-from regrow.errors import NotFound
 from regrow.ui.systems import require_system
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     """One run and its progress: its state (a run whose lease lapsed is ``abandoned``), the
     components it has fitted so far, what it reused, and its usage once finished."""
     catalog = ws.catalog
-    record = _find_run(ws, run_id)
+    record = catalog.get_run(run_id)  # an id or a unique prefix, as plans take
     refs = {v.id: v.ref for v in catalog.list_system_versions(record.system)}
     summary = record.summary or {}
     fitted = [
@@ -159,17 +158,6 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
             "done": record.state() != "running",
         }
     )
-
-
-def _find_run(ws: Workspace, ref: str) -> Any:
-    """The run whose id is ``ref`` or, as for plans and rollouts, starts with it
-    (``regrow costs`` prints 8 characters), with a hint a dashboard user can follow."""
-    try:
-        return ws.catalog.get_run(ref)
-    except NotFound as exc:
-        listed = "the runs are listed on /ui/plans and by `regrow costs --system SYSTEM`"
-        hint = exc.hint if "ambiguous" in (exc.hint or "") else listed
-        raise NotFound("run", ref, hint=hint) from None
 
 
 def _fitted_by(ws: Workspace, system: str, run_id: str) -> list[Any]:
