@@ -22,6 +22,7 @@ from regrow.cli.schema import (
     _label,
     _mode,
     _print,
+    _read_as_trained,
     _read_columns,
     _trained_on,
 )
@@ -66,7 +67,6 @@ def adapters_propose(
     from regrow.data import Schema
     from regrow.data.compat import bridge, classify
     from regrow.data.propose import propose
-    from regrow.data.snapshot_safety import loose_categories, typed_like
 
     given = _given(mode, policy)
     with workspace(home) as ws:
@@ -74,10 +74,8 @@ def adapters_propose(
         trained = _trained_on(ws, system, version)
         reference = ws.catalog.snapshot_schema(str(trained.snapshot_id))
         candidate = ws.catalog.snapshot_schema(snapshot)
-        old, new = Schema.from_dict(reference.spec), Schema.from_dict(candidate.spec)
-        loose = loose_categories(new, old)
-        if loose:  # a few rows of a known category read as string: read them as old does
-            new = typed_like(new, old, ws.frame(snapshot, columns=loose))
+        old = Schema.from_dict(reference.spec)
+        new = _read_as_trained(ws, snapshot, candidate.spec, reference.spec)
     reads = _read_columns(trained)
     have = trained.spec.get("adapters") or []
     result = bridge(classify(old, new, chosen, target=reads), have)

@@ -19,6 +19,7 @@ from regrow.errors import ConfigError, NotFound
 if TYPE_CHECKING:
     from regrow.catalog.records import SchemaRecord, SystemVersionRecord
     from regrow.data.compat import Compatibility
+    from regrow.data.schema import Schema
     from regrow.plan.policy import Policy
     from regrow.workspace import Workspace
 
@@ -103,7 +104,6 @@ def schema_check(
     """
     from regrow.data import Schema
     from regrow.data.compat import bridge, classify_history
-    from regrow.data.snapshot_safety import loose_categories, typed_like
 
     given = _given(mode, policy)
     with workspace(home) as ws:
@@ -116,10 +116,7 @@ def schema_check(
             versions = ws.catalog.schema_versions(reference.name)
             history = [r for r in versions if r.version <= reference.version]
         candidate = ws.catalog.snapshot_schema(snapshot)
-        trained_schema, new = Schema.from_dict(reference.spec), Schema.from_dict(candidate.spec)
-        loose = loose_categories(new, trained_schema)
-        if loose:  # a few rows of a known category read as string: read them as training did
-            new = typed_like(new, trained_schema, ws.frame(snapshot, columns=loose))
+        new = _read_as_trained(ws, snapshot, candidate.spec, reference.spec)
     adapters = trained.spec.get("adapters") or []
     checks = []  # (mode, components, schema record, result)
     for chosen, components, columns in _groups(trained, section, mode):
@@ -211,6 +208,20 @@ def _schema_record(ws: Workspace, ref: str) -> SchemaRecord:
                 hint=f"its schema versions are v1 to v{versions[-1].version}",
             )
     return ws.catalog.snapshot_schema(ref)
+
+
+def _read_as_trained(
+    ws: Workspace, snapshot: str, spec: dict[str, Any], trained: dict[str, Any]
+) -> Schema:
+    """The schema (``spec``) of ``snapshot`` compared with the one a version trained on
+    (``trained``): a string column that schema calls category (a few rows hold too few
+    repeats for inference to call it one) read again from the rows as that category."""
+    from regrow.data import Schema
+    from regrow.data.snapshot_safety import loose_categories, typed_like
+
+    new, old = Schema.from_dict(spec), Schema.from_dict(trained)
+    loose = loose_categories(new, old)
+    return typed_like(new, old, ws.frame(snapshot, columns=loose)) if loose else new
 
 
 def _trained_on(ws: Workspace, system: str, version: str | None) -> SystemVersionRecord:
