@@ -1600,3 +1600,170 @@ def test_a_waiting_plan_for_a_version_that_no_longer_holds_the_alias_is_set_asid
     ), after.body["decision"]
     assert after.body["plan"]["id"] != plan
     assert ws.catalog.get_plan(after.body["plan"]["id"]).version_id == other.id
+
+
+def _timed_champion(ws: Workspace) -> str:
+    """A champion trained on a snapshot with a time column (``watch.evaluate_on: newer``
+    tells labelled rows newer than a candidate's training rows by it)."""
+    frame = make_window(3000, start="2026-01-01", days=60, seed=2)
+    snap = ws.snapshot(frame, name="customers-timed", time_column="ts")
+    version = ws.train(build(), snap, workers=1).version
+    ws.promote(version.ref, "champion")
+    return version.ref
+
+
+def test_a_candidate_that_learnt_from_every_label_is_evaluated_on_newer_ones(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws.set_policy(_policy(persistence=2, cooldown=1, evaluate_on="newer", newer_rows=500))
+    champion = _timed_champion(ws)
+    folder = _windows(ws.config.home, [False, True, True, True])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        _first, _second, third, fourth = watcher.run(once=True)
+    assert third.body["decision"]["act"] is True
+    candidate = third.body["run"]["candidate"]
+    # it learnt from every labelled row of its window: none was held out
+    train = ws.catalog.get_snapshot(third.body["window"]["train"])
+    assert train.rows == third.body["window"]["labelled_rows"] == 1500
+    assert "holdout" not in third.body["window"]
+    assert "evaluation" not in third.body
+    end = third.body["end"]
+    assert end["waiting_for"] == "newer labels"
+    assert end["candidate"] == candidate
+    assert third.state == "done"  # nobody needs to do anything
+    assert "it is evaluated once 500 labelled rows newer than them" in end["why"]
+    last_day = pd.read_parquet(folder / "day02.parquet")["ts"].max().tz_localize("UTC")
+    assert pd.Timestamp(end["after"]) == last_day  # stored times are UTC
+    # the next window brings newer labels: the candidate is evaluated on them alone
+    assert fourth.body["plan"]["deferred_from_cycle"] == third.number
+    assert fourth.body["run"]["candidate"] == candidate
+    held = ws.catalog.get_snapshot(fourth.body["window"]["holdout"])
+    assert held.rows == fourth.body["window"]["newer_rows"] == 1500
+    oldest = pd.Timestamp(ws.frame(held.id)["ts"].min())
+    assert (oldest if oldest.tz else oldest.tz_localize("UTC")) > last_day
+    assert fourth.body["evaluation"]["verdict"] == "blessed"
+    assert fourth.body["promotion"]["promoted"] is True
+    assert _champion(ws) == candidate != champion
+    # the attempt was cycle 3's: the evaluation starts no cooldown of its own
+    assert "cooling down" not in " ".join(fourth.body["decision"]["not_acting"])
+    home = str(ws.config.home)
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", "4", "--home", home)
+    assert code == 0
+    assert "(planned and run by cycle 3)" in out
+    assert (
+        f"act: 1,500 labelled rows newer than the training rows of cycle 3's candidate "
+        f"{candidate} came: it is evaluated on them" in out
+    )
+
+
+def test_a_candidate_waiting_for_newer_labels_holds_the_next_attempts_then_is_set_aside(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ws.set_policy(_policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=2000))
+    _timed_champion(ws)
+    folder = _windows(ws.config.home, [True] * 5)
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        first, *waits, last = watcher.run(once=True)
+    candidate = first.body["run"]["candidate"]
+    assert first.body["end"]["waiting_for"] == "newer labels"
+    # each window brings 1,500 newer rows, fewer than 2,000: the drift still calls for an
+    # update, and the candidate that answers it holds it back
+    assert len(waits) == 3
+    for cycle in waits:
+        assert cycle.body["decision"]["act"] is False
+        assert cycle.body["decision"]["held_back"]
+        assert (
+            f"the candidate {candidate} of cycle 1 waits for labelled rows newer than its "
+            "training rows (after "
+        ) in " ".join(cycle.body["decision"]["not_acting"])
+        assert "1,500 of 2,000 (watch.evaluate_on: newer)" in " ".join(
+            cycle.body["decision"]["not_acting"]
+        )
+    # after 3 * cooldown cycles the wait is given up: a new attempt starts
+    assert last.body["decision"]["act"] is True
+    assert last.body["run"]["candidate"] != candidate
+    assert _champion(ws) != candidate
+
+
+def test_evaluating_on_newer_labels_needs_a_time_column(ws: Workspace) -> None:
+    ws.set_policy(_policy(evaluate_on="newer"))
+    with pytest.raises(ConfigError, match="has no time column") as refused:
+        Watcher(ws, "churn", _source(_windows(ws.config.home, [False])))
+    assert "watch.evaluate_on: holdout" in str(refused.value.hint)
+
+
+def test_an_evaluation_on_newer_labels_that_cannot_tell_yet_waits_for_twice_the_rows(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from regrow.evaluate.gates.performance import Improvement
+
+    ws.set_policy(
+        _policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500, newer_looks=2)
+    )
+    _timed_champion(ws)
+    real = Improvement.check
+    looks: list[int] = []
+
+    def first_cannot_tell(self: Improvement, context: Any) -> Any:
+        result = real(self, context)
+        looks.append(context.rows)
+        if len(looks) > 1:
+            return result
+        # the first look: an interval that reaches above the bar, as few rows give
+        return dataclasses.replace(result, status="fail", interval=(-0.01, 0.02), threshold=0.0)
+
+    monkeypatch.setattr(Improvement, "check", first_cannot_tell)
+    folder = _windows(ws.config.home, [True] * 4)
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        made, first, second, *_ = watcher.run(once=True)
+    candidate = made.body["run"]["candidate"]
+    assert first.body["evaluation"]["verdict"] != "blessed"
+    end = first.body["end"]
+    assert (end["waiting_for"], end["rows"], end["look"], end["made_by"]) == (
+        "newer labels",
+        1000,
+        2,
+        made.number,
+    )
+    assert end["why"].startswith(
+        f"the gates cannot tell the candidate {candidate} from the holder on 1,500 newer rows "
+        "yet (improvement: "
+    )
+    assert end["why"].endswith("it waits for 1,000 (look 1 of 2, watch.newer_looks)")
+    # the second look: the candidate of the first cycle, on the newer rows now, for the last time
+    assert second.body["decision"]["deferred"]["look"] == 2
+    assert second.body["plan"]["deferred_from_cycle"] == made.number
+    assert second.body["run"]["candidate"] == candidate
+    assert second.body["evaluation"]["verdict"] == "blessed"  # the real gate: the drift is plain
+    assert looks == [1500, 1500]
+    assert _champion(ws) == candidate
+
+
+def test_a_candidate_clearly_no_better_or_at_its_last_look_is_not_looked_at_again(
+    ws: Workspace,
+) -> None:
+    from regrow.evaluate.gates.base import GateResult
+
+    policy = _policy(evaluate_on="newer", newer_rows=500, newer_looks=3)
+    ws.set_policy(policy)
+    _timed_champion(ws)
+    watcher = Watcher(ws, "churn", _source(_windows(ws.config.home, [False])))
+    deferred = {"candidate": "churn:v9", "candidate_id": "x", "after": "2026-03-01T00:00:00",
+                "cycle": 4, "look": 1}  # fmt: skip
+    body: dict[str, Any] = {"decision": {"deferred": deferred}, "window": {"newer_rows": 600}}
+
+    def gate(name: str, status: str, high: float) -> GateResult:
+        return GateResult(name, status, "why", interval=(-0.02, high), threshold=0.0)  # type: ignore[arg-type]
+
+    straddles = [gate("improvement", "fail", 0.01), gate("data_quality", "pass", 0.0)]
+    again = watcher._look_again(body, straddles, "why")
+    assert again is not None
+    assert (again["rows"], again["look"]) == (1000, 2)
+    assert watcher._look_again(body, [gate("improvement", "fail", -0.001)], "w") is None
+    assert watcher._look_again(body, [*straddles, gate("fairness", "fail", 1.0)], "w") is None
+    deferred["look"] = 3
+    assert watcher._look_again(body, straddles, "w") is None
+    body["decision"] = {}  # a held-out evaluation (evaluate_on: holdout) is judged once
+    assert watcher._look_again(body, straddles, "w") is None

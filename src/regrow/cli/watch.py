@@ -443,6 +443,8 @@ def _show_cycle(c: WatchCycleRecord, watched: bool, *, plan_status: str | None =
             )
             if on
         ]
+        if plan.get("deferred_from_cycle"):  # watch.evaluate_on: newer
+            notes.append(f"planned and run by cycle {plan['deferred_from_cycle']}")
         cpu = plan.get("estimated_cpu_seconds")
         if cpu is not None:
             notes.append(f"estimated {cpu:.2f} CPU s")

@@ -27,7 +27,11 @@ its :class:`WindowSource` has not given before, and then
 6. **run**: when the policy's ``autonomy`` allows every action and the budget holds (else the
    cycle ends ``waiting`` and names the command a person runs: ``regrow run PLAN --approve``);
 7. **evaluate**: the candidate against the alias's holder on the held-out rows, under the
-   policy's gates;
+   policy's gates. With ``watch.evaluate_on: newer`` the update learnt from every labelled
+   row instead, and the candidate waits: a later cycle whose window brings
+   ``watch.newer_rows`` labelled rows newer than all of them evaluates it on those (and,
+   while the gates cannot tell it from the holder yet, on twice as many, up to
+   ``watch.newer_looks`` looks);
 8. **rollout**: a blessed candidate of a served system starts the policy's rollout
    (``rollout.strategy``; the server, or the next cycle, steps it); of a system that is not
    served, it is promoted, when the promotion rules allow (approvals included; else the cycle
@@ -694,6 +698,7 @@ class Watcher:
             raise ws.catalog.unknown_system(self.system)
         ws.catalog.get_alias(self.system, self.alias)  # NotFound, with a hint, before anything
         self._check_sla()
+        self._check_newer()
 
     def _check_sla(self) -> None:
         """Refuse an SLA metric of the other task (``rmse`` for a classifier): the watcher
@@ -712,6 +717,19 @@ class Watcher:
             f"the policy's watch.sla names {metric!r}, a {other} metric, but "
             f"{self.system}@{self.alias} is a {task} system: the SLA would never be measured",
             hint=f"name one of {', '.join(SLA_METRICS[task])} in watch.sla",
+        )
+
+    def _check_newer(self) -> None:
+        """Refuse ``watch.evaluate_on: newer`` without a time column: "newer labelled rows"
+        would mean nothing, and a candidate would wait for good."""
+        if self.policy.watch.evaluate_on != "newer" or self._time_column():
+            return
+        raise ConfigError(
+            f"the policy's watch.evaluate_on is 'newer', but the training snapshot of "
+            f"{self.system}@{self.alias} has no time column: no labelled row can be told newer "
+            "than a candidate's training rows",
+            hint="set watch.evaluate_on: holdout, or train a version on a snapshot taken with "
+            "--time-column (of other rows: the same rows give back this version) and promote it",
         )
 
     # -- lease -----------------------------------------------------------------------------
@@ -973,9 +991,93 @@ class Watcher:
             return record
         train, holdout = split
         time_column = self._time_column()
+        if self.policy.watch.evaluate_on == "newer":  # the update learns from every row
+            every = pd.concat([train, holdout], ignore_index=True)
+            record["train"] = _store(
+                self.ws, every, f"{self.system}-watch-labelled", time_column
+            ).id
+            stamps = _times(every, time_column)  # its candidate waits for rows newer than these
+            record["labelled_until"] = None if stamps is None else stamps.max().isoformat()
+            return record
         record["train"] = _store(self.ws, train, f"{self.system}-watch-labelled", time_column).id
         record["holdout"] = _store(self.ws, holdout, f"{self.system}-watch-holdout", time_column).id
         return record
+
+    def _newer_than(self, after: str, window: Window | None) -> pd.DataFrame | None:
+        """The labelled rows of ``window`` newer than ``after`` (an ISO time), sorted, with
+        a label; None when the window is not at hand (a cycle resumed after a stop)."""
+        if window is None:
+            return None
+        labelled = window.labelled
+        if labelled is None:
+            return pd.DataFrame()
+        column, target = self._time_column(), self._target()
+        stamps = _times(labelled, column)  # UTC; a time that cannot be read is no newer
+        if stamps is None or column is None:
+            return labelled.iloc[:0]
+        cut = pd.Timestamp(after)
+        cut = cut.tz_localize("UTC") if cut.tz is None else cut
+        newer = labelled[(stamps > cut).to_numpy()]
+        if target and target in newer.columns:
+            newer = newer[newer[target].notna()]
+        return newer.sort_values(column, kind="stable").reset_index(drop=True)
+
+    def _target(self) -> str | None:
+        version = self.ws.catalog.get_system_version(f"{self.system}@{self.alias}")
+        spec = version.spec if isinstance(version.spec, Mapping) else {}
+        target = spec.get("target")
+        return str(target) if target else None
+
+    def _deferred(
+        self, body: dict[str, Any], window: Window | None, history: Sequence[WatchCycleRecord]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """With a candidate waiting for newer labels (``watch.evaluate_on: newer``): this
+        cycle's outcome when enough have come (evaluate it on them), else why the watcher
+        holds (None, the reason); (None, None) when none waits, or the wait was given up."""
+        source = _newest_deferred(history[1:])
+        if source is None:
+            return None, None
+        end = source.body["end"]
+        candidate, after = str(end["candidate"]), str(end["after"])
+        made_by = int(end.get("made_by") or source.number)  # an earlier look waits again
+        rules = self.policy.watch
+        need = int(end.get("rows") or rules.newer_rows)
+        since = _usable([c for c in history if c.number > source.number])
+        if since > 3 * max(rules.cooldown, 1):
+            return None, None  # labels stopped coming: set aside, a new attempt may start
+        newer = self._newer_than(after, window)
+        have = 0 if newer is None else len(newer)
+        if have < need or self.dry_run:
+            return None, (
+                f"the candidate {candidate} of cycle {made_by} waits for labelled rows "
+                f"newer than its training rows (after {after[:19]}): {have:,} of "
+                f"{need:,} (watch.evaluate_on: newer)"
+            )
+        assert newer is not None
+        held = _store(self.ws, newer, f"{self.system}-watch-newer", self._time_column())
+        decision = {
+            "act": True,
+            "because": [
+                f"{have:,} labelled rows newer than the training rows of cycle "
+                f"{made_by}'s candidate {candidate} came: it is evaluated on them"
+            ],
+            "not_acting": [],
+            "streak": 0,
+            "trigger": (source.body.get("decision") or {}).get("trigger"),
+            "deferred": {
+                "cycle": made_by,
+                "plan": source.body["plan"]["id"],
+                "run": source.body["run"]["id"],
+                "candidate": candidate,
+                "candidate_id": end["candidate_id"],
+                "after": after,
+                "look": int(end.get("look") or 1),
+            },
+        }
+        return {
+            "decision": decision,
+            "window": {**body["window"], "holdout": held.id, "newer_rows": have},
+        }, None
 
     def _time_column(self) -> str | None:
         """The time column of the alias's version's training snapshot, if it has one."""
@@ -1307,6 +1409,9 @@ class Watcher:
         trigger = "sla" if act else None
         # the newest cycles, this one included: one read serves every look back below
         history = self._cycles(200)
+        evaluate, awaited = self._deferred(body, window, history)
+        if evaluate is not None:
+            return evaluate
         streak = _runs(history, _loss_raised(body), _loss_raised).get("loss", 0)
         candidates, slipped = body["monitor"]["candidates"], _slipped(body)
         if candidates or slipped:
@@ -1389,6 +1494,9 @@ class Watcher:
                     "candidate_id": made.id,
                     "run": record.run_id,
                 }
+        if act and awaited:  # its candidate answers the threat: another would wait alike
+            hold.append(awaited)
+            act = []
         waiting = self._awaiting_promotion(history) if act and adopt is None else None
         if waiting is not None:  # a blessed candidate is there: another would wait alike
             number, candidate = waiting
@@ -1522,6 +1630,17 @@ class Watcher:
 
     def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = body.get("version") or f"{self.system}@{self.alias}"
+        deferred = body["decision"].get("deferred")
+        if deferred:  # planned and run by an earlier cycle: evaluated now
+            stored = self.ws.catalog.get_plan(deferred["plan"])
+            return {
+                "plan": {
+                    "id": stored.id,
+                    "deferred_from_cycle": deferred["cycle"],
+                    "actions": [a.get("kind", "?") for a in stored.body.get("actions", [])],
+                    "escalated": bool(stored.body.get("escalated")),
+                }
+            }
         adopted = body["decision"].get("adopt")
         if adopted:
             stored = self.ws.catalog.get_plan(adopted["plan"])
@@ -1577,6 +1696,17 @@ class Watcher:
     def _run(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         from regrow.errors import PlanError
 
+        deferred = body["decision"].get("deferred")
+        if deferred:  # run by an earlier cycle
+            return {
+                "run": {
+                    "id": deferred["run"],
+                    "candidate": deferred["candidate"],
+                    "candidate_id": deferred["candidate_id"],
+                    "deferred_from_cycle": deferred["cycle"],
+                    "look": deferred["look"],
+                }
+            }
         adopted = body["decision"].get("adopt")
         if adopted:  # a person approved and ran it: nothing to run again
             return {
@@ -1616,7 +1746,9 @@ class Watcher:
         run = body["run"]
         if not run.get("candidate"):
             return {"end": {"state": "done", "why": "the run made no new version"}}
-        record, _comparison = self.ws.evaluate(
+        if self.policy.watch.evaluate_on == "newer" and not run.get("deferred_from_cycle"):
+            return {"end": self._wait_for_newer(run, body)}
+        record, comparison = self.ws.evaluate(
             run["candidate"], body["window"]["holdout"], baseline=body["version"]
         )
         out: dict[str, Any] = {
@@ -1629,8 +1761,64 @@ class Watcher:
         }
         if record.verdict != "blessed":
             why = "; ".join(record.reasons) or record.verdict
-            out["end"] = {"state": "done", "why": f"the candidate was not blessed: {why}"}
+            again = self._look_again(body, comparison.gates, why)
+            out["end"] = again or {"state": "done", "why": f"the candidate was not blessed: {why}"}
         return out
+
+    def _look_again(
+        self, body: Mapping[str, Any], gates: Sequence[Any], why: str
+    ) -> dict[str, Any] | None:
+        """The end of a cycle whose evaluation on newer labels could not yet tell the
+        candidate from the holder: only the improvement gate failed, with an interval that
+        reaches above its bar. It waits for twice the rows, up to ``watch.newer_looks``
+        looks; None otherwise (the candidate is not blessed)."""
+        deferred = body["decision"].get("deferred")
+        if not deferred or deferred["look"] >= self.policy.watch.newer_looks:
+            return None
+        failed = [g for g in gates if g.status == "fail"]
+        if len(failed) != 1 or failed[0].name != "improvement":
+            return None
+        gate = failed[0]
+        if gate.interval is None or gate.threshold is None or gate.interval[1] <= gate.threshold:
+            return None  # clearly no better: more rows would not bless it
+        rows = int(body["window"]["newer_rows"])
+        need = self.policy.watch.newer_rows * 2 ** deferred["look"]
+        return {
+            "state": "done",
+            "why": f"the gates cannot tell the candidate {deferred['candidate']} from the "
+            f"holder on {rows:,} newer rows yet ({why}): it waits for {need:,} (look "
+            f"{deferred['look']} of {self.policy.watch.newer_looks}, watch.newer_looks)",
+            "waiting_for": "newer labels",
+            "candidate": deferred["candidate"],
+            "candidate_id": deferred["candidate_id"],
+            "after": deferred["after"],
+            "made_by": deferred["cycle"],
+            "rows": need,
+            "look": deferred["look"] + 1,
+        }
+
+    def _wait_for_newer(self, run: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+        """The end of a cycle whose candidate learnt from every labelled row: it waits for
+        newer ones (``watch.evaluate_on: newer``)."""
+        after = body["window"].get("labelled_until")
+        if not after:
+            raise ConfigError(
+                f"the labelled rows {run['candidate']} learnt from have no times that can be "
+                "read: no labelled row can be told newer",
+                hint="set watch.evaluate_on: holdout, or give the window's rows their times",
+            )
+        after = str(after)
+        need = self.policy.watch.newer_rows
+        return {
+            "state": "done",
+            "why": f"the candidate {run['candidate']} learnt from every labelled row; it is "
+            f"evaluated once {need:,} labelled rows newer than them (after {after[:19]}) have "
+            "come (watch.evaluate_on: newer)",
+            "waiting_for": "newer labels",
+            "candidate": run["candidate"],
+            "candidate_id": run["candidate_id"],
+            "after": after,
+        }
 
     def _rollout(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         candidate = body["run"]["candidate"]
@@ -1828,8 +2016,27 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
     """The newest earlier real cycle of ``history`` (newest first, this one included) that
     planned an update (run or not, empty or not), and how many cycles ago it was."""
     for n, cycle in enumerate(history):
-        if cycle.state != "running" and cycle.body.get("plan") and not cycle.dry_run:
+        if cycle.state != "running" and _attempted(cycle) and not cycle.dry_run:
             return n, cycle
+    return None
+
+
+def _attempted(cycle: WatchCycleRecord) -> bool:
+    """Whether the cycle planned an update (the evaluation of an earlier cycle's candidate on
+    newer labels, ``watch.evaluate_on: newer``, is that cycle's attempt, not a new one)."""
+    plan = cycle.body.get("plan") or {}
+    return bool(plan) and not plan.get("deferred_from_cycle")
+
+
+def _newest_deferred(history: Sequence[WatchCycleRecord]) -> WatchCycleRecord | None:
+    """The newest cycle of ``history`` (newest first; the last 50 looked at) whose candidate
+    waits for newer labelled rows (``watch.evaluate_on: newer``), unless an update ran
+    since (its evaluation among them): that wait is over."""
+    for cycle in history[:50]:
+        if (cycle.body.get("end") or {}).get("waiting_for") == "newer labels":
+            return cycle
+        if cycle.body.get("run"):
+            return None
     return None
 
 
@@ -1905,7 +2112,7 @@ def _plan_costs_more(
         or budgets.max_gpu_seconds is not None
     ):
         return None
-    attempts = [c for c in history if not c.dry_run and c.body.get("plan")]
+    attempts = [c for c in history if not c.dry_run and _attempted(c)]
     skipped = next(
         (
             n
@@ -1973,6 +2180,10 @@ def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord], lasting: Coll
             continue
         body = cycle.body
         done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
+        if not _attempted(cycle):  # an earlier attempt's candidate, evaluated on newer labels
+            if done:
+                break
+            continue  # not blessed: the attempt it came from counts
         if (body.get("decision") or {}).get("trigger") != "inputs" or done:
             break
         if not set(lasting) <= set(_moved(body)):

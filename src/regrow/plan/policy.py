@@ -684,6 +684,26 @@ class WatchPolicy(_Strict):
     evaluation_share: float = Field(0.3, gt=0, lt=1)
     """The newest share of the labelled rows held out to evaluate a candidate on; the plan
     uses the rest."""
+    evaluate_on: Literal["holdout", "newer"] = "holdout"
+    """Which labelled rows judge a candidate. ``holdout``: the newest ``evaluation_share``
+    of the window's, which the update does not learn from. ``newer``: the update learns from
+    every labelled row, and its candidate waits, unpromoted, until later windows bring
+    ``newer_rows`` labelled rows newer than all of them; it is evaluated against the alias's
+    holder on those. The version promoted has then learnt from the freshest labels, and is
+    judged on rows it never saw (out of time), at the price of the wait. A candidate still
+    waiting after ``3 * cooldown`` cycles (labels stopped coming) is set aside. Needs a time
+    column on the version's training snapshot."""
+    newer_rows: int = Field(1000, ge=50)
+    """With ``evaluate_on: newer``, the labelled rows newer than a candidate's training rows
+    it waits for."""
+    newer_looks: int = Field(3, ge=1, le=5)
+    """With ``evaluate_on: newer``, how often the evaluation may look: a candidate whose
+    only failed gate is the improvement, with an interval that reaches above its bar (the
+    rows cannot tell it from the holder yet), waits for twice the rows (``newer_rows``,
+    then 2x, 4x ...) and is evaluated again on all of them. Each look is a chance to bless
+    a candidate no better than the holder: with the improvement gate's default (the lower
+    end of a 95% interval above 0), one look blesses such a candidate 2.5% of the time, 3
+    looks about 5.7% (a simulation of the three looks). 1: judge once."""
     threat_gain: float = Field(0.0, ge=0, le=1)
     """The share of the loss an update must win when the watcher plans because the SLA is
     threatened (the forecast reaches ``act_probability``, or the metric is past the SLA):
