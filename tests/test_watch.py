@@ -1767,3 +1767,32 @@ def test_a_candidate_clearly_no_better_or_at_its_last_look_is_not_looked_at_agai
     assert watcher._look_again(body, straddles, "w") is None
     body["decision"] = {}  # a held-out evaluation (evaluate_on: holdout) is judged once
     assert watcher._look_again(body, straddles, "w") is None
+
+
+def test_a_cycle_stopped_after_the_step_that_ended_it_runs_no_step_after_it(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopped between recording its evaluation step (which ended it: here its candidate
+    # waits for newer labels) and finishing, the cycle resumed at the next step: it
+    # promoted a candidate no evaluation had blessed.
+    from regrow.catalog.watches import Watches
+
+    ws.set_policy(_policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500))
+    champion = _timed_champion(ws)
+    folder = _windows(ws.config.home, [True])
+    real = Watches.finish
+
+    def stopped(self: Watches, ref: str, **kwargs: Any) -> Any:
+        monkeypatch.setattr(Watches, "finish", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Watches, "finish", stopped)
+    with Watcher(ws, "churn", _source(folder)) as watcher, pytest.raises(KeyboardInterrupt):
+        watcher.cycle()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        resumed = watcher.cycle()
+    assert resumed is not None
+    assert resumed.number == 1
+    assert resumed.body["end"]["waiting_for"] == "newer labels"
+    assert "promotion" not in resumed.body
+    assert _champion(ws) == champion

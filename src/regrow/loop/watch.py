@@ -875,6 +875,8 @@ class Watcher:
         start = 0 if record.step == "start" else STEPS.index(record.step) + 1
         try:
             for name in STEPS[start:]:
+                if body.get("end"):  # resumed after the step that ended it: nothing more
+                    break
                 began = _cpu_now()
                 outcome = getattr(self, f"_{name}")(body, window)
                 steps = {**body.get("step_cpu_seconds", {}), name: round(_cpu_now() - began, 3)}
