@@ -22,9 +22,13 @@ Two arms run on the same rows:
   0.03),
   lets every action run without approval, and promotes blessed candidates (no rollout: the
   simulation serves nothing). It sees each day's rows unlabelled and the labels of the 28 days
-  up to ``t-7`` (``--label-days``). Its updates learn from the window's older 70% (the newest
-  30% is held out for the gates) and the newest 8,000 of the champion's training rows older
-  than them (``planning.data: recent+reference``, ``--retained-rows``; 0: the window only).
+  up to ``t-7`` (``--label-days``). Its updates learn from every labelled row of the window,
+  and a candidate is evaluated once 800 labelled rows newer than those have come (two days
+  later; ``watch.evaluate_on: newer``, ``--newer-rows``), on twice and four times as many
+  while the gates cannot tell it from the champion yet (``watch.newer_looks``, 3).
+  ``--evaluate-on holdout --retained-rows 8000`` is the earlier arm: updates learn from the
+  window's older 70% (the newest 30% held out for the gates) and the newest 8,000 of the
+  champion's training rows older than them (``planning.data: recent+reference``).
   A full retrain that the plan's probe finds significantly better by 4% of the loss is taken
   (``escalation.full_retrain_gain: 0.04``; the default bar is 10%).
 - **weekly**: every 7 days, a full retrain on the labelled rows of the last 8 weeks (what it
@@ -76,7 +80,8 @@ TRANSIENT = (170, 175)
 BROAD = (240, 300)
 LABEL_DAYS = 28
 DELAY = 7
-RETAINED_ROWS = 8000
+RETAINED_ROWS = 0
+NEWER_ROWS = 800
 FULL_RETRAIN_GAIN = 0.04
 
 
@@ -189,6 +194,8 @@ def _policy(sla: float, args: argparse.Namespace) -> Policy:
     body["escalation"]["full_retrain_gain"] = args.full_retrain_gain
     if args.min_relative_gain is not None:
         body["planning"]["min_relative_gain"] = args.min_relative_gain
+    body["watch"]["evaluate_on"] = args.evaluate_on
+    body["watch"]["newer_rows"] = args.newer_rows
     if args.retained_rows:  # updates learn from the window and the champion's older rows
         body["planning"].update(data="recent+reference", retained_rows=args.retained_rows)
     return Policy.from_dict(body)
@@ -354,6 +361,9 @@ def main() -> None:
         "0: the interval must lie above 0; a small negative value accepts a fresher "
         "candidate that is not measurably worse)",
     )
+    parser.add_argument("--evaluate-on", choices=("holdout", "newer"), default="newer",
+                        help="watch.evaluate_on")  # fmt: skip
+    parser.add_argument("--newer-rows", type=int, default=NEWER_ROWS, help="watch.newer_rows")
     parser.add_argument("--full-retrain-gain", type=float, default=FULL_RETRAIN_GAIN,
                         help="escalation.full_retrain_gain")  # fmt: skip
     parser.add_argument("--min-relative-gain", type=float, default=None,
