@@ -1796,3 +1796,51 @@ def test_a_cycle_stopped_after_the_step_that_ended_it_runs_no_step_after_it(
     assert resumed.body["end"]["waiting_for"] == "newer labels"
     assert "promotion" not in resumed.body
     assert _champion(ws) == champion
+
+
+def test_a_plan_made_to_measure_again_that_finds_nothing_is_the_full_retrain_it_stood_for(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After 10 attempts that retrained in full without a plan (plans cost more), the next
+    # plans, to measure what a plan costs now. When that plan found nothing, the attempt
+    # changed nothing, and a drift-led one doubled the cooldown: in the simulated year
+    # (benchmarks/loop.py), the broad drift's next update came 15 days later.
+    import regrow.loop.watch as watch
+
+    # the SLA is past (every cycle acts), nothing drifted, and no update pays
+    sla = {"roc_auc": {"min": 0.99}}
+    body = _policy(persistence=1, cooldown=0, plan_first="auto", sla=sla, threat_gain=1.0)
+    body = body.to_dict()
+    body["planning"].update(min_relative_gain=1.0, min_drift_share=1.0)
+    body["escalation"].update(
+        full_retrain_gain=1.0, unexplained_drift="ignore", unexplained_multivariate="ignore",
+        max_drifted_share=1.0, max_degraded_share=1.0, max_degraded_members=10,
+        max_loss_increase=100.0,
+    )  # fmt: skip
+    body["gates"]["checks"]["improvement"]["min"] = 1.0  # no candidate is blessed
+    policy = Policy.from_dict(body)
+    ws.set_policy(policy)
+    monkeypatch.setattr(watch, "_REMEASURE_PLAN_AFTER", 1)
+    real = watch._plan_costs_more
+    monkeypatch.setattr(watch, "_plan_costs_more", lambda policy, history: ("costs", [0.5, 0.4]))
+    folder = _windows(ws.config.home, [False])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (skipped,) = watcher.run(once=True)
+    assert skipped.body["decision"]["plan_cpu_seconds"] == [0.5, 0.4]
+    monkeypatch.setattr(watch, "_plan_costs_more", real)
+    _windows(ws.config.home, [False, False])
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (measured,) = watcher.run(once=True)
+    assert measured.body["decision"]["remeasure"] is True
+    found = ws.catalog.get_plan(measured.body["plan"]["measured"]["id"])
+    assert found.body["actions"] == []  # the plan found nothing to update ...
+    actions = measured.body["plan"]["actions"]
+    assert len(actions) == 1
+    assert actions[0].startswith("full-retrain")  # ... and the full retrain ran instead
+    assert "made to measure what a plan costs now after 1 attempts" in " ".join(
+        measured.body["plan"]["rationale"]
+    )
+    assert measured.body["run"]["candidate"]
+    # its plan step is a measured plan for the next attempts to weigh
+    assert "plan_cpu_seconds" not in measured.body["decision"]
+    assert watch._skipped_in_a_row([measured, skipped]) == 0

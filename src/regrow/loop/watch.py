@@ -1555,10 +1555,16 @@ class Watcher:
                     f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
                 )
         plan_costs: list[float] = []
+        remeasure = False
         if act and adopt is None and escalate is None:
             skipped = _plan_costs_more(self.policy, history)
             if skipped is not None:
                 escalate, plan_costs = skipped
+            else:  # the plan made to measure again stands in for a full retrain
+                remeasure = (
+                    _may_skip_plans(self.policy)
+                    and _skipped_in_a_row(history) >= _REMEASURE_PLAN_AFTER
+                )
         active = self.ws.catalog.rollouts.active(self.system, self.alias)
         if act and active is not None:
             hold.append(f"rollout {active.id[:12]} of {self.system}@{self.alias} is under way")
@@ -1616,6 +1622,8 @@ class Watcher:
             decision["escalate"] = escalate
             if plan_costs:  # the plans' measured CPU, carried to the cycles after
                 decision["plan_cpu_seconds"] = plan_costs
+        elif act and remeasure:
+            decision["remeasure"] = True
         if not act:
             return {"decision": decision, "end": {"state": "done", "why": "; ".join(hold)}}
         stored = self._store_labelled(body, window)
@@ -1679,6 +1687,29 @@ class Watcher:
             plan = self.ws.plan(
                 ref, body["window"]["train"], policy=policy, tags=("watch",), why=why
             )
+        measured = None
+        if plan.empty and body["decision"].get("remeasure"):
+            # made only to measure what a plan costs now: the watcher stood by full retrains,
+            # and one runs as the earlier attempts did, for the gates to judge
+            from regrow.plan.actions import FullRetrain
+            from regrow.plan_runs import manual_plan
+
+            measured = plan
+            instead = (
+                f"the plan {plan.id[:12]}, made to measure what a plan costs now after "
+                f"{_REMEASURE_PLAN_AFTER} attempts that retrained in full without one, found "
+                "nothing to update; a full retrain, as those attempts made, instead"
+            )
+            plan = manual_plan(
+                self.ws._services(),
+                ref,
+                body["window"]["train"],
+                [FullRetrain("*", reason=f"watch: {instead}")],
+                policy=policy,
+                note=[*why, f"watch: {instead}"],
+                tags=("watch",),
+                kind="plan",
+            )
         out: dict[str, Any] = {
             "plan": {
                 "id": plan.id,
@@ -1689,6 +1720,8 @@ class Watcher:
                 "rationale": list(plan.rationale),
             }
         }
+        if measured is not None:
+            out["plan"]["measured"] = {"id": measured.id, "actions": []}
         if plan.empty:
             out["end"] = {"state": "done", "why": "the plan found nothing to update"}
         elif self.dry_run:
@@ -2091,6 +2124,31 @@ _REMEASURE_PLAN_AFTER = 10
 _KEEP_SKIPPING = 0.75
 
 
+def _may_skip_plans(policy: Policy) -> bool:
+    """Whether ``policy`` lets the watcher retrain in full without planning (``watch.
+    plan_first: auto``, a full retrain may run unapproved, no money or GPU budget)."""
+    budgets = policy.budgets
+    return (
+        policy.watch.plan_first == "auto"
+        and "full-retrain" in policy.autonomy.allowed
+        and budgets.max_cost is None  # what a full retrain costs there is not measured here
+        and budgets.max_gpu_seconds is None
+    )
+
+
+def _skipped_in_a_row(history: Sequence[WatchCycleRecord]) -> int:
+    """The newest update attempts of ``history`` in a row that skipped their plan."""
+    attempts = [c for c in history if not c.dry_run and _attempted(c)]
+    return next(
+        (
+            n
+            for n, c in enumerate(attempts)
+            if not (c.body.get("decision") or {}).get("plan_cpu_seconds")
+        ),
+        len(attempts),
+    )
+
+
 def _plan_costs_more(
     policy: Policy, history: Sequence[WatchCycleRecord]
 ) -> tuple[str, list[float]] | None:
@@ -2103,26 +2161,15 @@ def _plan_costs_more(
     save more than the full retrain costs. A cycle that skipped its plan carries the plans'
     figures it weighed (``decision.plan_cpu_seconds``), so they hold while no plan is made
     to measure again; after :data:`_REMEASURE_PLAN_AFTER` skips in a row, the next attempt
-    plans, to measure what a plan costs now. Full retrains are measured each time. Once it
-    skips, it goes on skipping until plans cost less than :data:`_KEEP_SKIPPING` of a full
-    retrain."""
+    plans, to measure what a plan costs now (when that plan finds nothing, the full retrain
+    runs after all: ``decision.remeasure``, :meth:`Watcher._plan`). Full retrains are
+    measured each time. Once it skips, it goes on skipping until plans cost less than
+    :data:`_KEEP_SKIPPING` of a full retrain."""
     budgets = policy.budgets
-    if (
-        policy.watch.plan_first != "auto"
-        or "full-retrain" not in policy.autonomy.allowed
-        or budgets.max_cost is not None  # what a full retrain costs there is not measured here
-        or budgets.max_gpu_seconds is not None
-    ):
+    if not _may_skip_plans(policy):
         return None
     attempts = [c for c in history if not c.dry_run and _attempted(c)]
-    skipped = next(
-        (
-            n
-            for n, c in enumerate(attempts)
-            if not (c.body.get("decision") or {}).get("plan_cpu_seconds")
-        ),
-        len(attempts),
-    )  # the newest attempts in a row that skipped their plan
+    skipped = _skipped_in_a_row(history)
     if skipped >= _REMEASURE_PLAN_AFTER:
         return None
     plans: list[float] = []
