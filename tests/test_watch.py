@@ -1626,6 +1626,7 @@ def test_a_candidate_that_learnt_from_every_label_is_evaluated_on_newer_ones(
     train = ws.catalog.get_snapshot(third.body["window"]["train"])
     assert train.rows == third.body["window"]["labelled_rows"] == 1500
     assert "holdout" not in third.body["window"]
+    assert (third.body["window"]["train_rows"], third.body["window"]["holdout_rows"]) == (1500, 0)
     assert "evaluation" not in third.body
     end = third.body["end"]
     assert end["waiting_for"] == "newer labels"
@@ -1679,8 +1680,12 @@ def test_a_candidate_waiting_for_newer_labels_holds_the_next_attempts_then_is_se
         assert "1,500 of 2,000 (watch.evaluate_on: newer)" in " ".join(
             cycle.body["decision"]["not_acting"]
         )
-    # after 3 * cooldown cycles the wait is given up: a new attempt starts
+    # after 3 * cooldown cycles the wait is given up, and said so: a new attempt starts
     assert last.body["decision"]["act"] is True
+    assert (
+        f"the candidate {candidate} of cycle 1 waited 4 cycles for 2,000 labelled rows newer "
+        "than its training rows, more than 3 x watch.cooldown: it is set aside"
+    ) in " ".join(last.body["decision"]["not_acting"])
     assert last.body["run"]["candidate"] != candidate
     assert _champion(ws) != candidate
 
@@ -1844,3 +1849,84 @@ def test_a_plan_made_to_measure_again_that_finds_nothing_is_the_full_retrain_it_
     # its plan step is a measured plan for the next attempts to weigh
     assert "plan_cpu_seconds" not in measured.body["decision"]
     assert watch._skipped_in_a_row([measured, skipped]) == 0
+
+
+def test_a_broken_window_or_a_resumed_cycle_keeps_a_candidate_waiting_and_says_why(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A window without a column the model reads was taken as the newer rows: the evaluation
+    # failed on nulls, and the next cycle forgot the candidate and said it "did not win".
+    ws.set_policy(_policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500))
+    _timed_champion(ws)
+    folder = _windows(ws.config.home, [True, True, True])
+    broken = pd.read_parquet(folder / "day01.parquet").rename(columns={"distance_km": "dist"})
+    broken.to_parquet(folder / "day01.parquet")
+    later = (folder / "day02.parquet").rename(folder.parent / "later.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        made, held = watcher.run(once=True)
+    candidate = made.body["run"]["candidate"]
+    assert "evaluation" not in held.body
+    assert (
+        f"the candidate {candidate} of cycle 1 waits for labelled rows newer than its training "
+        "rows (after "
+    ) in held.body["decision"]["not_acting"][-1]
+    assert held.body["decision"]["not_acting"][-1].endswith(
+        "this window lacks column(s) the model reads ('distance_km'): not evaluated on its rows"
+    )
+    # a cycle stopped before its decision is resumed without its window's rows: it says so
+    later.rename(folder / "day02.parquet")
+
+    def stop(self: Watcher, body: Any, window: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Watcher, "_monitor", stop)
+    with Watcher(ws, "churn", _source(folder)) as watcher, pytest.raises(KeyboardInterrupt):
+        watcher.cycle()
+    monkeypatch.undo()
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        resumed = watcher.cycle()
+    assert resumed is not None
+    assert resumed.number == 3
+    assert resumed.body["decision"]["not_acting"][-1].endswith(
+        "this cycle was resumed after a stop and its window's labelled rows are not at hand: "
+        "the next cycle counts them"
+    )
+    assert _champion(ws) != candidate  # still waiting, never judged on a broken feed
+
+
+def test_a_failed_evaluation_on_newer_labels_ends_no_wait() -> None:
+    import dataclasses
+
+    from regrow.loop.watch import _newest_deferred
+
+    waiting = _recorded(
+        1,
+        {
+            "plan": {"id": "p"},
+            "run": {"candidate": "churn:v2"},
+            "end": {"waiting_for": "newer labels", "candidate": "churn:v2"},
+        },
+    )
+    evaluated = {"plan": {"id": "p", "deferred_from_cycle": 1}, "run": {"candidate": "churn:v2"}}
+    failed = _recorded(2, {**evaluated, "end": {"why": "unreadable"}})
+    failed = dataclasses.replace(failed, state="failed")
+    assert _newest_deferred([failed, waiting]) is waiting
+    judged = _recorded(2, {**evaluated, "end": {"why": "not blessed"}})
+    assert _newest_deferred([judged, waiting]) is None
+
+
+def test_the_realised_metric_of_a_version_that_learnt_from_every_label_leaves_those_out(
+    ws: Workspace,
+) -> None:
+    champion = _timed_champion(ws)  # trained on rows of 2026-01-01 .. 2026-03-01
+    seen = make_window(300, start="2026-02-01", days=20, seed=5)
+    unseen = make_window(200, start="2026-03-10", days=5, seed=6)
+    held = ws.snapshot(pd.concat([seen, unseen], ignore_index=True), name="held", time_column="ts")
+    body: dict[str, Any] = {"version": champion, "window": {"holdout": held.id, "at": "x"}}
+    folder = _windows(ws.config.home, [False])
+    for mode, rows in (("holdout", 500), ("newer", 200)):
+        ws.set_policy(_policy(evaluate_on=mode))
+        watcher = Watcher(ws, "churn", _source(folder))
+        realised = watcher._realised(body, "roc_auc", None)
+        assert realised is not None
+        assert realised["rows"] == rows, mode

@@ -692,6 +692,8 @@ class Watcher:
         # its cycle acts on them
         self._labelled: tuple[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
         self._nothing_new = False  # the last look found no window no cycle had taken
+        self._set_aside: str | None = None  # this cycle gave up a wait for newer labels
+        self._trained: dict[str, pd.Timestamp | None] = {}  # see _trained_until
         self._scoring: tuple[str, FittedSystem, OutputCache] | None = None  # see _scorer
         if self.system not in ws.catalog.list_systems():
             # its hint as every command's: a close name ("did you mean"), else those there are
@@ -951,11 +953,12 @@ class Watcher:
         split = self._split(window, time_column)
         if split is not None:  # stored only when the cycle acts on them (see _decide)
             train, holdout = split
+            newer = self.policy.watch.evaluate_on == "newer"  # an update learns from all
             out["window"].update(
                 labelled_rows=len(train) + len(holdout),
                 labelled_from=window.labelled_from,
-                train_rows=len(train),
-                holdout_rows=len(holdout),
+                train_rows=len(train) + len(holdout) if newer else len(train),
+                holdout_rows=0 if newer else len(holdout),
             )
         return out
 
@@ -1005,24 +1008,31 @@ class Watcher:
         record["holdout"] = _store(self.ws, holdout, f"{self.system}-watch-holdout", time_column).id
         return record
 
-    def _newer_than(self, after: str, window: Window | None) -> pd.DataFrame | None:
+    def _newer_than(self, after: str, window: Window) -> tuple[pd.DataFrame, str]:
         """The labelled rows of ``window`` newer than ``after`` (an ISO time), sorted, with
-        a label; None when the window is not at hand (a cycle resumed after a stop)."""
-        if window is None:
-            return None
+        a label, and what could not be counted (rows without a time, or no time column:
+        renamed?), to say beside the count."""
         labelled = window.labelled
         if labelled is None:
-            return pd.DataFrame()
+            return pd.DataFrame(), ""
         column, target = self._time_column(), self._target()
         stamps = _times(labelled, column)  # UTC; a time that cannot be read is no newer
         if stamps is None or column is None:
-            return labelled.iloc[:0]
+            there = column is not None and column in labelled.columns
+            return labelled.iloc[:0], (
+                f"; none of the window's {len(labelled):,} labelled rows has a time that can be "
+                f"read in {column!r}"
+                if there
+                else f"; the window's labelled rows have no time column {column!r} (renamed?)"
+            )
+        unread = int(stamps.isna().sum())
         cut = pd.Timestamp(after)
         cut = cut.tz_localize("UTC") if cut.tz is None else cut
         newer = labelled[(stamps > cut).to_numpy()]
         if target and target in newer.columns:
             newer = newer[newer[target].notna()]
-        return newer.sort_values(column, kind="stable").reset_index(drop=True)
+        said = f"; {unread:,} labelled row(s) without a time are not counted" if unread else ""
+        return newer.sort_values(column, kind="stable").reset_index(drop=True), said
 
     def _target(self) -> str | None:
         version = self.ws.catalog.get_system_version(f"{self.system}@{self.alias}")
@@ -1046,16 +1056,33 @@ class Watcher:
         need = int(end.get("rows") or rules.newer_rows)
         since = _usable([c for c in history if c.number > source.number])
         if since > 3 * max(rules.cooldown, 1):
-            return None, None  # labels stopped coming: set aside, a new attempt may start
-        newer = self._newer_than(after, window)
-        have = 0 if newer is None else len(newer)
-        if have < need or self.dry_run:
-            return None, (
-                f"the candidate {candidate} of cycle {made_by} waits for labelled rows "
-                f"newer than its training rows (after {after[:19]}): {have:,} of "
-                f"{need:,} (watch.evaluate_on: newer)"
+            self._set_aside = (
+                f"the candidate {candidate} of cycle {made_by} waited {since} cycles for "
+                f"{need:,} labelled rows newer than its training rows, more than 3 x "
+                "watch.cooldown: it is set aside, and a new attempt may start"
             )
-        assert newer is not None
+            return None, None  # labels stopped coming
+        waits = (
+            f"the candidate {candidate} of cycle {made_by} waits for labelled rows newer "
+            f"than its training rows (after {after[:19]})"
+        )
+        if window is None:
+            return None, (
+                f"{waits}; this cycle was resumed after a stop and its window's labelled rows "
+                "are not at hand: the next cycle counts them"
+            )
+        missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
+        if missing:  # a broken feed: its rows would judge the candidate on nulls
+            gone = ", ".join(repr(m["column"]) for m in missing[:3])
+            return (
+                None,
+                f"{waits}; this window lacks column(s) the model reads ({gone}): not "
+                "evaluated on its rows",
+            )
+        newer, unread = self._newer_than(after, window)
+        have = len(newer)
+        if have < need or self.dry_run:
+            return None, f"{waits}: {have:,} of {need:,} (watch.evaluate_on: newer){unread}"
         held = _store(self.ws, newer, f"{self.system}-watch-newer", self._time_column())
         decision = {
             "act": True,
@@ -1080,6 +1107,20 @@ class Watcher:
             "decision": decision,
             "window": {**body["window"], "holdout": held.id, "newer_rows": have},
         }, None
+
+    def _trained_until(self, version: SystemVersionRecord) -> pd.Timestamp | None:
+        """The newest time among the rows ``version`` trained on (UTC; None without times),
+        read once per version."""
+        if version.id not in self._trained:
+            until = None
+            if version.snapshot_id:
+                snap = self.ws.catalog.get_snapshot(version.snapshot_id)
+                column = snap.time_column
+                if column:
+                    stamps = _times(self.ws.frame(snap.id, columns=[column]), column)
+                    until = None if stamps is None else stamps.max()
+            self._trained[version.id] = until
+        return self._trained[version.id]
 
     def _time_column(self) -> str | None:
         """The time column of the alias's version's training snapshot, if it has one."""
@@ -1332,6 +1373,14 @@ class Watcher:
         at = body["window"]["at"]
         snap = self.ws.catalog.get_snapshot(version.snapshot_id) if version.snapshot_id else None
         stamps = _times(frame, snap.time_column if snap is not None else None)
+        until = self._trained_until(version) if self.policy.watch.evaluate_on == "newer" else None
+        if stamps is not None and until is not None:
+            # a version that learnt from every labelled row of an earlier window: the newest
+            # rows now may be some of those, and its metric there would be in-sample
+            keep = (stamps > until).to_numpy()
+            frame, stamps = frame[keep], stamps[keep]
+            if len(frame) < 20:
+                return None
         if stamps is not None:
             at = stamps.max().isoformat()
         fitted, outputs = self._scorer(version)
@@ -1411,6 +1460,7 @@ class Watcher:
         trigger = "sla" if act else None
         # the newest cycles, this one included: one read serves every look back below
         history = self._cycles(200)
+        self._set_aside = None
         evaluate, awaited = self._deferred(body, window, history)
         if evaluate is not None:
             return evaluate
@@ -1496,9 +1546,11 @@ class Watcher:
                     "candidate_id": made.id,
                     "run": record.run_id,
                 }
-        if act and awaited:  # its candidate answers the threat: another would wait alike
+        if awaited:  # its candidate answers any threat: another would wait alike
             hold.append(awaited)
             act = []
+        elif self._set_aside:
+            hold.append(self._set_aside)
         waiting = self._awaiting_promotion(history) if act and adopt is None else None
         if waiting is not None:  # a blessed candidate is there: another would wait alike
             number, candidate = waiting
@@ -1552,7 +1604,7 @@ class Watcher:
                 escalate = (
                     f"the partial update of cycle {last[1].number} "
                     f"({', '.join(tried['actions'])}) did not win: "
-                    f"{(before.get('end') or {}).get('why', '')}; a full retrain instead"
+                    f"{_outcome(last[1], history)}; a full retrain instead"
                 )
         plan_costs: list[float] = []
         remeasure = False
@@ -1633,6 +1685,13 @@ class Watcher:
                 "the next cycle takes the labels again"
                 if window is None
                 else "the window has no labelled rows to learn from"
+            )
+            decision.update(act=False, not_acting=[*hold, why])
+            return {"decision": decision, "end": {"state": "done", "why": why}}
+        if self.policy.watch.evaluate_on == "newer" and not stored.get("labelled_until"):
+            why = (
+                "the window's labelled rows have no times that can be read: no later row could "
+                "be told newer than them to evaluate a candidate on (watch.evaluate_on: newer)"
             )
             decision.update(act=False, not_acting=[*hold, why])
             return {"decision": decision, "end": {"state": "done", "why": why}}
@@ -1797,6 +1856,12 @@ class Watcher:
         if record.verdict != "blessed":
             why = "; ".join(record.reasons) or record.verdict
             again = self._look_again(body, comparison.gates, why)
+            deferred = body["decision"].get("deferred")
+            if deferred and again is None:  # judged on newer labels: at which look, on how many
+                why += (
+                    f" (on {int(body['window']['newer_rows']):,} newer rows, look "
+                    f"{deferred['look']} of {self.policy.watch.newer_looks})"
+                )
             out["end"] = again or {"state": "done", "why": f"the candidate was not blessed: {why}"}
         return out
 
@@ -2066,13 +2131,36 @@ def _attempted(cycle: WatchCycleRecord) -> bool:
 def _newest_deferred(history: Sequence[WatchCycleRecord]) -> WatchCycleRecord | None:
     """The newest cycle of ``history`` (newest first; the last 50 looked at) whose candidate
     waits for newer labelled rows (``watch.evaluate_on: newer``), unless an update ran
-    since (its evaluation among them): that wait is over."""
+    since (its evaluation among them): that wait is over. An evaluation that failed (the
+    newer rows could not be read) ends no wait."""
     for cycle in history[:50]:
         if (cycle.body.get("end") or {}).get("waiting_for") == "newer labels":
             return cycle
+        if cycle.state == "failed" and not _attempted(cycle) and cycle.body.get("plan"):
+            continue
         if cycle.body.get("run"):
             return None
     return None
+
+
+def _outcome(attempt: WatchCycleRecord, history: Sequence[WatchCycleRecord]) -> str:
+    """Why the update ``attempt`` made came to nothing: its cycle's end, or, for a
+    candidate evaluated on newer labels by a later cycle of ``history``, that cycle's."""
+    end = attempt.body.get("end") or {}
+    if end.get("waiting_for") != "newer labels":
+        return str(end.get("why", ""))
+    judged = next(
+        (
+            c
+            for c in history
+            if (c.body.get("plan") or {}).get("deferred_from_cycle") == attempt.number
+            and c.state != "running"
+        ),
+        None,
+    )
+    if judged is None:
+        return f"its candidate {end.get('candidate')} waited for newer labels and was set aside"
+    return str((judged.body.get("end") or {}).get("why", ""))
 
 
 def _newest_wait(history: Sequence[WatchCycleRecord], what: str) -> WatchCycleRecord | None:
