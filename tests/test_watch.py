@@ -1930,3 +1930,69 @@ def test_the_realised_metric_of_a_version_that_learnt_from_every_label_leaves_th
         realised = watcher._realised(body, "roc_auc", None)
         assert realised is not None
         assert realised["rows"] == rows, mode
+
+
+def test_a_window_without_the_time_column_says_so_beside_the_count(
+    ws: Workspace,
+) -> None:
+    ws.set_policy(_policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500))
+    _timed_champion(ws)
+    folder = _windows(ws.config.home, [True, True])
+    renamed = pd.read_parquet(folder / "day01.parquet").rename(columns={"ts": "timestamp"})
+    renamed.to_parquet(folder / "day01.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        made, held = watcher.run(once=True)
+    assert made.body["end"]["waiting_for"] == "newer labels"
+    assert held.body["decision"]["not_acting"][-1].endswith(
+        ": 0 of 500 (watch.evaluate_on: newer); the window's labelled rows have no time column "
+        "'ts' (renamed?)"
+    )
+
+
+def test_a_window_whose_labelled_rows_have_no_times_is_not_learnt_from(ws: Workspace) -> None:
+    # with watch.evaluate_on: newer, no later row could be told newer than them: the cycle
+    # trained a candidate, then failed
+    ws.set_policy(_policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500))
+    _timed_champion(ws)
+    folder = ws.config.home / "untimed"
+    folder.mkdir()
+    frame = make_window(1500, start="2026-04-01", days=2, seed=30, expanded=True)
+    frame["ts"] = pd.NaT
+    frame.to_parquet(folder / "day00.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        (cycle,) = watcher.run(once=True)
+    assert cycle.state == "done"
+    assert cycle.body["decision"]["act"] is False
+    assert cycle.body["decision"]["not_acting"][-1] == (
+        "the window's labelled rows have no times that can be read: no later row could be "
+        "told newer than them to evaluate a candidate on (watch.evaluate_on: newer)"
+    )
+    assert "run" not in cycle.body
+
+
+def test_the_last_look_on_newer_labels_says_it_was_the_last(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from regrow.evaluate.gates.performance import Improvement
+
+    ws.set_policy(
+        _policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500, newer_looks=2)
+    )
+    _timed_champion(ws)
+    real = Improvement.check
+
+    def cannot_tell(self: Improvement, context: Any) -> Any:
+        result = real(self, context)
+        return dataclasses.replace(result, status="fail", interval=(-0.01, 0.02), threshold=0.0)
+
+    monkeypatch.setattr(Improvement, "check", cannot_tell)
+    folder = _windows(ws.config.home, [True] * 3)
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        _made, first, last = watcher.run(once=True)
+    assert first.body["end"]["waiting_for"] == "newer labels"
+    why = last.body["end"]["why"]
+    assert why.startswith("the candidate was not blessed: improvement: ")
+    assert why.endswith("(on 1,500 newer rows, look 2 of 2)")
+    assert "waiting_for" not in last.body["end"]
