@@ -1996,3 +1996,19 @@ def test_the_last_look_on_newer_labels_says_it_was_the_last(
     assert why.startswith("the candidate was not blessed: improvement: ")
     assert why.endswith("(on 1,500 newer rows, look 2 of 2)")
     assert "waiting_for" not in last.body["end"]
+
+
+def test_an_attempt_judged_on_newer_labels_came_to_what_its_evaluation_said() -> None:
+    # the escalation after it quoted the line that said the candidate was waiting
+    from regrow.loop.watch import _outcome
+
+    waits = {"waiting_for": "newer labels", "candidate": "churn:v2", "why": "it waits"}
+    made = _recorded(1, {"plan": {"id": "p"}, "run": {"candidate": "churn:v2"}, "end": waits})
+    said = "the candidate was not blessed: improvement"
+    judged = _recorded(3, {"plan": {"id": "p", "deferred_from_cycle": 1}, "end": {"why": said}})
+    assert _outcome(made, [judged, made]) == said
+    assert _outcome(made, [made]) == (
+        "its candidate churn:v2 waited for newer labels and was set aside"
+    )
+    plain = _recorded(1, {"plan": {"id": "p"}, "end": {"why": "not blessed: slices"}})
+    assert _outcome(plain, [plain]) == "not blessed: slices"
