@@ -1697,9 +1697,11 @@ def test_evaluating_on_newer_labels_needs_a_time_column(ws: Workspace) -> None:
     assert "watch.evaluate_on: holdout" in str(refused.value.hint)
 
 
-def test_an_evaluation_on_newer_labels_that_cannot_tell_yet_waits_for_twice_the_rows(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _cannot_tell(ws: Workspace, monkeypatch: pytest.MonkeyPatch, looks: int | None) -> list[int]:
+    """A timed champion under ``evaluate_on: newer`` with 2 looks of 500 rows, whose
+    improvement gate cannot tell the candidate from it (an interval that reaches above the
+    bar, as few rows give) at its first ``looks`` looks (None: every look); the rows each
+    look had."""
     import dataclasses
 
     from regrow.evaluate.gates.performance import Improvement
@@ -1709,17 +1711,23 @@ def test_an_evaluation_on_newer_labels_that_cannot_tell_yet_waits_for_twice_the_
     )
     _timed_champion(ws)
     real = Improvement.check
-    looks: list[int] = []
+    seen: list[int] = []
 
-    def first_cannot_tell(self: Improvement, context: Any) -> Any:
+    def check(self: Improvement, context: Any) -> Any:
         result = real(self, context)
-        looks.append(context.rows)
-        if len(looks) > 1:
+        seen.append(context.rows)
+        if looks is not None and len(seen) > looks:
             return result
-        # the first look: an interval that reaches above the bar, as few rows give
         return dataclasses.replace(result, status="fail", interval=(-0.01, 0.02), threshold=0.0)
 
-    monkeypatch.setattr(Improvement, "check", first_cannot_tell)
+    monkeypatch.setattr(Improvement, "check", check)
+    return seen
+
+
+def test_an_evaluation_on_newer_labels_that_cannot_tell_yet_waits_for_twice_the_rows(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks = _cannot_tell(ws, monkeypatch, looks=1)
     folder = _windows(ws.config.home, [True] * 4)
     with Watcher(ws, "churn", _source(folder)) as watcher:
         made, first, second, *_ = watcher.run(once=True)
@@ -1848,7 +1856,7 @@ def test_a_plan_made_to_measure_again_that_finds_nothing_is_the_full_retrain_it_
     assert measured.body["run"]["candidate"]
     # its plan step is a measured plan for the next attempts to weigh
     assert "plan_cpu_seconds" not in measured.body["decision"]
-    assert watch._skipped_in_a_row([measured, skipped]) == 0
+    assert watch._skipped_in_a_row(watch._attempts([measured, skipped])) == 0
 
 
 def test_a_broken_window_or_a_resumed_cycle_keeps_a_candidate_waiting_and_says_why(
@@ -1973,21 +1981,7 @@ def test_a_window_whose_labelled_rows_have_no_times_is_not_learnt_from(ws: Works
 def test_the_last_look_on_newer_labels_says_it_was_the_last(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dataclasses
-
-    from regrow.evaluate.gates.performance import Improvement
-
-    ws.set_policy(
-        _policy(persistence=1, cooldown=1, evaluate_on="newer", newer_rows=500, newer_looks=2)
-    )
-    _timed_champion(ws)
-    real = Improvement.check
-
-    def cannot_tell(self: Improvement, context: Any) -> Any:
-        result = real(self, context)
-        return dataclasses.replace(result, status="fail", interval=(-0.01, 0.02), threshold=0.0)
-
-    monkeypatch.setattr(Improvement, "check", cannot_tell)
+    _cannot_tell(ws, monkeypatch, looks=None)
     folder = _windows(ws.config.home, [True] * 3)
     with Watcher(ws, "churn", _source(folder)) as watcher:
         _made, first, last = watcher.run(once=True)

@@ -1071,7 +1071,7 @@ class Watcher:
                 f"{waits}; this cycle was resumed after a stop and its window's labelled rows "
                 "are not at hand: the next cycle counts them"
             )
-        missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
+        missing = _lacks(body)
         if missing:  # a broken feed: its rows would judge the candidate on nulls
             gone = ", ".join(repr(m["column"]) for m in missing[:3])
             return (
@@ -1510,7 +1510,7 @@ class Watcher:
                 )
                 hold.append(f"inputs of members drifted: {seen}")
         wanted = list(act)  # what called for an update, before what holds it back
-        missing = [m for m in body["monitor"].get("missing") or () if m["readers"]]
+        missing = _lacks(body)
         if act and missing:
             gone = "; ".join(f"{m['column']!r}: {m['what']}" for m in missing[:3])
             hold.append(
@@ -1615,7 +1615,7 @@ class Watcher:
             else:  # the plan made to measure again stands in for a full retrain
                 remeasure = (
                     _may_skip_plans(self.policy)
-                    and _skipped_in_a_row(history) >= _REMEASURE_PLAN_AFTER
+                    and _skipped_in_a_row(_attempts(history)) >= _REMEASURE_PLAN_AFTER
                 )
         active = self.ws.catalog.rollouts.active(self.system, self.alias)
         if act and active is not None:
@@ -1701,27 +1701,12 @@ class Watcher:
         ref = body.get("version") or f"{self.system}@{self.alias}"
         deferred = body["decision"].get("deferred")
         if deferred:  # planned and run by an earlier cycle: evaluated now
-            stored = self.ws.catalog.get_plan(deferred["plan"])
-            return {
-                "plan": {
-                    "id": stored.id,
-                    "deferred_from_cycle": deferred["cycle"],
-                    "actions": [a.get("kind", "?") for a in stored.body.get("actions", [])],
-                    "escalated": bool(stored.body.get("escalated")),
-                }
-            }
+            return self._earlier_plan(deferred["plan"], deferred_from_cycle=deferred["cycle"])
         adopted = body["decision"].get("adopt")
         if adopted:
-            stored = self.ws.catalog.get_plan(adopted["plan"])
-            return {
-                "plan": {
-                    "id": stored.id,
-                    "adopted_from_cycle": adopted["cycle"],
-                    "actions": [a.get("kind", "?") for a in stored.body.get("actions", [])],
-                    "escalated": bool(stored.body.get("escalated")),
-                    "needs_approval": True,
-                }
-            }
+            return self._earlier_plan(
+                adopted["plan"], adopted_from_cycle=adopted["cycle"], needs_approval=True
+            )
         why = [f"watch: {line}" for line in body["decision"]["because"]]
         policy = self.policy
         if body["decision"].get("trigger") == "sla":
@@ -1729,19 +1714,7 @@ class Watcher:
             why += [f"watch: {lowered}"] if lowered else []
         escalate = body["decision"].get("escalate")
         if escalate:
-            from regrow.plan.actions import FullRetrain
-            from regrow.plan_runs import manual_plan
-
-            plan = manual_plan(
-                self.ws._services(),
-                ref,
-                body["window"]["train"],
-                [FullRetrain("*", reason=f"watch: {escalate}")],
-                policy=policy,
-                note=[*why, f"watch: {escalate}"],
-                tags=("watch",),
-                kind="plan",  # the watcher's decision, as its planned updates are
-            )
+            plan = self._full_retrain(ref, body, policy, why, escalate)
         else:
             plan = self.ws.plan(
                 ref, body["window"]["train"], policy=policy, tags=("watch",), why=why
@@ -1750,25 +1723,13 @@ class Watcher:
         if plan.empty and body["decision"].get("remeasure"):
             # made only to measure what a plan costs now: the watcher stood by full retrains,
             # and one runs as the earlier attempts did, for the gates to judge
-            from regrow.plan.actions import FullRetrain
-            from regrow.plan_runs import manual_plan
-
             measured = plan
             instead = (
                 f"the plan {plan.id[:12]}, made to measure what a plan costs now after "
                 f"{_REMEASURE_PLAN_AFTER} attempts that retrained in full without one, found "
                 "nothing to update; a full retrain, as those attempts made, instead"
             )
-            plan = manual_plan(
-                self.ws._services(),
-                ref,
-                body["window"]["train"],
-                [FullRetrain("*", reason=f"watch: {instead}")],
-                policy=policy,
-                note=[*why, f"watch: {instead}"],
-                tags=("watch",),
-                kind="plan",
-            )
+            plan = self._full_retrain(ref, body, policy, why, instead)
         out: dict[str, Any] = {
             "plan": {
                 "id": plan.id,
@@ -1786,6 +1747,33 @@ class Watcher:
         elif self.dry_run:
             out["end"] = {"state": "done", "why": "dry run: the plan is recorded, not run"}
         return out
+
+    def _earlier_plan(self, plan_id: str, **marks: Any) -> dict[str, Any]:
+        """The cycle's record of plan ``plan_id``, which an earlier cycle made (``marks``
+        say which, and how it came back)."""
+        stored = self.ws.catalog.get_plan(plan_id)
+        actions = [a.get("kind", "?") for a in stored.body.get("actions", [])]
+        escalated = bool(stored.body.get("escalated"))
+        return {"plan": {"id": stored.id, **marks, "actions": actions, "escalated": escalated}}
+
+    def _full_retrain(
+        self, ref: str, body: Mapping[str, Any], policy: Policy, why: list[str], because: str
+    ) -> Any:
+        """The watcher's plan of a full retrain of ``ref`` on the window's labelled rows,
+        ``because`` (a decision of the watcher's, recorded as its planned updates are)."""
+        from regrow.plan.actions import FullRetrain
+        from regrow.plan_runs import manual_plan
+
+        return manual_plan(
+            self.ws._services(),
+            ref,
+            body["window"]["train"],
+            [FullRetrain("*", reason=f"watch: {because}")],
+            policy=policy,
+            note=[*why, f"watch: {because}"],
+            tags=("watch",),
+            kind="plan",
+        )
 
     def _run(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         from regrow.errors import PlanError
@@ -2121,11 +2109,20 @@ def _last_attempt(history: Sequence[WatchCycleRecord]) -> tuple[int, WatchCycleR
     return None
 
 
+def _lacks(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The columns the cycle's window lacks that the model reads (renamed upstream?)."""
+    return [m for m in (body.get("monitor") or {}).get("missing") or () if m["readers"]]
+
+
 def _attempted(cycle: WatchCycleRecord) -> bool:
     """Whether the cycle planned an update (the evaluation of an earlier cycle's candidate on
     newer labels, ``watch.evaluate_on: newer``, is that cycle's attempt, not a new one)."""
-    plan = cycle.body.get("plan") or {}
-    return bool(plan) and not plan.get("deferred_from_cycle")
+    return bool(cycle.body.get("plan")) and not _judges_earlier(cycle)
+
+
+def _judges_earlier(cycle: WatchCycleRecord) -> bool:
+    """Whether the cycle evaluated an earlier cycle's candidate on newer labels."""
+    return bool((cycle.body.get("plan") or {}).get("deferred_from_cycle"))
 
 
 def _newest_deferred(history: Sequence[WatchCycleRecord]) -> WatchCycleRecord | None:
@@ -2136,7 +2133,7 @@ def _newest_deferred(history: Sequence[WatchCycleRecord]) -> WatchCycleRecord | 
     for cycle in history[:50]:
         if (cycle.body.get("end") or {}).get("waiting_for") == "newer labels":
             return cycle
-        if cycle.state == "failed" and not _attempted(cycle) and cycle.body.get("plan"):
+        if cycle.state == "failed" and _judges_earlier(cycle):
             continue
         if cycle.body.get("run"):
             return None
@@ -2224,9 +2221,13 @@ def _may_skip_plans(policy: Policy) -> bool:
     )
 
 
-def _skipped_in_a_row(history: Sequence[WatchCycleRecord]) -> int:
-    """The newest update attempts of ``history`` in a row that skipped their plan."""
-    attempts = [c for c in history if not c.dry_run and _attempted(c)]
+def _attempts(history: Sequence[WatchCycleRecord]) -> list[WatchCycleRecord]:
+    """The real cycles of ``history`` that planned an update (newest first)."""
+    return [c for c in history if not c.dry_run and _attempted(c)]
+
+
+def _skipped_in_a_row(attempts: Sequence[WatchCycleRecord]) -> int:
+    """The newest of ``attempts`` (:func:`_attempts`) in a row that skipped their plan."""
     return next(
         (
             n
@@ -2256,8 +2257,8 @@ def _plan_costs_more(
     budgets = policy.budgets
     if not _may_skip_plans(policy):
         return None
-    attempts = [c for c in history if not c.dry_run and _attempted(c)]
-    skipped = _skipped_in_a_row(history)
+    attempts = _attempts(history)
+    skipped = _skipped_in_a_row(attempts)
     if skipped >= _REMEASURE_PLAN_AFTER:
         return None
     plans: list[float] = []
@@ -2317,7 +2318,7 @@ def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord], lasting: Coll
             continue
         body = cycle.body
         done = (body.get("promotion") or {}).get("promoted") or body.get("rollout")
-        if not _attempted(cycle):  # an earlier attempt's candidate, evaluated on newer labels
+        if _judges_earlier(cycle):  # an earlier attempt's candidate, evaluated on newer labels
             if done:
                 break
             continue  # not blessed: the attempt it came from counts
