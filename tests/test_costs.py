@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -177,11 +178,14 @@ def test_a_run_stopped_in_a_task_counts_the_cpu_that_task_had_spent(
 
 
 def test_the_meter_sees_memory_the_task_holds() -> None:
+    gc.collect()  # garbage freed during the task would lower the resident set it is measured on
     meter = Meter()
     block = np.ones(40_000_000)  # 320 MB, touched
     usage = meter.stop(rows=7)
     assert block.sum() == 40_000_000
-    assert usage.peak_memory_bytes >= 300_000_000
+    # Resident-set figures move by what the rest of the process frees or maps meanwhile (in CI
+    # an xdist worker once read 299 MB here): the test asks that the block is seen, not its byte.
+    assert 250_000_000 <= usage.peak_memory_bytes < 400_000_000
     assert usage.rows == 7
     assert usage.gpu_seconds == 0
 
