@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from regrow.cache import OutputCache
     from regrow.catalog.records import SystemVersionRecord
     from regrow.model import FittedSystem
+    from regrow.monitor.drift_monitor import DriftMonitor
     from regrow.plan.policy import Policy
     from regrow.workspace import Workspace
 
@@ -695,6 +696,8 @@ class Watcher:
         self._set_aside: str | None = None  # this cycle gave up a wait for newer labels
         self._trained: dict[str, pd.Timestamp | None] = {}  # see _trained_until
         self._scoring: tuple[str, FittedSystem, OutputCache] | None = None  # see _scorer
+        # the rows a fruitless drift-led update learnt from, as a reference: see _learnt_from
+        self._learnt: tuple[tuple[str, tuple[str, ...]], DriftMonitor] | None = None
         if self.system not in ws.catalog.list_systems():
             # its hint as every command's: a close name ("did you mean"), else those there are
             raise ws.catalog.unknown_system(self.system)
@@ -1561,11 +1564,12 @@ class Watcher:
             act = []
         last = _last_attempt(history)
         escalate: str | None = None
-        wait, fruitless = rules.cooldown, 0
+        wait, fruitless, fruitless_attempts = rules.cooldown, 0, []
         if act and trigger == "inputs":
             # drift-led attempts that changed nothing back off: the labels may not show the
             # change yet, and each attempt costs a plan
-            fruitless = _fruitless_drift_attempts(history, lasting)
+            fruitless_attempts = _fruitless_drift_attempts(history, lasting)
+            fruitless = len(fruitless_attempts)
             wait = rules.cooldown * 2 ** min(fruitless, 3)
         if act and adopt is None and last is not None and last[0] <= wait:
             backoff = (
@@ -1578,6 +1582,14 @@ class Watcher:
                 f"cooling down: the last update attempt (cycle {last[1].number}) was {last[0]} "
                 f"cycle(s) ago (cooldown {wait}{backoff})"
             )
+            act = []
+        elif (
+            act
+            and adopt is None
+            and fruitless_attempts
+            and (same := self._learnt_from(fruitless_attempts[0], body, history))
+        ):
+            hold.append(same)
             act = []
         elif (
             act
@@ -1696,6 +1708,51 @@ class Watcher:
             decision.update(act=False, not_acting=[*hold, why])
             return {"decision": decision, "end": {"state": "done", "why": why}}
         return {"decision": decision, "window": stored}
+
+    def _learnt_from(
+        self,
+        attempt: WatchCycleRecord,
+        body: Mapping[str, Any],
+        history: Sequence[WatchCycleRecord],
+    ) -> str | None:
+        """Why the drift-led ``attempt``, which changed nothing, answers the drift of this
+        cycle's window: the columns it drifted in do not differ from the rows that attempt
+        learnt from (the monitor's tests, the attempt's rows as the reference). Another update
+        would learn from inputs alike and come to the same; None when they differ, or when
+        that cannot be told (the rows are gone, a column is missing).
+
+        The monitor compares a window with the version's training rows. After a ramp that
+        ended, a champion trained on rows from before and during it keeps seeing the inputs
+        drift, cycle after cycle, though a model made from the new inputs alone was judged no
+        better: only inputs that move on from those rows are news to an update."""
+        from regrow.monitor.drift_monitor import DriftMonitor as Monitor
+        from regrow.monitor.profile import Profile
+
+        train = (attempt.body.get("window") or {}).get("train")
+        moved = (body.get("monitor") or {}).get("moved") or {}
+        members = sorted(m for m in _moved(attempt.body) if m in moved)
+        columns = tuple(sorted({c for m in members for c in moved[m]}))
+        if not train or not columns:
+            return None
+        key = (str(train), columns)
+        try:
+            if self._learnt is None or self._learnt[0] != key:
+                rows = self.ws.frame(train, columns=list(columns))
+                self._learnt = (key, Monitor(Profile.of(rows), seed=0))
+            now = self.ws.frame(body["window"]["snapshot"], columns=list(columns))
+            report = self._learnt[1].check(now)
+        except (RegrowError, KeyError, ValueError):  # stored rows gone, a column missing
+            return None
+        if report.drifted_columns:
+            return None
+        reference = self._learnt[1].reference.rows
+        return (
+            f"the inputs of {', '.join(members)} ({', '.join(columns)}) do not differ from the "
+            f"{reference:,} rows the update of cycle {attempt.number} learnt from, and it "
+            f"changed nothing ({_outcome(attempt, history)}): another would learn "
+            "from inputs alike; a drift-led update waits until they move on (the SLA forecast "
+            "and the members' losses still act)"
+        )
 
     def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = body.get("version") or f"{self.system}@{self.alias}"
@@ -2307,12 +2364,14 @@ def _usable(cycles: Sequence[WatchCycleRecord]) -> int:
     )
 
 
-def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord], lasting: Collection[str]) -> int:
-    """The newest update attempts in a row that the drift trigger started and that promoted
-    nothing (an empty plan, a rejected candidate), while the drift was the same: each saw the
-    inputs of every member in ``lasting`` (drifting now) move. A member whose inputs drift
-    anew is news those attempts did not weigh, and ends the count."""
-    count = 0
+def _fruitless_drift_attempts(
+    history: Sequence[WatchCycleRecord], lasting: Collection[str]
+) -> list[WatchCycleRecord]:
+    """The newest update attempts in a row (newest first) that the drift trigger started and
+    that promoted nothing (an empty plan, a rejected candidate), while the drift was the same:
+    each saw the inputs of every member in ``lasting`` (drifting now) move. A member whose
+    inputs drift anew is news those attempts did not weigh, and ends the list."""
+    found: list[WatchCycleRecord] = []
     for cycle in history:
         if cycle.state == "running" or cycle.dry_run or not cycle.body.get("plan"):
             continue
@@ -2326,8 +2385,8 @@ def _fruitless_drift_attempts(history: Sequence[WatchCycleRecord], lasting: Coll
             break
         if not set(lasting) <= set(_moved(body)):
             break
-        count += 1
-    return count
+        found.append(cycle)
+    return found
 
 
 def _estimate_bias(realised: list[dict[str, Any]], estimated: list[dict[str, Any]]) -> float | None:
