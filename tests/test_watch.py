@@ -648,6 +648,35 @@ def test_a_window_with_a_stray_value_keeps_the_clean_labelled_rows_before_it(
     assert "3,000 labelled rows from the last 3 files; day02.csv: 1 value of 'tenure_" in out
 
 
+def test_a_stray_string_among_a_windows_times_keeps_the_clean_labelled_rows_before_it(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 'oops' in the time column made the newest file's times text: the clean files before
+    # it were left out for holding times ("'ts' holds time, not text").
+    folder = ws.config.home / "csv"
+    folder.mkdir()
+    make_window(1000, start="2026-03-01", days=1, seed=10).to_csv(folder / "day00.csv",
+                                                                  index=False)  # fmt: skip
+    stray = _stray(make_window(1000, start="2026-03-02", days=1, seed=11), "ts", 7)
+    stray.to_csv(folder / "day01.csv", index=False)
+    source = FilesSource(str(folder / "*.csv"), label_files=2, settle_seconds=0)
+    _, newest = source.windows(ws, "churn")
+    assert newest.labelled is not None
+    assert len(newest.labelled) == 2000
+    assert newest.labelled_from == (
+        "the last 2 files; day01.csv: 1 value of 'ts' is not a time ('oops', row 7): read as empty"
+    )
+    assert pd.api.types.is_datetime64_any_dtype(newest.labelled["ts"])
+    assert newest.labelled["ts"].isna().sum() == 1
+    with Watcher(ws, "churn", source) as watcher:
+        _, cycle = watcher.run(once=True)
+    assert cycle.state == "done", cycle.body.get("end")
+    assert cycle.body["window"]["labelled_rows"] == 2000
+    code, out, _ = run_cli(capsys, "watch", "churn", "--show", "2", "--home", str(ws.config.home))
+    assert code == 0
+    assert "1 value of 'ts' is not a time ('oops', row 7)" in out
+
+
 def test_a_watcher_started_before_its_data_says_what_it_waits_for_once_and_waits(
     ws: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -234,22 +234,23 @@ def _stack(
     rows would have no value there). A column of numbers with a few stray strings (``'oops'``
     in one cell: read as text) is read as numbers where most rows hold numbers there, its
     stray cells as nulls (set aside downstream like any null, as `regrow monitor` sets
-    aside such a row), and said so: one cell does not throw away a file's labelled rows. A
-    window with a stray string itself does not throw away the clean labelled rows before it."""
+    aside such a row), and said so: one cell does not throw away a file's labelled rows. So is
+    a column of times with a few stray strings (:func:`_stray_times`). A window with a stray
+    string itself does not throw away the clean labelled rows before it."""
     kept = [(n, p) for n, p in parts if p is not None and len(p)]
     if like is None or not kept:
         return (pd.concat([p for _, p in kept], ignore_index=True) if kept else None), [], []
-    read = [(name, part, _stray_numbers(part)) for name, part in kept]
-    # a column read as numbers but for its stray cells votes for numbers
+    read = [(name, part, _strays(part)) for name, part in kept]
+    # a column read as numbers (times) but for its stray cells votes for numbers (times)
     kinds = _majority_kinds(
-        [_with_numbers(like, _stray_numbers(like)), *(_with_numbers(p, s) for _, p, s in read)]
+        [_with_numbers(like, _strays(like)), *(_with_numbers(p, s) for _, p, s in read)]
     )
     needed = [c for c in reads if c in like.columns]
     used: list[pd.DataFrame] = []
     left_out: list[str] = []
     emptied: list[str] = []
     for name, part, stray in read:
-        numbers = {c: found for c, found in stray.items() if kinds.get(c) == "number"}
+        numbers = {c: found for c, found in stray.items() if kinds.get(c) == _kind(found[0])}
         part = _with_numbers(part, numbers)
         lacking = [c for c in needed if c not in part.columns]
         other = [c for c in part.columns if _kind(part[c]) not in ("any", kinds.get(c, "any"))]
@@ -262,7 +263,9 @@ def _stack(
             )
         else:
             used.append(part)
-            emptied.extend(_read_as_empty(name, c, found[1]) for c, found in numbers.items())
+            emptied.extend(
+                _read_as_empty(name, c, found[1], _kind(found[0])) for c, found in numbers.items()
+            )
     return (pd.concat(used, ignore_index=True) if used else None), left_out, emptied
 
 
@@ -301,26 +304,72 @@ def _stray_numbers(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]
     return found
 
 
+def _stray_times(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """The text columns of ``frame`` that hold ISO 8601 times in most of their values (as
+    `regrow snapshot create` reads a CSV's times) and a few other strings: each as times (the
+    strays null), with the stray values (indexed by row), as :func:`_stray_numbers`. One
+    ``'oops'`` among a file's times made its time column text, and the clean files before it
+    were left out of the labelled rows for holding times."""
+    import warnings
+
+    found: dict[str, tuple[pd.Series, pd.Series]] = {}
+    for column in frame.columns:
+        series = frame[column]
+        if not isinstance(column, str) or _kind(series) != "text":
+            continue
+        values = series.dropna()
+        if pd.api.types.infer_dtype(values.iloc[:1000], skipna=True) != "string":
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a column of words: no format to infer
+            # a cheap look first (a column of words costs little), then a larger one
+            if not all(_mostly_times(values.iloc[:head]) for head in (20, 1000)):
+                continue
+            as_times = pd.to_datetime(series, format="ISO8601", errors="coerce")
+        stray = values[as_times.loc[values.index].isna()]
+        if len(stray) == 0 or len(stray) * 2 > len(values):
+            continue
+        found[column] = (as_times, stray)
+    return found
+
+
+def _mostly_times(values: pd.Series) -> bool:
+    """Whether most of ``values`` (strings) read as ISO 8601 times."""
+    parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
+    return int(parsed.notna().sum()) * 2 >= len(parsed)
+
+
+def _strays(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """:func:`_stray_numbers` and :func:`_stray_times` of ``frame``."""
+    numbers = _stray_numbers(frame)
+    rest = frame.drop(columns=list(numbers)) if numbers else frame
+    return {**numbers, **_stray_times(rest)}
+
+
 def _with_numbers(
     frame: pd.DataFrame, numbers: Mapping[str, tuple[pd.Series, pd.Series]]
 ) -> pd.DataFrame:
-    """``frame`` with the columns of ``numbers`` (:func:`_stray_numbers`) read as numbers."""
+    """``frame`` with the columns of ``numbers`` (:func:`_strays`) read as numbers, or
+    times."""
     if not numbers:
         return frame
     return frame.assign(**{c: found[0] for c, found in numbers.items()})
 
 
-def _read_as_empty(name: str, column: str, stray: pd.Series) -> str:
-    """What reading ``column`` of part ``name`` as numbers did to its ``stray`` values.
+def _read_as_empty(name: str, column: str, stray: pd.Series, kind: str = "number") -> str:
+    """What reading ``column`` of part ``name`` as numbers (``kind``: or ``time``) did to its
+    ``stray`` values.
 
     >>> _read_as_empty("w09.csv", "x3", pd.Series(["oops"], index=[17]))
     "w09.csv: 1 value of 'x3' is not a number ('oops', row 17): read as empty"
+    >>> _read_as_empty("w09.csv", "ts", pd.Series(["oops", "?"], index=[3, 9]), "time")
+    "w09.csv: 2 values of 'ts' are not times ('oops', row 3; '?', row 9): read as empty"
     """
     n = len(stray)
     shown = "; ".join(f"{v!r}, row {r}" for r, v in stray.iloc[:_SHOWN].items())
     more = f"; {n - _SHOWN:,} more" if n > _SHOWN else ""
     what = "value of" if n == 1 else "values of"
-    verb = "is not a number" if n == 1 else "are not numbers"
+    verb = f"is not a {kind}" if n == 1 else f"are not {kind}s"
     return f"{name}: {n:,} {what} {column!r} {verb} ({shown}{more}): read as empty"
 
 
