@@ -1122,20 +1122,40 @@ def test_a_drift_led_update_waits_for_inputs_that_move_on_from_a_fruitless_attem
         said = later["not_acting"][-1]
         assert said.startswith(
             "the inputs of geo (distance_km, network_quality) do not differ from the "
-            f"{learnt:,} rows the update of cycle {cycles[0].number} learnt from, and it "
-            "changed nothing (the candidate was not blessed: improvement"
+            f"{learnt:,} labelled rows cycle {cycles[0].number}'s attempt learnt from, and "
+            "that attempt changed nothing (the candidate was not blessed: improvement"
         ), said
         assert said.endswith("a drift-led update waits until they move on (the SLA forecast "
-                             "and the members' losses still act)")  # fmt: skip
+                             "still acts)")  # fmt: skip
         assert later["held_back"][0].startswith("the inputs of geo drifted")
+        assert later["inputs_as_before"] == {
+            "cycle": cycles[0].number,
+            "rows": learnt,
+            "columns": ["distance_km", "network_quality"],
+        }
+    # messy windows of the same inputs hold too (from a user trial: one stray string, or a
+    # share of nulls, read as inputs that moved on, and a full retrain ran)
+    stray = make_window(800, start="2026-03-11", days=2, seed=15, expanded=True)
+    stray["network_quality"] = stray["network_quality"].astype(str)
+    stray.loc[3, "network_quality"] = "oops"
+    holes = make_window(800, start="2026-03-13", days=2, seed=16, expanded=True)
+    holes.loc[::5, "distance_km"] = None  # 20% empty
+    for i, frame in enumerate((stray, holes), start=5):
+        frame.to_parquet(folder / f"day{i:02d}.parquet")
+    with Watcher(ws, "churn", _source(folder)) as watcher:
+        messy = watcher.run(once=True)
+    assert [c.body["decision"]["act"] for c in messy] == [False, False]
+    for cycle in messy:
+        assert cycle.body["decision"]["inputs_as_before"]["cycle"] == cycles[0].number
     # the customers move on: news to an update
-    moved = make_window(800, start="2026-03-11", days=2, seed=15, expanded=True)
+    moved = make_window(800, start="2026-03-15", days=2, seed=17, expanded=True)
     moved["distance_km"] = (moved["distance_km"] * 2.5).round(2)
-    moved.to_parquet(folder / "day05.parquet")
+    moved.to_parquet(folder / "day07.parquet")
     with Watcher(ws, "churn", _source(folder)) as watcher:
         (news,) = watcher.run(once=True)
     assert news.body["decision"]["act"] is True, news.body["decision"]
     assert news.body["decision"]["trigger"] == "inputs"
+    assert "inputs_as_before" not in news.body["decision"]
     code, out, _ = run_cli(capsys, "watch", "churn", "--show", str(cycles[3].number), "--home",
                            str(ws.config.home))  # fmt: skip
     assert code == 0

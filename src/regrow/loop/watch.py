@@ -745,8 +745,9 @@ class Watcher:
         self._set_aside: str | None = None  # this cycle gave up a wait for newer labels
         self._trained: dict[str, pd.Timestamp | None] = {}  # see _trained_until
         self._scoring: tuple[str, FittedSystem, OutputCache] | None = None  # see _scorer
-        # the rows a fruitless drift-led update learnt from, as a reference: see _learnt_from
-        self._learnt: tuple[tuple[str, tuple[str, ...]], DriftMonitor] | None = None
+        # the rows a fruitless drift-led attempt learnt from, as references: see _learnt_from
+        self._learnt: tuple[tuple[str, tuple[str, ...]], dict[str, DriftMonitor], int] | None
+        self._learnt = None
         if self.system not in ws.catalog.list_systems():
             # its hint as every command's: a close name ("did you mean"), else those there are
             raise ws.catalog.unknown_system(self.system)
@@ -1614,6 +1615,7 @@ class Watcher:
         last = _last_attempt(history)
         escalate: str | None = None
         wait, fruitless, fruitless_attempts = rules.cooldown, 0, []
+        answered: dict[str, Any] | None = None  # the attempt whose rows the inputs match
         if act and trigger == "inputs":
             # drift-led attempts that changed nothing back off: the labels may not show the
             # change yet, and each attempt costs a plan
@@ -1638,7 +1640,8 @@ class Watcher:
             and fruitless_attempts
             and (same := self._learnt_from(fruitless_attempts[0], body, history))
         ):
-            hold.append(same)
+            hold.append(same["why"])
+            answered = {k: v for k, v in same.items() if k != "why"}
             act = []
         elif (
             act
@@ -1725,6 +1728,8 @@ class Watcher:
         }
         if wanted and not act:  # a threat a cooldown (say) held back: said, not dropped
             decision["held_back"] = wanted
+        if answered:  # the inputs as a fruitless attempt's rows (cycle, rows, columns)
+            decision["inputs_as_before"] = answered
         if act and adopt:
             decision["adopt"] = adopt
             act.append(
@@ -1763,17 +1768,21 @@ class Watcher:
         attempt: WatchCycleRecord,
         body: Mapping[str, Any],
         history: Sequence[WatchCycleRecord],
-    ) -> str | None:
+    ) -> dict[str, Any] | None:
         """Why the drift-led ``attempt``, which changed nothing, answers the drift of this
-        cycle's window: the columns it drifted in do not differ from the rows that attempt
-        learnt from (the monitor's tests, the attempt's rows as the reference). Another update
-        would learn from inputs alike and come to the same; None when they differ, or when
-        that cannot be told (the rows are gone, a column is missing).
+        cycle's window (``why``, with its ``cycle``, ``rows`` and ``columns``): the columns
+        the window drifted in do not differ from the labelled rows that attempt learnt from
+        (the monitor's tests, each column's values in those rows as the reference). Another
+        update would learn from inputs alike and come to the same. None when they differ, or
+        when that cannot be told (the rows are gone, no value to compare).
 
         The monitor compares a window with the version's training rows. After a ramp that
         ended, a champion trained on rows from before and during it keeps seeing the inputs
         drift, cycle after cycle, though a model made from the new inputs alone was judged no
-        better: only inputs that move on from those rows are news to an update."""
+        better: only inputs that move on from those rows are news to an update. The values
+        are compared as the monitor reads them: a stray string among numbers is read as
+        empty, and a column's empty cells are left out (a share of nulls is the feed's, and
+        no new inputs to learn from; the data-quality findings say it)."""
         from regrow.monitor.drift_monitor import DriftMonitor as Monitor
         from regrow.monitor.profile import Profile
 
@@ -1784,24 +1793,44 @@ class Watcher:
         if not train or not columns:
             return None
         key = (str(train), columns)
+        compared: list[str] = []
         try:
             if self._learnt is None or self._learnt[0] != key:
                 rows = self.ws.frame(train, columns=list(columns))
-                self._learnt = (key, Monitor(Profile.of(rows), seed=0))
+                rows = _with_numbers(rows, _strays(rows))
+                monitors = {
+                    c: Monitor(Profile.of(rows[[c]].dropna()), seed=0)
+                    for c in columns
+                    if rows[c].notna().any()
+                }
+                self._learnt = (key, monitors, len(rows))
             now = self.ws.frame(body["window"]["snapshot"], columns=list(columns))
-            report = self._learnt[1].check(now)
+            now = _with_numbers(now, _strays(now))
+            for column, monitor in self._learnt[1].items():
+                values = now[[column]].dropna()
+                if values.empty:  # no value to compare: the other columns tell
+                    continue
+                if monitor.check(values).drifted_columns:
+                    return None
+                compared.append(column)
         except (RegrowError, KeyError, ValueError):  # stored rows gone, a column missing
             return None
-        if report.drifted_columns:
+        if not compared:
             return None
-        reference = self._learnt[1].reference.rows
-        return (
-            f"the inputs of {', '.join(members)} ({', '.join(columns)}) do not differ from the "
-            f"{reference:,} rows the update of cycle {attempt.number} learnt from, and it "
-            f"changed nothing ({_outcome(attempt, history)}): another would learn "
-            "from inputs alike; a drift-led update waits until they move on (the SLA forecast "
-            "and the members' losses still act)"
-        )
+        learnt = self._learnt[2]
+        made = "learnt from" if (attempt.body.get("run") or {}).get("candidate") else "planned on"
+        return {
+            "why": (
+                f"the inputs of {', '.join(members)} ({', '.join(compared)}) do not differ from "
+                f"the {learnt:,} labelled rows cycle {attempt.number}'s attempt {made}, and "
+                f"that attempt changed nothing ({_outcome(attempt, history)}): another would "
+                "learn from inputs alike; a drift-led update waits until they move on (the SLA "
+                "forecast still acts)"
+            ),
+            "cycle": attempt.number,
+            "rows": learnt,
+            "columns": compared,
+        }
 
     def _plan(self, body: dict[str, Any], window: Window | None) -> dict[str, Any]:
         ref = body.get("version") or f"{self.system}@{self.alias}"
