@@ -1798,8 +1798,11 @@ class Watcher:
             if self._learnt is None or self._learnt[0] != key:
                 rows = self.ws.frame(train, columns=list(columns))
                 rows = _with_numbers(rows, _strays(rows))
+                # one test per column, the false discoveries of the family bounded as the
+                # monitor's are (Bonferroni over its columns)
+                fdr = 0.05 / len(columns)
                 monitors = {
-                    c: Monitor(Profile.of(rows[[c]].dropna()), seed=0)
+                    c: Monitor(Profile.of(rows[[c]].dropna()), seed=0, fdr=fdr)
                     for c in columns
                     if rows[c].notna().any()
                 }
