@@ -1116,6 +1116,10 @@ def test_a_drift_led_update_waits_for_inputs_that_move_on_from_a_fruitless_attem
         cycles = watcher.run(once=True)
     decisions = [c.body["decision"] for c in cycles]
     assert [d["act"] for d in decisions] == [True, False, False, False, False]
+    assert decisions[0]["because"][0].startswith(
+        "the inputs of geo drifted in this cycle (geo reads distance_km, network_quality (1 "
+        "cycle in a row))"
+    )
     assert "cooling down" in decisions[1]["not_acting"][-1]
     learnt = cycles[0].body["window"]["train_rows"]
     for later in decisions[3:]:

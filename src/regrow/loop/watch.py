@@ -1549,11 +1549,17 @@ class Watcher:
             lasting = [m for m, n in runs.items() if n >= rules.persistence]
             if lasting:
                 seen = "; ".join(
-                    f"{m} reads {', '.join(moved[m])} ({runs[m]} cycles in a row)" for m in lasting
+                    f"{m} reads {', '.join(moved[m])} ({_count(runs[m], 'cycle')} in a row)"
+                    for m in lasting
                 )
                 act.append(
-                    f"the inputs of {', '.join(lasting)} drifted in {rules.persistence} or more "
-                    f"cycles in a row ({seen}): refreshing before the SLA is threatened"
+                    f"the inputs of {', '.join(lasting)} drifted in "
+                    + (
+                        f"{rules.persistence} or more cycles in a row"
+                        if rules.persistence > 1
+                        else "this cycle"
+                    )
+                    + f" ({seen}): refreshing before the SLA is threatened"
                 )
                 trigger = "inputs"
             else:
@@ -1569,7 +1575,8 @@ class Watcher:
             hold.append(
                 f"the window lacks column(s) the model reads ({gone}): an update would learn "
                 "from a broken feed; fix the feed, or bridge a renamed column with "
-                "`regrow adapters propose SNAPSHOT --system SYSTEM`"
+                f"`regrow adapters propose {str(body['window'].get('snapshot'))[:12]} "
+                f"--system {self.system}`"
             )
             act = []
         adopt: dict[str, Any] | None = None
