@@ -235,7 +235,7 @@ def _stack(
     in one cell: read as text) is read as numbers where most rows hold numbers there, its
     stray cells as nulls (set aside downstream like any null, as `regrow monitor` sets
     aside such a row), and said so: one cell does not throw away a file's labelled rows. So is
-    a column of times with a few stray strings (:func:`_stray_times`). A window with a stray
+    a column of times with a few stray strings (:func:`_strays`). A window with a stray
     string itself does not throw away the clean labelled rows before it."""
     kept = [(n, p) for n, p in parts if p is not None and len(p)]
     if like is None or not kept:
@@ -273,77 +273,65 @@ def _stack(
 _SHOWN = 3
 
 
-def _stray_numbers(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
-    """The text columns of ``frame`` that hold numbers written as text in most of their
-    values (:data:`~regrow.data.quality.NUMBER_TEXT`) and a few other strings: each as
-    numbers (the strays null), with the stray values (indexed by row). A column of words, or
-    of no stray value, is not one."""
-    from regrow.data.quality import NUMBER_TEXT
-
+def _strays(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """The text columns of ``frame`` that hold numbers written as text
+    (:data:`~regrow.data.quality.NUMBER_TEXT`), else ISO 8601 times (as `regrow snapshot
+    create` reads a CSV's times), in most of their values, and a few other strings: each read
+    as numbers or times (the strays null), with the stray values (indexed by row). A column
+    of words, or of no stray value, is not one. One ``'oops'`` among a file's times made its
+    time column text, and the clean files before it were left out for holding times."""
     found: dict[str, tuple[pd.Series, pd.Series]] = {}
     for column in frame.columns:
         series = frame[column]
         if not isinstance(column, str) or _kind(series) != "text":
             continue
         values = series.dropna()
-        sample = values.iloc[:1000]  # a cheap look first: a column of words costs no more
-        if pd.api.types.infer_dtype(sample, skipna=True) != "string":
-            continue
-        if int(sample.str.match(NUMBER_TEXT).sum()) * 2 < len(sample):
-            continue
-        if pd.api.types.infer_dtype(values, skipna=True) != "string":
-            continue
-        numeric = values.str.match(NUMBER_TEXT).astype(bool)
-        stray = values[~numeric]
-        if len(stray) == 0 or len(stray) * 2 > len(values):
-            continue
-        as_numbers = pd.to_numeric(
-            series.where(numeric.reindex(series.index, fill_value=False)), errors="coerce"
-        )
-        found[column] = (as_numbers, stray)
-    return found
-
-
-def _stray_times(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
-    """The text columns of ``frame`` that hold ISO 8601 times in most of their values (as
-    `regrow snapshot create` reads a CSV's times) and a few other strings: each as times (the
-    strays null), with the stray values (indexed by row), as :func:`_stray_numbers`. One
-    ``'oops'`` among a file's times made its time column text, and the clean files before it
-    were left out of the labelled rows for holding times."""
-    import warnings
-
-    found: dict[str, tuple[pd.Series, pd.Series]] = {}
-    for column in frame.columns:
-        series = frame[column]
-        if not isinstance(column, str) or _kind(series) != "text":
-            continue
-        values = series.dropna()
+        # a cheap look first: a column of words costs no more
         if pd.api.types.infer_dtype(values.iloc[:1000], skipna=True) != "string":
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a column of words: no format to infer
-            # a cheap look first (a column of words costs little), then a larger one
-            if not all(_mostly_times(values.iloc[:head]) for head in (20, 1000)):
-                continue
-            as_times = pd.to_datetime(series, format="ISO8601", errors="coerce")
-        stray = values[as_times.loc[values.index].isna()]
-        if len(stray) == 0 or len(stray) * 2 > len(values):
-            continue
-        found[column] = (as_times, stray)
+        for reader in (_as_numbers, _as_times):
+            read = reader(series, values)
+            if read is not None and len(read[1]) > 0 and len(read[1]) * 2 <= len(values):
+                found[column] = read
+                break
     return found
+
+
+def _as_numbers(series: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """``series`` (text) read as numbers, and its values that are not numbers; None when
+    fewer than half of ``values`` (its non-null strings) are."""
+    from regrow.data.quality import NUMBER_TEXT
+
+    sample = values.iloc[:1000]
+    if int(sample.str.match(NUMBER_TEXT).sum()) * 2 < len(sample):
+        return None
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return None
+    numeric = values.str.match(NUMBER_TEXT).astype(bool)
+    as_numbers = pd.to_numeric(
+        series.where(numeric.reindex(series.index, fill_value=False)), errors="coerce"
+    )
+    return as_numbers, values[~numeric]
+
+
+def _as_times(series: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """``series`` (text) read as ISO 8601 times, and its values that are not times; None when
+    fewer than half of ``values`` (its non-null strings) are."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a column of words: no format to infer
+        # a cheap look first (a column of words costs little), then a larger one
+        if not all(_mostly_times(values.iloc[:head]) for head in (20, 1000)):
+            return None
+        as_times = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    return as_times, values[as_times.loc[values.index].isna()]
 
 
 def _mostly_times(values: pd.Series) -> bool:
     """Whether most of ``values`` (strings) read as ISO 8601 times."""
     parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
     return int(parsed.notna().sum()) * 2 >= len(parsed)
-
-
-def _strays(frame: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]]:
-    """:func:`_stray_numbers` and :func:`_stray_times` of ``frame``."""
-    numbers = _stray_numbers(frame)
-    rest = frame.drop(columns=list(numbers)) if numbers else frame
-    return {**numbers, **_stray_times(rest)}
 
 
 def _with_numbers(
